@@ -1,0 +1,175 @@
+"""The ``plscope`` command line.
+
+The CLI only parses arguments, configures logging and reports; all work is
+done by :mod:`plscope.pipeline` and :mod:`plscope.sim`. Expected failures
+(bad input) end with one line on stderr and a non-zero exit code, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import PlscopeError
+
+logger = logging.getLogger("plscope")
+
+#: exit codes
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def _float_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _shape(text: str) -> tuple[int, int]:
+    try:
+        rows, cols = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ROWSxCOLS such as 160x160, got {text!r}") from None
+    return rows, cols
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="plscope",
+        description="Single-particle PL microscopy under switched electric fields: "
+        "sizes, polarization/recovery kinetics, switching efficiency, ion mobility.",
+    )
+    parser.add_argument("--version", action="version", version=f"plscope {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="analyse one run folder",
+                         description="Analyse one run folder (experiment.toml + movie + DAQ log) "
+                         "and write summary.json, particles.csv, kinetics.csv and report.html.")
+    run.add_argument("run_dir", type=Path, help="run folder holding experiment.toml")
+    run.add_argument("--out", type=Path, required=True, help="output folder (created; replaced when complete)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    sim = sub.add_parser("simulate", help="write a simulated run folder with ground truth",
+                         description="Write a simulated imaging run folder (movie.tif, daq.csv, "
+                         "experiment.toml) plus ground_truth.json, with the physics of "
+                         "Chem. Sci. 2025, 16, 22417 and the nuisances of real rigs.")
+    sim.add_argument("out_dir", type=Path, help="folder to write (created)")
+    sim.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sim.add_argument("--particles", type=int, help="number of particles")
+    sim.add_argument("--fields", type=_float_list, metavar="E1,E2,...",
+                     help="field levels in kV/cm, in the order applied (default 90,110,130)")
+    sim.add_argument("--cycles", type=int, help="cycles per field level")
+    sim.add_argument("--period", type=float, help="square-wave period in s")
+    sim.add_argument("--frame-rate", type=float, help="camera frame rate in Hz")
+    sim.add_argument("--mobility", type=float, help="mean ion mobility in cm^2/(V s)")
+    sim.add_argument("--temperature", type=float, help="temperature in K")
+    sim.add_argument("--shape", type=_shape, metavar="ROWSxCOLS", help="image size in pixels")
+    sim.add_argument("--clean", action="store_true",
+                     help="switch every nuisance off (noise, drift, blinking, bleaching, DAQ quirks)")
+    for name in ("noise", "drift", "blinking", "bleaching"):
+        sim.add_argument(f"--no-{name}", action="store_true", help=f"switch {name} off")
+    return parser
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("plscope: %(levelname)s: %(message)s"))
+    root = logging.getLogger("plscope")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import run_imaging
+
+    t0 = time.perf_counter()
+    result = run_imaging(args.run_dir, args.out, progress=not (args.no_progress or args.quiet),
+                         command_line=sys.argv)
+    s = result.summary
+    if not args.quiet:
+        mu = s.get("ion_mobility_cm2_per_Vs")
+        d = s.get("diffusion_coefficient_cm2_per_s")
+        print(f"{args.run_dir}: {s['n_particles']} particles, {s['n_frames']} frames, "
+              f"fields {s['fields_kV_per_cm']} kV/cm")
+        if mu is not None:
+            print(f"  ion mobility {mu:.3g} ± {s.get('ion_mobility_std_cm2_per_Vs') or float('nan'):.2g} cm^2/(V s)"
+                  f", D = {d:.3g} cm^2/s")
+        for w in s.get("warnings", []):
+            print(f"  warning: {w}")
+        print(f"  wrote {args.out}/ (summary.json, particles.csv, kinetics.csv, report.html) "
+              f"in {time.perf_counter() - t0:.1f} s")
+    return EXIT_OK
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .sim import ImagingSimParams, simulate_imaging_run
+
+    params = ImagingSimParams()
+    if args.clean:
+        params = params.clean()
+    changes = {
+        "n_particles": args.particles,
+        "fields_kV_per_cm": args.fields,
+        "cycles_per_level": args.cycles,
+        "period_s": args.period,
+        "frame_rate_hz": args.frame_rate,
+        "mobility_cm2_per_Vs": args.mobility,
+        "temperature_K": args.temperature,
+        "image_shape": args.shape,
+    }
+    for name in ("noise", "drift", "blinking", "bleaching"):
+        if getattr(args, f"no_{name}"):
+            changes[name] = False
+    params = dataclasses.replace(params, **{k: v for k, v in changes.items() if v is not None})
+    t0 = time.perf_counter()
+    truth = simulate_imaging_run(args.out_dir, params, seed=args.seed, progress=not args.quiet)
+    if not args.quiet:
+        print(f"wrote simulated run {args.out_dir}/ ({truth['n_frames']} frames, "
+              f"{len(truth['particles'])} particles, fields {truth['fields_kV_per_cm']} kV/cm, "
+              f"mu = {truth['mobility_mean_cm2_per_Vs']:.3g} cm^2/(V s)) in {time.perf_counter() - t0:.1f} s")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``plscope`` console script.
+
+    Returns
+    -------
+    int
+        0 on success, 1 when some work failed, 2 on bad input or usage.
+    """
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    _configure_logging(args.verbose, args.quiet)
+    commands = {"run": _cmd_run, "simulate": _cmd_simulate}
+    try:
+        return commands[args.command](args)
+    except PlscopeError as exc:
+        print(f"plscope: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("plscope: interrupted; no partial results were kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Provenance: versions, configuration and input checksums of a run."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+#: distributions whose versions are recorded
+DEPENDENCIES = ("numpy", "scipy", "pandas", "tifffile", "scikit-image", "trackpy",
+                "lmfit", "dask", "matplotlib")
+
+
+def sha256_file(path: str | os.PathLike, *, block_bytes: int = 8 << 20) -> str:
+    """SHA-256 of a file, read in blocks (memory does not grow with size)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block_bytes):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in ("plscope", *DEPENDENCIES):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:  # pragma: no cover
+            out[name] = "not installed"
+    return out
+
+
+def provenance(*, inputs: Iterable[str | os.PathLike], config: dict[str, Any],
+               started: _dt.datetime, command_line: Sequence[str] | None = None) -> dict[str, Any]:
+    """Provenance record written into summary.json.
+
+    Parameters
+    ----------
+    inputs : iterable of path-like
+        Every input file (experiment.toml, movie files, DAQ log, ...).
+    config : dict
+        The resolved configuration (experiment and analysis settings).
+    started : datetime
+        When the run started (UTC).
+    command_line : sequence of str, optional
+    """
+    files = {}
+    for p in inputs:
+        p = Path(p)
+        files[str(p)] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+    return {
+        "versions": package_versions(),
+        "platform": platform.platform(),
+        "config": config,
+        "inputs": files,
+        "started_utc": started.isoformat(timespec="seconds"),
+        "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command_line": list(command_line) if command_line is not None else list(sys.argv),
+    }
