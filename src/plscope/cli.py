@@ -21,6 +21,10 @@ from .errors import PlscopeError
 
 logger = logging.getLogger("plscope")
 
+#: nuisance switches of the simulator (kept here so that --help needs no heavy import)
+_NUISANCES = ("camera_offset", "noise", "drift", "blinking", "bleaching", "daq_lead", "extra_ttl",
+              "voltage_noise", "aux_channel")
+
 #: exit codes
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -76,10 +80,16 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--mobility", type=float, help="mean ion mobility in cm^2/(V s)")
     sim.add_argument("--temperature", type=float, help="temperature in K")
     sim.add_argument("--shape", type=_shape, metavar="ROWSxCOLS", help="image size in pixels")
+    sim.add_argument("--size-range", type=_float_list, metavar="MIN,MAX",
+                     help="particle side lengths in nm (default 400,1300)")
+    sim.add_argument("--pixel-size", type=float, help="pixel size in the sample plane, nm")
+    sim.add_argument("--psf-sigma", type=float, help="PSF standard deviation, nm")
+    sim.add_argument("--exposure", type=float, help="exposure time per frame, s")
     sim.add_argument("--clean", action="store_true",
                      help="switch every nuisance off (noise, drift, blinking, bleaching, DAQ quirks)")
-    for name in ("noise", "drift", "blinking", "bleaching"):
-        sim.add_argument(f"--no-{name}", action="store_true", help=f"switch {name} off")
+    for name in _NUISANCES:
+        flag = name.replace("_", "-")
+        sim.add_argument(f"--no-{flag}", action="store_true", help=f"switch the {name.replace('_', ' ')} off")
     return parser
 
 
@@ -133,7 +143,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         "temperature_K": args.temperature,
         "image_shape": args.shape,
     }
-    for name in ("noise", "drift", "blinking", "bleaching"):
+    changes.update(size_range_nm=args.size_range, pixel_size_nm=args.pixel_size,
+                   psf_sigma_nm=args.psf_sigma, exposure_s=args.exposure)
+    for name in _NUISANCES:
         if getattr(args, f"no_{name}"):
             changes[name] = False
     params = dataclasses.replace(params, **{k: v for k, v in changes.items() if v is not None})
