@@ -1,0 +1,22 @@
+"""Synchronization: TTL edges, frame times, field levels and ON/OFF cycles.
+
+All functions here are pure (arrays in, arrays or tidy DataFrames out);
+reading the DAQ log is :func:`plscope.io.read_daq`.
+"""
+
+from .edges import PULSE_COLUMNS, ttl_pulses
+from .field import (CYCLE_COLUMNS, SEGMENT_COLUMNS, cycles_from_segments, field_kV_per_cm,
+                    field_segments)
+from .frames import FrameTiming, frame_timing
+
+__all__ = [
+    "CYCLE_COLUMNS",
+    "PULSE_COLUMNS",
+    "SEGMENT_COLUMNS",
+    "FrameTiming",
+    "cycles_from_segments",
+    "field_kV_per_cm",
+    "field_segments",
+    "frame_timing",
+    "ttl_pulses",
+]

@@ -1,0 +1,300 @@
+"""Electric field from the recorded function-generator voltage.
+
+The field between the electrodes is ``|V| * amplifier_gain / electrode_gap``
+(``shared/spec/run-folder.md``). Field levels are measured from the log, not
+declared: :func:`field_segments` finds every field-ON interval, its field,
+sign and level cluster; :func:`cycles_from_segments` turns them into ON/OFF
+cycles for the kinetics.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SyncError
+from .edges import as_time_series, hysteresis_state, noise_sigma, robust_extremes
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CYCLE_COLUMNS", "SEGMENT_COLUMNS", "cycles_from_segments", "field_kV_per_cm",
+           "field_segments"]
+
+SEGMENT_COLUMNS = ("segment", "start_s", "end_s", "field_kV_per_cm", "sign", "level",
+                   "level_kV_per_cm")
+CYCLE_COLUMNS = ("cycle", "level", "field_kV_per_cm", "sign", "on_start_s", "on_end_s",
+                 "off_end_s")
+
+#: Hysteresis thresholds as fractions of the smallest clear plateau above OFF.
+OFF_FRACTION = 0.25
+ON_FRACTION = 0.5
+#: Fraction of a segment's duration left out at each end when measuring its field.
+EDGE_FRACTION = 0.05
+_MIN_SWING_SIGMA = 10.0
+
+
+def _check_positive(name: str, value: float) -> float:
+    value = float(value)
+    if not (value > 0 and np.isfinite(value)):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return value
+
+
+def field_kV_per_cm(voltage_V: np.ndarray | float, *, amplifier_gain: float,
+                    electrode_gap_um: float) -> np.ndarray:
+    """Field magnitude between the electrodes, in kV/cm.
+
+    Parameters
+    ----------
+    voltage_V : array_like
+        Recorded function-generator voltage (before the amplifier), volts.
+    amplifier_gain : float
+        Electrode volts per recorded volt.
+    electrode_gap_um : float
+        Electrode gap in micrometres.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``|V| * gain / gap``; e.g. 6.5 V x 20 over 10 um = 130 kV/cm.
+    """
+    gain = _check_positive("amplifier_gain", amplifier_gain)
+    gap_cm = _check_positive("electrode_gap_um", electrode_gap_um) * 1e-4
+    return np.abs(np.asarray(voltage_V, dtype=np.float64)) * gain / gap_cm * 1e-3
+
+
+def _empty_segments() -> pd.DataFrame:
+    out = pd.DataFrame({
+        "segment": pd.Series(dtype=np.int64), "start_s": pd.Series(dtype=np.float64),
+        "end_s": pd.Series(dtype=np.float64), "field_kV_per_cm": pd.Series(dtype=np.float64),
+        "sign": pd.Series(dtype=np.int64), "level": pd.Series(dtype=np.int64),
+        "level_kV_per_cm": pd.Series(dtype=np.float64)})
+    out.attrs["warnings"] = ()
+    return out
+
+
+def _lowest_plateau(values: np.ndarray, floor: float, top: float, min_count: int,
+                    tolerance: float) -> float | None:
+    """Median of the lowest cluster of ``values`` above ``floor`` with enough samples."""
+    cand = values[values > floor]
+    if cand.size == 0:
+        return None
+    width = np.log1p(max(tolerance, 1e-3) / 2)
+    n_bins = max(1, int(np.ceil(np.log(top / floor) / width)) + 1)
+    edges = floor * np.exp(width * np.arange(n_bins + 1))
+    counts, _ = np.histogram(cand, bins=edges)
+    full = np.flatnonzero(counts >= min_count)
+    if full.size == 0:
+        return None
+    lo = edges[full[0]]
+    window = cand[(cand >= lo) & (cand <= lo * (1 + 2 * max(tolerance, 1e-3)))]
+    return float(np.median(window))
+
+
+def _interior_median(t: np.ndarray, e: np.ndarray, start: float, end: float) -> float:
+    pad = EDGE_FRACTION * (end - start)
+    a, b = np.searchsorted(t, [start + pad, end - pad])
+    if b <= a:
+        a, b = np.searchsorted(t, [start, end])
+        b = max(b, a + 1)
+    return float(np.median(e[a:b]))
+
+
+def _edge_time(t: np.ndarray, e: np.ndarray, level: float, a: int, b: int,
+               rising: bool) -> float:
+    """Interpolated crossing of ``level`` at the start (rising) or end of samples a:b."""
+    seg = e[a:b] >= level
+    if not seg.any():
+        return float(t[a] if rising else t[b - 1])
+    if rising:
+        i = a + int(np.argmax(seg))
+        if i == 0:
+            return float(t[0])
+        x0, x1, t0, t1 = e[i - 1], e[i], t[i - 1], t[i]
+    else:
+        i = a + int(seg.size - 1 - np.argmax(seg[::-1]))
+        if i >= t.size - 1:
+            return float(t[-1])
+        x0, x1, t0, t1 = e[i], e[i + 1], t[i], t[i + 1]
+    frac = 0.0 if x1 == x0 else float(np.clip((level - x0) / (x1 - x0), 0.0, 1.0))
+    return float(t0 + frac * (t1 - t0))
+
+
+def _cluster_levels(fields: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """Level index (ascending) of each field and the mean field of each level."""
+    order = np.argsort(fields, kind="stable")
+    f = fields[order]
+    rel_gap = np.diff(f) / np.maximum(f[:-1], np.finfo(float).tiny)
+    cluster_sorted = np.concatenate(([0], np.cumsum(rel_gap > tolerance)))
+    level = np.empty(fields.size, np.int64)
+    level[order] = cluster_sorted
+    means = np.array([fields[level == k].mean() for k in range(int(cluster_sorted[-1]) + 1)])
+    return level, means
+
+
+def field_segments(time_s: np.ndarray, voltage_V: np.ndarray, *, amplifier_gain: float,
+                   electrode_gap_um: float, min_duration_s: float = 0.5,
+                   level_tolerance: float = 0.05, source: str = "") -> pd.DataFrame:
+    """Field-ON segments of a recorded function-generator voltage.
+
+    ON/OFF is decided by hysteresis on ``|E|``: the OFF level is the robust
+    low (1st percentile), the smallest clear plateau above it sets the
+    thresholds (OFF below 25 %, ON above 50 % of the way to it), so stepped
+    levels and noise of a few percent do not split or merge segments. A
+    change of sign splits a segment. ON pieces of the same sign and level
+    separated by an OFF dropout shorter than ``min_duration_s`` are joined;
+    ON pieces shorter than ``min_duration_s`` are glitches and dropped.
+
+    Parameters
+    ----------
+    time_s, voltage_V : array_like, shape (n,)
+        DAQ time (s, strictly increasing) and recorded voltage (V).
+    amplifier_gain, electrode_gap_um : float
+        See :func:`field_kV_per_cm`.
+    min_duration_s : float, optional
+        Shortest real ON segment (and shortest real OFF gap between two
+        segments of the same level and sign).
+    level_tolerance : float, optional
+        Segment fields closer than this relative gap belong to one level.
+    source : str, optional
+        File or channel name used in messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per ON segment, in time order: ``segment`` (0, 1, ...),
+        ``start_s``, ``end_s`` (edges interpolated at half the segment's
+        field), ``field_kV_per_cm`` (median ``|E|`` over the segment without
+        5 % at each end), ``sign`` (+1/-1), ``level`` (index of the level
+        cluster, ascending by field), ``level_kV_per_cm`` (mean field of the
+        cluster). Empty (same columns) when the field is never ON.
+        ``attrs["warnings"]`` holds recoverable oddities (a segment cut by
+        the start or end of the record, no OFF level), which are also logged.
+    """
+    t, v = as_time_series(time_s, voltage_V, source=source, what="voltage")
+    min_duration_s = _check_positive("min_duration_s", min_duration_s)
+    level_tolerance = _check_positive("level_tolerance", level_tolerance)
+    e_signed = field_kV_per_cm(v, amplifier_gain=amplifier_gain,
+                               electrode_gap_um=electrode_gap_um) * np.sign(v)
+    e = np.abs(e_signed)
+    sigma = noise_sigma(e)
+    top = robust_extremes(e)[1]
+    e_off = float(np.percentile(e, 1))
+    warnings: list[str] = []
+    if e_off > 0.2 * top:
+        warnings.append(f"|E| never drops below {e_off:.4g} kV/cm (max {top:.4g}): no field-OFF "
+                        "level in the record; taking OFF as 0 kV/cm")
+        e_off = 0.0
+    if not top - e_off > max(_MIN_SWING_SIGMA * sigma, 0.0):
+        logger.info("%s: field never switches on (|E| %.4g to %.4g kV/cm)", source, e_off, top)
+        return _empty_segments()
+
+    dt = float(np.median(np.diff(t)))
+    floor = e_off + max(8 * sigma, 0.05 * (top - e_off))
+    min_count = max(3, int(0.25 * min_duration_s / dt))
+    plateau = _lowest_plateau(e, floor, top * 1.01, min_count, level_tolerance)
+    if plateau is None:
+        logger.info("%s: no field plateau lasting %g s", source, min_duration_s)
+        return _empty_segments()
+    th_off = e_off + OFF_FRACTION * (plateau - e_off)
+    th_on = e_off + ON_FRACTION * (plateau - e_off)
+
+    on = hysteresis_state(e, th_off, th_on)
+    key = np.where(on, np.where(e_signed >= 0, 1, -1), 0)
+    bounds = np.flatnonzero(key[1:] != key[:-1]) + 1
+    run_start = np.concatenate(([0], bounds))
+    run_stop = np.append(bounds, key.size)
+    keep = key[run_start] != 0
+    runs = list(zip(run_start[keep].tolist(), run_stop[keep].tolist(),
+                    key[run_start[keep]].tolist()))
+
+    # measure each ON run, join same-level pieces split by short dropouts
+    pieces: list[dict] = []
+    for a, b, sign in runs:
+        field = float(np.median(e[a:b]))
+        half = 0.5 * (e_off + field)
+        p = {"a": a, "b": b, "sign": sign,
+             "start_s": _edge_time(t, e, half, max(a - 1, 0), b, rising=True),
+             "end_s": _edge_time(t, e, half, a, min(b + 1, e.size), rising=False)}
+        p["field"] = _interior_median(t, e, p["start_s"], p["end_s"])
+        prev = pieces[-1] if pieces else None
+        if (prev is not None and prev["sign"] == sign
+                and p["start_s"] - prev["end_s"] < min_duration_s
+                and abs(p["field"] - prev["field"]) <= level_tolerance * min(p["field"],
+                                                                              prev["field"])):
+            prev["b"], prev["end_s"] = b, p["end_s"]
+            prev["field"] = _interior_median(t, e, prev["start_s"], prev["end_s"])
+        else:
+            pieces.append(p)
+    n_pieces = len(pieces)
+    pieces = [p for p in pieces if p["end_s"] - p["start_s"] >= min_duration_s]
+    if n_pieces - len(pieces):
+        logger.debug("%s: %d ON glitch(es) shorter than %g s dropped", source,
+                     n_pieces - len(pieces), min_duration_s)
+    if not pieces:
+        return _empty_segments()
+    for where, cut in (("start", pieces[0]["a"] == 0), ("end", pieces[-1]["b"] == e.size)):
+        if cut:
+            warnings.append(f"the field is ON at the {where} of the record; that segment is "
+                            "cut short")
+
+    fields = np.array([p["field"] for p in pieces])
+    level, means = _cluster_levels(fields, level_tolerance)
+    out = pd.DataFrame({
+        "segment": np.arange(len(pieces), dtype=np.int64),
+        "start_s": [p["start_s"] for p in pieces],
+        "end_s": [p["end_s"] for p in pieces],
+        "field_kV_per_cm": fields,
+        "sign": np.array([p["sign"] for p in pieces], dtype=np.int64),
+        "level": level,
+        "level_kV_per_cm": means[level],
+    }, columns=list(SEGMENT_COLUMNS))
+    out.attrs["warnings"] = tuple(warnings)
+    for w in warnings:
+        logger.warning("%s: %s", source or "voltage", w)
+    logger.debug("%s: %d field-ON segments, levels %s kV/cm (OFF %.3g, thresholds %.3g/%.3g)",
+                 source, len(out), np.round(means, 2).tolist(), e_off, th_off, th_on)
+    return out
+
+
+def cycles_from_segments(segments: pd.DataFrame, *, record_end_s: float) -> pd.DataFrame:
+    """ON/OFF cycles: each ON segment followed by the OFF time until the next.
+
+    Parameters
+    ----------
+    segments : pandas.DataFrame
+        From :func:`field_segments`.
+    record_end_s : float
+        End of the record (or of the movie): the OFF part of the last cycle
+        ends there.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per ON segment: ``cycle`` (0, 1, ...), ``level``,
+        ``field_kV_per_cm`` (the level's mean field), ``sign``,
+        ``on_start_s``, ``on_end_s``, ``off_end_s`` (next segment's start,
+        or ``record_end_s`` for the last).
+    """
+    missing = [c for c in ("start_s", "end_s", "sign", "level", "level_kV_per_cm")
+               if c not in segments.columns]
+    if missing:
+        raise ValueError(f"segments lacks column(s) {missing}; use plscope.sync.field_segments")
+    seg = segments.sort_values("start_s", kind="stable")
+    start = seg["start_s"].to_numpy(np.float64)
+    end = seg["end_s"].to_numpy(np.float64)
+    if start.size and not record_end_s >= end[-1]:
+        raise SyncError(None, f"record_end_s={record_end_s!r} is before the end of the last "
+                              f"field segment ({end[-1]!r} s)")
+    off_end = np.append(start[1:], float(record_end_s)) if start.size else np.empty(0)
+    return pd.DataFrame({
+        "cycle": np.arange(start.size, dtype=np.int64),
+        "level": seg["level"].to_numpy(np.int64),
+        "field_kV_per_cm": seg["level_kV_per_cm"].to_numpy(np.float64),
+        "sign": seg["sign"].to_numpy(np.int64),
+        "on_start_s": start,
+        "on_end_s": end,
+        "off_end_s": off_end,
+    }, columns=list(CYCLE_COLUMNS))
