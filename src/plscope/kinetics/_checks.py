@@ -1,0 +1,66 @@
+"""Input checks shared by the kinetics modules (structure only, never data quality).
+
+Structural problems (arrays of different lengths, missing table columns) are
+programming errors of the caller and raise :class:`KineticsInputError`.
+Poor *data* (NaN, flat traces, too few cycles) never raises: it is returned
+as flagged results.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import PlscopeError
+
+CYCLE_COLUMNS = ("cycle", "level", "field_kV_per_cm", "sign", "on_start_s", "on_end_s", "off_end_s")
+"""Columns of the per-cycle table produced by :mod:`plscope.sync`."""
+
+
+class KineticsInputError(PlscopeError):
+    """Arrays or tables handed to :mod:`plscope.kinetics` have the wrong structure."""
+
+
+def as_1d_float(name: str, values, *, length: int | None = None) -> np.ndarray:
+    """Return ``values`` as a 1-D float array, checking its length."""
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1:
+        raise KineticsInputError(f"{name}: expected a 1-D array, got shape {arr.shape}")
+    if length is not None and arr.size != length:
+        raise KineticsInputError(f"{name}: expected {length} values (one per frame), got {arr.size}")
+    return arr
+
+
+def check_time(time_s) -> np.ndarray:
+    """Frame times: 1-D, finite, strictly increasing."""
+    t = as_1d_float("time_s", time_s)
+    if t.size and not np.all(np.isfinite(t)):
+        raise KineticsInputError("time_s: frame times must be finite (mid-exposure, DAQ clock)")
+    if t.size > 1 and not np.all(np.diff(t) > 0):
+        raise KineticsInputError("time_s: frame times must be strictly increasing")
+    return t
+
+
+def check_exposure(exposure_s: float) -> float:
+    """Exposure time: finite and >= 0."""
+    e = float(exposure_s)
+    if not np.isfinite(e) or e < 0:
+        raise KineticsInputError(f"exposure_s: expected a finite value >= 0, got {exposure_s!r}")
+    return e
+
+
+def check_cycles(cycles: pd.DataFrame) -> pd.DataFrame:
+    """The per-cycle table: required columns present; returned sorted by ``on_start_s``."""
+    if not isinstance(cycles, pd.DataFrame):
+        raise KineticsInputError(f"cycles: expected a pandas DataFrame, got {type(cycles).__name__}")
+    missing = [c for c in CYCLE_COLUMNS if c not in cycles.columns]
+    if missing:
+        raise KineticsInputError(
+            f"cycles: missing column(s) {missing}; expected {list(CYCLE_COLUMNS)}")
+    out = cycles.sort_values("on_start_s", kind="stable").reset_index(drop=True)
+    bad = ~((out["on_start_s"] <= out["on_end_s"]) & (out["on_end_s"] <= out["off_end_s"]))
+    if bool(bad.any()):
+        raise KineticsInputError(
+            "cycles: each row needs on_start_s <= on_end_s <= off_end_s; "
+            f"violated in cycle(s) {out.loc[bad, 'cycle'].tolist()}")
+    return out

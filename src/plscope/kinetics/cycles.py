@@ -1,0 +1,634 @@
+"""Cycle bookkeeping: bleaching correction, switching windows, cycle averaging.
+
+Conventions
+-----------
+- ``time_s`` is the mid-exposure time of each frame on the DAQ clock and
+  ``exposure_s`` the exposure; frame ``k`` integrates over
+  ``[time_s[k] - exposure_s/2, time_s[k] + exposure_s/2]``.
+- A frame belongs to a window ``[a, b]`` only if its whole exposure lies in
+  it; frames whose exposure straddles a switching edge are never used.
+- Times in a switching window are measured from the edge to mid-exposure.
+- The *pre-ON plateau* of a cycle is the last ``plateau_s`` seconds of the
+  field-OFF time before its ON edge (the lead-in for the first cycle). Both
+  the polarization and the recovery curve of a cycle are divided by it, so
+  polarization runs from 1 to ~1 - SE and recovery from ~1 - SE back to 1.
+- Plateau levels are robust means: the mean of the frames within
+  3 x 1.4826 MAD of the median, so a blink (PL x 0.3-0.7 for ~1 s) inside a
+  3 s plateau does not shift the level.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ._checks import KineticsInputError, as_1d_float, check_cycles, check_exposure, check_time
+
+__all__ = [
+    "BleachModel",
+    "SuperposedCycles",
+    "bleach_curve",
+    "cycle_windows",
+    "frames_in_window",
+    "robust_mean",
+    "superpose_cycles",
+    "switching_efficiency_per_cycle",
+]
+
+logger = logging.getLogger(__name__)
+
+_EDGE_EPS_S = 1e-9
+_MAD_TO_SIGMA = 1.4826
+
+
+# --------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------
+
+def robust_mean(values, *, clip: float = 3.0) -> float:
+    """Mean of the finite values within ``clip`` robust sigmas of the median.
+
+    Parameters
+    ----------
+    values : array_like
+        Samples (NaN ignored).
+    clip : float
+        Rejection threshold in units of 1.4826 x MAD.
+
+    Returns
+    -------
+    float
+        NaN when there is no finite value.
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan")
+    if v.size < 3:
+        return float(np.mean(v))
+    med = float(np.median(v))
+    mad = _MAD_TO_SIGMA * float(np.median(np.abs(v - med)))
+    if mad == 0.0:
+        return med
+    keep = np.abs(v - med) <= clip * mad
+    return float(np.mean(v[keep]))
+
+
+def frames_in_window(time_s, start_s, end_s, *, exposure_s: float) -> np.ndarray:
+    """Boolean mask of frames whose whole exposure lies in ``[start_s, end_s]``.
+
+    Parameters
+    ----------
+    time_s : ndarray, shape (n,)
+        Mid-exposure frame times, s.
+    start_s, end_s : float
+        Window, s.
+    exposure_s : float
+        Exposure time, s.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+    """
+    t = np.asarray(time_s, dtype=float)
+    half = 0.5 * float(exposure_s)
+    return (t - half >= start_s - _EDGE_EPS_S) & (t + half <= end_s + _EDGE_EPS_S)
+
+
+def _frame_interval_s(time_s: np.ndarray) -> float:
+    return float(np.median(np.diff(time_s))) if time_s.size > 1 else float("nan")
+
+
+# --------------------------------------------------------------------------
+# windows
+# --------------------------------------------------------------------------
+
+def cycle_windows(cycles: pd.DataFrame, *, plateau_s: float = 3.0,
+                  record_start_s: float = -np.inf) -> pd.DataFrame:
+    """Time windows of every cycle.
+
+    Parameters
+    ----------
+    cycles : DataFrame
+        One row per field-ON segment (``cycle, level, field_kV_per_cm, sign,
+        on_start_s, on_end_s, off_end_s``).
+    plateau_s : float
+        Length of the plateaus used as stable levels, s.
+    record_start_s : float
+        Start of the record (limits the lead-in plateau of the first cycle).
+
+    Returns
+    -------
+    DataFrame
+        The cycle columns plus ``off_start_s`` (start of the field-OFF time
+        before the ON edge: previous ``on_end_s`` or ``record_start_s``),
+        ``bright_start_s, bright_end_s`` (pre-ON plateau),
+        ``quenched_start_s, quenched_end_s`` (last ``plateau_s`` of the ON
+        window), ``pol_start_s, pol_end_s`` (= ON window) and
+        ``rec_start_s, rec_end_s`` (= following OFF window). Sorted by
+        ``on_start_s``.
+    """
+    c = check_cycles(cycles).copy()
+    prev_end = c["on_end_s"].shift(1).to_numpy(dtype=float, copy=True)
+    if prev_end.size:
+        prev_end[0] = record_start_s
+    c["off_start_s"] = prev_end
+    c["bright_end_s"] = c["on_start_s"]
+    c["bright_start_s"] = np.maximum(c["on_start_s"] - plateau_s, c["off_start_s"])
+    c["quenched_end_s"] = c["on_end_s"]
+    c["quenched_start_s"] = np.maximum(c["on_end_s"] - plateau_s, c["on_start_s"])
+    c["pol_start_s"] = c["on_start_s"]
+    c["pol_end_s"] = c["on_end_s"]
+    c["rec_start_s"] = c["on_end_s"]
+    c["rec_end_s"] = c["off_end_s"]
+    return c
+
+
+# --------------------------------------------------------------------------
+# bleaching
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BleachModel:
+    """Multiplicative photobleaching ``b(t) = exp(-k (t - t0))``, ``b(t0) = 1``.
+
+    Call it with times to get the factor to divide out:
+    ``intensity / model(time_s)``.
+
+    Attributes
+    ----------
+    rate_per_s : float
+        ``k``, s^-1 (positive for bleaching; 0 when no correction is made).
+    rate_err_per_s : float
+        Standard error of ``k`` (NaN when it cannot be estimated).
+    t0_s : float
+        Reference time (first frame), s.
+    n_plateaus : int
+        Plateaus used in the fit (after rejection).
+    n_rejected : int
+        Plateaus rejected as outliers.
+    success : bool
+        False when the fit was impossible; the model is then 1 everywhere.
+    flags : tuple of str
+        'too_few_plateaus', 'nonpositive_plateau', 'plateaus_rejected'.
+    message : str
+    """
+
+    rate_per_s: float
+    rate_err_per_s: float
+    t0_s: float
+    n_plateaus: int
+    n_rejected: int = 0
+    success: bool = True
+    flags: tuple[str, ...] = ()
+    message: str = ""
+
+    def __call__(self, time_s) -> np.ndarray:
+        """Relative PL level ``exp(-k (t - t0))`` at ``time_s`` (1 if the fit failed)."""
+        t = np.asarray(time_s, dtype=float)
+        k = self.rate_per_s if (self.success and np.isfinite(self.rate_per_s)) else 0.0
+        return np.exp(-k * (t - self.t0_s))
+
+    def correct(self, time_s, intensity) -> np.ndarray:
+        """``intensity / self(time_s)``."""
+        return np.asarray(intensity, dtype=float) / self(time_s)
+
+    @property
+    def loss_percent_per_min(self) -> float:
+        """PL lost per minute, % (``100 (1 - exp(-60 k))``)."""
+        if not np.isfinite(self.rate_per_s):
+            return float("nan")
+        return 100.0 * (1.0 - math.exp(-60.0 * self.rate_per_s))
+
+    def to_dict(self) -> dict:
+        """Plain dict; ``flags`` ';'-joined; adds ``loss_percent_per_min``."""
+        d = dataclasses.asdict(self)
+        d["flags"] = ";".join(self.flags)
+        d["loss_percent_per_min"] = self.loss_percent_per_min
+        return d
+
+
+def _plateau_points(t, y, windows: pd.DataFrame, plateau_fraction, exposure_s, lead_in_start):
+    """(mid time, robust level, n frames) of every field-OFF plateau."""
+    pts = []
+    if len(windows):
+        first_on = float(windows["on_start_s"].iloc[0])
+        m = frames_in_window(t, lead_in_start, first_on, exposure_s=exposure_s) & np.isfinite(y)
+        if np.count_nonzero(m) >= 2:
+            pts.append((float(np.mean(t[m])), robust_mean(y[m]), int(np.count_nonzero(m))))
+    for row in windows.itertuples(index=False):
+        a, b = float(row.on_end_s), float(row.off_end_s)
+        start = b - plateau_fraction * (b - a)
+        m = frames_in_window(t, start, b, exposure_s=exposure_s) & np.isfinite(y)
+        if np.count_nonzero(m) >= 2:
+            pts.append((float(np.mean(t[m])), robust_mean(y[m]), int(np.count_nonzero(m))))
+    return np.array(pts, dtype=float).reshape(-1, 3)
+
+
+def _weighted_loglinear(tp, logy, w, t0):
+    """Weighted LS of ``log y = a - k (t - t0)``; returns k, its stderr, residuals."""
+    x = tp - t0
+    W = np.sum(w)
+    xm = np.sum(w * x) / W
+    ym = np.sum(w * logy) / W
+    sxx = np.sum(w * (x - xm) ** 2)
+    if sxx <= 0:
+        return float("nan"), float("nan"), np.zeros_like(x)
+    slope = np.sum(w * (x - xm) * (logy - ym)) / sxx
+    resid = logy - (ym + slope * (x - xm))
+    dof = x.size - 2
+    if dof > 0:
+        s2 = np.sum(w * resid ** 2) / dof
+        err = math.sqrt(s2 / sxx)
+    else:
+        err = float("nan")
+    return float(-slope), err, resid
+
+
+def bleach_curve(time_s, intensity, cycles: pd.DataFrame, *, exposure_s: float = 0.0,
+                 plateau_fraction: float = 0.3, reject_k: float = 4.0) -> BleachModel:
+    """Estimate photobleaching from the field-OFF plateaus.
+
+    The plateaus are the last ``plateau_fraction`` of every field-OFF window
+    (``on_end_s .. off_end_s``) plus the whole lead-in before the first ON
+    edge, where the particle is in its bright state. Each plateau gives one
+    point (mean frame time, robust mean level). The model
+    ``level = A exp(-k (t - t0))`` is fitted by weighted linear least
+    squares of ``log(level)`` against time (weights: frames per plateau),
+    which is the exact model in log space; plateaus deviating by more than
+    ``reject_k`` robust sigmas (blinks, incomplete recovery) are rejected
+    once and the fit repeated. ``t0`` is the first frame, so the returned
+    model is 1 there and its values are what the trace is divided by.
+
+    Parameters
+    ----------
+    time_s : array_like, shape (n,)
+        Mid-exposure frame times, s.
+    intensity : array_like, shape (n,)
+        Background-subtracted PL per frame (NaN allowed).
+    cycles : DataFrame
+        Per-cycle table (see :func:`cycle_windows`).
+    exposure_s : float
+        Frame exposure, s.
+    plateau_fraction : float
+        Fraction (0, 1] of each OFF window, at its end, used as plateau.
+    reject_k : float
+        Outlier threshold for plateaus.
+
+    Returns
+    -------
+    BleachModel
+        Never raises for bad data: with fewer than two usable plateaus the
+        model is 1 everywhere and ``success`` is False.
+    """
+    t = check_time(time_s)
+    y = as_1d_float("intensity", intensity, length=t.size)
+    exposure_s = check_exposure(exposure_s)
+    if not 0 < plateau_fraction <= 1:
+        raise KineticsInputError(f"plateau_fraction: expected 0 < f <= 1, got {plateau_fraction!r}")
+    c = check_cycles(cycles)
+    t0 = float(t[0]) if t.size else 0.0
+    lead_in_start = t0 - exposure_s / 2 if t.size else -np.inf
+    pts = _plateau_points(t, y, c, plateau_fraction, exposure_s, lead_in_start)
+    flags = []
+    pos = pts[:, 1] > 0
+    if not np.all(pos):
+        flags.append("nonpositive_plateau")
+        pts = pts[pos]
+    if pts.shape[0] < 2:
+        return BleachModel(rate_per_s=0.0, rate_err_per_s=float("nan"), t0_s=t0,
+                           n_plateaus=int(pts.shape[0]), success=False,
+                           flags=tuple(flags + ["too_few_plateaus"]),
+                           message=f"{pts.shape[0]} usable field-OFF plateau(s); need 2")
+    tp, logy, w = pts[:, 0], np.log(pts[:, 1]), pts[:, 2]
+    k, k_err, resid = _weighted_loglinear(tp, logy, w, t0)
+    n_rejected = 0
+    if pts.shape[0] >= 5 and np.isfinite(k):
+        mad = _MAD_TO_SIGMA * float(np.median(np.abs(resid - np.median(resid))))
+        if mad > 0:
+            keep = np.abs(resid - np.median(resid)) <= reject_k * mad
+            n_rejected = int(np.count_nonzero(~keep))
+            if n_rejected and np.count_nonzero(keep) >= 2:
+                k, k_err, _ = _weighted_loglinear(tp[keep], logy[keep], w[keep], t0)
+                flags.append("plateaus_rejected")
+    ok = bool(np.isfinite(k))
+    if not ok:
+        flags.append("fit_failed")
+    return BleachModel(rate_per_s=k if ok else 0.0, rate_err_per_s=k_err, t0_s=t0,
+                       n_plateaus=int(pts.shape[0] - n_rejected), n_rejected=n_rejected,
+                       success=ok, flags=tuple(flags),
+                       message="" if ok else "degenerate plateau times")
+
+
+# --------------------------------------------------------------------------
+# switching efficiency
+# --------------------------------------------------------------------------
+
+def switching_efficiency_per_cycle(time_s, intensity, cycles: pd.DataFrame, *,
+                                   exposure_s: float, plateau_s: float = 3.0) -> pd.DataFrame:
+    """Bright and quenched plateau levels and SE of every cycle.
+
+    ``SE = (bright - quenched) / bright`` with ``bright`` the pre-ON plateau
+    and ``quenched`` the last ``plateau_s`` of the ON window (robust means).
+
+    Parameters
+    ----------
+    time_s, intensity : array_like, shape (n,)
+        Frame times (mid-exposure, s) and (bleach-corrected) PL.
+    cycles : DataFrame
+        Per-cycle table.
+    exposure_s : float
+        Frame exposure, s.
+    plateau_s : float
+        Plateau length, s.
+
+    Returns
+    -------
+    DataFrame
+        ``cycle, level, field_kV_per_cm, bright, quenched,
+        switching_efficiency`` (NaN where a plateau has no frame or
+        ``bright <= 0``).
+    """
+    t = check_time(time_s)
+    y = as_1d_float("intensity", intensity, length=t.size)
+    exposure_s = check_exposure(exposure_s)
+    start = float(t[0]) - exposure_s / 2 if t.size else -np.inf
+    w = cycle_windows(cycles, plateau_s=plateau_s, record_start_s=start)
+    finite = np.isfinite(y)
+    bright, quenched = [], []
+    for row in w.itertuples(index=False):
+        mb = frames_in_window(t, row.bright_start_s, row.bright_end_s, exposure_s=exposure_s) & finite
+        mq = frames_in_window(t, row.quenched_start_s, row.quenched_end_s, exposure_s=exposure_s) & finite
+        bright.append(robust_mean(y[mb]))
+        quenched.append(robust_mean(y[mq]))
+    b = np.array(bright, dtype=float)
+    q = np.array(quenched, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.where(b > 0, (b - q) / b, np.nan)
+    return pd.DataFrame({"cycle": w["cycle"].to_numpy(), "level": w["level"].to_numpy(),
+                         "field_kV_per_cm": w["field_kV_per_cm"].to_numpy(dtype=float),
+                         "bright": b, "quenched": q, "switching_efficiency": se})
+
+
+# --------------------------------------------------------------------------
+# superposition
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class SuperposedCycles:
+    """Cycles of one phase on a common time grid relative to the switching edge.
+
+    Attributes
+    ----------
+    phase : {'pol', 'rec'}
+    time_s : ndarray, shape (m,)
+        Grid: time from the edge to mid-exposure, s.
+    curves : ndarray, shape (n_cycles, m)
+        Each cycle divided by its pre-ON plateau and interpolated on the
+        grid; NaN where the cycle has no data or where a point was masked as
+        an outlier (blink).
+    cycle : ndarray of int, shape (n_cycles,)
+        Cycle ids (rows of ``curves``).
+    plateau : ndarray, shape (n_cycles,)
+        Pre-ON bright level each cycle was divided by.
+    used : ndarray of bool, shape (n_cycles,)
+        Cycles entering the mean.
+    spoiled : ndarray of bool, shape (n_cycles,)
+        Cycles left out: outliers over more than ``spoil_fraction`` of the
+        window, or no usable plateau / data.
+    outlier_fraction : ndarray, shape (n_cycles,)
+        Fraction of each cycle's grid points flagged as outliers.
+    mean, sem : ndarray, shape (m,)
+        Mean over used cycles and its standard error (NaN where < 2 cycles).
+    n : ndarray of int, shape (m,)
+        Cycles contributing to each grid point.
+    noise : float
+        Robust per-frame noise of the normalized curves (from frame-to-frame
+        differences).
+    flags : tuple of str
+    """
+
+    phase: Literal["pol", "rec"]
+    time_s: np.ndarray
+    curves: np.ndarray
+    cycle: np.ndarray
+    plateau: np.ndarray
+    used: np.ndarray
+    spoiled: np.ndarray
+    outlier_fraction: np.ndarray
+    mean: np.ndarray
+    sem: np.ndarray
+    n: np.ndarray
+    noise: float = float("nan")
+    flags: tuple[str, ...] = field(default=())
+
+    @property
+    def n_cycles(self) -> int:
+        """Cycles of this level (rows of ``curves``)."""
+        return int(self.cycle.size)
+
+    @property
+    def n_used(self) -> int:
+        """Cycles in the mean."""
+        return int(np.count_nonzero(self.used))
+
+    @property
+    def n_spoiled(self) -> int:
+        """Cycles left out."""
+        return int(np.count_nonzero(self.spoiled))
+
+    def to_frame(self) -> pd.DataFrame:
+        """Averaged curve as a DataFrame ``time_s, mean, sem, n_cycles``."""
+        return pd.DataFrame({"time_s": self.time_s, "mean": self.mean, "sem": self.sem,
+                             "n_cycles": self.n})
+
+
+def _interp_cycle(tc, yc, grid, max_gap_s):
+    """Linear interpolation with NaN outside the data and across gaps."""
+    out = np.full(grid.shape, np.nan)
+    if tc.size == 0:
+        return out
+    if tc.size == 1:
+        out[np.isclose(grid, tc[0], rtol=0, atol=1e-9)] = yc[0]
+        return out
+    inside = (grid >= tc[0] - 1e-12) & (grid <= tc[-1] + 1e-12)
+    idx = np.clip(np.searchsorted(tc, grid, side="right"), 1, tc.size - 1)
+    gap = tc[idx] - tc[idx - 1]
+    ok = inside & (gap <= max_gap_s)
+    out[ok] = np.interp(grid[ok], tc, yc)
+    return out
+
+
+def _stats(curves):
+    """Mean, SEM and count over rows, without empty-slice warnings."""
+    finite = np.isfinite(curves)
+    n = finite.sum(axis=0)
+    s = np.where(finite, curves, 0.0).sum(axis=0)
+    mean = np.full(curves.shape[1], np.nan)
+    np.divide(s, n, out=mean, where=n > 0)
+    dev = np.where(finite, curves - mean, 0.0)
+    var = np.full(curves.shape[1], np.nan)
+    np.divide((dev ** 2).sum(axis=0), n - 1, out=var, where=n > 1)
+    sem = np.full(curves.shape[1], np.nan)
+    np.divide(np.sqrt(var), np.sqrt(n), out=sem, where=n > 1)
+    return mean, sem, n
+
+
+def _nanmedian_rows(curves):
+    """Column-wise median over finite values (NaN where a column is empty)."""
+    out = np.full(curves.shape[1], np.nan)
+    have = np.isfinite(curves).any(axis=0)
+    if np.any(have):
+        sub = curves[:, have]
+        srt = np.sort(sub, axis=0)  # NaN last
+        cnt = np.isfinite(sub).sum(axis=0)
+        lo = srt[(cnt - 1) // 2, np.arange(sub.shape[1])]
+        hi = srt[cnt // 2, np.arange(sub.shape[1])]
+        out[have] = 0.5 * (lo + hi)
+    return out
+
+
+def superpose_cycles(time_s, norm_intensity, cycles: pd.DataFrame, *,
+                     phase: Literal["pol", "rec"], exposure_s: float,
+                     dt_s: float | None = None, plateau_s: float = 3.0,
+                     outlier_k: float = 4.0, outlier_floor: float = 0.02,
+                     spoil_fraction: float = 0.2) -> SuperposedCycles:
+    """Superpose the cycles of one phase relative to their switching edge.
+
+    For ``phase='pol'`` the edge is ``on_start_s`` and the window ends at
+    ``on_end_s``; for ``'rec'`` the edge is ``on_end_s`` and the window ends
+    at ``off_end_s``. Only frames whose exposure lies completely inside the
+    window are used; ``t`` runs from the edge to mid-exposure. Each cycle is
+    divided by its pre-ON plateau (robust mean of the last ``plateau_s``
+    before the ON edge, for both phases) and interpolated linearly
+    (``np.interp``) onto ``t0 + k dt_s``; grid points covered by fewer than
+    half of the cycles are dropped at the ends.
+
+    Blinks: the noise ``sigma`` is estimated robustly from frame-to-frame
+    differences; a grid point of a cycle is an outlier when it deviates from
+    the median curve over cycles by more than
+    ``max(outlier_k * sigma * sqrt(1 + pi / (2 n)), outlier_floor)``
+    (the second term: the uncertainty of the median of ``n`` curves). Outlier
+    points (dilated by one grid step) are masked; a cycle with more than
+    ``spoil_fraction`` of its points masked is *spoiled* and left out
+    entirely. With fewer than 3 cycles there is no median to compare with and
+    detection is skipped (flag 'outlier_detection_skipped').
+
+    Parameters
+    ----------
+    time_s : array_like, shape (n,)
+        Mid-exposure frame times, s.
+    norm_intensity : array_like, shape (n,)
+        PL per frame, bleach-corrected (NaN allowed: the frame is missing).
+    cycles : DataFrame
+        The cycles to superpose (typically those of one field level).
+    phase : {'pol', 'rec'}
+    exposure_s : float
+        Frame exposure, s.
+    dt_s : float, optional
+        Grid step; default the median frame interval.
+    plateau_s : float
+        Length of the pre-ON plateau, s.
+    outlier_k, outlier_floor, spoil_fraction : float
+        Blink detection (see above); ``outlier_floor`` is in units of the
+        bright level.
+
+    Returns
+    -------
+    SuperposedCycles
+        Never raises for bad data (an empty grid when nothing is usable).
+    """
+    if phase not in ("pol", "rec"):
+        raise KineticsInputError(f"phase: expected 'pol' or 'rec', got {phase!r}")
+    t = check_time(time_s)
+    y = as_1d_float("norm_intensity", norm_intensity, length=t.size)
+    exposure_s = check_exposure(exposure_s)
+    frame_dt = _frame_interval_s(t)
+    if dt_s is None:
+        dt_s = frame_dt if np.isfinite(frame_dt) and frame_dt > 0 else 0.2
+    dt_s = float(dt_s)
+    max_gap = 1.5 * frame_dt if np.isfinite(frame_dt) else np.inf
+    start = float(t[0]) - exposure_s / 2 if t.size else -np.inf
+    w = cycle_windows(cycles, plateau_s=plateau_s, record_start_s=start)
+    finite = np.isfinite(y)
+    n_c = len(w)
+    flags: list[str] = []
+
+    per_cycle, plateau = [], np.full(n_c, np.nan)
+    for i, row in enumerate(w.itertuples(index=False)):
+        mb = frames_in_window(t, row.bright_start_s, row.bright_end_s, exposure_s=exposure_s) & finite
+        plateau[i] = robust_mean(y[mb])
+        a, b = (row.pol_start_s, row.pol_end_s) if phase == "pol" else (row.rec_start_s, row.rec_end_s)
+        m = frames_in_window(t, a, b, exposure_s=exposure_s) & finite
+        if not (np.isfinite(plateau[i]) and plateau[i] > 0):
+            per_cycle.append((np.empty(0), np.empty(0)))
+            continue
+        per_cycle.append((t[m] - a, y[m] / plateau[i]))
+
+    bad_plateau = ~(np.isfinite(plateau) & (plateau > 0))
+    if np.any(bad_plateau):
+        flags.append("cycles_without_plateau")
+    # grid from the earliest to the latest sample, trimmed where < half the cycles have data
+    firsts = [tc[0] for tc, _ in per_cycle if tc.size]
+    lasts = [tc[-1] for tc, _ in per_cycle if tc.size]
+    empty = SuperposedCycles(phase=phase, time_s=np.empty(0), curves=np.empty((n_c, 0)),
+                             cycle=w["cycle"].to_numpy(), plateau=plateau,
+                             used=np.zeros(n_c, bool), spoiled=np.ones(n_c, bool),
+                             outlier_fraction=np.full(n_c, np.nan), mean=np.empty(0),
+                             sem=np.empty(0), n=np.empty(0, int), flags=tuple(flags + ["no_data"]))
+    if not firsts:
+        return empty
+    t_lo, t_hi = min(firsts), max(lasts)
+    grid = t_lo + dt_s * np.arange(int(math.floor((t_hi - t_lo) / dt_s + 1e-9)) + 1)
+    curves = np.vstack([_interp_cycle(tc, yc, grid, max_gap) for tc, yc in per_cycle])
+    have = np.isfinite(curves)
+    n_with = int(np.count_nonzero(have.any(axis=1)))
+    cover = have.sum(axis=0) >= max(1, math.ceil(0.5 * n_with))
+    if not np.any(cover):
+        return empty
+    i0, i1 = int(np.argmax(cover)), int(cover.size - np.argmax(cover[::-1]))
+    grid, curves = grid[i0:i1], curves[:, i0:i1]
+    have = np.isfinite(curves)
+
+    # noise from frame-to-frame differences of the normalized frames
+    diffs = [np.diff(yc) for _, yc in per_cycle if yc.size > 3]
+    if diffs:
+        d = np.concatenate(diffs)
+        noise = _MAD_TO_SIGMA * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2.0)
+    else:
+        noise = float("nan")
+
+    spoiled = ~have.any(axis=1)
+    outlier_fraction = np.full(n_c, np.nan)
+    if n_with >= 3:
+        med = _nanmedian_rows(curves)
+        thr = max(outlier_k * (noise if np.isfinite(noise) else 0.0)
+                  * math.sqrt(1.0 + math.pi / (2.0 * n_with)), outlier_floor)
+        with np.errstate(invalid="ignore"):
+            out = np.abs(curves - med) > thr
+        out = out | np.pad(out[:, 1:], ((0, 0), (0, 1))) | np.pad(out[:, :-1], ((0, 0), (1, 0)))
+        out &= have
+        npts = have.sum(axis=1)
+        np.divide(out.sum(axis=1), npts, out=outlier_fraction, where=npts > 0)
+        spoiled |= outlier_fraction > spoil_fraction
+        curves = np.where(out, np.nan, curves)
+        if np.any(out & ~spoiled[:, None]):
+            flags.append("outlier_points_masked")
+    elif n_with > 0:
+        flags.append("outlier_detection_skipped")
+    spoiled |= bad_plateau
+    used = ~spoiled
+    if np.any(spoiled & ~bad_plateau & have.any(axis=1)):
+        flags.append("spoiled_cycles_excluded")
+    mean, sem, n = _stats(curves[used]) if np.any(used) else (
+        np.full(grid.size, np.nan), np.full(grid.size, np.nan), np.zeros(grid.size, int))
+    return SuperposedCycles(phase=phase, time_s=grid, curves=curves, cycle=w["cycle"].to_numpy(),
+                            plateau=plateau, used=used, spoiled=spoiled,
+                            outlier_fraction=outlier_fraction, mean=mean, sem=sem,
+                            n=n.astype(int), noise=noise, flags=tuple(flags))

@@ -1,0 +1,669 @@
+"""Exponential decay models and robust fits of polarization / recovery curves.
+
+The paper's model for a field-switching response is
+
+.. math::
+
+    \\Delta I(t) = I_0 + I_1 e^{-t/\\tau_1} + I_2 e^{-t/\\tau_2},
+    \\qquad \\tau = \\frac{I_1\\tau_1 + I_2\\tau_2}{I_1 + I_2},
+
+with ``t`` measured from the switching edge. The amplitude-weighted
+``tau`` equals the area under the normalized response
+``(y - I0) / (y(0) - I0)`` and is well determined by the data even when
+``tau1`` and ``tau2`` are not. The biexponential is therefore parameterized
+as
+
+.. math::
+
+    y(t) = i_0 + A\\,[f\\,e^{-t/\\tau_1} + (1-f)\\,e^{-t/\\tau_2}],
+    \\quad 0 \\le f \\le 1,\\quad \\tau_2 = \\tau_1 + \\delta,\\ \\delta \\ge 0,
+
+so that ``I1 = A f`` and ``I2 = A (1 - f)`` always share a sign (decays and
+rises alike), the components cannot swap, and the mean time is the simple
+expression ``tau = tau1 + (1 - f) delta`` whose error is propagated from the
+fit covariance with its exact gradient ``(1, -delta, 1 - f)``.
+
+Camera frames integrate over the exposure: a frame centred on ``t`` sees
+``exp(-t/tau) * sinh(x)/x`` with ``x = exposure / (2 tau)``. The models take
+``exposure_s`` as an independent variable and include that factor, so the
+fitted amplitudes are the instantaneous ones at the edge (it changes the
+amplitude-weighted ``tau`` by up to ~1 % when ``tau1`` is a few frames).
+
+Fits never raise: a failed or degenerate fit comes back as a
+:class:`DecayFit` with ``success=False`` and/or ``flags``; ``DecayFit.ok``
+says whether the time constant may be used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import lmfit
+import numpy as np
+
+from ._checks import KineticsInputError
+
+__all__ = [
+    "BAD_FIT_FLAGS",
+    "BiExponentialModel",
+    "DecayFit",
+    "MonoExponentialModel",
+    "biexponential",
+    "exposure_factor",
+    "fit_biexponential",
+    "fit_decay",
+    "fit_monoexponential",
+    "monoexponential",
+]
+
+logger = logging.getLogger(__name__)
+
+BAD_FIT_FLAGS = frozenset({
+    "fit_failed",            # the optimizer did not converge / no usable data
+    "no_covariance",         # no error bars (singular Jacobian, parameter at a bound)
+    "tau_at_bound",          # the reported time constant sits on a bound of the search range
+    "amplitude_too_small",   # the step is not significant (|A| < 3 stderr(A))
+    "too_few_points",        # fewer points than the model needs
+    "tau_poorly_determined",  # tau_err_s / tau_s > 0.5
+})
+"""Flags that make :attr:`DecayFit.ok` false. Other flags are informative."""
+
+_MIN_POINTS = {"mono": 5, "biexp": 8}
+_AT_BOUND_RTOL = 1e-3
+_FRAC_EDGE = 1e-3
+_MIN_DTAU_REL = 1e-2
+_AMPLITUDE_SNR = 3.0
+_MAX_TAU_REL_ERR = 0.5
+_MAX_NFEV_PER_PARAM = 200   # well-posed fits converge in < 100 evaluations; degenerate ones wander
+
+
+# --------------------------------------------------------------------------
+# model functions
+# --------------------------------------------------------------------------
+
+def exposure_factor(tau_s, exposure_s):
+    """Box average of ``exp(-t/tau)`` over an exposure, relative to its centre value.
+
+    Parameters
+    ----------
+    tau_s : float or ndarray
+        Time constant(s), s (> 0).
+    exposure_s : float
+        Exposure (integration) time of a frame, s (>= 0).
+
+    Returns
+    -------
+    float or ndarray
+        ``sinh(x) / x`` with ``x = exposure_s / (2 tau_s)`` (1 for no exposure).
+    """
+    x = np.asarray(exposure_s, dtype=float) / (2.0 * np.asarray(tau_s, dtype=float))
+    small = np.abs(x) < 1e-4
+    xs = np.where(small, 1.0, x)
+    out = np.where(small, 1.0 + x * x / 6.0, np.sinh(xs) / xs)
+    return out if out.ndim else float(out)
+
+
+def monoexponential(t, i0=0.0, amplitude=1.0, tau=1.0, exposure_s=0.0):
+    """``i0 + amplitude * exp(-t/tau)``, averaged over a frame exposure.
+
+    Parameters
+    ----------
+    t : ndarray
+        Time from the switching edge to mid-exposure, s.
+    i0 : float
+        Asymptotic level (t -> inf).
+    amplitude : float
+        Instantaneous step at ``t = 0`` above ``i0`` (negative for a rise).
+    tau : float
+        Time constant, s.
+    exposure_s : float
+        Exposure time of a frame, s (independent variable of the lmfit model).
+    """
+    return i0 + amplitude * exposure_factor(tau, exposure_s) * np.exp(-t / tau)
+
+
+def biexponential(t, i0=0.0, amplitude=1.0, frac=0.5, tau1=1.0, dtau=1.0, exposure_s=0.0):
+    """``i0 + amplitude * [frac exp(-t/tau1) + (1-frac) exp(-t/(tau1+dtau))]``, exposure-averaged.
+
+    Parameters
+    ----------
+    t : ndarray
+        Time from the switching edge to mid-exposure, s.
+    i0 : float
+        Asymptotic level.
+    amplitude : float
+        Total instantaneous step ``I1 + I2`` at ``t = 0``.
+    frac : float
+        Fraction of the step in the fast component, ``I1 / (I1 + I2)`` in [0, 1].
+    tau1 : float
+        Fast time constant, s.
+    dtau : float
+        ``tau2 - tau1`` (>= 0), s.
+    exposure_s : float
+        Exposure time of a frame, s (independent variable of the lmfit model).
+    """
+    tau2 = tau1 + dtau
+    return i0 + amplitude * (frac * exposure_factor(tau1, exposure_s) * np.exp(-t / tau1)
+                             + (1.0 - frac) * exposure_factor(tau2, exposure_s) * np.exp(-t / tau2))
+
+
+# --------------------------------------------------------------------------
+# lmfit models with data-driven guesses
+# --------------------------------------------------------------------------
+
+def default_tau_bounds_s(t_s: np.ndarray) -> tuple[float, float]:
+    """Search range for time constants: 0.3 sample interval to 5 x the window."""
+    t = np.sort(np.asarray(t_s, dtype=float))
+    dt = float(np.median(np.diff(t))) if t.size > 1 else 0.2
+    span = float(t[-1] - min(t[0], 0.0)) if t.size else 1.0
+    lo = max(0.3 * dt, 1e-6)
+    hi = max(5.0 * span, 10.0 * lo)
+    return lo, hi
+
+
+def _initial_estimates(t: np.ndarray, y: np.ndarray, tau_bounds_s: tuple[float, float]):
+    """Offset, step and area-based mean time constant from the data alone."""
+    n = t.size
+    ntail = max(3, n // 6)
+    i0 = float(np.median(y[-ntail:]))
+    nhead = max(2, min(4, n // 10))
+    t_head = float(np.mean(t[:nhead]))
+    y_head = float(np.mean(y[:nhead]))
+    lo, hi = tau_bounds_s
+    step = y_head - i0
+    tau = math.sqrt(lo * hi)
+    if step != 0.0 and n > 2:
+        dt = np.diff(t)
+        area = float(np.sum(0.5 * (y[1:] + y[:-1] - 2.0 * i0) * dt))
+        ratio = area / step
+        if np.isfinite(ratio) and ratio > 0:
+            tau = ratio
+    tau = float(np.clip(tau, 2.0 * lo, 0.5 * hi))
+    amplitude = step * math.exp(min(t_head / tau, 20.0))
+    return i0, amplitude, tau
+
+
+class MonoExponentialModel(lmfit.Model):
+    """lmfit model of :func:`monoexponential` (independent variables ``t``, ``exposure_s``)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("independent_vars", ["t", "exposure_s"])
+        kwargs.setdefault("nan_policy", "raise")
+        super().__init__(monoexponential, **kwargs)
+        self.set_param_hint("tau", min=1e-6)
+
+    def guess(self, data, t, *, tau_bounds_s=None, **kws):
+        """Data-driven start values; ``tau`` bounded by ``tau_bounds_s`` (default 0.3 dt .. 5 window)."""
+        t = np.asarray(t, dtype=float)
+        y = np.asarray(data, dtype=float)
+        bounds = tau_bounds_s or default_tau_bounds_s(t)
+        i0, amp, tau = _initial_estimates(t, y, bounds)
+        pars = self.make_params(i0=i0, amplitude=amp, tau=tau)
+        pars["tau"].set(min=bounds[0], max=bounds[1])
+        return lmfit.models.update_param_vals(pars, self.prefix, **kws)
+
+
+class BiExponentialModel(lmfit.Model):
+    """lmfit model of :func:`biexponential` (independent variables ``t``, ``exposure_s``).
+
+    Bounds: ``0 <= frac <= 1``, ``tau1`` in ``tau_bounds_s``, ``0 <= dtau <= hi - lo``.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("independent_vars", ["t", "exposure_s"])
+        kwargs.setdefault("nan_policy", "raise")
+        super().__init__(biexponential, **kwargs)
+        self.set_param_hint("frac", min=0.0, max=1.0)
+        self.set_param_hint("tau1", min=1e-6)
+        self.set_param_hint("dtau", min=0.0)
+
+    def guess(self, data, t, *, tau_bounds_s=None, tau1_rel=0.3, frac=0.5, **kws):
+        """Start values from the area-based mean time: ``tau1 = tau1_rel * tau_mean``.
+
+        ``dtau`` is chosen so that the start has the data's mean time constant.
+        """
+        t = np.asarray(t, dtype=float)
+        y = np.asarray(data, dtype=float)
+        lo, hi = tau_bounds_s or default_tau_bounds_s(t)
+        i0, amp, tau = _initial_estimates(t, y, (lo, hi))
+        tau1 = float(np.clip(tau1_rel * tau, lo * 1.01, hi * 0.5))
+        dtau = max((tau - tau1) / max(1.0 - frac, 1e-3), 0.05 * tau1)
+        dtau = float(min(dtau, (hi - lo) * 0.99))
+        pars = self.make_params(i0=i0, amplitude=amp, frac=frac, tau1=tau1, dtau=dtau)
+        pars["tau1"].set(min=lo, max=hi)
+        pars["dtau"].set(min=0.0, max=hi - lo)
+        return lmfit.models.update_param_vals(pars, self.prefix, **kws)
+
+
+_MONO = MonoExponentialModel()
+_BIEXP = BiExponentialModel()
+
+
+# --------------------------------------------------------------------------
+# result type
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DecayFit:
+    """Result of an exponential fit of one averaged switching curve.
+
+    Attributes
+    ----------
+    model : {'biexp', 'mono', 'none'}
+        Model reported ('none' when nothing could be fitted).
+    tau_s : float
+        Amplitude-weighted time constant ``(I1 tau1 + I2 tau2) / (I1 + I2)``, s.
+    tau_err_s : float
+        Its standard error from the fit covariance (scaled by reduced
+        chi-square), s; NaN when there is no covariance.
+    tau1_s, tau2_s : float
+        Component time constants, s (``tau2_s`` NaN for 'mono').
+    i0, i1, i2 : float
+        Offset and instantaneous component amplitudes at ``t = 0``
+        (``i2 = 0`` for 'mono'), in the units of ``y``.
+    redchi, aic, bic : float
+        Reduced chi-square, Akaike and Bayesian information criteria
+        (lmfit definitions).
+    success : bool
+        The optimizer converged.
+    flags : tuple of str
+        Problems and notes; see :data:`BAD_FIT_FLAGS` for those that make
+        :attr:`ok` false. Informative: 'biexp_degenerate' (biexponential
+        fit collapsed, mono reported), 'too_few_points_for_biexp',
+        'points_dropped_nonfinite'.
+    message : str
+        Optimizer message or reason of failure.
+    n_points : int
+        Number of finite points fitted.
+    delta_bic : float
+        ``bic(biexp) - bic(mono)`` when both were fitted (negative favours
+        the biexponential), else NaN.
+    exposure_s : float
+        Exposure used in the model (for :meth:`curve`).
+    tau_bounds_s : tuple of float
+        Search range of the time constants, s.
+    """
+
+    model: Literal["biexp", "mono", "none"]
+    tau_s: float
+    tau_err_s: float
+    tau1_s: float
+    tau2_s: float
+    i0: float
+    i1: float
+    i2: float
+    redchi: float
+    aic: float
+    bic: float
+    success: bool
+    flags: tuple[str, ...] = ()
+    message: str = ""
+    n_points: int = 0
+    delta_bic: float = float("nan")
+    exposure_s: float = 0.0
+    tau_bounds_s: tuple[float, float] = (float("nan"), float("nan"))
+
+    BAD_FLAGS: ClassVar[frozenset[str]] = BAD_FIT_FLAGS
+
+    @property
+    def ok(self) -> bool:
+        """True when ``tau_s`` may be used: converged, finite and no bad flag."""
+        return (bool(self.success) and np.isfinite(self.tau_s)
+                and not (set(self.flags) & self.BAD_FLAGS))
+
+    def curve(self, t_s, *, exposure_s: float | None = None) -> np.ndarray:
+        """Evaluate the fitted model (exposure-averaged like the data) at ``t_s``.
+
+        Parameters
+        ----------
+        t_s : array_like
+            Times from the switching edge, s.
+        exposure_s : float, optional
+            Exposure to average over; default the one used in the fit
+            (0 gives the instantaneous response).
+
+        Returns
+        -------
+        ndarray
+            Model values; all NaN when no model was fitted.
+        """
+        t = np.asarray(t_s, dtype=float)
+        e = self.exposure_s if exposure_s is None else float(exposure_s)
+        if self.model == "none" or not np.isfinite(self.tau1_s):
+            return np.full(t.shape, np.nan)
+        y = self.i0 + self.i1 * exposure_factor(self.tau1_s, e) * np.exp(-t / self.tau1_s)
+        if self.model == "biexp":
+            y = y + self.i2 * exposure_factor(self.tau2_s, e) * np.exp(-t / self.tau2_s)
+        return y
+
+    def to_dict(self) -> dict:
+        """Plain-Python dict (floats, str, bool); ``flags`` ';'-joined; adds ``ok``."""
+        d = dataclasses.asdict(self)
+        d["flags"] = ";".join(self.flags)
+        d["tau_bounds_s"] = [float(v) for v in self.tau_bounds_s]
+        d["ok"] = self.ok
+        for k, v in d.items():
+            if isinstance(v, (np.floating, np.integer, np.bool_)):
+                d[k] = v.item()
+        return d
+
+    def _with(self, **changes) -> "DecayFit":
+        return dataclasses.replace(self, **changes)
+
+
+def _failed(reason: str, flag: str, *, n_points: int, exposure_s: float,
+            tau_bounds_s=(float("nan"), float("nan")), extra_flags=()) -> DecayFit:
+    nan = float("nan")
+    return DecayFit(model="none", tau_s=nan, tau_err_s=nan, tau1_s=nan, tau2_s=nan,
+                    i0=nan, i1=nan, i2=nan, redchi=nan, aic=nan, bic=nan, success=False,
+                    flags=tuple(dict.fromkeys((flag, *extra_flags))), message=reason,
+                    n_points=n_points, exposure_s=exposure_s,
+                    tau_bounds_s=tuple(float(b) for b in tau_bounds_s))
+
+
+# --------------------------------------------------------------------------
+# fitting
+# --------------------------------------------------------------------------
+
+def _prepare(t_s, y, sigma):
+    """Finite points only (explicit NaN policy: 'omit'), sorted by time."""
+    t = np.asarray(t_s, dtype=float).ravel()
+    yy = np.asarray(y, dtype=float).ravel()
+    if t.shape != yy.shape:
+        raise KineticsInputError(f"t_s and y differ in length: {t.size} vs {yy.size}")
+    finite = np.isfinite(t) & np.isfinite(yy)
+    s = None
+    if sigma is not None:
+        s = np.broadcast_to(np.asarray(sigma, dtype=float), t.shape).ravel()
+        finite &= np.isfinite(s) & (s > 0)
+    dropped = int(t.size - np.count_nonzero(finite))
+    order = np.argsort(t[finite], kind="stable")
+    t, yy = t[finite][order], yy[finite][order]
+    w = None if s is None else 1.0 / s[finite][order]
+    return t, yy, w, dropped
+
+
+def _run(model: lmfit.Model, params: lmfit.Parameters, t, y, w, exposure_s):
+    """One lmfit least-squares fit (capped evaluations); numpy floating-point warnings are silenced
+    because overflow/underflow of exp() while the optimizer probes the bounds
+    is expected and harmless (non-finite residuals make the fit fail, which
+    is then flagged)."""
+    with np.errstate(all="ignore"):
+        try:
+            n_vary = sum(1 for p in params.values() if p.vary and not p.expr)
+            return model.fit(y, params, t=t, exposure_s=exposure_s, weights=w,
+                             method="leastsq", nan_policy="raise",
+                             max_nfev=_MAX_NFEV_PER_PARAM * (n_vary + 1))
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+            logger.debug("lmfit raised %s: %s", type(exc).__name__, exc)
+            return None
+
+
+def _covariance_gradient(res, grads: dict[str, float]):
+    """Variance of a linear combination of fit parameters (gradient ``grads``)."""
+    if not getattr(res, "errorbars", False) or res.covar is None:
+        return float("nan")
+    names = list(res.var_names)
+    g = np.array([grads.get(n, 0.0) for n in names])
+    cov = np.asarray(res.covar, dtype=float)
+    if cov.shape != (len(names), len(names)) or not np.all(np.isfinite(cov)):
+        return float("nan")
+    var = float(g @ cov @ g)
+    return math.sqrt(var) if var >= 0 else float("nan")
+
+
+def _at_bound(value, lo, hi) -> bool:
+    return bool(value <= lo * (1 + _AT_BOUND_RTOL) or value >= hi * (1 - _AT_BOUND_RTOL))
+
+
+def _amplitude_flags(res, amplitude: float, amp_err: float) -> list[str]:
+    if np.isfinite(amp_err) and amp_err > 0:
+        small = abs(amplitude) < _AMPLITUDE_SNR * amp_err
+    else:
+        resid = np.asarray(res.data, dtype=float) - np.asarray(res.best_fit, dtype=float)
+        rms = math.sqrt(float(np.mean(np.square(resid)))) if resid.size else 0.0
+        small = abs(amplitude) < _AMPLITUDE_SNR * rms or amplitude == 0.0
+    return ["amplitude_too_small"] if small else []
+
+
+def _common_flags(res, tau, tau_err, n_dropped) -> list[str]:
+    flags = []
+    if not res.success:
+        flags.append("fit_failed")
+    if not res.errorbars:
+        flags.append("no_covariance")
+    if np.isfinite(tau_err) and tau > 0 and tau_err / tau > _MAX_TAU_REL_ERR:
+        flags.append("tau_poorly_determined")
+    if n_dropped:
+        flags.append("points_dropped_nonfinite")
+    return flags
+
+
+def _mono_result(res, bounds, exposure_s, n_dropped) -> DecayFit:
+    p = res.params
+    tau = float(p["tau"].value)
+    tau_err = float(p["tau"].stderr) if res.errorbars and p["tau"].stderr else float("nan")
+    amp = float(p["amplitude"].value)
+    amp_err = float(p["amplitude"].stderr) if res.errorbars and p["amplitude"].stderr else float("nan")
+    flags = _common_flags(res, tau, tau_err, n_dropped)
+    if _at_bound(tau, *bounds):
+        flags.append("tau_at_bound")
+    flags += _amplitude_flags(res, amp, amp_err)
+    return DecayFit(model="mono", tau_s=tau, tau_err_s=tau_err, tau1_s=tau, tau2_s=float("nan"),
+                    i0=float(p["i0"].value), i1=amp, i2=0.0, redchi=float(res.redchi),
+                    aic=float(res.aic), bic=float(res.bic), success=bool(res.success),
+                    flags=tuple(dict.fromkeys(flags)), message=str(res.message),
+                    n_points=int(res.ndata), exposure_s=exposure_s,
+                    tau_bounds_s=(float(bounds[0]), float(bounds[1])))
+
+
+def _biexp_result(res, bounds, exposure_s, n_dropped) -> tuple[DecayFit, list[str]]:
+    """Biexponential result and the reasons it is degenerate (empty if not)."""
+    p = res.params
+    f = float(p["frac"].value)
+    tau1 = float(p["tau1"].value)
+    dtau = float(p["dtau"].value)
+    tau2 = tau1 + dtau
+    amp = float(p["amplitude"].value)
+    tau = tau1 + (1.0 - f) * dtau
+    tau_err = _covariance_gradient(res, {"tau1": 1.0, "frac": -dtau, "dtau": 1.0 - f})
+    amp_err = float(p["amplitude"].stderr) if res.errorbars and p["amplitude"].stderr else float("nan")
+    flags = _common_flags(res, tau, tau_err, n_dropped)
+    if _at_bound(tau, *bounds):
+        flags.append("tau_at_bound")
+    flags += _amplitude_flags(res, amp, amp_err)
+    degenerate = []
+    if not res.success:
+        degenerate.append("not converged")
+    if not res.errorbars:
+        degenerate.append("no covariance")
+    if f < _FRAC_EDGE or f > 1 - _FRAC_EDGE:
+        degenerate.append(f"frac={f:.3g} at a bound")
+    if dtau < _MIN_DTAU_REL * tau1:
+        degenerate.append("tau1 == tau2")
+    if tau1 <= bounds[0] * (1 + _AT_BOUND_RTOL):
+        degenerate.append("tau1 at the lower bound (unresolved fast component)")
+    if tau2 >= bounds[1] * (1 - _AT_BOUND_RTOL) or dtau >= (bounds[1] - bounds[0]) * (1 - _AT_BOUND_RTOL):
+        degenerate.append("tau2 at the upper bound")
+    if "tau_poorly_determined" in flags:
+        degenerate.append(f"tau_err/tau = {tau_err / tau:.2g} > {_MAX_TAU_REL_ERR}")
+    fit = DecayFit(model="biexp", tau_s=tau, tau_err_s=tau_err, tau1_s=tau1, tau2_s=tau2,
+                   i0=float(p["i0"].value), i1=amp * f, i2=amp * (1.0 - f),
+                   redchi=float(res.redchi), aic=float(res.aic), bic=float(res.bic),
+                   success=bool(res.success), flags=tuple(dict.fromkeys(flags)),
+                   message=str(res.message), n_points=int(res.ndata), exposure_s=exposure_s,
+                   tau_bounds_s=(float(bounds[0]), float(bounds[1])))
+    return fit, degenerate
+
+
+def _check_bounds(t, tau_bounds_s):
+    bounds = tuple(float(b) for b in (tau_bounds_s or default_tau_bounds_s(t)))
+    if not (0 < bounds[0] < bounds[1] and np.isfinite(bounds[1])):
+        raise KineticsInputError(f"tau_bounds_s: expected 0 < lo < hi < inf, got {tau_bounds_s!r}")
+    return bounds
+
+
+def fit_monoexponential(t_s, y, *, sigma=None, exposure_s: float = 0.0,
+                        tau_bounds_s: tuple[float, float] | None = None) -> DecayFit:
+    """Fit ``y = I0 + I1 exp(-t/tau)`` (exposure-averaged) by least squares.
+
+    Parameters
+    ----------
+    t_s : array_like, shape (n,)
+        Time from the switching edge to mid-exposure, s.
+    y : array_like, shape (n,)
+        Averaged, normalized response (decay or rise).
+    sigma : array_like, shape (n,) or float, optional
+        Standard errors of ``y``; the fit is weighted by ``1/sigma``. Without
+        it the fit is unweighted and errors are scaled by the residual scatter.
+    exposure_s : float, optional
+        Frame exposure, s; the model averages over it.
+    tau_bounds_s : (float, float), optional
+        Search range of ``tau``; default 0.3 x sample interval to 5 x window.
+
+    Returns
+    -------
+    DecayFit
+        ``model='mono'`` (or ``'none'`` when nothing could be fitted). Never raises
+        for bad data; non-finite points are dropped (flag
+        'points_dropped_nonfinite').
+    """
+    exposure_s = float(exposure_s)
+    t, yy, w, dropped = _prepare(t_s, y, sigma)
+    extra = ("points_dropped_nonfinite",) if dropped else ()
+    if t.size < _MIN_POINTS["mono"]:
+        return _failed(f"{t.size} finite points; the mono model needs {_MIN_POINTS['mono']}",
+                       "too_few_points", n_points=int(t.size), exposure_s=exposure_s,
+                       extra_flags=extra)
+    bounds = _check_bounds(t, tau_bounds_s)
+    pars = _MONO.guess(yy, t, tau_bounds_s=bounds)
+    res = _run(_MONO, pars, t, yy, w, exposure_s)
+    if res is None:
+        return _failed("least-squares fit raised", "fit_failed", n_points=int(t.size),
+                       exposure_s=exposure_s, tau_bounds_s=bounds, extra_flags=extra)
+    return _mono_result(res, bounds, exposure_s, dropped)
+
+
+_BIEXP_STARTS = ((0.3, 0.5), (0.12, 0.3), (0.55, 0.7))
+"""(tau1 / tau_mean, frac) start points tried; the lowest chi-square wins."""
+
+
+def _fit_biexp_only(t, yy, w, bounds, exposure_s, dropped):
+    best = None
+    for tau1_rel, frac in _BIEXP_STARTS:
+        pars = _BIEXP.guess(yy, t, tau_bounds_s=bounds, tau1_rel=tau1_rel, frac=frac)
+        res = _run(_BIEXP, pars, t, yy, w, exposure_s)
+        if res is None or not np.isfinite(res.chisqr):
+            continue
+        # prefer a converged fit with error bars at (numerically) equal chi-square
+        key = (res.chisqr * (1 - 1e-9 * (res.success + res.errorbars)))
+        if best is None or key < best[0]:
+            best = (key, res)
+    if best is None:
+        return None
+    return _biexp_result(best[1], bounds, exposure_s, dropped)
+
+
+def fit_biexponential(t_s, y, *, sigma=None, exposure_s: float = 0.0,
+                      tau_bounds_s: tuple[float, float] | None = None,
+                      fallback_to_mono: bool = True) -> DecayFit:
+    """Fit the paper's biexponential and report the amplitude-weighted ``tau``.
+
+    ``y = I0 + A [f exp(-t/tau1) + (1-f) exp(-t/tau2)]`` with ``0 <= f <= 1``
+    and ``tau2 = tau1 + delta``, ``delta >= 0`` (see the module docstring),
+    started from three data-driven guesses; the lowest chi-square wins. With
+    ``fallback_to_mono`` a monoexponential is fitted too and reported instead
+    when the biexponential is degenerate (no covariance, ``f`` at 0 or 1,
+    ``tau1 == tau2``, a component on a bound) or has the higher BIC; the
+    winner is in ``DecayFit.model`` and the BIC difference in ``delta_bic``.
+
+    Parameters
+    ----------
+    t_s : array_like, shape (n,)
+        Time from the switching edge to mid-exposure, s.
+    y : array_like, shape (n,)
+        Averaged, normalized response (decay or rise).
+    sigma : array_like or float, optional
+        Standard errors of ``y`` (weights ``1/sigma``); default unweighted.
+    exposure_s : float, optional
+        Frame exposure, s; the model averages over it.
+    tau_bounds_s : (float, float), optional
+        Search range of the time constants; default 0.3 x sample interval to
+        5 x window.
+    fallback_to_mono : bool, optional
+        Select between biexponential and monoexponential (default). When
+        False the biexponential is returned, flagged 'biexp_degenerate' if so.
+
+    Returns
+    -------
+    DecayFit
+        Never raises for bad data.
+    """
+    exposure_s = float(exposure_s)
+    t, yy, w, dropped = _prepare(t_s, y, sigma)
+    extra = ("points_dropped_nonfinite",) if dropped else ()
+    if t.size < _MIN_POINTS["biexp"]:
+        if fallback_to_mono:
+            mono = fit_monoexponential(t_s, y, sigma=sigma, exposure_s=exposure_s,
+                                       tau_bounds_s=tau_bounds_s)
+            if mono.model == "mono":
+                return mono._with(flags=(*mono.flags, "too_few_points_for_biexp"))
+            return mono
+        return _failed(f"{t.size} finite points; the biexponential needs {_MIN_POINTS['biexp']}",
+                       "too_few_points", n_points=int(t.size), exposure_s=exposure_s,
+                       extra_flags=extra)
+    bounds = _check_bounds(t, tau_bounds_s)
+    out = _fit_biexp_only(t, yy, w, bounds, exposure_s, dropped)
+    if not fallback_to_mono:
+        if out is None:
+            return _failed("least-squares fit raised", "fit_failed", n_points=int(t.size),
+                           exposure_s=exposure_s, tau_bounds_s=bounds, extra_flags=extra)
+        bi, degenerate = out
+        if degenerate:
+            return bi._with(flags=(*bi.flags, "biexp_degenerate"),
+                            message=f"{bi.message} Degenerate: {'; '.join(degenerate)}.")
+        return bi
+    mono = fit_monoexponential(t_s, y, sigma=sigma, exposure_s=exposure_s, tau_bounds_s=bounds)
+    if out is None:
+        return mono._with(flags=(*mono.flags, "biexp_degenerate"))
+    bi, degenerate = out
+    delta_bic = bi.bic - mono.bic if mono.model == "mono" else float("nan")
+    if not degenerate and (not mono.ok or not (delta_bic >= 0)):
+        logger.debug("biexponential selected (delta BIC %.2f)", delta_bic)
+        return bi._with(delta_bic=delta_bic)
+    if degenerate:
+        logger.debug("biexponential degenerate (%s); monoexponential reported", "; ".join(degenerate))
+        return mono._with(delta_bic=delta_bic, flags=(*mono.flags, "biexp_degenerate"),
+                          message=f"{mono.message} Biexponential degenerate: {'; '.join(degenerate)}.")
+    logger.debug("monoexponential selected by BIC (delta BIC %.2f)", delta_bic)
+    return mono._with(delta_bic=delta_bic)
+
+
+def fit_decay(t_s, y, *, model: Literal["auto", "biexp", "mono"] = "auto", sigma=None,
+              exposure_s: float = 0.0,
+              tau_bounds_s: tuple[float, float] | None = None) -> DecayFit:
+    """Fit a switching curve with the chosen model.
+
+    Parameters
+    ----------
+    t_s, y, sigma, exposure_s, tau_bounds_s
+        As in :func:`fit_biexponential`.
+    model : {'auto', 'biexp', 'mono'}
+        'auto': biexponential with BIC selection / fallback to the
+        monoexponential; 'biexp': biexponential only; 'mono': mono only.
+
+    Returns
+    -------
+    DecayFit
+    """
+    if model == "mono":
+        return fit_monoexponential(t_s, y, sigma=sigma, exposure_s=exposure_s,
+                                   tau_bounds_s=tau_bounds_s)
+    if model in ("auto", "biexp"):
+        return fit_biexponential(t_s, y, sigma=sigma, exposure_s=exposure_s,
+                                 tau_bounds_s=tau_bounds_s, fallback_to_mono=(model == "auto"))
+    raise KineticsInputError(f"model: expected 'auto', 'biexp' or 'mono', got {model!r}")

@@ -1,0 +1,416 @@
+"""Ion drift velocity, mobility and diffusion coefficient (the paper's last step).
+
+- drift velocity ``v = L / tau_pol`` with ``L`` the particle size;
+- mobility ``mu = v / E``; units: nm/s -> cm/s is x 1e-7, kV/cm -> V/cm is
+  x 1e3, so ``mu[cm^2/Vs] = v[nm/s] * 1e-7 / (E[kV/cm] * 1e3)``;
+- Einstein relation ``D = mu k_B T / q`` (CODATA constants from
+  :mod:`scipy.constants`).
+
+Worked example: ``L = 1000 nm``, ``tau = 3.0 s``, ``E = 130 kV/cm`` gives
+``v = 333.3 nm/s`` and ``mu = 2.564e-10 cm^2/Vs``; ``D(2.56e-10, 296 K) =
+6.53e-12 cm^2/s``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import constants
+
+from ._checks import KineticsInputError
+
+__all__ = ["SlopeFit", "add_mobility_columns", "drift_velocity_nm_per_s",
+           "einstein_diffusion_cm2_per_s", "mobility_cm2_per_Vs", "mobility_from_velocity_slope",
+           "summarize_population"]
+
+logger = logging.getLogger(__name__)
+
+_NM_PER_S_TO_CM_PER_S = 1e-7
+_KV_PER_CM_TO_V_PER_CM = 1e3
+_FIELD_ROUND_DECIMALS = 3
+
+
+def drift_velocity_nm_per_s(size_nm, tau_s):
+    """Drift velocity ``v = L / tau``.
+
+    Parameters
+    ----------
+    size_nm : float or array_like
+        Channel length (particle size) ``L``, nm.
+    tau_s : float or array_like
+        Polarization time, s.
+
+    Returns
+    -------
+    float or ndarray
+        nm/s; NaN where ``tau_s <= 0`` or an input is NaN.
+    """
+    L = np.asarray(size_nm, dtype=float)
+    tau = np.asarray(tau_s, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.where(tau > 0, L / np.where(tau > 0, tau, 1.0), np.nan)
+    return v if v.ndim else float(v)
+
+
+def mobility_cm2_per_Vs(velocity_nm_per_s, field_kV_per_cm):
+    """Mobility ``mu = v / E``.
+
+    Parameters
+    ----------
+    velocity_nm_per_s : float or array_like
+        Drift velocity, nm/s.
+    field_kV_per_cm : float or array_like
+        Field strength (magnitude), kV/cm.
+
+    Returns
+    -------
+    float or ndarray
+        cm^2 V^-1 s^-1; NaN where the field is 0 or NaN.
+    """
+    v = np.asarray(velocity_nm_per_s, dtype=float) * _NM_PER_S_TO_CM_PER_S
+    E = np.abs(np.asarray(field_kV_per_cm, dtype=float)) * _KV_PER_CM_TO_V_PER_CM
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = np.where(E > 0, v / np.where(E > 0, E, 1.0), np.nan)
+    return mu if mu.ndim else float(mu)
+
+
+def einstein_diffusion_cm2_per_s(mobility_cm2_per_Vs, temperature_K):
+    """Diffusion coefficient ``D = mu k_B T / q`` (Einstein relation).
+
+    Parameters
+    ----------
+    mobility_cm2_per_Vs : float or array_like
+        Ion mobility, cm^2/Vs.
+    temperature_K : float
+        Absolute temperature, K.
+
+    Returns
+    -------
+    float or ndarray
+        cm^2/s.
+    """
+    mu = np.asarray(mobility_cm2_per_Vs, dtype=float)
+    d = mu * constants.k * float(temperature_K) / constants.e
+    return d if d.ndim else float(d)
+
+
+@dataclass(frozen=True)
+class SlopeFit:
+    """Linear fit of drift velocity against field; the slope is the mobility.
+
+    Attributes
+    ----------
+    slope_cm2_per_Vs, slope_err_cm2_per_Vs : float
+        Slope ``dv/dE`` converted to cm^2/Vs, and its standard error.
+    intercept_nm_per_s, intercept_err_nm_per_s : float
+        Intercept (0 when ``through_origin``), nm/s.
+    r2 : float
+        Coefficient of determination.
+    n : int
+        Points used.
+    through_origin : bool
+    success : bool
+    flags : tuple of str
+        'too_few_points', 'single_field'.
+    message : str
+    """
+
+    slope_cm2_per_Vs: float
+    slope_err_cm2_per_Vs: float
+    intercept_nm_per_s: float
+    intercept_err_nm_per_s: float
+    r2: float
+    n: int
+    through_origin: bool = False
+    success: bool = True
+    flags: tuple[str, ...] = ()
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        """Plain dict; ``flags`` ';'-joined."""
+        d = dataclasses.asdict(self)
+        d["flags"] = ";".join(self.flags)
+        return d
+
+
+def mobility_from_velocity_slope(field_kV_per_cm, velocity_nm_per_s, *,
+                                 through_origin: bool = False) -> SlopeFit:
+    """Mobility as the slope of drift velocity against field (ordinary least squares).
+
+    Parameters
+    ----------
+    field_kV_per_cm : array_like, shape (n,)
+        Field strengths, kV/cm.
+    velocity_nm_per_s : array_like, shape (n,)
+        Drift velocities, nm/s (non-finite pairs are dropped).
+    through_origin : bool
+        Fit ``v = mu E`` without intercept (default: ``v = mu E + b``).
+
+    Returns
+    -------
+    SlopeFit
+        Never raises for bad data: too few points or a single field give
+        ``success=False`` with NaN values.
+    """
+    E = np.asarray(field_kV_per_cm, dtype=float).ravel()
+    v = np.asarray(velocity_nm_per_s, dtype=float).ravel()
+    if E.shape != v.shape:
+        raise KineticsInputError(f"field and velocity differ in length: {E.size} vs {v.size}")
+    ok = np.isfinite(E) & np.isfinite(v)
+    E, v = np.abs(E[ok]), v[ok]
+    n = int(E.size)
+    nan = float("nan")
+    n_params = 1 if through_origin else 2
+    scale = _NM_PER_S_TO_CM_PER_S / _KV_PER_CM_TO_V_PER_CM
+    if n < n_params + 1:
+        return SlopeFit(nan, nan, nan, nan, nan, n, through_origin, False, ("too_few_points",),
+                        f"{n} finite point(s); need {n_params + 1}")
+    if not through_origin and np.ptp(E) == 0:
+        return SlopeFit(nan, nan, nan, nan, nan, n, through_origin, False, ("single_field",),
+                        "all points at one field: the slope is undefined")
+    if through_origin:
+        sxx = float(np.sum(E * E))
+        if sxx == 0:
+            return SlopeFit(nan, nan, nan, nan, nan, n, through_origin, False, ("single_field",),
+                            "zero field")
+        slope = float(np.sum(E * v) / sxx)
+        intercept, intercept_err = 0.0, 0.0
+        resid = v - slope * E
+        s2 = float(np.sum(resid ** 2)) / (n - 1)
+        slope_err = math.sqrt(s2 / sxx)
+        ss_tot = float(np.sum(v * v))  # uncentred R^2 for a fit through the origin
+    else:
+        Em, vm = float(np.mean(E)), float(np.mean(v))
+        sxx = float(np.sum((E - Em) ** 2))
+        slope = float(np.sum((E - Em) * (v - vm)) / sxx)
+        intercept = vm - slope * Em
+        resid = v - (intercept + slope * E)
+        s2 = float(np.sum(resid ** 2)) / (n - 2)
+        slope_err = math.sqrt(s2 / sxx)
+        intercept_err = math.sqrt(s2 * (1.0 / n + Em * Em / sxx))
+        ss_tot = float(np.sum((v - vm) ** 2))
+    ss_res = float(np.sum(resid ** 2))
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else nan
+    return SlopeFit(slope * scale, slope_err * scale, float(intercept), float(intercept_err), r2, n,
+                    through_origin)
+
+
+def add_mobility_columns(kinetics: pd.DataFrame, particles: pd.DataFrame) -> pd.DataFrame:
+    """Fill ``size_nm``, ``velocity_nm_per_s`` and ``mobility_cm2_per_Vs`` from ``tau_pol_s``.
+
+    Parameters
+    ----------
+    kinetics : DataFrame
+        Per particle and level: ``particle_id, field_kV_per_cm, tau_pol_s``
+        (+ anything).
+    particles : DataFrame
+        ``particle_id, size_nm``.
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``kinetics`` with the three columns (re)computed; rows
+        without a size get NaN.
+    """
+    k = kinetics.drop(columns=[c for c in ("size_nm",) if c in kinetics.columns])
+    sizes = particles[["particle_id", "size_nm"]].drop_duplicates("particle_id")
+    out = k.merge(sizes, on="particle_id", how="left")
+    out["velocity_nm_per_s"] = drift_velocity_nm_per_s(out["size_nm"].to_numpy(dtype=float),
+                                                       out["tau_pol_s"].to_numpy(dtype=float))
+    out["mobility_cm2_per_Vs"] = mobility_cm2_per_Vs(out["velocity_nm_per_s"].to_numpy(dtype=float),
+                                                     out["field_kV_per_cm"].to_numpy(dtype=float))
+    return out
+
+
+def _f(x):
+    """JSON-friendly float (None for NaN/inf)."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _as_bool(series: pd.Series) -> np.ndarray:
+    if series.dtype == bool:
+        return series.to_numpy()
+    s = series.astype(str).str.strip().str.lower()
+    return s.isin(("true", "1", "yes", "1.0")).to_numpy()
+
+
+def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, *,
+                         temperature_K: float) -> dict:
+    """Run-level mobility summary from per-particle, per-level rows.
+
+    Parameters
+    ----------
+    kinetics : DataFrame
+        Columns ``particle_id, field_kV_per_cm, tau_pol_s, tau_rec_s,
+        switching_efficiency, velocity_nm_per_s, mobility_cm2_per_Vs,
+        fit_ok``. Missing ``velocity_nm_per_s``/``mobility_cm2_per_Vs``
+        values are computed from ``tau_pol_s`` and the particle size.
+    particles : DataFrame
+        ``particle_id, size_nm``.
+    temperature_K : float
+        Sample temperature for the Einstein relation, K.
+
+    Returns
+    -------
+    dict
+        JSON-ready (floats or None, lists, ints):
+
+        - ``ion_mobility_cm2_per_Vs``, ``ion_mobility_std_cm2_per_Vs``:
+          mean and sample standard deviation over the used rows (particles x
+          fields); ``ion_mobility_median_cm2_per_Vs``;
+        - ``ion_mobility_fit_cm2_per_Vs``, ``ion_mobility_fit_err_cm2_per_Vs``,
+          ``ion_mobility_fit_intercept_nm_per_s``, ``ion_mobility_fit_r2``:
+          slope of drift velocity against field over all used rows (OLS
+          with intercept);
+        - ``diffusion_coefficient_cm2_per_s`` (and ``_std_``): Einstein
+          relation applied to the mean mobility;
+        - ``tau_size_slope_s_per_nm`` (``_err_``, ``tau_size_intercept_s``,
+          ``tau_size_field_kV_per_cm``, ``tau_size_n``): OLS of
+          ``tau_pol_s`` against ``size_nm`` over the used rows at the highest
+          field;
+        - ``fields_kV_per_cm`` (sorted levels of all rows), ``temperature_K``,
+          ``n_particles``, ``n_particles_used``, ``n_rows``, ``n_rows_used``,
+          ``n_rows_excluded``;
+        - ``per_field``: list of ``{field_kV_per_cm, n_used,
+          tau_pol_mean_s, tau_pol_std_s, tau_rec_mean_s, tau_rec_std_s,
+          switching_efficiency_mean, mobility_mean_cm2_per_Vs}``;
+        - ``warnings``: list of str, one per quantity that is None.
+
+    Notes
+    -----
+    A row is used when ``fit_ok`` is true and its mobility and velocity are
+    finite with a positive field.
+    """
+    warnings_out: list[str] = []
+    k = kinetics.copy()
+    need = ("particle_id", "field_kV_per_cm", "tau_pol_s", "fit_ok")
+    missing = [c for c in need if c not in k.columns]
+    if missing:
+        raise KineticsInputError(f"kinetics: missing column(s) {missing}")
+    if "size_nm" not in k.columns:
+        k["size_nm"] = np.nan
+    if particles is not None and len(particles) and "size_nm" in particles.columns:
+        # sizes from the particle table fill what the kinetics rows do not carry
+        sizes = (particles[["particle_id", "size_nm"]].drop_duplicates("particle_id")
+                 .rename(columns={"size_nm": "_size_from_particles"}))
+        k = k.merge(sizes, on="particle_id", how="left")
+        own = k["size_nm"].to_numpy(dtype=float)
+        k["size_nm"] = np.where(np.isfinite(own), own, k["_size_from_particles"].to_numpy(dtype=float))
+        k = k.drop(columns="_size_from_particles")
+    E = k["field_kV_per_cm"].to_numpy(dtype=float)
+    v_calc = drift_velocity_nm_per_s(k["size_nm"].to_numpy(dtype=float), k["tau_pol_s"].to_numpy(dtype=float))
+    v = (k["velocity_nm_per_s"].to_numpy(dtype=float) if "velocity_nm_per_s" in k.columns
+         else np.full(len(k), np.nan))
+    v = np.where(np.isfinite(v), v, v_calc)
+    mu = (k["mobility_cm2_per_Vs"].to_numpy(dtype=float) if "mobility_cm2_per_Vs" in k.columns
+          else np.full(len(k), np.nan))
+    mu = np.where(np.isfinite(mu), mu, mobility_cm2_per_Vs(v, E))
+    fit_ok = _as_bool(k["fit_ok"]) if len(k) else np.zeros(0, bool)
+    used = fit_ok & np.isfinite(mu) & np.isfinite(v) & (np.abs(E) > 0)
+
+    n_particles = int(particles["particle_id"].nunique()) if particles is not None and len(particles) \
+        else int(k["particle_id"].nunique())
+    fields = sorted({round(float(abs(x)), _FIELD_ROUND_DECIMALS) for x in E if np.isfinite(x)})
+    out: dict = {
+        "fields_kV_per_cm": fields,
+        "temperature_K": _f(temperature_K),
+        "n_particles": n_particles,
+        "n_particles_used": int(k.loc[used, "particle_id"].nunique()),
+        "n_rows": int(len(k)),
+        "n_rows_used": int(np.count_nonzero(used)),
+        "n_rows_excluded": int(len(k) - np.count_nonzero(used)),
+    }
+    mu_u = mu[used]
+    if mu_u.size:
+        out["ion_mobility_cm2_per_Vs"] = _f(np.mean(mu_u))
+        out["ion_mobility_median_cm2_per_Vs"] = _f(np.median(mu_u))
+    else:
+        out["ion_mobility_cm2_per_Vs"] = out["ion_mobility_median_cm2_per_Vs"] = None
+        warnings_out.append("ion_mobility_cm2_per_Vs: no row with fit_ok and a finite mobility "
+                            "(needs tau_pol_s, size_nm and field)")
+    if mu_u.size >= 2:
+        out["ion_mobility_std_cm2_per_Vs"] = _f(np.std(mu_u, ddof=1))
+    else:
+        out["ion_mobility_std_cm2_per_Vs"] = None
+        warnings_out.append(f"ion_mobility_std_cm2_per_Vs: {mu_u.size} usable row(s); need 2")
+
+    slope = mobility_from_velocity_slope(np.abs(E[used]), v[used])
+    out["ion_mobility_fit_cm2_per_Vs"] = _f(slope.slope_cm2_per_Vs) if slope.success else None
+    out["ion_mobility_fit_err_cm2_per_Vs"] = _f(slope.slope_err_cm2_per_Vs) if slope.success else None
+    out["ion_mobility_fit_intercept_nm_per_s"] = _f(slope.intercept_nm_per_s) if slope.success else None
+    out["ion_mobility_fit_r2"] = _f(slope.r2) if slope.success else None
+    if not slope.success:
+        warnings_out.append(f"ion_mobility_fit_cm2_per_Vs: {slope.message}")
+
+    T = float(temperature_K) if temperature_K is not None else float("nan")
+    if out["ion_mobility_cm2_per_Vs"] is not None and np.isfinite(T) and T > 0:
+        mu_mean = out["ion_mobility_cm2_per_Vs"]
+        out["diffusion_coefficient_cm2_per_s"] = _f(einstein_diffusion_cm2_per_s(mu_mean, T))
+        std = out["ion_mobility_std_cm2_per_Vs"]
+        out["diffusion_coefficient_std_cm2_per_s"] = (
+            _f(einstein_diffusion_cm2_per_s(std, T)) if std is not None else None)
+    else:
+        out["diffusion_coefficient_cm2_per_s"] = out["diffusion_coefficient_std_cm2_per_s"] = None
+        why = "no mobility" if out["ion_mobility_cm2_per_Vs"] is None else f"temperature_K={temperature_K!r}"
+        warnings_out.append(f"diffusion_coefficient_cm2_per_s: {why}")
+
+    # tau_pol against size at the highest field
+    out.update(tau_size_slope_s_per_nm=None, tau_size_slope_err_s_per_nm=None,
+               tau_size_intercept_s=None, tau_size_field_kV_per_cm=None, tau_size_n=0)
+    if np.any(used):
+        e_max = float(np.max(np.abs(E[used])))
+        at = used & np.isclose(np.abs(E), e_max, rtol=1e-3, atol=0.0)
+        size = k["size_nm"].to_numpy(dtype=float)
+        tau = k["tau_pol_s"].to_numpy(dtype=float)
+        sel = at & np.isfinite(size) & np.isfinite(tau)
+        out["tau_size_field_kV_per_cm"] = _f(e_max)
+        out["tau_size_n"] = int(np.count_nonzero(sel))
+        xs, ys = size[sel], tau[sel]
+        if xs.size >= 3 and np.ptp(xs) > 0:
+            xm, ym = xs.mean(), ys.mean()
+            sxx = float(np.sum((xs - xm) ** 2))
+            b = float(np.sum((xs - xm) * (ys - ym)) / sxx)
+            a = ym - b * xm
+            s2 = float(np.sum((ys - a - b * xs) ** 2)) / (xs.size - 2)
+            out["tau_size_slope_s_per_nm"] = _f(b)
+            out["tau_size_slope_err_s_per_nm"] = _f(math.sqrt(s2 / sxx))
+            out["tau_size_intercept_s"] = _f(a)
+        else:
+            warnings_out.append(f"tau_size_slope_s_per_nm: {xs.size} particle(s) with a size at "
+                                f"{e_max:g} kV/cm (need 3 with different sizes)")
+    else:
+        warnings_out.append("tau_size_slope_s_per_nm: no usable row")
+
+    per_field = []
+    absE = np.abs(E)
+    for f in fields:
+        m = used & np.isclose(absE, f, rtol=1e-3, atol=10.0 ** -_FIELD_ROUND_DECIMALS)
+
+        def stat(col, fn, m=m):
+            if col not in k.columns:
+                return None
+            x = k[col].to_numpy(dtype=float)[m]
+            x = x[np.isfinite(x)]
+            if fn == "std":
+                return _f(np.std(x, ddof=1)) if x.size > 1 else None
+            return _f(np.mean(x)) if x.size else None
+        per_field.append({
+            "field_kV_per_cm": f, "n_used": int(np.count_nonzero(m)),
+            "tau_pol_mean_s": stat("tau_pol_s", "mean"), "tau_pol_std_s": stat("tau_pol_s", "std"),
+            "tau_rec_mean_s": stat("tau_rec_s", "mean"), "tau_rec_std_s": stat("tau_rec_s", "std"),
+            "switching_efficiency_mean": stat("switching_efficiency", "mean"),
+            "mobility_mean_cm2_per_Vs": _f(np.mean(mu[m])) if np.any(m) else None,
+        })
+    out["per_field"] = per_field
+    out["warnings"] = warnings_out
+    for w in warnings_out:
+        logger.warning("%s", w)
+    return out

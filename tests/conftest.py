@@ -1,0 +1,47 @@
+"""Shared fixtures: simulated run folders with ground truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """A small, fast simulated run: 6 particles, 2 levels x 2 cycles, all nuisances on."""
+    from plscope.sim import ImagingSimParams, simulate_imaging_run
+
+    out = tmp_path_factory.mktemp("small") / "run"
+    params = ImagingSimParams(n_particles=6, image_shape=(96, 96), fields_kV_per_cm=(110.0, 130.0),
+                              cycles_per_level=2, period_s=30.0, size_range_nm=(500.0, 1000.0))
+    truth = simulate_imaging_run(out, params, seed=3)
+    return out, truth
+
+
+@pytest.fixture
+def match():
+    """The :func:`match_particles` helper, as a fixture."""
+    return match_particles
+
+
+def match_particles(found: pd.DataFrame, truth: list[dict], *, max_dist_px: float = 2.0) -> dict[int, int]:
+    """Map true particle_id -> found particle_id by nearest position (one to one)."""
+    t = np.array([[p["x_px"], p["y_px"]] for p in truth])
+    f = found[["x_px", "y_px"]].to_numpy(float)
+    d = np.hypot(t[:, None, 0] - f[None, :, 0], t[:, None, 1] - f[None, :, 1])
+    mapping = {}
+    for i, row in enumerate(d):
+        j = int(np.argmin(row))
+        if row[j] <= max_dist_px and j not in mapping.values():
+            mapping[int(truth[i]["particle_id"])] = int(found["particle_id"].iloc[j])
+    return mapping
+
+
+def load_truth(run_dir: Path) -> dict:
+    return json.loads((Path(run_dir) / "ground_truth.json").read_text())
