@@ -1,0 +1,693 @@
+"""Particle sizes from a PSF-aware fit of a blurred square.
+
+Each particle (or each small group of particles whose halos overlap) is
+fitted in a region of interest with the exact pixel-integrated model of
+:mod:`plscope.tracking.models`::
+
+    image = plane background + sum_k total_k * square(x0_k, y0_k, side_k; sigma)
+
+with :func:`scipy.optimize.least_squares` (trust-region reflective,
+analytic Jacobian), pixels weighted by ``1 / sqrt(variance)`` where the
+variance model ``s0 + a * signal`` (read/background noise plus shot noise)
+is fitted to the residuals of a first pass. Neighbouring particles outside
+the group are masked out. The PSF sigma is fixed: given by the caller, or
+estimated beforehand by fitting it free on the particles where it is well
+determined (side >~ 3 sigma) and taking the median.
+
+The side is *not* the square root of a threshold area: blurring by the PSF
+inflates any threshold mask (by ~2-4 sigma in width, depending on
+brightness), which would overestimate a 400 nm particle by tens of percent.
+A sanity relation of the model: the intensity second moment per axis is
+``side**2 / 12 + sigma**2 + 1/12`` (px**2).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+from scipy.optimize import least_squares
+from scipy.special import erf
+
+from ..errors import PlscopeError
+from .detect import _check_image, _check_positive, robust_std
+
+logger = logging.getLogger(__name__)
+
+#: Columns of the table returned by :func:`measure_sizes`, in order.
+SIZE_COLUMNS: tuple[str, ...] = (
+    "particle_id",
+    "size_nm",
+    "size_err_nm",
+    "x_px",
+    "y_px",
+    "total_adu",
+    "size_fit_ok",
+    "near_diffraction_limit",
+    "side_px",
+    "side_err_px",
+    "x_err_px",
+    "y_err_px",
+    "total_err_adu",
+    "background_adu",
+    "psf_sigma_px",
+    "psf_sigma_fit_nm",
+    "chi2_red",
+    "n_fit_px",
+    "group_size",
+    "fit_message",
+)
+
+_SQRT2 = math.sqrt(2.0)
+_INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_PARAMS_PER_PARTICLE = 4  # x0, y0, side, total
+
+
+# --------------------------------------------------------------------------
+# model with analytic derivatives
+# --------------------------------------------------------------------------
+def _profile_and_derivs(pix: np.ndarray, center: float, side: float, sigma: float):
+    """1-D pixel-integrated blurred box (as ``models.box_profile``) and derivatives.
+
+    Returns ``(P, dP/dcenter, dP/dside, dP/dsigma)``, each shaped like ``pix``.
+    Uses ``d/du G(u) = Phi(u/sigma)`` and ``d/dsigma G(u) = phi(u/sigma)``
+    for the antiderivative ``G(u) = u Phi(u/sigma) + sigma phi(u/sigma)``.
+    """
+    a = center - 0.5 * side
+    b = center + 0.5 * side
+    u = np.concatenate([pix + 0.5 - a, pix - 0.5 - a, pix + 0.5 - b, pix - 0.5 - b])
+    z = u / sigma
+    phi = np.exp(-0.5 * z * z) * _INV_SQRT2PI
+    cdf = 0.5 * (1.0 + erf(z / _SQRT2))
+    g = u * cdf + sigma * phi
+    n = pix.size
+    g = g.reshape(4, n)
+    cdf = cdf.reshape(4, n)
+    phi = phi.reshape(4, n)
+    P = (g[0] - g[1]) - (g[2] - g[3])
+    fa = cdf[0] - cdf[1]  # dP/da = -fa
+    fb = cdf[2] - cdf[3]  # dP/db = +fb
+    d_center = fb - fa
+    d_side = 0.5 * (fa + fb)
+    d_sigma = (phi[0] - phi[1]) - (phi[2] - phi[3])
+    return P, d_center, d_side, d_sigma
+
+
+@dataclass
+class _Group:
+    """A set of particles fitted together in one region of interest."""
+
+    members: list[int]                 # row indices into the particles table
+    labels: list[int]                  # their label values in the footprint image
+    rows: slice
+    cols: slice
+    fit_mask: np.ndarray               # bool, ROI shape
+
+
+class _GroupModel:
+    """Plane background + k blurred squares on one ROI, sigma fixed or free."""
+
+    def __init__(self, rows: slice, cols: slice, mask: np.ndarray, k: int,
+                 sigma: float | None, background: str):
+        self.y = np.arange(rows.start, rows.stop, dtype=np.float64)
+        self.x = np.arange(cols.start, cols.stop, dtype=np.float64)
+        self.yc = 0.5 * (self.y[0] + self.y[-1])
+        self.xc = 0.5 * (self.x[0] + self.x[-1])
+        self.mask = mask
+        self.k = k
+        self.fixed_sigma = sigma
+        self.plane = background == "plane"
+        self.n_bg = 3 if self.plane else 1
+        yy, xx = np.meshgrid(self.y - self.yc, self.x - self.xc, indexing="ij")
+        self.dxx = xx[mask]
+        self.dyy = yy[mask]
+
+    @property
+    def n_params(self) -> int:
+        return self.n_bg + _PARAMS_PER_PARTICLE * self.k + (0 if self.fixed_sigma is not None else 1)
+
+    def sigma(self, p: np.ndarray) -> float:
+        return float(self.fixed_sigma) if self.fixed_sigma is not None else float(p[-1])
+
+    def evaluate(self, p: np.ndarray, *, jac: bool = True):
+        """Model (masked pixels, 1-D), particle-only signal, and Jacobian."""
+        m = self.mask
+        sigma = self.sigma(p)
+        bg = p[0] + (p[1] * self.dxx + p[2] * self.dyy if self.plane else 0.0)
+        signal = np.zeros(self.dxx.size)
+        J = np.zeros((self.dxx.size, self.n_params)) if jac else None
+        if jac:
+            J[:, 0] = 1.0
+            if self.plane:
+                J[:, 1] = self.dxx
+                J[:, 2] = self.dyy
+        for i in range(self.k):
+            j0 = self.n_bg + _PARAMS_PER_PARTICLE * i
+            x0, y0, side, total = p[j0:j0 + 4]
+            px, dpx_c, dpx_s, dpx_g = _profile_and_derivs(self.x, x0, side, sigma)
+            py, dpy_c, dpy_s, dpy_g = _profile_and_derivs(self.y, y0, side, sigma)
+            amp = total / (side * side)
+            img = np.outer(py, px)[m]
+            signal += amp * img
+            if jac:
+                J[:, j0] = amp * np.outer(py, dpx_c)[m]
+                J[:, j0 + 1] = amp * np.outer(dpy_c, px)[m]
+                J[:, j0 + 2] = amp * (np.outer(dpy_s, px)[m] + np.outer(py, dpx_s)[m]) - 2.0 * amp * img / side
+                J[:, j0 + 3] = img / (side * side)
+                if self.fixed_sigma is None:
+                    J[:, -1] += amp * (np.outer(dpy_g, px)[m] + np.outer(py, dpx_g)[m])
+        return bg + signal, signal, J
+
+    def sigma_column(self, p: np.ndarray, sigma: float) -> np.ndarray:
+        """d model / d sigma at fixed other parameters (for error propagation)."""
+        m = self.mask
+        col = np.zeros(self.dxx.size)
+        for i in range(self.k):
+            j0 = self.n_bg + _PARAMS_PER_PARTICLE * i
+            x0, y0, side, total = p[j0:j0 + 4]
+            px, _, _, dpx_g = _profile_and_derivs(self.x, x0, side, sigma)
+            py, _, _, dpy_g = _profile_and_derivs(self.y, y0, side, sigma)
+            col += total / (side * side) * (np.outer(dpy_g, px)[m] + np.outer(py, dpx_g)[m])
+        return col
+
+
+# --------------------------------------------------------------------------
+# groups and regions of interest
+# --------------------------------------------------------------------------
+def _footprints(shape: tuple[int, int], particles: pd.DataFrame, labels: np.ndarray | None,
+                default_radius_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Label image of particle footprints and the label of each table row.
+
+    With ``labels`` (from :func:`detect_particles`) each row's label is the
+    one under ``particle_id + 1``; otherwise rectangles from the ``bbox_*``
+    columns, or disks of ``default_radius_px`` around ``(x_px, y_px)``.
+    Returned labels of rows are >= 1; labels not in the table stay in the
+    image and are masked as foreign particles.
+    """
+    rows, cols = shape
+    n = len(particles)
+    x = particles["x_px"].to_numpy(float)
+    y = particles["y_px"].to_numpy(float)
+    if labels is not None:
+        lab = np.asarray(labels)
+        if lab.shape != shape:
+            raise PlscopeError(f"labels: shape {lab.shape} does not match the image shape {shape}")
+        lab = lab.astype(np.int64)
+        if lab.min() < 0:
+            raise PlscopeError("labels: expected non-negative integer labels")
+        row_labels = particles["particle_id"].to_numpy(np.int64) + 1
+        present = np.zeros(int(lab.max()) + 2, bool)
+        present[np.unique(lab)] = True
+        missing = (row_labels > lab.max()) | ~present[np.clip(row_labels, 0, present.size - 1)]
+        if missing.any():
+            # particles without a region in `labels`: give them a small disk
+            fresh = int(lab.max()) + 1 + np.arange(int(missing.sum()))
+            row_labels = row_labels.copy()
+            row_labels[missing] = fresh
+            yy, xx = np.indices(shape)
+            for lbl, xi, yi in zip(fresh, x[missing], y[missing]):
+                disk = ((xx - xi) ** 2 + (yy - yi) ** 2 <= default_radius_px ** 2) & (lab == 0)
+                lab[disk] = lbl
+        return lab, row_labels
+    lab = np.zeros(shape, np.int64)
+    bbox_cols = ["bbox_x_min_px", "bbox_y_min_px", "bbox_x_max_px", "bbox_y_max_px"]
+    if all(c in particles.columns for c in bbox_cols):
+        b = particles[bbox_cols].to_numpy(float)
+        for i in range(n):
+            x0, y0, x1, y1 = (int(v) for v in np.round(b[i]))
+            sl = (slice(max(y0, 0), min(y1, rows)), slice(max(x0, 0), min(x1, cols)))
+            region = lab[sl]
+            region[region == 0] = i + 1
+    else:
+        yy, xx = np.indices(shape)
+        for i in range(n):
+            disk = ((xx - x[i]) ** 2 + (yy - y[i]) ** 2 <= default_radius_px ** 2) & (lab == 0)
+            lab[disk] = i + 1
+    return lab, np.arange(1, n + 1, dtype=np.int64)
+
+
+def _groups(image: np.ndarray, particles: pd.DataFrame, foot: np.ndarray, row_labels: np.ndarray,
+            *, halo_px: int, pad_px: int) -> list[_Group]:
+    """Group particles whose halos (footprints grown by ``halo_px``) touch."""
+    from skimage.segmentation import expand_labels
+
+    grown = expand_labels(foot, halo_px)
+    n = len(row_labels)
+    label_to_row = {int(l): i for i, l in enumerate(row_labels)}
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in ((grown[:, :-1], grown[:, 1:]), (grown[:-1, :], grown[1:, :])):
+        sel = (a != b) & (a > 0) & (b > 0)
+        for la, lb in set(zip(a[sel].tolist(), b[sel].tolist())):
+            if la in label_to_row and lb in label_to_row:
+                ra, rb = find(label_to_row[la]), find(label_to_row[lb])
+                if ra != rb:
+                    parent[rb] = ra
+    by_root: dict[int, list[int]] = {}
+    for i in range(n):
+        by_root.setdefault(find(i), []).append(i)
+    rows_n, cols_n = image.shape
+    objects = ndimage.find_objects(grown)
+    finite = np.isfinite(image)
+    out = []
+    for members in by_root.values():
+        lbls = [int(row_labels[i]) for i in members]
+        r0, r1, c0, c1 = rows_n, 0, cols_n, 0
+        for lbl in lbls:
+            sl = objects[lbl - 1] if lbl - 1 < len(objects) else None
+            if sl is None:
+                continue
+            r0, r1 = min(r0, sl[0].start), max(r1, sl[0].stop)
+            c0, c1 = min(c0, sl[1].start), max(c1, sl[1].stop)
+        if r1 <= r0:  # no footprint at all: centre box
+            i = members[0]
+            yi, xi = float(particles["y_px"].iloc[i]), float(particles["x_px"].iloc[i])
+            r0, r1 = int(yi) - halo_px, int(yi) + halo_px + 1
+            c0, c1 = int(xi) - halo_px, int(xi) + halo_px + 1
+        rows = slice(max(r0 - pad_px, 0), min(r1 + pad_px, rows_n))
+        cols = slice(max(c0 - pad_px, 0), min(c1 + pad_px, cols_n))
+        g = grown[rows, cols]
+        fit_mask = ((g == 0) | np.isin(g, lbls)) & finite[rows, cols]
+        out.append(_Group(members=members, labels=lbls, rows=rows, cols=cols, fit_mask=fit_mask))
+    return out
+
+
+def _initial_guess(image: np.ndarray, group: _Group, particles: pd.DataFrame, grown: np.ndarray,
+                   sigma0: float, background: str) -> np.ndarray:
+    roi = image[group.rows, group.cols]
+    g = grown[group.rows, group.cols]
+    bg_pix = roi[(g == 0) & group.fit_mask]
+    bg0 = float(np.median(bg_pix)) if bg_pix.size >= 10 else float(np.percentile(roi[group.fit_mask], 20))
+    p = [bg0] + ([0.0, 0.0] if background == "plane" else [])
+    yy, xx = np.meshgrid(np.arange(group.rows.start, group.rows.stop),
+                         np.arange(group.cols.start, group.cols.stop), indexing="ij")
+    for i, lbl in zip(group.members, group.labels):
+        own = g == lbl
+        d = np.clip(roi - bg0, 0.0, None) * own
+        total = float(d.sum())
+        x0 = float(particles["x_px"].iloc[i])
+        y0 = float(particles["y_px"].iloc[i])
+        if total > 0:
+            m2 = 0.5 * (float((d * (xx - x0) ** 2).sum()) + float((d * (yy - y0) ** 2).sum())) / total
+            side = math.sqrt(max(12.0 * (m2 - sigma0 ** 2 - 1.0 / 12.0), 1.0))
+        else:
+            side = 2.0
+            total = 1.0
+        p += [x0, y0, side, total]
+    return np.asarray(p, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------
+# one fit
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _FitResult:
+    params: np.ndarray
+    cov: np.ndarray
+    sigma: float
+    sigma_err: float
+    chi2_red: float
+    n_px: int
+    success: bool
+    message: str
+    resid: np.ndarray          # data - model on fitted pixels
+    signal: np.ndarray         # particle-only model on fitted pixels
+    jac_w: np.ndarray          # weighted Jacobian at the solution
+    weights: np.ndarray
+    model: _GroupModel
+
+
+def _log_indices(model: _GroupModel) -> np.ndarray:
+    """Parameters fitted on a log scale (side, total, free sigma): positive by construction."""
+    idx = []
+    for i in range(model.k):
+        j0 = model.n_bg + _PARAMS_PER_PARTICLE * i
+        idx += [j0 + 2, j0 + 3]
+    if model.fixed_sigma is None:
+        idx.append(model.n_params - 1)
+    return np.asarray(idx, dtype=int)
+
+
+def _covariance(J: np.ndarray, chi2_red: float) -> np.ndarray:
+    """``chi2_red * inv(J^T J)`` with column scaling; NaN when singular."""
+    n_par = J.shape[1]
+    norms = np.sqrt(np.sum(J * J, axis=0))
+    if not np.all(np.isfinite(norms)) or np.any(norms == 0):
+        return np.full((n_par, n_par), np.nan)
+    Js = J / norms
+    evals, evecs = np.linalg.eigh(Js.T @ Js)
+    if evals[0] <= 1e-12 * evals[-1]:
+        return np.full((n_par, n_par), np.nan)
+    cov_s = (evecs / evals) @ evecs.T
+    return cov_s / np.outer(norms, norms) * chi2_red
+
+
+def _fit_group(image: np.ndarray, group: _Group, p0: np.ndarray, *, sigma: float | None,
+               sigma0: float, var_s0: float, var_a: float, background: str) -> _FitResult:
+    """Weighted least-squares fit of one group.
+
+    Levenberg-Marquardt (MINPACK, via ``least_squares(method="lm")``) on
+    log-transformed side, total and sigma, which keeps them positive without
+    bounds. (The bounded "trf" method takes an SVD of the Jacobian at every
+    step, which multi-threaded OpenBLAS made 20x slower on a loaded 2-core
+    machine; MINPACK does not call BLAS.)
+    """
+    k = len(group.members)
+    model = _GroupModel(group.rows, group.cols, group.fit_mask, k, sigma, background)
+    data = image[group.rows, group.cols][group.fit_mask]
+    if sigma is None:
+        p0 = np.append(p0, sigma0)
+    p0 = np.asarray(p0, dtype=np.float64).copy()
+    n_par = model.n_params
+    logi = _log_indices(model)
+    p0[logi] = np.maximum(p0[logi], 1e-3)
+    # weights from the starting model (p0 comes from a previous pass when available)
+    _, sig0, _ = model.evaluate(p0, jac=False)
+    var = var_s0 + var_a * np.clip(sig0, 0.0, None)
+    w = 1.0 / np.sqrt(var)
+
+    def failed(message: str) -> _FitResult:
+        return _FitResult(p0, np.full((n_par, n_par), np.nan), model.sigma(p0), np.nan, np.nan,
+                          int(data.size), False, message, np.zeros(0), np.zeros(0),
+                          np.zeros((0, n_par)), w, model)
+
+    if data.size <= n_par + 2:
+        return failed("too few pixels in the region of interest")
+
+    def to_p(q):
+        p = q.copy()
+        p[logi] = np.exp(np.clip(q[logi], -50.0, 50.0))
+        return p
+
+    def fun(q):
+        mdl, _, _ = model.evaluate(to_p(q), jac=False)
+        return (mdl - data) * w
+
+    def jac(q):
+        p = to_p(q)
+        _, _, J = model.evaluate(p, jac=True)
+        J[:, logi] *= p[logi]
+        return J * w[:, None]
+
+    q0 = p0.copy()
+    q0[logi] = np.log(p0[logi])
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            res = least_squares(fun, q0, jac=jac, method="lm", x_scale="jac", max_nfev=100 * n_par)
+    except (ValueError, np.linalg.LinAlgError) as exc:  # pragma: no cover - defensive
+        return failed(f"fit failed: {exc}")
+    p = to_p(res.x)
+    mdl, signal, Jp = model.evaluate(p, jac=True)
+    Jw = Jp * w[:, None]
+    resid_w = (mdl - data) * w
+    dof = max(data.size - n_par, 1)
+    chi2_red = float(np.sum(resid_w ** 2) / dof)
+    cov = _covariance(Jw, chi2_red) if np.all(np.isfinite(Jw)) else np.full((n_par, n_par), np.nan)
+    s_fit = model.sigma(p)
+    s_err = float(math.sqrt(cov[-1, -1])) if sigma is None and np.isfinite(cov[-1, -1]) else float("nan")
+    ny = group.rows.stop - group.rows.start
+    nx = group.cols.stop - group.cols.start
+    problems = []
+    sides = p[[model.n_bg + _PARAMS_PER_PARTICLE * i + 2 for i in range(k)]]
+    if np.any(sides < 0.05) or np.any(sides > 2.0 * max(nx, ny)):
+        problems.append("side out of range")
+    if sigma is None and not (0.2 <= s_fit <= 0.5 * max(nx, ny)):
+        problems.append("PSF sigma out of range")
+    if not np.all(np.isfinite(p)):
+        problems.append("non-finite parameters")
+    ok = bool(res.status > 0) and not problems
+    message = "; ".join(problems) if problems else str(res.message)
+    return _FitResult(p, cov, s_fit, s_err, chi2_red, int(data.size), ok, message,
+                      data - mdl, signal, Jw, w, model)
+
+
+def _variance_model(fits: list[_FitResult], s0: float) -> tuple[float, float]:
+    """Fit ``E[resid**2] = s0 + a * signal`` over all fitted pixels (a >= 0)."""
+    used = [f for f in fits if f.success and f.resid.size]
+    if not used:
+        return s0, 0.0
+    r = np.concatenate([f.resid for f in used])
+    m = np.concatenate([np.clip(f.signal, 0, None) for f in used])
+    if r.size < 10:
+        return s0, 0.0
+    # 2 x 2 normal equations (cheap, no multi-threaded LAPACK call on a long array)
+    r2 = r * r
+    n_, sm, smm = float(m.size), float(m.sum()), float(m @ m)
+    det = n_ * smm - sm * sm
+    if det <= 1e-12 * max(n_ * smm, 1e-300):
+        return s0, 0.0
+    s0_fit = (smm * float(r2.sum()) - sm * float(m @ r2)) / det
+    a = (n_ * float(m @ r2) - sm * float(r2.sum())) / det
+    if not np.isfinite(a) or a < 0:
+        a = 0.0
+    if not np.isfinite(s0_fit) or s0_fit <= 0:
+        s0_fit = s0
+    return s0_fit, a
+
+
+def _fit_all(image: np.ndarray, groups: list[_Group], p0s: list[np.ndarray], *, sigma: float | None,
+             sigma0: float, s0: float, a: float, background: str) -> list[_FitResult]:
+    return [_fit_group(image, g, p0, sigma=sigma, sigma0=sigma0, var_s0=s0, var_a=a,
+                       background=background) for g, p0 in zip(groups, p0s)]
+
+
+# --------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------
+def measure_sizes(
+    image: np.ndarray,
+    particles: pd.DataFrame,
+    *,
+    pixel_size_nm: float,
+    psf_sigma_nm: float | None = None,
+    labels: np.ndarray | None = None,
+    background: Literal["plane", "constant"] = "plane",
+    min_reliable_side_sigma: float = 2.0,
+    sigma_fit_min_side_sigma: float = 3.0,
+    psf_sigma_guess_nm: float = 150.0,
+) -> tuple[pd.DataFrame, float]:
+    """Side length of each particle from a fit of a blurred-square model.
+
+    Parameters
+    ----------
+    image : ndarray, shape (rows, cols)
+        Reference image in ADU (e.g. :func:`reference_image`), offset included.
+        NaN pixels are left out of the fits.
+    particles : pandas.DataFrame
+        At least ``particle_id, x_px, y_px`` (e.g. from
+        :func:`detect_particles`); ``bbox_*`` and ``touches_border`` are used
+        when present.
+    pixel_size_nm : float
+        Pixel size in the sample plane (nm).
+    psf_sigma_nm : float or None
+        Gaussian PSF standard deviation (nm). None: estimated from the data
+        (median of free-sigma fits of the particles with side >=
+        ``sigma_fit_min_side_sigma`` x sigma, isolated and off the border).
+    labels : ndarray of int, shape (rows, cols), optional
+        Label image of :func:`detect_particles` (``particle_id + 1``).
+        Used to mask neighbouring particles (grown by ~3 sigma) out of each
+        fit; without it, the ``bbox_*`` rectangles (or small disks) are used.
+    background : {"plane", "constant"}
+        Local background model in each region of interest.
+    min_reliable_side_sigma : float
+        ``near_diffraction_limit`` is set when side < this x sigma: the side is
+        then degenerate with the PSF width and unreliable.
+    sigma_fit_min_side_sigma : float
+        Minimum side (in sigma) of the particles used to estimate sigma.
+    psf_sigma_guess_nm : float
+        Starting value of sigma when it is estimated.
+
+    Returns
+    -------
+    sizes : pandas.DataFrame
+        One row per particle (same order as ``particles``), columns
+        :data:`SIZE_COLUMNS`: ``particle_id``; ``size_nm`` and ``size_err_nm``
+        (side and its 1-sigma error, the latter including the uncertainty of
+        an estimated PSF sigma); ``x_px, y_px`` (fitted centre);
+        ``total_adu`` (integrated particle signal above background);
+        ``size_fit_ok``; ``near_diffraction_limit``; ``side_px``,
+        ``side_err_px`` (statistical only), ``x_err_px``, ``y_err_px``,
+        ``total_err_adu``; ``background_adu`` (per pixel, at the centre);
+        ``psf_sigma_px`` (used); ``psf_sigma_fit_nm`` (free-sigma value of
+        this particle when sigma was estimated, else NaN); ``chi2_red``;
+        ``n_fit_px``; ``group_size`` (particles fitted jointly);
+        ``fit_message``. ``DataFrame.attrs`` holds ``psf_sigma_nm``,
+        ``psf_sigma_err_nm`` and ``psf_sigma_n_particles``.
+    psf_sigma_nm_used : float
+        The PSF sigma (nm) the sizes were computed with.
+
+    Notes
+    -----
+    Failed fits are returned with ``size_fit_ok = False`` and a message,
+    never raised. Errors are scaled by the reduced chi-square (like
+    ``curve_fit(absolute_sigma=False)``).
+    """
+    img = _check_image(image)
+    pixel_size_nm = _check_positive(pixel_size_nm, "pixel_size_nm")
+    if not isinstance(particles, pd.DataFrame):
+        raise PlscopeError("particles: expected a pandas DataFrame")
+    for col in ("particle_id", "x_px", "y_px"):
+        if col not in particles.columns:
+            raise PlscopeError(f"particles: missing column {col!r}")
+    if psf_sigma_nm is not None:
+        psf_sigma_nm = _check_positive(psf_sigma_nm, "psf_sigma_nm")
+    if background not in ("plane", "constant"):
+        raise PlscopeError(f"background: expected 'plane' or 'constant', got {background!r}")
+    particles = particles.reset_index(drop=True)
+    n = len(particles)
+
+    sigma_known = psf_sigma_nm is not None
+    sigma_px0 = (psf_sigma_nm if sigma_known else _check_positive(psf_sigma_guess_nm, "psf_sigma_guess_nm")) \
+        / pixel_size_nm
+    if n == 0:
+        out = pd.DataFrame({c: [] for c in SIZE_COLUMNS})
+        return out, float(psf_sigma_nm) if sigma_known else float("nan")
+
+    halo_px = int(math.ceil(3.0 * sigma_px0)) + 1
+    pad_px = int(math.ceil(2.0 * sigma_px0)) + 2
+    foot, row_labels = _footprints(img.shape, particles, labels, default_radius_px=2.0 * halo_px)
+    from skimage.segmentation import expand_labels
+
+    grown = expand_labels(foot, halo_px)
+    groups = _groups(img, particles, foot, row_labels, halo_px=halo_px, pad_px=pad_px)
+
+    # noise floor from pixel differences outside the particles (robust to smooth background)
+    outside = grown == 0
+    dif = (img[:, 1:] - img[:, :-1])[outside[:, 1:] & outside[:, :-1]] / math.sqrt(2.0)
+    s0 = robust_std(dif) ** 2 if dif.size > 20 else robust_std(img) ** 2
+    if not np.isfinite(s0) or s0 <= 0:
+        s0 = max(1e-12, (1e-9 * float(np.nanmax(np.abs(img)))) ** 2)
+
+    p0s = [_initial_guess(img, g, particles, grown, sigma_px0, background) for g in groups]
+
+    sigma_err_px = float("nan")
+    n_sigma = 0
+    sigma_fit_px = np.full(n, np.nan)
+    if sigma_known:
+        sigma_px = sigma_px0
+        first = _fit_all(img, groups, p0s, sigma=sigma_px, sigma0=sigma_px, s0=s0, a=0.0,
+                         background=background)
+        s0, a = _variance_model(first, s0)
+        p_start = [f.params if f.success else p for f, p in zip(first, p0s)]
+    else:
+        first = _fit_all(img, groups, p0s, sigma=None, sigma0=sigma_px0, s0=s0, a=0.0,
+                         background=background)
+        s0, a = _variance_model(first, s0)
+        p_start = [f.params[:-1] if f.success else p for f, p in zip(first, p0s)]
+        sig_start = [f.sigma if f.success else sigma_px0 for f in first]
+        free = [_fit_group(img, g, p, sigma=None, sigma0=s, var_s0=s0, var_a=a, background=background)
+                for g, p, s in zip(groups, p_start, sig_start)]
+        touches = particles["touches_border"].to_numpy(bool) if "touches_border" in particles else \
+            np.zeros(n, bool)
+        cand, cand_err = [], []
+        for g, f in zip(groups, free):
+            for j, i in enumerate(g.members):
+                sigma_fit_px[i] = f.sigma if f.success else np.nan
+                if not f.success or len(g.members) != 1 or touches[i]:
+                    continue
+                side = f.params[f.model.n_bg + _PARAMS_PER_PARTICLE * j + 2]
+                if side >= sigma_fit_min_side_sigma * f.sigma and np.isfinite(f.sigma_err) \
+                        and f.sigma_err < 0.2 * f.sigma:
+                    cand.append(f.sigma)
+                    cand_err.append(f.sigma_err)
+        if not cand:
+            fallback = [f.sigma for f in free if f.success and np.isfinite(f.sigma_err)]
+            if not fallback:
+                raise PlscopeError(
+                    "psf_sigma_nm: cannot be estimated from the data (no particle gave a usable "
+                    "free-sigma fit); pass psf_sigma_nm explicitly")
+            logger.warning("measure_sizes: no isolated particle with side >= %.1f sigma; estimating the "
+                           "PSF sigma from all %d fits (less reliable)", sigma_fit_min_side_sigma,
+                           len(fallback))
+            cand = fallback
+            cand_err = [np.nan] * len(fallback)
+        cand_a = np.asarray(cand)
+        sigma_px = float(np.median(cand_a))
+        n_sigma = cand_a.size
+        if n_sigma >= 3:
+            sigma_err_px = 1.2533 * max(robust_std(cand_a), 1e-12) / math.sqrt(n_sigma)
+        else:
+            errs = np.asarray(cand_err, float)
+            sigma_err_px = float(np.sqrt(np.nanmean(errs ** 2)) / math.sqrt(n_sigma)) \
+                if np.isfinite(errs).any() else float("nan")
+        logger.info("measure_sizes: PSF sigma estimated from %d particle(s): %.1f +/- %.1f nm",
+                    n_sigma, sigma_px * pixel_size_nm, sigma_err_px * pixel_size_nm)
+
+    fits = [_fit_group(img, g, p, sigma=sigma_px, sigma0=sigma_px, var_s0=s0, var_a=a,
+                       background=background) for g, p in zip(groups, p_start)]
+
+    cols: dict[str, Any] = {c: np.full(n, np.nan) for c in SIZE_COLUMNS}
+    cols["particle_id"] = particles["particle_id"].to_numpy(np.int64)
+    cols["size_fit_ok"] = np.zeros(n, bool)
+    cols["near_diffraction_limit"] = np.zeros(n, bool)
+    cols["n_fit_px"] = np.zeros(n, np.int64)
+    cols["group_size"] = np.zeros(n, np.int64)
+    cols["fit_message"] = np.empty(n, object)
+    for g, f in zip(groups, fits):
+        nb = f.model.n_bg
+        # sensitivity of the parameters to sigma, for error propagation
+        if np.isfinite(sigma_err_px) and f.jac_w.size and np.all(np.isfinite(f.cov)):
+            jsig = f.model.sigma_column(f.params, sigma_px) * f.weights
+            # least-squares response of the parameters to a change of sigma
+            dp_dsigma = -(f.cov / f.chi2_red) @ (f.jac_w.T @ jsig) if f.chi2_red > 0 else \
+                np.zeros(f.params.size)
+        else:
+            dp_dsigma = np.zeros(f.params.size)
+        for j, i in enumerate(g.members):
+            j0 = nb + _PARAMS_PER_PARTICLE * j
+            x0, y0, side, total = f.params[j0:j0 + 4]
+            err = np.sqrt(np.clip(np.diag(f.cov)[j0:j0 + 4], 0, None)) if f.cov.size else np.full(4, np.nan)
+            side_err_sys = abs(dp_dsigma[j0 + 2]) * sigma_err_px if np.isfinite(sigma_err_px) else 0.0
+            inside = (g.cols.start - 0.5 <= x0 <= g.cols.stop - 0.5) and \
+                     (g.rows.start - 0.5 <= y0 <= g.rows.stop - 0.5)
+            significant = total > 5.0 * err[3]
+            ok = bool(f.success and np.all(np.isfinite(err)) and inside and significant)
+            cols["x_px"][i], cols["y_px"][i] = x0, y0
+            cols["side_px"][i] = side
+            cols["side_err_px"][i] = err[2]
+            cols["x_err_px"][i], cols["y_err_px"][i] = err[0], err[1]
+            cols["total_adu"][i], cols["total_err_adu"][i] = total, err[3]
+            cols["size_nm"][i] = side * pixel_size_nm
+            cols["size_err_nm"][i] = math.hypot(err[2], side_err_sys) * pixel_size_nm
+            bg = f.params[0]
+            if nb == 3:
+                bg += f.params[1] * (x0 - f.model.xc) + f.params[2] * (y0 - f.model.yc)
+            cols["background_adu"][i] = bg
+            cols["psf_sigma_px"][i] = sigma_px
+            cols["psf_sigma_fit_nm"][i] = sigma_fit_px[i] * pixel_size_nm
+            cols["chi2_red"][i] = f.chi2_red
+            cols["n_fit_px"][i] = f.n_px
+            cols["group_size"][i] = len(g.members)
+            cols["size_fit_ok"][i] = ok
+            cols["near_diffraction_limit"][i] = bool(side < min_reliable_side_sigma * sigma_px)
+            if ok or not f.success:
+                cols["fit_message"][i] = str(f.message)
+            elif not inside:
+                cols["fit_message"][i] = "centre outside the region of interest"
+            elif not np.all(np.isfinite(err)):
+                cols["fit_message"][i] = "parameter errors not finite (degenerate fit)"
+            else:
+                cols["fit_message"][i] = "particle signal not significant (total < 5 x its error)"
+    out = pd.DataFrame(cols, columns=list(SIZE_COLUMNS))
+    psf_used_nm = float(sigma_px * pixel_size_nm)
+    out.attrs["psf_sigma_nm"] = psf_used_nm
+    out.attrs["psf_sigma_err_nm"] = float(sigma_err_px * pixel_size_nm)
+    out.attrs["psf_sigma_n_particles"] = int(n_sigma)
+    n_bad = int((~out["size_fit_ok"]).sum())
+    if n_bad:
+        logger.warning("measure_sizes: %d of %d size fit(s) failed", n_bad, n)
+    logger.info("measure_sizes: %d particle(s), PSF sigma %.1f nm (%s), %d near the diffraction limit",
+                n, psf_used_nm, "given" if sigma_known else "estimated",
+                int(out["near_diffraction_limit"].sum()))
+    return out, psf_used_nm
