@@ -98,7 +98,8 @@ def tau_vs_size(kinetics: pd.DataFrame, particles: pd.DataFrame, *, field_kV_per
     """Polarization and recovery times against particle size (Fig. 2g-h)."""
     fig, axes = _fig(9.0, 3.6, ncols=2)
     k = kinetics[(kinetics["field_kV_per_cm"] == field_kV_per_cm) & kinetics["fit_ok"].astype(bool)]
-    k = k.merge(particles[["particle_id", "size_nm"]], on="particle_id")
+    if "size_nm" not in k.columns:
+        k = k.merge(particles[["particle_id", "size_nm"]], on="particle_id")
     for ax, col, color, name in ((axes[0], "tau_pol_s", ON_COLOR, "polarization"),
                                  (axes[1], "tau_rec_s", OFF_COLOR, "recovery")):
         ax.plot(k["size_nm"], k[col], "o", color=color, ms=5)
