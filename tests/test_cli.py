@@ -1,0 +1,92 @@
+"""The command line: exit codes, one-line errors, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from plscope.cli import main
+
+
+def _results(out):
+    return sorted(p.name for p in out.iterdir()) if out.exists() else []
+
+
+def test_run_small_simulated_run(small_run, tmp_path, capsys):
+    run, truth = small_run
+    out = tmp_path / "out"
+    assert main(["run", str(run), "--out", str(out), "--no-progress"]) == 0
+    assert {"summary.json", "particles.csv", "kinetics.csv", "report.html"} <= set(_results(out))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_particles"] == len(truth["particles"])
+    assert summary["n_frames"] == truth["n_frames"]
+    prov = summary["provenance"]
+    assert prov["versions"]["plscope"]
+    assert any(k.endswith("movie.tif") for k in prov["inputs"])
+    assert all(len(v["sha256"]) == 64 for v in prov["inputs"].values())
+    assert "particles" in capsys.readouterr().out
+
+
+@pytest.fixture
+def broken_copy(small_run, tmp_path):
+    run, _ = small_run
+    dst = tmp_path / "broken"
+    shutil.copytree(run, dst)
+    return dst
+
+
+def _toml_replace(run, old, new):
+    p = run / "experiment.toml"
+    text = p.read_text()
+    assert old in text
+    p.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize("breakage, expected", [
+    (lambda r: (r / "movie.tif").unlink(), "movie.tif"),
+    (lambda r: (r / "experiment.toml").write_text("schema = 1\n[movie\npath = 'x'"), "not valid TOML"),
+    (lambda r: _toml_replace(r, "electrode_gap_um", "electrode_gap"), "field.electrode_gap_um"),
+    (lambda r: _toml_replace(r, "amplifier_gain = 20.0", "amplifier_gain = -20.0"), "positive"),
+    (lambda r: _toml_replace(r, 'camera_ttl = "camera_ttl"', 'camera_ttl = "cam"'), "channels are"),
+    (lambda r: (r / "movie.tif").write_bytes((r / "movie.tif").read_bytes()[:100_000]), "movie.tif"),
+], ids=["missing-movie", "bad-toml", "missing-key", "negative-gain", "missing-channel", "truncated-tiff"])
+def test_bad_input_one_line_no_results(broken_copy, tmp_path, capsys, breakage, expected):
+    breakage(broken_copy)
+    out = tmp_path / "out"
+    code = main(["run", str(broken_copy), "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err and err[-1].startswith("plscope: error:") and expected in err[-1]
+    assert "Traceback" not in "\n".join(err)
+    assert _results(out) == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_unwritable_output(small_run, tmp_path, capsys):
+    run, _ = small_run
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["run", str(run), "--out", str(blocker / "out"), "--no-progress"]) == 2
+    assert "cannot be created" in capsys.readouterr().err
+
+
+def test_no_traceback_in_a_real_process(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "plscope", "run", str(tmp_path / "nope"), "--out",
+                           str(tmp_path / "o")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_simulate_cli_writes_run_folder(tmp_path):
+    out = tmp_path / "sim"
+    assert main(["-q", "simulate", str(out), "--seed", "5", "--particles", "3", "--fields", "130",
+                 "--cycles", "1", "--shape", "64x64", "--size-range", "500,900", "--clean"]) == 0
+    truth = json.loads((out / "ground_truth.json").read_text())
+    assert truth["seed"] == 5 and len(truth["particles"]) == 3 and truth["fields_kV_per_cm"] == [130.0]
+    assert not truth["params"]["noise"]
+    assert (out / "experiment.toml").exists() and (out / "movie.tif").exists()
