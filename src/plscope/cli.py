@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -93,14 +94,27 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbose: int, quiet: bool) -> None:
+@contextlib.contextmanager
+def _logging_to_stderr(verbose: int, quiet: bool):
+    """Send plscope's log records to stderr for the duration of a command.
+
+    The previous configuration is restored afterwards, so that ``main`` can
+    be called repeatedly (tests, notebooks) without stacking handlers.
+    """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("plscope: %(levelname)s: %(message)s"))
     root = logging.getLogger("plscope")
-    root.handlers[:] = [handler]
+    saved = (root.level, root.propagate)
+    root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved[0])
+        root.propagate = saved[1]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -171,10 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
-    _configure_logging(args.verbose, args.quiet)
     commands = {"run": _cmd_run, "simulate": _cmd_simulate}
     try:
-        return commands[args.command](args)
+        with _logging_to_stderr(args.verbose, args.quiet):
+            return commands[args.command](args)
     except PlscopeError as exc:
         print(f"plscope: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
