@@ -48,25 +48,28 @@ def _shape(text: str) -> tuple[int, int]:
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    # -v/-q are accepted before or after the command name
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="more log output (-vv for debug)")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="only errors")
     parser = argparse.ArgumentParser(
-        prog="plscope",
+        prog="plscope", parents=[common],
         description="Single-particle PL microscopy under switched electric fields: "
         "sizes, polarization/recovery kinetics, switching efficiency, ion mobility.",
     )
     parser.add_argument("--version", action="version", version=f"plscope {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more log output (-vv for debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="analyse one run folder",
+    run = sub.add_parser("run", parents=[common], help="analyse one run folder",
                          description="Analyse one run folder (experiment.toml + movie + DAQ log) "
                          "and write summary.json, particles.csv, kinetics.csv and report.html.")
     run.add_argument("run_dir", type=Path, help="run folder holding experiment.toml")
     run.add_argument("--out", type=Path, required=True, help="output folder (created; replaced when complete)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    sim = sub.add_parser("simulate", help="write a simulated run folder with ground truth",
+    sim = sub.add_parser("simulate", parents=[common], help="write a simulated run folder with ground truth",
                          description="Write a simulated imaging run folder (movie.tif, daq.csv, "
                          "experiment.toml) plus ground_truth.json, with the physics of "
                          "Chem. Sci. 2025, 16, 22417 and the nuisances of real rigs.")
@@ -182,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
+    args.verbose = getattr(args, "verbose", 0)
+    args.quiet = getattr(args, "quiet", False)
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
