@@ -131,7 +131,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         mu = s.get("ion_mobility_cm2_per_Vs")
         d = s.get("diffusion_coefficient_cm2_per_s")
         print(f"{args.run_dir}: {s['n_particles']} particles, {s['n_frames']} frames, "
-              f"fields {s['fields_kV_per_cm']} kV/cm")
+              f"fields {', '.join(f'{e:.1f}' for e in s['fields_kV_per_cm']) or 'none'} kV/cm")
         if mu is not None:
             print(f"  ion mobility {mu:.3g} ± {s.get('ion_mobility_std_cm2_per_Vs') or float('nan'):.2g} cm^2/(V s)"
                   f", D = {d:.3g} cm^2/s")
