@@ -67,7 +67,21 @@ def _build_parser() -> argparse.ArgumentParser:
                          "and write summary.json, particles.csv, kinetics.csv and report.html.")
     run.add_argument("run_dir", type=Path, help="run folder holding experiment.toml")
     run.add_argument("--out", type=Path, required=True, help="output folder (created; replaced when complete)")
+    run.add_argument("--config", type=Path, metavar="SETTINGS.toml",
+                     help="analysis settings (see `plscope config --print-defaults`)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    rea = sub.add_parser("reanalyze", parents=[common], help="recompute kinetics and report from stored traces",
+                         description="Recompute kinetics, summary and report of an output folder from the "
+                         "traces stored in it, without reading the stack; provenance.json records what changed.")
+    rea.add_argument("out_dir", type=Path, help="an output folder written by `plscope run`")
+    rea.add_argument("--config", type=Path, metavar="SETTINGS.toml", help="analysis settings (default: defaults)")
+
+    conf = sub.add_parser("config", parents=[common], help="analysis settings",
+                          description="Print or check analysis settings files.")
+    group = conf.add_mutually_exclusive_group(required=True)
+    group.add_argument("--print-defaults", action="store_true", help="print the documented default settings TOML")
+    group.add_argument("--check", type=Path, metavar="SETTINGS.toml", help="validate a settings file")
 
     sim = sub.add_parser("simulate", parents=[common], help="write a simulated run folder with ground truth",
                          description="Write a simulated imaging run folder (movie.tif, daq.csv, "
@@ -122,10 +136,12 @@ def _logging_to_stderr(verbose: int, quiet: bool):
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import run_imaging
+    from .pipeline.settings import load_settings
 
     t0 = time.perf_counter()
-    result = run_imaging(args.run_dir, args.out, progress=not (args.no_progress or args.quiet),
-                         command_line=sys.argv)
+    settings = load_settings(args.config)
+    result = run_imaging(args.run_dir, args.out, settings=settings,
+                         progress=not (args.no_progress or args.quiet), command_line=sys.argv)
     s = result.summary
     if not args.quiet:
         mu = s.get("ion_mobility_cm2_per_Vs")
@@ -139,6 +155,37 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"  warning: {w}")
         print(f"  wrote {args.out}/ (summary.json, particles.csv, kinetics.csv, report.html) "
               f"in {time.perf_counter() - t0:.1f} s")
+    return EXIT_OK
+
+
+def _cmd_reanalyze(args: argparse.Namespace) -> int:
+    from .pipeline import reanalyze
+    from .pipeline.settings import load_settings
+
+    result, changes = reanalyze(args.out_dir, load_settings(args.config), command_line=sys.argv)
+    if not args.quiet:
+        if not changes["settings"] and not changes["summary"]:
+            print(f"{args.out_dir}: re-analysed; settings and numbers unchanged")
+        else:
+            print(f"{args.out_dir}: re-analysed; {len(changes['settings'])} setting(s) and "
+                  f"{len(changes['summary'])} summary value(s) changed (recorded in provenance.json)")
+            for key, (old, new) in changes["settings"].items():
+                print(f"  setting {key}: {old!r} -> {new!r}")
+            for key, (old, new) in changes["summary"].items():
+                if not isinstance(old, (list, dict)):
+                    print(f"  {key}: {old!r} -> {new!r}")
+    return EXIT_OK
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from .pipeline.settings import DEFAULTS_TOML, load_settings
+
+    if args.print_defaults:
+        sys.stdout.write(DEFAULTS_TOML)
+        return EXIT_OK
+    load_settings(args.check)
+    if not args.quiet:
+        print(f"{args.check}: valid")
     return EXIT_OK
 
 
@@ -190,7 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
-    commands = {"run": _cmd_run, "simulate": _cmd_simulate}
+    commands = {"run": _cmd_run, "simulate": _cmd_simulate, "reanalyze": _cmd_reanalyze,
+                "config": _cmd_config}
     try:
         with _logging_to_stderr(args.verbose, args.quiet):
             return commands[args.command](args)

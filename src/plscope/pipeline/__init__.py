@@ -5,6 +5,9 @@
 writes the outputs atomically; the science lives in those stages.
 """
 
-from .run import RunResult, analyze_imaging, run_imaging
+from .run import (Extraction, RunResult, analyze_extraction, analyze_imaging, extract_imaging, reanalyze,
+                  run_imaging)
+from .settings import AnalysisSettings, load_settings
 
-__all__ = ["RunResult", "analyze_imaging", "run_imaging"]
+__all__ = ["AnalysisSettings", "Extraction", "RunResult", "analyze_extraction", "analyze_imaging",
+           "extract_imaging", "load_settings", "reanalyze", "run_imaging"]

@@ -36,7 +36,8 @@ def package_versions() -> dict[str, str]:
 
 
 def provenance(*, inputs: Iterable[str | os.PathLike], config: dict[str, Any],
-               started: _dt.datetime, command_line: Sequence[str] | None = None) -> dict[str, Any]:
+               started: _dt.datetime, command_line: Sequence[str] | None = None,
+               settings: dict[str, Any] | None = None, settings_digest: str | None = None) -> dict[str, Any]:
     """Provenance record written into summary.json.
 
     Parameters
@@ -44,7 +45,9 @@ def provenance(*, inputs: Iterable[str | os.PathLike], config: dict[str, Any],
     inputs : iterable of path-like
         Every input file (experiment.toml, movie files, DAQ log, ...).
     config : dict
-        The resolved configuration (experiment and analysis settings).
+        The resolved experiment configuration (experiment.toml).
+    settings, settings_digest : dict, str
+        The resolved analysis settings and their digest.
     started : datetime
         When the run started (UTC).
     command_line : sequence of str, optional
@@ -52,11 +55,14 @@ def provenance(*, inputs: Iterable[str | os.PathLike], config: dict[str, Any],
     files = {}
     for p in inputs:
         p = Path(p)
-        files[str(p)] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        st = p.stat()
+        files[str(p)] = {"sha256": sha256_file(p), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
     return {
         "versions": package_versions(),
         "platform": platform.platform(),
         "config": config,
+        "settings": settings,
+        "settings_digest": settings_digest,
         "inputs": files,
         "started_utc": started.isoformat(timespec="seconds"),
         "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -1,10 +1,24 @@
-"""``plscope run``: one imaging run folder to summary, tables and report."""
+"""``plscope run`` and ``plscope reanalyze``: one imaging run folder to results.
+
+A run is split in two:
+
+1. :func:`extract_imaging` reads the stack once (the expensive part): frame
+   times, field cycles, particles, sizes and per-frame traces, an
+   :class:`Extraction` that is stored in the output folder (Parquet/NumPy,
+   exact).
+2. :func:`analyze_extraction` computes kinetics, mobility and the summary
+   from an :class:`Extraction` alone, so :func:`reanalyze` can redo it years
+   later with other settings without reading the stack, and gives the same
+   numbers bit for bit for the same settings.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,6 +30,7 @@ from ..errors import RunFolderError
 from ..io import ExperimentConfig, load_experiment
 from .output import AtomicOutputDir, write_json
 from .provenance import provenance
+from .settings import AnalysisSettings
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +38,56 @@ logger = logging.getLogger(__name__)
 PARTICLE_COLUMNS = ["particle_id", "x_px", "y_px", "size_nm"]
 KINETICS_COLUMNS = ["particle_id", "field_kV_per_cm", "tau_pol_s", "tau_rec_s",
                     "switching_efficiency", "velocity_nm_per_s", "mobility_cm2_per_Vs", "fit_ok"]
+
+#: files of a stored extraction (inside an output folder)
+EXTRACTION_FILES = ("extraction.json", "frames.parquet", "particles.parquet", "traces.parquet",
+                    "cycles.parquet", "reference.npy", "field_trace.parquet")
+
+
+@dataclass
+class Extraction:
+    """What the stack and the DAQ log give, before any kinetics."""
+
+    meta: dict[str, Any]               # run, sample, n_frames, pixel/psf/exposure, temperature, warnings
+    frames: pd.DataFrame               # frame, time_s (TTL rising edge or clock), mid_time_s
+    particles: pd.DataFrame            # one row per particle (detection + size + flags)
+    traces: pd.DataFrame               # frame, particle_id, intensity, background (+ drift)
+    cycles: pd.DataFrame               # one row per field-ON segment
+    reference_image: np.ndarray
+    field_trace: pd.DataFrame | None = None   # time_s, field_kV_per_cm (decimated, for the report)
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Store exactly (Parquet, NPY, JSON) into ``folder``."""
+        folder = Path(folder)
+        write_json(folder / "extraction.json", self.meta)
+        self.frames.to_parquet(folder / "frames.parquet", index=False)
+        self.particles.to_parquet(folder / "particles.parquet", index=False)
+        self.traces.to_parquet(folder / "traces.parquet", index=False)
+        self.cycles.to_parquet(folder / "cycles.parquet", index=False)
+        np.save(folder / "reference.npy", self.reference_image)
+        if self.field_trace is not None:
+            self.field_trace.to_parquet(folder / "field_trace.parquet", index=False)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> "Extraction":
+        """Read a stored extraction (written by :meth:`save`)."""
+        folder = Path(folder)
+        missing = [f for f in EXTRACTION_FILES[:-1] if not (folder / f).is_file()]
+        if missing:
+            raise RunFolderError(folder, "not a complete plscope output folder (missing "
+                                         + ", ".join(missing) + "); run `plscope run` first")
+        try:
+            meta = json.loads((folder / "extraction.json").read_text())
+            ft = folder / "field_trace.parquet"
+            return cls(meta=meta,
+                       frames=pd.read_parquet(folder / "frames.parquet"),
+                       particles=pd.read_parquet(folder / "particles.parquet"),
+                       traces=pd.read_parquet(folder / "traces.parquet"),
+                       cycles=pd.read_parquet(folder / "cycles.parquet"),
+                       reference_image=np.load(folder / "reference.npy"),
+                       field_trace=pd.read_parquet(ft) if ft.is_file() else None)
+        except (OSError, ValueError) as exc:
+            raise RunFolderError(folder, f"stored extraction cannot be read: {exc}") from None
 
 
 @dataclass
@@ -39,17 +104,17 @@ class RunResult:
     curves: dict[tuple[int, float, str], pd.DataFrame] = field(default_factory=dict)
     field_trace: tuple[np.ndarray, np.ndarray] | None = None
     config: ExperimentConfig | None = None
+    extraction: Extraction | None = None
+    settings: AnalysisSettings | None = None
+    extra_sections: list[str] = field(default_factory=list)
 
 
-def _input_files(cfg: ExperimentConfig, movie_paths: Sequence[str]) -> list[Path]:
-    files = [cfg.file, *map(Path, movie_paths)]
-    if cfg.daq is not None:
-        files.append(cfg.resolve(cfg.daq.path))
-    return files
-
+# --------------------------------------------------------------------------
+# extraction
+# --------------------------------------------------------------------------
 
 def _frame_times(cfg: ExperimentConfig, n_frames: int, warnings: list[str]):
-    """Frame times (mid-exposure), exposure, the DAQ log (or None)."""
+    """Frame table (rising edge, mid-exposure), exposure, and the DAQ log (or None)."""
     from ..io.daq import read_daq
     from ..sync import frame_timing, ttl_pulses
 
@@ -57,9 +122,11 @@ def _frame_times(cfg: ExperimentConfig, n_frames: int, warnings: list[str]):
         rate = cfg.movie.frame_rate_hz if cfg.movie else None
         if rate:
             warnings.append("no [daq]: frames timed by movie.frame_rate_hz")
-            return np.arange(n_frames) / rate, 0.0, None
-        warnings.append("no [daq] and no movie.frame_rate_hz: time is the frame index")
-        return np.arange(n_frames, dtype=float), 0.0, None
+            t = np.arange(n_frames) / rate
+        else:
+            warnings.append("no [daq] and no movie.frame_rate_hz: time is the frame index")
+            t = np.arange(n_frames, dtype=float)
+        return pd.DataFrame({"frame": np.arange(n_frames), "time_s": t, "mid_time_s": t}), 0.0, None
     daq_path = cfg.resolve(cfg.daq.path)
     daq = read_daq(daq_path)
     warnings.extend(daq.warnings)
@@ -67,11 +134,13 @@ def _frame_times(cfg: ExperimentConfig, n_frames: int, warnings: list[str]):
     pulses = ttl_pulses(daq.time_s, daq.channel(cfg.daq.camera_ttl), source=source)
     timing = frame_timing(pulses, n_frames, source=source)
     warnings.extend(timing.warnings)
-    return np.asarray(timing.mid_time_s, float), float(timing.exposure_s), daq
+    frames = pd.DataFrame({"frame": np.arange(n_frames), "time_s": np.asarray(timing.time_s, float),
+                           "mid_time_s": np.asarray(timing.mid_time_s, float)})
+    return frames, float(timing.exposure_s), daq
 
 
 def _cycles(cfg: ExperimentConfig, daq, t_frames: np.ndarray, exposure_s: float,
-            warnings: list[str]) -> tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray] | None]:
+            warnings: list[str]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     from ..sync import cycles_from_segments, field_kV_per_cm, field_segments
 
     if daq is None or cfg.field is None:
@@ -81,6 +150,7 @@ def _cycles(cfg: ExperimentConfig, daq, t_frames: np.ndarray, exposure_s: float,
     source = f"{cfg.resolve(cfg.daq.path)} channel '{cfg.daq.voltage}'"
     segments = field_segments(daq.time_s, voltage, amplifier_gain=cfg.field.amplifier_gain,
                               electrode_gap_um=cfg.field.electrode_gap_um, source=source)
+    warnings.extend(segments.attrs.get("warnings", []))
     t_end = float(t_frames[-1] + exposure_s / 2)
     t_start = float(t_frames[0] - exposure_s / 2)
     if len(segments):
@@ -88,28 +158,35 @@ def _cycles(cfg: ExperimentConfig, daq, t_frames: np.ndarray, exposure_s: float,
     if len(segments) == 0:
         warnings.append(f"{source}: no field-ON segment during the movie; field quantities are null")
         return pd.DataFrame(), None
-    cycles = cycles_from_segments(segments.reset_index(drop=True), record_end_s=t_end)
-    # the field trace over the movie, decimated for the report
+    cycles = cycles_from_segments(segments.reset_index(drop=True), record_end_s=max(t_end, float(segments["end_s"].max())))
     sel = (daq.time_s >= t_start) & (daq.time_s <= t_end)
     step = max(1, int(sel.sum() // 20000))
     e = field_kV_per_cm(voltage[sel][::step], amplifier_gain=cfg.field.amplifier_gain,
                         electrode_gap_um=cfg.field.electrode_gap_um)
-    return cycles, (daq.time_s[sel][::step], e)
+    return cycles, pd.DataFrame({"time_s": daq.time_s[sel][::step], "field_kV_per_cm": e})
 
 
-def analyze_imaging(run_dir: str | os.PathLike, *, progress: bool = False) -> RunResult:
-    """Analyse an imaging run folder in memory (nothing is written).
+def _exclusions(particles: pd.DataFrame, settings: AnalysisSettings) -> pd.Series:
+    """Reason each particle is left out of the statistics ('' = kept)."""
+    ex = settings.exclusion
+    reasons = pd.Series([""] * len(particles), index=particles.index, dtype=object)
 
-    Parameters
-    ----------
-    run_dir : path-like
-        Folder holding experiment.toml, the movie and the DAQ log.
-    progress : bool
-        Show progress bars for the long stages.
+    def add(mask, why):
+        mask = mask.fillna(False).astype(bool) if hasattr(mask, "fillna") else mask
+        reasons[mask] = [f"{r};{why}" if r else why for r in reasons[mask]]
 
-    Returns
-    -------
-    RunResult
+    if ex.exclude_border and "touches_border" in particles:
+        add(particles["touches_border"], "touches_border")
+    if ex.exclude_near_diffraction_limit and "near_diffraction_limit" in particles:
+        add(particles["near_diffraction_limit"], "near_diffraction_limit")
+    if ex.exclude_failed_size_fit and "size_fit_ok" in particles:
+        add(~particles["size_fit_ok"].astype(bool), "size_fit_failed")
+    return reasons
+
+
+def extract_imaging(cfg: ExperimentConfig, settings: AnalysisSettings | None = None, *,
+                    progress: bool = False) -> Extraction:
+    """Read the stack and the DAQ log once: frames, cycles, particles, traces.
 
     Raises
     ------
@@ -117,14 +194,14 @@ def analyze_imaging(run_dir: str | os.PathLike, *, progress: bool = False) -> Ru
         For bad input, naming the file and the problem.
     """
     from ..io.stack import open_stack
-    from ..kinetics import analyze_particle, summarize_population
     from ..tracking import detect_particles, extract_traces, measure_sizes, reference_image
 
-    cfg = load_experiment(run_dir)
+    settings = settings or AnalysisSettings()
     warnings: list[str] = list(cfg.warnings)
     if cfg.movie is None:
         raise RunFolderError(cfg.file, "imaging analysis needs a [movie] table")
-    stack = open_stack(cfg.resolve(cfg.movie.path))
+    stack = open_stack(cfg.resolve(cfg.movie.path), chunk_frames=settings.traces.chunk_frames)
+    warnings.extend(getattr(stack, "warnings", ()))
     n_frames = int(stack.data.shape[0])
     pixel_size_nm = cfg.movie.pixel_size_nm or stack.pixel_size_nm
     if not pixel_size_nm:
@@ -132,34 +209,74 @@ def analyze_imaging(run_dir: str | os.PathLike, *, progress: bool = False) -> Ru
     logger.info("movie %s: %d frames of %s, %.1f nm/px", cfg.movie.path, n_frames,
                 stack.data.shape[1:], pixel_size_nm)
 
-    t_frames, exposure_s, daq = _frame_times(cfg, n_frames, warnings)
-    cycles, field_trace = _cycles(cfg, daq, t_frames, exposure_s, warnings)
+    frames, exposure_s, daq = _frame_times(cfg, n_frames, warnings)
+    cycles, field_trace = _cycles(cfg, daq, frames["mid_time_s"].to_numpy(), exposure_s, warnings)
 
-    ref = reference_image(stack.data)
-    detected, labels = detect_particles(ref)
+    det = settings.detection
+    ref = reference_image(stack.data, n_frames=det.reference_frames)
+    detected, labels = detect_particles(ref, threshold_sigma=det.threshold_sigma, min_area_px=det.min_area_px,
+                                        exclude_border_px=det.exclude_border_px,
+                                        split_touching=det.split_touching)
     if len(detected) == 0:
         raise RunFolderError(cfg.resolve(cfg.movie.path), "no particles found in the reference image")
     sizes, psf_sigma_nm = measure_sizes(ref, detected, pixel_size_nm=pixel_size_nm,
                                         psf_sigma_nm=cfg.movie.psf_sigma_nm, labels=labels)
-    particles = detected.drop(columns=[c for c in ("x_px", "y_px") if c in sizes.columns],
-                              errors="ignore").merge(sizes, on="particle_id")
+    particles = detected.drop(columns=["x_px", "y_px"]).merge(sizes, on="particle_id")
     particles = particles[PARTICLE_COLUMNS + [c for c in particles.columns if c not in PARTICLE_COLUMNS]]
+    particles["excluded"] = _exclusions(particles, settings)
     logger.info("%d particles; PSF sigma %.0f nm", len(particles), psf_sigma_nm)
     # Normalized traces only need a constant fraction of each particle's light:
     # a tight aperture (1.5 sigma of PSF tail) that follows the drift halves
     # the background noise of the full-light aperture.
-    traces = extract_traces(stack.data, particles, labels=labels, progress=progress, drift="correct",
-                            reference=ref, psf_margin_sigma=1.5, drift_margin_px=0.5)
+    tr = settings.traces
+    traces = extract_traces(stack.data, particles, labels=labels, progress=progress, drift=tr.drift,
+                            reference=ref, psf_margin_sigma=tr.psf_margin_sigma,
+                            drift_margin_px=tr.drift_margin_px)
+    traces.attrs = {}
+    meta = {
+        "run": str(cfg.run_dir),
+        "sample": cfg.sample.name,
+        "temperature_K": cfg.sample.temperature_K,
+        "n_frames": n_frames,
+        "pixel_size_nm": float(pixel_size_nm),
+        "psf_sigma_nm": float(psf_sigma_nm),
+        "exposure_s": exposure_s,
+        "frame_interval_s": float(np.median(np.diff(frames["time_s"]))) if n_frames > 1 else None,
+        "warnings": warnings,
+    }
+    return Extraction(meta=meta, frames=frames, particles=particles, traces=traces, cycles=cycles,
+                      reference_image=ref, field_trace=field_trace)
+
+
+# --------------------------------------------------------------------------
+# analysis
+# --------------------------------------------------------------------------
+
+def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None) -> RunResult:
+    """Kinetics, mobility and the run summary from an :class:`Extraction`.
+
+    Pure computation on the stored tables: the same extraction and settings
+    give the same numbers, bit for bit.
+    """
+    from ..kinetics import analyze_particle, summarize_population
+
+    settings = settings or AnalysisSettings()
+    meta = ex.meta
+    warnings = list(meta.get("warnings", []))
+    particles = ex.particles
+    cycles = ex.cycles
+    t_mid = ex.frames["mid_time_s"].to_numpy(float)
+    exposure_s = float(meta.get("exposure_s") or 0.0)
 
     tables: list[pd.DataFrame] = []
     curves: dict[tuple[int, float, str], pd.DataFrame] = {}
     if len(cycles):
         size_by_id = particles.set_index("particle_id")["size_nm"]
-        for pid, tr in traces.groupby("particle_id", sort=True):
+        for pid, tr in ex.traces.groupby("particle_id", sort=True):
             tr = tr.sort_values("frame")
-            res = analyze_particle(t_frames[tr["frame"].to_numpy()], tr["intensity"].to_numpy(float),
+            res = analyze_particle(t_mid[tr["frame"].to_numpy()], tr["intensity"].to_numpy(float),
                                    cycles, exposure_s=exposure_s, particle_id=int(pid),
-                                   size_nm=float(size_by_id[pid]))
+                                   size_nm=float(size_by_id[pid]), settings=settings.kinetics)
             tables.append(res.table)
             for key, df in res.curves.items():
                 curves[(int(pid), *key)] = df
@@ -167,23 +284,31 @@ def analyze_imaging(run_dir: str | os.PathLike, *, progress: bool = False) -> Ru
         kinetics = pd.concat(tables, ignore_index=True)
         kinetics = kinetics[KINETICS_COLUMNS + [c for c in kinetics.columns if c not in KINETICS_COLUMNS]]
         kinetics = kinetics.sort_values(["particle_id", "field_kV_per_cm"]).reset_index(drop=True)
+        excluded = particles.set_index("particle_id")["excluded"]
+        kinetics["excluded"] = kinetics["particle_id"].map(excluded).fillna("")
     else:
-        kinetics = pd.DataFrame(columns=KINETICS_COLUMNS)
+        kinetics = pd.DataFrame(columns=KINETICS_COLUMNS + ["excluded"])
 
-    temperature_K = cfg.sample.temperature_K
-    population = summarize_population(kinetics, particles, temperature_K=temperature_K)
+    used = kinetics[kinetics["excluded"] == ""] if len(kinetics) else kinetics
+    n_excluded = int((particles["excluded"] != "").sum())
+    if n_excluded:
+        warnings.append(f"{n_excluded} particle(s) left out of the statistics (see particles.csv 'excluded')")
+    temperature_K = float(meta["temperature_K"])
+    population = summarize_population(used, particles[particles["excluded"] == ""],
+                                      temperature_K=temperature_K)
     warnings.extend(population.pop("warnings", []))
     summary: dict[str, Any] = {
         "schema": 1,
-        "run": str(Path(run_dir)),
-        "sample": cfg.sample.name,
+        "run": meta.get("run"),
+        "sample": meta.get("sample"),
         "n_particles": int(len(particles)),
-        "n_frames": n_frames,
+        "n_particles_excluded": n_excluded,
+        "n_frames": int(meta["n_frames"]),
         "fields_kV_per_cm": sorted(float(x) for x in cycles["field_kV_per_cm"].unique()) if len(cycles) else [],
         "temperature_K": temperature_K,
-        "pixel_size_nm": float(pixel_size_nm),
-        "psf_sigma_nm": float(psf_sigma_nm),
-        "frame_interval_s": float(np.median(np.diff(t_frames))) if n_frames > 1 else None,
+        "pixel_size_nm": meta.get("pixel_size_nm"),
+        "psf_sigma_nm": meta.get("psf_sigma_nm"),
+        "frame_interval_s": meta.get("frame_interval_s"),
         "exposure_s": exposure_s,
         "n_cycles": int(len(cycles)),
         "spectral_shift_nm": None,
@@ -191,38 +316,148 @@ def analyze_imaging(run_dir: str | os.PathLike, *, progress: bool = False) -> Ru
     }
     for k, v in population.items():
         summary.setdefault(k, v)
-    if cfg.spectra is not None:
-        warnings.append("[spectra] is not analysed by this version of plscope; spectral keys are null")
     summary["warnings"] = warnings
-    return RunResult(summary=summary, particles=particles, kinetics=kinetics, traces=traces,
-                     reference_image=ref, frame_time_s=t_frames, cycles=cycles, curves=curves,
-                     field_trace=field_trace, config=cfg)
+    ft = None if ex.field_trace is None else (ex.field_trace["time_s"].to_numpy(),
+                                              ex.field_trace["field_kV_per_cm"].to_numpy())
+    return RunResult(summary=summary, particles=particles, kinetics=kinetics, traces=ex.traces,
+                     reference_image=ex.reference_image, frame_time_s=t_mid, cycles=cycles, curves=curves,
+                     field_trace=ft, extraction=ex, settings=settings)
 
 
-def run_imaging(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, progress: bool = False,
+def analyze_imaging(run_dir: str | os.PathLike, settings: AnalysisSettings | None = None, *,
+                    progress: bool = False) -> RunResult:
+    """Analyse an imaging run folder in memory (nothing is written)."""
+    cfg = load_experiment(run_dir)
+    result = analyze_extraction(extract_imaging(cfg, settings, progress=progress), settings)
+    result.config = cfg
+    return result
+
+
+# --------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------
+
+def _write_results(result: RunResult, folder: Path, prov: dict[str, Any]) -> None:
+    from ..report import write_report
+
+    result.summary["provenance"] = prov
+    result.particles.to_csv(folder / "particles.csv", index=False)
+    result.kinetics.to_csv(folder / "kinetics.csv", index=False)
+    result.kinetics.to_parquet(folder / "kinetics.parquet", index=False)
+    result.traces.to_csv(folder / "traces.csv.gz", index=False)
+    result.cycles.to_csv(folder / "cycles.csv", index=False)
+    write_report(result, folder / "report.html")
+    write_json(folder / "provenance.json", prov)
+    write_json(folder / "summary.json", result.summary)   # last: marks the folder complete
+
+
+def input_files(cfg: ExperimentConfig) -> list[Path]:
+    """Every input file of a run folder (experiment.toml, movie files, DAQ log, ...)."""
+    files = [cfg.file]
+    for section in ("movie", "spectra"):
+        sub = getattr(cfg, section)
+        if sub is None:
+            continue
+        target = cfg.resolve(sub.path)
+        if any(ch in sub.path for ch in "*?["):
+            files.extend(sorted(target.parent.glob(target.name)))
+        else:
+            files.append(target)
+        if section == "spectra" and sub.lamp:
+            files.append(cfg.resolve(sub.lamp))
+    if cfg.daq is not None:
+        files.append(cfg.resolve(cfg.daq.path))
+    return files
+
+
+def run_imaging(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+                settings: AnalysisSettings | None = None, progress: bool = False,
                 command_line: Sequence[str] | None = None) -> RunResult:
     """Analyse a run folder and write its results to ``out_dir`` atomically.
 
-    Writes ``summary.json``, ``particles.csv``, ``kinetics.csv``,
-    ``traces.csv.gz``, ``cycles.csv`` and ``report.html``. Results are
-    written to a temporary folder and moved into place only when complete.
+    Writes the spec's ``summary.json``, ``particles.csv``, ``kinetics.csv``,
+    ``report.html``, plus ``provenance.json``, ``traces.csv.gz``,
+    ``cycles.csv`` and the stored extraction (Parquet/NumPy) that
+    :func:`reanalyze` works from. Nothing appears in ``out_dir`` unless the
+    whole run succeeded.
     """
-    from ..report import write_report
-
+    settings = settings or AnalysisSettings()
     started = _dt.datetime.now(_dt.timezone.utc)
     with AtomicOutputDir(out_dir) as tmp:  # fails early if out_dir cannot be written
-        result = analyze_imaging(run_dir, progress=progress)
-        cfg = result.config
-        from ..io.stack import open_stack
-
-        movie_paths = open_stack(cfg.resolve(cfg.movie.path)).paths
-        result.summary["provenance"] = provenance(
-            inputs=_input_files(cfg, movie_paths), config=cfg.to_dict(), started=started,
-            command_line=command_line)
-        result.particles.to_csv(tmp / "particles.csv", index=False)
-        result.kinetics.to_csv(tmp / "kinetics.csv", index=False)
-        result.traces.to_csv(tmp / "traces.csv.gz", index=False)
-        result.cycles.to_csv(tmp / "cycles.csv", index=False)
-        write_report(result, tmp / "report.html")
-        write_json(tmp / "summary.json", result.summary)
+        cfg = load_experiment(run_dir)
+        ex = extract_imaging(cfg, settings, progress=progress)
+        result = analyze_extraction(ex, settings)
+        result.config = cfg
+        ex.save(tmp)
+        prov = provenance(inputs=input_files(cfg), config=cfg.to_dict(), settings=settings.to_dict(),
+                          settings_digest=settings.digest(), started=started, command_line=command_line)
+        _write_results(result, tmp, prov)
     return result
+
+
+# --------------------------------------------------------------------------
+# re-analysis
+# --------------------------------------------------------------------------
+
+def _changes(old: Any, new: Any, prefix: str = "") -> dict[str, Any]:
+    """Flat {dotted key: [old, new]} of what differs between two nested mappings."""
+    out: dict[str, Any] = {}
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new)):
+            out.update(_changes(old.get(k), new.get(k), f"{prefix}{k}."))
+        return out
+    if old != new:
+        out[prefix.rstrip(".")] = [old, new]
+    return out
+
+
+def reanalyze(out_dir: str | os.PathLike, settings: AnalysisSettings | None = None, *,
+              command_line: Sequence[str] | None = None) -> tuple[RunResult, dict[str, Any]]:
+    """Recompute kinetics, summary and report of an output folder from its stored traces.
+
+    The stack is not read. The folder is replaced atomically; its
+    ``provenance.json`` records the previous and the new settings, and which
+    summary numbers changed.
+
+    Returns
+    -------
+    result : RunResult
+    changes : dict
+        ``{"settings": {key: [old, new]}, "summary": {key: [old, new]}}``.
+    """
+    out_dir = Path(out_dir)
+    if not (out_dir / "summary.json").is_file():
+        raise RunFolderError(out_dir, "not a plscope output folder (no summary.json)")
+    settings = settings or AnalysisSettings()
+    started = _dt.datetime.now(_dt.timezone.utc)
+    ex = Extraction.load(out_dir)
+    try:
+        old_prov = json.loads((out_dir / "provenance.json").read_text())
+        old_summary = json.loads((out_dir / "summary.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise RunFolderError(out_dir, f"provenance/summary cannot be read: {exc}") from None
+    result = analyze_extraction(ex, settings)
+    with AtomicOutputDir(out_dir) as tmp:
+        ex.save(tmp)
+        prov = dict(old_prov)
+        history = list(old_prov.get("reanalyses", []))
+        summary_now = json.loads(json.dumps(_json_ready(result.summary)))
+        skip = {"provenance", "run"}
+        changes = {
+            "settings": _changes(old_prov.get("settings", {}), settings.to_dict()),
+            "summary": _changes({k: v for k, v in old_summary.items() if k not in skip},
+                                {k: v for k, v in summary_now.items() if k not in skip}),
+        }
+        history.append({"at_utc": started.isoformat(timespec="seconds"),
+                        "command_line": list(command_line) if command_line is not None else None,
+                        "previous_settings_digest": old_prov.get("settings_digest"),
+                        "settings_digest": settings.digest(), "changes": changes})
+        prov.update(settings=settings.to_dict(), settings_digest=settings.digest(), reanalyses=history)
+        _write_results(result, tmp, prov)
+    return result, changes
+
+
+def _json_ready(obj: Any) -> Any:
+    from .output import _jsonable
+
+    return _jsonable(obj)

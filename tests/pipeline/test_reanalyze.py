@@ -1,0 +1,77 @@
+"""Re-analysis from stored traces: same settings -> same numbers bit for bit."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from plscope.cli import main
+
+
+@pytest.fixture(scope="module")
+def analysed(small_run, tmp_path_factory):
+    run, _ = small_run
+    out = tmp_path_factory.mktemp("rea") / "out"
+    assert main(["-q", "run", str(run), "--out", str(out), "--no-progress"]) == 0
+    return run, out
+
+
+def _numbers(out):
+    summary = json.loads((out / "summary.json").read_text())
+    summary.pop("provenance")
+    return summary, pd.read_parquet(out / "kinetics.parquet")
+
+
+def test_reanalyze_unchanged_is_bit_for_bit(analysed, tmp_path, capsys):
+    run, out = analysed
+    before_summary, before_kin = _numbers(out)
+    # the stack is not read again: take it away
+    moved = tmp_path / "movie.tif"
+    (run / "movie.tif").rename(moved)
+    try:
+        assert main(["reanalyze", str(out)]) == 0
+    finally:
+        moved.rename(run / "movie.tif")
+    assert "unchanged" in capsys.readouterr().out
+    after_summary, after_kin = _numbers(out)
+    assert after_summary == before_summary
+    pd.testing.assert_frame_equal(after_kin, before_kin, check_exact=True)
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["reanalyses"][-1]["changes"] == {"settings": {}, "summary": {}}
+
+
+def test_reanalyze_with_changed_settings_records_the_difference(analysed, tmp_path, capsys):
+    _, out = analysed
+    cfg = tmp_path / "fit.toml"
+    cfg.write_text('[kinetics]\nmodel = "mono"\ncorrect_bleaching = false\n')
+    before_summary, _ = _numbers(out)
+    assert main(["reanalyze", str(out), "--config", str(cfg)]) == 0
+    printed = capsys.readouterr().out
+    assert "kinetics.model" in printed
+    prov = json.loads((out / "provenance.json").read_text())
+    changes = prov["reanalyses"][-1]["changes"]
+    assert changes["settings"]["kinetics.model"] == ["auto", "mono"]
+    assert changes["settings"]["kinetics.correct_bleaching"] == [True, False]
+    after_summary, kin = _numbers(out)
+    assert set(kin["pol_model"].dropna()) <= {"mono", "none"}
+    assert after_summary["ion_mobility_cm2_per_Vs"] != before_summary["ion_mobility_cm2_per_Vs"]
+    assert "ion_mobility_cm2_per_Vs" in changes["summary"]
+    assert prov["settings"]["kinetics"]["model"] == "mono"
+
+
+def test_reanalyze_refuses_a_folder_without_results(tmp_path, capsys):
+    assert main(["reanalyze", str(tmp_path)]) == 2
+    assert "not a plscope output folder" in capsys.readouterr().err
+
+
+def test_config_print_defaults_round_trips(tmp_path, capsys):
+    assert main(["config", "--print-defaults"]) == 0
+    text = capsys.readouterr().out
+    p = tmp_path / "d.toml"
+    p.write_text(text)
+    assert main(["config", "--check", str(p)]) == 0
+    p.write_text(text.replace("[kinetics]", "[kinetic]"))
+    assert main(["config", "--check", str(p)]) == 2
+    assert "unknown key 'kinetic'" in capsys.readouterr().err
