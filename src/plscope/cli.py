@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import json
 import logging
 import sys
@@ -70,6 +71,20 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, metavar="SETTINGS.toml",
                      help="analysis settings (see `plscope config --print-defaults`)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    bat = sub.add_parser("batch", parents=[common], help="analyse every run folder under a root, in parallel",
+                         description="Find every run folder (a folder with experiment.toml) under ROOT, analyse "
+                         "them in parallel on a Dask cluster, and write OUT/<run>/ for each plus OUT/index.html "
+                         "and OUT/batch.csv. Exit 0 when all succeeded, 1 when any failed.")
+    bat.add_argument("root", type=Path, help="folder to search for run folders")
+    bat.add_argument("--out", type=Path, required=True, help="output folder")
+    bat.add_argument("--scheduler", default="local", metavar="local|slurm|ADDRESS",
+                     help="'local' (default: an embedded LocalCluster), 'slurm' (dask-jobqueue with the "
+                     "site's configuration) or the address of a running scheduler, e.g. tcp://host:8786")
+    bat.add_argument("--workers", type=int, help="worker processes (local) or SLURM jobs")
+    bat.add_argument("--force", action="store_true", help="redo runs whose inputs and settings are unchanged")
+    bat.add_argument("--config", type=Path, metavar="SETTINGS.toml", help="analysis settings")
+    bat.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     rea = sub.add_parser("reanalyze", parents=[common], help="recompute kinetics and report from stored traces",
                          description="Recompute kinetics, summary and report of an output folder from the "
@@ -158,6 +173,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .pipeline.batch import run_batch
+    from .pipeline.settings import load_settings
+
+    settings = load_settings(args.config)
+
+    def report(outcome) -> None:
+        if outcome.status == "failed":
+            print(f"FAILED {outcome.run}: {outcome.reason}", file=sys.stderr)
+        elif outcome.status == "skipped" and not args.quiet:
+            print(f"skipped {outcome.run}: {outcome.reason}")
+
+    result = run_batch(args.root, args.out, scheduler=args.scheduler, workers=args.workers, force=args.force,
+                       settings=settings, progress=not (args.no_progress or args.quiet), on_outcome=report,
+                       command_line=sys.argv)
+    if not args.quiet:
+        width = max(len(o.run) for o in result.outcomes)
+        print(f"\n{'run':<{width}}  status   particles  mobility (cm^2/Vs)  time (s)")
+        for o in result.outcomes:
+            mu = o.numbers.get("ion_mobility_cm2_per_Vs")
+            print(f"{o.run:<{width}}  {o.status:<7}  {o.numbers.get('n_particles') or '-':>9}  "
+                  f"{(f'{mu:.3g}' if mu is not None else '-'):>18}  {o.seconds:8.1f}")
+        counts = {s: sum(o.status == s for o in result.outcomes) for s in ("ok", "skipped", "failed")}
+        print(f"{counts['ok']} analysed, {counts['skipped']} unchanged, {counts['failed']} failed; "
+              f"index: {args.out / 'index.html'}")
+    return EXIT_FAILED if result.n_failed else EXIT_OK
+
+
 def _cmd_reanalyze(args: argparse.Namespace) -> int:
     from .pipeline import reanalyze
     from .pipeline.settings import load_settings
@@ -237,8 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
-    commands = {"run": _cmd_run, "simulate": _cmd_simulate, "reanalyze": _cmd_reanalyze,
+    commands = {"run": _cmd_run, "simulate": _cmd_simulate, "batch": _cmd_batch, "reanalyze": _cmd_reanalyze,
                 "config": _cmd_config}
+    previous = _terminate_as_interrupt()
     try:
         with _logging_to_stderr(args.verbose, args.quiet):
             return commands[args.command](args)
@@ -248,6 +292,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("plscope: interrupted; no partial results were kept", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum, frame):  # pragma: no cover - exercised in a subprocess test
+    raise KeyboardInterrupt
+
+
+def _terminate_as_interrupt():
+    """Treat SIGTERM like Ctrl-C, so temporary outputs are cleaned up (main thread only)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 if __name__ == "__main__":  # pragma: no cover
