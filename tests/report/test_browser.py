@@ -1,0 +1,87 @@
+"""The report and the batch index in a real headless browser (Chromium).
+
+They must load from disk with no console errors, and every figure must be
+visible. Screenshots go to ``test-artifacts/`` (or $PLSCOPE_TEST_ARTIFACTS).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from plscope.cli import main
+from plscope.pipeline.batch import RunOutcome, write_index
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (installed by .ci/run)")]
+ARTIFACTS = Path(os.environ.get("PLSCOPE_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()
+
+
+def _open(browser, path: Path, shot: str):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.resolve().as_uri())
+    page.wait_for_load_state("load")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
+    return page, errors
+
+
+@pytest.fixture(scope="module")
+def report(small_run, tmp_path_factory):
+    run, _ = small_run
+    out = tmp_path_factory.mktemp("browser") / "run"
+    assert main(["-q", "run", str(run), "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_report_loads_and_every_figure_is_visible(browser, report):
+    page, errors = _open(browser, report / "report.html", "report.png")
+    assert errors == []
+    figures = page.locator("figure img")
+    n = figures.count()
+    assert n >= 8
+    for i in range(n):
+        img = figures.nth(i)
+        img.scroll_into_view_if_needed()
+        assert img.is_visible()
+        assert img.evaluate("e => e.complete && e.naturalWidth > 100 && e.naturalHeight > 100")
+        box = img.bounding_box()
+        assert box["width"] > 200 and box["height"] > 100
+    assert (ARTIFACTS / "report.png").stat().st_size > 10_000
+
+
+def test_index_loads_and_links_to_the_reports(browser, report):
+    out = report.parent
+    outcomes = [RunOutcome(run="run", run_dir="x", out_dir=str(report), status="ok", seconds=1.0,
+                           numbers={"n_particles": 6, "ion_mobility_cm2_per_Vs": 2.5e-10}),
+                RunOutcome(run="bad", run_dir="y", out_dir=str(out / "bad"), status="failed",
+                           reason="y/movie.tif: not a TIFF file")]
+    write_index(outcomes, out, started=dt.datetime.now(dt.timezone.utc), root=out)
+    page, errors = _open(browser, out / "index.html", "index.png")
+    assert errors == []
+    assert page.locator("#runs tr").count() == 3
+    link = page.locator("a[href='run/report.html']")
+    assert link.is_visible()
+    link.click()
+    page.wait_for_load_state("load")
+    assert page.url.endswith("run/report.html")
+    assert page.locator("figure img").first.is_visible()
