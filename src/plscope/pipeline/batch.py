@@ -10,6 +10,7 @@ unchanged since their last successful analysis are skipped.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import html
@@ -17,7 +18,9 @@ import io
 import logging
 import os
 import shutil
+import threading
 import time
+import uuid
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -154,8 +157,55 @@ def up_to_date(run_dir: str | os.PathLike, out_dir: str | os.PathLike, settings:
         return False
 
 
+#: dask key prefix of the streaming trace pass (see plscope.tracking.traces)
+_TRACE_KEY_PREFIX = "plscope-traces-"
+
+
+def _frame_progress_callback(run: str, queue_name: str):
+    """A dask callback that reports the streaming pass of a run to a distributed Queue.
+
+    Runs on the worker (the run's own graph uses the synchronous scheduler
+    there); the client shows one progress bar per running run.
+    """
+    from dask.callbacks import Callback
+
+    class _FrameProgress(Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.total = 0
+            self.done = 0
+            self.last = 0.0
+            self.queue = None
+
+        def _put(self, final: bool = False) -> None:
+            now = time.monotonic()
+            if not final and now - self.last < 0.5:
+                return
+            self.last = now
+            try:
+                if self.queue is None:
+                    from distributed import Queue
+
+                    self.queue = Queue(queue_name)
+                self.queue.put((run, self.done, self.total))
+            except Exception:  # progress display must never fail a run
+                self.total = 0
+
+        def _start_state(self, dsk, state) -> None:
+            self.total = sum(1 for k in dsk if str(k[0] if isinstance(k, tuple) else k).startswith(_TRACE_KEY_PREFIX))
+            self.done = 0
+
+        def _posttask(self, key, result, dsk, state, worker_id) -> None:
+            if self.total and str(key[0] if isinstance(key, tuple) else key).startswith(_TRACE_KEY_PREFIX):
+                self.done += 1
+                self._put(final=self.done == self.total)
+
+    return _FrameProgress()
+
+
 def process_run(run_dir: str, out_dir: str, settings: dict[str, Any] | None = None, *,
-                force: bool = False, name: str = "", command_line: list[str] | None = None) -> RunOutcome:
+                force: bool = False, name: str = "", command_line: list[str] | None = None,
+                progress_queue: str | None = None) -> RunOutcome:
     """Analyse one run folder; never raises (the batch goes on).
 
     Runs inside a Dask worker: the run's own dask arrays are computed with the
@@ -182,7 +232,9 @@ def process_run(run_dir: str, out_dir: str, settings: dict[str, Any] | None = No
             outcome.reason = "inputs and settings unchanged"
             outcome.numbers = _summary_numbers(summary)
         else:
-            with dask.config.set(scheduler="synchronous"):
+            callback = (_frame_progress_callback(outcome.run, progress_queue) if progress_queue
+                         else contextlib.nullcontext())
+            with dask.config.set(scheduler="synchronous"), callback:
                 result = run_imaging(run_dir, out_dir, settings=settings_obj, progress=False,
                                      command_line=command_line)
             outcome.numbers = _summary_numbers(result.summary)
@@ -300,10 +352,18 @@ def run_batch(root: str | os.PathLike, out: str | os.PathLike, *, scheduler: str
     logger.info("batch: %d run folder(s) under %s", len(runs), root)
     try:
         with _ClusterContext(scheduler, workers, len(runs)) as client:
+            queue_name = f"plscope-progress-{uuid.uuid4().hex}" if progress else None
+            stop = threading.Event()
+            watcher = None
+            if queue_name:
+                watcher = threading.Thread(target=_show_frame_progress, args=(client, queue_name, stop),
+                                           daemon=True)
+                watcher.start()
             futures = [client.submit(process_run, str(r), str(out / n), settings.to_dict(), force=force,
-                                     name=n, command_line=command_line, pure=False, key=f"plscope-run-{i}-{n}")
+                                     name=n, command_line=command_line, progress_queue=queue_name,
+                                     pure=False, key=f"plscope-run-{i}-{n}")
                        for i, (r, n) in enumerate(zip(runs, names))]
-            bar = tqdm(total=len(futures), desc="runs", unit="run", disable=not progress)
+            bar = tqdm(total=len(futures), desc="runs", unit="run", disable=not progress, position=0)
             try:
                 for fut in as_completed(futures):
                     outcome = fut.result()
@@ -313,6 +373,9 @@ def run_batch(root: str | os.PathLike, out: str | os.PathLike, *, scheduler: str
                     if on_outcome is not None:
                         on_outcome(outcome)
             finally:
+                stop.set()
+                if watcher is not None:
+                    watcher.join(timeout=5)
                 bar.close()
                 for f in futures:
                     f.cancel()
@@ -321,6 +384,35 @@ def run_batch(root: str | os.PathLike, out: str | os.PathLike, *, scheduler: str
         outcomes.sort(key=lambda o: order.get(o.run, 0))
         write_index(outcomes, out, started=started, root=root)
     return BatchResult(outcomes=outcomes, out_dir=out)
+
+
+def _show_frame_progress(client, queue_name: str, stop: threading.Event) -> None:
+    """Client thread: one progress bar per running run (chunks of frames traced)."""
+    from distributed import Queue
+    from tqdm.auto import tqdm
+
+    bars: dict[str, Any] = {}
+    try:
+        queue = Queue(queue_name, client=client)
+        while not stop.is_set():
+            try:
+                messages = queue.get(timeout=0.5, batch=True)
+            except Exception:
+                messages = []
+            for run, done, total in messages:
+                bar = bars.get(run)
+                if bar is None:
+                    bar = bars[run] = tqdm(total=total, desc=f"  {run} traces", unit="chunk", leave=False,
+                                           position=len(bars) + 1)
+                bar.n = done
+                bar.refresh()
+                if done >= total:
+                    bars.pop(run).close()
+    except Exception as exc:  # the display is best effort
+        logger.debug("frame progress display stopped: %s", exc)
+    finally:
+        for bar in bars.values():
+            bar.close()
 
 
 # --------------------------------------------------------------------------
