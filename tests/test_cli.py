@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +91,40 @@ def test_simulate_cli_writes_run_folder(tmp_path):
     assert truth["seed"] == 5 and len(truth["particles"]) == 3 and truth["fields_kV_per_cm"] == [130.0]
     assert not truth["params"]["noise"]
     assert (out / "experiment.toml").exists() and (out / "movie.tif").exists()
+
+
+@pytest.mark.slow
+def test_spectral_run_through_the_cli(tmp_path, capsys):
+    run = tmp_path / "spec"
+    assert main(["-q", "simulate", str(run), "--spectral", "--seed", "4", "--fields", "90,130", "--cycles", "2"]) == 0
+    truth = json.loads((run / "ground_truth.json").read_text())
+    out = tmp_path / "out"
+    assert main(["run", str(run), "--out", str(out), "--no-progress"]) == 0
+    assert "spectral shift" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    for name in ("summary.json", "particles.csv", "kinetics.csv", "spectra.csv", "report.html", "provenance.json"):
+        assert (out / name).exists()
+    assert summary["ion_mobility_cm2_per_Vs"] is None
+    slope_true = truth["spectral_shift_slope_nm_per_kV_per_cm"]
+    assert summary["spectral_shift_slope_nm_per_kV_per_cm"] == pytest.approx(slope_true, rel=0.10)
+    spectra = __import__("pandas").read_csv(out / "spectra.csv")
+    assert list(spectra.columns[:5]) == ["frame", "time_s", "field_kV_per_cm", "peak_nm", "fwhm_nm"]
+
+
+REAL_SPECTRA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "spectra"
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not (REAL_SPECTRA / "Ne_532nm_x50_800ms.txt").exists(), reason="real data not available")
+def test_calibrate_cli_on_the_real_neon_lamp(tmp_path, capsys):
+    out = tmp_path / "cal.json"
+    assert main(["calibrate", str(REAL_SPECTRA / "Ne_532nm_x50_800ms.txt"), "--lines",
+                 str(REAL_SPECTRA / "neon_nist_wl_nm.csv"), "--out", str(out), "--guess", "530,0.08"]) == 0
+    cal = json.loads(out.read_text())
+    assert cal["rms_nm"] < 0.05 and len(cal["dispersion_nm"]) >= 3
+    assert "rms" in capsys.readouterr().out
+    # bad input: one line, exit 2, nothing written
+    bad = tmp_path / "bad.json"
+    assert main(["calibrate", str(tmp_path / "missing.csv"), "--lines", str(REAL_SPECTRA / "neon_nist_wl_nm.csv"),
+                 "--out", str(bad)]) == 2
+    assert "missing.csv" in capsys.readouterr().err and not bad.exists()

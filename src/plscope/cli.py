@@ -86,6 +86,25 @@ def _build_parser() -> argparse.ArgumentParser:
     bat.add_argument("--config", type=Path, metavar="SETTINGS.toml", help="analysis settings")
     bat.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    cal = sub.add_parser("calibrate", parents=[common], help="pixel -> wavelength calibration from a lamp spectrum",
+                         description="Find the lamp peaks, match them to known lines, fit the dispersion "
+                         "polynomial and write {dispersion_nm, rms_nm, lines} as JSON.")
+    cal.add_argument("lamp", type=Path, metavar="LAMP_CSV", help="lamp spectrum: pixel and counts columns")
+    cal.add_argument("--lines", type=Path, required=True, metavar="LINES_CSV", help="known line wavelengths (nm)")
+    cal.add_argument("--out", type=Path, required=True, metavar="CALIB_JSON", help="calibration file to write")
+    cal.add_argument("--guess", type=_float_list, metavar="C0,C1",
+                     help="rough dispersion: wavelength of pixel 0 and nm per pixel (write --guess=-5,0.1 "
+                     "for negative values)")
+    cal.add_argument("--pixel-column", help="name or 0-based index of the pixel column")
+    cal.add_argument("--counts-column", help="name or 0-based index of the counts column")
+    cal.add_argument("--lines-column", help="name or 0-based index of the wavelength column in LINES_CSV")
+    cal.add_argument("--min-intensity", type=float, help="ignore known lines weaker than this")
+    cal.add_argument("--order", type=int, help="polynomial order (default: chosen from the data)")
+    cal.add_argument("--max-order", type=int, default=3, help="highest order tried (default 3)")
+    cal.add_argument("--saturation", default="auto", metavar="auto|none|COUNTS",
+                     help="saturation level: detected (auto), none, or a count value")
+    cal.add_argument("--min-snr", type=float, default=8.0, help="lamp peak detection threshold (default 8)")
+
     rea = sub.add_parser("reanalyze", parents=[common], help="recompute kinetics and report from stored traces",
                          description="Recompute kinetics, summary and report of an output folder from the "
                          "traces stored in it, without reading the stack; provenance.json records what changed.")
@@ -118,6 +137,12 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--pixel-size", type=float, help="pixel size in the sample plane, nm")
     sim.add_argument("--psf-sigma", type=float, help="PSF standard deviation, nm")
     sim.add_argument("--exposure", type=float, help="exposure time per frame, s")
+    sim.add_argument("--spectral", action="store_true",
+                     help="write a spectral run (spectrograph frames, lamp spectrum, DAQ log) instead of a movie")
+    sim.add_argument("--calibration", choices=("lamp", "coefficients"),
+                     help="--spectral: calibrate from a lamp spectrum (default) or give dispersion coefficients")
+    sim.add_argument("--shift-slope", type=float, metavar="NM_PER_KV_PER_CM",
+                     help="--spectral: peak shift per field, nm per kV/cm (negative: blue shift)")
     sim.add_argument("--clean", action="store_true",
                      help="switch every nuisance off (noise, drift, blinking, bleaching, DAQ quirks)")
     for name in _NUISANCES:
@@ -159,6 +184,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          progress=not (args.no_progress or args.quiet), command_line=sys.argv)
     s = result.summary
     if not args.quiet:
+        shifts = s.get("spectral_shift_nm") or []
         mu = s.get("ion_mobility_cm2_per_Vs")
         d = s.get("diffusion_coefficient_cm2_per_s")
         print(f"{args.run_dir}: {s['n_particles']} particles, {s['n_frames']} frames, "
@@ -166,6 +192,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if mu is not None:
             print(f"  ion mobility {mu:.3g} ± {s.get('ion_mobility_std_cm2_per_Vs') or float('nan'):.2g} cm^2/(V s)"
                   f", D = {d:.3g} cm^2/s")
+        if shifts:
+            text = ", ".join(f"{e['field_kV_per_cm']:.0f} kV/cm: {e['shift_nm']:+.3f} nm" for e in shifts)
+            slope = s.get("spectral_shift_slope_nm_per_kV_per_cm")
+            print(f"  spectral shift {text}" + (f"; slope {slope:.4g} nm per kV/cm" if slope is not None else ""))
         for w in s.get("warnings", []):
             print(f"  warning: {w}")
         print(f"  wrote {args.out}/ (summary.json, particles.csv, kinetics.csv, report.html) "
@@ -199,6 +229,40 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         print(f"{counts['ok']} analysed, {counts['skipped']} unchanged, {counts['failed']} failed; "
               f"index: {args.out / 'index.html'}")
     return EXIT_FAILED if result.n_failed else EXIT_OK
+
+
+def _column(text: str | None) -> int | str | None:
+    return int(text) if text is not None and text.isdigit() else text
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .pipeline.spectra import calibrate_command
+
+    if args.guess is not None and len(args.guess) < 2:
+        raise PlscopeError("--guess needs two numbers: C0 (nm at pixel 0), C1 (nm per pixel)")
+    sat = args.saturation.lower()
+    if sat == "auto":
+        saturation = "auto"
+    elif sat == "none":
+        saturation = None
+    else:
+        try:
+            saturation = float(args.saturation)
+        except ValueError:
+            raise PlscopeError(f"--saturation: expected auto, none or a number, got {args.saturation!r}") from None
+    rec = calibrate_command(args.lamp, args.lines, args.out, guess=args.guess,
+                            pixel_column=_column(args.pixel_column), counts_column=_column(args.counts_column),
+                            lines_column=_column(args.lines_column), min_intensity=args.min_intensity,
+                            order=args.order, max_order=args.max_order, saturation_counts=saturation,
+                            min_snr=args.min_snr)
+    if not args.quiet:
+        coefs = ", ".join(f"{c:.6g}" for c in rec["dispersion_nm"])
+        print(f"{args.lamp}: order {rec.get('order', len(rec['dispersion_nm']) - 1)}, "
+              f"{rec.get('n_lines', len(rec.get('lines', [])))} lines, rms {rec['rms_nm']:.4f} nm; "
+              f"dispersion_nm = [{coefs}] -> {args.out}")
+        for w in rec.get("warnings", []):
+            print(f"  warning: {w}")
+    return EXIT_OK
 
 
 def _cmd_reanalyze(args: argparse.Namespace) -> int:
@@ -237,6 +301,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     from .sim import ImagingSimParams, simulate_imaging_run
 
+    if args.spectral:
+        return _simulate_spectral(args)
+    if args.calibration or args.shift_slope is not None:
+        raise PlscopeError("--calibration and --shift-slope go with --spectral")
     params = ImagingSimParams()
     if args.clean:
         params = params.clean()
@@ -265,6 +333,41 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _simulate_spectral(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .sim import SPECTRAL_NUISANCES, SpectralSimParams, simulate_spectral_run
+
+    for opt, value in (("--shape", args.shape), ("--pixel-size", args.pixel_size), ("--psf-sigma", args.psf_sigma)):
+        if value is not None:
+            raise PlscopeError(f"{opt} does not apply to --spectral runs")
+    for name in _NUISANCES:
+        if getattr(args, f"no_{name}") and name not in SPECTRAL_NUISANCES:
+            raise PlscopeError(f"--no-{name.replace('_', '-')} does not apply to --spectral runs")
+    params = SpectralSimParams()
+    if args.clean:
+        params = params.clean()
+    changes = {
+        "n_particles": args.particles, "fields_kV_per_cm": args.fields, "cycles_per_level": args.cycles,
+        "period_s": args.period, "frame_rate_hz": args.frame_rate, "exposure_s": args.exposure,
+        "temperature_K": args.temperature, "mobility_cm2_per_Vs": args.mobility,
+        "size_range_nm": args.size_range, "calibration": args.calibration,
+        "shift_slope_nm_per_kV_per_cm": args.shift_slope,
+    }
+    for name in SPECTRAL_NUISANCES:
+        if getattr(args, f"no_{name}"):
+            changes[name] = False
+    params = dataclasses.replace(params, **{k: v for k, v in changes.items() if v is not None})
+    t0 = time.perf_counter()
+    truth = simulate_spectral_run(args.out_dir, params, seed=args.seed, progress=not args.quiet)
+    if not args.quiet:
+        print(f"wrote simulated spectral run {args.out_dir}/ ({truth['n_frames']} frames, "
+              f"{truth['n_particles']} particles, fields {truth['fields_kV_per_cm']} kV/cm, shift slope "
+              f"{truth['spectral_shift_slope_nm_per_kV_per_cm']:.4g} nm per kV/cm) "
+              f"in {time.perf_counter() - t0:.1f} s")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``plscope`` console script.
 
@@ -281,6 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     commands = {"run": _cmd_run, "simulate": _cmd_simulate, "batch": _cmd_batch, "reanalyze": _cmd_reanalyze,
+                "calibrate": _cmd_calibrate,
                 "config": _cmd_config}
     previous = _terminate_as_interrupt()
     try:

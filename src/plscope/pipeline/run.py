@@ -107,6 +107,7 @@ class RunResult:
     extraction: Extraction | None = None
     settings: AnalysisSettings | None = None
     extra_sections: list[str] = field(default_factory=list)
+    spectra: Any = None   # plscope.pipeline.spectra.SpectraResult when [spectra] is given
 
 
 # --------------------------------------------------------------------------
@@ -383,16 +384,39 @@ def run_imaging(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     """
     settings = settings or AnalysisSettings()
     started = _dt.datetime.now(_dt.timezone.utc)
+    cfg = load_experiment(run_dir)
+    if cfg.movie is None:   # a spectra-only run folder
+        from .spectra import run_spectra
+
+        return run_spectra(run_dir, out_dir, progress=progress, command_line=command_line)
     with AtomicOutputDir(out_dir) as tmp:  # fails early if out_dir cannot be written
-        cfg = load_experiment(run_dir)
         ex = extract_imaging(cfg, settings, progress=progress)
         result = analyze_extraction(ex, settings)
         result.config = cfg
+        if cfg.spectra is not None:
+            _add_spectra(result, cfg, tmp, progress=progress)
         ex.save(tmp)
         prov = provenance(inputs=input_files(cfg), config=cfg.to_dict(), settings=settings.to_dict(),
                           settings_digest=settings.digest(), started=started, command_line=command_line)
         _write_results(result, tmp, prov)
     return result
+
+
+#: files of the spectral analysis, carried over unchanged by :func:`reanalyze`
+SPECTRA_FILES = ("spectra.csv", "spectral_shifts.csv", "calibration.json")
+
+
+def _add_spectra(result: RunResult, cfg: ExperimentConfig, folder: Path, *, progress: bool) -> None:
+    """Analyse ``[spectra]`` next to the imaging run: outputs, summary keys, report section."""
+    from ..report.spectra import spectra_section_html
+    from .spectra import analyze_spectra, write_spectra_outputs
+
+    spectral = analyze_spectra(cfg, progress=progress)
+    result.spectra = spectral
+    result.summary.update({k: v for k, v in spectral.summary.items() if k != "warnings"})
+    result.summary["warnings"].extend(spectral.warnings)
+    write_spectra_outputs(spectral, folder)
+    result.extra_sections.append(spectra_section_html(spectral))
 
 
 # --------------------------------------------------------------------------
@@ -437,8 +461,16 @@ def reanalyze(out_dir: str | os.PathLike, settings: AnalysisSettings | None = No
     except (OSError, ValueError) as exc:
         raise RunFolderError(out_dir, f"provenance/summary cannot be read: {exc}") from None
     result = analyze_extraction(ex, settings)
+    # spectra are not re-fitted (their frames are not stored): carry over their results
+    spectral_keys = {k: v for k, v in old_summary.items() if k.startswith("spectral_")}
+    result.summary.update(spectral_keys)
+    if any(v is not None for v in spectral_keys.values()):
+        result.summary["warnings"].append("re-analysis: spectral results carried over from the original run")
     with AtomicOutputDir(out_dir) as tmp:
         ex.save(tmp)
+        for name in SPECTRA_FILES:
+            if (out_dir / name).is_file():
+                shutil.copy2(out_dir / name, tmp / name)
         prov = dict(old_prov)
         history = list(old_prov.get("reanalyses", []))
         summary_now = json.loads(json.dumps(_json_ready(result.summary)))

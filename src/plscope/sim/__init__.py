@@ -65,3 +65,30 @@ __all__ = [
     "switch_schedule",
     "switching_efficiency",
 ]
+
+# spectral runs (spectrograph frames, lamp, DAQ) with ground truth
+from .spectral import (  # noqa: E402
+    NEON_LINES_NM,
+    SPECTRAL_NUISANCES,
+    SpectralSimError,
+    SpectralSimParams,
+    lamp_spectrum,
+    pixel_of_wavelength,
+    simulate_spectral_run,
+    spectral_daq_signals,
+    spectral_experiment_toml,
+    stripe_profile,
+)
+
+__all__ += [
+    "NEON_LINES_NM",
+    "SPECTRAL_NUISANCES",
+    "SpectralSimError",
+    "SpectralSimParams",
+    "lamp_spectrum",
+    "pixel_of_wavelength",
+    "simulate_spectral_run",
+    "spectral_daq_signals",
+    "spectral_experiment_toml",
+    "stripe_profile",
+]

@@ -1,0 +1,605 @@
+"""The spectral part of a run: ``[spectra]`` of experiment.toml to ``spectra.csv`` and summary keys.
+
+:func:`analyze_spectra` wires the pure stages together:
+
+1. calibration -- :func:`plscope.spectra.calibrate` on the lamp spectrum
+   and ``lamp_lines_nm``, or the given ``dispersion_nm``;
+2. extraction -- particle stripes along the slit
+   (:func:`plscope.spectra.find_stripes`), background-subtracted spectra
+   of every frame (:func:`plscope.spectra.extract_spectra_dask`);
+3. fits -- a Lorentzian + linear baseline per frame and particle, in nm
+   (:func:`plscope.spectra.fit_lorentzians_dask`, batched, dask chunks);
+4. timing and field -- frames timed by the ``spectra.camera_ttl`` channel,
+   labelled by the field segments of the DAQ voltage (:mod:`plscope.sync`);
+5. shifts -- per-cycle field-off baselines, histograms with normal fits,
+   the shift per field level and its slope (:mod:`plscope.spectra.shifts`).
+
+:func:`run_spectra` writes a spectra-only run (no ``[movie]``) to an output
+folder; :func:`write_spectra_outputs` writes the spectral files into the
+output folder of a combined run. :func:`calibrate_command` is the work of
+``plscope calibrate``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import RunFolderError
+from ..io import ExperimentConfig, load_experiment
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SPECTRA_COLUMNS", "SpectraResult", "analyze_spectra", "calibrate_command", "calibration_for",
+           "run_spectra", "spectra_summary_keys", "write_spectra_outputs"]
+
+#: the spec's columns of spectra.csv, first (more follow)
+SPECTRA_COLUMNS = ["frame", "time_s", "field_kV_per_cm", "peak_nm", "fwhm_nm"]
+_EXTRA_COLUMNS = ["particle_id", "state", "level", "cycle", "phase", "settled", "shift_nm", "baseline_nm",
+                  "peak_err_nm", "fwhm_err_nm", "amplitude", "amplitude_err", "baseline_counts",
+                  "baseline_slope_per_nm", "intensity", "redchi", "fit_ok", "frame_start_s"]
+#: summary keys of the spec filled by the spectral analysis
+SUMMARY_KEYS = ("spectral_shift_nm", "spectral_shift_slope_nm_per_kV_per_cm")
+#: default fraction of each ON/OFF interval left out as transient
+SETTLE_FRACTION = 0.5
+
+
+@dataclass
+class SpectraResult:
+    """Everything the spectral analysis of one run produced (in memory).
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        ``spectra.csv``: one row per frame and particle, columns
+        :data:`SPECTRA_COLUMNS` then ``particle_id, state, level, cycle,
+        phase, settled, shift_nm, baseline_nm, peak_err_nm, ...``.
+    shifts : pandas.DataFrame
+        Shift statistics per field level, pooled (``particle_id`` -1) and
+        per particle (``spectral_shifts.csv``).
+    summary : dict
+        Keys for summary.json (``spectral_shift_nm``,
+        ``spectral_shift_slope_nm_per_kV_per_cm`` and more ``spectral_*``).
+    calibration : plscope.spectra.Calibration
+    stripes : pandas.DataFrame
+        Particles along the slit.
+    wavelength_nm : numpy.ndarray, shape (n_pixels,)
+    spectra : numpy.ndarray, shape (n_frames, n_particles, n_pixels), float32
+        Background-subtracted stripe spectra (counts per pixel).
+    frame_time_s : numpy.ndarray, shape (n_frames,)
+        Mid-exposure times.
+    cycles : pandas.DataFrame
+        ON/OFF cycles during the spectra (empty without a field).
+    field_trace : (time_s, field_kV_per_cm) or None
+        Decimated field record over the spectra, for figures.
+    reference_image : numpy.ndarray, shape (rows, n_pixels)
+    warnings : list of str
+    config : ExperimentConfig or None
+    """
+
+    table: pd.DataFrame
+    shifts: pd.DataFrame
+    summary: dict[str, Any]
+    calibration: Any
+    stripes: pd.DataFrame
+    wavelength_nm: np.ndarray
+    spectra: np.ndarray
+    frame_time_s: np.ndarray
+    cycles: pd.DataFrame
+    field_trace: tuple[np.ndarray, np.ndarray] | None = None
+    reference_image: np.ndarray | None = None
+    warnings: list[str] = field(default_factory=list)
+    config: ExperimentConfig | None = None
+    input_files: list[str] = field(default_factory=list)
+
+
+def _note(warnings: list[str], text: str) -> None:
+    """Record a recoverable oddity found here (and log it; those of lower layers are logged there)."""
+    warnings.append(text)
+    logger.warning("%s", text)
+
+
+# --------------------------------------------------------------------------
+# calibration
+# --------------------------------------------------------------------------
+
+def calibration_for(cfg: ExperimentConfig, *, guess: Sequence[float] | None = None):
+    """The calibration of ``[spectra]``: given coefficients, or the lamp against its lines.
+
+    Raises
+    ------
+    RunFolderError
+        The lamp file cannot be read or calibrated (naming the lamp file),
+        or the given coefficients are unusable (naming experiment.toml).
+    """
+    from ..spectra.calibration import Calibration, CalibrationError, calibrate
+    from ..spectra.lamp import read_lamp
+
+    spec = cfg.spectra
+    assert spec is not None
+    if spec.lamp and spec.lamp_lines_nm:
+        lamp_path = cfg.resolve(spec.lamp)
+        lamp = read_lamp(lamp_path)
+        try:
+            cal = calibrate(lamp.x, lamp.y, spec.lamp_lines_nm, guess=guess)
+        except CalibrationError as exc:
+            raise RunFolderError(lamp_path, f"calibration against spectra.lamp_lines_nm in {cfg.file} failed: "
+                                            f"{exc}") from None
+        if spec.dispersion_nm:
+            cal = _with_warning(cal, "both lamp + lamp_lines_nm and dispersion_nm are given in [spectra]; "
+                                     "the lamp calibration is used")
+        return cal
+    try:
+        return Calibration.from_coefficients(spec.dispersion_nm or ())
+    except CalibrationError as exc:
+        raise RunFolderError(cfg.file, f"spectra.dispersion_nm: {exc}") from None
+
+
+def _with_warning(cal, text: str):
+    import dataclasses
+
+    return dataclasses.replace(cal, warnings=tuple(cal.warnings) + (text,))
+
+
+def calibrate_command(lamp_path: str | os.PathLike, lines_path: str | os.PathLike, out_path: str | os.PathLike,
+                      *, guess: Sequence[float] | None = None, pixel_column: int | str | None = None,
+                      counts_column: int | str | None = None, lines_column: int | str | None = None,
+                      min_intensity: float | None = None, order: int | None = None, max_order: int = 3,
+                      min_snr: float = 8.0, saturation_counts: float | str | None = "auto") -> dict[str, Any]:
+    """``plscope calibrate LAMP --lines LINES --out CALIB_JSON``: calibrate and write the JSON.
+
+    Parameters
+    ----------
+    lamp_path : path-like
+        Lamp spectrum (pixel, counts), see :func:`plscope.spectra.read_lamp`.
+    lines_path : path-like
+        Known lines, see :func:`plscope.spectra.read_lines`.
+    out_path : path-like
+        JSON file to write (atomically: a temporary file renamed into place).
+    guess : sequence of float, optional
+        Rough ``[c0, c1, ...]`` (needed for long line lists).
+    pixel_column, counts_column, lines_column : int or str, optional
+        Columns by 0-based index or name.
+    min_intensity : float, optional
+        Only lines at least this intense (lines file with an intensity column).
+    order, max_order, min_snr, saturation_counts :
+        See :func:`plscope.spectra.calibrate`.
+
+    Returns
+    -------
+    dict
+        What was written: ``dispersion_nm``, ``rms_nm``, ``order``,
+        ``n_lines``, ``lines`` (per line: wavelength, pixel, fit, residual,
+        used/saturated/blended/rejected), ``unmatched_px``, ``warnings``,
+        ``lamp``, ``lines_file``, ``guess``, ``plscope_version``.
+
+    Raises
+    ------
+    RunFolderError
+        Unreadable inputs, a calibration that fails (naming the lamp file),
+        or an output folder that does not exist / cannot be written.
+    """
+    from .. import __version__
+    from ..spectra.calibration import CalibrationError, calibrate
+    from ..spectra.lamp import read_lamp, read_lines
+
+    out = Path(out_path)
+    if out.exists() and out.is_dir():
+        raise RunFolderError(out, "is a folder; give the JSON file to write")
+    if not out.parent.is_dir():
+        raise RunFolderError(out.parent, "output folder does not exist")
+    lamp = read_lamp(lamp_path, pixel_column=pixel_column, counts_column=counts_column)
+    lines = read_lines(lines_path, column=lines_column, min_intensity=min_intensity)
+    try:
+        cal = calibrate(lamp.x, lamp.y, lines.wavelength_nm, guess=guess, order=order, max_order=max_order,
+                        min_snr=min_snr, saturation_counts=saturation_counts)
+    except CalibrationError as exc:
+        raise RunFolderError(lamp_path, f"calibration against {os.fspath(lines_path)} failed: {exc}") from None
+    record = cal.to_dict()
+    record["warnings"] = list(lamp.warnings) + record["warnings"]
+    record.update({
+        "lamp": os.fspath(lamp_path), "lamp_columns": [lamp.x_name, lamp.y_name],
+        "lines_file": os.fspath(lines_path), "n_known_lines": int(lines.wavelength_nm.size),
+        "guess": None if guess is None else [float(g) for g in guess], "plscope_version": __version__,
+    })
+    tmp = out.with_name(f".{out.name}.part-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(record, fh, indent=2, allow_nan=False)
+            fh.write("\n")
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise RunFolderError(out, f"cannot be written: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return record
+
+
+# --------------------------------------------------------------------------
+# timing and field
+# --------------------------------------------------------------------------
+
+def _timing(cfg: ExperimentConfig, daq, n_frames: int, warnings: list[str]):
+    """Exposure starts, mid times, exposure (s) and the DAQ log (or None)."""
+    from ..io.daq import read_daq
+    from ..sync import frame_timing, ttl_pulses
+
+    if cfg.daq is None:
+        rate = cfg.movie.frame_rate_hz if cfg.movie is not None else None
+        if rate:
+            _note(warnings, "no [daq]: spectra timed by movie.frame_rate_hz")
+            t = np.arange(n_frames) / rate
+        else:
+            _note(warnings, "no [daq]: spectra timed by frame index")
+            t = np.arange(n_frames, dtype=float)
+        return t, t, 0.0, None
+    daq_path = cfg.resolve(cfg.daq.path)
+    if daq is None:
+        daq = read_daq(daq_path)
+        warnings.extend(daq.warnings)
+    channel = cfg.spectra.camera_ttl
+    source = f"{daq_path} channel '{channel}'"
+    pulses = ttl_pulses(daq.time_s, daq.channel(channel), source=source)
+    timing = frame_timing(pulses, n_frames, source=source)
+    warnings.extend(f"spectra: {w}" for w in timing.warnings)
+    exposure = float(timing.exposure_s) if math.isfinite(timing.exposure_s) else 0.0
+    start = np.asarray(timing.time_s, float)
+    return start, start + exposure / 2, exposure, daq
+
+
+def _field(cfg: ExperimentConfig, daq, start_s: np.ndarray, exposure_s: float, warnings: list[str]):
+    """Segments, cycles and decimated field trace over the spectra (None, None, None without a field)."""
+    from ..sync import cycles_from_segments, field_kV_per_cm, field_segments
+
+    if daq is None or cfg.field is None or cfg.daq is None:
+        _note(warnings, "no [field]/[daq]: spectral shifts against the field are null")
+        return None, pd.DataFrame(), None
+    voltage = daq.channel(cfg.daq.voltage)
+    source = f"{cfg.resolve(cfg.daq.path)} channel '{cfg.daq.voltage}'"
+    segments = field_segments(daq.time_s, voltage, amplifier_gain=cfg.field.amplifier_gain,
+                              electrode_gap_um=cfg.field.electrode_gap_um, source=source)
+    t0, t1 = float(start_s[0]), float(start_s[-1] + exposure_s)
+    if len(segments):
+        segments = segments[(segments["end_s"] > t0) & (segments["start_s"] < t1)].reset_index(drop=True)
+    sel = (daq.time_s >= t0) & (daq.time_s <= t1)
+    step = max(1, int(sel.sum() // 20000))
+    trace = (daq.time_s[sel][::step], field_kV_per_cm(voltage[sel][::step], amplifier_gain=cfg.field.amplifier_gain,
+                                                      electrode_gap_um=cfg.field.electrode_gap_um))
+    if len(segments) == 0:
+        _note(warnings, f"{source}: no field-ON segment during the spectra; spectral shifts are null")
+        return segments, pd.DataFrame(), trace
+    end = max(t1, float(np.nanmax(segments["end_s"])))
+    cycles = cycles_from_segments(segments, record_end_s=end)
+    return segments, cycles, trace
+
+
+# --------------------------------------------------------------------------
+# analysis
+# --------------------------------------------------------------------------
+
+class _TaskProgress:
+    """A dask callback that advances a tqdm bar for every finished task of one layer."""
+
+    def __init__(self, prefix: str, total: int, desc: str):
+        self.prefix, self.total, self.desc = prefix, total, desc
+
+    def __enter__(self):
+        from dask.callbacks import Callback
+        from tqdm import tqdm
+
+        bar = tqdm(total=self.total, desc=self.desc, unit="chunk")
+        prefix = self.prefix
+
+        class _CB(Callback):
+            def _posttask(self, key, result, dsk, state, worker_id):
+                name = key[0] if isinstance(key, tuple) else key
+                if isinstance(name, str) and name.startswith(prefix):
+                    bar.update(1)
+
+        self._bar, self._cb = bar, _CB()
+        self._cb.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._cb.__exit__(*exc)
+        self._bar.close()
+        return False
+
+
+def analyze_spectra(cfg: ExperimentConfig | str | os.PathLike, *, daq=None, progress: bool = False,
+                    settle_fraction: float = SETTLE_FRACTION, baseline: str = "linear",
+                    fit_range_nm: tuple[float, float] | None = None, guess: Sequence[float] | None = None,
+                    chunk_frames: int = 128) -> SpectraResult:
+    """Analyse the ``[spectra]`` of a run (nothing is written).
+
+    Parameters
+    ----------
+    cfg : ExperimentConfig or path-like
+        A loaded experiment (or its run folder) with a ``[spectra]`` table.
+    daq : plscope.io.DaqLog, optional
+        The run's DAQ log if already read (it is read otherwise).
+    progress : bool
+        Progress bar over frame chunks.
+    settle_fraction : float
+        Fraction of each ON and OFF interval left out of the baselines and
+        histograms (polarization / recovery transients).
+    baseline : {"linear", "constant"}
+        Baseline under the Lorentzian.
+    fit_range_nm : (float, float), optional
+        Fit only this wavelength window (default: the whole detector).
+    guess : sequence of float, optional
+        Rough dispersion for identifying the lamp lines (long line lists).
+    chunk_frames : int
+        Frames per dask chunk.
+
+    Returns
+    -------
+    SpectraResult
+
+    Raises
+    ------
+    PlscopeError
+        Bad input, naming the file and the problem (no stripe along the
+        slit, a calibration that fails, frames and TTL that disagree, ...).
+    """
+    import dask
+
+    from ..io.stack import open_stack
+    from ..spectra.extract import extract_spectra_dask, find_stripes, reference_frame, stripe_weights
+    from ..spectra.lorentz import fit_lorentzians_dask, fits_to_frame
+    from ..spectra.shifts import add_shifts, frame_fields, frame_phases, shift_statistics
+
+    if not isinstance(cfg, ExperimentConfig):
+        cfg = load_experiment(cfg)
+    if cfg.spectra is None:
+        raise RunFolderError(cfg.file, "spectral analysis needs a [spectra] table")
+    warnings: list[str] = []
+    spec_path = cfg.resolve(cfg.spectra.path)
+    stack = open_stack(spec_path, chunk_frames=chunk_frames)
+    warnings.extend(stack.warnings)
+    n_frames, n_rows, n_px = (int(s) for s in stack.data.shape)
+    inputs = [str(p) for p in stack.paths]
+
+    cal = calibration_for(cfg, guess=guess)
+    for w in cal.warnings:
+        _note(warnings, f"calibration: {w}")
+    if cfg.spectra.lamp and cfg.spectra.lamp_lines_nm:
+        inputs.append(str(cfg.resolve(cfg.spectra.lamp)))
+    if cal.pixel_range is not None and (cal.pixel_range[1] < n_px - 1 - 1e-9 or cal.pixel_range[0] > 0):
+        _note(warnings, f"calibration: the lamp covers pixels {cal.pixel_range[0]:g}-{cal.pixel_range[1]:g} but "
+                        f"the spectra have {n_px} columns")
+    if not cal.check_monotonic(n_px):
+        raise RunFolderError(cfg.file, f"the dispersion {list(cal.dispersion_nm)} is not monotonic over the "
+                                       f"{n_px} columns of {spec_path}")
+    wavelength = cal.wavelength_nm(np.arange(n_px))
+    fit_mask = np.ones(n_px, dtype=bool)
+    if fit_range_nm is not None:
+        lo, hi = sorted(float(v) for v in fit_range_nm)
+        fit_mask = (wavelength >= lo) & (wavelength <= hi)
+        if fit_mask.sum() < 10:
+            raise RunFolderError(cfg.file, f"fit range {lo:g}-{hi:g} nm holds {int(fit_mask.sum())} pixels of "
+                                           f"{wavelength.min():.1f}-{wavelength.max():.1f} nm")
+    logger.info("spectra %s: %d frames of %d slit rows x %d pixels, %.2f-%.2f nm", spec_path, n_frames, n_rows, n_px,
+                wavelength[0], wavelength[-1])
+
+    # timing and field first: a sync problem fails before the heavy work
+    start_s, mid_s, exposure_s, daq = _timing(cfg, daq, n_frames, warnings)
+    if cfg.daq is not None:
+        inputs.append(str(cfg.resolve(cfg.daq.path)))
+    segments, cycles, trace = _field(cfg, daq, start_s, exposure_s, warnings)
+
+    ref = reference_frame(stack.data)
+    stripes = find_stripes(ref)
+    if len(stripes) == 0:
+        raise RunFolderError(spec_path, "no particle stripe found along the slit (rows) of the spectra")
+    missing_bg = stripes.loc[stripes["n_background_rows"] == 0, "particle_id"].tolist()
+    if missing_bg:
+        _note(warnings, f"spectra: no background rows beside particle(s) {missing_bg}; not background-subtracted")
+    weights = stripe_weights(n_rows, stripes)
+    spectra_d = extract_spectra_dask(stack.data, weights)
+    idx = np.flatnonzero(fit_mask)
+    lo_px, hi_px = int(idx[0]), int(idx[-1]) + 1
+    fits_d = fit_lorentzians_dask(wavelength[lo_px:hi_px], spectra_d[:, :, lo_px:hi_px],
+                                  baseline=baseline)  # type: ignore[arg-type]
+    if progress:
+        with _TaskProgress(fits_d.name, len(fits_d.chunks[0]), "spectra"):
+            spectra, fits = dask.compute(spectra_d, fits_d)
+    else:
+        spectra, fits = dask.compute(spectra_d, fits_d)
+    n_p = len(stripes)
+    fit_tab = fits_to_frame(fits)                  # frame-major: row = frame * n_p + particle
+    logger.info("%d particle(s) along the slit, %d Lorentzian fits, %.1f %% ok", n_p, len(fit_tab),
+                100.0 * fit_tab["fit_ok"].mean())
+
+    if segments is not None and len(cycles):
+        ff = frame_fields(start_s, exposure_s, segments)
+        ph = frame_phases(mid_s, cycles, first_frame_s=float(start_s[0]), settle_fraction=settle_fraction)
+    else:
+        ff = pd.DataFrame({"frame": np.arange(n_frames), "state": "off",
+                           "field_kV_per_cm": np.nan if segments is None else 0.0,
+                           "level": -1, "on_fraction": 0.0})
+        ph = frame_phases(mid_s, pd.DataFrame(), settle_fraction=settle_fraction)
+
+    frame = np.repeat(np.arange(n_frames), n_p)
+    pid = np.tile(stripes["particle_id"].to_numpy(np.int64), n_frames)
+    table = pd.DataFrame({
+        "frame": frame.astype(np.int64),
+        "time_s": mid_s[frame],
+        "field_kV_per_cm": ff["field_kV_per_cm"].to_numpy(float)[frame],
+        "peak_nm": fit_tab["center"].to_numpy(),
+        "fwhm_nm": np.abs(fit_tab["fwhm"].to_numpy()),
+        "particle_id": pid,
+        "state": ff["state"].to_numpy()[frame],
+        "level": ff["level"].to_numpy(np.int64)[frame],
+        "cycle": ph["cycle"].to_numpy(np.int64)[frame],
+        "phase": ph["phase"].to_numpy()[frame],
+        "settled": ph["settled"].to_numpy(bool)[frame],
+        "peak_err_nm": fit_tab["center_err"].to_numpy(),
+        "fwhm_err_nm": fit_tab["fwhm_err"].to_numpy(),
+        "amplitude": fit_tab["amplitude"].to_numpy(),
+        "amplitude_err": fit_tab["amplitude_err"].to_numpy(),
+        "baseline_counts": fit_tab["offset"].to_numpy(),
+        "baseline_slope_per_nm": fit_tab["slope"].to_numpy(),
+        "intensity": spectra.sum(axis=2).reshape(-1),
+        "redchi": fit_tab["redchi"].to_numpy(),
+        "fit_ok": fit_tab["fit_ok"].to_numpy(bool),
+        "frame_start_s": start_s[frame],
+    })
+    for c in ("peak_nm", "fwhm_nm", "peak_err_nm", "fwhm_err_nm"):
+        table.loc[~table["fit_ok"], c] = np.nan
+    has_field = segments is not None and len(cycles) > 0
+    if has_field:
+        table = add_shifts(table)
+    else:  # no field-off / field-on cycles to compare
+        table["shift_nm"] = np.nan
+        table["baseline_nm"] = np.nan
+    table = table[SPECTRA_COLUMNS + [c for c in _EXTRA_COLUMNS if c in table.columns]]
+    table = table.sort_values(["frame", "particle_id"], kind="stable", ignore_index=True)
+    n_bad = int((~table["fit_ok"]).sum())
+    if n_bad:
+        _note(warnings, f"spectra: {n_bad} of {len(table)} Lorentzian fits failed (flagged fit_ok = false)")
+
+    if has_field:
+        pooled = shift_statistics(table)
+        per = shift_statistics(table, per_particle=True)
+        shifts = pd.concat([pooled, per], ignore_index=True)
+    else:
+        shifts = pd.DataFrame(columns=["particle_id", "field_kV_per_cm", "level", "shift_nm", "shift_err_nm",
+                                       "sigma_nm", "mean_nm", "median_nm", "n_frames", "method"])
+    summary = spectra_summary_keys(table, shifts, cal, n_particles=n_p, has_field=has_field,
+                                   settle_fraction=settle_fraction, warnings=warnings)
+    return SpectraResult(table=table, shifts=shifts, summary=summary, calibration=cal, stripes=stripes,
+                         wavelength_nm=wavelength, spectra=spectra.astype(np.float32), frame_time_s=mid_s,
+                         cycles=cycles, field_trace=trace, reference_image=ref, warnings=warnings, config=cfg,
+                         input_files=inputs)
+
+
+def spectra_summary_keys(table: pd.DataFrame, shifts: pd.DataFrame, calibration, *, n_particles: int,
+                         has_field: bool, settle_fraction: float, warnings: list[str]) -> dict[str, Any]:
+    """summary.json keys of the spectral analysis.
+
+    ``spectral_shift_nm`` (list of ``{"field_kV_per_cm", "shift_nm"}``, one
+    per field level, from the pooled histogram fits) and
+    ``spectral_shift_slope_nm_per_kV_per_cm`` (weighted line through the
+    field-off point and those shifts) as in the spec; plus its standard
+    error and intercept, the per-level details, the calibration and fit
+    quality. Null with a warning when they cannot be given.
+    """
+    from ..spectra.shifts import shift_slope
+
+    ok = table["fit_ok"].astype(bool)
+    out: dict[str, Any] = {
+        "spectral_shift_nm": None,
+        "spectral_shift_slope_nm_per_kV_per_cm": None,
+        "spectral_shift_slope_err_nm_per_kV_per_cm": None,
+        "spectral_shift_intercept_nm": None,
+        "spectral_shift_detail": [],
+        "spectral_n_particles": int(n_particles),
+        "spectral_n_frames": int(table["frame"].nunique()) if len(table) else 0,
+        "spectral_fit_ok_fraction": float(ok.mean()) if len(table) else None,
+        "spectral_peak_nm_median": float(np.nanmedian(table.loc[ok, "peak_nm"])) if ok.any() else None,
+        "spectral_fwhm_nm_median": float(np.nanmedian(table.loc[ok, "fwhm_nm"])) if ok.any() else None,
+        "spectral_settle_fraction": float(settle_fraction),
+        "spectral_calibration": {k: v for k, v in calibration.to_dict().items()
+                                 if k in ("dispersion_nm", "rms_nm", "order", "n_lines", "source", "pixel_range")},
+    }
+    if not has_field:
+        return out
+    pooled = shifts[shifts["particle_id"] == -1]
+    on = pooled[pooled["level"] >= 0]
+    if len(on) == 0:
+        _note(warnings, "spectra: no settled field-ON frame with a good fit; spectral shifts are null")
+        return out
+    out["spectral_shift_nm"] = [{"field_kV_per_cm": float(r.field_kV_per_cm), "shift_nm": float(r.shift_nm)}
+                                for r in on.itertuples()]
+    out["spectral_shift_detail"] = [
+        {"field_kV_per_cm": float(r.field_kV_per_cm), "shift_nm": float(r.shift_nm),
+         "shift_err_nm": float(r.shift_err_nm), "sigma_nm": float(r.sigma_nm), "n_frames": int(r.n_frames),
+         "method": r.method} for r in pooled.itertuples()]
+    fit = shift_slope(pooled["field_kV_per_cm"], pooled["shift_nm"], pooled["shift_err_nm"])
+    if math.isfinite(fit.slope_nm_per_kV_per_cm):
+        out["spectral_shift_slope_nm_per_kV_per_cm"] = fit.slope_nm_per_kV_per_cm
+        out["spectral_shift_slope_err_nm_per_kV_per_cm"] = fit.slope_err_nm_per_kV_per_cm
+        out["spectral_shift_intercept_nm"] = fit.intercept_nm
+    else:
+        _note(warnings, "spectra: fewer than two field values with shifts; no slope")
+    return out
+
+
+# --------------------------------------------------------------------------
+# outputs
+# --------------------------------------------------------------------------
+
+def write_spectra_outputs(result: SpectraResult, out_dir: str | os.PathLike) -> list[str]:
+    """Write ``spectra.csv``, ``spectral_shifts.csv`` and ``calibration.json`` into ``out_dir``.
+
+    Returns the names written. (summary keys and the report are the caller's.)
+    """
+    from .output import write_json
+
+    out = Path(out_dir)
+    result.table.to_csv(out / "spectra.csv", index=False)
+    result.shifts.to_csv(out / "spectral_shifts.csv", index=False)
+    write_json(out / "calibration.json", result.calibration.to_dict())
+    return ["spectra.csv", "spectral_shifts.csv", "calibration.json"]
+
+
+_SPEC_SUMMARY_NULLS = ("ion_mobility_cm2_per_Vs", "ion_mobility_std_cm2_per_Vs", "ion_mobility_fit_cm2_per_Vs",
+                       "diffusion_coefficient_cm2_per_s", "tau_size_slope_s_per_nm")
+
+
+def run_spectra(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, progress: bool = False,
+                command_line: Sequence[str] | None = None, **options) -> SpectraResult:
+    """A spectra-only run (``[spectra]`` without ``[movie]``) to ``out_dir``, atomically.
+
+    Writes ``summary.json`` (every key of the spec; the imaging ones null
+    with a warning), ``spectra.csv``, ``spectral_shifts.csv``,
+    ``calibration.json``, ``particles.csv`` (the particles along the slit:
+    ``y_px`` is the slit row, ``x_px`` and ``size_nm`` empty), an empty
+    ``kinetics.csv`` with the spec's header, and ``report.html``.
+
+    ``options`` go to :func:`analyze_spectra`.
+    """
+    from ..report.spectra import render_spectra_report
+    from .output import AtomicOutputDir, write_json
+    from .provenance import provenance
+
+    started = _dt.datetime.now(_dt.timezone.utc)
+    with AtomicOutputDir(out_dir) as tmp:
+        cfg = load_experiment(run_dir)
+        result = analyze_spectra(cfg, progress=progress, **options)
+        s = result.summary
+        levels = sorted({float(e["field_kV_per_cm"]) for e in (s.get("spectral_shift_nm") or [])})
+        summary: dict[str, Any] = {
+            "schema": 1, "run": str(Path(run_dir)), "sample": cfg.sample.name,
+            "n_particles": s["spectral_n_particles"], "n_frames": s["spectral_n_frames"],
+            "fields_kV_per_cm": levels, "temperature_K": cfg.sample.temperature_K,
+        }
+        summary.update({k: None for k in _SPEC_SUMMARY_NULLS})
+        summary.update(s)
+        summary["warnings"] = list(cfg.warnings) + list(result.warnings) + [
+            "no [movie]: particle sizes, kinetics, ion mobility and diffusion coefficient are null"]
+        summary["provenance"] = provenance(inputs=[cfg.file, *dict.fromkeys(result.input_files)],
+                                           config=cfg.to_dict(), started=started, command_line=command_line)
+        result.summary = summary
+        write_spectra_outputs(result, tmp)
+        st = result.stripes
+        pd.DataFrame({"particle_id": st["particle_id"], "x_px": np.nan, "y_px": st["row"], "size_nm": np.nan,
+                      "slit_row": st["row"], "fwhm_rows": st["fwhm_rows"], "snr": st["snr"]}
+                     ).to_csv(tmp / "particles.csv", index=False)
+        pd.DataFrame(columns=["particle_id", "field_kV_per_cm", "tau_pol_s", "tau_rec_s", "switching_efficiency",
+                              "velocity_nm_per_s", "mobility_cm2_per_Vs", "fit_ok"]).to_csv(tmp / "kinetics.csv",
+                                                                                           index=False)
+        (tmp / "report.html").write_text(render_spectra_report(result), encoding="utf-8")
+        write_json(tmp / "provenance.json", summary["provenance"])
+        write_json(tmp / "summary.json", summary)
+    return result
