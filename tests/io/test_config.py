@@ -55,7 +55,9 @@ def test_valid_file(tmp_path):
     assert cfg.spectra is None
     assert cfg.resolve(cfg.movie.path) == run.resolve() / "movie.tif"
     assert cfg.warnings == ()
-    assert cfg.to_dict()["field"] == {"amplifier_gain": 20.0, "electrode_gap_um": 10.0}
+    assert cfg.to_dict()["field"] == {"amplifier_gain": 20.0, "electrode_gap_um": 10.0,
+                                      "level_tolerance": 0.02}
+    assert cfg.daq.dropped_frames == "map"
 
 
 def test_invalid_toml(tmp_path):
@@ -126,3 +128,32 @@ def test_field_without_daq_is_refused(tmp_path):
     toml = VALID.split("[daq]")[0] + "[field]\namplifier_gain = 20.0\nelectrode_gap_um = 10.0\n"
     with pytest.raises(ConfigError, match=r"\[field\] is given but \[daq\] is missing"):
         load_experiment(make_run(tmp_path, toml))
+
+
+def test_dropped_frames_and_level_tolerance_options(tmp_path):
+    toml = VALID.replace('voltage = "fg_voltage"', 'voltage = "fg_voltage"\ndropped_frames = "error"')
+    toml = toml.replace("electrode_gap_um = 10.0", "electrode_gap_um = 10.0\nlevel_tolerance = 0.01")
+    cfg = load_experiment(make_run(tmp_path, toml))
+    assert cfg.daq.dropped_frames == "error" and cfg.field.level_tolerance == 0.01
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ('voltage = "fg_voltage"', 'voltage = "fg_voltage"\ndropped_frames = "guess"',
+     r"'daq\.dropped_frames' must be 'map' or 'error', got 'guess'"),
+    ("electrode_gap_um = 10.0", "electrode_gap_um = 10.0\nlevel_tolerance = 0.7",
+     r"'field\.level_tolerance' must be a fraction between 0 and 0\.5"),
+    ("temperature_K = 296.15", "temperature_K = -3", r"'sample\.temperature_K' must be an absolute"),
+    ('path = "daq.csv"', 'path = ""', r"'daq\.path' must not be empty"),
+    ("schema = 1", "schema = 2", r"'schema' is 2; this plscope reads schema 1"),
+])
+def test_values_out_of_range_are_refused(tmp_path, old, new, message):
+    run = make_run(tmp_path, VALID.replace(old, new, 1))
+    with pytest.raises(ConfigError, match=message):
+        load_experiment(run)
+
+
+def test_unknown_sections_and_top_level_keys_are_reported(tmp_path):
+    toml = "units = 'SI'\n" + VALID + "\n[camera]\nmodel = 'Prime 95B'\n"
+    cfg = load_experiment(make_run(tmp_path, toml))
+    assert "unknown key 'units' ignored" in cfg.warnings
+    assert any(w.startswith("unknown key 'camera' ignored") for w in cfg.warnings)

@@ -124,7 +124,7 @@ def test_lazy_array_indexing(tmp_path, movie):
     for i, name in enumerate(("a_1.tif", "a_2.tif")):
         tifffile.imwrite(tmp_path / name, movie[50 * i:50 * (i + 1)])
     from plscope.io.stack import _probe
-    lazy = TiffFrames((_probe(str(tmp_path / "a_1.tif")), _probe(str(tmp_path / "a_2.tif"))))
+    lazy = TiffFrames(_probe(str(tmp_path / "a_1.tif")).sources + _probe(str(tmp_path / "a_2.tif")).sources)
     assert lazy.shape == movie.shape and not hasattr(lazy, "copy")
     np.testing.assert_array_equal(lazy[-1], movie[-1])
     np.testing.assert_array_equal(lazy[45:55, 2], movie[45:55, 2])
@@ -200,3 +200,16 @@ def test_bad_chunk_frames(tmp_path, movie):
     tifffile.imwrite(tmp_path / "m.tif", movie[:5])
     with pytest.raises(ValueError, match="chunk_frames"):
         open_stack(tmp_path / "m.tif", chunk_frames=0)
+
+
+def test_auto_chunks_hold_about_16_mib(tmp_path, movie):
+    from plscope.io.stack import _auto_chunk_frames
+
+    assert _auto_chunk_frames((512, 512), np.dtype(np.uint16)) == 32
+    assert _auto_chunk_frames((2048, 2048), np.dtype(np.uint16)) == 2
+    assert _auto_chunk_frames((4096, 4096), np.dtype(np.float32)) == 1
+    assert _auto_chunk_frames((96, 96), np.dtype(np.uint16)) == 256
+    tifffile.imwrite(tmp_path / "m.tif", movie)
+    stack = open_stack(tmp_path / "m.tif", chunk_frames="auto")
+    assert stack.data.chunks[0] == (100,)
+    np.testing.assert_array_equal(stack.data.compute(), movie)

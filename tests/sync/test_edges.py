@@ -193,3 +193,19 @@ def test_single_frame():
     assert timing.time_s.tolist() == [0.5]
     assert np.isnan(timing.frame_interval_s)
     assert timing.mid_time_s[0] == pytest.approx(0.51)
+
+
+def test_line_toggling_every_sample_keeps_its_single_sample_pulses():
+    t = np.arange(2000) / 2000.0
+    x = (np.arange(2000) % 2).astype(float)         # 0, 1, 0, 1 ... (a clock sampled at 2x)
+    pulses = ttl_pulses(t, x)
+    assert len(pulses) == 1000
+    np.testing.assert_allclose(np.diff(pulses["start_s"]), 0.001)
+
+
+def test_quantization_noise_on_a_flat_input_is_flat():
+    rng = np.random.default_rng(7)
+    t = np.arange(5000) / FS_HZ
+    lsb = 20.0 / 2**16                                # one count of a +-10 V 16-bit DAQ
+    with pytest.raises(SyncError, match="flat"):
+        ttl_pulses(t, lsb * rng.integers(0, 2, t.size))

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plscope.sync import (CYCLE_COLUMNS, SEGMENT_COLUMNS, cycles_from_segments, field_kV_per_cm,
-                          field_segments)
+from plscope.sync import (CYCLE_COLUMNS, LEVEL_COLUMNS, SEGMENT_COLUMNS, cycles_from_segments,
+                          field_kV_per_cm, field_levels, field_segments)
 
 FS_HZ = 1000.0
 GAIN = 20.0
@@ -109,7 +109,7 @@ def test_segment_cut_by_the_record_start_is_kept_with_a_warning(caplog):
 def test_min_duration_and_level_tolerance_are_respected():
     rng = np.random.default_rng(13)
     t, v, _ = synthetic_field(rng, [100, 104, 100], on_s=1.0)
-    merged = field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM)
+    merged = field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM, level_tolerance=0.05)
     assert merged["level"].tolist() == [0, 0, 0]
     split = field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM,
                            level_tolerance=0.02)
@@ -144,3 +144,86 @@ def test_cycles_from_segments():
     np.testing.assert_allclose(cycles["field_kV_per_cm"], seg["level_kV_per_cm"])
     with pytest.raises(ValueError, match="record_end_s"):
         cycles_from_segments(seg, record_end_s=1.0)
+
+
+# --------------------------------------------------------------------------
+# stepped and ramped level sequences, polarity
+# --------------------------------------------------------------------------
+
+def test_ramped_level_sequence_up_and_down_gives_one_level_per_setting():
+    # 90, 95, ..., 130 and back: neighbours 3.8-5.6 % apart must not chain into one level
+    rng = np.random.default_rng(17)
+    levels = list(range(90, 131, 5)) + list(range(130, 89, -5))
+    t, v, truth = synthetic_field(rng, levels)
+    seg = field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM)
+    assert len(seg) == len(levels)
+    np.testing.assert_allclose(seg["field_kV_per_cm"], levels, rtol=0.005)
+    expected_level = [(e - 90) // 5 for e in levels]
+    assert seg["level"].tolist() == expected_level
+    np.testing.assert_allclose(seg["level_kV_per_cm"], levels, rtol=0.005)
+    lv = field_levels(seg)
+    assert lv["n_segments"].tolist() == [2] * 9
+
+
+def test_fine_ramp_is_resolved_with_a_matching_tolerance():
+    rng = np.random.default_rng(18)
+    levels = [100 * 1.02 ** k for k in range(10)]            # 2 % steps
+    t, v, _ = synthetic_field(rng, levels)
+    coarse = field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM,
+                            level_tolerance=0.05)
+    spans = coarse.groupby("level")["field_kV_per_cm"].agg(lambda f: f.max() / f.min() - 1)
+    assert (spans <= 0.05).all() and coarse["level"].nunique() >= 4   # no chaining
+    fine = field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM,
+                          level_tolerance=0.01)
+    assert fine["level"].tolist() == list(range(10))
+
+
+def test_staircase_without_off_time_is_split_at_each_step():
+    # zero -> 90 -> 110 -> 130 -> zero stepwise (Fig. S7 of the paper), then one 130 pulse
+    rng = np.random.default_rng(19)
+    t = np.arange(0, 14, 1 / FS_HZ)
+    e = np.select([t < 1, t < 3, t < 5, t < 7, t < 9, t < 11], [0, 90, 110, 130, 0, 130], 0.0)
+    v = e * V_PER_KV_CM * (1 + 0.01 * rng.normal(size=t.size)) + 0.002 * rng.normal(size=t.size)
+    seg = field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM)
+    np.testing.assert_allclose(seg["start_s"], [1, 3, 5, 9], atol=2 / FS_HZ)
+    np.testing.assert_allclose(seg["end_s"], [3, 5, 7, 11], atol=2 / FS_HZ)
+    np.testing.assert_allclose(seg["field_kV_per_cm"], [90, 110, 130, 130], rtol=0.005)
+    assert seg["level"].tolist() == [0, 1, 2, 2]
+    cycles = cycles_from_segments(seg, record_end_s=14.0)
+    np.testing.assert_allclose(cycles["off_end_s"], [3, 5, 9, 14], atol=2 / FS_HZ)
+
+
+def test_trapezoidal_pulses_with_slow_slew():
+    # 0.4 s linear ramps up and down: edges at half field, field from the flat top
+    rng = np.random.default_rng(20)
+    t = np.arange(0, 14, 1 / FS_HZ)
+    e = np.interp(t, [0, 1, 1.4, 3.0, 3.4, 6, 6.4, 8, 8.4, 14], [0, 0, 120, 120, 0, 0, 120, 120, 0, 0])
+    v = e * V_PER_KV_CM + 0.002 * rng.normal(size=t.size)
+    seg = field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM)
+    np.testing.assert_allclose(seg["start_s"], [1.2, 6.2], atol=2 / FS_HZ)
+    np.testing.assert_allclose(seg["end_s"], [3.2, 8.2], atol=2 / FS_HZ)
+    np.testing.assert_allclose(seg["field_kV_per_cm"], 120, rtol=0.002)
+    assert seg["level"].tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("signs, polarity", [
+    ([1, 1, -1, -1, 1, 1], ["alternating", "alternating"]),
+    ([1, 1, 1, 1, 1, 1], ["positive", "positive"]),
+    ([-1, -1, -1, -1, -1, -1], ["negative", "negative"]),
+    ([1, 1, -1, -1, -1, 1], ["mixed", "alternating"]),
+])
+def test_polarity_of_each_level_is_reported(signs, polarity):
+    # levels 100, 130, 100, 130, ...: level 0 gets signs[0::2], level 1 signs[1::2]
+    rng = np.random.default_rng(21)
+    t, v, _ = synthetic_field(rng, [100, 130] * 3, signs=signs)
+    seg = field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM)
+    assert seg["sign"].tolist() == signs
+    lv = field_levels(seg)
+    assert list(lv.columns) == list(LEVEL_COLUMNS)
+    np.testing.assert_allclose(lv["field_kV_per_cm"], [100, 130], rtol=0.005)
+    for level, s in ((0, signs[0::2]), (1, signs[1::2])):
+        row = lv.iloc[level]
+        assert row["n_positive"] == s.count(1) and row["n_negative"] == s.count(-1)
+    assert lv["polarity"].tolist() == polarity
+    cycles = cycles_from_segments(seg, record_end_s=float(t[-1]))
+    assert cycles["sign"].tolist() == signs

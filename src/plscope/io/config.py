@@ -44,12 +44,17 @@ class DaqConfig:
     path: str
     camera_ttl: str = "camera_ttl"
     voltage: str = "fg_voltage"
+    #: "map": frames keep the TTL pulse of their own slot when the camera
+    #: dropped frames (reported); "error": refuse such runs.
+    dropped_frames: str = "map"
 
 
 @dataclass(frozen=True)
 class FieldConfig:
     amplifier_gain: float
     electrode_gap_um: float
+    #: largest relative spread of the field within one level
+    level_tolerance: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,16 @@ def _nonempty(v: str) -> str | None:
     return None if v.strip() else "must not be empty"
 
 
+def _fraction(v: float) -> str | None:
+    return None if 0 < v < 0.5 else "must be a fraction between 0 and 0.5"
+
+
+def _one_of(*choices: str) -> Callable[[str], str | None]:
+    def check(v: str) -> str | None:
+        return None if v in choices else "must be " + " or ".join(f"'{c}'" for c in choices)
+    return check
+
+
 def _float_list(v: Any) -> str | None:
     if not isinstance(v, list) or not v or not all(
         isinstance(x, (int, float)) and not isinstance(x, bool) for x in v
@@ -135,10 +150,12 @@ _SCHEMA: dict[str, _Spec] = {
         "path": ((str,), True, _nonempty),
         "camera_ttl": ((str,), False, _nonempty),
         "voltage": ((str,), False, _nonempty),
+        "dropped_frames": ((str,), False, _one_of("map", "error")),
     },
     "field": {
         "amplifier_gain": (_NUM, True, _positive),
         "electrode_gap_um": (_NUM, True, _positive),
+        "level_tolerance": (_NUM, False, _fraction),
     },
     "spectra": {
         "path": ((str,), True, _nonempty),

@@ -1,11 +1,21 @@
 """DAQ logs: the camera TTL and function-generator voltage on the DAQ clock.
 
-:func:`read_daq` reads a CSV log (header row; a time column and one column
-per channel) into a :class:`DaqLog`. What real exports vary in is accepted:
-``,``, ``;`` or tab separators, decimal commas, any column order, a few
-bad rows (dropped, counted and reported). NI ``.tdms`` files are read with
-npTDMS: channels are named ``group/channel`` and timed by their waveform
-properties (``wf_increment``, ``wf_start_offset``).
+:func:`read_daq` reads a log into a :class:`DaqLog` (one time base, one
+array per channel):
+
+- CSV (header row; a time column and one column per channel). What real
+  exports vary in is accepted: ``,``, ``;`` or tab separators, decimal
+  commas, any column order, a few bad rows (dropped, counted and reported).
+- NI ``.tdms`` (LabVIEW, DAQmx logging) through npTDMS: channels are named
+  ``group/channel`` and timed by their waveform properties
+  (``wf_increment``, ``wf_start_offset``) or by a time channel of their
+  group; DAQmx raw data are scaled (npTDMS applies the scales stored in the
+  file). The file is opened in streaming mode: only the metadata are read
+  at the door, and a channel's samples are read, chunk by chunk into one
+  float64 array, the first time the channel is used, so memory holds only
+  the channels the analysis needs.
+- HDF5 (``.h5``/``.hdf5``, needs the optional ``h5py``; see
+  :mod:`plscope.io.hdf5`), read lazily the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import io
 import logging
 import os
 import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,13 +35,50 @@ from ..errors import RunFolderError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DaqLog", "read_daq"]
+__all__ = ["DaqLog", "LazyChannels", "read_daq"]
 
 #: Name of the time column written by our own tools (seconds).
 TIME_COLUMN = "time_s"
 _TIME_UNITS_S = {"s": 1.0, "sec": 1.0, "ms": 1e-3, "us": 1e-6, "\u00b5s": 1e-6,
                  "\u03bcs": 1e-6, "ns": 1e-9, "min": 60.0}
 _SNIFF_BYTES = 64 * 1024
+_HDF5_SUFFIXES = (".h5", ".hdf5", ".he5", ".hdf")
+
+
+class LazyChannels(Mapping):
+    """Channel name -> samples, each read from its file on first access.
+
+    Parameters
+    ----------
+    names : sequence of str
+        The channels, in file order.
+    load : callable
+        ``load(name) -> numpy.ndarray`` (float64, one value per sample).
+    """
+
+    def __init__(self, names: Sequence[str], load: Callable[[str], np.ndarray]):
+        self._names = tuple(names)
+        self._load = load
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._cache:
+            self._cache[name] = self._load(name)
+        return self._cache[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __repr__(self) -> str:
+        return f"LazyChannels({list(self._names)}, loaded={list(self._cache)})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,51 +91,68 @@ class DaqLog:
         The file read.
     time_s : numpy.ndarray
         Sample times in seconds, shape ``(n,)``, strictly increasing.
-    channels : dict of str to numpy.ndarray
-        Each channel's samples (float64, shape ``(n,)``), by column name.
+    channels : mapping of str to numpy.ndarray
+        Each channel's samples (float64, shape ``(n,)``), by name (a
+        :class:`LazyChannels` for TDMS and HDF5 logs: read on first use).
     warnings : tuple of str
         Recoverable problems (dropped rows, ignored columns), also logged.
+    left_out : dict of str to str
+        Channels of the file that are not on this time base (or not
+        numeric), with the reason; asking for one raises that reason.
     """
 
     path: str
     time_s: np.ndarray
-    channels: dict[str, np.ndarray] = field(default_factory=dict)
+    channels: Mapping[str, np.ndarray] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    left_out: dict[str, str] = field(default_factory=dict)
+
+    def _resolve(self, name: str) -> str | None:
+        if name in self.channels:
+            return name
+        # TDMS/HDF5: a bare channel name (which may itself hold '/') is enough when unique
+        found = [k for k in self.channels if k.endswith("/" + name)]
+        return found[0] if len(found) == 1 else None
 
     def channel(self, name: str) -> np.ndarray:
-        """Samples of channel ``name``.
+        """Samples of channel ``name`` (``group/channel`` or a unique bare name).
 
         Raises
         ------
         RunFolderError
-            If there is no such channel; the message lists the channels.
+            If there is no such channel on the log's time base; the message
+            lists the channels.
         """
-        try:
-            return self.channels[name]
-        except KeyError:
-            pass
-        if "/" not in name:  # TDMS: a bare channel name is enough when it is unique
-            found = [k for k in self.channels if k.rsplit("/", 1)[-1] == name]
-            if len(found) == 1:
-                return self.channels[found[0]]
+        key = self._resolve(name)
+        if key is not None:
+            return self.channels[key]
         names = ", ".join(self.channels) or "(none)"
+        other = [k for k in self.left_out if k == name or k.endswith("/" + name)]
+        if other:
+            raise RunFolderError(self.path, f"channel '{other[0]}' {self.left_out[other[0]]}; "
+                                            f"channels on the log's time base are: {names}")
         close = difflib.get_close_matches(name, list(self.channels), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise RunFolderError(self.path, f"no channel '{name}'{hint}; channels are: {names}")
 
+    def has_channel(self, name: str) -> bool:
+        """Whether :meth:`channel` would find ``name``."""
+        return self._resolve(name) is not None
+
     @property
     def sample_rate_hz(self) -> float:
-        """Sampling rate from the median sample interval (NaN for one sample)."""
+        """Sampling rate from the median sample interval (of the first 100 000;
+        NaN for one sample)."""
         if self.time_s.size < 2:
             return float("nan")
-        return float(1.0 / np.median(np.diff(self.time_s)))
+        return float(1.0 / np.median(np.diff(self.time_s[:100_001])))
 
     @property
     def n_samples(self) -> int:
         return int(self.time_s.size)
 
 
-def read_daq(path: str | os.PathLike) -> DaqLog:
+def read_daq(path: str | os.PathLike, *, channels: Sequence[str] | None = None) -> DaqLog:
     """Read a DAQ log.
 
     Parameters
@@ -97,10 +162,17 @@ def read_daq(path: str | os.PathLike) -> DaqLog:
         the first column whose name starts with ``time`` (a unit in the name
         such as ``time_ms`` or ``Time (ms)`` is converted to seconds), else
         the first column. Every other numeric column is a channel.
-        Or an NI ``.tdms`` file: every numeric channel with waveform timing
-        on the time base of the first one, named ``group/channel``
+        Or an NI ``.tdms`` file: numeric channels named ``group/channel``
         (:meth:`DaqLog.channel` also accepts the bare channel name when it is
-        unique).
+        unique), timed by their waveform properties or by a channel of their
+        group whose name starts with ``time``.
+        Or an HDF5 file (``.h5``, ``.hdf5``; needs h5py), see
+        :func:`plscope.io.hdf5.read_hdf5_log`.
+    channels : sequence of str, optional
+        Channels the caller needs. They are checked at the door (a missing
+        one raises, naming the channels that exist), and for TDMS/HDF5 the
+        time base is that of the first of them (default: of the first
+        timed channel in the file).
 
     Returns
     -------
@@ -111,80 +183,195 @@ def read_daq(path: str | os.PathLike) -> DaqLog:
     RunFolderError
         Missing or empty file, no data rows, a single column, or a time
         column that does not increase strictly (after dropping bad rows);
-        an unreadable ``.tdms`` file or one without waveform timing.
+        an unreadable ``.tdms``/HDF5 file or one without timing; a channel
+        of ``channels`` that does not exist or is on another time base.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise RunFolderError(path, "file does not exist")
     if not os.path.isfile(path):
         raise RunFolderError(path, "is a folder, not a DAQ log file")
-    if path.lower().endswith(".tdms_index"):
+    wanted = list(channels or [])
+    lower = path.lower()
+    if lower.endswith(".tdms_index"):
         raise RunFolderError(path, "is a TDMS index file; give the .tdms file itself")
-    if path.lower().endswith(".tdms"):
-        return _read_tdms(path)
+    if lower.endswith(".tdms"):
+        log = _read_tdms(path, wanted)
+    elif lower.endswith(_HDF5_SUFFIXES):
+        from .hdf5 import read_hdf5_log
+
+        log = read_hdf5_log(path, channels=wanted)
+    else:
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read()
+        except OSError as exc:
+            raise RunFolderError(path, f"cannot be read: {exc.strerror}") from None
+        log = _parse_csv(raw, path)
+    for name in wanted:
+        log.channel(name)  # raises naming the channels that exist
+    return log
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+def _check_stamp(path: str, stamp: tuple[int, int]) -> None:
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        now = _stamp(path)
     except OSError as exc:
-        raise RunFolderError(path, f"cannot be read: {exc.strerror}") from None
-    return _parse_csv(raw, path)
+        raise RunFolderError(path, f"cannot be read any more: {exc.strerror}") from None
+    if now != stamp:
+        raise RunFolderError(path, "file changed since it was opened; read it again")
 
 
 # --------------------------------------------------------------------------
 # TDMS
 # --------------------------------------------------------------------------
 
-def _read_tdms(path: str) -> DaqLog:
-    """Channels of a TDMS file on the time base of the first waveform channel."""
+def _tdms_time_scale(name: str) -> float:
+    scale = _time_scale(name)
+    return 1.0 if scale is None else scale
+
+
+def _read_tdms(path: str, wanted: Sequence[str]) -> DaqLog:
+    """Channels of a TDMS file on one time base, read lazily."""
     try:
         from nptdms import TdmsFile
-    except ImportError:  # pragma: no cover - optional dependency
+    except ImportError:  # pragma: no cover - a declared dependency
         raise RunFolderError(path, "reading TDMS logs needs the 'npTDMS' package "
                                    "(pip install npTDMS)") from None
+    stamp = _stamp(path)
     try:
-        tdms = TdmsFile.read(path)
+        # our own handle: npTDMS leaves a file it opened open when parsing fails
+        with open(path, "rb") as fh, TdmsFile.open(fh) as tdms:
+            return _tdms_log(tdms, path, stamp, wanted)
+    except RunFolderError:
+        raise
     except Exception as exc:  # noqa: BLE001 - npTDMS raises many types on bad files
         raise RunFolderError(path, f"not a readable TDMS file ({type(exc).__name__}: {exc})") from None
+
+
+def _is_time_name(name: str) -> bool:
+    n = name.strip().lower()
+    return n == "t" or n.startswith("time")
+
+
+def _tdms_log(tdms, path: str, stamp: tuple[int, int], wanted: Sequence[str]) -> DaqLog:
     warnings: list[str] = []
-    time_s: np.ndarray | None = None
-    timing: tuple | None = None
-    channels: dict[str, np.ndarray] = {}
+    # every numeric channel with its time base
+    entries: list[tuple[str, str, str, tuple]] = []   # (name, group, channel, timebase)
+    left_out: dict[str, str] = {}
+    time_channels: dict[str, tuple[str, float]] = {}  # group -> (channel, seconds per unit)
     for group in tdms.groups():
-        for ch in group.channels():
+        chans = group.channels()
+        timed = any("wf_increment" in ch.properties for ch in chans)
+        if not timed:
+            tch = next((ch for ch in chans if _is_time_name(ch.name) and len(ch) > 1), None)
+            if tch is not None:
+                time_channels[group.name] = (tch.name, _tdms_time_scale(tch.name))
+        for ch in chans:
             name = f"{group.name}/{ch.name}"
+            if len(ch) == 0:
+                continue
+            if group.name in time_channels and ch.name == time_channels[group.name][0]:
+                continue
+            dtype = ch.dtype
+            if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+                left_out[name] = f"is not numeric ({dtype})"
+                continue
             props = ch.properties
-            if "wf_increment" not in props:
-                warnings.append(f"channel '{name}' has no waveform timing (wf_increment) and "
-                                "is left out")
+            if "wf_increment" in props:
+                base = ("wf", len(ch), float(props["wf_increment"]),
+                        float(props.get("wf_start_offset", 0.0)), str(props.get("wf_start_time")))
+            elif group.name in time_channels:
+                base = ("channel", len(ch), group.name)
+            else:
+                left_out[name] = ("has no waveform timing (wf_increment) and its group no time "
+                                  "channel")
                 continue
-            data = ch[:]
-            if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
-                warnings.append(f"channel '{name}' is not numeric ({data.dtype}) and is left out")
-                continue
-            this = (len(data), float(props["wf_increment"]),
-                    float(props.get("wf_start_offset", 0.0)), str(props.get("wf_start_time")))
-            if timing is None:
-                timing = this
-                n, inc, off = this[:3]
-                if not inc > 0:
-                    raise RunFolderError(path, f"channel '{name}' has wf_increment={inc}; "
-                                               "expected a positive sample interval")
-                time_s = off + inc * np.arange(n)
-            elif this != timing:
-                warnings.append(f"channel '{name}' has a different time base ({this[0]} samples "
-                                f"every {this[1]:g} s) and is left out")
-                continue
-            channels[name] = np.asarray(data, dtype=np.float64)
-    if time_s is None or not channels:
-        raise RunFolderError(path, "has no channel with waveform timing (wf_increment); "
-                                   "cannot build a time base")
-    if time_s.size < 2:
-        raise RunFolderError(path, f"has {time_s.size} sample(s); expected a time series")
+            entries.append((name, group.name, ch.name, base))
+    if not entries:
+        raise RunFolderError(path, "has no channel with waveform timing (wf_increment) or a time "
+                                   "channel; cannot build a time base")
+    main = entries[0]
+    for name in wanted:
+        hit = [e for e in entries if e[0] == name or e[2] == name]
+        if hit:
+            main = hit[0]
+            break
+    base = main[3]
+    names: dict[str, tuple[str, str]] = {}
+    for name, gname, cname, b in entries:
+        if b == base:
+            names[name] = (gname, cname)
+        else:
+            left_out[name] = (f"has a different time base ({b[1]} samples"
+                              + (f" every {b[2]:g} s" if b[0] == "wf" else f" timed by group '{b[2]}'")
+                              + f") from '{main[0]}' and is left out")
+    for name, why in left_out.items():
+        warnings.append(f"channel '{name}' {why}")
+    n = base[1]
+    if base[0] == "wf":
+        inc, off = base[2], base[3]
+        if not inc > 0:
+            raise RunFolderError(path, f"channel '{main[0]}' has wf_increment={inc}; expected a "
+                                       "positive sample interval")
+        time_s = np.arange(n, dtype=np.float64)  # in place: one array of n floats at a time
+        time_s *= inc
+        time_s += off
+    else:
+        tname, scale = time_channels[base[2]]
+        t = tdms[base[2]][tname].read_data()
+        if np.issubdtype(t.dtype, np.datetime64):
+            time_s = (t - t[0]).astype("timedelta64[ns]").astype(np.int64) * 1e-9
+        else:
+            time_s = np.asarray(t, dtype=np.float64) * scale
+        dt = np.diff(time_s)
+        if not (np.isfinite(time_s).all() and (dt > 0).all()):
+            raise RunFolderError(path, f"time channel '{base[2]}/{tname}' is not finite and "
+                                       "strictly increasing")
+    if n < 2:
+        raise RunFolderError(path, f"has {n} sample(s); expected a time series")
+    status = tdms.file_status
+    if status.incomplete_final_segment:
+        warnings.append("the last data segment is incomplete (logging was interrupted?); the "
+                        "samples written are used")
+
+    def load(name: str) -> np.ndarray:
+        from nptdms import TdmsFile
+
+        _check_stamp(path, stamp)
+        gname, cname = names[name]
+        out = np.empty(n, dtype=np.float64)
+        filled = 0
+        try:
+            with open(path, "rb") as fh, TdmsFile.open(fh) as f:
+                for chunk in f[gname][cname].data_chunks():
+                    values = chunk[:]
+                    m = min(len(values), n - chunk.offset)
+                    out[chunk.offset:chunk.offset + m] = values[:m]
+                    filled = max(filled, chunk.offset + m)
+        except Exception as exc:  # noqa: BLE001
+            raise RunFolderError(path, f"channel '{name}' cannot be read ({type(exc).__name__}: "
+                                       f"{exc})") from None
+        if filled < n:
+            raise RunFolderError(path, f"channel '{name}' has {filled} of its {n} samples "
+                                       "(truncated file?)")
+        logger.debug("%s: read channel '%s' (%d samples)", path, name, n)
+        return out
+
     for w in warnings:
         logger.warning("%s: %s", path, w)
-    log = DaqLog(path=path, time_s=time_s, channels=channels, warnings=tuple(warnings))
+    log = DaqLog(path=path, time_s=time_s, channels=LazyChannels(list(names), load),
+                 warnings=tuple(warnings), left_out=left_out)
     logger.debug("%s: %d samples at %.6g Hz, channels %s (TDMS)", path, log.n_samples,
-                 log.sample_rate_hz, list(channels))
+                 log.sample_rate_hz, list(names))
+    return log
+
+
     return log
 
 

@@ -114,14 +114,18 @@ class RunResult:
 # extraction
 # --------------------------------------------------------------------------
 
-def _frame_times(cfg: ExperimentConfig, n_frames: int, warnings: list[str]):
+def _frame_times(cfg: ExperimentConfig, stack, warnings: list[str], info: dict[str, Any]):
     """Frame table (rising edge, mid-exposure), exposure, and the DAQ log (or None)."""
     from ..io.daq import read_daq
     from ..sync import frame_timing, ttl_pulses
 
+    n_frames = int(stack.data.shape[0])
     if cfg.daq is None:
         rate = cfg.movie.frame_rate_hz if cfg.movie else None
-        if rate:
+        if not rate and getattr(stack, "frame_interval_s", None):
+            rate = 1.0 / stack.frame_interval_s
+            warnings.append("no [daq] and no movie.frame_rate_hz: frames timed by the stack's metadata")
+        elif rate:
             warnings.append("no [daq]: frames timed by movie.frame_rate_hz")
             t = np.arange(n_frames) / rate
         else:
@@ -129,20 +133,24 @@ def _frame_times(cfg: ExperimentConfig, n_frames: int, warnings: list[str]):
             t = np.arange(n_frames, dtype=float)
         return pd.DataFrame({"frame": np.arange(n_frames), "time_s": t, "mid_time_s": t}), 0.0, None
     daq_path = cfg.resolve(cfg.daq.path)
-    daq = read_daq(daq_path)
+    wanted = [cfg.daq.camera_ttl] + ([cfg.daq.voltage] if cfg.field is not None else [])
+    daq = read_daq(daq_path, channels=wanted)
     warnings.extend(daq.warnings)
     source = f"{daq_path} channel '{cfg.daq.camera_ttl}'"
     pulses = ttl_pulses(daq.time_s, daq.channel(cfg.daq.camera_ttl), source=source)
-    timing = frame_timing(pulses, n_frames, source=source)
+    timing = frame_timing(pulses, n_frames, source=source, on_dropped=cfg.daq.dropped_frames,
+                          frame_numbers=getattr(stack, "frame_numbers", None))
     warnings.extend(timing.warnings)
+    info["n_dropped_frames"] = int(timing.n_dropped)
+    info["dropped_after_frames"] = [int(k) for k in np.atleast_1d(timing.dropped_after)]
     frames = pd.DataFrame({"frame": np.arange(n_frames), "time_s": np.asarray(timing.time_s, float),
                            "mid_time_s": np.asarray(timing.mid_time_s, float)})
     return frames, float(timing.exposure_s), daq
 
 
 def _cycles(cfg: ExperimentConfig, daq, t_frames: np.ndarray, exposure_s: float,
-            warnings: list[str]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    from ..sync import cycles_from_segments, field_kV_per_cm, field_segments
+            warnings: list[str], info: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    from ..sync import cycles_from_segments, field_kV_per_cm, field_levels, field_segments
 
     if daq is None or cfg.field is None:
         warnings.append("no [field]/[daq]: field quantities are null")
@@ -150,7 +158,8 @@ def _cycles(cfg: ExperimentConfig, daq, t_frames: np.ndarray, exposure_s: float,
     voltage = daq.channel(cfg.daq.voltage)
     source = f"{cfg.resolve(cfg.daq.path)} channel '{cfg.daq.voltage}'"
     segments = field_segments(daq.time_s, voltage, amplifier_gain=cfg.field.amplifier_gain,
-                              electrode_gap_um=cfg.field.electrode_gap_um, source=source)
+                              electrode_gap_um=cfg.field.electrode_gap_um, source=source,
+                              level_tolerance=cfg.field.level_tolerance)
     warnings.extend(segments.attrs.get("warnings", []))
     t_end = float(t_frames[-1] + exposure_s / 2)
     t_start = float(t_frames[0] - exposure_s / 2)
@@ -159,7 +168,9 @@ def _cycles(cfg: ExperimentConfig, daq, t_frames: np.ndarray, exposure_s: float,
     if len(segments) == 0:
         warnings.append(f"{source}: no field-ON segment during the movie; field quantities are null")
         return pd.DataFrame(), None
-    cycles = cycles_from_segments(segments.reset_index(drop=True), record_end_s=max(t_end, float(segments["end_s"].max())))
+    segments = segments.reset_index(drop=True)
+    info["field_levels"] = field_levels(segments).to_dict("records")
+    cycles = cycles_from_segments(segments, record_end_s=max(t_end, float(segments["end_s"].max())))
     sel = (daq.time_s >= t_start) & (daq.time_s <= t_end)
     step = max(1, int(sel.sum() // 20000))
     e = field_kV_per_cm(voltage[sel][::step], amplifier_gain=cfg.field.amplifier_gain,
@@ -210,8 +221,9 @@ def extract_imaging(cfg: ExperimentConfig, settings: AnalysisSettings | None = N
     logger.info("movie %s: %d frames of %s, %.1f nm/px", cfg.movie.path, n_frames,
                 stack.data.shape[1:], pixel_size_nm)
 
-    frames, exposure_s, daq = _frame_times(cfg, n_frames, warnings)
-    cycles, field_trace = _cycles(cfg, daq, frames["mid_time_s"].to_numpy(), exposure_s, warnings)
+    info: dict[str, Any] = {}
+    frames, exposure_s, daq = _frame_times(cfg, stack, warnings, info)
+    cycles, field_trace = _cycles(cfg, daq, frames["mid_time_s"].to_numpy(), exposure_s, warnings, info)
 
     det = settings.detection
     ref = reference_image(stack.data, n_frames=det.reference_frames)
@@ -243,6 +255,8 @@ def extract_imaging(cfg: ExperimentConfig, settings: AnalysisSettings | None = N
         "psf_sigma_nm": float(psf_sigma_nm),
         "exposure_s": exposure_s,
         "frame_interval_s": float(np.median(np.diff(frames["time_s"]))) if n_frames > 1 else None,
+        "movie_format": getattr(stack, "format", None),
+        **info,
         "warnings": warnings,
     }
     return Extraction(meta=meta, frames=frames, particles=particles, traces=traces, cycles=cycles,
@@ -312,6 +326,8 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
         "frame_interval_s": meta.get("frame_interval_s"),
         "exposure_s": exposure_s,
         "n_cycles": int(len(cycles)),
+        "n_dropped_frames": meta.get("n_dropped_frames", 0),
+        "field_levels": meta.get("field_levels", []),
         "spectral_shift_nm": None,
         "spectral_shift_slope_nm_per_kV_per_cm": None,
     }

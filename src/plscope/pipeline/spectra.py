@@ -249,7 +249,8 @@ def _timing(cfg: ExperimentConfig, daq, n_frames: int, warnings: list[str]):
     channel = cfg.spectra.camera_ttl
     source = f"{daq_path} channel '{channel}'"
     pulses = ttl_pulses(daq.time_s, daq.channel(channel), source=source)
-    timing = frame_timing(pulses, n_frames, source=source)
+    timing = frame_timing(pulses, n_frames, source=source,
+                          on_dropped=cfg.daq.dropped_frames if cfg.daq is not None else "error")
     warnings.extend(f"spectra: {w}" for w in timing.warnings)
     exposure = float(timing.exposure_s) if math.isfinite(timing.exposure_s) else 0.0
     start = np.asarray(timing.time_s, float)
@@ -266,7 +267,8 @@ def _field(cfg: ExperimentConfig, daq, start_s: np.ndarray, exposure_s: float, w
     voltage = daq.channel(cfg.daq.voltage)
     source = f"{cfg.resolve(cfg.daq.path)} channel '{cfg.daq.voltage}'"
     segments = field_segments(daq.time_s, voltage, amplifier_gain=cfg.field.amplifier_gain,
-                              electrode_gap_um=cfg.field.electrode_gap_um, source=source)
+                              electrode_gap_um=cfg.field.electrode_gap_um, source=source,
+                              level_tolerance=cfg.field.level_tolerance)
     t0, t1 = float(start_s[0]), float(start_s[-1] + exposure_s)
     if len(segments):
         segments = segments[(segments["end_s"] > t0) & (segments["start_s"] < t1)].reset_index(drop=True)

@@ -25,6 +25,9 @@ LOW_FRACTION = 0.3
 HIGH_FRACTION = 0.7
 #: A swing below this many noise sigmas is "flat".
 _MIN_SWING_SIGMA = 10.0
+#: Smallest swing (volts or logic units) of a line that toggles at nearly every
+#: sample; below it such a line is taken for a quantized flat input (LSB noise).
+MIN_TOGGLE_SWING = 0.5
 
 
 def as_time_series(time_s: np.ndarray, values: np.ndarray, *, source: str = "",
@@ -72,15 +75,27 @@ def two_levels(x: np.ndarray) -> tuple[float, float, float]:
 
     The glitch-free extremes give a first midpoint; the levels are the
     medians of the samples on either side of it, which ringing, overshoot
-    and rare glitches do not move. Works for any duty cycle.
+    and rare glitches do not move. Works for any duty cycle. The noise is
+    estimated from successive differences (:func:`noise_sigma`).
     """
     sigma = noise_sigma(x)
-    lo, hi = robust_extremes(x)
+    lo, hi = sorted(robust_extremes(x))
     mid = 0.5 * (lo + hi)
     below, above = x[x < mid], x[x >= mid]
     if below.size == 0 or above.size == 0:
         return float(np.median(x)), float(np.median(x)), sigma
     return float(np.median(below)), float(np.median(above)), sigma
+
+
+def level_sigma(x: np.ndarray, low: float, high: float) -> float:
+    """Noise as the robust spread of the samples about their own level.
+
+    Unlike :func:`noise_sigma` it is not inflated when the line toggles at
+    nearly every sample (where every successive difference is an edge).
+    """
+    mid = 0.5 * (low + high)
+    dev = np.where(x < mid, x - low, x - high)
+    return float(1.4826 * np.median(np.abs(dev)))
 
 
 def hysteresis_state(x: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -158,7 +173,10 @@ def ttl_pulses(time_s: np.ndarray, signal: np.ndarray, *, low: float | None = No
         the way from the robust low to the robust high level.
     min_width_s : float, optional
         Pulses narrower than this, and gaps between pulses narrower than
-        this, are glitches and do not count. Default: 2 sample intervals.
+        this, are glitches and do not count. Default: 2 sample intervals,
+        or half the median pulse width (or gap) when the pulses themselves
+        are that short (a line sampled at barely more than its toggle
+        rate: there, single samples are the signal).
     source : str, optional
         File or channel name used in error messages.
 
@@ -184,6 +202,9 @@ def ttl_pulses(time_s: np.ndarray, signal: np.ndarray, *, low: float | None = No
     else:
         level_lo, level_hi, sigma = two_levels(x)
         swing = level_hi - level_lo
+        if not swing > _MIN_SWING_SIGMA * sigma and swing >= MIN_TOGGLE_SWING:
+            # a line that toggles every sample or two: judge its noise about its levels
+            sigma = min(sigma, level_sigma(x, level_lo, level_hi))
         if not swing > _MIN_SWING_SIGMA * sigma or swing <= 0:
             raise SyncError(src, f"TTL channel is flat: no TTL edges (levels {level_lo:.4g} and "
                                  f"{level_hi:.4g}, noise {sigma:.2g})")
@@ -193,7 +214,6 @@ def ttl_pulses(time_s: np.ndarray, signal: np.ndarray, *, low: float | None = No
         if not low < high:
             raise ValueError(f"low threshold {low} must be below high threshold {high}")
     dt = float(np.median(np.diff(t)))
-    min_width = 2.0 * dt if min_width_s is None else float(min_width_s)
 
     state = hysteresis_state(x, low, high)
     change = np.flatnonzero(state[1:] != state[:-1]) + 1
@@ -209,6 +229,21 @@ def ttl_pulses(time_s: np.ndarray, signal: np.ndarray, *, low: float | None = No
     if fall.size < rise.size:
         logger.debug("%s: record ends during a pulse; its end is NaN", source)
     n_raw = rise.size
+    if min_width_s is None:
+        min_width = 2.0 * dt
+        width = end - rise
+        width = width[np.isfinite(width)]
+        gap = rise[1:] - end[:-1]
+        gap = gap[np.isfinite(gap)]
+        if width.size and gap.size:
+            typical = min(float(np.median(width)), float(np.median(gap)))
+            if 0.5 * typical < min_width:
+                min_width = 0.5 * typical
+                logger.info("%s: TTL pulses or gaps are only %.3g samples long; pulses shorter "
+                            "than %.3g samples count as glitches", source or "TTL", typical / dt,
+                            min_width / dt)
+    else:
+        min_width = float(min_width_s)
     start, end = _drop_short(rise, end, min_width)
     logger.debug("%s: %d TTL pulses (%d glitches removed), thresholds %.4g/%.4g, edges at %.4g",
                  source, start.size, n_raw - start.size, low, high, mid)

@@ -19,8 +19,8 @@ from .edges import as_time_series, hysteresis_state, noise_sigma, robust_extreme
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CYCLE_COLUMNS", "SEGMENT_COLUMNS", "cycles_from_segments", "field_kV_per_cm",
-           "field_segments"]
+__all__ = ["CYCLE_COLUMNS", "LEVEL_COLUMNS", "SEGMENT_COLUMNS", "cycles_from_segments",
+           "field_kV_per_cm", "field_levels", "field_segments"]
 
 SEGMENT_COLUMNS = ("segment", "start_s", "end_s", "field_kV_per_cm", "sign", "level",
                    "level_kV_per_cm")
@@ -122,27 +122,130 @@ def _edge_time(t: np.ndarray, e: np.ndarray, level: float, a: int, b: int,
     return float(t0 + frac * (t1 - t0))
 
 
+def _split_chain(logf: np.ndarray, tolerance_log: float) -> list[np.ndarray]:
+    """Index groups of sorted log-fields whose span is at most ``tolerance_log``.
+
+    A group spanning more is split at its largest gap, recursively (complete
+    linkage in one dimension), so that a ramp of close levels does not chain
+    into one level the way single linkage would.
+    """
+    groups, todo = [], [np.arange(logf.size)]
+    while todo:
+        idx = todo.pop()
+        if idx.size < 2 or logf[idx[-1]] - logf[idx[0]] <= tolerance_log:
+            groups.append(idx)
+            continue
+        cut = int(np.argmax(np.diff(logf[idx]))) + 1
+        todo += [idx[cut:], idx[:cut]]
+    return sorted(groups, key=lambda g: g[0])
+
+
 def _cluster_levels(fields: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
-    """Level index (ascending) of each field and the mean field of each level."""
+    """Level index (ascending) of each field and the mean field of each level.
+
+    Fields whose relative gap exceeds ``tolerance`` are different levels;
+    within a run of close fields (a ramp in small steps), no level spans
+    more than ``tolerance`` (the run is split at its largest gaps).
+    """
     order = np.argsort(fields, kind="stable")
-    f = fields[order]
-    rel_gap = np.diff(f) / np.maximum(f[:-1], np.finfo(float).tiny)
-    cluster_sorted = np.concatenate(([0], np.cumsum(rel_gap > tolerance)))
+    logf = np.log(np.maximum(fields[order], np.finfo(float).tiny))
+    tol = float(np.log1p(tolerance))
+    level_sorted = np.empty(fields.size, np.int64)
+    for k, g in enumerate(_split_chain(logf, tol)):
+        level_sorted[g] = k
     level = np.empty(fields.size, np.int64)
-    level[order] = cluster_sorted
-    means = np.array([fields[level == k].mean() for k in range(int(cluster_sorted[-1]) + 1)])
+    level[order] = level_sorted
+    means = np.array([fields[level == k].mean() for k in range(int(level_sorted.max()) + 1)])
     return level, means
+
+
+LEVEL_COLUMNS = ("level", "field_kV_per_cm", "n_segments", "n_positive", "n_negative",
+                 "polarity")
+
+
+def field_levels(segments: pd.DataFrame) -> pd.DataFrame:
+    """The field levels of a run with their polarity.
+
+    Parameters
+    ----------
+    segments : pandas.DataFrame
+        From :func:`field_segments`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per level (ascending field): ``level``, ``field_kV_per_cm``
+        (mean magnitude), ``n_segments``, ``n_positive``, ``n_negative``,
+        ``polarity``: ``'positive'``, ``'negative'``, ``'alternating'``
+        (successive segments of the level change sign every time) or
+        ``'mixed'``.
+    """
+    rows = []
+    for level, seg in segments.sort_values("start_s").groupby("level", sort=True):
+        signs = seg["sign"].to_numpy()
+        n_pos, n_neg = int((signs > 0).sum()), int((signs < 0).sum())
+        if n_neg == 0:
+            polarity = "positive"
+        elif n_pos == 0:
+            polarity = "negative"
+        elif (signs[1:] != signs[:-1]).all():
+            polarity = "alternating"
+        else:
+            polarity = "mixed"
+        rows.append({"level": int(level), "field_kV_per_cm": float(seg["level_kV_per_cm"].iloc[0]),
+                     "n_segments": int(len(seg)), "n_positive": n_pos, "n_negative": n_neg,
+                     "polarity": polarity})
+    return pd.DataFrame(rows, columns=list(LEVEL_COLUMNS))
+
+
+def _level_steps(e: np.ndarray, a: int, b: int, *, dt: float, tolerance: float,
+                 min_duration_s: float) -> list[int]:
+    """Samples inside the ON run ``a:b`` where the field steps to another level.
+
+    Block medians (blocks of 1/20 of ``min_duration_s``) are grouped into
+    runs that stay within ``tolerance`` of their first block; runs lasting
+    at least half of ``min_duration_s`` are plateaus. Between two plateaus
+    whose fields differ by more than ``tolerance`` the step is placed at the
+    least-squares change point of the raw samples (two constant levels), so
+    noise does not move it. Slew at the ends of the run (trapezoidal
+    pulses) and slow drift within ``tolerance`` make no step.
+    """
+    block = max(3, int(round(0.05 * min_duration_s / dt)))
+    n_blocks = (b - a) // block
+    if n_blocks < 4:
+        return []
+    med = np.median(e[a:a + n_blocks * block].reshape(n_blocks, block), axis=1)
+    groups: list[tuple[int, int]] = []
+    g0 = 0
+    for i in range(1, n_blocks):
+        if abs(med[i] - med[g0]) > tolerance * max(med[g0], np.finfo(float).tiny):
+            groups.append((g0, i))
+            g0 = i
+    groups.append((g0, n_blocks))
+    min_blocks = max(2, int(np.ceil(0.5 * min_duration_s / (block * dt))))
+    plateaus = [(i0, i1, float(np.median(med[i0:i1]))) for i0, i1 in groups if i1 - i0 >= min_blocks]
+    cuts = []
+    for (_, p1_end, lev1), (p2_start, _, lev2) in zip(plateaus, plateaus[1:]):
+        if abs(lev2 - lev1) <= tolerance * min(lev1, lev2):
+            continue
+        lo, hi = a + (p1_end - 1) * block, a + (p2_start + 1) * block
+        x = e[lo:hi]
+        before = np.concatenate(([0.0], np.cumsum((x - lev1) ** 2)))
+        after = np.concatenate(([0.0], np.cumsum(((x - lev2) ** 2)[::-1])))[::-1]
+        cuts.append(lo + int(np.argmin(before + after)))
+    return cuts
 
 
 def field_segments(time_s: np.ndarray, voltage_V: np.ndarray, *, amplifier_gain: float,
                    electrode_gap_um: float, min_duration_s: float = 0.5,
-                   level_tolerance: float = 0.05, source: str = "") -> pd.DataFrame:
+                   level_tolerance: float = 0.02, source: str = "") -> pd.DataFrame:
     """Field-ON segments of a recorded function-generator voltage.
 
     ON/OFF is decided by hysteresis on ``|E|``: the OFF level is the robust
     low (1st percentile), the smallest clear plateau above it sets the
     thresholds (OFF below 25 %, ON above 50 % of the way to it), so stepped
-    levels and noise of a few percent do not split or merge segments. A
+    or ramped levels, slow slew (trapezoidal pulses) and noise of a few
+    percent do not split or merge segments. A
     change of sign splits a segment. ON pieces of the same sign and level
     separated by an OFF dropout shorter than ``min_duration_s`` are joined;
     ON pieces shorter than ``min_duration_s`` are glitches and dropped.
@@ -157,7 +260,13 @@ def field_segments(time_s: np.ndarray, voltage_V: np.ndarray, *, amplifier_gain:
         Shortest real ON segment (and shortest real OFF gap between two
         segments of the same level and sign).
     level_tolerance : float, optional
-        Segment fields closer than this relative gap belong to one level.
+        Largest relative spread of the field within one level (repeat
+        accuracy of one function-generator setting, amplifier asymmetry
+        between polarities). Segment fields closer than this belong to one
+        level, and no level spans more than this, so a ramped sequence of
+        levels (e.g. 90, 95, ... 130 kV/cm up and down) gives one level per
+        setting instead of chaining neighbours into one. Steps smaller than
+        this cannot be told apart; lower it for finer ramps.
     source : str, optional
         File or channel name used in messages.
 
@@ -210,14 +319,29 @@ def field_segments(time_s: np.ndarray, voltage_V: np.ndarray, *, amplifier_gain:
     runs = list(zip(run_start[keep].tolist(), run_stop[keep].tolist(),
                     key[run_start[keep]].tolist()))
 
+    # split ON runs where the field steps to another level without going OFF
+    split_runs: list[tuple[int, int, int, float | None, float | None]] = []
+    for a, b, sign in runs:
+        cuts = _level_steps(e, a, b, dt=dt, tolerance=level_tolerance,
+                            min_duration_s=min_duration_s)
+        edges = [a, *cuts, b]
+        for i, (a_i, b_i) in enumerate(zip(edges[:-1], edges[1:])):
+            t_start = float(t[a_i] - 0.5 * (t[a_i] - t[a_i - 1])) if i > 0 else None
+            t_end = float(t[b_i] - 0.5 * (t[b_i] - t[b_i - 1])) if i < len(cuts) else None
+            split_runs.append((a_i, b_i, sign, t_start, t_end))
+    if len(split_runs) > len(runs):
+        logger.debug("%s: %d level step(s) without OFF time", source, len(split_runs) - len(runs))
+
     # measure each ON run, join same-level pieces split by short dropouts
     pieces: list[dict] = []
-    for a, b, sign in runs:
+    for a, b, sign, t_start, t_end in split_runs:
         field = float(np.median(e[a:b]))
         half = 0.5 * (e_off + field)
         p = {"a": a, "b": b, "sign": sign,
-             "start_s": _edge_time(t, e, half, max(a - 1, 0), b, rising=True),
-             "end_s": _edge_time(t, e, half, a, min(b + 1, e.size), rising=False)}
+             "start_s": (t_start if t_start is not None
+                         else _edge_time(t, e, half, max(a - 1, 0), b, rising=True)),
+             "end_s": (t_end if t_end is not None
+                       else _edge_time(t, e, half, a, min(b + 1, e.size), rising=False))}
         p["field"] = _interior_median(t, e, p["start_s"], p["end_s"])
         prev = pieces[-1] if pieces else None
         if (prev is not None and prev["sign"] == sign

@@ -1,16 +1,34 @@
-"""Frame times from camera TTL pulses (DAQ clock).
+"""Frame times from camera TTL pulses (DAQ clock), with dropped frames.
 
-Frame k is timed by the k-th rising edge of the camera TTL channel
-(``shared/spec/run-folder.md``, timing rules). Surplus edges after the last
-frame are reported; missing edges or a jump in the frame interval (a
-dropped frame) are refused with a clear error rather than silently
-shifting every later frame.
+Frame k is timed by the rising edge of its TTL pulse (``shared/spec/
+run-folder.md``, timing rules). The camera TTL is the camera's exposure
+output: one pulse per exposure. Two things can go wrong, and both show as a
+frame interval of about a whole multiple of the median:
+
+- the camera skipped exposures (a missed trigger, a pause): the TTL has a
+  gap and the movie has no frame for it. Frames still correspond one to one
+  to pulses, in order, and the gap is real time.
+- the acquisition lost frames that the camera exposed (buffer overflow):
+  the TTL is regular but the movie lacks frames. Only the acquisition's own
+  frame numbers or time stamps (``Stack.frame_numbers``/``frame_time_s``)
+  say which; each frame then takes the pulse of its own slot.
+
+:func:`frame_timing` maps frames to pulses by *slot* (the whole number of
+frame intervals since the first frame's pulse): from the TTL alone, frame k
+takes the k-th pulse; with the acquisition's frame numbers or time stamps,
+frame k takes the pulse in its slot. With ``on_dropped="error"`` any missing
+slot is refused; with ``"map"`` the mapping is used, flagged and reported.
+Never mapped, whatever the option: fewer pulses than frames need, an
+interval that is not close to a whole number of frame intervals (irregular
+timing), an interval below half the median (a spurious edge), a frame whose
+slot has no pulse.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -25,6 +43,10 @@ __all__ = ["FrameTiming", "frame_timing"]
 MAX_INTERVAL_RATIO = 1.5
 #: An interval below this multiple of the median means a spurious edge.
 MIN_INTERVAL_RATIO = 0.5
+#: A gap must be this close to a whole number of frame intervals to be mapped.
+SLOT_TOLERANCE = 0.25
+#: Largest relative difference between the camera's and the TTL's frame interval.
+CLOCK_TOLERANCE = 0.02
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,9 +63,18 @@ class FrameTiming:
         ``time_s + exposure_s / 2``: the centre of each exposure (NaN when
         the exposure is unknown).
     frame_interval_s : float
-        Median interval between frames (NaN for a single frame).
+        Median interval between TTL pulses (NaN for a single frame).
     warnings : tuple of str
-        E.g. surplus TTL edges.
+        E.g. surplus TTL edges, dropped frames that were mapped.
+    pulse_index : numpy.ndarray, shape (n_frames,)
+        Index (in ``pulses``) of the pulse that times each frame.
+    slot : numpy.ndarray, shape (n_frames,)
+        Frame intervals since the first frame: ``arange(n_frames)`` when
+        nothing was dropped.
+    dropped_after : tuple of int
+        Frames followed by missing slots (dropped frames), in order.
+    n_dropped : int
+        Number of missing slots between the first and the last frame.
     """
 
     time_s: np.ndarray
@@ -51,6 +82,10 @@ class FrameTiming:
     mid_time_s: np.ndarray
     frame_interval_s: float
     warnings: tuple[str, ...] = ()
+    pulse_index: np.ndarray | None = None
+    slot: np.ndarray | None = None
+    dropped_after: tuple[int, ...] = ()
+    n_dropped: int = 0
 
     @property
     def n_frames(self) -> int:
@@ -61,7 +96,82 @@ class FrameTiming:
         return 1.0 / self.frame_interval_s
 
 
-def frame_timing(pulses: pd.DataFrame, n_frames: int, *, source: str = "") -> FrameTiming:
+def _edge_slots(start: np.ndarray, interval_s: float) -> np.ndarray:
+    """Slot of every edge: whole frame intervals since the first edge."""
+    ratio = np.diff(start) / interval_s
+    return np.concatenate(([0], np.cumsum(np.maximum(np.rint(ratio), 1)))).astype(np.int64)
+
+
+def _check_intervals(start: np.ndarray, interval_s: float, src: str | None) -> None:
+    """Refuse spurious edges and intervals that are not whole frame intervals."""
+    dt = np.diff(start)
+    ratio = dt / interval_s
+    short = np.flatnonzero(ratio < MIN_INTERVAL_RATIO)
+    if short.size:
+        k = int(short[0])
+        raise SyncError(src, f"frame interval drops to {dt[k]:.6g} s ({ratio[k]:.2f}x the "
+                             f"median {interval_s:.6g} s) between TTL pulses {k} and {k + 1} "
+                             f"(edge at {start[k + 1]:.6g} s): a spurious TTL edge? "
+                             "(the frame mapping is not guessed)")
+    off = np.flatnonzero(np.abs(ratio - np.rint(ratio)) > SLOT_TOLERANCE)
+    if off.size:
+        k = int(off[0])
+        raise SyncError(src, f"frame interval jumps to {dt[k]:.6g} s ({ratio[k]:.2f}x the "
+                             f"median {interval_s:.6g} s) between TTL pulses {k} and {k + 1} "
+                             f"(edge at {start[k + 1]:.6g} s), which is not a whole number of "
+                             "frame intervals: irregular camera timing (the frame mapping is "
+                             "not guessed)")
+
+
+def _camera_slots(n_frames: int, frame_numbers, frame_time_s, interval_s: float,
+                  src: str | None) -> np.ndarray | None:
+    """Slots of the frames from the acquisition's frame numbers or time stamps."""
+    if frame_numbers is not None:
+        num = np.asarray(frame_numbers)
+        if num.shape != (n_frames,) or not np.issubdtype(num.dtype, np.integer):
+            raise ValueError(f"frame_numbers must be {n_frames} integers, got {num.dtype} "
+                             f"{num.shape}")
+        slots = (num - num[0]).astype(np.int64)
+        what = "frame numbers"
+    elif frame_time_s is not None:
+        ts = np.asarray(frame_time_s, dtype=np.float64)
+        if ts.shape != (n_frames,) or not np.isfinite(ts).all():
+            raise ValueError(f"frame_time_s must be {n_frames} finite times, got shape {ts.shape}")
+        if n_frames < 2:
+            return np.zeros(n_frames, np.int64)
+        cam = float(np.median(np.diff(ts)))
+        if not cam > 0 or abs(cam / interval_s - 1) > CLOCK_TOLERANCE:
+            raise SyncError(src, f"the movie's time stamps give a frame interval of {cam:.6g} s "
+                                 f"but the camera TTL {interval_s:.6g} s: they do not describe "
+                                 "the same acquisition")
+        # step by step (time-stamp jitter does not accumulate), then a straight-line fit
+        step = np.diff(ts) / cam
+        slots = np.concatenate(([0], np.cumsum(np.rint(step)))).astype(np.int64)
+        if slots[-1] > 0:
+            slope, icept = np.polyfit(slots, ts, 1)
+            resid = (ts - icept - slope * slots) / slope
+        else:
+            resid = np.zeros(n_frames)
+        bad = np.flatnonzero((np.abs(step - np.rint(step)) > SLOT_TOLERANCE)
+                             | (np.abs(resid[1:]) > SLOT_TOLERANCE))
+        if bad.size:
+            k = int(bad[0]) + 1
+            raise SyncError(src, f"the movie's time stamp of frame {k} ({ts[k] - ts[0]:.6g} s "
+                                 "after the first) is not a whole number of frame intervals: the "
+                                 "frame mapping is not guessed")
+        what = "time stamps"
+    else:
+        return None
+    if n_frames > 1 and not (np.diff(slots) > 0).all():
+        k = int(np.flatnonzero(np.diff(slots) <= 0)[0])
+        raise SyncError(src, f"the movie's {what} do not increase between frames {k} and {k + 1}")
+    return slots
+
+
+def frame_timing(pulses: pd.DataFrame, n_frames: int, *, source: str = "",
+                 on_dropped: Literal["error", "map"] = "error",
+                 frame_numbers: np.ndarray | None = None,
+                 frame_time_s: np.ndarray | None = None) -> FrameTiming:
     """Assign TTL pulses to frames.
 
     Parameters
@@ -72,6 +182,17 @@ def frame_timing(pulses: pd.DataFrame, n_frames: int, *, source: str = "") -> Fr
         Number of frames in the image stack.
     source : str, optional
         File or channel name used in messages.
+    on_dropped : {'error', 'map'}, optional
+        What to do when frames were dropped (a TTL interval of about 2, 3,
+        ... times the median, or a jump in ``frame_numbers``/``frame_time_s``):
+        refuse with a message naming the frame, or map every frame to the
+        pulse of its slot, report it in ``warnings`` and ``dropped_after``.
+    frame_numbers : array_like of int, optional
+        The acquisition's own number of each frame (e.g. ``Stack.frame_numbers``:
+        Micro-Manager time index, SPE frame tracking number), any offset.
+    frame_time_s : array_like of float, optional
+        The acquisition's time stamp of each frame (camera clock, any
+        offset); used when ``frame_numbers`` is not given.
 
     Returns
     -------
@@ -80,12 +201,15 @@ def frame_timing(pulses: pd.DataFrame, n_frames: int, *, source: str = "") -> Fr
     Raises
     ------
     SyncError
-        Fewer pulses than frames; or, among the frames, an interval more
-        than 1.5x the median (a dropped frame) or less than 0.5x the median
-        (a spurious edge). The mapping is not guessed.
+        Fewer pulses than the frames need; a dropped frame with
+        ``on_dropped="error"``; an interval that is not a whole number of
+        frame intervals or less than half the median (spurious edge); a
+        frame whose slot has no pulse. The mapping is never guessed.
     """
     if isinstance(n_frames, bool) or int(n_frames) != n_frames or n_frames < 1:
         raise ValueError(f"n_frames must be a positive integer, got {n_frames!r}")
+    if on_dropped not in ("error", "map"):
+        raise ValueError(f"on_dropped must be 'error' or 'map', got {on_dropped!r}")
     n_frames = int(n_frames)
     src = source or None
     missing = [c for c in ("start_s", "end_s") if c not in pulses.columns]
@@ -99,36 +223,69 @@ def frame_timing(pulses: pd.DataFrame, n_frames: int, *, source: str = "") -> Fr
                              "every frame (check the channel, or whether the DAQ started late "
                              "or stopped early)")
     warnings: list[str] = []
-    if n > n_frames:
-        warnings.append(f"{n - n_frames} surplus TTL edge(s) after the last of {n_frames} frames "
-                        "ignored (frames take the first edges)")
-    time_s = start[:n_frames].copy()
-    widths = (end - start)[:n_frames]
+    # the first n_frames pulses all lie within the movie (surplus pulses after it, e.g. a
+    # live view at another rate, must not set the frame interval)
+    interval_s = float(np.median(np.diff(start[:n_frames]))) if n_frames > 1 else float("nan")
+
+    if n_frames == 1:
+        index = np.zeros(1, np.int64)
+        slots = np.zeros(1, np.int64)
+    else:
+        cam = _camera_slots(n_frames, frame_numbers, frame_time_s, interval_s, src)
+        edge_slot = _edge_slots(start, interval_s)
+        if cam is None:
+            # from the TTL alone: frame k takes the k-th pulse
+            _check_intervals(start[:n_frames], interval_s, src)
+            index = np.arange(n_frames)
+            slots = edge_slot[:n_frames]
+        else:
+            # each frame takes the pulse of its slot
+            upto = int(np.searchsorted(edge_slot, cam[-1], side="right"))
+            _check_intervals(start[:max(upto, 1)], interval_s, src)
+            pos = np.searchsorted(edge_slot[:upto], cam)
+            ok = (pos < upto) & (edge_slot[np.minimum(pos, n - 1)] == cam)
+            if not ok.all():
+                k = int(np.flatnonzero(~ok)[0])
+                raise SyncError(src, f"frame {k} (slot {cam[k]} after the first frame, from the "
+                                     f"movie's frame numbers/time stamps) has no TTL pulse: the "
+                                     f"TTL has {int(edge_slot[upto - 1]) + 1} slots up to there "
+                                     "(the frame mapping is not guessed)")
+            index = pos.astype(np.int64)
+            slots = cam
+        jumps = np.flatnonzero(np.diff(slots) > 1)
+        if jumps.size:
+            n_drop = int((np.diff(slots)[jumps] - 1).sum())
+            k = int(jumps[0])
+            where = ", ".join(str(int(j)) for j in jumps[:10]) + (" ..." if jumps.size > 10 else "")
+            msg = (f"frame interval jumps to {start[index[k + 1]] - start[index[k]]:.6g} s "
+                   f"({slots[k + 1] - slots[k]}x the median {interval_s:.6g} s) between frames "
+                   f"{k} and {k + 1} (edge at {start[index[k + 1]]:.6g} s): {n_drop} dropped "
+                   f"frame(s) (frames followed by a gap: {where})")
+            if on_dropped == "error":
+                raise SyncError(src, f"{msg}. The frame mapping is not guessed; to map each frame "
+                                     "to the pulse of its own slot use on_dropped='map' "
+                                     "([daq] dropped_frames = \"map\")")
+            warnings.append(f"{msg}; each frame keeps the TTL pulse of its own slot")
+    last = int(index[-1])
+    if n > last + 1:
+        warnings.append(f"{n - last - 1} surplus TTL edge(s) after the last of {n_frames} frames "
+                        "ignored")
+    skipped = last + 1 - n_frames
+    if skipped > 0:
+        warnings.append(f"{skipped} TTL pulse(s) within the movie belong to frames missing from "
+                        "the movie (lost by the acquisition) and are not used")
+    time_s = start[index].copy()
+    widths = (end - start)[index]
     widths = widths[np.isfinite(widths)]
     exposure_s = float(np.median(widths)) if widths.size else float("nan")
-
-    interval_s = float("nan")
     if n_frames > 1:
-        dt = np.diff(time_s)
-        interval_s = float(np.median(dt))
-        ratio = dt / interval_s
-        bad_long = np.flatnonzero(ratio > MAX_INTERVAL_RATIO)
-        if bad_long.size:
-            k = int(bad_long[0])
-            raise SyncError(src, f"frame interval jumps to {dt[k]:.6g} s ({ratio[k]:.2f}x the "
-                                 f"median {interval_s:.6g} s) between frames {k} and {k + 1} "
-                                 f"(edge at {time_s[k + 1]:.6g} s): a dropped frame? "
-                                 f"({bad_long.size} such jump(s); the frame mapping is not guessed)")
-        bad_short = np.flatnonzero(ratio < MIN_INTERVAL_RATIO)
-        if bad_short.size:
-            k = int(bad_short[0])
-            raise SyncError(src, f"frame interval drops to {dt[k]:.6g} s ({ratio[k]:.2f}x the "
-                                 f"median {interval_s:.6g} s) between frames {k} and {k + 1} "
-                                 f"(edge at {time_s[k + 1]:.6g} s): a spurious TTL edge? "
-                                 "(the frame mapping is not guessed)")
+        interval_s = float(np.median(np.diff(start[:last + 1])))
+    jumps = np.flatnonzero(np.diff(slots) > 1)
     for w in warnings:
         logger.warning("%s: %s", source or "camera TTL", w)
     logger.debug("%s: %d frames, interval %.6g s, exposure %.6g s", source, n_frames,
                  interval_s, exposure_s)
     return FrameTiming(time_s=time_s, exposure_s=exposure_s, mid_time_s=time_s + exposure_s / 2,
-                       frame_interval_s=interval_s, warnings=tuple(warnings))
+                       frame_interval_s=interval_s, warnings=tuple(warnings), pulse_index=index,
+                       slot=slots, dropped_after=tuple(int(j) for j in jumps),
+                       n_dropped=int((np.diff(slots)[jumps] - 1).sum()) if jumps.size else 0)
