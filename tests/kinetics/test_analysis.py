@@ -223,3 +223,103 @@ def test_missing_frames_and_frames_without_time_are_tolerated():
     assert row["tau_pol_s"] == pytest.approx(sim.expected[(0, "pol")], rel=0.005)
     pol = pk.superposed[(0, "pol")]
     assert np.isnan(pol.curves[1]).sum() >= 9     # the gap is not interpolated across
+
+
+# --------------------------------------------------------------------------
+# reasons, uncertainties, per-cycle SE, pooled refits
+# --------------------------------------------------------------------------
+
+from plscope.kinetics import SE_CYCLE_COLUMNS, ShapePrior, exclusion_reason, refit_particle
+from plscope.kinetics.analysis import _with_bootstrap
+
+
+def test_rows_say_why_they_are_excluded():
+    cyc = _cycles_one_level(4)
+    t = np.arange(0.075, 170, 0.2)
+    flat = analyze_particle(t, np.full(t.size, 1e4), cyc, exposure_s=0.15, size_nm=700.0).table.iloc[0]
+    assert "no significant switching" in flat["exclusion_reason"]
+    assert flat["exclusion_reason"].startswith("polarization:") and "| recovery:" in flat["exclusion_reason"]
+    one = run(simulate_trace(fields_kV_per_cm=(130.0,), n_cycles=1, noise=False)).table.iloc[0]
+    assert one["exclusion_reason"] == "only 1 cycle(s) at this field (need 2)"
+    nan = analyze_particle(t, np.full(t.size, np.nan), cyc, exposure_s=0.15).table.iloc[0]
+    assert nan["exclusion_reason"] == "no finite intensity in the trace"
+    good = run(simulate_trace(fields_kV_per_cm=(130.0,), n_cycles=3, noise=False, tau_pol_s=(1.0, 3.0),
+                              tau_rec_s=(1.0, 3.0))).table.iloc[0]
+    assert good["fit_ok"] and good["exclusion_reason"] == "no particle size (mobility undefined)"
+    assert exclusion_reason({**good.to_dict(), "size_nm": 700.0, "mobility_cm2_per_Vs": 2.5e-10}) == ""
+
+
+def test_mobility_error_propagates_tau_and_size_errors():
+    sim = simulate_trace(fields_kV_per_cm=(130.0,), n_cycles=5, rng=np.random.default_rng(3),
+                         tau_pol_s=tau_pol_pair, tau_rec_s=(0.8, 3.2))
+    row = run(sim, size_nm=SIZE_NM, size_err_nm=14.0).table.iloc[0]
+    rel = np.hypot(row["tau_pol_err_s"] / row["tau_pol_s"], 14.0 / SIZE_NM)
+    assert row["mobility_err_cm2_per_Vs"] == pytest.approx(row["mobility_cm2_per_Vs"] * rel)
+    assert row["velocity_err_nm_per_s"] == pytest.approx(row["velocity_nm_per_s"] * rel)
+    assert row["size_err_nm"] == 14.0 and row["tau_pol_err_method"] == "covariance"
+    assert np.isfinite(row["pol_delta_bic"]) and 0 < row["pol_frac"] <= 1
+
+
+def test_bootstrap_over_cycles_replaces_a_missing_covariance():
+    sim = simulate_trace(fields_kV_per_cm=(130.0,), n_cycles=8, rng=np.random.default_rng(5),
+                         tau_pol_s=(1.0, 3.0), tau_rec_s=(1.0, 3.0))
+    pk = run(sim)
+    fit, sup = pk.fits[(0, "pol")], pk.superposed[(0, "pol")]
+    blind = fit._with(tau_err_s=float("nan"), tau_err_method="none", flags=(*fit.flags, "no_covariance"))
+    assert not blind.ok
+    boot = _with_bootstrap(blind, sup, KineticsSettings(n_bootstrap_cycles=60), sim.exposure_s, None, (1, 2, 3))
+    assert boot.ok and boot.tau_err_method == "bootstrap_cycles" and "bootstrap_error" in boot.flags
+    # resampling 8 cycles measures the same scatter as the covariance (within its own ~10-20 % noise)
+    assert boot.tau_err_s == pytest.approx(fit.tau_err_s, rel=0.6)
+    again = _with_bootstrap(blind, sup, KineticsSettings(n_bootstrap_cycles=60), sim.exposure_s, None, (1, 2, 3))
+    assert again.tau_err_s == boot.tau_err_s     # seeded: reproducible
+    # a pooled fit is resampled as a pooled fit
+    prior = ShapePrior(frac_mean=0.5, frac_sd=0.1, log_ratio_mean=float(np.log(3.0)), log_ratio_sd=0.1)
+    pooled = refit_particle(pk, {"pol": prior}).fits[(0, "pol")]
+    blind = pooled._with(tau_err_s=float("nan"), tau_err_method="none", flags=(*pooled.flags, "no_covariance"))
+    boot = _with_bootstrap(blind, sup, KineticsSettings(n_bootstrap_cycles=40), sim.exposure_s, prior, (1, 2, 3))
+    assert boot.tau_err_method == "bootstrap_cycles" and boot.tau_err_s == pytest.approx(pooled.tau_err_s, rel=0.6)
+    # a flat fit is not rescued by resampling
+    flat = blind._with(flags=(*blind.flags, "amplitude_too_small"))
+    assert _with_bootstrap(flat, sup, KineticsSettings(), sim.exposure_s, prior, (1, 2, 3)) is flat
+
+
+def test_transient_frames_after_the_edges_are_left_out():
+    sim = simulate_trace(fields_kV_per_cm=(130.0,), n_cycles=3, noise=False, tau_pol_s=(1.0, 3.0),
+                         tau_rec_s=(1.0, 3.0))
+    pk = run(sim, settings={"transient_s": 0.5})
+    for phase in ("pol", "rec"):
+        assert pk.superposed[(0, phase)].time_s[0] >= 0.5 + sim.exposure_s / 2 - 1e-9
+    row = pk.table.iloc[0]
+    assert row["tau_pol_s"] == pytest.approx(sim.expected[(0, "pol")], rel=0.01)
+
+
+def test_switching_efficiency_of_every_cycle_is_kept():
+    blinks = [(10 + 40 * 2 + 6, 6.0, 0.5)]           # spoils cycle 2
+    sim = simulate_trace(fields_kV_per_cm=(110.0, 130.0), n_cycles=4, blinks=blinks, se=0.3,
+                         rng=np.random.default_rng(2), tau_pol_s=(0.6, 2.4), tau_rec_s=(0.8, 3.2))
+    pk = run(sim, particle_id=7)
+    se = pk.se_cycles
+    assert list(se.columns) == list(SE_CYCLE_COLUMNS) and len(se) == 8 and (se["particle_id"] == 7).all()
+    assert se["used"].tolist() == [c != 2 for c in range(8)]
+    assert np.all(np.abs(se.loc[se["used"], "switching_efficiency"] - 0.3) < 0.02)
+
+
+def test_refit_with_a_shape_prior():
+    sim = simulate_trace(fields_kV_per_cm=FIELDS, n_cycles=3, se=0.3, rng=np.random.default_rng(4),
+                         weight_fast=0.6, tau_pol_s=lambda f: (0.6 * 2.0 * 130 / f, 1.6 * 2.0 * 130 / f),
+                         tau_rec_s=(1.2, 3.2))
+    free = run(sim, size_nm=SIZE_NM)
+    prior = ShapePrior(frac_mean=0.6, frac_sd=0.1, log_ratio_mean=float(np.log(1.6 / 0.6)), log_ratio_sd=0.1)
+    pooled = refit_particle(free, {"pol": prior, "rec": prior})
+    direct = run(sim, size_nm=SIZE_NM, shape_priors={"pol": prior, "rec": prior})
+    pd.testing.assert_frame_equal(pooled.table, direct.table)
+    assert pooled.shape_priors == {"pol": prior, "rec": prior}
+    for row in pooled.rows:
+        assert "pol:shape_prior" in row["flags"] and "rec:shape_prior" in row["flags"]
+        assert row["pol_model"] == row["rec_model"] == "biexp"
+        for phase in ("pol", "rec"):
+            tau, err = row[f"tau_{phase}_s"], row[f"tau_{phase}_err_s"]
+            assert abs(tau - sim.expected[(row["level"], phase)]) < 3.5 * err
+    # the free fits are kept for the model choice and the population prior
+    assert pooled.free_fits is free.free_fits

@@ -141,3 +141,41 @@ def test_add_mobility_columns():
     out = add_mobility_columns(kin, particles)
     np.testing.assert_allclose(out["mobility_cm2_per_Vs"], MU_TRUE, rtol=1e-9)
     assert "size_nm" in out.columns and len(out) == len(kin)
+
+
+def test_summary_uncertainties_size_fits_and_field_tests():
+    kin, particles = make_population(n_particles=16, seed=3, scatter=0.03)
+    out = summarize_population(kin, particles, temperature_K=296.0)
+    json.dumps(out)
+    lo, hi = out["ion_mobility_ci95_cm2_per_Vs"]
+    assert lo < out["ion_mobility_cm2_per_Vs"] < hi and lo < MU_TRUE < hi
+    assert out["ion_mobility_sem_cm2_per_Vs"] > 0
+    # D carries the mobility's uncertainty through the Einstein relation
+    kT_q = einstein_diffusion_cm2_per_s(1.0, 296.0)
+    assert out["diffusion_coefficient_ci95_cm2_per_s"] == pytest.approx([lo * kT_q, hi * kT_q])
+    assert out["diffusion_coefficient_err_cm2_per_s"] == pytest.approx(out["ion_mobility_sem_cm2_per_Vs"] * kT_q)
+    f_lo, f_hi = out["ion_mobility_fit_ci95_cm2_per_Vs"]
+    assert f_lo < out["ion_mobility_fit_cm2_per_Vs"] < f_hi
+    assert out["ion_mobility_fit_err_ols_cm2_per_Vs"] > 0
+    # tau_pol = L/(mu E): exponent -1 within particles; tau_rec = 3 s at every field: independent
+    pol = out["tau_pol_field_dependence"]
+    assert pol["ci_low"] < -1.0 < pol["ci_high"] and not pol["independent"]
+    assert out["recovery_independent_of_field"] is True
+    fit = out["tau_pol_size_fit"]
+    assert fit["slope"] == pytest.approx(1e-7 / (MU_TRUE * 130e3), rel=0.1)
+    assert fit["slope_ci"][0] < fit["slope"] < fit["slope_ci"][1] and fit["n"] == 16
+    assert out["tau_rec_size_fit"]["slope"] == pytest.approx(0.0, abs=1e-12)    # tau_rec = 3 s for every size
+    assert out["kinetics_excluded_particles"] == []
+    assert all(p["mobility_sem_cm2_per_Vs"] > 0 for p in out["per_field"])
+
+
+def test_rows_with_an_exclusion_reason_are_left_out_and_listed():
+    kin, particles = make_population(n_particles=5, scatter=0.0)
+    kin["exclusion_reason"] = ""
+    kin.loc[kin.particle_id == 2, "exclusion_reason"] = "polarization: no significant switching"
+    kin.loc[kin.particle_id == 3, ["fit_ok", "exclusion_reason"]] = [False, "only 1 cycle(s) at this field (need 2)"]
+    out = summarize_population(kin, particles, temperature_K=296.0)
+    assert out["n_particles_used"] == 3 and out["n_rows_used"] == 9
+    assert out["kinetics_excluded_particles"] == [
+        {"particle_id": 2, "reason": "polarization: no significant switching"},
+        {"particle_id": 3, "reason": "only 1 cycle(s) at this field (need 2)"}]

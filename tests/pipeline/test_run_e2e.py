@@ -9,6 +9,8 @@ Tolerances (from the issue, justified by the physics):
   cycle for the largest particles at 90 kV/cm, a physical bias of a few %;
 - switching efficiency within 0.03 (median absolute error);
 - mean mobility within 10 %; D exactly mu k_B T / q.
+The kinetics issue tightens these to tau_pol 5 %, tau_rec 6 %, mean mu 5 % over 3 seeds
+(partial pooling of the biexponential shape across particles makes that reachable).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def _paper_like_run(tmp_path, seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1, 2, 3])
 def test_paper_like_run_recovers_truth(tmp_path, seed, match):
     truth, out = _paper_like_run(tmp_path, seed)
     summary = json.loads((out / "summary.json").read_text())
@@ -72,10 +74,11 @@ def test_paper_like_run_recovers_truth(tmp_path, seed, match):
     mu_err = abs(summary["ion_mobility_cm2_per_Vs"] / truth["mobility_mean_cm2_per_Vs"] - 1)
     print(f"seed {seed}: size {np.median(size_err):.3f}, tau_pol {tau_pol_err:.3f}, "
           f"tau_rec {tau_rec_err:.3f}, SE {se_err:.4f}, mu {mu_err:.3f}")
-    assert tau_pol_err <= 0.10
-    assert tau_rec_err <= 0.12
+    # issue 2 asks 10 % / 12 % / 0.03 / 10 %; the kinetics issue (5) tightens to 5 % / 6 % / - / 5 %
+    assert tau_pol_err <= 0.05
+    assert tau_rec_err <= 0.06
     assert se_err <= 0.03
-    assert mu_err <= 0.10
+    assert mu_err <= 0.05
 
     T = summary["temperature_K"]
     assert summary["diffusion_coefficient_cm2_per_s"] == pytest.approx(

@@ -3,30 +3,43 @@
 :func:`analyze_particle` chains the stages of the paper's analysis:
 
 1. photobleaching estimated from the field-OFF plateaus and divided out
-   (:func:`~plscope.kinetics.cycles.bleach_curve`);
+   (:func:`~plscope.kinetics.cycles.bleach_curve`; model
+   ``b(t) = exp(-k (t - t0))``, see :class:`~plscope.kinetics.cycles.BleachModel`);
 2. per field level, the polarization and recovery halves of every cycle are
    normalized to the cycle's pre-ON bright level, superposed relative to the
    switching edge and averaged, with blink-spoiled cycles left out
    (:func:`~plscope.kinetics.cycles.superpose_cycles`);
 3. switching efficiency per cycle from the stable plateaus, averaged over
-   the cycles used;
+   the cycles used (:attr:`ParticleKinetics.se_cycles` keeps every cycle);
 4. biexponential (or, by BIC, monoexponential) fits of the averaged curves
    giving the amplitude-weighted ``tau_pol_s`` and ``tau_rec_s``
-   (:func:`~plscope.kinetics.fits.fit_decay`).
+   (:func:`~plscope.kinetics.fits.fit_models`), or -- when shape priors from
+   the population are given (:func:`plscope.kinetics.population.analyze_population`)
+   -- the pooled biexponential (:func:`~plscope.kinetics.fits.fit_biexponential_pooled`).
 
-The fits are unweighted by default: the SEM of 3-10 cycles is itself too
-noisy to be a good weight, and after normalization the noise is nearly
-homoscedastic; parameter errors are scaled by the residual scatter.
+Weights: by default each averaged point is weighted by the measured noise,
+``sigma = noise / sqrt(n_cycles)``, with ``noise`` the robust per-frame scatter
+of the normalized frames (frame-to-frame differences) and ``n_cycles`` the
+cycles contributing to that point (fewer where a blink was masked). Free fits
+scale their covariance by the reduced chi-square; a pooled fit takes the
+absolute scale from the free fit of the same curve.
+
+Uncertainty of ``tau``: the fit covariance where it is valid; otherwise a
+bootstrap over the used cycles (resampled with replacement, averaged and
+refitted), ``tau_*_err_method`` says which. Mobility errors propagate the
+``tau`` and size errors: ``(dmu/mu)^2 = (dtau/tau)^2 + (dL/L)^2``.
 
 Degenerate input never raises: the row of a level always exists, with NaN
-where a quantity cannot be computed, ``fit_ok=False`` and the reason in
-``flags``.
+where a quantity cannot be computed, ``fit_ok=False``, the machine-readable
+reason in ``flags`` and a sentence in ``exclusion_reason``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -35,13 +48,13 @@ import numpy as np
 import pandas as pd
 
 from ._checks import KineticsInputError, as_1d_float, check_cycles, check_exposure, check_time
-from .cycles import (BleachModel, SuperposedCycles, bleach_curve, superpose_cycles,
+from .cycles import (BleachModel, SuperposedCycles, _stats, bleach_curve, superpose_cycles,
                      switching_efficiency_per_cycle)
-from .fits import DecayFit, fit_decay
+from .fits import DecayFit, ShapePrior, fit_biexponential_pooled, fit_decay, fit_models
 from .mobility import drift_velocity_nm_per_s, mobility_cm2_per_Vs
 
-__all__ = ["CURVE_COLUMNS", "CURVE_TABLE_COLUMNS", "KINETICS_COLUMNS", "KineticsSettings", "ParticleKinetics",
-           "analyze_particle"]
+__all__ = ["CURVE_COLUMNS", "CURVE_TABLE_COLUMNS", "KINETICS_COLUMNS", "SE_CYCLE_COLUMNS", "KineticsSettings",
+           "ParticleKinetics", "analyze_particle", "exclusion_reason", "refit_particle"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +67,17 @@ KINETICS_COLUMNS = (
     "pol_model", "rec_model", "pol_fit_ok", "rec_fit_ok", "fit_ok",
     "size_nm", "velocity_nm_per_s", "mobility_cm2_per_Vs",
     "bleach_percent_per_min", "flags",
+    "tau_pol_err_method", "tau_rec_err_method", "pol_delta_bic", "rec_delta_bic",
+    "pol_frac", "rec_frac", "size_err_nm", "velocity_err_nm_per_s", "mobility_err_cm2_per_Vs",
+    "exclusion_reason",
 )
-"""Columns of :attr:`ParticleKinetics.table` (one row per field level)."""
+"""Columns of :attr:`ParticleKinetics.table` (one row per field level).
+
+``*_delta_bic`` is BIC(biexponential) - BIC(monoexponential) of the free fits
+(negative: the biexponential wins); ``*_model`` is the model reported
+('biexp', 'mono' or 'none'); ``*_frac`` the fast fraction ``I1/(I1+I2)``;
+``exclusion_reason`` is empty for a row that enters the mobility statistics,
+else a sentence saying why not."""
 
 CURVE_COLUMNS = ("t_s", "mean", "sem", "n_cycles", "fit")
 """Leading columns of each frame in :attr:`ParticleKinetics.curves`; per-cycle
@@ -64,10 +86,15 @@ curves follow as ``cycle_<id>``."""
 CURVE_TABLE_COLUMNS = ("particle_id", "level", "field_kV_per_cm", "phase", *CURVE_COLUMNS)
 """Columns of :meth:`ParticleKinetics.curve_table` (long format, one row per grid point)."""
 
+SE_CYCLE_COLUMNS = ("particle_id", "cycle", "level", "field_kV_per_cm", "bright", "quenched",
+                    "switching_efficiency", "used")
+"""Columns of :attr:`ParticleKinetics.se_cycles` (one row per cycle; ``used``: in the
+polarization average, i.e. not spoiled by a blink)."""
+
 
 @dataclass(frozen=True)
 class KineticsSettings:
-    """Options of :func:`analyze_particle`.
+    """Options of :func:`analyze_particle` and :func:`~plscope.kinetics.population.analyze_population`.
 
     Attributes
     ----------
@@ -86,11 +113,30 @@ class KineticsSettings:
     min_points : int
         Fewer points in an averaged curve: no fit, flag 'too_few_points'.
     model : {'auto', 'biexp', 'mono'}
-        Decay model ('auto': biexponential, monoexponential by BIC/fallback).
+        Decay model ('auto': biexponential, monoexponential by BIC/fallback;
+        with shape pooling the pooled biexponential).
     tau_bounds_s : (float, float) or None
         Search range of time constants; default 0.3 frame interval to 5 x window.
     weight_by_sem : bool
-        Weight the fits by the SEM over cycles (default unweighted).
+        Weight the fits by the SEM over cycles (overrides ``weight_by_noise``).
+    weight_by_noise : bool
+        Weight the fits by the measured per-frame noise / sqrt(cycles per point).
+    transient_s : float
+        Frames starting less than this after a switching edge are left out
+        (amplifier or other transients), s.
+    shape_pooling : bool
+        Population analysis: estimate a prior on the biexponential shape from
+        all particles and refit every curve with it (partial pooling).
+    min_pooled_curves : int
+        Fewer well-determined biexponential curves of a phase: no pooling for
+        that phase (free fits with BIC selection are reported).
+    n_bootstrap_cycles : int
+        Bootstrap resamples over cycles when a fit has no valid covariance
+        (0: no bootstrap).
+    n_bootstrap : int
+        Bootstrap resamples (over particles) of the population statistics.
+    bootstrap_seed : int
+        Seed of every bootstrap (results are reproducible).
     """
 
     plateau_s: float = 3.0
@@ -105,6 +151,13 @@ class KineticsSettings:
     model: Literal["auto", "biexp", "mono"] = "auto"
     tau_bounds_s: tuple[float, float] | None = None
     weight_by_sem: bool = False
+    weight_by_noise: bool = True
+    transient_s: float = 0.0
+    shape_pooling: bool = True
+    min_pooled_curves: int = 5
+    n_bootstrap_cycles: int = 100
+    n_bootstrap: int = 2000
+    bootstrap_seed: int = 0
 
     @classmethod
     def from_any(cls, settings) -> "KineticsSettings":
@@ -128,6 +181,23 @@ class KineticsSettings:
 
 
 @dataclass(frozen=True, eq=False)
+class _Context:
+    """What :func:`refit_particle` needs to rebuild the table without redoing the superposition."""
+
+    particle_id: object
+    size_nm: float
+    size_err_nm: float
+    exposure_s: float
+    settings: KineticsSettings
+    cycles: pd.DataFrame
+    particle_flags: tuple[str, ...]
+    bleach_pct: float
+    se_table: pd.DataFrame | None
+    free_fits: dict
+    phase_flags: dict
+
+
+@dataclass(frozen=True, eq=False)
 class ParticleKinetics:
     """Kinetics of one particle.
 
@@ -144,9 +214,9 @@ class ParticleKinetics:
         cycle's normalized curve (NaN where masked as a blink; spoiled cycles
         included). The key's field equals the row's ``field_kV_per_cm``.
     fits : dict
-        ``(level, phase) -> DecayFit`` (keyed by level, which stays unique
-        when a run returns to a field it already used; ``curves`` is keyed
-        by field for the report, and a repeated field keeps its last level).
+        ``(level, phase) -> DecayFit`` reported (keyed by level, which stays
+        unique when a run returns to a field it already used; ``curves`` is
+        keyed by field for the report, and a repeated field keeps its last level).
     superposed : dict
         ``(level, phase) -> SuperposedCycles`` (per-cycle curves, spoiled
         cycles, noise).
@@ -154,6 +224,13 @@ class ParticleKinetics:
         The bleaching model divided out (None when not corrected).
     flags : tuple of str
         Particle-level flags ('no_data', 'no_cycles', 'bleach_uncorrected').
+    free_fits : dict
+        ``(level, phase) -> {'auto', 'biexp', 'mono'} -> DecayFit`` of the
+        free (unpooled) fits (see :func:`~plscope.kinetics.fits.fit_models`).
+    se_cycles : DataFrame
+        Switching efficiency of every cycle, columns :data:`SE_CYCLE_COLUMNS`.
+    shape_priors : dict
+        ``phase -> ShapePrior`` used for the reported fits (empty: free fits).
     """
 
     table: pd.DataFrame
@@ -162,6 +239,15 @@ class ParticleKinetics:
     superposed: dict = field(default_factory=dict)
     bleach: BleachModel | None = None
     flags: tuple[str, ...] = ()
+    free_fits: dict = field(default_factory=dict)
+    se_cycles: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SE_CYCLE_COLUMNS)))
+    shape_priors: dict = field(default_factory=dict)
+    _context: _Context | None = field(default=None, repr=False)
+
+    @property
+    def particle_id(self):
+        """The particle id given to :func:`analyze_particle`."""
+        return None if self._context is None else self._context.particle_id
 
     @property
     def rows(self) -> list[dict]:
@@ -185,41 +271,307 @@ class ParticleKinetics:
         return pd.concat(frames, ignore_index=True)
 
     def to_dict(self) -> dict:
-        """``rows``, ``bleach`` and ``flags`` as plain Python objects."""
+        """``rows``, ``bleach``, ``flags`` and ``shape_priors`` as plain Python objects."""
         return {"rows": self.rows, "bleach": None if self.bleach is None else self.bleach.to_dict(),
-                "flags": ";".join(self.flags)}
+                "flags": ";".join(self.flags),
+                "shape_priors": {k: v.to_dict() for k, v in self.shape_priors.items()}}
 
 
-def _empty_row(particle_id, level, field_kV_per_cm, n_cycles, size_nm, bleach_pct) -> dict:
-    nan = float("nan")
-    row = {c: nan for c in KINETICS_COLUMNS}
-    row.update(particle_id=particle_id, level=level, field_kV_per_cm=field_kV_per_cm,
-               n_cycles=int(n_cycles), n_cycles_used=0, n_cycles_used_rec=0, n_cycles_spoiled=0,
-               pol_model="none", rec_model="none", pol_fit_ok=False, rec_fit_ok=False,
-               fit_ok=False, size_nm=nan if size_nm is None else float(size_nm),
-               bleach_percent_per_min=bleach_pct, flags="")
-    return row
+# --------------------------------------------------------------------------
+# reasons
+# --------------------------------------------------------------------------
+
+_REASONS = {
+    "no_data": "no finite intensity in the trace",
+    "no_cycles": "no field cycle during the movie",
+    "too_few_points": "too few frames in the switching window",
+    "amplitude_too_small": "no significant switching (step < 3 standard errors: flat trace or pure noise)",
+    "fit_failed": "the fit did not converge",
+    "no_covariance": "the time constant has no uncertainty (degenerate fit)",
+    "tau_at_bound": "the time constant is at the edge of the search range",
+    "tau_poorly_determined": "the time constant is uncertain by more than 50 %",
+}
+_PHASE_REASONS = {**_REASONS, "no_data": "no data in the cycles at this field"}
+_PHASE_NAMES = {"pol": "polarization", "rec": "recovery"}
 
 
-def _fit_phase(sup: SuperposedCycles, s: KineticsSettings, exposure_s: float):
-    """Fit one averaged curve; returns the fit (or None) and flags."""
+def exclusion_reason(row: Mapping, *, min_cycles: int = 2) -> str:
+    """Sentence saying why a kinetics row does not enter the mobility statistics.
+
+    Parameters
+    ----------
+    row : mapping
+        A row of :data:`KINETICS_COLUMNS` (``fit_ok``, ``pol_fit_ok``,
+        ``rec_fit_ok``, ``flags``, ``n_cycles``, ``mobility_cm2_per_Vs``, ``size_nm``).
+    min_cycles : int
+        The setting used (for the message).
+
+    Returns
+    -------
+    str
+        '' when the row is used.
+    """
+    flags = [f for f in str(row.get("flags") or "").split(";") if f]
+    for f in ("no_data", "no_cycles"):
+        if f in flags:
+            return _REASONS[f]
+    if "too_few_cycles" in flags:
+        n = row.get("n_cycles")
+        n = int(n) if n is not None and np.isfinite(n) else 0
+        return f"only {n} cycle(s) at this field (need {min_cycles})"
+    parts = []
+    for phase in ("pol", "rec"):
+        if bool(row.get(f"{phase}_fit_ok")):
+            continue
+        if f"{phase}:too_few_usable_cycles" in flags:
+            key = "n_cycles_used" if phase == "pol" else "n_cycles_used_rec"
+            n = row.get(key)
+            n = int(n) if n is not None and np.isfinite(n) else 0
+            parts.append(f"{_PHASE_NAMES[phase]}: only {n} usable cycle(s) at this field (need {min_cycles}; "
+                         "the others have no data or are spoiled by blinks)")
+            continue
+        mine = [f.split(":", 1)[1] for f in flags if f.startswith(f"{phase}:")]
+        if "no_data" in mine:
+            mine = ["no_data"]
+        why = [_PHASE_REASONS[f] for f in mine if f in _PHASE_REASONS]
+        parts.append(f"{_PHASE_NAMES[phase]}: " + ("; ".join(dict.fromkeys(why)) or "no fit"))
+    if parts:
+        return " | ".join(parts)
+    mu = row.get("mobility_cm2_per_Vs")
+    if mu is None or not np.isfinite(float(mu)):
+        size = row.get("size_nm")
+        if size is None or not np.isfinite(float(size)):
+            return "no particle size (mobility undefined)"
+        return "no mobility (field or time constant not usable)"
+    return ""
+
+
+# --------------------------------------------------------------------------
+# fitting one phase
+# --------------------------------------------------------------------------
+
+def _sigma(sup: SuperposedCycles, s: KineticsSettings):
+    """Standard errors of the averaged points (None: unweighted)."""
+    finite = np.isfinite(sup.mean)
+    if s.weight_by_sem:
+        good = np.isfinite(sup.sem) & (sup.sem > 0)
+        if np.count_nonzero(good & finite) >= s.min_points:
+            return np.where(good, sup.sem, np.nan)
+    if s.weight_by_noise and np.isfinite(sup.noise) and sup.noise > 0:
+        n = np.maximum(sup.n, 1).astype(float)
+        return sup.noise / np.sqrt(n)
+    return None
+
+
+def _fit_free(sup: SuperposedCycles, s: KineticsSettings, exposure_s: float):
+    """Free fits of one averaged curve: dict of DecayFit (or None) and flags."""
     finite = np.isfinite(sup.mean)
     if np.count_nonzero(finite) < s.min_points:
         return None, ["too_few_points"]
-    sigma = None
-    if s.weight_by_sem:
-        sem = sup.sem
-        good = np.isfinite(sem) & (sem > 0)
-        if np.count_nonzero(good & finite) >= s.min_points:
-            sigma = np.where(good, sem, np.nan)
-    fit = fit_decay(sup.time_s, sup.mean, model=s.model, sigma=sigma, exposure_s=exposure_s,
-                    tau_bounds_s=s.tau_bounds_s)
-    return fit, []
+    if sup.n_used < s.min_cycles:
+        # e.g. the particle left the field of view, or blinks spoiled the other cycles
+        return None, ["too_few_usable_cycles"]
+    sigma = _sigma(sup, s)
+    if s.model == "mono":
+        mono = fit_decay(sup.time_s, sup.mean, model="mono", sigma=sigma, exposure_s=exposure_s,
+                         tau_bounds_s=s.tau_bounds_s)
+        return {"auto": mono, "biexp": None, "mono": mono}, []
+    fits = fit_models(sup.time_s, sup.mean, sigma=sigma, exposure_s=exposure_s, tau_bounds_s=s.tau_bounds_s)
+    if s.model == "biexp" and fits["biexp"] is not None:
+        fits = {**fits, "auto": fits["biexp"]}
+    return fits, []
+
+
+def _noise_scale(free: dict | None) -> float:
+    """Factor taking the measured noise to the absolute scale of a curve: sqrt(reduced chi-square) of its
+    free fit (>= sqrt(0.5); interpolating frames onto the grid averages some noise away)."""
+    start = (free or {}).get("auto")
+    if start is not None and np.isfinite(start.redchi) and start.redchi > 0:
+        return math.sqrt(max(start.redchi, 0.5))
+    return 1.0
+
+
+def _fit_pooled(sup: SuperposedCycles, s: KineticsSettings, exposure_s: float, prior: ShapePrior,
+                free: dict):
+    """Pooled fit of one curve, noise scaled by the free fit's reduced chi-square."""
+    sigma = _sigma(sup, s)
+    if sigma is not None:
+        sigma = sigma * _noise_scale(free)
+    return fit_biexponential_pooled(sup.time_s, sup.mean, prior=prior, sigma=sigma, exposure_s=exposure_s,
+                                    tau_bounds_s=s.tau_bounds_s, start=free.get("auto"))
+
+
+def _bootstrap_tau_err(sup: SuperposedCycles, refit, *, n_boot: int, rng: np.random.Generator) -> float:
+    """Standard deviation of ``tau`` over cycles resampled with replacement (NaN if unusable)."""
+    used = np.flatnonzero(sup.used)
+    if used.size < 3 or n_boot <= 0:
+        return float("nan")
+    taus = []
+    for _ in range(int(n_boot)):
+        idx = rng.choice(used, size=used.size, replace=True)
+        if np.unique(idx).size < 2:
+            continue
+        mean, _, n = _stats(sup.curves[idx])
+        fit = refit(mean, n)
+        if fit is not None and fit.success and np.isfinite(fit.tau_s):
+            taus.append(fit.tau_s)
+    if len(taus) < max(10, n_boot // 2):
+        return float("nan")
+    return float(np.std(taus, ddof=1))
+
+
+def _with_bootstrap(fit: DecayFit, sup: SuperposedCycles, s: KineticsSettings, exposure_s: float,
+                    prior: ShapePrior | None, seed_key, *, noise_scale: float = 1.0) -> DecayFit:
+    """Replace a missing covariance error by a bootstrap over cycles (each resample refitted alike)."""
+    if fit is None or np.isfinite(fit.tau_err_s) or not np.isfinite(fit.tau_s) or s.n_bootstrap_cycles <= 0:
+        return fit
+    other_problems = set(fit.flags) & (DecayFit.BAD_FLAGS - {"no_covariance", "tau_poorly_determined"})
+    if not fit.success or other_problems:
+        return fit      # a flat, failed or out-of-range fit stays flagged: resampling cannot rescue it
+    noise = sup.noise * noise_scale if (s.weight_by_noise or s.weight_by_sem) and np.isfinite(sup.noise) \
+        and sup.noise > 0 else None
+
+    def refit(mean, n):
+        sigma = None if noise is None else noise / np.sqrt(np.maximum(n, 1))
+        if prior is not None:
+            return fit_biexponential_pooled(sup.time_s, mean, prior=prior, sigma=sigma, exposure_s=exposure_s,
+                                            tau_bounds_s=s.tau_bounds_s, start=fit)
+        return fit_decay(sup.time_s, mean, model=fit.model if fit.model in ("biexp", "mono") else "auto",
+                         sigma=sigma, exposure_s=exposure_s, tau_bounds_s=s.tau_bounds_s)
+
+    rng = np.random.default_rng([int(s.bootstrap_seed), *seed_key])
+    err = _bootstrap_tau_err(sup, refit, n_boot=s.n_bootstrap_cycles, rng=rng)
+    if not np.isfinite(err):
+        return fit
+    flags = [f for f in fit.flags if f != "no_covariance"]
+    if fit.tau_s > 0 and err / fit.tau_s > 0.5:
+        flags.append("tau_poorly_determined")
+    return fit._with(tau_err_s=err, tau_err_method="bootstrap_cycles",
+                     flags=tuple(dict.fromkeys([*flags, "bootstrap_error"])))
+
+
+# --------------------------------------------------------------------------
+# assembling the table
+# --------------------------------------------------------------------------
+
+def _empty_row(ctx: _Context, level, field_kV_per_cm, n_cycles) -> dict:
+    nan = float("nan")
+    row = {c: nan for c in KINETICS_COLUMNS}
+    row.update(particle_id=ctx.particle_id, level=level, field_kV_per_cm=field_kV_per_cm,
+               n_cycles=int(n_cycles), n_cycles_used=0, n_cycles_used_rec=0, n_cycles_spoiled=0,
+               pol_model="none", rec_model="none", pol_fit_ok=False, rec_fit_ok=False,
+               fit_ok=False, size_nm=ctx.size_nm, size_err_nm=ctx.size_err_nm,
+               bleach_percent_per_min=ctx.bleach_pct, flags="", tau_pol_err_method="none",
+               tau_rec_err_method="none", exclusion_reason="")
+    return row
+
+
+def _levels(c: pd.DataFrame):
+    for level in dict.fromkeys(c["level"].tolist()):
+        cl = c[c["level"] == level]
+        yield level, cl, float(np.median(np.abs(cl["field_kV_per_cm"].to_numpy(dtype=float))))
+
+
+def _assemble(ctx: _Context, sups: dict, fits: dict, sup_flags: dict) -> tuple[pd.DataFrame, dict]:
+    """Rows and report curves from the superposed cycles and the reported fits."""
+    s = ctx.settings
+    rows, curves = [], {}
+    for level, cl, field_kV_per_cm in _levels(ctx.cycles):
+        row = _empty_row(ctx, level, field_kV_per_cm, len(cl))
+        flags = list(ctx.particle_flags)
+        if "no_data" in ctx.particle_flags or len(cl) < s.min_cycles:
+            if "no_data" not in ctx.particle_flags:
+                flags.append("too_few_cycles")
+            row["flags"] = ";".join(dict.fromkeys(flags))
+            row["exclusion_reason"] = exclusion_reason(row, min_cycles=s.min_cycles)
+            rows.append(row)
+            continue
+        for phase in ("pol", "rec"):
+            sup = sups[(level, phase)]
+            flags += [f"{phase}:{f}" for f in sup_flags.get((level, phase), ())]
+            fit = fits.get((level, phase))
+            if fit is not None:
+                flags += [f"{phase}:{f}" for f in fit.flags]
+            if sup.time_s.size:
+                cols = {"t_s": sup.time_s, "mean": sup.mean, "sem": sup.sem, "n_cycles": sup.n,
+                        "fit": fit.curve(sup.time_s) if fit is not None else np.full(sup.time_s.size, np.nan)}
+                cols.update({f"cycle_{cid}": sup.curves[i] for i, cid in enumerate(sup.cycle)})
+                curves[(field_kV_per_cm, phase)] = pd.DataFrame(cols)
+        sp, sr = sups[(level, "pol")], sups[(level, "rec")]
+        row["n_cycles_used"] = sp.n_used
+        row["n_cycles_used_rec"] = sr.n_used
+        row["n_cycles_spoiled"] = int(np.count_nonzero(sp.spoiled | sr.spoiled))
+        # switching efficiency over the cycles of the polarization average
+        se = (ctx.se_table.set_index("cycle").loc[sp.cycle[sp.used], "switching_efficiency"].to_numpy(dtype=float)
+              if ctx.se_table is not None else np.empty(0))
+        se = se[np.isfinite(se)]
+        if se.size:
+            row["switching_efficiency"] = float(np.mean(se))
+            row["switching_efficiency_std"] = float(np.std(se, ddof=1)) if se.size > 1 else float("nan")
+        else:
+            flags.append("no_switching_efficiency")
+        for phase, key in (("pol", "tau_pol"), ("rec", "tau_rec")):
+            fit = fits.get((level, phase))
+            free = ctx.free_fits.get((level, phase)) or {}
+            if free.get("biexp") is not None:
+                row[f"{phase}_delta_bic"] = free["biexp"].delta_bic
+            if fit is None:
+                continue
+            row[f"{phase}_model"] = fit.model
+            row[f"{phase}_fit_ok"] = bool(fit.ok)
+            row[f"{key}_s"] = fit.tau_s
+            row[f"{key}_err_s"] = fit.tau_err_s
+            row[f"{key}_err_method"] = fit.tau_err_method
+            row[f"{key}_fast_s"] = fit.tau1_s
+            row[f"{key}_slow_s"] = fit.tau2_s if fit.model == "biexp" else fit.tau1_s
+            row[f"{phase}_frac"] = fit.frac if fit.model == "biexp" else 1.0
+        pol_fit = fits.get((level, "pol"))
+        if pol_fit is not None and pol_fit.ok:
+            # asymptote of the normalized polarization curve: the stable quenched level
+            row["switching_efficiency_fit"] = 1.0 - pol_fit.i0
+        row["fit_ok"] = bool(row["pol_fit_ok"] and row["rec_fit_ok"])
+        if np.isfinite(ctx.size_nm) and row["pol_fit_ok"]:
+            tau, tau_err = row["tau_pol_s"], row["tau_pol_err_s"]
+            v = float(drift_velocity_nm_per_s(ctx.size_nm, tau))
+            row["velocity_nm_per_s"] = v
+            row["mobility_cm2_per_Vs"] = float(mobility_cm2_per_Vs(v, field_kV_per_cm))
+            size_rel = ctx.size_err_nm / ctx.size_nm if np.isfinite(ctx.size_err_nm) else 0.0
+            rel = math.hypot(tau_err / tau, size_rel) if np.isfinite(tau_err) and tau > 0 else float("nan")
+            row["velocity_err_nm_per_s"] = v * rel
+            row["mobility_err_cm2_per_Vs"] = row["mobility_cm2_per_Vs"] * rel
+        row["flags"] = ";".join(dict.fromkeys(flags))
+        row["exclusion_reason"] = exclusion_reason(row, min_cycles=s.min_cycles)
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=list(KINETICS_COLUMNS))
+    return table, curves
+
+
+# --------------------------------------------------------------------------
+# entry points
+# --------------------------------------------------------------------------
+
+def _report_fits(sups: dict, free_fits: dict, s: KineticsSettings, exposure_s: float,
+                 shape_priors: Mapping | None, particle_id) -> dict:
+    """Reported fit per (level, phase): pooled when a prior exists, else the free selection."""
+    fits = {}
+    pid_key = zlib.crc32(str(particle_id).encode())
+    for (level, phase), free in free_fits.items():
+        if free is None:
+            continue
+        prior = (shape_priors or {}).get(phase) if s.model != "mono" else None
+        sup = sups[(level, phase)]
+        fit = _fit_pooled(sup, s, exposure_s, prior, free) if prior is not None else free["auto"]
+        level_key = zlib.crc32(str(level).encode())
+        fits[(level, phase)] = _with_bootstrap(fit, sup, s, exposure_s, prior,
+                                               (pid_key, level_key, 0 if phase == "pol" else 1),
+                                               noise_scale=_noise_scale(free) if prior is not None else 1.0)
+    return fits
 
 
 def analyze_particle(time_s, intensity, cycles: pd.DataFrame, *, exposure_s: float,
                      settings: KineticsSettings | Mapping | None = None,
-                     particle_id=None, size_nm: float | None = None) -> ParticleKinetics:
+                     particle_id=None, size_nm: float | None = None, size_err_nm: float | None = None,
+                     shape_priors: Mapping[str, ShapePrior] | None = None) -> ParticleKinetics:
     """Switching efficiency and polarization/recovery times of one particle.
 
     Parameters
@@ -243,6 +595,12 @@ def analyze_particle(time_s, intensity, cycles: pd.DataFrame, *, exposure_s: flo
     size_nm : float, optional
         Particle size ``L``; when given, ``velocity_nm_per_s = L / tau_pol``
         and ``mobility_cm2_per_Vs = v / E`` are filled in.
+    size_err_nm : float, optional
+        Standard error of ``size_nm`` (propagated into the mobility error).
+    shape_priors : mapping, optional
+        ``phase -> ShapePrior``: report pooled fits for these phases (see
+        :func:`~plscope.kinetics.population.analyze_population`, which
+        estimates them from all particles).
 
     Returns
     -------
@@ -261,7 +619,8 @@ def analyze_particle(time_s, intensity, cycles: pd.DataFrame, *, exposure_s: flo
     'outlier_detection_skipped', 'cycles_without_plateau', 'no_data') and the
     fit flags of :class:`~plscope.kinetics.fits.DecayFit` ('fit_failed',
     'no_covariance', 'tau_at_bound', 'amplitude_too_small', 'too_few_points',
-    'tau_poorly_determined', 'biexp_degenerate', ...).
+    'tau_poorly_determined', 'biexp_degenerate', 'shape_prior',
+    'bootstrap_error', ...).
     ``switching_efficiency`` is the mean over the cycles of
     ``1 - quenched / bright`` from the plateaus (last ``plateau_s`` of the ON
     window vs. pre-ON); when the ON window is too short for the slow
@@ -304,76 +663,69 @@ def analyze_particle(time_s, intensity, cycles: pd.DataFrame, *, exposure_s: flo
             particle_flags.append("bleach_uncorrected")
             logger.debug("particle %s: bleaching not corrected (%s)", particle_id, bleach.message)
 
-    rows, curves, fits, sups = [], {}, {}, {}
-    levels = list(dict.fromkeys(c["level"].tolist()))
     se_table = (switching_efficiency_per_cycle(t, y_norm, c, exposure_s=exposure_s, plateau_s=s.plateau_s)
                 if len(c) and t.size else None)
-    for level in levels:
-        cl = c[c["level"] == level]
-        field_kV_per_cm = float(np.median(np.abs(cl["field_kV_per_cm"].to_numpy(dtype=float))))
-        row = _empty_row(particle_id, level, field_kV_per_cm, len(cl), size_nm, bleach_pct)
-        flags = list(particle_flags)
-        if "no_data" in particle_flags:
-            row["flags"] = ";".join(dict.fromkeys(flags))
-            rows.append(row)
-            continue
-        if len(cl) < s.min_cycles:
-            flags.append("too_few_cycles")
-            row["flags"] = ";".join(dict.fromkeys(flags))
-            rows.append(row)
-            continue
-        phase_fits: dict[str, DecayFit | None] = {}
-        for phase in ("pol", "rec"):
-            sup = superpose_cycles(t, y_norm, cl, phase=phase, exposure_s=exposure_s, dt_s=s.dt_s,
-                                   plateau_s=s.plateau_s, outlier_k=s.outlier_k,
-                                   outlier_floor=s.outlier_floor, spoil_fraction=s.spoil_fraction)
-            sups[(level, phase)] = sup
-            flags += [f"{phase}:{f}" for f in sup.flags]
-            fit, fflags = _fit_phase(sup, s, exposure_s)
-            flags += [f"{phase}:{f}" for f in fflags]
-            phase_fits[phase] = fit
-            if fit is not None:
-                fits[(level, phase)] = fit
-                flags += [f"{phase}:{f}" for f in fit.flags]
-            if sup.time_s.size:
-                cols = {"t_s": sup.time_s, "mean": sup.mean, "sem": sup.sem, "n_cycles": sup.n,
-                        "fit": fit.curve(sup.time_s) if fit is not None else np.full(sup.time_s.size, np.nan)}
-                cols.update({f"cycle_{cid}": sup.curves[i] for i, cid in enumerate(sup.cycle)})
-                curves[(field_kV_per_cm, phase)] = pd.DataFrame(cols)
-        sp, sr = sups[(level, "pol")], sups[(level, "rec")]
-        row["n_cycles_used"] = sp.n_used
-        row["n_cycles_used_rec"] = sr.n_used
-        row["n_cycles_spoiled"] = int(np.count_nonzero(sp.spoiled | sr.spoiled))
-        # switching efficiency over the cycles of the polarization average
-        se = se_table.set_index("cycle").loc[sp.cycle[sp.used], "switching_efficiency"].to_numpy(dtype=float)
-        se = se[np.isfinite(se)]
-        if se.size:
-            row["switching_efficiency"] = float(np.mean(se))
-            row["switching_efficiency_std"] = float(np.std(se, ddof=1)) if se.size > 1 else float("nan")
-        else:
-            flags.append("no_switching_efficiency")
-        for phase, key in (("pol", "tau_pol"), ("rec", "tau_rec")):
-            fit = phase_fits[phase]
-            if fit is None:
+    sups, sup_flags, free_fits = {}, {}, {}
+    if "no_data" not in particle_flags:
+        for level, cl, _ in _levels(c):
+            if len(cl) < s.min_cycles:
                 continue
-            row[f"{phase}_model"] = fit.model
-            row[f"{phase}_fit_ok"] = bool(fit.ok)
-            row[f"{key}_s"] = fit.tau_s
-            row[f"{key}_err_s"] = fit.tau_err_s
-            row[f"{key}_fast_s"] = fit.tau1_s
-            row[f"{key}_slow_s"] = fit.tau2_s if fit.model == "biexp" else fit.tau1_s
-        pol_fit = phase_fits["pol"]
-        if pol_fit is not None and pol_fit.ok:
-            # asymptote of the normalized polarization curve: the stable quenched level
-            row["switching_efficiency_fit"] = 1.0 - pol_fit.i0
-        row["fit_ok"] = bool(row["pol_fit_ok"] and row["rec_fit_ok"])
-        if size_nm is not None and row["pol_fit_ok"]:
-            v = float(drift_velocity_nm_per_s(size_nm, row["tau_pol_s"]))
-            row["velocity_nm_per_s"] = v
-            row["mobility_cm2_per_Vs"] = float(mobility_cm2_per_Vs(v, field_kV_per_cm))
-        row["flags"] = ";".join(dict.fromkeys(flags))
-        rows.append(row)
-
-    table = pd.DataFrame(rows, columns=list(KINETICS_COLUMNS))
+            for phase in ("pol", "rec"):
+                sup = superpose_cycles(t, y_norm, cl, phase=phase, exposure_s=exposure_s, dt_s=s.dt_s,
+                                       plateau_s=s.plateau_s, outlier_k=s.outlier_k,
+                                       outlier_floor=s.outlier_floor, spoil_fraction=s.spoil_fraction,
+                                       transient_s=s.transient_s)
+                sups[(level, phase)] = sup
+                free, fflags = _fit_free(sup, s, exposure_s)
+                sup_flags[(level, phase)] = (*sup.flags, *fflags)
+                free_fits[(level, phase)] = free
+    size = float("nan") if size_nm is None else float(size_nm)
+    size_err = float("nan") if size_err_nm is None else float(size_err_nm)
+    ctx = _Context(particle_id=particle_id, size_nm=size, size_err_nm=size_err, exposure_s=exposure_s,
+                   settings=s, cycles=c, particle_flags=tuple(dict.fromkeys(particle_flags)),
+                   bleach_pct=bleach_pct, se_table=se_table, free_fits=free_fits, phase_flags=sup_flags)
+    priors = {k: v for k, v in (shape_priors or {}).items() if v is not None}
+    fits = _report_fits(sups, free_fits, s, exposure_s, priors, particle_id)
+    table, curves = _assemble(ctx, sups, fits, sup_flags)
     return ParticleKinetics(table=table, curves=curves, fits=fits, superposed=sups, bleach=bleach,
-                            flags=tuple(dict.fromkeys(particle_flags)))
+                            flags=ctx.particle_flags, free_fits=free_fits,
+                            se_cycles=_se_cycles(se_table, sups, particle_id), shape_priors=priors,
+                            _context=ctx)
+
+
+def _se_cycles(se_table: pd.DataFrame | None, sups: dict, particle_id) -> pd.DataFrame:
+    if se_table is None or len(se_table) == 0:
+        return pd.DataFrame(columns=list(SE_CYCLE_COLUMNS))
+    out = se_table.copy()
+    out.insert(0, "particle_id", particle_id)
+    used = pd.Series(False, index=out["cycle"].to_numpy())
+    for (_, phase), sup in sups.items():
+        if phase == "pol":
+            used.loc[sup.cycle[sup.used]] = True
+    out["used"] = used.loc[out["cycle"].to_numpy()].to_numpy()
+    return out[list(SE_CYCLE_COLUMNS)]
+
+
+def refit_particle(kinetics: ParticleKinetics, shape_priors: Mapping[str, ShapePrior] | None) -> ParticleKinetics:
+    """Refit a particle's averaged curves with shape priors (no new superposition).
+
+    Parameters
+    ----------
+    kinetics : ParticleKinetics
+        From :func:`analyze_particle`.
+    shape_priors : mapping or None
+        ``phase -> ShapePrior``; phases without a prior keep their free fit.
+
+    Returns
+    -------
+    ParticleKinetics
+        A new result with the reported fits, table and curves replaced.
+    """
+    ctx = kinetics._context
+    if ctx is None:
+        raise KineticsInputError("refit_particle: the result was not made by analyze_particle")
+    priors = {k: v for k, v in (shape_priors or {}).items() if v is not None}
+    fits = _report_fits(kinetics.superposed, ctx.free_fits, ctx.settings, ctx.exposure_s, priors,
+                        ctx.particle_id)
+    table, curves = _assemble(ctx, kinetics.superposed, fits, ctx.phase_flags)
+    return dataclasses.replace(kinetics, table=table, curves=curves, fits=fits, shape_priors=priors)

@@ -498,7 +498,7 @@ def superpose_cycles(time_s, norm_intensity, cycles: pd.DataFrame, *,
                      phase: Literal["pol", "rec"], exposure_s: float,
                      dt_s: float | None = None, plateau_s: float = 3.0,
                      outlier_k: float = 4.0, outlier_floor: float = 0.02,
-                     spoil_fraction: float = 0.2) -> SuperposedCycles:
+                     spoil_fraction: float = 0.2, transient_s: float = 0.0) -> SuperposedCycles:
     """Superpose the cycles of one phase relative to their switching edge.
 
     For ``phase='pol'`` the edge is ``on_start_s`` and the window ends at
@@ -538,6 +538,9 @@ def superpose_cycles(time_s, norm_intensity, cycles: pd.DataFrame, *,
     outlier_k, outlier_floor, spoil_fraction : float
         Blink detection (see above); ``outlier_floor`` is in units of the
         bright level.
+    transient_s : float
+        Frames whose exposure starts less than this after the edge are left
+        out (switching transients); times are still measured from the edge.
 
     Returns
     -------
@@ -565,7 +568,7 @@ def superpose_cycles(time_s, norm_intensity, cycles: pd.DataFrame, *,
         mb = frames_in_window(t, row.bright_start_s, row.bright_end_s, exposure_s=exposure_s) & finite
         plateau[i] = robust_mean(y[mb])
         a, b = (row.pol_start_s, row.pol_end_s) if phase == "pol" else (row.rec_start_s, row.rec_end_s)
-        m = frames_in_window(t, a, b, exposure_s=exposure_s) & finite
+        m = frames_in_window(t, a + max(float(transient_s), 0.0), b, exposure_s=exposure_s) & finite
         if not (np.isfinite(plateau[i]) and plateau[i] > 0):
             per_cycle.append((np.empty(0), np.empty(0)))
             continue

@@ -242,21 +242,41 @@ def _as_bool(series: pd.Series) -> np.ndarray:
     return s.isin(("true", "1", "yes", "1.0")).to_numpy()
 
 
+def _slope_cm2_per_Vs(E, v) -> float:
+    """OLS slope of v (nm/s) against E (kV/cm) in cm^2/Vs (NaN when undefined)."""
+    if E.size < 3 or np.ptp(E) == 0:
+        return float("nan")
+    Em = E.mean()
+    slope_nm_per_s_per_kV_per_cm = float(np.sum((E - Em) * (v - v.mean())) / np.sum((E - Em) ** 2))
+    return slope_nm_per_s_per_kV_per_cm * _NM_PER_S_TO_CM_PER_S / _KV_PER_CM_TO_V_PER_CM
+
+
 def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, *,
-                         temperature_K: float) -> dict:
-    """Run-level mobility summary from per-particle, per-level rows.
+                         temperature_K: float, n_bootstrap: int = 2000, seed: int = 0,
+                         confidence: float = 0.95, population=None) -> dict:
+    """Run-level results with their uncertainties, from per-particle, per-level rows.
 
     Parameters
     ----------
     kinetics : DataFrame
         Columns ``particle_id, field_kV_per_cm, tau_pol_s, tau_rec_s,
         switching_efficiency, velocity_nm_per_s, mobility_cm2_per_Vs,
-        fit_ok``. Missing ``velocity_nm_per_s``/``mobility_cm2_per_Vs``
-        values are computed from ``tau_pol_s`` and the particle size.
+        fit_ok`` (+ optional ``tau_*_err_s``, ``exclusion_reason``,
+        ``*_delta_bic``, ``*_model``). Missing
+        ``velocity_nm_per_s``/``mobility_cm2_per_Vs`` values are computed
+        from ``tau_pol_s`` and the particle size.
     particles : DataFrame
         ``particle_id, size_nm``.
     temperature_K : float
         Sample temperature for the Einstein relation, K.
+    n_bootstrap : int
+        Resamples of the cluster bootstrap (particles are resampled whole).
+    seed : int
+        Seed of the bootstrap.
+    confidence : float
+        Level of every interval (keys say ``ci95`` for the default 0.95).
+    population : PopulationKinetics, optional
+        Adds ``shape_priors`` and ``kinetics_flags``.
 
     Returns
     -------
@@ -266,29 +286,54 @@ def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, *,
         - ``ion_mobility_cm2_per_Vs``, ``ion_mobility_std_cm2_per_Vs``:
           mean and sample standard deviation over the used rows (particles x
           fields); ``ion_mobility_median_cm2_per_Vs``;
-        - ``ion_mobility_fit_cm2_per_Vs``, ``ion_mobility_fit_err_cm2_per_Vs``,
-          ``ion_mobility_fit_intercept_nm_per_s``, ``ion_mobility_fit_r2``:
-          slope of drift velocity against field over all used rows (OLS
-          with intercept);
-        - ``diffusion_coefficient_cm2_per_s`` (and ``_std_``): Einstein
-          relation applied to the mean mobility;
+          ``ion_mobility_sem_cm2_per_Vs`` and ``ion_mobility_ci95_cm2_per_Vs``
+          (``[low, high]``): cluster-bootstrap standard error and interval of
+          the mean (whole particles resampled: the rows of one particle share
+          its size and mobility);
+        - ``ion_mobility_fit_cm2_per_Vs``: slope of drift velocity against
+          field over all used rows (OLS with intercept);
+          ``ion_mobility_fit_err_cm2_per_Vs`` its cluster-bootstrap standard
+          error (the OLS one, which treats rows as independent, is
+          ``ion_mobility_fit_err_ols_cm2_per_Vs``),
+          ``ion_mobility_fit_ci95_cm2_per_Vs``,
+          ``ion_mobility_fit_intercept_nm_per_s``, ``ion_mobility_fit_r2``;
+        - ``diffusion_coefficient_cm2_per_s`` (Einstein relation applied to the
+          mean mobility), ``diffusion_coefficient_std_cm2_per_s`` (of the
+          spread), ``diffusion_coefficient_err_cm2_per_s`` and
+          ``diffusion_coefficient_ci95_cm2_per_s`` (carried from the mobility);
         - ``tau_size_slope_s_per_nm`` (``_err_``, ``tau_size_intercept_s``,
           ``tau_size_field_kV_per_cm``, ``tau_size_n``): OLS of
           ``tau_pol_s`` against ``size_nm`` over the used rows at the highest
-          field;
+          field; ``tau_pol_size_fit`` / ``tau_rec_size_fit``: the full fits
+          (slope, errors, ``slope_ci``, r2, n) for polarization and recovery;
+        - ``tau_pol_field_dependence`` / ``tau_rec_field_dependence``: the
+          within-particle power law ``tau ~ E^p`` with its interval and
+          p-value (:func:`~plscope.kinetics.stats.field_dependence`);
+          ``recovery_independent_of_field``: the interval of ``p`` for the
+          recovery contains 0;
         - ``fields_kV_per_cm`` (sorted levels of all rows), ``temperature_K``,
           ``n_particles``, ``n_particles_used``, ``n_rows``, ``n_rows_used``,
-          ``n_rows_excluded``;
+          ``n_rows_excluded``; ``kinetics_excluded_particles``: list of
+          ``{particle_id, reason}`` for particles with no used row;
+        - ``model_choice``: per phase, how many free fits the biexponential
+          and the monoexponential won by BIC, and how many reported fits are
+          pooled biexponentials;
         - ``per_field``: list of ``{field_kV_per_cm, n_used,
           tau_pol_mean_s, tau_pol_std_s, tau_rec_mean_s, tau_rec_std_s,
-          switching_efficiency_mean, mobility_mean_cm2_per_Vs}``;
+          switching_efficiency_mean, switching_efficiency_std,
+          switching_efficiency_cycle_std, mobility_mean_cm2_per_Vs,
+          mobility_sem_cm2_per_Vs}``;
+        - ``confidence``, ``bootstrap`` (resamples, seed, method);
         - ``warnings``: list of str, one per quantity that is None.
 
     Notes
     -----
-    A row is used when ``fit_ok`` is true and its mobility and velocity are
-    finite with a positive field.
+    A row is used when ``fit_ok`` is true (and its ``exclusion_reason``, if
+    the column exists, is empty) and its mobility and velocity are finite
+    with a positive field.
     """
+    from .stats import bootstrap_mean, cluster_bootstrap, field_dependence, linear_fit
+
     warnings_out: list[str] = []
     k = kinetics.copy()
     need = ("particle_id", "field_kV_per_cm", "tau_pol_s", "fit_ok")
@@ -315,6 +360,10 @@ def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, *,
     mu = np.where(np.isfinite(mu), mu, mobility_cm2_per_Vs(v, E))
     fit_ok = _as_bool(k["fit_ok"]) if len(k) else np.zeros(0, bool)
     used = fit_ok & np.isfinite(mu) & np.isfinite(v) & (np.abs(E) > 0)
+    if "exclusion_reason" in k.columns:
+        used &= k["exclusion_reason"].fillna("").astype(str).to_numpy() == ""
+    pid = k["particle_id"].to_numpy()
+    level_name = f"ci{round(100 * confidence):d}"
 
     n_particles = int(particles["particle_id"].nunique()) if particles is not None and len(particles) \
         else int(k["particle_id"].nunique())
@@ -327,7 +376,24 @@ def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, *,
         "n_rows": int(len(k)),
         "n_rows_used": int(np.count_nonzero(used)),
         "n_rows_excluded": int(len(k) - np.count_nonzero(used)),
+        "confidence": float(confidence),
+        "bootstrap": {"n_resamples": int(n_bootstrap), "seed": int(seed),
+                      "method": "cluster bootstrap over particles, expanded percentile interval "
+                                "(Hesterberg 2015); standard errors x sqrt(G/(G-1)) for G particles"},
     }
+    # particles whose kinetics could not be used, with the reason
+    excluded = []
+    if len(k):
+        reasons = (k["exclusion_reason"].fillna("").astype(str) if "exclusion_reason" in k.columns
+                   else pd.Series("", index=k.index))
+        for p_id, idx in k.groupby("particle_id", sort=True).groups.items():
+            if np.any(used[k.index.get_indexer(idx)]):
+                continue
+            rs = [r for r in dict.fromkeys(reasons.loc[idx].tolist()) if r]
+            excluded.append({"particle_id": _jsonable_id(p_id),
+                             "reason": "; ".join(rs) or "no fit with a usable time constant"})
+    out["kinetics_excluded_particles"] = excluded
+
     mu_u = mu[used]
     if mu_u.size:
         out["ion_mobility_cm2_per_Vs"] = _f(np.mean(mu_u))
@@ -341,53 +407,103 @@ def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, *,
     else:
         out["ion_mobility_std_cm2_per_Vs"] = None
         warnings_out.append(f"ion_mobility_std_cm2_per_Vs: {mu_u.size} usable row(s); need 2")
+    ci = bootstrap_mean(mu_u, groups=pid[used], n_boot=n_bootstrap, confidence=confidence, seed=seed)
+    ci_ok = np.isfinite(ci.low) and np.isfinite(ci.high)
+    out["ion_mobility_sem_cm2_per_Vs"] = _f(ci.std_error) if ci_ok else None
+    out[f"ion_mobility_{level_name}_cm2_per_Vs"] = [_f(ci.low), _f(ci.high)] if ci_ok else None
+    if not ci_ok:
+        warnings_out.append(f"ion_mobility_{level_name}_cm2_per_Vs: {ci.n_groups} particle(s) with a "
+                            "usable mobility; the bootstrap needs 2")
 
     slope = mobility_from_velocity_slope(np.abs(E[used]), v[used])
     out["ion_mobility_fit_cm2_per_Vs"] = _f(slope.slope_cm2_per_Vs) if slope.success else None
-    out["ion_mobility_fit_err_cm2_per_Vs"] = _f(slope.slope_err_cm2_per_Vs) if slope.success else None
+    out["ion_mobility_fit_err_ols_cm2_per_Vs"] = _f(slope.slope_err_cm2_per_Vs) if slope.success else None
     out["ion_mobility_fit_intercept_nm_per_s"] = _f(slope.intercept_nm_per_s) if slope.success else None
     out["ion_mobility_fit_r2"] = _f(slope.r2) if slope.success else None
-    if not slope.success:
+    out["ion_mobility_fit_err_cm2_per_Vs"] = out["ion_mobility_fit_err_ols_cm2_per_Vs"]
+    out[f"ion_mobility_fit_{level_name}_cm2_per_Vs"] = None
+    if slope.success:
+        bs = cluster_bootstrap((np.abs(E[used]), v[used]), pid[used], _slope_cm2_per_Vs, n_boot=n_bootstrap,
+                               confidence=confidence, seed=seed)
+        if bs.n_groups >= 3 and np.isfinite(bs.std_error):
+            out["ion_mobility_fit_err_cm2_per_Vs"] = _f(bs.std_error)
+            out[f"ion_mobility_fit_{level_name}_cm2_per_Vs"] = [_f(bs.low), _f(bs.high)]
+    else:
         warnings_out.append(f"ion_mobility_fit_cm2_per_Vs: {slope.message}")
 
     T = float(temperature_K) if temperature_K is not None else float("nan")
-    if out["ion_mobility_cm2_per_Vs"] is not None and np.isfinite(T) and T > 0:
-        mu_mean = out["ion_mobility_cm2_per_Vs"]
-        out["diffusion_coefficient_cm2_per_s"] = _f(einstein_diffusion_cm2_per_s(mu_mean, T))
+    kT_q = einstein_diffusion_cm2_per_s(1.0, T) if np.isfinite(T) and T > 0 else float("nan")
+    if out["ion_mobility_cm2_per_Vs"] is not None and np.isfinite(kT_q):
+        out["diffusion_coefficient_cm2_per_s"] = _f(out["ion_mobility_cm2_per_Vs"] * kT_q)
         std = out["ion_mobility_std_cm2_per_Vs"]
-        out["diffusion_coefficient_std_cm2_per_s"] = (
-            _f(einstein_diffusion_cm2_per_s(std, T)) if std is not None else None)
+        out["diffusion_coefficient_std_cm2_per_s"] = _f(std * kT_q) if std is not None else None
+        sem = out["ion_mobility_sem_cm2_per_Vs"]
+        out["diffusion_coefficient_err_cm2_per_s"] = _f(sem * kT_q) if sem is not None else None
+        mci = out[f"ion_mobility_{level_name}_cm2_per_Vs"]
+        out[f"diffusion_coefficient_{level_name}_cm2_per_s"] = ([_f(mci[0] * kT_q), _f(mci[1] * kT_q)]
+                                                             if mci is not None else None)
     else:
         out["diffusion_coefficient_cm2_per_s"] = out["diffusion_coefficient_std_cm2_per_s"] = None
+        out["diffusion_coefficient_err_cm2_per_s"] = out[f"diffusion_coefficient_{level_name}_cm2_per_s"] = None
         why = "no mobility" if out["ion_mobility_cm2_per_Vs"] is None else f"temperature_K={temperature_K!r}"
         warnings_out.append(f"diffusion_coefficient_cm2_per_s: {why}")
 
-    # tau_pol against size at the highest field
+    # time constants against size at the highest field
     out.update(tau_size_slope_s_per_nm=None, tau_size_slope_err_s_per_nm=None,
-               tau_size_intercept_s=None, tau_size_field_kV_per_cm=None, tau_size_n=0)
+               tau_size_intercept_s=None, tau_size_field_kV_per_cm=None, tau_size_n=0,
+               tau_pol_size_fit=None, tau_rec_size_fit=None)
+    size = k["size_nm"].to_numpy(dtype=float)
     if np.any(used):
         e_max = float(np.max(np.abs(E[used])))
         at = used & np.isclose(np.abs(E), e_max, rtol=1e-3, atol=0.0)
-        size = k["size_nm"].to_numpy(dtype=float)
-        tau = k["tau_pol_s"].to_numpy(dtype=float)
-        sel = at & np.isfinite(size) & np.isfinite(tau)
         out["tau_size_field_kV_per_cm"] = _f(e_max)
-        out["tau_size_n"] = int(np.count_nonzero(sel))
-        xs, ys = size[sel], tau[sel]
-        if xs.size >= 3 and np.ptp(xs) > 0:
-            xm, ym = xs.mean(), ys.mean()
-            sxx = float(np.sum((xs - xm) ** 2))
-            b = float(np.sum((xs - xm) * (ys - ym)) / sxx)
-            a = ym - b * xm
-            s2 = float(np.sum((ys - a - b * xs) ** 2)) / (xs.size - 2)
-            out["tau_size_slope_s_per_nm"] = _f(b)
-            out["tau_size_slope_err_s_per_nm"] = _f(math.sqrt(s2 / sxx))
-            out["tau_size_intercept_s"] = _f(a)
-        else:
-            warnings_out.append(f"tau_size_slope_s_per_nm: {xs.size} particle(s) with a size at "
-                                f"{e_max:g} kV/cm (need 3 with different sizes)")
+        for col, key in (("tau_pol_s", "tau_pol_size_fit"), ("tau_rec_s", "tau_rec_size_fit")):
+            if col not in k.columns:
+                continue
+            tau = k[col].to_numpy(dtype=float)
+            sel = at & np.isfinite(size) & np.isfinite(tau)
+            fit = linear_fit(size[sel], tau[sel], confidence=confidence)
+            if col == "tau_pol_s":
+                out["tau_size_n"] = int(np.count_nonzero(sel))
+            if fit.success:
+                d = fit.to_dict()
+                d["field_kV_per_cm"] = _f(e_max)
+                out[key] = d
+                if col == "tau_pol_s":
+                    out["tau_size_slope_s_per_nm"] = _f(fit.slope)
+                    out["tau_size_slope_err_s_per_nm"] = _f(fit.slope_err)
+                    out["tau_size_intercept_s"] = _f(fit.intercept)
+            elif col == "tau_pol_s":
+                warnings_out.append(f"tau_size_slope_s_per_nm: {fit.n} particle(s) with a size at "
+                                    f"{e_max:g} kV/cm (need 3 with different sizes)")
     else:
         warnings_out.append("tau_size_slope_s_per_nm: no usable row")
+
+    # does a time constant depend on the field? (within particles)
+    for col, key in (("tau_pol_s", "tau_pol_field_dependence"), ("tau_rec_s", "tau_rec_field_dependence")):
+        out[key] = None
+        if col in k.columns and len(fields) >= 2:
+            dep = field_dependence(k, col, used=used, confidence=confidence)
+            if dep.success:
+                out[key] = dep.to_dict()
+    rec_dep = out["tau_rec_field_dependence"]
+    out["recovery_independent_of_field"] = None if rec_dep is None else bool(rec_dep["independent"])
+
+    # model choice (free fits by BIC) and pooling
+    choice = {}
+    for phase in ("pol", "rec"):
+        d = {}
+        if f"{phase}_delta_bic" in k.columns:
+            dbic = k[f"{phase}_delta_bic"].to_numpy(dtype=float)
+            d["biexp_by_bic"] = int(np.count_nonzero(dbic < 0))
+            d["mono_by_bic"] = int(np.count_nonzero(dbic >= 0))
+        if f"{phase}_model" in k.columns:
+            models = k[f"{phase}_model"].astype(str)
+            d["reported"] = {str(m): int(n) for m, n in models.value_counts().items()}
+        if "flags" in k.columns:
+            d["pooled"] = int(k["flags"].fillna("").astype(str).str.contains(f"{phase}:shape_prior").sum())
+        choice[phase] = d
+    out["model_choice"] = choice
 
     per_field = []
     absE = np.abs(E)
@@ -402,15 +518,30 @@ def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, *,
             if fn == "std":
                 return _f(np.std(x, ddof=1)) if x.size > 1 else None
             return _f(np.mean(x)) if x.size else None
+        mci = bootstrap_mean(mu[m], groups=pid[m], n_boot=n_bootstrap, confidence=confidence, seed=seed)
         per_field.append({
             "field_kV_per_cm": f, "n_used": int(np.count_nonzero(m)),
             "tau_pol_mean_s": stat("tau_pol_s", "mean"), "tau_pol_std_s": stat("tau_pol_s", "std"),
             "tau_rec_mean_s": stat("tau_rec_s", "mean"), "tau_rec_std_s": stat("tau_rec_s", "std"),
             "switching_efficiency_mean": stat("switching_efficiency", "mean"),
+            "switching_efficiency_std": stat("switching_efficiency", "std"),
+            "switching_efficiency_cycle_std": stat("switching_efficiency_std", "mean"),
             "mobility_mean_cm2_per_Vs": _f(np.mean(mu[m])) if np.any(m) else None,
+            "mobility_sem_cm2_per_Vs": _f(mci.std_error) if np.isfinite(mci.std_error) else None,
         })
     out["per_field"] = per_field
+    if population is not None:
+        out["shape_priors"] = {ph: pr.to_dict() for ph, pr in population.shape_priors.items()}
+        out["kinetics_flags"] = list(population.flags)
     out["warnings"] = warnings_out
     for w in warnings_out:
         logger.warning("%s", w)
     return out
+
+
+def _jsonable_id(x):
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    return x

@@ -107,6 +107,7 @@ class RunResult:
     extraction: Extraction | None = None
     settings: AnalysisSettings | None = None
     extra_sections: list[str] = field(default_factory=list)
+    population: Any = None   # plscope.kinetics.PopulationKinetics (per-cycle SE, bleaching, shape priors)
     spectra: Any = None   # plscope.pipeline.spectra.SpectraResult when [spectra] is given
 
 
@@ -273,7 +274,7 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     Pure computation on the stored tables: the same extraction and settings
     give the same numbers, bit for bit.
     """
-    from ..kinetics import analyze_particle, summarize_population
+    from ..kinetics import analyze_population, summarize_population
 
     settings = settings or AnalysisSettings()
     meta = ex.meta
@@ -283,20 +284,16 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     t_mid = ex.frames["mid_time_s"].to_numpy(float)
     exposure_s = float(meta.get("exposure_s") or 0.0)
 
-    tables: list[pd.DataFrame] = []
     curves: dict[tuple[int, float, str], pd.DataFrame] = {}
+    kinetic_population = None
     if len(cycles):
-        size_by_id = particles.set_index("particle_id")["size_nm"]
-        for pid, tr in ex.traces.groupby("particle_id", sort=True):
-            tr = tr.sort_values("frame")
-            res = analyze_particle(t_mid[tr["frame"].to_numpy()], tr["intensity"].to_numpy(float),
-                                   cycles, exposure_s=exposure_s, particle_id=int(pid),
-                                   size_nm=float(size_by_id[pid]), settings=settings.kinetics)
-            tables.append(res.table)
-            for key, df in res.curves.items():
-                curves[(int(pid), *key)] = df
-    if tables:
-        kinetics = pd.concat(tables, ignore_index=True)
+        # all particles at once: the biexponential shape is pooled over the population; particles
+        # with a non-empty 'excluded' are analysed but do not inform the pooled shape
+        kinetic_population = analyze_population(ex.traces, t_mid, cycles, exposure_s=exposure_s,
+                                                particles=particles, settings=settings.kinetics)
+        curves = kinetic_population.curves
+    if kinetic_population is not None and len(kinetic_population.table):
+        kinetics = kinetic_population.table
         kinetics = kinetics[KINETICS_COLUMNS + [c for c in kinetics.columns if c not in KINETICS_COLUMNS]]
         kinetics = kinetics.sort_values(["particle_id", "field_kV_per_cm"]).reset_index(drop=True)
         excluded = particles.set_index("particle_id")["excluded"]
@@ -310,7 +307,8 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
         warnings.append(f"{n_excluded} particle(s) left out of the statistics (see particles.csv 'excluded')")
     temperature_K = float(meta["temperature_K"])
     population = summarize_population(used, particles[particles["excluded"] == ""],
-                                      temperature_K=temperature_K)
+                                      temperature_K=temperature_K, n_bootstrap=settings.kinetics.n_bootstrap,
+                                      seed=settings.kinetics.bootstrap_seed, population=kinetic_population)
     warnings.extend(population.pop("warnings", []))
     summary: dict[str, Any] = {
         "schema": 1,
@@ -338,7 +336,7 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
                                               ex.field_trace["field_kV_per_cm"].to_numpy())
     return RunResult(summary=summary, particles=particles, kinetics=kinetics, traces=ex.traces,
                      reference_image=ex.reference_image, frame_time_s=t_mid, cycles=cycles, curves=curves,
-                     field_trace=ft, extraction=ex, settings=settings)
+                     field_trace=ft, extraction=ex, settings=settings, population=kinetic_population)
 
 
 def analyze_imaging(run_dir: str | os.PathLike, settings: AnalysisSettings | None = None, *,
@@ -363,6 +361,8 @@ def _write_results(result: RunResult, folder: Path, prov: dict[str, Any]) -> Non
     result.kinetics.to_parquet(folder / "kinetics.parquet", index=False)
     result.traces.to_csv(folder / "traces.csv.gz", index=False)
     result.cycles.to_csv(folder / "cycles.csv", index=False)
+    if result.population is not None:   # switching efficiency of every particle and cycle (Fig. 1d-e)
+        result.population.se_cycles.to_csv(folder / "switching_efficiency_cycles.csv", index=False)
     write_report(result, folder / "report.html")
     write_json(folder / "provenance.json", prov)
     write_json(folder / "summary.json", result.summary)   # last: marks the folder complete

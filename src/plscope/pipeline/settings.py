@@ -209,7 +209,14 @@ min_cycles = 2               # fewer usable cycles at a level: no fit (flagged)
 min_points = 8               # fewer points in an averaged curve: no fit (flagged)
 model = "auto"               # "auto" (biexponential, mono by BIC/fallback) | "biexp" | "mono"
 # tau_bounds_s = [0.06, 100.0]  # search range of time constants, s (default: from the data)
-weight_by_sem = false        # weight fits by the SEM over cycles
+weight_by_sem = false        # weight fits by the SEM over cycles (overrides weight_by_noise)
+weight_by_noise = true       # weight fits by the measured per-frame noise / sqrt(cycles per point)
+transient_s = 0.0            # leave out frames starting less than this after a switching edge, s
+shape_pooling = true         # pool the biexponential shape over all particles (prior of every fit)
+min_pooled_curves = 5        # fewer usable curves in a phase: no pooling (free fits, BIC model choice)
+n_bootstrap_cycles = 100     # bootstrap over cycles for a fit without covariance (0: off)
+n_bootstrap = 2000           # bootstrap resamples (whole particles) of the population statistics
+bootstrap_seed = 0           # seed of every bootstrap: the same data give the same numbers
 
 [exclusion]
 exclude_border = true                   # leave particles touching the border out of the statistics

@@ -1,26 +1,88 @@
-"""Figures of the per-dataset report, one function per figure.
+"""Figures of the per-dataset report, one function per figure of the paper.
 
 Each function takes plain arrays/tables and returns a
 :class:`matplotlib.figure.Figure` built without pyplot (no global state, no
-display backend needed).
+display backend needed). Missing data give an empty panel with a note, never
+an exception or a warning.
+
+========================  =============================  ==========================
+paper (Chem. Sci. 2025)   content                        function
+========================  =============================  ==========================
+Fig. 1b                   PL trace with field schedule   :func:`trace_with_field`
+Fig. 1c                   cycle superposition + average  :func:`cycle_superposition`
+Fig. 1d-e                 SE per field, histogram        :func:`switching_efficiency`
+Fig. 2a-f                 pol./rec. curves with fits,    :func:`size_examples`
+                          small / medium / large
+Fig. 2g-h                 tau against size, fit + band   :func:`tau_vs_size`
+Fig. 3a                   pol. curves at every field     :func:`field_curves`
+Fig. 3b-d                 tau against field              :func:`tau_vs_field`
+Fig. 3e                   mobility histogram             :func:`mobility_histogram`
+Fig. S10                  drift velocity against field   :func:`velocity_vs_field`
+========================  =============================  ==========================
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-ON_COLOR = "#f28e2b"   # field on (orange, as in the paper)
-OFF_COLOR = "#4e79a7"  # field off (blue)
+ON_COLOR = "#f28e2b"   # field on / polarization (orange, as in the paper)
+OFF_COLOR = "#4e79a7"  # field off / recovery (blue)
+AVG_COLOR = "#e15759"  # cycle average (red, as in the paper's Fig. 1c)
+FIT_COLOR = "k"
+FIELD_CMAP = "viridis"
 
 
-def _fig(w: float = 6.4, h: float = 4.0, ncols: int = 1) -> tuple[Figure, list]:
+def _fig(w: float = 6.4, h: float = 4.0, nrows: int = 1, ncols: int = 1) -> tuple[Figure, list]:
     fig = Figure(figsize=(w, h), layout="constrained")
-    axes = fig.subplots(1, ncols)
-    return fig, list(np.atleast_1d(axes))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, list(axes.ravel())
 
+
+def _no_data(ax, text: str = "no data") -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _finite(*arrays):
+    ok = np.ones(np.asarray(arrays[0]).shape, bool)
+    for a in arrays:
+        ok &= np.isfinite(np.asarray(a, dtype=float))
+    return ok
+
+
+def _used(kinetics: pd.DataFrame) -> pd.DataFrame:
+    """Rows that enter the statistics (fit_ok, and no exclusion reason when the column exists)."""
+    if len(kinetics) == 0:
+        return kinetics
+    ok = kinetics["fit_ok"].astype(bool)
+    if "exclusion_reason" in kinetics.columns:
+        ok &= kinetics["exclusion_reason"].fillna("").astype(str) == ""
+    return kinetics[ok]
+
+
+def _field_colors(fields: Sequence[float]) -> dict[float, tuple]:
+    from matplotlib import colormaps
+
+    cmap = colormaps[FIELD_CMAP]
+    n = len(fields)
+    return {f: cmap(0.15 + 0.7 * (i / max(n - 1, 1))) for i, f in enumerate(fields)}
+
+
+def _fmt_pm(value: float, err: float | None, unit: str = "s") -> str:
+    if err is None or not np.isfinite(err):
+        return f"{value:.2f} {unit}"
+    return f"{value:.2f} ± {err:.2f} {unit}"
+
+
+# --------------------------------------------------------------------------
+# particles
+# --------------------------------------------------------------------------
 
 def reference_image(image: np.ndarray, particles: pd.DataFrame, *, pixel_size_nm: float) -> Figure:
     """Reference image with every particle outlined at its fitted size."""
@@ -39,133 +101,437 @@ def reference_image(image: np.ndarray, particles: pd.DataFrame, *, pixel_size_nm
     return fig
 
 
+# --------------------------------------------------------------------------
+# Fig. 1
+# --------------------------------------------------------------------------
+
 def _shade_field(ax, cycles: pd.DataFrame) -> None:
     for c in cycles.itertuples():
         ax.axvspan(c.on_start_s, c.on_end_s, color=ON_COLOR, alpha=0.15, lw=0)
 
 
 def trace_with_field(time_s: np.ndarray, intensity: np.ndarray, cycles: pd.DataFrame,
-                     field_trace: tuple[np.ndarray, np.ndarray] | None, *, title: str) -> Figure:
-    """PL trace of one particle with the field schedule (paper Fig. 1b)."""
+                     field_trace: tuple[np.ndarray, np.ndarray] | None, *, title: str,
+                     bleach=None) -> Figure:
+    """PL trace of one particle with the field schedule (paper Fig. 1b).
+
+    Parameters
+    ----------
+    time_s, intensity : ndarray, shape (n,)
+        Mid-exposure frame times (s) and the particle's PL.
+    cycles : DataFrame
+        ``on_start_s, on_end_s`` of every cycle (shaded orange).
+    field_trace : (time_s, field_kV_per_cm) or None
+        The recorded field, drawn on a second axis.
+    title : str
+    bleach : callable, optional
+        The bleaching model ``b(t)`` divided out in the analysis (drawn as
+        the expected bright level).
+    """
     fig, (ax,) = _fig(9.0, 3.6)
     _shade_field(ax, cycles)
-    norm = np.nanmedian(intensity[: max(5, len(intensity) // 50)])
-    ax.plot(time_s, intensity / norm, lw=0.7, color="k")
+    y = np.asarray(intensity, dtype=float)
+    t = np.asarray(time_s, dtype=float)
+    head = y[: max(5, len(y) // 50)]
+    norm = np.nanmedian(head) if np.any(np.isfinite(head)) else np.nan
+    if not np.isfinite(norm) or norm == 0:
+        norm = np.nanmax(np.abs(y)) if np.any(np.isfinite(y)) else 1.0
+    ax.plot(t, y / norm, lw=0.7, color="k", label="PL")
+    if bleach is not None and t.size:
+        ax.plot(t, np.asarray(bleach(t), dtype=float), color="#59a14f", lw=1.0, ls="--",
+                label="bright level (bleaching)")
+        ax.legend(fontsize=8, loc="lower left")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("PL (normalized)")
     if field_trace is not None:
         ax2 = ax.twinx()
         ax2.plot(field_trace[0], field_trace[1], color=ON_COLOR, lw=0.8)
         ax2.set_ylabel("field (kV/cm)", color=ON_COLOR)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     return fig
 
 
-def cycle_curves(curves: dict[str, pd.DataFrame], *, title: str) -> Figure:
-    """Superposed cycles, their average and the fit, polarization and recovery (Fig. 1c/2a-f)."""
-    fig, axes = _fig(9.0, 3.4, ncols=2)
-    for ax, phase, color, name in ((axes[0], "pol", ON_COLOR, "polarization (field on)"),
-                                   (axes[1], "rec", OFF_COLOR, "recovery (field off)")):
-        df = curves.get(phase)
-        if df is None or len(df) == 0:
-            ax.text(0.5, 0.5, "no data", ha="center", transform=ax.transAxes)
-            continue
-        for c in [c for c in df.columns if str(c).startswith("cycle_")]:
-            ax.plot(df["t_s"], df[c], color="0.7", lw=0.6)
-        ax.plot(df["t_s"], df["mean"], color=color, lw=1.5, label="cycle average")
-        if "sem" in df:
-            ax.fill_between(df["t_s"], df["mean"] - df["sem"], df["mean"] + df["sem"], color=color, alpha=0.25)
-        if "fit" in df and np.isfinite(df["fit"]).any():
-            ax.plot(df["t_s"], df["fit"], "k--", lw=1.0, label="biexponential fit")
-        ax.set_xlabel("time since switch (s)")
-        ax.set_ylabel("PL (normalized)")
-        ax.set_title(name, fontsize=10)
-        ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
+def _cycle_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if str(c).startswith("cycle_")]
+
+
+def cycle_superposition(pol: pd.DataFrame | None, rec: pd.DataFrame | None, *, on_duration_s: float,
+                        title: str) -> Figure:
+    """Every cycle superposed (grey) with their average (red): a whole field cycle (Fig. 1c).
+
+    Parameters
+    ----------
+    pol, rec : DataFrame or None
+        Averaged curves of one particle and field (``t_s, mean, sem, cycle_<id>``)
+        for polarization and recovery, times from their switching edge.
+    on_duration_s : float
+        Length of the ON half; recovery times are shifted by it.
+    title : str
+    """
+    fig, (ax,) = _fig(7.0, 3.8)
+    parts = [(df, off) for df, off in ((pol, 0.0), (rec, on_duration_s)) if df is not None and len(df)]
+    if not parts:
+        _no_data(ax)
+        return fig
+    ax.axvspan(0.0, on_duration_s, color=ON_COLOR, alpha=0.12, lw=0)
+    if rec is not None and len(rec):
+        ax.axvspan(on_duration_s, on_duration_s + float(np.nanmax(rec["t_s"])), color=OFF_COLOR, alpha=0.08, lw=0)
+    n_cycles = 0
+    for df, off in parts:
+        cols = _cycle_columns(df)
+        n_cycles = max(n_cycles, len(cols))
+        for c in cols:
+            ax.plot(df["t_s"] + off, df[c], color="0.65", lw=0.6)
+    for i, (df, off) in enumerate(parts):
+        ax.plot(df["t_s"] + off, df["mean"], color=AVG_COLOR, lw=1.6,
+                label="average" if i == 0 else None)
+    ax.set_xlabel("time since field on (s)")
+    ax.set_ylabel("PL / pre-switch level")
+    ax.set_title(f"{title}: {n_cycles} cycles superposed (grey), average (red)", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
     return fig
 
 
-def _linfit_band(ax, x: np.ndarray, y: np.ndarray, color: str) -> None:
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3:
+def switching_efficiency(kinetics: pd.DataFrame, *, se_cycles: pd.DataFrame | None = None,
+                         particle_id=None) -> Figure:
+    """Switching efficiency of one particle per cycle and field, and its histogram over particles (Fig. 1d-e).
+
+    Parameters
+    ----------
+    kinetics : DataFrame
+        Per particle and field: ``particle_id, field_kV_per_cm,
+        switching_efficiency`` (+ ``switching_efficiency_std``).
+    se_cycles : DataFrame, optional
+        Per cycle: ``particle_id, cycle, field_kV_per_cm, switching_efficiency, used``.
+    particle_id : optional
+        The particle of panel (d); without per-cycle data its mean ± sd per field is shown.
+    """
+    fig, axes = _fig(10.0, 3.6, ncols=2)
+    ax_d, ax_e = axes
+    fields = sorted(kinetics["field_kV_per_cm"].dropna().unique()) if len(kinetics) else []
+    colors = _field_colors(fields)
+    # (d) one particle
+    drawn = False
+    if particle_id is not None and se_cycles is not None and len(se_cycles):
+        sc = se_cycles[se_cycles["particle_id"] == particle_id]
+        for f in fields:
+            s = sc[np.isclose(sc["field_kV_per_cm"].to_numpy(float), f, rtol=1e-3)]
+            s = s[np.isfinite(s["switching_efficiency"].to_numpy(float))]
+            if len(s) == 0:
+                continue
+            used = s["used"].astype(bool).to_numpy() if "used" in s else np.ones(len(s), bool)
+            x = np.full(len(s), f) + np.linspace(-0.6, 0.6, len(s))
+            ax_d.plot(x[used], s["switching_efficiency"].to_numpy(float)[used], "o", color=colors[f], ms=5)
+            if np.any(~used):
+                ax_d.plot(x[~used], s["switching_efficiency"].to_numpy(float)[~used], "x", color="0.5", ms=5,
+                          label="spoiled by a blink")
+            ax_d.errorbar([f + 2.0], [np.mean(s["switching_efficiency"].to_numpy(float)[used])]
+                          if np.any(used) else [np.nan],
+                          yerr=[np.std(s["switching_efficiency"].to_numpy(float)[used], ddof=1)]
+                          if np.count_nonzero(used) > 1 else None, fmt="s", color="k", ms=4, capsize=3)
+            drawn = True
+        ax_d.set_title(f"(d) particle {particle_id}: SE of every cycle (mean ± sd: black)", fontsize=9)
+    elif particle_id is not None and len(kinetics):
+        k = kinetics[kinetics["particle_id"] == particle_id].sort_values("field_kV_per_cm")
+        se = k["switching_efficiency"].to_numpy(float)
+        sd = k["switching_efficiency_std"].to_numpy(float) if "switching_efficiency_std" in k else None
+        ok = np.isfinite(se)
+        if np.any(ok):
+            ax_d.errorbar(k["field_kV_per_cm"].to_numpy(float)[ok], se[ok],
+                          yerr=None if sd is None else np.where(np.isfinite(sd), sd, 0.0)[ok],
+                          fmt="o", color="k", capsize=3)
+            drawn = True
+        ax_d.set_title(f"(d) particle {particle_id}: SE mean ± sd over cycles", fontsize=9)
+    if drawn:
+        ax_d.set_xlabel("field (kV/cm)")
+        ax_d.set_ylabel("switching efficiency")
+        handles, labels = ax_d.get_legend_handles_labels()
+        if handles:
+            uniq = dict(zip(labels, handles))
+            ax_d.legend(uniq.values(), uniq.keys(), fontsize=7)
+    else:
+        _no_data(ax_d, "no switching efficiency")
+    # (e) histogram over particles per field
+    any_hist = False
+    all_se = kinetics["switching_efficiency"].to_numpy(float) if len(kinetics) else np.empty(0)
+    all_se = all_se[np.isfinite(all_se)]
+    if all_se.size:
+        bins = np.linspace(min(0.0, all_se.min()), max(all_se.max(), 0.05) * 1.05, 16)
+        for f in fields:
+            se = kinetics.loc[kinetics["field_kV_per_cm"] == f, "switching_efficiency"].to_numpy(float)
+            se = se[np.isfinite(se)]
+            if se.size:
+                ax_e.hist(se, bins=bins, alpha=0.55, color=colors[f],
+                          label=f"{f:.0f} kV/cm: {se.mean():.3f} ± {np.std(se, ddof=1) if se.size > 1 else 0:.3f}")
+                any_hist = True
+    if any_hist:
+        ax_e.set_xlabel("switching efficiency")
+        ax_e.set_ylabel("particles")
+        ax_e.set_title(f"(e) histogram over {kinetics['particle_id'].nunique()} particles", fontsize=9)
+        ax_e.legend(fontsize=7)
+    else:
+        _no_data(ax_e, "no switching efficiency")
+    return fig
+
+
+# --------------------------------------------------------------------------
+# Fig. 2
+# --------------------------------------------------------------------------
+
+def _curve_panel(ax, df: pd.DataFrame | None, *, color: str, title: str, show_cycles: bool = True) -> None:
+    if df is None or len(df) == 0:
+        _no_data(ax)
+        ax.set_title(title, fontsize=9)
         return
-    p = np.polyfit(x[ok], y[ok], 1)
-    xx = np.linspace(x[ok].min(), x[ok].max(), 50)
-    ax.plot(xx, np.polyval(p, xx), color=color, lw=1, ls="--")
+    if show_cycles:
+        for c in _cycle_columns(df):
+            ax.plot(df["t_s"], df[c], color="0.75", lw=0.5)
+    ax.plot(df["t_s"], df["mean"], color=color, lw=1.4, label="average")
+    if "sem" in df:
+        sem = df["sem"].to_numpy(float)
+        ok = np.isfinite(sem)
+        if np.any(ok):
+            ax.fill_between(df["t_s"].to_numpy(float)[ok], (df["mean"] - df["sem"]).to_numpy(float)[ok],
+                            (df["mean"] + df["sem"]).to_numpy(float)[ok], color=color, alpha=0.25, lw=0)
+    if "fit" in df and np.isfinite(df["fit"].to_numpy(float)).any():
+        ax.plot(df["t_s"], df["fit"], "--", color=FIT_COLOR, lw=1.0, label="biexponential fit")
+    ax.set_title(title, fontsize=9)
 
 
-def tau_vs_size(kinetics: pd.DataFrame, particles: pd.DataFrame, *, field_kV_per_cm: float) -> Figure:
-    """Polarization and recovery times against particle size (Fig. 2g-h)."""
-    fig, axes = _fig(9.0, 3.6, ncols=2)
-    k = kinetics[(kinetics["field_kV_per_cm"] == field_kV_per_cm) & kinetics["fit_ok"].astype(bool)]
-    if "size_nm" not in k.columns:
-        k = k.merge(particles[["particle_id", "size_nm"]], on="particle_id")
-    for ax, col, color, name in ((axes[0], "tau_pol_s", ON_COLOR, "polarization"),
-                                 (axes[1], "tau_rec_s", OFF_COLOR, "recovery")):
-        ax.plot(k["size_nm"], k[col], "o", color=color, ms=5)
-        _linfit_band(ax, k["size_nm"].to_numpy(float), k[col].to_numpy(float), color)
-        ax.set_xlabel("side length (nm)")
-        ax.set_ylabel(f"τ {name} (s)")
+def size_examples(examples: Sequence[Mapping], *, field_kV_per_cm: float) -> Figure:
+    """Polarization (top) and recovery (bottom) of small, medium and large particles (Fig. 2a-f).
+
+    Parameters
+    ----------
+    examples : sequence of mapping
+        One per column: ``particle_id, size_nm, pol, rec`` (curve frames as
+        in :func:`cycle_superposition`), ``tau_pol_s, tau_pol_err_s,
+        tau_rec_s, tau_rec_err_s``.
+    field_kV_per_cm : float
+    """
+    n = max(len(examples), 1)
+    fig, axes = _fig(3.4 * n + 0.6, 5.6, nrows=2, ncols=n)
+    if not examples:
+        for ax in axes:
+            _no_data(ax, "no particle with usable fits")
+        return fig
+    letters = "abcdef"
+    for j, ex in enumerate(examples):
+        top, bottom = axes[j], axes[n + j]
+        label = f"#{ex['particle_id']}, {ex['size_nm']:.0f} nm"
+        _curve_panel(top, ex.get("pol"), color=ON_COLOR,
+                     title=f"({letters[j]}) {label}: τ_pol = {_fmt_pm(ex['tau_pol_s'], ex.get('tau_pol_err_s'))}")
+        _curve_panel(bottom, ex.get("rec"), color=OFF_COLOR,
+                     title=f"({letters[n + j]}) τ_rec = {_fmt_pm(ex['tau_rec_s'], ex.get('tau_rec_err_s'))}")
+        bottom.set_xlabel("time since switch (s)")
+    axes[0].set_ylabel("PL, field on (norm.)")
+    axes[n].set_ylabel("PL, field off (norm.)")
+    axes[0].legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"Polarization and recovery at {field_kV_per_cm:.0f} kV/cm: small, medium and large particles",
+                 fontsize=10)
+    return fig
+
+
+def tau_vs_size(kinetics: pd.DataFrame, particles: pd.DataFrame, *, field_kV_per_cm: float,
+                confidence: float = 0.95) -> Figure:
+    """Polarization and recovery times against particle size, linear fit and confidence band (Fig. 2g-h)."""
+    from ..kinetics.stats import linear_fit
+
+    fig, axes = _fig(10.0, 3.8, ncols=2)
+    k = _used(kinetics)
+    k = k[np.isclose(k["field_kV_per_cm"].to_numpy(float), field_kV_per_cm, rtol=1e-3)] if len(k) else k
+    if "size_nm" not in k.columns or not np.isfinite(k["size_nm"].to_numpy(float)).any():
+        k = k.drop(columns=["size_nm"], errors="ignore").merge(particles[["particle_id", "size_nm"]],
+                                                                on="particle_id", how="left")
+    for ax, col, color, name, letter in ((axes[0], "tau_pol_s", ON_COLOR, "polarization", "g"),
+                                         (axes[1], "tau_rec_s", OFF_COLOR, "recovery", "h")):
+        x = k["size_nm"].to_numpy(float) if len(k) else np.empty(0)
+        y = k[col].to_numpy(float) if len(k) else np.empty(0)
+        err = k[col.replace("_s", "_err_s")].to_numpy(float) if col.replace("_s", "_err_s") in k else None
+        ok = _finite(x, y) if x.size else np.zeros(0, bool)
+        if not np.any(ok):
+            _no_data(ax)
+            ax.set_title(f"({letter}) {name}", fontsize=9)
+            continue
+        yerr = None if err is None else np.where(np.isfinite(err), err, 0.0)[ok]
+        ax.errorbar(x[ok], y[ok], yerr=yerr, fmt="o", color=color, ms=5, capsize=2, lw=0.8)
+        fit = linear_fit(x[ok], y[ok], confidence=confidence)
+        title = f"({letter}) {name}"
+        if fit.success:
+            xx = np.linspace(x[ok].min(), x[ok].max(), 60)
+            lo, hi = fit.band(xx)
+            ax.plot(xx, fit.predict(xx), color=color, lw=1.2, ls="--")
+            ax.fill_between(xx, lo, hi, color=color, alpha=0.18, lw=0,
+                            label=f"{100 * confidence:.0f} % confidence band")
+            title += f": slope {1e3 * fit.slope:.2f} ± {1e3 * fit.slope_err:.2f} ms/nm, R² = {fit.r2:.2f}"
+            ax.legend(fontsize=7, loc="upper left")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("side length L (nm)")
+        ax.set_ylabel(f"τ_{name[:3]} (s)")
     fig.suptitle(f"Time constants against size at {field_kV_per_cm:.0f} kV/cm", fontsize=10)
     return fig
 
 
-def tau_vs_field(kinetics: pd.DataFrame) -> Figure:
-    """Mean polarization and recovery time against field (Fig. 3d)."""
-    fig, (ax,) = _fig(5.0, 3.6)
-    k = kinetics[kinetics["fit_ok"].astype(bool)]
-    for col, color, name in (("tau_pol_s", ON_COLOR, "polarization"), ("tau_rec_s", OFF_COLOR, "recovery")):
-        g = k.groupby("field_kV_per_cm")[col].agg(["mean", "std"])
-        ax.errorbar(g.index, g["mean"], yerr=g["std"], fmt="o-", color=color, capsize=3, label=name)
-    ax.set_xlabel("field (kV/cm)")
-    ax.set_ylabel("τ (s), mean ± sd over particles")
+# --------------------------------------------------------------------------
+# Fig. 3
+# --------------------------------------------------------------------------
+
+def field_curves(curves_by_field: Mapping[float, pd.DataFrame], *, title: str, phase: str = "pol") -> Figure:
+    """Averaged polarization curves of one particle at every field, with their fits (Fig. 3a)."""
+    fig, (ax,) = _fig(6.0, 3.8)
+    fields = sorted(f for f, df in curves_by_field.items() if df is not None and len(df))
+    if not fields:
+        _no_data(ax)
+        return fig
+    colors = _field_colors(fields)
+    for f in fields:
+        df = curves_by_field[f]
+        ax.plot(df["t_s"], df["mean"], color=colors[f], lw=1.2, label=f"{f:.0f} kV/cm")
+        if "fit" in df and np.isfinite(df["fit"].to_numpy(float)).any():
+            ax.plot(df["t_s"], df["fit"], "--", color="k", lw=0.8)
+    ax.set_xlabel("time since switch (s)")
+    ax.set_ylabel("PL (normalized)")
+    ax.set_title(f"{title} ({'polarization' if phase == 'pol' else 'recovery'}; dashed: fits)", fontsize=10)
     ax.legend(fontsize=8)
     return fig
 
 
-def switching_efficiency(kinetics: pd.DataFrame) -> Figure:
-    """Switching efficiency per field: values and histogram (Fig. 1d-e)."""
-    fig, axes = _fig(9.0, 3.4, ncols=2)
-    fields = sorted(kinetics["field_kV_per_cm"].unique())
-    for i, e in enumerate(fields):
-        se = kinetics.loc[kinetics["field_kV_per_cm"] == e, "switching_efficiency"].dropna()
-        axes[0].plot(np.full(len(se), e) + np.linspace(-1, 1, len(se)), se, "o", ms=4, alpha=0.7)
-        axes[1].hist(se, bins=12, alpha=0.6, label=f"{e:.0f} kV/cm")
-    axes[0].set_xlabel("field (kV/cm)")
-    axes[0].set_ylabel("switching efficiency")
-    axes[1].set_xlabel("switching efficiency")
-    axes[1].set_ylabel("particles")
-    axes[1].legend(fontsize=8)
+def tau_vs_field(kinetics: pd.DataFrame, *, particle_id=None, dependence: Mapping | None = None) -> Figure:
+    """Time constants against field: one particle (b), histograms (c), population (d) (Fig. 3b-d).
+
+    Parameters
+    ----------
+    kinetics : DataFrame
+        Per particle and field: ``tau_pol_s, tau_rec_s`` (+ ``_err_s``), ``fit_ok``.
+    particle_id : optional
+        The particle of panel (b).
+    dependence : mapping, optional
+        ``{'tau_pol_s': dict, 'tau_rec_s': dict}`` of
+        :class:`~plscope.kinetics.stats.FieldDependence` results (shown in (d)).
+    """
+    fig, axes = _fig(13.5, 3.8, ncols=3)
+    ax_b, ax_c, ax_d = axes
+    k = _used(kinetics)
+    phases = (("tau_pol_s", ON_COLOR, "polarization"), ("tau_rec_s", OFF_COLOR, "recovery"))
+    # (b) one particle
+    kp = k[k["particle_id"] == particle_id].sort_values("field_kV_per_cm") if particle_id is not None else k[:0]
+    if len(kp):
+        for col, color, name in phases:
+            err = kp[col.replace("_s", "_err_s")].to_numpy(float) if col.replace("_s", "_err_s") in kp else None
+            ax_b.errorbar(kp["field_kV_per_cm"], kp[col], yerr=None if err is None else np.nan_to_num(err),
+                          fmt="o-", color=color, capsize=3, label=name)
+        ax_b.set_xlabel("field (kV/cm)")
+        ax_b.set_ylabel("τ (s), ± standard error")
+        ax_b.legend(fontsize=8)
+        ax_b.set_title(f"(b) particle {particle_id}", fontsize=9)
+    else:
+        _no_data(ax_b)
+    # (c) histograms per field
+    fields = sorted(k["field_kV_per_cm"].unique()) if len(k) else []
+    vals = np.concatenate([k[c].to_numpy(float) for c, _, _ in phases]) if len(k) else np.empty(0)
+    vals = vals[np.isfinite(vals)]
+    if vals.size:
+        bins = np.linspace(0.0, vals.max() * 1.05, 18)
+        alphas = np.linspace(0.35, 0.8, max(len(fields), 1))
+        for i, f in enumerate(fields):
+            for col, color, name in phases:
+                x = k.loc[k["field_kV_per_cm"] == f, col].to_numpy(float)
+                x = x[np.isfinite(x)]
+                if x.size:
+                    ax_c.hist(x, bins=bins, histtype="step", lw=1.0 + i, color=color, alpha=alphas[i],
+                              label=f"{name[:3]}. {f:.0f} kV/cm")
+        ax_c.set_xlabel("τ (s)")
+        ax_c.set_ylabel("particles")
+        ax_c.legend(fontsize=6, ncol=2)
+        ax_c.set_title("(c) histograms (orange: polarization, blue: recovery)", fontsize=9)
+    else:
+        _no_data(ax_c)
+    # (d) population
+    if len(k):
+        for col, color, name in phases:
+            g = k.groupby("field_kV_per_cm")[col].agg(["mean", "std", "count"])
+            sem = g["std"] / np.sqrt(g["count"].clip(lower=1))
+            label = name
+            dep = (dependence or {}).get(col)
+            if dep and dep.get("exponent") is not None:
+                label += (f": τ ∝ E^{dep['exponent']:.2f}"
+                          f" [{dep['ci_low']:.2f}, {dep['ci_high']:.2f}], p = {dep['p_value']:.2g}")
+            ax_d.errorbar(g.index, g["mean"], yerr=np.nan_to_num(g["std"].to_numpy(float)), fmt="o-",
+                          color=color, capsize=3, label=label)
+            ax_d.errorbar(g.index, g["mean"], yerr=np.nan_to_num(sem.to_numpy(float)), fmt="none",
+                          color="k", capsize=5, lw=1.5)
+        ax_d.set_xlabel("field (kV/cm)")
+        ax_d.set_ylabel("τ (s): mean ± sd (black: ± SEM)")
+        ax_d.legend(fontsize=7)
+        ax_d.set_title(f"(d) all particles (n = {k['particle_id'].nunique()})", fontsize=9)
+    else:
+        _no_data(ax_d)
     return fig
 
 
-def mobility_histogram(kinetics: pd.DataFrame, *, mean: float | None, std: float | None) -> Figure:
-    """Histogram of per-particle, per-field ion mobilities (Fig. 3e)."""
-    fig, (ax,) = _fig(5.0, 3.6)
-    mu = kinetics.loc[kinetics["fit_ok"].astype(bool), "mobility_cm2_per_Vs"].dropna() * 1e10
-    ax.hist(mu, bins=15, color="#76b7b2", ec="white")
+def mobility_histogram(kinetics: pd.DataFrame, *, mean: float | None, std: float | None,
+                       ci: Sequence[float] | None = None) -> Figure:
+    """Histogram of per-particle, per-field ion mobilities with mean ± sd and confidence interval (Fig. 3e)."""
+    fig, (ax,) = _fig(5.6, 3.8)
+    k = _used(kinetics)
+    mu = k["mobility_cm2_per_Vs"].to_numpy(float) * 1e10 if len(k) else np.empty(0)
+    mu = mu[np.isfinite(mu)]
+    if mu.size == 0:
+        _no_data(ax, "no mobility")
+        return fig
+    ax.hist(mu, bins=min(15, max(5, mu.size // 3)), color="#76b7b2", ec="white")
+    if ci is not None and all(c is not None and np.isfinite(c) for c in ci):
+        ax.axvspan(ci[0] * 1e10, ci[1] * 1e10, color="k", alpha=0.12, lw=0, label="95 % CI of the mean")
     if mean is not None:
-        ax.axvline(mean * 1e10, color="k", lw=1)
-        ax.set_title(f"µ = ({mean * 1e10:.2f} ± {(std or 0) * 1e10:.2f})×10⁻¹⁰ cm² V⁻¹ s⁻¹", fontsize=10)
+        ax.axvline(mean * 1e10, color="k", lw=1.2, label="mean")
+        if std is not None:
+            ax.axvline((mean - std) * 1e10, color="k", lw=0.8, ls=":")
+            ax.axvline((mean + std) * 1e10, color="k", lw=0.8, ls=":", label="± sd")
+        ax.set_title(f"µ = ({mean * 1e10:.2f} ± {(std or 0) * 1e10:.2f})×10⁻¹⁰ cm² V⁻¹ s⁻¹"
+                     + (f", 95 % CI [{ci[0] * 1e10:.2f}, {ci[1] * 1e10:.2f}]" if ci and None not in ci else ""),
+                     fontsize=9)
+        ax.legend(fontsize=7)
     ax.set_xlabel("ion mobility (10⁻¹⁰ cm² V⁻¹ s⁻¹)")
-    ax.set_ylabel("count")
+    ax.set_ylabel("particles × fields")
     return fig
 
 
-def velocity_vs_field(kinetics: pd.DataFrame, *, slope_cm2_per_Vs: float | None) -> Figure:
-    """Drift velocity against field with the slope fit (paper Fig. S10)."""
-    fig, (ax,) = _fig(5.0, 3.6)
-    k = kinetics[kinetics["fit_ok"].astype(bool)]
-    ax.plot(k["field_kV_per_cm"], k["velocity_nm_per_s"], "o", alpha=0.6, color="#e15759")
-    if slope_cm2_per_Vs is not None and len(k) > 1:
-        x = np.asarray(k["field_kV_per_cm"], float)
-        y = np.asarray(k["velocity_nm_per_s"], float)
-        ok = np.isfinite(y)
-        p = np.polyfit(x[ok], y[ok], 1)
-        xx = np.linspace(x.min(), x.max(), 20)
-        ax.plot(xx, np.polyval(p, xx), "k--", lw=1,
-                label=f"slope → µ = {slope_cm2_per_Vs:.3g} cm² V⁻¹ s⁻¹")
+def velocity_vs_field(kinetics: pd.DataFrame, *, slope_cm2_per_Vs: float | None,
+                      slope_err_cm2_per_Vs: float | None = None,
+                      intercept_nm_per_s: float | None = None) -> Figure:
+    """Drift velocity ``L / tau_pol`` against field with the slope fit (paper Fig. S10)."""
+    fig, (ax,) = _fig(5.6, 3.8)
+    k = _used(kinetics)
+    if len(k) == 0:
+        _no_data(ax)
+        return fig
+    x = k["field_kV_per_cm"].to_numpy(float)
+    y = k["velocity_nm_per_s"].to_numpy(float)
+    err = k["velocity_err_nm_per_s"].to_numpy(float) if "velocity_err_nm_per_s" in k else None
+    ok = _finite(x, y)
+    ax.errorbar(x[ok], y[ok], yerr=None if err is None else np.nan_to_num(err[ok]), fmt="o", alpha=0.6,
+                color="#e15759", capsize=2, ms=4)
+    if slope_cm2_per_Vs is not None and np.count_nonzero(ok) > 1:
+        xx = np.linspace(x[ok].min(), x[ok].max(), 20)
+        slope_nm = slope_cm2_per_Vs * 1e3 / 1e-7    # (nm/s) per (kV/cm)
+        b = intercept_nm_per_s if intercept_nm_per_s is not None else float(np.mean(y[ok]) - slope_nm * np.mean(x[ok]))
+        label = f"slope → µ = {slope_cm2_per_Vs:.3g}"
+        if slope_err_cm2_per_Vs is not None:
+            label += f" ± {slope_err_cm2_per_Vs:.2g}"
+        ax.plot(xx, b + slope_nm * xx, "k--", lw=1, label=label + " cm² V⁻¹ s⁻¹")
         ax.legend(fontsize=8)
     ax.set_xlabel("field (kV/cm)")
-    ax.set_ylabel("drift velocity L/τ (nm/s)")
+    ax.set_ylabel("drift velocity L/τ_pol (nm/s)")
+    return fig
+
+
+def cycle_curves(curves: dict[str, pd.DataFrame], *, title: str) -> Figure:
+    """Superposed cycles, their average and the fit, polarization and recovery of one particle."""
+    fig, axes = _fig(9.0, 3.4, ncols=2)
+    for ax, phase, color, name in ((axes[0], "pol", ON_COLOR, "polarization (field on)"),
+                                   (axes[1], "rec", OFF_COLOR, "recovery (field off)")):
+        _curve_panel(ax, curves.get(phase), color=color, title=name)
+        ax.set_xlabel("time since switch (s)")
+        ax.set_ylabel("PL (normalized)")
+    fig.suptitle(title, fontsize=10)
     return fig

@@ -1,4 +1,28 @@
-"""The per-dataset HTML report: one file, figures embedded, no server needed."""
+"""The per-dataset HTML report: one file, figures embedded, no server needed.
+
+Every figure of the paper (Chem. Sci. 2025, 16, 22417) that a run can give
+is rebuilt from the run's own data; each ``<figure>`` has an ``id`` and a
+``data-paper-figure`` attribute naming the panel it regenerates:
+
+=====================  ==========  =====================================
+id                     paper       content
+=====================  ==========  =====================================
+``fig-reference``      --          detected particles and their sizes
+``fig-trace``          1b          PL trace with the field schedule
+``fig-superposition``  1c          cycles superposed, average
+``fig-se``             1d-e        switching efficiency per field
+``fig-size-examples``  2a-f        small / medium / large, with fits
+``fig-tau-size``       2g-h        tau against size, fit and band
+``fig-field-curves``   3a          one particle at every field
+``fig-tau-field``      3b-d        tau against field
+``fig-mobility``       3e          mobility histogram, mean, sd, CI
+``fig-velocity``       S10         drift velocity against field
+=====================  ==========  =====================================
+
+A figure that cannot be drawn (e.g. a run without field cycles) is left out
+with a note; it never stops the report. HTML fragments of other analyses
+(e.g. the spectra) are appended from ``result.extra_sections``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +31,7 @@ import html
 import io
 import logging
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,12 +45,14 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;
+color:#222;padding:0 1em}
 h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;font-size:.85em;margin:.5em 0} td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}
 th{background:#f4f4f4} td.k{text-align:left;font-weight:600} figure{margin:1em 0} figcaption{font-size:.85em;color:#555}
 img{max-width:100%} .warn{background:#fff4e5;border-left:4px solid #f28e2b;padding:.4em .8em;margin:.3em 0}
-.small{font-size:.8em;color:#666}
+.small{font-size:.8em;color:#666} .tables{overflow-x:auto}
 """
 
 
@@ -35,107 +62,252 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _figure(fig, caption: str, fig_id: str) -> str:
-    return (f'<figure id="{fig_id}"><img alt="{html.escape(caption)}" '
-            f'src="data:image/png;base64,{_png(fig)}"><figcaption>{html.escape(caption)}</figcaption></figure>')
+def _figure(fig, caption: str, fig_id: str, paper: str | None = None) -> str:
+    attr = f' data-paper-figure="{html.escape(paper)}"' if paper else ""
+    label = f"Fig. {paper} — " if paper else ""
+    text = html.escape(label + caption)
+    return (f'<figure id="{fig_id}"{attr}><img alt="{text}" '
+            f'src="data:image/png;base64,{_png(fig)}"><figcaption>{text}</figcaption></figure>')
+
+
+def _safe_figure(build: Callable[[], Any], caption: str, fig_id: str, paper: str | None = None) -> str:
+    """A figure, or a note when it cannot be drawn (the report is never lost to one figure)."""
+    try:
+        return _figure(build(), caption, fig_id, paper)
+    except Exception as exc:  # noqa: BLE001 - a figure must not stop the report; the numbers are written
+        logger.warning("report figure %s could not be drawn: %s: %s", fig_id, type(exc).__name__, exc)
+        return (f"<div class='warn' id='{fig_id}-missing'>Figure {html.escape(paper or fig_id)} could not be "
+                f"drawn: {html.escape(type(exc).__name__)}: {html.escape(str(exc))}</div>")
 
 
 def _fmt(v: Any) -> str:
     if v is None:
         return "—"
-    if isinstance(v, float):
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (float, np.floating)):
         if not np.isfinite(v):
             return "—"
         return f"{v:.4g}"
     if isinstance(v, (list, tuple)):
+        if len(v) == 2 and all(isinstance(x, (float, int, type(None))) for x in v):
+            return f"[{_fmt(v[0])}, {_fmt(v[1])}]"
         return ", ".join(_fmt(x) for x in v)
     return html.escape(str(v))
 
 
 _SUMMARY_KEYS = [
-    ("n_particles", "particles"), ("n_frames", "frames"), ("fields_kV_per_cm", "field levels (kV/cm)"),
+    ("n_particles", "particles"), ("n_particles_used", "particles in the statistics"),
+    ("n_frames", "frames"), ("fields_kV_per_cm", "field levels (kV/cm)"),
     ("temperature_K", "temperature (K)"), ("psf_sigma_nm", "PSF σ (nm)"),
     ("ion_mobility_cm2_per_Vs", "ion mobility µ (cm² V⁻¹ s⁻¹), mean"),
     ("ion_mobility_std_cm2_per_Vs", "µ spread (sd)"),
+    ("ion_mobility_sem_cm2_per_Vs", "  standard error of the mean (bootstrap over particles)"),
+    ("ion_mobility_ci95_cm2_per_Vs", "  95 % confidence interval of the mean"),
     ("ion_mobility_fit_cm2_per_Vs", "µ from slope of v against E"),
     ("ion_mobility_fit_err_cm2_per_Vs", "  standard error"),
+    ("ion_mobility_fit_ci95_cm2_per_Vs", "  95 % confidence interval"),
     ("diffusion_coefficient_cm2_per_s", "diffusion coefficient D = µ k_B T / q (cm² s⁻¹)"),
+    ("diffusion_coefficient_err_cm2_per_s", "  standard error"),
+    ("diffusion_coefficient_ci95_cm2_per_s", "  95 % confidence interval"),
     ("tau_size_slope_s_per_nm", "slope of τ_pol against size (s/nm)"),
+    ("tau_size_slope_err_s_per_nm", "  standard error"),
+    ("recovery_independent_of_field", "recovery time independent of the field (95 %)"),
 ]
 
 
-def _example_particles(kinetics: pd.DataFrame, particles: pd.DataFrame, field: float) -> list[int]:
-    ok = kinetics[(kinetics["field_kV_per_cm"] == field) & kinetics["fit_ok"].astype(bool)]
-    sizes = particles.set_index("particle_id").loc[ok["particle_id"], "size_nm"].sort_values()
+def _dependence_rows(s: dict) -> str:
+    rows = []
+    for key, name in (("tau_pol_field_dependence", "τ_pol ∝ E^p"), ("tau_rec_field_dependence", "τ_rec ∝ E^p")):
+        d = s.get(key)
+        if not d or d.get("exponent") is None:
+            continue
+        rows.append(f"<tr><td class='k'>{html.escape(name)}: p (95 % CI), p-value</td>"
+                    f"<td>{d['exponent']:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}], "
+                    f"{d['p_value']:.2g}</td></tr>")
+    return "".join(rows)
+
+
+def _representative(kinetics: pd.DataFrame, particles: pd.DataFrame, field: float) -> list[int]:
+    """Smallest, median and largest particle (by size) with usable fits at ``field``."""
+    if len(kinetics) == 0:
+        return []
+    ok = kinetics[np.isclose(kinetics["field_kV_per_cm"].to_numpy(float), field, rtol=1e-6)
+                  & kinetics["fit_ok"].astype(bool)]
+    sizes = particles.drop_duplicates("particle_id").set_index("particle_id")["size_nm"]
+    sizes = sizes.reindex(ok["particle_id"].unique()).dropna().sort_values()
     if len(sizes) == 0:
         return []
     idx = sorted({0, len(sizes) // 2, len(sizes) - 1})
-    return [int(sizes.index[i]) for i in idx]
+    return [sizes.index[i] for i in idx]
+
+
+def _size_of(particles: pd.DataFrame, pid) -> float:
+    p = particles.drop_duplicates("particle_id").set_index("particle_id")
+    return float(p.loc[pid, "size_nm"]) if pid in p.index else float("nan")
+
+
+def _trace_of(result, pid) -> tuple[np.ndarray, np.ndarray]:
+    tr = result.traces[result.traces["particle_id"] == pid].sort_values("frame")
+    return np.asarray(result.frame_time_s)[tr["frame"].to_numpy()], tr["intensity"].to_numpy(float)
+
+
+def _row(kinetics: pd.DataFrame, pid, field: float) -> dict:
+    r = kinetics[(kinetics["particle_id"] == pid)
+                 & np.isclose(kinetics["field_kV_per_cm"].to_numpy(float), field, rtol=1e-6)]
+    return r.iloc[0].to_dict() if len(r) else {}
+
+
+def _quality_section(s: dict, result, pop) -> str:
+    parts = ["<h2>Fits, uncertainties and excluded particles</h2>"]
+    priors = s.get("shape_priors") or ({ph: p.to_dict() for ph, p in pop.shape_priors.items()} if pop else {})
+    if priors:
+        rows = "".join(
+            f"<tr><td class='k'>{'polarization' if ph == 'pol' else 'recovery'}</td><td>{p['n_curves']}</td>"
+            f"<td>{p['frac_mean']:.3f} ± {p['frac_sd']:.3f}</td><td>{p['ratio']:.2f}</td>"
+            f"<td>{p['log_ratio_sd']:.3f}</td></tr>" for ph, p in priors.items())
+        parts.append("<p>Biexponential shape pooled over the population (prior of every fit; the reported "
+                     "τ is the amplitude-weighted mean time, its error the posterior standard error):</p>"
+                     "<table id='shape-priors'><tr><th>phase</th><th>curves</th><th>fast fraction f ± prior sd</th>"
+                     f"<th>τ₂/τ₁</th><th>sd of ln(τ₂/τ₁)</th></tr>{rows}</table>")
+    choice = s.get("model_choice") or {}
+    if choice:
+        rows = "".join(
+            f"<tr><td class='k'>{'polarization' if ph == 'pol' else 'recovery'}</td>"
+            f"<td>{d.get('biexp_by_bic', '—')}</td><td>{d.get('mono_by_bic', '—')}</td>"
+            f"<td>{d.get('pooled', '—')}</td></tr>" for ph, d in choice.items())
+        parts.append("<table id='model-choice'><tr><th>phase</th><th>biexponential wins (BIC, free fits)</th>"
+                     f"<th>monoexponential wins</th><th>pooled fits reported</th></tr>{rows}</table>")
+    excluded = s.get("kinetics_excluded_particles") or []
+    rows = [f"<tr><td>{_fmt(e['particle_id'])}</td><td class='k'>{html.escape(str(e['reason']))}</td></tr>"
+            for e in excluded]
+    parts_tbl = result.particles
+    if "excluded" in parts_tbl.columns:
+        for r in parts_tbl[parts_tbl["excluded"].fillna("").astype(str) != ""].itertuples():
+            rows.append(f"<tr><td>{_fmt(r.particle_id)}</td><td class='k'>{html.escape(str(r.excluded))}</td></tr>")
+    if rows:
+        parts.append("<p>Particles left out of the statistics:</p><table id='excluded-particles'>"
+                     "<tr><th>particle</th><th>reason</th></tr>" + "".join(rows) + "</table>")
+    else:
+        parts.append("<p id='excluded-particles'>No particle was left out of the statistics.</p>")
+    return "\n".join(parts)
 
 
 def render_report(result: "RunResult") -> str:
-    """Render the report of one imaging run as a self-contained HTML string."""
+    """Render the report of one imaging run as a self-contained HTML string.
+
+    Uses ``result.population`` (a :class:`~plscope.kinetics.PopulationKinetics`)
+    when present for the per-cycle switching efficiencies and the bleaching
+    models; everything else comes from the result's tables.
+    """
     s = result.summary
+    pop = getattr(result, "population", None)
     parts: list[str] = []
     title = f"plscope report — {html.escape(s.get('sample') or str(s.get('run', '')))}"
     parts.append(f"<h1>{title}</h1><p class='small'>run folder: {html.escape(str(s.get('run', '')))}</p>")
 
     rows = "".join(f"<tr><td class='k'>{html.escape(label)}</td><td>{_fmt(s.get(key))}</td></tr>"
                    for key, label in _SUMMARY_KEYS if key in s)
-    parts.append(f"<h2>Summary</h2><table id='summary'>{rows}</table>")
+    parts.append(f"<h2>Summary</h2><table id='summary'>{rows}{_dependence_rows(s)}</table>")
     for w in s.get("warnings", []):
         parts.append(f"<div class='warn'>{html.escape(str(w))}</div>")
 
     pixel = float(s.get("pixel_size_nm") or 1.0)
     parts.append("<h2>Particles</h2>")
-    parts.append(_figure(figures.reference_image(result.reference_image, result.particles, pixel_size_nm=pixel),
-                         "Reference image with the detected particles outlined at their fitted side length.",
-                         "fig-reference"))
+    parts.append(_safe_figure(
+        lambda: figures.reference_image(result.reference_image, result.particles, pixel_size_nm=pixel),
+        "Reference image with the detected particles outlined at their fitted side length.", "fig-reference"))
 
     kin = result.kinetics
-    have_kin = len(kin) > 0 and kin["fit_ok"].astype(bool).any()
-    if len(kin) and len(result.cycles):
-        fields = sorted(kin["field_kV_per_cm"].unique())
-        top = fields[-1]
-        examples = _example_particles(kin, result.particles, top)
-        parts.append("<h2>Traces and cycle averages</h2>")
-        if examples:
-            pid = examples[len(examples) // 2]
-            tr = result.traces[result.traces["particle_id"] == pid].sort_values("frame")
-            parts.append(_figure(
-                figures.trace_with_field(result.frame_time_s[tr["frame"].to_numpy()], tr["intensity"].to_numpy(float),
-                                         result.cycles, result.field_trace, title=f"particle {pid}"),
-                f"PL trace of particle {pid} with the field schedule (orange: field on).", "fig-trace"))
-        for pid in examples:
-            size = float(result.particles.set_index("particle_id").loc[pid, "size_nm"])
-            cur = {ph: result.curves.get((pid, top, ph)) for ph in ("pol", "rec")}
-            cur = {k: v for k, v in cur.items() if v is not None}
-            row = kin[(kin["particle_id"] == pid) & (kin["field_kV_per_cm"] == top)].iloc[0]
-            parts.append(_figure(
-                figures.cycle_curves(cur, title=f"particle {pid}, side {size:.0f} nm, {top:.0f} kV/cm: "
-                                     f"τ_pol = {row['tau_pol_s']:.2f} s, τ_rec = {row['tau_rec_s']:.2f} s"),
-                f"Cycle superposition (grey), average ± SEM and biexponential fit for particle {pid}.",
-                f"fig-cycles-{pid}"))
-    if have_kin:
-        fields = sorted(kin["field_kV_per_cm"].unique())
-        parts.append("<h2>Kinetics and mobility</h2>")
-        parts.append(_figure(figures.tau_vs_size(kin, result.particles, field_kV_per_cm=fields[-1]),
-                             "Polarization and recovery time against particle side length (highest field).",
-                             "fig-tau-size"))
-        parts.append(_figure(figures.tau_vs_field(kin), "Mean time constants against field.", "fig-tau-field"))
-        parts.append(_figure(figures.switching_efficiency(kin), "Switching efficiency per field.", "fig-se"))
-        parts.append(_figure(figures.velocity_vs_field(kin, slope_cm2_per_Vs=s.get("ion_mobility_fit_cm2_per_Vs")),
-                             "Drift velocity v = L/τ_pol against field; the slope is the ion mobility.",
-                             "fig-velocity"))
-        parts.append(_figure(figures.mobility_histogram(kin, mean=s.get("ion_mobility_cm2_per_Vs"),
-                                                        std=s.get("ion_mobility_std_cm2_per_Vs")),
-                             "Histogram of ion mobility µ = v/E over particles and fields.", "fig-mobility"))
+    have_cycles = len(kin) > 0 and len(result.cycles) > 0
+    if have_cycles:
+        fields = sorted(kin["field_kV_per_cm"].dropna().unique())
+        top = float(fields[-1])
+        examples = _representative(kin, result.particles, top)
+        rep = examples[len(examples) // 2] if examples else kin["particle_id"].iloc[0]
+        size = _size_of(result.particles, rep)
+        on_s = float(np.median(result.cycles["on_end_s"] - result.cycles["on_start_s"]))
 
-    parts.append("<h2>Tables</h2><h3>Particles</h3>")
+        parts.append("<h2>Switching under the field (Fig. 1)</h2>")
+        bleach = None
+        if pop is not None and rep in pop.particles:
+            bleach = pop.particles[rep].bleach
+
+        def fig_trace():
+            t, y = _trace_of(result, rep)
+            return figures.trace_with_field(t, y, result.cycles, result.field_trace,
+                                            title=f"particle {rep} ({size:.0f} nm)", bleach=bleach)
+        parts.append(_safe_figure(fig_trace, f"PL trace of particle {rep} with the field schedule "
+                                  "(orange: field on; dashed: bleaching divided out).", "fig-trace", "1b"))
+        parts.append(_safe_figure(
+            lambda: figures.cycle_superposition(result.curves.get((rep, top, "pol")),
+                                                result.curves.get((rep, top, "rec")), on_duration_s=on_s,
+                                                title=f"particle {rep}, {top:.0f} kV/cm"),
+            "Every cycle of the particle normalized to its pre-switch level and superposed, with the average "
+            "(blink-spoiled cycles are drawn but left out of the average).", "fig-superposition", "1c"))
+        se_cycles = pop.se_cycles if pop is not None else None
+        parts.append(_safe_figure(
+            lambda: figures.switching_efficiency(kin, se_cycles=se_cycles, particle_id=rep),
+            "Switching efficiency SE = 1 − PL_on/PL_off: (d) of one particle in every cycle at each field, "
+            "(e) histogram over particles at each field.", "fig-se", "1d–e"))
+
+        parts.append("<h2>Size dependence (Fig. 2)</h2>")
+
+        def fig_examples():
+            exs = []
+            for pid in examples:
+                r = _row(kin, pid, top)
+                exs.append({"particle_id": pid, "size_nm": _size_of(result.particles, pid),
+                            "pol": result.curves.get((pid, top, "pol")), "rec": result.curves.get((pid, top, "rec")),
+                            "tau_pol_s": r.get("tau_pol_s", np.nan), "tau_pol_err_s": r.get("tau_pol_err_s"),
+                            "tau_rec_s": r.get("tau_rec_s", np.nan), "tau_rec_err_s": r.get("tau_rec_err_s")})
+            return figures.size_examples(exs, field_kV_per_cm=top)
+        parts.append(_safe_figure(fig_examples, "Polarization (top) and recovery (bottom) of the smallest, a "
+                                  "medium and the largest particle: cycles (grey), average ± SEM and the "
+                                  "biexponential fit (dashed).", "fig-size-examples", "2a–f"))
+        parts.append(_safe_figure(
+            lambda: figures.tau_vs_size(kin, result.particles, field_kV_per_cm=top),
+            "Polarization and recovery time against side length at the highest field (± standard error), "
+            "linear fit and its 95 % confidence band.", "fig-tau-size", "2g–h"))
+
+        parts.append("<h2>Field dependence and ion mobility (Fig. 3)</h2>")
+        parts.append(_safe_figure(
+            lambda: figures.field_curves({f: result.curves.get((rep, f, "pol")) for f in fields},
+                                         title=f"particle {rep}"),
+            "Averaged polarization curves of one particle at every field with their fits.", "fig-field-curves",
+            "3a"))
+        dependence = {"tau_pol_s": s.get("tau_pol_field_dependence"), "tau_rec_s": s.get("tau_rec_field_dependence")}
+        parts.append(_safe_figure(
+            lambda: figures.tau_vs_field(kin, particle_id=rep, dependence=dependence),
+            "Time constants against field: (b) one particle, (c) histograms over particles, (d) mean ± sd "
+            "over particles with the within-particle power law τ ∝ E^p (polarization: p = −1 for drift; "
+            "recovery: p = 0 when the field does not matter).", "fig-tau-field", "3b–d"))
+        parts.append(_safe_figure(
+            lambda: figures.velocity_vs_field(kin, slope_cm2_per_Vs=s.get("ion_mobility_fit_cm2_per_Vs"),
+                                              slope_err_cm2_per_Vs=s.get("ion_mobility_fit_err_cm2_per_Vs"),
+                                              intercept_nm_per_s=s.get("ion_mobility_fit_intercept_nm_per_s")),
+            "Drift velocity v = L/τ_pol against field; the slope is the ion mobility.", "fig-velocity", "S10"))
+        parts.append(_safe_figure(
+            lambda: figures.mobility_histogram(kin, mean=s.get("ion_mobility_cm2_per_Vs"),
+                                               std=s.get("ion_mobility_std_cm2_per_Vs"),
+                                               ci=s.get("ion_mobility_ci95_cm2_per_Vs")),
+            "Histogram of ion mobility µ = v/E over particles and fields, mean ± sd and the bootstrap 95 % "
+            "confidence interval of the mean.", "fig-mobility", "3e"))
+        parts.append(_quality_section(s, result, pop))
+
+    # ---- sections of other analyses (e.g. report/spectra.py) -------------------------------------
+    # Each item of result.extra_sections is a self-contained HTML fragment (<h2> ... figures ...)
+    # rendered by its own module; it is appended here unchanged.
+    for section in getattr(result, "extra_sections", None) or []:
+        parts.append(str(section))
+    # ----------------------------------------------------------------------------------------------
+
+    parts.append("<h2>Tables</h2><div class='tables'><h3>Particles</h3>")
     parts.append(result.particles.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="—"))
     if len(kin):
         parts.append("<h3>Kinetics</h3>")
         parts.append(kin.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="—"))
+    parts.append("</div>")
     prov = s.get("provenance") or {}
     versions = prov.get("versions", {})
     if versions:
