@@ -7,17 +7,13 @@ process never leaves results that look complete.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
+from .._json import jsonable, write_json  # noqa: F401  (re-exported)
 from ..errors import RunFolderError
 
 logger = logging.getLogger(__name__)
@@ -57,6 +53,9 @@ class AtomicOutputDir:
         if out.is_dir() and any(out.iterdir()) and not (out / COMPLETE_MARKER).exists():
             raise RunFolderError(out, "output folder exists, is not empty and holds no plscope results; "
                                       "choose another --out (plscope never deletes files it did not write)")
+        for parent in out.parents:
+            if parent.exists() and not parent.is_dir():
+                raise RunFolderError(out, f"output folder cannot be created: {parent} is a file, not a folder")
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             self.tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -88,28 +87,4 @@ class AtomicOutputDir:
         return False
 
 
-def _jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays and non-finite floats to JSON values."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write ``data`` as indented JSON (NaN/inf become null)."""
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(_jsonable(data), fh, indent=2, allow_nan=False)
-        fh.write("\n")
+__all__ = ["COMPLETE_MARKER", "AtomicOutputDir", "jsonable", "write_json"]

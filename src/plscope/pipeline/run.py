@@ -506,6 +506,6 @@ def reanalyze(out_dir: str | os.PathLike, settings: AnalysisSettings | None = No
 
 
 def _json_ready(obj: Any) -> Any:
-    from .output import _jsonable
+    from .._json import jsonable
 
-    return _jsonable(obj)
+    return jsonable(obj)

@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._json import jsonable
 from ..errors import PlscopeError
 from .kinetics import (
     SE_REFERENCE_FIELD_KV_PER_CM,
@@ -499,21 +500,6 @@ def spectral_experiment_toml(params: SpectralSimParams, *, seed: int) -> str:
     )
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    return obj
 
 
 def _part(path: Path) -> Path:
@@ -665,4 +651,4 @@ def _ground_truth(params: SpectralSimParams, pop: _Population, lamp_info: dict, 
                                  "+ exposure_s] on the DAQ clock; frame_peak_nm is the intensity-weighted "
                                  "mean peak over that exposure",
     }
-    return _jsonable(truth)
+    return jsonable(truth)
