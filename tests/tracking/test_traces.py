@@ -238,3 +238,59 @@ def test_bad_input_raises(synth, scene16):
         extract_traces(np.zeros((2, 16, 16)), parts)  # no sizes, no boxes, no radius
     with pytest.raises(PlscopeError, match="drift"):
         extract_traces(np.zeros((2, 16, 16)), parts, radius_px=3.0, drift="sometimes")
+
+
+# ---------------------------------------------------------------- touching neighbours
+def test_touching_neighbour_light_is_unmixed(synth):
+    # two 700 nm particles 150 nm apart; the right one blinks off (x0.2) in half the frames.
+    # The left one's aperture catches part of its light: with the crosstalk removed its
+    # trace stays flat and its centroid does not move.
+    s = np.array([7.0, 7.0])
+    scene = synth.Scene(np.array([60.4, 60.4 + 7.0 + 1.5]), np.array([70.3, 70.6]), s,
+                        np.array([15000.0, 15000.0]))
+    f = np.ones((16, 2))
+    f[8:, 1] = 0.2
+    stack = synth.render_stack(scene, f, None, as_uint16=False)
+    ref = reference_image(stack, n_frames=8)          # both on in the reference
+    from plscope.tracking import find_particles
+
+    parts, labels, _ = find_particles(ref, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0)
+    assert len(parts) == 2
+    left = int(np.argmin(parts["x_px"]))
+    kw = dict(labels=labels, psf_margin_sigma=1.5, drift_margin_px=0.5, centroids=True)
+    mixed = extract_traces(stack, parts, crosstalk=False, **kw)
+    clean = extract_traces(stack, parts, **kw)
+    i_mixed = as_matrix(mixed, "intensity", 2)[:, left]
+    i_clean = as_matrix(clean, "intensity", 2)[:, left]
+    assert i_mixed[:8].mean() / i_mixed[8:].mean() - 1 > 0.02       # neighbour's blink leaks in
+    assert abs(i_clean[:8].mean() / i_clean[8:].mean() - 1) < 1e-3   # unmixed
+    # the light in the own aperture: a constant fraction (~95 %) of the particle's total
+    assert 0.9 < i_clean.mean() / (synth.GAIN * 15000.0) < 1.0
+    x_mixed = as_matrix(mixed, "x_px", 2)[:, left]
+    x_clean = as_matrix(clean, "x_px", 2)[:, left]
+    assert abs(x_mixed[:8].mean() - x_mixed[8:].mean()) > 0.05       # centroid pulled by the neighbour
+    assert abs(x_clean - 60.4).max() < 0.01                           # truncation bias calibrated out
+    right = 1 - left
+    i_right = as_matrix(clean, "intensity", 2)[:, right]
+    assert i_right[8:].mean() / i_right[:8].mean() == pytest.approx(0.2, abs=0.002)
+
+
+def test_centroid_and_peak_columns_and_annulus_flag(synth, scene16):
+    from plscope.tracking import CENTROID_COLUMNS, PEAK_COLUMNS
+
+    stack = synth.render_stack(scene16, np.ones((6, scene16.n)), None, as_uint16=True)
+    _, sizes, labels, idx = prepare(synth, scene16, stack)
+    traces = extract_traces(stack, sizes, labels=labels, centroids=True, peaks=True, drift="estimate")
+    assert tuple(traces.columns) == TRACE_COLUMNS + CENTROID_COLUMNS + PEAK_COLUMNS + DRIFT_COLUMNS
+    x = as_matrix(traces, "x_px", scene16.n)[:, idx]
+    y = as_matrix(traces, "y_px", scene16.n)[:, idx]
+    assert np.abs(x - scene16.x_px).max() < 0.02 and np.abs(y - scene16.y_px).max() < 0.02
+    peak = as_matrix(traces, "peak_adu", scene16.n)[0, idx]
+    flat = stack[0]
+    for k in range(scene16.n):
+        r, c = int(round(scene16.y_px[k])), int(round(scene16.x_px[k]))
+        assert peak[k] == flat[r - 2:r + 3, c - 2:c + 3].max()      # brightest pixel is near the centre
+    assert traces.attrs["saturation_adu"] == 65535.0
+    # particles >= 12 px apart: most annuli complete, a few lose a corner to a neighbour's region
+    masked = np.array(list(traces.attrs["annulus_masked_fraction"].values()))
+    assert np.median(masked) == 0.0 and masked.max() < 0.15

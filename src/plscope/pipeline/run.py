@@ -55,6 +55,7 @@ class Extraction:
     cycles: pd.DataFrame               # one row per field-ON segment
     reference_image: np.ndarray
     field_trace: pd.DataFrame | None = None   # time_s, field_kV_per_cm (decimated, for the report)
+    drift: pd.DataFrame | None = None         # frame, drift_x_px, drift_y_px (stage drift)
 
     def save(self, folder: str | os.PathLike) -> None:
         """Store exactly (Parquet, NPY, JSON) into ``folder``."""
@@ -67,6 +68,8 @@ class Extraction:
         np.save(folder / "reference.npy", self.reference_image)
         if self.field_trace is not None:
             self.field_trace.to_parquet(folder / "field_trace.parquet", index=False)
+        if self.drift is not None:
+            self.drift.to_parquet(folder / "drift.parquet", index=False)
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> "Extraction":
@@ -79,13 +82,15 @@ class Extraction:
         try:
             meta = json.loads((folder / "extraction.json").read_text())
             ft = folder / "field_trace.parquet"
+            dr = folder / "drift.parquet"
             return cls(meta=meta,
                        frames=pd.read_parquet(folder / "frames.parquet"),
                        particles=pd.read_parquet(folder / "particles.parquet"),
                        traces=pd.read_parquet(folder / "traces.parquet"),
                        cycles=pd.read_parquet(folder / "cycles.parquet"),
                        reference_image=np.load(folder / "reference.npy"),
-                       field_trace=pd.read_parquet(ft) if ft.is_file() else None)
+                       field_trace=pd.read_parquet(ft) if ft.is_file() else None,
+                       drift=pd.read_parquet(dr) if dr.is_file() else None)
         except (OSError, ValueError) as exc:
             raise RunFolderError(folder, f"stored extraction cannot be read: {exc}") from None
 
@@ -109,6 +114,7 @@ class RunResult:
     extra_sections: list[str] = field(default_factory=list)
     population: Any = None   # plscope.kinetics.PopulationKinetics (per-cycle SE, bleaching, shape priors)
     spectra: Any = None   # plscope.pipeline.spectra.SpectraResult when [spectra] is given
+    centroid_shift: pd.DataFrame | None = None   # optical-centroid displacement field on vs off
 
 
 # --------------------------------------------------------------------------
@@ -193,7 +199,9 @@ def _exclusions(particles: pd.DataFrame, settings: AnalysisSettings) -> pd.Serie
     if ex.exclude_near_diffraction_limit and "near_diffraction_limit" in particles:
         add(particles["near_diffraction_limit"], "near_diffraction_limit")
     if ex.exclude_failed_size_fit and "size_fit_ok" in particles:
-        add(~particles["size_fit_ok"].astype(bool), "size_fit_failed")
+        add(~particles["size_fit_ok"].fillna(False).astype(bool), "size_fit_failed")
+    if ex.exclude_poor_quality and "ok" in particles:
+        add(~particles["ok"].fillna(True).astype(bool), "quality")
     return reasons
 
 
@@ -207,7 +215,8 @@ def extract_imaging(cfg: ExperimentConfig, settings: AnalysisSettings | None = N
         For bad input, naming the file and the problem.
     """
     from ..io.stack import open_stack
-    from ..tracking import detect_particles, extract_traces, measure_sizes, reference_image
+    from ..tracking import (estimate_drift, extract_traces, find_particles, link_particle_centroids,
+                            quality_flags, reference_image)
 
     settings = settings or AnalysisSettings()
     warnings: list[str] = list(cfg.warnings)
@@ -228,24 +237,44 @@ def extract_imaging(cfg: ExperimentConfig, settings: AnalysisSettings | None = N
 
     det = settings.detection
     ref = reference_image(stack.data, n_frames=det.reference_frames)
-    detected, labels = detect_particles(ref, threshold_sigma=det.threshold_sigma, min_area_px=det.min_area_px,
-                                        exclude_border_px=det.exclude_border_px,
-                                        split_touching=det.split_touching)
-    if len(detected) == 0:
+    particles, labels, psf_sigma_nm = find_particles(
+        ref, pixel_size_nm=pixel_size_nm, psf_sigma_nm=cfg.movie.psf_sigma_nm,
+        detect_options=dict(threshold_sigma=det.threshold_sigma, min_area_px=det.min_area_px,
+                            exclude_border_px=det.exclude_border_px, split_touching=det.split_touching))
+    if len(particles) == 0:
         raise RunFolderError(cfg.resolve(cfg.movie.path), "no particles found in the reference image")
-    sizes, psf_sigma_nm = measure_sizes(ref, detected, pixel_size_nm=pixel_size_nm,
-                                        psf_sigma_nm=cfg.movie.psf_sigma_nm, labels=labels)
-    particles = detected.drop(columns=["x_px", "y_px"]).merge(sizes, on="particle_id")
-    particles = particles[PARTICLE_COLUMNS + [c for c in particles.columns if c not in PARTICLE_COLUMNS]]
-    particles["excluded"] = _exclusions(particles, settings)
     logger.info("%d particles; PSF sigma %.0f nm", len(particles), psf_sigma_nm)
     # Normalized traces only need a constant fraction of each particle's light:
     # a tight aperture (1.5 sigma of PSF tail) that follows the drift halves
     # the background noise of the full-light aperture.
     tr = settings.traces
-    traces = extract_traces(stack.data, particles, labels=labels, progress=progress, drift=tr.drift,
+    drift = None
+    if tr.drift == "correct":
+        drift = estimate_drift(stack.data, reference=ref)
+        drift_arg: Any = drift
+    else:
+        drift_arg = tr.drift
+    traces = extract_traces(stack.data, particles, labels=labels, progress=progress, drift=drift_arg,
                             reference=ref, psf_margin_sigma=tr.psf_margin_sigma,
-                            drift_margin_px=tr.drift_margin_px)
+                            drift_margin_px=tr.drift_margin_px, centroids=True, peaks=True)
+    # quality flags per particle (blinking, bleaching, saturation, SNR, identity), on field-off frames
+    t_mid = frames["mid_time_s"].to_numpy()
+    off = np.ones(n_frames, bool)
+    for c in cycles.itertuples() if len(cycles) else ():
+        off &= ~((t_mid >= c.on_start_s) & (t_mid < c.on_end_s))
+    tracks = link_particle_centroids(traces)
+    quality = quality_flags(traces, particles, frame_time_s=t_mid, tracks=tracks,
+                            reference_frames=np.flatnonzero(off))
+    particles = particles.merge(quality.drop(columns=["touches_border"], errors="ignore"),
+                                on="particle_id", how="left", suffixes=("", "_quality"))
+    # spec: x_px, y_px are positions in the first frame (the reference is a mean of the first frames)
+    particles["x_ref_px"] = particles["x_px"]
+    particles["y_ref_px"] = particles["y_px"]
+    if drift is not None and len(drift):
+        d0 = drift.sort_values("frame").iloc[0]
+        particles["x_px"] = particles["x_ref_px"] + float(d0["drift_x_px"])
+        particles["y_px"] = particles["y_ref_px"] + float(d0["drift_y_px"])
+    particles["excluded"] = _exclusions(particles, settings)
     traces.attrs = {}
     meta = {
         "run": str(cfg.run_dir),
@@ -261,7 +290,7 @@ def extract_imaging(cfg: ExperimentConfig, settings: AnalysisSettings | None = N
         "warnings": warnings,
     }
     return Extraction(meta=meta, frames=frames, particles=particles, traces=traces, cycles=cycles,
-                      reference_image=ref, field_trace=field_trace)
+                      reference_image=ref, field_trace=field_trace, drift=drift)
 
 
 # --------------------------------------------------------------------------
@@ -332,11 +361,17 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     for k, v in population.items():
         summary.setdefault(k, v)
     summary["warnings"] = warnings
+    shift = None
+    if len(cycles) and "x_px" in ex.traces.columns:
+        from ..tracking import centroid_shift
+
+        shift = centroid_shift(ex.traces, cycles, t_mid, exposure_s=exposure_s,
+                               pixel_size_nm=meta.get("pixel_size_nm"))
     ft = None if ex.field_trace is None else (ex.field_trace["time_s"].to_numpy(),
                                               ex.field_trace["field_kV_per_cm"].to_numpy())
     return RunResult(summary=summary, particles=particles, kinetics=kinetics, traces=ex.traces,
                      reference_image=ex.reference_image, frame_time_s=t_mid, cycles=cycles, curves=curves,
-                     field_trace=ft, extraction=ex, settings=settings, population=kinetic_population)
+                     field_trace=ft, extraction=ex, settings=settings, centroid_shift=shift, population=kinetic_population)
 
 
 def analyze_imaging(run_dir: str | os.PathLike, settings: AnalysisSettings | None = None, *,
@@ -361,6 +396,8 @@ def _write_results(result: RunResult, folder: Path, prov: dict[str, Any]) -> Non
     result.kinetics.to_parquet(folder / "kinetics.parquet", index=False)
     result.traces.to_csv(folder / "traces.csv.gz", index=False)
     result.cycles.to_csv(folder / "cycles.csv", index=False)
+    if result.centroid_shift is not None:
+        result.centroid_shift.to_csv(folder / "centroid_shift.csv", index=False)
     if result.population is not None:   # switching efficiency of every particle and cycle (Fig. 1d-e)
         result.population.se_cycles.to_csv(folder / "switching_efficiency_cycles.csv", index=False)
     write_report(result, folder / "report.html")

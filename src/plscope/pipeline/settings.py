@@ -46,6 +46,7 @@ class ExclusionSettings:
     exclude_border: bool = True
     exclude_near_diffraction_limit: bool = False
     exclude_failed_size_fit: bool = True
+    exclude_poor_quality: bool = True
 
 
 @dataclass(frozen=True)
@@ -222,4 +223,6 @@ bootstrap_seed = 0           # seed of every bootstrap: the same data give the s
 exclude_border = true                   # leave particles touching the border out of the statistics
 exclude_near_diffraction_limit = false  # leave out particles too small for a meaningful size
 exclude_failed_size_fit = true          # leave out particles whose size fit failed
+exclude_poor_quality = true             # leave out particles failing the quality flags (SNR, blinking,
+                                        # bleaching, saturation, crowding; see particles.csv 'reason')
 '''

@@ -54,7 +54,9 @@ from .render import (
     blink_events,
     camera_counts,
     drift_path,
+    place_border_particles,
     place_particles,
+    place_touching_partners,
     render_particles,
 )
 
@@ -140,6 +142,15 @@ class ImagingSimParams:
     extra_ttl: bool = True
     voltage_noise: bool = True
     aux_channel: bool = True
+    # crowded fields of view (the defaults reproduce the uncrowded layout draw for draw)
+    clearance_px: float = CLEARANCE_PX                      # min edge-to-edge gap (touching pairs excepted)
+    border_margin_px: float = BORDER_PX                     # min gap to the image border (border particles excepted)
+    touching_pairs: int = 0                                 # extra particles, each beside another one
+    touching_gap_px: tuple[float, float] = (1.0, 3.0)       # edge-to-edge gap of a touching pair, uniform
+    border_particles: int = 0                               # extra particles cut by the image border
+    brightness_spread: float = 0.0                          # relative sd per particle (lognormal, mean 1)
+    blinking_fraction: float = 1.0                          # fraction of the particles that blink
+    blink_depth_range: tuple[float, float] = (0.3, 0.7)     # PL factor during a blink, uniform
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -160,6 +171,8 @@ class ImagingSimParams:
         coerce("size_range_nm", float, 2)
         coerce("fields_kV_per_cm", float, None)
         coerce("se_at_130", float, 2)
+        coerce("touching_gap_px", float, 2)
+        coerce("blink_depth_range", float, 2)
         for name in NUISANCES:
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 problems.append(f"'{name}' must be true or false, got {getattr(self, name)!r}")
@@ -208,6 +221,21 @@ class ImagingSimParams:
             se_max = se_hi * max(self.fields_kV_per_cm) / SE_REFERENCE_FIELD_KV_PER_CM
             check(se_max < 1, f"'se_at_130' max {se_hi!r} gives a switching efficiency {se_max:.3g} >= 1 "
                               f"at {max(self.fields_kV_per_cm):g} kV/cm")
+        for name in ("clearance_px", "border_margin_px", "brightness_spread"):
+            check(getattr(self, name) >= 0, f"'{name}' must be >= 0, got {getattr(self, name)!r}")
+        for name in ("touching_pairs", "border_particles"):
+            v = getattr(self, name)
+            check(v >= 0 and float(v).is_integer(), f"'{name}' must be a non-negative integer, got {v!r}")
+        check(self.touching_pairs <= self.n_particles,
+              f"'touching_pairs' {self.touching_pairs!r} exceeds 'n_particles' {self.n_particles!r} "
+              "(each pair needs one base particle)")
+        g_lo, g_hi = self.touching_gap_px
+        check(0 <= g_lo <= g_hi, f"'touching_gap_px' must satisfy 0 <= min <= max, got {self.touching_gap_px!r}")
+        check(0 <= self.blinking_fraction <= 1,
+              f"'blinking_fraction' must be in [0, 1], got {self.blinking_fraction!r}")
+        d_lo, d_hi = self.blink_depth_range
+        check(0 <= d_lo <= d_hi <= 1,
+              f"'blink_depth_range' must satisfy 0 <= min <= max <= 1, got {self.blink_depth_range!r}")
         check(0 <= self.bleach_per_min < 1, f"'bleach_per_min' must be in [0, 1), got {self.bleach_per_min!r}")
         check(self.extra_ttl_pulses >= 0 and float(self.extra_ttl_pulses).is_integer(),
               f"'extra_ttl_pulses' must be a non-negative integer, got {self.extra_ttl_pulses!r}")
@@ -239,6 +267,17 @@ class ImagingSimParams:
         included, has a rising edge.
         """
         return float(self.daq_lead_s) if self.daq_lead else 1.0 / self.daq_rate_hz
+
+    @property
+    def n_particles_total(self) -> int:
+        """All particles: ``n_particles`` + touching partners + border particles."""
+        return int(self.n_particles) + int(self.touching_pairs) + int(self.border_particles)
+
+    @property
+    def crowded(self) -> bool:
+        """True when any crowded-field option differs from its default."""
+        return bool(self.touching_pairs or self.border_particles or self.brightness_spread > 0
+                    or self.blinking_fraction < 1)
 
     @property
     def n_cycles(self) -> int:
@@ -291,6 +330,15 @@ class SimulatedPopulation:
         ``(dx, dy)`` per frame (zeros without drift).
     background_angle_rad : float
         Direction of the background illumination gradient.
+    brightness_factor : ndarray, shape (n,), optional
+        Per-particle brightness factor (None: all 1).
+    role : ndarray of int, shape (n,), optional
+        0 for a freely placed particle, 1 for the partner of a touching
+        pair, 2 for a particle cut by the border (None: all 0).
+    partner : ndarray of int, shape (n,), optional
+        Row of the other particle of a touching pair, -1 if none.
+    blinking : ndarray of bool, shape (n,), optional
+        Particles allowed to blink (None: all, when blinking is on).
     """
 
     x_px: np.ndarray
@@ -302,13 +350,18 @@ class SimulatedPopulation:
     blinks: dict[str, np.ndarray]
     drift_px: np.ndarray
     background_angle_rad: float
+    brightness_factor: np.ndarray | None = None
+    role: np.ndarray | None = None
+    partner: np.ndarray | None = None
+    blinking: np.ndarray | None = None
 
     @property
     def n_particles(self) -> int:
         return int(self.size_nm.size)
 
 
-_STREAMS = ("layout", "particles", "blinks", "drift", "background", "camera", "voltage", "aux")
+# (a stream appended here leaves the others unchanged: SeedSequence children are keyed by index)
+_STREAMS = ("layout", "particles", "blinks", "drift", "background", "camera", "voltage", "aux", "crowd")
 
 
 def random_streams(seed: int) -> dict[str, np.random.Generator]:
@@ -342,13 +395,39 @@ def draw_population(params: ImagingSimParams, *, seed: int = 0) -> SimulatedPopu
     n = int(params.n_particles)
     size_nm = rng["layout"].uniform(*params.size_range_nm, size=n)
     side_px = size_nm / params.pixel_size_nm
+    crowd = rng["crowd"]
+    role = np.zeros(n, dtype=int)
+    partner = np.full(n, -1)
     try:
         x, y = place_particles(side_px, params.image_shape, rng=rng["layout"],
-                               clearance_px=CLEARANCE_PX, border_px=BORDER_PX)
+                               clearance_px=params.clearance_px, border_px=params.border_margin_px)
+        if params.touching_pairs:
+            k = int(params.touching_pairs)
+            s_nm = crowd.uniform(*params.size_range_nm, size=k)
+            base, xp, yp = place_touching_partners(
+                x, y, size_nm / params.pixel_size_nm, s_nm / params.pixel_size_nm, params.image_shape,
+                rng=crowd, gap_range_px=params.touching_gap_px, clearance_px=params.clearance_px,
+                border_px=params.border_margin_px)
+            partner[base] = n + np.arange(k)
+            partner = np.concatenate([partner, base])
+            x, y, size_nm = np.append(x, xp), np.append(y, yp), np.append(size_nm, s_nm)
+            role = np.append(role, np.ones(k, dtype=int))
+        if params.border_particles:
+            k = int(params.border_particles)
+            s_nm = crowd.uniform(*params.size_range_nm, size=k)
+            xb, yb = place_border_particles(x, y, size_nm / params.pixel_size_nm, s_nm / params.pixel_size_nm,
+                                            params.image_shape, rng=crowd, clearance_px=params.clearance_px)
+            x, y, size_nm = np.append(x, xb), np.append(y, yb), np.append(size_nm, s_nm)
+            role = np.append(role, np.full(k, 2))
+            partner = np.append(partner, np.full(k, -1))
     except ValueError as exc:
         raise SimulationError(str(exc)) from None
     order = np.lexsort((x, y))
-    x, y, size_nm = x[order], y[order], size_nm[order]
+    x, y, size_nm, role = x[order], y[order], size_nm[order], role[order]
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    partner = np.where(partner[order] >= 0, rank[np.clip(partner[order], 0, None)], -1)
+    n = int(size_nm.size)
 
     r = rng["particles"]
     mobility = params.mobility_cm2_per_Vs * _lognormal_factor(r, params.mobility_spread, n)
@@ -357,15 +436,27 @@ def draw_population(params: ImagingSimParams, *, seed: int = 0) -> SimulatedPopu
 
     if params.blinking:
         blinks = blink_events(n, params.first_frame_time_s, params.daq_duration_s(),
-                              rate_per_s=params.blink_rate_per_s, rng=rng["blinks"])
+                              rate_per_s=params.blink_rate_per_s, rng=rng["blinks"],
+                              factor_range=params.blink_depth_range)
     else:
         blinks = blink_events(n, 0.0, 0.0, rate_per_s=0.0, rng=rng["blinks"])
     drift = (drift_path(params.n_frames, max_px=params.drift_px, rng=rng["drift"])
              if params.drift else np.zeros((params.n_frames, 2)))
     angle = float(rng["background"].uniform(0.0, 2 * np.pi))
+    if not params.crowded:
+        return SimulatedPopulation(x_px=x, y_px=y, size_nm=size_nm, mobility_cm2_per_Vs=mobility,
+                                   tau_rec_s=tau_rec, se_at_130=se, blinks=blinks, drift_px=drift,
+                                   background_angle_rad=angle)
+    factor = _lognormal_factor(crowd, params.brightness_spread, n)
+    blinking = np.zeros(n, bool)
+    blinking[crowd.permutation(n)[:int(round(params.blinking_fraction * n))]] = True
+    if params.blinking:
+        keep = blinking[blinks["particle_index"]]
+        blinks = {k: v[keep] for k, v in blinks.items()}
     return SimulatedPopulation(x_px=x, y_px=y, size_nm=size_nm, mobility_cm2_per_Vs=mobility,
                                tau_rec_s=tau_rec, se_at_130=se, blinks=blinks, drift_px=drift,
-                               background_angle_rad=angle)
+                               background_angle_rad=angle, brightness_factor=factor, role=role,
+                               partner=partner, blinking=blinking & bool(params.blinking))
 
 
 def relative_pl(t_s, population: SimulatedPopulation, params: ImagingSimParams) -> np.ndarray:
@@ -416,7 +507,10 @@ def frame_photons(population: SimulatedPopulation, params: ImagingSimParams) -> 
     avg = exposure_average(lambda t: relative_pl(t, population, params), params.frame_start_times_s(),
                            exposure_s=params.exposure_s, n_sub=exposure_subsamples(params),
                            chunk_samples=max(1 << 12, (1 << 20) // max(population.n_particles, 1)))
-    return brightness_photons(population.size_nm, params)[:, None] * avg
+    bright = brightness_photons(population.size_nm, params)
+    if population.brightness_factor is not None:
+        bright = bright * population.brightness_factor
+    return bright[:, None] * avg
 
 
 def expected_frame(k: int, population: SimulatedPopulation, params: ImagingSimParams,
@@ -536,11 +630,14 @@ def ground_truth(params: ImagingSimParams, population: SimulatedPopulation, *, s
     ids = np.arange(n)
     mu_mean = float(np.mean(pop.mobility_cm2_per_Vs)) if n else float("nan")
 
+    bright = brightness_photons(pop.size_nm, params)
+    if pop.brightness_factor is not None:
+        bright = bright * pop.brightness_factor
     particles = [
         {"particle_id": int(i), "x_px": pop.x_px[i], "y_px": pop.y_px[i], "size_nm": pop.size_nm[i],
          "size_px": pop.size_nm[i] / params.pixel_size_nm, "mobility_cm2_per_Vs": pop.mobility_cm2_per_Vs[i],
          "tau_rec_s": pop.tau_rec_s[i], "se_at_130": pop.se_at_130[i],
-         "brightness_photons": brightness_photons(pop.size_nm[i], params)}
+         "brightness_photons": bright[i]}
         for i in ids
     ]
 
@@ -624,7 +721,35 @@ def ground_truth(params: ImagingSimParams, population: SimulatedPopulation, *, s
                    "read_noise_adu": params.read_noise_adu if params.noise else 0.0,
                    "shot_noise": bool(params.noise)},
     }
+    if pop.role is not None:
+        pairs = sorted({tuple(sorted((int(i), int(j)))) for i, j in enumerate(pop.partner) if j >= 0})
+        truth["crowding"] = {
+            "touching_pairs": [list(p) for p in pairs],
+            "touching_gap_px": [_edge_gap_px(pop, params, i, j) for i, j in pairs],
+            "border_particle_ids": np.flatnonzero(pop.role == 2),
+            "inside_fraction": _inside_fraction(pop, params),
+            "blinking_particle_ids": np.flatnonzero(pop.blinking),
+            "brightness_factor": pop.brightness_factor,
+        }
     return _jsonable(truth)
+
+
+def _edge_gap_px(pop: SimulatedPopulation, params: ImagingSimParams, i: int, j: int) -> float:
+    """Edge-to-edge gap of two square particles (largest of the per-axis gaps)."""
+    s = pop.size_nm / params.pixel_size_nm
+    half = (s[i] + s[j]) / 2
+    return float(max(abs(pop.x_px[i] - pop.x_px[j]) - half, abs(pop.y_px[i] - pop.y_px[j]) - half))
+
+
+def _inside_fraction(pop: SimulatedPopulation, params: ImagingSimParams) -> np.ndarray:
+    """Fraction of each particle's area inside the image (first frame)."""
+    s = pop.size_nm / params.pixel_size_nm
+    rows, cols = params.image_shape
+
+    def overlap(c, lo, hi):
+        return np.clip(np.minimum(c + s / 2, hi) - np.maximum(c - s / 2, lo), 0, None) / s
+
+    return overlap(pop.x_px, -0.5, cols - 0.5) * overlap(pop.y_px, -0.5, rows - 0.5)
 
 
 # --------------------------------------------------------------------------

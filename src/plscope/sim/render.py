@@ -230,3 +230,136 @@ def blink_events(n_particles: int, t_start_s: float, t_end_s: float, *, rate_per
     arr = np.array(rows, dtype=float).reshape(-1, 4)
     return {"particle_index": arr[:, 0].astype(int), "start_s": arr[:, 1], "end_s": arr[:, 2],
             "factor": arr[:, 3]}
+
+
+def _edge_gaps(x: float, y: float, side: float, xs: np.ndarray, ys: np.ndarray, sides: np.ndarray) -> np.ndarray:
+    """Edge-to-edge gaps (Chebyshev, pixels) between one square and others."""
+    half = (side + sides) / 2
+    return np.maximum(np.abs(x - xs) - half, np.abs(y - ys) - half)
+
+
+def place_touching_partners(x_px, y_px, side_px, partner_side_px, shape: tuple[int, int], *,
+                            rng: np.random.Generator, gap_range_px: tuple[float, float] = (1.0, 3.0),
+                            clearance_px: float = 12.0, border_px: float = 2.0,
+                            max_tries: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions of particles that each touch one existing particle.
+
+    Partner ``k`` is put beside a base particle (left, right, above or below,
+    at random), with an edge-to-edge gap drawn uniformly from
+    ``gap_range_px`` and a random offset along the shared edge of up to a
+    quarter of the smaller side. It keeps ``clearance_px`` from every other
+    particle (partners included) and ``border_px`` from the image border.
+    Bases are tried in random order; each base gets at most one partner.
+
+    Parameters
+    ----------
+    x_px, y_px, side_px : array_like, shape (n,)
+        Existing particles (centres and sides, pixels).
+    partner_side_px : array_like, shape (k,)
+        Sides of the partners to place.
+    shape : (rows, cols)
+    rng : numpy.random.Generator
+    gap_range_px, clearance_px, border_px, max_tries
+        Geometry of the pairs and the number of positions tried per base.
+
+    Returns
+    -------
+    base_index, x_px, y_px : ndarray, shape (k,)
+        The base particle of each partner and the partner centres.
+
+    Raises
+    ------
+    ValueError
+        If not every partner can be placed.
+    """
+    xs = np.asarray(x_px, float).ravel().copy()
+    ys = np.asarray(y_px, float).ravel().copy()
+    ss = np.asarray(side_px, float).ravel().copy()
+    partners = np.asarray(partner_side_px, float).ravel()
+    rows, cols = shape
+    n0 = xs.size
+    bases = list(rng.permutation(n0))
+    out_base, out_x, out_y = [], [], []
+    for s in partners:
+        placed = False
+        while bases and not placed:
+            b = int(bases.pop(0))
+            for _ in range(max_tries):
+                direction = int(rng.integers(4))
+                gap = rng.uniform(*gap_range_px)
+                along = rng.uniform(-0.25, 0.25) * min(s, ss[b])
+                reach = (ss[b] + s) / 2 + gap
+                dx, dy = ((reach, along), (-reach, along), (along, reach), (along, -reach))[direction]
+                x, y = xs[b] + dx, ys[b] + dy
+                if not (-0.5 + border_px + s / 2 <= x <= cols - 0.5 - border_px - s / 2
+                        and -0.5 + border_px + s / 2 <= y <= rows - 0.5 - border_px - s / 2):
+                    continue
+                gaps = _edge_gaps(x, y, s, xs, ys, ss)
+                gaps[b] = np.inf
+                if np.all(gaps >= clearance_px):
+                    out_base.append(b)
+                    out_x.append(x)
+                    out_y.append(y)
+                    xs, ys, ss = np.append(xs, x), np.append(ys, y), np.append(ss, s)
+                    placed = True
+                    break
+        if not placed:
+            raise ValueError(f"cannot place {partners.size} touching partner(s) in a {rows}x{cols} image "
+                             f"with {clearance_px:g} px clearance; use fewer pairs or a larger image")
+    return np.asarray(out_base, int), np.asarray(out_x, float), np.asarray(out_y, float)
+
+
+def place_border_particles(x_px, y_px, side_px, border_side_px, shape: tuple[int, int], *,
+                           rng: np.random.Generator, clearance_px: float = 12.0,
+                           max_tries: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of particles cut by the image border.
+
+    Each particle's centre lies on a random edge of the image such that
+    between half of it and all of it is inside (its outer edge between the
+    centre line and the image border), at a random position along the edge,
+    keeping ``clearance_px`` from every other particle.
+
+    Parameters
+    ----------
+    x_px, y_px, side_px : array_like, shape (n,)
+        Existing particles.
+    border_side_px : array_like, shape (k,)
+        Sides of the border particles.
+    shape : (rows, cols)
+    rng : numpy.random.Generator
+    clearance_px : float
+    max_tries : int
+
+    Returns
+    -------
+    x_px, y_px : ndarray, shape (k,)
+
+    Raises
+    ------
+    ValueError
+        If not every particle can be placed.
+    """
+    xs = np.asarray(x_px, float).ravel().copy()
+    ys = np.asarray(y_px, float).ravel().copy()
+    ss = np.asarray(side_px, float).ravel().copy()
+    rows, cols = shape
+    out_x, out_y = [], []
+    for s in np.asarray(border_side_px, float).ravel():
+        for _ in range(max_tries):
+            edge = int(rng.integers(4))
+            depth = rng.uniform(0.0, s / 2)          # centre inside the image by this much
+            if edge in (0, 1):                        # left / right edge, along y
+                x = -0.5 + depth if edge == 0 else cols - 0.5 - depth
+                y = rng.uniform(-0.5 + s / 2, rows - 0.5 - s / 2)
+            else:                                     # top / bottom edge, along x
+                y = -0.5 + depth if edge == 2 else rows - 0.5 - depth
+                x = rng.uniform(-0.5 + s / 2, cols - 0.5 - s / 2)
+            if xs.size == 0 or np.all(_edge_gaps(x, y, s, xs, ys, ss) >= clearance_px):
+                out_x.append(x)
+                out_y.append(y)
+                xs, ys, ss = np.append(xs, x), np.append(ys, y), np.append(ss, s)
+                break
+        else:
+            raise ValueError(f"cannot place a {s:.1f} px particle at the border of a {rows}x{cols} image "
+                             f"with {clearance_px:g} px clearance")
+    return np.asarray(out_x, float), np.asarray(out_y, float)

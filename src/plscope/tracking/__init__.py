@@ -1,37 +1,89 @@
-"""Particles: detection, PSF-aware size, intensity traces.
+"""Particles: detection, PSF-aware size, drift, traces, tracking and quality.
 
 Typical use on a movie ``stack`` (t, rows, cols)::
 
     ref = reference_image(stack, n_frames=64)
-    particles, labels = detect_particles(ref)
-    sizes, psf_sigma_nm = measure_sizes(ref, particles, pixel_size_nm=100.0,
-                                        labels=labels)
-    traces = extract_traces(stack, sizes, labels=labels)
+    particles, labels, psf_sigma_nm = find_particles(ref, pixel_size_nm=100.0)
+    drift = estimate_drift(stack, reference=ref)
+    traces = extract_traces(stack, particles, labels=labels, drift=drift,
+                            centroids=True, peaks=True)
+    quality = quality_flags(traces, particles)
+    shifts = centroid_shift(traces, cycles, frame_time_s)     # with a field
+    write_table(traces, "traces.parquet")
+
+and for a movie of moving particles (colloids, single molecules)::
+
+    tracks = track_movie(stack, diameter_px=11, search_range_px=5, memory=3)
 
 Modules: :mod:`.detect` (reference image, background, segmentation),
-:mod:`.size` (blurred-square fits), :mod:`.traces` (one streaming pass of
-sparse aperture sums), :mod:`.models` (the image model shared with the
-simulator).
+:mod:`.size` (blurred-square fits, equivalent diameters),
+:mod:`.segment` (detection refined by the fit residuals),
+:mod:`.drift` (whole-movie drift), :mod:`.traces` (one streaming pass of
+sparse aperture sums), :mod:`.locate` (per-frame Crocker-Grier
+localization), :mod:`.linking` (trackpy linking, centroid shift),
+:mod:`.quality` (per-particle flags), :mod:`.tables` (Parquet),
+:mod:`.models` (the image model shared with the simulator).
 """
 
 from __future__ import annotations
 
 from . import models
 from .detect import PARTICLE_COLUMNS, detect_particles, estimate_background, reference_image
+from .drift import DRIFT_TABLE_COLUMNS, estimate_drift
+from .linking import (
+    CENTROID_SHIFT_COLUMNS,
+    centroid_shift,
+    filter_tracks,
+    link_features,
+    link_particle_centroids,
+    track_movie,
+)
+from .locate import FEATURE_COLUMNS, locate_features
+from .quality import QUALITY_COLUMNS, blink_mask, quality_flags
+from .segment import find_particles, residual_seeds
 from .size import SIZE_COLUMNS, measure_sizes
-from .traces import DRIFT_COLUMNS, TRACE_COLUMNS, TraceWeights, extract_traces, trace_weights
+from .tables import read_table, tidy, write_table
+from .traces import (
+    CENTROID_COLUMNS,
+    DRIFT_COLUMNS,
+    PEAK_COLUMNS,
+    TRACE_COLUMNS,
+    TraceWeights,
+    extract_traces,
+    trace_weights,
+)
 
 __all__ = [
+    "CENTROID_COLUMNS",
+    "CENTROID_SHIFT_COLUMNS",
     "DRIFT_COLUMNS",
+    "DRIFT_TABLE_COLUMNS",
+    "FEATURE_COLUMNS",
     "PARTICLE_COLUMNS",
+    "PEAK_COLUMNS",
+    "QUALITY_COLUMNS",
     "SIZE_COLUMNS",
     "TRACE_COLUMNS",
     "TraceWeights",
+    "blink_mask",
+    "centroid_shift",
     "detect_particles",
     "estimate_background",
+    "estimate_drift",
     "extract_traces",
+    "filter_tracks",
+    "find_particles",
+    "link_features",
+    "link_particle_centroids",
+    "locate_features",
     "measure_sizes",
     "models",
+    "quality_flags",
+    "read_table",
     "reference_image",
+    "residual_seeds",
+    "tidy",
+    "track_movie",
     "trace_weights",
+    "write_table",
 ]

@@ -11,6 +11,14 @@ frames, see ``perf-notes.md``). A dask stack is processed chunk by chunk with
 :func:`dask.array.map_blocks`, so memory stays bounded by a few chunks
 whatever the length of the movie.
 
+Apertures follow the stage drift (per chunk, ``drift="correct"``, or per
+frame from a whole-movie drift table, :func:`~plscope.tracking.estimate_drift`)
+on a 1/4 px grid, one cached weight matrix per grid shift. With the fitted
+particle model (the :func:`measure_sizes` columns) the light of touching
+neighbours is unmixed (a small linear system per group of touching
+particles) and the per-frame centroids are calibrated for the truncation of
+apertures cut by a neighbour.
+
 Coordinates: ``x`` is the column, ``y`` the row; pixel ``i`` has its centre
 at ``i``.
 """
@@ -35,6 +43,10 @@ logger = logging.getLogger(__name__)
 TRACE_COLUMNS: tuple[str, ...] = ("frame", "particle_id", "intensity", "background")
 #: Extra columns when drift is estimated or corrected.
 DRIFT_COLUMNS: tuple[str, ...] = ("drift_x_px", "drift_y_px")
+#: Extra columns with ``centroids=True``: per-frame intensity-weighted centroid (frame coordinates).
+CENTROID_COLUMNS: tuple[str, ...] = ("x_px", "y_px")
+#: Extra column with ``peaks=True``: brightest raw pixel of the aperture (ADU).
+PEAK_COLUMNS: tuple[str, ...] = ("peak_adu",)
 
 #: Default number of frames per block for numpy input.
 _NUMPY_CHUNK_FRAMES = 64
@@ -64,6 +76,12 @@ class TraceWeights:
         False where the aperture or annulus is empty (trace values NaN).
     shape : (rows, cols)
     moments : bool
+    annulus_masked_fraction : ndarray of float64, shape (n,)
+        Fraction of the nominal annulus (``annulus_px`` width) lost to
+        neighbouring apertures or particle regions, or outside the frame.
+    aperture_order, aperture_starts : ndarray of int64
+        Positions in ``pixels`` of the aperture pixels grouped by particle,
+        and the start of each valid particle's group (for :meth:`peaks`).
     """
 
     matrix: Any
@@ -77,6 +95,9 @@ class TraceWeights:
     valid: np.ndarray
     shape: tuple[int, int]
     moments: bool
+    annulus_masked_fraction: np.ndarray | None = None
+    aperture_order: np.ndarray | None = None
+    aperture_starts: np.ndarray | None = None
 
     @property
     def n_particles(self) -> int:
@@ -103,6 +124,28 @@ class TraceWeights:
             bad = np.flatnonzero(~self.valid)
             for k in range(out.shape[1] // max(n, 1)):
                 out[:, k * n + bad] = np.nan
+        return out
+
+    def peaks(self, frames: np.ndarray) -> np.ndarray:
+        """Brightest raw pixel of each aperture in each frame.
+
+        Parameters
+        ----------
+        frames : ndarray, shape (t, rows, cols)
+
+        Returns
+        -------
+        ndarray of float64, shape (t, n)
+            NaN for invalid particles.
+        """
+        t = frames.shape[0]
+        n = self.n_particles
+        out = np.full((t, n), np.nan)
+        if self.aperture_order is None or self.aperture_order.size == 0:
+            return out
+        flat = np.asarray(frames).reshape(t, -1)
+        ap = np.take(flat, self.pixels[self.aperture_order], axis=1)
+        out[:, self.valid] = np.maximum.reduceat(ap, self.aperture_starts, axis=1)
         return out
 
 
@@ -145,6 +188,50 @@ def _shift_labels(labels: np.ndarray, dx: float, dy: float) -> np.ndarray:
     return out
 
 
+def _annulus_loss(i: int, d: np.ndarray, inner: float, outer: float, owner_box: np.ndarray,
+                  lab_box: np.ndarray | None, centre: tuple[float, float], origin: tuple[int, int],
+                  metric) -> float:
+    """Fraction of particle ``i``'s nominal annulus lost to neighbours or outside the frame."""
+    cx, cy = centre
+    r0, c0 = origin
+    # nominal annulus, counted on an unclipped grid: pixels outside the frame count as lost
+    yn, xn = np.mgrid[math.floor(cy - outer) - 1:math.ceil(cy + outer) + 2,
+                      math.floor(cx - outer) - 1:math.ceil(cx + outer) + 2]
+    dn = metric(xn, yn, i)
+    n_nom = int(((dn > inner) & (dn <= outer)).sum())
+    if n_nom == 0:
+        return float("nan")
+    # lost to neighbours: their apertures and particle regions (not this particle's own)
+    foreign = (owner_box >= 0) & (owner_box != i)
+    if lab_box is not None:
+        iy, ix = int(round(cy)) - r0, int(round(cx)) - c0
+        own = lab_box[iy, ix] if 0 <= iy < lab_box.shape[0] and 0 <= ix < lab_box.shape[1] else 0
+        foreign |= ndimage.binary_dilation((lab_box > 0) & (lab_box != own), iterations=2)
+    kept = (d > inner) & (d <= outer) & ~foreign
+    return 1.0 - float(kept.sum()) / n_nom
+
+
+def _inv3(m: np.ndarray, max_cond: float = 1e8) -> np.ndarray | None:
+    """Inverse of a symmetric 3 x 3 matrix by cofactors (LAPACK calls on 3 x 3 cost more
+    than the arithmetic); None when it is ill-conditioned."""
+    a, b, c = m[0]
+    _, d, e = m[1]
+    f = m[2, 2]
+    c00 = d * f - e * e
+    c01 = c * e - b * f
+    c02 = b * e - c * d
+    det = a * c00 + b * c01 + c * c02
+    norm = np.abs(m).sum(axis=1).max()
+    if not np.isfinite(det) or det == 0:
+        return None
+    inv = np.array([[c00, c01, c02],
+                    [c01, a * f - c * c, b * c - a * e],
+                    [c02, b * c - a * e, a * d - b * b]]) / det
+    if norm * np.abs(inv).sum(axis=1).max() > max_cond:       # 1-norm condition number
+        return None
+    return inv
+
+
 def trace_weights(
     shape: tuple[int, int],
     particles: pd.DataFrame,
@@ -159,6 +246,7 @@ def trace_weights(
     shift_px: tuple[float, float] = (0.0, 0.0),
     moments: bool = False,
     min_annulus_px: int = 20,
+    annulus_flags: bool = True,
 ) -> TraceWeights:
     """Sparse aperture / annulus weights for :func:`extract_traces`.
 
@@ -202,6 +290,8 @@ def trace_weights(
         Also compute first-moment columns (for drift estimates).
     min_annulus_px : int
         Minimum number of annulus pixels.
+    annulus_flags : bool
+        Compute :attr:`TraceWeights.annulus_masked_fraction` (else NaN).
 
     Returns
     -------
@@ -260,6 +350,7 @@ def trace_weights(
         sub_best[take] = rel[take]
         owner[r0:r1, c0:c1][take] = i
     excluded = owner >= 0
+    lab = None
     if labels is not None:
         lab = np.asarray(labels)
         if lab.shape != (rows, cols):
@@ -274,7 +365,9 @@ def trace_weights(
     vals: list[np.ndarray] = []
     n_ap = np.zeros(n, np.int64)
     n_ann = np.zeros(n, np.int64)
+    masked = np.full(n, np.nan)
     valid = np.ones(n, bool)
+    ap_flat: list[np.ndarray] = []
     narrow = 0
     for i in range(n):
         r0, r1, c0, c1 = boxes[i]
@@ -285,6 +378,10 @@ def trace_weights(
         flat = ys * cols + xs
         ap = owner[r0:r1, c0:c1] == i
         d = metric(xs, ys, i)
+        if annulus_flags:
+            masked[i] = _annulus_loss(i, d, r[i] + gap, r[i] + gap + width, owner[r0:r1, c0:c1],
+                                      None if lab is None else lab[r0:r1, c0:c1],
+                                      (cx[i], cy[i]), (r0, c0), metric)
         w_ann = width
         for _ in range(4):
             ann = (d > r[i] + gap) & (d <= r[i] + gap + w_ann) & ~excluded[r0:r1, c0:c1]
@@ -303,8 +400,9 @@ def trace_weights(
         if background == "plane" and n_ann[i] >= 10:
             A = np.column_stack([np.ones(n_ann[i]), xb, yb])
             ata = A.T @ A
-            if np.linalg.cond(ata) < 1e8:
-                proj = A @ np.linalg.inv(ata)          # (n_ann, 3): u = proj @ h
+            inv = _inv3(ata)
+            if inv is not None:
+                proj = A @ inv                         # (n_ann, 3): u = proj @ h
                 basis_ap = np.column_stack([np.ones(n_ap[i]), xa, ya])
             else:
                 proj = np.full((n_ann[i], 1), 1.0 / n_ann[i])
@@ -314,6 +412,7 @@ def trace_weights(
             basis_ap = np.ones((n_ap[i], 1))
         flat_ap = flat[ap]
         flat_ann = flat[ann]
+        ap_flat.append(flat_ap)
         # aperture weight vectors v and their background correction -proj @ (basis_ap^T v)
         vectors = [np.ones(n_ap[i])]
         if moments:
@@ -343,12 +442,18 @@ def trace_weights(
         mat = sparse.csr_array((vv.astype(np.float32), (inverse, ci)), shape=(pixels.size, n_cols),
                                dtype=np.float32)
         mat.sum_duplicates()
+        ap_all = np.concatenate(ap_flat)
+        ap_order = np.searchsorted(pixels, ap_all).astype(np.int64)
+        ap_starts = np.cumsum([0] + [a.size for a in ap_flat[:-1]]).astype(np.int64)
     else:
         pixels = np.zeros(0, np.int64)
         mat = sparse.csr_array((0, n_cols), dtype=np.float32)
+        ap_order = np.zeros(0, np.int64)
+        ap_starts = np.zeros(0, np.int64)
     return TraceWeights(matrix=mat, pixels=pixels.astype(np.int64), particle_id=pid, x_px=cx, y_px=cy,
                         radius_px=r, n_aperture_px=n_ap, n_annulus_px=n_ann, valid=valid,
-                        shape=(rows, cols), moments=moments)
+                        shape=(rows, cols), moments=moments, annulus_masked_fraction=masked,
+                        aperture_order=ap_order, aperture_starts=ap_starts)
 
 
 # --------------------------------------------------------------------------
@@ -390,45 +495,273 @@ def _centroid_offsets(vals: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]
 _SHIFT_STEP_PX = 0.25
 
 
+def _model_columns(w: TraceWeights, particles: pd.DataFrame, shift: tuple[float, float],
+                   step_px: float | None = None) -> list[np.ndarray] | None:
+    """``C[j, k]``: column ``k`` of :meth:`TraceWeights.apply` for particle ``j``'s unit light alone.
+
+    The particles are the fitted model (unit-total blurred squares) at
+    their reference positions + ``shift``. With ``step_px``, also for the
+    model moved by ``step_px`` along x and along y (three matrices). None
+    without model columns (``side_px``, ``psf_sigma_px``).
+    """
+    from .models import box_profiles
+
+    if not {"side_px", "psf_sigma_px"} <= set(particles.columns):
+        return None
+    n = w.n_particles
+    side = particles["side_px"].to_numpy(float)
+    sigma = particles["psf_sigma_px"].to_numpy(float)
+    x = particles["x_px"].to_numpy(float) + shift[0]
+    y = particles["y_px"].to_numpy(float) + shift[1]
+    rows, cols = w.shape
+    pix = w.pixels
+    n_var = 1 if step_px is None else 3
+    ok = np.isfinite(side) & (side > 0) & np.isfinite(sigma) & (sigma > 0) & np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        return None
+    j_ok = np.flatnonzero(ok)
+    half = side[ok] / 2 + 5 * sigma[ok]
+    c0 = np.floor(x[ok] - half).astype(int)
+    r0 = np.floor(y[ok] - half).astype(int)
+    m = int(np.ceil(2 * half.max())) + 3
+    offs = np.arange(m)
+    # all profiles in four vectorized calls (windows of m pixels, clipped to the frame below)
+    cx_pix, ry_pix = c0[:, None] + offs, r0[:, None] + offs
+    px = box_profiles(cx_pix, x[ok], side[ok], sigma[ok])
+    py = box_profiles(ry_pix, y[ok], side[ok], sigma[ok])
+    if step_px is not None:
+        px_h = box_profiles(cx_pix, x[ok] + step_px, side[ok], sigma[ok])
+        py_h = box_profiles(ry_pix, y[ok] + step_px, side[ok], sigma[ok])
+    r_idx, c_idx = [], []
+    vals: list[list[np.ndarray]] = [[] for _ in range(n_var)]
+    for k, j in enumerate(j_ok):
+        col_ok = (cx_pix[k] >= 0) & (cx_pix[k] < cols)
+        row_ok = (ry_pix[k] >= 0) & (ry_pix[k] < rows)
+        if not col_ok.any() or not row_ok.any():
+            continue
+        flat = (ry_pix[k][row_ok][:, None] * cols + cx_pix[k][col_ok][None, :]).ravel()
+        pos = np.searchsorted(pix, flat)
+        hit = (pos < pix.size) & (pix[np.clip(pos, 0, pix.size - 1)] == flat)
+        if not hit.any():
+            continue
+        norm = 1.0 / side[j] ** 2
+        r_idx.append(pos[hit])
+        c_idx.append(np.full(int(hit.sum()), j))
+        vals[0].append(np.outer(py[k][row_ok], px[k][col_ok]).ravel()[hit] * norm)
+        if step_px is not None:
+            vals[1].append(np.outer(py[k][row_ok], px_h[k][col_ok]).ravel()[hit] * norm)
+            vals[2].append(np.outer(py_h[k][row_ok], px[k][col_ok]).ravel()[hit] * norm)
+    if not r_idx:
+        return None
+    ri, ci = np.concatenate(r_idx), np.concatenate(c_idx)
+    mat = w.matrix.astype(np.float64)
+    out = []
+    for v in vals:
+        U = sparse.csr_array((np.concatenate(v), (ri, ci)), shape=(pix.size, n))
+        C = np.asarray((U.T @ mat).toarray())       # (n, n_cols)
+        C[~w.valid, :] = 0.0
+        out.append(C)
+    return out
+
+
+def _block_inverse(A: np.ndarray) -> Any:
+    """Inverse of a nearly diagonal matrix, block by block (groups of touching particles).
+
+    Returns a sparse matrix; only the connected groups of the off-diagonal
+    pattern are inverted (a dense inverse of a few hundred particles costs
+    ~0.1 s with multi-threaded BLAS on a loaded machine, the blocks ~1 ms).
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    n = A.shape[0]
+    pattern = sparse.csr_array(np.abs(A - np.diag(np.diag(A))) > 0)
+    n_comp, comp = connected_components(pattern, directed=False)
+    rows, cols, vals = [], [], []
+    for c in range(n_comp):
+        idx = np.flatnonzero(comp == c)
+        if idx.size == 1:
+            rows.append(idx)
+            cols.append(idx)
+            vals.append(np.array([1.0 / A[idx[0], idx[0]]]))
+            continue
+        inv = np.linalg.inv(A[np.ix_(idx, idx)])
+        rr, cc = np.meshgrid(idx, idx, indexing="ij")
+        rows.append(rr.ravel())
+        cols.append(cc.ravel())
+        vals.append(inv.ravel())
+    return sparse.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+
+
+#: Displacement (px) of the model used to calibrate the centroid gain.
+_GAIN_STEP_PX = 0.1
+
+
+def _model_terms(w: TraceWeights, particles: pd.DataFrame, shift: tuple[float, float], *,
+                 crosstalk: bool) -> dict | None:
+    """Crosstalk unmixing and centroid calibration from the fitted model.
+
+    With ``A[i, j] = C[j, i]`` (intensity column of ``i`` receiving ``j``'s
+    light) the measured intensities are ``m = A @ I`` for the particles'
+    light ``I``; every other column ``k`` gets ``C[j, k] I_j`` from each
+    neighbour ``j``. The centroid of particle ``i`` alone, sitting exactly
+    at its aperture's model position, reads ``bias = C[i, mx_i] / C[i, i]``
+    (non-zero where a neighbour truncates the aperture on one side); moved
+    by ``d`` it reads ``bias + gain * d`` (gain < 1 for a tight aperture).
+    """
+    mats = _model_columns(w, particles, shift, step_px=_GAIN_STEP_PX if w.moments else None)
+    if mats is None:
+        return None
+    C = mats[0]
+    n = w.n_particles
+    n_blocks = C.shape[1] // max(n, 1)
+    blocks = [C[:, k * n:(k + 1) * n].T.copy() for k in range(n_blocks)]  # [i, j]: j into column i of block
+    for b in blocks:
+        b[:, ~w.valid] = 0.0
+        b[~w.valid, :] = 0.0
+    A = blocks[0]
+    diag = np.diag(A).copy()
+    good = w.valid & (diag > 0)
+    terms: dict[str, Any] = {"good": good, "diag": np.where(good, diag, 1.0), "A_inv": None}
+    off = A - np.diag(diag)
+    if crosstalk and np.any(np.abs(off) > 1e-6 * max(float(np.abs(diag).max(initial=0.0)), 1e-300)):
+        A_s = np.where(np.outer(good, good), A, 0.0)
+        A_s[~good, ~good] = 1.0
+        terms["A_inv"] = _block_inverse(A_s)
+        offs = [b.copy() for b in blocks]
+        for b in offs:
+            np.fill_diagonal(b, 0.0)
+        terms["off"] = offs
+    if w.moments and n_blocks >= 4:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            bx = np.diag(blocks[2]) / diag
+            by = np.diag(blocks[3]) / diag
+            gains = []
+            for k, Cs in ((2, mats[1]), (3, mats[2])):
+                moved = np.diag(Cs[:, k * n:(k + 1) * n]) / np.diag(Cs[:, :n])
+                gains.append((moved - np.diag(blocks[k]) / diag) / _GAIN_STEP_PX)
+        gx, gy = gains
+        ok_g = good & np.isfinite(gx) & np.isfinite(gy) & (gx > 0.2) & (gy > 0.2)
+        terms["bias_x"] = np.where(ok_g, bx, 0.0)
+        terms["bias_y"] = np.where(ok_g, by, 0.0)
+        terms["gain_x"] = np.where(ok_g, gx, 1.0)
+        terms["gain_y"] = np.where(ok_g, gy, 1.0)
+    return terms
+
+
 class _Kernel:
     """Callable applied to each chunk: (t, rows, cols) -> (t, n_out) float64.
 
-    Output columns: intensity (n), background (n), then ``drift_x_px,
-    drift_y_px`` when drift is estimated.
+    Output columns, for ``n`` particles: intensity (n), background (n),
+    then with ``centroids`` x and y centroids (n each), with ``peaks`` the
+    brightest raw aperture pixel (n), and ``drift_x_px, drift_y_px`` when
+    drift is estimated.
 
     With ``drift="correct"`` the chunk mean is registered on the reference in
     two steps: whole pixels by phase correlation, then the median centroid
-    offset in the apertures placed there. Apertures are then placed at that
-    shift rounded to 1/4 px (weights cached per shift, so a slow drift
-    builds only a few weight matrices).
+    offset in the apertures placed there. With a per-frame drift
+    (``frame_shift``) each frame's apertures are placed at its own drift.
+    Either way apertures sit on a 1/4 px grid (weights cached per shift, so
+    a slow drift builds only a few weight matrices).
     """
 
     def __init__(self, weights: TraceWeights, *, drift: str, ref_hp: np.ndarray | None,
-                 builder_kwargs: dict, particles: pd.DataFrame):
+                 builder_kwargs: dict, particles: pd.DataFrame, centroids: bool = False,
+                 peaks: bool = False, frame_shift: np.ndarray | None = None, crosstalk: bool = False):
         self.weights = weights
+        self.crosstalk = crosstalk
+        self.model = {"side_px", "psf_sigma_px"} <= set(particles.columns) and weights.n_particles > 0
+        self._mix: dict[tuple[int, int], dict | None] = {}
         self.drift = drift
         self.ref_hp = ref_hp
         self.builder_kwargs = builder_kwargs
         self.particles = particles
+        self.centroids = centroids
+        self.peaks = peaks
+        self.frame_shift = frame_shift
         self.n = weights.n_particles
-        self.n_out = 2 * self.n + (2 if drift != "none" else 0)
+        n = self.n
+        self.col_cx = 2 * n
+        self.col_peak = self.col_cx + (2 * n if centroids else 0)
+        self.col_drift = self.col_peak + (n if peaks else 0)
+        self.n_out = self.col_drift + (2 if drift != "none" else 0)
         self._cache: dict[tuple[int, int], TraceWeights] = {(0, 0): weights}
 
-    def _weights_at(self, sx: float, sy: float) -> TraceWeights:
-        key = (int(round(sx / _SHIFT_STEP_PX)), int(round(sy / _SHIFT_STEP_PX)))
+    def _weights_key(self, key: tuple[int, int]) -> TraceWeights:
         w = self._cache.get(key)
         if w is None:
-            w = trace_weights(self.weights.shape, self.particles, moments=True,
+            w = trace_weights(self.weights.shape, self.particles, moments=self.weights.moments,
                               shift_px=(key[0] * _SHIFT_STEP_PX, key[1] * _SHIFT_STEP_PX),
-                              **self.builder_kwargs)
+                              annulus_flags=False, **self.builder_kwargs)
             self._cache[key] = w
         return w
 
-    def __call__(self, block: np.ndarray) -> np.ndarray:
+    def _weights_at(self, sx: float, sy: float) -> TraceWeights:
+        return self._weights_key((int(round(sx / _SHIFT_STEP_PX)), int(round(sy / _SHIFT_STEP_PX))))
+
+    def _terms(self, w: TraceWeights, sx: float, sy: float) -> dict | None:
+        key = (int(round(sx / _SHIFT_STEP_PX)), int(round(sy / _SHIFT_STEP_PX)))
+        if key not in self._mix:
+            self._mix[key] = _model_terms(w, self.particles, (key[0] * _SHIFT_STEP_PX, key[1] * _SHIFT_STEP_PX),
+                                          crosstalk=self.crosstalk)
+        return self._mix[key]
+
+    def _unmix(self, terms: dict, vals: np.ndarray) -> np.ndarray:
+        """Remove the neighbours' light from every column (see :func:`_model_terms`)."""
+        n = self.n
+        m = vals[:, :n]
+        finite = np.isfinite(m)
+        light = (terms["A_inv"] @ np.where(finite, m, 0.0).T).T     # each particle's own light
+        out = vals.copy()
+        out[:, :n] = np.where(terms["good"], light * terms["diag"], m)
+        for k, off in enumerate(terms["off"][1:], start=1):
+            out[:, k * n:(k + 1) * n] = vals[:, k * n:(k + 1) * n] - light @ off.T
+        return out
+
+    def _fill(self, out: np.ndarray, rows: np.ndarray | slice, w: TraceWeights, frames: np.ndarray,
+              sx: float, sy: float) -> None:
+        n = self.n
+        vals = w.apply(frames)
+        terms = self._terms(w, sx, sy) if (self.crosstalk or self.centroids or self.drift != "none") \
+            and self.model else None
+        if terms is not None and terms.get("A_inv") is not None:
+            vals = self._unmix(terms, vals)
+        out[rows, :2 * n] = vals[:, :2 * n]
+        if self.centroids or self.drift != "none":
+            intensity = vals[:, :n]
+            good = intensity > 0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ox = np.where(good, vals[:, 2 * n:3 * n] / intensity, np.nan)
+                oy = np.where(good, vals[:, 3 * n:4 * n] / intensity, np.nan)
+            if terms is not None and "bias_x" in terms:
+                ox = (ox - terms["bias_x"]) / terms["gain_x"]
+                oy = (oy - terms["bias_y"]) / terms["gain_y"]
+            if self.centroids:
+                out[rows, self.col_cx:self.col_cx + n] = w.x_px[None, :] + ox
+                out[rows, self.col_cx + n:self.col_cx + 2 * n] = w.y_px[None, :] + oy
+            if self.drift != "none":
+                none = ~np.isfinite(ox).any(axis=1)
+                with np.errstate(all="ignore"):
+                    mx = np.where(none, 0.0, np.nanmedian(np.where(none[:, None], 0.0, ox), axis=1))
+                    my = np.where(none, 0.0, np.nanmedian(np.where(none[:, None], 0.0, oy), axis=1))
+                out[rows, self.col_drift] = sx + mx
+                out[rows, self.col_drift + 1] = sy + my
+        if self.peaks:
+            out[rows, self.col_peak:self.col_peak + n] = w.peaks(frames)
+
+    def __call__(self, block: np.ndarray, start: int = 0) -> np.ndarray:
         block = np.asarray(block)
         n = self.n
         out = np.empty((block.shape[0], self.n_out))
         if block.shape[0] == 0:
+            return out
+        if self.frame_shift is not None and n:
+            shifts = self.frame_shift[start:start + block.shape[0]]
+            keys = np.rint(shifts / _SHIFT_STEP_PX).astype(np.int64)
+            uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+            for j, key in enumerate(uniq):
+                rows = np.flatnonzero(inverse.ravel() == j)
+                w = self._weights_key((int(key[0]), int(key[1])))
+                self._fill(out, rows, w, block[rows], key[0] * _SHIFT_STEP_PX, key[1] * _SHIFT_STEP_PX)
             return out
         sx = sy = 0.0
         w = self.weights
@@ -441,13 +774,13 @@ class _Kernel:
             w = self._weights_at(sx, sy)
             sx = round(sx / _SHIFT_STEP_PX) * _SHIFT_STEP_PX
             sy = round(sy / _SHIFT_STEP_PX) * _SHIFT_STEP_PX
-        vals = w.apply(block)
-        out[:, :2 * n] = vals[:, :2 * n]
-        if self.drift != "none":
-            ox, oy = _centroid_offsets(vals, n)
-            out[:, 2 * n] = sx + ox
-            out[:, 2 * n + 1] = sy + oy
+        self._fill(out, slice(None), w, block, sx, sy)
         return out
+
+    def dask_block(self, block: np.ndarray, block_info=None) -> np.ndarray:
+        """:func:`dask.array.map_blocks` entry point (passes the block's first frame)."""
+        start = 0 if block_info is None else int(block_info[0]["array-location"][0][0])
+        return self(block, start)
 
 
 def _dask_progress(name: str, total: int):
@@ -474,6 +807,23 @@ def _dask_progress(name: str, total: int):
 # --------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------
+def _frame_shift_table(drift: Any, t_total: int) -> np.ndarray:
+    """Per-frame drift ``(t, 2)`` from a drift table or array, checked."""
+    if isinstance(drift, pd.DataFrame):
+        missing = [c for c in ("frame", *DRIFT_COLUMNS) if c not in drift.columns]
+        if missing:
+            raise PlscopeError(f"drift: table lacks column(s) {missing} (see estimate_drift)")
+        per_frame = drift.drop_duplicates("frame").set_index("frame").reindex(np.arange(t_total))
+        arr = per_frame[list(DRIFT_COLUMNS)].to_numpy(np.float64)
+    else:
+        arr = np.asarray(drift, dtype=np.float64)
+    if arr.shape != (t_total, 2):
+        raise PlscopeError(f"drift: expected one (dx, dy) per frame, shape ({t_total}, 2), got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise PlscopeError("drift: the per-frame drift has missing or non-finite values")
+    return arr
+
+
 def extract_traces(
     stack: Any,
     particles: pd.DataFrame,
@@ -486,8 +836,11 @@ def extract_traces(
     background: Literal["plane", "mean"] = "plane",
     drift_margin_px: float = 2.0,
     psf_margin_sigma: float = 3.0,
-    drift: Literal["none", "estimate", "correct"] = "none",
+    drift: Literal["none", "estimate", "correct"] | pd.DataFrame | np.ndarray = "none",
     reference: np.ndarray | None = None,
+    centroids: bool = False,
+    peaks: bool = False,
+    crosstalk: bool = True,
 ) -> pd.DataFrame:
     """Background-subtracted intensity of every particle in every frame.
 
@@ -506,7 +859,7 @@ def extract_traces(
         wide annulus 2 px outside it, and a plane background.
     progress : bool
         Show a tqdm progress bar (per chunk).
-    drift : {"none", "estimate", "correct"}
+    drift : {"none", "estimate", "correct"} or DataFrame or ndarray of shape (t, 2)
         ``"estimate"``: add ``drift_x_px, drift_y_px`` per frame (median over
         particles of the background-subtracted centroid offset in the fixed
         apertures; valid while the drift stays within the aperture margin).
@@ -515,9 +868,30 @@ def extract_traces(
         centroids) and shift the apertures, annuli and labels by it (on a
         1/4 px grid); the reported drift is that shift plus the per-frame
         centroid offset. Handles drifts beyond the aperture margin.
+        A per-frame drift (the table of :func:`~plscope.tracking.estimate_drift`,
+        or an array of ``(dx, dy)`` per frame, relative to the reference):
+        each frame's apertures follow it (on the 1/4 px grid) and the drift
+        columns report it refined by the centroids, as for ``"correct"``;
+        the result does not depend on the chunking.
     reference : ndarray, shape (rows, cols), optional
         Image the particle positions refer to (for ``drift="correct"``);
         default: :func:`reference_image` of the stack.
+    centroids : bool
+        Add ``x_px, y_px``: each particle's background-subtracted,
+        intensity-weighted centroid in its aperture, per frame, in frame
+        coordinates (NaN when the intensity is not positive).
+    peaks : bool
+        Add ``peak_adu``: the brightest raw pixel of the aperture per frame
+        (for saturation flags).
+    crosstalk : bool
+        Remove the light of touching neighbours from each aperture (and
+        annulus and centroid): the fitted model (``side_px``,
+        ``psf_sigma_px`` of :func:`measure_sizes`) says which fraction of
+        particle ``j``'s light each column of particle ``i`` receives; the
+        per-frame intensities are unmixed by solving that small linear
+        system. The intensity stays the light *in the own aperture* (the
+        neighbours' share removed). Without the model columns, or when no
+        two particles overlap, nothing changes.
 
     Returns
     -------
@@ -525,9 +899,12 @@ def extract_traces(
         Long table, one row per (frame, particle), sorted by frame then
         particle: ``frame`` (int64, index in the stack), ``particle_id``,
         ``intensity`` (ADU: aperture sum minus aperture pixels x background),
-        ``background`` (ADU per pixel), and ``drift_x_px, drift_y_px`` unless
-        ``drift="none"``. ``DataFrame.attrs`` holds ``n_aperture_px``,
-        ``n_annulus_px`` and ``radius_px`` per particle (reference position).
+        ``background`` (ADU per pixel), then ``x_px, y_px`` with
+        ``centroids``, ``peak_adu`` with ``peaks``, and ``drift_x_px,
+        drift_y_px`` unless ``drift="none"``. ``DataFrame.attrs`` holds
+        ``n_aperture_px``, ``n_annulus_px``, ``radius_px`` and
+        ``annulus_masked_fraction`` per particle (reference position), and
+        ``saturation_adu`` (largest value of an integer dtype, else None).
 
     Notes
     -----
@@ -542,37 +919,45 @@ def extract_traces(
                            f"{getattr(stack, 'shape', None)}")
     if not isinstance(particles, pd.DataFrame):
         raise PlscopeError("particles: expected a pandas DataFrame")
-    if drift not in ("none", "estimate", "correct"):
-        raise PlscopeError(f"drift: expected 'none', 'estimate' or 'correct', got {drift!r}")
     particles = particles.reset_index(drop=True)
     t_total, rows, cols = (int(s) for s in stack.shape)
+    frame_shift = None
+    if isinstance(drift, (pd.DataFrame, np.ndarray, list, tuple)):
+        frame_shift = _frame_shift_table(drift, t_total)
+        drift_mode = "follow"
+    elif drift in ("none", "estimate", "correct"):
+        drift_mode = str(drift)
+    else:
+        raise PlscopeError(f"drift: expected 'none', 'estimate', 'correct' or a per-frame drift table, "
+                           f"got {drift!r}")
     n = len(particles)
     builder_kwargs = dict(radius_px=radius_px, annulus_px=annulus_px, labels=labels, aperture=aperture,
                           background=background, drift_margin_px=drift_margin_px,
                           psf_margin_sigma=psf_margin_sigma)
-    weights = trace_weights((rows, cols), particles, moments=drift != "none", **builder_kwargs)
+    weights = trace_weights((rows, cols), particles, moments=drift_mode != "none" or centroids,
+                            **builder_kwargs)
     # freeze the per-particle radius so shifted weights use the same apertures
     builder_kwargs["radius_px"] = weights.radius_px
     ref_hp = None
-    if drift == "correct":
+    if drift_mode == "correct":
         ref = reference_image(stack) if reference is None else _check_image(reference, "reference")
         if ref.shape != (rows, cols):
             raise PlscopeError(f"reference: shape {ref.shape} does not match the frames {(rows, cols)}")
         ref_hp = _highpass(ref)
-    kernel = _Kernel(weights, drift=drift, ref_hp=ref_hp, builder_kwargs=builder_kwargs,
-                     particles=particles)
+    kernel = _Kernel(weights, drift=drift_mode, ref_hp=ref_hp, builder_kwargs=builder_kwargs,
+                     particles=particles, centroids=centroids, peaks=peaks, frame_shift=frame_shift,
+                     crosstalk=crosstalk)
 
     if hasattr(stack, "map_blocks") and hasattr(stack, "chunks"):  # dask
         import dask.array as da
+        import dask.base
 
         arr = stack.rechunk({1: -1, 2: -1}) if (len(stack.chunks[1]) > 1 or len(stack.chunks[2]) > 1) \
             else stack
-        import dask.base
-
         name = "plscope-traces-" + dask.base.tokenize(
-            arr, particles, labels, reference, drift, annulus_px, aperture, background,
-            weights.radius_px)
-        res = da.map_blocks(kernel, arr, drop_axis=2, chunks=(arr.chunks[0], (kernel.n_out,)),
+            arr, particles, labels, reference, drift_mode, frame_shift, annulus_px, aperture, background,
+            weights.radius_px, centroids, peaks, crosstalk)
+        res = da.map_blocks(kernel.dask_block, arr, drop_axis=2, chunks=(arr.chunks[0], (kernel.n_out,)),
                             dtype=np.float64, meta=np.empty((0, 0), np.float64), name=name)
         if progress:
             with _dask_progress(name, len(arr.chunks[0])):
@@ -588,7 +973,7 @@ def extract_traces(
 
             starts = tqdm(starts, desc="traces", unit="chunk")
         for s in starts:
-            values[s:s + _NUMPY_CHUNK_FRAMES] = kernel(arr[s:s + _NUMPY_CHUNK_FRAMES])
+            values[s:s + _NUMPY_CHUNK_FRAMES] = kernel(arr[s:s + _NUMPY_CHUNK_FRAMES], s)
 
     frame = np.repeat(np.arange(t_total, dtype=np.int64), n)
     data = {
@@ -597,13 +982,22 @@ def extract_traces(
         "intensity": values[:, :n].ravel(),
         "background": values[:, n:2 * n].ravel(),
     }
-    if drift != "none":
-        data["drift_x_px"] = np.repeat(values[:, 2 * n], n)
-        data["drift_y_px"] = np.repeat(values[:, 2 * n + 1], n)
+    if centroids:
+        data["x_px"] = values[:, kernel.col_cx:kernel.col_cx + n].ravel()
+        data["y_px"] = values[:, kernel.col_cx + n:kernel.col_cx + 2 * n].ravel()
+    if peaks:
+        data["peak_adu"] = values[:, kernel.col_peak:kernel.col_peak + n].ravel()
+    if drift_mode != "none":
+        data["drift_x_px"] = np.repeat(values[:, kernel.col_drift], n)
+        data["drift_y_px"] = np.repeat(values[:, kernel.col_drift + 1], n)
     out = pd.DataFrame(data)
-    out.attrs["n_aperture_px"] = dict(zip(weights.particle_id.tolist(), weights.n_aperture_px.tolist()))
-    out.attrs["n_annulus_px"] = dict(zip(weights.particle_id.tolist(), weights.n_annulus_px.tolist()))
-    out.attrs["radius_px"] = dict(zip(weights.particle_id.tolist(), weights.radius_px.tolist()))
+    ids = weights.particle_id.tolist()
+    out.attrs["n_aperture_px"] = dict(zip(ids, weights.n_aperture_px.tolist()))
+    out.attrs["n_annulus_px"] = dict(zip(ids, weights.n_annulus_px.tolist()))
+    out.attrs["radius_px"] = dict(zip(ids, weights.radius_px.tolist()))
+    out.attrs["annulus_masked_fraction"] = dict(zip(ids, weights.annulus_masked_fraction.tolist()))
+    dtype = np.dtype(getattr(stack, "dtype", np.float64))
+    out.attrs["saturation_adu"] = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else None
     logger.info("extract_traces: %d frame(s) x %d particle(s)%s", t_total, n,
-                "" if drift == "none" else f", drift {drift}")
+                "" if drift_mode == "none" else f", drift {drift_mode}")
     return out

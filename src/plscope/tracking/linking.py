@@ -1,0 +1,333 @@
+"""Trajectories: linking with trackpy, and the field-induced centroid shift.
+
+- :func:`link_features` links per-frame features (``frame, x_px, y_px``)
+  into trajectories with ``trackpy.link`` (with ``memory`` frames of
+  absence allowed, for blinking), and :func:`filter_tracks` drops short ones
+  (trackpy's ``filter_stubs``).
+- :func:`track_movie` = :func:`~plscope.tracking.locate_features` +
+  :func:`link_features`: the tracking stage for movies of moving particles.
+- :func:`link_particle_centroids` links the per-frame centroids measured in
+  the drift-following apertures of :func:`~plscope.tracking.extract_traces`
+  (``centroids=True``): frames in which a particle is too dark to locate are
+  left out and bridged by ``memory``. A particle whose centroids form more
+  than one trajectory lost its identity (it moved, or a neighbour's light
+  took over its aperture).
+- :func:`centroid_shift` measures the displacement of each particle's
+  optical centroid between field on and field off, per field level, from
+  the cycles table of :mod:`plscope.sync`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import PlscopeError
+from .detect import robust_std
+
+logger = logging.getLogger(__name__)
+
+#: Columns of :func:`centroid_shift`.
+CENTROID_SHIFT_COLUMNS: tuple[str, ...] = (
+    "particle_id", "field_kV_per_cm", "shift_x_px", "shift_y_px", "shift_px", "shift_err_px",
+    "shift_nm", "shift_err_nm", "n_cycles", "n_on_frames", "n_off_frames",
+)
+
+
+def _need(table: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
+    if not isinstance(table, pd.DataFrame):
+        raise PlscopeError(f"{name}: expected a pandas DataFrame")
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise PlscopeError(f"{name}: missing column(s) {missing}")
+
+
+def link_features(features: pd.DataFrame, *, search_range_px: float, memory: int = 3,
+                  adaptive_stop: float | None = None) -> pd.DataFrame:
+    """Link features into trajectories with ``trackpy.link``.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        ``frame, x_px, y_px`` (+ any other columns, kept).
+    search_range_px : float
+        Largest displacement between two linked positions (pixels).
+    memory : int
+        Frames a feature may be missing (blink) and keep its trajectory.
+    adaptive_stop : float, optional
+        Passed to trackpy: shrink the search range down to this value in
+        dense regions instead of failing with a subnetwork error.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The features with a ``track_id`` column (int64, 0..n_tracks-1 in order
+        of first appearance), sorted by frame.
+    """
+    from trackpy.linking import link_iter
+
+    _need(features, ("frame", "x_px", "y_px"), "features")
+    if not float(search_range_px) > 0:
+        raise PlscopeError(f"search_range_px: expected a number > 0, got {search_range_px!r}")
+    if int(memory) < 0:
+        raise PlscopeError(f"memory: expected an integer >= 0, got {memory!r}")
+    f = features.sort_values("frame", kind="stable").reset_index(drop=True)
+    if len(f) == 0:
+        return f.assign(track_id=pd.Series([], dtype=np.int64))
+    kw: dict[str, Any] = {"memory": int(memory)}
+    if adaptive_stop is not None:
+        kw["adaptive_stop"] = float(adaptive_stop)
+    frames = f["frame"].to_numpy(np.int64)
+    pos = f[["y_px", "x_px"]].to_numpy(np.float64)
+    bounds = np.flatnonzero(np.diff(frames)) + 1
+    starts = np.concatenate([[0], bounds])
+    stops = np.concatenate([bounds, [frames.size]])
+    # trackpy's array interface (trackpy.link itself sorts DataFrames in place,
+    # which pandas >= 3.1 deprecates)
+    frames_iter = ((int(frames[a]), pos[a:b]) for a, b in zip(starts, stops))
+    ids = np.empty(frames.size, np.int64)
+    tp_logger = logging.getLogger("trackpy")
+    level = tp_logger.level
+    tp_logger.setLevel(max(level, logging.WARNING))   # trackpy logs every frame at INFO
+    try:
+        for (a, b), (_, labels) in zip(zip(starts, stops), link_iter(frames_iter, float(search_range_px), **kw)):
+            ids[a:b] = labels
+    finally:
+        tp_logger.setLevel(level)
+    codes, _ = pd.factorize(ids)          # 0..n-1 in order of first appearance
+    out = f.assign(track_id=codes.astype(np.int64))
+    out = out.sort_values(["frame", "track_id"], kind="stable").reset_index(drop=True)
+    logger.info("link_features: %d feature(s) -> %d trajectories (search %.3g px, memory %d)", len(out),
+                int(codes.max()) + 1, search_range_px, memory)
+    return out
+
+
+def filter_tracks(tracks: pd.DataFrame, *, min_length: int) -> pd.DataFrame:
+    """Keep trajectories with at least ``min_length`` features (trackpy's ``filter_stubs``)."""
+    _need(tracks, ("track_id",), "tracks")
+    n = tracks.groupby("track_id")["track_id"].transform("size")
+    return tracks[n >= int(min_length)].reset_index(drop=True)
+
+
+def track_movie(stack: Any, *, diameter_px: int, search_range_px: float, memory: int = 3,
+                min_mass: float = 0.0, min_length: int = 0, invert: bool = False,
+                adaptive_stop: float | None = None, progress: bool = False,
+                **locate_options: Any) -> pd.DataFrame:
+    """Locate spots in every frame and link them (the tracking stage for moving particles).
+
+    Parameters
+    ----------
+    stack : ndarray or dask.array.Array, shape (t, rows, cols)
+    diameter_px, min_mass, invert, locate_options
+        See :func:`~plscope.tracking.locate_features`.
+    search_range_px, memory, adaptive_stop
+        See :func:`link_features`.
+    min_length : int
+        Drop trajectories shorter than this (0 keeps all).
+    progress : bool
+
+    Returns
+    -------
+    pandas.DataFrame
+        Features (:data:`~plscope.tracking.FEATURE_COLUMNS`) with ``track_id``.
+        ``attrs`` holds ``n_tracks_linked`` (before ``min_length``).
+    """
+    from .locate import locate_features
+
+    features = locate_features(stack, diameter_px=diameter_px, min_mass=min_mass, invert=invert,
+                               progress=progress, **locate_options)
+    tracks = link_features(features, search_range_px=search_range_px, memory=memory,
+                           adaptive_stop=adaptive_stop)
+    n_linked = int(tracks["track_id"].nunique()) if len(tracks) else 0
+    if min_length > 0:
+        tracks = filter_tracks(tracks, min_length=min_length)
+    tracks.attrs["n_tracks_linked"] = n_linked
+    return tracks
+
+
+def _noise(values: np.ndarray) -> float:
+    """Frame-to-frame noise of a trace: robust std of the differences / sqrt 2."""
+    v = values[np.isfinite(values)]
+    if v.size < 3:
+        return float("nan")
+    return robust_std(np.diff(v)) / np.sqrt(2.0)
+
+
+def link_particle_centroids(traces: pd.DataFrame, *, search_range_px: float = 1.5, memory: int = 5,
+                            min_snr: float = 3.0) -> pd.DataFrame:
+    """Link each particle's per-frame centroids with trackpy; count identity breaks.
+
+    Parameters
+    ----------
+    traces : pandas.DataFrame
+        From :func:`~plscope.tracking.extract_traces` with ``centroids=True``
+        (``frame, particle_id, intensity, x_px, y_px`` and, if present,
+        ``drift_x_px, drift_y_px``, subtracted so that stage drift is not
+        mistaken for motion).
+    search_range_px : float
+        Largest frame-to-frame displacement of a particle beyond the drift.
+    memory : int
+        Dark frames bridged (blinks).
+    min_snr : float
+        A particle is located in a frame when its intensity exceeds this
+        many times its frame-to-frame noise.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per particle: ``particle_id``, ``n_tracks`` (trajectories its
+        located centroids form; 1 when the aperture followed one particle
+        throughout), ``located_fraction`` (frames with a centroid),
+        ``longest_gap_frames`` (longest run of frames without one) and
+        ``jitter_px`` (robust std of the drift-corrected centroid, both axes).
+    """
+    _need(traces, ("frame", "particle_id", "intensity", "x_px", "y_px"), "traces")
+    t = traces
+    x = t["x_px"].to_numpy(float)
+    y = t["y_px"].to_numpy(float)
+    if "drift_x_px" in t.columns:
+        x = x - t["drift_x_px"].to_numpy(float)
+        y = y - t["drift_y_px"].to_numpy(float)
+    work = pd.DataFrame({"frame": t["frame"].to_numpy(np.int64), "particle_id": t["particle_id"].to_numpy(),
+                         "intensity": t["intensity"].to_numpy(float), "x_px": x, "y_px": y})
+    noise = work.groupby("particle_id")["intensity"].transform(lambda s: _noise(s.to_numpy(float)))
+    located = (work["intensity"] > min_snr * noise) & np.isfinite(work["x_px"]) & np.isfinite(work["y_px"])
+    feats = work[located]
+    n_frames = int(work["frame"].nunique())
+    # one linking call for all particles: each particle on its own far-away island
+    ids, index = np.unique(feats["particle_id"].to_numpy(), return_inverse=True)
+    span = float(np.nanmax(np.abs(feats[["x_px", "y_px"]].to_numpy()))) if len(feats) else 0.0
+    island = 4.0 * (span + 10.0 * search_range_px + 10.0)
+    shifted = pd.DataFrame({"frame": feats["frame"].to_numpy(), "x_px": feats["x_px"].to_numpy() + island * index,
+                            "y_px": feats["y_px"].to_numpy(), "k": index})
+    linked = link_features(shifted, search_range_px=search_range_px, memory=memory)
+    n_tracks = linked.groupby("k")["track_id"].nunique()
+    rows = []
+    for k, f in feats.groupby(index, sort=True):
+        frames = np.sort(f["frame"].to_numpy())
+        edges = np.concatenate([[-1], frames, [n_frames]])
+        gaps = np.diff(edges) - 1
+        jitter = float(np.hypot(robust_std(f["x_px"].to_numpy()), robust_std(f["y_px"].to_numpy())))
+        rows.append((ids[k], int(n_tracks.get(k, 0)), frames.size / max(n_frames, 1),
+                     int(gaps.max()) if gaps.size else n_frames, jitter))
+    out = pd.DataFrame(rows, columns=["particle_id", "n_tracks", "located_fraction", "longest_gap_frames",
+                                      "jitter_px"])
+    every = pd.DataFrame({"particle_id": np.unique(work["particle_id"])})
+    out = every.merge(out, on="particle_id", how="left")
+    out["n_tracks"] = out["n_tracks"].fillna(0).astype(np.int64)
+    out["located_fraction"] = out["located_fraction"].fillna(0.0)
+    out["longest_gap_frames"] = out["longest_gap_frames"].fillna(n_frames).astype(np.int64)
+    n_broken = int((out["n_tracks"] > 1).sum())
+    if n_broken:
+        logger.warning("link_particle_centroids: %d particle(s) whose centroids form more than one "
+                       "trajectory", n_broken)
+    return out
+
+
+def centroid_shift(traces: pd.DataFrame, cycles: pd.DataFrame, frame_time_s: np.ndarray, *,
+                   exposure_s: float = 0.0, settle_s: float = 0.0,
+                   pixel_size_nm: float | None = None) -> pd.DataFrame:
+    """Displacement of each particle's optical centroid with the field on.
+
+    For every cycle, the mean centroid over the ON frames minus the mean of
+    the OFF frames just before and just after it (the average of the two, so
+    that a drift linear in time cancels without any drift model); then the
+    mean and standard error over the cycles of each field level.
+
+    Parameters
+    ----------
+    traces : pandas.DataFrame
+        ``frame, particle_id, x_px, y_px`` (from
+        :func:`~plscope.tracking.extract_traces` with ``centroids=True``).
+        Positions are used as measured (stage drift cancels in the
+        symmetric difference; a common drift estimate is *not* subtracted,
+        since it would also remove a shift common to all particles).
+    cycles : pandas.DataFrame
+        ``cycle, field_kV_per_cm, on_start_s, on_end_s, off_end_s``
+        (:func:`plscope.sync.cycles_from_segments`).
+    frame_time_s : ndarray, shape (n_frames,)
+        Mid-exposure time of every frame (the pipeline's frame times).
+    exposure_s : float
+        Frames whose exposure overlaps a switching edge are left out.
+    settle_s : float
+        Frames within this time after a switching edge are left out (to
+        compare settled states).
+    pixel_size_nm : float, optional
+        Adds the nm columns (NaN otherwise).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per particle and field level, columns
+        :data:`CENTROID_SHIFT_COLUMNS`: ``shift_x_px, shift_y_px`` (mean over
+        cycles, frame coordinates), ``shift_px`` (their length),
+        ``shift_err_px`` (standard error of the shift along its direction:
+        from the cycle-to-cycle scatter with >= 2 cycles, else from the
+        frame-to-frame scatter), the nm versions, ``n_cycles`` used,
+        ``n_on_frames``, ``n_off_frames``.
+    """
+    _need(traces, ("frame", "particle_id", "x_px", "y_px"), "traces")
+    _need(cycles, ("field_kV_per_cm", "on_start_s", "on_end_s", "off_end_s"), "cycles")
+    t_frame = np.asarray(frame_time_s, float).ravel()
+    half = 0.5 * float(exposure_s)
+    scale = float(pixel_size_nm) if pixel_size_nm else float("nan")
+    cyc = cycles.sort_values("on_start_s").reset_index(drop=True)
+    on_start = cyc["on_start_s"].to_numpy(float)
+    on_end = cyc["on_end_s"].to_numpy(float)
+    off_end = cyc["off_end_s"].to_numpy(float)
+    # OFF window before cycle k: from the end of the previous ON (or the movie start)
+    prev_end = np.concatenate([[t_frame.min() - half - 1.0 if t_frame.size else 0.0], on_end[:-1]])
+
+    def window(a: float, b: float) -> np.ndarray:
+        sel = (t_frame - half >= a + settle_s) & (t_frame + half <= b)
+        return np.flatnonzero(sel)
+
+    wins = [(window(prev_end[k], on_start[k]), window(on_start[k], on_end[k]), window(on_end[k], off_end[k]))
+            for k in range(len(cyc))]
+    frames_all = traces["frame"].to_numpy(np.int64)
+    if frames_all.size and (frames_all.max() >= t_frame.size):
+        raise PlscopeError(f"frame_time_s: {t_frame.size} times for frames up to {frames_all.max()}")
+    rows = []
+    for pid, tr in traces.groupby("particle_id", sort=True):
+        n_t = t_frame.size
+        xs = np.full(n_t, np.nan)
+        ys = np.full(n_t, np.nan)
+        fr = tr["frame"].to_numpy(np.int64)
+        xs[fr] = tr["x_px"].to_numpy(float)
+        ys[fr] = tr["y_px"].to_numpy(float)
+        per_cycle = []
+        for k, (before, on, after) in enumerate(wins):
+            on_v = np.isfinite(xs[on]) & np.isfinite(ys[on])
+            if on_v.sum() < 1:
+                continue
+            refs = []
+            for w in (before, after):
+                ok = np.isfinite(xs[w]) & np.isfinite(ys[w])
+                if ok.sum() >= 1:
+                    refs.append((np.mean(xs[w][ok]), np.mean(ys[w][ok]), int(ok.sum())))
+            if not refs:
+                continue
+            ref_x = np.mean([r[0] for r in refs])
+            ref_y = np.mean([r[1] for r in refs])
+            per_cycle.append((float(cyc["field_kV_per_cm"].iloc[k]), np.mean(xs[on][on_v]) - ref_x,
+                              np.mean(ys[on][on_v]) - ref_y, int(on_v.sum()), sum(r[2] for r in refs),
+                              np.std(xs[on][on_v]) / np.sqrt(on_v.sum()), np.std(ys[on][on_v]) / np.sqrt(on_v.sum())))
+        if not per_cycle:
+            continue
+        pc = pd.DataFrame(per_cycle, columns=["field", "dx", "dy", "n_on", "n_off", "ex", "ey"])
+        for field, g in pc.groupby("field", sort=True):
+            dx, dy = float(g["dx"].mean()), float(g["dy"].mean())
+            length = float(np.hypot(dx, dy))
+            ux, uy = (dx / length, dy / length) if length > 0 else (1.0, 0.0)
+            along = g["dx"].to_numpy() * ux + g["dy"].to_numpy() * uy
+            if len(g) >= 2:
+                err = float(np.std(along, ddof=1) / np.sqrt(len(g)))
+            else:
+                err = float(np.hypot(g["ex"].iloc[0] * ux, g["ey"].iloc[0] * uy))
+            rows.append((pid, float(field), dx, dy, length, err, length * scale, err * scale, len(g),
+                         int(g["n_on"].sum()), int(g["n_off"].sum())))
+    out = pd.DataFrame(rows, columns=list(CENTROID_SHIFT_COLUMNS))
+    return out.astype({"n_cycles": np.int64, "n_on_frames": np.int64, "n_off_frames": np.int64})

@@ -1,0 +1,273 @@
+"""Quality flags per particle, from its trace and its detection.
+
+:func:`quality_flags` returns one row per particle with the measured
+quantities (signal-to-noise ratio, blinking fraction, bleaching over the run,
+saturated fraction, how much of the background annulus neighbours took) and,
+for each, whether it passes a threshold; ``ok`` combines them and
+``reason`` says in words why a particle fails, for the report. The kinetics
+stage can filter on ``ok`` or on any single column.
+
+Blinking is found as changepoints against the particle's own level
+(:func:`blink_mask`): a blink is an abrupt drop (within a frame or two) by
+more than ``blink_drop`` of the running baseline, lasting until the
+intensity comes back; the field quenches and recovers the PL over several
+frames (polarization and recovery times of seconds), which the running
+baseline follows. Frames far below the upper envelope are dark states.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from ..errors import PlscopeError
+from .detect import robust_std
+
+logger = logging.getLogger(__name__)
+
+#: Columns of :func:`quality_flags`, in order.
+QUALITY_COLUMNS: tuple[str, ...] = (
+    "particle_id", "snr", "noise_adu", "blink_fraction", "n_blinks", "bleach_fraction",
+    "bleach_rate_per_s", "saturated_fraction", "annulus_masked_fraction", "touches_border",
+    "n_tracks", "low_snr", "blinking", "bleached", "saturated", "crowded", "ok", "reason",
+)
+
+
+def _runs(mask: np.ndarray) -> int:
+    """Number of runs of True."""
+    m = np.asarray(mask, bool)
+    return int(np.count_nonzero(m[1:] & ~m[:-1]) + (1 if m.size and m[0] else 0))
+
+
+def blink_mask(intensity: np.ndarray, *, blink_sigma: float = 4.0, blink_drop: float = 0.25,
+               dark_level: float = 0.3, window_frames: int = 15) -> np.ndarray:
+    """Frames in which a particle is blinked off (abrupt dark excursions and dark states).
+
+    A sequential two-state classifier. In the *on* state, a frame that falls
+    below the brighter of the two previous on-frames by more than
+    ``max(blink_sigma x noise, blink_drop x that level)`` switches to *off*
+    (two frames, because a blink that starts during an exposure dims that
+    frame only partly). The field quenches and recovers the PL over several
+    frames (polarization and recovery times of seconds), bleaching slower
+    still, so neither makes such a step. The particle is back *on* at an
+    abrupt rise (by the same margin over the previous frame) or when it
+    recovers above the middle between its off level and the level it left.
+    Frames below ``dark_level`` x the upper envelope (90th percentile over
+    ``4 x window_frames + 1`` frames) are off too (dark states).
+
+    Parameters
+    ----------
+    intensity : ndarray, shape (n_frames,)
+        A particle's trace in frame order (NaN allowed, never flagged).
+    blink_sigma, blink_drop : float
+        Significance of a step, in frame-to-frame noise sigmas and relative
+        to the level.
+    dark_level : float
+        Dark-state threshold relative to the upper envelope.
+    window_frames : int
+        Sets the envelope window.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_frames,)
+    """
+    y = np.asarray(intensity, float)
+    ok = np.isfinite(y)
+    out = np.zeros(y.size, bool)
+    if ok.sum() < 5:
+        return out
+    yf = np.where(ok, y, np.nanmedian(y))
+    noise = robust_std(np.diff(y[ok])) / np.sqrt(2.0)
+    if not np.isfinite(noise):
+        noise = 0.0
+    step = blink_sigma * noise * np.sqrt(2.0)
+    last_on = [float(yf[0])]
+    off = False
+    level_left = 0.0
+    off_values: list[float] = []
+    for k in range(1, yf.size):
+        v = float(yf[k])
+        if not off:
+            ref = max(last_on[-2:])
+            if ref > 0 and v < ref - max(step, blink_drop * ref):
+                off, level_left, off_values = True, ref, [v]
+                out[k] = True
+            else:
+                last_on.append(v)
+        else:
+            prev = off_values[-1]
+            off_level = float(np.median(off_values))
+            rise = v - prev > max(step, blink_drop * level_left)
+            if rise or v > 0.5 * (off_level + level_left):
+                off = False
+                last_on = [v]           # the level may have changed meanwhile (field, bleaching)
+            else:
+                off_values.append(v)
+                out[k] = True
+    env = ndimage.percentile_filter(yf, 90, size=4 * max(3, int(window_frames)) + 1, mode="nearest")
+    out |= yf < dark_level * env
+    return out & ok
+
+
+def quality_flags(
+    traces: pd.DataFrame,
+    particles: pd.DataFrame | None = None,
+    *,
+    frame_time_s: np.ndarray | None = None,
+    reference_frames: np.ndarray | None = None,
+    tracks: pd.DataFrame | None = None,
+    saturation_adu: float | None = None,
+    min_snr: float = 5.0,
+    max_blink_fraction: float = 0.2,
+    max_bleach_fraction: float = 0.5,
+    max_saturated_fraction: float = 0.0,
+    max_annulus_masked: float = 0.5,
+    window_frames: int = 15,
+    blink_sigma: float = 4.0,
+    blink_drop: float = 0.25,
+    n_blocks: int = 8,
+) -> pd.DataFrame:
+    """Per-particle quality measures and pass/fail flags.
+
+    Parameters
+    ----------
+    traces : pandas.DataFrame
+        :func:`~plscope.tracking.extract_traces` output: ``frame,
+        particle_id, intensity`` and, for the saturation flag,
+        ``peak_adu`` (``peaks=True``). Its ``attrs`` give
+        ``annulus_masked_fraction`` and ``saturation_adu`` when present.
+    particles : pandas.DataFrame, optional
+        The particle table: ``touches_border`` and ``size_fit_ok`` (a
+        failed size fit fails the particle, its size being needed for the
+        mobility).
+    frame_time_s : ndarray, optional
+        Frame times, for ``bleach_rate_per_s`` (else per frame: rate NaN).
+    reference_frames : array of int or bool, optional
+        Frames in an unperturbed state (e.g. field off) used for the
+        bleaching estimate and the SNR; default all frames.
+    tracks : pandas.DataFrame, optional
+        :func:`~plscope.tracking.link_particle_centroids` output (``n_tracks``).
+    saturation_adu : float, optional
+        Raw level counted as saturated; default ``traces.attrs["saturation_adu"]``
+        (the largest value of the movie's integer dtype).
+    min_snr, max_blink_fraction, max_bleach_fraction, max_saturated_fraction, max_annulus_masked
+        Thresholds of the flags.
+    window_frames, blink_sigma, blink_drop
+        Blink detection, see :func:`blink_mask`.
+    n_blocks : int
+        Bleaching: the 90th percentile of the reference frames in each of
+        ``n_blocks`` consecutive blocks, fitted by an exponential in time.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per particle, columns :data:`QUALITY_COLUMNS`: ``snr``
+        (median intensity / frame-to-frame noise), ``noise_adu``,
+        ``blink_fraction`` (fraction of frames blinked off), ``n_blinks``,
+        ``bleach_fraction`` (loss of the unperturbed level over the run,
+        from the fit), ``bleach_rate_per_s``, ``saturated_fraction``
+        (frames with an aperture pixel at saturation; NaN without
+        ``peak_adu``), ``annulus_masked_fraction``, ``touches_border``,
+        ``n_tracks`` (-1 when not given); the flags ``low_snr, blinking,
+        bleached, saturated, crowded``; ``ok`` (no flag, not at the border,
+        one trajectory); ``reason`` (``""`` when ok, else e.g.
+        ``"blinking 31% > 20%; touches the border"``).
+    """
+    for col in ("frame", "particle_id", "intensity"):
+        if col not in traces.columns:
+            raise PlscopeError(f"traces: missing column {col!r}")
+    frames = np.sort(traces["frame"].unique())
+    n_frames = frames.size
+    if reference_frames is None:
+        ref_sel = np.ones(n_frames, bool)
+    else:
+        rf = np.asarray(reference_frames)
+        ref_sel = rf.astype(bool) if rf.dtype == bool and rf.size == n_frames else np.isin(frames, rf)
+    t = np.asarray(frame_time_s, float)[frames] if frame_time_s is not None else frames.astype(float)
+    sat = saturation_adu if saturation_adu is not None else traces.attrs.get("saturation_adu")
+    masked_attr = traces.attrs.get("annulus_masked_fraction", {}) or {}
+    border = {}
+    extra_reasons: dict[Any, list[str]] = {}
+    if particles is not None:
+        if "touches_border" in particles.columns:
+            border = dict(zip(particles["particle_id"], particles["touches_border"].astype(bool)))
+        for _, row in particles.iterrows():
+            r = []
+            if "size_fit_ok" in particles.columns and not bool(row["size_fit_ok"]):
+                r.append("size fit failed")
+            if r:
+                extra_reasons[row["particle_id"]] = r
+    n_tracks = dict(zip(tracks["particle_id"], tracks["n_tracks"])) if tracks is not None else {}
+
+    rows = []
+    for pid, tr in traces.groupby("particle_id", sort=True):
+        tr = tr.sort_values("frame")
+        y = tr["intensity"].to_numpy(float)
+        if y.size != n_frames:
+            y = pd.Series(y, index=tr["frame"].to_numpy()).reindex(frames).to_numpy(float)
+        finite = np.isfinite(y)
+        noise = robust_std(np.diff(y[finite])) / np.sqrt(2.0) if finite.sum() > 2 else float("nan")
+        blinked = blink_mask(y, window_frames=window_frames, blink_sigma=blink_sigma, blink_drop=blink_drop)
+        use = ref_sel & finite & ~blinked
+        level = float(np.median(y[use])) if use.any() else float("nan")
+        snr = level / noise if np.isfinite(noise) and noise > 0 else float("nan")
+        blink_fraction = float(blinked[finite].mean()) if finite.any() else float("nan")
+        # bleaching: exponential fit to the upper level of consecutive blocks
+        rate = float("nan")
+        idx = np.flatnonzero(use)
+        if idx.size >= 2 * n_blocks:
+            parts = np.array_split(idx, n_blocks)
+            tb = np.array([t[p].mean() for p in parts])
+            lv = np.array([np.percentile(y[p], 90) for p in parts])
+            good = lv > 0
+            if good.sum() >= 3:
+                rate = -float(np.polyfit(tb[good], np.log(lv[good]), 1)[0])
+        span = float(t[-1] - t[0]) if n_frames > 1 else 0.0
+        bleach = float(1.0 - np.exp(-rate * span)) if np.isfinite(rate) else float("nan")
+        if "peak_adu" in tr.columns and sat is not None:
+            pk = tr["peak_adu"].to_numpy(float)
+            sat_frac = float(np.mean(pk[np.isfinite(pk)] >= float(sat))) if np.isfinite(pk).any() else 0.0
+        else:
+            sat_frac = float("nan")
+        masked = float(masked_attr.get(pid, masked_attr.get(str(pid), np.nan)))
+        rows.append({
+            "particle_id": pid, "snr": snr, "noise_adu": noise, "blink_fraction": blink_fraction,
+            "n_blinks": _runs(blinked), "bleach_fraction": bleach,
+            "bleach_rate_per_s": rate if frame_time_s is not None else float("nan"),
+            "saturated_fraction": sat_frac, "annulus_masked_fraction": masked,
+            "touches_border": bool(border.get(pid, False)), "n_tracks": int(n_tracks.get(pid, -1)),
+        })
+    out = pd.DataFrame(rows, columns=list(QUALITY_COLUMNS[:11]))
+    out["low_snr"] = ~(out["snr"] >= min_snr)
+    out["blinking"] = out["blink_fraction"] > max_blink_fraction
+    out["bleached"] = out["bleach_fraction"] > max_bleach_fraction
+    out["saturated"] = out["saturated_fraction"] > max_saturated_fraction
+    out["crowded"] = out["annulus_masked_fraction"] > max_annulus_masked
+    reasons = []
+    for _, r in out.iterrows():
+        why = []
+        if r["low_snr"]:
+            why.append(f"SNR {r['snr']:.1f} < {min_snr:g}")
+        if r["blinking"]:
+            why.append(f"blinking {100 * r['blink_fraction']:.0f}% > {100 * max_blink_fraction:.0f}%")
+        if r["bleached"]:
+            why.append(f"bleached {100 * r['bleach_fraction']:.0f}% > {100 * max_bleach_fraction:.0f}%")
+        if r["saturated"]:
+            why.append(f"saturated in {100 * r['saturated_fraction']:.0f}% of frames")
+        if r["crowded"]:
+            why.append(f"neighbours cover {100 * r['annulus_masked_fraction']:.0f}% of the background annulus")
+        if r["touches_border"]:
+            why.append("touches the border")
+        if r["n_tracks"] > 1:
+            why.append(f"identity lost ({r['n_tracks']} trajectories)")
+        why += extra_reasons.get(r["particle_id"], [])
+        reasons.append("; ".join(why))
+    out["reason"] = reasons
+    out["ok"] = out["reason"] == ""
+    out = out[list(QUALITY_COLUMNS)]
+    logger.info("quality_flags: %d of %d particle(s) pass", int(out["ok"].sum()), len(out))
+    return out
