@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .._json import jsonable
 from ..errors import PlscopeError
 from .kinetics import (
     SE_REFERENCE_FIELD_KV_PER_CM,
@@ -598,21 +599,7 @@ def diffusion_coefficient_cm2_per_s(mobility_cm2_per_Vs: float, temperature_K: f
     return float(mobility_cm2_per_Vs) * _kb_over_q() * float(temperature_K)
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    return obj
+_jsonable = jsonable  # one implementation: plscope._json
 
 
 def ground_truth(params: ImagingSimParams, population: SimulatedPopulation, *, seed: int) -> dict[str, Any]:
