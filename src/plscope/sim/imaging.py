@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from .._json import jsonable
+from .timing import DAQ_TAIL_S, RunTimingMixin  # noqa: F401  (DAQ_TAIL_S kept importable here)
 from ..errors import PlscopeError
 from .kinetics import (
     SE_REFERENCE_FIELD_KV_PER_CM,
@@ -46,7 +47,6 @@ from .kinetics import (
     exposure_average,
     polarization_time_s,
     quench_state,
-    switch_schedule,
     switching_efficiency,
 )
 from .render import (
@@ -83,7 +83,6 @@ BORDER_PX = 14.0
 #: relative spread (lognormal, mean preserved) of the recovery time per particle
 TAU_REC_SPREAD = 0.10
 #: DAQ samples recorded after the end of the last TTL pulse, seconds
-DAQ_TAIL_S = 0.5
 
 
 class SimulationError(PlscopeError):
@@ -91,7 +90,7 @@ class SimulationError(PlscopeError):
 
 
 @dataclass(frozen=True)
-class ImagingSimParams:
+class ImagingSimParams(RunTimingMixin):
     """Parameters of a simulated imaging run; every field has a default.
 
     Units are in the names. Sizes are side lengths of axis-aligned square
@@ -260,16 +259,6 @@ class ImagingSimParams:
 
     # ---- derived quantities ------------------------------------------------
     @property
-    def first_frame_time_s(self) -> float:
-        """Start of the first exposure on the DAQ clock.
-
-        ``daq_lead_s`` with ``daq_lead``; otherwise one DAQ sample, so that
-        the record still starts with the TTL low and every frame, the first
-        included, has a rising edge.
-        """
-        return float(self.daq_lead_s) if self.daq_lead else 1.0 / self.daq_rate_hz
-
-    @property
     def n_particles_total(self) -> int:
         """All particles: ``n_particles`` + touching partners + border particles."""
         return int(self.n_particles) + int(self.touching_pairs) + int(self.border_particles)
@@ -280,40 +269,6 @@ class ImagingSimParams:
         return bool(self.touching_pairs or self.border_particles or self.brightness_spread > 0
                     or self.blinking_fraction < 1)
 
-    @property
-    def n_cycles(self) -> int:
-        return len(self.fields_kV_per_cm) * int(self.cycles_per_level)
-
-    @property
-    def n_frames(self) -> int:
-        """Frames from the first one to the end of the last OFF half-cycle."""
-        duration_s = self.lead_in_s + self.n_cycles * self.period_s
-        return max(int(math.ceil(duration_s * self.frame_rate_hz - 1e-9)), 1)
-
-    @property
-    def n_ttl_pulses(self) -> int:
-        return self.n_frames + (int(self.extra_ttl_pulses) if self.extra_ttl else 0)
-
-    @property
-    def volts_per_kV_per_cm(self) -> float:
-        """Recorded function-generator volts per kV/cm of field."""
-        return 1e3 * self.electrode_gap_um * 1e-4 / self.amplifier_gain
-
-    def frame_start_times_s(self) -> np.ndarray:
-        """Exposure start of every saved frame, shape (n_frames,)."""
-        return self.first_frame_time_s + np.arange(self.n_frames) / self.frame_rate_hz
-
-    def schedule(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(switch_times_s (n_cycles, 2), cycle_fields_kV_per_cm (n_cycles,))``."""
-        return switch_schedule(self.fields_kV_per_cm, cycles_per_level=int(self.cycles_per_level),
-                               period_s=self.period_s, duty=self.duty,
-                               first_on_s=self.first_frame_time_s + self.lead_in_s)
-
-    def daq_duration_s(self) -> float:
-        """Time of the last DAQ sample (a little after the last TTL pulse)."""
-        last_pulse_end = (self.first_frame_time_s + (self.n_ttl_pulses - 1) / self.frame_rate_hz
-                          + self.exposure_s)
-        return last_pulse_end + DAQ_TAIL_S
 
 
 @dataclass(frozen=True, eq=False)

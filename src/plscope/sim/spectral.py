@@ -43,13 +43,13 @@ from typing import Any, Literal
 import numpy as np
 
 from .._json import jsonable
+from .timing import DAQ_TAIL_S, RunTimingMixin  # noqa: F401  (DAQ_TAIL_S kept importable here)
 from ..errors import PlscopeError
 from .kinetics import (
     SE_REFERENCE_FIELD_KV_PER_CM,
     bleach_factor,
     polarization_time_s,
     quench_state,
-    switch_schedule,
 )
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,6 @@ TTL_HIGH_V = 5.0
 ADU_MAX = 65535
 #: sub-samples per exposure when averaging the spectrum over it
 N_SUB = 5
-DAQ_TAIL_S = 0.5
 #: smallest gap (rows) between a stripe centre and the slit ends
 _ROW_MARGIN = 6.0
 
@@ -99,7 +98,7 @@ class SpectralSimError(PlscopeError):
 
 
 @dataclass(frozen=True)
-class SpectralSimParams:
+class SpectralSimParams(RunTimingMixin):
     """Parameters of a simulated spectral run; every field has a default.
 
     Units are in the names. Sequences may be lists (e.g. from JSON); they
@@ -261,36 +260,6 @@ class SpectralSimParams:
         keep = (arr[:, 0] > wl[0] + margin) & (arr[:, 0] < wl[-1] - margin)
         return arr[keep]
 
-    @property
-    def first_frame_time_s(self) -> float:
-        return float(self.daq_lead_s) if self.daq_lead else 1.0 / self.daq_rate_hz
-
-    @property
-    def n_cycles(self) -> int:
-        return len(self.fields_kV_per_cm) * int(self.cycles_per_level)
-
-    @property
-    def n_frames(self) -> int:
-        return max(int(math.ceil((self.lead_in_s + self.n_cycles * self.period_s) * self.frame_rate_hz - 1e-9)), 1)
-
-    @property
-    def n_ttl_pulses(self) -> int:
-        return self.n_frames + (int(self.extra_ttl_pulses) if self.extra_ttl else 0)
-
-    @property
-    def volts_per_kV_per_cm(self) -> float:
-        return 1e3 * self.electrode_gap_um * 1e-4 / self.amplifier_gain
-
-    def frame_start_times_s(self) -> np.ndarray:
-        return self.first_frame_time_s + np.arange(self.n_frames) / self.frame_rate_hz
-
-    def schedule(self) -> tuple[np.ndarray, np.ndarray]:
-        return switch_schedule(self.fields_kV_per_cm, cycles_per_level=int(self.cycles_per_level),
-                               period_s=self.period_s, duty=self.duty,
-                               first_on_s=self.first_frame_time_s + self.lead_in_s)
-
-    def daq_duration_s(self) -> float:
-        return self.first_frame_time_s + (self.n_ttl_pulses - 1) / self.frame_rate_hz + self.exposure_s + DAQ_TAIL_S
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,69 @@
+"""Run timing shared by the imaging and the spectral simulators.
+
+:class:`RunTimingMixin` derives, from the fields both parameter dataclasses
+have (``daq_lead``, ``daq_lead_s``, ``daq_rate_hz``, ``lead_in_s``,
+``fields_kV_per_cm``, ``cycles_per_level``, ``period_s``, ``duty``,
+``frame_rate_hz``, ``exposure_s``, ``extra_ttl``, ``extra_ttl_pulses``,
+``electrode_gap_um``, ``amplifier_gain``), the frame times, the field
+schedule and the DAQ record length, on the DAQ clock.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .kinetics import switch_schedule
+
+#: DAQ record kept after the last TTL pulse, s
+DAQ_TAIL_S = 0.5
+
+
+class RunTimingMixin:
+    """Derived timing of a simulated run (no fields of its own)."""
+
+    @property
+    def first_frame_time_s(self) -> float:
+        """Start of the first exposure on the DAQ clock.
+
+        ``daq_lead_s`` with ``daq_lead``; otherwise one DAQ sample, so that
+        the record still starts with the TTL low and every frame, the first
+        included, has a rising edge.
+        """
+        return float(self.daq_lead_s) if self.daq_lead else 1.0 / self.daq_rate_hz
+
+    @property
+    def n_cycles(self) -> int:
+        return len(self.fields_kV_per_cm) * int(self.cycles_per_level)
+
+    @property
+    def n_frames(self) -> int:
+        """Frames from the first one to the end of the last OFF half-cycle."""
+        duration_s = self.lead_in_s + self.n_cycles * self.period_s
+        return max(int(math.ceil(duration_s * self.frame_rate_hz - 1e-9)), 1)
+
+    @property
+    def n_ttl_pulses(self) -> int:
+        return self.n_frames + (int(self.extra_ttl_pulses) if self.extra_ttl else 0)
+
+    @property
+    def volts_per_kV_per_cm(self) -> float:
+        """Recorded function-generator volts per kV/cm of field."""
+        return 1e3 * self.electrode_gap_um * 1e-4 / self.amplifier_gain
+
+    def frame_start_times_s(self) -> np.ndarray:
+        """Exposure start of every saved frame, shape (n_frames,)."""
+        return self.first_frame_time_s + np.arange(self.n_frames) / self.frame_rate_hz
+
+    def schedule(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(switch_times_s (n_cycles, 2), cycle_fields_kV_per_cm (n_cycles,))``."""
+        return switch_schedule(self.fields_kV_per_cm, cycles_per_level=int(self.cycles_per_level),
+                               period_s=self.period_s, duty=self.duty,
+                               first_on_s=self.first_frame_time_s + self.lead_in_s)
+
+    def daq_duration_s(self) -> float:
+        """Time of the last DAQ sample (a little after the last TTL pulse)."""
+        last_pulse_end = (self.first_frame_time_s + (self.n_ttl_pulses - 1) / self.frame_rate_hz
+                          + self.exposure_s)
+        return last_pulse_end + DAQ_TAIL_S
