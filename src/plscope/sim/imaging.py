@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .._json import jsonable
-from .timing import DAQ_TAIL_S, RunTimingMixin  # noqa: F401  (DAQ_TAIL_S kept importable here)
+from .timing import DAQ_TAIL_S, RunTimingMixin, daq_base_signals  # noqa: F401  (DAQ_TAIL_S kept importable here)
 from ..errors import PlscopeError
 from .kinetics import (
     SE_REFERENCE_FIELD_KV_PER_CM,
@@ -508,28 +508,8 @@ def daq_signals(params: ImagingSimParams, *, rng_voltage: np.random.Generator | 
         (``E * gap / gain`` plus noise when ``voltage_noise``) and, when
         ``aux_channel``, ``aux_photodiode``.
     """
-    rate = params.daq_rate_hz
-    n = int(math.floor(params.daq_duration_s() * rate + 1e-9)) + 1
-    t = np.arange(n) / rate
-
-    def intervals_to_level(starts_s: np.ndarray, ends_s: np.ndarray, levels: np.ndarray) -> np.ndarray:
-        # samples i with start <= i / rate < end, robust to float rounding
-        i0 = np.clip(np.ceil(starts_s * rate - 1e-6).astype(np.int64), 0, n)
-        i1 = np.clip(np.ceil(ends_s * rate - 1e-6).astype(np.int64), 0, n)
-        step = np.zeros(n + 1)
-        np.add.at(step, i0, levels)
-        np.add.at(step, i1, -levels)
-        return np.cumsum(step)[:n]
-
-    pulses = params.first_frame_time_s + np.arange(params.n_ttl_pulses) / params.frame_rate_hz
-    ttl = intervals_to_level(pulses, pulses + params.exposure_s, np.full(pulses.size, TTL_HIGH_V))
-    ttl = np.where(ttl > TTL_HIGH_V / 2, TTL_HIGH_V, 0.0)
-
-    switch_times, cycle_fields = params.schedule()
-    volts = intervals_to_level(switch_times[:, 0], switch_times[:, 1], cycle_fields * params.volts_per_kV_per_cm)
-    volts = np.round(volts, 12)  # cumulative-sum residue
-    if params.voltage_noise and params.voltage_noise_V > 0 and rng_voltage is not None:
-        volts = volts + rng_voltage.normal(0.0, params.voltage_noise_V, size=n)
+    t, ttl, volts = daq_base_signals(params, rng_voltage=rng_voltage)
+    n = t.size
 
     out = {"time_s": t, TTL_CHANNEL: ttl, VOLTAGE_CHANNEL: volts}
     if params.aux_channel:

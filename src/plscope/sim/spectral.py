@@ -43,7 +43,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._json import jsonable
-from .timing import DAQ_TAIL_S, RunTimingMixin  # noqa: F401  (DAQ_TAIL_S kept importable here)
+from .timing import DAQ_TAIL_S, RunTimingMixin, daq_base_signals  # noqa: F401  (DAQ_TAIL_S kept importable here)
 from ..errors import PlscopeError
 from .kinetics import (
     SE_REFERENCE_FIELD_KV_PER_CM,
@@ -415,25 +415,7 @@ def _frame_spectra(params: SpectralSimParams, pop: _Population, k0: int, k1: int
 def spectral_daq_signals(params: SpectralSimParams, *, rng_voltage: np.random.Generator | None = None
                          ) -> dict[str, np.ndarray]:
     """DAQ channels from ``t = 0``: ``time_s``, ``camera_ttl``, ``fg_voltage``."""
-    rate = params.daq_rate_hz
-    n = int(math.floor(params.daq_duration_s() * rate + 1e-9)) + 1
-    t = np.arange(n) / rate
-
-    def level(starts: np.ndarray, ends: np.ndarray, values: np.ndarray) -> np.ndarray:
-        i0 = np.clip(np.ceil(starts * rate - 1e-6).astype(np.int64), 0, n)
-        i1 = np.clip(np.ceil(ends * rate - 1e-6).astype(np.int64), 0, n)
-        step = np.zeros(n + 1)
-        np.add.at(step, i0, values)
-        np.add.at(step, i1, -values)
-        return np.cumsum(step)[:n]
-
-    pulses = params.first_frame_time_s + np.arange(params.n_ttl_pulses) / params.frame_rate_hz
-    ttl = level(pulses, pulses + params.exposure_s, np.full(pulses.size, TTL_HIGH_V))
-    ttl = np.where(ttl > TTL_HIGH_V / 2, TTL_HIGH_V, 0.0)
-    switch, fields = params.schedule()
-    volts = np.round(level(switch[:, 0], switch[:, 1], fields * params.volts_per_kV_per_cm), 12)
-    if params.voltage_noise and params.voltage_noise_V > 0 and rng_voltage is not None:
-        volts = volts + rng_voltage.normal(0.0, params.voltage_noise_V, n)
+    t, ttl, volts = daq_base_signals(params, rng_voltage=rng_voltage)
     return {"time_s": t, TTL_CHANNEL: ttl, VOLTAGE_CHANNEL: volts}
 
 

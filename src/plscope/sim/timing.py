@@ -67,3 +67,48 @@ class RunTimingMixin:
         last_pulse_end = (self.first_frame_time_s + (self.n_ttl_pulses - 1) / self.frame_rate_hz
                           + self.exposure_s)
         return last_pulse_end + DAQ_TAIL_S
+
+
+#: TTL high level, V
+TTL_HIGH_V = 5.0
+
+
+def daq_base_signals(params, *, rng_voltage: np.random.Generator | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sampled DAQ record from ``t = 0``: time, camera TTL and function-generator voltage.
+
+    Parameters
+    ----------
+    params : a parameter dataclass with :class:`RunTimingMixin`
+        Also needs ``voltage_noise`` and ``voltage_noise_V``.
+    rng_voltage : numpy.random.Generator, optional
+        Noise on the voltage channel (when ``params.voltage_noise``).
+
+    Returns
+    -------
+    time_s, camera_ttl, fg_voltage : ndarray, each shape (n_samples,)
+        TTL at ``TTL_HIGH_V`` during each exposure (surplus pulses included);
+        voltage ``E * gap / gain`` during each ON half-cycle.
+    """
+    rate = params.daq_rate_hz
+    n = int(math.floor(params.daq_duration_s() * rate + 1e-9)) + 1
+    t = np.arange(n) / rate
+
+    def level(starts_s: np.ndarray, ends_s: np.ndarray, values: np.ndarray) -> np.ndarray:
+        # samples i with start <= i / rate < end, robust to float rounding
+        i0 = np.clip(np.ceil(starts_s * rate - 1e-6).astype(np.int64), 0, n)
+        i1 = np.clip(np.ceil(ends_s * rate - 1e-6).astype(np.int64), 0, n)
+        step = np.zeros(n + 1)
+        np.add.at(step, i0, values)
+        np.add.at(step, i1, -values)
+        return np.cumsum(step)[:n]
+
+    pulses = params.first_frame_time_s + np.arange(params.n_ttl_pulses) / params.frame_rate_hz
+    ttl = level(pulses, pulses + params.exposure_s, np.full(pulses.size, TTL_HIGH_V))
+    ttl = np.where(ttl > TTL_HIGH_V / 2, TTL_HIGH_V, 0.0)
+    switch_times, cycle_fields = params.schedule()
+    volts = level(switch_times[:, 0], switch_times[:, 1], cycle_fields * params.volts_per_kV_per_cm)
+    volts = np.round(volts, 12)  # cumulative-sum residue
+    if params.voltage_noise and params.voltage_noise_V > 0 and rng_voltage is not None:
+        volts = volts + rng_voltage.normal(0.0, params.voltage_noise_V, size=n)
+    return t, ttl, volts
