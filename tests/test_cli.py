@@ -109,6 +109,13 @@ def test_spectral_run_through_the_cli(tmp_path, capsys):
     assert summary["spectral_shift_slope_nm_per_kV_per_cm"] == pytest.approx(slope_true, rel=0.10)
     spectra = __import__("pandas").read_csv(out / "spectra.csv")
     assert list(spectra.columns[:5]) == ["frame", "time_s", "field_kV_per_cm", "peak_nm", "fwhm_nm"]
+    # a batch re-run would skip it: inputs and settings recorded like an imaging run's
+    from plscope.pipeline.batch import up_to_date
+    from plscope.pipeline.settings import AnalysisSettings
+
+    assert up_to_date(run, out, AnalysisSettings())
+    (run / "lamp.csv").write_text((run / "lamp.csv").read_text() + "\n")
+    assert not up_to_date(run, out, AnalysisSettings())
 
 
 REAL_SPECTRA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "spectra"
@@ -128,3 +135,28 @@ def test_calibrate_cli_on_the_real_neon_lamp(tmp_path, capsys):
     assert main(["calibrate", str(tmp_path / "missing.csv"), "--lines", str(REAL_SPECTRA / "neon_nist_wl_nm.csv"),
                  "--out", str(bad)]) == 2
     assert "missing.csv" in capsys.readouterr().err and not bad.exists()
+
+
+def test_movie_only_run_folder_gives_particles_and_traces(small_run, tmp_path, capsys):
+    """No [daq]/[field]: particles and traces, field quantities null with a warning."""
+    import re
+
+    import pandas as pd
+
+    run, truth = small_run
+    movie_only = tmp_path / "movie_only"
+    movie_only.mkdir()
+    shutil.copy(run / "movie.tif", movie_only / "movie.tif")
+    toml = (run / "experiment.toml").read_text()
+    toml = re.sub(r"\[daq\][^\[]*", "", toml)
+    toml = re.sub(r"\[field\][^\[]*", "", toml)
+    (movie_only / "experiment.toml").write_text(toml)
+    out = tmp_path / "out"
+    assert main(["run", str(movie_only), "--out", str(out), "--no-progress"]) == 0
+    particles = pd.read_csv(out / "particles.csv")
+    assert len(particles) == len(truth["particles"])
+    traces = pd.read_parquet(out / "traces.parquet")
+    assert len(traces) == len(particles) * truth["n_frames"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ion_mobility_cm2_per_Vs"] is None and summary["fields_kV_per_cm"] == []
+    assert any("no [daq]" in w for w in summary["warnings"])

@@ -441,7 +441,7 @@ def run_imaging(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     if cfg.movie is None:   # a spectra-only run folder
         from .spectra import run_spectra
 
-        return run_spectra(run_dir, out_dir, progress=progress, command_line=command_line)
+        return run_spectra(run_dir, out_dir, progress=progress, command_line=command_line, settings=settings)
     with AtomicOutputDir(out_dir) as tmp:  # fails early if out_dir cannot be written
         ex = extract_imaging(cfg, settings, progress=progress)
         result = analyze_extraction(ex, settings)

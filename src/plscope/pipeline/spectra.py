@@ -560,7 +560,7 @@ _SPEC_SUMMARY_NULLS = ("ion_mobility_cm2_per_Vs", "ion_mobility_std_cm2_per_Vs",
 
 
 def run_spectra(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, progress: bool = False,
-                command_line: Sequence[str] | None = None, **options) -> SpectraResult:
+                command_line: Sequence[str] | None = None, settings=None, **options) -> SpectraResult:
     """A spectra-only run (``[spectra]`` without ``[movie]``) to ``out_dir``, atomically.
 
     Writes ``summary.json`` (every key of the spec; the imaging ones null
@@ -574,6 +574,7 @@ def run_spectra(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, progr
     from ..report.spectra import render_spectra_report
     from .output import AtomicOutputDir, write_json
     from .provenance import provenance
+    from .run import input_files
 
     started = _dt.datetime.now(_dt.timezone.utc)
     with AtomicOutputDir(out_dir) as tmp:
@@ -590,8 +591,10 @@ def run_spectra(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, progr
         summary.update(s)
         summary["warnings"] = list(cfg.warnings) + list(result.warnings) + [
             "no [movie]: particle sizes, kinetics, ion mobility and diffusion coefficient are null"]
-        summary["provenance"] = provenance(inputs=[cfg.file, *dict.fromkeys(result.input_files)],
-                                           config=cfg.to_dict(), started=started, command_line=command_line)
+        summary["provenance"] = provenance(
+            inputs=input_files(cfg), config=cfg.to_dict(), started=started,
+            command_line=command_line, settings=None if settings is None else settings.to_dict(),
+            settings_digest=None if settings is None else settings.digest())
         result.summary = summary
         write_spectra_outputs(result, tmp)
         st = result.stripes
