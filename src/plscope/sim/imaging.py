@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 
 from .._json import jsonable
-from .timing import DAQ_TAIL_S, RunTimingMixin, daq_base_signals  # noqa: F401  (DAQ_TAIL_S kept importable here)
+from .timing import (DAQ_TAIL_S, TTL_CHANNEL, TTL_HIGH_V, VOLTAGE_CHANNEL, RunTimingMixin,  # noqa: F401
+                     daq_base_signals)  # noqa: F401  (DAQ_TAIL_S kept importable here)
 from ..errors import PlscopeError
 from .kinetics import (
     SE_REFERENCE_FIELD_KV_PER_CM,
@@ -72,11 +73,7 @@ DAQ_FILE = "daq.csv"
 EXPERIMENT_FILE = "experiment.toml"
 GROUND_TRUTH_FILE = "ground_truth.json"
 #: DAQ channel names
-TTL_CHANNEL = "camera_ttl"
-VOLTAGE_CHANNEL = "fg_voltage"
 AUX_CHANNEL = "aux_photodiode"
-#: camera TTL high level in volts
-TTL_HIGH_V = 5.0
 #: minimum edge-to-edge gap between particles and from the border, pixels
 CLEARANCE_PX = 12.0
 BORDER_PX = 14.0

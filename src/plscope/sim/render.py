@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tracking.models import box_profile
+from ..tracking.models import render_squares
 
 #: half-width of the rendering window beyond the particle edge, in PSF sigmas
 ROI_SIGMAS = 6.0
@@ -114,22 +114,7 @@ def render_particles(shape: tuple[int, int], x_px, y_px, side_px, photons, *, si
     -------
     ndarray of float, shape ``shape``
     """
-    rows, cols = shape
-    img = np.zeros(shape) if out is None else out
-    for x, y, s, n in zip(np.atleast_1d(x_px), np.atleast_1d(y_px), np.atleast_1d(side_px),
-                          np.atleast_1d(photons)):
-        if n == 0:
-            continue
-        half = s / 2 + ROI_SIGMAS * sigma_px
-        c0, c1 = max(int(np.floor(x - half)), 0), min(int(np.ceil(x + half)) + 1, cols)
-        r0, r1 = max(int(np.floor(y - half)), 0), min(int(np.ceil(y + half)) + 1, rows)
-        if c0 >= c1 or r0 >= r1:
-            continue
-        px = box_profile(np.arange(c0, c1), x, s, sigma_px)
-        py = box_profile(np.arange(r0, r1), y, s, sigma_px)
-        side = max(float(s), 1e-9)
-        img[r0:r1, c0:c1] += np.outer(py, px) * (n / (side * side))
-    return img
+    return render_squares(shape, x_px, y_px, side_px, photons, sigma_px, window_sigmas=ROI_SIGMAS, out=out)
 
 
 def background_image(shape: tuple[int, int], mean_photons: float, *, angle_rad: float,

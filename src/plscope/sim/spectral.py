@@ -43,7 +43,8 @@ from typing import Any, Literal
 import numpy as np
 
 from .._json import jsonable
-from .timing import DAQ_TAIL_S, RunTimingMixin, daq_base_signals  # noqa: F401  (DAQ_TAIL_S kept importable here)
+from .timing import (DAQ_TAIL_S, TTL_CHANNEL, TTL_HIGH_V, VOLTAGE_CHANNEL, RunTimingMixin,  # noqa: F401
+                     daq_base_signals)  # noqa: F401  (DAQ_TAIL_S kept importable here)
 from ..errors import PlscopeError
 from .kinetics import (
     SE_REFERENCE_FIELD_KV_PER_CM,
@@ -83,9 +84,6 @@ LAMP_FILE = "lamp.csv"
 DAQ_FILE = "daq.csv"
 EXPERIMENT_FILE = "experiment.toml"
 GROUND_TRUTH_FILE = "ground_truth.json"
-TTL_CHANNEL = "camera_ttl"
-VOLTAGE_CHANNEL = "fg_voltage"
-TTL_HIGH_V = 5.0
 ADU_MAX = 65535
 #: sub-samples per exposure when averaging the spectrum over it
 N_SUB = 5

@@ -18,6 +18,11 @@ from .kinetics import switch_schedule
 
 #: DAQ record kept after the last TTL pulse, s
 DAQ_TAIL_S = 0.5
+#: DAQ channel names written by the simulators
+TTL_CHANNEL = "camera_ttl"
+VOLTAGE_CHANNEL = "fg_voltage"
+#: camera TTL high level, V
+TTL_HIGH_V = 5.0
 
 
 class RunTimingMixin:
@@ -69,8 +74,6 @@ class RunTimingMixin:
         return last_pulse_end + DAQ_TAIL_S
 
 
-#: TTL high level, V
-TTL_HIGH_V = 5.0
 
 
 def daq_base_signals(params, *, rng_voltage: np.random.Generator | None = None

@@ -87,7 +87,7 @@ def blurred_square(shape: tuple[int, int], x0: float, y0: float, side_px: float,
 
 
 def render_squares(shape: tuple[int, int], x_px, y_px, side_px, total, sigma_px: float, *,
-                   window_sigmas: float = 6.0) -> np.ndarray:
+                   window_sigmas: float = 6.0, out: np.ndarray | None = None) -> np.ndarray:
     """Sum of blurred, pixel-integrated squares (the fit model of many particles).
 
     Each square is evaluated with :func:`box_profile` in a window of
@@ -101,16 +101,20 @@ def render_squares(shape: tuple[int, int], x_px, y_px, side_px, total, sigma_px:
         Rows with a non-finite value are skipped.
     sigma_px : float
         Gaussian PSF standard deviation in pixels.
+    window_sigmas : float
+        Half-width of the evaluation window beyond the square, in PSF sigmas.
+    out : ndarray of float, shape ``shape``, optional
+        Image to add to (in place); a new zero image if omitted.
 
     Returns
     -------
     ndarray of float64, shape ``shape``
     """
     rows, cols = shape
-    img = np.zeros(shape)
+    img = np.zeros(shape) if out is None else out
     for x, y, s, t in zip(np.atleast_1d(x_px), np.atleast_1d(y_px), np.atleast_1d(side_px),
                           np.atleast_1d(total)):
-        if not (np.isfinite(x) and np.isfinite(y) and np.isfinite(s) and np.isfinite(t)) or s <= 0:
+        if not (np.isfinite(x) and np.isfinite(y) and np.isfinite(s) and np.isfinite(t)) or s <= 0 or t == 0:
             continue
         half = s / 2 + window_sigmas * sigma_px
         c0, c1 = max(int(np.floor(x - half)), 0), min(int(np.ceil(x + half)) + 1, cols)
