@@ -28,16 +28,19 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     params = ImagingSimParams(fields_kV_per_cm=(110.0, 130.0), cycles_per_level=3)
     if args.quick:
-        params = ImagingSimParams(n_particles=4, image_shape=(80, 80), fields_kV_per_cm=(130.0,),
-                                  cycles_per_level=2, period_s=24.0)
+        params = ImagingSimParams(
+            n_particles=4, image_shape=(80, 80), fields_kV_per_cm=(130.0,), cycles_per_level=2, period_s=24.0
+        )
     with tempfile.TemporaryDirectory(prefix="plscope-bench-batch-") as tmp:
         root = Path(tmp) / "session"
         t0 = time.perf_counter()
         for i in range(args.runs):
             simulate_imaging_run(root / f"run{i:02d}", params, seed=100 + i)
         frames = params.n_frames * args.runs
-        print(f"simulated {args.runs} runs ({frames} frames of {params.image_shape}) in "
-              f"{time.perf_counter() - t0:.1f} s")
+        print(
+            f"simulated {args.runs} runs ({frames} frames of {params.image_shape}) in "
+            f"{time.perf_counter() - t0:.1f} s"
+        )
         times = {}
         for workers in (1, 2):
             t0 = time.perf_counter()
@@ -52,9 +55,20 @@ def main(argv=None) -> int:
     print(f"speed-up 2 vs 1 workers: {speedup:.2f}x (cores: {os.cpu_count()})")
     out = Path(__file__).parent / "results" / "batch.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"runs": args.runs, "frames_per_run": params.n_frames, "quick": args.quick,
-                               "wall_s": {"1": times[1], "2": times[2]}, "speedup": speedup,
-                               "cpu_count": os.cpu_count(), "python": sys.version.split()[0]}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "runs": args.runs,
+                "frames_per_run": params.n_frames,
+                "quick": args.quick,
+                "wall_s": {"1": times[1], "2": times[2]},
+                "speedup": speedup,
+                "cpu_count": os.cpu_count(),
+                "python": sys.version.split()[0],
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

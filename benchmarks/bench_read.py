@@ -42,13 +42,20 @@ import numpy as np
 
 FRAME_SHAPE = (512, 512)
 CHUNK = 64
-METHODS = ("tifffile pages", "tifffile chunks", "tifffile imread", "plscope 1 thread",
-           "plscope 2 threads", "plscope auto 2 thr")
+METHODS = (
+    "tifffile pages",
+    "tifffile chunks",
+    "tifffile imread",
+    "plscope 1 thread",
+    "plscope 2 threads",
+    "plscope auto 2 thr",
+)
 
 
 # --------------------------------------------------------------------------
 # child: one reader, one pass
 # --------------------------------------------------------------------------
+
 
 def _consume(block: np.ndarray) -> int:
     """The same light work for every reader: a strided checksum of the chunk."""
@@ -108,13 +115,24 @@ def _child(method: str, path: str) -> None:
             total = int(sums.compute().sum())
         frames = stack.n_frames
     seconds = time.perf_counter() - t0
-    print(json.dumps({"method": method, "seconds": seconds, "frames": frames, "checksum": total,
-                      "peak_rss_mb": _peak_rss_mb(), "rss_after_imports_mb": base_rss}))
+    print(
+        json.dumps(
+            {
+                "method": method,
+                "seconds": seconds,
+                "frames": frames,
+                "checksum": total,
+                "peak_rss_mb": _peak_rss_mb(),
+                "rss_after_imports_mb": base_rss,
+            }
+        )
+    )
 
 
 # --------------------------------------------------------------------------
 # parent
 # --------------------------------------------------------------------------
+
 
 def _generate(path: Path, n_frames: int) -> float:
     import tifffile
@@ -122,11 +140,12 @@ def _generate(path: Path, n_frames: int) -> float:
     t0 = time.perf_counter()
     rng = np.random.default_rng(0)
     base = rng.integers(100, 4000, size=(CHUNK, *FRAME_SHAPE), dtype=np.uint16)
-    mm = tifffile.memmap(path, shape=(n_frames, *FRAME_SHAPE), dtype=np.uint16, bigtiff=True,
-                         photometric="minisblack")
+    mm = tifffile.memmap(
+        path, shape=(n_frames, *FRAME_SHAPE), dtype=np.uint16, bigtiff=True, photometric="minisblack"
+    )
     for a in range(0, n_frames, CHUNK):
         b = min(n_frames, a + CHUNK)
-        np.add(base[:b - a], np.uint16(a // CHUNK), out=mm[a:b])
+        np.add(base[: b - a], np.uint16(a // CHUNK), out=mm[a:b])
         if (a // CHUNK) % 16 == 15:
             mm.flush()
     mm.flush()
@@ -145,8 +164,9 @@ def _evict(path: Path) -> None:
 
 
 def _run_child(method: str, path: Path) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", method, str(path)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", method, str(path)], capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{method} failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -189,8 +209,10 @@ def main(argv=None) -> int:
     try:
         path = tmp / "stack.btf"
         gen_s = _generate(path, n_frames)
-        print(f"generated {path} ({n_frames} frames of {FRAME_SHAPE[0]}x{FRAME_SHAPE[1]} uint16, "
-              f"{path.stat().st_size / 2**30:.2f} GiB) in {gen_s:.1f} s")
+        print(
+            f"generated {path} ({n_frames} frames of {FRAME_SHAPE[0]}x{FRAME_SHAPE[1]} uint16, "
+            f"{path.stat().st_size / 2**30:.2f} GiB) in {gen_s:.1f} s"
+        )
         runs: dict[tuple[str, str], list[dict]] = {}
         for rep in range(repeats):
             for state in ("cold", "warm"):
@@ -202,8 +224,10 @@ def main(argv=None) -> int:
                         _run_child("plscope 2 threads", path) if rep == 0 and method == order[0] else None
                     res = _run_child(method, path)
                     runs.setdefault((method, state), []).append(res)
-                    print(f"  {state} {method:<18} {res['seconds']:7.2f} s  "
-                          f"{res['peak_rss_mb']:7.0f} MB", flush=True)
+                    print(
+                        f"  {state} {method:<18} {res['seconds']:7.2f} s  {res['peak_rss_mb']:7.0f} MB",
+                        flush=True,
+                    )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -215,24 +239,48 @@ def main(argv=None) -> int:
         for method in methods:
             rs = runs[(method, state)]
             sec = statistics.median(r["seconds"] for r in rs)
-            table.append({"state": state, "method": method, "seconds": sec,
-                          "frames_per_s": n_frames / sec, "gib_per_s": size / 2**30 / sec,
-                          "ratio_vs_tifffile_pages": base / sec,
-                          "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
-                          "rss_after_imports_mb": max(r["rss_after_imports_mb"] for r in rs)})
-    print(f"\n{'cache':<6}{'reader':<20}{'time (s)':>9}{'frames/s':>10}{'GiB/s':>7}"
-          f"{'x pages':>9}{'peak RSS (MB)':>15}{'(imports)':>11}")
+            table.append(
+                {
+                    "state": state,
+                    "method": method,
+                    "seconds": sec,
+                    "frames_per_s": n_frames / sec,
+                    "gib_per_s": size / 2**30 / sec,
+                    "ratio_vs_tifffile_pages": base / sec,
+                    "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
+                    "rss_after_imports_mb": max(r["rss_after_imports_mb"] for r in rs),
+                }
+            )
+    print(
+        f"\n{'cache':<6}{'reader':<20}{'time (s)':>9}{'frames/s':>10}{'GiB/s':>7}"
+        f"{'x pages':>9}{'peak RSS (MB)':>15}{'(imports)':>11}"
+    )
     for row in table:
-        print(f"{row['state']:<6}{row['method']:<20}{row['seconds']:>9.2f}{row['frames_per_s']:>10.0f}"
-              f"{row['gib_per_s']:>7.2f}{row['ratio_vs_tifffile_pages']:>9.2f}{row['peak_rss_mb']:>15.0f}"
-              f"{row['rss_after_imports_mb']:>11.0f}")
+        print(
+            f"{row['state']:<6}{row['method']:<20}{row['seconds']:>9.2f}{row['frames_per_s']:>10.0f}"
+            f"{row['gib_per_s']:>7.2f}{row['ratio_vs_tifffile_pages']:>9.2f}{row['peak_rss_mb']:>15.0f}"
+            f"{row['rss_after_imports_mb']:>11.0f}"
+        )
     out = Path(__file__).parent / "results" / "read.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({
-        "n_frames": n_frames, "frame_shape": FRAME_SHAPE, "dtype": "uint16", "bytes": size,
-        "bigtiff": True, "chunk_frames": CHUNK, "repeats": repeats, "quick": args.quick,
-        "results": table, "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
-    }, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "n_frames": n_frames,
+                "frame_shape": FRAME_SHAPE,
+                "dtype": "uint16",
+                "bytes": size,
+                "bigtiff": True,
+                "chunk_frames": CHUNK,
+                "repeats": repeats,
+                "quick": args.quick,
+                "results": table,
+                "cpu_count": os.cpu_count(),
+                "python": sys.version.split()[0],
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out}")
     return 0
 

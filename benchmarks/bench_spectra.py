@@ -52,7 +52,7 @@ def peak_mib(fn) -> float:
     fn()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return peak / 2 ** 20
+    return peak / 2**20
 
 
 def main(argv=None) -> dict:
@@ -95,7 +95,9 @@ def main(argv=None) -> dict:
     fits_dk = fits_to_frame(arr)
     rows.append(("plscope batched LM (dask, 2 threads)", n, t_dk, peak_mib(dask_fit)))
     (lm, lm_ok), t_lm = timed(lambda: lm_loop(n_lm))
-    rows.append(("lmfit loop (LorentzianModel + LinearModel)", n_lm, t_lm, peak_mib(lambda: lm_loop(min(n_lm, 50)))))
+    rows.append(
+        ("lmfit loop (LorentzianModel + LinearModel)", n_lm, t_lm, peak_mib(lambda: lm_loop(min(n_lm, 50))))
+    )
 
     rate_lm = n_lm / t_lm
     both = lm_ok & fits["fit_ok"].to_numpy()[:n_lm]
@@ -104,25 +106,47 @@ def main(argv=None) -> dict:
     same_dask = float(np.nanmax(np.abs(fits_dk["center"].to_numpy() - fits["center"].to_numpy())))
     err_truth = np.abs(fits["center"].to_numpy() - truth)[fits["fit_ok"].to_numpy()]
 
-    print(f"\n{n} spectra of {N_POINTS} points (Lorentzian + linear baseline, Poisson noise), "
-          f"{platform.processor() or platform.machine()}\n")
+    print(
+        f"\n{n} spectra of {N_POINTS} points (Lorentzian + linear baseline, Poisson noise), "
+        f"{platform.processor() or platform.machine()}\n"
+    )
     print(f"{'method':44s} {'fits':>7s} {'time s':>8s} {'fits/s':>9s} {'vs lmfit':>9s} {'peak MiB':>9s}")
     results = []
     for name, k, t, mem in rows:
         rate = k / t
         print(f"{name:44s} {k:7d} {t:8.2f} {rate:9.0f} {rate / rate_lm:8.1f}x {mem:9.1f}")
-        results.append({"method": name, "n_fits": k, "seconds": t, "fits_per_s": rate,
-                        "ratio_vs_lmfit": rate / rate_lm, "peak_traced_MiB": mem})
-    print(f"\nlargest |peak - lmfit peak| over {int(both.sum())} spectra fitted by both: {d_center.max():.2e} nm "
-          f"(FWHM: {d_fwhm.max():.2e} nm)")
-    print(f"dask vs numpy result: largest peak difference {same_dask:.1e} nm; fits ok: "
-          f"{fits['fit_ok'].mean() * 100:.2f} %; median |peak - truth| {np.median(err_truth):.3f} nm")
-    summary = {"n_spectra": n, "n_points": N_POINTS, "n_lmfit": n_lm, "methods": results,
-               "max_peak_diff_vs_lmfit_nm": float(d_center.max()), "max_fwhm_diff_vs_lmfit_nm": float(d_fwhm.max()),
-               "max_peak_diff_dask_vs_numpy_nm": same_dask, "fit_ok_fraction": float(fits["fit_ok"].mean()),
-               "median_abs_peak_error_nm": float(np.median(err_truth)),
-               "speed_ratio_numpy_vs_lmfit": results[0]["ratio_vs_lmfit"],
-               "speed_ratio_dask_vs_lmfit": results[1]["ratio_vs_lmfit"], "quick": bool(args.quick)}
+        results.append(
+            {
+                "method": name,
+                "n_fits": k,
+                "seconds": t,
+                "fits_per_s": rate,
+                "ratio_vs_lmfit": rate / rate_lm,
+                "peak_traced_MiB": mem,
+            }
+        )
+    print(
+        f"\nlargest |peak - lmfit peak| over {int(both.sum())} spectra fitted by both: {d_center.max():.2e} nm "
+        f"(FWHM: {d_fwhm.max():.2e} nm)"
+    )
+    print(
+        f"dask vs numpy result: largest peak difference {same_dask:.1e} nm; fits ok: "
+        f"{fits['fit_ok'].mean() * 100:.2f} %; median |peak - truth| {np.median(err_truth):.3f} nm"
+    )
+    summary = {
+        "n_spectra": n,
+        "n_points": N_POINTS,
+        "n_lmfit": n_lm,
+        "methods": results,
+        "max_peak_diff_vs_lmfit_nm": float(d_center.max()),
+        "max_fwhm_diff_vs_lmfit_nm": float(d_fwhm.max()),
+        "max_peak_diff_dask_vs_numpy_nm": same_dask,
+        "fit_ok_fraction": float(fits["fit_ok"].mean()),
+        "median_abs_peak_error_nm": float(np.median(err_truth)),
+        "speed_ratio_numpy_vs_lmfit": results[0]["ratio_vs_lmfit"],
+        "speed_ratio_dask_vs_lmfit": results[1]["ratio_vs_lmfit"],
+        "quick": bool(args.quick),
+    }
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
     (out / "spectra.json").write_text(json.dumps(summary, indent=2) + "\n")

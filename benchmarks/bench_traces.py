@@ -58,7 +58,7 @@ def make_movie(path: Path, n_frames: int, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     sides = rng.uniform(4.0, 13.0, N_PARTICLES)
     x, y = place_particles(sides, SHAPE, rng=rng, clearance_px=6.0, border_px=10.0)
-    totals = 200.0 * sides ** 2 * rng.uniform(0.6, 1.6, N_PARTICLES)
+    totals = 200.0 * sides**2 * rng.uniform(0.6, 1.6, N_PARTICLES)
     bg = background_image(SHAPE, 30.0, angle_rad=0.7)
     # per-frame brightness: a slow modulation (field-like) and blinks
     t = np.arange(n_frames)
@@ -67,19 +67,24 @@ def make_movie(path: Path, n_frames: int, seed: int = 0) -> dict:
     factors = np.where(blink, 0.3 * factors, factors)
     drift = np.column_stack([1.5 * np.sin(np.pi * t / max(n_frames - 1, 1)), 0.8 * t / max(n_frames - 1, 1)])
     half = (sides / 2 + 5 * SIGMA_PX).astype(int) + 2
-    with tifffile.TiffWriter(path, bigtiff=n_frames * SHAPE[0] * SHAPE[1] * 2 > 2 ** 31) as tif:
+    with tifffile.TiffWriter(path, bigtiff=n_frames * SHAPE[0] * SHAPE[1] * 2 > 2**31) as tif:
         for k in range(n_frames):
             lam = bg.copy()
             for i in range(N_PARTICLES):
                 cx, cy = x[i] + drift[k, 0], y[i] + drift[k, 1]
                 c0, c1 = max(int(cx) - half[i], 0), min(int(cx) + half[i] + 1, SHAPE[1])
                 r0, r1 = max(int(cy) - half[i], 0), min(int(cy) + half[i] + 1, SHAPE[0])
-                lam[r0:r1, c0:c1] += np.outer(box_profile(np.arange(r0, r1), cy, sides[i], SIGMA_PX),
-                                              box_profile(np.arange(c0, c1), cx, sides[i], SIGMA_PX)) \
-                    * (totals[i] * factors[k, i] / sides[i] ** 2)
+                lam[r0:r1, c0:c1] += np.outer(
+                    box_profile(np.arange(r0, r1), cy, sides[i], SIGMA_PX),
+                    box_profile(np.arange(c0, c1), cx, sides[i], SIGMA_PX),
+                ) * (totals[i] * factors[k, i] / sides[i] ** 2)
             frame = rng.poisson(lam) + 100.0 + rng.normal(0.0, 2.0, SHAPE)
-            tif.write(np.clip(np.rint(frame), 0, 65535).astype(np.uint16), contiguous=True,
-                      photometric="minisblack", metadata={"axes": "TYX"})
+            tif.write(
+                np.clip(np.rint(frame), 0, 65535).astype(np.uint16),
+                contiguous=True,
+                photometric="minisblack",
+                metadata={"axes": "TYX"},
+            )
     return {"n_frames": n_frames, "x_px": x.tolist(), "y_px": y.tolist(), "side_px": sides.tolist()}
 
 
@@ -125,7 +130,7 @@ class _AnonSampler:
             self.peak_kb = max(self.peak_kb, sum(self._anon_kb(p) for p in self._pids()))
             self._stop.wait(0.02)
 
-    def __enter__(self) -> "_AnonSampler":
+    def __enter__(self) -> _AnonSampler:
         self._thread.start()
         return self
 
@@ -140,7 +145,7 @@ class _AnonSampler:
 
 def _peak_rss_mb(children: bool = False) -> float:
     who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
-    return resource.getrusage(who).ru_maxrss / 1024.0     # Linux: kB
+    return resource.getrusage(who).ru_maxrss / 1024.0  # Linux: kB
 
 
 def worker_plscope(movie: Path) -> dict:
@@ -156,14 +161,31 @@ def worker_plscope(movie: Path) -> dict:
         t1 = time.perf_counter()
         drift = estimate_drift(data, reference=ref)
         t2 = time.perf_counter()
-        traces = extract_traces(data, particles, labels=labels, drift=drift, centroids=True, peaks=True,
-                                psf_margin_sigma=1.5, drift_margin_px=0.5)
+        traces = extract_traces(
+            data,
+            particles,
+            labels=labels,
+            drift=drift,
+            centroids=True,
+            peaks=True,
+            psf_margin_sigma=1.5,
+            drift_margin_px=0.5,
+        )
         t3 = time.perf_counter()
     n_frames = int(data.shape[0])
-    return {"method": "plscope", "n_frames": n_frames, "n_particles": int(len(particles)),
-            "seconds": t3 - t0, "particles_s": t1 - t0, "drift_s": t2 - t1, "traces_s": t3 - t2,
-            "n_rows": int(len(traces)), "peak_rss_mb": _peak_rss_mb(), "peak_anon_mb": mem.peak_mb,
-            "chunk_frames": int(data.chunks[0][0])}
+    return {
+        "method": "plscope",
+        "n_frames": n_frames,
+        "n_particles": int(len(particles)),
+        "seconds": t3 - t0,
+        "particles_s": t1 - t0,
+        "drift_s": t2 - t1,
+        "traces_s": t3 - t2,
+        "n_rows": int(len(traces)),
+        "peak_rss_mb": _peak_rss_mb(),
+        "peak_anon_mb": mem.peak_mb,
+        "chunk_frames": int(data.chunks[0][0]),
+    }
 
 
 def worker_trackpy(movie: Path, processes: int) -> dict:
@@ -180,11 +202,18 @@ def worker_trackpy(movie: Path, processes: int) -> dict:
         t0 = time.perf_counter()
         features = trackpy.batch(frames, 9, minmass=500, processes=processes)
         t1 = time.perf_counter()
-    return {"method": "trackpy.batch", "n_frames": int(frames.shape[0]), "seconds": t1 - t0,
-            "n_features": int(len(features)), "features_per_frame": float(len(features) / frames.shape[0]),
-            "processes": processes, "trackpy_engine": "numba" if NUMBA_AVAILABLE else "python",
-            "trackpy_version": trackpy.__version__,
-            "peak_rss_mb": max(_peak_rss_mb(), _peak_rss_mb(children=True)), "peak_anon_mb": mem.peak_mb}
+    return {
+        "method": "trackpy.batch",
+        "n_frames": int(frames.shape[0]),
+        "seconds": t1 - t0,
+        "n_features": int(len(features)),
+        "features_per_frame": float(len(features) / frames.shape[0]),
+        "processes": processes,
+        "trackpy_engine": "numba" if NUMBA_AVAILABLE else "python",
+        "trackpy_version": trackpy.__version__,
+        "peak_rss_mb": max(_peak_rss_mb(), _peak_rss_mb(children=True)),
+        "peak_anon_mb": mem.peak_mb,
+    }
 
 
 def run_worker(kind: str, movie: Path, processes: int) -> dict:
@@ -203,7 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--movie", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        res = worker_plscope(args.movie) if args.worker == "plscope" else worker_trackpy(args.movie, args.processes)
+        res = (
+            worker_plscope(args.movie)
+            if args.worker == "plscope"
+            else worker_trackpy(args.movie, args.processes)
+        )
         print(json.dumps(res))
         return 0
 
@@ -231,15 +264,34 @@ def main(argv: list[str] | None = None) -> int:
     fps_drift = ours["n_frames"] / ours["drift_s"]
     fps_theirs = theirs["n_frames"] / theirs["seconds"]
     rows = [
-        ("plscope tracking stage (all)", ours["seconds"], fps_ours, ours["peak_rss_mb"], ours["peak_anon_mb"]),
-        ("  of which particles (ref., find, sizes)", ours["particles_s"], float("nan"), float("nan"), float("nan")),
+        (
+            "plscope tracking stage (all)",
+            ours["seconds"],
+            fps_ours,
+            ours["peak_rss_mb"],
+            ours["peak_anon_mb"],
+        ),
+        (
+            "  of which particles (ref., find, sizes)",
+            ours["particles_s"],
+            float("nan"),
+            float("nan"),
+            float("nan"),
+        ),
         ("  of which drift (whole movie)", ours["drift_s"], fps_drift, float("nan"), float("nan")),
         ("  of which traces pass", ours["traces_s"], fps_traces, float("nan"), float("nan")),
-        (f"trackpy.batch ({theirs['trackpy_engine']}, {theirs['processes']} proc.)", theirs["seconds"],
-         fps_theirs, theirs["peak_rss_mb"], theirs["peak_anon_mb"]),
+        (
+            f"trackpy.batch ({theirs['trackpy_engine']}, {theirs['processes']} proc.)",
+            theirs["seconds"],
+            fps_theirs,
+            theirs["peak_rss_mb"],
+            theirs["peak_anon_mb"],
+        ),
     ]
-    print(f"movie: {n_frames} frames of {SHAPE[0]}x{SHAPE[1]} uint16 ({size_gb:.2f} GB), "
-          f"{N_PARTICLES} particles; generated in {gen_s:.0f} s")
+    print(
+        f"movie: {n_frames} frames of {SHAPE[0]}x{SHAPE[1]} uint16 ({size_gb:.2f} GB), "
+        f"{N_PARTICLES} particles; generated in {gen_s:.0f} s"
+    )
     print(f"{'method':<44}{'seconds':>9}{'frames/s':>11}{'peak RSS MB':>13}{'peak anon MB':>14}")
     for name, sec, fps, mem, anon in rows:
         fps_s = f"{fps:11.0f}" if np.isfinite(fps) else " " * 11
@@ -248,11 +300,25 @@ def main(argv: list[str] | None = None) -> int:
     ratio_all = theirs["seconds"] / ours["seconds"]
     ratio_traces = theirs["seconds"] / ours["traces_s"]
     print(f"ratio trackpy.batch / plscope: {ratio_all:.1f}x (whole stage), {ratio_traces:.1f}x (traces pass)")
-    print(f"plscope found {ours['n_particles']} particles; trackpy {theirs['features_per_frame']:.0f} features/frame")
-    result = {"benchmark": "traces", "n_frames": n_frames, "shape": list(SHAPE), "n_particles": N_PARTICLES,
-              "movie_gb": size_gb, "plscope": ours, "trackpy": theirs, "ratio_stage": ratio_all,
-              "ratio_traces_pass": ratio_traces, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                                             "platform": platform.platform()}}
+    print(
+        f"plscope found {ours['n_particles']} particles; trackpy {theirs['features_per_frame']:.0f} features/frame"
+    )
+    result = {
+        "benchmark": "traces",
+        "n_frames": n_frames,
+        "shape": list(SHAPE),
+        "n_particles": N_PARTICLES,
+        "movie_gb": size_gb,
+        "plscope": ours,
+        "trackpy": theirs,
+        "ratio_stage": ratio_all,
+        "ratio_traces_pass": ratio_traces,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -18,8 +18,14 @@ def small_run(tmp_path_factory):
     from plscope.sim import ImagingSimParams, simulate_imaging_run
 
     out = tmp_path_factory.mktemp("small") / "run"
-    params = ImagingSimParams(n_particles=6, image_shape=(96, 96), fields_kV_per_cm=(110.0, 130.0),
-                              cycles_per_level=2, period_s=30.0, size_range_nm=(500.0, 1000.0))
+    params = ImagingSimParams(
+        n_particles=6,
+        image_shape=(96, 96),
+        fields_kV_per_cm=(110.0, 130.0),
+        cycles_per_level=2,
+        period_s=30.0,
+        size_range_nm=(500.0, 1000.0),
+    )
     truth = simulate_imaging_run(out, params, seed=3)
     return out, truth
 

@@ -47,14 +47,18 @@ def _toml_replace(run, old, new):
     p.write_text(text.replace(old, new))
 
 
-@pytest.mark.parametrize("breakage, expected", [
-    (lambda r: (r / "movie.tif").unlink(), "movie.tif"),
-    (lambda r: (r / "experiment.toml").write_text("schema = 1\n[movie\npath = 'x'"), "not valid TOML"),
-    (lambda r: _toml_replace(r, "electrode_gap_um", "electrode_gap"), "field.electrode_gap_um"),
-    (lambda r: _toml_replace(r, "amplifier_gain = 20.0", "amplifier_gain = -20.0"), "positive"),
-    (lambda r: _toml_replace(r, 'camera_ttl = "camera_ttl"', 'camera_ttl = "cam"'), "channels are"),
-    (lambda r: (r / "movie.tif").write_bytes((r / "movie.tif").read_bytes()[:100_000]), "movie.tif"),
-], ids=["missing-movie", "bad-toml", "missing-key", "negative-gain", "missing-channel", "truncated-tiff"])
+@pytest.mark.parametrize(
+    "breakage, expected",
+    [
+        (lambda r: (r / "movie.tif").unlink(), "movie.tif"),
+        (lambda r: (r / "experiment.toml").write_text("schema = 1\n[movie\npath = 'x'"), "not valid TOML"),
+        (lambda r: _toml_replace(r, "electrode_gap_um", "electrode_gap"), "field.electrode_gap_um"),
+        (lambda r: _toml_replace(r, "amplifier_gain = 20.0", "amplifier_gain = -20.0"), "positive"),
+        (lambda r: _toml_replace(r, 'camera_ttl = "camera_ttl"', 'camera_ttl = "cam"'), "channels are"),
+        (lambda r: (r / "movie.tif").write_bytes((r / "movie.tif").read_bytes()[:100_000]), "movie.tif"),
+    ],
+    ids=["missing-movie", "bad-toml", "missing-key", "negative-gain", "missing-channel", "truncated-tiff"],
+)
 def test_bad_input_one_line_no_results(broken_copy, tmp_path, capsys, breakage, expected):
     breakage(broken_copy)
     out = tmp_path / "out"
@@ -76,8 +80,11 @@ def test_unwritable_output(small_run, tmp_path, capsys):
 
 
 def test_no_traceback_in_a_real_process(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "plscope", "run", str(tmp_path / "nope"), "--out",
-                           str(tmp_path / "o")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "plscope", "run", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -85,8 +92,29 @@ def test_no_traceback_in_a_real_process(tmp_path):
 
 def test_simulate_cli_writes_run_folder(tmp_path):
     out = tmp_path / "sim"
-    assert main(["-q", "simulate", str(out), "--seed", "5", "--particles", "3", "--fields", "130",
-                 "--cycles", "1", "--shape", "64x64", "--size-range", "500,900", "--clean"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "simulate",
+                str(out),
+                "--seed",
+                "5",
+                "--particles",
+                "3",
+                "--fields",
+                "130",
+                "--cycles",
+                "1",
+                "--shape",
+                "64x64",
+                "--size-range",
+                "500,900",
+                "--clean",
+            ]
+        )
+        == 0
+    )
     truth = json.loads((out / "ground_truth.json").read_text())
     assert truth["seed"] == 5 and len(truth["particles"]) == 3 and truth["fields_kV_per_cm"] == [130.0]
     assert not truth["params"]["noise"]
@@ -96,13 +124,23 @@ def test_simulate_cli_writes_run_folder(tmp_path):
 @pytest.mark.slow
 def test_spectral_run_through_the_cli(tmp_path, capsys):
     run = tmp_path / "spec"
-    assert main(["-q", "simulate", str(run), "--spectral", "--seed", "4", "--fields", "90,130", "--cycles", "2"]) == 0
+    assert (
+        main(["-q", "simulate", str(run), "--spectral", "--seed", "4", "--fields", "90,130", "--cycles", "2"])
+        == 0
+    )
     truth = json.loads((run / "ground_truth.json").read_text())
     out = tmp_path / "out"
     assert main(["run", str(run), "--out", str(out), "--no-progress"]) == 0
     assert "spectral shift" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
-    for name in ("summary.json", "particles.csv", "kinetics.csv", "spectra.csv", "report.html", "provenance.json"):
+    for name in (
+        "summary.json",
+        "particles.csv",
+        "kinetics.csv",
+        "spectra.csv",
+        "report.html",
+        "provenance.json",
+    ):
         assert (out / name).exists()
     assert summary["ion_mobility_cm2_per_Vs"] is None
     slope_true = truth["spectral_shift_slope_nm_per_kV_per_cm"]
@@ -125,15 +163,39 @@ REAL_SPECTRA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" 
 @pytest.mark.skipif(not (REAL_SPECTRA / "Ne_532nm_x50_800ms.txt").exists(), reason="real data not available")
 def test_calibrate_cli_on_the_real_neon_lamp(tmp_path, capsys):
     out = tmp_path / "cal.json"
-    assert main(["calibrate", str(REAL_SPECTRA / "Ne_532nm_x50_800ms.txt"), "--lines",
-                 str(REAL_SPECTRA / "neon_nist_wl_nm.csv"), "--out", str(out), "--guess", "530,0.08"]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                str(REAL_SPECTRA / "Ne_532nm_x50_800ms.txt"),
+                "--lines",
+                str(REAL_SPECTRA / "neon_nist_wl_nm.csv"),
+                "--out",
+                str(out),
+                "--guess",
+                "530,0.08",
+            ]
+        )
+        == 0
+    )
     cal = json.loads(out.read_text())
     assert cal["rms_nm"] < 0.05 and len(cal["dispersion_nm"]) >= 3
     assert "rms" in capsys.readouterr().out
     # bad input: one line, exit 2, nothing written
     bad = tmp_path / "bad.json"
-    assert main(["calibrate", str(tmp_path / "missing.csv"), "--lines", str(REAL_SPECTRA / "neon_nist_wl_nm.csv"),
-                 "--out", str(bad)]) == 2
+    assert (
+        main(
+            [
+                "calibrate",
+                str(tmp_path / "missing.csv"),
+                "--lines",
+                str(REAL_SPECTRA / "neon_nist_wl_nm.csv"),
+                "--out",
+                str(bad),
+            ]
+        )
+        == 2
+    )
     assert "missing.csv" in capsys.readouterr().err and not bad.exists()
 
 

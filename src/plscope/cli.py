@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
-import json
 import logging
+import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import __version__
 from .errors import PlscopeError
@@ -24,8 +23,17 @@ from .errors import PlscopeError
 logger = logging.getLogger("plscope")
 
 #: nuisance switches of the simulator (kept here so that --help needs no heavy import)
-_NUISANCES = ("camera_offset", "noise", "drift", "blinking", "bleaching", "daq_lead", "extra_ttl",
-              "voltage_noise", "aux_channel")
+_NUISANCES = (
+    "camera_offset",
+    "noise",
+    "drift",
+    "blinking",
+    "bleaching",
+    "daq_lead",
+    "extra_ttl",
+    "voltage_noise",
+    "aux_channel",
+)
 
 #: exit codes
 EXIT_OK = 0
@@ -51,100 +59,172 @@ def _shape(text: str) -> tuple[int, int]:
 def _build_parser() -> argparse.ArgumentParser:
     # -v/-q are accepted before or after the command name
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                        help="more log output (-vv for debug)")
-    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                        help="only errors")
+    common.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output (-vv for debug)"
+    )
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="only errors")
     parser = argparse.ArgumentParser(
-        prog="plscope", parents=[common],
+        prog="plscope",
+        parents=[common],
         description="Single-particle PL microscopy under switched electric fields: "
         "sizes, polarization/recovery kinetics, switching efficiency, ion mobility.",
     )
     parser.add_argument("--version", action="version", version=f"plscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", parents=[common], help="analyse one run folder",
-                         description="Analyse one run folder (experiment.toml + movie + DAQ log) "
-                         "and write summary.json, particles.csv, kinetics.csv and report.html.")
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="analyse one run folder",
+        description="Analyse one run folder (experiment.toml + movie + DAQ log) "
+        "and write summary.json, particles.csv, kinetics.csv and report.html.",
+    )
     run.add_argument("run_dir", type=Path, help="run folder holding experiment.toml")
-    run.add_argument("--out", type=Path, required=True, help="output folder (created; replaced when complete)")
-    run.add_argument("--config", type=Path, metavar="SETTINGS.toml",
-                     help="analysis settings (see `plscope config --print-defaults`)")
+    run.add_argument(
+        "--out", type=Path, required=True, help="output folder (created; replaced when complete)"
+    )
+    run.add_argument(
+        "--config",
+        type=Path,
+        metavar="SETTINGS.toml",
+        help="analysis settings (see `plscope config --print-defaults`)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    bat = sub.add_parser("batch", parents=[common], help="analyse every run folder under a root, in parallel",
-                         description="Find every run folder (a folder with experiment.toml) under ROOT, analyse "
-                         "them in parallel on a Dask cluster, and write OUT/<run>/ for each plus OUT/index.html "
-                         "and OUT/batch.csv. Exit 0 when all succeeded, 1 when any failed.")
+    bat = sub.add_parser(
+        "batch",
+        parents=[common],
+        help="analyse every run folder under a root, in parallel",
+        description="Find every run folder (a folder with experiment.toml) under ROOT, analyse "
+        "them in parallel on a Dask cluster, and write OUT/<run>/ for each plus OUT/index.html "
+        "and OUT/batch.csv. Exit 0 when all succeeded, 1 when any failed.",
+    )
     bat.add_argument("root", type=Path, help="folder to search for run folders")
     bat.add_argument("--out", type=Path, required=True, help="output folder")
-    bat.add_argument("--scheduler", default="local", metavar="local|slurm|ADDRESS",
-                     help="'local' (default: an embedded LocalCluster), 'slurm' (dask-jobqueue with the "
-                     "site's configuration) or the address of a running scheduler, e.g. tcp://host:8786")
+    bat.add_argument(
+        "--scheduler",
+        default="local",
+        metavar="local|slurm|ADDRESS",
+        help="'local' (default: an embedded LocalCluster), 'slurm' (dask-jobqueue with the "
+        "site's configuration) or the address of a running scheduler, e.g. tcp://host:8786",
+    )
     bat.add_argument("--workers", type=int, help="worker processes (local) or SLURM jobs")
     bat.add_argument("--force", action="store_true", help="redo runs whose inputs and settings are unchanged")
     bat.add_argument("--config", type=Path, metavar="SETTINGS.toml", help="analysis settings")
     bat.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    cal = sub.add_parser("calibrate", parents=[common], help="pixel -> wavelength calibration from a lamp spectrum",
-                         description="Find the lamp peaks, match them to known lines, fit the dispersion "
-                         "polynomial and write {dispersion_nm, rms_nm, lines} as JSON.")
+    cal = sub.add_parser(
+        "calibrate",
+        parents=[common],
+        help="pixel -> wavelength calibration from a lamp spectrum",
+        description="Find the lamp peaks, match them to known lines, fit the dispersion "
+        "polynomial and write {dispersion_nm, rms_nm, lines} as JSON.",
+    )
     cal.add_argument("lamp", type=Path, metavar="LAMP_CSV", help="lamp spectrum: pixel and counts columns")
-    cal.add_argument("--lines", type=Path, required=True, metavar="LINES_CSV", help="known line wavelengths (nm)")
-    cal.add_argument("--out", type=Path, required=True, metavar="CALIB_JSON", help="calibration file to write")
-    cal.add_argument("--guess", type=_float_list, metavar="C0,C1",
-                     help="rough dispersion: wavelength of pixel 0 and nm per pixel (write --guess=-5,0.1 "
-                     "for negative values)")
+    cal.add_argument(
+        "--lines", type=Path, required=True, metavar="LINES_CSV", help="known line wavelengths (nm)"
+    )
+    cal.add_argument(
+        "--out", type=Path, required=True, metavar="CALIB_JSON", help="calibration file to write"
+    )
+    cal.add_argument(
+        "--guess",
+        type=_float_list,
+        metavar="C0,C1",
+        help="rough dispersion: wavelength of pixel 0 and nm per pixel (write --guess=-5,0.1 "
+        "for negative values)",
+    )
     cal.add_argument("--pixel-column", help="name or 0-based index of the pixel column")
     cal.add_argument("--counts-column", help="name or 0-based index of the counts column")
     cal.add_argument("--lines-column", help="name or 0-based index of the wavelength column in LINES_CSV")
     cal.add_argument("--min-intensity", type=float, help="ignore known lines weaker than this")
     cal.add_argument("--order", type=int, help="polynomial order (default: chosen from the data)")
     cal.add_argument("--max-order", type=int, default=3, help="highest order tried (default 3)")
-    cal.add_argument("--saturation", default="auto", metavar="auto|none|COUNTS",
-                     help="saturation level: detected (auto), none, or a count value")
+    cal.add_argument(
+        "--saturation",
+        default="auto",
+        metavar="auto|none|COUNTS",
+        help="saturation level: detected (auto), none, or a count value",
+    )
     cal.add_argument("--min-snr", type=float, default=8.0, help="lamp peak detection threshold (default 8)")
 
-    rea = sub.add_parser("reanalyze", parents=[common], help="recompute kinetics and report from stored traces",
-                         description="Recompute kinetics, summary and report of an output folder from the "
-                         "traces stored in it, without reading the stack; provenance.json records what changed.")
+    rea = sub.add_parser(
+        "reanalyze",
+        parents=[common],
+        help="recompute kinetics and report from stored traces",
+        description="Recompute kinetics, summary and report of an output folder from the "
+        "traces stored in it, without reading the stack; provenance.json records what changed.",
+    )
     rea.add_argument("out_dir", type=Path, help="an output folder written by `plscope run`")
-    rea.add_argument("--config", type=Path, metavar="SETTINGS.toml", help="analysis settings (default: defaults)")
+    rea.add_argument(
+        "--config", type=Path, metavar="SETTINGS.toml", help="analysis settings (default: defaults)"
+    )
 
-    conf = sub.add_parser("config", parents=[common], help="analysis settings",
-                          description="Print or check analysis settings files.")
+    conf = sub.add_parser(
+        "config",
+        parents=[common],
+        help="analysis settings",
+        description="Print or check analysis settings files.",
+    )
     group = conf.add_mutually_exclusive_group(required=True)
-    group.add_argument("--print-defaults", action="store_true", help="print the documented default settings TOML")
+    group.add_argument(
+        "--print-defaults", action="store_true", help="print the documented default settings TOML"
+    )
     group.add_argument("--check", type=Path, metavar="SETTINGS.toml", help="validate a settings file")
 
-    sim = sub.add_parser("simulate", parents=[common], help="write a simulated run folder with ground truth",
-                         description="Write a simulated imaging run folder (movie.tif, daq.csv, "
-                         "experiment.toml) plus ground_truth.json, with the physics of "
-                         "Chem. Sci. 2025, 16, 22417 and the nuisances of real rigs.")
+    sim = sub.add_parser(
+        "simulate",
+        parents=[common],
+        help="write a simulated run folder with ground truth",
+        description="Write a simulated imaging run folder (movie.tif, daq.csv, "
+        "experiment.toml) plus ground_truth.json, with the physics of "
+        "Chem. Sci. 2025, 16, 22417 and the nuisances of real rigs.",
+    )
     sim.add_argument("out_dir", type=Path, help="folder to write (created)")
     sim.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sim.add_argument("--particles", type=int, help="number of particles")
-    sim.add_argument("--fields", type=_float_list, metavar="E1,E2,...",
-                     help="field levels in kV/cm, in the order applied (default 90,110,130)")
+    sim.add_argument(
+        "--fields",
+        type=_float_list,
+        metavar="E1,E2,...",
+        help="field levels in kV/cm, in the order applied (default 90,110,130)",
+    )
     sim.add_argument("--cycles", type=int, help="cycles per field level")
     sim.add_argument("--period", type=float, help="square-wave period in s")
     sim.add_argument("--frame-rate", type=float, help="camera frame rate in Hz")
     sim.add_argument("--mobility", type=float, help="mean ion mobility in cm^2/(V s)")
     sim.add_argument("--temperature", type=float, help="temperature in K")
     sim.add_argument("--shape", type=_shape, metavar="ROWSxCOLS", help="image size in pixels")
-    sim.add_argument("--size-range", type=_float_list, metavar="MIN,MAX",
-                     help="particle side lengths in nm (default 400,1300)")
+    sim.add_argument(
+        "--size-range",
+        type=_float_list,
+        metavar="MIN,MAX",
+        help="particle side lengths in nm (default 400,1300)",
+    )
     sim.add_argument("--pixel-size", type=float, help="pixel size in the sample plane, nm")
     sim.add_argument("--psf-sigma", type=float, help="PSF standard deviation, nm")
     sim.add_argument("--exposure", type=float, help="exposure time per frame, s")
-    sim.add_argument("--spectral", action="store_true",
-                     help="write a spectral run (spectrograph frames, lamp spectrum, DAQ log) instead of a movie")
-    sim.add_argument("--calibration", choices=("lamp", "coefficients"),
-                     help="--spectral: calibrate from a lamp spectrum (default) or give dispersion coefficients")
-    sim.add_argument("--shift-slope", type=float, metavar="NM_PER_KV_PER_CM",
-                     help="--spectral: peak shift per field, nm per kV/cm (negative: blue shift)")
-    sim.add_argument("--clean", action="store_true",
-                     help="switch every nuisance off (noise, drift, blinking, bleaching, DAQ quirks)")
+    sim.add_argument(
+        "--spectral",
+        action="store_true",
+        help="write a spectral run (spectrograph frames, lamp spectrum, DAQ log) instead of a movie",
+    )
+    sim.add_argument(
+        "--calibration",
+        choices=("lamp", "coefficients"),
+        help="--spectral: calibrate from a lamp spectrum (default) or give dispersion coefficients",
+    )
+    sim.add_argument(
+        "--shift-slope",
+        type=float,
+        metavar="NM_PER_KV_PER_CM",
+        help="--spectral: peak shift per field, nm per kV/cm (negative: blue shift)",
+    )
+    sim.add_argument(
+        "--clean",
+        action="store_true",
+        help="switch every nuisance off (noise, drift, blinking, bleaching, DAQ quirks)",
+    )
     for name in _NUISANCES:
         flag = name.replace("_", "-")
         sim.add_argument(f"--no-{flag}", action="store_true", help=f"switch the {name.replace('_', ' ')} off")
@@ -180,26 +260,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     settings = load_settings(args.config)
-    result = run_imaging(args.run_dir, args.out, settings=settings,
-                         progress=not (args.no_progress or args.quiet), command_line=sys.argv)
+    result = run_imaging(
+        args.run_dir,
+        args.out,
+        settings=settings,
+        progress=not (args.no_progress or args.quiet),
+        command_line=sys.argv,
+    )
     s = result.summary
     if not args.quiet:
         shifts = s.get("spectral_shift_nm") or []
         mu = s.get("ion_mobility_cm2_per_Vs")
         d = s.get("diffusion_coefficient_cm2_per_s")
-        print(f"{args.run_dir}: {s['n_particles']} particles, {s['n_frames']} frames, "
-              f"fields {', '.join(f'{e:.1f}' for e in s['fields_kV_per_cm']) or 'none'} kV/cm")
+        print(
+            f"{args.run_dir}: {s['n_particles']} particles, {s['n_frames']} frames, "
+            f"fields {', '.join(f'{e:.1f}' for e in s['fields_kV_per_cm']) or 'none'} kV/cm"
+        )
         if mu is not None:
-            print(f"  ion mobility {mu:.3g} ± {s.get('ion_mobility_std_cm2_per_Vs') or float('nan'):.2g} cm^2/(V s)"
-                  f", D = {d:.3g} cm^2/s")
+            print(
+                f"  ion mobility {mu:.3g} ± {s.get('ion_mobility_std_cm2_per_Vs') or float('nan'):.2g} cm^2/(V s)"
+                f", D = {d:.3g} cm^2/s"
+            )
         if shifts:
             text = ", ".join(f"{e['field_kV_per_cm']:.0f} kV/cm: {e['shift_nm']:+.3f} nm" for e in shifts)
             slope = s.get("spectral_shift_slope_nm_per_kV_per_cm")
-            print(f"  spectral shift {text}" + (f"; slope {slope:.4g} nm per kV/cm" if slope is not None else ""))
+            print(
+                f"  spectral shift {text}"
+                + (f"; slope {slope:.4g} nm per kV/cm" if slope is not None else "")
+            )
         for w in s.get("warnings", []):
             print(f"  warning: {w}")
-        print(f"  wrote {args.out}/ (summary.json, particles.csv, kinetics.csv, report.html) "
-              f"in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"  wrote {args.out}/ (summary.json, particles.csv, kinetics.csv, report.html) "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
     return EXIT_OK
 
 
@@ -215,19 +309,31 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         elif outcome.status == "skipped" and not args.quiet:
             print(f"skipped {outcome.run}: {outcome.reason}")
 
-    result = run_batch(args.root, args.out, scheduler=args.scheduler, workers=args.workers, force=args.force,
-                       settings=settings, progress=not (args.no_progress or args.quiet), on_outcome=report,
-                       command_line=sys.argv)
+    result = run_batch(
+        args.root,
+        args.out,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        force=args.force,
+        settings=settings,
+        progress=not (args.no_progress or args.quiet),
+        on_outcome=report,
+        command_line=sys.argv,
+    )
     if not args.quiet:
         width = max(len(o.run) for o in result.outcomes)
         print(f"\n{'run':<{width}}  status   particles  mobility (cm^2/Vs)  time (s)")
         for o in result.outcomes:
             mu = o.numbers.get("ion_mobility_cm2_per_Vs")
-            print(f"{o.run:<{width}}  {o.status:<7}  {o.numbers.get('n_particles') or '-':>9}  "
-                  f"{(f'{mu:.3g}' if mu is not None else '-'):>18}  {o.seconds:8.1f}")
+            print(
+                f"{o.run:<{width}}  {o.status:<7}  {o.numbers.get('n_particles') or '-':>9}  "
+                f"{(f'{mu:.3g}' if mu is not None else '-'):>18}  {o.seconds:8.1f}"
+            )
         counts = {s: sum(o.status == s for o in result.outcomes) for s in ("ok", "skipped", "failed")}
-        print(f"{counts['ok']} analysed, {counts['skipped']} unchanged, {counts['failed']} failed; "
-              f"index: {args.out / 'index.html'}")
+        print(
+            f"{counts['ok']} analysed, {counts['skipped']} unchanged, {counts['failed']} failed; "
+            f"index: {args.out / 'index.html'}"
+        )
     return EXIT_FAILED if result.n_failed else EXIT_OK
 
 
@@ -249,17 +355,30 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         try:
             saturation = float(args.saturation)
         except ValueError:
-            raise PlscopeError(f"--saturation: expected auto, none or a number, got {args.saturation!r}") from None
-    rec = calibrate_command(args.lamp, args.lines, args.out, guess=args.guess,
-                            pixel_column=_column(args.pixel_column), counts_column=_column(args.counts_column),
-                            lines_column=_column(args.lines_column), min_intensity=args.min_intensity,
-                            order=args.order, max_order=args.max_order, saturation_counts=saturation,
-                            min_snr=args.min_snr)
+            raise PlscopeError(
+                f"--saturation: expected auto, none or a number, got {args.saturation!r}"
+            ) from None
+    rec = calibrate_command(
+        args.lamp,
+        args.lines,
+        args.out,
+        guess=args.guess,
+        pixel_column=_column(args.pixel_column),
+        counts_column=_column(args.counts_column),
+        lines_column=_column(args.lines_column),
+        min_intensity=args.min_intensity,
+        order=args.order,
+        max_order=args.max_order,
+        saturation_counts=saturation,
+        min_snr=args.min_snr,
+    )
     if not args.quiet:
         coefs = ", ".join(f"{c:.6g}" for c in rec["dispersion_nm"])
-        print(f"{args.lamp}: order {rec.get('order', len(rec['dispersion_nm']) - 1)}, "
-              f"{rec.get('n_lines', len(rec.get('lines', [])))} lines, rms {rec['rms_nm']:.4f} nm; "
-              f"dispersion_nm = [{coefs}] -> {args.out}")
+        print(
+            f"{args.lamp}: order {rec.get('order', len(rec['dispersion_nm']) - 1)}, "
+            f"{rec.get('n_lines', len(rec.get('lines', [])))} lines, rms {rec['rms_nm']:.4f} nm; "
+            f"dispersion_nm = [{coefs}] -> {args.out}"
+        )
         for w in rec.get("warnings", []):
             print(f"  warning: {w}")
     return EXIT_OK
@@ -274,8 +393,10 @@ def _cmd_reanalyze(args: argparse.Namespace) -> int:
         if not changes["settings"] and not changes["summary"]:
             print(f"{args.out_dir}: re-analysed; settings and numbers unchanged")
         else:
-            print(f"{args.out_dir}: re-analysed; {len(changes['settings'])} setting(s) and "
-                  f"{len(changes['summary'])} summary value(s) changed (recorded in provenance.json)")
+            print(
+                f"{args.out_dir}: re-analysed; {len(changes['settings'])} setting(s) and "
+                f"{len(changes['summary'])} summary value(s) changed (recorded in provenance.json)"
+            )
             for key, (old, new) in changes["settings"].items():
                 print(f"  setting {key}: {old!r} -> {new!r}")
             for key, (old, new) in changes["summary"].items():
@@ -318,8 +439,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         "temperature_K": args.temperature,
         "image_shape": args.shape,
     }
-    changes.update(size_range_nm=args.size_range, pixel_size_nm=args.pixel_size,
-                   psf_sigma_nm=args.psf_sigma, exposure_s=args.exposure)
+    changes.update(
+        size_range_nm=args.size_range,
+        pixel_size_nm=args.pixel_size,
+        psf_sigma_nm=args.psf_sigma,
+        exposure_s=args.exposure,
+    )
     for name in _NUISANCES:
         if getattr(args, f"no_{name}"):
             changes[name] = False
@@ -327,9 +452,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     truth = simulate_imaging_run(args.out_dir, params, seed=args.seed, progress=not args.quiet)
     if not args.quiet:
-        print(f"wrote simulated run {args.out_dir}/ ({truth['n_frames']} frames, "
-              f"{len(truth['particles'])} particles, fields {truth['fields_kV_per_cm']} kV/cm, "
-              f"mu = {truth['mobility_mean_cm2_per_Vs']:.3g} cm^2/(V s)) in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"wrote simulated run {args.out_dir}/ ({truth['n_frames']} frames, "
+            f"{len(truth['particles'])} particles, fields {truth['fields_kV_per_cm']} kV/cm, "
+            f"mu = {truth['mobility_mean_cm2_per_Vs']:.3g} cm^2/(V s)) in {time.perf_counter() - t0:.1f} s"
+        )
     return EXIT_OK
 
 
@@ -338,7 +465,11 @@ def _simulate_spectral(args: argparse.Namespace) -> int:
 
     from .sim import SPECTRAL_NUISANCES, SpectralSimParams, simulate_spectral_run
 
-    for opt, value in (("--shape", args.shape), ("--pixel-size", args.pixel_size), ("--psf-sigma", args.psf_sigma)):
+    for opt, value in (
+        ("--shape", args.shape),
+        ("--pixel-size", args.pixel_size),
+        ("--psf-sigma", args.psf_sigma),
+    ):
         if value is not None:
             raise PlscopeError(f"{opt} does not apply to --spectral runs")
     for name in _NUISANCES:
@@ -348,10 +479,16 @@ def _simulate_spectral(args: argparse.Namespace) -> int:
     if args.clean:
         params = params.clean()
     changes = {
-        "n_particles": args.particles, "fields_kV_per_cm": args.fields, "cycles_per_level": args.cycles,
-        "period_s": args.period, "frame_rate_hz": args.frame_rate, "exposure_s": args.exposure,
-        "temperature_K": args.temperature, "mobility_cm2_per_Vs": args.mobility,
-        "size_range_nm": args.size_range, "calibration": args.calibration,
+        "n_particles": args.particles,
+        "fields_kV_per_cm": args.fields,
+        "cycles_per_level": args.cycles,
+        "period_s": args.period,
+        "frame_rate_hz": args.frame_rate,
+        "exposure_s": args.exposure,
+        "temperature_K": args.temperature,
+        "mobility_cm2_per_Vs": args.mobility,
+        "size_range_nm": args.size_range,
+        "calibration": args.calibration,
         "shift_slope_nm_per_kV_per_cm": args.shift_slope,
     }
     for name in SPECTRAL_NUISANCES:
@@ -361,10 +498,12 @@ def _simulate_spectral(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     truth = simulate_spectral_run(args.out_dir, params, seed=args.seed, progress=not args.quiet)
     if not args.quiet:
-        print(f"wrote simulated spectral run {args.out_dir}/ ({truth['n_frames']} frames, "
-              f"{truth['n_particles']} particles, fields {truth['fields_kV_per_cm']} kV/cm, shift slope "
-              f"{truth['spectral_shift_slope_nm_per_kV_per_cm']:.4g} nm per kV/cm) "
-              f"in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"wrote simulated spectral run {args.out_dir}/ ({truth['n_frames']} frames, "
+            f"{truth['n_particles']} particles, fields {truth['fields_kV_per_cm']} kV/cm, shift slope "
+            f"{truth['spectral_shift_slope_nm_per_kV_per_cm']:.4g} nm per kV/cm) "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
     return EXIT_OK
 
 
@@ -383,9 +522,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
-    commands = {"run": _cmd_run, "simulate": _cmd_simulate, "batch": _cmd_batch, "reanalyze": _cmd_reanalyze,
-                "calibrate": _cmd_calibrate,
-                "config": _cmd_config}
+    commands = {
+        "run": _cmd_run,
+        "simulate": _cmd_simulate,
+        "batch": _cmd_batch,
+        "reanalyze": _cmd_reanalyze,
+        "calibrate": _cmd_calibrate,
+        "config": _cmd_config,
+    }
     previous = _terminate_as_interrupt()
     try:
         with _logging_to_stderr(args.verbose, args.quiet):

@@ -55,8 +55,11 @@ def test_valid_file(tmp_path):
     assert cfg.spectra is None
     assert cfg.resolve(cfg.movie.path) == run.resolve() / "movie.tif"
     assert cfg.warnings == ()
-    assert cfg.to_dict()["field"] == {"amplifier_gain": 20.0, "electrode_gap_um": 10.0,
-                                      "level_tolerance": 0.02}
+    assert cfg.to_dict()["field"] == {
+        "amplifier_gain": 20.0,
+        "electrode_gap_um": 10.0,
+        "level_tolerance": 0.02,
+    }
     assert cfg.daq.dropped_frames == "map"
 
 
@@ -73,14 +76,17 @@ def test_missing_required_key(tmp_path):
     assert info.value.path.endswith("experiment.toml")
 
 
-@pytest.mark.parametrize("old,new,key", [
-    ("pixel_size_nm = 100.0", "pixel_size_nm = 0", "movie.pixel_size_nm"),
-    ("pixel_size_nm = 100.0", "pixel_size_nm = -100.0", "movie.pixel_size_nm"),
-    ("amplifier_gain = 20.0", "amplifier_gain = 0.0", "field.amplifier_gain"),
-    ("amplifier_gain = 20.0", "amplifier_gain = -20", "field.amplifier_gain"),
-    ("electrode_gap_um = 10.0", "electrode_gap_um = 0", "field.electrode_gap_um"),
-    ("electrode_gap_um = 10.0", "electrode_gap_um = -10.0", "field.electrode_gap_um"),
-])
+@pytest.mark.parametrize(
+    "old,new,key",
+    [
+        ("pixel_size_nm = 100.0", "pixel_size_nm = 0", "movie.pixel_size_nm"),
+        ("pixel_size_nm = 100.0", "pixel_size_nm = -100.0", "movie.pixel_size_nm"),
+        ("amplifier_gain = 20.0", "amplifier_gain = 0.0", "field.amplifier_gain"),
+        ("amplifier_gain = 20.0", "amplifier_gain = -20", "field.amplifier_gain"),
+        ("electrode_gap_um = 10.0", "electrode_gap_um = 0", "field.electrode_gap_um"),
+        ("electrode_gap_um = 10.0", "electrode_gap_um = -10.0", "field.electrode_gap_um"),
+    ],
+)
 def test_zero_or_negative_numbers_are_refused(tmp_path, old, new, key):
     run = make_run(tmp_path, VALID.replace(old, new))
     with pytest.raises(ConfigError, match=rf"'{key}' must be a positive number"):
@@ -89,7 +95,8 @@ def test_zero_or_negative_numbers_are_refused(tmp_path, old, new, key):
 
 def test_wrong_types_are_refused_and_all_problems_listed(tmp_path):
     toml = VALID.replace("pixel_size_nm = 100.0", 'pixel_size_nm = "100"').replace(
-        "amplifier_gain = 20.0", "amplifier_gain = true")
+        "amplifier_gain = 20.0", "amplifier_gain = true"
+    )
     with pytest.raises(ConfigError) as info:
         load_experiment(make_run(tmp_path, toml))
     assert "'movie.pixel_size_nm' must be a number" in str(info.value)
@@ -137,15 +144,24 @@ def test_dropped_frames_and_level_tolerance_options(tmp_path):
     assert cfg.daq.dropped_frames == "error" and cfg.field.level_tolerance == 0.01
 
 
-@pytest.mark.parametrize("old,new,message", [
-    ('voltage = "fg_voltage"', 'voltage = "fg_voltage"\ndropped_frames = "guess"',
-     r"'daq\.dropped_frames' must be 'map' or 'error', got 'guess'"),
-    ("electrode_gap_um = 10.0", "electrode_gap_um = 10.0\nlevel_tolerance = 0.7",
-     r"'field\.level_tolerance' must be a fraction between 0 and 0\.5"),
-    ("temperature_K = 296.15", "temperature_K = -3", r"'sample\.temperature_K' must be an absolute"),
-    ('path = "daq.csv"', 'path = ""', r"'daq\.path' must not be empty"),
-    ("schema = 1", "schema = 2", r"'schema' is 2; this plscope reads schema 1"),
-])
+@pytest.mark.parametrize(
+    "old,new,message",
+    [
+        (
+            'voltage = "fg_voltage"',
+            'voltage = "fg_voltage"\ndropped_frames = "guess"',
+            r"'daq\.dropped_frames' must be 'map' or 'error', got 'guess'",
+        ),
+        (
+            "electrode_gap_um = 10.0",
+            "electrode_gap_um = 10.0\nlevel_tolerance = 0.7",
+            r"'field\.level_tolerance' must be a fraction between 0 and 0\.5",
+        ),
+        ("temperature_K = 296.15", "temperature_K = -3", r"'sample\.temperature_K' must be an absolute"),
+        ('path = "daq.csv"', 'path = ""', r"'daq\.path' must not be empty"),
+        ("schema = 1", "schema = 2", r"'schema' is 2; this plscope reads schema 1"),
+    ],
+)
 def test_values_out_of_range_are_refused(tmp_path, old, new, message):
     run = make_run(tmp_path, VALID.replace(old, new, 1))
     with pytest.raises(ConfigError, match=message):

@@ -40,12 +40,14 @@ def test_semicolons_decimal_commas_and_reordered_columns(tmp_path):
 
 
 def test_bad_rows_are_dropped_with_a_warning(tmp_path, caplog):
-    text = ("time_s;camera_ttl;fg_voltage\n"
-            "0,000;0;1,5\n"
-            "0,001;n/a;1,5\n"      # non-numeric
-            "0,002;5;\n"           # empty field
-            "0,003;5;1,5;9\n"      # too many fields
-            "0,004;0;1,5\n")
+    text = (
+        "time_s;camera_ttl;fg_voltage\n"
+        "0,000;0;1,5\n"
+        "0,001;n/a;1,5\n"  # non-numeric
+        "0,002;5;\n"  # empty field
+        "0,003;5;1,5;9\n"  # too many fields
+        "0,004;0;1,5\n"
+    )
     with caplog.at_level(logging.WARNING, logger="plscope.io.daq"):
         log = read_daq(write(tmp_path, text))
     np.testing.assert_allclose(log.time_s, [0.0, 0.004])
@@ -58,8 +60,9 @@ def test_bad_rows_are_dropped_with_a_warning(tmp_path, caplog):
 
 def test_missing_channel_lists_the_channels(tmp_path):
     log = read_daq(write(tmp_path, "time_s,camera_ttl,fg_voltage\n0,0,1\n1,1,1\n"))
-    with pytest.raises(RunFolderError,
-                       match=r"daq\.csv: no channel 'camera' .*channels are: camera_ttl, fg_voltage"):
+    with pytest.raises(
+        RunFolderError, match=r"daq\.csv: no channel 'camera' .*channels are: camera_ttl, fg_voltage"
+    ):
         log.channel("camera")
 
 
@@ -78,15 +81,18 @@ def test_non_numeric_column_is_ignored(tmp_path):
     assert "column 'note' is not numeric" in log.warnings[0]
 
 
-@pytest.mark.parametrize("text,problem", [
-    ("", "is empty"),
-    ("\n\n", "is empty"),
-    ("time_s,ttl\n", "no data rows"),
-    ("time_s\n0\n1\n", "single column"),
-    ("time_s,ttl\n0,0\n0.2,1\n0.1,0\n", r"not strictly increasing: 0\.1 s follows 0\.2 s"),
-    ("time_s,ttl\n0,0\n0,1\n", "not strictly increasing"),
-    ("time_s,ttl\nx,y\n", "no numeric channel|no complete numeric"),
-])
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("", "is empty"),
+        ("\n\n", "is empty"),
+        ("time_s,ttl\n", "no data rows"),
+        ("time_s\n0\n1\n", "single column"),
+        ("time_s,ttl\n0,0\n0.2,1\n0.1,0\n", r"not strictly increasing: 0\.1 s follows 0\.2 s"),
+        ("time_s,ttl\n0,0\n0,1\n", "not strictly increasing"),
+        ("time_s,ttl\nx,y\n", "no numeric channel|no complete numeric"),
+    ],
+)
 def test_unusable_files_raise(tmp_path, text, problem):
     with pytest.raises(RunFolderError, match=rf"daq\.csv: .*({problem})"):
         read_daq(write(tmp_path, text))
@@ -105,12 +111,15 @@ def test_tdms_channels_and_waveform_time(tmp_path):
     ttl = ((np.arange(1000) // 50) % 2 * 5).astype(np.float64)
     volts = np.linspace(-1, 1, 1000)
     with TdmsWriter(path) as writer:
-        writer.write_segment([
-            ChannelObject("DAQ", "camera_ttl", ttl, properties=timing),
-            ChannelObject("DAQ", "fg_voltage", volts, properties=timing),
-            ChannelObject("Meta", "slow", np.arange(10.0), properties={"wf_increment": 0.1,
-                                                                       "wf_start_offset": 0.0}),
-        ])
+        writer.write_segment(
+            [
+                ChannelObject("DAQ", "camera_ttl", ttl, properties=timing),
+                ChannelObject("DAQ", "fg_voltage", volts, properties=timing),
+                ChannelObject(
+                    "Meta", "slow", np.arange(10.0), properties={"wf_increment": 0.1, "wf_start_offset": 0.0}
+                ),
+            ]
+        )
     log = read_daq(path)
     np.testing.assert_allclose(log.time_s, 0.5 + 1e-4 * np.arange(1000))
     assert list(log.channels) == ["DAQ/camera_ttl", "DAQ/fg_voltage"]

@@ -28,19 +28,35 @@ def _real(name: str) -> Path:
 # real files (SOURCES.md)
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.realdata
 def test_real_daqmx_raw_log_gives_the_scaled_values_of_sources_md():
     log = read_daq(_real("raw1.tdms"))
     assert log.n_samples == 2000
     assert log.sample_rate_hz == pytest.approx(50_000.0)
     assert len(log.channels) == 7 and log.warnings == ()
-    first = log.channel("First  Channel")                     # bare name, two spaces
-    np.testing.assert_allclose(first[:10], [-0.18402661, 0.14801477, -0.24506363, -0.29725028,
-                                            -0.20020142, 0.18158513, 0.02380444, 0.20661031,
-                                            0.20447401, 0.2517777], rtol=0, atol=5e-9)
+    first = log.channel("First  Channel")  # bare name, two spaces
+    np.testing.assert_allclose(
+        first[:10],
+        [
+            -0.18402661,
+            0.14801477,
+            -0.24506363,
+            -0.29725028,
+            -0.20020142,
+            0.18158513,
+            0.02380444,
+            0.20661031,
+            0.20447401,
+            0.2517777,
+        ],
+        rtol=0,
+        atol=5e-9,
+    )
     assert log.channel("Layer Data/First  Channel") is first
     # the DAQmx linear scale of SOURCES.md (10/32767 V per count) on the raw int16 counts
     from nptdms import TdmsFile
+
     raw = TdmsFile.read(_real("raw1.tdms"))["Layer Data"]["First  Channel"].raw_scaler_data[0]
     assert raw.dtype == np.int16
     np.testing.assert_allclose(first, raw * (10 / 32767), rtol=0, atol=1e-12)
@@ -69,6 +85,7 @@ def test_real_labview_digital_line_gives_10000_rising_edges():
 # written TDMS files
 # --------------------------------------------------------------------------
 
+
 def _write_tdms(path, segments):
     from nptdms import TdmsWriter
 
@@ -83,18 +100,30 @@ def test_group_channel_names_with_slashes_and_wanted_channels(tmp_path):
     timing = {"wf_increment": 1e-3, "wf_start_offset": 0.0}
     ttl = (np.arange(500) % 10 < 3) * 5.0
     path = tmp_path / "daqmx.tdms"
-    _write_tdms(path, [[ChannelObject("Task", "Dev1/ai0", ttl, properties=timing),
-                        ChannelObject("Task", "Dev1/ai1", -ttl, properties=timing),
-                        ChannelObject("Slow", "temperature", np.full(5, 296.0),
-                                      properties={"wf_increment": 0.1})]])
+    _write_tdms(
+        path,
+        [
+            [
+                ChannelObject("Task", "Dev1/ai0", ttl, properties=timing),
+                ChannelObject("Task", "Dev1/ai1", -ttl, properties=timing),
+                ChannelObject("Slow", "temperature", np.full(5, 296.0), properties={"wf_increment": 0.1}),
+            ]
+        ],
+    )
     log = read_daq(path, channels=["Task/Dev1/ai1"])
     np.testing.assert_array_equal(log.channel("Task/Dev1/ai0"), ttl)
-    np.testing.assert_array_equal(log.channel("Dev1/ai1"), -ttl)      # unique bare name
-    with pytest.raises(RunFolderError, match=r"channel 'Slow/temperature' has a different time "
-                                             r"base \(5 samples every 0\.1 s\)"):
+    np.testing.assert_array_equal(log.channel("Dev1/ai1"), -ttl)  # unique bare name
+    with pytest.raises(
+        RunFolderError,
+        match=r"channel 'Slow/temperature' has a different time "
+        r"base \(5 samples every 0\.1 s\)",
+    ):
         log.channel("temperature")
-    with pytest.raises(RunFolderError, match=r"daqmx\.tdms: no channel 'Dev1/ai2' .*channels are: "
-                                             r"Task/Dev1/ai0, Task/Dev1/ai1"):
+    with pytest.raises(
+        RunFolderError,
+        match=r"daqmx\.tdms: no channel 'Dev1/ai2' .*channels are: "
+        r"Task/Dev1/ai0, Task/Dev1/ai1",
+    ):
         read_daq(path, channels=["Task/Dev1/ai0", "Dev1/ai2"])
     # the time base follows the first wanted channel
     slow = read_daq(path, channels=["temperature"])
@@ -107,9 +136,16 @@ def test_time_channel_times_a_group_without_waveform_properties(tmp_path):
 
     t_ms = 0.5 * np.arange(400) + 20.0
     path = tmp_path / "timed.tdms"
-    _write_tdms(path, [[ChannelObject("Log", "Time (ms)", t_ms),
-                        ChannelObject("Log", "camera_ttl", (np.arange(400) // 20 % 2) * 5.0),
-                        ChannelObject("Log", "note", np.array(["x"] * 400))]])
+    _write_tdms(
+        path,
+        [
+            [
+                ChannelObject("Log", "Time (ms)", t_ms),
+                ChannelObject("Log", "camera_ttl", (np.arange(400) // 20 % 2) * 5.0),
+                ChannelObject("Log", "note", np.array(["x"] * 400)),
+            ]
+        ],
+    )
     log = read_daq(path)
     np.testing.assert_allclose(log.time_s, t_ms * 1e-3)
     assert list(log.channels) == ["Log/camera_ttl"]
@@ -120,13 +156,22 @@ def test_time_channel_times_a_group_without_waveform_properties(tmp_path):
 def test_channels_are_streamed_from_disk_only_when_used(tmp_path):
     from nptdms import ChannelObject
 
-    n_seg, per_seg = 25, 80_000                         # 2 M samples, 4 channels: 64 MB of float64
+    n_seg, per_seg = 25, 80_000  # 2 M samples, 4 channels: 64 MB of float64
     timing = {"wf_increment": 1e-5, "wf_start_offset": 0.0}
     k = np.arange(per_seg)
     path = tmp_path / "long.tdms"
-    _write_tdms(path, ([ChannelObject("DAQ", f"ch{c}", ((k + s * per_seg) * (c + 1) % 997)
-                                      .astype(np.float64), properties=timing) for c in range(4)]
-                       for s in range(n_seg)))
+    _write_tdms(
+        path,
+        (
+            [
+                ChannelObject(
+                    "DAQ", f"ch{c}", ((k + s * per_seg) * (c + 1) % 997).astype(np.float64), properties=timing
+                )
+                for c in range(4)
+            ]
+            for s in range(n_seg)
+        ),
+    )
     tracemalloc.start()
     log = read_daq(path)
     assert isinstance(log.channels, LazyChannels)
@@ -138,8 +183,8 @@ def test_channels_are_streamed_from_disk_only_when_used(tmp_path):
     assert log.n_samples == n
     expected = (np.arange(n) * 3 % 997).astype(np.float64)
     np.testing.assert_array_equal(ch2, expected)
-    assert after_open < 20e6                              # the time axis (16 MB), no channel data
-    assert peak < 40e6, f"peak {peak / 1e6:.1f} MB"       # + one channel (16 MB) + a chunk
+    assert after_open < 20e6  # the time axis (16 MB), no channel data
+    assert peak < 40e6, f"peak {peak / 1e6:.1f} MB"  # + one channel (16 MB) + a chunk
     assert "loaded=['DAQ/ch2']" in repr(log.channels)
 
 
@@ -148,10 +193,11 @@ def test_truncated_tdms_is_read_with_a_warning_or_refused_cleanly(tmp_path):
 
     timing = {"wf_increment": 1e-3, "wf_start_offset": 0.0}
     path = tmp_path / "cut.tdms"
-    _write_tdms(path, ([ChannelObject("DAQ", "ttl", np.full(1000, float(s)), properties=timing)]
-                       for s in range(4)))
+    _write_tdms(
+        path, ([ChannelObject("DAQ", "ttl", np.full(1000, float(s)), properties=timing)] for s in range(4))
+    )
     raw = path.read_bytes()
-    path.write_bytes(raw[:len(raw) - 3000])               # logging killed mid-segment
+    path.write_bytes(raw[: len(raw) - 3000])  # logging killed mid-segment
     try:
         log = read_daq(path)
     except RunFolderError as exc:
@@ -178,6 +224,7 @@ def test_file_changed_after_opening_is_detected(tmp_path):
 # --------------------------------------------------------------------------
 # HDF5 (optional h5py)
 # --------------------------------------------------------------------------
+
 
 def test_hdf5_log_with_time_dataset_and_attributes(tmp_path):
     h5py = pytest.importorskip("h5py")
@@ -220,6 +267,9 @@ def test_hdf5_without_h5py_is_refused_with_the_fix(tmp_path, monkeypatch):
 
     monkeypatch.setattr(hdf5, "_h5py", lambda: None)
     (tmp_path / "log.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
-    with pytest.raises(RunFolderError, match=r"log\.h5: reading HDF5 logs needs the optional "
-                                             r"'h5py' package"):
+    with pytest.raises(
+        RunFolderError,
+        match=r"log\.h5: reading HDF5 logs needs the optional "
+        r"'h5py' package",
+    ):
         read_daq(tmp_path / "log.h5")

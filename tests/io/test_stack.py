@@ -21,13 +21,17 @@ def movie() -> np.ndarray:
     return rng.integers(0, 60000, size=(100, 24, 36), dtype=np.uint16)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {},                                   # contiguous: memory-mapped
-    {"compression": "zlib"},              # compressed: read page ranges
-    {"byteorder": ">"},                   # big-endian: converted to native
-    {"imagej": True, "metadata": {"axes": "TYX"}},
-    {"ome": True, "metadata": {"axes": "TYX"}},
-], ids=["plain", "zlib", "bigendian", "imagej", "ome"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},  # contiguous: memory-mapped
+        {"compression": "zlib"},  # compressed: read page ranges
+        {"byteorder": ">"},  # big-endian: converted to native
+        {"imagej": True, "metadata": {"axes": "TYX"}},
+        {"ome": True, "metadata": {"axes": "TYX"}},
+    ],
+    ids=["plain", "zlib", "bigendian", "imagej", "ome"],
+)
 def test_round_trip_with_chunks_that_do_not_divide(tmp_path, movie, kwargs):
     path = tmp_path / "movie.tif"
     tifffile.imwrite(path, movie, **kwargs)
@@ -77,16 +81,30 @@ def test_single_page_tiff_is_one_frame(tmp_path, movie):
 
 def test_imagej_pixel_size_is_read_back(tmp_path, movie):
     path = tmp_path / "ij.tif"
-    tifffile.imwrite(path, movie[:5], imagej=True, resolution=(1 / 0.108, 1 / 0.108),
-                     metadata={"unit": "um", "axes": "TYX"})
+    tifffile.imwrite(
+        path,
+        movie[:5],
+        imagej=True,
+        resolution=(1 / 0.108, 1 / 0.108),
+        metadata={"unit": "um", "axes": "TYX"},
+    )
     assert open_stack(path).pixel_size_nm == pytest.approx(108.0)
 
 
 def test_ome_pixel_size_is_read_back(tmp_path, movie):
     path = tmp_path / "ome.tif"
-    tifffile.imwrite(path, movie[:5], ome=True,
-                     metadata={"axes": "TYX", "PhysicalSizeX": 65.0, "PhysicalSizeXUnit": "nm",
-                               "PhysicalSizeY": 65.0, "PhysicalSizeYUnit": "nm"})
+    tifffile.imwrite(
+        path,
+        movie[:5],
+        ome=True,
+        metadata={
+            "axes": "TYX",
+            "PhysicalSizeX": 65.0,
+            "PhysicalSizeXUnit": "nm",
+            "PhysicalSizeY": 65.0,
+            "PhysicalSizeYUnit": "nm",
+        },
+    )
     assert open_stack(path).pixel_size_nm == pytest.approx(65.0)
 
 
@@ -122,8 +140,9 @@ def test_peak_memory_does_not_grow_with_frames(tmp_path):
 
 def test_lazy_array_indexing(tmp_path, movie):
     for i, name in enumerate(("a_1.tif", "a_2.tif")):
-        tifffile.imwrite(tmp_path / name, movie[50 * i:50 * (i + 1)])
+        tifffile.imwrite(tmp_path / name, movie[50 * i : 50 * (i + 1)])
     from plscope.io.stack import _probe
+
     lazy = TiffFrames(_probe(str(tmp_path / "a_1.tif")).sources + _probe(str(tmp_path / "a_2.tif")).sources)
     assert lazy.shape == movie.shape and not hasattr(lazy, "copy")
     np.testing.assert_array_equal(lazy[-1], movie[-1])
@@ -139,14 +158,16 @@ def test_lazy_array_indexing(tmp_path, movie):
 # bad input
 # --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs", [{}, {"compression": "zlib"}, {"imagej": True}],
-                         ids=["plain", "zlib", "imagej"])
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"compression": "zlib"}, {"imagej": True}], ids=["plain", "zlib", "imagej"]
+)
 @pytest.mark.parametrize("fraction", [0.5, 0.9])
 def test_truncated_tiff_raises_naming_the_file(tmp_path, movie, kwargs, fraction):
     path = tmp_path / "cut.tif"
     tifffile.imwrite(path, movie, **kwargs)
     raw = path.read_bytes()
-    path.write_bytes(raw[:int(len(raw) * fraction)])
+    path.write_bytes(raw[: int(len(raw) * fraction)])
     with pytest.raises(RunFolderError, match=r"cut\.tif.*(truncated|corrupt)") as info:
         open_stack(path)
     assert info.value.path == str(path)
@@ -181,8 +202,9 @@ def test_colour_and_hyperstacks_are_refused(tmp_path):
     tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((4, 8, 8, 3), np.uint8), photometric="rgb")
     with pytest.raises(RunFolderError, match="rgb.tif: frames have 3 samples per pixel"):
         open_stack(tmp_path / "rgb.tif")
-    tifffile.imwrite(tmp_path / "hyper.tif", np.zeros((3, 2, 8, 8), np.uint16), imagej=True,
-                     metadata={"axes": "TCYX"})
+    tifffile.imwrite(
+        tmp_path / "hyper.tif", np.zeros((3, 2, 8, 8), np.uint16), imagej=True, metadata={"axes": "TCYX"}
+    )
     with pytest.raises(RunFolderError, match="hyper.tif: .*single time axis"):
         open_stack(tmp_path / "hyper.tif")
 

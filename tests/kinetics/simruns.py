@@ -23,11 +23,11 @@ BACKGROUND_VARIANCE = 1000.0
 
 @dataclass
 class SimRun:
-    traces: pd.DataFrame      # particle_id, frame, intensity
-    time_s: np.ndarray        # mid-exposure time of every frame
+    traces: pd.DataFrame  # particle_id, frame, intensity
+    time_s: np.ndarray  # mid-exposure time of every frame
     cycles: pd.DataFrame
     exposure_s: float
-    particles: pd.DataFrame   # particle_id, size_nm (true sizes)
+    particles: pd.DataFrame  # particle_id, size_nm (true sizes)
     truth: dict
 
 
@@ -48,15 +48,25 @@ def simulated_traces(seed: int, params=None, *, noise: bool = True) -> SimRun:
     switch, fields = p.schedule()
     off_end = np.r_[switch[1:, 0], switch[-1, 1] + p.period_s * (1 - p.duty)]
     levels = {f: i for i, f in enumerate(dict.fromkeys(fields.tolist()))}
-    cycles = pd.DataFrame({"cycle": np.arange(fields.size), "level": [levels[f] for f in fields],
-                           "field_kV_per_cm": fields, "sign": 1, "on_start_s": switch[:, 0],
-                           "on_end_s": switch[:, 1], "off_end_s": off_end})
+    cycles = pd.DataFrame(
+        {
+            "cycle": np.arange(fields.size),
+            "level": [levels[f] for f in fields],
+            "field_kV_per_cm": fields,
+            "sign": 1,
+            "on_start_s": switch[:, 0],
+            "on_end_s": switch[:, 1],
+            "off_end_s": off_end,
+        }
+    )
     n, m = y.shape
-    traces = pd.DataFrame({"particle_id": np.repeat(np.arange(n), m), "frame": np.tile(np.arange(m), n),
-                           "intensity": y.ravel()})
+    traces = pd.DataFrame(
+        {"particle_id": np.repeat(np.arange(n), m), "frame": np.tile(np.arange(m), n), "intensity": y.ravel()}
+    )
     particles = pd.DataFrame({"particle_id": np.arange(n), "size_nm": pop.size_nm})
-    return SimRun(traces=traces, time_s=t, cycles=cycles, exposure_s=p.exposure_s, particles=particles,
-                  truth=truth)
+    return SimRun(
+        traces=traces, time_s=t, cycles=cycles, exposure_s=p.exposure_s, particles=particles, truth=truth
+    )
 
 
 def with_truth(table: pd.DataFrame, truth: dict) -> pd.DataFrame:

@@ -36,7 +36,7 @@ class SimTrace:
     cycles: pd.DataFrame
     exposure_s: float
     se: float
-    expected: dict = field(default_factory=dict)   # (level, phase) -> expected tau_s
+    expected: dict = field(default_factory=dict)  # (level, phase) -> expected tau_s
     state_at_edges: list = field(default_factory=list)
 
 
@@ -45,11 +45,25 @@ def _pair(v):
     return v if len(v) == 2 else (v[0], v[0])
 
 
-def simulate_trace(*, fields_kV_per_cm=(90.0, 110.0, 130.0), n_cycles=10, half_period_s=20.0,
-                   lead_in_s=10.0, frame_interval_s=0.2001, exposure_s=0.15,
-                   frame_offset_s=0.0731, bright=1e4, se=0.3, weight_fast=0.5,
-                   tau_pol_s=(1.0, 4.0), tau_rec_s=(1.5, 5.0), bleach_percent_per_min=0.0,
-                   blinks=(), noise=True, rng=None) -> SimTrace:
+def simulate_trace(
+    *,
+    fields_kV_per_cm=(90.0, 110.0, 130.0),
+    n_cycles=10,
+    half_period_s=20.0,
+    lead_in_s=10.0,
+    frame_interval_s=0.2001,
+    exposure_s=0.15,
+    frame_offset_s=0.0731,
+    bright=1e4,
+    se=0.3,
+    weight_fast=0.5,
+    tau_pol_s=(1.0, 4.0),
+    tau_rec_s=(1.5, 5.0),
+    bleach_percent_per_min=0.0,
+    blinks=(),
+    noise=True,
+    rng=None,
+) -> SimTrace:
     """Simulate one particle.
 
     ``tau_pol_s`` is a pair (fast, slow) or a callable ``field -> pair``;
@@ -58,7 +72,7 @@ def simulate_trace(*, fields_kV_per_cm=(90.0, 110.0, 130.0), n_cycles=10, half_p
     fields = [float(f) for f in fields_kV_per_cm]
     w = np.array([weight_fast, 1.0 - weight_fast])
     k_bleach = -math.log(1.0 - bleach_percent_per_min / 100.0) / 60.0
-    rows, edges = [], []   # edges: (time, target u, taus)
+    rows, edges = [], []  # edges: (time, target u, taus)
     t_on = lead_in_s
     cyc = 0
     for lev, f in enumerate(fields):
@@ -70,12 +84,13 @@ def simulate_trace(*, fields_kV_per_cm=(90.0, 110.0, 130.0), n_cycles=10, half_p
             t_on += 2 * half_period_s
             cyc += 1
     t_end = t_on
-    cycles = pd.DataFrame(rows, columns=["cycle", "level", "field_kV_per_cm", "sign",
-                                         "on_start_s", "on_end_s", "off_end_s"])
+    cycles = pd.DataFrame(
+        rows, columns=["cycle", "level", "field_kV_per_cm", "sign", "on_start_s", "on_end_s", "off_end_s"]
+    )
     edge_t = np.array([e[0] for e in edges])
     edge_u = np.array([e[1] for e in edges])
-    edge_tau = np.array([e[2] for e in edges])            # (n_edges, 2)
-    s_start = np.zeros((len(edges), 2))                   # state at each edge
+    edge_tau = np.array([e[2] for e in edges])  # (n_edges, 2)
+    s_start = np.zeros((len(edges), 2))  # state at each edge
     s = np.zeros(2)
     for j in range(len(edges)):
         if j:
@@ -111,7 +126,7 @@ def simulate_trace(*, fields_kV_per_cm=(90.0, 110.0, 130.0), n_cycles=10, half_p
     nodes = starts[plain, None] + exposure_s * (_GL_X + 1) / 2
     mean[plain] = (pl(nodes) * _GL_W).sum(axis=1) / 2
     for k in np.flatnonzero(~plain):
-        pts = np.concatenate([[starts[k]], breaks[lo_idx[k]:hi_idx[k]], [starts[k] + exposure_s]])
+        pts = np.concatenate([[starts[k]], breaks[lo_idx[k] : hi_idx[k]], [starts[k] + exposure_s]])
         tot = 0.0
         for a, b in zip(pts[:-1], pts[1:]):
             if b > a:
@@ -138,5 +153,12 @@ def simulate_trace(*, fields_kV_per_cm=(90.0, 110.0, 130.0), n_cycles=10, half_p
                     amps.append(-se * w * s_start[j] / plateau)
             a = np.mean(amps, axis=0)
             expected[(lev, phase)] = float((a * edge_tau[2 * idx[0] + off]).sum() / a.sum())
-    return SimTrace(time_s=mids, intensity=intensity, cycles=cycles, exposure_s=exposure_s,
-                    se=se, expected=expected, state_at_edges=s_start)
+    return SimTrace(
+        time_s=mids,
+        intensity=intensity,
+        cycles=cycles,
+        exposure_s=exposure_s,
+        se=se,
+        expected=expected,
+        state_at_edges=s_start,
+    )

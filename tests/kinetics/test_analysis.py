@@ -8,14 +8,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plscope.kinetics import (CURVE_COLUMNS, CURVE_TABLE_COLUMNS, KINETICS_COLUMNS, KineticsInputError,
-                              KineticsSettings, analyze_particle)
+from plscope.kinetics import (
+    CURVE_COLUMNS,
+    CURVE_TABLE_COLUMNS,
+    KINETICS_COLUMNS,
+    KineticsInputError,
+    KineticsSettings,
+    analyze_particle,
+)
 
 from .synth import simulate_trace
 
 FIELDS = (90.0, 110.0, 130.0)
 MU_TRUE = 2.56e-10
-SIZE_NM = 700.0   # tau_pol = 2.1 s at 130 kV/cm, 3.0 s at 90 kV/cm
+SIZE_NM = 700.0  # tau_pol = 2.1 s at 130 kV/cm, 3.0 s at 90 kV/cm
 
 
 def tau_pol_pair(field_kV_per_cm):
@@ -29,8 +35,9 @@ def run(sim, **kw):
 
 
 def test_noiseless_taus_within_half_percent_and_se():
-    sim = simulate_trace(fields_kV_per_cm=FIELDS, n_cycles=5, noise=False, se=0.3,
-                         tau_pol_s=tau_pol_pair, tau_rec_s=(0.8, 3.2))
+    sim = simulate_trace(
+        fields_kV_per_cm=FIELDS, n_cycles=5, noise=False, se=0.3, tau_pol_s=tau_pol_pair, tau_rec_s=(0.8, 3.2)
+    )
     pk = run(sim, particle_id=3, size_nm=SIZE_NM)
     tab = pk.table
     assert list(tab.columns) == list(KINETICS_COLUMNS)
@@ -51,8 +58,13 @@ def test_noiseless_taus_within_half_percent_and_se():
 
 
 def test_curves_for_the_report():
-    sim = simulate_trace(fields_kV_per_cm=(130.0,), n_cycles=4, rng=np.random.default_rng(8),
-                         tau_pol_s=(1.0, 3.0), tau_rec_s=(1.0, 3.0))
+    sim = simulate_trace(
+        fields_kV_per_cm=(130.0,),
+        n_cycles=4,
+        rng=np.random.default_rng(8),
+        tau_pol_s=(1.0, 3.0),
+        tau_rec_s=(1.0, 3.0),
+    )
     pk = run(sim, particle_id=5)
     assert set(pk.curves) == {(130.0, "pol"), (130.0, "rec")}
     for phase in ("pol", "rec"):
@@ -74,8 +86,14 @@ def test_realistic_noise_three_levels():
     At this noise the biexponential tau is known to 2-4 % (Cramer-Rao bound for
     a 20 s half period), so the 3 % target is tested on a bright particle below.
     """
-    sim = simulate_trace(fields_kV_per_cm=FIELDS, n_cycles=10, se=0.3, rng=np.random.default_rng(21),
-                         tau_pol_s=tau_pol_pair, tau_rec_s=(0.8, 3.2))
+    sim = simulate_trace(
+        fields_kV_per_cm=FIELDS,
+        n_cycles=10,
+        se=0.3,
+        rng=np.random.default_rng(21),
+        tau_pol_s=tau_pol_pair,
+        tau_rec_s=(0.8, 3.2),
+    )
     tab = run(sim).table
     assert tab["fit_ok"].all()
     for row in tab.to_dict(orient="records"):
@@ -90,8 +108,15 @@ def test_realistic_noise_three_levels():
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_bright_particle_taus_within_3_percent(seed):
-    sim = simulate_trace(fields_kV_per_cm=FIELDS, n_cycles=10, se=0.3, bright=1e5,
-                         rng=np.random.default_rng(seed), tau_pol_s=tau_pol_pair, tau_rec_s=(0.8, 3.2))
+    sim = simulate_trace(
+        fields_kV_per_cm=FIELDS,
+        n_cycles=10,
+        se=0.3,
+        bright=1e5,
+        rng=np.random.default_rng(seed),
+        tau_pol_s=tau_pol_pair,
+        tau_rec_s=(0.8, 3.2),
+    )
     tab = run(sim).table
     for row in tab.to_dict(orient="records"):
         lev = row["level"]
@@ -101,8 +126,14 @@ def test_bright_particle_taus_within_3_percent(seed):
 
 
 def test_bleaching_correction_removes_the_tau_bias():
-    sim = simulate_trace(fields_kV_per_cm=(130.0,), n_cycles=10, noise=False, bleach_percent_per_min=3.0,
-                         tau_pol_s=(0.6, 2.4), tau_rec_s=(0.8, 3.2))
+    sim = simulate_trace(
+        fields_kV_per_cm=(130.0,),
+        n_cycles=10,
+        noise=False,
+        bleach_percent_per_min=3.0,
+        tau_pol_s=(0.6, 2.4),
+        tau_rec_s=(0.8, 3.2),
+    )
     corrected = run(sim).table.iloc[0]
     raw = run(sim, settings={"correct_bleaching": False}).table.iloc[0]
     exp_pol, exp_rec = sim.expected[(0, "pol")], sim.expected[(0, "rec")]
@@ -117,10 +148,19 @@ def test_bleaching_correction_removes_the_tau_bias():
 
 
 def test_blink_spoiled_cycle_is_excluded():
-    blinks = [(10 + 40 * 3 + 4, 7.0, 0.4),      # long blink: cycle 3 spoiled
-              (10 + 40 * 7 + 30, 1.0, 0.5)]     # short blink: masked only
-    sim = simulate_trace(fields_kV_per_cm=(130.0,), n_cycles=10, blinks=blinks, bright=1e5,
-                         rng=np.random.default_rng(6), tau_pol_s=(1.0, 3.0), tau_rec_s=(1.0, 3.0))
+    blinks = [
+        (10 + 40 * 3 + 4, 7.0, 0.4),  # long blink: cycle 3 spoiled
+        (10 + 40 * 7 + 30, 1.0, 0.5),
+    ]  # short blink: masked only
+    sim = simulate_trace(
+        fields_kV_per_cm=(130.0,),
+        n_cycles=10,
+        blinks=blinks,
+        bright=1e5,
+        rng=np.random.default_rng(6),
+        tau_pol_s=(1.0, 3.0),
+        tau_rec_s=(1.0, 3.0),
+    )
     pk = run(sim)
     row = pk.table.iloc[0]
     assert row["n_cycles"] == 10 and row["n_cycles_used"] == 9 and row["n_cycles_spoiled"] == 1
@@ -132,10 +172,17 @@ def test_blink_spoiled_cycle_is_excluded():
 
 
 def _cycles_one_level(n):
-    return pd.DataFrame({"cycle": range(n), "level": 0, "field_kV_per_cm": 130.0, "sign": 1,
-                         "on_start_s": [10.0 + 40 * i for i in range(n)],
-                         "on_end_s": [30.0 + 40 * i for i in range(n)],
-                         "off_end_s": [50.0 + 40 * i for i in range(n)]})
+    return pd.DataFrame(
+        {
+            "cycle": range(n),
+            "level": 0,
+            "field_kV_per_cm": 130.0,
+            "sign": 1,
+            "on_start_s": [10.0 + 40 * i for i in range(n)],
+            "on_end_s": [30.0 + 40 * i for i in range(n)],
+            "off_end_s": [50.0 + 40 * i for i in range(n)],
+        }
+    )
 
 
 def _assert_degenerate(pk, flag):
@@ -150,8 +197,9 @@ def _assert_degenerate(pk, flag):
 def test_degenerate_flat_trace():
     cyc = _cycles_one_level(4)
     t = np.arange(0.075, 170, 0.2)
-    row = _assert_degenerate(analyze_particle(t, np.full(t.size, 1e4), cyc, exposure_s=0.15),
-                             "pol:amplitude_too_small")
+    row = _assert_degenerate(
+        analyze_particle(t, np.full(t.size, 1e4), cyc, exposure_s=0.15), "pol:amplitude_too_small"
+    )
     assert row["switching_efficiency"] == pytest.approx(0.0, abs=1e-12)
 
 
@@ -182,9 +230,10 @@ def test_degenerate_pure_noise():
 
 def test_degenerate_too_few_points():
     cyc = _cycles_one_level(3)
-    t = np.array([5.0, 15.0, 25.0, 45.0, 65.0, 85.0, 105.0])   # a few frames only
-    row = _assert_degenerate(analyze_particle(t, np.full(t.size, 1e4), cyc, exposure_s=0.15),
-                             "too_few_points")
+    t = np.array([5.0, 15.0, 25.0, 45.0, 65.0, 85.0, 105.0])  # a few frames only
+    row = _assert_degenerate(
+        analyze_particle(t, np.full(t.size, 1e4), cyc, exposure_s=0.15), "too_few_points"
+    )
     assert np.isnan(row["tau_pol_s"])
 
 
@@ -197,32 +246,33 @@ def test_no_cycles_and_bad_input():
     with pytest.raises(KineticsInputError):
         analyze_particle(t, np.ones(t.size - 1), _cycles_one_level(2), exposure_s=0.15)
     with pytest.raises(KineticsInputError, match="unknown key"):
-        analyze_particle(t, np.ones(t.size), _cycles_one_level(2), exposure_s=0.15,
-                         settings={"plateau": 3})
+        analyze_particle(t, np.ones(t.size), _cycles_one_level(2), exposure_s=0.15, settings={"plateau": 3})
 
 
 def test_unsettled_quenched_plateau_underestimates_se_and_the_fit_asymptote_does_not():
     # slow component 8 s: after 20 s ON the quenched level is still 0.3 * 0.5 * e^-2.3 ~ 1.5 % high
-    sim = simulate_trace(fields_kV_per_cm=(130.0,), n_cycles=4, noise=False, se=0.3,
-                         tau_pol_s=(2.0, 8.0), tau_rec_s=(1.0, 3.0))
+    sim = simulate_trace(
+        fields_kV_per_cm=(130.0,), n_cycles=4, noise=False, se=0.3, tau_pol_s=(2.0, 8.0), tau_rec_s=(1.0, 3.0)
+    )
     row = run(sim).table.iloc[0]
     assert row["switching_efficiency"] < 0.3 - 0.01
     assert row["switching_efficiency_fit"] == pytest.approx(0.3, abs=0.002)
 
 
 def test_missing_frames_and_frames_without_time_are_tolerated():
-    sim = simulate_trace(fields_kV_per_cm=(130.0,), n_cycles=4, noise=False,
-                         tau_pol_s=(1.0, 3.0), tau_rec_s=(1.0, 3.0))
+    sim = simulate_trace(
+        fields_kV_per_cm=(130.0,), n_cycles=4, noise=False, tau_pol_s=(1.0, 3.0), tau_rec_s=(1.0, 3.0)
+    )
     t = sim.time_s.copy()
     y = sim.intensity.copy()
-    y[300:310] = np.nan          # 2 s of missing frames inside cycle 1's polarization
-    t[500] = np.nan              # a frame whose time is unknown
+    y[300:310] = np.nan  # 2 s of missing frames inside cycle 1's polarization
+    t[500] = np.nan  # a frame whose time is unknown
     pk = analyze_particle(t, y, sim.cycles, exposure_s=sim.exposure_s)
     row = pk.table.iloc[0]
     assert row["fit_ok"] and "frames_without_time" in row["flags"]
     assert row["tau_pol_s"] == pytest.approx(sim.expected[(0, "pol")], rel=0.005)
     pol = pk.superposed[(0, "pol")]
-    assert np.isnan(pol.curves[1]).sum() >= 9     # the gap is not interpolated across
+    assert np.isnan(pol.curves[1]).sum() >= 9  # the gap is not interpolated across
 
 
 # --------------------------------------------------------------------------
@@ -243,15 +293,23 @@ def test_rows_say_why_they_are_excluded():
     assert one["exclusion_reason"] == "only 1 cycle(s) at this field (need 2)"
     nan = analyze_particle(t, np.full(t.size, np.nan), cyc, exposure_s=0.15).table.iloc[0]
     assert nan["exclusion_reason"] == "no finite intensity in the trace"
-    good = run(simulate_trace(fields_kV_per_cm=(130.0,), n_cycles=3, noise=False, tau_pol_s=(1.0, 3.0),
-                              tau_rec_s=(1.0, 3.0))).table.iloc[0]
+    good = run(
+        simulate_trace(
+            fields_kV_per_cm=(130.0,), n_cycles=3, noise=False, tau_pol_s=(1.0, 3.0), tau_rec_s=(1.0, 3.0)
+        )
+    ).table.iloc[0]
     assert good["fit_ok"] and good["exclusion_reason"] == "no particle size (mobility undefined)"
     assert exclusion_reason({**good.to_dict(), "size_nm": 700.0, "mobility_cm2_per_Vs": 2.5e-10}) == ""
 
 
 def test_mobility_error_propagates_tau_and_size_errors():
-    sim = simulate_trace(fields_kV_per_cm=(130.0,), n_cycles=5, rng=np.random.default_rng(3),
-                         tau_pol_s=tau_pol_pair, tau_rec_s=(0.8, 3.2))
+    sim = simulate_trace(
+        fields_kV_per_cm=(130.0,),
+        n_cycles=5,
+        rng=np.random.default_rng(3),
+        tau_pol_s=tau_pol_pair,
+        tau_rec_s=(0.8, 3.2),
+    )
     row = run(sim, size_nm=SIZE_NM, size_err_nm=14.0).table.iloc[0]
     rel = np.hypot(row["tau_pol_err_s"] / row["tau_pol_s"], 14.0 / SIZE_NM)
     assert row["mobility_err_cm2_per_Vs"] == pytest.approx(row["mobility_cm2_per_Vs"] * rel)
@@ -261,32 +319,48 @@ def test_mobility_error_propagates_tau_and_size_errors():
 
 
 def test_bootstrap_over_cycles_replaces_a_missing_covariance():
-    sim = simulate_trace(fields_kV_per_cm=(130.0,), n_cycles=8, rng=np.random.default_rng(5),
-                         tau_pol_s=(1.0, 3.0), tau_rec_s=(1.0, 3.0))
+    sim = simulate_trace(
+        fields_kV_per_cm=(130.0,),
+        n_cycles=8,
+        rng=np.random.default_rng(5),
+        tau_pol_s=(1.0, 3.0),
+        tau_rec_s=(1.0, 3.0),
+    )
     pk = run(sim)
     fit, sup = pk.fits[(0, "pol")], pk.superposed[(0, "pol")]
     blind = fit._with(tau_err_s=float("nan"), tau_err_method="none", flags=(*fit.flags, "no_covariance"))
     assert not blind.ok
-    boot = _with_bootstrap(blind, sup, KineticsSettings(n_bootstrap_cycles=60), sim.exposure_s, None, (1, 2, 3))
+    boot = _with_bootstrap(
+        blind, sup, KineticsSettings(n_bootstrap_cycles=60), sim.exposure_s, None, (1, 2, 3)
+    )
     assert boot.ok and boot.tau_err_method == "bootstrap_cycles" and "bootstrap_error" in boot.flags
     # resampling 8 cycles measures the same scatter as the covariance (within its own ~10-20 % noise)
     assert boot.tau_err_s == pytest.approx(fit.tau_err_s, rel=0.6)
-    again = _with_bootstrap(blind, sup, KineticsSettings(n_bootstrap_cycles=60), sim.exposure_s, None, (1, 2, 3))
-    assert again.tau_err_s == boot.tau_err_s     # seeded: reproducible
+    again = _with_bootstrap(
+        blind, sup, KineticsSettings(n_bootstrap_cycles=60), sim.exposure_s, None, (1, 2, 3)
+    )
+    assert again.tau_err_s == boot.tau_err_s  # seeded: reproducible
     # a pooled fit is resampled as a pooled fit
     prior = ShapePrior(frac_mean=0.5, frac_sd=0.1, log_ratio_mean=float(np.log(3.0)), log_ratio_sd=0.1)
     pooled = refit_particle(pk, {"pol": prior}).fits[(0, "pol")]
-    blind = pooled._with(tau_err_s=float("nan"), tau_err_method="none", flags=(*pooled.flags, "no_covariance"))
-    boot = _with_bootstrap(blind, sup, KineticsSettings(n_bootstrap_cycles=40), sim.exposure_s, prior, (1, 2, 3))
-    assert boot.tau_err_method == "bootstrap_cycles" and boot.tau_err_s == pytest.approx(pooled.tau_err_s, rel=0.6)
+    blind = pooled._with(
+        tau_err_s=float("nan"), tau_err_method="none", flags=(*pooled.flags, "no_covariance")
+    )
+    boot = _with_bootstrap(
+        blind, sup, KineticsSettings(n_bootstrap_cycles=40), sim.exposure_s, prior, (1, 2, 3)
+    )
+    assert boot.tau_err_method == "bootstrap_cycles" and boot.tau_err_s == pytest.approx(
+        pooled.tau_err_s, rel=0.6
+    )
     # a flat fit is not rescued by resampling
     flat = blind._with(flags=(*blind.flags, "amplitude_too_small"))
     assert _with_bootstrap(flat, sup, KineticsSettings(), sim.exposure_s, prior, (1, 2, 3)) is flat
 
 
 def test_transient_frames_after_the_edges_are_left_out():
-    sim = simulate_trace(fields_kV_per_cm=(130.0,), n_cycles=3, noise=False, tau_pol_s=(1.0, 3.0),
-                         tau_rec_s=(1.0, 3.0))
+    sim = simulate_trace(
+        fields_kV_per_cm=(130.0,), n_cycles=3, noise=False, tau_pol_s=(1.0, 3.0), tau_rec_s=(1.0, 3.0)
+    )
     pk = run(sim, settings={"transient_s": 0.5})
     for phase in ("pol", "rec"):
         assert pk.superposed[(0, phase)].time_s[0] >= 0.5 + sim.exposure_s / 2 - 1e-9
@@ -295,9 +369,16 @@ def test_transient_frames_after_the_edges_are_left_out():
 
 
 def test_switching_efficiency_of_every_cycle_is_kept():
-    blinks = [(10 + 40 * 2 + 6, 6.0, 0.5)]           # spoils cycle 2
-    sim = simulate_trace(fields_kV_per_cm=(110.0, 130.0), n_cycles=4, blinks=blinks, se=0.3,
-                         rng=np.random.default_rng(2), tau_pol_s=(0.6, 2.4), tau_rec_s=(0.8, 3.2))
+    blinks = [(10 + 40 * 2 + 6, 6.0, 0.5)]  # spoils cycle 2
+    sim = simulate_trace(
+        fields_kV_per_cm=(110.0, 130.0),
+        n_cycles=4,
+        blinks=blinks,
+        se=0.3,
+        rng=np.random.default_rng(2),
+        tau_pol_s=(0.6, 2.4),
+        tau_rec_s=(0.8, 3.2),
+    )
     pk = run(sim, particle_id=7)
     se = pk.se_cycles
     assert list(se.columns) == list(SE_CYCLE_COLUMNS) and len(se) == 8 and (se["particle_id"] == 7).all()
@@ -306,9 +387,15 @@ def test_switching_efficiency_of_every_cycle_is_kept():
 
 
 def test_refit_with_a_shape_prior():
-    sim = simulate_trace(fields_kV_per_cm=FIELDS, n_cycles=3, se=0.3, rng=np.random.default_rng(4),
-                         weight_fast=0.6, tau_pol_s=lambda f: (0.6 * 2.0 * 130 / f, 1.6 * 2.0 * 130 / f),
-                         tau_rec_s=(1.2, 3.2))
+    sim = simulate_trace(
+        fields_kV_per_cm=FIELDS,
+        n_cycles=3,
+        se=0.3,
+        rng=np.random.default_rng(4),
+        weight_fast=0.6,
+        tau_pol_s=lambda f: (0.6 * 2.0 * 130 / f, 1.6 * 2.0 * 130 / f),
+        tau_rec_s=(1.2, 3.2),
+    )
     free = run(sim, size_nm=SIZE_NM)
     prior = ShapePrior(frac_mean=0.6, frac_sd=0.1, log_ratio_mean=float(np.log(1.6 / 0.6)), log_ratio_sd=0.1)
     pooled = refit_particle(free, {"pol": prior, "rec": prior})

@@ -6,12 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plscope.kinetics import (KineticsInputError, bleach_curve, cycle_windows, frames_in_window,
-                              robust_mean, superpose_cycles, switching_efficiency_per_cycle)
+from plscope.kinetics import (
+    KineticsInputError,
+    bleach_curve,
+    cycle_windows,
+    frames_in_window,
+    robust_mean,
+    superpose_cycles,
+    switching_efficiency_per_cycle,
+)
 
 from .synth import simulate_trace
 
-FAST = dict(tau_pol_s=(0.6, 2.4), tau_rec_s=(0.8, 3.2))   # relaxes fully within 20 s
+FAST = dict(tau_pol_s=(0.6, 2.4), tau_rec_s=(0.8, 3.2))  # relaxes fully within 20 s
 
 
 def test_frames_straddling_an_edge_are_excluded():
@@ -53,8 +60,14 @@ def test_bad_cycle_table_raises():
 
 @pytest.mark.parametrize("noise", [False, True])
 def test_bleach_rate_recovered(noise):
-    sim = simulate_trace(fields_kV_per_cm=(90, 130), n_cycles=6, bleach_percent_per_min=3.0,
-                         noise=noise, rng=np.random.default_rng(1), **FAST)
+    sim = simulate_trace(
+        fields_kV_per_cm=(90, 130),
+        n_cycles=6,
+        bleach_percent_per_min=3.0,
+        noise=noise,
+        rng=np.random.default_rng(1),
+        **FAST,
+    )
     model = bleach_curve(sim.time_s, sim.intensity, sim.cycles, exposure_s=sim.exposure_s)
     assert model.success
     tol = 0.02 if not noise else 0.3
@@ -69,8 +82,17 @@ def test_bleach_rate_recovered(noise):
 
 def test_bleach_with_too_few_plateaus_is_identity():
     t = np.arange(0, 5, 0.2) + 0.075
-    cycles = pd.DataFrame({"cycle": [0], "level": [0], "field_kV_per_cm": [130.0], "sign": [1],
-                           "on_start_s": [100.0], "on_end_s": [120.0], "off_end_s": [140.0]})
+    cycles = pd.DataFrame(
+        {
+            "cycle": [0],
+            "level": [0],
+            "field_kV_per_cm": [130.0],
+            "sign": [1],
+            "on_start_s": [100.0],
+            "on_end_s": [120.0],
+            "off_end_s": [140.0],
+        }
+    )
     model = bleach_curve(t, np.full(t.size, np.nan), cycles, exposure_s=0.15)
     assert not model.success and "too_few_plateaus" in model.flags
     assert np.all(model(t) == 1.0)
@@ -97,11 +119,14 @@ def test_superposed_noiseless_curves_match_the_model():
 
 
 def test_long_blink_spoils_a_cycle_and_short_blinks_are_masked():
-    blinks = [(10 + 40 * 2 + 6, 6.0, 0.5),     # 6 s blink inside cycle 2's ON window
-              (10 + 40 * 4 + 27, 1.0, 0.4),    # 1 s blink in cycle 4's recovery
-              (10 + 40 * 6 + 3, 1.0, 0.6)]     # 1 s blink in cycle 6's polarization
-    sim = simulate_trace(fields_kV_per_cm=(130,), n_cycles=8, blinks=blinks,
-                         rng=np.random.default_rng(4), **FAST)
+    blinks = [
+        (10 + 40 * 2 + 6, 6.0, 0.5),  # 6 s blink inside cycle 2's ON window
+        (10 + 40 * 4 + 27, 1.0, 0.4),  # 1 s blink in cycle 4's recovery
+        (10 + 40 * 6 + 3, 1.0, 0.6),
+    ]  # 1 s blink in cycle 6's polarization
+    sim = simulate_trace(
+        fields_kV_per_cm=(130,), n_cycles=8, blinks=blinks, rng=np.random.default_rng(4), **FAST
+    )
     pol = superpose_cycles(sim.time_s, sim.intensity, sim.cycles, phase="pol", exposure_s=sim.exposure_s)
     rec = superpose_cycles(sim.time_s, sim.intensity, sim.cycles, phase="rec", exposure_s=sim.exposure_s)
     assert pol.spoiled.tolist() == [c == 2 for c in range(8)]
@@ -110,8 +135,9 @@ def test_long_blink_spoils_a_cycle_and_short_blinks_are_masked():
     assert 0 < pol.outlier_fraction[6] < 0.2
     assert rec.n_spoiled == 0 and 0 < rec.outlier_fraction[4] < 0.2
     clean = simulate_trace(fields_kV_per_cm=(130,), n_cycles=8, noise=False, **FAST)
-    ref = superpose_cycles(clean.time_s, clean.intensity, clean.cycles, phase="pol",
-                           exposure_s=clean.exposure_s)
+    ref = superpose_cycles(
+        clean.time_s, clean.intensity, clean.cycles, phase="pol", exposure_s=clean.exposure_s
+    )
     n = min(ref.mean.size, pol.mean.size)
     # the blinks leave no trace in the mean beyond the noise (~1 %/sqrt(7))
     assert np.max(np.abs(pol.mean[:n] - ref.mean[:n])) < 0.02
@@ -125,15 +151,22 @@ def test_few_cycles_skip_outlier_detection():
 
 def test_no_data_gives_empty_superposition():
     sim = simulate_trace(fields_kV_per_cm=(130,), n_cycles=3, noise=False, **FAST)
-    sup = superpose_cycles(sim.time_s, np.full(sim.time_s.size, np.nan), sim.cycles, phase="rec",
-                           exposure_s=0.15)
+    sup = superpose_cycles(
+        sim.time_s, np.full(sim.time_s.size, np.nan), sim.cycles, phase="rec", exposure_s=0.15
+    )
     assert sup.time_s.size == 0 and sup.n_used == 0 and "no_data" in sup.flags
 
 
 def test_switching_efficiency_per_cycle_within_001():
     sim = simulate_trace(fields_kV_per_cm=(110,), n_cycles=5, se=0.35, rng=np.random.default_rng(2), **FAST)
     se = switching_efficiency_per_cycle(sim.time_s, sim.intensity, sim.cycles, exposure_s=0.15)
-    assert list(se.columns) == ["cycle", "level", "field_kV_per_cm", "bright", "quenched",
-                                "switching_efficiency"]
+    assert list(se.columns) == [
+        "cycle",
+        "level",
+        "field_kV_per_cm",
+        "bright",
+        "quenched",
+        "switching_efficiency",
+    ]
     assert se.switching_efficiency.mean() == pytest.approx(0.35, abs=0.01)
     assert np.all(np.abs(se.switching_efficiency - 0.35) < 0.02)

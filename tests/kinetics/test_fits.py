@@ -7,12 +7,19 @@ import json
 import numpy as np
 import pytest
 
-from plscope.kinetics import (BiExponentialModel, DecayFit, MonoExponentialModel, exposure_factor,
-                              fit_biexponential, fit_decay, fit_monoexponential)
+from plscope.kinetics import (
+    BiExponentialModel,
+    DecayFit,
+    MonoExponentialModel,
+    exposure_factor,
+    fit_biexponential,
+    fit_decay,
+    fit_monoexponential,
+)
 
 EXPOSURE_S = 0.15
-T_S = np.arange(0.175, 19.9, 0.2)          # 5 frames/s over a 20 s half period
-NOISE_10_CYCLES = 0.01 / np.sqrt(10)      # 1 % per frame averaged over 10 cycles
+T_S = np.arange(0.175, 19.9, 0.2)  # 5 frames/s over a 20 s half period
+NOISE_10_CYCLES = 0.01 / np.sqrt(10)  # 1 % per frame averaged over 10 cycles
 
 
 def biexp_curve(tau1, tau2, frac=0.5, *, step=-0.3, i0=0.7, t=T_S, exposure_s=EXPOSURE_S):
@@ -61,8 +68,9 @@ def test_noiseless_mono_is_reported_as_mono(tau):
     assert fit.tau_s == pytest.approx(tau, rel=0.005)
 
 
-@pytest.mark.parametrize("tau, ratio, seed", [(1.0, 3.0, 1), (2.0, 3.0, 2), (3.0, 3.0, 3),
-                                              (4.5, 1.0, 4), (6.0, 1.0, 5)])
+@pytest.mark.parametrize(
+    "tau, ratio, seed", [(1.0, 3.0, 1), (2.0, 3.0, 2), (3.0, 3.0, 3), (4.5, 1.0, 4), (6.0, 1.0, 5)]
+)
 def test_noisy_tau_within_3_percent(tau, ratio, seed):
     # 0.1 % per averaged point: a bright particle (1e5 counts/frame) over 10 cycles.
     # Biexponential slow components >~ 5 s cannot be pinned to 3 % in a 20 s window at
@@ -84,13 +92,14 @@ def test_tau_error_is_calibrated_at_realistic_noise():
     clean = biexp_curve(tau1, tau2)
     taus, errs = [], []
     for _ in range(16):
-        fit = fit_biexponential(T_S, clean + NOISE_10_CYCLES * rng.standard_normal(T_S.size),
-                                exposure_s=EXPOSURE_S)
+        fit = fit_biexponential(
+            T_S, clean + NOISE_10_CYCLES * rng.standard_normal(T_S.size), exposure_s=EXPOSURE_S
+        )
         assert fit.ok, fit.flags
         taus.append(fit.tau_s)
         errs.append(fit.tau_err_s)
     taus = np.array(taus)
-    assert np.mean(taus) == pytest.approx(tau, rel=0.02)            # unbiased
+    assert np.mean(taus) == pytest.approx(tau, rel=0.02)  # unbiased
     ratio = np.std(taus, ddof=1) / np.median(errs)
     assert 0.5 < ratio < 1.8
 
@@ -194,8 +203,20 @@ def test_to_dict_is_json_ready():
     d = fit.to_dict()
     json.dumps(d)
     assert d["model"] == "biexp" and d["ok"] is True and isinstance(d["flags"], str)
-    for key in ("tau_s", "tau_err_s", "tau1_s", "tau2_s", "i0", "i1", "i2", "redchi", "aic", "bic",
-                "success", "message"):
+    for key in (
+        "tau_s",
+        "tau_err_s",
+        "tau1_s",
+        "tau2_s",
+        "i0",
+        "i1",
+        "i2",
+        "redchi",
+        "aic",
+        "bic",
+        "success",
+        "message",
+    ):
         assert key in d
 
 
@@ -216,7 +237,13 @@ def test_lmfit_models_guess_with_bounds():
 # pooled biexponential (population shape prior)
 # --------------------------------------------------------------------------
 
-from plscope.kinetics import ShapePrior, biexponential_mean_tau, component_taus, fit_biexponential_pooled, fit_models
+from plscope.kinetics import (
+    ShapePrior,
+    biexponential_mean_tau,
+    component_taus,
+    fit_biexponential_pooled,
+    fit_models,
+)
 from plscope.kinetics.fits import robust_noise
 
 SIM_SHAPE = ShapePrior(frac_mean=0.6, frac_sd=0.1, log_ratio_mean=float(np.log(1.6 / 0.6)), log_ratio_sd=0.1)
@@ -275,15 +302,18 @@ def test_pooled_fit_a_wrong_prior_is_overridden_by_strong_data():
 
 def test_pooled_fit_flags_flat_and_short_data():
     rng = np.random.default_rng(2)
-    for _ in range(3):     # flat plus noise, the noise estimated from the data (no sigma)
-        fit = fit_biexponential_pooled(T_S, 0.8 + 0.002 * rng.standard_normal(T_S.size), prior=SIM_SHAPE,
-                                       exposure_s=EXPOSURE_S)
+    for _ in range(3):  # flat plus noise, the noise estimated from the data (no sigma)
+        fit = fit_biexponential_pooled(
+            T_S, 0.8 + 0.002 * rng.standard_normal(T_S.size), prior=SIM_SHAPE, exposure_s=EXPOSURE_S
+        )
         assert not fit.ok and "amplitude_too_small" in fit.flags
     short = fit_biexponential_pooled(T_S[:5], sim_curve(2.0)[:5], prior=SIM_SHAPE)
     assert short.model == "none" and "too_few_points" in short.flags
     # fit_decay dispatches to the pooled fit when a prior is given
-    assert "shape_prior" in fit_decay(T_S, sim_curve(2.0), shape_prior=SIM_SHAPE, sigma=1e-3,
-                                      exposure_s=EXPOSURE_S).flags
+    assert (
+        "shape_prior"
+        in fit_decay(T_S, sim_curve(2.0), shape_prior=SIM_SHAPE, sigma=1e-3, exposure_s=EXPOSURE_S).flags
+    )
 
 
 def test_shape_prior_validation_and_dict():
@@ -306,7 +336,9 @@ def test_fit_models_keeps_the_free_biexponential_when_mono_is_reported():
     assert out["biexp"].delta_bic == pytest.approx(out["biexp"].bic - out["mono"].bic)
     # the shape of a free biexponential comes with its errors (used for the population prior)
     bi = fit_biexponential(T_S, sim_curve(3.0), exposure_s=EXPOSURE_S)
-    assert bi.frac == pytest.approx(0.6, abs=0.01) and bi.log_ratio == pytest.approx(np.log(1.6 / 0.6), abs=0.01)
+    assert bi.frac == pytest.approx(0.6, abs=0.01) and bi.log_ratio == pytest.approx(
+        np.log(1.6 / 0.6), abs=0.01
+    )
     assert np.isfinite(bi.frac_err) and np.isfinite(bi.log_ratio_err)
 
 

@@ -8,11 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plscope.kinetics import (add_mobility_columns, drift_velocity_nm_per_s,
-                              einstein_diffusion_cm2_per_s, mobility_cm2_per_Vs,
-                              mobility_from_velocity_slope, summarize_population)
+from plscope.kinetics import (
+    add_mobility_columns,
+    drift_velocity_nm_per_s,
+    einstein_diffusion_cm2_per_s,
+    mobility_cm2_per_Vs,
+    mobility_from_velocity_slope,
+    summarize_population,
+)
 
-MU_TRUE = 2.56e-10   # cm^2/Vs, the paper's value
+MU_TRUE = 2.56e-10  # cm^2/Vs, the paper's value
 
 
 def test_unit_conversions_worked_example():
@@ -27,13 +32,13 @@ def test_conversions_vectorized_and_nan_safe():
     v = drift_velocity_nm_per_s(np.array([1000.0, 500.0, 800.0]), np.array([2.0, 0.0, np.nan]))
     assert v[0] == 500.0 and np.isnan(v[1]) and np.isnan(v[2])
     mu = mobility_cm2_per_Vs(np.array([300.0, 300.0]), np.array([-100.0, 0.0]))
-    assert mu[0] == pytest.approx(3e-10) and np.isnan(mu[1])   # field magnitude
+    assert mu[0] == pytest.approx(3e-10) and np.isnan(mu[1])  # field magnitude
 
 
 def test_slope_fit_recovers_known_mobility():
     rng = np.random.default_rng(0)
     E = np.repeat([90.0, 110.0, 130.0], 20)
-    v_true = MU_TRUE * E * 1e3 / 1e-7        # nm/s
+    v_true = MU_TRUE * E * 1e3 / 1e-7  # nm/s
     v = v_true * (1 + 0.1 * rng.standard_normal(E.size))
     fit = mobility_from_velocity_slope(E, v)
     assert fit.success and fit.n == 60
@@ -65,16 +70,25 @@ def make_population(n_particles=12, *, seed=0, scatter=0.05):
         for E in (90.0, 110.0, 130.0):
             tau = L * 1e-7 / (MU_TRUE * E * 1e3) * (1 + scatter * rng.standard_normal())
             v = drift_velocity_nm_per_s(L, tau)
-            rows.append({"particle_id": pid, "field_kV_per_cm": E, "tau_pol_s": tau, "tau_rec_s": 3.0,
-                         "switching_efficiency": 0.3, "velocity_nm_per_s": v,
-                         "mobility_cm2_per_Vs": mobility_cm2_per_Vs(v, E), "fit_ok": True})
+            rows.append(
+                {
+                    "particle_id": pid,
+                    "field_kV_per_cm": E,
+                    "tau_pol_s": tau,
+                    "tau_rec_s": 3.0,
+                    "switching_efficiency": 0.3,
+                    "velocity_nm_per_s": v,
+                    "mobility_cm2_per_Vs": mobility_cm2_per_Vs(v, E),
+                    "fit_ok": True,
+                }
+            )
     return pd.DataFrame(rows), particles
 
 
 def test_summarize_population_recovers_mobility():
     kin, particles = make_population()
     kin.loc[[0, 5], "fit_ok"] = False
-    kin.loc[5, "mobility_cm2_per_Vs"] = 1e-6     # an excluded row must not count
+    kin.loc[5, "mobility_cm2_per_Vs"] = 1e-6  # an excluded row must not count
     out = summarize_population(kin, particles, temperature_K=296.0)
     json.dumps(out)
     assert out["fields_kV_per_cm"] == [90.0, 110.0, 130.0]
@@ -89,7 +103,7 @@ def test_summarize_population_recovers_mobility():
     # tau = L / (mu E): slope 1 / (mu E_max) in s/nm at 130 kV/cm
     expected_slope = 1e-7 / (MU_TRUE * 130e3)
     assert out["tau_size_slope_s_per_nm"] == pytest.approx(expected_slope, rel=0.15)
-    assert out["tau_size_field_kV_per_cm"] == 130.0 and out["tau_size_n"] == 11   # row 5 excluded
+    assert out["tau_size_field_kV_per_cm"] == 130.0 and out["tau_size_n"] == 11  # row 5 excluded
     assert out["warnings"] == []
     assert [p["field_kV_per_cm"] for p in out["per_field"]] == [90.0, 110.0, 130.0]
 
@@ -107,8 +121,13 @@ def test_summarize_population_reports_what_it_cannot_compute():
     kin["fit_ok"] = False
     out = summarize_population(kin, particles, temperature_K=296.0)
     json.dumps(out)
-    for key in ("ion_mobility_cm2_per_Vs", "ion_mobility_std_cm2_per_Vs", "ion_mobility_fit_cm2_per_Vs",
-                "diffusion_coefficient_cm2_per_s", "tau_size_slope_s_per_nm"):
+    for key in (
+        "ion_mobility_cm2_per_Vs",
+        "ion_mobility_std_cm2_per_Vs",
+        "ion_mobility_fit_cm2_per_Vs",
+        "diffusion_coefficient_cm2_per_s",
+        "tau_size_slope_s_per_nm",
+    ):
         assert out[key] is None
         assert any(w.startswith(key) for w in out["warnings"]), key
     assert out["n_rows_used"] == 0 and out["fields_kV_per_cm"] == [90.0, 110.0, 130.0]
@@ -117,12 +136,12 @@ def test_summarize_population_reports_what_it_cannot_compute():
     one = kin[kin.field_kV_per_cm == 130.0]
     out = summarize_population(one, particles, temperature_K=296.0)
     assert out["ion_mobility_cm2_per_Vs"] is not None and out["ion_mobility_fit_cm2_per_Vs"] is None
-    assert out["tau_size_slope_s_per_nm"] is None    # 2 particles < 3
+    assert out["tau_size_slope_s_per_nm"] is None  # 2 particles < 3
 
 
 def test_sizes_come_from_particles_when_kinetics_has_nan_sizes():
     kin, particles = make_population(n_particles=4, scatter=0.0)
-    kin["size_nm"] = np.nan            # analyze_particle without size_nm leaves the column NaN
+    kin["size_nm"] = np.nan  # analyze_particle without size_nm leaves the column NaN
     out = summarize_population(kin, particles, temperature_K=296.0)
     assert out["tau_size_slope_s_per_nm"] == pytest.approx(1e-7 / (MU_TRUE * 130e3), rel=1e-6)
     assert out["tau_size_n"] == 4
@@ -153,7 +172,9 @@ def test_summary_uncertainties_size_fits_and_field_tests():
     # D carries the mobility's uncertainty through the Einstein relation
     kT_q = einstein_diffusion_cm2_per_s(1.0, 296.0)
     assert out["diffusion_coefficient_ci95_cm2_per_s"] == pytest.approx([lo * kT_q, hi * kT_q])
-    assert out["diffusion_coefficient_err_cm2_per_s"] == pytest.approx(out["ion_mobility_sem_cm2_per_Vs"] * kT_q)
+    assert out["diffusion_coefficient_err_cm2_per_s"] == pytest.approx(
+        out["ion_mobility_sem_cm2_per_Vs"] * kT_q
+    )
     f_lo, f_hi = out["ion_mobility_fit_ci95_cm2_per_Vs"]
     assert f_lo < out["ion_mobility_fit_cm2_per_Vs"] < f_hi
     assert out["ion_mobility_fit_err_ols_cm2_per_Vs"] > 0
@@ -164,7 +185,7 @@ def test_summary_uncertainties_size_fits_and_field_tests():
     fit = out["tau_pol_size_fit"]
     assert fit["slope"] == pytest.approx(1e-7 / (MU_TRUE * 130e3), rel=0.1)
     assert fit["slope_ci"][0] < fit["slope"] < fit["slope_ci"][1] and fit["n"] == 16
-    assert out["tau_rec_size_fit"]["slope"] == pytest.approx(0.0, abs=1e-12)    # tau_rec = 3 s for every size
+    assert out["tau_rec_size_fit"]["slope"] == pytest.approx(0.0, abs=1e-12)  # tau_rec = 3 s for every size
     assert out["kinetics_excluded_particles"] == []
     assert all(p["mobility_sem_cm2_per_Vs"] > 0 for p in out["per_field"])
 
@@ -173,9 +194,13 @@ def test_rows_with_an_exclusion_reason_are_left_out_and_listed():
     kin, particles = make_population(n_particles=5, scatter=0.0)
     kin["exclusion_reason"] = ""
     kin.loc[kin.particle_id == 2, "exclusion_reason"] = "polarization: no significant switching"
-    kin.loc[kin.particle_id == 3, ["fit_ok", "exclusion_reason"]] = [False, "only 1 cycle(s) at this field (need 2)"]
+    kin.loc[kin.particle_id == 3, ["fit_ok", "exclusion_reason"]] = [
+        False,
+        "only 1 cycle(s) at this field (need 2)",
+    ]
     out = summarize_population(kin, particles, temperature_K=296.0)
     assert out["n_particles_used"] == 3 and out["n_rows_used"] == 9
     assert out["kinetics_excluded_particles"] == [
         {"particle_id": 2, "reason": "polarization: no significant switching"},
-        {"particle_id": 3, "reason": "only 1 cycle(s) at this field (need 2)"}]
+        {"particle_id": 3, "reason": "only 1 cycle(s) at this field (need 2)"},
+    ]

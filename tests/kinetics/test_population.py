@@ -29,21 +29,33 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plscope.kinetics import (KINETICS_COLUMNS, KineticsSettings, analyze_population, estimate_shape_priors,
-                              summarize_population)
+from plscope.kinetics import (
+    KINETICS_COLUMNS,
+    KineticsSettings,
+    analyze_population,
+    estimate_shape_priors,
+    summarize_population,
+)
 from plscope.sim import ImagingSimParams
 
 from .simruns import simulated_traces, with_truth
 
 SEEDS = tuple(range(11, 21))
-TRUE_FRAC, TRUE_LOG_RATIO = 0.6, float(np.log(1.6 / 0.6))    # simulator defaults
+TRUE_FRAC, TRUE_LOG_RATIO = 0.6, float(np.log(1.6 / 0.6))  # simulator defaults
 
 
 def _analyze(run, settings=None):
-    pop = analyze_population(run.traces, run.time_s, run.cycles, exposure_s=run.exposure_s,
-                             particles=run.particles, settings=settings)
-    summary = summarize_population(pop.table, run.particles, temperature_K=run.truth["temperature_K"],
-                                   population=pop)
+    pop = analyze_population(
+        run.traces,
+        run.time_s,
+        run.cycles,
+        exposure_s=run.exposure_s,
+        particles=run.particles,
+        settings=settings,
+    )
+    summary = summarize_population(
+        pop.table, run.particles, temperature_K=run.truth["temperature_K"], population=pop
+    )
     return pop, summary
 
 
@@ -60,7 +72,7 @@ def runs():
 @pytest.mark.slow
 def test_tau_accuracy_over_seeds(runs):
     pol, rec, allm = [], [], []
-    for run, pop, summary, m in runs:
+    for _run, _pop, _summary, m in runs:
         ok = m["fit_ok"].astype(bool)
         assert ok.mean() >= 0.95
         pol.append(np.median(np.abs(m.loc[ok, "err_pol"])))
@@ -78,7 +90,7 @@ def test_tau_accuracy_over_seeds(runs):
 @pytest.mark.slow
 def test_mean_mobility_and_diffusion(runs):
     errs = []
-    for run, pop, summary, m in runs:
+    for run, _pop, summary, _m in runs:
         truth = run.truth["mobility_mean_cm2_per_Vs"]
         errs.append(summary["ion_mobility_cm2_per_Vs"] / truth - 1)
         D_ci = summary["diffusion_coefficient_ci95_cm2_per_s"]
@@ -86,7 +98,8 @@ def test_mean_mobility_and_diffusion(runs):
         kT_q = summary["diffusion_coefficient_cm2_per_s"] / summary["ion_mobility_cm2_per_Vs"]
         np.testing.assert_allclose(D_ci, np.array(mu_ci) * kT_q, rtol=1e-12)
         assert summary["diffusion_coefficient_err_cm2_per_s"] == pytest.approx(
-            summary["ion_mobility_sem_cm2_per_Vs"] * kT_q)
+            summary["ion_mobility_sem_cm2_per_Vs"] * kT_q
+        )
     print("mean mobility error per seed", np.round(errs, 4))
     assert np.max(np.abs(errs)) <= 0.05
 
@@ -95,14 +108,16 @@ def test_mean_mobility_and_diffusion(runs):
 def test_mobility_interval_is_calibrated(runs):
     """The 95 % interval of the mean mobility covers the truth in >= 9 of 10 repeats."""
     sample, population, widths = 0, 0, []
-    for run, pop, summary, m in runs:
+    for run, _pop, summary, _m in runs:
         lo, hi = summary["ion_mobility_ci95_cm2_per_Vs"]
         truth = run.truth["mobility_mean_cm2_per_Vs"]
         sample += lo <= truth <= hi
         population += lo <= ImagingSimParams().mobility_cm2_per_Vs <= hi
         widths.append((hi - lo) / truth)
-    print(f"coverage: particles' mean {sample}/10, population mean {population}/10, "
-          f"relative widths {np.round(widths, 3)}")
+    print(
+        f"coverage: particles' mean {sample}/10, population mean {population}/10, "
+        f"relative widths {np.round(widths, 3)}"
+    )
     assert sample >= 9
     # the interval is for the population mean (particles resampled), which it should cover too
     assert population >= 8
@@ -125,22 +140,22 @@ def test_tau_errors_are_calibrated(runs):
 
 @pytest.mark.slow
 def test_shape_prior_recovers_the_simulated_shape(runs):
-    for run, pop, summary, m in runs:
+    for _run, pop, summary, _m in runs:
         for phase in ("pol", "rec"):
             prior = pop.shape_priors[phase]
             assert prior.frac_mean == pytest.approx(TRUE_FRAC, abs=0.08)
             assert prior.log_ratio_mean == pytest.approx(TRUE_LOG_RATIO, abs=0.12)
-            assert prior.n_curves >= 45     # curves with a usable free fit
-        assert summary["model_choice"]["pol"]["pooled"] == 48     # every curve refitted
+            assert prior.n_curves >= 45  # curves with a usable free fit
+        assert summary["model_choice"]["pol"]["pooled"] == 48  # every curve refitted
         json.dumps(summary)
 
 
 @pytest.mark.slow
 def test_field_dependence_and_size_slope(runs):
     pol_ok = rec_indep = 0
-    for run, pop, summary, m in runs:
+    for run, _pop, summary, _m in runs:
         dep = summary["tau_pol_field_dependence"]
-        pol_ok += dep["ci_low"] <= -1.0 <= dep["ci_high"]     # drift: tau_pol ~ 1/E
+        pol_ok += dep["ci_low"] <= -1.0 <= dep["ci_high"]  # drift: tau_pol ~ 1/E
         rec_indep += summary["recovery_independent_of_field"]
         fit = summary["tau_pol_size_fit"]
         truth = run.truth["tau_size_slope_s_per_nm"]
@@ -151,14 +166,14 @@ def test_field_dependence_and_size_slope(runs):
 
 def test_bleaching_correction_removes_the_bias():
     """3 %/min bleaching (1 % over a 20 s half period) biases uncorrected tau by ~ +-7 %."""
-    params = ImagingSimParams(n_particles=8, blinking=False)      # bleaching on by default
+    params = ImagingSimParams(n_particles=8, blinking=False)  # bleaching on by default
     run = simulated_traces(5, params, noise=False)
     corrected, _ = _analyze(run)
     raw, _ = _analyze(run, settings={"correct_bleaching": False})
     mc, mr = with_truth(corrected.table, run.truth), with_truth(raw.table, run.truth)
     assert np.median(np.abs(mc["err_pol"])) < 0.005 and np.median(np.abs(mc["err_rec"])) < 0.005
-    assert 0.05 < np.median(mr["err_pol"]) < 0.09        # the decline inside a window looks like a slower quench
-    assert -0.10 < np.median(mr["err_rec"]) < -0.05      # ... and a faster recovery
+    assert 0.05 < np.median(mr["err_pol"]) < 0.09  # the decline inside a window looks like a slower quench
+    assert -0.10 < np.median(mr["err_rec"]) < -0.05  # ... and a faster recovery
     # from the field-off plateaus: a not quite recovered plateau of a large particle reads up to 4 % high
     assert mc["bleach_percent_per_min"].to_numpy() == pytest.approx(3.0, rel=0.05)
 
@@ -172,10 +187,12 @@ def _with_bad_particles(run):
     inside = (run.time_s > c.on_start_s - 5) & (run.time_s < c.off_end_s)
     one_cycle[inside] = run.traces.loc[run.traces.particle_id == 0, "intensity"].to_numpy()[inside]
     extra = {99: np.full(n, 5000.0), 98: rng.poisson(5000.0, n).astype(float), 97: one_cycle}
-    frames = [run.traces] + [pd.DataFrame({"particle_id": pid, "frame": np.arange(n), "intensity": y})
-                             for pid, y in extra.items()]
-    parts = pd.concat([run.particles, pd.DataFrame({"particle_id": list(extra), "size_nm": 700.0})],
-                      ignore_index=True)
+    frames = [run.traces] + [
+        pd.DataFrame({"particle_id": pid, "frame": np.arange(n), "intensity": y}) for pid, y in extra.items()
+    ]
+    parts = pd.concat(
+        [run.particles, pd.DataFrame({"particle_id": list(extra), "size_nm": 700.0})], ignore_index=True
+    )
     return dataclasses.replace(run, traces=pd.concat(frames, ignore_index=True), particles=parts)
 
 
@@ -188,7 +205,7 @@ def test_undeterminable_particles_are_flagged_and_left_out():
     good = t[t["particle_id"] < 90]
     assert (good["exclusion_reason"] == "").all() and good["fit_ok"].all()
     reasons = {pid: set(g["exclusion_reason"]) for pid, g in t[t["particle_id"] > 90].groupby("particle_id")}
-    for pid in (98, 99):            # flat and pure noise: no significant switching
+    for pid in (98, 99):  # flat and pure noise: no significant switching
         assert all("no significant switching" in r for r in reasons[pid]), reasons[pid]
     assert all(reasons[97]) and any("only 1 usable cycle(s)" in r for r in reasons[97]), reasons[97]
     assert any("no data in the cycles at this field" in r for r in reasons[97]), reasons[97]
@@ -218,18 +235,31 @@ def test_monoexponential_population_is_not_pooled():
 
 def test_few_curves_are_not_pooled_and_excluded_particles_do_not_inform_the_prior():
     run = simulated_traces(6, ImagingSimParams(n_particles=4, fields_kV_per_cm=(130.0,)))
-    pop = analyze_population(run.traces, run.time_s, run.cycles, exposure_s=run.exposure_s,
-                             particles=run.particles)
-    assert pop.shape_priors == {} and "pol:not_pooled" in pop.flags    # 4 curves < min_pooled_curves
+    pop = analyze_population(
+        run.traces, run.time_s, run.cycles, exposure_s=run.exposure_s, particles=run.particles
+    )
+    assert pop.shape_priors == {} and "pol:not_pooled" in pop.flags  # 4 curves < min_pooled_curves
     assert not pop.table["flags"].str.contains("shape_prior").any()
-    pop = analyze_population(run.traces, run.time_s, run.cycles, exposure_s=run.exposure_s,
-                             particles=run.particles, settings=KineticsSettings(min_pooled_curves=3))
+    pop = analyze_population(
+        run.traces,
+        run.time_s,
+        run.cycles,
+        exposure_s=run.exposure_s,
+        particles=run.particles,
+        settings=KineticsSettings(min_pooled_curves=3),
+    )
     assert pop.shape_priors["pol"].n_curves == 4
     parts = run.particles.assign(excluded=["", "touches the border", "", ""])
-    pop = analyze_population(run.traces, run.time_s, run.cycles, exposure_s=run.exposure_s,
-                             particles=parts, settings={"min_pooled_curves": 3})
+    pop = analyze_population(
+        run.traces,
+        run.time_s,
+        run.cycles,
+        exposure_s=run.exposure_s,
+        particles=parts,
+        settings={"min_pooled_curves": 3},
+    )
     assert pop.shape_priors["pol"].n_curves == 3
-    assert pop.table["flags"].str.contains("pol:shape_prior").all()     # every particle is still refitted
+    assert pop.table["flags"].str.contains("pol:shape_prior").all()  # every particle is still refitted
     assert set(pop.curves) == {(pid, 130.0, ph) for pid in range(4) for ph in ("pol", "rec")}
 
 

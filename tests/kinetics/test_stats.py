@@ -64,6 +64,7 @@ def test_cluster_bootstrap_of_a_slope():
 
     def slope(x, y):
         return np.polyfit(x, y, 1)[0]
+
     ci = cluster_bootstrap((E, v), g, slope, n_boot=500, seed=0)
     assert ci.low < 1.0 < ci.high and ci.n_groups == 16
     assert ci.estimate == pytest.approx(slope(E, v))
@@ -77,8 +78,10 @@ def test_linear_fit_and_band():
     ref = stats.linregress(x, y)
     assert fit.success and fit.n == 20
     assert fit.slope == pytest.approx(ref.slope) and fit.intercept == pytest.approx(ref.intercept)
-    assert fit.slope_err == pytest.approx(ref.stderr) and fit.intercept_err == pytest.approx(ref.intercept_stderr)
-    assert fit.r2 == pytest.approx(ref.rvalue ** 2)
+    assert fit.slope_err == pytest.approx(ref.stderr) and fit.intercept_err == pytest.approx(
+        ref.intercept_stderr
+    )
+    assert fit.r2 == pytest.approx(ref.rvalue**2)
     lo, hi = fit.band(x)
     assert np.all(lo < fit.predict(x)) and np.all(fit.predict(x) < hi)
     # narrowest at the mean of x, where its half width is t * s / sqrt(n)
@@ -95,10 +98,15 @@ def _power_law_table(exponent, *, n=16, noise=0.03, seed=0):
     rng = np.random.default_rng(seed)
     rows = []
     for pid in range(n):
-        scale = rng.uniform(1.0, 4.0)     # size: removed by the within-particle centring
+        scale = rng.uniform(1.0, 4.0)  # size: removed by the within-particle centring
         for E in (90.0, 110.0, 130.0):
-            rows.append({"particle_id": pid, "field_kV_per_cm": E,
-                         "tau_s": scale * (E / 110.0) ** exponent * (1 + noise * rng.standard_normal())})
+            rows.append(
+                {
+                    "particle_id": pid,
+                    "field_kV_per_cm": E,
+                    "tau_s": scale * (E / 110.0) ** exponent * (1 + noise * rng.standard_normal()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -116,8 +124,10 @@ def test_field_dependence_finds_drift_and_independence():
 
 def test_field_dependence_is_calibrated_under_the_null():
     """With no field dependence the test rejects about 5 % of the time."""
-    rejected = sum(not field_dependence(_power_law_table(0.0, seed=s), "tau_s").independent for s in range(100))
-    assert 1 <= rejected <= 12      # 5 % of 100 = 5; binomial 99.9 % bounds 0-13
+    rejected = sum(
+        not field_dependence(_power_law_table(0.0, seed=s), "tau_s").independent for s in range(100)
+    )
+    assert 1 <= rejected <= 12  # 5 % of 100 = 5; binomial 99.9 % bounds 0-13
 
 
 def test_field_dependence_needs_three_particles_at_two_fields():

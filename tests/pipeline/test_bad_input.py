@@ -75,16 +75,17 @@ def _names(line: str, path: Path) -> str:
     """The problem part of 'plscope: error: <path>: <problem>' (asserts the prefix)."""
     prefix = f"plscope: error: {path}"
     assert line.startswith(prefix), f"{line!r} does not start with {prefix!r}"
-    return line[len(prefix):]
+    return line[len(prefix) :]
 
 
 # --------------------------------------------------------------------------
 # the movie
 # --------------------------------------------------------------------------
 
+
 def test_truncated_tiff(run, tmp_path, capsys):
     movie = run / "movie.tif"
-    movie.write_bytes(movie.read_bytes()[:movie.stat().st_size // 2])
+    movie.write_bytes(movie.read_bytes()[: movie.stat().st_size // 2])
     code, last, _ = _fails(run, tmp_path, capsys)
     assert code == 2
     assert _names(last, movie).startswith(": truncated")
@@ -93,7 +94,7 @@ def test_truncated_tiff(run, tmp_path, capsys):
 def test_corrupt_tiff(run, tmp_path, capsys):
     movie = run / "movie.tif"
     raw = bytearray(movie.read_bytes())
-    raw[8:72] = b"\xff" * 64                     # the first IFD overwritten
+    raw[8:72] = b"\xff" * 64  # the first IFD overwritten
     movie.write_bytes(bytes(raw))
     code, last, _ = _fails(run, tmp_path, capsys)
     assert code == 2
@@ -103,7 +104,7 @@ def test_corrupt_tiff(run, tmp_path, capsys):
 def test_tiff_pointing_past_its_end(run, tmp_path, capsys):
     movie = run / "movie.tif"
     raw = bytearray(movie.read_bytes())
-    struct.pack_into("<I", raw, 4, len(raw) + 1000)   # first IFD offset beyond the file
+    struct.pack_into("<I", raw, 4, len(raw) + 1000)  # first IFD offset beyond the file
     movie.write_bytes(bytes(raw))
     _, last, _ = _fails(run, tmp_path, capsys)
     assert "no image data (empty or corrupt TIFF)" in _names(last, movie)
@@ -125,32 +126,39 @@ def test_movie_that_is_not_an_image(run, tmp_path, capsys):
 # experiment.toml
 # --------------------------------------------------------------------------
 
+
 def test_experiment_toml_not_valid_toml(run, tmp_path, capsys):
     _edit_toml(run, "[field]", "[field")
     _, last, _ = _fails(run, tmp_path, capsys)
     assert "not valid TOML" in _names(last, run / "experiment.toml")
 
 
-@pytest.mark.parametrize("line, key", [
-    ("electrode_gap_um = 10.0", "field.electrode_gap_um"),
-    ("amplifier_gain = 20.0", "field.amplifier_gain"),
-    ('path = "movie.tif"', "movie.path"),
-    ('path = "daq.csv"', "daq.path"),
-])
+@pytest.mark.parametrize(
+    "line, key",
+    [
+        ("electrode_gap_um = 10.0", "field.electrode_gap_um"),
+        ("amplifier_gain = 20.0", "field.amplifier_gain"),
+        ('path = "movie.tif"', "movie.path"),
+        ('path = "daq.csv"', "daq.path"),
+    ],
+)
 def test_required_key_missing(run, tmp_path, capsys, line, key):
     _edit_toml(run, line, "")
     _, last, _ = _fails(run, tmp_path, capsys)
     assert f"required key '{key}' is missing" in _names(last, run / "experiment.toml")
 
 
-@pytest.mark.parametrize("old, new, key", [
-    ("pixel_size_nm = 100.0", "pixel_size_nm = 0.0", "movie.pixel_size_nm"),
-    ("pixel_size_nm = 100.0", "pixel_size_nm = -100.0", "movie.pixel_size_nm"),
-    ("amplifier_gain = 20.0", "amplifier_gain = 0", "field.amplifier_gain"),
-    ("amplifier_gain = 20.0", "amplifier_gain = -20.0", "field.amplifier_gain"),
-    ("electrode_gap_um = 10.0", "electrode_gap_um = 0.0", "field.electrode_gap_um"),
-    ("electrode_gap_um = 10.0", "electrode_gap_um = -10", "field.electrode_gap_um"),
-])
+@pytest.mark.parametrize(
+    "old, new, key",
+    [
+        ("pixel_size_nm = 100.0", "pixel_size_nm = 0.0", "movie.pixel_size_nm"),
+        ("pixel_size_nm = 100.0", "pixel_size_nm = -100.0", "movie.pixel_size_nm"),
+        ("amplifier_gain = 20.0", "amplifier_gain = 0", "field.amplifier_gain"),
+        ("amplifier_gain = 20.0", "amplifier_gain = -20.0", "field.amplifier_gain"),
+        ("electrode_gap_um = 10.0", "electrode_gap_um = 0.0", "field.electrode_gap_um"),
+        ("electrode_gap_um = 10.0", "electrode_gap_um = -10", "field.electrode_gap_um"),
+    ],
+)
 def test_zero_or_negative_pixel_size_gain_or_gap(run, tmp_path, capsys, old, new, key):
     _edit_toml(run, old, new)
     _, last, _ = _fails(run, tmp_path, capsys)
@@ -161,13 +169,13 @@ def test_zero_or_negative_pixel_size_gain_or_gap(run, tmp_path, capsys, old, new
 def test_wrong_type_in_experiment_toml(run, tmp_path, capsys):
     _edit_toml(run, "pixel_size_nm = 100.0", 'pixel_size_nm = "100 nm"')
     _, last, _ = _fails(run, tmp_path, capsys)
-    assert "'movie.pixel_size_nm' must be a number, got '100 nm'" in _names(
-        last, run / "experiment.toml")
+    assert "'movie.pixel_size_nm' must be a number, got '100 nm'" in _names(last, run / "experiment.toml")
 
 
 # --------------------------------------------------------------------------
 # the DAQ log and synchronization
 # --------------------------------------------------------------------------
+
 
 def test_ttl_channel_missing_names_the_channels_that_exist(run, tmp_path, capsys):
     _edit_toml(run, 'camera_ttl = "camera_ttl"', 'camera_ttl = "cam_ttl"')
@@ -187,6 +195,7 @@ def test_ttl_channel_flat(run, tmp_path, capsys):
 def test_fewer_ttl_edges_than_frames(run, tmp_path, capsys):
     def stop_early(df):  # the DAQ stopped at half the movie
         df.loc[df["time_s"] > df["time_s"].iloc[-1] / 2, "camera_ttl"] = 0.0
+
     _edit_daq(run, stop_early)
     _, last, _ = _fails(run, tmp_path, capsys)
     problem = _names(last, run.resolve() / "daq.csv")
@@ -197,6 +206,7 @@ def test_dropped_frame_refused_when_asked(run, tmp_path, capsys):
     def drop_pulse(df):  # the camera skipped the exposure of slot 300 (no pulse, no frame)
         t0 = df.loc[df["camera_ttl"].diff() > 2.5, "time_s"].to_numpy()[300]
         df.loc[(df["time_s"] >= t0 - 0.01) & (df["time_s"] < t0 + 0.15), "camera_ttl"] = 0.0
+
     _edit_daq(run, drop_pulse)
     _edit_toml(run, 'voltage = "fg_voltage"', 'voltage = "fg_voltage"\ndropped_frames = "error"')
     _, last, _ = _fails(run, tmp_path, capsys)
@@ -220,7 +230,7 @@ def test_daq_file_without_data_rows(run, tmp_path, capsys):
 def test_daq_with_non_numeric_and_empty_rows_is_read_with_a_warning(run, tmp_path, capsys):
     path = run / "daq.csv"
     lines = path.read_text().splitlines()
-    for k in (500, 20_000, 90_000):          # a logger hiccup, an empty field, a stray note
+    for k in (500, 20_000, 90_000):  # a logger hiccup, an empty field, a stray note
         lines[k] = lines[k].replace(",", ",n/a,", 1).rsplit(",", 1)[0]
     lines[60_000] = lines[60_000].rsplit(",", 1)[0] + ","
     lines.insert(70_000, "# operator note: laser power changed")
@@ -231,13 +241,15 @@ def test_daq_with_non_numeric_and_empty_rows_is_read_with_a_warning(run, tmp_pat
     assert code == 0 and "Traceback" not in err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_frames"] == 650 and summary["n_particles"] == 6
-    assert any("dropped 5 row(s) with non-numeric or empty fields" in w
-               for w in summary["warnings"]), summary["warnings"]
+    assert any("dropped 5 row(s) with non-numeric or empty fields" in w for w in summary["warnings"]), (
+        summary["warnings"]
+    )
 
 
 # --------------------------------------------------------------------------
 # the output folder
 # --------------------------------------------------------------------------
+
 
 def test_output_path_that_cannot_be_created(run, tmp_path, capsys):
     blocker = tmp_path / "a_file"
@@ -271,21 +283,25 @@ def test_output_folder_with_foreign_files_is_not_touched(run, tmp_path, capsys):
 # interrupted runs
 # --------------------------------------------------------------------------
 
+
 def _start(run: Path, out: Path) -> subprocess.Popen:
     # a child of a shell job may inherit an ignored SIGINT: restore the default
-    return subprocess.Popen([sys.executable, "-m", "plscope", "run", str(run), "--out", str(out),
-                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return subprocess.Popen(
+        [sys.executable, "-m", "plscope", "run", str(run), "--out", str(out), "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def _kill_during_work(proc: subprocess.Popen, out: Path, sig: int) -> tuple[int, str]:
     deadline = time.monotonic() + 60
-    while not glob.glob(str(out.parent / f".{out.name}.partial-*")):   # analysis under way
+    while not glob.glob(str(out.parent / f".{out.name}.partial-*")):  # analysis under way
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    time.sleep(1.5)                       # well inside the tracking stage (~7 s in all)
+    time.sleep(1.5)  # well inside the tracking stage (~7 s in all)
     assert proc.poll() is None, "the run finished before it could be interrupted"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
@@ -298,7 +314,7 @@ def test_interrupted_run_leaves_no_results_and_keeps_the_previous_ones(small_run
     run, _ = small_run
     out = tmp_path / "out"
     out.mkdir()
-    (out / "summary.json").write_text('{"previous": true}')      # an earlier complete run
+    (out / "summary.json").write_text('{"previous": true}')  # an earlier complete run
     code, err = _kill_during_work(_start(run, out), out, sig)
     assert code == 130 and "Traceback" not in err
     assert err.strip().splitlines()[-1] == "plscope: interrupted; no partial results were kept"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,8 +18,15 @@ from plscope.sim import ImagingSimParams, simulate_imaging_run
 
 pytestmark = pytest.mark.slow
 
-TINY = ImagingSimParams(n_particles=3, image_shape=(64, 64), fields_kV_per_cm=(130.0,), cycles_per_level=2,
-                        period_s=24.0, lead_in_s=6.0, size_range_nm=(600.0, 1000.0))
+TINY = ImagingSimParams(
+    n_particles=3,
+    image_shape=(64, 64),
+    fields_kV_per_cm=(130.0,),
+    cycles_per_level=2,
+    period_s=24.0,
+    lead_in_s=6.0,
+    size_range_nm=(600.0, 1000.0),
+)
 
 
 def _make_root(root: Path, n: int, *, broken: bool) -> Path:
@@ -29,7 +35,7 @@ def _make_root(root: Path, n: int, *, broken: bool) -> Path:
     if broken:
         bad = root / "sub" / "broken"
         simulate_imaging_run(bad, TINY, seed=99)
-        (bad / "daq.csv").write_text("time_s,camera_ttl,fg_voltage\n0,0,0\n")   # a DAQ log with no frames
+        (bad / "daq.csv").write_text("time_s,camera_ttl,fg_voltage\n0,0,0\n")  # a DAQ log with no frames
     return root
 
 
@@ -54,9 +60,14 @@ def test_broken_run_is_named_and_the_others_complete(embedded, capfd):
     code, out = embedded
     assert code == 1
     rows = _rows(out)
-    assert {r: rows[r]["status"] for r in rows} == {"run0": "ok", "run1": "ok", "run2": "ok", "broken": "failed"}
+    assert {r: rows[r]["status"] for r in rows} == {
+        "run0": "ok",
+        "run1": "ok",
+        "run2": "ok",
+        "broken": "failed",
+    }
     assert "daq.csv" in rows["broken"]["reason"]
-    assert not (out / "broken").exists()                      # nothing presented as a result
+    assert not (out / "broken").exists()  # nothing presented as a result
     for r in ("run0", "run1", "run2"):
         s = json.loads((out / r / "summary.json").read_text())
         assert s["n_particles"] == 3 and (out / r / "report.html").exists()
@@ -70,10 +81,12 @@ def test_distributed_local_cluster_gives_identical_numbers(root, embedded, tmp_p
 
     _, out_emb = embedded
     out = tmp_path / "out"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      host="127.0.0.1") as cluster:
-        code = main(["batch", str(root), "--out", str(out), "--scheduler", cluster.scheduler_address,
-                     "--no-progress"])
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+    ) as cluster:
+        code = main(
+            ["batch", str(root), "--out", str(out), "--scheduler", cluster.scheduler_address, "--no-progress"]
+        )
     assert code == 1
     for r in ("run0", "run1", "run2"):
         a = pd.read_parquet(out_emb / r / "kinetics.parquet")
@@ -102,8 +115,18 @@ def test_rerun_skips_unchanged_and_force_redoes(root, embedded, capsys):
 def test_killed_batch_resumes_without_redoing_finished_runs(tmp_path):
     root = _make_root(tmp_path / "session", 3, broken=False)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "plscope", "batch", str(root), "--out", str(out), "--workers", "1",
-           "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "plscope",
+        "batch",
+        str(root),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob("run*/summary.json")):

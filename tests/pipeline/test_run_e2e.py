@@ -27,7 +27,6 @@ from plscope.cli import main
 from plscope.sim import ImagingSimParams, simulate_imaging_run
 
 
-
 def _paper_like_run(tmp_path, seed):
     run = tmp_path / f"run{seed}"
     params = ImagingSimParams()  # 16 particles, 90/110/130 kV/cm, 3 cycles each, every nuisance on
@@ -50,8 +49,10 @@ def test_paper_like_run_recovers_truth(tmp_path, seed, match):
     assert len(mapping) == len(truth["particles"]) == summary["n_particles"]
 
     true_p = {p["particle_id"]: p for p in truth["particles"]}
-    size_err = [abs(particles.set_index("particle_id").loc[f, "size_nm"] / true_p[t]["size_nm"] - 1)
-                for t, f in mapping.items()]
+    size_err = [
+        abs(particles.set_index("particle_id").loc[f, "size_nm"] / true_p[t]["size_nm"] - 1)
+        for t, f in mapping.items()
+    ]
     assert np.median(size_err) <= 0.08
 
     true_k = pd.DataFrame(truth["kinetics"])
@@ -62,8 +63,12 @@ def test_paper_like_run_recovers_truth(tmp_path, seed, match):
     np.testing.assert_allclose(kinetics["field_kV_per_cm"], nearest, rtol=0.01)
     kinetics["level_true"] = nearest
     true_k["level_true"] = true_k["field_kV_per_cm"]
-    m = true_k.merge(kinetics, left_on=["found_id", "level_true"],
-                     right_on=["particle_id", "level_true"], suffixes=("_true", ""))
+    m = true_k.merge(
+        kinetics,
+        left_on=["found_id", "level_true"],
+        right_on=["particle_id", "level_true"],
+        suffixes=("_true", ""),
+    )
     assert len(m) == len(true_k)
     np.testing.assert_allclose(sorted(summary["fields_kV_per_cm"]), truth["fields_kV_per_cm"], rtol=0.01)
     ok = m["fit_ok"].astype(bool)
@@ -72,8 +77,10 @@ def test_paper_like_run_recovers_truth(tmp_path, seed, match):
     tau_rec_err = np.median(np.abs(m.loc[ok, "tau_rec_s"] / m.loc[ok, "tau_rec_s_true"] - 1))
     se_err = np.median(np.abs(m["switching_efficiency"] - m["switching_efficiency_true"]))
     mu_err = abs(summary["ion_mobility_cm2_per_Vs"] / truth["mobility_mean_cm2_per_Vs"] - 1)
-    print(f"seed {seed}: size {np.median(size_err):.3f}, tau_pol {tau_pol_err:.3f}, "
-          f"tau_rec {tau_rec_err:.3f}, SE {se_err:.4f}, mu {mu_err:.3f}")
+    print(
+        f"seed {seed}: size {np.median(size_err):.3f}, tau_pol {tau_pol_err:.3f}, "
+        f"tau_rec {tau_rec_err:.3f}, SE {se_err:.4f}, mu {mu_err:.3f}"
+    )
     # issue 2 asks 10 % / 12 % / 0.03 / 10 %; the kinetics issue (5) tightens to 5 % / 6 % / - / 5 %
     assert tau_pol_err <= 0.05
     assert tau_rec_err <= 0.06
@@ -82,7 +89,8 @@ def test_paper_like_run_recovers_truth(tmp_path, seed, match):
 
     T = summary["temperature_K"]
     assert summary["diffusion_coefficient_cm2_per_s"] == pytest.approx(
-        summary["ion_mobility_cm2_per_Vs"] * k_B * T / q_e, rel=1e-9)
+        summary["ion_mobility_cm2_per_Vs"] * k_B * T / q_e, rel=1e-9
+    )
     # the paper's mobility at room temperature gives the paper's D (6.58e-12 at its T)
     assert truth["mobility_mean_cm2_per_Vs"] == pytest.approx(2.56e-10, rel=0.1)
     assert summary["diffusion_coefficient_cm2_per_s"] == pytest.approx(6.5e-12, rel=0.12)

@@ -27,13 +27,16 @@ def test_partial_file_keeps_defaults(tmp_path):
     assert load_settings(None).digest() == AnalysisSettings().digest()
 
 
-@pytest.mark.parametrize("text, message", [
-    ('[kinetics]\nmodle = "mono"\n', "did you mean 'kinetics.model'"),
-    ('[kinetics]\nmodel = "triexp"\n', "'kinetics.model' must be one of"),
-    ('[traces]\npsf_margin_sigma = "wide"\n', "'traces.psf_margin_sigma' must be float"),
-    ('[detecton]\n', "unknown key 'detecton'"),
-    ('[kinetics\n', "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[kinetics]\nmodle = "mono"\n', "did you mean 'kinetics.model'"),
+        ('[kinetics]\nmodel = "triexp"\n', "'kinetics.model' must be one of"),
+        ('[traces]\npsf_margin_sigma = "wide"\n', "'traces.psf_margin_sigma' must be float"),
+        ("[detecton]\n", "unknown key 'detecton'"),
+        ("[kinetics\n", "not valid TOML"),
+    ],
+)
 def test_bad_settings_are_refused_naming_file_and_key(tmp_path, text, message):
     p = tmp_path / "fit.toml"
     p.write_text(text)

@@ -17,11 +17,22 @@ from plscope.cli import main
 from plscope.pipeline.batch import RunOutcome, write_index
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (installed by .ci/run)")]
-ARTIFACTS = Path(os.environ.get("PLSCOPE_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (installed by .ci/run)"),
+]
+ARTIFACTS = Path(
+    os.environ.get("PLSCOPE_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
+)
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -71,11 +82,24 @@ def test_report_loads_and_every_figure_is_visible(browser, report):
 
 def test_index_loads_and_links_to_the_reports(browser, report):
     out = report.parent
-    outcomes = [RunOutcome(run="run", run_dir="x", out_dir=str(report), status="ok", seconds=1.0,
-                           numbers={"n_particles": 6, "ion_mobility_cm2_per_Vs": 2.5e-10}),
-                RunOutcome(run="bad", run_dir="y", out_dir=str(out / "bad"), status="failed",
-                           reason="y/movie.tif: not a TIFF file")]
-    write_index(outcomes, out, started=dt.datetime.now(dt.timezone.utc), root=out)
+    outcomes = [
+        RunOutcome(
+            run="run",
+            run_dir="x",
+            out_dir=str(report),
+            status="ok",
+            seconds=1.0,
+            numbers={"n_particles": 6, "ion_mobility_cm2_per_Vs": 2.5e-10},
+        ),
+        RunOutcome(
+            run="bad",
+            run_dir="y",
+            out_dir=str(out / "bad"),
+            status="failed",
+            reason="y/movie.tif: not a TIFF file",
+        ),
+    ]
+    write_index(outcomes, out, started=dt.datetime.now(dt.UTC), root=out)
     page, errors = _open(browser, out / "index.html", "index.png")
     assert errors == []
     assert page.locator("#runs tr").count() == 3

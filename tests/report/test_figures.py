@@ -32,36 +32,79 @@ def _kinetics():
     for pid, size in enumerate((450.0, 700.0, 1000.0, 1200.0)):
         for E in (90.0, 130.0):
             tau = size * 1e-7 / (2.56e-10 * E * 1e3)
-            rows.append({"particle_id": pid, "field_kV_per_cm": E, "tau_pol_s": tau, "tau_pol_err_s": 0.05 * tau,
-                         "tau_rec_s": 3e-3 * size, "tau_rec_err_s": 0.1, "switching_efficiency": 0.3 * E / 130,
-                         "switching_efficiency_std": 0.01, "fit_ok": True, "size_nm": size,
-                         "velocity_nm_per_s": size / tau, "velocity_err_nm_per_s": 0.05 * size / tau,
-                         "mobility_cm2_per_Vs": 2.56e-10, "exclusion_reason": ""})
+            rows.append(
+                {
+                    "particle_id": pid,
+                    "field_kV_per_cm": E,
+                    "tau_pol_s": tau,
+                    "tau_pol_err_s": 0.05 * tau,
+                    "tau_rec_s": 3e-3 * size,
+                    "tau_rec_err_s": 0.1,
+                    "switching_efficiency": 0.3 * E / 130,
+                    "switching_efficiency_std": 0.01,
+                    "fit_ok": True,
+                    "size_nm": size,
+                    "velocity_nm_per_s": size / tau,
+                    "velocity_err_nm_per_s": 0.05 * size / tau,
+                    "mobility_cm2_per_Vs": 2.56e-10,
+                    "exclusion_reason": "",
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def test_every_paper_figure_draws_from_tables():
     kin = _kinetics()
     parts = kin.drop_duplicates("particle_id")[["particle_id", "size_nm"]]
-    se_cycles = pd.DataFrame({"particle_id": 1, "cycle": range(4), "level": [0, 0, 1, 1],
-                              "field_kV_per_cm": [90.0, 90.0, 130.0, 130.0], "bright": 1.0, "quenched": 0.7,
-                              "switching_efficiency": [0.2, 0.21, 0.3, 0.31], "used": [True, False, True, True]})
+    se_cycles = pd.DataFrame(
+        {
+            "particle_id": 1,
+            "cycle": range(4),
+            "level": [0, 0, 1, 1],
+            "field_kV_per_cm": [90.0, 90.0, 130.0, 130.0],
+            "bright": 1.0,
+            "quenched": 0.7,
+            "switching_efficiency": [0.2, 0.21, 0.3, 0.31],
+            "used": [True, False, True, True],
+        }
+    )
     cycles = pd.DataFrame({"on_start_s": [10.0, 50.0], "on_end_s": [30.0, 70.0]})
     t = np.arange(0, 90, 0.2)
     figs = [
-        figures.trace_with_field(t, 1 + 0.1 * np.sin(t), cycles, (t, np.where(np.sin(t) > 0, 130.0, 0.0)),
-                                 title="p", bleach=lambda x: np.exp(-1e-3 * x)),
+        figures.trace_with_field(
+            t,
+            1 + 0.1 * np.sin(t),
+            cycles,
+            (t, np.where(np.sin(t) > 0, 130.0, 0.0)),
+            title="p",
+            bleach=lambda x: np.exp(-1e-3 * x),
+        ),
         figures.cycle_superposition(_curve(1.0), _curve(2.0, rise=True), on_duration_s=20.0, title="p"),
         figures.switching_efficiency(kin, se_cycles=se_cycles, particle_id=1),
         figures.switching_efficiency(kin, particle_id=1),
-        figures.size_examples([{"particle_id": i, "size_nm": 500.0 + 300 * i, "pol": _curve(1.0 + i),
-                                "rec": _curve(1.5 + i, rise=True), "tau_pol_s": 1.0 + i, "tau_pol_err_s": 0.1,
-                                "tau_rec_s": 1.5 + i, "tau_rec_err_s": None} for i in range(3)],
-                              field_kV_per_cm=130.0),
+        figures.size_examples(
+            [
+                {
+                    "particle_id": i,
+                    "size_nm": 500.0 + 300 * i,
+                    "pol": _curve(1.0 + i),
+                    "rec": _curve(1.5 + i, rise=True),
+                    "tau_pol_s": 1.0 + i,
+                    "tau_pol_err_s": 0.1,
+                    "tau_rec_s": 1.5 + i,
+                    "tau_rec_err_s": None,
+                }
+                for i in range(3)
+            ],
+            field_kV_per_cm=130.0,
+        ),
         figures.tau_vs_size(kin, parts, field_kV_per_cm=130.0),
         figures.field_curves({90.0: _curve(2.0), 130.0: _curve(1.4)}, title="p"),
-        figures.tau_vs_field(kin, particle_id=1, dependence={"tau_pol_s": {"exponent": -1.0, "ci_low": -1.1,
-                                                                           "ci_high": -0.9, "p_value": 1e-9}}),
+        figures.tau_vs_field(
+            kin,
+            particle_id=1,
+            dependence={"tau_pol_s": {"exponent": -1.0, "ci_low": -1.1, "ci_high": -0.9, "p_value": 1e-9}},
+        ),
         figures.mobility_histogram(kin, mean=2.56e-10, std=0.3e-10, ci=[2.4e-10, 2.7e-10]),
         figures.velocity_vs_field(kin, slope_cm2_per_Vs=2.56e-10, slope_err_cm2_per_Vs=1e-11),
         figures.cycle_curves({"pol": _curve(1.0), "rec": _curve(1.0, rise=True)}, title="p"),
@@ -84,13 +127,22 @@ def test_figures_with_no_usable_data_draw_an_empty_panel():
         figures.tau_vs_field(none_ok, particle_id=0),
         figures.mobility_histogram(none_ok, mean=None, std=None),
         figures.velocity_vs_field(empty, slope_cm2_per_Vs=None),
-        figures.trace_with_field(np.arange(5.0), np.full(5, np.nan), empty.assign(on_start_s=[], on_end_s=[]),
-                                 None, title="all NaN"),
+        figures.trace_with_field(
+            np.arange(5.0),
+            np.full(5, np.nan),
+            empty.assign(on_start_s=[], on_end_s=[]),
+            None,
+            title="all NaN",
+        ),
     ]
     for fig in figs:
         assert _draw(fig)[:4] == b"\x89PNG"
-    assert any("no data" in t.get_text() or "no " in t.get_text()
-               for fig in figs[:3] for ax in fig.axes for t in ax.texts)
+    assert any(
+        "no data" in t.get_text() or "no " in t.get_text()
+        for fig in figs[:3]
+        for ax in fig.axes
+        for t in ax.texts
+    )
 
 
 @pytest.mark.parametrize("ci", [None, [None, None], [float("nan"), 1.0]])

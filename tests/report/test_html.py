@@ -14,19 +14,33 @@ from plscope.pipeline import analyze_imaging
 from plscope.report import figures, render_report, write_report
 
 #: (figure id, panel of Chem. Sci. 2025, 16, 22417 it regenerates)
-PAPER_FIGURES = [("fig-trace", "1b"), ("fig-superposition", "1c"), ("fig-se", "1d–e"),
-                 ("fig-size-examples", "2a–f"), ("fig-tau-size", "2g–h"), ("fig-field-curves", "3a"),
-                 ("fig-tau-field", "3b–d"), ("fig-mobility", "3e"), ("fig-velocity", "S10")]
+PAPER_FIGURES = [
+    ("fig-trace", "1b"),
+    ("fig-superposition", "1c"),
+    ("fig-se", "1d–e"),
+    ("fig-size-examples", "2a–f"),
+    ("fig-tau-size", "2g–h"),
+    ("fig-field-curves", "3a"),
+    ("fig-tau-field", "3b–d"),
+    ("fig-mobility", "3e"),
+    ("fig-velocity", "S10"),
+]
 
 
 def with_population(result):
     """The run result as the pipeline gives it once it calls analyze_population (no-op after that)."""
     if getattr(result, "population", None) is not None:
         return result
-    pop = analyze_population(result.traces, result.frame_time_s, result.cycles,
-                             exposure_s=result.summary["exposure_s"], particles=result.particles)
-    summary = summarize_population(pop.table, result.particles, temperature_K=result.summary["temperature_K"],
-                                   population=pop)
+    pop = analyze_population(
+        result.traces,
+        result.frame_time_s,
+        result.cycles,
+        exposure_s=result.summary["exposure_s"],
+        particles=result.particles,
+    )
+    summary = summarize_population(
+        pop.table, result.particles, temperature_K=result.summary["temperature_K"], population=pop
+    )
     warnings = [*result.summary.get("warnings", []), *summary.pop("warnings")]
     result.summary.update(summary, warnings=warnings)
     result.kinetics, result.curves = pop.table, pop.curves
@@ -48,8 +62,11 @@ def report_file(result, tmp_path_factory):
 
 
 def _figures(text: str) -> dict[str, tuple[str | None, bytes]]:
-    found = re.findall(r'<figure id="([^"]+)"(?: data-paper-figure="([^"]+)")?><img alt="[^"]*" '
-                       r'src="data:image/png;base64,([^"]+)"', text)
+    found = re.findall(
+        r'<figure id="([^"]+)"(?: data-paper-figure="([^"]+)")?><img alt="[^"]*" '
+        r'src="data:image/png;base64,([^"]+)"',
+        text,
+    )
     return {fid: (paper or None, base64.b64decode(data)) for fid, paper, data in found}
 
 
@@ -76,8 +93,14 @@ def test_self_contained(report_file):
 def test_summary_shows_numbers_with_uncertainties(report_file, result):
     text = report_file.read_text(encoding="utf-8")
     table = re.search(r"<table id='summary'>(.*?)</table>", text, re.S).group(1)
-    for label in ("ion mobility", "95 % confidence interval of the mean", "standard error",
-                  "diffusion coefficient", "τ_pol ∝ E^p", "τ_rec ∝ E^p"):
+    for label in (
+        "ion mobility",
+        "95 % confidence interval of the mean",
+        "standard error",
+        "diffusion coefficient",
+        "τ_pol ∝ E^p",
+        "τ_rec ∝ E^p",
+    ):
         assert label in table, label
     row = table.split("95 % confidence interval of the mean")[1].split("</tr>")[0]
     lo, hi = result.summary["ion_mobility_ci95_cm2_per_Vs"]
@@ -98,8 +121,9 @@ def test_extra_sections_are_appended_after_the_figures(report_file, result):
     fragment = "<h2 id='spectra'>Spectra</h2><p>shift 1.2 nm</p>"
     text = report_file.read_text(encoding="utf-8")
     assert fragment not in text
-    no_figures = dataclasses.replace(result, kinetics=result.kinetics.iloc[:0], cycles=result.cycles.iloc[:0],
-                                     extra_sections=[fragment])
+    no_figures = dataclasses.replace(
+        result, kinetics=result.kinetics.iloc[:0], cycles=result.cycles.iloc[:0], extra_sections=[fragment]
+    )
     text = render_report(no_figures)
     assert text.index(fragment) > text.index('id="fig-reference"')
     assert text.index(fragment) < text.index("<h2>Tables</h2>")
@@ -108,6 +132,7 @@ def test_extra_sections_are_appended_after_the_figures(report_file, result):
 def test_a_figure_that_fails_is_reported_and_the_rest_is_kept(result, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("synthetic failure")
+
     monkeypatch.setattr(figures, "reference_image", broken)
     no_cycles = dataclasses.replace(result, kinetics=result.kinetics.iloc[:0], cycles=result.cycles.iloc[:0])
     text = render_report(no_cycles)
@@ -116,8 +141,12 @@ def test_a_figure_that_fails_is_reported_and_the_rest_is_kept(result, monkeypatc
 
 
 def test_report_of_a_run_without_field_cycles(result):
-    empty = dataclasses.replace(result, kinetics=pd.DataFrame(columns=result.kinetics.columns),
-                                cycles=result.cycles.iloc[:0], curves={})
+    empty = dataclasses.replace(
+        result,
+        kinetics=pd.DataFrame(columns=result.kinetics.columns),
+        cycles=result.cycles.iloc[:0],
+        curves={},
+    )
     text = render_report(empty)
     figs = _figures(text)
     assert set(figs) == {"fig-reference"}

@@ -21,23 +21,27 @@ def test_plain_csv(tmp_path):
 
 def test_vendor_export_with_metadata_decimal_commas_and_blank_cells(tmp_path):
     p = tmp_path / "vendor.txt"
-    head = ("File Version;BWSpec4.11_1\r\ncoefs_a0;530,774489651404\r\ncoefs_a2;-3,31985403863623E-06\r\n"
-            "operator;\r\nPixel;Wavelength;Dark;Raw data #1;Dark Subtracted #1;\r\n")
-    rows = "".join(f"{i};{530 + 0.1 * i:.2f};900,0000;{1000 + i},5000;{100 + i},5000;\r\n".replace(".", ",")
-                   for i in range(8))
-    rows += "8;   ;900,0000;1008,5000;108,5000;\r\n"          # no wavelength beyond the calibrated range
+    head = (
+        "File Version;BWSpec4.11_1\r\ncoefs_a0;530,774489651404\r\ncoefs_a2;-3,31985403863623E-06\r\n"
+        "operator;\r\nPixel;Wavelength;Dark;Raw data #1;Dark Subtracted #1;\r\n"
+    )
+    rows = "".join(
+        f"{i};{530 + 0.1 * i:.2f};900,0000;{1000 + i},5000;{100 + i},5000;\r\n".replace(".", ",")
+        for i in range(8)
+    )
+    rows += "8;   ;900,0000;1008,5000;108,5000;\r\n"  # no wavelength beyond the calibrated range
     p.write_bytes((head + rows).encode("latin-1"))
     lamp = read_lamp(p)
     assert (lamp.x_name, lamp.y_name) == ("Pixel", "Raw data #1")
-    assert lamp.n == 9                                   # the blank wavelength cell does not drop the row
+    assert lamp.n == 9  # the blank wavelength cell does not drop the row
     assert lamp.y[3] == 1003.5
     assert lamp.decimal_comma and lamp.separator == ";"
     assert lamp.metadata["coefs_a0"] == pytest.approx(530.774489651404)
     assert lamp.metadata["coefs_a2"] == pytest.approx(-3.31985403863623e-06)
-    other = read_lamp(p, counts_column="dark sub")      # unique prefix, any case
+    other = read_lamp(p, counts_column="dark sub")  # unique prefix, any case
     assert other.y_name == "Dark Subtracted #1" and other.y[0] == 100.5
     by_index = read_spectrum_table(p, x_column=1, y_column=4)
-    assert by_index.x_name == "Wavelength" and by_index.n == 8   # the blank wavelength row is dropped here
+    assert by_index.x_name == "Wavelength" and by_index.n == 8  # the blank wavelength row is dropped here
 
 
 def test_tab_separated_without_header(tmp_path):
@@ -58,7 +62,7 @@ def test_reader_errors_name_the_file_and_the_columns(tmp_path):
     many = tmp_path / "many.csv"
     many.write_text("a,b,c\n" + "".join(f"{i},{i},{i}\n" for i in range(5)))
     with pytest.raises(RunFolderError, match="a, b, c"):
-        read_lamp(many)                                  # which column holds the counts?
+        read_lamp(many)  # which column holds the counts?
     with pytest.raises(RunFolderError, match="no counts column named 'zz'"):
         read_lamp(many, pixel_column="a", counts_column="zz")
     assert read_lamp(many, pixel_column="a", counts_column=2).y_name == "c"

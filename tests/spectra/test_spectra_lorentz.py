@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from plscope.spectra.lorentz import (FIT_COLUMNS, SpectrumFitError, fit_lorentzian, fit_lorentzians,
-                                     fit_lorentzians_dask, fits_to_frame, lmfit_lorentzian, lorentzian_baseline)
+from plscope.spectra.lorentz import (
+    FIT_COLUMNS,
+    SpectrumFitError,
+    fit_lorentzian,
+    fit_lorentzians,
+    fit_lorentzians_dask,
+    fits_to_frame,
+    lmfit_lorentzian,
+    lorentzian_baseline,
+)
 
 X_NM = np.linspace(485.0, 585.0, 512)
 
@@ -16,7 +24,9 @@ def _spectra(n, *, rng, noise=None, poisson=False, baseline="linear", x=X_NM):
     w = rng.uniform(15.0, 25.0, n)
     a = rng.uniform(300.0, 1000.0, n)
     slope = 0.3 if baseline == "linear" else 0.0
-    y = lorentzian_baseline(x[None, :], c[:, None], w[:, None], a[:, None], 40.0, slope, x_ref=float(np.mean(x)))
+    y = lorentzian_baseline(
+        x[None, :], c[:, None], w[:, None], a[:, None], 40.0, slope, x_ref=float(np.mean(x))
+    )
     if poisson:
         y = rng.poisson(y).astype(float)
     elif noise is not None:
@@ -69,9 +79,9 @@ def test_standard_errors_are_honest_for_uniform_noise():
 def test_bad_spectra_are_flagged_not_raised():
     rng = np.random.default_rng(3)
     y, *_ = _spectra(4, rng=rng, noise=5.0)
-    y[1, 100] = np.nan                               # NaN policy: flag
-    y[2] = rng.normal(50.0, 5.0, X_NM.size)           # no peak at all
-    y[3] = 50.0 - lorentzian_baseline(X_NM, 530.0, 20.0, 300.0)   # a dip, not a peak
+    y[1, 100] = np.nan  # NaN policy: flag
+    y[2] = rng.normal(50.0, 5.0, X_NM.size)  # no peak at all
+    y[3] = 50.0 - lorentzian_baseline(X_NM, 530.0, 20.0, 300.0)  # a dip, not a peak
     fit = fit_lorentzians(X_NM, y)
     assert fit["fit_ok"].tolist() == [True, False, False, False]
     assert np.isnan(fit.loc[1, "center"])
@@ -91,7 +101,7 @@ def test_shapes_are_checked():
 def test_uneven_decreasing_positions():
     """x need not be evenly spaced or increasing (a calibrated wavelength axis)."""
     px = np.arange(400, dtype=float)
-    x = (600.0 - 0.2 * px - 2e-4 * px ** 2)            # decreasing, curved
+    x = 600.0 - 0.2 * px - 2e-4 * px**2  # decreasing, curved
     y = lorentzian_baseline(x, 560.0, 12.0, 500.0, 10.0, 0.0)
     fit = fit_lorentzian(x, y)
     assert fit.ok
@@ -104,7 +114,7 @@ def test_dask_equals_numpy_on_uneven_chunks():
 
     rng = np.random.default_rng(4)
     y, *_ = _spectra(101, rng=rng, poisson=True)
-    spectra = da.from_array(y.reshape(101, 1, -1), chunks=(37, 1, 200))    # time chunks 37, 37, 27
+    spectra = da.from_array(y.reshape(101, 1, -1), chunks=(37, 1, 200))  # time chunks 37, 37, 27
     lazy = fit_lorentzians_dask(X_NM, spectra)
     assert lazy.shape == (101, 1, len(FIT_COLUMNS))
     got = fits_to_frame(lazy.compute())

@@ -21,10 +21,21 @@ from plscope.pipeline.spectra import SPECTRA_COLUMNS, analyze_spectra
 
 pytestmark = pytest.mark.slow
 
-SPEC_SUMMARY_KEYS = ("n_particles", "n_frames", "fields_kV_per_cm", "temperature_K", "ion_mobility_cm2_per_Vs",
-                     "ion_mobility_std_cm2_per_Vs", "ion_mobility_fit_cm2_per_Vs", "diffusion_coefficient_cm2_per_s",
-                     "tau_size_slope_s_per_nm", "spectral_shift_nm", "spectral_shift_slope_nm_per_kV_per_cm",
-                     "warnings", "provenance")
+SPEC_SUMMARY_KEYS = (
+    "n_particles",
+    "n_frames",
+    "fields_kV_per_cm",
+    "temperature_K",
+    "ion_mobility_cm2_per_Vs",
+    "ion_mobility_std_cm2_per_Vs",
+    "ion_mobility_fit_cm2_per_Vs",
+    "diffusion_coefficient_cm2_per_s",
+    "tau_size_slope_s_per_nm",
+    "spectral_shift_nm",
+    "spectral_shift_slope_nm_per_kV_per_cm",
+    "warnings",
+    "provenance",
+)
 
 
 def test_peak_positions_match_the_truth(spectral_output):
@@ -73,7 +84,9 @@ def test_frames_are_labelled_from_the_daq(spectral_output):
     assert first == pytest.approx(t0, abs=2e-3)
     switch = np.asarray(truth["switch_times_s"])
     mid = tab["time_s"].to_numpy()
-    inside = np.any((mid[:, None] > switch[None, :, 0] + 0.2) & (mid[:, None] < switch[None, :, 1] - 0.2), axis=1)
+    inside = np.any(
+        (mid[:, None] > switch[None, :, 0] + 0.2) & (mid[:, None] < switch[None, :, 1] - 0.2), axis=1
+    )
     assert (tab.loc[inside, "state"] == "on").all()
 
 
@@ -117,7 +130,8 @@ def test_coefficients_without_daq(spectral_run, tmp_path):
     (tmp_path / "experiment.toml").write_text(
         "schema = 1\n[spectra]\n"
         f'path = "{(run / "spectra.tif").as_posix()}"\n'
-        "dispersion_nm = [" + ", ".join(repr(c) for c in truth["dispersion_nm"]) + "]\n")
+        "dispersion_nm = [" + ", ".join(repr(c) for c in truth["dispersion_nm"]) + "]\n"
+    )
     result = analyze_spectra(tmp_path)
     s = result.summary
     assert result.calibration.source == "coefficients"
@@ -125,7 +139,7 @@ def test_coefficients_without_daq(spectral_run, tmp_path):
     assert any("no [daq]" in w for w in result.warnings)
     assert any("null" in w for w in result.warnings)
     tab = result.table[result.table["particle_id"] == 0].sort_values("frame")
-    assert tab["time_s"].tolist()[:3] == [0.0, 1.0, 2.0]               # timed by frame index
+    assert tab["time_s"].tolist()[:3] == [0.0, 1.0, 2.0]  # timed by frame index
     d = tab["peak_nm"].to_numpy() - np.asarray(truth["frame_peak_nm"][0])
     assert np.nanmedian(np.abs(d)) < 0.1
     assert math.isnan(tab["shift_nm"].iloc[0])

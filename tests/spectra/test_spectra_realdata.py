@@ -16,12 +16,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from plscope.spectra import calibrate, fit_lorentzian, read_lamp, read_lines, read_spectrum_table, wavelength_at
+from plscope.spectra import (
+    calibrate,
+    fit_lorentzian,
+    read_lamp,
+    read_lines,
+    read_spectrum_table,
+    wavelength_at,
+)
 
 REAL_SPECTRA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real" / "spectra"
 
-pytestmark = [pytest.mark.realdata,
-              pytest.mark.skipif(not REAL_SPECTRA.is_dir(), reason="shared/data/real/spectra not available")]
+pytestmark = [
+    pytest.mark.realdata,
+    pytest.mark.skipif(not REAL_SPECTRA.is_dir(), reason="shared/data/real/spectra not available"),
+]
 
 NEON = REAL_SPECTRA / "Ne_532nm_x50_800ms.txt"
 NIST = REAL_SPECTRA / "neon_nist_wl_nm.csv"
@@ -41,13 +50,13 @@ def test_neon_lamp_reproduces_the_vendor_cubic():
     cal = calibrate(lamp.x, lamp.y, lines.wavelength_nm, guess=GUESS)
     px = np.arange(2048)
     diff = cal.wavelength_nm(px) - wavelength_at(px, _vendor_cubic(lamp))
-    rms = float(np.sqrt(np.mean(diff ** 2)))
+    rms = float(np.sqrt(np.mean(diff**2)))
     assert rms <= 0.05, f"rms {rms:.4f} nm from the vendor's cubic"
     assert cal.order == 3
     # the lines themselves sit on the polynomial to a few pm (sub-pixel centres, 0.086 nm/px)
     assert cal.rms_nm < 0.01
     used, sat = cal.lines["used"], cal.lines["saturated"]
-    assert sat.sum() >= 15                         # the file's many lines at 65535
+    assert sat.sum() >= 15  # the file's many lines at 65535
     assert not (used & sat).any()
     assert used.sum() >= 12
 
@@ -62,13 +71,16 @@ def test_calibrate_command_on_the_real_lamp(tmp_path):
     px = np.arange(2048)
     lamp = read_lamp(NEON)
     diff = wavelength_at(px, on_disk["dispersion_nm"]) - wavelength_at(px, _vendor_cubic(lamp))
-    assert np.sqrt(np.mean(diff ** 2)) <= 0.05
+    assert np.sqrt(np.mean(diff**2)) <= 0.05
 
 
-@pytest.mark.parametrize("name, columns", [
-    ("S0N_HLR633_Z010_100_15sx5.txt", {}),
-    ("S0N02_iRPlus532_Z100_100_28000ms.txt", {"x_column": "Raman Shift", "y_column": "Raw data #1"}),
-])
+@pytest.mark.parametrize(
+    "name, columns",
+    [
+        ("S0N_HLR633_Z010_100_15sx5.txt", {}),
+        ("S0N02_iRPlus532_Z100_100_28000ms.txt", {"x_column": "Raman Shift", "y_column": "Raw data #1"}),
+    ],
+)
 def test_silicon_line_from_a_lorentzian_fit(name, columns):
     spec = read_spectrum_table(REAL_SPECTRA / name, **columns)
     window = (spec.x > 470) & (spec.x < 570)
@@ -76,4 +88,4 @@ def test_silicon_line_from_a_lorentzian_fit(name, columns):
     assert fit.ok
     assert fit.center == pytest.approx(520.5, abs=1.5)
     assert fit.center_err < 0.5
-    assert 2.0 < fit.fwhm < 15.0                   # Si: ~3-4 cm^-1 intrinsic, broadened by the spectrometer
+    assert 2.0 < fit.fwhm < 15.0  # Si: ~3-4 cm^-1 intrinsic, broadened by the spectrometer

@@ -8,14 +8,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plscope.spectra.shifts import (add_shifts, cycle_baselines, frame_fields, frame_phases, normal_fit,
-                                    shift_slope, shift_statistics)
+from plscope.spectra.shifts import (
+    add_shifts,
+    cycle_baselines,
+    frame_fields,
+    frame_phases,
+    normal_fit,
+    shift_slope,
+    shift_statistics,
+)
 from plscope.sync import cycles_from_segments
 
 #: two ON segments: 10-20 s at 100 kV/cm (level 0), 30-40 s at 130 kV/cm (level 1)
-SEGMENTS = pd.DataFrame({"segment": [0, 1], "start_s": [10.0, 30.0], "end_s": [20.0, 40.0],
-                         "field_kV_per_cm": [100.0, 130.0], "sign": [1, 1], "level": [0, 1],
-                         "level_kV_per_cm": [100.0, 130.0]})
+SEGMENTS = pd.DataFrame(
+    {
+        "segment": [0, 1],
+        "start_s": [10.0, 30.0],
+        "end_s": [20.0, 40.0],
+        "field_kV_per_cm": [100.0, 130.0],
+        "sign": [1, 1],
+        "level": [0, 1],
+        "level_kV_per_cm": [100.0, 130.0],
+    }
+)
 
 
 def test_frames_are_labelled_by_the_field_during_their_exposure():
@@ -45,9 +60,17 @@ def _drifting_table(rng, *, drift_nm_per_s=0.004, noise_nm=0.05):
     ph = frame_phases(t, cycles, first_frame_s=0.0, settle_fraction=0.5)
     shift_true = np.where(ff["state"] == "on", -0.007 * ff["field_kV_per_cm"], 0.0)
     peak = 530.0 + drift_nm_per_s * t + shift_true + rng.normal(0, noise_nm, t.size)
-    return pd.DataFrame({"particle_id": 0, "frame": np.arange(t.size), "time_s": t, "peak_nm": peak,
-                         "fit_ok": True, **{c: ff[c] for c in ("state", "field_kV_per_cm", "level")},
-                         **{c: ph[c] for c in ("cycle", "phase", "settled")}}), shift_true
+    return pd.DataFrame(
+        {
+            "particle_id": 0,
+            "frame": np.arange(t.size),
+            "time_s": t,
+            "peak_nm": peak,
+            "fit_ok": True,
+            **{c: ff[c] for c in ("state", "field_kV_per_cm", "level")},
+            **{c: ph[c] for c in ("cycle", "phase", "settled")},
+        }
+    ), shift_true
 
 
 def test_baselines_follow_a_linear_drift():
@@ -112,7 +135,7 @@ def test_shift_slope():
     assert exact.intercept_nm == pytest.approx(0.0, abs=1e-9)
     # errors from the weights when the points scatter less than them
     x = np.column_stack([np.ones(4), e])
-    want = math.sqrt(np.linalg.inv(x.T @ x / 0.01 ** 2)[1, 1])
+    want = math.sqrt(np.linalg.inv(x.T @ x / 0.01**2)[1, 1])
     assert exact.slope_err_nm_per_kV_per_cm == pytest.approx(want, rel=1e-9)
     # ... and from the scatter when it exceeds them
     noisy = shift_slope(e, -0.0066 * e + np.array([0.05, -0.05, 0.05, -0.05]), np.full(4, 0.01))

@@ -25,9 +25,16 @@ def _ramp_steps(t: np.ndarray, edges_s: np.ndarray, sign: float, width_s: float)
     return out
 
 
-def synthetic_ttl(rng: np.random.Generator, *, n_pulses: int = 60, interval_s: float = 0.05,
-                  exposure_s: float = 0.02, noise_V: float = 0.05, ringing: bool = True,
-                  glitches: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def synthetic_ttl(
+    rng: np.random.Generator,
+    *,
+    n_pulses: int = 60,
+    interval_s: float = 0.05,
+    exposure_s: float = 0.02,
+    noise_V: float = 0.05,
+    ringing: bool = True,
+    glitches: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A camera TTL with sub-sample edges, 2-sample ramps, ringing, noise, glitches.
 
     Returns time, signal, true rising and true falling edge times.
@@ -46,11 +53,11 @@ def synthetic_ttl(rng: np.random.Generator, *, n_pulses: int = 60, interval_s: f
                 x[a:b] += sign * 0.15 * HIGH_V * np.exp(-u / (5 * dt)) * np.sin(2 * np.pi * FS_HZ / 8 * u)
     x += rng.normal(0, noise_V, t.size)
     if glitches:
-        low_idx = np.searchsorted(t, fall[:-1] + 0.01)   # mid-OFF samples
-        high_idx = np.searchsorted(t, rise + 0.01)       # mid-ON samples
-        x[low_idx[::7]] = HIGH_V                         # single-sample spikes
-        x[high_idx[3::11]] = 0.0                         # single-sample dropouts
-        x[low_idx[5::13]] = 0.5 * HIGH_V                 # half-level glitches
+        low_idx = np.searchsorted(t, fall[:-1] + 0.01)  # mid-OFF samples
+        high_idx = np.searchsorted(t, rise + 0.01)  # mid-ON samples
+        x[low_idx[::7]] = HIGH_V  # single-sample spikes
+        x[high_idx[3::11]] = 0.0  # single-sample dropouts
+        x[low_idx[5::13]] = 0.5 * HIGH_V  # half-level glitches
     return t, x, rise, fall
 
 
@@ -75,8 +82,9 @@ def test_inverted_levels_and_offset_do_not_matter():
 def test_low_duty_cycle_pulses_are_found():
     # 0.6 % duty: the 99th percentile is on the low level; levels must still be right
     rng = np.random.default_rng(3)
-    t, x, rise, _ = synthetic_ttl(rng, n_pulses=40, interval_s=0.1, exposure_s=0.0006,
-                                  ringing=False, glitches=False)
+    t, x, rise, _ = synthetic_ttl(
+        rng, n_pulses=40, interval_s=0.1, exposure_s=0.0006, ringing=False, glitches=False
+    )
     pulses = ttl_pulses(t, x)
     np.testing.assert_allclose(pulses["start_s"], rise, atol=0.1 / FS_HZ, rtol=0)
 
@@ -84,8 +92,8 @@ def test_low_duty_cycle_pulses_are_found():
 def test_explicit_thresholds_and_min_width():
     t = np.arange(100) / 1000.0
     x = np.zeros(100)
-    x[10:20] = 5   # 10 ms pulse
-    x[50:53] = 5   # 3 ms pulse
+    x[10:20] = 5  # 10 ms pulse
+    x[50:53] = 5  # 3 ms pulse
     both = ttl_pulses(t, x, low=1.0, high=4.0)
     assert len(both) == 2
     long_only = ttl_pulses(t, x, min_width_s=0.005)
@@ -97,9 +105,9 @@ def test_explicit_thresholds_and_min_width():
 def test_record_ending_during_a_pulse_gives_nan_end_and_leading_fall_is_ignored():
     t = np.arange(60) / 1000.0
     x = np.zeros(60)
-    x[:5] = 5      # record starts high: no rising edge, ignored
+    x[:5] = 5  # record starts high: no rising edge, ignored
     x[20:30] = 5
-    x[50:] = 5     # still high at the end
+    x[50:] = 5  # still high at the end
     pulses = ttl_pulses(t, x)
     assert len(pulses) == 2
     assert np.isnan(pulses["end_s"].iloc[-1])
@@ -139,6 +147,7 @@ def test_a_million_samples_take_well_under_a_second():
 # --------------------------------------------------------------------------
 # frame timing
 # --------------------------------------------------------------------------
+
 
 def _pulses(starts, width=0.02):
     starts = np.asarray(starts, float)
@@ -197,7 +206,7 @@ def test_single_frame():
 
 def test_line_toggling_every_sample_keeps_its_single_sample_pulses():
     t = np.arange(2000) / 2000.0
-    x = (np.arange(2000) % 2).astype(float)         # 0, 1, 0, 1 ... (a clock sampled at 2x)
+    x = (np.arange(2000) % 2).astype(float)  # 0, 1, 0, 1 ... (a clock sampled at 2x)
     pulses = ttl_pulses(t, x)
     assert len(pulses) == 1000
     np.testing.assert_allclose(np.diff(pulses["start_s"]), 0.001)
@@ -206,6 +215,6 @@ def test_line_toggling_every_sample_keeps_its_single_sample_pulses():
 def test_quantization_noise_on_a_flat_input_is_flat():
     rng = np.random.default_rng(7)
     t = np.arange(5000) / FS_HZ
-    lsb = 20.0 / 2**16                                # one count of a +-10 V 16-bit DAQ
+    lsb = 20.0 / 2**16  # one count of a +-10 V 16-bit DAQ
     with pytest.raises(SyncError, match="flat"):
         ttl_pulses(t, lsb * rng.integers(0, 2, t.size))

@@ -6,8 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plscope.sync import (CYCLE_COLUMNS, LEVEL_COLUMNS, SEGMENT_COLUMNS, cycles_from_segments,
-                          field_kV_per_cm, field_levels, field_segments)
+from plscope.sync import (
+    CYCLE_COLUMNS,
+    LEVEL_COLUMNS,
+    SEGMENT_COLUMNS,
+    cycles_from_segments,
+    field_kV_per_cm,
+    field_levels,
+    field_segments,
+)
 
 FS_HZ = 1000.0
 GAIN = 20.0
@@ -16,9 +23,16 @@ GAP_UM = 10.0
 V_PER_KV_CM = GAP_UM * 1e-4 * 1e3 / GAIN
 
 
-def synthetic_field(rng: np.random.Generator, levels_kV_per_cm, *, on_s: float = 2.0,
-                    off_s: float = 2.0, lead_s: float = 1.0, noise: float = 0.01,
-                    signs=None) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+def synthetic_field(
+    rng: np.random.Generator,
+    levels_kV_per_cm,
+    *,
+    on_s: float = 2.0,
+    off_s: float = 2.0,
+    lead_s: float = 1.0,
+    noise: float = 0.01,
+    signs=None,
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Square wave stepping through the levels, with 2-sample ramps and 1 % noise.
 
     Returns time, recorded voltage and the true segments.
@@ -35,16 +49,17 @@ def synthetic_field(rng: np.random.Generator, levels_kV_per_cm, *, on_s: float =
         down = np.clip((t - b) / (2 * dt) + 0.5, 0, 1)
         v += s * e * V_PER_KV_CM * (up - down)
     v += rng.normal(0, 1, t.size) * (noise * np.abs(v) + 0.002)
-    truth = pd.DataFrame({"start_s": start, "end_s": end, "field_kV_per_cm": levels_kV_per_cm,
-                          "sign": signs.astype(int)})
+    truth = pd.DataFrame(
+        {"start_s": start, "end_s": end, "field_kV_per_cm": levels_kV_per_cm, "sign": signs.astype(int)}
+    )
     return t, v, truth
 
 
 def test_field_from_voltage():
     assert field_kV_per_cm(6.5, amplifier_gain=20, electrode_gap_um=10) == pytest.approx(130.0)
     np.testing.assert_allclose(
-        field_kV_per_cm(np.array([-1.0, 0.0, 2.0]), amplifier_gain=10, electrode_gap_um=5),
-        [20.0, 0.0, 40.0])
+        field_kV_per_cm(np.array([-1.0, 0.0, 2.0]), amplifier_gain=10, electrode_gap_um=5), [20.0, 0.0, 40.0]
+    )
     with pytest.raises(ValueError, match="electrode_gap_um"):
         field_kV_per_cm(1.0, amplifier_gain=20, electrode_gap_um=0)
 
@@ -55,9 +70,9 @@ def test_stepped_levels_with_noise_and_glitches_give_exact_segments():
     t, v, truth = synthetic_field(rng, levels)
     # a 2-sample spike during OFF and a 2-sample dropout during ON
     k_off = np.searchsorted(t, truth["end_s"][2] + 1.0)
-    v[k_off:k_off + 2] = 110 * V_PER_KV_CM
+    v[k_off : k_off + 2] = 110 * V_PER_KV_CM
     k_on = np.searchsorted(t, truth["start_s"][5] + 0.7)
-    v[k_on:k_on + 2] = 0.0
+    v[k_on : k_on + 2] = 0.0
 
     seg = field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM, source="daq.csv")
     assert list(seg.columns) == list(SEGMENT_COLUMNS)
@@ -111,18 +126,15 @@ def test_min_duration_and_level_tolerance_are_respected():
     t, v, _ = synthetic_field(rng, [100, 104, 100], on_s=1.0)
     merged = field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM, level_tolerance=0.05)
     assert merged["level"].tolist() == [0, 0, 0]
-    split = field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM,
-                           level_tolerance=0.02)
+    split = field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM, level_tolerance=0.02)
     assert split["level"].tolist() == [0, 1, 0]
-    assert field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM,
-                          min_duration_s=1.5).empty
+    assert field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM, min_duration_s=1.5).empty
 
 
 def test_no_field_gives_an_empty_table_with_the_columns():
     rng = np.random.default_rng(14)
     t = np.arange(5000) / FS_HZ
-    seg = field_segments(t, rng.normal(0, 0.002, t.size), amplifier_gain=GAIN,
-                         electrode_gap_um=GAP_UM)
+    seg = field_segments(t, rng.normal(0, 0.002, t.size), amplifier_gain=GAIN, electrode_gap_um=GAP_UM)
     assert seg.empty and list(seg.columns) == list(SEGMENT_COLUMNS)
     cycles = cycles_from_segments(seg, record_end_s=5.0)
     assert cycles.empty and list(cycles.columns) == list(CYCLE_COLUMNS)
@@ -150,6 +162,7 @@ def test_cycles_from_segments():
 # stepped and ramped level sequences, polarity
 # --------------------------------------------------------------------------
 
+
 def test_ramped_level_sequence_up_and_down_gives_one_level_per_setting():
     # 90, 95, ..., 130 and back: neighbours 3.8-5.6 % apart must not chain into one level
     rng = np.random.default_rng(17)
@@ -167,14 +180,12 @@ def test_ramped_level_sequence_up_and_down_gives_one_level_per_setting():
 
 def test_fine_ramp_is_resolved_with_a_matching_tolerance():
     rng = np.random.default_rng(18)
-    levels = [100 * 1.02 ** k for k in range(10)]            # 2 % steps
+    levels = [100 * 1.02**k for k in range(10)]  # 2 % steps
     t, v, _ = synthetic_field(rng, levels)
-    coarse = field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM,
-                            level_tolerance=0.05)
+    coarse = field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM, level_tolerance=0.05)
     spans = coarse.groupby("level")["field_kV_per_cm"].agg(lambda f: f.max() / f.min() - 1)
-    assert (spans <= 0.05).all() and coarse["level"].nunique() >= 4   # no chaining
-    fine = field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM,
-                          level_tolerance=0.01)
+    assert (spans <= 0.05).all() and coarse["level"].nunique() >= 4  # no chaining
+    fine = field_segments(t, v, amplifier_gain=GAIN, electrode_gap_um=GAP_UM, level_tolerance=0.01)
     assert fine["level"].tolist() == list(range(10))
 
 
@@ -206,12 +217,15 @@ def test_trapezoidal_pulses_with_slow_slew():
     assert seg["level"].tolist() == [0, 0]
 
 
-@pytest.mark.parametrize("signs, polarity", [
-    ([1, 1, -1, -1, 1, 1], ["alternating", "alternating"]),
-    ([1, 1, 1, 1, 1, 1], ["positive", "positive"]),
-    ([-1, -1, -1, -1, -1, -1], ["negative", "negative"]),
-    ([1, 1, -1, -1, -1, 1], ["mixed", "alternating"]),
-])
+@pytest.mark.parametrize(
+    "signs, polarity",
+    [
+        ([1, 1, -1, -1, 1, 1], ["alternating", "alternating"]),
+        ([1, 1, 1, 1, 1, 1], ["positive", "positive"]),
+        ([-1, -1, -1, -1, -1, -1], ["negative", "negative"]),
+        ([1, 1, -1, -1, -1, 1], ["mixed", "alternating"]),
+    ],
+)
 def test_polarity_of_each_level_is_reported(signs, polarity):
     # levels 100, 130, 100, 130, ...: level 0 gets signs[0::2], level 1 signs[1::2]
     rng = np.random.default_rng(21)

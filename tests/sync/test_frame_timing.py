@@ -23,8 +23,9 @@ INTERVAL_S = 0.1
 EXPOSURE_S = 0.03
 
 
-def ttl_signal(slots: np.ndarray, *, lead_s: float = 0.5, seed: int = 0,
-               tail_s: float = 0.3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def ttl_signal(
+    slots: np.ndarray, *, lead_s: float = 0.5, seed: int = 0, tail_s: float = 0.3
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sampled exposure TTL with a pulse at each slot; returns t, signal, true rising edges."""
     rng = np.random.default_rng(seed)
     rise = lead_s + INTERVAL_S * np.asarray(slots, float) + rng.uniform(0, 1 / FS_HZ, len(slots))
@@ -41,13 +42,16 @@ def _pulses(starts, width=EXPOSURE_S):
 
 
 def test_skipped_exposure_is_refused_by_default_naming_the_frames():
-    slots = np.delete(np.arange(40), [17, 30])       # the camera skipped two exposures
+    slots = np.delete(np.arange(40), [17, 30])  # the camera skipped two exposures
     t, x, _ = ttl_signal(slots)
     pulses = ttl_pulses(t, x, source="daq.csv channel 'camera_ttl'")
-    with pytest.raises(SyncError, match=r"daq\.csv channel 'camera_ttl': frame interval jumps to "
-                                        r"0\.2\d* s \(2x the median 0\.1\d* s\) between frames 16 "
-                                        r"and 17 .*2 dropped frame\(s\) \(frames followed by a "
-                                        r"gap: 16, 28\).*on_dropped='map'"):
+    with pytest.raises(
+        SyncError,
+        match=r"daq\.csv channel 'camera_ttl': frame interval jumps to "
+        r"0\.2\d* s \(2x the median 0\.1\d* s\) between frames 16 "
+        r"and 17 .*2 dropped frame\(s\) \(frames followed by a "
+        r"gap: 16, 28\).*on_dropped='map'",
+    ):
         frame_timing(pulses, slots.size, source="daq.csv channel 'camera_ttl'")
 
 
@@ -68,9 +72,9 @@ def test_skipped_exposure_mapped_keeps_every_frame_on_its_own_pulse(caplog):
 
 
 def test_frames_lost_by_the_acquisition_are_mapped_by_their_frame_numbers():
-    t, x, rise = ttl_signal(np.arange(50))          # the camera exposed 50 frames
+    t, x, rise = ttl_signal(np.arange(50))  # the camera exposed 50 frames
     lost = [12, 13, 33]
-    numbers = np.delete(np.arange(50), lost) + 1     # the movie holds 47, numbered from 1
+    numbers = np.delete(np.arange(50), lost) + 1  # the movie holds 47, numbered from 1
     pulses = ttl_pulses(t, x)
     with pytest.raises(SyncError, match="3 dropped frame"):
         frame_timing(pulses, numbers.size, frame_numbers=numbers)
@@ -78,8 +82,7 @@ def test_frames_lost_by_the_acquisition_are_mapped_by_their_frame_numbers():
     np.testing.assert_allclose(timing.time_s, rise[numbers - 1], atol=1 / FS_HZ, rtol=0)
     np.testing.assert_array_equal(timing.pulse_index, numbers - 1)
     assert timing.dropped_after == (11, 30) and timing.n_dropped == 3
-    assert any("3 TTL pulse(s) within the movie belong to frames missing" in w
-               for w in timing.warnings)
+    assert any("3 TTL pulse(s) within the movie belong to frames missing" in w for w in timing.warnings)
     # without the frame numbers the loss cannot be seen: frames would take the first pulses
     blind = frame_timing(pulses, numbers.size)
     assert np.abs(blind.time_s - timing.time_s).max() == pytest.approx(3 * INTERVAL_S, abs=1e-3)
@@ -96,13 +99,13 @@ def test_frames_lost_by_the_acquisition_are_mapped_by_jittery_time_stamps():
 
 
 def test_both_kinds_of_loss_together():
-    exposed = np.delete(np.arange(40), [8])           # camera skipped slot 8 (no pulse)
+    exposed = np.delete(np.arange(40), [8])  # camera skipped slot 8 (no pulse)
     t, x, rise = ttl_signal(exposed, seed=3)
-    in_movie = np.delete(np.arange(40), [8, 20])      # and the acquisition lost slot 20
-    timing = frame_timing(ttl_pulses(t, x), in_movie.size, frame_numbers=in_movie,
-                          on_dropped="map")
-    np.testing.assert_allclose(timing.time_s, rise[np.searchsorted(exposed, in_movie)],
-                               atol=1 / FS_HZ, rtol=0)  # edges sampled at 10 kHz
+    in_movie = np.delete(np.arange(40), [8, 20])  # and the acquisition lost slot 20
+    timing = frame_timing(ttl_pulses(t, x), in_movie.size, frame_numbers=in_movie, on_dropped="map")
+    np.testing.assert_allclose(
+        timing.time_s, rise[np.searchsorted(exposed, in_movie)], atol=1 / FS_HZ, rtol=0
+    )  # edges sampled at 10 kHz
     assert timing.n_dropped == 2
 
 
@@ -114,17 +117,20 @@ def test_surplus_edges_with_a_mapped_gap():
 
 
 def test_frame_numbers_that_contradict_the_ttl_are_refused():
-    slots = np.delete(np.arange(20), [7])             # the TTL lacks slot 7 ...
-    numbers = np.arange(19)                           # ... but the movie says no frame is missing
+    slots = np.delete(np.arange(20), [7])  # the TTL lacks slot 7 ...
+    numbers = np.arange(19)  # ... but the movie says no frame is missing
     with pytest.raises(SyncError, match=r"frame 7 \(slot 7 .*\) has no TTL pulse"):
         frame_timing(_pulses(INTERVAL_S * slots), 19, frame_numbers=numbers, on_dropped="map")
 
 
 def test_irregular_interval_is_refused_even_when_mapping():
     starts = INTERVAL_S * np.arange(20.0)
-    starts[12:] += 0.07                               # a 1.7x interval: not a whole frame
-    with pytest.raises(SyncError, match=r"1\.70x the median .*not a whole number of frame "
-                                        r"intervals"):
+    starts[12:] += 0.07  # a 1.7x interval: not a whole frame
+    with pytest.raises(
+        SyncError,
+        match=r"1\.70x the median .*not a whole number of frame "
+        r"intervals",
+    ):
         frame_timing(_pulses(starts), 20, on_dropped="map")
 
 
@@ -136,8 +142,9 @@ def test_spurious_edge_is_refused_even_when_mapping():
 
 def test_camera_clock_that_disagrees_with_the_ttl_is_refused():
     with pytest.raises(SyncError, match="time stamps give a frame interval of 0.2 s"):
-        frame_timing(_pulses(INTERVAL_S * np.arange(10)), 10, frame_time_s=0.2 * np.arange(10),
-                     on_dropped="map")
+        frame_timing(
+            _pulses(INTERVAL_S * np.arange(10)), 10, frame_time_s=0.2 * np.arange(10), on_dropped="map"
+        )
 
 
 def test_irregular_timing_after_the_movie_does_not_matter():
@@ -155,8 +162,8 @@ def test_bad_options():
 
 
 def test_a_faster_live_view_after_the_movie_does_not_set_the_interval():
-    movie = INTERVAL_S * np.delete(np.arange(30), [12])           # one skipped exposure
-    live = movie[-1] + 1.0 + 0.05 * np.arange(200)                # then live view at 2x the rate
+    movie = INTERVAL_S * np.delete(np.arange(30), [12])  # one skipped exposure
+    live = movie[-1] + 1.0 + 0.05 * np.arange(200)  # then live view at 2x the rate
     timing = frame_timing(_pulses(np.concatenate((movie, live)), width=0.01), 29, on_dropped="map")
     assert timing.frame_interval_s == pytest.approx(INTERVAL_S)
     assert timing.dropped_after == (11,) and timing.n_dropped == 1

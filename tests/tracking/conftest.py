@@ -17,11 +17,11 @@ import pytest
 from plscope.tracking.models import box_profile
 
 SHAPE = (160, 160)
-SIGMA_PX = 1.3          # PSF sigma: 130 nm at 100 nm pixels
+SIGMA_PX = 1.3  # PSF sigma: 130 nm at 100 nm pixels
 PIXEL_NM = 100.0
 OFFSET_ADU = 100.0
 BACKGROUND_PHOTONS = 30.0
-GRADIENT = 0.2          # +-10 % across the field
+GRADIENT = 0.2  # +-10 % across the field
 GAIN_ADU_PER_PHOTON = 1.5
 READ_NOISE_ADU = 2.0
 
@@ -43,8 +43,15 @@ class Scene:
         return self.x_px.size
 
 
-def make_scene(rng: np.random.Generator, *, n_side: int = 4, shape=SHAPE, sides_px=None,
-               jitter_px: float = 5.0, sigma_px: float = SIGMA_PX) -> Scene:
+def make_scene(
+    rng: np.random.Generator,
+    *,
+    n_side: int = 4,
+    shape=SHAPE,
+    sides_px=None,
+    jitter_px: float = 5.0,
+    sigma_px: float = SIGMA_PX,
+) -> Scene:
     """``n_side**2`` particles on a jittered grid (>= 12 px apart edge to edge).
 
     Sides spread evenly over 4-13 px (400-1300 nm) in random order; totals
@@ -60,7 +67,7 @@ def make_scene(rng: np.random.Generator, *, n_side: int = 4, shape=SHAPE, sides_
     side = np.linspace(4.0, 13.0, n) if sides_px is None else np.asarray(sides_px, float)
     side = rng.permutation(side)
     # surface brightness varies from particle to particle (x0.6-1.6), totals 3 000-34 000 photons
-    total = np.clip(200.0 * side ** 2 * rng.uniform(0.6, 1.6, n), 3000.0, 34000.0)
+    total = np.clip(200.0 * side**2 * rng.uniform(0.6, 1.6, n), 3000.0, 34000.0)
     return Scene(x, y, side, total, tuple(shape), sigma_px)
 
 
@@ -71,8 +78,9 @@ def background_photons(shape=SHAPE) -> np.ndarray:
     return BACKGROUND_PHOTONS * (1.0 + GRADIENT * ramp)
 
 
-def render_particles(scene: Scene, *, totals=None, dx: float = 0.0, dy: float = 0.0,
-                     out: np.ndarray | None = None) -> np.ndarray:
+def render_particles(
+    scene: Scene, *, totals=None, dx: float = 0.0, dy: float = 0.0, out: np.ndarray | None = None
+) -> np.ndarray:
     """Expected photons of the particles alone (local patches for speed)."""
     img = np.zeros(scene.shape) if out is None else out
     totals = scene.total_photons if totals is None else totals
@@ -87,8 +95,9 @@ def render_particles(scene: Scene, *, totals=None, dx: float = 0.0, dy: float = 
     return img
 
 
-def expose(expected_photons: np.ndarray, rng: np.random.Generator | None, *, n_avg: int = 1,
-           as_uint16: bool = False) -> np.ndarray:
+def expose(
+    expected_photons: np.ndarray, rng: np.random.Generator | None, *, n_avg: int = 1, as_uint16: bool = False
+) -> np.ndarray:
     """Camera: photons -> ADU, with shot/read noise (``rng``) or noiseless (None).
 
     ``n_avg > 1`` returns the (float) mean of ``n_avg`` frames directly.
@@ -97,22 +106,32 @@ def expose(expected_photons: np.ndarray, rng: np.random.Generator | None, *, n_a
         adu = OFFSET_ADU + GAIN_ADU_PER_PHOTON * expected_photons
     else:
         photons = rng.poisson(expected_photons * n_avg) / n_avg
-        adu = (OFFSET_ADU + GAIN_ADU_PER_PHOTON * photons
-               + rng.normal(0.0, READ_NOISE_ADU / np.sqrt(n_avg), expected_photons.shape))
+        adu = (
+            OFFSET_ADU
+            + GAIN_ADU_PER_PHOTON * photons
+            + rng.normal(0.0, READ_NOISE_ADU / np.sqrt(n_avg), expected_photons.shape)
+        )
     if as_uint16:
         return np.clip(np.round(adu), 0, 65535).astype(np.uint16)
     return adu
 
 
-def render_image(scene: Scene, rng: np.random.Generator | None, *, n_avg: int = 1,
-                 as_uint16: bool = False) -> np.ndarray:
+def render_image(
+    scene: Scene, rng: np.random.Generator | None, *, n_avg: int = 1, as_uint16: bool = False
+) -> np.ndarray:
     """One frame (or the mean of ``n_avg`` frames) of the scene in ADU."""
     lam = background_photons(scene.shape) + render_particles(scene)
     return expose(lam, rng, n_avg=n_avg, as_uint16=as_uint16)
 
 
-def render_stack(scene: Scene, factors: np.ndarray, rng: np.random.Generator | None, *,
-                 drift_px=(0.0, 0.0), as_uint16: bool = True) -> np.ndarray:
+def render_stack(
+    scene: Scene,
+    factors: np.ndarray,
+    rng: np.random.Generator | None,
+    *,
+    drift_px=(0.0, 0.0),
+    as_uint16: bool = True,
+) -> np.ndarray:
     """Movie (t, rows, cols): particle ``i`` in frame ``t`` emits
     ``total_photons[i] * factors[t, i]``; stage drift grows linearly from 0 to
     ``drift_px = (dx, dy)`` over the movie."""
@@ -124,8 +143,9 @@ def render_stack(scene: Scene, factors: np.ndarray, rng: np.random.Generator | N
     for t in range(n_t):
         f = t / max(n_t - 1, 1)
         lam[:] = bg
-        render_particles(scene, totals=scene.total_photons * factors[t], dx=drift_px[0] * f,
-                         dy=drift_px[1] * f, out=lam)
+        render_particles(
+            scene, totals=scene.total_photons * factors[t], dx=drift_px[0] * f, dy=drift_px[1] * f, out=lam
+        )
         out[t] = expose(lam, rng, as_uint16=as_uint16)
     return out
 
@@ -167,9 +187,19 @@ def synth():
     from types import SimpleNamespace
 
     return SimpleNamespace(
-        Scene=Scene, make_scene=make_scene, background_photons=background_photons,
-        render_particles=render_particles, expose=expose, render_image=render_image,
-        render_stack=render_stack, match=match, SHAPE=SHAPE, SIGMA_PX=SIGMA_PX,
-        PIXEL_NM=PIXEL_NM, OFFSET_ADU=OFFSET_ADU, GAIN=GAIN_ADU_PER_PHOTON,
-        READ_NOISE_ADU=READ_NOISE_ADU, BACKGROUND_PHOTONS=BACKGROUND_PHOTONS,
+        Scene=Scene,
+        make_scene=make_scene,
+        background_photons=background_photons,
+        render_particles=render_particles,
+        expose=expose,
+        render_image=render_image,
+        render_stack=render_stack,
+        match=match,
+        SHAPE=SHAPE,
+        SIGMA_PX=SIGMA_PX,
+        PIXEL_NM=PIXEL_NM,
+        OFFSET_ADU=OFFSET_ADU,
+        GAIN=GAIN_ADU_PER_PHOTON,
+        READ_NOISE_ADU=READ_NOISE_ADU,
+        BACKGROUND_PHOTONS=BACKGROUND_PHOTONS,
     )

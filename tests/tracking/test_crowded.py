@@ -30,9 +30,21 @@ io_stack = pytest.importorskip("plscope.io.stack")
 pytestmark = pytest.mark.slow
 
 SEED = 3
-PARAMS = dict(n_particles=40, image_shape=(192, 192), fields_kV_per_cm=(130.0,), cycles_per_level=2,
-              period_s=10.0, clearance_px=6.0, border_margin_px=8.0, touching_pairs=8, border_particles=6,
-              drift_px=2.0, blinking_fraction=0.3, blink_rate_per_s=0.2, brightness_spread=0.3)
+PARAMS = dict(
+    n_particles=40,
+    image_shape=(192, 192),
+    fields_kV_per_cm=(130.0,),
+    cycles_per_level=2,
+    period_s=10.0,
+    clearance_px=6.0,
+    border_margin_px=8.0,
+    touching_pairs=8,
+    border_particles=6,
+    drift_px=2.0,
+    blinking_fraction=0.3,
+    blink_rate_per_s=0.2,
+    brightness_spread=0.3,
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,19 +56,41 @@ def crowded(tmp_path_factory):
     ref = reference_image(data)
     particles, labels, psf_sigma_nm = find_particles(ref, pixel_size_nm=params.pixel_size_nm)
     drift = estimate_drift(data, reference=ref)
-    traces = extract_traces(data, particles, labels=labels, drift=drift, centroids=True, peaks=True,
-                            psf_margin_sigma=1.5, drift_margin_px=0.5)
+    traces = extract_traces(
+        data,
+        particles,
+        labels=labels,
+        drift=drift,
+        centroids=True,
+        peaks=True,
+        psf_margin_sigma=1.5,
+        drift_margin_px=0.5,
+    )
     tp = pd.DataFrame(truth["particles"])
     true_drift = np.asarray(truth["drift_px"])
-    ref_offset = true_drift[:64].mean(axis=0)        # the reference image averages frames 0-63
+    ref_offset = true_drift[:64].mean(axis=0)  # the reference image averages frames 0-63
     # nearest detection for each true particle (positions on the reference image)
-    d = np.hypot((tp["x_px"].to_numpy() + ref_offset[0])[:, None] - particles["x_px"].to_numpy()[None],
-                 (tp["y_px"].to_numpy() + ref_offset[1])[:, None] - particles["y_px"].to_numpy()[None])
+    d = np.hypot(
+        (tp["x_px"].to_numpy() + ref_offset[0])[:, None] - particles["x_px"].to_numpy()[None],
+        (tp["y_px"].to_numpy() + ref_offset[1])[:, None] - particles["y_px"].to_numpy()[None],
+    )
     border = np.zeros(len(tp), bool)
     border[truth["crowding"]["border_particle_ids"]] = True
-    return dict(params=params, truth=truth, tp=tp, particles=particles, labels=labels, traces=traces,
-                drift=drift, true_drift=true_drift, ref_offset=ref_offset, dist=d, border=border,
-                psf_sigma_nm=psf_sigma_nm, out=out)
+    return dict(
+        params=params,
+        truth=truth,
+        tp=tp,
+        particles=particles,
+        labels=labels,
+        traces=traces,
+        drift=drift,
+        true_drift=true_drift,
+        ref_offset=ref_offset,
+        dist=d,
+        border=border,
+        psf_sigma_nm=psf_sigma_nm,
+        out=out,
+    )
 
 
 def test_the_simulated_field_is_crowded(crowded):
@@ -64,8 +98,8 @@ def test_the_simulated_field_is_crowded(crowded):
     assert crowded["truth"]["n_particles"] == 54
     assert len(c["touching_pairs"]) == 8 and max(c["touching_gap_px"]) <= 3.0
     inside = np.asarray(c["inside_fraction"])[c["border_particle_ids"]]
-    assert np.all((inside >= 0.5) & (inside < 1.0))          # really cut by the border
-    assert len(c["blinking_particle_ids"]) == 16             # 30 % of 54
+    assert np.all((inside >= 0.5) & (inside < 1.0))  # really cut by the border
+    assert len(c["blinking_particle_ids"]) == 16  # 30 % of 54
 
 
 def test_all_particles_found_pairs_split_no_double_count(crowded):
@@ -73,7 +107,7 @@ def test_all_particles_found_pairs_split_no_double_count(crowded):
     nearest = d.argmin(axis=1)
     found = d.min(axis=1) < 1.0
     assert found.mean() >= 0.98, f"found {found.sum()} of {found.size}"
-    assert found.all()                                       # what it does: every one
+    assert found.all()  # what it does: every one
     # no particle double-counted: one detection per true particle, no spare detections
     assert np.unique(nearest[found]).size == found.sum()
     assert len(particles) == found.sum()
@@ -91,7 +125,7 @@ def test_sizes_within_8_percent(crowded):
     inner = ~crowded["border"]
     assert particles["size_fit_ok"].all()
     assert np.abs(rel[inner]).max() < 0.08
-    assert np.abs(rel[inner]).max() < 0.03                  # what it does
+    assert np.abs(rel[inner]).max() < 0.03  # what it does
     # the model is evaluated on the pixels inside the image: cut particles are measured too
     assert np.abs(rel[~inner]).max() < 0.08
     # the PSF sigma of the reference image (drift-blurred: wider than 130 nm, never narrower)
@@ -109,8 +143,10 @@ def test_centroids_after_drift_correction_within_a_tenth_of_a_pixel(crowded):
     # per-frame intensity-weighted centroids, drift-corrected, averaged over the movie
     x = traces["x_px"].to_numpy().reshape(-1, n)[:, nearest] - est[:, :1]
     y = traces["y_px"].to_numpy().reshape(-1, n)[:, nearest] - est[:, 1:]
-    err = np.hypot(np.nanmean(x, axis=0) - (tp["x_px"].to_numpy() + offset[0]),
-                   np.nanmean(y, axis=0) - (tp["y_px"].to_numpy() + offset[1]))
+    err = np.hypot(
+        np.nanmean(x, axis=0) - (tp["x_px"].to_numpy() + offset[0]),
+        np.nanmean(y, axis=0) - (tp["y_px"].to_numpy() + offset[1]),
+    )
     inner = ~crowded["border"]
     assert err[inner].max() <= 0.1
     # single frames, against the true drifted positions
@@ -130,14 +166,16 @@ def test_blinking_particles_flagged_and_identity_kept(crowded):
     start = truth["first_frame_time_s"] + np.arange(truth["n_frames"]) / p["frame_rate_hz"]
     true_fraction = np.zeros(truth["n_particles"])
     for b in truth["blinks"]:
-        overlap = np.clip(np.minimum(start + p["exposure_s"], b["end_s"]) - np.maximum(start, b["start_s"]), 0, None)
+        overlap = np.clip(
+            np.minimum(start + p["exposure_s"], b["end_s"]) - np.maximum(start, b["start_s"]), 0, None
+        )
         true_fraction[b["particle_id"]] += np.mean(overlap > 0.5 * p["exposure_s"])
     blinker = true_fraction > 0.04
     est = qq["blink_fraction"].to_numpy()
     assert blinker.sum() >= 10
-    assert np.all(est[blinker] > 0.03)                       # every blinking particle seen blinking
+    assert np.all(est[blinker] > 0.03)  # every blinking particle seen blinking
     assert np.abs(est[blinker] - true_fraction[blinker]).max() < 0.1
-    assert np.all(est[~blinker] < 0.2)                       # no steady particle flagged as blinking
+    assert np.all(est[~blinker] < 0.2)  # no steady particle flagged as blinking
     assert np.median(est[~blinker]) == 0.0
     # the drift-following apertures keep each particle: one trajectory each (memory bridges blinks)
     assert (qq["n_tracks"] == 1).all()

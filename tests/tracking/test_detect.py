@@ -48,7 +48,7 @@ def test_background_follows_gradient_to_the_corners(synth, rng):
     img = synth.expose(lam, rng, n_avg=64)
     truth = synth.OFFSET_ADU + synth.GAIN * lam
     bg, noise, _ = estimate_background(img)
-    expected_noise = np.sqrt(synth.GAIN ** 2 * lam.mean() + synth.READ_NOISE_ADU ** 2) / 8
+    expected_noise = np.sqrt(synth.GAIN**2 * lam.mean() + synth.READ_NOISE_ADU**2) / 8
     assert noise == pytest.approx(expected_noise, rel=0.1)
     assert np.abs(bg - truth).max() < 3 * noise
 
@@ -85,8 +85,7 @@ def test_touching_particles_are_split(synth, gap_px, sides_px, n_avg):
     rng = np.random.default_rng(11)
     s = np.array(sides_px)
     x1 = 60.3
-    scene = synth.Scene(np.array([x1, x1 + s.sum() / 2 + gap_px]), np.array([70.6, 71.4]), s,
-                        200.0 * s ** 2)
+    scene = synth.Scene(np.array([x1, x1 + s.sum() / 2 + gap_px]), np.array([70.6, 71.4]), s, 200.0 * s**2)
     img = synth.render_image(scene, rng, n_avg=n_avg)
     table, labels = detect_particles(img)
     assert_all_found(synth, scene, table, max_err_px=0.35)
@@ -105,8 +104,9 @@ def test_bright_flat_topped_particle_is_not_split_by_noise(synth):
 
 
 def test_border_particles_flagged_and_optionally_excluded(synth, rng):
-    scene = synth.Scene(np.array([2.0, 80.0]), np.array([60.0, 80.0]), np.array([8.0, 8.0]),
-                        np.array([12800.0, 12800.0]))
+    scene = synth.Scene(
+        np.array([2.0, 80.0]), np.array([60.0, 80.0]), np.array([8.0, 8.0]), np.array([12800.0, 12800.0])
+    )
     img = synth.render_image(scene, rng, n_avg=64)
     table, _ = detect_particles(img)
     assert len(table) == 2

@@ -25,8 +25,9 @@ def render_path(synth, scene, factors, path, rng):
     bg = synth.background_photons(scene.shape)
     out = np.empty((factors.shape[0],) + tuple(scene.shape), np.uint16)
     for t in range(factors.shape[0]):
-        lam = bg + synth.render_particles(scene, totals=scene.total_photons * factors[t],
-                                          dx=path[t, 0], dy=path[t, 1])
+        lam = bg + synth.render_particles(
+            scene, totals=scene.total_photons * factors[t], dx=path[t, 0], dy=path[t, 1]
+        )
         out[t] = synth.expose(lam, rng, as_uint16=True)
     return out
 
@@ -37,7 +38,7 @@ def drifting(synth):
     scene = synth.make_scene(rng)
     u = np.linspace(0, 1, N_FRAMES)
     # curved drift of 3-4 px, and blinking-like brightness changes
-    path = np.column_stack([3.0 * np.sin(1.3 * np.pi * u), -2.5 * u ** 2 + 1.2 * u])
+    path = np.column_stack([3.0 * np.sin(1.3 * np.pi * u), -2.5 * u**2 + 1.2 * u])
     factors = rng.uniform(0.5, 1.0, size=(N_FRAMES, scene.n))
     stack = render_path(synth, scene, factors, path, rng)
     ref = reference_image(stack, n_frames=16)
@@ -45,8 +46,17 @@ def drifting(synth):
     sizes, _ = measure_sizes(ref, table, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0, labels=labels)
     idx, _ = synth.match(scene.x_px, scene.y_px, sizes["x_px"], sizes["y_px"], max_dist=4.0)
     assert (idx >= 0).all()
-    return dict(scene=scene, path=path, factors=factors, stack=stack, ref=ref, sizes=sizes, labels=labels,
-                idx=idx, rel_path=path - path[:16].mean(axis=0))
+    return dict(
+        scene=scene,
+        path=path,
+        factors=factors,
+        stack=stack,
+        ref=ref,
+        sizes=sizes,
+        labels=labels,
+        idx=idx,
+        rel_path=path - path[:16].mean(axis=0),
+    )
 
 
 def test_drift_over_the_whole_movie(drifting):
@@ -59,8 +69,9 @@ def test_drift_over_the_whole_movie(drifting):
     # the same from a dask array with chunks that do not match the blocks
     lazy = da.from_array(drifting["stack"], chunks=(13, 80, 160))
     lazy_drift = estimate_drift(lazy, reference=drifting["ref"], block_frames=8)
-    np.testing.assert_allclose(lazy_drift[["drift_x_px", "drift_y_px"]], drift[["drift_x_px", "drift_y_px"]],
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        lazy_drift[["drift_x_px", "drift_y_px"]], drift[["drift_x_px", "drift_y_px"]], atol=1e-9
+    )
     # sparse blocks (a third of the movie read): coarser on this fast, curved drift
     sparse_drift = estimate_drift(lazy, reference=drifting["ref"], block_frames=8, step_frames=24)
     sparse_err = np.abs(sparse_drift[["drift_x_px", "drift_y_px"]].to_numpy() - drifting["rel_path"])
@@ -69,7 +80,7 @@ def test_drift_over_the_whole_movie(drifting):
 
 def test_outlier_block_is_replaced(drifting):
     stack = drifting["stack"].copy()
-    stack[40:48] = np.roll(stack[40:48], 7, axis=2)      # a glitch: 8 frames shifted by 7 px
+    stack[40:48] = np.roll(stack[40:48], 7, axis=2)  # a glitch: 8 frames shifted by 7 px
     drift = estimate_drift(stack, reference=drifting["ref"], block_frames=8)
     assert drift.attrs["n_outlier_blocks"] == 1
     assert np.abs(drift["drift_x_px"].to_numpy() - drifting["rel_path"][:, 0]).max() < 0.6
@@ -86,28 +97,33 @@ def test_apertures_follow_the_drift_table(synth, drifting):
     truth = synth.GAIN * d["scene"].total_photons * d["factors"]
     rel_fixed = fixed["intensity"].to_numpy().reshape(-1, n)[:, d["idx"]] / truth - 1
     rel = follow["intensity"].to_numpy().reshape(-1, n)[:, d["idx"]] / truth - 1
-    assert np.abs(rel_fixed).max() > 0.05                # fixed apertures lose the particles
-    assert abs(np.mean(rel)) < 0.005                     # unbiased
-    assert np.abs(rel.mean(axis=0)).max() < 0.02         # each particle (single frames: ~1-9 % noise)
+    assert np.abs(rel_fixed).max() > 0.05  # fixed apertures lose the particles
+    assert abs(np.mean(rel)) < 0.005  # unbiased
+    assert np.abs(rel.mean(axis=0)).max() < 0.02  # each particle (single frames: ~1-9 % noise)
     # the reported drift: the table refined by the centroids
     est = follow[["drift_x_px", "drift_y_px"]].to_numpy().reshape(-1, n, 2)[:, 0]
-    assert np.abs(est - d["rel_path"]).max() < 0.1       # per frame: median of 16 single-frame centroids
+    assert np.abs(est - d["rel_path"]).max() < 0.1  # per frame: median of 16 single-frame centroids
     assert np.sqrt(np.mean((est - d["rel_path"]) ** 2)) < 0.04
     # per-frame centroids follow each particle
     x = follow["x_px"].to_numpy().reshape(-1, n)[:, d["idx"]]
     err = x - (d["scene"].x_px[None, :] + d["path"][:, :1])
-    assert np.abs(err.mean(axis=0)).max() < 0.05        # no bias, though the stage moved 3 px
-    assert np.median(np.abs(err)) < 0.1                  # single-frame noise (dim particles ~0.1 px)
+    assert np.abs(err.mean(axis=0)).max() < 0.05  # no bias, though the stage moved 3 px
+    assert np.median(np.abs(err)) < 0.1  # single-frame noise (dim particles ~0.1 px)
 
 
-@pytest.mark.parametrize("chunks", [(13, 80, 160)])   # 96 = 7 x 13 + 5, and split rows
+@pytest.mark.parametrize("chunks", [(13, 80, 160)])  # 96 = 7 x 13 + 5, and split rows
 def test_following_drift_does_not_depend_on_the_chunks(drifting, chunks):
     d = drifting
     drift = estimate_drift(d["stack"], reference=d["ref"], block_frames=8)
     a = extract_traces(d["stack"], d["sizes"], labels=d["labels"], drift=drift, centroids=True, peaks=True)
-    b = extract_traces(da.from_array(d["stack"], chunks=chunks), d["sizes"], labels=d["labels"],
-                       drift=drift[["frame", "drift_x_px", "drift_y_px"]].to_numpy()[:, 1:],
-                       centroids=True, peaks=True)
+    b = extract_traces(
+        da.from_array(d["stack"], chunks=chunks),
+        d["sizes"],
+        labels=d["labels"],
+        drift=drift[["frame", "drift_x_px", "drift_y_px"]].to_numpy()[:, 1:],
+        centroids=True,
+        peaks=True,
+    )
     pd.testing.assert_frame_equal(a[["frame", "particle_id"]], b[["frame", "particle_id"]])
     for col in a.columns[2:]:
         np.testing.assert_allclose(a[col], b[col], rtol=1e-6, atol=1e-9, err_msg=col)

@@ -30,7 +30,7 @@ def brownian_features(rng, *, n=25, n_frames=60, step_px=0.6, dark_prob=0.05):
         k = 0
         while k < n_frames:
             if rng.random() < dark_prob:
-                dark[k:k + int(rng.integers(1, 4))] = True      # 1-3 dark frames
+                dark[k : k + int(rng.integers(1, 4))] = True  # 1-3 dark frames
                 k += 4
             k += 1
         for t in np.flatnonzero(~dark):
@@ -64,8 +64,15 @@ def test_link_rejects_bad_input():
 
 def cycles_table(on_start, period_s, n_cycles, field=130.0):
     on = on_start + period_s * np.arange(n_cycles)
-    return pd.DataFrame({"cycle": np.arange(n_cycles), "field_kV_per_cm": field, "on_start_s": on,
-                         "on_end_s": on + period_s / 2, "off_end_s": on + period_s})
+    return pd.DataFrame(
+        {
+            "cycle": np.arange(n_cycles),
+            "field_kV_per_cm": field,
+            "on_start_s": on,
+            "on_end_s": on + period_s / 2,
+            "off_end_s": on + period_s,
+        }
+    )
 
 
 def test_centroid_shift_with_drift_and_noise(rng):
@@ -114,8 +121,13 @@ def test_centroid_shift_measured_on_a_movie(synth):
     bg = synth.background_photons(scene.shape)
     frames = np.empty((n_frames,) + scene.shape, np.uint16)
     for k in range(n_frames):
-        shifted = synth.Scene(scene.x_px + 1.5 * k / n_frames + moving * on[k], scene.y_px, scene.side_px,
-                              scene.total_photons, scene.shape)
+        shifted = synth.Scene(
+            scene.x_px + 1.5 * k / n_frames + moving * on[k],
+            scene.y_px,
+            scene.side_px,
+            scene.total_photons,
+            scene.shape,
+        )
         frames[k] = synth.expose(bg + synth.render_particles(shifted), rng, as_uint16=True)
     ref = reference_image(frames, n_frames=16)
     table, labels = detect_particles(ref)

@@ -27,11 +27,12 @@ def spots_movie(rng, n_frames=12, n_spots=30, shape=(96, 128), sigma=1.5, amplit
         x = rng.uniform(8, shape[1] - 8, n_spots)
         y = rng.uniform(8, shape[0] - 8, n_spots)
         keep = np.ones(n_spots, bool)
-        for i in range(n_spots):            # at least 12 px apart (separation: diameter + 1)
+        for i in range(n_spots):  # at least 12 px apart (separation: diameter + 1)
             keep[i] = np.all(np.hypot(x[:i][keep[:i]] - x[i], y[:i][keep[:i]] - y[i]) > 12)
         x, y = x[keep], y[keep]
-        lam = 100.0 + sum(amplitude * np.exp(-((xx - a) ** 2 + (yy - b) ** 2) / (2 * sigma ** 2))
-                          for a, b in zip(x, y))
+        lam = 100.0 + sum(
+            amplitude * np.exp(-((xx - a) ** 2 + (yy - b) ** 2) / (2 * sigma**2)) for a, b in zip(x, y)
+        )
         frames.append(rng.poisson(lam).astype(np.uint16))
         truth.append(pd.DataFrame({"frame": t, "x_px": x, "y_px": y}))
     return np.stack(frames), pd.concat(truth, ignore_index=True)
@@ -78,7 +79,7 @@ def test_same_features_as_trackpy_locate(rng):
     ours = locate_features(movie, diameter_px=9, min_mass=300)
     for t in range(2):
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")          # trackpy's own deprecation noise
+            warnings.simplefilter("ignore")  # trackpy's own deprecation noise
             ref = trackpy.locate(movie[t], 9, minmass=300)
         mine = ours[ours["frame"] == t]
         assert len(mine) == len(ref)
@@ -107,8 +108,13 @@ def test_bad_parameters(rng):
 # ---------------------------------------------------------------- real data
 def _cg_reference() -> pd.DataFrame:
     z = np.load(PMHC / "cg_loc_orig.npz")
-    return pd.concat([pd.DataFrame({"frame": int(k), "x_px": z[k][:, 0], "y_px": z[k][:, 1], "mass": z[k][:, 2]})
-                      for k in z.files], ignore_index=True)
+    return pd.concat(
+        [
+            pd.DataFrame({"frame": int(k), "x_px": z[k][:, 0], "y_px": z[k][:, 1], "mass": z[k][:, 2]})
+            for k in z.files
+        ],
+        ignore_index=True,
+    )
 
 
 @pytest.mark.realdata
@@ -120,7 +126,7 @@ def test_single_molecule_movie_recovers_the_crocker_grier_localizations(name):
 
     try:
         stack = open_stack(PMHC / name)
-    except PlscopeError as exc:          # SPE support is optional in plscope.io
+    except PlscopeError as exc:  # SPE support is optional in plscope.io
         pytest.skip(f"plscope.io cannot read {name}: {exc}")
     reference = _cg_reference()
     assert len(reference) == 76
@@ -128,7 +134,7 @@ def test_single_molecule_movie_recovers_the_crocker_grier_localizations(name):
     found = locate_features(stack.data, diameter_px=7, min_signal=300, min_mass=5000, style="crocker-grier")
     recall, precision, err = recall_precision(found, reference, max_dist=1.0)
     assert recall >= 0.98 and precision >= 0.95
-    assert recall == 1.0 and precision > 0.98            # what it does: 76/76, one extra
+    assert recall == 1.0 and precision > 0.98  # what it does: 76/76, one extra
     assert np.median(err) < 0.01
     found_ = found.set_index("frame")
     counts = found_.groupby(level=0).size().reindex(range(10), fill_value=0).to_numpy()

@@ -16,8 +16,9 @@ SEED = 21
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    params = sim.ImagingSimParams(n_particles=8, image_shape=(128, 128), fields_kV_per_cm=(130.0,),
-                                  cycles_per_level=2, period_s=10.0)
+    params = sim.ImagingSimParams(
+        n_particles=8, image_shape=(128, 128), fields_kV_per_cm=(130.0,), cycles_per_level=2, period_s=10.0
+    )
     out = tmp_path_factory.mktemp("sim") / "run"
     truth = sim.simulate_imaging_run(out, params, seed=SEED)
     stack = io_stack.open_stack(out / "movie.tif")
@@ -28,7 +29,7 @@ def run(tmp_path_factory):
 def test_tracking_chain_recovers_the_simulated_truth(run):
     params, truth, data, photons = run
     particles = pd.DataFrame(truth["particles"])
-    drift = np.asarray(truth["drift_px"])                       # (frame, [dx, dy])
+    drift = np.asarray(truth["drift_px"])  # (frame, [dx, dy])
     ref = reference_image(data, n_frames=64)
     table, labels = detect_particles(ref)
     assert len(table) == len(particles)
@@ -43,8 +44,9 @@ def test_tracking_chain_recovers_the_simulated_truth(run):
     # the estimated sigma is that of the reference image: the PSF broadened by
     # the stage drift during its 64 frames (~0.5 px here, a fast-drifting run)
     blur_var_px2 = drift[:64].var(axis=0).mean()
-    sigma_eff_nm = params.pixel_size_nm * np.sqrt((params.psf_sigma_nm / params.pixel_size_nm) ** 2
-                                                  + blur_var_px2)
+    sigma_eff_nm = params.pixel_size_nm * np.sqrt(
+        (params.psf_sigma_nm / params.pixel_size_nm) ** 2 + blur_var_px2
+    )
     assert sigma_nm == pytest.approx(sigma_eff_nm, rel=0.005)
     rel = sizes["size_nm"].to_numpy()[idx] / particles["size_nm"].to_numpy() - 1
     assert sizes["size_fit_ok"].all() and np.abs(rel).max() < 0.02

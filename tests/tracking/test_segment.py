@@ -14,18 +14,19 @@ def test_dim_particle_on_the_shoulder_of_a_bright_one_is_split_by_the_residual(s
     rng = np.random.default_rng(8)
     s = np.array([10.0, 4.5])
     x0 = 70.3
-    scene = synth.Scene(np.array([x0, x0 + (s[0] + s[1]) / 2 + 1.6]), np.array([80.4, 80.9]), s,
-                        np.array([24000.0, 2200.0]))
+    scene = synth.Scene(
+        np.array([x0, x0 + (s[0] + s[1]) / 2 + 1.6]), np.array([80.4, 80.9]), s, np.array([24000.0, 2200.0])
+    )
     img = synth.render_image(scene, rng, n_avg=64)
     plain, _ = detect_particles(img)
-    assert len(plain) == 1                              # the intensity watershed cannot see it
+    assert len(plain) == 1  # the intensity watershed cannot see it
     parts, labels, sigma_nm = find_particles(img, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0)
     assert len(parts) == 2 and parts.attrs["n_split_rounds"] == 1
     idx, dist = synth.match(scene.x_px, scene.y_px, parts["x_px"], parts["y_px"], max_dist=1.0)
     assert (idx >= 0).all() and dist.max() < 0.15
     rel = parts["size_nm"].to_numpy()[idx] / (scene.side_px * synth.PIXEL_NM) - 1
     assert np.abs(rel).max() < 0.08
-    assert (parts["group_size"] == 2).all()            # fitted jointly
+    assert (parts["group_size"] == 2).all()  # fitted jointly
     assert labels.max() == 2 and set(np.unique(labels)) == {0, 1, 2}
 
 
@@ -47,17 +48,17 @@ def test_extended_particles_of_several_micrometres(synth, seed):
     sides = np.array([20.0, 32.0, 50.0, 5.0, 8.0])
     x = np.array([50.0, 190.0, 80.0, 200.0, 150.0]) + rng.uniform(-2, 2, 5)
     y = np.array([50.0, 60.0, 180.0, 190.0, 140.0]) + rng.uniform(-2, 2, 5)
-    total = 30.0 * sides ** 2 * rng.uniform(0.8, 1.2, 5)   # dimmer per area: 20-40 photons/px on top
+    total = 30.0 * sides**2 * rng.uniform(0.8, 1.2, 5)  # dimmer per area: 20-40 photons/px on top
     scene = synth.Scene(x, y, sides, total, shape)
     lam = synth.background_photons(shape) + synth.render_particles(scene)
     img = synth.expose(lam, rng, n_avg=64)
     parts, _, _ = find_particles(img, pixel_size_nm=synth.PIXEL_NM)  # sigma estimated from the data
-    assert len(parts) == scene.n                                      # big flat tops are not split
+    assert len(parts) == scene.n  # big flat tops are not split
     idx, dist = synth.match(scene.x_px, scene.y_px, parts["x_px"], parts["y_px"], max_dist=1.0)
     assert (idx >= 0).all() and dist.max() < 0.1
     rel = parts["size_nm"].to_numpy()[idx] / (sides * synth.PIXEL_NM) - 1
     assert np.abs(rel).max() < 0.08
-    assert np.abs(rel[:3]).max() < 0.01                             # the big ones: to 1 %
+    assert np.abs(rel[:3]).max() < 0.01  # the big ones: to 1 %
     assert parts.attrs["psf_sigma_nm"] == pytest.approx(130.0, rel=0.05)
     assert not parts["near_diffraction_limit"].to_numpy()[idx][:3].any()
     # equivalent diameter of a square: 2.3 % above the disk of equal area (see measure_sizes)
@@ -69,7 +70,7 @@ def test_extended_particles_of_several_micrometres(synth, seed):
 def _shape_image(shape, kind, x0, y0, a, b, angle, total, sigma_px, supersample=8):
     """Blurred, pixel-integrated uniform ellipse or rectangle (half-axes a, b, rotated by angle)."""
     ss = supersample
-    yy, xx = np.mgrid[0:shape[0] * ss, 0:shape[1] * ss] / ss - 0.5 + 0.5 / ss
+    yy, xx = np.mgrid[0 : shape[0] * ss, 0 : shape[1] * ss] / ss - 0.5 + 0.5 / ss
     c, s = np.cos(angle), np.sin(angle)
     u = (xx - x0) * c + (yy - y0) * s
     v = -(xx - x0) * s + (yy - y0) * c
@@ -85,10 +86,12 @@ def _shape_image(shape, kind, x0, y0, a, b, angle, total, sigma_px, supersample=
 def test_equivalent_diameter_of_non_square_particles(synth):
     shape = (160, 160)
     rng = np.random.default_rng(1)
-    specs = [("ellipse", 40.3, 40.2, 5, 5, 0.0, 20000, 0.0),      # disk: exact
-             ("ellipse", 100.6, 45, 9, 4, 0.5, 30000, 0.0),     # ellipse: exact
-             ("rect", 45, 110, 8, 3, 0.3, 25000, 0.023),        # rectangle: +2.3 %
-             ("ellipse", 115, 115, 14, 10, 1.2, 60000, 0.0)]
+    specs = [
+        ("ellipse", 40.3, 40.2, 5, 5, 0.0, 20000, 0.0),  # disk: exact
+        ("ellipse", 100.6, 45, 9, 4, 0.5, 30000, 0.0),  # ellipse: exact
+        ("rect", 45, 110, 8, 3, 0.3, 25000, 0.023),  # rectangle: +2.3 %
+        ("ellipse", 115, 115, 14, 10, 1.2, 60000, 0.0),
+    ]
     lam = synth.background_photons(shape).copy()
     expected = []
     for kind, x0, y0, a, b, angle, total, bias in specs:

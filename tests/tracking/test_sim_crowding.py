@@ -10,15 +10,28 @@ import pytest
 from plscope.sim import ImagingSimParams, SimulationError, draw_population, frame_photons, ground_truth
 from plscope.sim.render import place_border_particles, place_touching_partners
 
-SMALL = ImagingSimParams(n_particles=12, image_shape=(128, 128), fields_kV_per_cm=(130.0,), cycles_per_level=1,
-                         period_s=10.0, lead_in_s=2.0)
+SMALL = ImagingSimParams(
+    n_particles=12,
+    image_shape=(128, 128),
+    fields_kV_per_cm=(130.0,),
+    cycles_per_level=1,
+    period_s=10.0,
+    lead_in_s=2.0,
+)
 
 
 def test_defaults_leave_the_draws_unchanged():
     # explicitly passing the defaults changes nothing, and no "crowding" record appears
-    same = dataclasses.replace(SMALL, clearance_px=12.0, border_margin_px=14.0, touching_pairs=0,
-                               border_particles=0, brightness_spread=0.0, blinking_fraction=1.0,
-                               blink_depth_range=(0.3, 0.7))
+    same = dataclasses.replace(
+        SMALL,
+        clearance_px=12.0,
+        border_margin_px=14.0,
+        touching_pairs=0,
+        border_particles=0,
+        brightness_spread=0.0,
+        blinking_fraction=1.0,
+        blink_depth_range=(0.3, 0.7),
+    )
     a, b = draw_population(SMALL, seed=5), draw_population(same, seed=5)
     for name in ("x_px", "y_px", "size_nm", "mobility_cm2_per_Vs", "tau_rec_s", "se_at_130", "drift_px"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
@@ -27,9 +40,17 @@ def test_defaults_leave_the_draws_unchanged():
 
 
 def test_crowded_population():
-    p = dataclasses.replace(SMALL, clearance_px=6.0, border_margin_px=8.0, touching_pairs=4, border_particles=3,
-                            brightness_spread=0.3, blinking_fraction=0.5, blink_rate_per_s=0.5,
-                            blink_depth_range=(0.0, 0.1))
+    p = dataclasses.replace(
+        SMALL,
+        clearance_px=6.0,
+        border_margin_px=8.0,
+        touching_pairs=4,
+        border_particles=3,
+        brightness_spread=0.3,
+        blinking_fraction=0.5,
+        blink_rate_per_s=0.5,
+        blink_depth_range=(0.0, 0.1),
+    )
     pop = draw_population(p, seed=2)
     truth = ground_truth(p, pop, seed=2)
     assert pop.n_particles == p.n_particles_total == 19
@@ -40,7 +61,7 @@ def test_crowded_population():
     assert np.all((inside[c["border_particle_ids"]] >= 0.5) & (inside[c["border_particle_ids"]] < 1.0))
     others = np.setdiff1d(np.arange(19), c["border_particle_ids"])
     np.testing.assert_allclose(inside[others], 1.0, atol=1e-12)
-    assert len(c["blinking_particle_ids"]) == 10                  # round(0.5 * 19)
+    assert len(c["blinking_particle_ids"]) == 10  # round(0.5 * 19)
     assert {b["particle_id"] for b in truth["blinks"]} <= set(c["blinking_particle_ids"])
     assert all(0.0 <= b["factor"] <= 0.1 for b in truth["blinks"])
     # ids in raster order, partners pointing at each other
@@ -56,7 +77,9 @@ def test_crowded_population():
 
 def test_placement_helpers_and_errors():
     rng = np.random.default_rng(0)
-    base, x, y = place_touching_partners([30.0], [30.0], [6.0], [5.0], (64, 64), rng=rng, gap_range_px=(2.0, 2.0))
+    base, x, y = place_touching_partners(
+        [30.0], [30.0], [6.0], [5.0], (64, 64), rng=rng, gap_range_px=(2.0, 2.0)
+    )
     half = (6.0 + 5.0) / 2
     assert base.tolist() == [0]
     assert max(abs(x[0] - 30.0), abs(y[0] - 30.0)) - half == pytest.approx(2.0)

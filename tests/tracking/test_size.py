@@ -37,8 +37,11 @@ def test_profile_derivatives_match_model_and_finite_differences():
     P, dc, ds, dg = _profile_and_derivs(pix, c, s, g)
     np.testing.assert_allclose(P, box_profile(pix, c, s, g), rtol=1e-12, atol=1e-14)
     h = 1e-6
-    for d, args in ((dc, (c + h, s, g, c - h, s, g)), (ds, (c, s + h, g, c, s - h, g)),
-                    (dg, (c, s, g + h, c, s, g - h))):
+    for d, args in (
+        (dc, (c + h, s, g, c - h, s, g)),
+        (ds, (c, s + h, g, c, s - h, g)),
+        (dg, (c, s, g + h, c, s, g - h)),
+    ):
         fd = (box_profile(pix, *args[:3]) - box_profile(pix, *args[3:])) / (2 * h)
         np.testing.assert_allclose(d, fd, atol=1e-7)
 
@@ -49,14 +52,15 @@ def test_model_second_moment_is_side2_over_12_plus_sigma2_plus_pixel(side_px):
     x = np.arange(81)
     px = img.sum(axis=0)
     m2 = np.sum(px * (x - 40.3) ** 2) / px.sum()
-    assert m2 == pytest.approx(side_px ** 2 / 12 + 1.3 ** 2 + 1 / 12, rel=1e-6)
+    assert m2 == pytest.approx(side_px**2 / 12 + 1.3**2 + 1 / 12, rel=1e-6)
 
 
 # ---------------------------------------------------------------- accuracy
 def test_sizes_with_known_sigma_within_5_percent_median_8_max(synth, reference_scene):
     scene, img, table, labels = reference_scene
-    sizes, sigma_used = measure_sizes(img, table, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0,
-                                      labels=labels)
+    sizes, sigma_used = measure_sizes(
+        img, table, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0, labels=labels
+    )
     assert tuple(sizes.columns) == SIZE_COLUMNS
     assert sigma_used == 130.0
     rel, rows = rel_errors(synth, scene, sizes)
@@ -94,8 +98,7 @@ def test_sizes_on_a_single_noisy_frame(synth, seed):
     scene = synth.make_scene(rng)
     img = synth.render_image(scene, rng, as_uint16=True)
     table, labels = detect_particles(img)
-    sizes, _ = measure_sizes(img, table, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0,
-                             labels=labels)
+    sizes, _ = measure_sizes(img, table, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0, labels=labels)
     rel, rows = rel_errors(synth, scene, sizes)
     assert rows["size_fit_ok"].all()
     assert np.median(np.abs(rel)) < 0.02
@@ -115,14 +118,14 @@ def test_sqrt_of_threshold_area_is_off_by_more_than_the_fit(synth, reference_sce
     from plscope.tracking import estimate_background
 
     scene, img, table, labels = reference_scene
-    sizes, _ = measure_sizes(img, table, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0,
-                             labels=labels)
+    sizes, _ = measure_sizes(img, table, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0, labels=labels)
     fit_rel, _ = rel_errors(synth, scene, sizes)
     bg, _, _ = estimate_background(img)
     resid = img - bg
     lab, _ = ndimage.label(resid > threshold_otsu(resid))
-    area = np.array([np.sum(lab == lab[int(round(y)), int(round(x))])
-                     for x, y in zip(scene.x_px, scene.y_px)])
+    area = np.array(
+        [np.sum(lab == lab[int(round(y)), int(round(x))]) for x, y in zip(scene.x_px, scene.y_px)]
+    )
     otsu_rel = np.sqrt(area) / scene.side_px - 1.0
     assert np.median(np.abs(otsu_rel)) > 5 * np.median(np.abs(fit_rel))
     assert np.abs(otsu_rel).max() > 0.08 > np.abs(fit_rel).max()
@@ -135,11 +138,10 @@ def test_sqrt_of_threshold_area_is_off_by_more_than_the_fit(synth, reference_sce
 def test_touching_pair_is_fitted_jointly(synth):
     rng = np.random.default_rng(8)
     s = np.array([10.0, 5.0])
-    scene = synth.Scene(np.array([60.3, 60.3 + 7.5 + 2.0]), np.array([70.6, 71.4]), s, 200.0 * s ** 2)
+    scene = synth.Scene(np.array([60.3, 60.3 + 7.5 + 2.0]), np.array([70.6, 71.4]), s, 200.0 * s**2)
     img = synth.render_image(scene, rng, n_avg=64)
     table, labels = detect_particles(img)
-    sizes, _ = measure_sizes(img, table, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0,
-                             labels=labels)
+    sizes, _ = measure_sizes(img, table, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0, labels=labels)
     rel, rows = rel_errors(synth, scene, sizes)
     assert (rows["group_size"] == 2).all()
     assert np.abs(rel).max() < 0.02
@@ -151,19 +153,20 @@ def test_without_labels_uses_boxes_and_still_works(synth, reference_scene):
     rel, rows = rel_errors(synth, scene, sizes)
     assert rows["size_fit_ok"].all() and np.abs(rel).max() < 0.02
     # only positions: small disks as footprints
-    sizes2, _ = measure_sizes(img, table[["particle_id", "x_px", "y_px"]],
-                              pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0)
+    sizes2, _ = measure_sizes(
+        img, table[["particle_id", "x_px", "y_px"]], pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0
+    )
     rel2, _ = rel_errors(synth, scene, sizes2)
     assert np.abs(rel2).max() < 0.02
 
 
 def test_small_particle_flagged_near_diffraction_limit(synth, rng):
-    scene = synth.Scene(np.array([40.2, 100.0]), np.array([40.7, 100.0]), np.array([6.0, 2.0]),
-                        np.array([7200.0, 3000.0]))
+    scene = synth.Scene(
+        np.array([40.2, 100.0]), np.array([40.7, 100.0]), np.array([6.0, 2.0]), np.array([7200.0, 3000.0])
+    )
     img = synth.render_image(scene, rng, n_avg=64)
     table, labels = detect_particles(img)
-    sizes, _ = measure_sizes(img, table, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0,
-                             labels=labels)
+    sizes, _ = measure_sizes(img, table, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0, labels=labels)
     sizes = sizes.sort_values("x_px")
     assert sizes["near_diffraction_limit"].tolist() == [False, True]
 

@@ -28,8 +28,7 @@ def prepare(synth, scene, stack):
     """Reference image -> detection -> sizes, as the pipeline does."""
     ref = reference_image(stack, n_frames=64)
     table, labels = detect_particles(ref)
-    sizes, _ = measure_sizes(ref, table, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0,
-                             labels=labels)
+    sizes, _ = measure_sizes(ref, table, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0, labels=labels)
     idx, _ = synth.match(scene.x_px, scene.y_px, sizes["x_px"], sizes["y_px"], max_dist=4.0)
     assert (idx >= 0).all() and len(sizes) == scene.n
     return ref, sizes, labels, idx
@@ -68,8 +67,11 @@ def test_noiseless_totals_recovered_within_1_percent(synth, scene16, factors, dr
     assert np.abs(rel).max() < 0.01
     assert np.abs(rel).max() < 1e-4  # what it really does
     bg = as_matrix(traces, "background", scene16.n)[:, idx]
-    bg_truth = synth.OFFSET_ADU + synth.GAIN * synth.background_photons()[
-        np.round(scene16.y_px).astype(int), np.round(scene16.x_px).astype(int)]
+    bg_truth = (
+        synth.OFFSET_ADU
+        + synth.GAIN
+        * synth.background_photons()[np.round(scene16.y_px).astype(int), np.round(scene16.x_px).astype(int)]
+    )
     np.testing.assert_allclose(bg, np.broadcast_to(bg_truth, bg.shape), atol=0.6)
 
 
@@ -83,18 +85,28 @@ def test_noisy_errors_match_the_poisson_expectation(synth, scene16, factors):
     truth = synth.GAIN * scene16.total_photons * factors
     # predicted variance: sum over pixels of weight**2 x pixel variance (shot + read + rounding)
     w = trace_weights(stack.shape[1:], sizes, labels=labels)
-    w2 = (w.matrix[:, :n].toarray().astype(np.float64) ** 2)[:, idx]   # (pixels, particle)
+    w2 = (w.matrix[:, :n].toarray().astype(np.float64) ** 2)[:, idx]  # (pixels, particle)
     bg = synth.background_photons().ravel()[w.pixels]
-    var_bg = w2.T @ (synth.GAIN ** 2 * bg + synth.READ_NOISE_ADU ** 2 + 1.0 / 12.0)
-    per_particle = np.stack([
-        w2.T @ (synth.GAIN ** 2 * synth.render_particles(
-            synth.Scene(scene16.x_px[[k]], scene16.y_px[[k]], scene16.side_px[[k]],
-                        scene16.total_photons[[k]])).ravel()[w.pixels])
-        for k in range(n)], axis=1)                                       # (particle, source)
+    var_bg = w2.T @ (synth.GAIN**2 * bg + synth.READ_NOISE_ADU**2 + 1.0 / 12.0)
+    per_particle = np.stack(
+        [
+            w2.T
+            @ (
+                synth.GAIN**2
+                * synth.render_particles(
+                    synth.Scene(
+                        scene16.x_px[[k]], scene16.y_px[[k]], scene16.side_px[[k]], scene16.total_photons[[k]]
+                    )
+                ).ravel()[w.pixels]
+            )
+            for k in range(n)
+        ],
+        axis=1,
+    )  # (particle, source)
     var = var_bg[None, :] + factors @ per_particle.T
     z = (intensity - truth) / np.sqrt(var)
-    assert abs(z.mean()) < 4.0 / np.sqrt(z.size)      # unbiased
-    assert 0.92 < z.std() < 1.08                        # noise = Poisson + read expectation
+    assert abs(z.mean()) < 4.0 / np.sqrt(z.size)  # unbiased
+    assert 0.92 < z.std() < 1.08  # noise = Poisson + read expectation
     assert np.abs(z.mean(axis=0)).max() < 4.0 / np.sqrt(N_FRAMES)
 
 
@@ -103,8 +115,9 @@ def test_plane_background_unbiased_when_a_neighbour_masks_the_annulus(synth):
     # the neighbour's aperture covers one side of the annulus, whose mean is
     # then biased by the illumination gradient; the fitted plane is not.
     s = np.array([5.0, 13.0])
-    scene = synth.Scene(np.array([50.3, 50.3 + 2.5 + 12.0 + 6.5]), np.array([80.2, 80.2]), s,
-                        np.array([3000.0, 34000.0]))
+    scene = synth.Scene(
+        np.array([50.3, 50.3 + 2.5 + 12.0 + 6.5]), np.array([80.2, 80.2]), s, np.array([3000.0, 34000.0])
+    )
     factors = np.ones((8, 2))
     stack = synth.render_stack(scene, factors, None, as_uint16=False)
     _, sizes, labels, idx = prepare(synth, scene, stack)
@@ -125,8 +138,7 @@ def test_drift_estimate_and_correction(synth, scene16):
     stack = synth.render_stack(scene16, f, None, drift_px=drift, as_uint16=False)
     ref = reference_image(stack, n_frames=16)
     table, labels = detect_particles(ref)
-    sizes, _ = measure_sizes(ref, table, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0,
-                             labels=labels)
+    sizes, _ = measure_sizes(ref, table, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0, labels=labels)
     idx, _ = synth.match(scene16.x_px, scene16.y_px, sizes["x_px"], sizes["y_px"], max_dist=4.0)
     truth = synth.GAIN * scene16.total_photons * f
     lazy = da.from_array(stack, chunks=(16, -1, -1))
@@ -135,7 +147,7 @@ def test_drift_estimate_and_correction(synth, scene16):
     assert tuple(moved.columns) == TRACE_COLUMNS + DRIFT_COLUMNS
     err_fixed = np.abs(as_matrix(fixed, "intensity", scene16.n)[:, idx] / truth - 1).max()
     err_moved = np.abs(as_matrix(moved, "intensity", scene16.n)[:, idx] / truth - 1).max()
-    assert err_fixed > 0.02       # apertures left behind
+    assert err_fixed > 0.02  # apertures left behind
     assert err_moved < 0.01
     # drift relative to the reference (mean position over its 16 frames)
     frac = np.arange(t) / (t - 1)
@@ -173,8 +185,7 @@ def test_dask_equals_numpy_on_uneven_chunks(synth, scene16, drift):
 def test_dask_path_streams_without_materializing_the_stack(synth, scene16):
     ref = synth.render_image(scene16, np.random.default_rng(1), n_avg=64)
     table, labels = detect_particles(ref)
-    sizes, _ = measure_sizes(ref, table, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0,
-                             labels=labels)
+    sizes, _ = measure_sizes(ref, table, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0, labels=labels)
     frame = synth.render_image(scene16, None, as_uint16=True)
 
     def make_chunk(block_info=None):  # like a reader: each task makes its own chunk
@@ -211,8 +222,9 @@ def test_progress_bar_for_numpy_and_dask(synth, scene16, capsys):
 
 def test_particle_outside_the_frame_gives_nan_and_a_log_message(synth, scene16, caplog):
     stack = synth.render_stack(scene16, np.ones((4, scene16.n)), None)
-    parts = pd.DataFrame({"particle_id": [0, 7], "x_px": [scene16.x_px[0], 500.0],
-                          "y_px": [scene16.y_px[0], 80.0]})
+    parts = pd.DataFrame(
+        {"particle_id": [0, 7], "x_px": [scene16.x_px[0], 500.0], "y_px": [scene16.y_px[0], 80.0]}
+    )
     with caplog.at_level(logging.WARNING, logger="plscope.tracking.traces"):
         traces = extract_traces(stack, parts, radius_px=10.0)
     assert "particle_id [7]" in caplog.text
@@ -222,8 +234,7 @@ def test_particle_outside_the_frame_gives_nan_and_a_log_message(synth, scene16, 
 
 def test_explicit_radius_disk_aperture(synth, scene16):
     stack = synth.render_stack(scene16, np.ones((4, scene16.n)), None, as_uint16=False)
-    parts = pd.DataFrame({"particle_id": np.arange(scene16.n), "x_px": scene16.x_px,
-                          "y_px": scene16.y_px})
+    parts = pd.DataFrame({"particle_id": np.arange(scene16.n), "x_px": scene16.x_px, "y_px": scene16.y_px})
     radius = scene16.side_px / np.sqrt(2) + 3 * synth.SIGMA_PX + 1
     traces = extract_traces(stack, parts, radius_px=radius, aperture="disk")
     rel = as_matrix(traces, "intensity", scene16.n) / (synth.GAIN * scene16.total_photons) - 1
@@ -246,12 +257,13 @@ def test_touching_neighbour_light_is_unmixed(synth):
     # The left one's aperture catches part of its light: with the crosstalk removed its
     # trace stays flat and its centroid does not move.
     s = np.array([7.0, 7.0])
-    scene = synth.Scene(np.array([60.4, 60.4 + 7.0 + 1.5]), np.array([70.3, 70.6]), s,
-                        np.array([15000.0, 15000.0]))
+    scene = synth.Scene(
+        np.array([60.4, 60.4 + 7.0 + 1.5]), np.array([70.3, 70.6]), s, np.array([15000.0, 15000.0])
+    )
     f = np.ones((16, 2))
     f[8:, 1] = 0.2
     stack = synth.render_stack(scene, f, None, as_uint16=False)
-    ref = reference_image(stack, n_frames=8)          # both on in the reference
+    ref = reference_image(stack, n_frames=8)  # both on in the reference
     from plscope.tracking import find_particles
 
     parts, labels, _ = find_particles(ref, pixel_size_nm=synth.PIXEL_NM, psf_sigma_nm=130.0)
@@ -262,14 +274,14 @@ def test_touching_neighbour_light_is_unmixed(synth):
     clean = extract_traces(stack, parts, **kw)
     i_mixed = as_matrix(mixed, "intensity", 2)[:, left]
     i_clean = as_matrix(clean, "intensity", 2)[:, left]
-    assert i_mixed[:8].mean() / i_mixed[8:].mean() - 1 > 0.02       # neighbour's blink leaks in
-    assert abs(i_clean[:8].mean() / i_clean[8:].mean() - 1) < 1e-3   # unmixed
+    assert i_mixed[:8].mean() / i_mixed[8:].mean() - 1 > 0.02  # neighbour's blink leaks in
+    assert abs(i_clean[:8].mean() / i_clean[8:].mean() - 1) < 1e-3  # unmixed
     # the light in the own aperture: a constant fraction (~95 %) of the particle's total
     assert 0.9 < i_clean.mean() / (synth.GAIN * 15000.0) < 1.0
     x_mixed = as_matrix(mixed, "x_px", 2)[:, left]
     x_clean = as_matrix(clean, "x_px", 2)[:, left]
-    assert abs(x_mixed[:8].mean() - x_mixed[8:].mean()) > 0.05       # centroid pulled by the neighbour
-    assert abs(x_clean - 60.4).max() < 0.01                           # truncation bias calibrated out
+    assert abs(x_mixed[:8].mean() - x_mixed[8:].mean()) > 0.05  # centroid pulled by the neighbour
+    assert abs(x_clean - 60.4).max() < 0.01  # truncation bias calibrated out
     right = 1 - left
     i_right = as_matrix(clean, "intensity", 2)[:, right]
     assert i_right[8:].mean() / i_right[:8].mean() == pytest.approx(0.2, abs=0.002)
@@ -289,7 +301,7 @@ def test_centroid_and_peak_columns_and_annulus_flag(synth, scene16):
     flat = stack[0]
     for k in range(scene16.n):
         r, c = int(round(scene16.y_px[k])), int(round(scene16.x_px[k]))
-        assert peak[k] == flat[r - 2:r + 3, c - 2:c + 3].max()      # brightest pixel is near the centre
+        assert peak[k] == flat[r - 2 : r + 3, c - 2 : c + 3].max()  # brightest pixel is near the centre
     assert traces.attrs["saturation_adu"] == 65535.0
     # particles >= 12 px apart: most annuli complete, a few lose a corner to a neighbour's region
     masked = np.array(list(traces.attrs["annulus_masked_fraction"].values()))

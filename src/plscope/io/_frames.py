@@ -86,8 +86,17 @@ class FrameSource:
 
     def token(self) -> tuple:
         """What identifies the data read (for dask's tokenize)."""
-        return (self.path, self.stamp, self.n_frames, self.file_dtype, self.mode, self.offset,
-                self.stride, hash(self.offsets), hash(self.pages))
+        return (
+            self.path,
+            self.stamp,
+            self.n_frames,
+            self.file_dtype,
+            self.mode,
+            self.offset,
+            self.stride,
+            hash(self.offsets),
+            hash(self.pages),
+        )
 
 
 def _readinto(fh: Any, offset: int, buf: memoryview, path: str) -> None:
@@ -96,8 +105,10 @@ def _readinto(fh: Any, offset: int, buf: memoryview, path: str) -> None:
     while done < len(buf):
         n = fh.readinto(view[done:])
         if not n:
-            raise RunFolderError(path, f"truncated: image data end at byte {offset + done}, "
-                                       f"expected {len(buf) - done} more bytes")
+            raise RunFolderError(
+                path,
+                f"truncated: image data end at byte {offset + done}, expected {len(buf) - done} more bytes",
+            )
         done += n
 
 
@@ -141,14 +152,14 @@ def read_frames(src: FrameSource, start: int, stop: int, out: np.ndarray) -> Non
                 while j < stop - start:  # coalesce runs of adjacent frames
                     k = start + j
                     run = 1
-                    while (j + run < stop - start
-                           and offs[k + run] == offs[k] + run * nbytes):
+                    while j + run < stop - start and offs[k + run] == offs[k] + run * nbytes:
                         run += 1
-                    _readinto(fh, offs[k], _bytes(out[j:j + run]), src.path)
+                    _readinto(fh, offs[k], _bytes(out[j : j + run]), src.path)
                     j += run
     except OSError as exc:
-        raise RunFolderError(src.path, f"cannot read frames {start}-{stop - 1}: "
-                                       f"{exc.strerror or exc}") from None
+        raise RunFolderError(
+            src.path, f"cannot read frames {start}-{stop - 1}: {exc.strerror or exc}"
+        ) from None
     if not np.dtype(src.file_dtype).isnative:
         out.byteswap(inplace=True)
 
@@ -158,12 +169,15 @@ def _read_pages(src: FrameSource, start: int, stop: int, out: np.ndarray) -> Non
 
     assert src.pages is not None
     pages = src.pages[start:stop]
-    key: Any = (slice(pages[0], pages[-1] + 1)
-                if list(pages) == list(range(pages[0], pages[0] + len(pages))) else list(pages))
+    key: Any = (
+        slice(pages[0], pages[-1] + 1)
+        if list(pages) == list(range(pages[0], pages[0] + len(pages)))
+        else list(pages)
+    )
     try:
         with tifffile.TiffFile(src.path, _multifile=False) as tif:
             arr = tif.asarray(key=key, maxworkers=1)
-    except Exception as exc:  # noqa: BLE001 - a file that parsed at open must still parse
+    except Exception as exc:
         raise RunFolderError(src.path, f"cannot read frames {start}-{stop - 1}: {exc}") from exc
     out[...] = arr.reshape(out.shape)
 
@@ -220,7 +234,7 @@ class LazyFrames:
             idx = np.arange(n)[k0]
             frames = np.empty((idx.size, *self.shape[1:]), self.dtype)
             for j, i in enumerate(idx.ravel()):
-                self.read(int(i), int(i) + 1, out=frames[j:j + 1])
+                self.read(int(i), int(i) + 1, out=frames[j : j + 1])
             frames = frames.reshape(*idx.shape, *self.shape[1:])
         if not rest:
             return frames
@@ -239,5 +253,5 @@ class LazyFrames:
                 break
             a, b = max(start, f0), min(stop, self._starts[fi + 1])
             if b > a:
-                read_frames(self.files[fi], a - f0, b - f0, out[a - start:b - start])
+                read_frames(self.files[fi], a - f0, b - f0, out[a - start : b - start])
         return out

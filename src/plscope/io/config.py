@@ -12,9 +12,10 @@ import logging
 import math
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ConfigError
 
@@ -102,6 +103,7 @@ class ExperimentConfig:
 # schema
 # --------------------------------------------------------------------------
 
+
 def _positive(v: float) -> str | None:
     return None if v > 0 and math.isfinite(v) else "must be a positive number"
 
@@ -121,12 +123,15 @@ def _fraction(v: float) -> str | None:
 def _one_of(*choices: str) -> Callable[[str], str | None]:
     def check(v: str) -> str | None:
         return None if v in choices else "must be " + " or ".join(f"'{c}'" for c in choices)
+
     return check
 
 
 def _float_list(v: Any) -> str | None:
-    if not isinstance(v, list) or not v or not all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) for x in v
+    if (
+        not isinstance(v, list)
+        or not v
+        or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
     ):
         return "must be a non-empty list of numbers"
     return None
@@ -185,8 +190,9 @@ def _type_name(types: tuple[type, ...]) -> str:
     return "number" if types == _NUM else " or ".join(t.__name__ for t in types)
 
 
-def parse_experiment(data: dict[str, Any], *, path: str | os.PathLike = EXPERIMENT_FILE,
-                     run_dir: str | os.PathLike = ".") -> ExperimentConfig:
+def parse_experiment(
+    data: dict[str, Any], *, path: str | os.PathLike = EXPERIMENT_FILE, run_dir: str | os.PathLike = "."
+) -> ExperimentConfig:
     """Validate a parsed experiment.toml mapping.
 
     Parameters
@@ -265,8 +271,9 @@ def parse_experiment(data: dict[str, Any], *, path: str | os.PathLike = EXPERIME
     built = {name: _SECTION_TYPES[name](**values) for name, values in sections.items()}
     for w in warnings:
         logger.warning("%s: %s", path, w)
-    return ExperimentConfig(run_dir=os.fspath(run_dir), schema=SCHEMA_VERSION,
-                            warnings=tuple(warnings), **built)
+    return ExperimentConfig(
+        run_dir=os.fspath(run_dir), schema=SCHEMA_VERSION, warnings=tuple(warnings), **built
+    )
 
 
 def load_experiment(run_dir: str | os.PathLike) -> ExperimentConfig:
@@ -311,7 +318,9 @@ def load_experiment(run_dir: str | os.PathLike) -> ExperimentConfig:
             target = cfg.resolve(name)
             if any(ch in name for ch in "*?["):
                 if not sorted(target.parent.glob(target.name)):
-                    raise RunFolderError(target, f"no file matches the pattern given as '{section}.path' in {path}")
+                    raise RunFolderError(
+                        target, f"no file matches the pattern given as '{section}.path' in {path}"
+                    )
             elif not target.is_file():
                 raise RunFolderError(target, f"file named in {path} [{section}] does not exist")
     return cfg

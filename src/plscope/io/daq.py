@@ -39,8 +39,16 @@ __all__ = ["DaqLog", "LazyChannels", "read_daq"]
 
 #: Name of the time column written by our own tools (seconds).
 TIME_COLUMN = "time_s"
-_TIME_UNITS_S = {"s": 1.0, "sec": 1.0, "ms": 1e-3, "us": 1e-6, "\u00b5s": 1e-6,
-                 "\u03bcs": 1e-6, "ns": 1e-9, "min": 60.0}
+_TIME_UNITS_S = {
+    "s": 1.0,
+    "sec": 1.0,
+    "ms": 1e-3,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,
+    "\u03bcs": 1e-6,
+    "ns": 1e-9,
+    "min": 60.0,
+}
 _SNIFF_BYTES = 64 * 1024
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".he5", ".hdf")
 
@@ -129,8 +137,11 @@ class DaqLog:
         names = ", ".join(self.channels) or "(none)"
         other = [k for k in self.left_out if k == name or k.endswith("/" + name)]
         if other:
-            raise RunFolderError(self.path, f"channel '{other[0]}' {self.left_out[other[0]]}; "
-                                            f"channels on the log's time base are: {names}")
+            raise RunFolderError(
+                self.path,
+                f"channel '{other[0]}' {self.left_out[other[0]]}; "
+                f"channels on the log's time base are: {names}",
+            )
         close = difflib.get_close_matches(name, list(self.channels), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise RunFolderError(self.path, f"no channel '{name}'{hint}; channels are: {names}")
@@ -231,6 +242,7 @@ def _check_stamp(path: str, stamp: tuple[int, int]) -> None:
 # TDMS
 # --------------------------------------------------------------------------
 
+
 def _tdms_time_scale(name: str) -> float:
     scale = _time_scale(name)
     return 1.0 if scale is None else scale
@@ -241,8 +253,9 @@ def _read_tdms(path: str, wanted: Sequence[str]) -> DaqLog:
     try:
         from nptdms import TdmsFile
     except ImportError:  # pragma: no cover - a declared dependency
-        raise RunFolderError(path, "reading TDMS logs needs the 'npTDMS' package "
-                                   "(pip install npTDMS)") from None
+        raise RunFolderError(
+            path, "reading TDMS logs needs the 'npTDMS' package (pip install npTDMS)"
+        ) from None
     stamp = _stamp(path)
     try:
         # our own handle: npTDMS leaves a file it opened open when parsing fails
@@ -250,7 +263,7 @@ def _read_tdms(path: str, wanted: Sequence[str]) -> DaqLog:
             return _tdms_log(tdms, path, stamp, wanted)
     except RunFolderError:
         raise
-    except Exception as exc:  # noqa: BLE001 - npTDMS raises many types on bad files
+    except Exception as exc:
         raise RunFolderError(path, f"not a readable TDMS file ({type(exc).__name__}: {exc})") from None
 
 
@@ -262,7 +275,7 @@ def _is_time_name(name: str) -> bool:
 def _tdms_log(tdms, path: str, stamp: tuple[int, int], wanted: Sequence[str]) -> DaqLog:
     warnings: list[str] = []
     # every numeric channel with its time base
-    entries: list[tuple[str, str, str, tuple]] = []   # (name, group, channel, timebase)
+    entries: list[tuple[str, str, str, tuple]] = []  # (name, group, channel, timebase)
     left_out: dict[str, str] = {}
     time_channels: dict[str, tuple[str, float]] = {}  # group -> (channel, seconds per unit)
     for group in tdms.groups():
@@ -284,18 +297,24 @@ def _tdms_log(tdms, path: str, stamp: tuple[int, int], wanted: Sequence[str]) ->
                 continue
             props = ch.properties
             if "wf_increment" in props:
-                base = ("wf", len(ch), float(props["wf_increment"]),
-                        float(props.get("wf_start_offset", 0.0)), str(props.get("wf_start_time")))
+                base = (
+                    "wf",
+                    len(ch),
+                    float(props["wf_increment"]),
+                    float(props.get("wf_start_offset", 0.0)),
+                    str(props.get("wf_start_time")),
+                )
             elif group.name in time_channels:
                 base = ("channel", len(ch), group.name)
             else:
-                left_out[name] = ("has no waveform timing (wf_increment) and its group no time "
-                                  "channel")
+                left_out[name] = "has no waveform timing (wf_increment) and its group no time channel"
                 continue
             entries.append((name, group.name, ch.name, base))
     if not entries:
-        raise RunFolderError(path, "has no channel with waveform timing (wf_increment) or a time "
-                                   "channel; cannot build a time base")
+        raise RunFolderError(
+            path,
+            "has no channel with waveform timing (wf_increment) or a time channel; cannot build a time base",
+        )
     main = entries[0]
     for name in wanted:
         hit = [e for e in entries if e[0] == name or e[2] == name]
@@ -308,17 +327,20 @@ def _tdms_log(tdms, path: str, stamp: tuple[int, int], wanted: Sequence[str]) ->
         if b == base:
             names[name] = (gname, cname)
         else:
-            left_out[name] = (f"has a different time base ({b[1]} samples"
-                              + (f" every {b[2]:g} s" if b[0] == "wf" else f" timed by group '{b[2]}'")
-                              + f") from '{main[0]}' and is left out")
+            left_out[name] = (
+                f"has a different time base ({b[1]} samples"
+                + (f" every {b[2]:g} s" if b[0] == "wf" else f" timed by group '{b[2]}'")
+                + f") from '{main[0]}' and is left out"
+            )
     for name, why in left_out.items():
         warnings.append(f"channel '{name}' {why}")
     n = base[1]
     if base[0] == "wf":
         inc, off = base[2], base[3]
         if not inc > 0:
-            raise RunFolderError(path, f"channel '{main[0]}' has wf_increment={inc}; expected a "
-                                       "positive sample interval")
+            raise RunFolderError(
+                path, f"channel '{main[0]}' has wf_increment={inc}; expected a positive sample interval"
+            )
         time_s = np.arange(n, dtype=np.float64)  # in place: one array of n floats at a time
         time_s *= inc
         time_s += off
@@ -331,14 +353,16 @@ def _tdms_log(tdms, path: str, stamp: tuple[int, int], wanted: Sequence[str]) ->
             time_s = np.asarray(t, dtype=np.float64) * scale
         dt = np.diff(time_s)
         if not (np.isfinite(time_s).all() and (dt > 0).all()):
-            raise RunFolderError(path, f"time channel '{base[2]}/{tname}' is not finite and "
-                                       "strictly increasing")
+            raise RunFolderError(
+                path, f"time channel '{base[2]}/{tname}' is not finite and strictly increasing"
+            )
     if n < 2:
         raise RunFolderError(path, f"has {n} sample(s); expected a time series")
     status = tdms.file_status
     if status.incomplete_final_segment:
-        warnings.append("the last data segment is incomplete (logging was interrupted?); the "
-                        "samples written are used")
+        warnings.append(
+            "the last data segment is incomplete (logging was interrupted?); the samples written are used"
+        )
 
     def load(name: str) -> np.ndarray:
         from nptdms import TdmsFile
@@ -352,25 +376,30 @@ def _tdms_log(tdms, path: str, stamp: tuple[int, int], wanted: Sequence[str]) ->
                 for chunk in f[gname][cname].data_chunks():
                     values = chunk[:]
                     m = min(len(values), n - chunk.offset)
-                    out[chunk.offset:chunk.offset + m] = values[:m]
+                    out[chunk.offset : chunk.offset + m] = values[:m]
                     filled = max(filled, chunk.offset + m)
-        except Exception as exc:  # noqa: BLE001
-            raise RunFolderError(path, f"channel '{name}' cannot be read ({type(exc).__name__}: "
-                                       f"{exc})") from None
+        except Exception as exc:
+            raise RunFolderError(
+                path, f"channel '{name}' cannot be read ({type(exc).__name__}: {exc})"
+            ) from None
         if filled < n:
-            raise RunFolderError(path, f"channel '{name}' has {filled} of its {n} samples "
-                                       "(truncated file?)")
+            raise RunFolderError(path, f"channel '{name}' has {filled} of its {n} samples (truncated file?)")
         logger.debug("%s: read channel '%s' (%d samples)", path, name, n)
         return out
 
     for w in warnings:
         logger.warning("%s: %s", path, w)
-    log = DaqLog(path=path, time_s=time_s, channels=LazyChannels(list(names), load),
-                 warnings=tuple(warnings), left_out=left_out)
-    logger.debug("%s: %d samples at %.6g Hz, channels %s (TDMS)", path, log.n_samples,
-                 log.sample_rate_hz, list(names))
+    log = DaqLog(
+        path=path,
+        time_s=time_s,
+        channels=LazyChannels(list(names), load),
+        warnings=tuple(warnings),
+        left_out=left_out,
+    )
+    logger.debug(
+        "%s: %d samples at %.6g Hz, channels %s (TDMS)", path, log.n_samples, log.sample_rate_hz, list(names)
+    )
     return log
-
 
     return log
 
@@ -378,6 +407,7 @@ def _tdms_log(tdms, path: str, stamp: tuple[int, int], wanted: Sequence[str]) ->
 # --------------------------------------------------------------------------
 # CSV
 # --------------------------------------------------------------------------
+
 
 def _sniff(raw: bytes, path: str) -> tuple[str, str]:
     """Separator and decimal mark from the header and the first data lines."""
@@ -392,8 +422,11 @@ def _sniff(raw: bytes, path: str) -> tuple[str, str]:
         if len(header.split()) > 1:
             sep = r"\s+"
         else:
-            raise RunFolderError(path, f"has a single column ('{header.strip()[:40]}'); expected a "
-                                       "time column and channels separated by ',' or ';'")
+            raise RunFolderError(
+                path,
+                f"has a single column ('{header.strip()[:40]}'); expected a "
+                "time column and channels separated by ',' or ';'",
+            )
     data_lines = lines[1:21]
     decimal = "."
     if sep != "," and any(re.search(r"\d,\d", ln) for ln in data_lines):
@@ -436,17 +469,26 @@ def _parse_csv(raw: bytes, path: str) -> DaqLog:
     sep, decimal = _sniff(raw, path)
     warnings: list[str] = []
     try:
-        df = pd.read_csv(io.BytesIO(raw), sep=sep, decimal=decimal, engine="c",
-                         on_bad_lines="skip", skipinitialspace=True, encoding="utf-8",
-                         encoding_errors="replace", low_memory=False)
+        df = pd.read_csv(
+            io.BytesIO(raw),
+            sep=sep,
+            decimal=decimal,
+            engine="c",
+            on_bad_lines="skip",
+            skipinitialspace=True,
+            encoding="utf-8",
+            encoding_errors="replace",
+            low_memory=False,
+        )
     except pd.errors.EmptyDataError:
         raise RunFolderError(path, "is empty: expected a CSV header row and data rows") from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise RunFolderError(path, f"cannot be parsed as CSV: {exc}") from None
     df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
     if df.shape[1] < 2:
-        raise RunFolderError(path, f"has a single column ('{df.columns[0]}'); expected a time "
-                                   "column and at least one channel")
+        raise RunFolderError(
+            path, f"has a single column ('{df.columns[0]}'); expected a time column and at least one channel"
+        )
     if len(df) == 0:
         raise RunFolderError(path, "has a header but no data rows")
 
@@ -462,8 +504,10 @@ def _parse_csv(raw: bytes, path: str) -> DaqLog:
     else:
         tcol = next((c for c, lc in zip(df.columns, lower) if lc.startswith("time")), df.columns[0])
         if not tcol.lower().startswith("time"):
-            warnings.append(f"no column named 'time_s': using the first column '{tcol}' as time "
-                            "(seconds unless its name gives a unit)")
+            warnings.append(
+                f"no column named 'time_s': using the first column '{tcol}' as time "
+                "(seconds unless its name gives a unit)"
+            )
     scale = 1.0 if tcol == TIME_COLUMN else _time_scale(tcol)
     if scale is None:
         scale = 1.0
@@ -482,8 +526,10 @@ def _parse_csv(raw: bytes, path: str) -> DaqLog:
     bad = table.isna().any(axis=1).to_numpy()
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        warnings.append(f"dropped {int(bad.sum())} row(s) with non-numeric or empty fields "
-                        f"(first at data row {first + 1})")
+        warnings.append(
+            f"dropped {int(bad.sum())} row(s) with non-numeric or empty fields "
+            f"(first at data row {first + 1})"
+        )
         table = table.loc[~bad]
     if len(table) == 0:
         raise RunFolderError(path, "has no complete numeric data row")
@@ -492,15 +538,23 @@ def _parse_csv(raw: bytes, path: str) -> DaqLog:
     dt = np.diff(time_s)
     if dt.size and not (dt > 0).all():
         k = int(np.flatnonzero(~(dt > 0))[0])
-        raise RunFolderError(path, f"time column '{tcol}' is not strictly increasing: "
-                                   f"{float(time_s[k + 1]):.9g} s follows {float(time_s[k]):.9g} s at data row "
-                                   f"{k + 2} (after dropping bad rows)")
-    channels = {c: np.ascontiguousarray(table[c].to_numpy(np.float64))
-                for c in table.columns if c != tcol}
+        raise RunFolderError(
+            path,
+            f"time column '{tcol}' is not strictly increasing: "
+            f"{float(time_s[k + 1]):.9g} s follows {float(time_s[k]):.9g} s at data row "
+            f"{k + 2} (after dropping bad rows)",
+        )
+    channels = {c: np.ascontiguousarray(table[c].to_numpy(np.float64)) for c in table.columns if c != tcol}
     for w in warnings:
         logger.warning("%s: %s", path, w)
-    log = DaqLog(path=path, time_s=np.ascontiguousarray(time_s), channels=channels,
-                 warnings=tuple(warnings))
-    logger.debug("%s: %d samples at %.6g Hz, channels %s (sep %r, decimal %r)", path,
-                 log.n_samples, log.sample_rate_hz, list(channels), sep, decimal)
+    log = DaqLog(path=path, time_s=np.ascontiguousarray(time_s), channels=channels, warnings=tuple(warnings))
+    logger.debug(
+        "%s: %d samples at %.6g Hz, channels %s (sep %r, decimal %r)",
+        path,
+        log.n_samples,
+        log.sample_rate_hz,
+        list(channels),
+        sep,
+        decimal,
+    )
     return log

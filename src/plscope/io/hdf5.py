@@ -94,8 +94,11 @@ def read_hdf5_log(path: str | os.PathLike, *, channels: Sequence[str] = ()) -> D
     path = os.fspath(path)
     h5py = _h5py()
     if h5py is None:
-        raise RunFolderError(path, "reading HDF5 logs needs the optional 'h5py' package "
-                                   "(pip install h5py, or pip install plscope[hdf5])")
+        raise RunFolderError(
+            path,
+            "reading HDF5 logs needs the optional 'h5py' package "
+            "(pip install h5py, or pip install plscope[hdf5])",
+        )
     stamp = _stamp(path)
     try:
         fh = h5py.File(path, "r")
@@ -103,8 +106,7 @@ def read_hdf5_log(path: str | os.PathLike, *, channels: Sequence[str] = ()) -> D
         raise RunFolderError(path, f"not a readable HDF5 file ({exc})") from None
     with fh:
         datasets: list = []
-        fh.visititems(lambda name, obj: datasets.append(obj) if isinstance(obj, h5py.Dataset)
-                      else None)
+        fh.visititems(lambda name, obj: datasets.append(obj) if isinstance(obj, h5py.Dataset) else None)
         by_group: dict[str, list] = {}
         for ds in datasets:
             by_group.setdefault(ds.parent.name, []).append(ds)
@@ -112,8 +114,14 @@ def read_hdf5_log(path: str | os.PathLike, *, channels: Sequence[str] = ()) -> D
         left_out: dict[str, str] = {}
         times: dict[str, str] = {}
         for group, members in by_group.items():
-            tds = next((d for d in members if _is_time_name(d.name.rsplit("/", 1)[-1])
-                        and d.ndim == 1 and d.shape[0] > 1), None)
+            tds = next(
+                (
+                    d
+                    for d in members
+                    if _is_time_name(d.name.rsplit("/", 1)[-1]) and d.ndim == 1 and d.shape[0] > 1
+                ),
+                None,
+            )
             if tds is not None:
                 times[group] = tds.name
             for ds in members:
@@ -138,8 +146,11 @@ def read_hdf5_log(path: str | os.PathLike, *, channels: Sequence[str] = ()) -> D
                     continue
                 entries.append((name, base))
         if not entries:
-            raise RunFolderError(path, "has no 1-D numeric dataset with a time base (a 'time_s' "
-                                       "dataset beside it, or a 'dt_s'/'sample_rate_hz' attribute)")
+            raise RunFolderError(
+                path,
+                "has no 1-D numeric dataset with a time base (a 'time_s' "
+                "dataset beside it, or a 'dt_s'/'sample_rate_hz' attribute)",
+            )
         main = entries[0]
         for want in channels:
             hit = [e for e in entries if e[0] == want or e[0].rsplit("/", 1)[-1] == want]
@@ -154,8 +165,10 @@ def read_hdf5_log(path: str | os.PathLike, *, channels: Sequence[str] = ()) -> D
         n = base[1]
         if base[0] == "wf":
             if not base[2] > 0:
-                raise RunFolderError(path, f"channel '{main[0]}' has a sample interval of "
-                                           f"{base[2]}; expected a positive number")
+                raise RunFolderError(
+                    path,
+                    f"channel '{main[0]}' has a sample interval of {base[2]}; expected a positive number",
+                )
             time_s = np.arange(n, dtype=np.float64)
             time_s *= base[2]
             time_s += base[3]
@@ -163,8 +176,7 @@ def read_hdf5_log(path: str | os.PathLike, *, channels: Sequence[str] = ()) -> D
             tds = fh[base[2]]
             time_s = np.asarray(tds[()], dtype=np.float64) * _unit_scale(tds)
             if not (np.isfinite(time_s).all() and (np.diff(time_s) > 0).all()):
-                raise RunFolderError(path, f"time dataset '{base[2]}' is not finite and strictly "
-                                           "increasing")
+                raise RunFolderError(path, f"time dataset '{base[2]}' is not finite and strictly increasing")
     if n < 2:
         raise RunFolderError(path, f"has {n} sample(s); expected a time series")
     warnings = [f"channel '{k}' {why}" for k, why in left_out.items()]
@@ -181,8 +193,14 @@ def read_hdf5_log(path: str | os.PathLike, *, channels: Sequence[str] = ()) -> D
 
     for w in warnings:
         logger.warning("%s: %s", path, w)
-    log = DaqLog(path=path, time_s=time_s, channels=LazyChannels(names, load),
-                 warnings=tuple(warnings), left_out=left_out)
-    logger.debug("%s: %d samples at %.6g Hz, channels %s (HDF5)", path, log.n_samples,
-                 log.sample_rate_hz, names)
+    log = DaqLog(
+        path=path,
+        time_s=time_s,
+        channels=LazyChannels(names, load),
+        warnings=tuple(warnings),
+        left_out=left_out,
+    )
+    logger.debug(
+        "%s: %d samples at %.6g Hz, channels %s (HDF5)", path, log.n_samples, log.sample_rate_hz, names
+    )
     return log

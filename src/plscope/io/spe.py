@@ -33,8 +33,7 @@ HEADER_BYTES = 4100
 #: v2 header: data type code -> numpy type (little-endian)
 _V2_TYPES = {0: "<f4", 1: "<i4", 2: "<i2", 3: "<u2", 5: "<f8", 6: "<u1", 8: "<u4"}
 #: v3 footer: pixelFormat -> numpy type
-_V3_TYPES = {"MonochromeUnsigned16": "<u2", "MonochromeUnsigned32": "<u4",
-             "MonochromeFloating32": "<f4"}
+_V3_TYPES = {"MonochromeUnsigned16": "<u2", "MonochromeUnsigned32": "<u4", "MonochromeFloating32": "<f4"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,13 +83,17 @@ def _v3_layout(path: str, root: ET.Element) -> tuple[int, int, int, str, int, in
         raise RunFolderError(path, "SPE v3 footer has no DataFormat/DataBlock of type 'Frame'")
     regions = [el for el in block if _local(el.tag) == "DataBlock" and el.get("type") == "Region"]
     if len(regions) != 1:
-        raise RunFolderError(path, f"SPE v3 frames have {len(regions)} regions of interest; "
-                                   "only single-region movies are supported")
+        raise RunFolderError(
+            path,
+            f"SPE v3 frames have {len(regions)} regions of interest; only single-region movies are supported",
+        )
     region = regions[0]
     pixel_format = region.get("pixelFormat") or block.get("pixelFormat")
     if pixel_format not in _V3_TYPES:
-        raise RunFolderError(path, f"SPE v3 pixel format {pixel_format!r} is not supported "
-                                   f"(expected one of {', '.join(_V3_TYPES)})")
+        raise RunFolderError(
+            path,
+            f"SPE v3 pixel format {pixel_format!r} is not supported (expected one of {', '.join(_V3_TYPES)})",
+        )
     try:
         count = int(block.get("count", ""))
         size = int(block.get("size", ""))
@@ -98,8 +101,9 @@ def _v3_layout(path: str, root: ET.Element) -> tuple[int, int, int, str, int, in
         width = int(region.get("width", ""))
         height = int(region.get("height", ""))
     except ValueError:
-        raise RunFolderError(path, "SPE v3 footer lacks the frame count, size, stride, width "
-                                   "or height of its DataBlock") from None
+        raise RunFolderError(
+            path, "SPE v3 footer lacks the frame count, size, stride, width or height of its DataBlock"
+        ) from None
     meta = None
     for el in root:
         if _local(el.tag) == "MetaFormat":
@@ -108,10 +112,11 @@ def _v3_layout(path: str, root: ET.Element) -> tuple[int, int, int, str, int, in
     return count, height, width, _V3_TYPES[pixel_format], size, stride, meta
 
 
-def _frame_metadata(path: str, fh, meta: ET.Element, *, offset: int, count: int, size: int,
-                    stride: int, warnings: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _frame_metadata(
+    path: str, fh, meta: ET.Element, *, offset: int, count: int, size: int, stride: int, warnings: list[str]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Exposure-start time stamps and frame tracking numbers stored after each frame."""
-    fields: list[tuple[str, str, float]] = []   # (name, dtype, ticks per second)
+    fields: list[tuple[str, str, float]] = []  # (name, dtype, ticks per second)
     pos = 0
     items = []
     for el in meta:
@@ -119,8 +124,7 @@ def _frame_metadata(path: str, fh, meta: ET.Element, *, offset: int, count: int,
         items.append((el, pos, bits))
         pos += bits // 8
     if size + pos > stride:
-        warnings.append(f"per-frame metadata ({pos} bytes) do not fit the frame stride; "
-                        "time stamps not read")
+        warnings.append(f"per-frame metadata ({pos} bytes) do not fit the frame stride; time stamps not read")
         return None, None
     numbers = times = None
     for el, at, bits in items:
@@ -148,7 +152,7 @@ def _frame_metadata(path: str, fh, meta: ET.Element, *, offset: int, count: int,
     for name, dt, res in fields:
         at = times if name == "t" else numbers
         nb = np.dtype(dt).itemsize
-        vals = np.ascontiguousarray(buf[:, at:at + nb]).view(dt).ravel()
+        vals = np.ascontiguousarray(buf[:, at : at + nb]).view(dt).ravel()
         if name == "t":
             out_t = (vals - vals[0]).astype(np.float64) / res
         else:
@@ -185,8 +189,11 @@ def probe_spe(path: str | os.PathLike) -> SpeInfo:
     with fh:
         head = fh.read(HEADER_BYTES)
         if len(head) < HEADER_BYTES:
-            raise RunFolderError(path, f"is {len(head)} bytes long, shorter than the "
-                                       f"{HEADER_BYTES}-byte SPE header: not an SPE file")
+            raise RunFolderError(
+                path,
+                f"is {len(head)} bytes long, shorter than the "
+                f"{HEADER_BYTES}-byte SPE header: not an SPE file",
+            )
         width = struct.unpack_from("<H", head, 42)[0]
         height = struct.unpack_from("<H", head, 656)[0]
         type_code = struct.unpack_from("<h", head, 108)[0]
@@ -197,44 +204,88 @@ def probe_spe(path: str | os.PathLike) -> SpeInfo:
         numbers = times = None
         if version >= 3.0 and footer_at:
             if footer_at > st.st_size or footer_at < HEADER_BYTES:
-                raise RunFolderError(path, f"truncated or corrupt SPE v3 file: the XML footer "
-                                           f"should start at byte {footer_at} but the file has "
-                                           f"{st.st_size} bytes")
+                raise RunFolderError(
+                    path,
+                    f"truncated or corrupt SPE v3 file: the XML footer "
+                    f"should start at byte {footer_at} but the file has "
+                    f"{st.st_size} bytes",
+                )
             fh.seek(footer_at)
             root = _parse_footer(path, fh.read())
             n_frames, height, width, file_dtype, size, stride, meta = _v3_layout(path, root)
             if size != height * width * np.dtype(file_dtype).itemsize:
-                raise RunFolderError(path, f"SPE v3 frame size {size} bytes does not match "
-                                           f"{height}x{width} pixels of {file_dtype}")
+                raise RunFolderError(
+                    path,
+                    f"SPE v3 frame size {size} bytes does not match {height}x{width} pixels of {file_dtype}",
+                )
             end = HEADER_BYTES + n_frames * stride
             if end > footer_at:
-                raise RunFolderError(path, f"corrupt SPE v3 file: {n_frames} frames of {stride} "
-                                           f"bytes overlap the XML footer at byte {footer_at}")
+                raise RunFolderError(
+                    path,
+                    f"corrupt SPE v3 file: {n_frames} frames of {stride} "
+                    f"bytes overlap the XML footer at byte {footer_at}",
+                )
             if meta is not None and stride > size:
-                numbers, times = _frame_metadata(path, fh, meta, offset=HEADER_BYTES,
-                                                 count=n_frames, size=size, stride=stride,
-                                                 warnings=warnings)
+                numbers, times = _frame_metadata(
+                    path,
+                    fh,
+                    meta,
+                    offset=HEADER_BYTES,
+                    count=n_frames,
+                    size=size,
+                    stride=stride,
+                    warnings=warnings,
+                )
         else:
             if type_code not in _V2_TYPES:
-                raise RunFolderError(path, f"SPE data type code {type_code} at byte 108 is not "
-                                           "known: not an SPE file, or a corrupt header")
+                raise RunFolderError(
+                    path,
+                    f"SPE data type code {type_code} at byte 108 is not "
+                    "known: not an SPE file, or a corrupt header",
+                )
             file_dtype = _V2_TYPES[type_code]
             stride = size = height * width * np.dtype(file_dtype).itemsize
             end = HEADER_BYTES + max(n_frames, 0) * stride
     if width == 0 or height == 0 or n_frames < 1:
-        raise RunFolderError(path, f"SPE header describes {n_frames} frame(s) of {height}x{width} "
-                                   "pixels: no image data (not an SPE file?)")
+        raise RunFolderError(
+            path,
+            f"SPE header describes {n_frames} frame(s) of {height}x{width} "
+            "pixels: no image data (not an SPE file?)",
+        )
     if end > st.st_size:
         have = max(0, (st.st_size - HEADER_BYTES) // stride)
-        raise RunFolderError(path, f"truncated: {n_frames} frames need {end} bytes but the file "
-                                   f"has {st.st_size} (about {have} complete frames)")
+        raise RunFolderError(
+            path,
+            f"truncated: {n_frames} frames need {end} bytes but the file "
+            f"has {st.st_size} (about {have} complete frames)",
+        )
     if version < 3.0 and end < st.st_size:
         warnings.append(f"{st.st_size - end} bytes after the last of {n_frames} frames ignored")
-    source = FrameSource(path=path, n_frames=int(n_frames), frame_shape=(int(height), int(width)),
-                         file_dtype=np.dtype(file_dtype).str, stamp=(st.st_size, st.st_mtime_ns),
-                         mode="strided", offset=HEADER_BYTES, stride=int(stride))
-    logger.debug("%s: SPE v%g, %d frames of %dx%d %s, stride %d bytes", path, version, n_frames,
-                 height, width, file_dtype, stride)
-    return SpeInfo(source=source, version=version,
-                   exposure_s=exposure if exposure > 0 and np.isfinite(exposure) else None,
-                   frame_numbers=numbers, frame_time_s=times, warnings=tuple(warnings))
+    source = FrameSource(
+        path=path,
+        n_frames=int(n_frames),
+        frame_shape=(int(height), int(width)),
+        file_dtype=np.dtype(file_dtype).str,
+        stamp=(st.st_size, st.st_mtime_ns),
+        mode="strided",
+        offset=HEADER_BYTES,
+        stride=int(stride),
+    )
+    logger.debug(
+        "%s: SPE v%g, %d frames of %dx%d %s, stride %d bytes",
+        path,
+        version,
+        n_frames,
+        height,
+        width,
+        file_dtype,
+        stride,
+    )
+    return SpeInfo(
+        source=source,
+        version=version,
+        exposure_s=exposure if exposure > 0 and np.isfinite(exposure) else None,
+        frame_numbers=numbers,
+        frame_time_s=times,
+        warnings=tuple(warnings),
+    )

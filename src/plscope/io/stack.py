@@ -59,17 +59,44 @@ TiffFrames = LazyFrames
 
 #: Nanometres per length unit, as written in ImageJ and OME metadata.
 _UNIT_NM = {
-    "nm": 1.0, "nanometer": 1.0, "nanometre": 1.0,
-    "um": 1e3, "\u00b5m": 1e3, "\u03bcm": 1e3, "micron": 1e3, "microns": 1e3,
-    "micrometer": 1e3, "micrometre": 1e3,
-    "mm": 1e6, "millimeter": 1e6, "millimetre": 1e6,
-    "cm": 1e7, "centimeter": 1e7, "centimetre": 1e7,
-    "m": 1e9, "meter": 1e9, "metre": 1e9,
-    "\u00c5": 0.1, "\u212b": 0.1, "angstrom": 0.1,
+    "nm": 1.0,
+    "nanometer": 1.0,
+    "nanometre": 1.0,
+    "um": 1e3,
+    "\u00b5m": 1e3,
+    "\u03bcm": 1e3,
+    "micron": 1e3,
+    "microns": 1e3,
+    "micrometer": 1e3,
+    "micrometre": 1e3,
+    "mm": 1e6,
+    "millimeter": 1e6,
+    "millimetre": 1e6,
+    "cm": 1e7,
+    "centimeter": 1e7,
+    "centimetre": 1e7,
+    "m": 1e9,
+    "meter": 1e9,
+    "metre": 1e9,
+    "\u00c5": 0.1,
+    "\u212b": 0.1,
+    "angstrom": 0.1,
 }
 #: Seconds per time unit, as written in ImageJ and OME metadata.
-_UNIT_S = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, "msec": 1e-3,
-           "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0}
+_UNIT_S = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "ms": 1e-3,
+    "msec": 1e-3,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,
+    "\u03bcs": 1e-6,
+    "ns": 1e-9,
+    "min": 60.0,
+    "h": 3600.0,
+}
 #: tifffile log messages that mean the file structure is broken.
 _FATAL_LOG = ("invalid page offset", "failed to reshape", "corrupted", "truncated")
 _MAX_LOGGED = 5
@@ -118,7 +145,7 @@ class Stack:
         the first frame (SPE v3 exposure start, OME ``DeltaT``), or None.
     """
 
-    data: "dask.array.Array"
+    data: dask.array.Array
     paths: tuple[str, ...]
     pixel_size_nm: float | None
     dtype: np.dtype
@@ -172,6 +199,7 @@ class _Probed:
 # file names
 # --------------------------------------------------------------------------
 
+
 def _natural_key(path: str) -> list:
     """Sort key: digit runs compare as numbers (movie_2 before movie_10)."""
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", path)]
@@ -193,6 +221,7 @@ def _expand(path: str) -> list[str]:
 # --------------------------------------------------------------------------
 # metadata
 # --------------------------------------------------------------------------
+
 
 def _length_unit_nm(unit: Any) -> float | None:
     if not isinstance(unit, str):
@@ -232,13 +261,17 @@ def _ome_pixel_size_nm(pixels: ET.Element, warnings: list[str]) -> float | None:
     scale = _length_unit_nm(unit)
     size = _positive(pixels.attrib["PhysicalSizeX"])
     if scale is None or size is None:
-        warnings.append(f"OME PhysicalSizeX={pixels.attrib['PhysicalSizeX']!r} {unit!r} "
-                        "is not a usable length; pixel size not read")
+        warnings.append(
+            f"OME PhysicalSizeX={pixels.attrib['PhysicalSizeX']!r} {unit!r} "
+            "is not a usable length; pixel size not read"
+        )
         return None
     size_y = pixels.attrib.get("PhysicalSizeY")
     if size_y is not None and _positive(size_y) != size:
-        warnings.append(f"pixels are not square (PhysicalSizeX={pixels.attrib['PhysicalSizeX']}, "
-                        f"PhysicalSizeY={size_y}); using X")
+        warnings.append(
+            f"pixels are not square (PhysicalSizeX={pixels.attrib['PhysicalSizeX']}, "
+            f"PhysicalSizeY={size_y}); using X"
+        )
     return size * scale
 
 
@@ -286,8 +319,9 @@ def _imagej_pixel_size_nm(tif: tifffile.TiffFile, warnings: list[str]) -> float 
     return scale / xres
 
 
-def _metadata(tif: tifffile.TiffFile, n_frames: int,
-              warnings: list[str]) -> tuple[float | None, float | None, np.ndarray | None]:
+def _metadata(
+    tif: tifffile.TiffFile, n_frames: int, warnings: list[str]
+) -> tuple[float | None, float | None, np.ndarray | None]:
     """Pixel size (nm), frame interval (s) and per-frame times (s) from the metadata."""
     pixel_size = interval = times = None
     pixels = _ome_pixels(tif, warnings)
@@ -319,6 +353,7 @@ def _metadata(tif: tifffile.TiffFile, n_frames: int,
 # TIFF
 # --------------------------------------------------------------------------
 
+
 class _CaptureLog(logging.Filter):
     """Collects (and keeps out of the root log) tifffile's messages.
 
@@ -335,7 +370,7 @@ class _CaptureLog(logging.Filter):
         self.records.append(record)
         return False
 
-    def __enter__(self) -> "_CaptureLog":
+    def __enter__(self) -> _CaptureLog:
         logging.getLogger("tifffile").addFilter(self)
         return self
 
@@ -344,8 +379,11 @@ class _CaptureLog(logging.Filter):
 
     def messages(self, min_level: int = logging.WARNING) -> list[str]:
         """The messages, without tifffile's ``<tifffile.TiffFile 'x.tif'>`` prefixes."""
-        return [re.sub(r"^(<tifffile\.[^>]*>\s*)+", "", r.getMessage())
-                for r in self.records if r.levelno >= min_level]
+        return [
+            re.sub(r"^(<tifffile\.[^>]*>\s*)+", "", r.getMessage())
+            for r in self.records
+            if r.levelno >= min_level
+        ]
 
 
 def _binary_only_target(tif: tifffile.TiffFile, path: str) -> str | None:
@@ -361,12 +399,18 @@ def _binary_only_target(tif: tifffile.TiffFile, path: str) -> str | None:
             name = el.attrib.get("MetadataFile", "")
             target = os.path.join(os.path.dirname(path), name)
             if not name or not os.path.isfile(target):
-                raise RunFolderError(path, f"is one part of a multi-file OME-TIFF whose metadata "
-                                           f"are in '{name}', which does not exist")
+                raise RunFolderError(
+                    path,
+                    f"is one part of a multi-file OME-TIFF whose metadata "
+                    f"are in '{name}', which does not exist",
+                )
             if not target.lower().endswith((".tif", ".tiff")):
-                raise RunFolderError(path, f"is one part of a multi-file OME-TIFF whose metadata "
-                                           f"are in the companion file '{name}'; companion "
-                                           "files are not supported, give a glob of the parts")
+                raise RunFolderError(
+                    path,
+                    f"is one part of a multi-file OME-TIFF whose metadata "
+                    f"are in the companion file '{name}'; companion "
+                    "files are not supported, give a glob of the parts",
+                )
             return target
     return None
 
@@ -378,9 +422,14 @@ def _page_file(page: Any, default: str) -> str:
     return p if p else default
 
 
-def _group_sources(frames: list[tuple[str, int, int]], *, frame_shape: tuple[int, int],
-                   file_dtype: str, stamps: dict[str, tuple[int, int]],
-                   mode: str) -> list[FrameSource]:
+def _group_sources(
+    frames: list[tuple[str, int, int]],
+    *,
+    frame_shape: tuple[int, int],
+    file_dtype: str,
+    stamps: dict[str, tuple[int, int]],
+    mode: str,
+) -> list[FrameSource]:
     """Runs of consecutive frames in one file as sources.
 
     ``frames`` holds (file, byte offset or page index, _) per frame.
@@ -394,8 +443,9 @@ def _group_sources(frames: list[tuple[str, int, int]], *, frame_shape: tuple[int
             j += 1
         path = frames[i][0]
         vals = [f[1] for f in frames[i:j]]
-        common = dict(path=path, n_frames=j - i, frame_shape=frame_shape, file_dtype=file_dtype,
-                      stamp=stamps[path])
+        common = dict(
+            path=path, n_frames=j - i, frame_shape=frame_shape, file_dtype=file_dtype, stamp=stamps[path]
+        )
         if mode == "pages":
             out.append(FrameSource(mode="pages", pages=tuple(vals), **common))
         else:
@@ -409,8 +459,7 @@ def _group_sources(frames: list[tuple[str, int, int]], *, frame_shape: tuple[int
     return out
 
 
-def _inspect_tiff(tif: tifffile.TiffFile, path: str, st: os.stat_result,
-                  log: _CaptureLog) -> _Probed:
+def _inspect_tiff(tif: tifffile.TiffFile, path: str, st: os.stat_result, log: _CaptureLog) -> _Probed:
     """Check that the first series of ``tif`` is a complete (t, y, x) stack."""
     warnings: list[str] = []
     if not tif.series:
@@ -419,35 +468,46 @@ def _inspect_tiff(tif: tifffile.TiffFile, path: str, st: os.stat_result,
     kind = series.kind or "tiff"
     fmt = {"mmstack": "mmstack", "ome": "ome", "imagej": "imagej"}.get(kind, "tiff")
     if len(tif.series) > 1:
-        warnings.append(f"has {len(tif.series)} image series; reading only the first "
-                        f"({series.axes} {series.shape})")
+        warnings.append(
+            f"has {len(tif.series)} image series; reading only the first ({series.axes} {series.shape})"
+        )
     key = series.keyframe
     if key.samplesperpixel > 1:
-        raise RunFolderError(path, f"frames have {key.samplesperpixel} samples per pixel "
-                                   "(colour?); expected grayscale frames (t, y, x)")
+        raise RunFolderError(
+            path,
+            f"frames have {key.samplesperpixel} samples per pixel "
+            "(colour?); expected grayscale frames (t, y, x)",
+        )
     if len(key.shape) != 2 or series.dtype is None:
-        raise RunFolderError(path, f"pages of shape {key.shape} and type {series.dtype} are not "
-                                   "supported; expected 2-D grayscale frames")
+        raise RunFolderError(
+            path,
+            f"pages of shape {key.shape} and type {series.dtype} are not "
+            "supported; expected 2-D grayscale frames",
+        )
     frame_shape = (int(key.shape[0]), int(key.shape[1]))
     shape, axes = tuple(series.shape), series.axes
     if shape[-2:] != frame_shape:
-        raise RunFolderError(path, f"image series {axes} {shape} does not end with the page "
-                                   f"shape {frame_shape}")
+        raise RunFolderError(
+            path, f"image series {axes} {shape} does not end with the page shape {frame_shape}"
+        )
     lead = [(a, int(n)) for a, n in zip(axes[:-2], shape[:-2]) if n > 1]
     if len(lead) > 1:
         what = "a multi-position dataset" if "R" in dict(lead) else "a hyperstack"
-        raise RunFolderError(path, f"image series has axes {axes} and shape {shape}; expected a "
-                                   f"single time axis (t, y, x), not {what}")
+        raise RunFolderError(
+            path,
+            f"image series has axes {axes} and shape {shape}; expected a "
+            f"single time axis (t, y, x), not {what}",
+        )
     if lead and lead[0][0] in "CSZ":
         name = {"C": "channels", "S": "samples", "Z": "depth"}[lead[0][0]]
-        warnings.append(f"the metadata call the frame axis '{lead[0][0]}' ({name}) in "
-                        f"{axes} {shape}; reading it as time")
+        warnings.append(
+            f"the metadata call the frame axis '{lead[0][0]}' ({name}) in {axes} {shape}; reading it as time"
+        )
     n_total = int(np.prod(shape[:-2], dtype=np.int64)) if len(shape) > 2 else 1
 
     fatal = [m for m in log.messages() if any(s in m for s in _FATAL_LOG)]
     if fatal:
-        raise RunFolderError(path, f"truncated or corrupt TIFF ({fatal[0]}; the file has "
-                                   f"{st.st_size} bytes)")
+        raise RunFolderError(path, f"truncated or corrupt TIFF ({fatal[0]}; the file has {st.st_size} bytes)")
 
     file_dtype = np.dtype(series.dtype).newbyteorder(tif.byteorder).str
     nbytes = frame_shape[0] * frame_shape[1] * np.dtype(file_dtype).itemsize
@@ -459,29 +519,52 @@ def _inspect_tiff(tif: tifffile.TiffFile, path: str, st: os.stat_result,
         end = offset + n_total * nbytes
         if end > st.st_size:
             have = max(0, (st.st_size - offset) // max(1, nbytes))
-            raise RunFolderError(path, f"truncated: {n_total} frames need {end} bytes but the file "
-                                       f"has {st.st_size} (about {have} complete frames)")
-        sources = [FrameSource(path=path, n_frames=n_total, frame_shape=frame_shape,
-                               file_dtype=file_dtype, stamp=stamps[path], mode="strided",
-                               offset=offset, stride=nbytes)]
+            raise RunFolderError(
+                path,
+                f"truncated: {n_total} frames need {end} bytes but the file "
+                f"has {st.st_size} (about {have} complete frames)",
+            )
+        sources = [
+            FrameSource(
+                path=path,
+                n_frames=n_total,
+                frame_shape=frame_shape,
+                file_dtype=file_dtype,
+                stamp=stamps[path],
+                mode="strided",
+                offset=offset,
+                stride=nbytes,
+            )
+        ]
     else:
         pages = list(series.pages)
         if len(pages) != n_total:
-            raise RunFolderError(path, f"truncated or corrupt: the metadata describe {n_total} "
-                                       f"frames but {len(pages)} pages were found")
+            raise RunFolderError(
+                path,
+                f"truncated or corrupt: the metadata describe {n_total} "
+                f"frames but {len(pages)} pages were found",
+            )
         present = [i for i, p in enumerate(pages) if p is not None]
         missing = n_total - len(present)
         if missing:
             if kind != "mmstack":
-                lost = [m.group(1) for m in (re.search(r"failed to read '([^']+)'", msg)
-                                             for msg in log.messages()) if m]
-                why = (f"part file '{lost[0]}' of the multi-file series cannot be read" if lost
-                       else "a file of the multi-file series is missing, or the file is truncated")
+                lost = [
+                    m.group(1)
+                    for m in (re.search(r"failed to read '([^']+)'", msg) for msg in log.messages())
+                    if m
+                ]
+                why = (
+                    f"part file '{lost[0]}' of the multi-file series cannot be read"
+                    if lost
+                    else "a file of the multi-file series is missing, or the file is truncated"
+                )
                 raise RunFolderError(path, f"{missing} of {n_total} frames are missing: {why}")
             gaps = [i for i in range(n_total) if pages[i] is None]
-            warnings.append(f"{missing} of {n_total} frames are missing from the Micro-Manager "
-                            f"dataset (time indices {gaps[:10]}{' ...' if missing > 10 else ''}); "
-                            "their frame numbers are recorded")
+            warnings.append(
+                f"{missing} of {n_total} frames are missing from the Micro-Manager "
+                f"dataset (time indices {gaps[:10]}{' ...' if missing > 10 else ''}); "
+                "their frame numbers are recorded"
+            )
             frame_numbers = np.asarray(present, dtype=np.int64)
         final = key.is_final
         frames: list[tuple[str, int, int]] = []
@@ -492,15 +575,17 @@ def _inspect_tiff(tif: tifffile.TiffFile, path: str, st: os.stat_result,
                 try:
                     fst = os.stat(fpath)
                 except OSError as exc:
-                    raise RunFolderError(fpath, f"part of the multi-file series {path} cannot be "
-                                                f"read: {exc.strerror}") from None
+                    raise RunFolderError(
+                        fpath, f"part of the multi-file series {path} cannot be read: {exc.strerror}"
+                    ) from None
                 stamps[fpath] = (fst.st_size, fst.st_mtime_ns)
             offs, counts = page.dataoffsets, page.databytecounts
             size = stamps[fpath][0]
             ends = [o + c for o, c in zip(offs, counts)]
             if not ends or max(ends) > size or min(counts) == 0:
-                raise RunFolderError(fpath, f"truncated: image data of frame {i} are missing "
-                                            f"(file has {size} bytes)")
+                raise RunFolderError(
+                    fpath, f"truncated: image data of frame {i} are missing (file has {size} bytes)"
+                )
             if final:
                 contiguous = all(offs[j] + counts[j] == offs[j + 1] for j in range(len(offs) - 1))
                 if not contiguous or sum(counts) != nbytes:
@@ -508,11 +593,17 @@ def _inspect_tiff(tif: tifffile.TiffFile, path: str, st: os.stat_result,
             frames.append((fpath, int(offs[0]) if final else int(page.index), i))
         if not final:
             if kind == "mmstack":
-                raise RunFolderError(path, "Micro-Manager dataset with compressed or scattered "
-                                           "image data is not supported")
+                raise RunFolderError(
+                    path, "Micro-Manager dataset with compressed or scattered image data is not supported"
+                )
             frames = [(f, int(pages[i].index), i) for f, _, i in frames]
-        sources = _group_sources(frames, frame_shape=frame_shape, file_dtype=file_dtype,
-                                 stamps=stamps, mode="offsets" if final else "pages")
+        sources = _group_sources(
+            frames,
+            frame_shape=frame_shape,
+            file_dtype=file_dtype,
+            stamps=stamps,
+            mode="offsets" if final else "pages",
+        )
 
     n_frames = sum(s.n_frames for s in sources)
     pixel_size, interval, times = _metadata(tif, n_total, warnings)
@@ -521,9 +612,17 @@ def _inspect_tiff(tif: tifffile.TiffFile, path: str, st: os.stat_result,
     files = tuple(dict.fromkeys(s.path for s in sources))
     if len(files) > 1:
         logger.debug("%s: %s dataset of %d files, %d frames", path, fmt, len(files), n_frames)
-    return _Probed(sources=tuple(sources), format=fmt, axes=axes, pixel_size_nm=pixel_size,
-                   frame_interval_s=interval, frame_numbers=frame_numbers, frame_time_s=times,
-                   warnings=tuple(warnings), files=files)
+    return _Probed(
+        sources=tuple(sources),
+        format=fmt,
+        axes=axes,
+        pixel_size_nm=pixel_size,
+        frame_interval_s=interval,
+        frame_numbers=frame_numbers,
+        frame_time_s=times,
+        warnings=tuple(warnings),
+        files=files,
+    )
 
 
 def _probe_tiff(path: str, st: os.stat_result, *, redirected: bool = False) -> _Probed:
@@ -538,9 +637,8 @@ def _probe_tiff(path: str, st: os.stat_result, *, redirected: bool = False) -> _
             raise RunFolderError(path, f"not a TIFF file, or its header is corrupt ({exc})") from None
         except OSError as exc:
             raise RunFolderError(path, f"cannot be read: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - tifffile raises many types on bad files
-            raise RunFolderError(path, f"corrupt or unsupported TIFF "
-                                       f"({type(exc).__name__}: {exc})") from exc
+        except Exception as exc:
+            raise RunFolderError(path, f"corrupt or unsupported TIFF ({type(exc).__name__}: {exc})") from exc
     if target is not None:
         logger.info("%s: part of a multi-file OME-TIFF; reading the dataset from %s", path, target)
         return _probe_tiff(target, os.stat(target), redirected=True)
@@ -558,6 +656,7 @@ def _probe_tiff(path: str, st: os.stat_result, *, redirected: bool = False) -> _
 # any file
 # --------------------------------------------------------------------------
 
+
 def _probe_spe(path: str) -> _Probed:
     from .spe import probe_spe
 
@@ -565,9 +664,16 @@ def _probe_spe(path: str) -> _Probed:
     interval = None
     if spe.frame_time_s is not None and spe.frame_time_s.size > 1:
         interval = float(np.median(np.diff(spe.frame_time_s)))
-    return _Probed(sources=(spe.source,), format="spe", axes="TYX" if spe.source.n_frames > 1
-                   else "YX", frame_interval_s=interval, frame_numbers=spe.frame_numbers,
-                   frame_time_s=spe.frame_time_s, warnings=spe.warnings, files=(path,))
+    return _Probed(
+        sources=(spe.source,),
+        format="spe",
+        axes="TYX" if spe.source.n_frames > 1 else "YX",
+        frame_interval_s=interval,
+        frame_numbers=spe.frame_numbers,
+        frame_time_s=spe.frame_time_s,
+        warnings=spe.warnings,
+        files=(path,),
+    )
 
 
 def _probe(path: str) -> _Probed:
@@ -632,9 +738,9 @@ def open_stack(path: str | os.PathLike, *, chunk_frames: int | Literal["auto"] =
     import dask.array as da
     from dask.base import tokenize
 
-    if chunk_frames != "auto" and (isinstance(chunk_frames, bool)
-                                   or not isinstance(chunk_frames, (int, np.integer))
-                                   or chunk_frames < 1):
+    if chunk_frames != "auto" and (
+        isinstance(chunk_frames, bool) or not isinstance(chunk_frames, (int, np.integer)) or chunk_frames < 1
+    ):
         raise ValueError(f"chunk_frames must be a positive integer or 'auto', got {chunk_frames!r}")
     spec = os.fspath(path)
     probed: list[_Probed] = []
@@ -652,18 +758,26 @@ def open_stack(path: str | os.PathLike, *, chunk_frames: int | Literal["auto"] =
         warnings.extend(f"{f.path}: {w}" for w in f.warnings)
     for f in probed[1:]:
         if f.frame_shape != first.frame_shape:
-            raise RunFolderError(f.path, f"frames are {f.frame_shape[0]}x{f.frame_shape[1]} pixels "
-                                         f"but {first.path} has {first.frame_shape[0]}x"
-                                         f"{first.frame_shape[1]}; all files of '{spec}' must "
-                                         "have the same frame shape")
+            raise RunFolderError(
+                f.path,
+                f"frames are {f.frame_shape[0]}x{f.frame_shape[1]} pixels "
+                f"but {first.path} has {first.frame_shape[0]}x"
+                f"{first.frame_shape[1]}; all files of '{spec}' must "
+                "have the same frame shape",
+            )
         if f.dtype != first.dtype:
-            raise RunFolderError(f.path, f"pixel type is {f.dtype} but {first.path} has "
-                                         f"{first.dtype}; all files of '{spec}' must match")
+            raise RunFolderError(
+                f.path,
+                f"pixel type is {f.dtype} but {first.path} has "
+                f"{first.dtype}; all files of '{spec}' must match",
+            )
     sizes = {f.pixel_size_nm for f in probed}
     pixel_size = first.pixel_size_nm
     if len(sizes) > 1:
-        warnings.append(f"{spec}: files disagree on the pixel size ({sorted(sizes, key=str)}); "
-                        f"using {pixel_size} nm from {first.path}")
+        warnings.append(
+            f"{spec}: files disagree on the pixel size ({sorted(sizes, key=str)}); "
+            f"using {pixel_size} nm from {first.path}"
+        )
     for w in warnings:
         logger.warning("%s", w)
 
@@ -672,17 +786,39 @@ def open_stack(path: str | os.PathLike, *, chunk_frames: int | Literal["auto"] =
     if chunk_frames == "auto":
         chunk_frames = _auto_chunk_frames(frames.shape[1:], frames.dtype)
     chunks = (min(int(chunk_frames), max(1, frames.shape[0])), *frames.shape[1:])
-    data = da.from_array(frames, chunks=chunks, name=f"frames-{tokenize(frames, chunks)}",
-                         meta=np.empty((0, 0, 0), frames.dtype), fancy=False, lock=False,
-                         asarray=False, inline_array=False)
+    data = da.from_array(
+        frames,
+        chunks=chunks,
+        name=f"frames-{tokenize(frames, chunks)}",
+        meta=np.empty((0, 0, 0), frames.dtype),
+        fancy=False,
+        lock=False,
+        asarray=False,
+        inline_array=False,
+    )
     single = len(probed) == 1
-    logger.debug("opened %s: %d file(s), shape %s, dtype %s, %s, chunks of %d frames (%d chunks), "
-                 "pixel size %s nm", spec, len(sources), frames.shape, frames.dtype,
-                 "/".join(sorted({s.mode for s in sources})), chunks[0], len(data.chunks[0]),
-                 pixel_size)
-    return Stack(data=data, paths=tuple(s.path for s in sources), pixel_size_nm=pixel_size,
-                 dtype=frames.dtype, shape=frames.shape, frame_offsets=frames._starts[:-1],
-                 warnings=tuple(warnings), axes=first.axes, format=first.format,
-                 frame_interval_s=first.frame_interval_s,
-                 frame_numbers=first.frame_numbers if single else None,
-                 frame_time_s=first.frame_time_s if single else None)
+    logger.debug(
+        "opened %s: %d file(s), shape %s, dtype %s, %s, chunks of %d frames (%d chunks), pixel size %s nm",
+        spec,
+        len(sources),
+        frames.shape,
+        frames.dtype,
+        "/".join(sorted({s.mode for s in sources})),
+        chunks[0],
+        len(data.chunks[0]),
+        pixel_size,
+    )
+    return Stack(
+        data=data,
+        paths=tuple(s.path for s in sources),
+        pixel_size_nm=pixel_size,
+        dtype=frames.dtype,
+        shape=frames.shape,
+        frame_offsets=frames._starts[:-1],
+        warnings=tuple(warnings),
+        axes=first.axes,
+        format=first.format,
+        frame_interval_s=first.frame_interval_s,
+        frame_numbers=first.frame_numbers if single else None,
+        frame_time_s=first.frame_time_s if single else None,
+    )

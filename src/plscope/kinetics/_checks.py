@@ -55,12 +55,12 @@ def check_cycles(cycles: pd.DataFrame) -> pd.DataFrame:
         raise KineticsInputError(f"cycles: expected a pandas DataFrame, got {type(cycles).__name__}")
     missing = [c for c in CYCLE_COLUMNS if c not in cycles.columns]
     if missing:
-        raise KineticsInputError(
-            f"cycles: missing column(s) {missing}; expected {list(CYCLE_COLUMNS)}")
+        raise KineticsInputError(f"cycles: missing column(s) {missing}; expected {list(CYCLE_COLUMNS)}")
     out = cycles.sort_values("on_start_s", kind="stable").reset_index(drop=True)
     bad = ~((out["on_start_s"] <= out["on_end_s"]) & (out["on_end_s"] <= out["off_end_s"]))
     if bool(bad.any()):
         raise KineticsInputError(
             "cycles: each row needs on_start_s <= on_end_s <= off_end_s; "
-            f"violated in cycle(s) {out.loc[bad, 'cycle'].tolist()}")
+            f"violated in cycle(s) {out.loc[bad, 'cycle'].tolist()}"
+        )
     return out

@@ -48,27 +48,69 @@ import numpy as np
 import pandas as pd
 
 from ._checks import KineticsInputError, as_1d_float, check_cycles, check_exposure, check_time
-from .cycles import (BleachModel, SuperposedCycles, _stats, bleach_curve, superpose_cycles,
-                     switching_efficiency_per_cycle)
+from .cycles import (
+    BleachModel,
+    SuperposedCycles,
+    _stats,
+    bleach_curve,
+    superpose_cycles,
+    switching_efficiency_per_cycle,
+)
 from .fits import DecayFit, ShapePrior, fit_biexponential_pooled, fit_decay, fit_models
 from .mobility import drift_velocity_nm_per_s, mobility_cm2_per_Vs
 
-__all__ = ["CURVE_COLUMNS", "CURVE_TABLE_COLUMNS", "KINETICS_COLUMNS", "SE_CYCLE_COLUMNS", "KineticsSettings",
-           "ParticleKinetics", "analyze_particle", "exclusion_reason", "refit_particle"]
+__all__ = [
+    "CURVE_COLUMNS",
+    "CURVE_TABLE_COLUMNS",
+    "KINETICS_COLUMNS",
+    "SE_CYCLE_COLUMNS",
+    "KineticsSettings",
+    "ParticleKinetics",
+    "analyze_particle",
+    "exclusion_reason",
+    "refit_particle",
+]
 
 logger = logging.getLogger(__name__)
 
 KINETICS_COLUMNS = (
-    "particle_id", "level", "field_kV_per_cm",
-    "n_cycles", "n_cycles_used", "n_cycles_used_rec", "n_cycles_spoiled",
-    "switching_efficiency", "switching_efficiency_std", "switching_efficiency_fit",
-    "tau_pol_s", "tau_pol_err_s", "tau_rec_s", "tau_rec_err_s",
-    "tau_pol_fast_s", "tau_pol_slow_s", "tau_rec_fast_s", "tau_rec_slow_s",
-    "pol_model", "rec_model", "pol_fit_ok", "rec_fit_ok", "fit_ok",
-    "size_nm", "velocity_nm_per_s", "mobility_cm2_per_Vs",
-    "bleach_percent_per_min", "flags",
-    "tau_pol_err_method", "tau_rec_err_method", "pol_delta_bic", "rec_delta_bic",
-    "pol_frac", "rec_frac", "size_err_nm", "velocity_err_nm_per_s", "mobility_err_cm2_per_Vs",
+    "particle_id",
+    "level",
+    "field_kV_per_cm",
+    "n_cycles",
+    "n_cycles_used",
+    "n_cycles_used_rec",
+    "n_cycles_spoiled",
+    "switching_efficiency",
+    "switching_efficiency_std",
+    "switching_efficiency_fit",
+    "tau_pol_s",
+    "tau_pol_err_s",
+    "tau_rec_s",
+    "tau_rec_err_s",
+    "tau_pol_fast_s",
+    "tau_pol_slow_s",
+    "tau_rec_fast_s",
+    "tau_rec_slow_s",
+    "pol_model",
+    "rec_model",
+    "pol_fit_ok",
+    "rec_fit_ok",
+    "fit_ok",
+    "size_nm",
+    "velocity_nm_per_s",
+    "mobility_cm2_per_Vs",
+    "bleach_percent_per_min",
+    "flags",
+    "tau_pol_err_method",
+    "tau_rec_err_method",
+    "pol_delta_bic",
+    "rec_delta_bic",
+    "pol_frac",
+    "rec_frac",
+    "size_err_nm",
+    "velocity_err_nm_per_s",
+    "mobility_err_cm2_per_Vs",
     "exclusion_reason",
 )
 """Columns of :attr:`ParticleKinetics.table` (one row per field level).
@@ -86,8 +128,16 @@ curves follow as ``cycle_<id>``."""
 CURVE_TABLE_COLUMNS = ("particle_id", "level", "field_kV_per_cm", "phase", *CURVE_COLUMNS)
 """Columns of :meth:`ParticleKinetics.curve_table` (long format, one row per grid point)."""
 
-SE_CYCLE_COLUMNS = ("particle_id", "cycle", "level", "field_kV_per_cm", "bright", "quenched",
-                    "switching_efficiency", "used")
+SE_CYCLE_COLUMNS = (
+    "particle_id",
+    "cycle",
+    "level",
+    "field_kV_per_cm",
+    "bright",
+    "quenched",
+    "switching_efficiency",
+    "used",
+)
 """Columns of :attr:`ParticleKinetics.se_cycles` (one row per cycle; ``used``: in the
 polarization average, i.e. not spoiled by a blink)."""
 
@@ -160,7 +210,7 @@ class KineticsSettings:
     bootstrap_seed: int = 0
 
     @classmethod
-    def from_any(cls, settings) -> "KineticsSettings":
+    def from_any(cls, settings) -> KineticsSettings:
         """Accept None, a KineticsSettings or a mapping of field names."""
         if settings is None:
             return cls()
@@ -172,8 +222,9 @@ class KineticsSettings:
             if unknown:
                 raise KineticsInputError(f"settings: unknown key(s) {unknown}; known: {sorted(names)}")
             return cls(**dict(settings))
-        raise KineticsInputError("settings: expected KineticsSettings or a mapping, "
-                                 f"got {type(settings).__name__}")
+        raise KineticsInputError(
+            f"settings: expected KineticsSettings or a mapping, got {type(settings).__name__}"
+        )
 
     def to_dict(self) -> dict:
         """Plain dict of the settings."""
@@ -272,9 +323,12 @@ class ParticleKinetics:
 
     def to_dict(self) -> dict:
         """``rows``, ``bleach``, ``flags`` and ``shape_priors`` as plain Python objects."""
-        return {"rows": self.rows, "bleach": None if self.bleach is None else self.bleach.to_dict(),
-                "flags": ";".join(self.flags),
-                "shape_priors": {k: v.to_dict() for k, v in self.shape_priors.items()}}
+        return {
+            "rows": self.rows,
+            "bleach": None if self.bleach is None else self.bleach.to_dict(),
+            "flags": ";".join(self.flags),
+            "shape_priors": {k: v.to_dict() for k, v in self.shape_priors.items()},
+        }
 
 
 # --------------------------------------------------------------------------
@@ -327,8 +381,10 @@ def exclusion_reason(row: Mapping, *, min_cycles: int = 2) -> str:
             key = "n_cycles_used" if phase == "pol" else "n_cycles_used_rec"
             n = row.get(key)
             n = int(n) if n is not None and np.isfinite(n) else 0
-            parts.append(f"{_PHASE_NAMES[phase]}: only {n} usable cycle(s) at this field (need {min_cycles}; "
-                         "the others have no data or are spoiled by blinks)")
+            parts.append(
+                f"{_PHASE_NAMES[phase]}: only {n} usable cycle(s) at this field (need {min_cycles}; "
+                "the others have no data or are spoiled by blinks)"
+            )
             continue
         mine = [f.split(":", 1)[1] for f in flags if f.startswith(f"{phase}:")]
         if "no_data" in mine:
@@ -349,6 +405,7 @@ def exclusion_reason(row: Mapping, *, min_cycles: int = 2) -> str:
 # --------------------------------------------------------------------------
 # fitting one phase
 # --------------------------------------------------------------------------
+
 
 def _sigma(sup: SuperposedCycles, s: KineticsSettings):
     """Standard errors of the averaged points (None: unweighted)."""
@@ -373,8 +430,14 @@ def _fit_free(sup: SuperposedCycles, s: KineticsSettings, exposure_s: float):
         return None, ["too_few_usable_cycles"]
     sigma = _sigma(sup, s)
     if s.model == "mono":
-        mono = fit_decay(sup.time_s, sup.mean, model="mono", sigma=sigma, exposure_s=exposure_s,
-                         tau_bounds_s=s.tau_bounds_s)
+        mono = fit_decay(
+            sup.time_s,
+            sup.mean,
+            model="mono",
+            sigma=sigma,
+            exposure_s=exposure_s,
+            tau_bounds_s=s.tau_bounds_s,
+        )
         return {"auto": mono, "biexp": None, "mono": mono}, []
     fits = fit_models(sup.time_s, sup.mean, sigma=sigma, exposure_s=exposure_s, tau_bounds_s=s.tau_bounds_s)
     if s.model == "biexp" and fits["biexp"] is not None:
@@ -391,14 +454,20 @@ def _noise_scale(free: dict | None) -> float:
     return 1.0
 
 
-def _fit_pooled(sup: SuperposedCycles, s: KineticsSettings, exposure_s: float, prior: ShapePrior,
-                free: dict):
+def _fit_pooled(sup: SuperposedCycles, s: KineticsSettings, exposure_s: float, prior: ShapePrior, free: dict):
     """Pooled fit of one curve, noise scaled by the free fit's reduced chi-square."""
     sigma = _sigma(sup, s)
     if sigma is not None:
         sigma = sigma * _noise_scale(free)
-    return fit_biexponential_pooled(sup.time_s, sup.mean, prior=prior, sigma=sigma, exposure_s=exposure_s,
-                                    tau_bounds_s=s.tau_bounds_s, start=free.get("auto"))
+    return fit_biexponential_pooled(
+        sup.time_s,
+        sup.mean,
+        prior=prior,
+        sigma=sigma,
+        exposure_s=exposure_s,
+        tau_bounds_s=s.tau_bounds_s,
+        start=free.get("auto"),
+    )
 
 
 def _bootstrap_tau_err(sup: SuperposedCycles, refit, *, n_boot: int, rng: np.random.Generator) -> float:
@@ -420,24 +489,48 @@ def _bootstrap_tau_err(sup: SuperposedCycles, refit, *, n_boot: int, rng: np.ran
     return float(np.std(taus, ddof=1))
 
 
-def _with_bootstrap(fit: DecayFit, sup: SuperposedCycles, s: KineticsSettings, exposure_s: float,
-                    prior: ShapePrior | None, seed_key, *, noise_scale: float = 1.0) -> DecayFit:
+def _with_bootstrap(
+    fit: DecayFit,
+    sup: SuperposedCycles,
+    s: KineticsSettings,
+    exposure_s: float,
+    prior: ShapePrior | None,
+    seed_key,
+    *,
+    noise_scale: float = 1.0,
+) -> DecayFit:
     """Replace a missing covariance error by a bootstrap over cycles (each resample refitted alike)."""
     if fit is None or np.isfinite(fit.tau_err_s) or not np.isfinite(fit.tau_s) or s.n_bootstrap_cycles <= 0:
         return fit
     other_problems = set(fit.flags) & (DecayFit.BAD_FLAGS - {"no_covariance", "tau_poorly_determined"})
     if not fit.success or other_problems:
-        return fit      # a flat, failed or out-of-range fit stays flagged: resampling cannot rescue it
-    noise = sup.noise * noise_scale if (s.weight_by_noise or s.weight_by_sem) and np.isfinite(sup.noise) \
-        and sup.noise > 0 else None
+        return fit  # a flat, failed or out-of-range fit stays flagged: resampling cannot rescue it
+    noise = (
+        sup.noise * noise_scale
+        if (s.weight_by_noise or s.weight_by_sem) and np.isfinite(sup.noise) and sup.noise > 0
+        else None
+    )
 
     def refit(mean, n):
         sigma = None if noise is None else noise / np.sqrt(np.maximum(n, 1))
         if prior is not None:
-            return fit_biexponential_pooled(sup.time_s, mean, prior=prior, sigma=sigma, exposure_s=exposure_s,
-                                            tau_bounds_s=s.tau_bounds_s, start=fit)
-        return fit_decay(sup.time_s, mean, model=fit.model if fit.model in ("biexp", "mono") else "auto",
-                         sigma=sigma, exposure_s=exposure_s, tau_bounds_s=s.tau_bounds_s)
+            return fit_biexponential_pooled(
+                sup.time_s,
+                mean,
+                prior=prior,
+                sigma=sigma,
+                exposure_s=exposure_s,
+                tau_bounds_s=s.tau_bounds_s,
+                start=fit,
+            )
+        return fit_decay(
+            sup.time_s,
+            mean,
+            model=fit.model if fit.model in ("biexp", "mono") else "auto",
+            sigma=sigma,
+            exposure_s=exposure_s,
+            tau_bounds_s=s.tau_bounds_s,
+        )
 
     rng = np.random.default_rng([int(s.bootstrap_seed), *seed_key])
     err = _bootstrap_tau_err(sup, refit, n_boot=s.n_bootstrap_cycles, rng=rng)
@@ -446,23 +539,42 @@ def _with_bootstrap(fit: DecayFit, sup: SuperposedCycles, s: KineticsSettings, e
     flags = [f for f in fit.flags if f != "no_covariance"]
     if fit.tau_s > 0 and err / fit.tau_s > 0.5:
         flags.append("tau_poorly_determined")
-    return fit._with(tau_err_s=err, tau_err_method="bootstrap_cycles",
-                     flags=tuple(dict.fromkeys([*flags, "bootstrap_error"])))
+    return fit._with(
+        tau_err_s=err,
+        tau_err_method="bootstrap_cycles",
+        flags=tuple(dict.fromkeys([*flags, "bootstrap_error"])),
+    )
 
 
 # --------------------------------------------------------------------------
 # assembling the table
 # --------------------------------------------------------------------------
 
+
 def _empty_row(ctx: _Context, level, field_kV_per_cm, n_cycles) -> dict:
     nan = float("nan")
     row = {c: nan for c in KINETICS_COLUMNS}
-    row.update(particle_id=ctx.particle_id, level=level, field_kV_per_cm=field_kV_per_cm,
-               n_cycles=int(n_cycles), n_cycles_used=0, n_cycles_used_rec=0, n_cycles_spoiled=0,
-               pol_model="none", rec_model="none", pol_fit_ok=False, rec_fit_ok=False,
-               fit_ok=False, size_nm=ctx.size_nm, size_err_nm=ctx.size_err_nm,
-               bleach_percent_per_min=ctx.bleach_pct, flags="", tau_pol_err_method="none",
-               tau_rec_err_method="none", exclusion_reason="")
+    row.update(
+        particle_id=ctx.particle_id,
+        level=level,
+        field_kV_per_cm=field_kV_per_cm,
+        n_cycles=int(n_cycles),
+        n_cycles_used=0,
+        n_cycles_used_rec=0,
+        n_cycles_spoiled=0,
+        pol_model="none",
+        rec_model="none",
+        pol_fit_ok=False,
+        rec_fit_ok=False,
+        fit_ok=False,
+        size_nm=ctx.size_nm,
+        size_err_nm=ctx.size_err_nm,
+        bleach_percent_per_min=ctx.bleach_pct,
+        flags="",
+        tau_pol_err_method="none",
+        tau_rec_err_method="none",
+        exclusion_reason="",
+    )
     return row
 
 
@@ -493,8 +605,13 @@ def _assemble(ctx: _Context, sups: dict, fits: dict, sup_flags: dict) -> tuple[p
             if fit is not None:
                 flags += [f"{phase}:{f}" for f in fit.flags]
             if sup.time_s.size:
-                cols = {"t_s": sup.time_s, "mean": sup.mean, "sem": sup.sem, "n_cycles": sup.n,
-                        "fit": fit.curve(sup.time_s) if fit is not None else np.full(sup.time_s.size, np.nan)}
+                cols = {
+                    "t_s": sup.time_s,
+                    "mean": sup.mean,
+                    "sem": sup.sem,
+                    "n_cycles": sup.n,
+                    "fit": fit.curve(sup.time_s) if fit is not None else np.full(sup.time_s.size, np.nan),
+                }
                 cols.update({f"cycle_{cid}": sup.curves[i] for i, cid in enumerate(sup.cycle)})
                 curves[(field_kV_per_cm, phase)] = pd.DataFrame(cols)
         sp, sr = sups[(level, "pol")], sups[(level, "rec")]
@@ -502,8 +619,13 @@ def _assemble(ctx: _Context, sups: dict, fits: dict, sup_flags: dict) -> tuple[p
         row["n_cycles_used_rec"] = sr.n_used
         row["n_cycles_spoiled"] = int(np.count_nonzero(sp.spoiled | sr.spoiled))
         # switching efficiency over the cycles of the polarization average
-        se = (ctx.se_table.set_index("cycle").loc[sp.cycle[sp.used], "switching_efficiency"].to_numpy(dtype=float)
-              if ctx.se_table is not None else np.empty(0))
+        se = (
+            ctx.se_table.set_index("cycle")
+            .loc[sp.cycle[sp.used], "switching_efficiency"]
+            .to_numpy(dtype=float)
+            if ctx.se_table is not None
+            else np.empty(0)
+        )
         se = se[np.isfinite(se)]
         if se.size:
             row["switching_efficiency"] = float(np.mean(se))
@@ -550,8 +672,15 @@ def _assemble(ctx: _Context, sups: dict, fits: dict, sup_flags: dict) -> tuple[p
 # entry points
 # --------------------------------------------------------------------------
 
-def _report_fits(sups: dict, free_fits: dict, s: KineticsSettings, exposure_s: float,
-                 shape_priors: Mapping | None, particle_id) -> dict:
+
+def _report_fits(
+    sups: dict,
+    free_fits: dict,
+    s: KineticsSettings,
+    exposure_s: float,
+    shape_priors: Mapping | None,
+    particle_id,
+) -> dict:
     """Reported fit per (level, phase): pooled when a prior exists, else the free selection."""
     fits = {}
     pid_key = zlib.crc32(str(particle_id).encode())
@@ -562,16 +691,30 @@ def _report_fits(sups: dict, free_fits: dict, s: KineticsSettings, exposure_s: f
         sup = sups[(level, phase)]
         fit = _fit_pooled(sup, s, exposure_s, prior, free) if prior is not None else free["auto"]
         level_key = zlib.crc32(str(level).encode())
-        fits[(level, phase)] = _with_bootstrap(fit, sup, s, exposure_s, prior,
-                                               (pid_key, level_key, 0 if phase == "pol" else 1),
-                                               noise_scale=_noise_scale(free) if prior is not None else 1.0)
+        fits[(level, phase)] = _with_bootstrap(
+            fit,
+            sup,
+            s,
+            exposure_s,
+            prior,
+            (pid_key, level_key, 0 if phase == "pol" else 1),
+            noise_scale=_noise_scale(free) if prior is not None else 1.0,
+        )
     return fits
 
 
-def analyze_particle(time_s, intensity, cycles: pd.DataFrame, *, exposure_s: float,
-                     settings: KineticsSettings | Mapping | None = None,
-                     particle_id=None, size_nm: float | None = None, size_err_nm: float | None = None,
-                     shape_priors: Mapping[str, ShapePrior] | None = None) -> ParticleKinetics:
+def analyze_particle(
+    time_s,
+    intensity,
+    cycles: pd.DataFrame,
+    *,
+    exposure_s: float,
+    settings: KineticsSettings | Mapping | None = None,
+    particle_id=None,
+    size_nm: float | None = None,
+    size_err_nm: float | None = None,
+    shape_priors: Mapping[str, ShapePrior] | None = None,
+) -> ParticleKinetics:
     """Switching efficiency and polarization/recovery times of one particle.
 
     Parameters
@@ -654,8 +797,7 @@ def analyze_particle(time_s, intensity, cycles: pd.DataFrame, *, exposure_s: flo
         particle_flags.append("no_cycles")
     y_norm = y
     if s.correct_bleaching and "no_data" not in particle_flags and len(c):
-        bleach = bleach_curve(t, y, c, exposure_s=exposure_s,
-                              plateau_fraction=s.bleach_plateau_fraction)
+        bleach = bleach_curve(t, y, c, exposure_s=exposure_s, plateau_fraction=s.bleach_plateau_fraction)
         if bleach.success:
             y_norm = bleach.correct(t, y)
             bleach_pct = bleach.loss_percent_per_min
@@ -663,34 +805,64 @@ def analyze_particle(time_s, intensity, cycles: pd.DataFrame, *, exposure_s: flo
             particle_flags.append("bleach_uncorrected")
             logger.debug("particle %s: bleaching not corrected (%s)", particle_id, bleach.message)
 
-    se_table = (switching_efficiency_per_cycle(t, y_norm, c, exposure_s=exposure_s, plateau_s=s.plateau_s)
-                if len(c) and t.size else None)
+    se_table = (
+        switching_efficiency_per_cycle(t, y_norm, c, exposure_s=exposure_s, plateau_s=s.plateau_s)
+        if len(c) and t.size
+        else None
+    )
     sups, sup_flags, free_fits = {}, {}, {}
     if "no_data" not in particle_flags:
         for level, cl, _ in _levels(c):
             if len(cl) < s.min_cycles:
                 continue
             for phase in ("pol", "rec"):
-                sup = superpose_cycles(t, y_norm, cl, phase=phase, exposure_s=exposure_s, dt_s=s.dt_s,
-                                       plateau_s=s.plateau_s, outlier_k=s.outlier_k,
-                                       outlier_floor=s.outlier_floor, spoil_fraction=s.spoil_fraction,
-                                       transient_s=s.transient_s)
+                sup = superpose_cycles(
+                    t,
+                    y_norm,
+                    cl,
+                    phase=phase,
+                    exposure_s=exposure_s,
+                    dt_s=s.dt_s,
+                    plateau_s=s.plateau_s,
+                    outlier_k=s.outlier_k,
+                    outlier_floor=s.outlier_floor,
+                    spoil_fraction=s.spoil_fraction,
+                    transient_s=s.transient_s,
+                )
                 sups[(level, phase)] = sup
                 free, fflags = _fit_free(sup, s, exposure_s)
                 sup_flags[(level, phase)] = (*sup.flags, *fflags)
                 free_fits[(level, phase)] = free
     size = float("nan") if size_nm is None else float(size_nm)
     size_err = float("nan") if size_err_nm is None else float(size_err_nm)
-    ctx = _Context(particle_id=particle_id, size_nm=size, size_err_nm=size_err, exposure_s=exposure_s,
-                   settings=s, cycles=c, particle_flags=tuple(dict.fromkeys(particle_flags)),
-                   bleach_pct=bleach_pct, se_table=se_table, free_fits=free_fits, phase_flags=sup_flags)
+    ctx = _Context(
+        particle_id=particle_id,
+        size_nm=size,
+        size_err_nm=size_err,
+        exposure_s=exposure_s,
+        settings=s,
+        cycles=c,
+        particle_flags=tuple(dict.fromkeys(particle_flags)),
+        bleach_pct=bleach_pct,
+        se_table=se_table,
+        free_fits=free_fits,
+        phase_flags=sup_flags,
+    )
     priors = {k: v for k, v in (shape_priors or {}).items() if v is not None}
     fits = _report_fits(sups, free_fits, s, exposure_s, priors, particle_id)
     table, curves = _assemble(ctx, sups, fits, sup_flags)
-    return ParticleKinetics(table=table, curves=curves, fits=fits, superposed=sups, bleach=bleach,
-                            flags=ctx.particle_flags, free_fits=free_fits,
-                            se_cycles=_se_cycles(se_table, sups, particle_id), shape_priors=priors,
-                            _context=ctx)
+    return ParticleKinetics(
+        table=table,
+        curves=curves,
+        fits=fits,
+        superposed=sups,
+        bleach=bleach,
+        flags=ctx.particle_flags,
+        free_fits=free_fits,
+        se_cycles=_se_cycles(se_table, sups, particle_id),
+        shape_priors=priors,
+        _context=ctx,
+    )
 
 
 def _se_cycles(se_table: pd.DataFrame | None, sups: dict, particle_id) -> pd.DataFrame:
@@ -706,7 +878,9 @@ def _se_cycles(se_table: pd.DataFrame | None, sups: dict, particle_id) -> pd.Dat
     return out[list(SE_CYCLE_COLUMNS)]
 
 
-def refit_particle(kinetics: ParticleKinetics, shape_priors: Mapping[str, ShapePrior] | None) -> ParticleKinetics:
+def refit_particle(
+    kinetics: ParticleKinetics, shape_priors: Mapping[str, ShapePrior] | None
+) -> ParticleKinetics:
     """Refit a particle's averaged curves with shape priors (no new superposition).
 
     Parameters
@@ -725,7 +899,8 @@ def refit_particle(kinetics: ParticleKinetics, shape_priors: Mapping[str, ShapeP
     if ctx is None:
         raise KineticsInputError("refit_particle: the result was not made by analyze_particle")
     priors = {k: v for k, v in (shape_priors or {}).items() if v is not None}
-    fits = _report_fits(kinetics.superposed, ctx.free_fits, ctx.settings, ctx.exposure_s, priors,
-                        ctx.particle_id)
+    fits = _report_fits(
+        kinetics.superposed, ctx.free_fits, ctx.settings, ctx.exposure_s, priors, ctx.particle_id
+    )
     table, curves = _assemble(ctx, kinetics.superposed, fits, ctx.phase_flags)
     return dataclasses.replace(kinetics, table=table, curves=curves, fits=fits, shape_priors=priors)

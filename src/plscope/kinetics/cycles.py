@@ -51,6 +51,7 @@ _MAD_TO_SIGMA = 1.4826
 # small helpers
 # --------------------------------------------------------------------------
 
+
 def robust_mean(values, *, clip: float = 3.0) -> float:
     """Mean of the finite values within ``clip`` robust sigmas of the median.
 
@@ -109,8 +110,10 @@ def _frame_interval_s(time_s: np.ndarray) -> float:
 # windows
 # --------------------------------------------------------------------------
 
-def cycle_windows(cycles: pd.DataFrame, *, plateau_s: float = 3.0,
-                  record_start_s: float = -np.inf) -> pd.DataFrame:
+
+def cycle_windows(
+    cycles: pd.DataFrame, *, plateau_s: float = 3.0, record_start_s: float = -np.inf
+) -> pd.DataFrame:
     """Time windows of every cycle.
 
     Parameters
@@ -153,6 +156,7 @@ def cycle_windows(cycles: pd.DataFrame, *, plateau_s: float = 3.0,
 # --------------------------------------------------------------------------
 # bleaching
 # --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class BleachModel:
@@ -244,15 +248,22 @@ def _weighted_loglinear(tp, logy, w, t0):
     resid = logy - (ym + slope * (x - xm))
     dof = x.size - 2
     if dof > 0:
-        s2 = np.sum(w * resid ** 2) / dof
+        s2 = np.sum(w * resid**2) / dof
         err = math.sqrt(s2 / sxx)
     else:
         err = float("nan")
     return float(-slope), err, resid
 
 
-def bleach_curve(time_s, intensity, cycles: pd.DataFrame, *, exposure_s: float = 0.0,
-                 plateau_fraction: float = 0.3, reject_k: float = 4.0) -> BleachModel:
+def bleach_curve(
+    time_s,
+    intensity,
+    cycles: pd.DataFrame,
+    *,
+    exposure_s: float = 0.0,
+    plateau_fraction: float = 0.3,
+    reject_k: float = 4.0,
+) -> BleachModel:
     """Estimate photobleaching from the field-OFF plateaus.
 
     The plateaus are the last ``plateau_fraction`` of every field-OFF window
@@ -302,10 +313,15 @@ def bleach_curve(time_s, intensity, cycles: pd.DataFrame, *, exposure_s: float =
         flags.append("nonpositive_plateau")
         pts = pts[pos]
     if pts.shape[0] < 2:
-        return BleachModel(rate_per_s=0.0, rate_err_per_s=float("nan"), t0_s=t0,
-                           n_plateaus=int(pts.shape[0]), success=False,
-                           flags=tuple(flags + ["too_few_plateaus"]),
-                           message=f"{pts.shape[0]} usable field-OFF plateau(s); need 2")
+        return BleachModel(
+            rate_per_s=0.0,
+            rate_err_per_s=float("nan"),
+            t0_s=t0,
+            n_plateaus=int(pts.shape[0]),
+            success=False,
+            flags=tuple(flags + ["too_few_plateaus"]),
+            message=f"{pts.shape[0]} usable field-OFF plateau(s); need 2",
+        )
     tp, logy, w = pts[:, 0], np.log(pts[:, 1]), pts[:, 2]
     k, k_err, resid = _weighted_loglinear(tp, logy, w, t0)
     n_rejected = 0
@@ -320,18 +336,26 @@ def bleach_curve(time_s, intensity, cycles: pd.DataFrame, *, exposure_s: float =
     ok = bool(np.isfinite(k))
     if not ok:
         flags.append("fit_failed")
-    return BleachModel(rate_per_s=k if ok else 0.0, rate_err_per_s=k_err, t0_s=t0,
-                       n_plateaus=int(pts.shape[0] - n_rejected), n_rejected=n_rejected,
-                       success=ok, flags=tuple(flags),
-                       message="" if ok else "degenerate plateau times")
+    return BleachModel(
+        rate_per_s=k if ok else 0.0,
+        rate_err_per_s=k_err,
+        t0_s=t0,
+        n_plateaus=int(pts.shape[0] - n_rejected),
+        n_rejected=n_rejected,
+        success=ok,
+        flags=tuple(flags),
+        message="" if ok else "degenerate plateau times",
+    )
 
 
 # --------------------------------------------------------------------------
 # switching efficiency
 # --------------------------------------------------------------------------
 
-def switching_efficiency_per_cycle(time_s, intensity, cycles: pd.DataFrame, *,
-                                   exposure_s: float, plateau_s: float = 3.0) -> pd.DataFrame:
+
+def switching_efficiency_per_cycle(
+    time_s, intensity, cycles: pd.DataFrame, *, exposure_s: float, plateau_s: float = 3.0
+) -> pd.DataFrame:
     """Bright and quenched plateau levels and SE of every cycle.
 
     ``SE = (bright - quenched) / bright`` with ``bright`` the pre-ON plateau
@@ -371,14 +395,22 @@ def switching_efficiency_per_cycle(time_s, intensity, cycles: pd.DataFrame, *,
     q = np.array(quenched, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         se = np.where(b > 0, (b - q) / b, np.nan)
-    return pd.DataFrame({"cycle": w["cycle"].to_numpy(), "level": w["level"].to_numpy(),
-                         "field_kV_per_cm": w["field_kV_per_cm"].to_numpy(dtype=float),
-                         "bright": b, "quenched": q, "switching_efficiency": se})
+    return pd.DataFrame(
+        {
+            "cycle": w["cycle"].to_numpy(),
+            "level": w["level"].to_numpy(),
+            "field_kV_per_cm": w["field_kV_per_cm"].to_numpy(dtype=float),
+            "bright": b,
+            "quenched": q,
+            "switching_efficiency": se,
+        }
+    )
 
 
 # --------------------------------------------------------------------------
 # superposition
 # --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, eq=False)
 class SuperposedCycles:
@@ -445,8 +477,7 @@ class SuperposedCycles:
 
     def to_frame(self) -> pd.DataFrame:
         """Averaged curve as a DataFrame ``time_s, mean, sem, n_cycles``."""
-        return pd.DataFrame({"time_s": self.time_s, "mean": self.mean, "sem": self.sem,
-                             "n_cycles": self.n})
+        return pd.DataFrame({"time_s": self.time_s, "mean": self.mean, "sem": self.sem, "n_cycles": self.n})
 
 
 def _interp_cycle(tc, yc, grid, max_gap_s):
@@ -474,7 +505,7 @@ def _stats(curves):
     np.divide(s, n, out=mean, where=n > 0)
     dev = np.where(finite, curves - mean, 0.0)
     var = np.full(curves.shape[1], np.nan)
-    np.divide((dev ** 2).sum(axis=0), n - 1, out=var, where=n > 1)
+    np.divide((dev**2).sum(axis=0), n - 1, out=var, where=n > 1)
     sem = np.full(curves.shape[1], np.nan)
     np.divide(np.sqrt(var), np.sqrt(n), out=sem, where=n > 1)
     return mean, sem, n
@@ -494,11 +525,20 @@ def _nanmedian_rows(curves):
     return out
 
 
-def superpose_cycles(time_s, norm_intensity, cycles: pd.DataFrame, *,
-                     phase: Literal["pol", "rec"], exposure_s: float,
-                     dt_s: float | None = None, plateau_s: float = 3.0,
-                     outlier_k: float = 4.0, outlier_floor: float = 0.02,
-                     spoil_fraction: float = 0.2, transient_s: float = 0.0) -> SuperposedCycles:
+def superpose_cycles(
+    time_s,
+    norm_intensity,
+    cycles: pd.DataFrame,
+    *,
+    phase: Literal["pol", "rec"],
+    exposure_s: float,
+    dt_s: float | None = None,
+    plateau_s: float = 3.0,
+    outlier_k: float = 4.0,
+    outlier_floor: float = 0.02,
+    spoil_fraction: float = 0.2,
+    transient_s: float = 0.0,
+) -> SuperposedCycles:
     """Superpose the cycles of one phase relative to their switching edge.
 
     For ``phase='pol'`` the edge is ``on_start_s`` and the window ends at
@@ -580,11 +620,20 @@ def superpose_cycles(time_s, norm_intensity, cycles: pd.DataFrame, *,
     # grid from the earliest to the latest sample, trimmed where < half the cycles have data
     firsts = [tc[0] for tc, _ in per_cycle if tc.size]
     lasts = [tc[-1] for tc, _ in per_cycle if tc.size]
-    empty = SuperposedCycles(phase=phase, time_s=np.empty(0), curves=np.empty((n_c, 0)),
-                             cycle=w["cycle"].to_numpy(), plateau=plateau,
-                             used=np.zeros(n_c, bool), spoiled=np.ones(n_c, bool),
-                             outlier_fraction=np.full(n_c, np.nan), mean=np.empty(0),
-                             sem=np.empty(0), n=np.empty(0, int), flags=tuple(flags + ["no_data"]))
+    empty = SuperposedCycles(
+        phase=phase,
+        time_s=np.empty(0),
+        curves=np.empty((n_c, 0)),
+        cycle=w["cycle"].to_numpy(),
+        plateau=plateau,
+        used=np.zeros(n_c, bool),
+        spoiled=np.ones(n_c, bool),
+        outlier_fraction=np.full(n_c, np.nan),
+        mean=np.empty(0),
+        sem=np.empty(0),
+        n=np.empty(0, int),
+        flags=tuple(flags + ["no_data"]),
+    )
     if not firsts:
         return empty
     t_lo, t_hi = min(firsts), max(lasts)
@@ -611,8 +660,10 @@ def superpose_cycles(time_s, norm_intensity, cycles: pd.DataFrame, *,
     outlier_fraction = np.full(n_c, np.nan)
     if n_with >= 3:
         med = _nanmedian_rows(curves)
-        thr = max(outlier_k * (noise if np.isfinite(noise) else 0.0)
-                  * math.sqrt(1.0 + math.pi / (2.0 * n_with)), outlier_floor)
+        thr = max(
+            outlier_k * (noise if np.isfinite(noise) else 0.0) * math.sqrt(1.0 + math.pi / (2.0 * n_with)),
+            outlier_floor,
+        )
         with np.errstate(invalid="ignore"):
             out = np.abs(curves - med) > thr
         out = out | np.pad(out[:, 1:], ((0, 0), (0, 1))) | np.pad(out[:, :-1], ((0, 0), (1, 0)))
@@ -629,9 +680,23 @@ def superpose_cycles(time_s, norm_intensity, cycles: pd.DataFrame, *,
     used = ~spoiled
     if np.any(spoiled & ~bad_plateau & have.any(axis=1)):
         flags.append("spoiled_cycles_excluded")
-    mean, sem, n = _stats(curves[used]) if np.any(used) else (
-        np.full(grid.size, np.nan), np.full(grid.size, np.nan), np.zeros(grid.size, int))
-    return SuperposedCycles(phase=phase, time_s=grid, curves=curves, cycle=w["cycle"].to_numpy(),
-                            plateau=plateau, used=used, spoiled=spoiled,
-                            outlier_fraction=outlier_fraction, mean=mean, sem=sem,
-                            n=n.astype(int), noise=noise, flags=tuple(flags))
+    mean, sem, n = (
+        _stats(curves[used])
+        if np.any(used)
+        else (np.full(grid.size, np.nan), np.full(grid.size, np.nan), np.zeros(grid.size, int))
+    )
+    return SuperposedCycles(
+        phase=phase,
+        time_s=grid,
+        curves=curves,
+        cycle=w["cycle"].to_numpy(),
+        plateau=plateau,
+        used=used,
+        spoiled=spoiled,
+        outlier_fraction=outlier_fraction,
+        mean=mean,
+        sem=sem,
+        n=n.astype(int),
+        noise=noise,
+        flags=tuple(flags),
+    )

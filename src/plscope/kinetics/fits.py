@@ -88,14 +88,16 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BAD_FIT_FLAGS = frozenset({
-    "fit_failed",            # the optimizer did not converge / no usable data
-    "no_covariance",         # no error bars (singular Jacobian, parameter at a bound)
-    "tau_at_bound",          # the reported time constant sits on a bound of the search range
-    "amplitude_too_small",   # the step is not significant (|A| < 3 stderr(A))
-    "too_few_points",        # fewer points than the model needs
-    "tau_poorly_determined",  # tau_err_s / tau_s > 0.5
-})
+BAD_FIT_FLAGS = frozenset(
+    {
+        "fit_failed",  # the optimizer did not converge / no usable data
+        "no_covariance",  # no error bars (singular Jacobian, parameter at a bound)
+        "tau_at_bound",  # the reported time constant sits on a bound of the search range
+        "amplitude_too_small",  # the step is not significant (|A| < 3 stderr(A))
+        "too_few_points",  # fewer points than the model needs
+        "tau_poorly_determined",  # tau_err_s / tau_s > 0.5
+    }
+)
 """Flags that make :attr:`DecayFit.ok` false. Other flags are informative."""
 
 _MIN_POINTS = {"mono": 5, "biexp": 8}
@@ -104,12 +106,13 @@ _FRAC_EDGE = 1e-3
 _MIN_DTAU_REL = 1e-2
 _AMPLITUDE_SNR = 3.0
 _MAX_TAU_REL_ERR = 0.5
-_MAX_NFEV_PER_PARAM = 200   # well-posed fits converge in < 100 evaluations; degenerate ones wander
+_MAX_NFEV_PER_PARAM = 200  # well-posed fits converge in < 100 evaluations; degenerate ones wander
 
 
 # --------------------------------------------------------------------------
 # model functions
 # --------------------------------------------------------------------------
+
 
 def exposure_factor(tau_s, exposure_s):
     """Box average of ``exp(-t/tau)`` over an exposure, relative to its centre value.
@@ -200,8 +203,10 @@ def biexponential_mean_tau(t, i0=0.0, amplitude=1.0, tau=1.0, frac=0.5, log_rati
         Frame exposure, s.
     """
     tau1, tau2 = component_taus(tau, frac, log_ratio)
-    return i0 + amplitude * (frac * exposure_factor(tau1, exposure_s) * np.exp(-t / tau1)
-                             + (1.0 - frac) * exposure_factor(tau2, exposure_s) * np.exp(-t / tau2))
+    return i0 + amplitude * (
+        frac * exposure_factor(tau1, exposure_s) * np.exp(-t / tau1)
+        + (1.0 - frac) * exposure_factor(tau2, exposure_s) * np.exp(-t / tau2)
+    )
 
 
 def biexponential(t, i0=0.0, amplitude=1.0, frac=0.5, tau1=1.0, dtau=1.0, exposure_s=0.0):
@@ -225,13 +230,16 @@ def biexponential(t, i0=0.0, amplitude=1.0, frac=0.5, tau1=1.0, dtau=1.0, exposu
         Exposure time of a frame, s (independent variable of the lmfit model).
     """
     tau2 = tau1 + dtau
-    return i0 + amplitude * (frac * exposure_factor(tau1, exposure_s) * np.exp(-t / tau1)
-                             + (1.0 - frac) * exposure_factor(tau2, exposure_s) * np.exp(-t / tau2))
+    return i0 + amplitude * (
+        frac * exposure_factor(tau1, exposure_s) * np.exp(-t / tau1)
+        + (1.0 - frac) * exposure_factor(tau2, exposure_s) * np.exp(-t / tau2)
+    )
 
 
 # --------------------------------------------------------------------------
 # lmfit models with data-driven guesses
 # --------------------------------------------------------------------------
+
 
 def default_tau_bounds_s(t_s: np.ndarray) -> tuple[float, float]:
     """Search range for time constants: 0.3 sample interval to 5 x the window."""
@@ -325,6 +333,7 @@ _BIEXP = BiExponentialModel()
 # result type
 # --------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class DecayFit:
     """Result of an exponential fit of one averaged switching curve.
@@ -405,8 +414,7 @@ class DecayFit:
     @property
     def ok(self) -> bool:
         """True when ``tau_s`` may be used: converged, finite and no bad flag."""
-        return (bool(self.success) and np.isfinite(self.tau_s)
-                and not (set(self.flags) & self.BAD_FLAGS))
+        return bool(self.success) and np.isfinite(self.tau_s) and not (set(self.flags) & self.BAD_FLAGS)
 
     def curve(self, t_s, *, exposure_s: float | None = None) -> np.ndarray:
         """Evaluate the fitted model (exposure-averaged like the data) at ``t_s``.
@@ -444,23 +452,45 @@ class DecayFit:
                 d[k] = v.item()
         return d
 
-    def _with(self, **changes) -> "DecayFit":
+    def _with(self, **changes) -> DecayFit:
         return dataclasses.replace(self, **changes)
 
 
-def _failed(reason: str, flag: str, *, n_points: int, exposure_s: float,
-            tau_bounds_s=(float("nan"), float("nan")), extra_flags=()) -> DecayFit:
+def _failed(
+    reason: str,
+    flag: str,
+    *,
+    n_points: int,
+    exposure_s: float,
+    tau_bounds_s=(float("nan"), float("nan")),
+    extra_flags=(),
+) -> DecayFit:
     nan = float("nan")
-    return DecayFit(model="none", tau_s=nan, tau_err_s=nan, tau1_s=nan, tau2_s=nan,
-                    i0=nan, i1=nan, i2=nan, redchi=nan, aic=nan, bic=nan, success=False,
-                    flags=tuple(dict.fromkeys((flag, *extra_flags))), message=reason,
-                    n_points=n_points, exposure_s=exposure_s,
-                    tau_bounds_s=tuple(float(b) for b in tau_bounds_s))
+    return DecayFit(
+        model="none",
+        tau_s=nan,
+        tau_err_s=nan,
+        tau1_s=nan,
+        tau2_s=nan,
+        i0=nan,
+        i1=nan,
+        i2=nan,
+        redchi=nan,
+        aic=nan,
+        bic=nan,
+        success=False,
+        flags=tuple(dict.fromkeys((flag, *extra_flags))),
+        message=reason,
+        n_points=n_points,
+        exposure_s=exposure_s,
+        tau_bounds_s=tuple(float(b) for b in tau_bounds_s),
+    )
 
 
 # --------------------------------------------------------------------------
 # fitting
 # --------------------------------------------------------------------------
+
 
 def _prepare(t_s, y, sigma):
     """Finite points only (explicit NaN policy: 'omit'), sorted by time."""
@@ -499,8 +529,13 @@ def _run(model: lmfit.Model, params: lmfit.Parameters, t, y, w, exposure_s):
     with np.errstate(all="ignore"):
         try:
             n_vary = sum(1 for p in params.values() if p.vary and not p.expr)
-            res = lmfit.minimize(residual, params, method="leastsq", nan_policy="raise",
-                                 max_nfev=_MAX_NFEV_PER_PARAM * (n_vary + 1))
+            res = lmfit.minimize(
+                residual,
+                params,
+                method="leastsq",
+                nan_policy="raise",
+                max_nfev=_MAX_NFEV_PER_PARAM * (n_vary + 1),
+            )
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
             logger.debug("lmfit raised %s: %s", type(exc).__name__, exc)
             return None
@@ -560,18 +595,33 @@ def _mono_result(res, bounds, exposure_s, n_dropped) -> DecayFit:
     if _at_bound(tau, *bounds):
         flags.append("tau_at_bound")
     flags += _amplitude_flags(res, amp, amp_err)
-    return DecayFit(model="mono", tau_s=tau, tau_err_s=tau_err, tau1_s=tau, tau2_s=float("nan"),
-                    i0=float(p["i0"].value), i1=amp, i2=0.0, redchi=float(res.redchi),
-                    aic=float(res.aic), bic=float(res.bic), success=bool(res.success),
-                    flags=tuple(dict.fromkeys(flags)), message=str(res.message),
-                    n_points=int(res.ndata), exposure_s=exposure_s,
-                    tau_bounds_s=(float(bounds[0]), float(bounds[1])),
-                    tau_err_method="covariance" if np.isfinite(tau_err) else "none")
+    return DecayFit(
+        model="mono",
+        tau_s=tau,
+        tau_err_s=tau_err,
+        tau1_s=tau,
+        tau2_s=float("nan"),
+        i0=float(p["i0"].value),
+        i1=amp,
+        i2=0.0,
+        redchi=float(res.redchi),
+        aic=float(res.aic),
+        bic=float(res.bic),
+        success=bool(res.success),
+        flags=tuple(dict.fromkeys(flags)),
+        message=str(res.message),
+        n_points=int(res.ndata),
+        exposure_s=exposure_s,
+        tau_bounds_s=(float(bounds[0]), float(bounds[1])),
+        tau_err_method="covariance" if np.isfinite(tau_err) else "none",
+    )
 
 
 def _stderr(res, name: str) -> float:
     p = res.params[name]
-    return float(p.stderr) if res.errorbars and p.stderr is not None and np.isfinite(p.stderr) else float("nan")
+    return (
+        float(p.stderr) if res.errorbars and p.stderr is not None and np.isfinite(p.stderr) else float("nan")
+    )
 
 
 def _biexp_result(res, bounds, exposure_s, n_dropped) -> tuple[DecayFit, list[str]]:
@@ -605,16 +655,35 @@ def _biexp_result(res, bounds, exposure_s, n_dropped) -> tuple[DecayFit, list[st
     if "tau_poorly_determined" in flags:
         degenerate.append(f"tau_err/tau = {tau_err / tau:.2g} > {_MAX_TAU_REL_ERR}")
     log_ratio = math.log(tau2 / tau1) if tau1 > 0 else float("nan")
-    log_ratio_err = (_covariance_gradient(res, {"tau1": 1.0 / tau2 - 1.0 / tau1, "dtau": 1.0 / tau2})
-                     if tau1 > 0 else float("nan"))
-    fit = DecayFit(model="biexp", tau_s=tau, tau_err_s=tau_err, tau1_s=tau1, tau2_s=tau2,
-                   i0=float(p["i0"].value), i1=amp * f, i2=amp * (1.0 - f),
-                   redchi=float(res.redchi), aic=float(res.aic), bic=float(res.bic),
-                   success=bool(res.success), flags=tuple(dict.fromkeys(flags)),
-                   message=str(res.message), n_points=int(res.ndata), exposure_s=exposure_s,
-                   tau_bounds_s=(float(bounds[0]), float(bounds[1])), frac=f,
-                   frac_err=_stderr(res, "frac"), log_ratio=log_ratio, log_ratio_err=log_ratio_err,
-                   tau_err_method="covariance" if np.isfinite(tau_err) else "none")
+    log_ratio_err = (
+        _covariance_gradient(res, {"tau1": 1.0 / tau2 - 1.0 / tau1, "dtau": 1.0 / tau2})
+        if tau1 > 0
+        else float("nan")
+    )
+    fit = DecayFit(
+        model="biexp",
+        tau_s=tau,
+        tau_err_s=tau_err,
+        tau1_s=tau1,
+        tau2_s=tau2,
+        i0=float(p["i0"].value),
+        i1=amp * f,
+        i2=amp * (1.0 - f),
+        redchi=float(res.redchi),
+        aic=float(res.aic),
+        bic=float(res.bic),
+        success=bool(res.success),
+        flags=tuple(dict.fromkeys(flags)),
+        message=str(res.message),
+        n_points=int(res.ndata),
+        exposure_s=exposure_s,
+        tau_bounds_s=(float(bounds[0]), float(bounds[1])),
+        frac=f,
+        frac_err=_stderr(res, "frac"),
+        log_ratio=log_ratio,
+        log_ratio_err=log_ratio_err,
+        tau_err_method="covariance" if np.isfinite(tau_err) else "none",
+    )
     return fit, degenerate
 
 
@@ -625,8 +694,9 @@ def _check_bounds(t, tau_bounds_s):
     return bounds
 
 
-def fit_monoexponential(t_s, y, *, sigma=None, exposure_s: float = 0.0,
-                        tau_bounds_s: tuple[float, float] | None = None) -> DecayFit:
+def fit_monoexponential(
+    t_s, y, *, sigma=None, exposure_s: float = 0.0, tau_bounds_s: tuple[float, float] | None = None
+) -> DecayFit:
     """Fit ``y = I0 + I1 exp(-t/tau)`` (exposure-averaged) by least squares.
 
     Parameters
@@ -654,15 +724,25 @@ def fit_monoexponential(t_s, y, *, sigma=None, exposure_s: float = 0.0,
     t, yy, w, dropped = _prepare(t_s, y, sigma)
     extra = ("points_dropped_nonfinite",) if dropped else ()
     if t.size < _MIN_POINTS["mono"]:
-        return _failed(f"{t.size} finite points; the mono model needs {_MIN_POINTS['mono']}",
-                       "too_few_points", n_points=int(t.size), exposure_s=exposure_s,
-                       extra_flags=extra)
+        return _failed(
+            f"{t.size} finite points; the mono model needs {_MIN_POINTS['mono']}",
+            "too_few_points",
+            n_points=int(t.size),
+            exposure_s=exposure_s,
+            extra_flags=extra,
+        )
     bounds = _check_bounds(t, tau_bounds_s)
     pars = _MONO.guess(yy, t, tau_bounds_s=bounds)
     res = _run(_MONO, pars, t, yy, w, exposure_s)
     if res is None:
-        return _failed("least-squares fit raised", "fit_failed", n_points=int(t.size),
-                       exposure_s=exposure_s, tau_bounds_s=bounds, extra_flags=extra)
+        return _failed(
+            "least-squares fit raised",
+            "fit_failed",
+            n_points=int(t.size),
+            exposure_s=exposure_s,
+            tau_bounds_s=bounds,
+            extra_flags=extra,
+        )
     return _mono_result(res, bounds, exposure_s, dropped)
 
 
@@ -677,8 +757,11 @@ def _clean_biexp(res) -> bool:
         return False
     p = res.params
     f, tau1, dtau = p["frac"].value, p["tau1"].value, p["dtau"].value
-    return bool(_FRAC_EDGE < f < 1 - _FRAC_EDGE and dtau > _MIN_DTAU_REL * tau1
-                and p["tau1"].min * (1 + _AT_BOUND_RTOL) < tau1 < p["tau1"].max * (1 - _AT_BOUND_RTOL))
+    return bool(
+        _FRAC_EDGE < f < 1 - _FRAC_EDGE
+        and dtau > _MIN_DTAU_REL * tau1
+        and p["tau1"].min * (1 + _AT_BOUND_RTOL) < tau1 < p["tau1"].max * (1 - _AT_BOUND_RTOL)
+    )
 
 
 def _fit_biexp_only(t, yy, w, bounds, exposure_s, dropped):
@@ -689,7 +772,7 @@ def _fit_biexp_only(t, yy, w, bounds, exposure_s, dropped):
         if res is None or not np.isfinite(res.chisqr):
             continue
         # prefer a converged fit with error bars at (numerically) equal chi-square
-        key = (res.chisqr * (1 - 1e-9 * (res.success + res.errorbars)))
+        key = res.chisqr * (1 - 1e-9 * (res.success + res.errorbars))
         if best is None or key < best[0]:
             best = (key, res)
         if i == 0 and _clean_biexp(res):
@@ -701,8 +784,9 @@ def _fit_biexp_only(t, yy, w, bounds, exposure_s, dropped):
     return _biexp_result(best[1], bounds, exposure_s, dropped)
 
 
-def fit_models(t_s, y, *, sigma=None, exposure_s: float = 0.0,
-               tau_bounds_s: tuple[float, float] | None = None) -> dict[str, DecayFit | None]:
+def fit_models(
+    t_s, y, *, sigma=None, exposure_s: float = 0.0, tau_bounds_s: tuple[float, float] | None = None
+) -> dict[str, DecayFit | None]:
     """Fit the biexponential and the monoexponential and select one (BIC / degeneracy).
 
     Parameters
@@ -736,8 +820,10 @@ def fit_models(t_s, y, *, sigma=None, exposure_s: float = 0.0,
     bi = bi._with(delta_bic=delta_bic)
     mono = mono._with(delta_bic=delta_bic)
     if degenerate:
-        bi_flagged = bi._with(flags=(*bi.flags, "biexp_degenerate"),
-                              message=f"{bi.message} Degenerate: {'; '.join(degenerate)}.")
+        bi_flagged = bi._with(
+            flags=(*bi.flags, "biexp_degenerate"),
+            message=f"{bi.message} Degenerate: {'; '.join(degenerate)}.",
+        )
     else:
         bi_flagged = bi
     if not degenerate and (not mono.ok or not (delta_bic >= 0)):
@@ -745,17 +831,25 @@ def fit_models(t_s, y, *, sigma=None, exposure_s: float = 0.0,
         auto = bi
     elif degenerate:
         logger.debug("biexponential degenerate (%s); monoexponential reported", "; ".join(degenerate))
-        auto = mono._with(flags=(*mono.flags, "biexp_degenerate"),
-                          message=f"{mono.message} Biexponential degenerate: {'; '.join(degenerate)}.")
+        auto = mono._with(
+            flags=(*mono.flags, "biexp_degenerate"),
+            message=f"{mono.message} Biexponential degenerate: {'; '.join(degenerate)}.",
+        )
     else:
         logger.debug("monoexponential selected by BIC (delta BIC %.2f)", delta_bic)
         auto = mono
     return {"auto": auto, "biexp": bi_flagged, "mono": mono if mono_ok else None}
 
 
-def fit_biexponential(t_s, y, *, sigma=None, exposure_s: float = 0.0,
-                      tau_bounds_s: tuple[float, float] | None = None,
-                      fallback_to_mono: bool = True) -> DecayFit:
+def fit_biexponential(
+    t_s,
+    y,
+    *,
+    sigma=None,
+    exposure_s: float = 0.0,
+    tau_bounds_s: tuple[float, float] | None = None,
+    fallback_to_mono: bool = True,
+) -> DecayFit:
     """Fit the paper's biexponential and report the amplitude-weighted ``tau``.
 
     ``y = I0 + A [f exp(-t/tau1) + (1-f) exp(-t/tau2)]`` with ``0 <= f <= 1``
@@ -794,25 +888,44 @@ def fit_biexponential(t_s, y, *, sigma=None, exposure_s: float = 0.0,
     t, yy, w, dropped = _prepare(t_s, y, sigma)
     extra = ("points_dropped_nonfinite",) if dropped else ()
     if t.size < _MIN_POINTS["biexp"]:
-        return _failed(f"{t.size} finite points; the biexponential needs {_MIN_POINTS['biexp']}",
-                       "too_few_points", n_points=int(t.size), exposure_s=exposure_s,
-                       extra_flags=extra)
+        return _failed(
+            f"{t.size} finite points; the biexponential needs {_MIN_POINTS['biexp']}",
+            "too_few_points",
+            n_points=int(t.size),
+            exposure_s=exposure_s,
+            extra_flags=extra,
+        )
     bounds = _check_bounds(t, tau_bounds_s)
     out = _fit_biexp_only(t, yy, w, bounds, exposure_s, dropped)
     if out is None:
-        return _failed("least-squares fit raised", "fit_failed", n_points=int(t.size),
-                       exposure_s=exposure_s, tau_bounds_s=bounds, extra_flags=extra)
+        return _failed(
+            "least-squares fit raised",
+            "fit_failed",
+            n_points=int(t.size),
+            exposure_s=exposure_s,
+            tau_bounds_s=bounds,
+            extra_flags=extra,
+        )
     bi, degenerate = out
     if degenerate:
-        return bi._with(flags=(*bi.flags, "biexp_degenerate"),
-                        message=f"{bi.message} Degenerate: {'; '.join(degenerate)}.")
+        return bi._with(
+            flags=(*bi.flags, "biexp_degenerate"),
+            message=f"{bi.message} Degenerate: {'; '.join(degenerate)}.",
+        )
     return bi
 
 
-def fit_decay(t_s, y, *, model: Literal["auto", "biexp", "mono"] = "auto", sigma=None,
-              exposure_s: float = 0.0,
-              tau_bounds_s: tuple[float, float] | None = None,
-              shape_prior: ShapePrior | None = None, start: DecayFit | None = None) -> DecayFit:
+def fit_decay(
+    t_s,
+    y,
+    *,
+    model: Literal["auto", "biexp", "mono"] = "auto",
+    sigma=None,
+    exposure_s: float = 0.0,
+    tau_bounds_s: tuple[float, float] | None = None,
+    shape_prior: ShapePrior | None = None,
+    start: DecayFit | None = None,
+) -> DecayFit:
     """Fit a switching curve with the chosen model.
 
     Parameters
@@ -834,20 +947,33 @@ def fit_decay(t_s, y, *, model: Literal["auto", "biexp", "mono"] = "auto", sigma
     DecayFit
     """
     if shape_prior is not None and model in ("auto", "biexp"):
-        return fit_biexponential_pooled(t_s, y, prior=shape_prior, sigma=sigma, exposure_s=exposure_s,
-                                        tau_bounds_s=tau_bounds_s, start=start)
+        return fit_biexponential_pooled(
+            t_s,
+            y,
+            prior=shape_prior,
+            sigma=sigma,
+            exposure_s=exposure_s,
+            tau_bounds_s=tau_bounds_s,
+            start=start,
+        )
     if model == "mono":
-        return fit_monoexponential(t_s, y, sigma=sigma, exposure_s=exposure_s,
-                                   tau_bounds_s=tau_bounds_s)
+        return fit_monoexponential(t_s, y, sigma=sigma, exposure_s=exposure_s, tau_bounds_s=tau_bounds_s)
     if model in ("auto", "biexp"):
-        return fit_biexponential(t_s, y, sigma=sigma, exposure_s=exposure_s,
-                                 tau_bounds_s=tau_bounds_s, fallback_to_mono=(model == "auto"))
+        return fit_biexponential(
+            t_s,
+            y,
+            sigma=sigma,
+            exposure_s=exposure_s,
+            tau_bounds_s=tau_bounds_s,
+            fallback_to_mono=(model == "auto"),
+        )
     raise KineticsInputError(f"model: expected 'auto', 'biexp' or 'mono', got {model!r}")
 
 
 # --------------------------------------------------------------------------
 # partial pooling of the biexponential shape
 # --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ShapePrior:
@@ -873,13 +999,20 @@ class ShapePrior:
     phase: str = ""
 
     def __post_init__(self) -> None:
-        ok = (0.0 <= self.frac_mean <= 1.0 and self.frac_sd > 0 and self.log_ratio_mean >= 0
-              and self.log_ratio_sd > 0 and all(map(math.isfinite, (self.frac_mean, self.frac_sd,
-                                                                      self.log_ratio_mean, self.log_ratio_sd))))
+        ok = (
+            0.0 <= self.frac_mean <= 1.0
+            and self.frac_sd > 0
+            and self.log_ratio_mean >= 0
+            and self.log_ratio_sd > 0
+            and all(
+                map(math.isfinite, (self.frac_mean, self.frac_sd, self.log_ratio_mean, self.log_ratio_sd))
+            )
+        )
         if not ok:
             raise KineticsInputError(
                 "ShapePrior: expected 0 <= frac_mean <= 1, log_ratio_mean >= 0 and positive finite widths, "
-                f"got {self!r}")
+                f"got {self!r}"
+            )
 
     @property
     def ratio(self) -> float:
@@ -921,16 +1054,29 @@ def _pooled_params(i0, amp, tau, prior: ShapePrior, bounds, max_log_ratio):
     pars = lmfit.Parameters()
     pars.add("i0", value=float(i0))
     pars.add("amplitude", value=float(amp))
-    pars.add("tau", value=float(np.clip(tau, bounds[0] * 1.01, bounds[1] * 0.99)), min=bounds[0], max=bounds[1])
+    pars.add(
+        "tau", value=float(np.clip(tau, bounds[0] * 1.01, bounds[1] * 0.99)), min=bounds[0], max=bounds[1]
+    )
     pars.add("frac", value=float(np.clip(prior.frac_mean, 0.01, 0.99)), min=0.0, max=1.0)
-    pars.add("log_ratio", value=float(np.clip(prior.log_ratio_mean, 0.01, 0.99 * max_log_ratio)),
-             min=0.0, max=max_log_ratio)
+    pars.add(
+        "log_ratio",
+        value=float(np.clip(prior.log_ratio_mean, 0.01, 0.99 * max_log_ratio)),
+        min=0.0,
+        max=max_log_ratio,
+    )
     return pars
 
 
-def fit_biexponential_pooled(t_s, y, *, prior: ShapePrior, sigma=None, exposure_s: float = 0.0,
-                             tau_bounds_s: tuple[float, float] | None = None,
-                             start: DecayFit | None = None) -> DecayFit:
+def fit_biexponential_pooled(
+    t_s,
+    y,
+    *,
+    prior: ShapePrior,
+    sigma=None,
+    exposure_s: float = 0.0,
+    tau_bounds_s: tuple[float, float] | None = None,
+    start: DecayFit | None = None,
+) -> DecayFit:
     """Biexponential fit with a population prior on its shape (partial pooling).
 
     Minimizes ``sum(((y - model) / sigma)**2) + ((f - f0)/sf)**2 +
@@ -969,8 +1115,13 @@ def fit_biexponential_pooled(t_s, y, *, prior: ShapePrior, sigma=None, exposure_
     t, yy, w, dropped = _prepare(t_s, y, sigma)
     extra = ("points_dropped_nonfinite",) if dropped else ()
     if t.size < _MIN_POINTS["biexp"]:
-        return _failed(f"{t.size} finite points; the biexponential needs {_MIN_POINTS['biexp']}",
-                       "too_few_points", n_points=int(t.size), exposure_s=exposure_s, extra_flags=extra)
+        return _failed(
+            f"{t.size} finite points; the biexponential needs {_MIN_POINTS['biexp']}",
+            "too_few_points",
+            n_points=int(t.size),
+            exposure_s=exposure_s,
+            extra_flags=extra,
+        )
     bounds = _check_bounds(t, tau_bounds_s)
     if w is None:
         noise = robust_noise(yy)
@@ -982,8 +1133,9 @@ def fit_biexponential_pooled(t_s, y, *, prior: ShapePrior, sigma=None, exposure_
 
     def residual(pars):
         v = pars.valuesdict()
-        model = biexponential_mean_tau(t, v["i0"], v["amplitude"], v["tau"], v["frac"], v["log_ratio"],
-                                       exposure_s)
+        model = biexponential_mean_tau(
+            t, v["i0"], v["amplitude"], v["tau"], v["frac"], v["log_ratio"], exposure_s
+        )
         return np.append((yy - model) * w, [(v["frac"] - pf[0]) / pf[1], (v["log_ratio"] - pf[2]) / pf[3]])
 
     starts = [_initial_estimates(t, yy, bounds)]
@@ -994,8 +1146,9 @@ def fit_biexponential_pooled(t_s, y, *, prior: ShapePrior, sigma=None, exposure_
         for i0, amp, tau in starts:
             pars = _pooled_params(i0, amp, tau, prior, bounds, max_log_ratio)
             try:
-                res = lmfit.minimize(residual, pars, method="leastsq", scale_covar=False,
-                                     max_nfev=_MAX_NFEV_PER_PARAM * 6)
+                res = lmfit.minimize(
+                    residual, pars, method="leastsq", scale_covar=False, max_nfev=_MAX_NFEV_PER_PARAM * 6
+                )
             except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
                 logger.debug("pooled fit raised %s: %s", type(exc).__name__, exc)
                 continue
@@ -1005,18 +1158,24 @@ def fit_biexponential_pooled(t_s, y, *, prior: ShapePrior, sigma=None, exposure_
             if best is None or key < best[0]:
                 best = (key, res)
             if res.success and res.errorbars:
-                break   # the prior makes the problem well posed: one clean start suffices
+                break  # the prior makes the problem well posed: one clean start suffices
     if best is None:
-        return _failed("least-squares fit raised", "fit_failed", n_points=int(t.size),
-                       exposure_s=exposure_s, tau_bounds_s=bounds, extra_flags=extra)
+        return _failed(
+            "least-squares fit raised",
+            "fit_failed",
+            n_points=int(t.size),
+            exposure_s=exposure_s,
+            tau_bounds_s=bounds,
+            extra_flags=extra,
+        )
     res = best[1]
     v = res.params.valuesdict()
     tau1, tau2 = component_taus(v["tau"], v["frac"], v["log_ratio"])
-    resid = res.residual[:t.size]
+    resid = res.residual[: t.size]
     n = int(t.size)
-    chi2 = float(np.sum(resid ** 2))
+    chi2 = float(np.sum(resid**2))
     k = len(_POOLED_NAMES)
-    redchi = chi2 / max(n - 3, 1)   # the prior pins ~2 of the 5 parameters
+    redchi = chi2 / max(n - 3, 1)  # the prior pins ~2 of the 5 parameters
     aic = n * math.log(max(chi2, 1e-300) / n) + 2 * k
     bic = n * math.log(max(chi2, 1e-300) / n) + math.log(n) * k
     tau = float(v["tau"])
@@ -1033,10 +1192,27 @@ def fit_biexponential_pooled(t_s, y, *, prior: ShapePrior, sigma=None, exposure_
         flags.append("amplitude_too_small")
     flags.append("shape_prior")
     f = float(v["frac"])
-    return DecayFit(model="biexp", tau_s=tau, tau_err_s=tau_err, tau1_s=tau1, tau2_s=tau2,
-                    i0=float(v["i0"]), i1=amp * f, i2=amp * (1.0 - f), redchi=redchi, aic=aic, bic=bic,
-                    success=bool(res.success), flags=tuple(dict.fromkeys(flags)), message=str(res.message),
-                    n_points=n, exposure_s=exposure_s, tau_bounds_s=(float(bounds[0]), float(bounds[1])),
-                    frac=f, frac_err=_stderr(res, "frac"), log_ratio=float(v["log_ratio"]),
-                    log_ratio_err=_stderr(res, "log_ratio"),
-                    tau_err_method="covariance" if np.isfinite(tau_err) else "none")
+    return DecayFit(
+        model="biexp",
+        tau_s=tau,
+        tau_err_s=tau_err,
+        tau1_s=tau1,
+        tau2_s=tau2,
+        i0=float(v["i0"]),
+        i1=amp * f,
+        i2=amp * (1.0 - f),
+        redchi=redchi,
+        aic=aic,
+        bic=bic,
+        success=bool(res.success),
+        flags=tuple(dict.fromkeys(flags)),
+        message=str(res.message),
+        n_points=n,
+        exposure_s=exposure_s,
+        tau_bounds_s=(float(bounds[0]), float(bounds[1])),
+        frac=f,
+        frac_err=_stderr(res, "frac"),
+        log_ratio=float(v["log_ratio"]),
+        log_ratio_err=_stderr(res, "log_ratio"),
+        tau_err_method="covariance" if np.isfinite(tau_err) else "none",
+    )

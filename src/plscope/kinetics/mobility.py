@@ -24,9 +24,15 @@ from scipy import constants
 
 from ._checks import KineticsInputError
 
-__all__ = ["SlopeFit", "add_mobility_columns", "drift_velocity_nm_per_s",
-           "einstein_diffusion_cm2_per_s", "mobility_cm2_per_Vs", "mobility_from_velocity_slope",
-           "summarize_population"]
+__all__ = [
+    "SlopeFit",
+    "add_mobility_columns",
+    "drift_velocity_nm_per_s",
+    "einstein_diffusion_cm2_per_s",
+    "mobility_cm2_per_Vs",
+    "mobility_from_velocity_slope",
+    "summarize_population",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -138,8 +144,9 @@ class SlopeFit:
         return d
 
 
-def mobility_from_velocity_slope(field_kV_per_cm, velocity_nm_per_s, *,
-                                 through_origin: bool = False) -> SlopeFit:
+def mobility_from_velocity_slope(
+    field_kV_per_cm, velocity_nm_per_s, *, through_origin: bool = False
+) -> SlopeFit:
     """Mobility as the slope of drift velocity against field (ordinary least squares).
 
     Parameters
@@ -168,20 +175,41 @@ def mobility_from_velocity_slope(field_kV_per_cm, velocity_nm_per_s, *,
     n_params = 1 if through_origin else 2
     scale = _NM_PER_S_TO_CM_PER_S / _KV_PER_CM_TO_V_PER_CM
     if n < n_params + 1:
-        return SlopeFit(nan, nan, nan, nan, nan, n, through_origin, False, ("too_few_points",),
-                        f"{n} finite point(s); need {n_params + 1}")
+        return SlopeFit(
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            n,
+            through_origin,
+            False,
+            ("too_few_points",),
+            f"{n} finite point(s); need {n_params + 1}",
+        )
     if not through_origin and np.ptp(E) == 0:
-        return SlopeFit(nan, nan, nan, nan, nan, n, through_origin, False, ("single_field",),
-                        "all points at one field: the slope is undefined")
+        return SlopeFit(
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            n,
+            through_origin,
+            False,
+            ("single_field",),
+            "all points at one field: the slope is undefined",
+        )
     if through_origin:
         sxx = float(np.sum(E * E))
         if sxx == 0:
-            return SlopeFit(nan, nan, nan, nan, nan, n, through_origin, False, ("single_field",),
-                            "zero field")
+            return SlopeFit(
+                nan, nan, nan, nan, nan, n, through_origin, False, ("single_field",), "zero field"
+            )
         slope = float(np.sum(E * v) / sxx)
         intercept, intercept_err = 0.0, 0.0
         resid = v - slope * E
-        s2 = float(np.sum(resid ** 2)) / (n - 1)
+        s2 = float(np.sum(resid**2)) / (n - 1)
         slope_err = math.sqrt(s2 / sxx)
         ss_tot = float(np.sum(v * v))  # uncentred R^2 for a fit through the origin
     else:
@@ -190,14 +218,15 @@ def mobility_from_velocity_slope(field_kV_per_cm, velocity_nm_per_s, *,
         slope = float(np.sum((E - Em) * (v - vm)) / sxx)
         intercept = vm - slope * Em
         resid = v - (intercept + slope * E)
-        s2 = float(np.sum(resid ** 2)) / (n - 2)
+        s2 = float(np.sum(resid**2)) / (n - 2)
         slope_err = math.sqrt(s2 / sxx)
         intercept_err = math.sqrt(s2 * (1.0 / n + Em * Em / sxx))
         ss_tot = float(np.sum((v - vm) ** 2))
-    ss_res = float(np.sum(resid ** 2))
+    ss_res = float(np.sum(resid**2))
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else nan
-    return SlopeFit(slope * scale, slope_err * scale, float(intercept), float(intercept_err), r2, n,
-                    through_origin)
+    return SlopeFit(
+        slope * scale, slope_err * scale, float(intercept), float(intercept_err), r2, n, through_origin
+    )
 
 
 def add_mobility_columns(kinetics: pd.DataFrame, particles: pd.DataFrame) -> pd.DataFrame:
@@ -220,10 +249,12 @@ def add_mobility_columns(kinetics: pd.DataFrame, particles: pd.DataFrame) -> pd.
     k = kinetics.drop(columns=[c for c in ("size_nm",) if c in kinetics.columns])
     sizes = particles[["particle_id", "size_nm"]].drop_duplicates("particle_id")
     out = k.merge(sizes, on="particle_id", how="left")
-    out["velocity_nm_per_s"] = drift_velocity_nm_per_s(out["size_nm"].to_numpy(dtype=float),
-                                                       out["tau_pol_s"].to_numpy(dtype=float))
-    out["mobility_cm2_per_Vs"] = mobility_cm2_per_Vs(out["velocity_nm_per_s"].to_numpy(dtype=float),
-                                                     out["field_kV_per_cm"].to_numpy(dtype=float))
+    out["velocity_nm_per_s"] = drift_velocity_nm_per_s(
+        out["size_nm"].to_numpy(dtype=float), out["tau_pol_s"].to_numpy(dtype=float)
+    )
+    out["mobility_cm2_per_Vs"] = mobility_cm2_per_Vs(
+        out["velocity_nm_per_s"].to_numpy(dtype=float), out["field_kV_per_cm"].to_numpy(dtype=float)
+    )
     return out
 
 
@@ -251,9 +282,16 @@ def _slope_cm2_per_Vs(E, v) -> float:
     return slope_nm_per_s_per_kV_per_cm * _NM_PER_S_TO_CM_PER_S / _KV_PER_CM_TO_V_PER_CM
 
 
-def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, *,
-                         temperature_K: float, n_bootstrap: int = 2000, seed: int = 0,
-                         confidence: float = 0.95, population=None) -> dict:
+def summarize_population(
+    kinetics: pd.DataFrame,
+    particles: pd.DataFrame,
+    *,
+    temperature_K: float,
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    population=None,
+) -> dict:
     """Run-level results with their uncertainties, from per-particle, per-level rows.
 
     Parameters
@@ -344,19 +382,28 @@ def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, *,
         k["size_nm"] = np.nan
     if particles is not None and len(particles) and "size_nm" in particles.columns:
         # sizes from the particle table fill what the kinetics rows do not carry
-        sizes = (particles[["particle_id", "size_nm"]].drop_duplicates("particle_id")
-                 .rename(columns={"size_nm": "_size_from_particles"}))
+        sizes = (
+            particles[["particle_id", "size_nm"]]
+            .drop_duplicates("particle_id")
+            .rename(columns={"size_nm": "_size_from_particles"})
+        )
         k = k.merge(sizes, on="particle_id", how="left")
         own = k["size_nm"].to_numpy(dtype=float)
         k["size_nm"] = np.where(np.isfinite(own), own, k["_size_from_particles"].to_numpy(dtype=float))
         k = k.drop(columns="_size_from_particles")
     E = k["field_kV_per_cm"].to_numpy(dtype=float)
     v_calc = drift_velocity_nm_per_s(k["size_nm"].to_numpy(dtype=float), k["tau_pol_s"].to_numpy(dtype=float))
-    v = (k["velocity_nm_per_s"].to_numpy(dtype=float) if "velocity_nm_per_s" in k.columns
-         else np.full(len(k), np.nan))
+    v = (
+        k["velocity_nm_per_s"].to_numpy(dtype=float)
+        if "velocity_nm_per_s" in k.columns
+        else np.full(len(k), np.nan)
+    )
     v = np.where(np.isfinite(v), v, v_calc)
-    mu = (k["mobility_cm2_per_Vs"].to_numpy(dtype=float) if "mobility_cm2_per_Vs" in k.columns
-          else np.full(len(k), np.nan))
+    mu = (
+        k["mobility_cm2_per_Vs"].to_numpy(dtype=float)
+        if "mobility_cm2_per_Vs" in k.columns
+        else np.full(len(k), np.nan)
+    )
     mu = np.where(np.isfinite(mu), mu, mobility_cm2_per_Vs(v, E))
     fit_ok = _as_bool(k["fit_ok"]) if len(k) else np.zeros(0, bool)
     used = fit_ok & np.isfinite(mu) & np.isfinite(v) & (np.abs(E) > 0)
@@ -365,8 +412,11 @@ def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, *,
     pid = k["particle_id"].to_numpy()
     level_name = f"ci{round(100 * confidence):d}"
 
-    n_particles = int(particles["particle_id"].nunique()) if particles is not None and len(particles) \
+    n_particles = (
+        int(particles["particle_id"].nunique())
+        if particles is not None and len(particles)
         else int(k["particle_id"].nunique())
+    )
     fields = sorted({round(float(abs(x)), _FIELD_ROUND_DECIMALS) for x in E if np.isfinite(x)})
     out: dict = {
         "fields_kV_per_cm": fields,
@@ -377,21 +427,31 @@ def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, *,
         "n_rows_used": int(np.count_nonzero(used)),
         "n_rows_excluded": int(len(k) - np.count_nonzero(used)),
         "confidence": float(confidence),
-        "bootstrap": {"n_resamples": int(n_bootstrap), "seed": int(seed),
-                      "method": "cluster bootstrap over particles, expanded percentile interval "
-                                "(Hesterberg 2015); standard errors x sqrt(G/(G-1)) for G particles"},
+        "bootstrap": {
+            "n_resamples": int(n_bootstrap),
+            "seed": int(seed),
+            "method": "cluster bootstrap over particles, expanded percentile interval "
+            "(Hesterberg 2015); standard errors x sqrt(G/(G-1)) for G particles",
+        },
     }
     # particles whose kinetics could not be used, with the reason
     excluded = []
     if len(k):
-        reasons = (k["exclusion_reason"].fillna("").astype(str) if "exclusion_reason" in k.columns
-                   else pd.Series("", index=k.index))
+        reasons = (
+            k["exclusion_reason"].fillna("").astype(str)
+            if "exclusion_reason" in k.columns
+            else pd.Series("", index=k.index)
+        )
         for p_id, idx in k.groupby("particle_id", sort=True).groups.items():
             if np.any(used[k.index.get_indexer(idx)]):
                 continue
             rs = [r for r in dict.fromkeys(reasons.loc[idx].tolist()) if r]
-            excluded.append({"particle_id": _jsonable_id(p_id),
-                             "reason": "; ".join(rs) or "no fit with a usable time constant"})
+            excluded.append(
+                {
+                    "particle_id": _jsonable_id(p_id),
+                    "reason": "; ".join(rs) or "no fit with a usable time constant",
+                }
+            )
     out["kinetics_excluded_particles"] = excluded
 
     mu_u = mu[used]
@@ -400,8 +460,10 @@ def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, *,
         out["ion_mobility_median_cm2_per_Vs"] = _f(np.median(mu_u))
     else:
         out["ion_mobility_cm2_per_Vs"] = out["ion_mobility_median_cm2_per_Vs"] = None
-        warnings_out.append("ion_mobility_cm2_per_Vs: no row with fit_ok and a finite mobility "
-                            "(needs tau_pol_s, size_nm and field)")
+        warnings_out.append(
+            "ion_mobility_cm2_per_Vs: no row with fit_ok and a finite mobility "
+            "(needs tau_pol_s, size_nm and field)"
+        )
     if mu_u.size >= 2:
         out["ion_mobility_std_cm2_per_Vs"] = _f(np.std(mu_u, ddof=1))
     else:
@@ -412,8 +474,10 @@ def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, *,
     out["ion_mobility_sem_cm2_per_Vs"] = _f(ci.std_error) if ci_ok else None
     out[f"ion_mobility_{level_name}_cm2_per_Vs"] = [_f(ci.low), _f(ci.high)] if ci_ok else None
     if not ci_ok:
-        warnings_out.append(f"ion_mobility_{level_name}_cm2_per_Vs: {ci.n_groups} particle(s) with a "
-                            "usable mobility; the bootstrap needs 2")
+        warnings_out.append(
+            f"ion_mobility_{level_name}_cm2_per_Vs: {ci.n_groups} particle(s) with a "
+            "usable mobility; the bootstrap needs 2"
+        )
 
     slope = mobility_from_velocity_slope(np.abs(E[used]), v[used])
     out["ion_mobility_fit_cm2_per_Vs"] = _f(slope.slope_cm2_per_Vs) if slope.success else None
@@ -423,8 +487,14 @@ def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, *,
     out["ion_mobility_fit_err_cm2_per_Vs"] = out["ion_mobility_fit_err_ols_cm2_per_Vs"]
     out[f"ion_mobility_fit_{level_name}_cm2_per_Vs"] = None
     if slope.success:
-        bs = cluster_bootstrap((np.abs(E[used]), v[used]), pid[used], _slope_cm2_per_Vs, n_boot=n_bootstrap,
-                               confidence=confidence, seed=seed)
+        bs = cluster_bootstrap(
+            (np.abs(E[used]), v[used]),
+            pid[used],
+            _slope_cm2_per_Vs,
+            n_boot=n_bootstrap,
+            confidence=confidence,
+            seed=seed,
+        )
         if bs.n_groups >= 3 and np.isfinite(bs.std_error):
             out["ion_mobility_fit_err_cm2_per_Vs"] = _f(bs.std_error)
             out[f"ion_mobility_fit_{level_name}_cm2_per_Vs"] = [_f(bs.low), _f(bs.high)]
@@ -440,18 +510,27 @@ def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, *,
         sem = out["ion_mobility_sem_cm2_per_Vs"]
         out["diffusion_coefficient_err_cm2_per_s"] = _f(sem * kT_q) if sem is not None else None
         mci = out[f"ion_mobility_{level_name}_cm2_per_Vs"]
-        out[f"diffusion_coefficient_{level_name}_cm2_per_s"] = ([_f(mci[0] * kT_q), _f(mci[1] * kT_q)]
-                                                             if mci is not None else None)
+        out[f"diffusion_coefficient_{level_name}_cm2_per_s"] = (
+            [_f(mci[0] * kT_q), _f(mci[1] * kT_q)] if mci is not None else None
+        )
     else:
         out["diffusion_coefficient_cm2_per_s"] = out["diffusion_coefficient_std_cm2_per_s"] = None
-        out["diffusion_coefficient_err_cm2_per_s"] = out[f"diffusion_coefficient_{level_name}_cm2_per_s"] = None
+        out["diffusion_coefficient_err_cm2_per_s"] = out[f"diffusion_coefficient_{level_name}_cm2_per_s"] = (
+            None
+        )
         why = "no mobility" if out["ion_mobility_cm2_per_Vs"] is None else f"temperature_K={temperature_K!r}"
         warnings_out.append(f"diffusion_coefficient_cm2_per_s: {why}")
 
     # time constants against size at the highest field
-    out.update(tau_size_slope_s_per_nm=None, tau_size_slope_err_s_per_nm=None,
-               tau_size_intercept_s=None, tau_size_field_kV_per_cm=None, tau_size_n=0,
-               tau_pol_size_fit=None, tau_rec_size_fit=None)
+    out.update(
+        tau_size_slope_s_per_nm=None,
+        tau_size_slope_err_s_per_nm=None,
+        tau_size_intercept_s=None,
+        tau_size_field_kV_per_cm=None,
+        tau_size_n=0,
+        tau_pol_size_fit=None,
+        tau_rec_size_fit=None,
+    )
     size = k["size_nm"].to_numpy(dtype=float)
     if np.any(used):
         e_max = float(np.max(np.abs(E[used])))
@@ -474,8 +553,10 @@ def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, *,
                     out["tau_size_slope_err_s_per_nm"] = _f(fit.slope_err)
                     out["tau_size_intercept_s"] = _f(fit.intercept)
             elif col == "tau_pol_s":
-                warnings_out.append(f"tau_size_slope_s_per_nm: {fit.n} particle(s) with a size at "
-                                    f"{e_max:g} kV/cm (need 3 with different sizes)")
+                warnings_out.append(
+                    f"tau_size_slope_s_per_nm: {fit.n} particle(s) with a size at "
+                    f"{e_max:g} kV/cm (need 3 with different sizes)"
+                )
     else:
         warnings_out.append("tau_size_slope_s_per_nm: no usable row")
 
@@ -508,7 +589,7 @@ def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, *,
     per_field = []
     absE = np.abs(E)
     for f in fields:
-        m = used & np.isclose(absE, f, rtol=1e-3, atol=10.0 ** -_FIELD_ROUND_DECIMALS)
+        m = used & np.isclose(absE, f, rtol=1e-3, atol=10.0**-_FIELD_ROUND_DECIMALS)
 
         def stat(col, fn, m=m):
             if col not in k.columns:
@@ -518,17 +599,23 @@ def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, *,
             if fn == "std":
                 return _f(np.std(x, ddof=1)) if x.size > 1 else None
             return _f(np.mean(x)) if x.size else None
+
         mci = bootstrap_mean(mu[m], groups=pid[m], n_boot=n_bootstrap, confidence=confidence, seed=seed)
-        per_field.append({
-            "field_kV_per_cm": f, "n_used": int(np.count_nonzero(m)),
-            "tau_pol_mean_s": stat("tau_pol_s", "mean"), "tau_pol_std_s": stat("tau_pol_s", "std"),
-            "tau_rec_mean_s": stat("tau_rec_s", "mean"), "tau_rec_std_s": stat("tau_rec_s", "std"),
-            "switching_efficiency_mean": stat("switching_efficiency", "mean"),
-            "switching_efficiency_std": stat("switching_efficiency", "std"),
-            "switching_efficiency_cycle_std": stat("switching_efficiency_std", "mean"),
-            "mobility_mean_cm2_per_Vs": _f(np.mean(mu[m])) if np.any(m) else None,
-            "mobility_sem_cm2_per_Vs": _f(mci.std_error) if np.isfinite(mci.std_error) else None,
-        })
+        per_field.append(
+            {
+                "field_kV_per_cm": f,
+                "n_used": int(np.count_nonzero(m)),
+                "tau_pol_mean_s": stat("tau_pol_s", "mean"),
+                "tau_pol_std_s": stat("tau_pol_s", "std"),
+                "tau_rec_mean_s": stat("tau_rec_s", "mean"),
+                "tau_rec_std_s": stat("tau_rec_s", "std"),
+                "switching_efficiency_mean": stat("switching_efficiency", "mean"),
+                "switching_efficiency_std": stat("switching_efficiency", "std"),
+                "switching_efficiency_cycle_std": stat("switching_efficiency_std", "mean"),
+                "mobility_mean_cm2_per_Vs": _f(np.mean(mu[m])) if np.any(m) else None,
+                "mobility_sem_cm2_per_Vs": _f(mci.std_error) if np.isfinite(mci.std_error) else None,
+            }
+        )
     out["per_field"] = per_field
     if population is not None:
         out["shape_priors"] = {ph: pr.to_dict() for ph, pr in population.shape_priors.items()}

@@ -49,12 +49,23 @@ import numpy as np
 import pandas as pd
 
 from ._checks import KineticsInputError
-from .analysis import (KINETICS_COLUMNS, SE_CYCLE_COLUMNS, KineticsSettings, ParticleKinetics, analyze_particle,
-                       refit_particle)
+from .analysis import (
+    KINETICS_COLUMNS,
+    SE_CYCLE_COLUMNS,
+    KineticsSettings,
+    ParticleKinetics,
+    analyze_particle,
+    refit_particle,
+)
 from .fits import DecayFit, ShapePrior
 
-__all__ = ["PopulationKinetics", "analyze_population", "estimate_shape_priors", "pooled_shape",
-           "shape_estimates"]
+__all__ = [
+    "PopulationKinetics",
+    "analyze_population",
+    "estimate_shape_priors",
+    "pooled_shape",
+    "shape_estimates",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -110,15 +121,21 @@ class PopulationKinetics:
             if used[g.index].any():
                 continue
             reasons = list(dict.fromkeys(str(r) for r in g["exclusion_reason"] if r))
-            out.append({"particle_id": pid.item() if isinstance(pid, np.generic) else pid,
-                        "reason": "; ".join(reasons)})
+            out.append(
+                {
+                    "particle_id": pid.item() if isinstance(pid, np.generic) else pid,
+                    "reason": "; ".join(reasons),
+                }
+            )
         return pd.DataFrame(out, columns=["particle_id", "reason"])
 
     def to_dict(self) -> dict:
         """Shape priors, flags and excluded particles as plain Python objects."""
-        return {"shape_priors": {k: v.to_dict() for k, v in self.shape_priors.items()},
-                "flags": ";".join(self.flags),
-                "excluded_particles": self.excluded().to_dict(orient="records")}
+        return {
+            "shape_priors": {k: v.to_dict() for k, v in self.shape_priors.items()},
+            "flags": ";".join(self.flags),
+            "excluded_particles": self.excluded().to_dict(orient="records"),
+        }
 
 
 def shape_estimates(results: Iterable[ParticleKinetics], *, phase: str) -> pd.DataFrame:
@@ -151,24 +168,34 @@ def shape_estimates(results: Iterable[ParticleKinetics], *, phase: str) -> pd.Da
                 continue
             if bi.frac_err > _MAX_FRAC_ERR or bi.log_ratio_err > _MAX_LOG_RATIO_ERR:
                 continue
-            rows.append({"particle_id": pk.particle_id, "level": level, "frac": bi.frac,
-                         "frac_err": bi.frac_err, "log_ratio": bi.log_ratio, "log_ratio_err": bi.log_ratio_err})
-    return pd.DataFrame(rows, columns=["particle_id", "level", "frac", "frac_err", "log_ratio", "log_ratio_err"])
+            rows.append(
+                {
+                    "particle_id": pk.particle_id,
+                    "level": level,
+                    "frac": bi.frac,
+                    "frac_err": bi.frac_err,
+                    "log_ratio": bi.log_ratio,
+                    "log_ratio_err": bi.log_ratio_err,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["particle_id", "level", "frac", "frac_err", "log_ratio", "log_ratio_err"]
+    )
 
 
 def _random_effects(x: np.ndarray, se: np.ndarray) -> tuple[float, float]:
     """DerSimonian-Laird random-effects mean and between-study standard deviation."""
-    w = 1.0 / se ** 2
+    w = 1.0 / se**2
     m_fixed = float(np.sum(w * x) / np.sum(w))
     q = float(np.sum(w * (x - m_fixed) ** 2))
     k = x.size
-    denom = float(np.sum(w) - np.sum(w ** 2) / np.sum(w))
+    denom = float(np.sum(w) - np.sum(w**2) / np.sum(w))
     tau2 = max(0.0, (q - (k - 1)) / denom) if denom > 0 else 0.0
-    w2 = 1.0 / (se ** 2 + tau2)
+    w2 = 1.0 / (se**2 + tau2)
     return float(np.sum(w2 * x) / np.sum(w2)), math.sqrt(tau2)
 
 
-_TAU_PROFILE = np.exp(np.linspace(-0.5, 0.5, 21))   # tau grid of each curve, relative to its free estimate
+_TAU_PROFILE = np.exp(np.linspace(-0.5, 0.5, 21))  # tau grid of each curve, relative to its free estimate
 _COARSE_FRAC = np.linspace(0.1, 0.9, 9)
 _COARSE_LOG_RATIO = np.linspace(0.15, 2.95, 9)
 _MAX_LOG_RATIO = 4.0
@@ -178,10 +205,10 @@ _MAX_LOG_RATIO = 4.0
 class _PackedCurves:
     """Averaged curves of one phase padded to a common length (weight 0 in the padding)."""
 
-    t: np.ndarray        # (K, n)
-    y: np.ndarray        # (K, n)
-    w: np.ndarray        # (K, n) 1/sigma^2
-    tau0: np.ndarray     # (K,)
+    t: np.ndarray  # (K, n)
+    y: np.ndarray  # (K, n)
+    w: np.ndarray  # (K, n) 1/sigma^2
+    tau0: np.ndarray  # (K,)
     exposure: np.ndarray  # (K,)
 
     @property
@@ -206,7 +233,7 @@ def _pack_curves(results: Iterable[ParticleKinetics], phase: str) -> _PackedCurv
             fit = free["auto"]
             if sigma is None:
                 resid = sup.mean - fit.curve(sup.time_s)
-                sigma = np.full(sup.time_s.size, float(np.sqrt(np.nanmean(resid ** 2))))
+                sigma = np.full(sup.time_s.size, float(np.sqrt(np.nanmean(resid**2))))
             elif np.isfinite(fit.redchi) and fit.redchi > 0:
                 sigma = sigma * math.sqrt(max(fit.redchi, 0.5))
             ok = np.isfinite(sup.mean) & np.isfinite(sigma) & (sigma > 0)
@@ -217,9 +244,14 @@ def _pack_curves(results: Iterable[ParticleKinetics], phase: str) -> _PackedCurv
     K = len(rows)
     t, y, w = np.zeros((K, n)), np.zeros((K, n)), np.zeros((K, n))
     for i, (tt, yy, ww, _, _) in enumerate(rows):
-        t[i, :tt.size], y[i, :tt.size], w[i, :tt.size] = tt, yy, ww
-    return _PackedCurves(t=t, y=y, w=w, tau0=np.array([r[3] for r in rows], dtype=float),
-                         exposure=np.array([r[4] for r in rows], dtype=float))
+        t[i, : tt.size], y[i, : tt.size], w[i, : tt.size] = tt, yy, ww
+    return _PackedCurves(
+        t=t,
+        y=y,
+        w=w,
+        tau0=np.array([r[3] for r in rows], dtype=float),
+        exposure=np.array([r[4] for r in rows], dtype=float),
+    )
 
 
 def _profile_chi2(curves: _PackedCurves, frac: float, log_ratio: float) -> float:
@@ -229,23 +261,25 @@ def _profile_chi2(curves: _PackedCurves, frac: float, log_ratio: float) -> float
     frac = float(np.clip(frac, 0.0, 1.0))
     ratio = math.exp(float(np.clip(log_ratio, 0.0, _MAX_LOG_RATIO)))
     c1 = 1.0 / (frac + (1.0 - frac) * ratio)
-    tau = curves.tau0[:, None] * _TAU_PROFILE[None, :]                    # (K, G)
+    tau = curves.tau0[:, None] * _TAU_PROFILE[None, :]  # (K, G)
     e = curves.exposure[:, None, None]
     t1 = (c1 * tau)[..., None]
     t2 = t1 * ratio
     tt = curves.t[:, None, :]
     with np.errstate(over="ignore", under="ignore"):
-        b = frac * exposure_factor(t1, e) * np.exp(-tt / t1) + (1.0 - frac) * exposure_factor(t2, e) * np.exp(-tt / t2)
+        b = frac * exposure_factor(t1, e) * np.exp(-tt / t1) + (1.0 - frac) * exposure_factor(t2, e) * np.exp(
+            -tt / t2
+        )
     # linear least squares in (i0, A) for every curve and tau, on weighted-centred data (stable)
     w = curves.w[:, None, :]
-    s1 = curves.w.sum(-1)[:, None]                                       # (K, 1)
+    s1 = curves.w.sum(-1)[:, None]  # (K, 1)
     yc = curves.y - (curves.w * curves.y).sum(-1, keepdims=True) / np.maximum(s1, 1e-300)
     bc = b - (w * b).sum(-1, keepdims=True) / np.maximum(s1, 1e-300)[..., None]
     sbb = (w * bc * bc).sum(-1)
     sby = (w * bc * yc[:, None, :]).sum(-1)
     syy = (curves.w * yc * yc).sum(-1)[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
-        chi = np.where(sbb > 0, syy - sby * sby / sbb, syy)              # (K, G)
+        chi = np.where(sbb > 0, syy - sby * sby / sbb, syy)  # (K, G)
     chi = np.where(np.isfinite(chi), np.maximum(chi, 0.0), np.inf)
     g = chi.shape[1]
     j = np.argmin(chi, axis=1)
@@ -267,15 +301,27 @@ def pooled_shape(curves: _PackedCurves) -> tuple[float, float, float]:
     grid = np.array([[_profile_chi2(curves, f, r) for r in _COARSE_LOG_RATIO] for f in _COARSE_FRAC])
     i, j = np.unravel_index(int(np.argmin(grid)), grid.shape)
     x0 = np.array([_COARSE_FRAC[i], _COARSE_LOG_RATIO[j]])
-    res = minimize(lambda x: _profile_chi2(curves, x[0], x[1]), x0, method="Nelder-Mead",
-                   options={"xatol": 2e-3, "fatol": 1e-3, "initial_simplex": [x0, x0 + [0.05, 0.0], x0 + [0.0, 0.1]]})
-    f, r = (res.x if res.fun <= grid[i, j] else x0)
-    return float(np.clip(f, 0.0, 1.0)), float(np.clip(r, 0.0, _MAX_LOG_RATIO)), float(min(res.fun, grid[i, j]))
+    res = minimize(
+        lambda x: _profile_chi2(curves, x[0], x[1]),
+        x0,
+        method="Nelder-Mead",
+        options={"xatol": 2e-3, "fatol": 1e-3, "initial_simplex": [x0, x0 + [0.05, 0.0], x0 + [0.0, 0.1]]},
+    )
+    f, r = res.x if res.fun <= grid[i, j] else x0
+    return (
+        float(np.clip(f, 0.0, 1.0)),
+        float(np.clip(r, 0.0, _MAX_LOG_RATIO)),
+        float(min(res.fun, grid[i, j])),
+    )
 
 
-def estimate_shape_priors(results: Iterable[ParticleKinetics], *, min_curves: int = 5,
-                          frac_sd_floor: float = 0.05,
-                          log_ratio_sd_floor: float = 0.1) -> dict[str, ShapePrior]:
+def estimate_shape_priors(
+    results: Iterable[ParticleKinetics],
+    *,
+    min_curves: int = 5,
+    frac_sd_floor: float = 0.05,
+    log_ratio_sd_floor: float = 0.1,
+) -> dict[str, ShapePrior]:
     """Population priors on the biexponential shape, one per phase.
 
     Parameters
@@ -300,25 +346,44 @@ def estimate_shape_priors(results: Iterable[ParticleKinetics], *, min_curves: in
     for phase in ("pol", "rec"):
         curves = _pack_curves(results, phase)
         if curves.n_curves < max(int(min_curves), 2):
-            logger.info("%s: %d curve(s) with a usable fit (< %d): shape not pooled",
-                        phase, curves.n_curves, min_curves)
+            logger.info(
+                "%s: %d curve(s) with a usable fit (< %d): shape not pooled",
+                phase,
+                curves.n_curves,
+                min_curves,
+            )
             continue
         f_mean, r_mean, _ = pooled_shape(curves)
         if r_mean < 0.1 or not (0.03 < f_mean < 0.97):
-            logger.info("%s: the pooled shape is monoexponential (f = %.3f, tau2/tau1 = %.3f): not pooled",
-                        phase, f_mean, math.exp(r_mean))
+            logger.info(
+                "%s: the pooled shape is monoexponential (f = %.3f, tau2/tau1 = %.3f): not pooled",
+                phase,
+                f_mean,
+                math.exp(r_mean),
+            )
             continue
         est = shape_estimates(results, phase=phase)
         f_sd = r_sd = 0.0
         if len(est) >= 3:
             _, f_sd = _random_effects(est["frac"].to_numpy(float), est["frac_err"].to_numpy(float))
             _, r_sd = _random_effects(est["log_ratio"].to_numpy(float), est["log_ratio_err"].to_numpy(float))
-        priors[phase] = ShapePrior(frac_mean=f_mean, frac_sd=max(f_sd, frac_sd_floor), log_ratio_mean=r_mean,
-                                   log_ratio_sd=max(r_sd, log_ratio_sd_floor), n_curves=curves.n_curves,
-                                   phase=phase)
-        logger.info("%s shape prior from %d curves: f = %.3f +- %.3f, tau2/tau1 = %.2f (rho sd %.3f)",
-                    phase, curves.n_curves, f_mean, priors[phase].frac_sd, math.exp(r_mean),
-                    priors[phase].log_ratio_sd)
+        priors[phase] = ShapePrior(
+            frac_mean=f_mean,
+            frac_sd=max(f_sd, frac_sd_floor),
+            log_ratio_mean=r_mean,
+            log_ratio_sd=max(r_sd, log_ratio_sd_floor),
+            n_curves=curves.n_curves,
+            phase=phase,
+        )
+        logger.info(
+            "%s shape prior from %d curves: f = %.3f +- %.3f, tau2/tau1 = %.2f (rho sd %.3f)",
+            phase,
+            curves.n_curves,
+            f_mean,
+            priors[phase].frac_sd,
+            math.exp(r_mean),
+            priors[phase].log_ratio_sd,
+        )
     return priors
 
 
@@ -332,13 +397,21 @@ def _per_particle_inputs(traces: pd.DataFrame, frame_time_s: np.ndarray):
         tr = tr.sort_values("frame")
         frames = tr["frame"].to_numpy()
         if frames.size and (frames.min() < 0 or frames.max() >= t_frames.size):
-            raise KineticsInputError(f"traces: particle {pid} has frame indices outside 0..{t_frames.size - 1}")
+            raise KineticsInputError(
+                f"traces: particle {pid} has frame indices outside 0..{t_frames.size - 1}"
+            )
         yield pid, t_frames[frames], tr["intensity"].to_numpy(float)
 
 
-def analyze_population(traces: pd.DataFrame, frame_time_s, cycles: pd.DataFrame, *, exposure_s: float,
-                       particles: pd.DataFrame | None = None,
-                       settings: KineticsSettings | Mapping | None = None) -> PopulationKinetics:
+def analyze_population(
+    traces: pd.DataFrame,
+    frame_time_s,
+    cycles: pd.DataFrame,
+    *,
+    exposure_s: float,
+    particles: pd.DataFrame | None = None,
+    settings: KineticsSettings | Mapping | None = None,
+) -> PopulationKinetics:
     """Kinetics of every particle, with the biexponential shape pooled over the population.
 
     Parameters
@@ -378,13 +451,22 @@ def analyze_population(traces: pd.DataFrame, frame_time_s, cycles: pd.DataFrame,
             informative = (p["excluded"].fillna("").astype(str) == "").to_dict()
     first: dict = {}
     for pid, t, y in _per_particle_inputs(traces, frame_time_s):
-        first[pid] = analyze_particle(t, y, cycles, exposure_s=exposure_s, settings=s, particle_id=pid,
-                                      size_nm=sizes.get(pid), size_err_nm=size_errs.get(pid))
+        first[pid] = analyze_particle(
+            t,
+            y,
+            cycles,
+            exposure_s=exposure_s,
+            settings=s,
+            particle_id=pid,
+            size_nm=sizes.get(pid),
+            size_err_nm=size_errs.get(pid),
+        )
     priors: dict[str, ShapePrior] = {}
     flags: list[str] = []
     if s.shape_pooling and s.model != "mono" and first:
-        priors = estimate_shape_priors((pk for pid, pk in first.items() if informative.get(pid, True)),
-                                       min_curves=s.min_pooled_curves)
+        priors = estimate_shape_priors(
+            (pk for pid, pk in first.items() if informative.get(pid, True)), min_curves=s.min_pooled_curves
+        )
         flags += [f"{ph}:not_pooled" for ph in ("pol", "rec") if ph not in priors]
     results = {pid: refit_particle(pk, priors) if priors else pk for pid, pk in first.items()}
     tables = [pk.table for pk in results.values() if len(pk.table)]
@@ -394,6 +476,7 @@ def analyze_population(traces: pd.DataFrame, frame_time_s, cycles: pd.DataFrame,
     else:
         table = pd.DataFrame(columns=list(KINETICS_COLUMNS))
     se = [pk.se_cycles for pk in results.values() if len(pk.se_cycles)]
-    se_cycles = (pd.concat(se, ignore_index=True) if se else pd.DataFrame(columns=list(SE_CYCLE_COLUMNS)))
-    return PopulationKinetics(table=table, particles=results, shape_priors=priors, se_cycles=se_cycles,
-                              flags=tuple(flags))
+    se_cycles = pd.concat(se, ignore_index=True) if se else pd.DataFrame(columns=list(SE_CYCLE_COLUMNS))
+    return PopulationKinetics(
+        table=table, particles=results, shape_priors=priors, se_cycles=se_cycles, flags=tuple(flags)
+    )

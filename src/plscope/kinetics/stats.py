@@ -33,8 +33,15 @@ import pandas as pd
 
 from ._checks import KineticsInputError
 
-__all__ = ["BootstrapCI", "FieldDependence", "LinearFit", "bootstrap_mean", "cluster_bootstrap",
-           "field_dependence", "linear_fit"]
+__all__ = [
+    "BootstrapCI",
+    "FieldDependence",
+    "LinearFit",
+    "bootstrap_mean",
+    "cluster_bootstrap",
+    "field_dependence",
+    "linear_fit",
+]
 
 
 def _plain(d: dict) -> dict:
@@ -105,11 +112,18 @@ def _finish(estimate: float, boot: np.ndarray, confidence: float, n_groups: int,
     corr = math.sqrt(n_groups / (n_groups - 1))
     alpha = 1.0 - confidence
     z = corr * float(stats.t.ppf(1 - alpha / 2, n_groups - 1))
-    alpha_x = 2.0 * float(stats.norm.sf(z))        # expanded percentile (Hesterberg 2015)
+    alpha_x = 2.0 * float(stats.norm.sf(z))  # expanded percentile (Hesterberg 2015)
     q_lo, q_hi = np.quantile(boot, [alpha_x / 2, 1 - alpha_x / 2])
-    return BootstrapCI(estimate=float(estimate), std_error=float(np.std(boot, ddof=1) * corr),
-                       low=float(q_lo), high=float(q_hi),
-                       confidence=float(confidence), n_boot=int(boot.size), n_groups=int(n_groups), method=method)
+    return BootstrapCI(
+        estimate=float(estimate),
+        std_error=float(np.std(boot, ddof=1) * corr),
+        low=float(q_lo),
+        high=float(q_hi),
+        confidence=float(confidence),
+        n_boot=int(boot.size),
+        n_groups=int(n_groups),
+        method=method,
+    )
 
 
 def _check_confidence(confidence: float) -> float:
@@ -119,8 +133,9 @@ def _check_confidence(confidence: float) -> float:
     return c
 
 
-def bootstrap_mean(values, *, groups=None, n_boot: int = 2000, confidence: float = 0.95,
-                   seed: int = 0) -> BootstrapCI:
+def bootstrap_mean(
+    values, *, groups=None, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> BootstrapCI:
     """Mean of ``values`` with a (cluster) bootstrap confidence interval.
 
     Parameters
@@ -149,8 +164,9 @@ def bootstrap_mean(values, *, groups=None, n_boot: int = 2000, confidence: float
         raise KineticsInputError(f"groups: expected {v.size} labels, got {g.size}")
     ok = np.isfinite(v)
     v, g = v[ok], g[ok]
-    method = ("bootstrap over values" if groups is None else "cluster bootstrap") + \
-        ", expanded percentile interval"
+    method = (
+        "bootstrap over values" if groups is None else "cluster bootstrap"
+    ) + ", expanded percentile interval"
     if v.size == 0:
         return _nan_ci(float("nan"), confidence, 0, method)
     labels, inv = np.unique(g, return_inverse=True)
@@ -166,8 +182,15 @@ def bootstrap_mean(values, *, groups=None, n_boot: int = 2000, confidence: float
     return _finish(estimate, boot, confidence, n_groups, method)
 
 
-def cluster_bootstrap(columns: Sequence, groups, statistic: Callable[..., float], *, n_boot: int = 2000,
-                      confidence: float = 0.95, seed: int = 0) -> BootstrapCI:
+def cluster_bootstrap(
+    columns: Sequence,
+    groups,
+    statistic: Callable[..., float],
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> BootstrapCI:
     """Any statistic of rows with a cluster bootstrap interval.
 
     Parameters
@@ -198,7 +221,7 @@ def cluster_bootstrap(columns: Sequence, groups, statistic: Callable[..., float]
         return _nan_ci(estimate, confidence, n_groups, method)
     order = np.argsort(inv, kind="stable")
     bounds = np.searchsorted(inv[order], np.arange(n_groups + 1))
-    members = [order[bounds[i]:bounds[i + 1]] for i in range(n_groups)]
+    members = [order[bounds[i] : bounds[i + 1]] for i in range(n_groups)]
     rng = np.random.default_rng(seed)
     boot = np.empty(int(n_boot))
     with np.errstate(all="ignore"):
@@ -257,8 +280,11 @@ class LinearFit:
     def band(self, x) -> tuple[np.ndarray, np.ndarray]:
         """Confidence band of the fitted line (not of single points) at ``x``: ``(low, high)``."""
         x = np.asarray(x, dtype=float)
-        half = self.t_crit * self.resid_sd * np.sqrt(1.0 / max(self.n, 1) + (x - self.x_mean) ** 2 / self.sxx) \
-            if self.sxx > 0 else np.full(x.shape, np.nan)
+        half = (
+            self.t_crit * self.resid_sd * np.sqrt(1.0 / max(self.n, 1) + (x - self.x_mean) ** 2 / self.sxx)
+            if self.sxx > 0
+            else np.full(x.shape, np.nan)
+        )
         y = self.predict(x)
         return y - half, y + half
 
@@ -301,13 +327,22 @@ def linear_fit(x, y, *, confidence: float = 0.95) -> LinearFit:
     slope = float(np.sum((xx - xm) * (yy - ym)) / sxx)
     intercept = ym - slope * xm
     resid = yy - intercept - slope * xx
-    s2 = float(np.sum(resid ** 2)) / (n - 2)
+    s2 = float(np.sum(resid**2)) / (n - 2)
     ss_tot = float(np.sum((yy - ym) ** 2))
     t_crit = float(stats.t.ppf(0.5 + confidence / 2, n - 2))
-    return LinearFit(slope=slope, slope_err=math.sqrt(s2 / sxx), intercept=intercept,
-                     intercept_err=math.sqrt(s2 * (1.0 / n + xm * xm / sxx)),
-                     r2=1.0 - float(np.sum(resid ** 2)) / ss_tot if ss_tot > 0 else nan, n=n,
-                     resid_sd=math.sqrt(s2), x_mean=xm, sxx=sxx, t_crit=t_crit, confidence=confidence)
+    return LinearFit(
+        slope=slope,
+        slope_err=math.sqrt(s2 / sxx),
+        intercept=intercept,
+        intercept_err=math.sqrt(s2 * (1.0 / n + xm * xm / sxx)),
+        r2=1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else nan,
+        n=n,
+        resid_sd=math.sqrt(s2),
+        x_mean=xm,
+        sxx=sxx,
+        t_crit=t_crit,
+        confidence=confidence,
+    )
 
 
 @dataclass(frozen=True)
@@ -358,8 +393,15 @@ class FieldDependence:
         return _plain(dataclasses.asdict(self))
 
 
-def field_dependence(kinetics: pd.DataFrame, column: str, *, used=None, confidence: float = 0.95,
-                     group: str = "particle_id", field: str = "field_kV_per_cm") -> FieldDependence:
+def field_dependence(
+    kinetics: pd.DataFrame,
+    column: str,
+    *,
+    used=None,
+    confidence: float = 0.95,
+    group: str = "particle_id",
+    field: str = "field_kV_per_cm",
+) -> FieldDependence:
     """Does a time constant depend on the field? Within-particle power-law test.
 
     For every particle with the time constant at two or more fields,
@@ -408,15 +450,31 @@ def field_dependence(kinetics: pd.DataFrame, column: str, *, used=None, confiden
     e_min = float(np.exp(df["x"].min())) if len(df) else nan
     e_max = float(np.exp(df["x"].max())) if len(df) else nan
     if n_g < 3:
-        return FieldDependence(column, nan, nan, nan, nan, nan, nan, nan, nan, n_g, int(len(df)), e_min, e_max,
-                               confidence, False, False)
+        return FieldDependence(
+            column,
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            n_g,
+            int(len(df)),
+            e_min,
+            e_max,
+            confidence,
+            False,
+            False,
+        )
     xc = (df["x"] - df.groupby("g")["x"].transform("mean")).to_numpy()
     yc = (df["y"] - df.groupby("g")["y"].transform("mean")).to_numpy()
     sxx = float(np.sum(xc * xc))
     p = float(np.sum(xc * yc) / sxx)
     resid = yc - p * xc
     score = pd.Series(xc * resid).groupby(df["g"].to_numpy()).sum().to_numpy()
-    var = n_g / (n_g - 1) * float(np.sum(score ** 2)) / sxx ** 2
+    var = n_g / (n_g - 1) * float(np.sum(score**2)) / sxx**2
     se = math.sqrt(var)
     t_crit = float(stats.t.ppf(0.5 + confidence / 2, n_g - 1))
     p_value = float(2 * stats.t.sf(abs(p) / se, n_g - 1)) if se > 0 else (0.0 if p != 0 else 1.0)
@@ -425,7 +483,21 @@ def field_dependence(kinetics: pd.DataFrame, column: str, *, used=None, confiden
 
     def pct(v):
         return 100.0 * (math.exp(v * span) - 1.0)
-    return FieldDependence(column=column, exponent=p, exponent_err=se, ci_low=lo, ci_high=hi, p_value=p_value,
-                           change_percent=pct(p), change_low_percent=pct(lo), change_high_percent=pct(hi),
-                           n_particles=n_g, n_rows=int(len(df)), field_min_kV_per_cm=e_min,
-                           field_max_kV_per_cm=e_max, confidence=confidence, independent=bool(lo <= 0 <= hi))
+
+    return FieldDependence(
+        column=column,
+        exponent=p,
+        exponent_err=se,
+        ci_low=lo,
+        ci_high=hi,
+        p_value=p_value,
+        change_percent=pct(p),
+        change_low_percent=pct(lo),
+        change_high_percent=pct(hi),
+        n_particles=n_g,
+        n_rows=int(len(df)),
+        field_min_kV_per_cm=e_min,
+        field_max_kV_per_cm=e_max,
+        confidence=confidence,
+        independent=bool(lo <= 0 <= hi),
+    )

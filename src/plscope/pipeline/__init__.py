@@ -5,9 +5,25 @@
 writes the outputs atomically; the science lives in those stages.
 """
 
-from .run import (Extraction, RunResult, analyze_extraction, analyze_imaging, extract_imaging, reanalyze,
-                  run_imaging)
+from .run import (
+    Extraction,
+    RunResult,
+    analyze_extraction,
+    analyze_imaging,
+    extract_imaging,
+    reanalyze,
+    run_imaging,
+)
 from .settings import AnalysisSettings, load_settings
 
-__all__ = ["AnalysisSettings", "Extraction", "RunResult", "analyze_extraction", "analyze_imaging",
-           "extract_imaging", "load_settings", "reanalyze", "run_imaging"]
+__all__ = [
+    "AnalysisSettings",
+    "Extraction",
+    "RunResult",
+    "analyze_extraction",
+    "analyze_imaging",
+    "extract_imaging",
+    "load_settings",
+    "reanalyze",
+    "run_imaging",
+]

@@ -20,11 +20,12 @@ import os
 import shutil
 import threading
 import time
-import uuid
 import traceback
-from dataclasses import asdict, dataclass, field
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Literal
 
 from ..errors import PlscopeError, RunFolderError
 from .output import COMPLETE_MARKER
@@ -33,9 +34,20 @@ from .settings import AnalysisSettings
 logger = logging.getLogger(__name__)
 
 #: one row of batch.csv / index.html
-BATCH_COLUMNS = ("run", "status", "reason", "seconds", "n_particles", "fields_kV_per_cm",
-                 "ion_mobility_cm2_per_Vs", "ion_mobility_std_cm2_per_Vs", "diffusion_coefficient_cm2_per_s",
-                 "n_warnings", "run_dir", "out_dir")
+BATCH_COLUMNS = (
+    "run",
+    "status",
+    "reason",
+    "seconds",
+    "n_particles",
+    "fields_kV_per_cm",
+    "ion_mobility_cm2_per_Vs",
+    "ion_mobility_std_cm2_per_Vs",
+    "diffusion_coefficient_cm2_per_s",
+    "n_warnings",
+    "run_dir",
+    "out_dir",
+)
 
 
 @dataclass
@@ -51,8 +63,14 @@ class RunOutcome:
     numbers: dict[str, Any] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
-        row = {"run": self.run, "status": self.status, "reason": self.reason,
-               "seconds": round(self.seconds, 2), "run_dir": self.run_dir, "out_dir": self.out_dir}
+        row = {
+            "run": self.run,
+            "status": self.status,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 2),
+            "run_dir": self.run_dir,
+            "out_dir": self.out_dir,
+        }
         for key in BATCH_COLUMNS:
             if key not in row:
                 row[key] = self.numbers.get(key)
@@ -72,6 +90,7 @@ class BatchResult:
 # --------------------------------------------------------------------------
 # discovery
 # --------------------------------------------------------------------------
+
 
 def find_runs(root: str | os.PathLike, *, exclude: str | os.PathLike | None = None) -> list[Path]:
     """Every folder under ``root`` (itself included) that holds an experiment.toml.
@@ -107,6 +126,7 @@ def run_names(runs: list[Path], root: Path) -> list[str]:
 # --------------------------------------------------------------------------
 # one run (executed on a worker)
 # --------------------------------------------------------------------------
+
 
 def _summary_numbers(summary: dict[str, Any]) -> dict[str, Any]:
     return {
@@ -192,7 +212,9 @@ def _frame_progress_callback(run: str, queue_name: str):
                 self.total = 0
 
         def _start_state(self, dsk, state) -> None:
-            self.total = sum(1 for k in dsk if str(k[0] if isinstance(k, tuple) else k).startswith(_TRACE_KEY_PREFIX))
+            self.total = sum(
+                1 for k in dsk if str(k[0] if isinstance(k, tuple) else k).startswith(_TRACE_KEY_PREFIX)
+            )
             self.done = 0
 
         def _posttask(self, key, result, dsk, state, worker_id) -> None:
@@ -203,9 +225,16 @@ def _frame_progress_callback(run: str, queue_name: str):
     return _FrameProgress()
 
 
-def process_run(run_dir: str, out_dir: str, settings: dict[str, Any] | None = None, *,
-                force: bool = False, name: str = "", command_line: list[str] | None = None,
-                progress_queue: str | None = None) -> RunOutcome:
+def process_run(
+    run_dir: str,
+    out_dir: str,
+    settings: dict[str, Any] | None = None,
+    *,
+    force: bool = False,
+    name: str = "",
+    command_line: list[str] | None = None,
+    progress_queue: str | None = None,
+) -> RunOutcome:
     """Analyse one run folder; never raises (the batch goes on).
 
     Runs inside a Dask worker: the run's own dask arrays are computed with the
@@ -223,8 +252,9 @@ def process_run(run_dir: str, out_dir: str, settings: dict[str, Any] | None = No
         plog.addHandler(logging.NullHandler())
         plog.propagate = False
     settings_obj = AnalysisSettings.from_dict(settings or {})
-    outcome = RunOutcome(run=name or Path(run_dir).name, run_dir=str(run_dir), out_dir=str(out_dir),
-                         status="ok")
+    outcome = RunOutcome(
+        run=name or Path(run_dir).name, run_dir=str(run_dir), out_dir=str(out_dir), status="ok"
+    )
     try:
         if not force and up_to_date(run_dir, out_dir, settings_obj):
             summary = json.loads((Path(out_dir) / "summary.json").read_text())
@@ -232,11 +262,15 @@ def process_run(run_dir: str, out_dir: str, settings: dict[str, Any] | None = No
             outcome.reason = "inputs and settings unchanged"
             outcome.numbers = _summary_numbers(summary)
         else:
-            callback = (_frame_progress_callback(outcome.run, progress_queue) if progress_queue
-                         else contextlib.nullcontext())
+            callback = (
+                _frame_progress_callback(outcome.run, progress_queue)
+                if progress_queue
+                else contextlib.nullcontext()
+            )
             with dask.config.set(scheduler="synchronous"), callback:
-                result = run_imaging(run_dir, out_dir, settings=settings_obj, progress=False,
-                                     command_line=command_line)
+                result = run_imaging(
+                    run_dir, out_dir, settings=settings_obj, progress=False, command_line=command_line
+                )
             outcome.numbers = _summary_numbers(result.summary)
     except PlscopeError as exc:
         outcome.status = "failed"
@@ -253,6 +287,7 @@ def process_run(run_dir: str, out_dir: str, settings: dict[str, Any] | None = No
 # the cluster
 # --------------------------------------------------------------------------
 
+
 class _ClusterContext:
     """Client of the requested Dask cluster (closed on exit if we started it)."""
 
@@ -268,20 +303,31 @@ class _ClusterContext:
         from distributed import Client, LocalCluster
 
         # perf-notes: distributed's default malloc trim threshold slows per-frame kernels 2.5x
-        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 268435456,
-                         "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 33554432})
+        dask.config.set(
+            {
+                "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 268435456,
+                "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 33554432,
+            }
+        )
         sched = self.scheduler
         if sched == "local":
             n = self.workers or max(1, min(os.cpu_count() or 1, self.n_runs))
-            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                        dashboard_address=None, silence_logs=logging.ERROR)
+            self.cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
             self.client = Client(self.cluster)
         elif sched == "slurm":
             try:
                 from dask_jobqueue import SLURMCluster
             except ImportError:
-                raise PlscopeError("--scheduler slurm needs dask-jobqueue (pip install dask-jobqueue) "
-                                   "and the site's jobqueue configuration") from None
+                raise PlscopeError(
+                    "--scheduler slurm needs dask-jobqueue (pip install dask-jobqueue) "
+                    "and the site's jobqueue configuration"
+                ) from None
             self.cluster = SLURMCluster()
             self.cluster.scale(jobs=self.workers or 1)
             self.client = Client(self.cluster)
@@ -305,6 +351,7 @@ class _ClusterContext:
 # the batch
 # --------------------------------------------------------------------------
 
+
 def _clean_stale_partials(out: Path) -> None:
     """Remove temporary folders left by an interrupted earlier batch."""
     for p in out.glob(".*.partial-*"):
@@ -313,10 +360,18 @@ def _clean_stale_partials(out: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
-def run_batch(root: str | os.PathLike, out: str | os.PathLike, *, scheduler: str = "local",
-              workers: int | None = None, force: bool = False, settings: AnalysisSettings | None = None,
-              progress: bool = True, on_outcome: Callable[[RunOutcome], None] | None = None,
-              command_line: list[str] | None = None) -> BatchResult:
+def run_batch(
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    scheduler: str = "local",
+    workers: int | None = None,
+    force: bool = False,
+    settings: AnalysisSettings | None = None,
+    progress: bool = True,
+    on_outcome: Callable[[RunOutcome], None] | None = None,
+    command_line: list[str] | None = None,
+) -> BatchResult:
     """Process every run folder under ``root`` into ``out/<run name>/``.
 
     Writes ``out/batch.csv`` and ``out/index.html`` (one row per run), also
@@ -347,7 +402,7 @@ def run_batch(root: str | os.PathLike, out: str | os.PathLike, *, scheduler: str
     _clean_stale_partials(out)
     names = run_names(runs, root)
     settings = settings or AnalysisSettings()
-    started = _dt.datetime.now(_dt.timezone.utc)
+    started = _dt.datetime.now(_dt.UTC)
     outcomes: list[RunOutcome] = []
     logger.info("batch: %d run folder(s) under %s", len(runs), root)
     try:
@@ -356,13 +411,25 @@ def run_batch(root: str | os.PathLike, out: str | os.PathLike, *, scheduler: str
             stop = threading.Event()
             watcher = None
             if queue_name:
-                watcher = threading.Thread(target=_show_frame_progress, args=(client, queue_name, stop),
-                                           daemon=True)
+                watcher = threading.Thread(
+                    target=_show_frame_progress, args=(client, queue_name, stop), daemon=True
+                )
                 watcher.start()
-            futures = [client.submit(process_run, str(r), str(out / n), settings.to_dict(), force=force,
-                                     name=n, command_line=command_line, progress_queue=queue_name,
-                                     pure=False, key=f"plscope-run-{i}-{n}")
-                       for i, (r, n) in enumerate(zip(runs, names))]
+            futures = [
+                client.submit(
+                    process_run,
+                    str(r),
+                    str(out / n),
+                    settings.to_dict(),
+                    force=force,
+                    name=n,
+                    command_line=command_line,
+                    progress_queue=queue_name,
+                    pure=False,
+                    key=f"plscope-run-{i}-{n}",
+                )
+                for i, (r, n) in enumerate(zip(runs, names))
+            ]
             bar = tqdm(total=len(futures), desc="runs", unit="run", disable=not progress, position=0)
             try:
                 for fut in as_completed(futures):
@@ -402,8 +469,9 @@ def _show_frame_progress(client, queue_name: str, stop: threading.Event) -> None
             for run, done, total in messages:
                 bar = bars.get(run)
                 if bar is None:
-                    bar = bars[run] = tqdm(total=total, desc=f"  {run} traces", unit="chunk", leave=False,
-                                           position=len(bars) + 1)
+                    bar = bars[run] = tqdm(
+                        total=total, desc=f"  {run} traces", unit="chunk", leave=False, position=len(bars) + 1
+                    )
                 bar.n = done
                 bar.refresh()
                 if done >= total:
@@ -418,6 +486,7 @@ def _show_frame_progress(client, queue_name: str, stop: threading.Event) -> None
 # --------------------------------------------------------------------------
 # batch.csv and index.html
 # --------------------------------------------------------------------------
+
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -446,24 +515,28 @@ def write_index(outcomes: list[RunOutcome], out: Path, *, started: _dt.datetime,
     rows = []
     for o in outcomes:
         r = o.row()
-        link = (f"<a href='{html.escape(o.run)}/report.html'>{html.escape(o.run)}</a>"
-                if o.status != "failed" else html.escape(o.run))
+        link = (
+            f"<a href='{html.escape(o.run)}/report.html'>{html.escape(o.run)}</a>"
+            if o.status != "failed"
+            else html.escape(o.run)
+        )
         rows.append(
             f"<tr class='{o.status}'><td class='k'>{link}</td><td>{o.status}</td>"
             f"<td>{_fmt(r['n_particles'])}</td><td>{_fmt(r['fields_kV_per_cm'])}</td>"
             f"<td>{_fmt(r['ion_mobility_cm2_per_Vs'])}</td><td>{_fmt(r['ion_mobility_std_cm2_per_Vs'])}</td>"
             f"<td>{_fmt(r['diffusion_coefficient_cm2_per_s'])}</td><td>{r['seconds']:.1f}</td>"
-            f"<td class='reason'>{html.escape(o.reason)}</td></tr>")
+            f"<td class='reason'>{html.escape(o.reason)}</td></tr>"
+        )
     page = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>plscope batch — {html.escape(str(root))}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;font-size:.9em}}td,th{{border:1px solid #ddd;padding:.3em .6em;text-align:right}}
 th{{background:#f4f4f4}}td.k,td.reason{{text-align:left}}tr.failed{{background:#fde8e8}}tr.skipped{{color:#555}}</style></head>
 <body><h1>plscope batch</h1>
 <p>root: {html.escape(str(root))}<br>started: {started.isoformat(timespec="seconds")} UTC —
-{counts['ok']} analysed, {counts['skipped']} unchanged (skipped), {counts['failed']} failed</p>
+{counts["ok"]} analysed, {counts["skipped"]} unchanged (skipped), {counts["failed"]} failed</p>
 <table id="runs"><tr><th>run</th><th>status</th><th>particles</th><th>fields (kV/cm)</th><th>µ (cm² V⁻¹ s⁻¹)</th>
 <th>µ sd</th><th>D (cm² s⁻¹)</th><th>time (s)</th><th>reason</th></tr>
-{''.join(rows)}
+{"".join(rows)}
 </table><p><a href="batch.csv">batch.csv</a></p></body></html>
 """
     _atomic_write(out / "index.html", page)

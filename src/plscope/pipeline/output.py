@@ -13,7 +13,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from .._json import jsonable, write_json  # noqa: F401  (re-exported)
+from .._json import jsonable, write_json
 from ..errors import RunFolderError
 
 logger = logging.getLogger(__name__)
@@ -51,11 +51,16 @@ class AtomicOutputDir:
         if out.exists() and not out.is_dir():
             raise RunFolderError(out, "output path exists and is not a folder")
         if out.is_dir() and any(out.iterdir()) and not (out / COMPLETE_MARKER).exists():
-            raise RunFolderError(out, "output folder exists, is not empty and holds no plscope results; "
-                                      "choose another --out (plscope never deletes files it did not write)")
+            raise RunFolderError(
+                out,
+                "output folder exists, is not empty and holds no plscope results; "
+                "choose another --out (plscope never deletes files it did not write)",
+            )
         for parent in out.parents:
             if parent.exists() and not parent.is_dir():
-                raise RunFolderError(out, f"output folder cannot be created: {parent} is a file, not a folder")
+                raise RunFolderError(
+                    out, f"output folder cannot be created: {parent} is a file, not a folder"
+                )
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             self.tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"

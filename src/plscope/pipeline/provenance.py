@@ -7,13 +7,23 @@ import hashlib
 import os
 import platform
 import sys
+from collections.abc import Iterable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 #: distributions whose versions are recorded
-DEPENDENCIES = ("numpy", "scipy", "pandas", "tifffile", "scikit-image", "trackpy",
-                "lmfit", "dask", "matplotlib")
+DEPENDENCIES = (
+    "numpy",
+    "scipy",
+    "pandas",
+    "tifffile",
+    "scikit-image",
+    "trackpy",
+    "lmfit",
+    "dask",
+    "matplotlib",
+)
 
 
 def sha256_file(path: str | os.PathLike, *, block_bytes: int = 8 << 20) -> str:
@@ -35,9 +45,15 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def provenance(*, inputs: Iterable[str | os.PathLike], config: dict[str, Any],
-               started: _dt.datetime, command_line: Sequence[str] | None = None,
-               settings: dict[str, Any] | None = None, settings_digest: str | None = None) -> dict[str, Any]:
+def provenance(
+    *,
+    inputs: Iterable[str | os.PathLike],
+    config: dict[str, Any],
+    started: _dt.datetime,
+    command_line: Sequence[str] | None = None,
+    settings: dict[str, Any] | None = None,
+    settings_digest: str | None = None,
+) -> dict[str, Any]:
     """Provenance record written into summary.json.
 
     Parameters
@@ -65,6 +81,6 @@ def provenance(*, inputs: Iterable[str | os.PathLike], config: dict[str, Any],
         "settings_digest": settings_digest,
         "inputs": files,
         "started_utc": started.isoformat(timespec="seconds"),
-        "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "command_line": list(command_line) if command_line is not None else list(sys.argv),
     }

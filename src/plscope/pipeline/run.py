@@ -19,9 +19,10 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,26 +37,41 @@ logger = logging.getLogger(__name__)
 
 #: column order of the spec's tables (more columns follow)
 PARTICLE_COLUMNS = ["particle_id", "x_px", "y_px", "size_nm"]
-KINETICS_COLUMNS = ["particle_id", "field_kV_per_cm", "tau_pol_s", "tau_rec_s",
-                    "switching_efficiency", "velocity_nm_per_s", "mobility_cm2_per_Vs", "fit_ok"]
+KINETICS_COLUMNS = [
+    "particle_id",
+    "field_kV_per_cm",
+    "tau_pol_s",
+    "tau_rec_s",
+    "switching_efficiency",
+    "velocity_nm_per_s",
+    "mobility_cm2_per_Vs",
+    "fit_ok",
+]
 
 #: files of a stored extraction (inside an output folder)
-EXTRACTION_FILES = ("extraction.json", "frames.parquet", "particles.parquet", "traces.parquet",
-                    "cycles.parquet", "reference.npy", "field_trace.parquet")
+EXTRACTION_FILES = (
+    "extraction.json",
+    "frames.parquet",
+    "particles.parquet",
+    "traces.parquet",
+    "cycles.parquet",
+    "reference.npy",
+    "field_trace.parquet",
+)
 
 
 @dataclass
 class Extraction:
     """What the stack and the DAQ log give, before any kinetics."""
 
-    meta: dict[str, Any]               # run, sample, n_frames, pixel/psf/exposure, temperature, warnings
-    frames: pd.DataFrame               # frame, time_s (TTL rising edge or clock), mid_time_s
-    particles: pd.DataFrame            # one row per particle (detection + size + flags)
-    traces: pd.DataFrame               # frame, particle_id, intensity, background (+ drift)
-    cycles: pd.DataFrame               # one row per field-ON segment
+    meta: dict[str, Any]  # run, sample, n_frames, pixel/psf/exposure, temperature, warnings
+    frames: pd.DataFrame  # frame, time_s (TTL rising edge or clock), mid_time_s
+    particles: pd.DataFrame  # one row per particle (detection + size + flags)
+    traces: pd.DataFrame  # frame, particle_id, intensity, background (+ drift)
+    cycles: pd.DataFrame  # one row per field-ON segment
     reference_image: np.ndarray
-    field_trace: pd.DataFrame | None = None   # time_s, field_kV_per_cm (decimated, for the report)
-    drift: pd.DataFrame | None = None         # frame, drift_x_px, drift_y_px (stage drift)
+    field_trace: pd.DataFrame | None = None  # time_s, field_kV_per_cm (decimated, for the report)
+    drift: pd.DataFrame | None = None  # frame, drift_x_px, drift_y_px (stage drift)
 
     def save(self, folder: str | os.PathLike) -> None:
         """Store exactly (Parquet, NPY, JSON) into ``folder``."""
@@ -72,25 +88,31 @@ class Extraction:
             self.drift.to_parquet(folder / "drift.parquet", index=False)
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> "Extraction":
+    def load(cls, folder: str | os.PathLike) -> Extraction:
         """Read a stored extraction (written by :meth:`save`)."""
         folder = Path(folder)
         missing = [f for f in EXTRACTION_FILES[:-1] if not (folder / f).is_file()]
         if missing:
-            raise RunFolderError(folder, "not a complete plscope output folder (missing "
-                                         + ", ".join(missing) + "); run `plscope run` first")
+            raise RunFolderError(
+                folder,
+                "not a complete plscope output folder (missing "
+                + ", ".join(missing)
+                + "); run `plscope run` first",
+            )
         try:
             meta = json.loads((folder / "extraction.json").read_text())
             ft = folder / "field_trace.parquet"
             dr = folder / "drift.parquet"
-            return cls(meta=meta,
-                       frames=pd.read_parquet(folder / "frames.parquet"),
-                       particles=pd.read_parquet(folder / "particles.parquet"),
-                       traces=pd.read_parquet(folder / "traces.parquet"),
-                       cycles=pd.read_parquet(folder / "cycles.parquet"),
-                       reference_image=np.load(folder / "reference.npy"),
-                       field_trace=pd.read_parquet(ft) if ft.is_file() else None,
-                       drift=pd.read_parquet(dr) if dr.is_file() else None)
+            return cls(
+                meta=meta,
+                frames=pd.read_parquet(folder / "frames.parquet"),
+                particles=pd.read_parquet(folder / "particles.parquet"),
+                traces=pd.read_parquet(folder / "traces.parquet"),
+                cycles=pd.read_parquet(folder / "cycles.parquet"),
+                reference_image=np.load(folder / "reference.npy"),
+                field_trace=pd.read_parquet(ft) if ft.is_file() else None,
+                drift=pd.read_parquet(dr) if dr.is_file() else None,
+            )
         except (OSError, ValueError) as exc:
             raise RunFolderError(folder, f"stored extraction cannot be read: {exc}") from None
 
@@ -112,14 +134,15 @@ class RunResult:
     extraction: Extraction | None = None
     settings: AnalysisSettings | None = None
     extra_sections: list[str] = field(default_factory=list)
-    population: Any = None   # plscope.kinetics.PopulationKinetics (per-cycle SE, bleaching, shape priors)
-    spectra: Any = None   # plscope.pipeline.spectra.SpectraResult when [spectra] is given
-    centroid_shift: pd.DataFrame | None = None   # optical-centroid displacement field on vs off
+    population: Any = None  # plscope.kinetics.PopulationKinetics (per-cycle SE, bleaching, shape priors)
+    spectra: Any = None  # plscope.pipeline.spectra.SpectraResult when [spectra] is given
+    centroid_shift: pd.DataFrame | None = None  # optical-centroid displacement field on vs off
 
 
 # --------------------------------------------------------------------------
 # extraction
 # --------------------------------------------------------------------------
+
 
 def _frame_times(cfg: ExperimentConfig, stack, warnings: list[str], info: dict[str, Any]):
     """Frame table (rising edge, mid-exposure), exposure, and the DAQ log (or None)."""
@@ -145,18 +168,34 @@ def _frame_times(cfg: ExperimentConfig, stack, warnings: list[str], info: dict[s
     warnings.extend(daq.warnings)
     source = f"{daq_path} channel '{cfg.daq.camera_ttl}'"
     pulses = ttl_pulses(daq.time_s, daq.channel(cfg.daq.camera_ttl), source=source)
-    timing = frame_timing(pulses, n_frames, source=source, on_dropped=cfg.daq.dropped_frames,
-                          frame_numbers=getattr(stack, "frame_numbers", None))
+    timing = frame_timing(
+        pulses,
+        n_frames,
+        source=source,
+        on_dropped=cfg.daq.dropped_frames,
+        frame_numbers=getattr(stack, "frame_numbers", None),
+    )
     warnings.extend(timing.warnings)
     info["n_dropped_frames"] = int(timing.n_dropped)
     info["dropped_after_frames"] = [int(k) for k in np.atleast_1d(timing.dropped_after)]
-    frames = pd.DataFrame({"frame": np.arange(n_frames), "time_s": np.asarray(timing.time_s, float),
-                           "mid_time_s": np.asarray(timing.mid_time_s, float)})
+    frames = pd.DataFrame(
+        {
+            "frame": np.arange(n_frames),
+            "time_s": np.asarray(timing.time_s, float),
+            "mid_time_s": np.asarray(timing.mid_time_s, float),
+        }
+    )
     return frames, float(timing.exposure_s), daq
 
 
-def _cycles(cfg: ExperimentConfig, daq, t_frames: np.ndarray, exposure_s: float,
-            warnings: list[str], info: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def _cycles(
+    cfg: ExperimentConfig,
+    daq,
+    t_frames: np.ndarray,
+    exposure_s: float,
+    warnings: list[str],
+    info: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     from ..sync import cycles_from_segments, field_kV_per_cm, field_levels, field_segments
 
     if daq is None or cfg.field is None:
@@ -164,9 +203,14 @@ def _cycles(cfg: ExperimentConfig, daq, t_frames: np.ndarray, exposure_s: float,
         return pd.DataFrame(), None
     voltage = daq.channel(cfg.daq.voltage)
     source = f"{cfg.resolve(cfg.daq.path)} channel '{cfg.daq.voltage}'"
-    segments = field_segments(daq.time_s, voltage, amplifier_gain=cfg.field.amplifier_gain,
-                              electrode_gap_um=cfg.field.electrode_gap_um, source=source,
-                              level_tolerance=cfg.field.level_tolerance)
+    segments = field_segments(
+        daq.time_s,
+        voltage,
+        amplifier_gain=cfg.field.amplifier_gain,
+        electrode_gap_um=cfg.field.electrode_gap_um,
+        source=source,
+        level_tolerance=cfg.field.level_tolerance,
+    )
     warnings.extend(segments.attrs.get("warnings", []))
     t_end = float(t_frames[-1] + exposure_s / 2)
     t_start = float(t_frames[0] - exposure_s / 2)
@@ -180,8 +224,11 @@ def _cycles(cfg: ExperimentConfig, daq, t_frames: np.ndarray, exposure_s: float,
     cycles = cycles_from_segments(segments, record_end_s=max(t_end, float(segments["end_s"].max())))
     sel = (daq.time_s >= t_start) & (daq.time_s <= t_end)
     step = max(1, int(sel.sum() // 20000))
-    e = field_kV_per_cm(voltage[sel][::step], amplifier_gain=cfg.field.amplifier_gain,
-                        electrode_gap_um=cfg.field.electrode_gap_um)
+    e = field_kV_per_cm(
+        voltage[sel][::step],
+        amplifier_gain=cfg.field.amplifier_gain,
+        electrode_gap_um=cfg.field.electrode_gap_um,
+    )
     return cycles, pd.DataFrame({"time_s": daq.time_s[sel][::step], "field_kV_per_cm": e})
 
 
@@ -205,8 +252,9 @@ def _exclusions(particles: pd.DataFrame, settings: AnalysisSettings) -> pd.Serie
     return reasons
 
 
-def extract_imaging(cfg: ExperimentConfig, settings: AnalysisSettings | None = None, *,
-                    progress: bool = False) -> Extraction:
+def extract_imaging(
+    cfg: ExperimentConfig, settings: AnalysisSettings | None = None, *, progress: bool = False
+) -> Extraction:
     """Read the stack and the DAQ log once: frames, cycles, particles, traces.
 
     Raises
@@ -215,8 +263,14 @@ def extract_imaging(cfg: ExperimentConfig, settings: AnalysisSettings | None = N
         For bad input, naming the file and the problem.
     """
     from ..io.stack import open_stack
-    from ..tracking import (estimate_drift, extract_traces, find_particles, link_particle_centroids,
-                            quality_flags, reference_image)
+    from ..tracking import (
+        estimate_drift,
+        extract_traces,
+        find_particles,
+        link_particle_centroids,
+        quality_flags,
+        reference_image,
+    )
 
     settings = settings or AnalysisSettings()
     warnings: list[str] = list(cfg.warnings)
@@ -227,9 +281,12 @@ def extract_imaging(cfg: ExperimentConfig, settings: AnalysisSettings | None = N
     n_frames = int(stack.data.shape[0])
     pixel_size_nm = cfg.movie.pixel_size_nm or stack.pixel_size_nm
     if not pixel_size_nm:
-        raise RunFolderError(cfg.file, "movie.pixel_size_nm is missing and the TIFF metadata has no pixel size")
-    logger.info("movie %s: %d frames of %s, %.1f nm/px", cfg.movie.path, n_frames,
-                stack.data.shape[1:], pixel_size_nm)
+        raise RunFolderError(
+            cfg.file, "movie.pixel_size_nm is missing and the TIFF metadata has no pixel size"
+        )
+    logger.info(
+        "movie %s: %d frames of %s, %.1f nm/px", cfg.movie.path, n_frames, stack.data.shape[1:], pixel_size_nm
+    )
 
     info: dict[str, Any] = {}
     frames, exposure_s, daq = _frame_times(cfg, stack, warnings, info)
@@ -238,9 +295,16 @@ def extract_imaging(cfg: ExperimentConfig, settings: AnalysisSettings | None = N
     det = settings.detection
     ref = reference_image(stack.data, n_frames=det.reference_frames)
     particles, labels, psf_sigma_nm = find_particles(
-        ref, pixel_size_nm=pixel_size_nm, psf_sigma_nm=cfg.movie.psf_sigma_nm,
-        detect_options=dict(threshold_sigma=det.threshold_sigma, min_area_px=det.min_area_px,
-                            exclude_border_px=det.exclude_border_px, split_touching=det.split_touching))
+        ref,
+        pixel_size_nm=pixel_size_nm,
+        psf_sigma_nm=cfg.movie.psf_sigma_nm,
+        detect_options=dict(
+            threshold_sigma=det.threshold_sigma,
+            min_area_px=det.min_area_px,
+            exclude_border_px=det.exclude_border_px,
+            split_touching=det.split_touching,
+        ),
+    )
     if len(particles) == 0:
         raise RunFolderError(cfg.resolve(cfg.movie.path), "no particles found in the reference image")
     logger.info("%d particles; PSF sigma %.0f nm", len(particles), psf_sigma_nm)
@@ -254,19 +318,33 @@ def extract_imaging(cfg: ExperimentConfig, settings: AnalysisSettings | None = N
         drift_arg: Any = drift
     else:
         drift_arg = tr.drift
-    traces = extract_traces(stack.data, particles, labels=labels, progress=progress, drift=drift_arg,
-                            reference=ref, psf_margin_sigma=tr.psf_margin_sigma,
-                            drift_margin_px=tr.drift_margin_px, centroids=True, peaks=True)
+    traces = extract_traces(
+        stack.data,
+        particles,
+        labels=labels,
+        progress=progress,
+        drift=drift_arg,
+        reference=ref,
+        psf_margin_sigma=tr.psf_margin_sigma,
+        drift_margin_px=tr.drift_margin_px,
+        centroids=True,
+        peaks=True,
+    )
     # quality flags per particle (blinking, bleaching, saturation, SNR, identity), on field-off frames
     t_mid = frames["mid_time_s"].to_numpy()
     off = np.ones(n_frames, bool)
     for c in cycles.itertuples() if len(cycles) else ():
         off &= ~((t_mid >= c.on_start_s) & (t_mid < c.on_end_s))
     tracks = link_particle_centroids(traces)
-    quality = quality_flags(traces, particles, frame_time_s=t_mid, tracks=tracks,
-                            reference_frames=np.flatnonzero(off))
-    particles = particles.merge(quality.drop(columns=["touches_border"], errors="ignore"),
-                                on="particle_id", how="left", suffixes=("", "_quality"))
+    quality = quality_flags(
+        traces, particles, frame_time_s=t_mid, tracks=tracks, reference_frames=np.flatnonzero(off)
+    )
+    particles = particles.merge(
+        quality.drop(columns=["touches_border"], errors="ignore"),
+        on="particle_id",
+        how="left",
+        suffixes=("", "_quality"),
+    )
     # spec: x_px, y_px are positions in the first frame (the reference is a mean of the first frames)
     particles["x_ref_px"] = particles["x_px"]
     particles["y_ref_px"] = particles["y_px"]
@@ -289,13 +367,22 @@ def extract_imaging(cfg: ExperimentConfig, settings: AnalysisSettings | None = N
         **info,
         "warnings": warnings,
     }
-    return Extraction(meta=meta, frames=frames, particles=particles, traces=traces, cycles=cycles,
-                      reference_image=ref, field_trace=field_trace, drift=drift)
+    return Extraction(
+        meta=meta,
+        frames=frames,
+        particles=particles,
+        traces=traces,
+        cycles=cycles,
+        reference_image=ref,
+        field_trace=field_trace,
+        drift=drift,
+    )
 
 
 # --------------------------------------------------------------------------
 # analysis
 # --------------------------------------------------------------------------
+
 
 def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None) -> RunResult:
     """Kinetics, mobility and the run summary from an :class:`Extraction`.
@@ -318,8 +405,9 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     if len(cycles):
         # all particles at once: the biexponential shape is pooled over the population; particles
         # with a non-empty 'excluded' are analysed but do not inform the pooled shape
-        kinetic_population = analyze_population(ex.traces, t_mid, cycles, exposure_s=exposure_s,
-                                                particles=particles, settings=settings.kinetics)
+        kinetic_population = analyze_population(
+            ex.traces, t_mid, cycles, exposure_s=exposure_s, particles=particles, settings=settings.kinetics
+        )
         curves = kinetic_population.curves
     if kinetic_population is not None and len(kinetic_population.table):
         kinetics = kinetic_population.table
@@ -335,9 +423,14 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     if n_excluded:
         warnings.append(f"{n_excluded} particle(s) left out of the statistics (see particles.csv 'excluded')")
     temperature_K = float(meta["temperature_K"])
-    population = summarize_population(used, particles[particles["excluded"] == ""],
-                                      temperature_K=temperature_K, n_bootstrap=settings.kinetics.n_bootstrap,
-                                      seed=settings.kinetics.bootstrap_seed, population=kinetic_population)
+    population = summarize_population(
+        used,
+        particles[particles["excluded"] == ""],
+        temperature_K=temperature_K,
+        n_bootstrap=settings.kinetics.n_bootstrap,
+        seed=settings.kinetics.bootstrap_seed,
+        population=kinetic_population,
+    )
     warnings.extend(population.pop("warnings", []))
     summary: dict[str, Any] = {
         "schema": 1,
@@ -346,7 +439,9 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
         "n_particles": int(len(particles)),
         "n_particles_excluded": n_excluded,
         "n_frames": int(meta["n_frames"]),
-        "fields_kV_per_cm": sorted(float(x) for x in cycles["field_kV_per_cm"].unique()) if len(cycles) else [],
+        "fields_kV_per_cm": sorted(float(x) for x in cycles["field_kV_per_cm"].unique())
+        if len(cycles)
+        else [],
         "temperature_K": temperature_K,
         "pixel_size_nm": meta.get("pixel_size_nm"),
         "psf_sigma_nm": meta.get("psf_sigma_nm"),
@@ -365,17 +460,34 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     if len(cycles) and "x_px" in ex.traces.columns:
         from ..tracking import centroid_shift
 
-        shift = centroid_shift(ex.traces, cycles, t_mid, exposure_s=exposure_s,
-                               pixel_size_nm=meta.get("pixel_size_nm"))
-    ft = None if ex.field_trace is None else (ex.field_trace["time_s"].to_numpy(),
-                                              ex.field_trace["field_kV_per_cm"].to_numpy())
-    return RunResult(summary=summary, particles=particles, kinetics=kinetics, traces=ex.traces,
-                     reference_image=ex.reference_image, frame_time_s=t_mid, cycles=cycles, curves=curves,
-                     field_trace=ft, extraction=ex, settings=settings, centroid_shift=shift, population=kinetic_population)
+        shift = centroid_shift(
+            ex.traces, cycles, t_mid, exposure_s=exposure_s, pixel_size_nm=meta.get("pixel_size_nm")
+        )
+    ft = (
+        None
+        if ex.field_trace is None
+        else (ex.field_trace["time_s"].to_numpy(), ex.field_trace["field_kV_per_cm"].to_numpy())
+    )
+    return RunResult(
+        summary=summary,
+        particles=particles,
+        kinetics=kinetics,
+        traces=ex.traces,
+        reference_image=ex.reference_image,
+        frame_time_s=t_mid,
+        cycles=cycles,
+        curves=curves,
+        field_trace=ft,
+        extraction=ex,
+        settings=settings,
+        centroid_shift=shift,
+        population=kinetic_population,
+    )
 
 
-def analyze_imaging(run_dir: str | os.PathLike, settings: AnalysisSettings | None = None, *,
-                    progress: bool = False) -> RunResult:
+def analyze_imaging(
+    run_dir: str | os.PathLike, settings: AnalysisSettings | None = None, *, progress: bool = False
+) -> RunResult:
     """Analyse an imaging run folder in memory (nothing is written)."""
     cfg = load_experiment(run_dir)
     result = analyze_extraction(extract_imaging(cfg, settings, progress=progress), settings)
@@ -386,6 +498,7 @@ def analyze_imaging(run_dir: str | os.PathLike, settings: AnalysisSettings | Non
 # --------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------
+
 
 def _write_results(result: RunResult, folder: Path, prov: dict[str, Any]) -> None:
     from ..report import write_report
@@ -398,11 +511,11 @@ def _write_results(result: RunResult, folder: Path, prov: dict[str, Any]) -> Non
     result.cycles.to_csv(folder / "cycles.csv", index=False)
     if result.centroid_shift is not None:
         result.centroid_shift.to_csv(folder / "centroid_shift.csv", index=False)
-    if result.population is not None:   # switching efficiency of every particle and cycle (Fig. 1d-e)
+    if result.population is not None:  # switching efficiency of every particle and cycle (Fig. 1d-e)
         result.population.se_cycles.to_csv(folder / "switching_efficiency_cycles.csv", index=False)
     write_report(result, folder / "report.html")
     write_json(folder / "provenance.json", prov)
-    write_json(folder / "summary.json", result.summary)   # last: marks the folder complete
+    write_json(folder / "summary.json", result.summary)  # last: marks the folder complete
 
 
 def input_files(cfg: ExperimentConfig) -> list[Path]:
@@ -424,9 +537,14 @@ def input_files(cfg: ExperimentConfig) -> list[Path]:
     return files
 
 
-def run_imaging(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                settings: AnalysisSettings | None = None, progress: bool = False,
-                command_line: Sequence[str] | None = None) -> RunResult:
+def run_imaging(
+    run_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    settings: AnalysisSettings | None = None,
+    progress: bool = False,
+    command_line: Sequence[str] | None = None,
+) -> RunResult:
     """Analyse a run folder and write its results to ``out_dir`` atomically.
 
     Writes the spec's ``summary.json``, ``particles.csv``, ``kinetics.csv``,
@@ -436,9 +554,9 @@ def run_imaging(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     whole run succeeded.
     """
     settings = settings or AnalysisSettings()
-    started = _dt.datetime.now(_dt.timezone.utc)
+    started = _dt.datetime.now(_dt.UTC)
     cfg = load_experiment(run_dir)
-    if cfg.movie is None:   # a spectra-only run folder
+    if cfg.movie is None:  # a spectra-only run folder
         from .spectra import run_spectra
 
         return run_spectra(run_dir, out_dir, progress=progress, command_line=command_line, settings=settings)
@@ -449,8 +567,14 @@ def run_imaging(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         if cfg.spectra is not None:
             _add_spectra(result, cfg, tmp, progress=progress)
         ex.save(tmp)
-        prov = provenance(inputs=input_files(cfg), config=cfg.to_dict(), settings=settings.to_dict(),
-                          settings_digest=settings.digest(), started=started, command_line=command_line)
+        prov = provenance(
+            inputs=input_files(cfg),
+            config=cfg.to_dict(),
+            settings=settings.to_dict(),
+            settings_digest=settings.digest(),
+            started=started,
+            command_line=command_line,
+        )
         _write_results(result, tmp, prov)
     return result
 
@@ -476,6 +600,7 @@ def _add_spectra(result: RunResult, cfg: ExperimentConfig, folder: Path, *, prog
 # re-analysis
 # --------------------------------------------------------------------------
 
+
 def _changes(old: Any, new: Any, prefix: str = "") -> dict[str, Any]:
     """Flat {dotted key: [old, new]} of what differs between two nested mappings."""
     out: dict[str, Any] = {}
@@ -488,8 +613,12 @@ def _changes(old: Any, new: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def reanalyze(out_dir: str | os.PathLike, settings: AnalysisSettings | None = None, *,
-              command_line: Sequence[str] | None = None) -> tuple[RunResult, dict[str, Any]]:
+def reanalyze(
+    out_dir: str | os.PathLike,
+    settings: AnalysisSettings | None = None,
+    *,
+    command_line: Sequence[str] | None = None,
+) -> tuple[RunResult, dict[str, Any]]:
     """Recompute kinetics, summary and report of an output folder from its stored traces.
 
     The stack is not read. The folder is replaced atomically; its
@@ -506,7 +635,7 @@ def reanalyze(out_dir: str | os.PathLike, settings: AnalysisSettings | None = No
     if not (out_dir / "summary.json").is_file():
         raise RunFolderError(out_dir, "not a plscope output folder (no summary.json)")
     settings = settings or AnalysisSettings()
-    started = _dt.datetime.now(_dt.timezone.utc)
+    started = _dt.datetime.now(_dt.UTC)
     ex = Extraction.load(out_dir)
     try:
         old_prov = json.loads((out_dir / "provenance.json").read_text())
@@ -530,13 +659,20 @@ def reanalyze(out_dir: str | os.PathLike, settings: AnalysisSettings | None = No
         skip = {"provenance", "run"}
         changes = {
             "settings": _changes(old_prov.get("settings", {}), settings.to_dict()),
-            "summary": _changes({k: v for k, v in old_summary.items() if k not in skip},
-                                {k: v for k, v in summary_now.items() if k not in skip}),
+            "summary": _changes(
+                {k: v for k, v in old_summary.items() if k not in skip},
+                {k: v for k, v in summary_now.items() if k not in skip},
+            ),
         }
-        history.append({"at_utc": started.isoformat(timespec="seconds"),
-                        "command_line": list(command_line) if command_line is not None else None,
-                        "previous_settings_digest": old_prov.get("settings_digest"),
-                        "settings_digest": settings.digest(), "changes": changes})
+        history.append(
+            {
+                "at_utc": started.isoformat(timespec="seconds"),
+                "command_line": list(command_line) if command_line is not None else None,
+                "previous_settings_digest": old_prov.get("settings_digest"),
+                "settings_digest": settings.digest(),
+                "changes": changes,
+            }
+        )
         prov.update(settings=settings.to_dict(), settings_digest=settings.digest(), reanalyses=history)
         _write_results(result, tmp, prov)
     return result, changes

@@ -67,7 +67,7 @@ class AnalysisSettings:
         return hashlib.sha256(text.encode()).hexdigest()
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str | os.PathLike = "settings") -> "AnalysisSettings":
+    def from_dict(cls, data: dict[str, Any], *, source: str | os.PathLike = "settings") -> AnalysisSettings:
         """Build validated settings from a (partial) nested mapping."""
         problems: list[str] = []
         sections = {f.name: f for f in dataclasses.fields(cls)}
@@ -87,7 +87,7 @@ class AnalysisSettings:
         return cls(**built)
 
     @classmethod
-    def from_toml(cls, path: str | os.PathLike) -> "AnalysisSettings":
+    def from_toml(cls, path: str | os.PathLike) -> AnalysisSettings:
         path = Path(path)
         try:
             with open(path, "rb") as fh:
@@ -181,7 +181,7 @@ def _build_section(section_cls, table: dict[str, Any], name: str, problems: list
         return section_cls()
 
 
-DEFAULTS_TOML = '''\
+DEFAULTS_TOML = """\
 # plscope analysis settings (defaults). Copy, edit, and pass with --config.
 # Keys left out keep these values; unknown keys are refused.
 
@@ -225,4 +225,4 @@ exclude_near_diffraction_limit = false  # leave out particles too small for a me
 exclude_failed_size_fit = true          # leave out particles whose size fit failed
 exclude_poor_quality = true             # leave out particles failing the quality flags (SNR, blinking,
                                         # bleaching, saturation, crowding; see particles.csv 'reason')
-'''
+"""

@@ -27,9 +27,10 @@ import json
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,14 +40,39 @@ from ..io import ExperimentConfig, load_experiment
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SPECTRA_COLUMNS", "SpectraResult", "analyze_spectra", "calibrate_command", "calibration_for",
-           "run_spectra", "spectra_summary_keys", "write_spectra_outputs"]
+__all__ = [
+    "SPECTRA_COLUMNS",
+    "SpectraResult",
+    "analyze_spectra",
+    "calibrate_command",
+    "calibration_for",
+    "run_spectra",
+    "spectra_summary_keys",
+    "write_spectra_outputs",
+]
 
 #: the spec's columns of spectra.csv, first (more follow)
 SPECTRA_COLUMNS = ["frame", "time_s", "field_kV_per_cm", "peak_nm", "fwhm_nm"]
-_EXTRA_COLUMNS = ["particle_id", "state", "level", "cycle", "phase", "settled", "shift_nm", "baseline_nm",
-                  "peak_err_nm", "fwhm_err_nm", "amplitude", "amplitude_err", "baseline_counts",
-                  "baseline_slope_per_nm", "intensity", "redchi", "fit_ok", "frame_start_s"]
+_EXTRA_COLUMNS = [
+    "particle_id",
+    "state",
+    "level",
+    "cycle",
+    "phase",
+    "settled",
+    "shift_nm",
+    "baseline_nm",
+    "peak_err_nm",
+    "fwhm_err_nm",
+    "amplitude",
+    "amplitude_err",
+    "baseline_counts",
+    "baseline_slope_per_nm",
+    "intensity",
+    "redchi",
+    "fit_ok",
+    "frame_start_s",
+]
 #: summary keys of the spec filled by the spectral analysis
 SUMMARY_KEYS = ("spectral_shift_nm", "spectral_shift_slope_nm_per_kV_per_cm")
 #: default fraction of each ON/OFF interval left out as transient
@@ -112,6 +138,7 @@ def _note(warnings: list[str], text: str) -> None:
 # calibration
 # --------------------------------------------------------------------------
 
+
 def calibration_for(cfg: ExperimentConfig, *, guess: Sequence[float] | None = None):
     """The calibration of ``[spectra]``: given coefficients, or the lamp against its lines.
 
@@ -132,11 +159,15 @@ def calibration_for(cfg: ExperimentConfig, *, guess: Sequence[float] | None = No
         try:
             cal = calibrate(lamp.x, lamp.y, spec.lamp_lines_nm, guess=guess)
         except CalibrationError as exc:
-            raise RunFolderError(lamp_path, f"calibration against spectra.lamp_lines_nm in {cfg.file} failed: "
-                                            f"{exc}") from None
+            raise RunFolderError(
+                lamp_path, f"calibration against spectra.lamp_lines_nm in {cfg.file} failed: {exc}"
+            ) from None
         if spec.dispersion_nm:
-            cal = _with_warning(cal, "both lamp + lamp_lines_nm and dispersion_nm are given in [spectra]; "
-                                     "the lamp calibration is used")
+            cal = _with_warning(
+                cal,
+                "both lamp + lamp_lines_nm and dispersion_nm are given in [spectra]; "
+                "the lamp calibration is used",
+            )
         return cal
     try:
         return Calibration.from_coefficients(spec.dispersion_nm or ())
@@ -150,11 +181,21 @@ def _with_warning(cal, text: str):
     return dataclasses.replace(cal, warnings=tuple(cal.warnings) + (text,))
 
 
-def calibrate_command(lamp_path: str | os.PathLike, lines_path: str | os.PathLike, out_path: str | os.PathLike,
-                      *, guess: Sequence[float] | None = None, pixel_column: int | str | None = None,
-                      counts_column: int | str | None = None, lines_column: int | str | None = None,
-                      min_intensity: float | None = None, order: int | None = None, max_order: int = 3,
-                      min_snr: float = 8.0, saturation_counts: float | str | None = "auto") -> dict[str, Any]:
+def calibrate_command(
+    lamp_path: str | os.PathLike,
+    lines_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    guess: Sequence[float] | None = None,
+    pixel_column: int | str | None = None,
+    counts_column: int | str | None = None,
+    lines_column: int | str | None = None,
+    min_intensity: float | None = None,
+    order: int | None = None,
+    max_order: int = 3,
+    min_snr: float = 8.0,
+    saturation_counts: float | str | None = "auto",
+) -> dict[str, Any]:
     """``plscope calibrate LAMP --lines LINES --out CALIB_JSON``: calibrate and write the JSON.
 
     Parameters
@@ -200,17 +241,32 @@ def calibrate_command(lamp_path: str | os.PathLike, lines_path: str | os.PathLik
     lamp = read_lamp(lamp_path, pixel_column=pixel_column, counts_column=counts_column)
     lines = read_lines(lines_path, column=lines_column, min_intensity=min_intensity)
     try:
-        cal = calibrate(lamp.x, lamp.y, lines.wavelength_nm, guess=guess, order=order, max_order=max_order,
-                        min_snr=min_snr, saturation_counts=saturation_counts)
+        cal = calibrate(
+            lamp.x,
+            lamp.y,
+            lines.wavelength_nm,
+            guess=guess,
+            order=order,
+            max_order=max_order,
+            min_snr=min_snr,
+            saturation_counts=saturation_counts,
+        )
     except CalibrationError as exc:
-        raise RunFolderError(lamp_path, f"calibration against {os.fspath(lines_path)} failed: {exc}") from None
+        raise RunFolderError(
+            lamp_path, f"calibration against {os.fspath(lines_path)} failed: {exc}"
+        ) from None
     record = cal.to_dict()
     record["warnings"] = list(lamp.warnings) + record["warnings"]
-    record.update({
-        "lamp": os.fspath(lamp_path), "lamp_columns": [lamp.x_name, lamp.y_name],
-        "lines_file": os.fspath(lines_path), "n_known_lines": int(lines.wavelength_nm.size),
-        "guess": None if guess is None else [float(g) for g in guess], "plscope_version": __version__,
-    })
+    record.update(
+        {
+            "lamp": os.fspath(lamp_path),
+            "lamp_columns": [lamp.x_name, lamp.y_name],
+            "lines_file": os.fspath(lines_path),
+            "n_known_lines": int(lines.wavelength_nm.size),
+            "guess": None if guess is None else [float(g) for g in guess],
+            "plscope_version": __version__,
+        }
+    )
     tmp = out.with_name(f".{out.name}.part-{os.getpid()}")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -227,6 +283,7 @@ def calibrate_command(lamp_path: str | os.PathLike, lines_path: str | os.PathLik
 # --------------------------------------------------------------------------
 # timing and field
 # --------------------------------------------------------------------------
+
 
 def _timing(cfg: ExperimentConfig, daq, n_frames: int, warnings: list[str]):
     """Exposure starts, mid times, exposure (s) and the DAQ log (or None)."""
@@ -249,8 +306,9 @@ def _timing(cfg: ExperimentConfig, daq, n_frames: int, warnings: list[str]):
     channel = cfg.spectra.camera_ttl
     source = f"{daq_path} channel '{channel}'"
     pulses = ttl_pulses(daq.time_s, daq.channel(channel), source=source)
-    timing = frame_timing(pulses, n_frames, source=source,
-                          on_dropped=cfg.daq.dropped_frames if cfg.daq is not None else "error")
+    timing = frame_timing(
+        pulses, n_frames, source=source, on_dropped=cfg.daq.dropped_frames if cfg.daq is not None else "error"
+    )
     warnings.extend(f"spectra: {w}" for w in timing.warnings)
     exposure = float(timing.exposure_s) if math.isfinite(timing.exposure_s) else 0.0
     start = np.asarray(timing.time_s, float)
@@ -266,16 +324,27 @@ def _field(cfg: ExperimentConfig, daq, start_s: np.ndarray, exposure_s: float, w
         return None, pd.DataFrame(), None
     voltage = daq.channel(cfg.daq.voltage)
     source = f"{cfg.resolve(cfg.daq.path)} channel '{cfg.daq.voltage}'"
-    segments = field_segments(daq.time_s, voltage, amplifier_gain=cfg.field.amplifier_gain,
-                              electrode_gap_um=cfg.field.electrode_gap_um, source=source,
-                              level_tolerance=cfg.field.level_tolerance)
+    segments = field_segments(
+        daq.time_s,
+        voltage,
+        amplifier_gain=cfg.field.amplifier_gain,
+        electrode_gap_um=cfg.field.electrode_gap_um,
+        source=source,
+        level_tolerance=cfg.field.level_tolerance,
+    )
     t0, t1 = float(start_s[0]), float(start_s[-1] + exposure_s)
     if len(segments):
         segments = segments[(segments["end_s"] > t0) & (segments["start_s"] < t1)].reset_index(drop=True)
     sel = (daq.time_s >= t0) & (daq.time_s <= t1)
     step = max(1, int(sel.sum() // 20000))
-    trace = (daq.time_s[sel][::step], field_kV_per_cm(voltage[sel][::step], amplifier_gain=cfg.field.amplifier_gain,
-                                                      electrode_gap_um=cfg.field.electrode_gap_um))
+    trace = (
+        daq.time_s[sel][::step],
+        field_kV_per_cm(
+            voltage[sel][::step],
+            amplifier_gain=cfg.field.amplifier_gain,
+            electrode_gap_um=cfg.field.electrode_gap_um,
+        ),
+    )
     if len(segments) == 0:
         _note(warnings, f"{source}: no field-ON segment during the spectra; spectral shifts are null")
         return segments, pd.DataFrame(), trace
@@ -287,6 +356,7 @@ def _field(cfg: ExperimentConfig, daq, start_s: np.ndarray, exposure_s: float, w
 # --------------------------------------------------------------------------
 # analysis
 # --------------------------------------------------------------------------
+
 
 class _TaskProgress:
     """A dask callback that advances a tqdm bar for every finished task of one layer."""
@@ -317,10 +387,17 @@ class _TaskProgress:
         return False
 
 
-def analyze_spectra(cfg: ExperimentConfig | str | os.PathLike, *, daq=None, progress: bool = False,
-                    settle_fraction: float = SETTLE_FRACTION, baseline: str = "linear",
-                    fit_range_nm: tuple[float, float] | None = None, guess: Sequence[float] | None = None,
-                    chunk_frames: int = 128) -> SpectraResult:
+def analyze_spectra(
+    cfg: ExperimentConfig | str | os.PathLike,
+    *,
+    daq=None,
+    progress: bool = False,
+    settle_fraction: float = SETTLE_FRACTION,
+    baseline: str = "linear",
+    fit_range_nm: tuple[float, float] | None = None,
+    guess: Sequence[float] | None = None,
+    chunk_frames: int = 128,
+) -> SpectraResult:
     """Analyse the ``[spectra]`` of a run (nothing is written).
 
     Parameters
@@ -377,21 +454,37 @@ def analyze_spectra(cfg: ExperimentConfig | str | os.PathLike, *, daq=None, prog
     if cfg.spectra.lamp and cfg.spectra.lamp_lines_nm:
         inputs.append(str(cfg.resolve(cfg.spectra.lamp)))
     if cal.pixel_range is not None and (cal.pixel_range[1] < n_px - 1 - 1e-9 or cal.pixel_range[0] > 0):
-        _note(warnings, f"calibration: the lamp covers pixels {cal.pixel_range[0]:g}-{cal.pixel_range[1]:g} but "
-                        f"the spectra have {n_px} columns")
+        _note(
+            warnings,
+            f"calibration: the lamp covers pixels {cal.pixel_range[0]:g}-{cal.pixel_range[1]:g} but "
+            f"the spectra have {n_px} columns",
+        )
     if not cal.check_monotonic(n_px):
-        raise RunFolderError(cfg.file, f"the dispersion {list(cal.dispersion_nm)} is not monotonic over the "
-                                       f"{n_px} columns of {spec_path}")
+        raise RunFolderError(
+            cfg.file,
+            f"the dispersion {list(cal.dispersion_nm)} is not monotonic over the "
+            f"{n_px} columns of {spec_path}",
+        )
     wavelength = cal.wavelength_nm(np.arange(n_px))
     fit_mask = np.ones(n_px, dtype=bool)
     if fit_range_nm is not None:
         lo, hi = sorted(float(v) for v in fit_range_nm)
         fit_mask = (wavelength >= lo) & (wavelength <= hi)
         if fit_mask.sum() < 10:
-            raise RunFolderError(cfg.file, f"fit range {lo:g}-{hi:g} nm holds {int(fit_mask.sum())} pixels of "
-                                           f"{wavelength.min():.1f}-{wavelength.max():.1f} nm")
-    logger.info("spectra %s: %d frames of %d slit rows x %d pixels, %.2f-%.2f nm", spec_path, n_frames, n_rows, n_px,
-                wavelength[0], wavelength[-1])
+            raise RunFolderError(
+                cfg.file,
+                f"fit range {lo:g}-{hi:g} nm holds {int(fit_mask.sum())} pixels of "
+                f"{wavelength.min():.1f}-{wavelength.max():.1f} nm",
+            )
+    logger.info(
+        "spectra %s: %d frames of %d slit rows x %d pixels, %.2f-%.2f nm",
+        spec_path,
+        n_frames,
+        n_rows,
+        n_px,
+        wavelength[0],
+        wavelength[-1],
+    )
 
     # timing and field first: a sync problem fails before the heavy work
     start_s, mid_s, exposure_s, daq = _timing(cfg, daq, n_frames, warnings)
@@ -405,57 +498,71 @@ def analyze_spectra(cfg: ExperimentConfig | str | os.PathLike, *, daq=None, prog
         raise RunFolderError(spec_path, "no particle stripe found along the slit (rows) of the spectra")
     missing_bg = stripes.loc[stripes["n_background_rows"] == 0, "particle_id"].tolist()
     if missing_bg:
-        _note(warnings, f"spectra: no background rows beside particle(s) {missing_bg}; not background-subtracted")
+        _note(
+            warnings,
+            f"spectra: no background rows beside particle(s) {missing_bg}; not background-subtracted",
+        )
     weights = stripe_weights(n_rows, stripes)
     spectra_d = extract_spectra_dask(stack.data, weights)
     idx = np.flatnonzero(fit_mask)
     lo_px, hi_px = int(idx[0]), int(idx[-1]) + 1
-    fits_d = fit_lorentzians_dask(wavelength[lo_px:hi_px], spectra_d[:, :, lo_px:hi_px],
-                                  baseline=baseline)  # type: ignore[arg-type]
+    fits_d = fit_lorentzians_dask(wavelength[lo_px:hi_px], spectra_d[:, :, lo_px:hi_px], baseline=baseline)  # type: ignore[arg-type]
     if progress:
         with _TaskProgress(fits_d.name, len(fits_d.chunks[0]), "spectra"):
             spectra, fits = dask.compute(spectra_d, fits_d)
     else:
         spectra, fits = dask.compute(spectra_d, fits_d)
     n_p = len(stripes)
-    fit_tab = fits_to_frame(fits)                  # frame-major: row = frame * n_p + particle
-    logger.info("%d particle(s) along the slit, %d Lorentzian fits, %.1f %% ok", n_p, len(fit_tab),
-                100.0 * fit_tab["fit_ok"].mean())
+    fit_tab = fits_to_frame(fits)  # frame-major: row = frame * n_p + particle
+    logger.info(
+        "%d particle(s) along the slit, %d Lorentzian fits, %.1f %% ok",
+        n_p,
+        len(fit_tab),
+        100.0 * fit_tab["fit_ok"].mean(),
+    )
 
     if segments is not None and len(cycles):
         ff = frame_fields(start_s, exposure_s, segments)
         ph = frame_phases(mid_s, cycles, first_frame_s=float(start_s[0]), settle_fraction=settle_fraction)
     else:
-        ff = pd.DataFrame({"frame": np.arange(n_frames), "state": "off",
-                           "field_kV_per_cm": np.nan if segments is None else 0.0,
-                           "level": -1, "on_fraction": 0.0})
+        ff = pd.DataFrame(
+            {
+                "frame": np.arange(n_frames),
+                "state": "off",
+                "field_kV_per_cm": np.nan if segments is None else 0.0,
+                "level": -1,
+                "on_fraction": 0.0,
+            }
+        )
         ph = frame_phases(mid_s, pd.DataFrame(), settle_fraction=settle_fraction)
 
     frame = np.repeat(np.arange(n_frames), n_p)
     pid = np.tile(stripes["particle_id"].to_numpy(np.int64), n_frames)
-    table = pd.DataFrame({
-        "frame": frame.astype(np.int64),
-        "time_s": mid_s[frame],
-        "field_kV_per_cm": ff["field_kV_per_cm"].to_numpy(float)[frame],
-        "peak_nm": fit_tab["center"].to_numpy(),
-        "fwhm_nm": np.abs(fit_tab["fwhm"].to_numpy()),
-        "particle_id": pid,
-        "state": ff["state"].to_numpy()[frame],
-        "level": ff["level"].to_numpy(np.int64)[frame],
-        "cycle": ph["cycle"].to_numpy(np.int64)[frame],
-        "phase": ph["phase"].to_numpy()[frame],
-        "settled": ph["settled"].to_numpy(bool)[frame],
-        "peak_err_nm": fit_tab["center_err"].to_numpy(),
-        "fwhm_err_nm": fit_tab["fwhm_err"].to_numpy(),
-        "amplitude": fit_tab["amplitude"].to_numpy(),
-        "amplitude_err": fit_tab["amplitude_err"].to_numpy(),
-        "baseline_counts": fit_tab["offset"].to_numpy(),
-        "baseline_slope_per_nm": fit_tab["slope"].to_numpy(),
-        "intensity": spectra.sum(axis=2).reshape(-1),
-        "redchi": fit_tab["redchi"].to_numpy(),
-        "fit_ok": fit_tab["fit_ok"].to_numpy(bool),
-        "frame_start_s": start_s[frame],
-    })
+    table = pd.DataFrame(
+        {
+            "frame": frame.astype(np.int64),
+            "time_s": mid_s[frame],
+            "field_kV_per_cm": ff["field_kV_per_cm"].to_numpy(float)[frame],
+            "peak_nm": fit_tab["center"].to_numpy(),
+            "fwhm_nm": np.abs(fit_tab["fwhm"].to_numpy()),
+            "particle_id": pid,
+            "state": ff["state"].to_numpy()[frame],
+            "level": ff["level"].to_numpy(np.int64)[frame],
+            "cycle": ph["cycle"].to_numpy(np.int64)[frame],
+            "phase": ph["phase"].to_numpy()[frame],
+            "settled": ph["settled"].to_numpy(bool)[frame],
+            "peak_err_nm": fit_tab["center_err"].to_numpy(),
+            "fwhm_err_nm": fit_tab["fwhm_err"].to_numpy(),
+            "amplitude": fit_tab["amplitude"].to_numpy(),
+            "amplitude_err": fit_tab["amplitude_err"].to_numpy(),
+            "baseline_counts": fit_tab["offset"].to_numpy(),
+            "baseline_slope_per_nm": fit_tab["slope"].to_numpy(),
+            "intensity": spectra.sum(axis=2).reshape(-1),
+            "redchi": fit_tab["redchi"].to_numpy(),
+            "fit_ok": fit_tab["fit_ok"].to_numpy(bool),
+            "frame_start_s": start_s[frame],
+        }
+    )
     for c in ("peak_nm", "fwhm_nm", "peak_err_nm", "fwhm_err_nm"):
         table.loc[~table["fit_ok"], c] = np.nan
     has_field = segments is not None and len(cycles) > 0
@@ -475,18 +582,57 @@ def analyze_spectra(cfg: ExperimentConfig | str | os.PathLike, *, daq=None, prog
         per = shift_statistics(table, per_particle=True)
         shifts = pd.concat([pooled, per], ignore_index=True)
     else:
-        shifts = pd.DataFrame(columns=["particle_id", "field_kV_per_cm", "level", "shift_nm", "shift_err_nm",
-                                       "sigma_nm", "mean_nm", "median_nm", "n_frames", "method"])
-    summary = spectra_summary_keys(table, shifts, cal, n_particles=n_p, has_field=has_field,
-                                   settle_fraction=settle_fraction, warnings=warnings)
-    return SpectraResult(table=table, shifts=shifts, summary=summary, calibration=cal, stripes=stripes,
-                         wavelength_nm=wavelength, spectra=spectra.astype(np.float32), frame_time_s=mid_s,
-                         cycles=cycles, field_trace=trace, reference_image=ref, warnings=warnings, config=cfg,
-                         input_files=inputs)
+        shifts = pd.DataFrame(
+            columns=[
+                "particle_id",
+                "field_kV_per_cm",
+                "level",
+                "shift_nm",
+                "shift_err_nm",
+                "sigma_nm",
+                "mean_nm",
+                "median_nm",
+                "n_frames",
+                "method",
+            ]
+        )
+    summary = spectra_summary_keys(
+        table,
+        shifts,
+        cal,
+        n_particles=n_p,
+        has_field=has_field,
+        settle_fraction=settle_fraction,
+        warnings=warnings,
+    )
+    return SpectraResult(
+        table=table,
+        shifts=shifts,
+        summary=summary,
+        calibration=cal,
+        stripes=stripes,
+        wavelength_nm=wavelength,
+        spectra=spectra.astype(np.float32),
+        frame_time_s=mid_s,
+        cycles=cycles,
+        field_trace=trace,
+        reference_image=ref,
+        warnings=warnings,
+        config=cfg,
+        input_files=inputs,
+    )
 
 
-def spectra_summary_keys(table: pd.DataFrame, shifts: pd.DataFrame, calibration, *, n_particles: int,
-                         has_field: bool, settle_fraction: float, warnings: list[str]) -> dict[str, Any]:
+def spectra_summary_keys(
+    table: pd.DataFrame,
+    shifts: pd.DataFrame,
+    calibration,
+    *,
+    n_particles: int,
+    has_field: bool,
+    settle_fraction: float,
+    warnings: list[str],
+) -> dict[str, Any]:
     """summary.json keys of the spectral analysis.
 
     ``spectral_shift_nm`` (list of ``{"field_kV_per_cm", "shift_nm"}``, one
@@ -511,8 +657,11 @@ def spectra_summary_keys(table: pd.DataFrame, shifts: pd.DataFrame, calibration,
         "spectral_peak_nm_median": float(np.nanmedian(table.loc[ok, "peak_nm"])) if ok.any() else None,
         "spectral_fwhm_nm_median": float(np.nanmedian(table.loc[ok, "fwhm_nm"])) if ok.any() else None,
         "spectral_settle_fraction": float(settle_fraction),
-        "spectral_calibration": {k: v for k, v in calibration.to_dict().items()
-                                 if k in ("dispersion_nm", "rms_nm", "order", "n_lines", "source", "pixel_range")},
+        "spectral_calibration": {
+            k: v
+            for k, v in calibration.to_dict().items()
+            if k in ("dispersion_nm", "rms_nm", "order", "n_lines", "source", "pixel_range")
+        },
     }
     if not has_field:
         return out
@@ -521,12 +670,20 @@ def spectra_summary_keys(table: pd.DataFrame, shifts: pd.DataFrame, calibration,
     if len(on) == 0:
         _note(warnings, "spectra: no settled field-ON frame with a good fit; spectral shifts are null")
         return out
-    out["spectral_shift_nm"] = [{"field_kV_per_cm": float(r.field_kV_per_cm), "shift_nm": float(r.shift_nm)}
-                                for r in on.itertuples()]
+    out["spectral_shift_nm"] = [
+        {"field_kV_per_cm": float(r.field_kV_per_cm), "shift_nm": float(r.shift_nm)} for r in on.itertuples()
+    ]
     out["spectral_shift_detail"] = [
-        {"field_kV_per_cm": float(r.field_kV_per_cm), "shift_nm": float(r.shift_nm),
-         "shift_err_nm": float(r.shift_err_nm), "sigma_nm": float(r.sigma_nm), "n_frames": int(r.n_frames),
-         "method": r.method} for r in pooled.itertuples()]
+        {
+            "field_kV_per_cm": float(r.field_kV_per_cm),
+            "shift_nm": float(r.shift_nm),
+            "shift_err_nm": float(r.shift_err_nm),
+            "sigma_nm": float(r.sigma_nm),
+            "n_frames": int(r.n_frames),
+            "method": r.method,
+        }
+        for r in pooled.itertuples()
+    ]
     fit = shift_slope(pooled["field_kV_per_cm"], pooled["shift_nm"], pooled["shift_err_nm"])
     if math.isfinite(fit.slope_nm_per_kV_per_cm):
         out["spectral_shift_slope_nm_per_kV_per_cm"] = fit.slope_nm_per_kV_per_cm
@@ -540,6 +697,7 @@ def spectra_summary_keys(table: pd.DataFrame, shifts: pd.DataFrame, calibration,
 # --------------------------------------------------------------------------
 # outputs
 # --------------------------------------------------------------------------
+
 
 def write_spectra_outputs(result: SpectraResult, out_dir: str | os.PathLike) -> list[str]:
     """Write ``spectra.csv``, ``spectral_shifts.csv`` and ``calibration.json`` into ``out_dir``.
@@ -555,12 +713,24 @@ def write_spectra_outputs(result: SpectraResult, out_dir: str | os.PathLike) -> 
     return ["spectra.csv", "spectral_shifts.csv", "calibration.json"]
 
 
-_SPEC_SUMMARY_NULLS = ("ion_mobility_cm2_per_Vs", "ion_mobility_std_cm2_per_Vs", "ion_mobility_fit_cm2_per_Vs",
-                       "diffusion_coefficient_cm2_per_s", "tau_size_slope_s_per_nm")
+_SPEC_SUMMARY_NULLS = (
+    "ion_mobility_cm2_per_Vs",
+    "ion_mobility_std_cm2_per_Vs",
+    "ion_mobility_fit_cm2_per_Vs",
+    "diffusion_coefficient_cm2_per_s",
+    "tau_size_slope_s_per_nm",
+)
 
 
-def run_spectra(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, progress: bool = False,
-                command_line: Sequence[str] | None = None, settings=None, **options) -> SpectraResult:
+def run_spectra(
+    run_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    progress: bool = False,
+    command_line: Sequence[str] | None = None,
+    settings=None,
+    **options,
+) -> SpectraResult:
     """A spectra-only run (``[spectra]`` without ``[movie]``) to ``out_dir``, atomically.
 
     Writes ``summary.json`` (every key of the spec; the imaging ones null
@@ -576,34 +746,62 @@ def run_spectra(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, progr
     from .provenance import provenance
     from .run import input_files
 
-    started = _dt.datetime.now(_dt.timezone.utc)
+    started = _dt.datetime.now(_dt.UTC)
     with AtomicOutputDir(out_dir) as tmp:
         cfg = load_experiment(run_dir)
         result = analyze_spectra(cfg, progress=progress, **options)
         s = result.summary
         levels = sorted({float(e["field_kV_per_cm"]) for e in (s.get("spectral_shift_nm") or [])})
         summary: dict[str, Any] = {
-            "schema": 1, "run": str(Path(run_dir)), "sample": cfg.sample.name,
-            "n_particles": s["spectral_n_particles"], "n_frames": s["spectral_n_frames"],
-            "fields_kV_per_cm": levels, "temperature_K": cfg.sample.temperature_K,
+            "schema": 1,
+            "run": str(Path(run_dir)),
+            "sample": cfg.sample.name,
+            "n_particles": s["spectral_n_particles"],
+            "n_frames": s["spectral_n_frames"],
+            "fields_kV_per_cm": levels,
+            "temperature_K": cfg.sample.temperature_K,
         }
         summary.update({k: None for k in _SPEC_SUMMARY_NULLS})
         summary.update(s)
-        summary["warnings"] = list(cfg.warnings) + list(result.warnings) + [
-            "no [movie]: particle sizes, kinetics, ion mobility and diffusion coefficient are null"]
+        summary["warnings"] = (
+            list(cfg.warnings)
+            + list(result.warnings)
+            + ["no [movie]: particle sizes, kinetics, ion mobility and diffusion coefficient are null"]
+        )
         summary["provenance"] = provenance(
-            inputs=input_files(cfg), config=cfg.to_dict(), started=started,
-            command_line=command_line, settings=None if settings is None else settings.to_dict(),
-            settings_digest=None if settings is None else settings.digest())
+            inputs=input_files(cfg),
+            config=cfg.to_dict(),
+            started=started,
+            command_line=command_line,
+            settings=None if settings is None else settings.to_dict(),
+            settings_digest=None if settings is None else settings.digest(),
+        )
         result.summary = summary
         write_spectra_outputs(result, tmp)
         st = result.stripes
-        pd.DataFrame({"particle_id": st["particle_id"], "x_px": np.nan, "y_px": st["row"], "size_nm": np.nan,
-                      "slit_row": st["row"], "fwhm_rows": st["fwhm_rows"], "snr": st["snr"]}
-                     ).to_csv(tmp / "particles.csv", index=False)
-        pd.DataFrame(columns=["particle_id", "field_kV_per_cm", "tau_pol_s", "tau_rec_s", "switching_efficiency",
-                              "velocity_nm_per_s", "mobility_cm2_per_Vs", "fit_ok"]).to_csv(tmp / "kinetics.csv",
-                                                                                           index=False)
+        pd.DataFrame(
+            {
+                "particle_id": st["particle_id"],
+                "x_px": np.nan,
+                "y_px": st["row"],
+                "size_nm": np.nan,
+                "slit_row": st["row"],
+                "fwhm_rows": st["fwhm_rows"],
+                "snr": st["snr"],
+            }
+        ).to_csv(tmp / "particles.csv", index=False)
+        pd.DataFrame(
+            columns=[
+                "particle_id",
+                "field_kV_per_cm",
+                "tau_pol_s",
+                "tau_rec_s",
+                "switching_efficiency",
+                "velocity_nm_per_s",
+                "mobility_cm2_per_Vs",
+                "fit_ok",
+            ]
+        ).to_csv(tmp / "kinetics.csv", index=False)
         (tmp / "report.html").write_text(render_spectra_report(result), encoding="utf-8")
         write_json(tmp / "provenance.json", summary["provenance"])
         write_json(tmp / "summary.json", summary)

@@ -30,7 +30,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-ON_COLOR = "#f28e2b"   # field on / polarization (orange, as in the paper)
+ON_COLOR = "#f28e2b"  # field on / polarization (orange, as in the paper)
 OFF_COLOR = "#4e79a7"  # field off / recovery (blue)
 AVG_COLOR = "#e15759"  # cycle average (red, as in the paper's Fig. 1c)
 FIT_COLOR = "k"
@@ -84,6 +84,7 @@ def _fmt_pm(value: float, err: float | None, unit: str = "s") -> str:
 # particles
 # --------------------------------------------------------------------------
 
+
 def reference_image(image: np.ndarray, particles: pd.DataFrame, *, pixel_size_nm: float) -> Figure:
     """Reference image with every particle outlined at its fitted size."""
     fig, (ax,) = _fig(6.0, 5.6)
@@ -91,10 +92,14 @@ def reference_image(image: np.ndarray, particles: pd.DataFrame, *, pixel_size_nm
     ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, origin="upper")
     for row in particles.itertuples():
         side = row.size_nm / pixel_size_nm if np.isfinite(row.size_nm) else 4.0
-        ax.add_patch(Rectangle((row.x_px - side / 2, row.y_px - side / 2), side, side,
-                               fill=False, ec="#59a14f", lw=1.2))
-        ax.annotate(str(row.particle_id), (row.x_px + side / 2 + 1, row.y_px - side / 2),
-                    color="#edc948", fontsize=8)
+        ax.add_patch(
+            Rectangle(
+                (row.x_px - side / 2, row.y_px - side / 2), side, side, fill=False, ec="#59a14f", lw=1.2
+            )
+        )
+        ax.annotate(
+            str(row.particle_id), (row.x_px + side / 2 + 1, row.y_px - side / 2), color="#edc948", fontsize=8
+        )
     ax.set_xlabel("x (px)")
     ax.set_ylabel("y (px)")
     ax.set_title(f"Reference image, {len(particles)} particles (outlines: fitted side length)")
@@ -105,14 +110,21 @@ def reference_image(image: np.ndarray, particles: pd.DataFrame, *, pixel_size_nm
 # Fig. 1
 # --------------------------------------------------------------------------
 
+
 def _shade_field(ax, cycles: pd.DataFrame) -> None:
     for c in cycles.itertuples():
         ax.axvspan(c.on_start_s, c.on_end_s, color=ON_COLOR, alpha=0.15, lw=0)
 
 
-def trace_with_field(time_s: np.ndarray, intensity: np.ndarray, cycles: pd.DataFrame,
-                     field_trace: tuple[np.ndarray, np.ndarray] | None, *, title: str,
-                     bleach=None) -> Figure:
+def trace_with_field(
+    time_s: np.ndarray,
+    intensity: np.ndarray,
+    cycles: pd.DataFrame,
+    field_trace: tuple[np.ndarray, np.ndarray] | None,
+    *,
+    title: str,
+    bleach=None,
+) -> Figure:
     """PL trace of one particle with the field schedule (paper Fig. 1b).
 
     Parameters
@@ -138,8 +150,14 @@ def trace_with_field(time_s: np.ndarray, intensity: np.ndarray, cycles: pd.DataF
         norm = np.nanmax(np.abs(y)) if np.any(np.isfinite(y)) else 1.0
     ax.plot(t, y / norm, lw=0.7, color="k", label="PL")
     if bleach is not None and t.size:
-        ax.plot(t, np.asarray(bleach(t), dtype=float), color="#59a14f", lw=1.0, ls="--",
-                label="bright level (bleaching)")
+        ax.plot(
+            t,
+            np.asarray(bleach(t), dtype=float),
+            color="#59a14f",
+            lw=1.0,
+            ls="--",
+            label="bright level (bleaching)",
+        )
         ax.legend(fontsize=8, loc="lower left")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("PL (normalized)")
@@ -155,8 +173,9 @@ def _cycle_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if str(c).startswith("cycle_")]
 
 
-def cycle_superposition(pol: pd.DataFrame | None, rec: pd.DataFrame | None, *, on_duration_s: float,
-                        title: str) -> Figure:
+def cycle_superposition(
+    pol: pd.DataFrame | None, rec: pd.DataFrame | None, *, on_duration_s: float, title: str
+) -> Figure:
     """Every cycle superposed (grey) with their average (red): a whole field cycle (Fig. 1c).
 
     Parameters
@@ -175,7 +194,9 @@ def cycle_superposition(pol: pd.DataFrame | None, rec: pd.DataFrame | None, *, o
         return fig
     ax.axvspan(0.0, on_duration_s, color=ON_COLOR, alpha=0.12, lw=0)
     if rec is not None and len(rec):
-        ax.axvspan(on_duration_s, on_duration_s + float(np.nanmax(rec["t_s"])), color=OFF_COLOR, alpha=0.08, lw=0)
+        ax.axvspan(
+            on_duration_s, on_duration_s + float(np.nanmax(rec["t_s"])), color=OFF_COLOR, alpha=0.08, lw=0
+        )
     n_cycles = 0
     for df, off in parts:
         cols = _cycle_columns(df)
@@ -183,8 +204,7 @@ def cycle_superposition(pol: pd.DataFrame | None, rec: pd.DataFrame | None, *, o
         for c in cols:
             ax.plot(df["t_s"] + off, df[c], color="0.65", lw=0.6)
     for i, (df, off) in enumerate(parts):
-        ax.plot(df["t_s"] + off, df["mean"], color=AVG_COLOR, lw=1.6,
-                label="average" if i == 0 else None)
+        ax.plot(df["t_s"] + off, df["mean"], color=AVG_COLOR, lw=1.6, label="average" if i == 0 else None)
     ax.set_xlabel("time since field on (s)")
     ax.set_ylabel("PL / pre-switch level")
     ax.set_title(f"{title}: {n_cycles} cycles superposed (grey), average (red)", fontsize=10)
@@ -192,8 +212,9 @@ def cycle_superposition(pol: pd.DataFrame | None, rec: pd.DataFrame | None, *, o
     return fig
 
 
-def switching_efficiency(kinetics: pd.DataFrame, *, se_cycles: pd.DataFrame | None = None,
-                         particle_id=None) -> Figure:
+def switching_efficiency(
+    kinetics: pd.DataFrame, *, se_cycles: pd.DataFrame | None = None, particle_id=None
+) -> Figure:
     """Switching efficiency of one particle per cycle and field, and its histogram over particles (Fig. 1d-e).
 
     Parameters
@@ -223,12 +244,25 @@ def switching_efficiency(kinetics: pd.DataFrame, *, se_cycles: pd.DataFrame | No
             x = np.full(len(s), f) + np.linspace(-0.6, 0.6, len(s))
             ax_d.plot(x[used], s["switching_efficiency"].to_numpy(float)[used], "o", color=colors[f], ms=5)
             if np.any(~used):
-                ax_d.plot(x[~used], s["switching_efficiency"].to_numpy(float)[~used], "x", color="0.5", ms=5,
-                          label="spoiled by a blink")
-            ax_d.errorbar([f + 2.0], [np.mean(s["switching_efficiency"].to_numpy(float)[used])]
-                          if np.any(used) else [np.nan],
-                          yerr=[np.std(s["switching_efficiency"].to_numpy(float)[used], ddof=1)]
-                          if np.count_nonzero(used) > 1 else None, fmt="s", color="k", ms=4, capsize=3)
+                ax_d.plot(
+                    x[~used],
+                    s["switching_efficiency"].to_numpy(float)[~used],
+                    "x",
+                    color="0.5",
+                    ms=5,
+                    label="spoiled by a blink",
+                )
+            ax_d.errorbar(
+                [f + 2.0],
+                [np.mean(s["switching_efficiency"].to_numpy(float)[used])] if np.any(used) else [np.nan],
+                yerr=[np.std(s["switching_efficiency"].to_numpy(float)[used], ddof=1)]
+                if np.count_nonzero(used) > 1
+                else None,
+                fmt="s",
+                color="k",
+                ms=4,
+                capsize=3,
+            )
             drawn = True
         ax_d.set_title(f"(d) particle {particle_id}: SE of every cycle (mean ± sd: black)", fontsize=9)
     elif particle_id is not None and len(kinetics):
@@ -237,9 +271,14 @@ def switching_efficiency(kinetics: pd.DataFrame, *, se_cycles: pd.DataFrame | No
         sd = k["switching_efficiency_std"].to_numpy(float) if "switching_efficiency_std" in k else None
         ok = np.isfinite(se)
         if np.any(ok):
-            ax_d.errorbar(k["field_kV_per_cm"].to_numpy(float)[ok], se[ok],
-                          yerr=None if sd is None else np.where(np.isfinite(sd), sd, 0.0)[ok],
-                          fmt="o", color="k", capsize=3)
+            ax_d.errorbar(
+                k["field_kV_per_cm"].to_numpy(float)[ok],
+                se[ok],
+                yerr=None if sd is None else np.where(np.isfinite(sd), sd, 0.0)[ok],
+                fmt="o",
+                color="k",
+                capsize=3,
+            )
             drawn = True
         ax_d.set_title(f"(d) particle {particle_id}: SE mean ± sd over cycles", fontsize=9)
     if drawn:
@@ -261,8 +300,13 @@ def switching_efficiency(kinetics: pd.DataFrame, *, se_cycles: pd.DataFrame | No
             se = kinetics.loc[kinetics["field_kV_per_cm"] == f, "switching_efficiency"].to_numpy(float)
             se = se[np.isfinite(se)]
             if se.size:
-                ax_e.hist(se, bins=bins, alpha=0.55, color=colors[f],
-                          label=f"{f:.0f} kV/cm: {se.mean():.3f} ± {np.std(se, ddof=1) if se.size > 1 else 0:.3f}")
+                ax_e.hist(
+                    se,
+                    bins=bins,
+                    alpha=0.55,
+                    color=colors[f],
+                    label=f"{f:.0f} kV/cm: {se.mean():.3f} ± {np.std(se, ddof=1) if se.size > 1 else 0:.3f}",
+                )
                 any_hist = True
     if any_hist:
         ax_e.set_xlabel("switching efficiency")
@@ -278,6 +322,7 @@ def switching_efficiency(kinetics: pd.DataFrame, *, se_cycles: pd.DataFrame | No
 # Fig. 2
 # --------------------------------------------------------------------------
 
+
 def _curve_panel(ax, df: pd.DataFrame | None, *, color: str, title: str, show_cycles: bool = True) -> None:
     if df is None or len(df) == 0:
         _no_data(ax)
@@ -291,8 +336,14 @@ def _curve_panel(ax, df: pd.DataFrame | None, *, color: str, title: str, show_cy
         sem = df["sem"].to_numpy(float)
         ok = np.isfinite(sem)
         if np.any(ok):
-            ax.fill_between(df["t_s"].to_numpy(float)[ok], (df["mean"] - df["sem"]).to_numpy(float)[ok],
-                            (df["mean"] + df["sem"]).to_numpy(float)[ok], color=color, alpha=0.25, lw=0)
+            ax.fill_between(
+                df["t_s"].to_numpy(float)[ok],
+                (df["mean"] - df["sem"]).to_numpy(float)[ok],
+                (df["mean"] + df["sem"]).to_numpy(float)[ok],
+                color=color,
+                alpha=0.25,
+                lw=0,
+            )
     if "fit" in df and np.isfinite(df["fit"].to_numpy(float)).any():
         ax.plot(df["t_s"], df["fit"], "--", color=FIT_COLOR, lw=1.0, label="biexponential fit")
     ax.set_title(title, fontsize=9)
@@ -319,21 +370,32 @@ def size_examples(examples: Sequence[Mapping], *, field_kV_per_cm: float) -> Fig
     for j, ex in enumerate(examples):
         top, bottom = axes[j], axes[n + j]
         label = f"#{ex['particle_id']}, {ex['size_nm']:.0f} nm"
-        _curve_panel(top, ex.get("pol"), color=ON_COLOR,
-                     title=f"({letters[j]}) {label}: τ_pol = {_fmt_pm(ex['tau_pol_s'], ex.get('tau_pol_err_s'))}")
-        _curve_panel(bottom, ex.get("rec"), color=OFF_COLOR,
-                     title=f"({letters[n + j]}) τ_rec = {_fmt_pm(ex['tau_rec_s'], ex.get('tau_rec_err_s'))}")
+        _curve_panel(
+            top,
+            ex.get("pol"),
+            color=ON_COLOR,
+            title=f"({letters[j]}) {label}: τ_pol = {_fmt_pm(ex['tau_pol_s'], ex.get('tau_pol_err_s'))}",
+        )
+        _curve_panel(
+            bottom,
+            ex.get("rec"),
+            color=OFF_COLOR,
+            title=f"({letters[n + j]}) τ_rec = {_fmt_pm(ex['tau_rec_s'], ex.get('tau_rec_err_s'))}",
+        )
         bottom.set_xlabel("time since switch (s)")
     axes[0].set_ylabel("PL, field on (norm.)")
     axes[n].set_ylabel("PL, field off (norm.)")
     axes[0].legend(fontsize=7, loc="upper right")
-    fig.suptitle(f"Polarization and recovery at {field_kV_per_cm:.0f} kV/cm: small, medium and large particles",
-                 fontsize=10)
+    fig.suptitle(
+        f"Polarization and recovery at {field_kV_per_cm:.0f} kV/cm: small, medium and large particles",
+        fontsize=10,
+    )
     return fig
 
 
-def tau_vs_size(kinetics: pd.DataFrame, particles: pd.DataFrame, *, field_kV_per_cm: float,
-                confidence: float = 0.95) -> Figure:
+def tau_vs_size(
+    kinetics: pd.DataFrame, particles: pd.DataFrame, *, field_kV_per_cm: float, confidence: float = 0.95
+) -> Figure:
     """Polarization and recovery times against particle size, linear fit and confidence band (Fig. 2g-h)."""
     from ..kinetics.stats import linear_fit
 
@@ -341,10 +403,13 @@ def tau_vs_size(kinetics: pd.DataFrame, particles: pd.DataFrame, *, field_kV_per
     k = _used(kinetics)
     k = k[np.isclose(k["field_kV_per_cm"].to_numpy(float), field_kV_per_cm, rtol=1e-3)] if len(k) else k
     if "size_nm" not in k.columns or not np.isfinite(k["size_nm"].to_numpy(float)).any():
-        k = k.drop(columns=["size_nm"], errors="ignore").merge(particles[["particle_id", "size_nm"]],
-                                                                on="particle_id", how="left")
-    for ax, col, color, name, letter in ((axes[0], "tau_pol_s", ON_COLOR, "polarization", "g"),
-                                         (axes[1], "tau_rec_s", OFF_COLOR, "recovery", "h")):
+        k = k.drop(columns=["size_nm"], errors="ignore").merge(
+            particles[["particle_id", "size_nm"]], on="particle_id", how="left"
+        )
+    for ax, col, color, name, letter in (
+        (axes[0], "tau_pol_s", ON_COLOR, "polarization", "g"),
+        (axes[1], "tau_rec_s", OFF_COLOR, "recovery", "h"),
+    ):
         x = k["size_nm"].to_numpy(float) if len(k) else np.empty(0)
         y = k[col].to_numpy(float) if len(k) else np.empty(0)
         err = k[col.replace("_s", "_err_s")].to_numpy(float) if col.replace("_s", "_err_s") in k else None
@@ -361,8 +426,9 @@ def tau_vs_size(kinetics: pd.DataFrame, particles: pd.DataFrame, *, field_kV_per
             xx = np.linspace(x[ok].min(), x[ok].max(), 60)
             lo, hi = fit.band(xx)
             ax.plot(xx, fit.predict(xx), color=color, lw=1.2, ls="--")
-            ax.fill_between(xx, lo, hi, color=color, alpha=0.18, lw=0,
-                            label=f"{100 * confidence:.0f} % confidence band")
+            ax.fill_between(
+                xx, lo, hi, color=color, alpha=0.18, lw=0, label=f"{100 * confidence:.0f} % confidence band"
+            )
             title += f": slope {1e3 * fit.slope:.2f} ± {1e3 * fit.slope_err:.2f} ms/nm, R² = {fit.r2:.2f}"
             ax.legend(fontsize=7, loc="upper left")
         ax.set_title(title, fontsize=9)
@@ -375,6 +441,7 @@ def tau_vs_size(kinetics: pd.DataFrame, particles: pd.DataFrame, *, field_kV_per
 # --------------------------------------------------------------------------
 # Fig. 3
 # --------------------------------------------------------------------------
+
 
 def field_curves(curves_by_field: Mapping[float, pd.DataFrame], *, title: str, phase: str = "pol") -> Figure:
     """Averaged polarization curves of one particle at every field, with their fits (Fig. 3a)."""
@@ -414,12 +481,25 @@ def tau_vs_field(kinetics: pd.DataFrame, *, particle_id=None, dependence: Mappin
     k = _used(kinetics)
     phases = (("tau_pol_s", ON_COLOR, "polarization"), ("tau_rec_s", OFF_COLOR, "recovery"))
     # (b) one particle
-    kp = k[k["particle_id"] == particle_id].sort_values("field_kV_per_cm") if particle_id is not None else k[:0]
+    kp = (
+        k[k["particle_id"] == particle_id].sort_values("field_kV_per_cm")
+        if particle_id is not None
+        else k[:0]
+    )
     if len(kp):
         for col, color, name in phases:
-            err = kp[col.replace("_s", "_err_s")].to_numpy(float) if col.replace("_s", "_err_s") in kp else None
-            ax_b.errorbar(kp["field_kV_per_cm"], kp[col], yerr=None if err is None else np.nan_to_num(err),
-                          fmt="o-", color=color, capsize=3, label=name)
+            err = (
+                kp[col.replace("_s", "_err_s")].to_numpy(float) if col.replace("_s", "_err_s") in kp else None
+            )
+            ax_b.errorbar(
+                kp["field_kV_per_cm"],
+                kp[col],
+                yerr=None if err is None else np.nan_to_num(err),
+                fmt="o-",
+                color=color,
+                capsize=3,
+                label=name,
+            )
         ax_b.set_xlabel("field (kV/cm)")
         ax_b.set_ylabel("τ (s), ± standard error")
         ax_b.legend(fontsize=8)
@@ -438,8 +518,15 @@ def tau_vs_field(kinetics: pd.DataFrame, *, particle_id=None, dependence: Mappin
                 x = k.loc[k["field_kV_per_cm"] == f, col].to_numpy(float)
                 x = x[np.isfinite(x)]
                 if x.size:
-                    ax_c.hist(x, bins=bins, histtype="step", lw=1.0 + i, color=color, alpha=alphas[i],
-                              label=f"{name[:3]}. {f:.0f} kV/cm")
+                    ax_c.hist(
+                        x,
+                        bins=bins,
+                        histtype="step",
+                        lw=1.0 + i,
+                        color=color,
+                        alpha=alphas[i],
+                        label=f"{name[:3]}. {f:.0f} kV/cm",
+                    )
         ax_c.set_xlabel("τ (s)")
         ax_c.set_ylabel("particles")
         ax_c.legend(fontsize=6, ncol=2)
@@ -454,12 +541,28 @@ def tau_vs_field(kinetics: pd.DataFrame, *, particle_id=None, dependence: Mappin
             label = name
             dep = (dependence or {}).get(col)
             if dep and dep.get("exponent") is not None:
-                label += (f": τ ∝ E^{dep['exponent']:.2f}"
-                          f" [{dep['ci_low']:.2f}, {dep['ci_high']:.2f}], p = {dep['p_value']:.2g}")
-            ax_d.errorbar(g.index, g["mean"], yerr=np.nan_to_num(g["std"].to_numpy(float)), fmt="o-",
-                          color=color, capsize=3, label=label)
-            ax_d.errorbar(g.index, g["mean"], yerr=np.nan_to_num(sem.to_numpy(float)), fmt="none",
-                          color="k", capsize=5, lw=1.5)
+                label += (
+                    f": τ ∝ E^{dep['exponent']:.2f}"
+                    f" [{dep['ci_low']:.2f}, {dep['ci_high']:.2f}], p = {dep['p_value']:.2g}"
+                )
+            ax_d.errorbar(
+                g.index,
+                g["mean"],
+                yerr=np.nan_to_num(g["std"].to_numpy(float)),
+                fmt="o-",
+                color=color,
+                capsize=3,
+                label=label,
+            )
+            ax_d.errorbar(
+                g.index,
+                g["mean"],
+                yerr=np.nan_to_num(sem.to_numpy(float)),
+                fmt="none",
+                color="k",
+                capsize=5,
+                lw=1.5,
+            )
         ax_d.set_xlabel("field (kV/cm)")
         ax_d.set_ylabel("τ (s): mean ± sd (black: ± SEM)")
         ax_d.legend(fontsize=7)
@@ -469,8 +572,9 @@ def tau_vs_field(kinetics: pd.DataFrame, *, particle_id=None, dependence: Mappin
     return fig
 
 
-def mobility_histogram(kinetics: pd.DataFrame, *, mean: float | None, std: float | None,
-                       ci: Sequence[float] | None = None) -> Figure:
+def mobility_histogram(
+    kinetics: pd.DataFrame, *, mean: float | None, std: float | None, ci: Sequence[float] | None = None
+) -> Figure:
     """Histogram of per-particle, per-field ion mobilities with mean ± sd and confidence interval (Fig. 3e)."""
     fig, (ax,) = _fig(5.6, 3.8)
     k = _used(kinetics)
@@ -487,18 +591,24 @@ def mobility_histogram(kinetics: pd.DataFrame, *, mean: float | None, std: float
         if std is not None:
             ax.axvline((mean - std) * 1e10, color="k", lw=0.8, ls=":")
             ax.axvline((mean + std) * 1e10, color="k", lw=0.8, ls=":", label="± sd")
-        ax.set_title(f"µ = ({mean * 1e10:.2f} ± {(std or 0) * 1e10:.2f})×10⁻¹⁰ cm² V⁻¹ s⁻¹"
-                     + (f", 95 % CI [{ci[0] * 1e10:.2f}, {ci[1] * 1e10:.2f}]" if ci and None not in ci else ""),
-                     fontsize=9)
+        ax.set_title(
+            f"µ = ({mean * 1e10:.2f} ± {(std or 0) * 1e10:.2f})×10⁻¹⁰ cm² V⁻¹ s⁻¹"
+            + (f", 95 % CI [{ci[0] * 1e10:.2f}, {ci[1] * 1e10:.2f}]" if ci and None not in ci else ""),
+            fontsize=9,
+        )
         ax.legend(fontsize=7)
     ax.set_xlabel("ion mobility (10⁻¹⁰ cm² V⁻¹ s⁻¹)")
     ax.set_ylabel("particles × fields")
     return fig
 
 
-def velocity_vs_field(kinetics: pd.DataFrame, *, slope_cm2_per_Vs: float | None,
-                      slope_err_cm2_per_Vs: float | None = None,
-                      intercept_nm_per_s: float | None = None) -> Figure:
+def velocity_vs_field(
+    kinetics: pd.DataFrame,
+    *,
+    slope_cm2_per_Vs: float | None,
+    slope_err_cm2_per_Vs: float | None = None,
+    intercept_nm_per_s: float | None = None,
+) -> Figure:
     """Drift velocity ``L / tau_pol`` against field with the slope fit (paper Fig. S10)."""
     fig, (ax,) = _fig(5.6, 3.8)
     k = _used(kinetics)
@@ -509,12 +619,24 @@ def velocity_vs_field(kinetics: pd.DataFrame, *, slope_cm2_per_Vs: float | None,
     y = k["velocity_nm_per_s"].to_numpy(float)
     err = k["velocity_err_nm_per_s"].to_numpy(float) if "velocity_err_nm_per_s" in k else None
     ok = _finite(x, y)
-    ax.errorbar(x[ok], y[ok], yerr=None if err is None else np.nan_to_num(err[ok]), fmt="o", alpha=0.6,
-                color="#e15759", capsize=2, ms=4)
+    ax.errorbar(
+        x[ok],
+        y[ok],
+        yerr=None if err is None else np.nan_to_num(err[ok]),
+        fmt="o",
+        alpha=0.6,
+        color="#e15759",
+        capsize=2,
+        ms=4,
+    )
     if slope_cm2_per_Vs is not None and np.count_nonzero(ok) > 1:
         xx = np.linspace(x[ok].min(), x[ok].max(), 20)
-        slope_nm = slope_cm2_per_Vs * 1e3 / 1e-7    # (nm/s) per (kV/cm)
-        b = intercept_nm_per_s if intercept_nm_per_s is not None else float(np.mean(y[ok]) - slope_nm * np.mean(x[ok]))
+        slope_nm = slope_cm2_per_Vs * 1e3 / 1e-7  # (nm/s) per (kV/cm)
+        b = (
+            intercept_nm_per_s
+            if intercept_nm_per_s is not None
+            else float(np.mean(y[ok]) - slope_nm * np.mean(x[ok]))
+        )
         label = f"slope → µ = {slope_cm2_per_Vs:.3g}"
         if slope_err_cm2_per_Vs is not None:
             label += f" ± {slope_err_cm2_per_Vs:.2g}"
@@ -528,8 +650,10 @@ def velocity_vs_field(kinetics: pd.DataFrame, *, slope_cm2_per_Vs: float | None,
 def cycle_curves(curves: dict[str, pd.DataFrame], *, title: str) -> Figure:
     """Superposed cycles, their average and the fit, polarization and recovery of one particle."""
     fig, axes = _fig(9.0, 3.4, ncols=2)
-    for ax, phase, color, name in ((axes[0], "pol", ON_COLOR, "polarization (field on)"),
-                                   (axes[1], "rec", OFF_COLOR, "recovery (field off)")):
+    for ax, phase, color, name in (
+        (axes[0], "pol", ON_COLOR, "polarization (field on)"),
+        (axes[1], "rec", OFF_COLOR, "recovery (field off)"),
+    ):
         _curve_panel(ax, curves.get(phase), color=color, title=name)
         ax.set_xlabel("time since switch (s)")
         ax.set_ylabel("PL (normalized)")

@@ -66,18 +66,22 @@ def _figure(fig, caption: str, fig_id: str, paper: str | None = None) -> str:
     attr = f' data-paper-figure="{html.escape(paper)}"' if paper else ""
     label = f"Fig. {paper} — " if paper else ""
     text = html.escape(label + caption)
-    return (f'<figure id="{fig_id}"{attr}><img alt="{text}" '
-            f'src="data:image/png;base64,{_png(fig)}"><figcaption>{text}</figcaption></figure>')
+    return (
+        f'<figure id="{fig_id}"{attr}><img alt="{text}" '
+        f'src="data:image/png;base64,{_png(fig)}"><figcaption>{text}</figcaption></figure>'
+    )
 
 
 def _safe_figure(build: Callable[[], Any], caption: str, fig_id: str, paper: str | None = None) -> str:
     """A figure, or a note when it cannot be drawn (the report is never lost to one figure)."""
     try:
         return _figure(build(), caption, fig_id, paper)
-    except Exception as exc:  # noqa: BLE001 - a figure must not stop the report; the numbers are written
+    except Exception as exc:
         logger.warning("report figure %s could not be drawn: %s: %s", fig_id, type(exc).__name__, exc)
-        return (f"<div class='warn' id='{fig_id}-missing'>Figure {html.escape(paper or fig_id)} could not be "
-                f"drawn: {html.escape(type(exc).__name__)}: {html.escape(str(exc))}</div>")
+        return (
+            f"<div class='warn' id='{fig_id}-missing'>Figure {html.escape(paper or fig_id)} could not be "
+            f"drawn: {html.escape(type(exc).__name__)}: {html.escape(str(exc))}</div>"
+        )
 
 
 def _fmt(v: Any) -> str:
@@ -97,9 +101,12 @@ def _fmt(v: Any) -> str:
 
 
 _SUMMARY_KEYS = [
-    ("n_particles", "particles"), ("n_particles_used", "particles in the statistics"),
-    ("n_frames", "frames"), ("fields_kV_per_cm", "field levels (kV/cm)"),
-    ("temperature_K", "temperature (K)"), ("psf_sigma_nm", "PSF σ (nm)"),
+    ("n_particles", "particles"),
+    ("n_particles_used", "particles in the statistics"),
+    ("n_frames", "frames"),
+    ("fields_kV_per_cm", "field levels (kV/cm)"),
+    ("temperature_K", "temperature (K)"),
+    ("psf_sigma_nm", "PSF σ (nm)"),
     ("ion_mobility_cm2_per_Vs", "ion mobility µ (cm² V⁻¹ s⁻¹), mean"),
     ("ion_mobility_std_cm2_per_Vs", "µ spread (sd)"),
     ("ion_mobility_sem_cm2_per_Vs", "  standard error of the mean (bootstrap over particles)"),
@@ -118,13 +125,18 @@ _SUMMARY_KEYS = [
 
 def _dependence_rows(s: dict) -> str:
     rows = []
-    for key, name in (("tau_pol_field_dependence", "τ_pol ∝ E^p"), ("tau_rec_field_dependence", "τ_rec ∝ E^p")):
+    for key, name in (
+        ("tau_pol_field_dependence", "τ_pol ∝ E^p"),
+        ("tau_rec_field_dependence", "τ_rec ∝ E^p"),
+    ):
         d = s.get(key)
         if not d or d.get("exponent") is None:
             continue
-        rows.append(f"<tr><td class='k'>{html.escape(name)}: p (95 % CI), p-value</td>"
-                    f"<td>{d['exponent']:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}], "
-                    f"{d['p_value']:.2g}</td></tr>")
+        rows.append(
+            f"<tr><td class='k'>{html.escape(name)}: p (95 % CI), p-value</td>"
+            f"<td>{d['exponent']:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}], "
+            f"{d['p_value']:.2g}</td></tr>"
+        )
     return "".join(rows)
 
 
@@ -132,8 +144,10 @@ def _representative(kinetics: pd.DataFrame, particles: pd.DataFrame, field: floa
     """Smallest, median and largest particle (by size) with usable fits at ``field``."""
     if len(kinetics) == 0:
         return []
-    ok = kinetics[np.isclose(kinetics["field_kV_per_cm"].to_numpy(float), field, rtol=1e-6)
-                  & kinetics["fit_ok"].astype(bool)]
+    ok = kinetics[
+        np.isclose(kinetics["field_kV_per_cm"].to_numpy(float), field, rtol=1e-6)
+        & kinetics["fit_ok"].astype(bool)
+    ]
     sizes = particles.drop_duplicates("particle_id").set_index("particle_id")["size_nm"]
     sizes = sizes.reindex(ok["particle_id"].unique()).dropna().sort_values()
     if len(sizes) == 0:
@@ -153,8 +167,10 @@ def _trace_of(result, pid) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _row(kinetics: pd.DataFrame, pid, field: float) -> dict:
-    r = kinetics[(kinetics["particle_id"] == pid)
-                 & np.isclose(kinetics["field_kV_per_cm"].to_numpy(float), field, rtol=1e-6)]
+    r = kinetics[
+        (kinetics["particle_id"] == pid)
+        & np.isclose(kinetics["field_kV_per_cm"].to_numpy(float), field, rtol=1e-6)
+    ]
     return r.iloc[0].to_dict() if len(r) else {}
 
 
@@ -165,35 +181,49 @@ def _quality_section(s: dict, result, pop) -> str:
         rows = "".join(
             f"<tr><td class='k'>{'polarization' if ph == 'pol' else 'recovery'}</td><td>{p['n_curves']}</td>"
             f"<td>{p['frac_mean']:.3f} ± {p['frac_sd']:.3f}</td><td>{p['ratio']:.2f}</td>"
-            f"<td>{p['log_ratio_sd']:.3f}</td></tr>" for ph, p in priors.items())
-        parts.append("<p>Biexponential shape pooled over the population (prior of every fit; the reported "
-                     "τ is the amplitude-weighted mean time, its error the posterior standard error):</p>"
-                     "<table id='shape-priors'><tr><th>phase</th><th>curves</th><th>fast fraction f ± prior sd</th>"
-                     f"<th>τ₂/τ₁</th><th>sd of ln(τ₂/τ₁)</th></tr>{rows}</table>")
+            f"<td>{p['log_ratio_sd']:.3f}</td></tr>"
+            for ph, p in priors.items()
+        )
+        parts.append(
+            "<p>Biexponential shape pooled over the population (prior of every fit; the reported "
+            "τ is the amplitude-weighted mean time, its error the posterior standard error):</p>"
+            "<table id='shape-priors'><tr><th>phase</th><th>curves</th><th>fast fraction f ± prior sd</th>"
+            f"<th>τ₂/τ₁</th><th>sd of ln(τ₂/τ₁)</th></tr>{rows}</table>"
+        )
     choice = s.get("model_choice") or {}
     if choice:
         rows = "".join(
             f"<tr><td class='k'>{'polarization' if ph == 'pol' else 'recovery'}</td>"
             f"<td>{d.get('biexp_by_bic', '—')}</td><td>{d.get('mono_by_bic', '—')}</td>"
-            f"<td>{d.get('pooled', '—')}</td></tr>" for ph, d in choice.items())
-        parts.append("<table id='model-choice'><tr><th>phase</th><th>biexponential wins (BIC, free fits)</th>"
-                     f"<th>monoexponential wins</th><th>pooled fits reported</th></tr>{rows}</table>")
+            f"<td>{d.get('pooled', '—')}</td></tr>"
+            for ph, d in choice.items()
+        )
+        parts.append(
+            "<table id='model-choice'><tr><th>phase</th><th>biexponential wins (BIC, free fits)</th>"
+            f"<th>monoexponential wins</th><th>pooled fits reported</th></tr>{rows}</table>"
+        )
     excluded = s.get("kinetics_excluded_particles") or []
-    rows = [f"<tr><td>{_fmt(e['particle_id'])}</td><td class='k'>{html.escape(str(e['reason']))}</td></tr>"
-            for e in excluded]
+    rows = [
+        f"<tr><td>{_fmt(e['particle_id'])}</td><td class='k'>{html.escape(str(e['reason']))}</td></tr>"
+        for e in excluded
+    ]
     parts_tbl = result.particles
     if "excluded" in parts_tbl.columns:
         for r in parts_tbl[parts_tbl["excluded"].fillna("").astype(str) != ""].itertuples():
-            rows.append(f"<tr><td>{_fmt(r.particle_id)}</td><td class='k'>{html.escape(str(r.excluded))}</td></tr>")
+            rows.append(
+                f"<tr><td>{_fmt(r.particle_id)}</td><td class='k'>{html.escape(str(r.excluded))}</td></tr>"
+            )
     if rows:
-        parts.append("<p>Particles left out of the statistics:</p><table id='excluded-particles'>"
-                     "<tr><th>particle</th><th>reason</th></tr>" + "".join(rows) + "</table>")
+        parts.append(
+            "<p>Particles left out of the statistics:</p><table id='excluded-particles'>"
+            "<tr><th>particle</th><th>reason</th></tr>" + "".join(rows) + "</table>"
+        )
     else:
         parts.append("<p id='excluded-particles'>No particle was left out of the statistics.</p>")
     return "\n".join(parts)
 
 
-def render_report(result: "RunResult") -> str:
+def render_report(result: RunResult) -> str:
     """Render the report of one imaging run as a self-contained HTML string.
 
     Uses ``result.population`` (a :class:`~plscope.kinetics.PopulationKinetics`)
@@ -206,17 +236,24 @@ def render_report(result: "RunResult") -> str:
     title = f"plscope report — {html.escape(s.get('sample') or str(s.get('run', '')))}"
     parts.append(f"<h1>{title}</h1><p class='small'>run folder: {html.escape(str(s.get('run', '')))}</p>")
 
-    rows = "".join(f"<tr><td class='k'>{html.escape(label)}</td><td>{_fmt(s.get(key))}</td></tr>"
-                   for key, label in _SUMMARY_KEYS if key in s)
+    rows = "".join(
+        f"<tr><td class='k'>{html.escape(label)}</td><td>{_fmt(s.get(key))}</td></tr>"
+        for key, label in _SUMMARY_KEYS
+        if key in s
+    )
     parts.append(f"<h2>Summary</h2><table id='summary'>{rows}{_dependence_rows(s)}</table>")
     for w in s.get("warnings", []):
         parts.append(f"<div class='warn'>{html.escape(str(w))}</div>")
 
     pixel = float(s.get("pixel_size_nm") or 1.0)
     parts.append("<h2>Particles</h2>")
-    parts.append(_safe_figure(
-        lambda: figures.reference_image(result.reference_image, result.particles, pixel_size_nm=pixel),
-        "Reference image with the detected particles outlined at their fitted side length.", "fig-reference"))
+    parts.append(
+        _safe_figure(
+            lambda: figures.reference_image(result.reference_image, result.particles, pixel_size_nm=pixel),
+            "Reference image with the detected particles outlined at their fitted side length.",
+            "fig-reference",
+        )
+    )
 
     kin = result.kinetics
     have_cycles = len(kin) > 0 and len(result.cycles) > 0
@@ -235,21 +272,48 @@ def render_report(result: "RunResult") -> str:
 
         def fig_trace():
             t, y = _trace_of(result, rep)
-            return figures.trace_with_field(t, y, result.cycles, result.field_trace,
-                                            title=f"particle {rep} ({size:.0f} nm)", bleach=bleach)
-        parts.append(_safe_figure(fig_trace, f"PL trace of particle {rep} with the field schedule "
-                                  "(orange: field on; dashed: bleaching divided out).", "fig-trace", "1b"))
-        parts.append(_safe_figure(
-            lambda: figures.cycle_superposition(result.curves.get((rep, top, "pol")),
-                                                result.curves.get((rep, top, "rec")), on_duration_s=on_s,
-                                                title=f"particle {rep}, {top:.0f} kV/cm"),
-            "Every cycle of the particle normalized to its pre-switch level and superposed, with the average "
-            "(blink-spoiled cycles are drawn but left out of the average).", "fig-superposition", "1c"))
+            return figures.trace_with_field(
+                t,
+                y,
+                result.cycles,
+                result.field_trace,
+                title=f"particle {rep} ({size:.0f} nm)",
+                bleach=bleach,
+            )
+
+        parts.append(
+            _safe_figure(
+                fig_trace,
+                f"PL trace of particle {rep} with the field schedule "
+                "(orange: field on; dashed: bleaching divided out).",
+                "fig-trace",
+                "1b",
+            )
+        )
+        parts.append(
+            _safe_figure(
+                lambda: figures.cycle_superposition(
+                    result.curves.get((rep, top, "pol")),
+                    result.curves.get((rep, top, "rec")),
+                    on_duration_s=on_s,
+                    title=f"particle {rep}, {top:.0f} kV/cm",
+                ),
+                "Every cycle of the particle normalized to its pre-switch level and superposed, with the average "
+                "(blink-spoiled cycles are drawn but left out of the average).",
+                "fig-superposition",
+                "1c",
+            )
+        )
         se_cycles = pop.se_cycles if pop is not None else None
-        parts.append(_safe_figure(
-            lambda: figures.switching_efficiency(kin, se_cycles=se_cycles, particle_id=rep),
-            "Switching efficiency SE = 1 − PL_on/PL_off: (d) of one particle in every cycle at each field, "
-            "(e) histogram over particles at each field.", "fig-se", "1d–e"))
+        parts.append(
+            _safe_figure(
+                lambda: figures.switching_efficiency(kin, se_cycles=se_cycles, particle_id=rep),
+                "Switching efficiency SE = 1 − PL_on/PL_off: (d) of one particle in every cycle at each field, "
+                "(e) histogram over particles at each field.",
+                "fig-se",
+                "1d–e",
+            )
+        )
 
         parts.append("<h2>Size dependence (Fig. 2)</h2>")
 
@@ -257,42 +321,92 @@ def render_report(result: "RunResult") -> str:
             exs = []
             for pid in examples:
                 r = _row(kin, pid, top)
-                exs.append({"particle_id": pid, "size_nm": _size_of(result.particles, pid),
-                            "pol": result.curves.get((pid, top, "pol")), "rec": result.curves.get((pid, top, "rec")),
-                            "tau_pol_s": r.get("tau_pol_s", np.nan), "tau_pol_err_s": r.get("tau_pol_err_s"),
-                            "tau_rec_s": r.get("tau_rec_s", np.nan), "tau_rec_err_s": r.get("tau_rec_err_s")})
+                exs.append(
+                    {
+                        "particle_id": pid,
+                        "size_nm": _size_of(result.particles, pid),
+                        "pol": result.curves.get((pid, top, "pol")),
+                        "rec": result.curves.get((pid, top, "rec")),
+                        "tau_pol_s": r.get("tau_pol_s", np.nan),
+                        "tau_pol_err_s": r.get("tau_pol_err_s"),
+                        "tau_rec_s": r.get("tau_rec_s", np.nan),
+                        "tau_rec_err_s": r.get("tau_rec_err_s"),
+                    }
+                )
             return figures.size_examples(exs, field_kV_per_cm=top)
-        parts.append(_safe_figure(fig_examples, "Polarization (top) and recovery (bottom) of the smallest, a "
-                                  "medium and the largest particle: cycles (grey), average ± SEM and the "
-                                  "biexponential fit (dashed).", "fig-size-examples", "2a–f"))
-        parts.append(_safe_figure(
-            lambda: figures.tau_vs_size(kin, result.particles, field_kV_per_cm=top),
-            "Polarization and recovery time against side length at the highest field (± standard error), "
-            "linear fit and its 95 % confidence band.", "fig-tau-size", "2g–h"))
+
+        parts.append(
+            _safe_figure(
+                fig_examples,
+                "Polarization (top) and recovery (bottom) of the smallest, a "
+                "medium and the largest particle: cycles (grey), average ± SEM and the "
+                "biexponential fit (dashed).",
+                "fig-size-examples",
+                "2a–f",
+            )
+        )
+        parts.append(
+            _safe_figure(
+                lambda: figures.tau_vs_size(kin, result.particles, field_kV_per_cm=top),
+                "Polarization and recovery time against side length at the highest field (± standard error), "
+                "linear fit and its 95 % confidence band.",
+                "fig-tau-size",
+                "2g–h",
+            )
+        )
 
         parts.append("<h2>Field dependence and ion mobility (Fig. 3)</h2>")
-        parts.append(_safe_figure(
-            lambda: figures.field_curves({f: result.curves.get((rep, f, "pol")) for f in fields},
-                                         title=f"particle {rep}"),
-            "Averaged polarization curves of one particle at every field with their fits.", "fig-field-curves",
-            "3a"))
-        dependence = {"tau_pol_s": s.get("tau_pol_field_dependence"), "tau_rec_s": s.get("tau_rec_field_dependence")}
-        parts.append(_safe_figure(
-            lambda: figures.tau_vs_field(kin, particle_id=rep, dependence=dependence),
-            "Time constants against field: (b) one particle, (c) histograms over particles, (d) mean ± sd "
-            "over particles with the within-particle power law τ ∝ E^p (polarization: p = −1 for drift; "
-            "recovery: p = 0 when the field does not matter).", "fig-tau-field", "3b–d"))
-        parts.append(_safe_figure(
-            lambda: figures.velocity_vs_field(kin, slope_cm2_per_Vs=s.get("ion_mobility_fit_cm2_per_Vs"),
-                                              slope_err_cm2_per_Vs=s.get("ion_mobility_fit_err_cm2_per_Vs"),
-                                              intercept_nm_per_s=s.get("ion_mobility_fit_intercept_nm_per_s")),
-            "Drift velocity v = L/τ_pol against field; the slope is the ion mobility.", "fig-velocity", "S10"))
-        parts.append(_safe_figure(
-            lambda: figures.mobility_histogram(kin, mean=s.get("ion_mobility_cm2_per_Vs"),
-                                               std=s.get("ion_mobility_std_cm2_per_Vs"),
-                                               ci=s.get("ion_mobility_ci95_cm2_per_Vs")),
-            "Histogram of ion mobility µ = v/E over particles and fields, mean ± sd and the bootstrap 95 % "
-            "confidence interval of the mean.", "fig-mobility", "3e"))
+        parts.append(
+            _safe_figure(
+                lambda: figures.field_curves(
+                    {f: result.curves.get((rep, f, "pol")) for f in fields}, title=f"particle {rep}"
+                ),
+                "Averaged polarization curves of one particle at every field with their fits.",
+                "fig-field-curves",
+                "3a",
+            )
+        )
+        dependence = {
+            "tau_pol_s": s.get("tau_pol_field_dependence"),
+            "tau_rec_s": s.get("tau_rec_field_dependence"),
+        }
+        parts.append(
+            _safe_figure(
+                lambda: figures.tau_vs_field(kin, particle_id=rep, dependence=dependence),
+                "Time constants against field: (b) one particle, (c) histograms over particles, (d) mean ± sd "
+                "over particles with the within-particle power law τ ∝ E^p (polarization: p = −1 for drift; "
+                "recovery: p = 0 when the field does not matter).",
+                "fig-tau-field",
+                "3b–d",
+            )
+        )
+        parts.append(
+            _safe_figure(
+                lambda: figures.velocity_vs_field(
+                    kin,
+                    slope_cm2_per_Vs=s.get("ion_mobility_fit_cm2_per_Vs"),
+                    slope_err_cm2_per_Vs=s.get("ion_mobility_fit_err_cm2_per_Vs"),
+                    intercept_nm_per_s=s.get("ion_mobility_fit_intercept_nm_per_s"),
+                ),
+                "Drift velocity v = L/τ_pol against field; the slope is the ion mobility.",
+                "fig-velocity",
+                "S10",
+            )
+        )
+        parts.append(
+            _safe_figure(
+                lambda: figures.mobility_histogram(
+                    kin,
+                    mean=s.get("ion_mobility_cm2_per_Vs"),
+                    std=s.get("ion_mobility_std_cm2_per_Vs"),
+                    ci=s.get("ion_mobility_ci95_cm2_per_Vs"),
+                ),
+                "Histogram of ion mobility µ = v/E over particles and fields, mean ± sd and the bootstrap 95 % "
+                "confidence interval of the mean.",
+                "fig-mobility",
+                "3e",
+            )
+        )
         parts.append(_quality_section(s, result, pop))
 
     # ---- sections of other analyses (e.g. report/spectra.py) -------------------------------------
@@ -311,13 +425,17 @@ def render_report(result: "RunResult") -> str:
     prov = s.get("provenance") or {}
     versions = prov.get("versions", {})
     if versions:
-        parts.append("<p class='small'>" + html.escape(", ".join(f"{k} {v}" for k, v in versions.items())) + "</p>")
+        parts.append(
+            "<p class='small'>" + html.escape(", ".join(f"{k} {v}" for k, v in versions.items())) + "</p>"
+        )
     body = "\n".join(parts)
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
-            f"<style>{_CSS}</style></head><body>{body}</body></html>\n")
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
+        f"<style>{_CSS}</style></head><body>{body}</body></html>\n"
+    )
 
 
-def write_report(result: "RunResult", path: str | os.PathLike) -> None:
+def write_report(result: RunResult, path: str | os.PathLike) -> None:
     """Write :func:`render_report` to ``path``."""
     text = render_report(result)
     with open(path, "w", encoding="utf-8") as fh:

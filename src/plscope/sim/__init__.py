@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 # spectral runs (spectrograph frames, lamp, DAQ) with ground truth
-from .spectral import (  # noqa: E402
+from .spectral import (
     NEON_LINES_NM,
     SPECTRAL_NUISANCES,
     SpectralSimError,

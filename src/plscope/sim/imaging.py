@@ -37,14 +37,12 @@ from typing import Any
 import numpy as np
 
 from .._json import jsonable
-from .timing import (DAQ_TAIL_S, TTL_CHANNEL, TTL_HIGH_V, VOLTAGE_CHANNEL, RunTimingMixin,  # noqa: F401
-                     daq_base_signals)  # noqa: F401  (DAQ_TAIL_S kept importable here)
 from ..errors import PlscopeError
 from .kinetics import (
     SE_REFERENCE_FIELD_KV_PER_CM,
     biexponential_weights,
-    blink_factor,
     bleach_factor,
+    blink_factor,
     exposure_average,
     polarization_time_s,
     quench_state,
@@ -61,12 +59,27 @@ from .render import (
     place_touching_partners,
     render_particles,
 )
+from .timing import (
+    TTL_CHANNEL,
+    VOLTAGE_CHANNEL,
+    RunTimingMixin,
+    daq_base_signals,
+)
 
 logger = logging.getLogger(__name__)
 
 #: names of the boolean nuisance switches of :class:`ImagingSimParams`
-NUISANCES = ("camera_offset", "noise", "drift", "blinking", "bleaching", "daq_lead", "extra_ttl",
-             "voltage_noise", "aux_channel")
+NUISANCES = (
+    "camera_offset",
+    "noise",
+    "drift",
+    "blinking",
+    "bleaching",
+    "daq_lead",
+    "extra_ttl",
+    "voltage_noise",
+    "aux_channel",
+)
 #: file names inside a simulated run folder
 MOVIE_FILE = "movie.tif"
 DAQ_FILE = "daq.csv"
@@ -97,37 +110,37 @@ class ImagingSimParams(RunTimingMixin):
     """
 
     n_particles: int = 16
-    image_shape: tuple[int, int] = (160, 160)               # rows, cols
+    image_shape: tuple[int, int] = (160, 160)  # rows, cols
     pixel_size_nm: float = 100.0
     psf_sigma_nm: float = 130.0
-    size_range_nm: tuple[float, float] = (400.0, 1300.0)     # side length L, uniform
-    mobility_cm2_per_Vs: float = 2.56e-10                   # population mean
-    mobility_spread: float = 0.10                           # relative sd per particle (lognormal, mean kept)
+    size_range_nm: tuple[float, float] = (400.0, 1300.0)  # side length L, uniform
+    mobility_cm2_per_Vs: float = 2.56e-10  # population mean
+    mobility_spread: float = 0.10  # relative sd per particle (lognormal, mean kept)
     temperature_K: float = 296.15
     fields_kV_per_cm: tuple[float, ...] = (90.0, 110.0, 130.0)  # stepped, in this order
     cycles_per_level: int = 3
-    period_s: float = 40.0                                  # ON for period*duty, then OFF
+    period_s: float = 40.0  # ON for period*duty, then OFF
     duty: float = 0.5
-    lead_in_s: float = 10.0                                 # field off before the first ON edge
-    tau_rec_s_per_um: float = 3.0                           # tau_rec = this * L[um], spread 10 %
-    fast_fraction: float = 0.6                              # a1
-    fast_ratio: float = 0.6                                 # tau1 / tau
-    se_at_130: tuple[float, float] = (0.35, 0.55)           # uniform per particle; SE(E) = se * E / 130
+    lead_in_s: float = 10.0  # field off before the first ON edge
+    tau_rec_s_per_um: float = 3.0  # tau_rec = this * L[um], spread 10 %
+    fast_fraction: float = 0.6  # a1
+    fast_ratio: float = 0.6  # tau1 / tau
+    se_at_130: tuple[float, float] = (0.35, 0.55)  # uniform per particle; SE(E) = se * E / 130
     frame_rate_hz: float = 5.0
     exposure_s: float = 0.15
-    photons_per_um2: float = 20000.0                        # per exposure, per um^2, at full PL
-    background_photons: float = 30.0                        # per pixel per frame (20 % gradient)
+    photons_per_um2: float = 20000.0  # per exposure, per um^2, at full PL
+    background_photons: float = 30.0  # per pixel per frame (20 % gradient)
     camera_offset_adu: float = 100.0
     gain_adu_per_photon: float = 1.0
     read_noise_adu: float = 2.0
-    drift_px: float = 1.5                                   # largest stage displacement over the run
+    drift_px: float = 1.5  # largest stage displacement over the run
     blink_rate_per_s: float = 1 / 60
     bleach_per_min: float = 0.03
     daq_rate_hz: float = 1000.0
-    daq_lead_s: float = 1.5                                 # first frame at this DAQ time
-    extra_ttl_pulses: int = 3                               # TTL pulses after the last saved frame
+    daq_lead_s: float = 1.5  # first frame at this DAQ time
+    extra_ttl_pulses: int = 3  # TTL pulses after the last saved frame
     voltage_noise_V: float = 0.02
-    amplifier_gain: float = 20.0                            # electrode volts per recorded volt
+    amplifier_gain: float = 20.0  # electrode volts per recorded volt
     electrode_gap_um: float = 10.0
     # nuisance switches
     camera_offset: bool = True
@@ -140,14 +153,14 @@ class ImagingSimParams(RunTimingMixin):
     voltage_noise: bool = True
     aux_channel: bool = True
     # crowded fields of view (the defaults reproduce the uncrowded layout draw for draw)
-    clearance_px: float = CLEARANCE_PX                      # min edge-to-edge gap (touching pairs excepted)
-    border_margin_px: float = BORDER_PX                     # min gap to the image border (border particles excepted)
-    touching_pairs: int = 0                                 # extra particles, each beside another one
-    touching_gap_px: tuple[float, float] = (1.0, 3.0)       # edge-to-edge gap of a touching pair, uniform
-    border_particles: int = 0                               # extra particles cut by the image border
-    brightness_spread: float = 0.0                          # relative sd per particle (lognormal, mean 1)
-    blinking_fraction: float = 1.0                          # fraction of the particles that blink
-    blink_depth_range: tuple[float, float] = (0.3, 0.7)     # PL factor during a blink, uniform
+    clearance_px: float = CLEARANCE_PX  # min edge-to-edge gap (touching pairs excepted)
+    border_margin_px: float = BORDER_PX  # min gap to the image border (border particles excepted)
+    touching_pairs: int = 0  # extra particles, each beside another one
+    touching_gap_px: tuple[float, float] = (1.0, 3.0)  # edge-to-edge gap of a touching pair, uniform
+    border_particles: int = 0  # extra particles cut by the image border
+    brightness_spread: float = 0.0  # relative sd per particle (lognormal, mean 1)
+    blinking_fraction: float = 1.0  # fraction of the particles that blink
+    blink_depth_range: tuple[float, float] = (0.3, 0.7)  # PL factor during a blink, uniform
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -180,77 +193,132 @@ class ImagingSimParams(RunTimingMixin):
             if not ok:
                 problems.append(msg)
 
-        scalars = [f.name for f in dataclasses.fields(self)
-                   if f.name not in NUISANCES and not isinstance(getattr(self, f.name), tuple)]
+        scalars = [
+            f.name
+            for f in dataclasses.fields(self)
+            if f.name not in NUISANCES and not isinstance(getattr(self, f.name), tuple)
+        ]
         for name in scalars:
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                    or not math.isfinite(v):
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float, np.integer, np.floating))
+                or not math.isfinite(v)
+            ):
                 problems.append(f"'{name}' must be a finite number, got {v!r}")
         if problems:
             raise SimulationError("invalid simulation parameters: " + "; ".join(problems))
 
         rows, cols = self.image_shape
-        check(self.n_particles >= 0 and float(self.n_particles).is_integer(),
-              f"'n_particles' must be a non-negative integer, got {self.n_particles!r}")
+        check(
+            self.n_particles >= 0 and float(self.n_particles).is_integer(),
+            f"'n_particles' must be a non-negative integer, got {self.n_particles!r}",
+        )
         check(rows > 0 and cols > 0, f"'image_shape' must be positive, got {self.image_shape!r}")
-        for name in ("pixel_size_nm", "psf_sigma_nm", "mobility_cm2_per_Vs", "temperature_K", "period_s",
-                     "tau_rec_s_per_um", "frame_rate_hz", "exposure_s", "gain_adu_per_photon", "daq_rate_hz",
-                     "amplifier_gain", "electrode_gap_um"):
+        for name in (
+            "pixel_size_nm",
+            "psf_sigma_nm",
+            "mobility_cm2_per_Vs",
+            "temperature_K",
+            "period_s",
+            "tau_rec_s_per_um",
+            "frame_rate_hz",
+            "exposure_s",
+            "gain_adu_per_photon",
+            "daq_rate_hz",
+            "amplifier_gain",
+            "electrode_gap_um",
+        ):
             check(getattr(self, name) > 0, f"'{name}' must be > 0, got {getattr(self, name)!r}")
-        for name in ("mobility_spread", "lead_in_s", "photons_per_um2", "background_photons",
-                     "camera_offset_adu", "read_noise_adu", "drift_px", "blink_rate_per_s", "daq_lead_s",
-                     "voltage_noise_V"):
+        for name in (
+            "mobility_spread",
+            "lead_in_s",
+            "photons_per_um2",
+            "background_photons",
+            "camera_offset_adu",
+            "read_noise_adu",
+            "drift_px",
+            "blink_rate_per_s",
+            "daq_lead_s",
+            "voltage_noise_V",
+        ):
             check(getattr(self, name) >= 0, f"'{name}' must be >= 0, got {getattr(self, name)!r}")
         lo, hi = self.size_range_nm
         check(0 < lo <= hi, f"'size_range_nm' must satisfy 0 < min <= max, got {self.size_range_nm!r}")
-        check(len(self.fields_kV_per_cm) > 0 and all(e > 0 for e in self.fields_kV_per_cm),
-              f"'fields_kV_per_cm' must be a non-empty list of positive fields, got {self.fields_kV_per_cm!r}")
-        check(self.cycles_per_level >= 1 and float(self.cycles_per_level).is_integer(),
-              f"'cycles_per_level' must be an integer >= 1, got {self.cycles_per_level!r}")
+        check(
+            len(self.fields_kV_per_cm) > 0 and all(e > 0 for e in self.fields_kV_per_cm),
+            f"'fields_kV_per_cm' must be a non-empty list of positive fields, got {self.fields_kV_per_cm!r}",
+        )
+        check(
+            self.cycles_per_level >= 1 and float(self.cycles_per_level).is_integer(),
+            f"'cycles_per_level' must be an integer >= 1, got {self.cycles_per_level!r}",
+        )
         check(0 < self.duty < 1, f"'duty' must be in (0, 1), got {self.duty!r}")
         check(0 < self.fast_fraction < 1, f"'fast_fraction' must be in (0, 1), got {self.fast_fraction!r}")
-        check(self.fast_ratio > 0 and self.fast_fraction * self.fast_ratio < 1,
-              f"'fast_ratio' must be > 0 with fast_fraction * fast_ratio < 1, got {self.fast_ratio!r}")
+        check(
+            self.fast_ratio > 0 and self.fast_fraction * self.fast_ratio < 1,
+            f"'fast_ratio' must be > 0 with fast_fraction * fast_ratio < 1, got {self.fast_ratio!r}",
+        )
         se_lo, se_hi = self.se_at_130
         check(0 <= se_lo <= se_hi, f"'se_at_130' must satisfy 0 <= min <= max, got {self.se_at_130!r}")
         if self.fields_kV_per_cm and se_hi >= 0:
             se_max = se_hi * max(self.fields_kV_per_cm) / SE_REFERENCE_FIELD_KV_PER_CM
-            check(se_max < 1, f"'se_at_130' max {se_hi!r} gives a switching efficiency {se_max:.3g} >= 1 "
-                              f"at {max(self.fields_kV_per_cm):g} kV/cm")
+            check(
+                se_max < 1,
+                f"'se_at_130' max {se_hi!r} gives a switching efficiency {se_max:.3g} >= 1 "
+                f"at {max(self.fields_kV_per_cm):g} kV/cm",
+            )
         for name in ("clearance_px", "border_margin_px", "brightness_spread"):
             check(getattr(self, name) >= 0, f"'{name}' must be >= 0, got {getattr(self, name)!r}")
         for name in ("touching_pairs", "border_particles"):
             v = getattr(self, name)
             check(v >= 0 and float(v).is_integer(), f"'{name}' must be a non-negative integer, got {v!r}")
-        check(self.touching_pairs <= self.n_particles,
-              f"'touching_pairs' {self.touching_pairs!r} exceeds 'n_particles' {self.n_particles!r} "
-              "(each pair needs one base particle)")
+        check(
+            self.touching_pairs <= self.n_particles,
+            f"'touching_pairs' {self.touching_pairs!r} exceeds 'n_particles' {self.n_particles!r} "
+            "(each pair needs one base particle)",
+        )
         g_lo, g_hi = self.touching_gap_px
-        check(0 <= g_lo <= g_hi, f"'touching_gap_px' must satisfy 0 <= min <= max, got {self.touching_gap_px!r}")
-        check(0 <= self.blinking_fraction <= 1,
-              f"'blinking_fraction' must be in [0, 1], got {self.blinking_fraction!r}")
+        check(
+            0 <= g_lo <= g_hi, f"'touching_gap_px' must satisfy 0 <= min <= max, got {self.touching_gap_px!r}"
+        )
+        check(
+            0 <= self.blinking_fraction <= 1,
+            f"'blinking_fraction' must be in [0, 1], got {self.blinking_fraction!r}",
+        )
         d_lo, d_hi = self.blink_depth_range
-        check(0 <= d_lo <= d_hi <= 1,
-              f"'blink_depth_range' must satisfy 0 <= min <= max <= 1, got {self.blink_depth_range!r}")
-        check(0 <= self.bleach_per_min < 1, f"'bleach_per_min' must be in [0, 1), got {self.bleach_per_min!r}")
-        check(self.extra_ttl_pulses >= 0 and float(self.extra_ttl_pulses).is_integer(),
-              f"'extra_ttl_pulses' must be a non-negative integer, got {self.extra_ttl_pulses!r}")
+        check(
+            0 <= d_lo <= d_hi <= 1,
+            f"'blink_depth_range' must satisfy 0 <= min <= max <= 1, got {self.blink_depth_range!r}",
+        )
+        check(
+            0 <= self.bleach_per_min < 1, f"'bleach_per_min' must be in [0, 1), got {self.bleach_per_min!r}"
+        )
+        check(
+            self.extra_ttl_pulses >= 0 and float(self.extra_ttl_pulses).is_integer(),
+            f"'extra_ttl_pulses' must be a non-negative integer, got {self.extra_ttl_pulses!r}",
+        )
         if self.frame_rate_hz > 0 and self.exposure_s > 0 and self.daq_rate_hz > 0:
             interval = 1.0 / self.frame_rate_hz
-            check(self.exposure_s * self.daq_rate_hz >= 1,
-                  f"'exposure_s' {self.exposure_s!r} is shorter than one DAQ sample at {self.daq_rate_hz!r} Hz")
-            check((interval - self.exposure_s) * self.daq_rate_hz >= 1,
-                  f"'exposure_s' {self.exposure_s!r} leaves less than one DAQ sample of TTL low between frames "
-                  f"(frame interval {interval:g} s, DAQ {self.daq_rate_hz!r} Hz)")
+            check(
+                self.exposure_s * self.daq_rate_hz >= 1,
+                f"'exposure_s' {self.exposure_s!r} is shorter than one DAQ sample at {self.daq_rate_hz!r} Hz",
+            )
+            check(
+                (interval - self.exposure_s) * self.daq_rate_hz >= 1,
+                f"'exposure_s' {self.exposure_s!r} leaves less than one DAQ sample of TTL low between frames "
+                f"(frame interval {interval:g} s, DAQ {self.daq_rate_hz!r} Hz)",
+            )
         if self.daq_lead and self.daq_rate_hz > 0:
-            check(self.daq_lead_s * self.daq_rate_hz >= 1,
-                  f"'daq_lead_s' {self.daq_lead_s!r} is shorter than one DAQ sample: the first frame would have "
-                  "no TTL rising edge (switch 'daq_lead' off instead)")
+            check(
+                self.daq_lead_s * self.daq_rate_hz >= 1,
+                f"'daq_lead_s' {self.daq_lead_s!r} is shorter than one DAQ sample: the first frame would have "
+                "no TTL rising edge (switch 'daq_lead' off instead)",
+            )
         if problems:
             raise SimulationError("invalid simulation parameters: " + "; ".join(problems))
 
-    def clean(self) -> "ImagingSimParams":
+    def clean(self) -> ImagingSimParams:
         """Copy with every nuisance switched off."""
         return dataclasses.replace(self, **{name: False for name in NUISANCES})
 
@@ -263,9 +331,12 @@ class ImagingSimParams(RunTimingMixin):
     @property
     def crowded(self) -> bool:
         """True when any crowded-field option differs from its default."""
-        return bool(self.touching_pairs or self.border_particles or self.brightness_spread > 0
-                    or self.blinking_fraction < 1)
-
+        return bool(
+            self.touching_pairs
+            or self.border_particles
+            or self.brightness_spread > 0
+            or self.blinking_fraction < 1
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -329,8 +400,8 @@ def _lognormal_factor(rng: np.random.Generator, spread: float, n: int) -> np.nda
     """Factors with mean 1 and relative standard deviation ``spread``."""
     if spread <= 0:
         return np.ones(n)
-    sigma = math.sqrt(math.log1p(spread ** 2))
-    return np.exp(rng.normal(-sigma ** 2 / 2, sigma, size=n))
+    sigma = math.sqrt(math.log1p(spread**2))
+    return np.exp(rng.normal(-(sigma**2) / 2, sigma, size=n))
 
 
 def draw_population(params: ImagingSimParams, *, seed: int = 0) -> SimulatedPopulation:
@@ -352,15 +423,27 @@ def draw_population(params: ImagingSimParams, *, seed: int = 0) -> SimulatedPopu
     role = np.zeros(n, dtype=int)
     partner = np.full(n, -1)
     try:
-        x, y = place_particles(side_px, params.image_shape, rng=rng["layout"],
-                               clearance_px=params.clearance_px, border_px=params.border_margin_px)
+        x, y = place_particles(
+            side_px,
+            params.image_shape,
+            rng=rng["layout"],
+            clearance_px=params.clearance_px,
+            border_px=params.border_margin_px,
+        )
         if params.touching_pairs:
             k = int(params.touching_pairs)
             s_nm = crowd.uniform(*params.size_range_nm, size=k)
             base, xp, yp = place_touching_partners(
-                x, y, size_nm / params.pixel_size_nm, s_nm / params.pixel_size_nm, params.image_shape,
-                rng=crowd, gap_range_px=params.touching_gap_px, clearance_px=params.clearance_px,
-                border_px=params.border_margin_px)
+                x,
+                y,
+                size_nm / params.pixel_size_nm,
+                s_nm / params.pixel_size_nm,
+                params.image_shape,
+                rng=crowd,
+                gap_range_px=params.touching_gap_px,
+                clearance_px=params.clearance_px,
+                border_px=params.border_margin_px,
+            )
             partner[base] = n + np.arange(k)
             partner = np.concatenate([partner, base])
             x, y, size_nm = np.append(x, xp), np.append(y, yp), np.append(size_nm, s_nm)
@@ -368,8 +451,15 @@ def draw_population(params: ImagingSimParams, *, seed: int = 0) -> SimulatedPopu
         if params.border_particles:
             k = int(params.border_particles)
             s_nm = crowd.uniform(*params.size_range_nm, size=k)
-            xb, yb = place_border_particles(x, y, size_nm / params.pixel_size_nm, s_nm / params.pixel_size_nm,
-                                            params.image_shape, rng=crowd, clearance_px=params.clearance_px)
+            xb, yb = place_border_particles(
+                x,
+                y,
+                size_nm / params.pixel_size_nm,
+                s_nm / params.pixel_size_nm,
+                params.image_shape,
+                rng=crowd,
+                clearance_px=params.clearance_px,
+            )
             x, y, size_nm = np.append(x, xb), np.append(y, yb), np.append(size_nm, s_nm)
             role = np.append(role, np.full(k, 2))
             partner = np.append(partner, np.full(k, -1))
@@ -388,28 +478,55 @@ def draw_population(params: ImagingSimParams, *, seed: int = 0) -> SimulatedPopu
     se = r.uniform(*params.se_at_130, size=n)
 
     if params.blinking:
-        blinks = blink_events(n, params.first_frame_time_s, params.daq_duration_s(),
-                              rate_per_s=params.blink_rate_per_s, rng=rng["blinks"],
-                              factor_range=params.blink_depth_range)
+        blinks = blink_events(
+            n,
+            params.first_frame_time_s,
+            params.daq_duration_s(),
+            rate_per_s=params.blink_rate_per_s,
+            rng=rng["blinks"],
+            factor_range=params.blink_depth_range,
+        )
     else:
         blinks = blink_events(n, 0.0, 0.0, rate_per_s=0.0, rng=rng["blinks"])
-    drift = (drift_path(params.n_frames, max_px=params.drift_px, rng=rng["drift"])
-             if params.drift else np.zeros((params.n_frames, 2)))
+    drift = (
+        drift_path(params.n_frames, max_px=params.drift_px, rng=rng["drift"])
+        if params.drift
+        else np.zeros((params.n_frames, 2))
+    )
     angle = float(rng["background"].uniform(0.0, 2 * np.pi))
     if not params.crowded:
-        return SimulatedPopulation(x_px=x, y_px=y, size_nm=size_nm, mobility_cm2_per_Vs=mobility,
-                                   tau_rec_s=tau_rec, se_at_130=se, blinks=blinks, drift_px=drift,
-                                   background_angle_rad=angle)
+        return SimulatedPopulation(
+            x_px=x,
+            y_px=y,
+            size_nm=size_nm,
+            mobility_cm2_per_Vs=mobility,
+            tau_rec_s=tau_rec,
+            se_at_130=se,
+            blinks=blinks,
+            drift_px=drift,
+            background_angle_rad=angle,
+        )
     factor = _lognormal_factor(crowd, params.brightness_spread, n)
     blinking = np.zeros(n, bool)
-    blinking[crowd.permutation(n)[:int(round(params.blinking_fraction * n))]] = True
+    blinking[crowd.permutation(n)[: int(round(params.blinking_fraction * n))]] = True
     if params.blinking:
         keep = blinking[blinks["particle_index"]]
         blinks = {k: v[keep] for k, v in blinks.items()}
-    return SimulatedPopulation(x_px=x, y_px=y, size_nm=size_nm, mobility_cm2_per_Vs=mobility,
-                               tau_rec_s=tau_rec, se_at_130=se, blinks=blinks, drift_px=drift,
-                               background_angle_rad=angle, brightness_factor=factor, role=role,
-                               partner=partner, blinking=blinking & bool(params.blinking))
+    return SimulatedPopulation(
+        x_px=x,
+        y_px=y,
+        size_nm=size_nm,
+        mobility_cm2_per_Vs=mobility,
+        tau_rec_s=tau_rec,
+        se_at_130=se,
+        blinks=blinks,
+        drift_px=drift,
+        background_angle_rad=angle,
+        brightness_factor=factor,
+        role=role,
+        partner=partner,
+        blinking=blinking & bool(params.blinking),
+    )
 
 
 def relative_pl(t_s, population: SimulatedPopulation, params: ImagingSimParams) -> np.ndarray:
@@ -426,17 +543,30 @@ def relative_pl(t_s, population: SimulatedPopulation, params: ImagingSimParams) 
     """
     t = np.asarray(t_s, dtype=float).ravel()
     switch_times, cycle_fields = params.schedule()
-    q = quench_state(t, switch_times, cycle_fields, size_nm=population.size_nm,
-                     mobility_cm2_per_Vs=population.mobility_cm2_per_Vs, tau_rec_s=population.tau_rec_s,
-                     se_at_130=population.se_at_130, fast_fraction=params.fast_fraction,
-                     fast_ratio=params.fast_ratio)
+    q = quench_state(
+        t,
+        switch_times,
+        cycle_fields,
+        size_nm=population.size_nm,
+        mobility_cm2_per_Vs=population.mobility_cm2_per_Vs,
+        tau_rec_s=population.tau_rec_s,
+        se_at_130=population.se_at_130,
+        fast_fraction=params.fast_fraction,
+        fast_ratio=params.fast_ratio,
+    )
     pl = 1.0 - q
     if params.bleaching:
         pl *= bleach_factor(t, bleach_per_min=params.bleach_per_min, t0_s=params.first_frame_time_s)[None, :]
     b = population.blinks
     if b["start_s"].size:
-        pl *= blink_factor(t, population.n_particles, particle_index=b["particle_index"],
-                           start_s=b["start_s"], end_s=b["end_s"], factor=b["factor"])
+        pl *= blink_factor(
+            t,
+            population.n_particles,
+            particle_index=b["particle_index"],
+            start_s=b["start_s"],
+            end_s=b["end_s"],
+            factor=b["factor"],
+        )
     return pl
 
 
@@ -457,17 +587,27 @@ def frame_photons(population: SimulatedPopulation, params: ImagingSimParams) -> 
     -------
     ndarray, shape (n_particles, n_frames)
     """
-    avg = exposure_average(lambda t: relative_pl(t, population, params), params.frame_start_times_s(),
-                           exposure_s=params.exposure_s, n_sub=exposure_subsamples(params),
-                           chunk_samples=max(1 << 12, (1 << 20) // max(population.n_particles, 1)))
+    avg = exposure_average(
+        lambda t: relative_pl(t, population, params),
+        params.frame_start_times_s(),
+        exposure_s=params.exposure_s,
+        n_sub=exposure_subsamples(params),
+        chunk_samples=max(1 << 12, (1 << 20) // max(population.n_particles, 1)),
+    )
     bright = brightness_photons(population.size_nm, params)
     if population.brightness_factor is not None:
         bright = bright * population.brightness_factor
     return bright[:, None] * avg
 
 
-def expected_frame(k: int, population: SimulatedPopulation, params: ImagingSimParams,
-                   photons: np.ndarray, *, background: np.ndarray | None = None) -> np.ndarray:
+def expected_frame(
+    k: int,
+    population: SimulatedPopulation,
+    params: ImagingSimParams,
+    photons: np.ndarray,
+    *,
+    background: np.ndarray | None = None,
+) -> np.ndarray:
     """Expected photons per pixel of frame ``k`` (background + drifted particles).
 
     Parameters
@@ -484,18 +624,29 @@ def expected_frame(k: int, population: SimulatedPopulation, params: ImagingSimPa
     ndarray of float, shape ``params.image_shape``
     """
     if background is None:
-        background = background_image(params.image_shape, params.background_photons,
-                                      angle_rad=population.background_angle_rad)
+        background = background_image(
+            params.image_shape, params.background_photons, angle_rad=population.background_angle_rad
+        )
     img = background.copy()
     dx, dy = population.drift_px[k]
-    render_particles(params.image_shape, population.x_px + dx, population.y_px + dy,
-                     population.size_nm / params.pixel_size_nm, photons[:, k],
-                     sigma_px=params.psf_sigma_nm / params.pixel_size_nm, out=img)
+    render_particles(
+        params.image_shape,
+        population.x_px + dx,
+        population.y_px + dy,
+        population.size_nm / params.pixel_size_nm,
+        photons[:, k],
+        sigma_px=params.psf_sigma_nm / params.pixel_size_nm,
+        out=img,
+    )
     return img
 
 
-def daq_signals(params: ImagingSimParams, *, rng_voltage: np.random.Generator | None = None,
-                rng_aux: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+def daq_signals(
+    params: ImagingSimParams,
+    *,
+    rng_voltage: np.random.Generator | None = None,
+    rng_aux: np.random.Generator | None = None,
+) -> dict[str, np.ndarray]:
     """DAQ channels sampled at ``daq_rate_hz`` from ``t = 0``.
 
     Returns
@@ -521,8 +672,10 @@ def daq_signals(params: ImagingSimParams, *, rng_voltage: np.random.Generator | 
 # ground truth
 # --------------------------------------------------------------------------
 
+
 def _kb_over_q() -> float:
     from scipy.constants import e, k
+
     return k / e
 
 
@@ -553,35 +706,55 @@ def ground_truth(params: ImagingSimParams, population: SimulatedPopulation, *, s
     if pop.brightness_factor is not None:
         bright = bright * pop.brightness_factor
     particles = [
-        {"particle_id": int(i), "x_px": pop.x_px[i], "y_px": pop.y_px[i], "size_nm": pop.size_nm[i],
-         "size_px": pop.size_nm[i] / params.pixel_size_nm, "mobility_cm2_per_Vs": pop.mobility_cm2_per_Vs[i],
-         "tau_rec_s": pop.tau_rec_s[i], "se_at_130": pop.se_at_130[i],
-         "brightness_photons": bright[i]}
+        {
+            "particle_id": int(i),
+            "x_px": pop.x_px[i],
+            "y_px": pop.y_px[i],
+            "size_nm": pop.size_nm[i],
+            "size_px": pop.size_nm[i] / params.pixel_size_nm,
+            "mobility_cm2_per_Vs": pop.mobility_cm2_per_Vs[i],
+            "tau_rec_s": pop.tau_rec_s[i],
+            "se_at_130": pop.se_at_130[i],
+            "brightness_photons": bright[i],
+        }
         for i in ids
     ]
 
     # noiseless PL change seen at the end of each ON half (not always settled)
     edges = switch_times.ravel()
-    q_edges = quench_state(edges, switch_times, cycle_fields, size_nm=pop.size_nm,
-                           mobility_cm2_per_Vs=pop.mobility_cm2_per_Vs, tau_rec_s=pop.tau_rec_s,
-                           se_at_130=pop.se_at_130, fast_fraction=params.fast_fraction,
-                           fast_ratio=params.fast_ratio).reshape(n, switch_times.shape[0], 2)
-    se_end = 1.0 - (1.0 - q_edges[:, :, 1]) / (1.0 - q_edges[:, :, 0])     # (n, n_cycles)
+    q_edges = quench_state(
+        edges,
+        switch_times,
+        cycle_fields,
+        size_nm=pop.size_nm,
+        mobility_cm2_per_Vs=pop.mobility_cm2_per_Vs,
+        tau_rec_s=pop.tau_rec_s,
+        se_at_130=pop.se_at_130,
+        fast_fraction=params.fast_fraction,
+        fast_ratio=params.fast_ratio,
+    ).reshape(n, switch_times.shape[0], 2)
+    se_end = 1.0 - (1.0 - q_edges[:, :, 1]) / (1.0 - q_edges[:, :, 0])  # (n, n_cycles)
 
     kinetics = []
     for i in ids:
         for e in levels:
             tau_pol = float(polarization_time_s(pop.size_nm[i], pop.mobility_cm2_per_Vs[i], e))
-            kinetics.append({
-                "particle_id": int(i), "field_kV_per_cm": e, "tau_pol_s": tau_pol,
-                "tau_rec_s": pop.tau_rec_s[i],
-                "switching_efficiency": float(switching_efficiency(pop.se_at_130[i], e)),
-                "switching_efficiency_end_of_on": float(np.mean(se_end[i, cycle_fields == e])),
-                "velocity_nm_per_s": pop.size_nm[i] / tau_pol,
-                "mobility_cm2_per_Vs": pop.mobility_cm2_per_Vs[i],
-                "tau_pol_fast_s": c[0] * tau_pol, "tau_pol_slow_s": c[1] * tau_pol,
-                "tau_rec_fast_s": c[0] * pop.tau_rec_s[i], "tau_rec_slow_s": c[1] * pop.tau_rec_s[i],
-            })
+            kinetics.append(
+                {
+                    "particle_id": int(i),
+                    "field_kV_per_cm": e,
+                    "tau_pol_s": tau_pol,
+                    "tau_rec_s": pop.tau_rec_s[i],
+                    "switching_efficiency": float(switching_efficiency(pop.se_at_130[i], e)),
+                    "switching_efficiency_end_of_on": float(np.mean(se_end[i, cycle_fields == e])),
+                    "velocity_nm_per_s": pop.size_nm[i] / tau_pol,
+                    "mobility_cm2_per_Vs": pop.mobility_cm2_per_Vs[i],
+                    "tau_pol_fast_s": c[0] * tau_pol,
+                    "tau_pol_slow_s": c[1] * tau_pol,
+                    "tau_rec_fast_s": c[0] * pop.tau_rec_s[i],
+                    "tau_rec_slow_s": c[1] * pop.tau_rec_s[i],
+                }
+            )
 
     slope = None
     if n >= 2 and np.ptp(pop.size_nm) > 0:
@@ -589,8 +762,10 @@ def ground_truth(params: ImagingSimParams, population: SimulatedPopulation, *, s
         slope = float(np.polyfit(pop.size_nm, tau_hi, 1)[0])
 
     b = pop.blinks
-    blinks = [{"particle_id": int(p), "start_s": s, "end_s": e, "factor": f}
-              for p, s, e, f in zip(b["particle_index"], b["start_s"], b["end_s"], b["factor"])]
+    blinks = [
+        {"particle_id": int(p), "start_s": s, "end_s": e, "factor": f}
+        for p, s, e, f in zip(b["particle_index"], b["start_s"], b["end_s"], b["factor"])
+    ]
 
     truth = {
         "schema": 1,
@@ -617,8 +792,8 @@ def ground_truth(params: ImagingSimParams, population: SimulatedPopulation, *, s
         "exposure_s": params.exposure_s,
         "first_frame_time_s": params.first_frame_time_s,
         "frame_time_convention": "frame k is the PL averaged over the exposure "
-                                 "[first_frame_time_s + k * frame_interval_s, + exposure_s] on the DAQ clock; "
-                                 "its camera TTL rises at the start of the exposure",
+        "[first_frame_time_s + k * frame_interval_s, + exposure_s] on the DAQ clock; "
+        "its camera TTL rises at the start of the exposure",
         "n_ttl_pulses": params.n_ttl_pulses,
         "extra_ttl_pulses": params.n_ttl_pulses - params.n_frames,
         "daq_rate_hz": params.daq_rate_hz,
@@ -626,19 +801,29 @@ def ground_truth(params: ImagingSimParams, population: SimulatedPopulation, *, s
         "fg_volts_per_kV_per_cm": params.volts_per_kV_per_cm,
         "switch_times_s": switch_times,
         "switch_fields_kV_per_cm": cycle_fields,
-        "biexponential": {"fast_fraction": a[0], "slow_fraction": a[1], "fast_ratio": c[0], "slow_ratio": c[1]},
+        "biexponential": {
+            "fast_fraction": a[0],
+            "slow_fraction": a[1],
+            "fast_ratio": c[0],
+            "slow_ratio": c[1],
+        },
         "particles": particles,
         "kinetics": kinetics,
         "drift_px": pop.drift_px,
         "drift_max_px": float(np.hypot(*pop.drift_px.T).max()) if pop.drift_px.size else 0.0,
         "blinks": blinks,
         "bleach_rate_per_s": (-math.log1p(-params.bleach_per_min) / 60.0) if params.bleaching else 0.0,
-        "background": {"mean_photons_per_px": params.background_photons, "gradient_fraction": BACKGROUND_GRADIENT,
-                       "gradient_angle_rad": pop.background_angle_rad},
-        "camera": {"offset_adu": params.camera_offset_adu if params.camera_offset else 0.0,
-                   "gain_adu_per_photon": params.gain_adu_per_photon,
-                   "read_noise_adu": params.read_noise_adu if params.noise else 0.0,
-                   "shot_noise": bool(params.noise)},
+        "background": {
+            "mean_photons_per_px": params.background_photons,
+            "gradient_fraction": BACKGROUND_GRADIENT,
+            "gradient_angle_rad": pop.background_angle_rad,
+        },
+        "camera": {
+            "offset_adu": params.camera_offset_adu if params.camera_offset else 0.0,
+            "gain_adu_per_photon": params.gain_adu_per_photon,
+            "read_noise_adu": params.read_noise_adu if params.noise else 0.0,
+            "shot_noise": bool(params.noise),
+        },
     }
     if pop.role is not None:
         pairs = sorted({tuple(sorted((int(i), int(j)))) for i, j in enumerate(pop.partner) if j >= 0})
@@ -675,33 +860,54 @@ def _inside_fraction(pop: SimulatedPopulation, params: ImagingSimParams) -> np.n
 # writers
 # --------------------------------------------------------------------------
 
+
 def _part(path: Path) -> Path:
     return path.with_name(path.name + ".part")
 
 
-def _write_movie(path: Path, params: ImagingSimParams, population: SimulatedPopulation, photons: np.ndarray,
-                 rng: np.random.Generator, *, progress: bool) -> None:
+def _write_movie(
+    path: Path,
+    params: ImagingSimParams,
+    population: SimulatedPopulation,
+    photons: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    progress: bool,
+) -> None:
     import tifffile
     from tqdm import tqdm
 
     rows, cols = params.image_shape
     n_frames = params.n_frames
-    background = background_image(params.image_shape, params.background_photons,
-                                  angle_rad=population.background_angle_rad)
+    background = background_image(
+        params.image_shape, params.background_photons, angle_rad=population.background_angle_rad
+    )
     offset = params.camera_offset_adu if params.camera_offset else 0.0
     px_per_cm = 1e7 / params.pixel_size_nm
     bigtiff = n_frames * rows * cols * 2 > 2**32 - 2**26
     with tifffile.TiffWriter(path, bigtiff=bigtiff) as tif:
         for k in tqdm(range(n_frames), disable=not progress, desc="simulating frames", unit="frame"):
             img = expected_frame(k, population, params, photons, background=background)
-            frame = camera_counts(img, gain_adu_per_photon=params.gain_adu_per_photon, offset_adu=offset,
-                                  read_noise_adu=params.read_noise_adu, rng=rng if params.noise else None)
-            tif.write(frame, contiguous=True, photometric="minisblack", metadata={"axes": "TYX"},
-                      resolution=(px_per_cm, px_per_cm), resolutionunit="CENTIMETER")
+            frame = camera_counts(
+                img,
+                gain_adu_per_photon=params.gain_adu_per_photon,
+                offset_adu=offset,
+                read_noise_adu=params.read_noise_adu,
+                rng=rng if params.noise else None,
+            )
+            tif.write(
+                frame,
+                contiguous=True,
+                photometric="minisblack",
+                metadata={"axes": "TYX"},
+                resolution=(px_per_cm, px_per_cm),
+                resolutionunit="CENTIMETER",
+            )
 
 
-def _write_daq_csv(path: Path, signals: dict[str, np.ndarray], *, daq_rate_hz: float,
-                   chunk_rows: int = 1 << 16) -> None:
+def _write_daq_csv(
+    path: Path, signals: dict[str, np.ndarray], *, daq_rate_hz: float, chunk_rows: int = 1 << 16
+) -> None:
     decimals = max(3, int(math.ceil(math.log10(daq_rate_hz))) + 3)
     formats = {"time_s": f"%.{decimals}f", TTL_CHANNEL: "%.1f"}
     names = list(signals)
@@ -710,7 +916,7 @@ def _write_daq_csv(path: Path, signals: dict[str, np.ndarray], *, daq_rate_hz: f
     with open(path, "w", encoding="ascii", newline="") as fh:
         fh.write(",".join(names) + "\n")
         for i in range(0, n, chunk_rows):
-            cols = [signals[name][i:i + chunk_rows].tolist() for name in names]
+            cols = [signals[name][i : i + chunk_rows].tolist() for name in names]
             fh.write("".join(map(fmt.__mod__, zip(*cols))))
 
 
@@ -741,8 +947,13 @@ def experiment_toml(params: ImagingSimParams, *, seed: int) -> str:
     )
 
 
-def simulate_imaging_run(out_dir: str | os.PathLike, params: ImagingSimParams | None = None, *,
-                         seed: int = 0, progress: bool = False) -> dict[str, Any]:
+def simulate_imaging_run(
+    out_dir: str | os.PathLike,
+    params: ImagingSimParams | None = None,
+    *,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Write a simulated run folder and return its ground truth.
 
     Writes ``movie.tif`` (uint16 TIFF stack, axes TYX, written frame by
@@ -785,7 +996,9 @@ def simulate_imaging_run(out_dir: str | os.PathLike, params: ImagingSimParams | 
     out.mkdir(parents=True, exist_ok=True)
     targets = {name: out / name for name in (MOVIE_FILE, DAQ_FILE, GROUND_TRUTH_FILE, EXPERIMENT_FILE)}
     try:
-        _write_movie(_part(targets[MOVIE_FILE]), params, population, photons, rng["camera"], progress=progress)
+        _write_movie(
+            _part(targets[MOVIE_FILE]), params, population, photons, rng["camera"], progress=progress
+        )
         _write_daq_csv(_part(targets[DAQ_FILE]), signals, daq_rate_hz=params.daq_rate_hz)
         with open(_part(targets[GROUND_TRUTH_FILE]), "w", encoding="utf-8") as fh:
             json.dump(truth, fh, indent=1, allow_nan=False)
@@ -796,6 +1009,12 @@ def simulate_imaging_run(out_dir: str | os.PathLike, params: ImagingSimParams | 
     finally:
         for path in targets.values():
             _part(path).unlink(missing_ok=True)
-    logger.info("simulated run %s: %d particles, %d frames, %d DAQ samples in %.1f s", out,
-                population.n_particles, params.n_frames, signals["time_s"].size, time.perf_counter() - t0)
+    logger.info(
+        "simulated run %s: %d particles, %d frames, %d DAQ samples in %.1f s",
+        out,
+        population.n_particles,
+        params.n_frames,
+        signals["time_s"].size,
+        time.perf_counter() - t0,
+    )
     return truth

@@ -26,7 +26,7 @@ Time is on the DAQ clock, in seconds. An ON interval is half-open:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -37,8 +37,9 @@ _NM_TO_CM = 1e-7
 _KV_TO_V = 1e3
 
 
-def switch_schedule(fields_kV_per_cm, *, cycles_per_level: int, period_s: float, duty: float,
-                    first_on_s: float) -> tuple[np.ndarray, np.ndarray]:
+def switch_schedule(
+    fields_kV_per_cm, *, cycles_per_level: int, period_s: float, duty: float, first_on_s: float
+) -> tuple[np.ndarray, np.ndarray]:
     """ON intervals of a stepped square-wave field.
 
     Parameters
@@ -138,8 +139,9 @@ def polarization_time_s(size_nm, mobility_cm2_per_Vs, field_kV_per_cm) -> np.nda
         130 kV/cm give 3.0 s.
     """
     size_cm = np.asarray(size_nm, dtype=float) * _NM_TO_CM
-    velocity_cm_per_s = (np.asarray(mobility_cm2_per_Vs, dtype=float)
-                         * np.asarray(field_kV_per_cm, dtype=float) * _KV_TO_V)
+    velocity_cm_per_s = (
+        np.asarray(mobility_cm2_per_Vs, dtype=float) * np.asarray(field_kV_per_cm, dtype=float) * _KV_TO_V
+    )
     return size_cm / velocity_cm_per_s
 
 
@@ -148,8 +150,11 @@ def switching_efficiency(se_at_130, field_kV_per_cm) -> np.ndarray:
 
     ``SE = 1 - PL_quenched / PL_bright`` once the response has settled.
     """
-    return (np.asarray(se_at_130, dtype=float) * np.asarray(field_kV_per_cm, dtype=float)
-            / SE_REFERENCE_FIELD_KV_PER_CM)
+    return (
+        np.asarray(se_at_130, dtype=float)
+        * np.asarray(field_kV_per_cm, dtype=float)
+        / SE_REFERENCE_FIELD_KV_PER_CM
+    )
 
 
 def step_response(t_s, tau_s, *, fast_fraction: float, fast_ratio: float) -> np.ndarray:
@@ -175,8 +180,17 @@ def step_response(t_s, tau_s, *, fast_fraction: float, fast_ratio: float) -> np.
     return np.sum(a * np.exp(-t / (c * tau)), axis=-1)
 
 
-def _segment_constants(switch_times_s, cycle_fields_kV_per_cm, *, size_nm, mobility_cm2_per_Vs,
-                       tau_rec_s, se_at_130, fast_fraction, fast_ratio):
+def _segment_constants(
+    switch_times_s,
+    cycle_fields_kV_per_cm,
+    *,
+    size_nm,
+    mobility_cm2_per_Vs,
+    tau_rec_s,
+    se_at_130,
+    fast_fraction,
+    fast_ratio,
+):
     """Per-segment start times, targets, time constants and start states.
 
     Segment ``j`` runs from edge ``j`` to edge ``j + 1`` (the last one to
@@ -203,9 +217,9 @@ def _segment_constants(switch_times_s, cycle_fields_kV_per_cm, *, size_nm, mobil
     is_on = np.zeros(n_seg, dtype=bool)
     is_on[0::2] = True
     tau_on = polarization_time_s(size[:, None], mu[:, None], np.where(is_on, seg_field, 1.0)[None, :])
-    seg_tau = np.where(is_on[None, :], tau_on, trec[:, None])          # (n_p, n_seg)
+    seg_tau = np.where(is_on[None, :], tau_on, trec[:, None])  # (n_p, n_seg)
     target = np.where(is_on[None, :], switching_efficiency(se[:, None], seg_field[None, :]), 0.0)
-    tau = seg_tau[:, :, None] * c                                       # (n_p, n_seg, 2)
+    tau = seg_tau[:, :, None] * c  # (n_p, n_seg, 2)
 
     q_start = np.zeros((n_p, n_seg, 2))
     q = np.zeros((n_p, 2))
@@ -217,8 +231,18 @@ def _segment_constants(switch_times_s, cycle_fields_kV_per_cm, *, size_nm, mobil
     return edges, target, tau, q_start, a
 
 
-def quench_components(t_s, switch_times_s, cycle_fields_kV_per_cm, *, size_nm, mobility_cm2_per_Vs,
-                      tau_rec_s, se_at_130, fast_fraction: float, fast_ratio: float) -> np.ndarray:
+def quench_components(
+    t_s,
+    switch_times_s,
+    cycle_fields_kV_per_cm,
+    *,
+    size_nm,
+    mobility_cm2_per_Vs,
+    tau_rec_s,
+    se_at_130,
+    fast_fraction: float,
+    fast_ratio: float,
+) -> np.ndarray:
     """States ``q1, q2`` of the two sub-populations (not yet amplitude-weighted).
 
     Parameters are those of :func:`quench_state`.
@@ -229,23 +253,40 @@ def quench_components(t_s, switch_times_s, cycle_fields_kV_per_cm, *, size_nm, m
     """
     t = np.asarray(t_s, dtype=float).ravel()
     edges, target, tau, q_start, _ = _segment_constants(
-        switch_times_s, cycle_fields_kV_per_cm, size_nm=size_nm, mobility_cm2_per_Vs=mobility_cm2_per_Vs,
-        tau_rec_s=tau_rec_s, se_at_130=se_at_130, fast_fraction=fast_fraction, fast_ratio=fast_ratio)
+        switch_times_s,
+        cycle_fields_kV_per_cm,
+        size_nm=size_nm,
+        mobility_cm2_per_Vs=mobility_cm2_per_Vs,
+        tau_rec_s=tau_rec_s,
+        se_at_130=se_at_130,
+        fast_fraction=fast_fraction,
+        fast_ratio=fast_ratio,
+    )
     n_p = target.shape[0]
     if edges.size == 0:
         return np.zeros((n_p, t.size, 2))
     seg = np.searchsorted(edges, t, side="right") - 1
     before = seg < 0
     segc = np.clip(seg, 0, None)
-    dt = np.where(before, 0.0, t - edges[segc])                          # (n_t,)
-    tgt = target[:, segc, None]                                          # (n_p, n_t, 1)
+    dt = np.where(before, 0.0, t - edges[segc])  # (n_t,)
+    tgt = target[:, segc, None]  # (n_p, n_t, 1)
     q = tgt + (q_start[:, segc] - tgt) * np.exp(-dt[None, :, None] / tau[:, segc])
     q[:, before] = 0.0
     return q
 
 
-def quench_state(t_s, switch_times_s, cycle_fields_kV_per_cm, *, size_nm, mobility_cm2_per_Vs,
-                 tau_rec_s, se_at_130, fast_fraction: float, fast_ratio: float) -> np.ndarray:
+def quench_state(
+    t_s,
+    switch_times_s,
+    cycle_fields_kV_per_cm,
+    *,
+    size_nm,
+    mobility_cm2_per_Vs,
+    tau_rec_s,
+    se_at_130,
+    fast_fraction: float,
+    fast_ratio: float,
+) -> np.ndarray:
     """Quench state ``q(t)`` of each particle, evaluated exactly.
 
     Parameters
@@ -268,9 +309,17 @@ def quench_state(t_s, switch_times_s, cycle_fields_kV_per_cm, *, size_nm, mobili
         ``q = 1 - PL / PL_bright`` (without bleaching and blinking); 0 before
         the first ON edge.
     """
-    q = quench_components(t_s, switch_times_s, cycle_fields_kV_per_cm, size_nm=size_nm,
-                          mobility_cm2_per_Vs=mobility_cm2_per_Vs, tau_rec_s=tau_rec_s, se_at_130=se_at_130,
-                          fast_fraction=fast_fraction, fast_ratio=fast_ratio)
+    q = quench_components(
+        t_s,
+        switch_times_s,
+        cycle_fields_kV_per_cm,
+        size_nm=size_nm,
+        mobility_cm2_per_Vs=mobility_cm2_per_Vs,
+        tau_rec_s=tau_rec_s,
+        se_at_130=se_at_130,
+        fast_fraction=fast_fraction,
+        fast_ratio=fast_ratio,
+    )
     a, _ = biexponential_weights(fast_fraction, fast_ratio)
     return q @ a
 
@@ -304,14 +353,24 @@ def blink_factor(t_s, n_particles: int, *, particle_index, start_s, end_s, facto
     """
     t = np.asarray(t_s, dtype=float).ravel()
     out = np.ones((int(n_particles), t.size))
-    for p, s, e, f in zip(np.asarray(particle_index, dtype=int), np.asarray(start_s, dtype=float),
-                          np.asarray(end_s, dtype=float), np.asarray(factor, dtype=float)):
+    for p, s, e, f in zip(
+        np.asarray(particle_index, dtype=int),
+        np.asarray(start_s, dtype=float),
+        np.asarray(end_s, dtype=float),
+        np.asarray(factor, dtype=float),
+    ):
         out[p, (t >= s) & (t < e)] *= f
     return out
 
 
-def exposure_average(func: Callable[[np.ndarray], np.ndarray], frame_start_s, *, exposure_s: float,
-                     n_sub: int, chunk_samples: int = 1 << 18) -> np.ndarray:
+def exposure_average(
+    func: Callable[[np.ndarray], np.ndarray],
+    frame_start_s,
+    *,
+    exposure_s: float,
+    n_sub: int,
+    chunk_samples: int = 1 << 18,
+) -> np.ndarray:
     """Average of a time function over each camera exposure.
 
     Midpoint rule with ``n_sub`` samples per exposure window
@@ -339,7 +398,7 @@ def exposure_average(func: Callable[[np.ndarray], np.ndarray], frame_start_s, *,
     per_chunk = max(chunk_samples // n_sub, 1)
     parts = []
     for i in range(0, starts.size, per_chunk):
-        block = starts[i:i + per_chunk]
+        block = starts[i : i + per_chunk]
         v = np.asarray(func((block[:, None] + offsets[None, :]).ravel()), dtype=float)
         parts.append(v.reshape(v.shape[0], block.size, n_sub).mean(axis=-1))
     if not parts:

@@ -20,9 +20,16 @@ BACKGROUND_GRADIENT = 0.20
 ADU_MAX = 65535
 
 
-def place_particles(side_px, shape: tuple[int, int], *, rng: np.random.Generator,
-                    clearance_px: float = 12.0, border_px: float = 14.0,
-                    max_tries: int = 2000, max_restarts: int = 20) -> tuple[np.ndarray, np.ndarray]:
+def place_particles(
+    side_px,
+    shape: tuple[int, int],
+    *,
+    rng: np.random.Generator,
+    clearance_px: float = 12.0,
+    border_px: float = 14.0,
+    max_tries: int = 2000,
+    max_restarts: int = 20,
+) -> tuple[np.ndarray, np.ndarray]:
     """Random positions of square particles that neither touch nor crowd.
 
     Rejection sampling: every particle keeps at least ``clearance_px`` between
@@ -61,9 +68,11 @@ def place_particles(side_px, shape: tuple[int, int], *, rng: np.random.Generator
     lo_y = -0.5 + border_px + sides / 2
     hi_y = rows - 0.5 - border_px - sides / 2
     if n and (np.any(hi_x < lo_x) or np.any(hi_y < lo_y)):
-        raise ValueError(f"a {sides.max():.1f} px particle does not fit in a {rows}x{cols} image "
-                         f"with {border_px:g} px from the border")
-    order = np.argsort(-sides, kind="stable")       # largest first packs best
+        raise ValueError(
+            f"a {sides.max():.1f} px particle does not fit in a {rows}x{cols} image "
+            f"with {border_px:g} px from the border"
+        )
+    order = np.argsort(-sides, kind="stable")  # largest first packs best
     batch = 64
     for _ in range(max_restarts):
         x = np.full(n, np.nan)
@@ -88,13 +97,16 @@ def place_particles(side_px, shape: tuple[int, int], *, rng: np.random.Generator
                 break
         if len(placed) == n:
             return x, y
-    raise ValueError(f"cannot place {n} particles of up to {sides.max():.1f} px in a {rows}x{cols} image "
-                     f"with {clearance_px:g} px clearance and {border_px:g} px border; "
-                     "use fewer or smaller particles or a larger image")
+    raise ValueError(
+        f"cannot place {n} particles of up to {sides.max():.1f} px in a {rows}x{cols} image "
+        f"with {clearance_px:g} px clearance and {border_px:g} px border; "
+        "use fewer or smaller particles or a larger image"
+    )
 
 
-def render_particles(shape: tuple[int, int], x_px, y_px, side_px, photons, *, sigma_px: float,
-                     out: np.ndarray | None = None) -> np.ndarray:
+def render_particles(
+    shape: tuple[int, int], x_px, y_px, side_px, photons, *, sigma_px: float, out: np.ndarray | None = None
+) -> np.ndarray:
     """Expected photon image of blurred, pixel-integrated square particles.
 
     Same model as :func:`plscope.tracking.models.blurred_square`, evaluated
@@ -117,8 +129,9 @@ def render_particles(shape: tuple[int, int], x_px, y_px, side_px, photons, *, si
     return render_squares(shape, x_px, y_px, side_px, photons, sigma_px, window_sigmas=ROI_SIGMAS, out=out)
 
 
-def background_image(shape: tuple[int, int], mean_photons: float, *, angle_rad: float,
-                     gradient: float = BACKGROUND_GRADIENT) -> np.ndarray:
+def background_image(
+    shape: tuple[int, int], mean_photons: float, *, angle_rad: float, gradient: float = BACKGROUND_GRADIENT
+) -> np.ndarray:
     """Background photons per pixel with a linear illumination gradient.
 
     Parameters
@@ -143,8 +156,14 @@ def background_image(shape: tuple[int, int], mean_photons: float, *, angle_rad: 
     return mean_photons * (1.0 + gradient * g)
 
 
-def camera_counts(photons: np.ndarray, *, gain_adu_per_photon: float, offset_adu: float,
-                  read_noise_adu: float, rng: np.random.Generator | None) -> np.ndarray:
+def camera_counts(
+    photons: np.ndarray,
+    *,
+    gain_adu_per_photon: float,
+    offset_adu: float,
+    read_noise_adu: float,
+    rng: np.random.Generator | None,
+) -> np.ndarray:
     """Camera image in ADU from expected photons per pixel.
 
     ``Poisson(photons) * gain + offset + Normal(0, read_noise)``, rounded and
@@ -188,9 +207,17 @@ def drift_path(n_frames: int, *, max_px: float, rng: np.random.Generator, n_mode
     return path * (max_px / peak) if peak > 0 else path
 
 
-def blink_events(n_particles: int, t_start_s: float, t_end_s: float, *, rate_per_s: float,
-                 rng: np.random.Generator, mean_duration_s: float = 1.0, min_duration_s: float = 0.2,
-                 factor_range: tuple[float, float] = (0.3, 0.7)) -> dict[str, np.ndarray]:
+def blink_events(
+    n_particles: int,
+    t_start_s: float,
+    t_end_s: float,
+    *,
+    rate_per_s: float,
+    rng: np.random.Generator,
+    mean_duration_s: float = 1.0,
+    min_duration_s: float = 0.2,
+    factor_range: tuple[float, float] = (0.3, 0.7),
+) -> dict[str, np.ndarray]:
     """Random, non-overlapping blinks of each particle.
 
     Blink starts follow a Poisson process of rate ``rate_per_s`` (counted
@@ -213,20 +240,35 @@ def blink_events(n_particles: int, t_start_s: float, t_end_s: float, *, rate_per
                 rows.append((p, t, t + dur, rng.uniform(*factor_range)))
                 t += dur + rng.exponential(1.0 / rate_per_s)
     arr = np.array(rows, dtype=float).reshape(-1, 4)
-    return {"particle_index": arr[:, 0].astype(int), "start_s": arr[:, 1], "end_s": arr[:, 2],
-            "factor": arr[:, 3]}
+    return {
+        "particle_index": arr[:, 0].astype(int),
+        "start_s": arr[:, 1],
+        "end_s": arr[:, 2],
+        "factor": arr[:, 3],
+    }
 
 
-def _edge_gaps(x: float, y: float, side: float, xs: np.ndarray, ys: np.ndarray, sides: np.ndarray) -> np.ndarray:
+def _edge_gaps(
+    x: float, y: float, side: float, xs: np.ndarray, ys: np.ndarray, sides: np.ndarray
+) -> np.ndarray:
     """Edge-to-edge gaps (Chebyshev, pixels) between one square and others."""
     half = (side + sides) / 2
     return np.maximum(np.abs(x - xs) - half, np.abs(y - ys) - half)
 
 
-def place_touching_partners(x_px, y_px, side_px, partner_side_px, shape: tuple[int, int], *,
-                            rng: np.random.Generator, gap_range_px: tuple[float, float] = (1.0, 3.0),
-                            clearance_px: float = 12.0, border_px: float = 2.0,
-                            max_tries: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def place_touching_partners(
+    x_px,
+    y_px,
+    side_px,
+    partner_side_px,
+    shape: tuple[int, int],
+    *,
+    rng: np.random.Generator,
+    gap_range_px: tuple[float, float] = (1.0, 3.0),
+    clearance_px: float = 12.0,
+    border_px: float = 2.0,
+    max_tries: int = 200,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Positions of particles that each touch one existing particle.
 
     Partner ``k`` is put beside a base particle (left, right, above or below,
@@ -276,8 +318,10 @@ def place_touching_partners(x_px, y_px, side_px, partner_side_px, shape: tuple[i
                 reach = (ss[b] + s) / 2 + gap
                 dx, dy = ((reach, along), (-reach, along), (along, reach), (along, -reach))[direction]
                 x, y = xs[b] + dx, ys[b] + dy
-                if not (-0.5 + border_px + s / 2 <= x <= cols - 0.5 - border_px - s / 2
-                        and -0.5 + border_px + s / 2 <= y <= rows - 0.5 - border_px - s / 2):
+                if not (
+                    -0.5 + border_px + s / 2 <= x <= cols - 0.5 - border_px - s / 2
+                    and -0.5 + border_px + s / 2 <= y <= rows - 0.5 - border_px - s / 2
+                ):
                     continue
                 gaps = _edge_gaps(x, y, s, xs, ys, ss)
                 gaps[b] = np.inf
@@ -289,14 +333,24 @@ def place_touching_partners(x_px, y_px, side_px, partner_side_px, shape: tuple[i
                     placed = True
                     break
         if not placed:
-            raise ValueError(f"cannot place {partners.size} touching partner(s) in a {rows}x{cols} image "
-                             f"with {clearance_px:g} px clearance; use fewer pairs or a larger image")
+            raise ValueError(
+                f"cannot place {partners.size} touching partner(s) in a {rows}x{cols} image "
+                f"with {clearance_px:g} px clearance; use fewer pairs or a larger image"
+            )
     return np.asarray(out_base, int), np.asarray(out_x, float), np.asarray(out_y, float)
 
 
-def place_border_particles(x_px, y_px, side_px, border_side_px, shape: tuple[int, int], *,
-                           rng: np.random.Generator, clearance_px: float = 12.0,
-                           max_tries: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+def place_border_particles(
+    x_px,
+    y_px,
+    side_px,
+    border_side_px,
+    shape: tuple[int, int],
+    *,
+    rng: np.random.Generator,
+    clearance_px: float = 12.0,
+    max_tries: int = 2000,
+) -> tuple[np.ndarray, np.ndarray]:
     """Positions of particles cut by the image border.
 
     Each particle's centre lies on a random edge of the image such that
@@ -332,11 +386,11 @@ def place_border_particles(x_px, y_px, side_px, border_side_px, shape: tuple[int
     for s in np.asarray(border_side_px, float).ravel():
         for _ in range(max_tries):
             edge = int(rng.integers(4))
-            depth = rng.uniform(0.0, s / 2)          # centre inside the image by this much
-            if edge in (0, 1):                        # left / right edge, along y
+            depth = rng.uniform(0.0, s / 2)  # centre inside the image by this much
+            if edge in (0, 1):  # left / right edge, along y
                 x = -0.5 + depth if edge == 0 else cols - 0.5 - depth
                 y = rng.uniform(-0.5 + s / 2, rows - 0.5 - s / 2)
-            else:                                     # top / bottom edge, along x
+            else:  # top / bottom edge, along x
                 y = -0.5 + depth if edge == 2 else rows - 0.5 - depth
                 x = rng.uniform(-0.5 + s / 2, cols - 0.5 - s / 2)
             if xs.size == 0 or np.all(_edge_gaps(x, y, s, xs, ys, ss) >= clearance_px):
@@ -345,6 +399,8 @@ def place_border_particles(x_px, y_px, side_px, border_side_px, shape: tuple[int
                 xs, ys, ss = np.append(xs, x), np.append(ys, y), np.append(ss, s)
                 break
         else:
-            raise ValueError(f"cannot place a {s:.1f} px particle at the border of a {rows}x{cols} image "
-                             f"with {clearance_px:g} px clearance")
+            raise ValueError(
+                f"cannot place a {s:.1f} px particle at the border of a {rows}x{cols} image "
+                f"with {clearance_px:g} px clearance"
+            )
     return np.asarray(out_x, float), np.asarray(out_y, float)

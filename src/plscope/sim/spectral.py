@@ -43,14 +43,18 @@ from typing import Any, Literal
 import numpy as np
 
 from .._json import jsonable
-from .timing import (DAQ_TAIL_S, TTL_CHANNEL, TTL_HIGH_V, VOLTAGE_CHANNEL, RunTimingMixin,  # noqa: F401
-                     daq_base_signals)  # noqa: F401  (DAQ_TAIL_S kept importable here)
 from ..errors import PlscopeError
 from .kinetics import (
     SE_REFERENCE_FIELD_KV_PER_CM,
     bleach_factor,
     polarization_time_s,
     quench_state,
+)
+from .timing import (
+    TTL_CHANNEL,
+    VOLTAGE_CHANNEL,
+    RunTimingMixin,
+    daq_base_signals,
 )
 
 logger = logging.getLogger(__name__)
@@ -70,15 +74,51 @@ __all__ = [
 
 #: Ne I lines (nm, air) and relative intensities, 470-600 nm, from the NIST Atomic Spectra Database
 NEON_LINES_NM: tuple[tuple[float, float], ...] = (
-    (470.4395, 150), (470.8859, 120), (471.0065, 100), (471.2063, 150), (471.5344, 150), (475.2732, 50),
-    (478.8926, 100), (479.0220, 50), (482.7338, 100), (488.4917, 100), (500.5159, 50), (503.7751, 50),
-    (514.4938, 50), (533.0778, 60), (534.1094, 100), (534.3283, 60), (540.0562, 200), (556.2766, 50),
-    (565.6659, 50), (571.9225, 50), (574.8298, 50), (576.4419, 70), (580.4450, 50), (582.0156, 50),
-    (585.2488, 200), (587.2828, 50), (588.1895, 100), (590.2462, 5), (590.6429, 5), (594.4834, 50),
-    (596.5471, 50), (597.4627, 50), (597.5534, 60), (598.7907, 15),
+    (470.4395, 150),
+    (470.8859, 120),
+    (471.0065, 100),
+    (471.2063, 150),
+    (471.5344, 150),
+    (475.2732, 50),
+    (478.8926, 100),
+    (479.0220, 50),
+    (482.7338, 100),
+    (488.4917, 100),
+    (500.5159, 50),
+    (503.7751, 50),
+    (514.4938, 50),
+    (533.0778, 60),
+    (534.1094, 100),
+    (534.3283, 60),
+    (540.0562, 200),
+    (556.2766, 50),
+    (565.6659, 50),
+    (571.9225, 50),
+    (574.8298, 50),
+    (576.4419, 70),
+    (580.4450, 50),
+    (582.0156, 50),
+    (585.2488, 200),
+    (587.2828, 50),
+    (588.1895, 100),
+    (590.2462, 5),
+    (590.6429, 5),
+    (594.4834, 50),
+    (596.5471, 50),
+    (597.4627, 50),
+    (597.5534, 60),
+    (598.7907, 15),
 )
 #: boolean nuisance switches of :class:`SpectralSimParams`
-SPECTRAL_NUISANCES = ("noise", "camera_offset", "drift", "bleaching", "voltage_noise", "daq_lead", "extra_ttl")
+SPECTRAL_NUISANCES = (
+    "noise",
+    "camera_offset",
+    "drift",
+    "bleaching",
+    "voltage_noise",
+    "daq_lead",
+    "extra_ttl",
+)
 SPECTRA_FILE = "spectra.tif"
 LAMP_FILE = "lamp.csv"
 DAQ_FILE = "daq.csv"
@@ -104,23 +144,23 @@ class SpectralSimParams(RunTimingMixin):
     """
 
     n_particles: int = 2
-    n_rows: int = 48                                         # slit rows
-    n_pixels: int = 512                                      # wavelength pixels (columns)
-    dispersion_nm: tuple[float, ...] = (485.0, 0.215, -4.0e-5, 2.0e-9)   # lambda(px) = c0 + c1 px + ...
-    peak_range_nm: tuple[float, float] = (528.0, 536.0)      # unshifted PL peak, uniform per particle
-    fwhm_range_nm: tuple[float, float] = (18.0, 24.0)        # Lorentzian FWHM, uniform per particle
-    shift_slope_nm_per_kV_per_cm: float = -0.86 / 130.0      # population mean (paper: -0.86 nm at 130 kV/cm)
-    shift_slope_spread: float = 0.10                         # relative sd per particle
-    peak_photons: float = 400.0                              # photons per pixel at the peak, whole stripe, per frame
-    brightness_spread: float = 0.2                           # relative, uniform +-
-    stripe_sigma_rows: float = 1.2                           # particle image along the slit (Gaussian sd)
-    background_photons: float = 5.0                          # per pixel per frame
-    size_range_nm: tuple[float, float] = (300.0, 600.0)      # sets tau_pol = L / (mu E)
+    n_rows: int = 48  # slit rows
+    n_pixels: int = 512  # wavelength pixels (columns)
+    dispersion_nm: tuple[float, ...] = (485.0, 0.215, -4.0e-5, 2.0e-9)  # lambda(px) = c0 + c1 px + ...
+    peak_range_nm: tuple[float, float] = (528.0, 536.0)  # unshifted PL peak, uniform per particle
+    fwhm_range_nm: tuple[float, float] = (18.0, 24.0)  # Lorentzian FWHM, uniform per particle
+    shift_slope_nm_per_kV_per_cm: float = -0.86 / 130.0  # population mean (paper: -0.86 nm at 130 kV/cm)
+    shift_slope_spread: float = 0.10  # relative sd per particle
+    peak_photons: float = 400.0  # photons per pixel at the peak, whole stripe, per frame
+    brightness_spread: float = 0.2  # relative, uniform +-
+    stripe_sigma_rows: float = 1.2  # particle image along the slit (Gaussian sd)
+    background_photons: float = 5.0  # per pixel per frame
+    size_range_nm: tuple[float, float] = (300.0, 600.0)  # sets tau_pol = L / (mu E)
     mobility_cm2_per_Vs: float = 2.56e-10
     tau_rec_s_per_um: float = 3.0
     fast_fraction: float = 0.6
     fast_ratio: float = 0.6
-    se_at_130: tuple[float, float] = (0.3, 0.5)              # PL quenching at 130 kV/cm, uniform per particle
+    se_at_130: tuple[float, float] = (0.3, 0.5)  # PL quenching at 130 kV/cm, uniform per particle
     fields_kV_per_cm: tuple[float, ...] = (70.0, 100.0, 130.0)
     cycles_per_level: int = 3
     period_s: float = 30.0
@@ -128,12 +168,12 @@ class SpectralSimParams(RunTimingMixin):
     lead_in_s: float = 10.0
     frame_rate_hz: float = 5.0
     exposure_s: float = 0.15
-    drift_nm: float = 0.3                                    # slow linear peak drift over the run
+    drift_nm: float = 0.3  # slow linear peak drift over the run
     bleach_per_min: float = 0.02
     camera_offset_adu: float = 100.0
     gain_adu_per_photon: float = 1.0
     read_noise_adu: float = 2.0
-    lamp_counts_per_unit: float = 400.0                      # lamp peak counts per unit of NIST relative intensity
+    lamp_counts_per_unit: float = 400.0  # lamp peak counts per unit of NIST relative intensity
     lamp_fwhm_px: float = 2.5
     lamp_dark_counts: float = 500.0
     calibration: Literal["lamp", "coefficients"] = "lamp"
@@ -155,9 +195,14 @@ class SpectralSimParams(RunTimingMixin):
 
     def __post_init__(self) -> None:
         problems: list[str] = []
-        for name, kind, length in (("dispersion_nm", float, None), ("peak_range_nm", float, 2),
-                                   ("fwhm_range_nm", float, 2), ("size_range_nm", float, 2),
-                                   ("se_at_130", float, 2), ("fields_kV_per_cm", float, None)):
+        for name, kind, length in (
+            ("dispersion_nm", float, None),
+            ("peak_range_nm", float, 2),
+            ("fwhm_range_nm", float, 2),
+            ("size_range_nm", float, 2),
+            ("se_at_130", float, 2),
+            ("fields_kV_per_cm", float, None),
+        ):
             value = getattr(self, name)
             try:
                 seq = tuple(kind(v) for v in value)
@@ -184,49 +229,97 @@ class SpectralSimParams(RunTimingMixin):
             v = getattr(self, f.name)
             if f.name in SPECTRAL_NUISANCES or f.name == "calibration" or isinstance(v, tuple):
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float, np.integer, np.floating))
+                or not math.isfinite(v)
+            ):
                 problems.append(f"'{f.name}' must be a finite number, got {v!r}")
         if problems:
             raise SpectralSimError("invalid spectral simulation parameters: " + "; ".join(problems))
         for name in ("n_particles", "n_rows", "n_pixels", "cycles_per_level", "extra_ttl_pulses"):
             v = getattr(self, name)
-            check(float(v).is_integer() and v >= (0 if name == "extra_ttl_pulses" else 1),
-                  f"'{name}' must be a positive integer, got {v!r}")
-        for name in ("peak_photons", "stripe_sigma_rows", "mobility_cm2_per_Vs", "tau_rec_s_per_um", "period_s",
-                     "frame_rate_hz", "exposure_s", "gain_adu_per_photon", "lamp_counts_per_unit", "lamp_fwhm_px",
-                     "daq_rate_hz", "amplifier_gain", "electrode_gap_um", "temperature_K"):
+            check(
+                float(v).is_integer() and v >= (0 if name == "extra_ttl_pulses" else 1),
+                f"'{name}' must be a positive integer, got {v!r}",
+            )
+        for name in (
+            "peak_photons",
+            "stripe_sigma_rows",
+            "mobility_cm2_per_Vs",
+            "tau_rec_s_per_um",
+            "period_s",
+            "frame_rate_hz",
+            "exposure_s",
+            "gain_adu_per_photon",
+            "lamp_counts_per_unit",
+            "lamp_fwhm_px",
+            "daq_rate_hz",
+            "amplifier_gain",
+            "electrode_gap_um",
+            "temperature_K",
+        ):
             check(getattr(self, name) > 0, f"'{name}' must be > 0, got {getattr(self, name)!r}")
-        for name in ("shift_slope_spread", "background_photons", "lead_in_s", "bleach_per_min", "camera_offset_adu",
-                     "read_noise_adu", "lamp_dark_counts", "daq_lead_s", "voltage_noise_V"):
+        for name in (
+            "shift_slope_spread",
+            "background_photons",
+            "lead_in_s",
+            "bleach_per_min",
+            "camera_offset_adu",
+            "read_noise_adu",
+            "lamp_dark_counts",
+            "daq_lead_s",
+            "voltage_noise_V",
+        ):
             check(getattr(self, name) >= 0, f"'{name}' must be >= 0, got {getattr(self, name)!r}")
-        check(0 <= self.brightness_spread < 1, f"'brightness_spread' must be in [0, 1), got {self.brightness_spread!r}")
+        check(
+            0 <= self.brightness_spread < 1,
+            f"'brightness_spread' must be in [0, 1), got {self.brightness_spread!r}",
+        )
         check(0 < self.duty < 1, f"'duty' must be in (0, 1), got {self.duty!r}")
-        check(0 < self.fast_fraction < 1 and 0 < self.fast_fraction * self.fast_ratio < 1,
-              f"'fast_fraction'/'fast_ratio' must give 0 < a1 < 1 and 0 < a1 c1 < 1, got "
-              f"{self.fast_fraction!r}, {self.fast_ratio!r}")
-        check(len(self.dispersion_nm) >= 2, f"'dispersion_nm' needs at least [c0, c1], got {self.dispersion_nm!r}")
-        check(len(self.fields_kV_per_cm) > 0 and all(e > 0 for e in self.fields_kV_per_cm),
-              f"'fields_kV_per_cm' must be a non-empty list of positive fields, got {self.fields_kV_per_cm!r}")
+        check(
+            0 < self.fast_fraction < 1 and 0 < self.fast_fraction * self.fast_ratio < 1,
+            f"'fast_fraction'/'fast_ratio' must give 0 < a1 < 1 and 0 < a1 c1 < 1, got "
+            f"{self.fast_fraction!r}, {self.fast_ratio!r}",
+        )
+        check(
+            len(self.dispersion_nm) >= 2,
+            f"'dispersion_nm' needs at least [c0, c1], got {self.dispersion_nm!r}",
+        )
+        check(
+            len(self.fields_kV_per_cm) > 0 and all(e > 0 for e in self.fields_kV_per_cm),
+            f"'fields_kV_per_cm' must be a non-empty list of positive fields, got {self.fields_kV_per_cm!r}",
+        )
         for name in ("peak_range_nm", "fwhm_range_nm", "size_range_nm", "se_at_130"):
             lo, hi = getattr(self, name)
-            check(0 <= lo <= hi and (name == "se_at_130" or lo > 0),
-                  f"'{name}' must satisfy 0 < min <= max, got {getattr(self, name)!r}")
+            check(
+                0 <= lo <= hi and (name == "se_at_130" or lo > 0),
+                f"'{name}' must satisfy 0 < min <= max, got {getattr(self, name)!r}",
+            )
         if self.se_at_130[1] * max(self.fields_kV_per_cm, default=0) / SE_REFERENCE_FIELD_KV_PER_CM >= 1:
-            problems.append(f"'se_at_130' max {self.se_at_130[1]!r} quenches the PL completely at "
-                            f"{max(self.fields_kV_per_cm):g} kV/cm")
-        check(self.n_rows >= 2 * _ROW_MARGIN + 10 * self.stripe_sigma_rows * (self.n_particles + 1),
-              f"'n_rows' {self.n_rows!r} is too small for {self.n_particles!r} well separated stripes of "
-              f"sigma {self.stripe_sigma_rows!r} rows (need {_ROW_MARGIN:g} rows at each end and "
-              "10 sigma between stripes)")
+            problems.append(
+                f"'se_at_130' max {self.se_at_130[1]!r} quenches the PL completely at "
+                f"{max(self.fields_kV_per_cm):g} kV/cm"
+            )
+        check(
+            self.n_rows >= 2 * _ROW_MARGIN + 10 * self.stripe_sigma_rows * (self.n_particles + 1),
+            f"'n_rows' {self.n_rows!r} is too small for {self.n_particles!r} well separated stripes of "
+            f"sigma {self.stripe_sigma_rows!r} rows (need {_ROW_MARGIN:g} rows at each end and "
+            "10 sigma between stripes)",
+        )
         check(self.n_pixels >= 32, f"'n_pixels' must be >= 32, got {self.n_pixels!r}")
         if problems:
             raise SpectralSimError("invalid spectral simulation parameters: " + "; ".join(problems))
         px = np.arange(int(self.n_pixels), dtype=float)
-        deriv = np.polynomial.polynomial.polyval(px, np.polynomial.polynomial.polyder(np.asarray(self.dispersion_nm)))
+        deriv = np.polynomial.polynomial.polyval(
+            px, np.polynomial.polynomial.polyder(np.asarray(self.dispersion_nm))
+        )
         check(bool(np.all(deriv > 0)), "'dispersion_nm' must increase with pixel over the detector")
         interval = 1.0 / self.frame_rate_hz
-        check((interval - self.exposure_s) * self.daq_rate_hz >= 1 and self.exposure_s * self.daq_rate_hz >= 1,
-              f"'exposure_s' {self.exposure_s!r} must leave at least one DAQ sample high and low per frame")
+        check(
+            (interval - self.exposure_s) * self.daq_rate_hz >= 1 and self.exposure_s * self.daq_rate_hz >= 1,
+            f"'exposure_s' {self.exposure_s!r} must leave at least one DAQ sample high and low per frame",
+        )
         if problems:
             raise SpectralSimError("invalid spectral simulation parameters: " + "; ".join(problems))
         lo, hi = self.wavelength_range_nm
@@ -234,7 +327,7 @@ class SpectralSimParams(RunTimingMixin):
         if problems:
             raise SpectralSimError("invalid spectral simulation parameters: " + "; ".join(problems))
 
-    def clean(self) -> "SpectralSimParams":
+    def clean(self) -> SpectralSimParams:
         """Copy with every nuisance switched off."""
         return dataclasses.replace(self, **{name: False for name in SPECTRAL_NUISANCES})
 
@@ -242,8 +335,9 @@ class SpectralSimParams(RunTimingMixin):
     @property
     def wavelength_nm(self) -> np.ndarray:
         """Wavelength of every detector column, shape (n_pixels,)."""
-        return np.polynomial.polynomial.polyval(np.arange(int(self.n_pixels), dtype=float),
-                                                np.asarray(self.dispersion_nm))
+        return np.polynomial.polynomial.polyval(
+            np.arange(int(self.n_pixels), dtype=float), np.asarray(self.dispersion_nm)
+        )
 
     @property
     def wavelength_range_nm(self) -> tuple[float, float]:
@@ -259,10 +353,10 @@ class SpectralSimParams(RunTimingMixin):
         return arr[keep]
 
 
-
 # --------------------------------------------------------------------------
 # pure model pieces
 # --------------------------------------------------------------------------
+
 
 def pixel_of_wavelength(wavelength_nm, dispersion_nm, *, n_pixels: int) -> np.ndarray:
     """Inverse of a monotonic dispersion polynomial (Newton iterations), fractional pixels."""
@@ -306,15 +400,20 @@ def lamp_spectrum(params: SpectralSimParams, *, rng: np.random.Generator | None)
     sigma = params.lamp_fwhm_px / (2.0 * math.sqrt(2.0 * math.log(2.0)))
     heights = params.lamp_counts_per_unit * lines[:, 1]
     expected = params.lamp_dark_counts + np.sum(
-        heights[:, None] * np.exp(-0.5 * ((px[None, :] - centres[:, None]) / sigma) ** 2), axis=0)
+        heights[:, None] * np.exp(-0.5 * ((px[None, :] - centres[:, None]) / sigma) ** 2), axis=0
+    )
     if rng is not None and params.noise:
         counts = rng.poisson(expected).astype(float) + rng.normal(0.0, params.read_noise_adu, px.size)
     else:
         counts = expected
     counts = np.clip(np.rint(counts), 0, ADU_MAX)
     saturated = [float(w) for w, c in zip(lines[:, 0], centres) if counts[int(round(c))] >= ADU_MAX]
-    return counts, {"lines_nm": lines[:, 0].tolist(), "relative_intensity": lines[:, 1].tolist(),
-                    "pixels": centres.tolist(), "saturated_nm": saturated}
+    return counts, {
+        "lines_nm": lines[:, 0].tolist(),
+        "relative_intensity": lines[:, 1].tolist(),
+        "pixels": centres.tolist(),
+        "saturated_nm": saturated,
+    }
 
 
 def _lorentz(x: np.ndarray, c: np.ndarray, w: float) -> np.ndarray:
@@ -339,7 +438,10 @@ def _streams(seed: int) -> dict[str, np.random.Generator]:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise SpectralSimError(f"seed must be a non-negative integer, got {seed!r}")
     names = ("particles", "camera", "lamp", "voltage")
-    return {n: np.random.default_rng(s) for n, s in zip(names, np.random.SeedSequence(int(seed)).spawn(len(names)))}
+    return {
+        n: np.random.default_rng(s)
+        for n, s in zip(names, np.random.SeedSequence(int(seed)).spawn(len(names)))
+    }
 
 
 def _draw_population(params: SpectralSimParams, rng: np.random.Generator) -> _Population:
@@ -366,9 +468,17 @@ def _draw_population(params: SpectralSimParams, rng: np.random.Generator) -> _Po
 def _polarization(t_s: np.ndarray, params: SpectralSimParams, pop: _Population) -> np.ndarray:
     """Polarization state ``E_eff / 130`` of each particle, shape (n_p, n_t)."""
     switch, fields = params.schedule()
-    return quench_state(t_s, switch, fields, size_nm=pop.size_nm, mobility_cm2_per_Vs=pop.mobility,
-                        tau_rec_s=pop.tau_rec_s, se_at_130=np.ones_like(pop.size_nm),
-                        fast_fraction=params.fast_fraction, fast_ratio=params.fast_ratio)
+    return quench_state(
+        t_s,
+        switch,
+        fields,
+        size_nm=pop.size_nm,
+        mobility_cm2_per_Vs=pop.mobility,
+        tau_rec_s=pop.tau_rec_s,
+        se_at_130=np.ones_like(pop.size_nm),
+        fast_fraction=params.fast_fraction,
+        fast_ratio=params.fast_ratio,
+    )
 
 
 def _drift_nm(t_s: np.ndarray, params: SpectralSimParams) -> np.ndarray:
@@ -379,8 +489,9 @@ def _drift_nm(t_s: np.ndarray, params: SpectralSimParams) -> np.ndarray:
     return params.drift_nm * np.clip((t_s - t0) / duration, 0.0, None)
 
 
-def _frame_spectra(params: SpectralSimParams, pop: _Population, k0: int, k1: int
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _frame_spectra(
+    params: SpectralSimParams, pop: _Population, k0: int, k1: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expected photons per stripe and pixel of frames k0:k1, exposure-averaged.
 
     Returns
@@ -391,18 +502,19 @@ def _frame_spectra(params: SpectralSimParams, pop: _Population, k0: int, k1: int
     starts = params.first_frame_time_s + np.arange(k0, k1) / params.frame_rate_hz
     offsets = (np.arange(N_SUB) + 0.5) / N_SUB * params.exposure_s
     t = (starts[:, None] + offsets[None, :]).ravel()
-    pol = _polarization(t, params, pop)                                     # (n_p, k*N)
+    pol = _polarization(t, params, pop)  # (n_p, k*N)
     e_eff = SE_REFERENCE_FIELD_KV_PER_CM * pol
     shift = pop.slope[:, None] * e_eff
     centre = pop.peak_nm[:, None] + _drift_nm(t, params)[None, :] + shift
-    bleach = bleach_factor(t, bleach_per_min=params.bleach_per_min if params.bleaching else 0.0,
-                           t0_s=params.first_frame_time_s)
+    bleach = bleach_factor(
+        t, bleach_per_min=params.bleach_per_min if params.bleaching else 0.0, t0_s=params.first_frame_time_s
+    )
     intensity = pop.peak_photons[:, None] * (1.0 - pop.se_at_130[:, None] * pol) * bleach[None, :]
     wl = params.wavelength_nm
     n_p, k = pop.row.size, k1 - k0
     spectra = np.empty((n_p, k, wl.size))
     for p in range(n_p):
-        lor = _lorentz(wl[None, :], centre[p][:, None], float(pop.fwhm_nm[p]))        # (k*N, px)
+        lor = _lorentz(wl[None, :], centre[p][:, None], float(pop.fwhm_nm[p]))  # (k*N, px)
         spectra[p] = (intensity[p][:, None] * lor).reshape(k, N_SUB, wl.size).mean(axis=1)
     w = intensity.reshape(n_p, k, N_SUB)
     peak = np.sum(w * centre.reshape(n_p, k, N_SUB), axis=2) / np.sum(w, axis=2)
@@ -410,8 +522,9 @@ def _frame_spectra(params: SpectralSimParams, pop: _Population, k0: int, k1: int
     return spectra, peak, shift_avg
 
 
-def spectral_daq_signals(params: SpectralSimParams, *, rng_voltage: np.random.Generator | None = None
-                         ) -> dict[str, np.ndarray]:
+def spectral_daq_signals(
+    params: SpectralSimParams, *, rng_voltage: np.random.Generator | None = None
+) -> dict[str, np.ndarray]:
     """DAQ channels from ``t = 0``: ``time_s``, ``camera_ttl``, ``fg_voltage``."""
     t, ttl, volts = daq_base_signals(params, rng_voltage=rng_voltage)
     return {"time_s": t, TTL_CHANNEL: ttl, VOLTAGE_CHANNEL: volts}
@@ -444,19 +557,21 @@ def spectral_experiment_toml(params: SpectralSimParams, *, seed: int) -> str:
         f"electrode_gap_um = {_toml_float(params.electrode_gap_um)}\n\n"
         "[spectra]\n"
         f'path = "{SPECTRA_FILE}"\n'
-        f'camera_ttl = "{TTL_CHANNEL}"\n'
-        + cal
+        f'camera_ttl = "{TTL_CHANNEL}"\n' + cal
     )
-
-
 
 
 def _part(path: Path) -> Path:
     return path.with_name(path.name + ".part")
 
 
-def simulate_spectral_run(out_dir: str | os.PathLike, params: SpectralSimParams | None = None, *,
-                          seed: int = 0, progress: bool = False) -> dict[str, Any]:
+def simulate_spectral_run(
+    out_dir: str | os.PathLike,
+    params: SpectralSimParams | None = None,
+    *,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Write a simulated spectral run folder and return its ground truth.
 
     Parameters
@@ -495,7 +610,7 @@ def simulate_spectral_run(out_dir: str | os.PathLike, params: SpectralSimParams 
     rng = _streams(seed)
     pop = _draw_population(params, rng["particles"])
     n_frames, n_rows, n_px = params.n_frames, int(params.n_rows), int(params.n_pixels)
-    profiles = np.stack([stripe_profile(n_rows, r, params.stripe_sigma_rows) for r in pop.row])   # (n_p, rows)
+    profiles = np.stack([stripe_profile(n_rows, r, params.stripe_sigma_rows) for r in pop.row])  # (n_p, rows)
     offset = params.camera_offset_adu if params.camera_offset else 0.0
     background = np.full((n_rows, n_px), params.background_photons)
     lamp_counts, lamp_info = lamp_spectrum(params, rng=rng["lamp"] if params.noise else None)
@@ -503,16 +618,19 @@ def simulate_spectral_run(out_dir: str | os.PathLike, params: SpectralSimParams 
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    names = [SPECTRA_FILE, DAQ_FILE, GROUND_TRUTH_FILE, EXPERIMENT_FILE] + ([LAMP_FILE] if params.calibration == "lamp"
-                                                                         else [])
+    names = [SPECTRA_FILE, DAQ_FILE, GROUND_TRUTH_FILE, EXPERIMENT_FILE] + (
+        [LAMP_FILE] if params.calibration == "lamp" else []
+    )
     targets = {name: out / name for name in names}
     peak_nm = np.empty((pop.row.size, n_frames))
     shift_nm = np.empty((pop.row.size, n_frames))
     block = 64
-    bigtiff = n_frames * n_rows * n_px * 2 > 2 ** 32 - 2 ** 26
+    bigtiff = n_frames * n_rows * n_px * 2 > 2**32 - 2**26
     try:
         with tifffile.TiffWriter(_part(targets[SPECTRA_FILE]), bigtiff=bigtiff) as tif:
-            for k0 in tqdm(range(0, n_frames, block), disable=not progress, desc="simulating spectra", unit="block"):
+            for k0 in tqdm(
+                range(0, n_frames, block), disable=not progress, desc="simulating spectra", unit="block"
+            ):
                 k1 = min(n_frames, k0 + block)
                 spectra, peak_nm[:, k0:k1], shift_nm[:, k0:k1] = _frame_spectra(params, pop, k0, k1)
                 photons = background[None] + np.einsum("pr,pkc->krc", profiles, spectra)
@@ -527,7 +645,11 @@ def simulate_spectral_run(out_dir: str | os.PathLike, params: SpectralSimParams 
                     tif.write(frame, contiguous=True, photometric="minisblack", metadata={"axes": "TYX"})
         with open(_part(targets[DAQ_FILE]), "w", encoding="ascii", newline="") as fh:
             fh.write(f"time_s,{TTL_CHANNEL},{VOLTAGE_CHANNEL}\n")
-            cols = [signals["time_s"].tolist(), signals[TTL_CHANNEL].tolist(), signals[VOLTAGE_CHANNEL].tolist()]
+            cols = [
+                signals["time_s"].tolist(),
+                signals[TTL_CHANNEL].tolist(),
+                signals[VOLTAGE_CHANNEL].tolist(),
+            ]
             fh.write("".join(f"{a:.6f},{b:.1f},{c:.6g}\n" for a, b, c in zip(*cols)))
         if params.calibration == "lamp":
             with open(_part(targets[LAMP_FILE]), "w", encoding="ascii", newline="") as fh:
@@ -537,32 +659,59 @@ def simulate_spectral_run(out_dir: str | os.PathLike, params: SpectralSimParams 
         with open(_part(targets[GROUND_TRUTH_FILE]), "w", encoding="utf-8") as fh:
             json.dump(truth, fh, indent=1, allow_nan=False)
             fh.write("\n")
-        _part(targets[EXPERIMENT_FILE]).write_text(spectral_experiment_toml(params, seed=seed), encoding="utf-8")
+        _part(targets[EXPERIMENT_FILE]).write_text(
+            spectral_experiment_toml(params, seed=seed), encoding="utf-8"
+        )
         for path in targets.values():
             os.replace(_part(path), path)
     finally:
         for path in targets.values():
             _part(path).unlink(missing_ok=True)
-    logger.info("simulated spectral run %s: %d particles, %d frames of %dx%d in %.1f s", out, pop.row.size,
-                n_frames, n_rows, n_px, time.perf_counter() - t0)
+    logger.info(
+        "simulated spectral run %s: %d particles, %d frames of %dx%d in %.1f s",
+        out,
+        pop.row.size,
+        n_frames,
+        n_rows,
+        n_px,
+        time.perf_counter() - t0,
+    )
     return truth
 
 
-def _ground_truth(params: SpectralSimParams, pop: _Population, lamp_info: dict, peak_nm: np.ndarray,
-                  shift_nm: np.ndarray, *, seed: int, version: str) -> dict[str, Any]:
+def _ground_truth(
+    params: SpectralSimParams,
+    pop: _Population,
+    lamp_info: dict,
+    peak_nm: np.ndarray,
+    shift_nm: np.ndarray,
+    *,
+    seed: int,
+    version: str,
+) -> dict[str, Any]:
     switch, fields = params.schedule()
     levels = sorted(set(float(e) for e in params.fields_kV_per_cm))
     slope_mean = float(np.mean(pop.slope))
     particles = []
     for i in range(pop.row.size):
-        particles.append({
-            "particle_id": i, "row": pop.row[i], "peak_nm": pop.peak_nm[i], "fwhm_nm": pop.fwhm_nm[i],
-            "shift_slope_nm_per_kV_per_cm": pop.slope[i], "size_nm": pop.size_nm[i],
-            "mobility_cm2_per_Vs": pop.mobility[i], "tau_rec_s": pop.tau_rec_s[i], "se_at_130": pop.se_at_130[i],
-            "peak_photons": pop.peak_photons[i],
-            "tau_pol_s": {f"{e:g}": float(polarization_time_s(pop.size_nm[i], pop.mobility[i], e)) for e in levels},
-            "spectral_shift_nm": [{"field_kV_per_cm": e, "shift_nm": pop.slope[i] * e} for e in levels],
-        })
+        particles.append(
+            {
+                "particle_id": i,
+                "row": pop.row[i],
+                "peak_nm": pop.peak_nm[i],
+                "fwhm_nm": pop.fwhm_nm[i],
+                "shift_slope_nm_per_kV_per_cm": pop.slope[i],
+                "size_nm": pop.size_nm[i],
+                "mobility_cm2_per_Vs": pop.mobility[i],
+                "tau_rec_s": pop.tau_rec_s[i],
+                "se_at_130": pop.se_at_130[i],
+                "peak_photons": pop.peak_photons[i],
+                "tau_pol_s": {
+                    f"{e:g}": float(polarization_time_s(pop.size_nm[i], pop.mobility[i], e)) for e in levels
+                },
+                "spectral_shift_nm": [{"field_kV_per_cm": e, "shift_nm": pop.slope[i] * e} for e in levels],
+            }
+        )
     files = {"spectra": SPECTRA_FILE, "daq": DAQ_FILE, "experiment": EXPERIMENT_FILE}
     if params.calibration == "lamp":
         files["lamp"] = LAMP_FILE
@@ -597,7 +746,7 @@ def _ground_truth(params: SpectralSimParams, pop: _Population, lamp_info: dict, 
         "frame_peak_nm": peak_nm,
         "frame_shift_nm": shift_nm,
         "frame_time_convention": "frame k is exposed during [first_frame_time_s + k * frame_interval_s, "
-                                 "+ exposure_s] on the DAQ clock; frame_peak_nm is the intensity-weighted "
-                                 "mean peak over that exposure",
+        "+ exposure_s] on the DAQ clock; frame_peak_nm is the intensity-weighted "
+        "mean peak over that exposure",
     }
     return jsonable(truth)

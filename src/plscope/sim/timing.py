@@ -63,21 +63,25 @@ class RunTimingMixin:
 
     def schedule(self) -> tuple[np.ndarray, np.ndarray]:
         """``(switch_times_s (n_cycles, 2), cycle_fields_kV_per_cm (n_cycles,))``."""
-        return switch_schedule(self.fields_kV_per_cm, cycles_per_level=int(self.cycles_per_level),
-                               period_s=self.period_s, duty=self.duty,
-                               first_on_s=self.first_frame_time_s + self.lead_in_s)
+        return switch_schedule(
+            self.fields_kV_per_cm,
+            cycles_per_level=int(self.cycles_per_level),
+            period_s=self.period_s,
+            duty=self.duty,
+            first_on_s=self.first_frame_time_s + self.lead_in_s,
+        )
 
     def daq_duration_s(self) -> float:
         """Time of the last DAQ sample (a little after the last TTL pulse)."""
-        last_pulse_end = (self.first_frame_time_s + (self.n_ttl_pulses - 1) / self.frame_rate_hz
-                          + self.exposure_s)
+        last_pulse_end = (
+            self.first_frame_time_s + (self.n_ttl_pulses - 1) / self.frame_rate_hz + self.exposure_s
+        )
         return last_pulse_end + DAQ_TAIL_S
 
 
-
-
-def daq_base_signals(params, *, rng_voltage: np.random.Generator | None = None
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def daq_base_signals(
+    params, *, rng_voltage: np.random.Generator | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sampled DAQ record from ``t = 0``: time, camera TTL and function-generator voltage.
 
     Parameters

@@ -27,8 +27,9 @@ import itertools
 import logging
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,11 +53,21 @@ __all__ = [
 #: columns of :func:`find_lamp_peaks`
 PEAK_COLUMNS = ("pixel", "pixel_err", "height", "prominence", "fwhm_px", "saturated", "snr")
 #: columns of :attr:`Calibration.lines`
-LINE_COLUMNS = ("wavelength_nm", "pixel", "pixel_err", "fit_nm", "residual_nm", "used", "saturated",
-                "blended", "rejected", "height")
+LINE_COLUMNS = (
+    "wavelength_nm",
+    "pixel",
+    "pixel_err",
+    "fit_nm",
+    "residual_nm",
+    "used",
+    "saturated",
+    "blended",
+    "rejected",
+    "height",
+)
 
 #: largest ADC values taken as saturation when the lamp maximum equals one of them
-_ADC_LIMITS = tuple(float(2 ** b - 1) for b in (8, 10, 12, 14, 16, 18, 20, 24, 32))
+_ADC_LIMITS = tuple(float(2**b - 1) for b in (8, 10, 12, 14, 16, 18, 20, 24, 32))
 #: most peaks used as anchors of the line-identification hypotheses
 _MAX_ANCHORS = 10
 #: most hypotheses scored before giving up (blind identification with a long line list)
@@ -72,6 +83,7 @@ class CalibrationError(PlscopeError):
 # --------------------------------------------------------------------------
 # result
 # --------------------------------------------------------------------------
+
 
 def wavelength_at(pixel, dispersion_nm: Sequence[float]) -> np.ndarray:
     """``c0 + c1 px + c2 px**2 + ...`` for ``dispersion_nm = [c0, c1, ...]``."""
@@ -114,11 +126,13 @@ class Calibration:
     warnings: tuple[str, ...] = ()
 
     @classmethod
-    def from_coefficients(cls, dispersion_nm: Sequence[float]) -> "Calibration":
+    def from_coefficients(cls, dispersion_nm: Sequence[float]) -> Calibration:
         """A calibration given as polynomial coefficients ``[c0, c1, ...]``."""
         coefs = tuple(float(c) for c in dispersion_nm)
         if len(coefs) < 2 or not all(math.isfinite(c) for c in coefs) or coefs[1] == 0 and len(coefs) == 2:
-            raise CalibrationError(f"dispersion_nm must be at least [c0, c1] with finite values, got {list(coefs)}")
+            raise CalibrationError(
+                f"dispersion_nm must be at least [c0, c1] with finite values, got {list(coefs)}"
+            )
         return cls(dispersion_nm=coefs, order=len(coefs) - 1, source="coefficients")
 
     def wavelength_nm(self, pixel) -> np.ndarray:
@@ -145,10 +159,20 @@ class Calibration:
         lines = []
         for row in self.lines.itertuples(index=False):
             d = row._asdict()
-            lines.append({k: (bool(v) if isinstance(v, (bool, np.bool_)) else
-                              (None if isinstance(v, float) and not math.isfinite(v) else
-                               (float(v) if isinstance(v, (float, np.floating)) else v)))
-                          for k, v in d.items()})
+            lines.append(
+                {
+                    k: (
+                        bool(v)
+                        if isinstance(v, (bool, np.bool_))
+                        else (
+                            None
+                            if isinstance(v, float) and not math.isfinite(v)
+                            else (float(v) if isinstance(v, (float, np.floating)) else v)
+                        )
+                    )
+                    for k, v in d.items()
+                }
+            )
         return {
             "dispersion_nm": [float(c) for c in self.dispersion_nm],
             "rms_nm": None if self.rms_nm is None or not math.isfinite(self.rms_nm) else float(self.rms_nm),
@@ -166,6 +190,7 @@ class Calibration:
 # peaks
 # --------------------------------------------------------------------------
 
+
 def _noise_sigma(y: np.ndarray) -> float:
     """White-noise level from successive differences (robust to peaks)."""
     d = np.diff(y)
@@ -174,7 +199,7 @@ def _noise_sigma(y: np.ndarray) -> float:
         return s
     # (nearly) noiseless data: the typical small step, not the peaks' flanks
     small = d[np.abs(d) <= np.percentile(np.abs(d), 75)]
-    s = float(np.sqrt(np.mean(small ** 2)) / math.sqrt(2.0)) if small.size else 0.0
+    s = float(np.sqrt(np.mean(small**2)) / math.sqrt(2.0)) if small.size else 0.0
     return s if s > 0 else max(1e-9 * float(np.ptp(y)), 1e-12)
 
 
@@ -192,7 +217,9 @@ def _saturation_level(y: np.ndarray, saturation_counts: float | str | None) -> f
     return float(saturation_counts)
 
 
-def _gauss_fit(xw: np.ndarray, yw: np.ndarray, x0: float, height: float, sigma0: float) -> tuple[float, float, float]:
+def _gauss_fit(
+    xw: np.ndarray, yw: np.ndarray, x0: float, height: float, sigma0: float
+) -> tuple[float, float, float]:
     """Centre, its standard error and sigma of a Gaussian + constant (NaN on failure)."""
     from scipy.optimize import curve_fit
 
@@ -209,8 +236,9 @@ def _gauss_fit(xw: np.ndarray, yw: np.ndarray, x0: float, height: float, sigma0:
     return float(popt[1]), err, abs(float(popt[2]))
 
 
-def find_lamp_peaks(counts, *, pixel=None, min_snr: float = 8.0,
-                    saturation_counts: float | str | None = "auto") -> pd.DataFrame:
+def find_lamp_peaks(
+    counts, *, pixel=None, min_snr: float = 8.0, saturation_counts: float | str | None = "auto"
+) -> pd.DataFrame:
     """Lamp lines: peaks above the noise, located to a fraction of a pixel.
 
     Parameters
@@ -241,7 +269,9 @@ def find_lamp_peaks(counts, *, pixel=None, min_snr: float = 8.0,
     y = np.asarray(counts, dtype=float)
     px = np.arange(y.size, dtype=float) if pixel is None else np.asarray(pixel, dtype=float)
     if y.ndim != 1 or px.shape != y.shape:
-        raise CalibrationError(f"lamp counts and pixels must be 1-D of the same length, got {y.shape}, {px.shape}")
+        raise CalibrationError(
+            f"lamp counts and pixels must be 1-D of the same length, got {y.shape}, {px.shape}"
+        )
     if px.size > 1 and not np.all(np.diff(px) > 0):
         order = np.argsort(px, kind="stable")
         px, y = px[order], y[order]
@@ -255,17 +285,21 @@ def find_lamp_peaks(counts, *, pixel=None, min_snr: float = 8.0,
     empty = pd.DataFrame({c: pd.Series(dtype=bool if c == "saturated" else float) for c in PEAK_COLUMNS})
     if idx.size == 0:
         return empty
-    widths = peak_widths(y, idx, rel_height=0.5, prominence_data=(props["prominences"], props["left_bases"],
-                                                                 props["right_bases"]))[0]
+    widths = peak_widths(
+        y,
+        idx,
+        rel_height=0.5,
+        prominence_data=(props["prominences"], props["left_bases"], props["right_bases"]),
+    )[0]
     rows = []
     for j, k in enumerate(idx):
         prom = float(props["prominences"][j])
         fwhm = float(max(widths[j], 1.0))
-        lo_n = idx[j - 1] if j > 0 else -10 ** 9
-        hi_n = idx[j + 1] if j + 1 < idx.size else 10 ** 9
+        lo_n = idx[j - 1] if j > 0 else -(10**9)
+        hi_n = idx[j + 1] if j + 1 < idx.size else 10**9
         half = int(max(2, min(math.ceil(1.5 * fwhm), (k - lo_n) // 2, (hi_n - k) // 2)))
         a, b = max(0, k - half), min(y.size, k + half + 1)
-        saturated = sat is not None and bool(np.any(y[max(0, k - 1):k + 2] >= sat))
+        saturated = sat is not None and bool(np.any(y[max(0, k - 1) : k + 2] >= sat))
         if saturated:
             run_lo, run_hi = k, k
             while run_lo > 0 and y[run_lo - 1] >= sat:
@@ -278,8 +312,11 @@ def find_lamp_peaks(counts, *, pixel=None, min_snr: float = 8.0,
             centre, err, s = _gauss_fit(px[a:b], y[a:b], float(px[k]), prom, fwhm / 2.355)
             if not (math.isfinite(centre) and abs(centre - px[k]) <= 1.5 and math.isfinite(err)):
                 # three-point Gaussian (log-parabola) interpolation as a fallback
-                yl, yc, yh = (np.maximum(y[max(k - 1, 0)], 1e-9), np.maximum(y[k], 1e-9),
-                              np.maximum(y[min(k + 1, y.size - 1)], 1e-9))
+                yl, yc, yh = (
+                    np.maximum(y[max(k - 1, 0)], 1e-9),
+                    np.maximum(y[k], 1e-9),
+                    np.maximum(y[min(k + 1, y.size - 1)], 1e-9),
+                )
                 den = math.log(yl) - 2 * math.log(yc) + math.log(yh)
                 frac = 0.5 * (math.log(yl) - math.log(yh)) / den if den < 0 else 0.0
                 centre = float(np.interp(k + np.clip(frac, -0.5, 0.5), np.arange(y.size), px))
@@ -293,9 +330,14 @@ def find_lamp_peaks(counts, *, pixel=None, min_snr: float = 8.0,
 # line identification
 # --------------------------------------------------------------------------
 
+
 def _nearest(lines: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index of and signed distance to the nearest line, for every value (any shape)."""
-    j = np.clip(np.searchsorted(lines, values), 1, lines.size - 1) if lines.size > 1 else np.zeros(values.shape, int)
+    j = (
+        np.clip(np.searchsorted(lines, values), 1, lines.size - 1)
+        if lines.size > 1
+        else np.zeros(values.shape, int)
+    )
     if lines.size > 1:
         left, right = lines[j - 1], lines[j]
         use_left = np.abs(values - left) <= np.abs(values - right)
@@ -309,7 +351,9 @@ def _poly_fit(px: np.ndarray, wl: np.ndarray, order: int) -> np.ndarray:
     return np.polynomial.Polynomial.fit(px, wl, order).convert().coef
 
 
-def _match(px: np.ndarray, lines: np.ndarray, coefs: np.ndarray, tol_px: float) -> tuple[np.ndarray, np.ndarray]:
+def _match(
+    px: np.ndarray, lines: np.ndarray, coefs: np.ndarray, tol_px: float
+) -> tuple[np.ndarray, np.ndarray]:
     """One-to-one matches of peaks to lines within ``tol_px``: (peak indices, line indices)."""
     pred = wavelength_at(px, coefs)
     disp = np.abs(np.polynomial.polynomial.polyval(px, np.polynomial.polynomial.polyder(coefs)))
@@ -327,8 +371,9 @@ def _match(px: np.ndarray, lines: np.ndarray, coefs: np.ndarray, tol_px: float) 
     return pi, li
 
 
-def _refine(px: np.ndarray, lines: np.ndarray, coefs: np.ndarray, *, max_order: int,
-            tols: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _refine(
+    px: np.ndarray, lines: np.ndarray, coefs: np.ndarray, *, max_order: int, tols: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Alternate matching and fitting with shrinking tolerances."""
     pi = li = np.zeros(0, int)
     rms = math.inf
@@ -339,21 +384,30 @@ def _refine(px: np.ndarray, lines: np.ndarray, coefs: np.ndarray, *, max_order: 
         order = max(1, min(max_order, pi.size - 2))
         coefs = _poly_fit(px[pi], lines[li], order)
         r = lines[li] - wavelength_at(px[pi], coefs)
-        rms = float(np.sqrt(np.mean(r ** 2)))
+        rms = float(np.sqrt(np.mean(r**2)))
     return pi, li, coefs, rms
 
 
-def _candidate_lines(px_anchor: np.ndarray, lines: np.ndarray, guess: np.ndarray | None,
-                     window_nm: float) -> list[np.ndarray]:
+def _candidate_lines(
+    px_anchor: np.ndarray, lines: np.ndarray, guess: np.ndarray | None, window_nm: float
+) -> list[np.ndarray]:
     if guess is None:
         return [np.arange(lines.size) for _ in px_anchor]
     pred = wavelength_at(px_anchor, guess)
     return [np.flatnonzero(np.abs(lines - p) <= window_nm) for p in pred]
 
 
-def identify_lines(peak_px, lines_nm, *, n_pixels: float, guess: Sequence[float] | None = None,
-                   strength=None, window_nm: float | None = None, max_order: int = 3,
-                   tol_px: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def identify_lines(
+    peak_px,
+    lines_nm,
+    *,
+    n_pixels: float,
+    guess: Sequence[float] | None = None,
+    strength=None,
+    window_nm: float | None = None,
+    max_order: int = 3,
+    tol_px: float = 2.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Match lamp peaks to known lines.
 
     Parameters
@@ -404,8 +458,9 @@ def identify_lines(peak_px, lines_nm, *, n_pixels: float, guess: Sequence[float]
     strength = np.ones(px.size) if strength is None else np.asarray(strength, dtype=float)
     g = None if guess is None else np.asarray(guess, dtype=float)
     if g is not None and (g.size < 2 or not np.all(np.isfinite(g))):
-        raise CalibrationError(f"the guess must be at least two finite coefficients C0,C1, "
-                               f"got {list(np.atleast_1d(g))}")
+        raise CalibrationError(
+            f"the guess must be at least two finite coefficients C0,C1, got {list(np.atleast_1d(g))}"
+        )
     edges_px = np.array([0.0, float(n_pixels) - 1.0])
     if g is not None and window_nm is None:
         span = float(np.ptp(wavelength_at(np.linspace(0, n_pixels - 1, 5), g)))
@@ -421,7 +476,8 @@ def identify_lines(peak_px, lines_nm, *, n_pixels: float, guess: Sequence[float]
     total = kept = 0
     too_many = CalibrationError(
         f"too many ways to match {px.size} peaks to {lines.size} lines without a guess; give a rough "
-        "dispersion guess (--guess C0,C1: wavelength at pixel 0 and nm per pixel) or only the lines in view")
+        "dispersion guess (--guess C0,C1: wavelength at pixel 0 and nm per pixel) or only the lines in view"
+    )
     for sub in itertools.combinations(range(anchors.size), n_par):
         sizes = [cands[s].size for s in sub]
         total += int(np.prod(sizes))
@@ -439,9 +495,11 @@ def identify_lines(peak_px, lines_nm, *, n_pixels: float, guess: Sequence[float]
             blocks_l.append(grid[keep])
             blocks_p.append(np.broadcast_to(anchors[list(sub)], (int(keep.sum()), n_par)))
     if not blocks_p:
-        raise CalibrationError("no candidate lines near the guessed wavelengths of the lamp peaks "
-                               "(check the guess and the line list)")
-    P = px[np.concatenate(blocks_p)]            # (H, n_par)
+        raise CalibrationError(
+            "no candidate lines near the guessed wavelengths of the lamp peaks "
+            "(check the guess and the line list)"
+        )
+    P = px[np.concatenate(blocks_p)]  # (H, n_par)
     L = lines[np.concatenate(blocks_l)]
     # Newton form of the interpolating polynomial through the n_par points
     d1 = (L[:, 1] - L[:, 0]) / (P[:, 1] - P[:, 0])
@@ -455,8 +513,11 @@ def identify_lines(peak_px, lines_nm, *, n_pixels: float, guess: Sequence[float]
     if g is not None:
         gd = np.polynomial.polynomial.polyval(edges_px, np.polynomial.polynomial.polyder(g))
         valid &= np.sign(der[:, 0]) == np.sign(gd[0])
-        pred_edges = (L[:, 0:1] + d1[:, None] * (edges_px - P[:, 0:1])
-                      + d2[:, None] * (edges_px - P[:, 0:1]) * (edges_px - P[:, 1:2]))
+        pred_edges = (
+            L[:, 0:1]
+            + d1[:, None] * (edges_px - P[:, 0:1])
+            + d2[:, None] * (edges_px - P[:, 0:1]) * (edges_px - P[:, 1:2])
+        )
         valid &= np.all(np.abs(pred_edges - wavelength_at(edges_px, g)) <= 3 * window_nm, axis=1)
     if not valid.any():
         raise CalibrationError("no monotonic dispersion matches the lamp peaks to the lines")
@@ -475,8 +536,13 @@ def identify_lines(peak_px, lines_nm, *, n_pixels: float, guess: Sequence[float]
     top = np.argsort(-scores, kind="stable")[:20]
     best = None
     for h in top:
-        coefs = np.array([L[h, 0] - d1[h] * P[h, 0] + d2[h] * P[h, 0] * P[h, 1],
-                          d1[h] - d2[h] * (P[h, 0] + P[h, 1]), d2[h]])
+        coefs = np.array(
+            [
+                L[h, 0] - d1[h] * P[h, 0] + d2[h] * P[h, 0] * P[h, 1],
+                d1[h] - d2[h] * (P[h, 0] + P[h, 1]),
+                d2[h],
+            ]
+        )
         pi, li, coefs, rms = _refine(px, lines, coefs, max_order=max_order, tols=(tol_px, 1.5, 1.0, 1.0))
         key = (pi.size, -rms)
         if best is None or key > best[0]:
@@ -492,9 +558,16 @@ def identify_lines(peak_px, lines_nm, *, n_pixels: float, guess: Sequence[float]
 # dispersion polynomial
 # --------------------------------------------------------------------------
 
-def fit_dispersion(pixel, wavelength_nm, *, order: int | None = None, max_order: int = 3,
-                   outlier_sigmas: float = _OUTLIER_SIGMAS, min_outlier_nm: float = 0.0
-                   ) -> tuple[np.ndarray, np.ndarray, int]:
+
+def fit_dispersion(
+    pixel,
+    wavelength_nm,
+    *,
+    order: int | None = None,
+    max_order: int = 3,
+    outlier_sigmas: float = _OUTLIER_SIGMAS,
+    min_outlier_nm: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Polynomial pixel -> wavelength with order selection and outlier rejection.
 
     Parameters
@@ -569,9 +642,20 @@ def fit_dispersion(pixel, wavelength_nm, *, order: int | None = None, max_order:
 # all together
 # --------------------------------------------------------------------------
 
-def calibrate(pixel, counts, lines_nm, *, guess: Sequence[float] | None = None, order: int | None = None,
-              max_order: int = 3, min_snr: float = 8.0, saturation_counts: float | str | None = "auto",
-              window_nm: float | None = None, blend_px: float = 1.0) -> Calibration:
+
+def calibrate(
+    pixel,
+    counts,
+    lines_nm,
+    *,
+    guess: Sequence[float] | None = None,
+    order: int | None = None,
+    max_order: int = 3,
+    min_snr: float = 8.0,
+    saturation_counts: float | str | None = "auto",
+    window_nm: float | None = None,
+    blend_px: float = 1.0,
+) -> Calibration:
     """Calibrate a lamp spectrum against known line wavelengths.
 
     Parameters
@@ -613,83 +697,134 @@ def calibrate(pixel, counts, lines_nm, *, guess: Sequence[float] | None = None, 
     notes: list[str] = []
     peaks = find_lamp_peaks(y, pixel=px_all, min_snr=min_snr, saturation_counts=saturation_counts)
     if len(peaks) < 2:
-        raise CalibrationError(f"{len(peaks)} peak(s) above {min_snr:g} noise sigmas in the lamp spectrum; "
-                               "at least 2 lines are needed")
+        raise CalibrationError(
+            f"{len(peaks)} peak(s) above {min_snr:g} noise sigmas in the lamp spectrum; "
+            "at least 2 lines are needed"
+        )
     n_pixels = float(px_all.max()) + 1.0
-    pi, li, _ = identify_lines(peaks["pixel"].to_numpy(), lines, n_pixels=n_pixels, guess=guess,
-                               strength=peaks["prominence"].to_numpy(), window_nm=window_nm,
-                               max_order=max_order)
+    pi, li, _ = identify_lines(
+        peaks["pixel"].to_numpy(),
+        lines,
+        n_pixels=n_pixels,
+        guess=guess,
+        strength=peaks["prominence"].to_numpy(),
+        window_nm=window_nm,
+        max_order=max_order,
+    )
     matched = peaks.iloc[pi].reset_index(drop=True)
     wl = lines[li]
     sat = matched["saturated"].to_numpy(bool)
     # blends: another known line within blend_px at the local dispersion
     approx = _poly_fit(matched["pixel"].to_numpy(), wl, max(1, min(max_order, len(wl) - 2)))
-    disp = np.abs(np.polynomial.polynomial.polyval(matched["pixel"].to_numpy(),
-                                                   np.polynomial.polynomial.polyder(approx)))
+    disp = np.abs(
+        np.polynomial.polynomial.polyval(
+            matched["pixel"].to_numpy(), np.polynomial.polynomial.polyder(approx)
+        )
+    )
     gaps = np.abs(lines[None, :] - wl[:, None])
     gaps[gaps == 0] = np.inf
     blended = gaps.min(axis=1) < np.maximum(blend_px, matched["fwhm_px"].to_numpy()) * disp
     usable = ~sat & ~blended
     if usable.sum() < 2:
-        raise CalibrationError(f"only {int(usable.sum())} unsaturated, unblended line(s) identified "
-                               f"({int(sat.sum())} saturated, {int(blended.sum())} blended); at least 2 are needed")
+        raise CalibrationError(
+            f"only {int(usable.sum())} unsaturated, unblended line(s) identified "
+            f"({int(sat.sum())} saturated, {int(blended.sum())} blended); at least 2 are needed"
+        )
     px_u = matched["pixel"].to_numpy()[usable]
-    coefs, used_u, o = fit_dispersion(px_u, wl[usable], order=order, max_order=max_order,
-                                      min_outlier_nm=0.05 * float(np.median(disp)))
+    coefs, used_u, o = fit_dispersion(
+        px_u, wl[usable], order=order, max_order=max_order, min_outlier_nm=0.05 * float(np.median(disp))
+    )
     # final re-match of all peaks with the accurate polynomial (picks up lines missed with the rough one)
     resid_u = wl[usable][used_u] - wavelength_at(px_u[used_u], coefs)
-    sig_px = (1.4826 * float(np.median(np.abs(resid_u - np.median(resid_u)))) / float(np.median(disp))
-              if resid_u.size > 2 else 0.25)
+    sig_px = (
+        1.4826 * float(np.median(np.abs(resid_u - np.median(resid_u)))) / float(np.median(disp))
+        if resid_u.size > 2
+        else 0.25
+    )
     pi2, li2 = _match(peaks["pixel"].to_numpy(), lines, coefs, max(4.0 * sig_px, 0.25))
     if pi2.size > pi.size:
         matched = peaks.iloc[pi2].reset_index(drop=True)
         wl = lines[li2]
         sat = matched["saturated"].to_numpy(bool)
-        disp = np.abs(np.polynomial.polynomial.polyval(matched["pixel"].to_numpy(),
-                                                       np.polynomial.polynomial.polyder(coefs)))
+        disp = np.abs(
+            np.polynomial.polynomial.polyval(
+                matched["pixel"].to_numpy(), np.polynomial.polynomial.polyder(coefs)
+            )
+        )
         gaps = np.abs(lines[None, :] - wl[:, None])
         gaps[gaps == 0] = np.inf
         blended = gaps.min(axis=1) < np.maximum(blend_px, matched["fwhm_px"].to_numpy()) * disp
         usable = ~sat & ~blended
         px_u = matched["pixel"].to_numpy()[usable]
-        coefs, used_u, o = fit_dispersion(px_u, wl[usable], order=order, max_order=max_order,
-                                          min_outlier_nm=0.05 * float(np.median(disp)))
+        coefs, used_u, o = fit_dispersion(
+            px_u, wl[usable], order=order, max_order=max_order, min_outlier_nm=0.05 * float(np.median(disp))
+        )
         pi = pi2
     used = np.zeros(len(matched), dtype=bool)
     used[np.flatnonzero(usable)[used_u]] = True
     rejected = usable & ~used
     fit_nm = wavelength_at(matched["pixel"].to_numpy(), coefs)
-    table = pd.DataFrame({
-        "wavelength_nm": wl, "pixel": matched["pixel"].to_numpy(), "pixel_err": matched["pixel_err"].to_numpy(),
-        "fit_nm": fit_nm, "residual_nm": wl - fit_nm, "used": used, "saturated": sat, "blended": blended,
-        "rejected": rejected, "height": matched["height"].to_numpy(),
-    }, columns=list(LINE_COLUMNS))
+    table = pd.DataFrame(
+        {
+            "wavelength_nm": wl,
+            "pixel": matched["pixel"].to_numpy(),
+            "pixel_err": matched["pixel_err"].to_numpy(),
+            "fit_nm": fit_nm,
+            "residual_nm": wl - fit_nm,
+            "used": used,
+            "saturated": sat,
+            "blended": blended,
+            "rejected": rejected,
+            "height": matched["height"].to_numpy(),
+        },
+        columns=list(LINE_COLUMNS),
+    )
     r = table.loc[table["used"], "residual_nm"].to_numpy()
     exact = int(used.sum()) <= o + 1
-    rms = None if exact else float(np.sqrt(np.mean(r ** 2)))
+    rms = None if exact else float(np.sqrt(np.mean(r**2)))
     if exact:
         notes.append(f"{int(used.sum())} line(s) for an order-{o} dispersion: fitted exactly, no rms")
     if rejected.any():
-        notes.append(f"{int(rejected.sum())} line(s) rejected as outliers: "
-                        + ", ".join(f"{w:.3f} nm" for w in wl[rejected]))
+        notes.append(
+            f"{int(rejected.sum())} line(s) rejected as outliers: "
+            + ", ".join(f"{w:.3f} nm" for w in wl[rejected])
+        )
     unmatched = np.setdiff1d(np.arange(len(peaks)), pi)
     strong = peaks["snr"].to_numpy() >= 3 * min_snr
     if strong.sum() >= 6 and np.isin(np.flatnonzero(strong), pi).mean() < 0.5:
-        notes.append(f"only {int(np.isin(np.flatnonzero(strong), pi).sum())} of the {int(strong.sum())} strong "
-                     "lamp peaks match a known line: check the guess and the line list")
+        notes.append(
+            f"only {int(np.isin(np.flatnonzero(strong), pi).sum())} of the {int(strong.sum())} strong "
+            "lamp peaks match a known line: check the guess and the line list"
+        )
     lo_px, hi_px = float(px_all.min()), float(px_all.max())
     span_used = table.loc[table["used"], "pixel"]
     if len(span_used) and (span_used.max() - span_used.min()) < 0.5 * (hi_px - lo_px):
-        notes.append(f"the lines used span pixels {span_used.min():.0f}-{span_used.max():.0f} of "
-                        f"{lo_px:.0f}-{hi_px:.0f}: the calibration is extrapolated elsewhere")
-    cal = Calibration(dispersion_nm=tuple(float(c) for c in coefs), rms_nm=rms, order=int(o), lines=table,
-                      pixel_range=(lo_px, hi_px), source="lamp",
-                      unmatched_px=tuple(float(p) for p in peaks["pixel"].to_numpy()[unmatched]),
-                      warnings=tuple(notes))
+        notes.append(
+            f"the lines used span pixels {span_used.min():.0f}-{span_used.max():.0f} of "
+            f"{lo_px:.0f}-{hi_px:.0f}: the calibration is extrapolated elsewhere"
+        )
+    cal = Calibration(
+        dispersion_nm=tuple(float(c) for c in coefs),
+        rms_nm=rms,
+        order=int(o),
+        lines=table,
+        pixel_range=(lo_px, hi_px),
+        source="lamp",
+        unmatched_px=tuple(float(p) for p in peaks["pixel"].to_numpy()[unmatched]),
+        warnings=tuple(notes),
+    )
     if not cal.check_monotonic(int(n_pixels)):
-        raise CalibrationError("the fitted dispersion is not monotonic over the detector; "
-                               "give a fixed lower order or check the line list")
-    logger.info("calibration: order %d through %d lines (%d saturated, %d blended, %d rejected), rms %s nm",
-                o, int(used.sum()), int(sat.sum()), int(blended.sum()), int(rejected.sum()),
-                "n/a" if rms is None else f"{rms:.4f}")
+        raise CalibrationError(
+            "the fitted dispersion is not monotonic over the detector; "
+            "give a fixed lower order or check the line list"
+        )
+    logger.info(
+        "calibration: order %d through %d lines (%d saturated, %d blended, %d rejected), rms %s nm",
+        o,
+        int(used.sum()),
+        int(sat.sum()),
+        int(blended.sum()),
+        int(rejected.sum()),
+        "n/a" if rms is None else f"{rms:.4f}",
+    )
     return cal

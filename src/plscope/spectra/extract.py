@@ -27,12 +27,27 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STRIPE_COLUMNS", "ExtractionError", "extract_spectra", "extract_spectra_dask", "find_stripes",
-           "reference_frame", "stripe_weights"]
+__all__ = [
+    "STRIPE_COLUMNS",
+    "ExtractionError",
+    "extract_spectra",
+    "extract_spectra_dask",
+    "find_stripes",
+    "reference_frame",
+    "stripe_weights",
+]
 
 #: columns of :func:`find_stripes` (rows are slit rows, 0-based; stop is exclusive)
-STRIPE_COLUMNS = ("particle_id", "row", "fwhm_rows", "row_start", "row_stop", "signal", "snr",
-                  "n_background_rows")
+STRIPE_COLUMNS = (
+    "particle_id",
+    "row",
+    "fwhm_rows",
+    "row_start",
+    "row_stop",
+    "signal",
+    "snr",
+    "n_background_rows",
+)
 
 
 class ExtractionError(PlscopeError):
@@ -62,9 +77,15 @@ def _robust_sigma(v: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(v - np.median(v))))
 
 
-def find_stripes(image, *, min_snr: float = 10.0, max_stripes: int | None = None,
-                 half_width_fwhm: float = 1.0, background_gap_fwhm: float = 1.5,
-                 background_rows: int = 8) -> pd.DataFrame:
+def find_stripes(
+    image,
+    *,
+    min_snr: float = 10.0,
+    max_stripes: int | None = None,
+    half_width_fwhm: float = 1.0,
+    background_gap_fwhm: float = 1.5,
+    background_rows: int = 8,
+) -> pd.DataFrame:
     """Particle stripes along the slit of a spectrograph image.
 
     Parameters
@@ -99,14 +120,16 @@ def find_stripes(image, *, min_snr: float = 10.0, max_stripes: int | None = None
 
     img = np.asarray(image, dtype=np.float64)
     if img.ndim != 2:
-        raise ExtractionError(f"a spectrograph image must be 2-D (slit rows, wavelength pixels), got {img.shape}")
+        raise ExtractionError(
+            f"a spectrograph image must be 2-D (slit rows, wavelength pixels), got {img.shape}"
+        )
     n_rows = img.shape[0]
     profile = img.mean(axis=1)
     floor = float(np.median(profile))
     noise = _robust_sigma(np.diff(profile, 2)) / math.sqrt(6.0) if n_rows > 4 else 0.0
     if not noise > 0:
         noise = max(float(np.std(profile)) * 1e-3, 1e-12)
-    padded = np.concatenate(([floor], profile, [floor]))   # stripes touching the ends still count
+    padded = np.concatenate(([floor], profile, [floor]))  # stripes touching the ends still count
     idx, props = find_peaks(padded, prominence=min_snr * noise)
     idx = idx - 1
     empty = pd.DataFrame({c: pd.Series(dtype=float) for c in STRIPE_COLUMNS})
@@ -115,7 +138,7 @@ def find_stripes(image, *, min_snr: float = 10.0, max_stripes: int | None = None
         return empty
     prom = props["prominences"]
     if max_stripes is not None and idx.size > max_stripes:
-        keep = np.sort(np.argsort(-prom, kind="stable")[:int(max_stripes)])
+        keep = np.sort(np.argsort(-prom, kind="stable")[: int(max_stripes)])
         idx, prom = idx[keep], prom[keep]
     widths = peak_widths(padded, idx + 1, rel_height=0.5)[0]
     rows = []
@@ -124,7 +147,7 @@ def find_stripes(image, *, min_snr: float = 10.0, max_stripes: int | None = None
         fwhm = float(max(w, 1.0))
         half = max(1, int(math.ceil(half_width_fwhm * fwhm)))
         # never reach past half-way to a neighbouring stripe
-        near = min([abs(int(k) - int(o)) for o in np.delete(idx, j)] or [10 ** 9])
+        near = min([abs(int(k) - int(o)) for o in np.delete(idx, j)] or [10**9])
         half = max(1, min(half, (near - 1) // 2))
         a, b = max(0, k - half), min(n_rows, k + half + 1)
         seg = profile[a:b] - floor
@@ -136,13 +159,13 @@ def find_stripes(image, *, min_snr: float = 10.0, max_stripes: int | None = None
     blocked = np.zeros(n_rows, dtype=bool)
     for a, b, fwhm in spans:
         gap = max(2, int(math.ceil(background_gap_fwhm * fwhm)))
-        blocked[max(0, a - gap):min(n_rows, b + gap)] = True
+        blocked[max(0, a - gap) : min(n_rows, b + gap)] = True
     free = np.flatnonzero(~blocked)
     bg: dict[int, np.ndarray] = {}
     out = []
     for pid, ((centre, fwhm, a, b, signal), (sa, sb, _)) in enumerate(zip(rows, spans)):
-        below = free[free < sa][-int(background_rows):] if background_rows > 0 else free[:0]
-        above = free[free >= sb][:int(background_rows)] if background_rows > 0 else free[:0]
+        below = free[free < sa][-int(background_rows) :] if background_rows > 0 else free[:0]
+        above = free[free >= sb][: int(background_rows)] if background_rows > 0 else free[:0]
         chosen = np.concatenate((below, above))
         bg[pid] = chosen
         out.append((pid, centre, fwhm, a, b, signal, signal / noise, int(chosen.size)))
@@ -218,8 +241,10 @@ def extract_spectra(frames, weights: np.ndarray) -> np.ndarray:
     if single:
         f = f[None]
     if f.ndim != 3 or w.ndim != 2 or w.shape[1] != f.shape[1]:
-        raise ExtractionError(f"frames {f.shape} and weights {w.shape} do not match: expected (t, rows, cols) "
-                              "and (n_stripes, rows)")
+        raise ExtractionError(
+            f"frames {f.shape} and weights {w.shape} do not match: expected (t, rows, cols) "
+            "and (n_stripes, rows)"
+        )
     out = np.matmul(w[None], f.astype(np.float64, copy=False))
     return out[0] if single else out
 
@@ -228,7 +253,7 @@ def _extract_block(block: np.ndarray, *, weights: np.ndarray) -> np.ndarray:
     return extract_spectra(block, weights)
 
 
-def extract_spectra_dask(data: "da.Array", weights: np.ndarray) -> "da.Array":
+def extract_spectra_dask(data: da.Array, weights: np.ndarray) -> da.Array:
     """:func:`extract_spectra` mapped over the time chunks of a lazy stack.
 
     Parameters
@@ -246,5 +271,6 @@ def extract_spectra_dask(data: "da.Array", weights: np.ndarray) -> "da.Array":
         raise ExtractionError(f"stack {data.shape} and weights {w.shape} do not match")
     arr = data.rechunk({1: -1, 2: -1})
     chunks = (arr.chunks[0], (w.shape[0],), arr.chunks[2])
-    return arr.map_blocks(_extract_block, weights=w, dtype=np.float64, chunks=chunks,
-                          meta=np.empty((0, 0, 0), np.float64))
+    return arr.map_blocks(
+        _extract_block, weights=w, dtype=np.float64, chunks=chunks, meta=np.empty((0, 0, 0), np.float64)
+    )

@@ -15,8 +15,9 @@ import logging
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -163,24 +164,41 @@ def _best_layout(lines: list[str]) -> tuple[str | None, bool, list[int]]:
     sample = lines if len(lines) <= 4000 else lines[:2000] + lines[-2000:]
     for sep in _SEPARATORS:
         decimal_comma = sep != ","
-        rows = [i for i, ln in enumerate(sample) if ln.strip()
-                and _data_row(_split(ln, sep), decimal_comma) is not None]
+        rows = [
+            i
+            for i, ln in enumerate(sample)
+            if ln.strip() and _data_row(_split(ln, sep), decimal_comma) is not None
+        ]
         if len(rows) > best[0]:
             best = (len(rows), sep, decimal_comma, rows)
     _, sep, decimal_comma, _ = best
-    rows = [i for i, ln in enumerate(lines) if ln.strip()
-            and _data_row(_split(ln, sep), decimal_comma) is not None]
+    rows = [
+        i
+        for i, ln in enumerate(lines)
+        if ln.strip() and _data_row(_split(ln, sep), decimal_comma) is not None
+    ]
     return sep, decimal_comma, rows
 
 
-def _pick(columns: Sequence[str], choice: int | str | None, defaults: Sequence[str],
-          fallback: int | None, *, what: str, path: str, exclude: int | None = None) -> int:
+def _pick(
+    columns: Sequence[str],
+    choice: int | str | None,
+    defaults: Sequence[str],
+    fallback: int | None,
+    *,
+    what: str,
+    path: str,
+    exclude: int | None = None,
+) -> int:
     n = len(columns)
     if choice is not None:
         if isinstance(choice, (int, np.integer)) and not isinstance(choice, bool):
             if not 0 <= int(choice) < n:
-                raise RunFolderError(path, f"{what} column index {choice} is out of range: the table has "
-                                           f"{n} columns (0-based: {', '.join(columns)})")
+                raise RunFolderError(
+                    path,
+                    f"{what} column index {choice} is out of range: the table has "
+                    f"{n} columns (0-based: {', '.join(columns)})",
+                )
             return int(choice)
         text = str(choice).strip()
         if text.lstrip("-").isdigit():
@@ -199,14 +217,21 @@ def _pick(columns: Sequence[str], choice: int | str | None, defaults: Sequence[s
                 return i
     if fallback is not None and fallback < n and fallback != exclude:
         return fallback
-    raise RunFolderError(path, f"cannot tell which column holds the {what}; columns are: "
-                               f"{', '.join(columns)} (choose one by name or 0-based index)")
+    raise RunFolderError(
+        path,
+        f"cannot tell which column holds the {what}; columns are: "
+        f"{', '.join(columns)} (choose one by name or 0-based index)",
+    )
 
 
-def read_spectrum_table(path: str | os.PathLike, *, x_column: int | str | None = None,
-                        y_column: int | str | None = None,
-                        x_names: Sequence[str] = PIXEL_NAMES,
-                        y_names: Sequence[str] = COUNTS_NAMES) -> SpectrumTable:
+def read_spectrum_table(
+    path: str | os.PathLike,
+    *,
+    x_column: int | str | None = None,
+    y_column: int | str | None = None,
+    x_names: Sequence[str] = PIXEL_NAMES,
+    y_names: Sequence[str] = COUNTS_NAMES,
+) -> SpectrumTable:
     """Read two numeric columns (x, counts) of a text table.
 
     Parameters
@@ -239,19 +264,24 @@ def read_spectrum_table(path: str | os.PathLike, *, x_column: int | str | None =
     lines = text.splitlines()
     sep, decimal_comma, rows = _best_layout(lines)
     if len(rows) < 3:
-        raise RunFolderError(path, "no table of numbers found (need at least 3 rows of 2 or more numbers "
-                                   "separated by ',', ';', tabs or blanks)")
+        raise RunFolderError(
+            path,
+            "no table of numbers found (need at least 3 rows of 2 or more numbers "
+            "separated by ',', ';', tabs or blanks)",
+        )
     first = rows[0]
     data = [_data_row(_split(lines[i], sep), decimal_comma) for i in rows]
     width = max(len(r) for r in data if r is not None)  # type: ignore[arg-type]
     arr = np.full((len(data), width), np.nan)
     for k, r in enumerate(data):
-        arr[k, :len(r)] = r  # type: ignore[arg-type]
+        arr[k, : len(r)] = r  # type: ignore[arg-type]
     warnings: list[str] = []
     inside = set(rows)
     skipped = [i for i in range(first, rows[-1] + 1) if lines[i].strip() and i not in inside]
     if skipped:
-        warnings.append(f"{len(skipped)} non-numeric row(s) inside the table ignored (first: line {skipped[0] + 1})")
+        warnings.append(
+            f"{len(skipped)} non-numeric row(s) inside the table ignored (first: line {skipped[0] + 1})"
+        )
 
     columns = [f"column {i}" for i in range(width)]
     metadata: dict[str, Any] = {}
@@ -268,28 +298,47 @@ def read_spectrum_table(path: str | os.PathLike, *, x_column: int | str | None =
                 metadata[kv[0]] = value if value is not None else kv[1]
 
     ix = _pick(columns, x_column, x_names, 0, what="x (pixel)", path=path)
-    iy = _pick(columns, y_column, y_names, 1 if width == 2 else None, what="counts", path=path,
-               exclude=ix if y_column is None else None)
+    iy = _pick(
+        columns,
+        y_column,
+        y_names,
+        1 if width == 2 else None,
+        what="counts",
+        path=path,
+        exclude=ix if y_column is None else None,
+    )
     if ix == iy:
         raise RunFolderError(path, f"the same column '{columns[ix]}' is chosen for x and counts")
     x, y = arr[:, ix], arr[:, iy]
     ok = np.isfinite(x) & np.isfinite(y)
     if not ok.all():
-        warnings.append(f"{int((~ok).sum())} row(s) with a blank or non-finite '{columns[ix]}' or "
-                        f"'{columns[iy]}' dropped")
+        warnings.append(
+            f"{int((~ok).sum())} row(s) with a blank or non-finite '{columns[ix]}' or '{columns[iy]}' dropped"
+        )
     x, y = x[ok], y[ok]
     if x.size < 3:
-        raise RunFolderError(path, f"columns '{columns[ix]}' and '{columns[iy]}' have fewer than 3 numeric rows")
+        raise RunFolderError(
+            path, f"columns '{columns[ix]}' and '{columns[iy]}' have fewer than 3 numeric rows"
+        )
     for w in warnings:
         logger.warning("%s: %s", path, w)
-    return SpectrumTable(path=path, x=x, y=y, x_name=columns[ix], y_name=columns[iy], columns=tuple(columns),
-                         metadata=metadata, separator="blank" if sep is None else sep,
-                         decimal_comma=decimal_comma and any("," in lines[i] for i in rows[:50]),
-                         warnings=tuple(warnings))
+    return SpectrumTable(
+        path=path,
+        x=x,
+        y=y,
+        x_name=columns[ix],
+        y_name=columns[iy],
+        columns=tuple(columns),
+        metadata=metadata,
+        separator="blank" if sep is None else sep,
+        decimal_comma=decimal_comma and any("," in lines[i] for i in rows[:50]),
+        warnings=tuple(warnings),
+    )
 
 
-def read_lamp(path: str | os.PathLike, *, pixel_column: int | str | None = None,
-              counts_column: int | str | None = None) -> SpectrumTable:
+def read_lamp(
+    path: str | os.PathLike, *, pixel_column: int | str | None = None, counts_column: int | str | None = None
+) -> SpectrumTable:
     """Read a calibration-lamp spectrum: pixel and counts.
 
     See :func:`read_spectrum_table` for the accepted layouts and the column
@@ -306,15 +355,28 @@ def read_lamp(path: str | os.PathLike, *, pixel_column: int | str | None = None,
     x, y = tab.x[order], tab.y[order]
     if np.any(np.diff(x) == 0):
         k = int(np.flatnonzero(np.diff(x) == 0)[0])
-        raise RunFolderError(tab.path, f"pixel {x[k]:g} appears twice in column '{tab.x_name}': is it the "
-                                       "pixel column? (choose the columns explicitly)")
-    return SpectrumTable(path=tab.path, x=x, y=y, x_name=tab.x_name, y_name=tab.y_name, columns=tab.columns,
-                         metadata=tab.metadata, separator=tab.separator, decimal_comma=tab.decimal_comma,
-                         warnings=tab.warnings)
+        raise RunFolderError(
+            tab.path,
+            f"pixel {x[k]:g} appears twice in column '{tab.x_name}': is it the "
+            "pixel column? (choose the columns explicitly)",
+        )
+    return SpectrumTable(
+        path=tab.path,
+        x=x,
+        y=y,
+        x_name=tab.x_name,
+        y_name=tab.y_name,
+        columns=tab.columns,
+        metadata=tab.metadata,
+        separator=tab.separator,
+        decimal_comma=tab.decimal_comma,
+        warnings=tab.warnings,
+    )
 
 
-def read_lines(path: str | os.PathLike, *, column: int | str | None = None,
-               min_intensity: float | None = None) -> LineList:
+def read_lines(
+    path: str | os.PathLike, *, column: int | str | None = None, min_intensity: float | None = None
+) -> LineList:
     """Read a list of known line wavelengths (nm).
 
     Parameters
@@ -345,8 +407,11 @@ def read_lines(path: str | os.PathLike, *, column: int | str | None = None,
     values: list[float] = []
     single = [_to_number(ln, False) for ln in lines]
     intensity = None
-    if lines and sum(v is not None for v in single) >= max(1, len(lines) - 1) and \
-            all(len(_split(ln, s)) == 1 for ln in lines[:5] for s in (",", ";", "\t")):
+    if (
+        lines
+        and sum(v is not None for v in single) >= max(1, len(lines) - 1)
+        and all(len(_split(ln, s)) == 1 for ln in lines[:5] for s in (",", ";", "\t"))
+    ):
         values = [v for v in single if v is not None]
         if min_intensity is not None:
             raise RunFolderError(path, "has no intensity column; min_intensity cannot be applied")
@@ -358,7 +423,7 @@ def read_lines(path: str | os.PathLike, *, column: int | str | None = None,
         width = max(len(r) for r in data if r is not None)  # type: ignore[arg-type]
         arr = np.full((len(data), width), np.nan)
         for k, r in enumerate(data):
-            arr[k, :len(r)] = r  # type: ignore[arg-type]
+            arr[k, : len(r)] = r  # type: ignore[arg-type]
         columns = [f"column {i}" for i in range(width)]
         if rows[0] > 0:
             names = _split(lines[rows[0] - 1], sep)
@@ -369,8 +434,11 @@ def read_lines(path: str | os.PathLike, *, column: int | str | None = None,
         ii = next((i for i, c in enumerate(columns) if "intens" in c.lower()), None)
         if min_intensity is not None:
             if ii is None:
-                raise RunFolderError(path, f"has no intensity column (columns: {', '.join(columns)}); "
-                                           "min_intensity cannot be applied")
+                raise RunFolderError(
+                    path,
+                    f"has no intensity column (columns: {', '.join(columns)}); "
+                    "min_intensity cannot be applied",
+                )
             keep = arr[:, ii] >= float(min_intensity)
             vals = vals[keep]
             arr = arr[keep]
@@ -387,5 +455,6 @@ def read_lines(path: str | os.PathLike, *, column: int | str | None = None,
     if intensity is not None:
         intensity = np.asarray(intensity, float)[order]
     keep = np.concatenate(([True], np.diff(wl) > 0))
-    return LineList(wavelength_nm=wl[keep], intensity=None if intensity is None else intensity[keep], path=path)
-
+    return LineList(
+        wavelength_nm=wl[keep], intensity=None if intensity is None else intensity[keep], path=path
+    )

@@ -61,9 +61,21 @@ __all__ = [
 Baseline = Literal["constant", "linear"]
 
 #: columns of the table returned by :func:`fit_lorentzians` (x units: those of ``x``)
-FIT_COLUMNS = ("center", "fwhm", "amplitude", "offset", "slope",
-               "center_err", "fwhm_err", "amplitude_err", "offset_err", "slope_err",
-               "redchi", "n_iter", "fit_ok")
+FIT_COLUMNS = (
+    "center",
+    "fwhm",
+    "amplitude",
+    "offset",
+    "slope",
+    "center_err",
+    "fwhm_err",
+    "amplitude_err",
+    "offset_err",
+    "slope_err",
+    "redchi",
+    "n_iter",
+    "fit_ok",
+)
 _N_OUT = len(FIT_COLUMNS)
 #: default number of spectra per block of the batched fit (perf-notes: ~250 is best)
 CHUNK_SPECTRA = 256
@@ -80,6 +92,7 @@ class SpectrumFitError(PlscopeError):
 # --------------------------------------------------------------------------
 # model
 # --------------------------------------------------------------------------
+
 
 def lorentzian(x, center: float, fwhm: float, amplitude: float) -> np.ndarray:
     """Lorentzian of peak height ``amplitude`` and full width ``fwhm`` at ``center``.
@@ -99,8 +112,16 @@ def lorentzian(x, center: float, fwhm: float, amplitude: float) -> np.ndarray:
     return amplitude / (1.0 + u * u)
 
 
-def lorentzian_baseline(x, center: float, fwhm: float, amplitude: float, offset: float = 0.0,
-                        slope: float = 0.0, *, x_ref: float | None = None) -> np.ndarray:
+def lorentzian_baseline(
+    x,
+    center: float,
+    fwhm: float,
+    amplitude: float,
+    offset: float = 0.0,
+    slope: float = 0.0,
+    *,
+    x_ref: float | None = None,
+) -> np.ndarray:
     """Lorentzian plus ``offset + slope * (x - x_ref)``.
 
     ``x_ref`` defaults to the mean of ``x``, as in the fits.
@@ -126,8 +147,9 @@ def _basis(x: np.ndarray, linear: bool) -> np.ndarray:
     return np.column_stack([np.ones_like(x), xr]) if linear else np.ones((x.size, 1))
 
 
-def _normal_equations(params: np.ndarray, x: np.ndarray, basis: np.ndarray,
-                      resid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+def _normal_equations(
+    params: np.ndarray, x: np.ndarray, basis: np.ndarray, resid: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``J^T J`` (n, k, k) and ``J^T r`` (n, k) of the model at ``params``.
 
     Only the three Lorentzian columns of the Jacobian are formed (as a
@@ -147,7 +169,7 @@ def _normal_equations(params: np.ndarray, x: np.ndarray, basis: np.ndarray,
     j3[:, 2] *= 2.0
     jtj = np.empty((n, k, k))
     jtj[:, :3, :3] = j3 @ j3.transpose(0, 2, 1)
-    cross = j3 @ basis                                  # (n, 3, kb)
+    cross = j3 @ basis  # (n, 3, kb)
     jtj[:, :3, 3:] = cross
     jtj[:, 3:, :3] = cross.transpose(0, 2, 1)
     jtj[:, 3:, 3:] = basis.T @ basis
@@ -162,6 +184,7 @@ def _normal_equations(params: np.ndarray, x: np.ndarray, basis: np.ndarray,
 # --------------------------------------------------------------------------
 # starting values
 # --------------------------------------------------------------------------
+
 
 def _smooth(y: np.ndarray, width: int) -> np.ndarray:
     """Moving average along the last axis (edges: shorter windows)."""
@@ -234,8 +257,10 @@ def guess_lorentzians(x, spectra, *, baseline: Baseline = "linear") -> np.ndarra
 # batched Levenberg-Marquardt
 # --------------------------------------------------------------------------
 
-def _lm_block(x: np.ndarray, y: np.ndarray, p0: np.ndarray, *, linear: bool, max_iter: int,
-              ftol: float, xtol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+
+def _lm_block(
+    x: np.ndarray, y: np.ndarray, p0: np.ndarray, *, linear: bool, max_iter: int, ftol: float, xtol: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Levenberg-Marquardt on a block of spectra sharing ``x``.
 
     Returns
@@ -255,7 +280,7 @@ def _lm_block(x: np.ndarray, y: np.ndarray, p0: np.ndarray, *, linear: bool, max
     active = np.isfinite(cost)
     jtj = np.zeros((n, k, k))
     grad = np.zeros((n, k))
-    stale = np.ones(n, dtype=bool)   # normal equations need recomputing
+    stale = np.ones(n, dtype=bool)  # normal equations need recomputing
     eye = np.eye(k, dtype=bool)
     for _ in range(max_iter):
         idx = np.flatnonzero(active)
@@ -330,8 +355,16 @@ def _covariance(params: np.ndarray, x: np.ndarray, linear: bool) -> np.ndarray:
     return cov.reshape(-1, k, k)
 
 
-def _fit_array(x: np.ndarray, spectra: np.ndarray, *, baseline: Baseline, max_iter: int, ftol: float,
-               xtol: float, chunk: int) -> np.ndarray:
+def _fit_array(
+    x: np.ndarray,
+    spectra: np.ndarray,
+    *,
+    baseline: Baseline,
+    max_iter: int,
+    ftol: float,
+    xtol: float,
+    chunk: int,
+) -> np.ndarray:
     """Batched fit; an ``(n, len(FIT_COLUMNS))`` float array (fit_ok as 0/1)."""
     x = np.asarray(x, dtype=np.float64)
     y_all = np.asarray(spectra, dtype=np.float64)
@@ -346,22 +379,30 @@ def _fit_array(x: np.ndarray, spectra: np.ndarray, *, baseline: Baseline, max_it
     dx_min = float(np.min(np.abs(np.diff(x)))) if m > 1 else 0.0
     lo, hi = float(np.min(x)), float(np.max(x))
     for s in range(0, n, chunk):
-        y = y_all[s:s + chunk]
+        y = y_all[s : s + chunk]
         finite = np.all(np.isfinite(y), axis=1)
         if not finite.any():
             continue
         rows = np.flatnonzero(finite) + s
         yf = y[finite]
         p0 = guess_lorentzians(x, yf, baseline=baseline)
-        params, cost, n_iter, conv = _lm_block(x, yf, p0, linear=linear, max_iter=max_iter, ftol=ftol, xtol=xtol)
+        params, cost, n_iter, conv = _lm_block(
+            x, yf, p0, linear=linear, max_iter=max_iter, ftol=ftol, xtol=xtol
+        )
         cov = _covariance(params, x, linear)
         dof = m - k
         redchi = cost / dof
         err = np.sqrt(np.abs(np.diagonal(cov, axis1=1, axis2=2)) * redchi[:, None])
         a, c, w = params[:, 0], params[:, 1], params[:, 2]
-        ok = (conv & np.all(np.isfinite(params), axis=1) & np.all(np.isfinite(err), axis=1)
-              & (a > MIN_SIGNIFICANCE * err[:, 0]) & (w > 0.5 * dx_min)
-              & (c - 0.5 * w >= lo) & (c + 0.5 * w <= hi))
+        ok = (
+            conv
+            & np.all(np.isfinite(params), axis=1)
+            & np.all(np.isfinite(err), axis=1)
+            & (a > MIN_SIGNIFICANCE * err[:, 0])
+            & (w > 0.5 * dx_min)
+            & (c - 0.5 * w >= lo)
+            & (c + 0.5 * w <= hi)
+        )
         o = out[rows]
         o[:, 0] = c
         o[:, 1] = w
@@ -396,8 +437,16 @@ def _check_xy(x, spectra) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def fit_lorentzians(x, spectra, *, baseline: Baseline = "linear", max_iter: int = 200, ftol: float = 1e-10,
-                    xtol: float = 1e-10, chunk: int = CHUNK_SPECTRA) -> pd.DataFrame:
+def fit_lorentzians(
+    x,
+    spectra,
+    *,
+    baseline: Baseline = "linear",
+    max_iter: int = 200,
+    ftol: float = 1e-10,
+    xtol: float = 1e-10,
+    chunk: int = CHUNK_SPECTRA,
+) -> pd.DataFrame:
     """Fit a Lorentzian on a baseline to every row of ``spectra``.
 
     Parameters
@@ -453,8 +502,16 @@ def _to_frame(arr: np.ndarray) -> pd.DataFrame:
     return df
 
 
-def _fit_block(block: np.ndarray, *, x: np.ndarray, baseline: Baseline, max_iter: int, ftol: float,
-               xtol: float, chunk: int) -> np.ndarray:
+def _fit_block(
+    block: np.ndarray,
+    *,
+    x: np.ndarray,
+    baseline: Baseline,
+    max_iter: int,
+    ftol: float,
+    xtol: float,
+    chunk: int,
+) -> np.ndarray:
     """Fit one dask block ``(..., m)`` -> ``(..., n_out)``."""
     lead = block.shape[:-1]
     flat = block.reshape(-1, block.shape[-1])
@@ -462,8 +519,16 @@ def _fit_block(block: np.ndarray, *, x: np.ndarray, baseline: Baseline, max_iter
     return out.reshape(*lead, _N_OUT)
 
 
-def fit_lorentzians_dask(x, spectra: "da.Array", *, baseline: Baseline = "linear", max_iter: int = 200,
-                         ftol: float = 1e-10, xtol: float = 1e-10, chunk: int = CHUNK_SPECTRA) -> "da.Array":
+def fit_lorentzians_dask(
+    x,
+    spectra: da.Array,
+    *,
+    baseline: Baseline = "linear",
+    max_iter: int = 200,
+    ftol: float = 1e-10,
+    xtol: float = 1e-10,
+    chunk: int = CHUNK_SPECTRA,
+) -> da.Array:
     """:func:`fit_lorentzians` mapped over the chunks of a dask array.
 
     Parameters
@@ -482,14 +547,25 @@ def fit_lorentzians_dask(x, spectra: "da.Array", *, baseline: Baseline = "linear
     """
     x = np.asarray(x, dtype=float)
     if spectra.shape[-1] != x.size:
-        raise SpectrumFitError(f"spectra have {spectra.shape[-1]} samples along the last axis but x has {x.size}")
+        raise SpectrumFitError(
+            f"spectra have {spectra.shape[-1]} samples along the last axis but x has {x.size}"
+        )
     if baseline not in ("linear", "constant"):
         raise ValueError(f"baseline must be 'linear' or 'constant', got {baseline!r}")
     arr = spectra.rechunk({spectra.ndim - 1: -1})
     chunks = arr.chunks[:-1] + ((_N_OUT,),)
-    return arr.map_blocks(_fit_block, x=x, baseline=baseline, max_iter=int(max_iter), ftol=ftol, xtol=xtol,
-                          chunk=int(chunk), dtype=np.float64, chunks=chunks,
-                          meta=np.empty((0,) * arr.ndim, np.float64))
+    return arr.map_blocks(
+        _fit_block,
+        x=x,
+        baseline=baseline,
+        max_iter=int(max_iter),
+        ftol=ftol,
+        xtol=xtol,
+        chunk=int(chunk),
+        dtype=np.float64,
+        chunks=chunks,
+        meta=np.empty((0,) * arr.ndim, np.float64),
+    )
 
 
 def fits_to_frame(arr: np.ndarray) -> pd.DataFrame:
@@ -500,6 +576,7 @@ def fits_to_frame(arr: np.ndarray) -> pd.DataFrame:
 # --------------------------------------------------------------------------
 # one spectrum
 # --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class LorentzFit:
@@ -539,10 +616,16 @@ def fit_lorentzian(x, y, *, baseline: Baseline = "linear", max_iter: int = 200) 
     -------
     LorentzFit
     """
-    row = fit_lorentzians(x, np.asarray(y, dtype=float)[None, :], baseline=baseline, max_iter=max_iter).iloc[0]
+    row = fit_lorentzians(x, np.asarray(y, dtype=float)[None, :], baseline=baseline, max_iter=max_iter).iloc[
+        0
+    ]
     ok = bool(row["fit_ok"])
     vals = {c: float(row[c]) for c in FIT_COLUMNS if c not in ("n_iter", "fit_ok")}
-    msg = "" if ok else ("no finite data" if not math.isfinite(vals["center"]) else "fit rejected (see fit_ok rules)")
+    msg = (
+        ""
+        if ok
+        else ("no finite data" if not math.isfinite(vals["center"]) else "fit rejected (see fit_ok rules)")
+    )
     return LorentzFit(**vals, n_iter=int(row["n_iter"]), ok=ok, message=msg)
 
 
@@ -567,8 +650,13 @@ def lmfit_lorentzian(x, y, *, baseline: Baseline = "linear", init: dict | None =
     model = LorentzianModel() + (LinearModel() if baseline == "linear" else ConstantModel())
     if init is None:
         g = guess_lorentzians(x, y[None, :], baseline=baseline)[0]
-        init = {"amplitude": g[0], "center": g[1], "fwhm": g[2], "offset": g[3],
-                "slope": g[4] if baseline == "linear" else 0.0}
+        init = {
+            "amplitude": g[0],
+            "center": g[1],
+            "fwhm": g[2],
+            "offset": g[3],
+            "slope": g[4] if baseline == "linear" else 0.0,
+        }
     params = model.make_params()
     params["center"].set(value=init["center"])
     params["sigma"].set(value=init["fwhm"] / 2.0, min=0.0)

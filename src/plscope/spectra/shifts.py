@@ -37,15 +37,38 @@ from ..errors import PlscopeError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BASELINE_COLUMNS", "FRAME_FIELD_COLUMNS", "SHIFT_STAT_COLUMNS", "NormalFit", "ShiftInputError",
-           "ShiftSlope", "add_shifts", "cycle_baselines", "frame_fields", "frame_phases", "histogram_bins",
-           "normal_fit", "shift_slope", "shift_statistics"]
+__all__ = [
+    "BASELINE_COLUMNS",
+    "FRAME_FIELD_COLUMNS",
+    "SHIFT_STAT_COLUMNS",
+    "NormalFit",
+    "ShiftInputError",
+    "ShiftSlope",
+    "add_shifts",
+    "cycle_baselines",
+    "frame_fields",
+    "frame_phases",
+    "histogram_bins",
+    "normal_fit",
+    "shift_slope",
+    "shift_statistics",
+]
 
 #: columns of :func:`frame_fields`
 FRAME_FIELD_COLUMNS = ("frame", "state", "field_kV_per_cm", "level", "on_fraction")
 #: columns of :func:`shift_statistics`
-SHIFT_STAT_COLUMNS = ("particle_id", "field_kV_per_cm", "level", "shift_nm", "shift_err_nm", "sigma_nm",
-                      "mean_nm", "median_nm", "n_frames", "method")
+SHIFT_STAT_COLUMNS = (
+    "particle_id",
+    "field_kV_per_cm",
+    "level",
+    "shift_nm",
+    "shift_err_nm",
+    "sigma_nm",
+    "mean_nm",
+    "median_nm",
+    "n_frames",
+    "method",
+)
 #: fraction of exposure in an ON segment above which a frame is ON (below 1 - this: OFF)
 _ON_COMPLETE = 0.999
 _MIN_HIST = 12
@@ -58,6 +81,7 @@ class ShiftInputError(PlscopeError):
 # --------------------------------------------------------------------------
 # labelling frames
 # --------------------------------------------------------------------------
+
 
 def frame_fields(frame_start_s, exposure_s: float, segments: pd.DataFrame) -> pd.DataFrame:
     """The field seen by each frame.
@@ -98,8 +122,8 @@ def frame_fields(frame_start_s, exposure_s: float, segments: pd.DataFrame) -> pd
         lev = seg["level"].to_numpy(np.int64)
         lev_e = seg["level_kV_per_cm"].to_numpy(float)
         end = t + exp
-        j = np.searchsorted(s0, end, side="right") - 1          # last segment starting before the frame ends
-        for shift in (0, 1):                                     # that segment and the one before it
+        j = np.searchsorted(s0, end, side="right") - 1  # last segment starting before the frame ends
+        for shift in (0, 1):  # that segment and the one before it
             jj = j - shift
             ok = jj >= 0
             jc = np.clip(jj, 0, None)
@@ -119,12 +143,21 @@ def frame_fields(frame_start_s, exposure_s: float, segments: pd.DataFrame) -> pd
     state = np.where(on_frac >= _ON_COMPLETE, "on", np.where(on_frac <= 1 - _ON_COMPLETE, "off", "switching"))
     level = np.where(state == "off", -1, level)
     field = np.where(state == "off", 0.0, field)
-    return pd.DataFrame({"frame": np.arange(n, dtype=np.int64), "state": state, "field_kV_per_cm": field,
-                         "level": level, "on_fraction": on_frac}, columns=list(FRAME_FIELD_COLUMNS))
+    return pd.DataFrame(
+        {
+            "frame": np.arange(n, dtype=np.int64),
+            "state": state,
+            "field_kV_per_cm": field,
+            "level": level,
+            "on_fraction": on_frac,
+        },
+        columns=list(FRAME_FIELD_COLUMNS),
+    )
 
 
-def frame_phases(frame_mid_s, cycles: pd.DataFrame, *, first_frame_s: float | None = None,
-                 settle_fraction: float = 0.5) -> pd.DataFrame:
+def frame_phases(
+    frame_mid_s, cycles: pd.DataFrame, *, first_frame_s: float | None = None, settle_fraction: float = 0.5
+) -> pd.DataFrame:
     """Each frame's cycle, phase and whether it is settled.
 
     Parameters
@@ -151,8 +184,14 @@ def frame_phases(frame_mid_s, cycles: pd.DataFrame, *, first_frame_s: float | No
     tm = np.asarray(frame_mid_s, dtype=float)
     n = tm.size
     if len(cycles) == 0:
-        return pd.DataFrame({"cycle": np.zeros(n, np.int64), "phase": np.full(n, "lead_in"),
-                             "t_in_phase_s": tm - (tm[0] if n else 0.0), "settled": np.ones(n, bool)})
+        return pd.DataFrame(
+            {
+                "cycle": np.zeros(n, np.int64),
+                "phase": np.full(n, "lead_in"),
+                "t_in_phase_s": tm - (tm[0] if n else 0.0),
+                "settled": np.ones(n, bool),
+            }
+        )
     on0 = cycles["on_start_s"].to_numpy(float)
     on1 = cycles["on_end_s"].to_numpy(float)
     off1 = cycles["off_end_s"].to_numpy(float)
@@ -167,7 +206,9 @@ def frame_phases(frame_mid_s, cycles: pd.DataFrame, *, first_frame_s: float | No
     t_in = tm - p_start
     dur = np.maximum(p_end - p_start, 1e-12)
     settled = t_in >= settle_fraction * dur
-    return pd.DataFrame({"cycle": cc.astype(np.int64), "phase": phase, "t_in_phase_s": t_in, "settled": settled})
+    return pd.DataFrame(
+        {"cycle": cc.astype(np.int64), "phase": phase, "t_in_phase_s": t_in, "settled": settled}
+    )
 
 
 # --------------------------------------------------------------------------
@@ -176,7 +217,16 @@ def frame_phases(frame_mid_s, cycles: pd.DataFrame, *, first_frame_s: float | No
 
 _NEEDED = ("particle_id", "cycle", "phase", "state", "settled", "peak_nm", "fit_ok", "time_s")
 #: columns of :func:`cycle_baselines`
-BASELINE_COLUMNS = ("particle_id", "cycle", "before_s", "before_nm", "n_before", "after_s", "after_nm", "n_after")
+BASELINE_COLUMNS = (
+    "particle_id",
+    "cycle",
+    "before_s",
+    "before_nm",
+    "n_before",
+    "after_s",
+    "after_nm",
+    "n_after",
+)
 
 
 def _check(table: pd.DataFrame, cols) -> None:
@@ -205,8 +255,13 @@ def cycle_baselines(table: pd.DataFrame) -> pd.DataFrame:
         Columns :data:`BASELINE_COLUMNS` (NaN where a side has no frame).
     """
     _check(table, _NEEDED)
-    good = (table["state"] == "off") & table["settled"].astype(bool) & table["fit_ok"].astype(bool) \
-        & np.isfinite(table["peak_nm"]) & table["phase"].isin(["off", "lead_in"])
+    good = (
+        (table["state"] == "off")
+        & table["settled"].astype(bool)
+        & table["fit_ok"].astype(bool)
+        & np.isfinite(table["peak_nm"])
+        & table["phase"].isin(["off", "lead_in"])
+    )
     off = table.loc[good, ["particle_id", "cycle", "phase", "peak_nm", "time_s"]]
     # the OFF part of cycle k precedes the ON of cycle k + 1; the lead-in precedes cycle 0
     before = off.assign(cycle=np.where(off["phase"] == "lead_in", off["cycle"], off["cycle"] + 1))
@@ -217,13 +272,19 @@ def cycle_baselines(table: pd.DataFrame) -> pd.DataFrame:
     cnt_a = after.groupby(["particle_id", "cycle"]).size()
     keys = table[["particle_id", "cycle"]].drop_duplicates().sort_values(["particle_id", "cycle"])
     idx = pd.MultiIndex.from_frame(keys)
-    out = pd.DataFrame({
-        "particle_id": keys["particle_id"].to_numpy(), "cycle": keys["cycle"].to_numpy(),
-        "before_s": med_b["time_s"].reindex(idx).to_numpy(), "before_nm": med_b["peak_nm"].reindex(idx).to_numpy(),
-        "n_before": cnt_b.reindex(idx).fillna(0).to_numpy(np.int64),
-        "after_s": med_a["time_s"].reindex(idx).to_numpy(), "after_nm": med_a["peak_nm"].reindex(idx).to_numpy(),
-        "n_after": cnt_a.reindex(idx).fillna(0).to_numpy(np.int64),
-    }, columns=list(BASELINE_COLUMNS))
+    out = pd.DataFrame(
+        {
+            "particle_id": keys["particle_id"].to_numpy(),
+            "cycle": keys["cycle"].to_numpy(),
+            "before_s": med_b["time_s"].reindex(idx).to_numpy(),
+            "before_nm": med_b["peak_nm"].reindex(idx).to_numpy(),
+            "n_before": cnt_b.reindex(idx).fillna(0).to_numpy(np.int64),
+            "after_s": med_a["time_s"].reindex(idx).to_numpy(),
+            "after_nm": med_a["peak_nm"].reindex(idx).to_numpy(),
+            "n_after": cnt_a.reindex(idx).fillna(0).to_numpy(np.int64),
+        },
+        columns=list(BASELINE_COLUMNS),
+    )
     return out
 
 
@@ -256,6 +317,7 @@ def add_shifts(table: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd
 # --------------------------------------------------------------------------
 # histograms and fits
 # --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class NormalFit:
@@ -315,7 +377,9 @@ def normal_fit(values) -> NormalFit:
     rsig = float(1.4826 * np.median(np.abs(v - med))) if n > 1 else math.nan
     if not rsig > 0:
         rsig = float(np.std(v)) if n > 1 else math.nan
-    fallback = NormalFit(med, 1.2533 * rsig / math.sqrt(n) if n > 1 else math.nan, rsig, n, mean, med, "median")
+    fallback = NormalFit(
+        med, 1.2533 * rsig / math.sqrt(n) if n > 1 else math.nan, rsig, n, mean, med, "median"
+    )
     if n < _MIN_HIST or not rsig > 0:
         return fallback
     edges = histogram_bins(v)
@@ -328,8 +392,14 @@ def normal_fit(values) -> NormalFit:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            popt, pcov = curve_fit(gauss, centres, counts, p0=[counts.max(), med, rsig],
-                                   sigma=np.sqrt(np.maximum(counts, 1.0)), maxfev=5000)
+            popt, pcov = curve_fit(
+                gauss,
+                centres,
+                counts,
+                p0=[counts.max(), med, rsig],
+                sigma=np.sqrt(np.maximum(counts, 1.0)),
+                maxfev=5000,
+            )
     except (RuntimeError, ValueError):
         return fallback
     mu, s = float(popt[1]), abs(float(popt[2]))
@@ -364,15 +434,29 @@ def shift_statistics(table: pd.DataFrame, *, per_particle: bool = False) -> pd.D
         ``method`` (see :class:`NormalFit`).
     """
     _check(table, ("state", "level", "field_kV_per_cm", "settled", "shift_nm"))
-    use = table[table["settled"].astype(bool) & table["state"].isin(["on", "off"]) & np.isfinite(table["shift_nm"])]
+    use = table[
+        table["settled"].astype(bool) & table["state"].isin(["on", "off"]) & np.isfinite(table["shift_nm"])
+    ]
     rows = []
     groups = use.groupby("particle_id", sort=True) if per_particle else [(-1, use)]
     for pid, grp in groups:
         for lev, g in grp.groupby("level", sort=True):
             fit = normal_fit(g["shift_nm"].to_numpy())
             field = 0.0 if lev < 0 else float(np.median(g["field_kV_per_cm"]))
-            rows.append((int(pid), field, int(lev), fit.center, fit.center_err, fit.sigma, fit.mean, fit.median,
-                         fit.n, fit.method))
+            rows.append(
+                (
+                    int(pid),
+                    field,
+                    int(lev),
+                    fit.center,
+                    fit.center_err,
+                    fit.sigma,
+                    fit.mean,
+                    fit.median,
+                    fit.n,
+                    fit.method,
+                )
+            )
     out = pd.DataFrame(rows, columns=list(SHIFT_STAT_COLUMNS))
     return out.sort_values(["particle_id", "field_kV_per_cm"], ignore_index=True)
 
@@ -418,19 +502,24 @@ def shift_slope(field_kV_per_cm, shift_nm, shift_err_nm=None) -> ShiftSlope:
     nan = ShiftSlope(math.nan, math.nan, math.nan, math.nan, math.nan, int(e.size))
     if e.size < 2 or np.ptp(e) == 0:
         return nan
-    w = 1.0 / err ** 2
+    w = 1.0 / err**2
     x = np.column_stack([np.ones_like(e), e])
     a = x.T @ (w[:, None] * x)
     cov = np.linalg.inv(a)
     beta = cov @ (x.T @ (w * s))
     resid = s - x @ beta
     dof = e.size - 2
-    redchi = float(np.sum(w * resid ** 2) / dof) if dof > 0 else math.nan
+    redchi = float(np.sum(w * resid**2) / dof) if dof > 0 else math.nan
     if shift_err_nm is None:
         scale = redchi if dof > 0 else math.nan
     else:
         scale = max(1.0, redchi) if dof > 0 else 1.0
     cov = cov * scale
-    return ShiftSlope(float(beta[1]), float(math.sqrt(cov[1, 1])) if cov[1, 1] >= 0 else math.nan,
-                      float(beta[0]), float(math.sqrt(cov[0, 0])) if cov[0, 0] >= 0 else math.nan, redchi,
-                      int(e.size))
+    return ShiftSlope(
+        float(beta[1]),
+        float(math.sqrt(cov[1, 1])) if cov[1, 1] >= 0 else math.nan,
+        float(beta[0]),
+        float(math.sqrt(cov[0, 0])) if cov[0, 0] >= 0 else math.nan,
+        redchi,
+        int(e.size),
+    )

@@ -5,8 +5,15 @@ reading the DAQ log is :func:`plscope.io.read_daq`.
 """
 
 from .edges import PULSE_COLUMNS, ttl_pulses
-from .field import (CYCLE_COLUMNS, LEVEL_COLUMNS, SEGMENT_COLUMNS, cycles_from_segments,
-                    field_kV_per_cm, field_levels, field_segments)
+from .field import (
+    CYCLE_COLUMNS,
+    LEVEL_COLUMNS,
+    SEGMENT_COLUMNS,
+    cycles_from_segments,
+    field_kV_per_cm,
+    field_levels,
+    field_segments,
+)
 from .frames import FrameTiming, frame_timing
 
 __all__ = [

@@ -30,8 +30,9 @@ _MIN_SWING_SIGMA = 10.0
 MIN_TOGGLE_SWING = 0.5
 
 
-def as_time_series(time_s: np.ndarray, values: np.ndarray, *, source: str = "",
-                   what: str = "signal") -> tuple[np.ndarray, np.ndarray]:
+def as_time_series(
+    time_s: np.ndarray, values: np.ndarray, *, source: str = "", what: str = "signal"
+) -> tuple[np.ndarray, np.ndarray]:
     """Check and convert a sampled signal: 1-D, same length, finite, time increasing.
 
     Raises
@@ -43,8 +44,9 @@ def as_time_series(time_s: np.ndarray, values: np.ndarray, *, source: str = "",
     x = np.asarray(values, dtype=np.float64)
     src = source or None
     if t.ndim != 1 or x.ndim != 1 or t.shape != x.shape:
-        raise SyncError(src, f"{what} and time must be 1-D arrays of the same length, got "
-                             f"shapes {x.shape} and {t.shape}")
+        raise SyncError(
+            src, f"{what} and time must be 1-D arrays of the same length, got shapes {x.shape} and {t.shape}"
+        )
     if t.size < 3:
         raise SyncError(src, f"{what} has {t.size} samples; need at least 3")
     if not (np.isfinite(x).all() and np.isfinite(t).all()):
@@ -116,8 +118,7 @@ def hysteresis_state(x: np.ndarray, low: float, high: float) -> np.ndarray:
     return hi[idx]
 
 
-def crossing_times(t: np.ndarray, x: np.ndarray, level: float, k: np.ndarray,
-                   rising: bool) -> np.ndarray:
+def crossing_times(t: np.ndarray, x: np.ndarray, level: float, k: np.ndarray, rising: bool) -> np.ndarray:
     """Sub-sample times at which ``x`` last crossed ``level`` before samples ``k``.
 
     For a rising edge decided at sample ``k`` the crossing lies between the
@@ -138,8 +139,7 @@ def crossing_times(t: np.ndarray, x: np.ndarray, level: float, k: np.ndarray,
     return t[j] + frac * (t[j + 1] - t[j])
 
 
-def _drop_short(start: np.ndarray, end: np.ndarray,
-                min_width_s: float) -> tuple[np.ndarray, np.ndarray]:
+def _drop_short(start: np.ndarray, end: np.ndarray, min_width_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Remove pulses narrower than min_width_s, then bridge gaps narrower than it."""
     width = end - start
     keep = ~(width < min_width_s)  # NaN width (unfinished last pulse) is kept
@@ -153,9 +153,15 @@ def _drop_short(start: np.ndarray, end: np.ndarray,
     return start, end
 
 
-def ttl_pulses(time_s: np.ndarray, signal: np.ndarray, *, low: float | None = None,
-               high: float | None = None, min_width_s: float | None = None,
-               source: str = "") -> pd.DataFrame:
+def ttl_pulses(
+    time_s: np.ndarray,
+    signal: np.ndarray,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    min_width_s: float | None = None,
+    source: str = "",
+) -> pd.DataFrame:
     """Pulses of a sampled TTL line (rising edge and the following falling edge).
 
     A Schmitt trigger with hysteresis decides the state, so noise and
@@ -206,8 +212,11 @@ def ttl_pulses(time_s: np.ndarray, signal: np.ndarray, *, low: float | None = No
             # a line that toggles every sample or two: judge its noise about its levels
             sigma = min(sigma, level_sigma(x, level_lo, level_hi))
         if not swing > _MIN_SWING_SIGMA * sigma or swing <= 0:
-            raise SyncError(src, f"TTL channel is flat: no TTL edges (levels {level_lo:.4g} and "
-                                 f"{level_hi:.4g}, noise {sigma:.2g})")
+            raise SyncError(
+                src,
+                f"TTL channel is flat: no TTL edges (levels {level_lo:.4g} and "
+                f"{level_hi:.4g}, noise {sigma:.2g})",
+            )
         mid = level_lo + 0.5 * swing
         low = level_lo + LOW_FRACTION * swing if low is None else float(low)
         high = level_lo + HIGH_FRACTION * swing if high is None else float(high)
@@ -225,7 +234,7 @@ def ttl_pulses(time_s: np.ndarray, signal: np.ndarray, *, low: float | None = No
         logger.debug("%s: record starts during a pulse; its falling edge is ignored", source)
         fall = fall[1:]
     end = np.full(rise.size, np.nan)
-    end[:fall.size] = fall
+    end[: fall.size] = fall
     if fall.size < rise.size:
         logger.debug("%s: record ends during a pulse; its end is NaN", source)
     n_raw = rise.size
@@ -239,12 +248,23 @@ def ttl_pulses(time_s: np.ndarray, signal: np.ndarray, *, low: float | None = No
             typical = min(float(np.median(width)), float(np.median(gap)))
             if 0.5 * typical < min_width:
                 min_width = 0.5 * typical
-                logger.info("%s: TTL pulses or gaps are only %.3g samples long; pulses shorter "
-                            "than %.3g samples count as glitches", source or "TTL", typical / dt,
-                            min_width / dt)
+                logger.info(
+                    "%s: TTL pulses or gaps are only %.3g samples long; pulses shorter "
+                    "than %.3g samples count as glitches",
+                    source or "TTL",
+                    typical / dt,
+                    min_width / dt,
+                )
     else:
         min_width = float(min_width_s)
     start, end = _drop_short(rise, end, min_width)
-    logger.debug("%s: %d TTL pulses (%d glitches removed), thresholds %.4g/%.4g, edges at %.4g",
-                 source, start.size, n_raw - start.size, low, high, mid)
+    logger.debug(
+        "%s: %d TTL pulses (%d glitches removed), thresholds %.4g/%.4g, edges at %.4g",
+        source,
+        start.size,
+        n_raw - start.size,
+        low,
+        high,
+        mid,
+    )
     return pd.DataFrame({"start_s": start, "end_s": end}, columns=list(PULSE_COLUMNS))

@@ -19,13 +19,18 @@ from .edges import as_time_series, hysteresis_state, noise_sigma, robust_extreme
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CYCLE_COLUMNS", "LEVEL_COLUMNS", "SEGMENT_COLUMNS", "cycles_from_segments",
-           "field_kV_per_cm", "field_levels", "field_segments"]
+__all__ = [
+    "CYCLE_COLUMNS",
+    "LEVEL_COLUMNS",
+    "SEGMENT_COLUMNS",
+    "cycles_from_segments",
+    "field_kV_per_cm",
+    "field_levels",
+    "field_segments",
+]
 
-SEGMENT_COLUMNS = ("segment", "start_s", "end_s", "field_kV_per_cm", "sign", "level",
-                   "level_kV_per_cm")
-CYCLE_COLUMNS = ("cycle", "level", "field_kV_per_cm", "sign", "on_start_s", "on_end_s",
-                 "off_end_s")
+SEGMENT_COLUMNS = ("segment", "start_s", "end_s", "field_kV_per_cm", "sign", "level", "level_kV_per_cm")
+CYCLE_COLUMNS = ("cycle", "level", "field_kV_per_cm", "sign", "on_start_s", "on_end_s", "off_end_s")
 
 #: Hysteresis thresholds as fractions of the smallest clear plateau above OFF.
 OFF_FRACTION = 0.25
@@ -42,8 +47,9 @@ def _check_positive(name: str, value: float) -> float:
     return value
 
 
-def field_kV_per_cm(voltage_V: np.ndarray | float, *, amplifier_gain: float,
-                    electrode_gap_um: float) -> np.ndarray:
+def field_kV_per_cm(
+    voltage_V: np.ndarray | float, *, amplifier_gain: float, electrode_gap_um: float
+) -> np.ndarray:
     """Field magnitude between the electrodes, in kV/cm.
 
     Parameters
@@ -66,17 +72,24 @@ def field_kV_per_cm(voltage_V: np.ndarray | float, *, amplifier_gain: float,
 
 
 def _empty_segments() -> pd.DataFrame:
-    out = pd.DataFrame({
-        "segment": pd.Series(dtype=np.int64), "start_s": pd.Series(dtype=np.float64),
-        "end_s": pd.Series(dtype=np.float64), "field_kV_per_cm": pd.Series(dtype=np.float64),
-        "sign": pd.Series(dtype=np.int64), "level": pd.Series(dtype=np.int64),
-        "level_kV_per_cm": pd.Series(dtype=np.float64)})
+    out = pd.DataFrame(
+        {
+            "segment": pd.Series(dtype=np.int64),
+            "start_s": pd.Series(dtype=np.float64),
+            "end_s": pd.Series(dtype=np.float64),
+            "field_kV_per_cm": pd.Series(dtype=np.float64),
+            "sign": pd.Series(dtype=np.int64),
+            "level": pd.Series(dtype=np.int64),
+            "level_kV_per_cm": pd.Series(dtype=np.float64),
+        }
+    )
     out.attrs["warnings"] = ()
     return out
 
 
-def _lowest_plateau(values: np.ndarray, floor: float, top: float, min_count: int,
-                    tolerance: float) -> float | None:
+def _lowest_plateau(
+    values: np.ndarray, floor: float, top: float, min_count: int, tolerance: float
+) -> float | None:
     """Median of the lowest cluster of ``values`` above ``floor`` with enough samples."""
     cand = values[values > floor]
     if cand.size == 0:
@@ -102,8 +115,7 @@ def _interior_median(t: np.ndarray, e: np.ndarray, start: float, end: float) -> 
     return float(np.median(e[a:b]))
 
 
-def _edge_time(t: np.ndarray, e: np.ndarray, level: float, a: int, b: int,
-               rising: bool) -> float:
+def _edge_time(t: np.ndarray, e: np.ndarray, level: float, a: int, b: int, rising: bool) -> float:
     """Interpolated crossing of ``level`` at the start (rising) or end of samples a:b."""
     seg = e[a:b] >= level
     if not seg.any():
@@ -159,8 +171,7 @@ def _cluster_levels(fields: np.ndarray, tolerance: float) -> tuple[np.ndarray, n
     return level, means
 
 
-LEVEL_COLUMNS = ("level", "field_kV_per_cm", "n_segments", "n_positive", "n_negative",
-                 "polarity")
+LEVEL_COLUMNS = ("level", "field_kV_per_cm", "n_segments", "n_positive", "n_negative", "polarity")
 
 
 def field_levels(segments: pd.DataFrame) -> pd.DataFrame:
@@ -192,14 +203,22 @@ def field_levels(segments: pd.DataFrame) -> pd.DataFrame:
             polarity = "alternating"
         else:
             polarity = "mixed"
-        rows.append({"level": int(level), "field_kV_per_cm": float(seg["level_kV_per_cm"].iloc[0]),
-                     "n_segments": int(len(seg)), "n_positive": n_pos, "n_negative": n_neg,
-                     "polarity": polarity})
+        rows.append(
+            {
+                "level": int(level),
+                "field_kV_per_cm": float(seg["level_kV_per_cm"].iloc[0]),
+                "n_segments": int(len(seg)),
+                "n_positive": n_pos,
+                "n_negative": n_neg,
+                "polarity": polarity,
+            }
+        )
     return pd.DataFrame(rows, columns=list(LEVEL_COLUMNS))
 
 
-def _level_steps(e: np.ndarray, a: int, b: int, *, dt: float, tolerance: float,
-                 min_duration_s: float) -> list[int]:
+def _level_steps(
+    e: np.ndarray, a: int, b: int, *, dt: float, tolerance: float, min_duration_s: float
+) -> list[int]:
     """Samples inside the ON run ``a:b`` where the field steps to another level.
 
     Block medians (blocks of 1/20 of ``min_duration_s``) are grouped into
@@ -214,7 +233,7 @@ def _level_steps(e: np.ndarray, a: int, b: int, *, dt: float, tolerance: float,
     n_blocks = (b - a) // block
     if n_blocks < 4:
         return []
-    med = np.median(e[a:a + n_blocks * block].reshape(n_blocks, block), axis=1)
+    med = np.median(e[a : a + n_blocks * block].reshape(n_blocks, block), axis=1)
     groups: list[tuple[int, int]] = []
     g0 = 0
     for i in range(1, n_blocks):
@@ -236,9 +255,16 @@ def _level_steps(e: np.ndarray, a: int, b: int, *, dt: float, tolerance: float,
     return cuts
 
 
-def field_segments(time_s: np.ndarray, voltage_V: np.ndarray, *, amplifier_gain: float,
-                   electrode_gap_um: float, min_duration_s: float = 0.5,
-                   level_tolerance: float = 0.02, source: str = "") -> pd.DataFrame:
+def field_segments(
+    time_s: np.ndarray,
+    voltage_V: np.ndarray,
+    *,
+    amplifier_gain: float,
+    electrode_gap_um: float,
+    min_duration_s: float = 0.5,
+    level_tolerance: float = 0.02,
+    source: str = "",
+) -> pd.DataFrame:
     """Field-ON segments of a recorded function-generator voltage.
 
     ON/OFF is decided by hysteresis on ``|E|``: the OFF level is the robust
@@ -285,16 +311,19 @@ def field_segments(time_s: np.ndarray, voltage_V: np.ndarray, *, amplifier_gain:
     t, v = as_time_series(time_s, voltage_V, source=source, what="voltage")
     min_duration_s = _check_positive("min_duration_s", min_duration_s)
     level_tolerance = _check_positive("level_tolerance", level_tolerance)
-    e_signed = field_kV_per_cm(v, amplifier_gain=amplifier_gain,
-                               electrode_gap_um=electrode_gap_um) * np.sign(v)
+    e_signed = field_kV_per_cm(v, amplifier_gain=amplifier_gain, electrode_gap_um=electrode_gap_um) * np.sign(
+        v
+    )
     e = np.abs(e_signed)
     sigma = noise_sigma(e)
     top = robust_extremes(e)[1]
     e_off = float(np.percentile(e, 1))
     warnings: list[str] = []
     if e_off > 0.2 * top:
-        warnings.append(f"|E| never drops below {e_off:.4g} kV/cm (max {top:.4g}): no field-OFF "
-                        "level in the record; taking OFF as 0 kV/cm")
+        warnings.append(
+            f"|E| never drops below {e_off:.4g} kV/cm (max {top:.4g}): no field-OFF "
+            "level in the record; taking OFF as 0 kV/cm"
+        )
         e_off = 0.0
     if not top - e_off > max(_MIN_SWING_SIGMA * sigma, 0.0):
         logger.info("%s: field never switches on (|E| %.4g to %.4g kV/cm)", source, e_off, top)
@@ -316,14 +345,12 @@ def field_segments(time_s: np.ndarray, voltage_V: np.ndarray, *, amplifier_gain:
     run_start = np.concatenate(([0], bounds))
     run_stop = np.append(bounds, key.size)
     keep = key[run_start] != 0
-    runs = list(zip(run_start[keep].tolist(), run_stop[keep].tolist(),
-                    key[run_start[keep]].tolist()))
+    runs = list(zip(run_start[keep].tolist(), run_stop[keep].tolist(), key[run_start[keep]].tolist()))
 
     # split ON runs where the field steps to another level without going OFF
     split_runs: list[tuple[int, int, int, float | None, float | None]] = []
     for a, b, sign in runs:
-        cuts = _level_steps(e, a, b, dt=dt, tolerance=level_tolerance,
-                            min_duration_s=min_duration_s)
+        cuts = _level_steps(e, a, b, dt=dt, tolerance=level_tolerance, min_duration_s=min_duration_s)
         edges = [a, *cuts, b]
         for i, (a_i, b_i) in enumerate(zip(edges[:-1], edges[1:])):
             t_start = float(t[a_i] - 0.5 * (t[a_i] - t[a_i - 1])) if i > 0 else None
@@ -337,17 +364,25 @@ def field_segments(time_s: np.ndarray, voltage_V: np.ndarray, *, amplifier_gain:
     for a, b, sign, t_start, t_end in split_runs:
         field = float(np.median(e[a:b]))
         half = 0.5 * (e_off + field)
-        p = {"a": a, "b": b, "sign": sign,
-             "start_s": (t_start if t_start is not None
-                         else _edge_time(t, e, half, max(a - 1, 0), b, rising=True)),
-             "end_s": (t_end if t_end is not None
-                       else _edge_time(t, e, half, a, min(b + 1, e.size), rising=False))}
+        p = {
+            "a": a,
+            "b": b,
+            "sign": sign,
+            "start_s": (
+                t_start if t_start is not None else _edge_time(t, e, half, max(a - 1, 0), b, rising=True)
+            ),
+            "end_s": (
+                t_end if t_end is not None else _edge_time(t, e, half, a, min(b + 1, e.size), rising=False)
+            ),
+        }
         p["field"] = _interior_median(t, e, p["start_s"], p["end_s"])
         prev = pieces[-1] if pieces else None
-        if (prev is not None and prev["sign"] == sign
-                and p["start_s"] - prev["end_s"] < min_duration_s
-                and abs(p["field"] - prev["field"]) <= level_tolerance * min(p["field"],
-                                                                              prev["field"])):
+        if (
+            prev is not None
+            and prev["sign"] == sign
+            and p["start_s"] - prev["end_s"] < min_duration_s
+            and abs(p["field"] - prev["field"]) <= level_tolerance * min(p["field"], prev["field"])
+        ):
             prev["b"], prev["end_s"] = b, p["end_s"]
             prev["field"] = _interior_median(t, e, prev["start_s"], prev["end_s"])
         else:
@@ -355,31 +390,41 @@ def field_segments(time_s: np.ndarray, voltage_V: np.ndarray, *, amplifier_gain:
     n_pieces = len(pieces)
     pieces = [p for p in pieces if p["end_s"] - p["start_s"] >= min_duration_s]
     if n_pieces - len(pieces):
-        logger.debug("%s: %d ON glitch(es) shorter than %g s dropped", source,
-                     n_pieces - len(pieces), min_duration_s)
+        logger.debug(
+            "%s: %d ON glitch(es) shorter than %g s dropped", source, n_pieces - len(pieces), min_duration_s
+        )
     if not pieces:
         return _empty_segments()
     for where, cut in (("start", pieces[0]["a"] == 0), ("end", pieces[-1]["b"] == e.size)):
         if cut:
-            warnings.append(f"the field is ON at the {where} of the record; that segment is "
-                            "cut short")
+            warnings.append(f"the field is ON at the {where} of the record; that segment is cut short")
 
     fields = np.array([p["field"] for p in pieces])
     level, means = _cluster_levels(fields, level_tolerance)
-    out = pd.DataFrame({
-        "segment": np.arange(len(pieces), dtype=np.int64),
-        "start_s": [p["start_s"] for p in pieces],
-        "end_s": [p["end_s"] for p in pieces],
-        "field_kV_per_cm": fields,
-        "sign": np.array([p["sign"] for p in pieces], dtype=np.int64),
-        "level": level,
-        "level_kV_per_cm": means[level],
-    }, columns=list(SEGMENT_COLUMNS))
+    out = pd.DataFrame(
+        {
+            "segment": np.arange(len(pieces), dtype=np.int64),
+            "start_s": [p["start_s"] for p in pieces],
+            "end_s": [p["end_s"] for p in pieces],
+            "field_kV_per_cm": fields,
+            "sign": np.array([p["sign"] for p in pieces], dtype=np.int64),
+            "level": level,
+            "level_kV_per_cm": means[level],
+        },
+        columns=list(SEGMENT_COLUMNS),
+    )
     out.attrs["warnings"] = tuple(warnings)
     for w in warnings:
         logger.warning("%s: %s", source or "voltage", w)
-    logger.debug("%s: %d field-ON segments, levels %s kV/cm (OFF %.3g, thresholds %.3g/%.3g)",
-                 source, len(out), np.round(means, 2).tolist(), e_off, th_off, th_on)
+    logger.debug(
+        "%s: %d field-ON segments, levels %s kV/cm (OFF %.3g, thresholds %.3g/%.3g)",
+        source,
+        len(out),
+        np.round(means, 2).tolist(),
+        e_off,
+        th_off,
+        th_on,
+    )
     return out
 
 
@@ -402,23 +447,28 @@ def cycles_from_segments(segments: pd.DataFrame, *, record_end_s: float) -> pd.D
         ``on_start_s``, ``on_end_s``, ``off_end_s`` (next segment's start,
         or ``record_end_s`` for the last).
     """
-    missing = [c for c in ("start_s", "end_s", "sign", "level", "level_kV_per_cm")
-               if c not in segments.columns]
+    missing = [
+        c for c in ("start_s", "end_s", "sign", "level", "level_kV_per_cm") if c not in segments.columns
+    ]
     if missing:
         raise ValueError(f"segments lacks column(s) {missing}; use plscope.sync.field_segments")
     seg = segments.sort_values("start_s", kind="stable")
     start = seg["start_s"].to_numpy(np.float64)
     end = seg["end_s"].to_numpy(np.float64)
     if start.size and not record_end_s >= end[-1]:
-        raise SyncError(None, f"record_end_s={record_end_s!r} is before the end of the last "
-                              f"field segment ({end[-1]!r} s)")
+        raise SyncError(
+            None, f"record_end_s={record_end_s!r} is before the end of the last field segment ({end[-1]!r} s)"
+        )
     off_end = np.append(start[1:], float(record_end_s)) if start.size else np.empty(0)
-    return pd.DataFrame({
-        "cycle": np.arange(start.size, dtype=np.int64),
-        "level": seg["level"].to_numpy(np.int64),
-        "field_kV_per_cm": seg["level_kV_per_cm"].to_numpy(np.float64),
-        "sign": seg["sign"].to_numpy(np.int64),
-        "on_start_s": start,
-        "on_end_s": end,
-        "off_end_s": off_end,
-    }, columns=list(CYCLE_COLUMNS))
+    return pd.DataFrame(
+        {
+            "cycle": np.arange(start.size, dtype=np.int64),
+            "level": seg["level"].to_numpy(np.int64),
+            "field_kV_per_cm": seg["level_kV_per_cm"].to_numpy(np.float64),
+            "sign": seg["sign"].to_numpy(np.int64),
+            "on_start_s": start,
+            "on_end_s": end,
+            "off_end_s": off_end,
+        },
+        columns=list(CYCLE_COLUMNS),
+    )

@@ -109,28 +109,34 @@ def _check_intervals(start: np.ndarray, interval_s: float, src: str | None) -> N
     short = np.flatnonzero(ratio < MIN_INTERVAL_RATIO)
     if short.size:
         k = int(short[0])
-        raise SyncError(src, f"frame interval drops to {dt[k]:.6g} s ({ratio[k]:.2f}x the "
-                             f"median {interval_s:.6g} s) between TTL pulses {k} and {k + 1} "
-                             f"(edge at {start[k + 1]:.6g} s): a spurious TTL edge? "
-                             "(the frame mapping is not guessed)")
+        raise SyncError(
+            src,
+            f"frame interval drops to {dt[k]:.6g} s ({ratio[k]:.2f}x the "
+            f"median {interval_s:.6g} s) between TTL pulses {k} and {k + 1} "
+            f"(edge at {start[k + 1]:.6g} s): a spurious TTL edge? "
+            "(the frame mapping is not guessed)",
+        )
     off = np.flatnonzero(np.abs(ratio - np.rint(ratio)) > SLOT_TOLERANCE)
     if off.size:
         k = int(off[0])
-        raise SyncError(src, f"frame interval jumps to {dt[k]:.6g} s ({ratio[k]:.2f}x the "
-                             f"median {interval_s:.6g} s) between TTL pulses {k} and {k + 1} "
-                             f"(edge at {start[k + 1]:.6g} s), which is not a whole number of "
-                             "frame intervals: irregular camera timing (the frame mapping is "
-                             "not guessed)")
+        raise SyncError(
+            src,
+            f"frame interval jumps to {dt[k]:.6g} s ({ratio[k]:.2f}x the "
+            f"median {interval_s:.6g} s) between TTL pulses {k} and {k + 1} "
+            f"(edge at {start[k + 1]:.6g} s), which is not a whole number of "
+            "frame intervals: irregular camera timing (the frame mapping is "
+            "not guessed)",
+        )
 
 
-def _camera_slots(n_frames: int, frame_numbers, frame_time_s, interval_s: float,
-                  src: str | None) -> np.ndarray | None:
+def _camera_slots(
+    n_frames: int, frame_numbers, frame_time_s, interval_s: float, src: str | None
+) -> np.ndarray | None:
     """Slots of the frames from the acquisition's frame numbers or time stamps."""
     if frame_numbers is not None:
         num = np.asarray(frame_numbers)
         if num.shape != (n_frames,) or not np.issubdtype(num.dtype, np.integer):
-            raise ValueError(f"frame_numbers must be {n_frames} integers, got {num.dtype} "
-                             f"{num.shape}")
+            raise ValueError(f"frame_numbers must be {n_frames} integers, got {num.dtype} {num.shape}")
         slots = (num - num[0]).astype(np.int64)
         what = "frame numbers"
     elif frame_time_s is not None:
@@ -141,9 +147,12 @@ def _camera_slots(n_frames: int, frame_numbers, frame_time_s, interval_s: float,
             return np.zeros(n_frames, np.int64)
         cam = float(np.median(np.diff(ts)))
         if not cam > 0 or abs(cam / interval_s - 1) > CLOCK_TOLERANCE:
-            raise SyncError(src, f"the movie's time stamps give a frame interval of {cam:.6g} s "
-                                 f"but the camera TTL {interval_s:.6g} s: they do not describe "
-                                 "the same acquisition")
+            raise SyncError(
+                src,
+                f"the movie's time stamps give a frame interval of {cam:.6g} s "
+                f"but the camera TTL {interval_s:.6g} s: they do not describe "
+                "the same acquisition",
+            )
         # step by step (time-stamp jitter does not accumulate), then a straight-line fit
         step = np.diff(ts) / cam
         slots = np.concatenate(([0], np.cumsum(np.rint(step)))).astype(np.int64)
@@ -152,13 +161,17 @@ def _camera_slots(n_frames: int, frame_numbers, frame_time_s, interval_s: float,
             resid = (ts - icept - slope * slots) / slope
         else:
             resid = np.zeros(n_frames)
-        bad = np.flatnonzero((np.abs(step - np.rint(step)) > SLOT_TOLERANCE)
-                             | (np.abs(resid[1:]) > SLOT_TOLERANCE))
+        bad = np.flatnonzero(
+            (np.abs(step - np.rint(step)) > SLOT_TOLERANCE) | (np.abs(resid[1:]) > SLOT_TOLERANCE)
+        )
         if bad.size:
             k = int(bad[0]) + 1
-            raise SyncError(src, f"the movie's time stamp of frame {k} ({ts[k] - ts[0]:.6g} s "
-                                 "after the first) is not a whole number of frame intervals: the "
-                                 "frame mapping is not guessed")
+            raise SyncError(
+                src,
+                f"the movie's time stamp of frame {k} ({ts[k] - ts[0]:.6g} s "
+                "after the first) is not a whole number of frame intervals: the "
+                "frame mapping is not guessed",
+            )
         what = "time stamps"
     else:
         return None
@@ -168,10 +181,15 @@ def _camera_slots(n_frames: int, frame_numbers, frame_time_s, interval_s: float,
     return slots
 
 
-def frame_timing(pulses: pd.DataFrame, n_frames: int, *, source: str = "",
-                 on_dropped: Literal["error", "map"] = "error",
-                 frame_numbers: np.ndarray | None = None,
-                 frame_time_s: np.ndarray | None = None) -> FrameTiming:
+def frame_timing(
+    pulses: pd.DataFrame,
+    n_frames: int,
+    *,
+    source: str = "",
+    on_dropped: Literal["error", "map"] = "error",
+    frame_numbers: np.ndarray | None = None,
+    frame_time_s: np.ndarray | None = None,
+) -> FrameTiming:
     """Assign TTL pulses to frames.
 
     Parameters
@@ -219,9 +237,12 @@ def frame_timing(pulses: pd.DataFrame, n_frames: int, *, source: str = "",
     end = pulses["end_s"].to_numpy(np.float64)
     n = start.size
     if n < n_frames:
-        raise SyncError(src, f"{n} TTL edges for {n_frames} frames: the camera TTL does not time "
-                             "every frame (check the channel, or whether the DAQ started late "
-                             "or stopped early)")
+        raise SyncError(
+            src,
+            f"{n} TTL edges for {n_frames} frames: the camera TTL does not time "
+            "every frame (check the channel, or whether the DAQ started late "
+            "or stopped early)",
+        )
     warnings: list[str] = []
     # the first n_frames pulses all lie within the movie (surplus pulses after it, e.g. a
     # live view at another rate, must not set the frame interval)
@@ -241,15 +262,18 @@ def frame_timing(pulses: pd.DataFrame, n_frames: int, *, source: str = "",
         else:
             # each frame takes the pulse of its slot
             upto = int(np.searchsorted(edge_slot, cam[-1], side="right"))
-            _check_intervals(start[:max(upto, 1)], interval_s, src)
+            _check_intervals(start[: max(upto, 1)], interval_s, src)
             pos = np.searchsorted(edge_slot[:upto], cam)
             ok = (pos < upto) & (edge_slot[np.minimum(pos, n - 1)] == cam)
             if not ok.all():
                 k = int(np.flatnonzero(~ok)[0])
-                raise SyncError(src, f"frame {k} (slot {cam[k]} after the first frame, from the "
-                                     f"movie's frame numbers/time stamps) has no TTL pulse: the "
-                                     f"TTL has {int(edge_slot[upto - 1]) + 1} slots up to there "
-                                     "(the frame mapping is not guessed)")
+                raise SyncError(
+                    src,
+                    f"frame {k} (slot {cam[k]} after the first frame, from the "
+                    f"movie's frame numbers/time stamps) has no TTL pulse: the "
+                    f"TTL has {int(edge_slot[upto - 1]) + 1} slots up to there "
+                    "(the frame mapping is not guessed)",
+                )
             index = pos.astype(np.int64)
             slots = cam
         jumps = np.flatnonzero(np.diff(slots) > 1)
@@ -257,35 +281,47 @@ def frame_timing(pulses: pd.DataFrame, n_frames: int, *, source: str = "",
             n_drop = int((np.diff(slots)[jumps] - 1).sum())
             k = int(jumps[0])
             where = ", ".join(str(int(j)) for j in jumps[:10]) + (" ..." if jumps.size > 10 else "")
-            msg = (f"frame interval jumps to {start[index[k + 1]] - start[index[k]]:.6g} s "
-                   f"({slots[k + 1] - slots[k]}x the median {interval_s:.6g} s) between frames "
-                   f"{k} and {k + 1} (edge at {start[index[k + 1]]:.6g} s): {n_drop} dropped "
-                   f"frame(s) (frames followed by a gap: {where})")
+            msg = (
+                f"frame interval jumps to {start[index[k + 1]] - start[index[k]]:.6g} s "
+                f"({slots[k + 1] - slots[k]}x the median {interval_s:.6g} s) between frames "
+                f"{k} and {k + 1} (edge at {start[index[k + 1]]:.6g} s): {n_drop} dropped "
+                f"frame(s) (frames followed by a gap: {where})"
+            )
             if on_dropped == "error":
-                raise SyncError(src, f"{msg}. The frame mapping is not guessed; to map each frame "
-                                     "to the pulse of its own slot use on_dropped='map' "
-                                     "([daq] dropped_frames = \"map\")")
+                raise SyncError(
+                    src,
+                    f"{msg}. The frame mapping is not guessed; to map each frame "
+                    "to the pulse of its own slot use on_dropped='map' "
+                    '([daq] dropped_frames = "map")',
+                )
             warnings.append(f"{msg}; each frame keeps the TTL pulse of its own slot")
     last = int(index[-1])
     if n > last + 1:
-        warnings.append(f"{n - last - 1} surplus TTL edge(s) after the last of {n_frames} frames "
-                        "ignored")
+        warnings.append(f"{n - last - 1} surplus TTL edge(s) after the last of {n_frames} frames ignored")
     skipped = last + 1 - n_frames
     if skipped > 0:
-        warnings.append(f"{skipped} TTL pulse(s) within the movie belong to frames missing from "
-                        "the movie (lost by the acquisition) and are not used")
+        warnings.append(
+            f"{skipped} TTL pulse(s) within the movie belong to frames missing from "
+            "the movie (lost by the acquisition) and are not used"
+        )
     time_s = start[index].copy()
     widths = (end - start)[index]
     widths = widths[np.isfinite(widths)]
     exposure_s = float(np.median(widths)) if widths.size else float("nan")
     if n_frames > 1:
-        interval_s = float(np.median(np.diff(start[:last + 1])))
+        interval_s = float(np.median(np.diff(start[: last + 1])))
     jumps = np.flatnonzero(np.diff(slots) > 1)
     for w in warnings:
         logger.warning("%s: %s", source or "camera TTL", w)
-    logger.debug("%s: %d frames, interval %.6g s, exposure %.6g s", source, n_frames,
-                 interval_s, exposure_s)
-    return FrameTiming(time_s=time_s, exposure_s=exposure_s, mid_time_s=time_s + exposure_s / 2,
-                       frame_interval_s=interval_s, warnings=tuple(warnings), pulse_index=index,
-                       slot=slots, dropped_after=tuple(int(j) for j in jumps),
-                       n_dropped=int((np.diff(slots)[jumps] - 1).sum()) if jumps.size else 0)
+    logger.debug("%s: %d frames, interval %.6g s, exposure %.6g s", source, n_frames, interval_s, exposure_s)
+    return FrameTiming(
+        time_s=time_s,
+        exposure_s=exposure_s,
+        mid_time_s=time_s + exposure_s / 2,
+        frame_interval_s=interval_s,
+        warnings=tuple(warnings),
+        pulse_index=index,
+        slot=slots,
+        dropped_after=tuple(int(j) for j in jumps),
+        n_dropped=int((np.diff(slots)[jumps] - 1).sum()) if jumps.size else 0,
+    )

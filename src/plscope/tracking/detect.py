@@ -165,8 +165,9 @@ def _tile_coordinate(n_pix: int, centres: np.ndarray) -> np.ndarray:
     return f
 
 
-def _upsample_grid(grid: np.ndarray, edges_y: np.ndarray, edges_x: np.ndarray,
-                   shape: tuple[int, int]) -> np.ndarray:
+def _upsample_grid(
+    grid: np.ndarray, edges_y: np.ndarray, edges_x: np.ndarray, shape: tuple[int, int]
+) -> np.ndarray:
     """Bilinear interpolation of tile values (given at tile centres) to every pixel.
 
     Beyond the outermost tile centres the values are extrapolated linearly, so
@@ -189,8 +190,9 @@ def _upsample_grid(grid: np.ndarray, edges_y: np.ndarray, edges_x: np.ndarray,
     return rows[:, ix0] * (1 - wx) + rows[:, ix0 + 1] * wx
 
 
-def estimate_background(image: np.ndarray, *, tile_px: int = 32, clip_sigma: float = 3.0,
-                        n_iter: int = 3) -> tuple[np.ndarray, float, np.ndarray]:
+def estimate_background(
+    image: np.ndarray, *, tile_px: int = 32, clip_sigma: float = 3.0, n_iter: int = 3
+) -> tuple[np.ndarray, float, np.ndarray]:
     """Smooth background (offset + illumination profile) and noise of an image.
 
     Median of each ``tile_px`` x ``tile_px`` tile over pixels not masked as
@@ -258,8 +260,9 @@ def estimate_background(image: np.ndarray, *, tile_px: int = 32, clip_sigma: flo
 # --------------------------------------------------------------------------
 # segmentation
 # --------------------------------------------------------------------------
-def _merge_basins(labels: np.ndarray, height: np.ndarray, *, noise: float,
-                  min_dip_sigma: float, min_dip_fraction: float) -> np.ndarray:
+def _merge_basins(
+    labels: np.ndarray, height: np.ndarray, *, noise: float, min_dip_sigma: float, min_dip_fraction: float
+) -> np.ndarray:
     """Merge watershed basins separated by an insignificant dip.
 
     Two adjacent basins stay apart only when the lower of their two peaks
@@ -283,8 +286,7 @@ def _merge_basins(labels: np.ndarray, height: np.ndarray, *, noise: float,
             pairs.append(pd.DataFrame({"lo": lo, "hi": hi, "saddle": np.minimum(ha[sel], hb[sel])}))
     if not pairs:
         return labels
-    saddles = (pd.concat(pairs).groupby(["lo", "hi"], sort=False)["saddle"].max()
-               .sort_values(ascending=False))
+    saddles = pd.concat(pairs).groupby(["lo", "hi"], sort=False)["saddle"].max().sort_values(ascending=False)
     peak = np.zeros(n + 1)
     peak[1:] = ndimage.maximum(height, labels, index=np.arange(1, n + 1))
     parent = np.arange(n + 1)
@@ -413,8 +415,11 @@ def detect_particles(
     # the threshold falls into the far PSF wings and rounding ripples
     floor = _NOISE_FLOOR * float(np.max(smoothed)) if smoothed.size else 0.0
     if noise_s < floor:
-        logger.info("detect_particles: noise %.3g ADU below the floor %.3g ADU (1e-3 x peak); "
-                    "using the floor", noise_s, floor)
+        logger.info(
+            "detect_particles: noise %.3g ADU below the floor %.3g ADU (1e-3 x peak); using the floor",
+            noise_s,
+            floor,
+        )
         noise = max(noise, floor)
         noise_s = floor
     fg = smoothed > threshold_sigma * noise_s
@@ -443,8 +448,9 @@ def detect_particles(
         peaks = local_maxima(smoothed) & fg
         seed_img = cc_label(peaks, connectivity=2)
         labels = watershed(-smoothed, seed_img, mask=fg)
-        labels = _merge_basins(labels, smoothed, noise=noise_s, min_dip_sigma=min_dip_sigma,
-                               min_dip_fraction=min_dip_fraction)
+        labels = _merge_basins(
+            labels, smoothed, noise=noise_s, min_dip_sigma=min_dip_sigma, min_dip_fraction=min_dip_fraction
+        )
         # every connected foreground piece without a marker gets its own label
         rest = cc_label(fg & (labels == 0), connectivity=2)
         labels = np.where(rest > 0, rest + labels.max(), labels)
@@ -467,10 +473,13 @@ def detect_particles(
         bbox = np.zeros((0, 4))
     if exclude_border_px > 0 and n:
         e = exclude_border_px
-        near = ((bbox[:, 0] < e) | (bbox[:, 1] < e) | (bbox[:, 2] > cols - e) | (bbox[:, 3] > rows - e))
+        near = (bbox[:, 0] < e) | (bbox[:, 1] < e) | (bbox[:, 2] > cols - e) | (bbox[:, 3] > rows - e)
         if near.any():
-            logger.info("detect_particles: dropping %d particle(s) within %d px of the border",
-                        int((near & keep).sum()), e)
+            logger.info(
+                "detect_particles: dropping %d particle(s) within %d px of the border",
+                int((near & keep).sum()),
+                e,
+            )
         keep &= ~near
     n_small = int((~(area >= min_area_px)).sum())
     if n_small:
@@ -498,27 +507,39 @@ def detect_particles(
         peak = np.asarray(ndimage.maximum(resid, labels, ids))
         mass = np.asarray(ndimage.sum_labels(resid, labels, ids))
         speak = np.asarray(ndimage.maximum(smoothed, labels, ids))
-        bg_at = bg[np.clip(np.round(y).astype(int), 0, rows - 1), np.clip(np.round(x).astype(int), 0, cols - 1)]
+        bg_at = bg[
+            np.clip(np.round(y).astype(int), 0, rows - 1), np.clip(np.round(x).astype(int), 0, cols - 1)
+        ]
     else:
         x = y = area = peak = mass = speak = bg_at = np.zeros(0)
-    touches = ((bbox[:, 0] <= 0) | (bbox[:, 1] <= 0) | (bbox[:, 2] >= cols) | (bbox[:, 3] >= rows)) if n \
+    touches = (
+        ((bbox[:, 0] <= 0) | (bbox[:, 1] <= 0) | (bbox[:, 2] >= cols) | (bbox[:, 3] >= rows))
+        if n
         else np.zeros(0, bool)
-    table = pd.DataFrame({
-        "particle_id": np.arange(n, dtype=np.int64),
-        "x_px": x,
-        "y_px": y,
-        "area_px": area.astype(np.int64),
-        "bbox_x_min_px": bbox[:, 0].astype(np.int64),
-        "bbox_y_min_px": bbox[:, 1].astype(np.int64),
-        "bbox_x_max_px": bbox[:, 2].astype(np.int64),
-        "bbox_y_max_px": bbox[:, 3].astype(np.int64),
-        "peak_adu": peak,
-        "mass_adu": mass,
-        "smooth_background_adu": bg_at,
-        "snr": speak / noise_s,
-        "touches_border": touches.astype(bool),
-    }, columns=list(PARTICLE_COLUMNS))
+    )
+    table = pd.DataFrame(
+        {
+            "particle_id": np.arange(n, dtype=np.int64),
+            "x_px": x,
+            "y_px": y,
+            "area_px": area.astype(np.int64),
+            "bbox_x_min_px": bbox[:, 0].astype(np.int64),
+            "bbox_y_min_px": bbox[:, 1].astype(np.int64),
+            "bbox_x_max_px": bbox[:, 2].astype(np.int64),
+            "bbox_y_max_px": bbox[:, 3].astype(np.int64),
+            "peak_adu": peak,
+            "mass_adu": mass,
+            "smooth_background_adu": bg_at,
+            "snr": speak / noise_s,
+            "touches_border": touches.astype(bool),
+        },
+        columns=list(PARTICLE_COLUMNS),
+    )
     table.attrs["noise_adu"] = float(noise)
-    logger.info("detect_particles: %d particle(s); noise %.3g ADU, threshold %.3g ADU (smoothed)",
-                n, noise, threshold_sigma * noise_s)
+    logger.info(
+        "detect_particles: %d particle(s); noise %.3g ADU, threshold %.3g ADU (smoothed)",
+        n,
+        noise,
+        threshold_sigma * noise_s,
+    )
     return table, labels.astype(np.int32)

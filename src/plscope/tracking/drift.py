@@ -56,9 +56,9 @@ class _BlockRegistration:
         self.window = _taper(self.shape)
         ky = np.fft.fftfreq(self.shape[0])[:, None]
         kx = np.fft.rfftfreq(self.shape[1])[None, :]
-        k2 = (2 * np.pi) ** 2 * (ky ** 2 + kx ** 2)
-        hp = 1.0 - np.exp(-0.5 * k2 * highpass_sigma_px ** 2)
-        self.filt = np.conj(np.fft.rfft2((ref - ref.mean()) * self.window)) * hp ** 2
+        k2 = (2 * np.pi) ** 2 * (ky**2 + kx**2)
+        hp = 1.0 - np.exp(-0.5 * k2 * highpass_sigma_px**2)
+        self.filt = np.conj(np.fft.rfft2((ref - ref.mean()) * self.window)) * hp**2
 
     def register(self, mean_image: np.ndarray) -> tuple[float, float]:
         img = np.asarray(mean_image, dtype=np.float64)
@@ -153,8 +153,9 @@ def estimate_drift(
     of ``~ block**2 * curvature / 24`` otherwise.
     """
     if getattr(stack, "ndim", None) != 3:
-        raise PlscopeError(f"stack: expected a 3-D array (t, rows, cols), got shape "
-                           f"{getattr(stack, 'shape', None)}")
+        raise PlscopeError(
+            f"stack: expected a 3-D array (t, rows, cols), got shape {getattr(stack, 'shape', None)}"
+        )
     t_total, rows, cols = (int(s) for s in stack.shape)
     if t_total == 0:
         raise PlscopeError("stack: the movie has no frames")
@@ -177,8 +178,14 @@ def estimate_drift(
 
         if step == block:
             arr = stack.rechunk({0: block, 1: -1, 2: -1})
-            res = da.map_blocks(kernel, arr, drop_axis=2, chunks=((1,) * len(arr.chunks[0]), (2,)),
-                                dtype=np.float64, meta=np.empty((0, 0), np.float64))
+            res = da.map_blocks(
+                kernel,
+                arr,
+                drop_axis=2,
+                chunks=((1,) * len(arr.chunks[0]), (2,)),
+                dtype=np.float64,
+                meta=np.empty((0, 0), np.float64),
+            )
             d_block = np.asarray(res.compute())
         else:
             parts = [dask.delayed(kernel)(stack[a:b]) for a, b in zip(starts, stops)]
@@ -196,17 +203,31 @@ def estimate_drift(
         bad = np.any(np.abs(d_block - med) > outlier_px, axis=1)
         n_out = int(bad.sum())
         if n_out:
-            logger.warning("estimate_drift: %d of %d block(s) disagree with their neighbours by > %.2g px; "
-                           "replaced by the local median", n_out, d_block.shape[0], outlier_px)
+            logger.warning(
+                "estimate_drift: %d of %d block(s) disagree with their neighbours by > %.2g px; "
+                "replaced by the local median",
+                n_out,
+                d_block.shape[0],
+                outlier_px,
+            )
             d_block[bad] = med[bad]
     per_frame = _interpolate(t_block, d_block, t_total)
-    out = pd.DataFrame({"frame": np.arange(t_total, dtype=np.int64),
-                        "drift_x_px": per_frame[:, 0], "drift_y_px": per_frame[:, 1]},
-                       columns=list(DRIFT_TABLE_COLUMNS))
+    out = pd.DataFrame(
+        {
+            "frame": np.arange(t_total, dtype=np.int64),
+            "drift_x_px": per_frame[:, 0],
+            "drift_y_px": per_frame[:, 1],
+        },
+        columns=list(DRIFT_TABLE_COLUMNS),
+    )
     out.attrs["block_frame"] = t_block.tolist()
     out.attrs["block_drift_x_px"] = raw[:, 0].tolist()
     out.attrs["block_drift_y_px"] = raw[:, 1].tolist()
     out.attrs["n_outlier_blocks"] = n_out
-    logger.info("estimate_drift: %d block(s) of %d frame(s); largest drift %.2f px", d_block.shape[0], block,
-                float(np.hypot(per_frame[:, 0], per_frame[:, 1]).max()))
+    logger.info(
+        "estimate_drift: %d block(s) of %d frame(s); largest drift %.2f px",
+        d_block.shape[0],
+        block,
+        float(np.hypot(per_frame[:, 0], per_frame[:, 1]).max()),
+    )
     return out

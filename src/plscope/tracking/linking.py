@@ -32,8 +32,17 @@ logger = logging.getLogger(__name__)
 
 #: Columns of :func:`centroid_shift`.
 CENTROID_SHIFT_COLUMNS: tuple[str, ...] = (
-    "particle_id", "field_kV_per_cm", "shift_x_px", "shift_y_px", "shift_px", "shift_err_px",
-    "shift_nm", "shift_err_nm", "n_cycles", "n_on_frames", "n_off_frames",
+    "particle_id",
+    "field_kV_per_cm",
+    "shift_x_px",
+    "shift_y_px",
+    "shift_px",
+    "shift_err_px",
+    "shift_nm",
+    "shift_err_nm",
+    "n_cycles",
+    "n_on_frames",
+    "n_off_frames",
 )
 
 
@@ -45,8 +54,9 @@ def _need(table: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
         raise PlscopeError(f"{name}: missing column(s) {missing}")
 
 
-def link_features(features: pd.DataFrame, *, search_range_px: float, memory: int = 3,
-                  adaptive_stop: float | None = None) -> pd.DataFrame:
+def link_features(
+    features: pd.DataFrame, *, search_range_px: float, memory: int = 3, adaptive_stop: float | None = None
+) -> pd.DataFrame:
     """Link features into trajectories with ``trackpy.link``.
 
     Parameters
@@ -91,17 +101,24 @@ def link_features(features: pd.DataFrame, *, search_range_px: float, memory: int
     ids = np.empty(frames.size, np.int64)
     tp_logger = logging.getLogger("trackpy")
     level = tp_logger.level
-    tp_logger.setLevel(max(level, logging.WARNING))   # trackpy logs every frame at INFO
+    tp_logger.setLevel(max(level, logging.WARNING))  # trackpy logs every frame at INFO
     try:
-        for (a, b), (_, labels) in zip(zip(starts, stops), link_iter(frames_iter, float(search_range_px), **kw)):
+        for (a, b), (_, labels) in zip(
+            zip(starts, stops), link_iter(frames_iter, float(search_range_px), **kw)
+        ):
             ids[a:b] = labels
     finally:
         tp_logger.setLevel(level)
-    codes, _ = pd.factorize(ids)          # 0..n-1 in order of first appearance
+    codes, _ = pd.factorize(ids)  # 0..n-1 in order of first appearance
     out = f.assign(track_id=codes.astype(np.int64))
     out = out.sort_values(["frame", "track_id"], kind="stable").reset_index(drop=True)
-    logger.info("link_features: %d feature(s) -> %d trajectories (search %.3g px, memory %d)", len(out),
-                int(codes.max()) + 1, search_range_px, memory)
+    logger.info(
+        "link_features: %d feature(s) -> %d trajectories (search %.3g px, memory %d)",
+        len(out),
+        int(codes.max()) + 1,
+        search_range_px,
+        memory,
+    )
     return out
 
 
@@ -112,10 +129,19 @@ def filter_tracks(tracks: pd.DataFrame, *, min_length: int) -> pd.DataFrame:
     return tracks[n >= int(min_length)].reset_index(drop=True)
 
 
-def track_movie(stack: Any, *, diameter_px: int, search_range_px: float, memory: int = 3,
-                min_mass: float = 0.0, min_length: int = 0, invert: bool = False,
-                adaptive_stop: float | None = None, progress: bool = False,
-                **locate_options: Any) -> pd.DataFrame:
+def track_movie(
+    stack: Any,
+    *,
+    diameter_px: int,
+    search_range_px: float,
+    memory: int = 3,
+    min_mass: float = 0.0,
+    min_length: int = 0,
+    invert: bool = False,
+    adaptive_stop: float | None = None,
+    progress: bool = False,
+    **locate_options: Any,
+) -> pd.DataFrame:
     """Locate spots in every frame and link them (the tracking stage for moving particles).
 
     Parameters
@@ -137,10 +163,12 @@ def track_movie(stack: Any, *, diameter_px: int, search_range_px: float, memory:
     """
     from .locate import locate_features
 
-    features = locate_features(stack, diameter_px=diameter_px, min_mass=min_mass, invert=invert,
-                               progress=progress, **locate_options)
-    tracks = link_features(features, search_range_px=search_range_px, memory=memory,
-                           adaptive_stop=adaptive_stop)
+    features = locate_features(
+        stack, diameter_px=diameter_px, min_mass=min_mass, invert=invert, progress=progress, **locate_options
+    )
+    tracks = link_features(
+        features, search_range_px=search_range_px, memory=memory, adaptive_stop=adaptive_stop
+    )
     n_linked = int(tracks["track_id"].nunique()) if len(tracks) else 0
     if min_length > 0:
         tracks = filter_tracks(tracks, min_length=min_length)
@@ -156,8 +184,9 @@ def _noise(values: np.ndarray) -> float:
     return robust_std(np.diff(v)) / np.sqrt(2.0)
 
 
-def link_particle_centroids(traces: pd.DataFrame, *, search_range_px: float = 1.5, memory: int = 5,
-                            min_snr: float = 3.0) -> pd.DataFrame:
+def link_particle_centroids(
+    traces: pd.DataFrame, *, search_range_px: float = 1.5, memory: int = 5, min_snr: float = 3.0
+) -> pd.DataFrame:
     """Link each particle's per-frame centroids with trackpy; count identity breaks.
 
     Parameters
@@ -191,8 +220,15 @@ def link_particle_centroids(traces: pd.DataFrame, *, search_range_px: float = 1.
     if "drift_x_px" in t.columns:
         x = x - t["drift_x_px"].to_numpy(float)
         y = y - t["drift_y_px"].to_numpy(float)
-    work = pd.DataFrame({"frame": t["frame"].to_numpy(np.int64), "particle_id": t["particle_id"].to_numpy(),
-                         "intensity": t["intensity"].to_numpy(float), "x_px": x, "y_px": y})
+    work = pd.DataFrame(
+        {
+            "frame": t["frame"].to_numpy(np.int64),
+            "particle_id": t["particle_id"].to_numpy(),
+            "intensity": t["intensity"].to_numpy(float),
+            "x_px": x,
+            "y_px": y,
+        }
+    )
     noise = work.groupby("particle_id")["intensity"].transform(lambda s: _noise(s.to_numpy(float)))
     located = (work["intensity"] > min_snr * noise) & np.isfinite(work["x_px"]) & np.isfinite(work["y_px"])
     feats = work[located]
@@ -201,8 +237,14 @@ def link_particle_centroids(traces: pd.DataFrame, *, search_range_px: float = 1.
     ids, index = np.unique(feats["particle_id"].to_numpy(), return_inverse=True)
     span = float(np.nanmax(np.abs(feats[["x_px", "y_px"]].to_numpy()))) if len(feats) else 0.0
     island = 4.0 * (span + 10.0 * search_range_px + 10.0)
-    shifted = pd.DataFrame({"frame": feats["frame"].to_numpy(), "x_px": feats["x_px"].to_numpy() + island * index,
-                            "y_px": feats["y_px"].to_numpy(), "k": index})
+    shifted = pd.DataFrame(
+        {
+            "frame": feats["frame"].to_numpy(),
+            "x_px": feats["x_px"].to_numpy() + island * index,
+            "y_px": feats["y_px"].to_numpy(),
+            "k": index,
+        }
+    )
     linked = link_features(shifted, search_range_px=search_range_px, memory=memory)
     n_tracks = linked.groupby("k")["track_id"].nunique()
     rows = []
@@ -211,10 +253,18 @@ def link_particle_centroids(traces: pd.DataFrame, *, search_range_px: float = 1.
         edges = np.concatenate([[-1], frames, [n_frames]])
         gaps = np.diff(edges) - 1
         jitter = float(np.hypot(robust_std(f["x_px"].to_numpy()), robust_std(f["y_px"].to_numpy())))
-        rows.append((ids[k], int(n_tracks.get(k, 0)), frames.size / max(n_frames, 1),
-                     int(gaps.max()) if gaps.size else n_frames, jitter))
-    out = pd.DataFrame(rows, columns=["particle_id", "n_tracks", "located_fraction", "longest_gap_frames",
-                                      "jitter_px"])
+        rows.append(
+            (
+                ids[k],
+                int(n_tracks.get(k, 0)),
+                frames.size / max(n_frames, 1),
+                int(gaps.max()) if gaps.size else n_frames,
+                jitter,
+            )
+        )
+    out = pd.DataFrame(
+        rows, columns=["particle_id", "n_tracks", "located_fraction", "longest_gap_frames", "jitter_px"]
+    )
     every = pd.DataFrame({"particle_id": np.unique(work["particle_id"])})
     out = every.merge(out, on="particle_id", how="left")
     out["n_tracks"] = out["n_tracks"].fillna(0).astype(np.int64)
@@ -222,14 +272,21 @@ def link_particle_centroids(traces: pd.DataFrame, *, search_range_px: float = 1.
     out["longest_gap_frames"] = out["longest_gap_frames"].fillna(n_frames).astype(np.int64)
     n_broken = int((out["n_tracks"] > 1).sum())
     if n_broken:
-        logger.warning("link_particle_centroids: %d particle(s) whose centroids form more than one "
-                       "trajectory", n_broken)
+        logger.warning(
+            "link_particle_centroids: %d particle(s) whose centroids form more than one trajectory", n_broken
+        )
     return out
 
 
-def centroid_shift(traces: pd.DataFrame, cycles: pd.DataFrame, frame_time_s: np.ndarray, *,
-                   exposure_s: float = 0.0, settle_s: float = 0.0,
-                   pixel_size_nm: float | None = None) -> pd.DataFrame:
+def centroid_shift(
+    traces: pd.DataFrame,
+    cycles: pd.DataFrame,
+    frame_time_s: np.ndarray,
+    *,
+    exposure_s: float = 0.0,
+    settle_s: float = 0.0,
+    pixel_size_nm: float | None = None,
+) -> pd.DataFrame:
     """Displacement of each particle's optical centroid with the field on.
 
     For every cycle, the mean centroid over the ON frames minus the mean of
@@ -285,8 +342,10 @@ def centroid_shift(traces: pd.DataFrame, cycles: pd.DataFrame, frame_time_s: np.
         sel = (t_frame - half >= a + settle_s) & (t_frame + half <= b)
         return np.flatnonzero(sel)
 
-    wins = [(window(prev_end[k], on_start[k]), window(on_start[k], on_end[k]), window(on_end[k], off_end[k]))
-            for k in range(len(cyc))]
+    wins = [
+        (window(prev_end[k], on_start[k]), window(on_start[k], on_end[k]), window(on_end[k], off_end[k]))
+        for k in range(len(cyc))
+    ]
     frames_all = traces["frame"].to_numpy(np.int64)
     if frames_all.size and (frames_all.max() >= t_frame.size):
         raise PlscopeError(f"frame_time_s: {t_frame.size} times for frames up to {frames_all.max()}")
@@ -312,9 +371,17 @@ def centroid_shift(traces: pd.DataFrame, cycles: pd.DataFrame, frame_time_s: np.
                 continue
             ref_x = np.mean([r[0] for r in refs])
             ref_y = np.mean([r[1] for r in refs])
-            per_cycle.append((float(cyc["field_kV_per_cm"].iloc[k]), np.mean(xs[on][on_v]) - ref_x,
-                              np.mean(ys[on][on_v]) - ref_y, int(on_v.sum()), sum(r[2] for r in refs),
-                              np.std(xs[on][on_v]) / np.sqrt(on_v.sum()), np.std(ys[on][on_v]) / np.sqrt(on_v.sum())))
+            per_cycle.append(
+                (
+                    float(cyc["field_kV_per_cm"].iloc[k]),
+                    np.mean(xs[on][on_v]) - ref_x,
+                    np.mean(ys[on][on_v]) - ref_y,
+                    int(on_v.sum()),
+                    sum(r[2] for r in refs),
+                    np.std(xs[on][on_v]) / np.sqrt(on_v.sum()),
+                    np.std(ys[on][on_v]) / np.sqrt(on_v.sum()),
+                )
+            )
         if not per_cycle:
             continue
         pc = pd.DataFrame(per_cycle, columns=["field", "dx", "dy", "n_on", "n_off", "ex", "ey"])
@@ -327,7 +394,20 @@ def centroid_shift(traces: pd.DataFrame, cycles: pd.DataFrame, frame_time_s: np.
                 err = float(np.std(along, ddof=1) / np.sqrt(len(g)))
             else:
                 err = float(np.hypot(g["ex"].iloc[0] * ux, g["ey"].iloc[0] * uy))
-            rows.append((pid, float(field), dx, dy, length, err, length * scale, err * scale, len(g),
-                         int(g["n_on"].sum()), int(g["n_off"].sum())))
+            rows.append(
+                (
+                    pid,
+                    float(field),
+                    dx,
+                    dy,
+                    length,
+                    err,
+                    length * scale,
+                    err * scale,
+                    len(g),
+                    int(g["n_on"].sum()),
+                    int(g["n_off"].sum()),
+                )
+            )
     out = pd.DataFrame(rows, columns=list(CENTROID_SHIFT_COLUMNS))
     return out.astype({"n_cycles": np.int64, "n_on_frames": np.int64, "n_off_frames": np.int64})

@@ -71,10 +71,22 @@ def _odd(value: float, name: str) -> int:
 class _Locator:
     """Callable: a block of frames (t, rows, cols) and its first frame index -> feature array."""
 
-    def __init__(self, *, diameter_px: int, min_mass: float, separation_px: float, noise_size_px: float,
-                 smoothing_size_px: int, threshold: float | None, invert: bool, percentile: float,
-                 max_iterations: int, quantize: bool, style: str = "trackpy",
-                 min_signal: float | None = None):
+    def __init__(
+        self,
+        *,
+        diameter_px: int,
+        min_mass: float,
+        separation_px: float,
+        noise_size_px: float,
+        smoothing_size_px: int,
+        threshold: float | None,
+        invert: bool,
+        percentile: float,
+        max_iterations: int,
+        quantize: bool,
+        style: str = "trackpy",
+        min_signal: float | None = None,
+    ):
         self.radius = diameter_px // 2
         self.min_mass = float(min_mass)
         self.separation = float(separation_px)
@@ -88,8 +100,8 @@ class _Locator:
         self.style = style
         self.min_signal = min_signal
         r = self.radius
-        dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
-        disk = dy ** 2 + dx ** 2 <= (r ** 2 if style == "trackpy" else (r + 0.5) ** 2)
+        dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
+        disk = dy**2 + dx**2 <= (r**2 if style == "trackpy" else (r + 0.5) ** 2)
         self.off_y = dy[disk].astype(np.int64)
         self.off_x = dx[disk].astype(np.int64)
         if style == "trackpy":
@@ -98,8 +110,8 @@ class _Locator:
             self.footprint = None
         else:
             sr = int(round(self.separation))
-            fy, fx = np.mgrid[-sr:sr + 1, -sr:sr + 1]
-            self.footprint = (fy ** 2 + fx ** 2 <= sr ** 2)[None]
+            fy, fx = np.mgrid[-sr : sr + 1, -sr : sr + 1]
+            self.footprint = (fy**2 + fx**2 <= sr**2)[None]
             self.margin = max(r, sr)
             self.max_iterations = 1
 
@@ -109,9 +121,9 @@ class _Locator:
         lam = self.noise_size
         w = int(max(self.radius, math.ceil(2 * lam)))
         i = np.arange(-w, w + 1, dtype=np.float64)
-        g = np.exp(-(i / (2.0 * lam)) ** 2)
+        g = np.exp(-((i / (2.0 * lam)) ** 2))
         b = g.sum() ** 2
-        k0 = (g ** 2).sum() ** 2 / b - b / (2 * w + 1) ** 2
+        k0 = (g**2).sum() ** 2 / b - b / (2 * w + 1) ** 2
         low = ndimage.correlate1d(img, g / g.sum(), axis=1, mode="constant")
         low = ndimage.correlate1d(low, g / g.sum(), axis=2, mode="constant")
         low -= ndimage.uniform_filter(img, (1, 2 * w + 1, 2 * w + 1), mode="constant")
@@ -134,8 +146,9 @@ class _Locator:
             top = float(np.iinfo(raw.dtype).max) if integer else 1.0
             img = top - img
         thr = self.threshold if self.threshold is not None else (1.0 if integer else 1.0 / 255.0)
-        low = ndimage.gaussian_filter(img, (0, self.noise_size, self.noise_size), mode="constant",
-                                      cval=0.0, truncate=4.0)
+        low = ndimage.gaussian_filter(
+            img, (0, self.noise_size, self.noise_size), mode="constant", cval=0.0, truncate=4.0
+        )
         if self.quantize and integer:
             # trackpy averages in the raw integer dtype (each pass rounded to it)
             src = (np.iinfo(raw.dtype).max - raw) if self.invert else raw
@@ -173,8 +186,11 @@ class _Locator:
             if nz.size == 0:
                 continue
             if self.style == "crocker-grier":
-                level = self.min_signal if self.min_signal is not None else \
-                    float(np.percentile(f - f.min(), 70)) + 1.0
+                level = (
+                    self.min_signal
+                    if self.min_signal is not None
+                    else float(np.percentile(f - f.min(), 70)) + 1.0
+                )
                 yy, xx = np.nonzero(np.isclose(dil[k], f) & (f >= level) & (f > 0))
             else:
                 level = np.percentile(nz, self.percentile)
@@ -201,8 +217,11 @@ class _Locator:
         for _ in range(self.max_iterations):
             if active.size == 0:
                 break
-            idx = (c[active, 0, None] * rows + c[active, 1, None] + self.off_y) * cols + c[active, 2, None] \
+            idx = (
+                (c[active, 0, None] * rows + c[active, 1, None] + self.off_y) * cols
+                + c[active, 2, None]
                 + self.off_x
+            )
             v = flat[idx].astype(np.float64)
             mass = v.sum(axis=1)
             if peak_mass is None:
@@ -225,13 +244,20 @@ class _Locator:
         idx = (c[:, 0, None] * rows + c[:, 1, None] + self.off_y) * cols + c[:, 2, None] + self.off_x
         v = flat[idx].astype(np.float64)
         mass = v.sum(axis=1)
-        r2 = (self.off_y.astype(np.float64) ** 2 + self.off_x.astype(np.float64) ** 2)
+        r2 = self.off_y.astype(np.float64) ** 2 + self.off_x.astype(np.float64) ** 2
         with np.errstate(invalid="ignore", divide="ignore"):
             rg = np.sqrt((v @ r2) / mass)
         raw_v = np.asarray(raw).reshape(-1)[idx].astype(np.float64)
-        return {"frame": c[:, 0], "y": c[:, 1] + com_y, "x": c[:, 2] + com_x, "mass": mass,
-                "signal": v.max(axis=1) if v.size else np.zeros(0), "size": rg,
-                "raw_mass": raw_v.sum(axis=1), "peak_mass": peak_mass if peak_mass is not None else mass}
+        return {
+            "frame": c[:, 0],
+            "y": c[:, 1] + com_y,
+            "x": c[:, 2] + com_x,
+            "mass": mass,
+            "signal": v.max(axis=1) if v.size else np.zeros(0),
+            "size": rg,
+            "raw_mass": raw_v.sum(axis=1),
+            "peak_mass": peak_mass if peak_mass is not None else mass,
+        }
 
     def _drop_close(self, f: dict[str, np.ndarray]) -> np.ndarray:
         """Keep mask: features closer than the separation to a brighter one of the same frame go."""
@@ -242,14 +268,16 @@ class _Locator:
         if n < 2 or self.separation <= 0:
             return keep
         # frames far apart in a third coordinate: one tree for the whole block
-        pts = np.column_stack([f["x"] / self.separation, f["y"] / self.separation,
-                               f["frame"].astype(np.float64) * 1e4])
+        pts = np.column_stack(
+            [f["x"] / self.separation, f["y"] / self.separation, f["frame"].astype(np.float64) * 1e4]
+        )
         pairs = cKDTree(pts).query_pairs(1 - 1e-7, output_type="ndarray")
         if pairs.size == 0:
             return keep
         m0, m1 = f["mass"][pairs[:, 0]], f["mass"][pairs[:, 1]]
-        drop = np.where(m0 > m1, pairs[:, 1], np.where(m1 > m0, pairs[:, 0],
-                                                       np.maximum(pairs[:, 0], pairs[:, 1])))
+        drop = np.where(
+            m0 > m1, pairs[:, 1], np.where(m1 > m0, pairs[:, 0], np.maximum(pairs[:, 0], pairs[:, 1]))
+        )
         keep[drop] = False
         return keep
 
@@ -268,8 +296,9 @@ class _Locator:
         if self.style == "crocker-grier":
             # mass threshold at the local maximum, before the centroid step (as the original)
             keep = self._drop_close(f) & (f["peak_mass"] > self.min_mass)
-        out = np.column_stack([f["frame"] + start, f["x"], f["y"], f["mass"], f["signal"], f["size"],
-                               f["raw_mass"]])
+        out = np.column_stack(
+            [f["frame"] + start, f["x"], f["y"], f["mass"], f["signal"], f["size"], f["raw_mass"]]
+        )
         return out[keep]
 
     def dask_block(self, block: np.ndarray, block_info=None) -> np.ndarray:
@@ -351,13 +380,17 @@ def locate_features(
     if ndim == 2:
         stack = stack[None]
     elif ndim != 3:
-        raise PlscopeError(f"stack: expected a 3-D array (t, rows, cols) or one frame, got shape "
-                           f"{getattr(stack, 'shape', None)}")
+        raise PlscopeError(
+            f"stack: expected a 3-D array (t, rows, cols) or one frame, got shape "
+            f"{getattr(stack, 'shape', None)}"
+        )
     diameter = _odd(diameter_px, "diameter_px")
     smoothing = diameter if smoothing_size_px is None else _odd(smoothing_size_px, "smoothing_size_px")
     if not float(noise_size_px) > 0 or float(noise_size_px) >= smoothing:
-        raise PlscopeError(f"noise_size_px: expected 0 < noise_size_px < smoothing_size_px ({smoothing}), "
-                           f"got {noise_size_px!r}")
+        raise PlscopeError(
+            f"noise_size_px: expected 0 < noise_size_px < smoothing_size_px ({smoothing}), "
+            f"got {noise_size_px!r}"
+        )
     if style not in ("trackpy", "crocker-grier"):
         raise PlscopeError(f"style: expected 'trackpy' or 'crocker-grier', got {style!r}")
     if separation_px is None:
@@ -366,16 +399,27 @@ def locate_features(
         separation = float(separation_px)
     if not 0 <= percentile <= 100:
         raise PlscopeError(f"percentile: expected a value in [0, 100], got {percentile!r}")
-    loc = _Locator(diameter_px=diameter, min_mass=min_mass, separation_px=separation,
-                   noise_size_px=noise_size_px, smoothing_size_px=smoothing, threshold=threshold,
-                   invert=invert, percentile=percentile, max_iterations=max_iterations, quantize=quantize,
-                   style=style, min_signal=min_signal)
+    loc = _Locator(
+        diameter_px=diameter,
+        min_mass=min_mass,
+        separation_px=separation,
+        noise_size_px=noise_size_px,
+        smoothing_size_px=smoothing,
+        threshold=threshold,
+        invert=invert,
+        percentile=percentile,
+        max_iterations=max_iterations,
+        quantize=quantize,
+        style=style,
+        min_signal=min_signal,
+    )
     t_total = int(stack.shape[0])
     if hasattr(stack, "to_delayed") and hasattr(stack, "chunks"):  # dask
         import dask
 
-        arr = stack.rechunk({1: -1, 2: -1}) if (len(stack.chunks[1]) > 1 or len(stack.chunks[2]) > 1) \
-            else stack
+        arr = (
+            stack.rechunk({1: -1, 2: -1}) if (len(stack.chunks[1]) > 1 or len(stack.chunks[2]) > 1) else stack
+        )
         starts = np.concatenate([[0], np.cumsum(arr.chunks[0])[:-1]]).astype(int)
         blocks = arr.to_delayed().ravel()
         tasks = [dask.delayed(loc)(b, int(s)) for b, s in zip(blocks, starts)]
@@ -384,7 +428,7 @@ def locate_features(
 
             parts = []
             for k in tqdm(range(0, len(tasks), 8), desc="locate", unit="batch"):
-                parts.extend(dask.compute(*tasks[k:k + 8]))
+                parts.extend(dask.compute(*tasks[k : k + 8]))
         else:
             parts = list(dask.compute(*tasks))
     else:
@@ -394,11 +438,15 @@ def locate_features(
             from tqdm import tqdm
 
             starts = tqdm(starts, desc="locate", unit="chunk")
-        parts = [loc(arr[s:s + _NUMPY_CHUNK_FRAMES], s) for s in starts]
+        parts = [loc(arr[s : s + _NUMPY_CHUNK_FRAMES], s) for s in starts]
     data = np.concatenate(parts, axis=0) if parts else np.zeros((0, len(FEATURE_COLUMNS)))
     out = pd.DataFrame(data, columns=list(FEATURE_COLUMNS))
     out["frame"] = out["frame"].astype(np.int64)
     out = out.sort_values(["frame", "y_px", "x_px"], kind="stable").reset_index(drop=True)
-    logger.info("locate_features: %d feature(s) in %d frame(s) (%.1f per frame)", len(out), t_total,
-                len(out) / max(t_total, 1))
+    logger.info(
+        "locate_features: %d feature(s) in %d frame(s) (%.1f per frame)",
+        len(out),
+        t_total,
+        len(out) / max(t_total, 1),
+    )
     return out

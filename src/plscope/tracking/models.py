@@ -58,8 +58,9 @@ def box_profile(pixels: np.ndarray, center: float, side: float, sigma: float) ->
     return (_G(hi - a, sigma) - _G(lo - a, sigma)) - (_G(hi - b, sigma) - _G(lo - b, sigma))
 
 
-def blurred_square(shape: tuple[int, int], x0: float, y0: float, side_px: float,
-                   sigma_px: float, *, total: float = 1.0) -> np.ndarray:
+def blurred_square(
+    shape: tuple[int, int], x0: float, y0: float, side_px: float, sigma_px: float, *, total: float = 1.0
+) -> np.ndarray:
     """Image of a blurred, pixel-integrated square particle.
 
     Parameters
@@ -86,8 +87,17 @@ def blurred_square(shape: tuple[int, int], x0: float, y0: float, side_px: float,
     return np.outer(py, px) * (total / (side * side))
 
 
-def render_squares(shape: tuple[int, int], x_px, y_px, side_px, total, sigma_px: float, *,
-                   window_sigmas: float = 6.0, out: np.ndarray | None = None) -> np.ndarray:
+def render_squares(
+    shape: tuple[int, int],
+    x_px,
+    y_px,
+    side_px,
+    total,
+    sigma_px: float,
+    *,
+    window_sigmas: float = 6.0,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """Sum of blurred, pixel-integrated squares (the fit model of many particles).
 
     Each square is evaluated with :func:`box_profile` in a window of
@@ -112,8 +122,9 @@ def render_squares(shape: tuple[int, int], x_px, y_px, side_px, total, sigma_px:
     """
     rows, cols = shape
     img = np.zeros(shape) if out is None else out
-    for x, y, s, t in zip(np.atleast_1d(x_px), np.atleast_1d(y_px), np.atleast_1d(side_px),
-                          np.atleast_1d(total)):
+    for x, y, s, t in zip(
+        np.atleast_1d(x_px), np.atleast_1d(y_px), np.atleast_1d(side_px), np.atleast_1d(total)
+    ):
         if not (np.isfinite(x) and np.isfinite(y) and np.isfinite(s) and np.isfinite(t)) or s <= 0 or t == 0:
             continue
         half = s / 2 + window_sigmas * sigma_px

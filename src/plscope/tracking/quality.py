@@ -31,9 +31,24 @@ logger = logging.getLogger(__name__)
 
 #: Columns of :func:`quality_flags`, in order.
 QUALITY_COLUMNS: tuple[str, ...] = (
-    "particle_id", "snr", "noise_adu", "blink_fraction", "n_blinks", "bleach_fraction",
-    "bleach_rate_per_s", "saturated_fraction", "annulus_masked_fraction", "touches_border",
-    "n_tracks", "low_snr", "blinking", "bleached", "saturated", "crowded", "ok", "reason",
+    "particle_id",
+    "snr",
+    "noise_adu",
+    "blink_fraction",
+    "n_blinks",
+    "bleach_fraction",
+    "bleach_rate_per_s",
+    "saturated_fraction",
+    "annulus_masked_fraction",
+    "touches_border",
+    "n_tracks",
+    "low_snr",
+    "blinking",
+    "bleached",
+    "saturated",
+    "crowded",
+    "ok",
+    "reason",
 )
 
 
@@ -43,8 +58,14 @@ def _runs(mask: np.ndarray) -> int:
     return int(np.count_nonzero(m[1:] & ~m[:-1]) + (1 if m.size and m[0] else 0))
 
 
-def blink_mask(intensity: np.ndarray, *, blink_sigma: float = 4.0, blink_drop: float = 0.25,
-               dark_level: float = 0.3, window_frames: int = 15) -> np.ndarray:
+def blink_mask(
+    intensity: np.ndarray,
+    *,
+    blink_sigma: float = 4.0,
+    blink_drop: float = 0.25,
+    dark_level: float = 0.3,
+    window_frames: int = 15,
+) -> np.ndarray:
     """Frames in which a particle is blinked off (abrupt dark excursions and dark states).
 
     A sequential two-state classifier. In the *on* state, a frame that falls
@@ -104,7 +125,7 @@ def blink_mask(intensity: np.ndarray, *, blink_sigma: float = 4.0, blink_drop: f
             rise = v - prev > max(step, blink_drop * level_left)
             if rise or v > 0.5 * (off_level + level_left):
                 off = False
-                last_on = [v]           # the level may have changed meanwhile (field, bleaching)
+                last_on = [v]  # the level may have changed meanwhile (field, bleaching)
             else:
                 off_values.append(v)
                 out[k] = True
@@ -234,13 +255,21 @@ def quality_flags(
         else:
             sat_frac = float("nan")
         masked = float(masked_attr.get(pid, masked_attr.get(str(pid), np.nan)))
-        rows.append({
-            "particle_id": pid, "snr": snr, "noise_adu": noise, "blink_fraction": blink_fraction,
-            "n_blinks": _runs(blinked), "bleach_fraction": bleach,
-            "bleach_rate_per_s": rate if frame_time_s is not None else float("nan"),
-            "saturated_fraction": sat_frac, "annulus_masked_fraction": masked,
-            "touches_border": bool(border.get(pid, False)), "n_tracks": int(n_tracks.get(pid, -1)),
-        })
+        rows.append(
+            {
+                "particle_id": pid,
+                "snr": snr,
+                "noise_adu": noise,
+                "blink_fraction": blink_fraction,
+                "n_blinks": _runs(blinked),
+                "bleach_fraction": bleach,
+                "bleach_rate_per_s": rate if frame_time_s is not None else float("nan"),
+                "saturated_fraction": sat_frac,
+                "annulus_masked_fraction": masked,
+                "touches_border": bool(border.get(pid, False)),
+                "n_tracks": int(n_tracks.get(pid, -1)),
+            }
+        )
     out = pd.DataFrame(rows, columns=list(QUALITY_COLUMNS[:11]))
     out["low_snr"] = ~(out["snr"] >= min_snr)
     out["blinking"] = out["blink_fraction"] > max_blink_fraction
@@ -259,7 +288,9 @@ def quality_flags(
         if r["saturated"]:
             why.append(f"saturated in {100 * r['saturated_fraction']:.0f}% of frames")
         if r["crowded"]:
-            why.append(f"neighbours cover {100 * r['annulus_masked_fraction']:.0f}% of the background annulus")
+            why.append(
+                f"neighbours cover {100 * r['annulus_masked_fraction']:.0f}% of the background annulus"
+            )
         if r["touches_border"]:
             why.append("touches the border")
         if r["n_tracks"] > 1:

@@ -47,9 +47,16 @@ def _merge_tables(detected: pd.DataFrame, sizes: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def residual_seeds(image: np.ndarray, particles: pd.DataFrame, *, sigma_px: float,
-                   residual_sigma: float = 5.0, residual_fraction: float = 0.25,
-                   min_area_px: int = 4, background_tile_px: int = 32) -> np.ndarray:
+def residual_seeds(
+    image: np.ndarray,
+    particles: pd.DataFrame,
+    *,
+    sigma_px: float,
+    residual_sigma: float = 5.0,
+    residual_fraction: float = 0.25,
+    min_area_px: int = 4,
+    background_tile_px: int = 32,
+) -> np.ndarray:
     """Positions of unexplained compact excesses in the residual of a model fit.
 
     Parameters
@@ -160,29 +167,43 @@ def find_particles(
     det_kw = dict(detect_options or {})
     size_kw = dict(size_options or {})
     detected, labels = detect_particles(img, **det_kw)
-    sizes, sigma_nm = measure_sizes(img, detected, pixel_size_nm=pixel_size_nm, psf_sigma_nm=psf_sigma_nm,
-                                    labels=labels, **size_kw)
+    sizes, sigma_nm = measure_sizes(
+        img, detected, pixel_size_nm=pixel_size_nm, psf_sigma_nm=psf_sigma_nm, labels=labels, **size_kw
+    )
     rounds = 0
     for _ in range(max(0, int(max_rounds))):
         if len(sizes) == 0:
             break
-        seeds = residual_seeds(img, sizes, sigma_px=sigma_nm / pixel_size_nm, residual_sigma=residual_sigma,
-                               residual_fraction=residual_fraction,
-                               min_area_px=int(det_kw.get("min_area_px", 4)),
-                               background_tile_px=int(det_kw.get("background_tile_px", 32)))
+        seeds = residual_seeds(
+            img,
+            sizes,
+            sigma_px=sigma_nm / pixel_size_nm,
+            residual_sigma=residual_sigma,
+            residual_fraction=residual_fraction,
+            min_area_px=int(det_kw.get("min_area_px", 4)),
+            background_tile_px=int(det_kw.get("background_tile_px", 32)),
+        )
         if seeds.shape[0] == 0:
             break
         rounds += 1
         fitted = sizes[["x_px", "y_px"]].to_numpy(float, copy=True)
         bad = ~sizes["size_fit_ok"].to_numpy(bool) | ~np.all(np.isfinite(fitted), axis=1)
-        fitted[bad] = detected.set_index("particle_id").loc[sizes["particle_id"].to_numpy()[bad], ["x_px", "y_px"]] \
+        fitted[bad] = (
+            detected.set_index("particle_id")
+            .loc[sizes["particle_id"].to_numpy()[bad], ["x_px", "y_px"]]
             .to_numpy(float)
-        logger.info("find_particles: round %d, %d residual seed(s) at %s", rounds, seeds.shape[0],
-                    np.round(seeds, 1).tolist())
+        )
+        logger.info(
+            "find_particles: round %d, %d residual seed(s) at %s",
+            rounds,
+            seeds.shape[0],
+            np.round(seeds, 1).tolist(),
+        )
         n_before = len(detected)
         detected, labels = detect_particles(img, markers=np.concatenate([fitted, seeds]), **det_kw)
-        sizes, sigma_nm = measure_sizes(img, detected, pixel_size_nm=pixel_size_nm,
-                                        psf_sigma_nm=psf_sigma_nm, labels=labels, **size_kw)
+        sizes, sigma_nm = measure_sizes(
+            img, detected, pixel_size_nm=pixel_size_nm, psf_sigma_nm=psf_sigma_nm, labels=labels, **size_kw
+        )
         if len(detected) <= n_before:
             break
     out = _merge_tables(detected, sizes)

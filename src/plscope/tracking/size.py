@@ -112,18 +112,19 @@ def _profile_and_derivs(pix: np.ndarray, center: float, side: float, sigma: floa
 class _Group:
     """A set of particles fitted together in one region of interest."""
 
-    members: list[int]                 # row indices into the particles table
-    labels: list[int]                  # their label values in the footprint image
+    members: list[int]  # row indices into the particles table
+    labels: list[int]  # their label values in the footprint image
     rows: slice
     cols: slice
-    fit_mask: np.ndarray               # bool, ROI shape
+    fit_mask: np.ndarray  # bool, ROI shape
 
 
 class _GroupModel:
     """Plane background + k blurred squares on one ROI, sigma fixed or free."""
 
-    def __init__(self, rows: slice, cols: slice, mask: np.ndarray, k: int,
-                 sigma: float | None, background: str):
+    def __init__(
+        self, rows: slice, cols: slice, mask: np.ndarray, k: int, sigma: float | None, background: str
+    ):
         self.y = np.arange(rows.start, rows.stop, dtype=np.float64)
         self.x = np.arange(cols.start, cols.stop, dtype=np.float64)
         self.yc = 0.5 * (self.y[0] + self.y[-1])
@@ -158,7 +159,7 @@ class _GroupModel:
                 J[:, 2] = self.dyy
         for i in range(self.k):
             j0 = self.n_bg + _PARAMS_PER_PARTICLE * i
-            x0, y0, side, total = p[j0:j0 + 4]
+            x0, y0, side, total = p[j0 : j0 + 4]
             px, dpx_c, dpx_s, dpx_g = _profile_and_derivs(self.x, x0, side, sigma)
             py, dpy_c, dpy_s, dpy_g = _profile_and_derivs(self.y, y0, side, sigma)
             amp = total / (side * side)
@@ -167,7 +168,9 @@ class _GroupModel:
             if jac:
                 J[:, j0] = amp * np.outer(py, dpx_c)[m]
                 J[:, j0 + 1] = amp * np.outer(dpy_c, px)[m]
-                J[:, j0 + 2] = amp * (np.outer(dpy_s, px)[m] + np.outer(py, dpx_s)[m]) - 2.0 * amp * img / side
+                J[:, j0 + 2] = (
+                    amp * (np.outer(dpy_s, px)[m] + np.outer(py, dpx_s)[m]) - 2.0 * amp * img / side
+                )
                 J[:, j0 + 3] = img / (side * side)
                 if self.fixed_sigma is None:
                     J[:, -1] += amp * (np.outer(dpy_g, px)[m] + np.outer(py, dpx_g)[m])
@@ -179,7 +182,7 @@ class _GroupModel:
         col = np.zeros(self.dxx.size)
         for i in range(self.k):
             j0 = self.n_bg + _PARAMS_PER_PARTICLE * i
-            x0, y0, side, total = p[j0:j0 + 4]
+            x0, y0, side, total = p[j0 : j0 + 4]
             px, _, _, dpx_g = _profile_and_derivs(self.x, x0, side, sigma)
             py, _, _, dpy_g = _profile_and_derivs(self.y, y0, side, sigma)
             col += total / (side * side) * (np.outer(dpy_g, px)[m] + np.outer(py, dpx_g)[m])
@@ -189,8 +192,9 @@ class _GroupModel:
 # --------------------------------------------------------------------------
 # groups and regions of interest
 # --------------------------------------------------------------------------
-def _footprints(shape: tuple[int, int], particles: pd.DataFrame, labels: np.ndarray | None,
-                default_radius_px: float) -> tuple[np.ndarray, np.ndarray]:
+def _footprints(
+    shape: tuple[int, int], particles: pd.DataFrame, labels: np.ndarray | None, default_radius_px: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Label image of particle footprints and the label of each table row.
 
     With ``labels`` (from :func:`detect_particles`) each row's label is the
@@ -221,7 +225,7 @@ def _footprints(shape: tuple[int, int], particles: pd.DataFrame, labels: np.ndar
             row_labels[missing] = fresh
             yy, xx = np.indices(shape)
             for lbl, xi, yi in zip(fresh, x[missing], y[missing]):
-                disk = ((xx - xi) ** 2 + (yy - yi) ** 2 <= default_radius_px ** 2) & (lab == 0)
+                disk = ((xx - xi) ** 2 + (yy - yi) ** 2 <= default_radius_px**2) & (lab == 0)
                 lab[disk] = lbl
         return lab, row_labels
     lab = np.zeros(shape, np.int64)
@@ -236,13 +240,21 @@ def _footprints(shape: tuple[int, int], particles: pd.DataFrame, labels: np.ndar
     else:
         yy, xx = np.indices(shape)
         for i in range(n):
-            disk = ((xx - x[i]) ** 2 + (yy - y[i]) ** 2 <= default_radius_px ** 2) & (lab == 0)
+            disk = ((xx - x[i]) ** 2 + (yy - y[i]) ** 2 <= default_radius_px**2) & (lab == 0)
             lab[disk] = i + 1
     return lab, np.arange(1, n + 1, dtype=np.int64)
 
 
-def _groups(image: np.ndarray, particles: pd.DataFrame, foot: np.ndarray, row_labels: np.ndarray,
-            *, halo_px: int, pad_px: int, max_group: int = 4) -> list[_Group]:
+def _groups(
+    image: np.ndarray,
+    particles: pd.DataFrame,
+    foot: np.ndarray,
+    row_labels: np.ndarray,
+    *,
+    halo_px: int,
+    pad_px: int,
+    max_group: int = 4,
+) -> list[_Group]:
     """Group particles whose halos (footprints grown by ``halo_px``) touch.
 
     In a crowded field halos chain many particles together, and one joint
@@ -257,7 +269,7 @@ def _groups(image: np.ndarray, particles: pd.DataFrame, foot: np.ndarray, row_la
     grown = expand_labels(foot, halo_px)
     near = expand_labels(foot, 1)
     n = len(row_labels)
-    label_to_row = {int(l): i for i, l in enumerate(row_labels)}
+    label_to_row = {int(lab): i for i, lab in enumerate(row_labels)}
     parent = list(range(n))
     size = [1] * n
 
@@ -280,7 +292,7 @@ def _groups(image: np.ndarray, particles: pd.DataFrame, foot: np.ndarray, row_la
                 counts[(la, lb)] = counts.get((la, lb), 0) + c
         return counts
 
-    direct = contacts(foot)          # regions split by the watershed share a boundary
+    direct = contacts(foot)  # regions split by the watershed share a boundary
     touching = contacts(near)
     halo = contacts(grown)
     edges = sorted(halo, key=lambda k: (direct.get(k, 0), touching.get(k, 0), halo[k]), reverse=True)
@@ -319,15 +331,24 @@ def _groups(image: np.ndarray, particles: pd.DataFrame, foot: np.ndarray, row_la
     return out
 
 
-def _initial_guess(image: np.ndarray, group: _Group, particles: pd.DataFrame, grown: np.ndarray,
-                   sigma0: float, background: str) -> np.ndarray:
+def _initial_guess(
+    image: np.ndarray,
+    group: _Group,
+    particles: pd.DataFrame,
+    grown: np.ndarray,
+    sigma0: float,
+    background: str,
+) -> np.ndarray:
     roi = image[group.rows, group.cols]
     g = grown[group.rows, group.cols]
     bg_pix = roi[(g == 0) & group.fit_mask]
     bg0 = float(np.median(bg_pix)) if bg_pix.size >= 10 else float(np.percentile(roi[group.fit_mask], 20))
     p = [bg0] + ([0.0, 0.0] if background == "plane" else [])
-    yy, xx = np.meshgrid(np.arange(group.rows.start, group.rows.stop),
-                         np.arange(group.cols.start, group.cols.stop), indexing="ij")
+    yy, xx = np.meshgrid(
+        np.arange(group.rows.start, group.rows.stop),
+        np.arange(group.cols.start, group.cols.stop),
+        indexing="ij",
+    )
     for i, lbl in zip(group.members, group.labels):
         own = g == lbl
         d = np.clip(roi - bg0, 0.0, None) * own
@@ -336,7 +357,7 @@ def _initial_guess(image: np.ndarray, group: _Group, particles: pd.DataFrame, gr
         y0 = float(particles["y_px"].iloc[i])
         if total > 0:
             m2 = 0.5 * (float((d * (xx - x0) ** 2).sum()) + float((d * (yy - y0) ** 2).sum())) / total
-            side = math.sqrt(max(12.0 * (m2 - sigma0 ** 2 - 1.0 / 12.0), 1.0))
+            side = math.sqrt(max(12.0 * (m2 - sigma0**2 - 1.0 / 12.0), 1.0))
         else:
             side = 2.0
             total = 1.0
@@ -357,9 +378,9 @@ class _FitResult:
     n_px: int
     success: bool
     message: str
-    resid: np.ndarray          # data - model on fitted pixels
-    signal: np.ndarray         # particle-only model on fitted pixels
-    jac_w: np.ndarray          # weighted Jacobian at the solution
+    resid: np.ndarray  # data - model on fitted pixels
+    signal: np.ndarray  # particle-only model on fitted pixels
+    jac_w: np.ndarray  # weighted Jacobian at the solution
     weights: np.ndarray
     model: _GroupModel
 
@@ -389,8 +410,17 @@ def _covariance(J: np.ndarray, chi2_red: float) -> np.ndarray:
     return cov_s / np.outer(norms, norms) * chi2_red
 
 
-def _fit_group(image: np.ndarray, group: _Group, p0: np.ndarray, *, sigma: float | None,
-               sigma0: float, var_s0: float, var_a: float, background: str) -> _FitResult:
+def _fit_group(
+    image: np.ndarray,
+    group: _Group,
+    p0: np.ndarray,
+    *,
+    sigma: float | None,
+    sigma0: float,
+    var_s0: float,
+    var_a: float,
+    background: str,
+) -> _FitResult:
     """Weighted least-squares fit of one group.
 
     Levenberg-Marquardt (MINPACK, via ``least_squares(method="lm")``) on
@@ -414,9 +444,21 @@ def _fit_group(image: np.ndarray, group: _Group, p0: np.ndarray, *, sigma: float
     w = 1.0 / np.sqrt(var)
 
     def failed(message: str) -> _FitResult:
-        return _FitResult(p0, np.full((n_par, n_par), np.nan), model.sigma(p0), np.nan, np.nan,
-                          int(data.size), False, message, np.zeros(0), np.zeros(0),
-                          np.zeros((0, n_par)), w, model)
+        return _FitResult(
+            p0,
+            np.full((n_par, n_par), np.nan),
+            model.sigma(p0),
+            np.nan,
+            np.nan,
+            int(data.size),
+            False,
+            message,
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros((0, n_par)),
+            w,
+            model,
+        )
 
     if data.size <= n_par + 2:
         return failed("too few pixels in the region of interest")
@@ -448,7 +490,7 @@ def _fit_group(image: np.ndarray, group: _Group, p0: np.ndarray, *, sigma: float
     Jw = Jp * w[:, None]
     resid_w = (mdl - data) * w
     dof = max(data.size - n_par, 1)
-    chi2_red = float(np.sum(resid_w ** 2) / dof)
+    chi2_red = float(np.sum(resid_w**2) / dof)
     cov = _covariance(Jw, chi2_red) if np.all(np.isfinite(Jw)) else np.full((n_par, n_par), np.nan)
     s_fit = model.sigma(p)
     s_err = float(math.sqrt(cov[-1, -1])) if sigma is None and np.isfinite(cov[-1, -1]) else float("nan")
@@ -464,8 +506,9 @@ def _fit_group(image: np.ndarray, group: _Group, p0: np.ndarray, *, sigma: float
         problems.append("non-finite parameters")
     ok = bool(res.status > 0) and not problems
     message = "; ".join(problems) if problems else str(res.message)
-    return _FitResult(p, cov, s_fit, s_err, chi2_red, int(data.size), ok, message,
-                      data - mdl, signal, Jw, w, model)
+    return _FitResult(
+        p, cov, s_fit, s_err, chi2_red, int(data.size), ok, message, data - mdl, signal, Jw, w, model
+    )
 
 
 def _variance_model(fits: list[_FitResult], s0: float) -> tuple[float, float]:
@@ -492,14 +535,26 @@ def _variance_model(fits: list[_FitResult], s0: float) -> tuple[float, float]:
     return s0_fit, a
 
 
-def _fit_all(image: np.ndarray, groups: list[_Group], p0s: list[np.ndarray], *, sigma: float | None,
-             sigma0: float, s0: float, a: float, background: str) -> list[_FitResult]:
-    return [_fit_group(image, g, p0, sigma=sigma, sigma0=sigma0, var_s0=s0, var_a=a,
-                       background=background) for g, p0 in zip(groups, p0s)]
+def _fit_all(
+    image: np.ndarray,
+    groups: list[_Group],
+    p0s: list[np.ndarray],
+    *,
+    sigma: float | None,
+    sigma0: float,
+    s0: float,
+    a: float,
+    background: str,
+) -> list[_FitResult]:
+    return [
+        _fit_group(image, g, p0, sigma=sigma, sigma0=sigma0, var_s0=s0, var_a=a, background=background)
+        for g, p0 in zip(groups, p0s)
+    ]
 
 
-def _shape_from_moments(image: np.ndarray, group: _Group, fit: _FitResult, sigma_px: float,
-                        grown: np.ndarray) -> list[tuple[float, float, float]]:
+def _shape_from_moments(
+    image: np.ndarray, group: _Group, fit: _FitResult, sigma_px: float, grown: np.ndarray
+) -> list[tuple[float, float, float]]:
     """Equivalent diameter, aspect ratio and orientation of each member, PSF-corrected.
 
     The particle's own image is the data minus a plane fitted to the
@@ -535,14 +590,15 @@ def _shape_from_moments(image: np.ndarray, group: _Group, fit: _FitResult, sigma
     members = []
     for j in range(model.k):
         j0 = model.n_bg + _PARAMS_PER_PARTICLE * j
-        x0, y0, side, total = p[j0:j0 + 4]
+        x0, y0, side, total = p[j0 : j0 + 4]
         if not (np.all(np.isfinite([x0, y0, side, total])) and side > 0):
             members.append(None)
             continue
         from .models import box_profile
 
-        img = np.outer(box_profile(model.y, y0, side, sigma_px), box_profile(model.x, x0, side, sigma_px)) \
-            * (total / (side * side))
+        img = np.outer(box_profile(model.y, y0, side, sigma_px), box_profile(model.x, x0, side, sigma_px)) * (
+            total / (side * side)
+        )
         members.append((x0, y0, img))
     out = []
     for j, m in enumerate(members):
@@ -552,8 +608,11 @@ def _shape_from_moments(image: np.ndarray, group: _Group, fit: _FitResult, sigma
         x0, y0, own_model = m
         others = sum((o[2] for k, o in enumerate(members) if k != j and o is not None), np.zeros((ny, nx)))
         mine = (g == group.labels[j]) & group.fit_mask
-        own = np.where(mine, np.where(np.isfinite(roi), roi, 0.0) - bg - others,
-                       np.where(halos | ~group.fit_mask, own_model, 0.0))
+        own = np.where(
+            mine,
+            np.where(np.isfinite(roi), roi, 0.0) - bg - others,
+            np.where(halos | ~group.fit_mask, own_model, 0.0),
+        )
         w = own.sum()
         if not w > 0:
             out.append((float("nan"), float("nan"), float("nan")))
@@ -562,7 +621,7 @@ def _shape_from_moments(image: np.ndarray, group: _Group, fit: _FitResult, sigma
         mxx = float((own * dx * dx).sum() / w)
         myy = float((own * dy * dy).sum() / w)
         mxy = float((own * dx * dy).sum() / w)
-        psf = sigma_px ** 2 + 1.0 / 12.0
+        psf = sigma_px**2 + 1.0 / 12.0
         S = np.array([[mxx - psf, mxy], [mxy, myy - psf]])
         ev, evec = np.linalg.eigh(S)
         if ev[0] <= 0:
@@ -665,8 +724,9 @@ def measure_sizes(
     n = len(particles)
 
     sigma_known = psf_sigma_nm is not None
-    sigma_px0 = (psf_sigma_nm if sigma_known else _check_positive(psf_sigma_guess_nm, "psf_sigma_guess_nm")) \
-        / pixel_size_nm
+    sigma_px0 = (
+        psf_sigma_nm if sigma_known else _check_positive(psf_sigma_guess_nm, "psf_sigma_guess_nm")
+    ) / pixel_size_nm
     if n == 0:
         out = pd.DataFrame({c: [] for c in SIZE_COLUMNS})
         return out, float(psf_sigma_nm) if sigma_known else float("nan")
@@ -693,20 +753,23 @@ def measure_sizes(
     sigma_fit_px = np.full(n, np.nan)
     if sigma_known:
         sigma_px = sigma_px0
-        first = _fit_all(img, groups, p0s, sigma=sigma_px, sigma0=sigma_px, s0=s0, a=0.0,
-                         background=background)
+        first = _fit_all(
+            img, groups, p0s, sigma=sigma_px, sigma0=sigma_px, s0=s0, a=0.0, background=background
+        )
         s0, a = _variance_model(first, s0)
         p_start = [f.params if f.success else p for f, p in zip(first, p0s)]
     else:
-        first = _fit_all(img, groups, p0s, sigma=None, sigma0=sigma_px0, s0=s0, a=0.0,
-                         background=background)
+        first = _fit_all(img, groups, p0s, sigma=None, sigma0=sigma_px0, s0=s0, a=0.0, background=background)
         s0, a = _variance_model(first, s0)
         p_start = [f.params[:-1] if f.success else p for f, p in zip(first, p0s)]
         sig_start = [f.sigma if f.success else sigma_px0 for f in first]
-        free = [_fit_group(img, g, p, sigma=None, sigma0=s, var_s0=s0, var_a=a, background=background)
-                for g, p, s in zip(groups, p_start, sig_start)]
-        touches = particles["touches_border"].to_numpy(bool) if "touches_border" in particles else \
-            np.zeros(n, bool)
+        free = [
+            _fit_group(img, g, p, sigma=None, sigma0=s, var_s0=s0, var_a=a, background=background)
+            for g, p, s in zip(groups, p_start, sig_start)
+        ]
+        touches = (
+            particles["touches_border"].to_numpy(bool) if "touches_border" in particles else np.zeros(n, bool)
+        )
         cand, cand_err = [], []
         for g, f in zip(groups, free):
             for j, i in enumerate(g.members):
@@ -714,8 +777,11 @@ def measure_sizes(
                 if not f.success or len(g.members) != 1 or touches[i]:
                     continue
                 side = f.params[f.model.n_bg + _PARAMS_PER_PARTICLE * j + 2]
-                if side >= sigma_fit_min_side_sigma * f.sigma and np.isfinite(f.sigma_err) \
-                        and f.sigma_err < 0.2 * f.sigma:
+                if (
+                    side >= sigma_fit_min_side_sigma * f.sigma
+                    and np.isfinite(f.sigma_err)
+                    and f.sigma_err < 0.2 * f.sigma
+                ):
                     cand.append(f.sigma)
                     cand_err.append(f.sigma_err)
         if not cand:
@@ -723,10 +789,14 @@ def measure_sizes(
             if not fallback:
                 raise PlscopeError(
                     "psf_sigma_nm: cannot be estimated from the data (no particle gave a usable "
-                    "free-sigma fit); pass psf_sigma_nm explicitly")
-            logger.warning("measure_sizes: no isolated particle with side >= %.1f sigma; estimating the "
-                           "PSF sigma from all %d fits (less reliable)", sigma_fit_min_side_sigma,
-                           len(fallback))
+                    "free-sigma fit); pass psf_sigma_nm explicitly"
+                )
+            logger.warning(
+                "measure_sizes: no isolated particle with side >= %.1f sigma; estimating the "
+                "PSF sigma from all %d fits (less reliable)",
+                sigma_fit_min_side_sigma,
+                len(fallback),
+            )
             cand = fallback
             cand_err = [np.nan] * len(fallback)
         cand_a = np.asarray(cand)
@@ -736,13 +806,22 @@ def measure_sizes(
             sigma_err_px = 1.2533 * max(robust_std(cand_a), 1e-12) / math.sqrt(n_sigma)
         else:
             errs = np.asarray(cand_err, float)
-            sigma_err_px = float(np.sqrt(np.nanmean(errs ** 2)) / math.sqrt(n_sigma)) \
-                if np.isfinite(errs).any() else float("nan")
-        logger.info("measure_sizes: PSF sigma estimated from %d particle(s): %.1f +/- %.1f nm",
-                    n_sigma, sigma_px * pixel_size_nm, sigma_err_px * pixel_size_nm)
+            sigma_err_px = (
+                float(np.sqrt(np.nanmean(errs**2)) / math.sqrt(n_sigma))
+                if np.isfinite(errs).any()
+                else float("nan")
+            )
+        logger.info(
+            "measure_sizes: PSF sigma estimated from %d particle(s): %.1f +/- %.1f nm",
+            n_sigma,
+            sigma_px * pixel_size_nm,
+            sigma_err_px * pixel_size_nm,
+        )
 
-    fits = [_fit_group(img, g, p, sigma=sigma_px, sigma0=sigma_px, var_s0=s0, var_a=a,
-                       background=background) for g, p in zip(groups, p_start)]
+    fits = [
+        _fit_group(img, g, p, sigma=sigma_px, sigma0=sigma_px, var_s0=s0, var_a=a, background=background)
+        for g, p in zip(groups, p_start)
+    ]
 
     cols: dict[str, Any] = {c: np.full(n, np.nan) for c in SIZE_COLUMNS}
     cols["particle_id"] = particles["particle_id"].to_numpy(np.int64)
@@ -757,14 +836,15 @@ def measure_sizes(
         if np.isfinite(sigma_err_px) and f.jac_w.size and np.all(np.isfinite(f.cov)):
             jsig = f.model.sigma_column(f.params, sigma_px) * f.weights
             # least-squares response of the parameters to a change of sigma
-            dp_dsigma = -(f.cov / f.chi2_red) @ (f.jac_w.T @ jsig) if f.chi2_red > 0 else \
-                np.zeros(f.params.size)
+            dp_dsigma = (
+                -(f.cov / f.chi2_red) @ (f.jac_w.T @ jsig) if f.chi2_red > 0 else np.zeros(f.params.size)
+            )
         else:
             dp_dsigma = np.zeros(f.params.size)
         for j, i in enumerate(g.members):
             j0 = nb + _PARAMS_PER_PARTICLE * j
-            x0, y0, side, total = f.params[j0:j0 + 4]
-            err = np.sqrt(np.clip(np.diag(f.cov)[j0:j0 + 4], 0, None)) if f.cov.size else np.full(4, np.nan)
+            x0, y0, side, total = f.params[j0 : j0 + 4]
+            err = np.sqrt(np.clip(np.diag(f.cov)[j0 : j0 + 4], 0, None)) if f.cov.size else np.full(4, np.nan)
             side_err_sys = abs(dp_dsigma[j0 + 2]) * sigma_err_px if np.isfinite(sigma_err_px) else 0.0
             # a particle cut by the image border may have its centre outside the image
             rows_n, cols_n = img.shape
@@ -816,7 +896,11 @@ def measure_sizes(
     n_bad = int((~out["size_fit_ok"]).sum())
     if n_bad:
         logger.warning("measure_sizes: %d of %d size fit(s) failed", n_bad, n)
-    logger.info("measure_sizes: %d particle(s), PSF sigma %.1f nm (%s), %d near the diffraction limit",
-                n, psf_used_nm, "given" if sigma_known else "estimated",
-                int(out["near_diffraction_limit"].sum()))
+    logger.info(
+        "measure_sizes: %d particle(s), PSF sigma %.1f nm (%s), %d near the diffraction limit",
+        n,
+        psf_used_nm,
+        "given" if sigma_known else "estimated",
+        int(out["near_diffraction_limit"].sum()),
+    )
     return out, psf_used_nm

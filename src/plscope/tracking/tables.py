@@ -62,8 +62,11 @@ def tidy(table: pd.DataFrame) -> pd.DataFrame:
     out.columns = [str(c) for c in out.columns]
     for c in out.columns:
         if out[c].dtype == object:
-            out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v))
-                                else str(v)).astype("string")
+            out[c] = (
+                out[c]
+                .map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+                .astype("string")
+            )
     out.attrs = _jsonable(dict(table.attrs))
     return out
 
@@ -90,8 +93,9 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike, *, compression: st
     path = Path(path)
     tmp = path.with_name(path.name + ".part")
     try:
-        tidy(table).to_parquet(tmp, engine="pyarrow", compression=None if compression == "none" else compression,
-                               index=False)
+        tidy(table).to_parquet(
+            tmp, engine="pyarrow", compression=None if compression == "none" else compression, index=False
+        )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -152,8 +152,9 @@ class TraceWeights:
 # --------------------------------------------------------------------------
 # weights
 # --------------------------------------------------------------------------
-def _default_radius(particles: pd.DataFrame, aperture: str, drift_margin_px: float,
-                    psf_margin_sigma: float = 3.0) -> np.ndarray:
+def _default_radius(
+    particles: pd.DataFrame, aperture: str, drift_margin_px: float, psf_margin_sigma: float = 3.0
+) -> np.ndarray:
     """Aperture half-width/radius holding the blurred particle despite drift."""
     if "side_px" in particles.columns and "psf_sigma_px" in particles.columns:
         side = particles["side_px"].to_numpy(float)
@@ -167,11 +168,15 @@ def _default_radius(particles: pd.DataFrame, aperture: str, drift_margin_px: flo
         b = particles[cols].to_numpy(float)
         half = 0.5 * np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
         half = half * (math.sqrt(2.0) if aperture == "disk" else 1.0)
-        logger.info("extract_traces: aperture from the detection boxes (no side_px / psf_sigma_px "
-                    "columns); pass the measure_sizes table for tighter apertures")
+        logger.info(
+            "extract_traces: aperture from the detection boxes (no side_px / psf_sigma_px "
+            "columns); pass the measure_sizes table for tighter apertures"
+        )
         return half + 1.0 + drift_margin_px
-    raise PlscopeError("radius_px: required when particles has neither side_px + psf_sigma_px "
-                       "(measure_sizes) nor bbox_* columns (detect_particles)")
+    raise PlscopeError(
+        "radius_px: required when particles has neither side_px + psf_sigma_px "
+        "(measure_sizes) nor bbox_* columns (detect_particles)"
+    )
 
 
 def _shift_labels(labels: np.ndarray, dx: float, dy: float) -> np.ndarray:
@@ -188,15 +193,25 @@ def _shift_labels(labels: np.ndarray, dx: float, dy: float) -> np.ndarray:
     return out
 
 
-def _annulus_loss(i: int, d: np.ndarray, inner: float, outer: float, owner_box: np.ndarray,
-                  lab_box: np.ndarray | None, centre: tuple[float, float], origin: tuple[int, int],
-                  metric) -> float:
+def _annulus_loss(
+    i: int,
+    d: np.ndarray,
+    inner: float,
+    outer: float,
+    owner_box: np.ndarray,
+    lab_box: np.ndarray | None,
+    centre: tuple[float, float],
+    origin: tuple[int, int],
+    metric,
+) -> float:
     """Fraction of particle ``i``'s nominal annulus lost to neighbours or outside the frame."""
     cx, cy = centre
     r0, c0 = origin
     # nominal annulus, counted on an unclipped grid: pixels outside the frame count as lost
-    yn, xn = np.mgrid[math.floor(cy - outer) - 1:math.ceil(cy + outer) + 2,
-                      math.floor(cx - outer) - 1:math.ceil(cx + outer) + 2]
+    yn, xn = np.mgrid[
+        math.floor(cy - outer) - 1 : math.ceil(cy + outer) + 2,
+        math.floor(cx - outer) - 1 : math.ceil(cx + outer) + 2,
+    ]
     dn = metric(xn, yn, i)
     n_nom = int(((dn > inner) & (dn <= outer)).sum())
     if n_nom == 0:
@@ -224,10 +239,11 @@ def _inv3(m: np.ndarray, max_cond: float = 1e8) -> np.ndarray | None:
     norm = np.abs(m).sum(axis=1).max()
     if not np.isfinite(det) or det == 0:
         return None
-    inv = np.array([[c00, c01, c02],
-                    [c01, a * f - c * c, b * c - a * e],
-                    [c02, b * c - a * e, a * d - b * b]]) / det
-    if norm * np.abs(inv).sum(axis=1).max() > max_cond:       # 1-norm condition number
+    inv = (
+        np.array([[c00, c01, c02], [c01, a * f - c * c, b * c - a * e], [c02, b * c - a * e, a * d - b * b]])
+        / det
+    )
+    if norm * np.abs(inv).sum(axis=1).max() > max_cond:  # 1-norm condition number
         return None
     return inv
 
@@ -319,9 +335,12 @@ def trace_weights(
     cx = particles["x_px"].to_numpy(float) + dx
     cy = particles["y_px"].to_numpy(float) + dy
     if radius_px is None:
-        r = _default_radius(particles, aperture, _check_positive(drift_margin_px, "drift_margin_px",
-                                                                 allow_zero=True),
-                            _check_positive(psf_margin_sigma, "psf_margin_sigma", allow_zero=True))
+        r = _default_radius(
+            particles,
+            aperture,
+            _check_positive(drift_margin_px, "drift_margin_px", allow_zero=True),
+            _check_positive(psf_margin_sigma, "psf_margin_sigma", allow_zero=True),
+        )
     else:
         r = np.broadcast_to(np.asarray(radius_px, float), (n,)).copy()
     if np.any(~np.isfinite(r)) or np.any(r <= 0):
@@ -379,9 +398,17 @@ def trace_weights(
         ap = owner[r0:r1, c0:c1] == i
         d = metric(xs, ys, i)
         if annulus_flags:
-            masked[i] = _annulus_loss(i, d, r[i] + gap, r[i] + gap + width, owner[r0:r1, c0:c1],
-                                      None if lab is None else lab[r0:r1, c0:c1],
-                                      (cx[i], cy[i]), (r0, c0), metric)
+            masked[i] = _annulus_loss(
+                i,
+                d,
+                r[i] + gap,
+                r[i] + gap + width,
+                owner[r0:r1, c0:c1],
+                None if lab is None else lab[r0:r1, c0:c1],
+                (cx[i], cy[i]),
+                (r0, c0),
+                metric,
+            )
         w_ann = width
         for _ in range(4):
             ann = (d > r[i] + gap) & (d <= r[i] + gap + w_ann) & ~excluded[r0:r1, c0:c1]
@@ -402,7 +429,7 @@ def trace_weights(
             ata = A.T @ A
             inv = _inv3(ata)
             if inv is not None:
-                proj = A @ inv                         # (n_ann, 3): u = proj @ h
+                proj = A @ inv  # (n_ann, 3): u = proj @ h
                 basis_ap = np.column_stack([np.ones(n_ap[i]), xa, ya])
             else:
                 proj = np.full((n_ann[i], 1), 1.0 / n_ann[i])
@@ -429,18 +456,24 @@ def trace_weights(
         cols_idx.append(np.full(flat_ann.size, n + i))
         vals.append(bg_w)
     if narrow:
-        logger.warning("trace_weights: %d particle(s) have fewer than %d background pixels",
-                       narrow, min_annulus_px)
+        logger.warning(
+            "trace_weights: %d particle(s) have fewer than %d background pixels", narrow, min_annulus_px
+        )
     if (~valid).any():
-        logger.warning("trace_weights: %d particle(s) without aperture or background pixels "
-                       "(traces NaN): particle_id %s", int((~valid).sum()), pid[~valid].tolist())
+        logger.warning(
+            "trace_weights: %d particle(s) without aperture or background pixels "
+            "(traces NaN): particle_id %s",
+            int((~valid).sum()),
+            pid[~valid].tolist(),
+        )
     if vals:
         ri = np.concatenate(rows_idx)
         ci = np.concatenate(cols_idx)
         vv = np.concatenate(vals)
         pixels, inverse = np.unique(ri, return_inverse=True)
-        mat = sparse.csr_array((vv.astype(np.float32), (inverse, ci)), shape=(pixels.size, n_cols),
-                               dtype=np.float32)
+        mat = sparse.csr_array(
+            (vv.astype(np.float32), (inverse, ci)), shape=(pixels.size, n_cols), dtype=np.float32
+        )
         mat.sum_duplicates()
         ap_all = np.concatenate(ap_flat)
         ap_order = np.searchsorted(pixels, ap_all).astype(np.int64)
@@ -450,10 +483,22 @@ def trace_weights(
         mat = sparse.csr_array((0, n_cols), dtype=np.float32)
         ap_order = np.zeros(0, np.int64)
         ap_starts = np.zeros(0, np.int64)
-    return TraceWeights(matrix=mat, pixels=pixels.astype(np.int64), particle_id=pid, x_px=cx, y_px=cy,
-                        radius_px=r, n_aperture_px=n_ap, n_annulus_px=n_ann, valid=valid,
-                        shape=(rows, cols), moments=moments, annulus_masked_fraction=masked,
-                        aperture_order=ap_order, aperture_starts=ap_starts)
+    return TraceWeights(
+        matrix=mat,
+        pixels=pixels.astype(np.int64),
+        particle_id=pid,
+        x_px=cx,
+        y_px=cy,
+        radius_px=r,
+        n_aperture_px=n_ap,
+        n_annulus_px=n_ann,
+        valid=valid,
+        shape=(rows, cols),
+        moments=moments,
+        annulus_masked_fraction=masked,
+        aperture_order=ap_order,
+        aperture_starts=ap_starts,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -472,8 +517,9 @@ def _coarse_shift(mean_image: np.ndarray, ref_hp: np.ndarray) -> tuple[float, fl
     """Whole-pixel stage drift (dx, dy) of an image relative to the reference."""
     from skimage.registration import phase_cross_correlation
 
-    shift, _, _ = phase_cross_correlation(ref_hp, _highpass(mean_image), upsample_factor=1,
-                                          normalization=None)
+    shift, _, _ = phase_cross_correlation(
+        ref_hp, _highpass(mean_image), upsample_factor=1, normalization=None
+    )
     # `shift` registers the moving image onto the reference: the drift is its opposite
     return -float(shift[1]), -float(shift[0])
 
@@ -483,8 +529,8 @@ def _centroid_offsets(vals: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]
     intensity = vals[:, :n]
     good = intensity > 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        ox = np.where(good, vals[:, 2 * n:3 * n] / intensity, np.nan)
-        oy = np.where(good, vals[:, 3 * n:4 * n] / intensity, np.nan)
+        ox = np.where(good, vals[:, 2 * n : 3 * n] / intensity, np.nan)
+        oy = np.where(good, vals[:, 3 * n : 4 * n] / intensity, np.nan)
     none = ~good.any(axis=1)
     ox[none] = 0.0
     oy[none] = 0.0
@@ -495,8 +541,9 @@ def _centroid_offsets(vals: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]
 _SHIFT_STEP_PX = 0.25
 
 
-def _model_columns(w: TraceWeights, particles: pd.DataFrame, shift: tuple[float, float],
-                   step_px: float | None = None) -> list[np.ndarray] | None:
+def _model_columns(
+    w: TraceWeights, particles: pd.DataFrame, shift: tuple[float, float], step_px: float | None = None
+) -> list[np.ndarray] | None:
     """``C[j, k]``: column ``k`` of :meth:`TraceWeights.apply` for particle ``j``'s unit light alone.
 
     The particles are the fitted model (unit-total blurred squares) at
@@ -558,7 +605,7 @@ def _model_columns(w: TraceWeights, particles: pd.DataFrame, shift: tuple[float,
     out = []
     for v in vals:
         U = sparse.csr_array((np.concatenate(v), (ri, ci)), shape=(pix.size, n))
-        C = np.asarray((U.T @ mat).toarray())       # (n, n_cols)
+        C = np.asarray((U.T @ mat).toarray())  # (n, n_cols)
         C[~w.valid, :] = 0.0
         out.append(C)
     return out
@@ -589,15 +636,18 @@ def _block_inverse(A: np.ndarray) -> Any:
         rows.append(rr.ravel())
         cols.append(cc.ravel())
         vals.append(inv.ravel())
-    return sparse.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    return sparse.csr_array(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+    )
 
 
 #: Displacement (px) of the model used to calibrate the centroid gain.
 _GAIN_STEP_PX = 0.1
 
 
-def _model_terms(w: TraceWeights, particles: pd.DataFrame, shift: tuple[float, float], *,
-                 crosstalk: bool) -> dict | None:
+def _model_terms(
+    w: TraceWeights, particles: pd.DataFrame, shift: tuple[float, float], *, crosstalk: bool
+) -> dict | None:
     """Crosstalk unmixing and centroid calibration from the fitted model.
 
     With ``A[i, j] = C[j, i]`` (intensity column of ``i`` receiving ``j``'s
@@ -614,7 +664,7 @@ def _model_terms(w: TraceWeights, particles: pd.DataFrame, shift: tuple[float, f
     C = mats[0]
     n = w.n_particles
     n_blocks = C.shape[1] // max(n, 1)
-    blocks = [C[:, k * n:(k + 1) * n].T.copy() for k in range(n_blocks)]  # [i, j]: j into column i of block
+    blocks = [C[:, k * n : (k + 1) * n].T.copy() for k in range(n_blocks)]  # [i, j]: j into column i of block
     for b in blocks:
         b[:, ~w.valid] = 0.0
         b[~w.valid, :] = 0.0
@@ -637,7 +687,7 @@ def _model_terms(w: TraceWeights, particles: pd.DataFrame, shift: tuple[float, f
             by = np.diag(blocks[3]) / diag
             gains = []
             for k, Cs in ((2, mats[1]), (3, mats[2])):
-                moved = np.diag(Cs[:, k * n:(k + 1) * n]) / np.diag(Cs[:, :n])
+                moved = np.diag(Cs[:, k * n : (k + 1) * n]) / np.diag(Cs[:, :n])
                 gains.append((moved - np.diag(blocks[k]) / diag) / _GAIN_STEP_PX)
         gx, gy = gains
         ok_g = good & np.isfinite(gx) & np.isfinite(gy) & (gx > 0.2) & (gy > 0.2)
@@ -664,9 +714,19 @@ class _Kernel:
     a slow drift builds only a few weight matrices).
     """
 
-    def __init__(self, weights: TraceWeights, *, drift: str, ref_hp: np.ndarray | None,
-                 builder_kwargs: dict, particles: pd.DataFrame, centroids: bool = False,
-                 peaks: bool = False, frame_shift: np.ndarray | None = None, crosstalk: bool = False):
+    def __init__(
+        self,
+        weights: TraceWeights,
+        *,
+        drift: str,
+        ref_hp: np.ndarray | None,
+        builder_kwargs: dict,
+        particles: pd.DataFrame,
+        centroids: bool = False,
+        peaks: bool = False,
+        frame_shift: np.ndarray | None = None,
+        crosstalk: bool = False,
+    ):
         self.weights = weights
         self.crosstalk = crosstalk
         self.model = {"side_px", "psf_sigma_px"} <= set(particles.columns) and weights.n_particles > 0
@@ -689,9 +749,14 @@ class _Kernel:
     def _weights_key(self, key: tuple[int, int]) -> TraceWeights:
         w = self._cache.get(key)
         if w is None:
-            w = trace_weights(self.weights.shape, self.particles, moments=self.weights.moments,
-                              shift_px=(key[0] * _SHIFT_STEP_PX, key[1] * _SHIFT_STEP_PX),
-                              annulus_flags=False, **self.builder_kwargs)
+            w = trace_weights(
+                self.weights.shape,
+                self.particles,
+                moments=self.weights.moments,
+                shift_px=(key[0] * _SHIFT_STEP_PX, key[1] * _SHIFT_STEP_PX),
+                annulus_flags=False,
+                **self.builder_kwargs,
+            )
             self._cache[key] = w
         return w
 
@@ -701,8 +766,12 @@ class _Kernel:
     def _terms(self, w: TraceWeights, sx: float, sy: float) -> dict | None:
         key = (int(round(sx / _SHIFT_STEP_PX)), int(round(sy / _SHIFT_STEP_PX)))
         if key not in self._mix:
-            self._mix[key] = _model_terms(w, self.particles, (key[0] * _SHIFT_STEP_PX, key[1] * _SHIFT_STEP_PX),
-                                          crosstalk=self.crosstalk)
+            self._mix[key] = _model_terms(
+                w,
+                self.particles,
+                (key[0] * _SHIFT_STEP_PX, key[1] * _SHIFT_STEP_PX),
+                crosstalk=self.crosstalk,
+            )
         return self._mix[key]
 
     def _unmix(self, terms: dict, vals: np.ndarray) -> np.ndarray:
@@ -710,34 +779,44 @@ class _Kernel:
         n = self.n
         m = vals[:, :n]
         finite = np.isfinite(m)
-        light = (terms["A_inv"] @ np.where(finite, m, 0.0).T).T     # each particle's own light
+        light = (terms["A_inv"] @ np.where(finite, m, 0.0).T).T  # each particle's own light
         out = vals.copy()
         out[:, :n] = np.where(terms["good"], light * terms["diag"], m)
         for k, off in enumerate(terms["off"][1:], start=1):
-            out[:, k * n:(k + 1) * n] = vals[:, k * n:(k + 1) * n] - light @ off.T
+            out[:, k * n : (k + 1) * n] = vals[:, k * n : (k + 1) * n] - light @ off.T
         return out
 
-    def _fill(self, out: np.ndarray, rows: np.ndarray | slice, w: TraceWeights, frames: np.ndarray,
-              sx: float, sy: float) -> None:
+    def _fill(
+        self,
+        out: np.ndarray,
+        rows: np.ndarray | slice,
+        w: TraceWeights,
+        frames: np.ndarray,
+        sx: float,
+        sy: float,
+    ) -> None:
         n = self.n
         vals = w.apply(frames)
-        terms = self._terms(w, sx, sy) if (self.crosstalk or self.centroids or self.drift != "none") \
-            and self.model else None
+        terms = (
+            self._terms(w, sx, sy)
+            if (self.crosstalk or self.centroids or self.drift != "none") and self.model
+            else None
+        )
         if terms is not None and terms.get("A_inv") is not None:
             vals = self._unmix(terms, vals)
-        out[rows, :2 * n] = vals[:, :2 * n]
+        out[rows, : 2 * n] = vals[:, : 2 * n]
         if self.centroids or self.drift != "none":
             intensity = vals[:, :n]
             good = intensity > 0
             with np.errstate(invalid="ignore", divide="ignore"):
-                ox = np.where(good, vals[:, 2 * n:3 * n] / intensity, np.nan)
-                oy = np.where(good, vals[:, 3 * n:4 * n] / intensity, np.nan)
+                ox = np.where(good, vals[:, 2 * n : 3 * n] / intensity, np.nan)
+                oy = np.where(good, vals[:, 3 * n : 4 * n] / intensity, np.nan)
             if terms is not None and "bias_x" in terms:
                 ox = (ox - terms["bias_x"]) / terms["gain_x"]
                 oy = (oy - terms["bias_y"]) / terms["gain_y"]
             if self.centroids:
-                out[rows, self.col_cx:self.col_cx + n] = w.x_px[None, :] + ox
-                out[rows, self.col_cx + n:self.col_cx + 2 * n] = w.y_px[None, :] + oy
+                out[rows, self.col_cx : self.col_cx + n] = w.x_px[None, :] + ox
+                out[rows, self.col_cx + n : self.col_cx + 2 * n] = w.y_px[None, :] + oy
             if self.drift != "none":
                 none = ~np.isfinite(ox).any(axis=1)
                 with np.errstate(all="ignore"):
@@ -746,7 +825,7 @@ class _Kernel:
                 out[rows, self.col_drift] = sx + mx
                 out[rows, self.col_drift + 1] = sy + my
         if self.peaks:
-            out[rows, self.col_peak:self.col_peak + n] = w.peaks(frames)
+            out[rows, self.col_peak : self.col_peak + n] = w.peaks(frames)
 
     def __call__(self, block: np.ndarray, start: int = 0) -> np.ndarray:
         block = np.asarray(block)
@@ -755,7 +834,7 @@ class _Kernel:
         if block.shape[0] == 0:
             return out
         if self.frame_shift is not None and n:
-            shifts = self.frame_shift[start:start + block.shape[0]]
+            shifts = self.frame_shift[start : start + block.shape[0]]
             keys = np.rint(shifts / _SHIFT_STEP_PX).astype(np.int64)
             uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
             for j, key in enumerate(uniq):
@@ -915,8 +994,9 @@ def extract_traces(
     """
     ndim = getattr(stack, "ndim", None)
     if ndim != 3:
-        raise PlscopeError(f"stack: expected a 3-D array (t, rows, cols), got shape "
-                           f"{getattr(stack, 'shape', None)}")
+        raise PlscopeError(
+            f"stack: expected a 3-D array (t, rows, cols), got shape {getattr(stack, 'shape', None)}"
+        )
     if not isinstance(particles, pd.DataFrame):
         raise PlscopeError("particles: expected a pandas DataFrame")
     particles = particles.reset_index(drop=True)
@@ -928,14 +1008,22 @@ def extract_traces(
     elif drift in ("none", "estimate", "correct"):
         drift_mode = str(drift)
     else:
-        raise PlscopeError(f"drift: expected 'none', 'estimate', 'correct' or a per-frame drift table, "
-                           f"got {drift!r}")
+        raise PlscopeError(
+            f"drift: expected 'none', 'estimate', 'correct' or a per-frame drift table, got {drift!r}"
+        )
     n = len(particles)
-    builder_kwargs = dict(radius_px=radius_px, annulus_px=annulus_px, labels=labels, aperture=aperture,
-                          background=background, drift_margin_px=drift_margin_px,
-                          psf_margin_sigma=psf_margin_sigma)
-    weights = trace_weights((rows, cols), particles, moments=drift_mode != "none" or centroids,
-                            **builder_kwargs)
+    builder_kwargs = dict(
+        radius_px=radius_px,
+        annulus_px=annulus_px,
+        labels=labels,
+        aperture=aperture,
+        background=background,
+        drift_margin_px=drift_margin_px,
+        psf_margin_sigma=psf_margin_sigma,
+    )
+    weights = trace_weights(
+        (rows, cols), particles, moments=drift_mode != "none" or centroids, **builder_kwargs
+    )
     # freeze the per-particle radius so shifted weights use the same apertures
     builder_kwargs["radius_px"] = weights.radius_px
     ref_hp = None
@@ -944,21 +1032,49 @@ def extract_traces(
         if ref.shape != (rows, cols):
             raise PlscopeError(f"reference: shape {ref.shape} does not match the frames {(rows, cols)}")
         ref_hp = _highpass(ref)
-    kernel = _Kernel(weights, drift=drift_mode, ref_hp=ref_hp, builder_kwargs=builder_kwargs,
-                     particles=particles, centroids=centroids, peaks=peaks, frame_shift=frame_shift,
-                     crosstalk=crosstalk)
+    kernel = _Kernel(
+        weights,
+        drift=drift_mode,
+        ref_hp=ref_hp,
+        builder_kwargs=builder_kwargs,
+        particles=particles,
+        centroids=centroids,
+        peaks=peaks,
+        frame_shift=frame_shift,
+        crosstalk=crosstalk,
+    )
 
     if hasattr(stack, "map_blocks") and hasattr(stack, "chunks"):  # dask
         import dask.array as da
         import dask.base
 
-        arr = stack.rechunk({1: -1, 2: -1}) if (len(stack.chunks[1]) > 1 or len(stack.chunks[2]) > 1) \
-            else stack
+        arr = (
+            stack.rechunk({1: -1, 2: -1}) if (len(stack.chunks[1]) > 1 or len(stack.chunks[2]) > 1) else stack
+        )
         name = "plscope-traces-" + dask.base.tokenize(
-            arr, particles, labels, reference, drift_mode, frame_shift, annulus_px, aperture, background,
-            weights.radius_px, centroids, peaks, crosstalk)
-        res = da.map_blocks(kernel.dask_block, arr, drop_axis=2, chunks=(arr.chunks[0], (kernel.n_out,)),
-                            dtype=np.float64, meta=np.empty((0, 0), np.float64), name=name)
+            arr,
+            particles,
+            labels,
+            reference,
+            drift_mode,
+            frame_shift,
+            annulus_px,
+            aperture,
+            background,
+            weights.radius_px,
+            centroids,
+            peaks,
+            crosstalk,
+        )
+        res = da.map_blocks(
+            kernel.dask_block,
+            arr,
+            drop_axis=2,
+            chunks=(arr.chunks[0], (kernel.n_out,)),
+            dtype=np.float64,
+            meta=np.empty((0, 0), np.float64),
+            name=name,
+        )
         if progress:
             with _dask_progress(name, len(arr.chunks[0])):
                 values = res.compute()
@@ -973,20 +1089,20 @@ def extract_traces(
 
             starts = tqdm(starts, desc="traces", unit="chunk")
         for s in starts:
-            values[s:s + _NUMPY_CHUNK_FRAMES] = kernel(arr[s:s + _NUMPY_CHUNK_FRAMES], s)
+            values[s : s + _NUMPY_CHUNK_FRAMES] = kernel(arr[s : s + _NUMPY_CHUNK_FRAMES], s)
 
     frame = np.repeat(np.arange(t_total, dtype=np.int64), n)
     data = {
         "frame": frame,
         "particle_id": np.tile(weights.particle_id, t_total),
         "intensity": values[:, :n].ravel(),
-        "background": values[:, n:2 * n].ravel(),
+        "background": values[:, n : 2 * n].ravel(),
     }
     if centroids:
-        data["x_px"] = values[:, kernel.col_cx:kernel.col_cx + n].ravel()
-        data["y_px"] = values[:, kernel.col_cx + n:kernel.col_cx + 2 * n].ravel()
+        data["x_px"] = values[:, kernel.col_cx : kernel.col_cx + n].ravel()
+        data["y_px"] = values[:, kernel.col_cx + n : kernel.col_cx + 2 * n].ravel()
     if peaks:
-        data["peak_adu"] = values[:, kernel.col_peak:kernel.col_peak + n].ravel()
+        data["peak_adu"] = values[:, kernel.col_peak : kernel.col_peak + n].ravel()
     if drift_mode != "none":
         data["drift_x_px"] = np.repeat(values[:, kernel.col_drift], n)
         data["drift_y_px"] = np.repeat(values[:, kernel.col_drift + 1], n)
@@ -998,6 +1114,10 @@ def extract_traces(
     out.attrs["annulus_masked_fraction"] = dict(zip(ids, weights.annulus_masked_fraction.tolist()))
     dtype = np.dtype(getattr(stack, "dtype", np.float64))
     out.attrs["saturation_adu"] = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else None
-    logger.info("extract_traces: %d frame(s) x %d particle(s)%s", t_total, n,
-                "" if drift_mode == "none" else f", drift {drift_mode}")
+    logger.info(
+        "extract_traces: %d frame(s) x %d particle(s)%s",
+        t_total,
+        n,
+        "" if drift_mode == "none" else f", drift {drift_mode}",
+    )
     return out
