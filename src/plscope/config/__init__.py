@@ -1,0 +1,1 @@
+"""Declarative schemas (pydantic v2) of the TOML files plscope reads."""
