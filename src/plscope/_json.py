@@ -1,4 +1,4 @@
-"""JSON helpers shared by the pipeline and the simulator."""
+"""JSON helpers shared by the pipeline and the simulator (written atomically)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._files import atomic_write_text
 
 
 def jsonable(obj: Any) -> Any:
@@ -31,8 +33,6 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
-def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write ``data`` as indented JSON (NaN/inf become null)."""
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(jsonable(data), fh, indent=2, allow_nan=False)
-        fh.write("\n")
+def write_json(path: str | os.PathLike, data: Any, *, indent: int = 2) -> None:
+    """Write ``data`` as indented JSON (NaN/inf become null), atomically."""
+    atomic_write_text(path, json.dumps(jsonable(data), indent=indent, allow_nan=False) + "\n")

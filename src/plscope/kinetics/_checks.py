@@ -11,10 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..columns import CYCLE_COLUMNS
 from ..errors import PlscopeError
-
-CYCLE_COLUMNS = ("cycle", "level", "field_kV_per_cm", "sign", "on_start_s", "on_end_s", "off_end_s")
-"""Columns of the per-cycle table produced by :mod:`plscope.sync`."""
 
 
 class KineticsInputError(PlscopeError):

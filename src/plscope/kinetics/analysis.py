@@ -47,6 +47,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from ..columns import KINETICS_COLUMNS, SE_CYCLE_COLUMNS
 from ._checks import KineticsInputError, as_1d_float, check_cycles, check_exposure, check_time
 from .cycles import (
     BleachModel,
@@ -73,53 +74,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-KINETICS_COLUMNS = (
-    "particle_id",
-    "level",
-    "field_kV_per_cm",
-    "n_cycles",
-    "n_cycles_used",
-    "n_cycles_used_rec",
-    "n_cycles_spoiled",
-    "switching_efficiency",
-    "switching_efficiency_std",
-    "switching_efficiency_fit",
-    "tau_pol_s",
-    "tau_pol_err_s",
-    "tau_rec_s",
-    "tau_rec_err_s",
-    "tau_pol_fast_s",
-    "tau_pol_slow_s",
-    "tau_rec_fast_s",
-    "tau_rec_slow_s",
-    "pol_model",
-    "rec_model",
-    "pol_fit_ok",
-    "rec_fit_ok",
-    "fit_ok",
-    "size_nm",
-    "velocity_nm_per_s",
-    "mobility_cm2_per_Vs",
-    "bleach_percent_per_min",
-    "flags",
-    "tau_pol_err_method",
-    "tau_rec_err_method",
-    "pol_delta_bic",
-    "rec_delta_bic",
-    "pol_frac",
-    "rec_frac",
-    "size_err_nm",
-    "velocity_err_nm_per_s",
-    "mobility_err_cm2_per_Vs",
-    "exclusion_reason",
-)
-"""Columns of :attr:`ParticleKinetics.table` (one row per field level).
-
-``*_delta_bic`` is BIC(biexponential) - BIC(monoexponential) of the free fits
-(negative: the biexponential wins); ``*_model`` is the model reported
-('biexp', 'mono' or 'none'); ``*_frac`` the fast fraction ``I1/(I1+I2)``;
-``exclusion_reason`` is empty for a row that enters the mobility statistics,
-else a sentence saying why not."""
 
 CURVE_COLUMNS = ("t_s", "mean", "sem", "n_cycles", "fit")
 """Leading columns of each frame in :attr:`ParticleKinetics.curves`; per-cycle
@@ -128,16 +82,6 @@ curves follow as ``cycle_<id>``."""
 CURVE_TABLE_COLUMNS = ("particle_id", "level", "field_kV_per_cm", "phase", *CURVE_COLUMNS)
 """Columns of :meth:`ParticleKinetics.curve_table` (long format, one row per grid point)."""
 
-SE_CYCLE_COLUMNS = (
-    "particle_id",
-    "cycle",
-    "level",
-    "field_kV_per_cm",
-    "bright",
-    "quenched",
-    "switching_efficiency",
-    "used",
-)
 """Columns of :attr:`ParticleKinetics.se_cycles` (one row per cycle; ``used``: in the
 polarization average, i.e. not spoiled by a blink)."""
 

@@ -5,9 +5,8 @@
 writes the outputs atomically; the science lives in those stages.
 """
 
-from .run import (
-    Extraction,
-    RunResult,
+from ..results import Extraction, RunResult, SpectraResult
+from .imaging import (
     analyze_extraction,
     analyze_imaging,
     extract_imaging,
@@ -20,6 +19,7 @@ __all__ = [
     "AnalysisSettings",
     "Extraction",
     "RunResult",
+    "SpectraResult",
     "analyze_extraction",
     "analyze_imaging",
     "extract_imaging",

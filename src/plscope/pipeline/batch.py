@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .._files import atomic_write_text
 from ..errors import PlscopeError, RunFolderError
 from .output import COMPLETE_MARKER
 from .settings import AnalysisSettings
@@ -149,8 +150,7 @@ def up_to_date(run_dir: str | os.PathLike, out_dir: str | os.PathLike, settings:
 
     from .. import __version__
     from ..io import load_experiment
-    from .provenance import sha256_file
-    from .run import input_files
+    from .provenance import input_files, sha256_file
 
     out_dir = Path(out_dir)
     try:
@@ -244,7 +244,7 @@ def process_run(
 
     import dask
 
-    from .run import run_imaging
+    from .imaging import run_imaging
 
     t0 = time.perf_counter()
     plog = logging.getLogger("plscope")
@@ -488,12 +488,6 @@ def _show_frame_progress(client, queue_name: str, stop: threading.Event) -> None
 # --------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _fmt(v: Any) -> str:
     if v is None or v == "":
         return "—"
@@ -509,7 +503,7 @@ def write_index(outcomes: list[RunOutcome], out: Path, *, started: _dt.datetime,
     writer.writeheader()
     for o in outcomes:
         writer.writerow(o.row())
-    _atomic_write(out / "batch.csv", buf.getvalue())
+    atomic_write_text(out / "batch.csv", buf.getvalue())
 
     counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "skipped", "failed")}
     rows = []
@@ -539,4 +533,4 @@ th{{background:#f4f4f4}}td.k,td.reason{{text-align:left}}tr.failed{{background:#
 {"".join(rows)}
 </table><p><a href="batch.csv">batch.csv</a></p></body></html>
 """
-    _atomic_write(out / "index.html", page)
+    atomic_write_text(out / "index.html", page)

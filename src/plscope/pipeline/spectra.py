@@ -22,21 +22,35 @@ output folder of a combined run. :func:`calibrate_command` is the work of
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as _dt
-import json
 import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 import pandas as pd
+from tqdm.dask import TqdmCallback
 
+from .. import __version__, columns
+from ..columns import KINETICS_SPEC_COLUMNS, SPECTRA_EXTRA_COLUMNS, SPECTRAL_SHIFT_COLUMNS
 from ..errors import RunFolderError
-from ..io import ExperimentConfig, load_experiment
+from ..io import DaqLog, ExperimentConfig, load_experiment, open_stack, read_daq
+from ..report.spectra import render_spectra_report
+from ..results import SpectraResult
+from ..spectra.calibration import Calibration, CalibrationError, calibrate
+from ..spectra.extract import extract_spectra_dask, find_stripes, reference_frame, stripe_weights
+from ..spectra.lamp import read_lamp, read_lines
+from ..spectra.lorentz import fit_lorentzians_dask, fits_to_frame
+from ..spectra.shifts import add_shifts, frame_fields, frame_phases, shift_slope, shift_statistics
+from ..sync import cycles_from_segments, field_kV_per_cm, field_segments, frame_timing, ttl_pulses
+from .output import AtomicOutputDir, write_json
+from .provenance import input_files, provenance
 
 logger = logging.getLogger(__name__)
 
@@ -51,81 +65,12 @@ __all__ = [
     "write_spectra_outputs",
 ]
 
-#: the spec's columns of spectra.csv, first (more follow)
-SPECTRA_COLUMNS = ["frame", "time_s", "field_kV_per_cm", "peak_nm", "fwhm_nm"]
-_EXTRA_COLUMNS = [
-    "particle_id",
-    "state",
-    "level",
-    "cycle",
-    "phase",
-    "settled",
-    "shift_nm",
-    "baseline_nm",
-    "peak_err_nm",
-    "fwhm_err_nm",
-    "amplitude",
-    "amplitude_err",
-    "baseline_counts",
-    "baseline_slope_per_nm",
-    "intensity",
-    "redchi",
-    "fit_ok",
-    "frame_start_s",
-]
+#: the spec's leading columns of spectra.csv (:data:`plscope.columns.SPECTRA_COLUMNS`, as a list)
+SPECTRA_COLUMNS = list(columns.SPECTRA_COLUMNS)
 #: summary keys of the spec filled by the spectral analysis
 SUMMARY_KEYS = ("spectral_shift_nm", "spectral_shift_slope_nm_per_kV_per_cm")
 #: default fraction of each ON/OFF interval left out as transient
 SETTLE_FRACTION = 0.5
-
-
-@dataclass
-class SpectraResult:
-    """Everything the spectral analysis of one run produced (in memory).
-
-    Attributes
-    ----------
-    table : pandas.DataFrame
-        ``spectra.csv``: one row per frame and particle, columns
-        :data:`SPECTRA_COLUMNS` then ``particle_id, state, level, cycle,
-        phase, settled, shift_nm, baseline_nm, peak_err_nm, ...``.
-    shifts : pandas.DataFrame
-        Shift statistics per field level, pooled (``particle_id`` -1) and
-        per particle (``spectral_shifts.csv``).
-    summary : dict
-        Keys for summary.json (``spectral_shift_nm``,
-        ``spectral_shift_slope_nm_per_kV_per_cm`` and more ``spectral_*``).
-    calibration : plscope.spectra.Calibration
-    stripes : pandas.DataFrame
-        Particles along the slit.
-    wavelength_nm : numpy.ndarray, shape (n_pixels,)
-    spectra : numpy.ndarray, shape (n_frames, n_particles, n_pixels), float32
-        Background-subtracted stripe spectra (counts per pixel).
-    frame_time_s : numpy.ndarray, shape (n_frames,)
-        Mid-exposure times.
-    cycles : pandas.DataFrame
-        ON/OFF cycles during the spectra (empty without a field).
-    field_trace : (time_s, field_kV_per_cm) or None
-        Decimated field record over the spectra, for figures.
-    reference_image : numpy.ndarray, shape (rows, n_pixels)
-    warnings : list of str
-    config : ExperimentConfig or None
-    """
-
-    table: pd.DataFrame
-    shifts: pd.DataFrame
-    summary: dict[str, Any]
-    calibration: Any
-    stripes: pd.DataFrame
-    wavelength_nm: np.ndarray
-    spectra: np.ndarray
-    frame_time_s: np.ndarray
-    cycles: pd.DataFrame
-    field_trace: tuple[np.ndarray, np.ndarray] | None = None
-    reference_image: np.ndarray | None = None
-    warnings: list[str] = field(default_factory=list)
-    config: ExperimentConfig | None = None
-    input_files: list[str] = field(default_factory=list)
 
 
 def _note(warnings: list[str], text: str) -> None:
@@ -148,9 +93,6 @@ def calibration_for(cfg: ExperimentConfig, *, guess: Sequence[float] | None = No
         The lamp file cannot be read or calibrated (naming the lamp file),
         or the given coefficients are unusable (naming experiment.toml).
     """
-    from ..spectra.calibration import Calibration, CalibrationError, calibrate
-    from ..spectra.lamp import read_lamp
-
     spec = cfg.spectra
     assert spec is not None
     if spec.lamp and spec.lamp_lines_nm:
@@ -175,9 +117,7 @@ def calibration_for(cfg: ExperimentConfig, *, guess: Sequence[float] | None = No
         raise RunFolderError(cfg.file, f"spectra.dispersion_nm: {exc}") from None
 
 
-def _with_warning(cal, text: str):
-    import dataclasses
-
+def _with_warning(cal: Calibration, text: str) -> Calibration:
     return dataclasses.replace(cal, warnings=tuple(cal.warnings) + (text,))
 
 
@@ -229,10 +169,6 @@ def calibrate_command(
         Unreadable inputs, a calibration that fails (naming the lamp file),
         or an output folder that does not exist / cannot be written.
     """
-    from .. import __version__
-    from ..spectra.calibration import CalibrationError, calibrate
-    from ..spectra.lamp import read_lamp, read_lines
-
     out = Path(out_path)
     if out.exists() and out.is_dir():
         raise RunFolderError(out, "is a folder; give the JSON file to write")
@@ -267,16 +203,10 @@ def calibrate_command(
             "plscope_version": __version__,
         }
     )
-    tmp = out.with_name(f".{out.name}.part-{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(record, fh, indent=2, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, out)
+        write_json(out, record)
     except OSError as exc:
         raise RunFolderError(out, f"cannot be written: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return record
 
 
@@ -285,11 +215,8 @@ def calibrate_command(
 # --------------------------------------------------------------------------
 
 
-def _timing(cfg: ExperimentConfig, daq, n_frames: int, warnings: list[str]):
+def _timing(cfg: ExperimentConfig, daq: DaqLog | None, n_frames: int, warnings: list[str]):
     """Exposure starts, mid times, exposure (s) and the DAQ log (or None)."""
-    from ..io.daq import read_daq
-    from ..sync import frame_timing, ttl_pulses
-
     if cfg.daq is None:
         rate = cfg.movie.frame_rate_hz if cfg.movie is not None else None
         if rate:
@@ -315,10 +242,10 @@ def _timing(cfg: ExperimentConfig, daq, n_frames: int, warnings: list[str]):
     return start, start + exposure / 2, exposure, daq
 
 
-def _field(cfg: ExperimentConfig, daq, start_s: np.ndarray, exposure_s: float, warnings: list[str]):
+def _field(
+    cfg: ExperimentConfig, daq: DaqLog | None, start_s: np.ndarray, exposure_s: float, warnings: list[str]
+):
     """Segments, cycles and decimated field trace over the spectra (None, None, None without a field)."""
-    from ..sync import cycles_from_segments, field_kV_per_cm, field_segments
-
     if daq is None or cfg.field is None or cfg.daq is None:
         _note(warnings, "no [field]/[daq]: spectral shifts against the field are null")
         return None, pd.DataFrame(), None
@@ -356,35 +283,6 @@ def _field(cfg: ExperimentConfig, daq, start_s: np.ndarray, exposure_s: float, w
 # --------------------------------------------------------------------------
 # analysis
 # --------------------------------------------------------------------------
-
-
-class _TaskProgress:
-    """A dask callback that advances a tqdm bar for every finished task of one layer."""
-
-    def __init__(self, prefix: str, total: int, desc: str):
-        self.prefix, self.total, self.desc = prefix, total, desc
-
-    def __enter__(self):
-        from dask.callbacks import Callback
-        from tqdm import tqdm
-
-        bar = tqdm(total=self.total, desc=self.desc, unit="chunk")
-        prefix = self.prefix
-
-        class _CB(Callback):
-            def _posttask(self, key, result, dsk, state, worker_id):
-                name = key[0] if isinstance(key, tuple) else key
-                if isinstance(name, str) and name.startswith(prefix):
-                    bar.update(1)
-
-        self._bar, self._cb = bar, _CB()
-        self._cb.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self._cb.__exit__(*exc)
-        self._bar.close()
-        return False
 
 
 def analyze_spectra(
@@ -430,13 +328,6 @@ def analyze_spectra(
         Bad input, naming the file and the problem (no stripe along the
         slit, a calibration that fails, frames and TTL that disagree, ...).
     """
-    import dask
-
-    from ..io.stack import open_stack
-    from ..spectra.extract import extract_spectra_dask, find_stripes, reference_frame, stripe_weights
-    from ..spectra.lorentz import fit_lorentzians_dask, fits_to_frame
-    from ..spectra.shifts import add_shifts, frame_fields, frame_phases, shift_statistics
-
     if not isinstance(cfg, ExperimentConfig):
         cfg = load_experiment(cfg)
     if cfg.spectra is None:
@@ -507,10 +398,7 @@ def analyze_spectra(
     idx = np.flatnonzero(fit_mask)
     lo_px, hi_px = int(idx[0]), int(idx[-1]) + 1
     fits_d = fit_lorentzians_dask(wavelength[lo_px:hi_px], spectra_d[:, :, lo_px:hi_px], baseline=baseline)  # type: ignore[arg-type]
-    if progress:
-        with _TaskProgress(fits_d.name, len(fits_d.chunks[0]), "spectra"):
-            spectra, fits = dask.compute(spectra_d, fits_d)
-    else:
+    with TqdmCallback(desc="spectra", unit="task") if progress else contextlib.nullcontext():
         spectra, fits = dask.compute(spectra_d, fits_d)
     n_p = len(stripes)
     fit_tab = fits_to_frame(fits)  # frame-major: row = frame * n_p + particle
@@ -571,7 +459,7 @@ def analyze_spectra(
     else:  # no field-off / field-on cycles to compare
         table["shift_nm"] = np.nan
         table["baseline_nm"] = np.nan
-    table = table[SPECTRA_COLUMNS + [c for c in _EXTRA_COLUMNS if c in table.columns]]
+    table = table[[*SPECTRA_COLUMNS, *[c for c in SPECTRA_EXTRA_COLUMNS if c in table.columns]]]
     table = table.sort_values(["frame", "particle_id"], kind="stable", ignore_index=True)
     n_bad = int((~table["fit_ok"]).sum())
     if n_bad:
@@ -582,20 +470,7 @@ def analyze_spectra(
         per = shift_statistics(table, per_particle=True)
         shifts = pd.concat([pooled, per], ignore_index=True)
     else:
-        shifts = pd.DataFrame(
-            columns=[
-                "particle_id",
-                "field_kV_per_cm",
-                "level",
-                "shift_nm",
-                "shift_err_nm",
-                "sigma_nm",
-                "mean_nm",
-                "median_nm",
-                "n_frames",
-                "method",
-            ]
-        )
+        shifts = pd.DataFrame(columns=list(SPECTRAL_SHIFT_COLUMNS))
     summary = spectra_summary_keys(
         table,
         shifts,
@@ -642,8 +517,6 @@ def spectra_summary_keys(
     error and intercept, the per-level details, the calibration and fit
     quality. Null with a warning when they cannot be given.
     """
-    from ..spectra.shifts import shift_slope
-
     ok = table["fit_ok"].astype(bool)
     out: dict[str, Any] = {
         "spectral_shift_nm": None,
@@ -704,8 +577,6 @@ def write_spectra_outputs(result: SpectraResult, out_dir: str | os.PathLike) -> 
 
     Returns the names written. (summary keys and the report are the caller's.)
     """
-    from .output import write_json
-
     out = Path(out_dir)
     result.table.to_csv(out / "spectra.csv", index=False)
     result.shifts.to_csv(out / "spectral_shifts.csv", index=False)
@@ -741,11 +612,6 @@ def run_spectra(
 
     ``options`` go to :func:`analyze_spectra`.
     """
-    from ..report.spectra import render_spectra_report
-    from .output import AtomicOutputDir, write_json
-    from .provenance import provenance
-    from .run import input_files
-
     started = _dt.datetime.now(_dt.UTC)
     with AtomicOutputDir(out_dir) as tmp:
         cfg = load_experiment(run_dir)
@@ -790,18 +656,7 @@ def run_spectra(
                 "snr": st["snr"],
             }
         ).to_csv(tmp / "particles.csv", index=False)
-        pd.DataFrame(
-            columns=[
-                "particle_id",
-                "field_kV_per_cm",
-                "tau_pol_s",
-                "tau_rec_s",
-                "switching_efficiency",
-                "velocity_nm_per_s",
-                "mobility_cm2_per_Vs",
-                "fit_ok",
-            ]
-        ).to_csv(tmp / "kinetics.csv", index=False)
+        pd.DataFrame(columns=list(KINETICS_SPEC_COLUMNS)).to_csv(tmp / "kinetics.csv", index=False)
         (tmp / "report.html").write_text(render_spectra_report(result), encoding="utf-8")
         write_json(tmp / "provenance.json", summary["provenance"])
         write_json(tmp / "summary.json", summary)

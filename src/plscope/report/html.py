@@ -40,7 +40,7 @@ import pandas as pd
 from . import figures
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..pipeline.run import RunResult
+    from ..results import RunResult
 
 logger = logging.getLogger(__name__)
 

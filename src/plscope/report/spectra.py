@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..pipeline.spectra import SpectraResult
+    from ..results import SpectraResult
 
 __all__ = [
     "calibration_residuals",

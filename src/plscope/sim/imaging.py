@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .._files import atomic_files
 from .._json import jsonable
 from ..errors import PlscopeError
 from .kinetics import (
@@ -861,10 +862,6 @@ def _inside_fraction(pop: SimulatedPopulation, params: ImagingSimParams) -> np.n
 # --------------------------------------------------------------------------
 
 
-def _part(path: Path) -> Path:
-    return path.with_name(path.name + ".part")
-
-
 def _write_movie(
     path: Path,
     params: ImagingSimParams,
@@ -995,20 +992,14 @@ def simulate_imaging_run(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     targets = {name: out / name for name in (MOVIE_FILE, DAQ_FILE, GROUND_TRUTH_FILE, EXPERIMENT_FILE)}
-    try:
-        _write_movie(
-            _part(targets[MOVIE_FILE]), params, population, photons, rng["camera"], progress=progress
-        )
-        _write_daq_csv(_part(targets[DAQ_FILE]), signals, daq_rate_hz=params.daq_rate_hz)
-        with open(_part(targets[GROUND_TRUTH_FILE]), "w", encoding="utf-8") as fh:
+    with atomic_files(*targets.values()) as parts:
+        part = dict(zip(targets, parts, strict=True))
+        _write_movie(part[MOVIE_FILE], params, population, photons, rng["camera"], progress=progress)
+        _write_daq_csv(part[DAQ_FILE], signals, daq_rate_hz=params.daq_rate_hz)
+        with open(part[GROUND_TRUTH_FILE], "w", encoding="utf-8") as fh:
             json.dump(truth, fh, indent=1, allow_nan=False)
             fh.write("\n")
-        _part(targets[EXPERIMENT_FILE]).write_text(experiment_toml(params, seed=seed), encoding="utf-8")
-        for path in targets.values():
-            os.replace(_part(path), path)
-    finally:
-        for path in targets.values():
-            _part(path).unlink(missing_ok=True)
+        part[EXPERIMENT_FILE].write_text(experiment_toml(params, seed=seed), encoding="utf-8")
     logger.info(
         "simulated run %s: %d particles, %d frames, %d DAQ samples in %.1f s",
         out,

@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._files import atomic_files
 from .._json import jsonable
 from ..errors import PlscopeError
 from .kinetics import (
@@ -561,10 +562,6 @@ def spectral_experiment_toml(params: SpectralSimParams, *, seed: int) -> str:
     )
 
 
-def _part(path: Path) -> Path:
-    return path.with_name(path.name + ".part")
-
-
 def simulate_spectral_run(
     out_dir: str | os.PathLike,
     params: SpectralSimParams | None = None,
@@ -626,8 +623,9 @@ def simulate_spectral_run(
     shift_nm = np.empty((pop.row.size, n_frames))
     block = 64
     bigtiff = n_frames * n_rows * n_px * 2 > 2**32 - 2**26
-    try:
-        with tifffile.TiffWriter(_part(targets[SPECTRA_FILE]), bigtiff=bigtiff) as tif:
+    with atomic_files(*targets.values()) as parts:
+        part = dict(zip(targets, parts, strict=True))
+        with tifffile.TiffWriter(part[SPECTRA_FILE], bigtiff=bigtiff) as tif:
             for k0 in tqdm(
                 range(0, n_frames, block), disable=not progress, desc="simulating spectra", unit="block"
             ):
@@ -643,7 +641,7 @@ def simulate_spectral_run(
                 frames = np.clip(np.rint(adu), 0, ADU_MAX).astype(np.uint16)
                 for frame in frames:
                     tif.write(frame, contiguous=True, photometric="minisblack", metadata={"axes": "TYX"})
-        with open(_part(targets[DAQ_FILE]), "w", encoding="ascii", newline="") as fh:
+        with open(part[DAQ_FILE], "w", encoding="ascii", newline="") as fh:
             fh.write(f"time_s,{TTL_CHANNEL},{VOLTAGE_CHANNEL}\n")
             cols = [
                 signals["time_s"].tolist(),
@@ -652,21 +650,14 @@ def simulate_spectral_run(
             ]
             fh.write("".join(f"{a:.6f},{b:.1f},{c:.6g}\n" for a, b, c in zip(*cols)))
         if params.calibration == "lamp":
-            with open(_part(targets[LAMP_FILE]), "w", encoding="ascii", newline="") as fh:
+            with open(part[LAMP_FILE], "w", encoding="ascii", newline="") as fh:
                 fh.write("pixel,counts\n")
                 fh.write("".join(f"{i},{int(c)}\n" for i, c in enumerate(lamp_counts)))
         truth = _ground_truth(params, pop, lamp_info, peak_nm, shift_nm, seed=seed, version=__version__)
-        with open(_part(targets[GROUND_TRUTH_FILE]), "w", encoding="utf-8") as fh:
+        with open(part[GROUND_TRUTH_FILE], "w", encoding="utf-8") as fh:
             json.dump(truth, fh, indent=1, allow_nan=False)
             fh.write("\n")
-        _part(targets[EXPERIMENT_FILE]).write_text(
-            spectral_experiment_toml(params, seed=seed), encoding="utf-8"
-        )
-        for path in targets.values():
-            os.replace(_part(path), path)
-    finally:
-        for path in targets.values():
-            _part(path).unlink(missing_ok=True)
+        part[EXPERIMENT_FILE].write_text(spectral_experiment_toml(params, seed=seed), encoding="utf-8")
     logger.info(
         "simulated spectral run %s: %d particles, %d frames of %dx%d in %.1f s",
         out,

@@ -14,6 +14,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from ..columns import CYCLE_COLUMNS, LEVEL_COLUMNS, SEGMENT_COLUMNS
 from ..errors import SyncError
 from .edges import as_time_series, hysteresis_state, noise_sigma, robust_extremes
 
@@ -29,8 +30,6 @@ __all__ = [
     "field_segments",
 ]
 
-SEGMENT_COLUMNS = ("segment", "start_s", "end_s", "field_kV_per_cm", "sign", "level", "level_kV_per_cm")
-CYCLE_COLUMNS = ("cycle", "level", "field_kV_per_cm", "sign", "on_start_s", "on_end_s", "off_end_s")
 
 #: Hysteresis thresholds as fractions of the smallest clear plateau above OFF.
 OFF_FRACTION = 0.25
@@ -169,9 +168,6 @@ def _cluster_levels(fields: np.ndarray, tolerance: float) -> tuple[np.ndarray, n
     level[order] = level_sorted
     means = np.array([fields[level == k].mean() for k in range(int(level_sorted.max()) + 1)])
     return level, means
-
-
-LEVEL_COLUMNS = ("level", "field_kV_per_cm", "n_segments", "n_positive", "n_negative", "polarity")
 
 
 def field_levels(segments: pd.DataFrame) -> pd.DataFrame:

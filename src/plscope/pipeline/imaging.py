@@ -1,4 +1,4 @@
-"""``plscope run`` and ``plscope reanalyze``: one imaging run folder to results.
+"""The imaging pipeline (``plscope run``, ``plscope reanalyze``): one run folder to results.
 
 A run is split in two:
 
@@ -20,135 +20,51 @@ import logging
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .._json import jsonable
+from ..columns import KINETICS_SPEC_COLUMNS
 from ..errors import RunFolderError
-from ..io import ExperimentConfig, load_experiment
+from ..io import DaqLog, ExperimentConfig, Stack, load_experiment, open_stack, read_daq
+from ..kinetics import analyze_population, summarize_population
+from ..report import write_report
+from ..report.spectra import spectra_section_html
+from ..results import Extraction, RunResult
+from ..sync import (
+    cycles_from_segments,
+    field_kV_per_cm,
+    field_levels,
+    field_segments,
+    frame_timing,
+    ttl_pulses,
+)
+from ..tracking import (
+    centroid_shift,
+    estimate_drift,
+    extract_traces,
+    find_particles,
+    link_particle_centroids,
+    quality_flags,
+    reference_image,
+)
 from .output import AtomicOutputDir, write_json
-from .provenance import provenance
+from .provenance import input_files, provenance
 from .settings import AnalysisSettings
+from .spectra import analyze_spectra, run_spectra, write_spectra_outputs
 
 logger = logging.getLogger(__name__)
-
-#: column order of the spec's tables (more columns follow)
-PARTICLE_COLUMNS = ["particle_id", "x_px", "y_px", "size_nm"]
-KINETICS_COLUMNS = [
-    "particle_id",
-    "field_kV_per_cm",
-    "tau_pol_s",
-    "tau_rec_s",
-    "switching_efficiency",
-    "velocity_nm_per_s",
-    "mobility_cm2_per_Vs",
-    "fit_ok",
-]
-
-#: files of a stored extraction (inside an output folder)
-EXTRACTION_FILES = (
-    "extraction.json",
-    "frames.parquet",
-    "particles.parquet",
-    "traces.parquet",
-    "cycles.parquet",
-    "reference.npy",
-    "field_trace.parquet",
-)
-
-
-@dataclass
-class Extraction:
-    """What the stack and the DAQ log give, before any kinetics."""
-
-    meta: dict[str, Any]  # run, sample, n_frames, pixel/psf/exposure, temperature, warnings
-    frames: pd.DataFrame  # frame, time_s (TTL rising edge or clock), mid_time_s
-    particles: pd.DataFrame  # one row per particle (detection + size + flags)
-    traces: pd.DataFrame  # frame, particle_id, intensity, background (+ drift)
-    cycles: pd.DataFrame  # one row per field-ON segment
-    reference_image: np.ndarray
-    field_trace: pd.DataFrame | None = None  # time_s, field_kV_per_cm (decimated, for the report)
-    drift: pd.DataFrame | None = None  # frame, drift_x_px, drift_y_px (stage drift)
-
-    def save(self, folder: str | os.PathLike) -> None:
-        """Store exactly (Parquet, NPY, JSON) into ``folder``."""
-        folder = Path(folder)
-        write_json(folder / "extraction.json", self.meta)
-        self.frames.to_parquet(folder / "frames.parquet", index=False)
-        self.particles.to_parquet(folder / "particles.parquet", index=False)
-        self.traces.to_parquet(folder / "traces.parquet", index=False)
-        self.cycles.to_parquet(folder / "cycles.parquet", index=False)
-        np.save(folder / "reference.npy", self.reference_image)
-        if self.field_trace is not None:
-            self.field_trace.to_parquet(folder / "field_trace.parquet", index=False)
-        if self.drift is not None:
-            self.drift.to_parquet(folder / "drift.parquet", index=False)
-
-    @classmethod
-    def load(cls, folder: str | os.PathLike) -> Extraction:
-        """Read a stored extraction (written by :meth:`save`)."""
-        folder = Path(folder)
-        missing = [f for f in EXTRACTION_FILES[:-1] if not (folder / f).is_file()]
-        if missing:
-            raise RunFolderError(
-                folder,
-                "not a complete plscope output folder (missing "
-                + ", ".join(missing)
-                + "); run `plscope run` first",
-            )
-        try:
-            meta = json.loads((folder / "extraction.json").read_text())
-            ft = folder / "field_trace.parquet"
-            dr = folder / "drift.parquet"
-            return cls(
-                meta=meta,
-                frames=pd.read_parquet(folder / "frames.parquet"),
-                particles=pd.read_parquet(folder / "particles.parquet"),
-                traces=pd.read_parquet(folder / "traces.parquet"),
-                cycles=pd.read_parquet(folder / "cycles.parquet"),
-                reference_image=np.load(folder / "reference.npy"),
-                field_trace=pd.read_parquet(ft) if ft.is_file() else None,
-                drift=pd.read_parquet(dr) if dr.is_file() else None,
-            )
-        except (OSError, ValueError) as exc:
-            raise RunFolderError(folder, f"stored extraction cannot be read: {exc}") from None
-
-
-@dataclass
-class RunResult:
-    """Everything one imaging run produced (in memory)."""
-
-    summary: dict[str, Any]
-    particles: pd.DataFrame
-    kinetics: pd.DataFrame
-    traces: pd.DataFrame
-    reference_image: np.ndarray
-    frame_time_s: np.ndarray
-    cycles: pd.DataFrame
-    curves: dict[tuple[int, float, str], pd.DataFrame] = field(default_factory=dict)
-    field_trace: tuple[np.ndarray, np.ndarray] | None = None
-    config: ExperimentConfig | None = None
-    extraction: Extraction | None = None
-    settings: AnalysisSettings | None = None
-    extra_sections: list[str] = field(default_factory=list)
-    population: Any = None  # plscope.kinetics.PopulationKinetics (per-cycle SE, bleaching, shape priors)
-    spectra: Any = None  # plscope.pipeline.spectra.SpectraResult when [spectra] is given
-    centroid_shift: pd.DataFrame | None = None  # optical-centroid displacement field on vs off
-
 
 # --------------------------------------------------------------------------
 # extraction
 # --------------------------------------------------------------------------
 
 
-def _frame_times(cfg: ExperimentConfig, stack, warnings: list[str], info: dict[str, Any]):
+def _frame_times(cfg: ExperimentConfig, stack: Stack, warnings: list[str], info: dict[str, Any]):
     """Frame table (rising edge, mid-exposure), exposure, and the DAQ log (or None)."""
-    from ..io.daq import read_daq
-    from ..sync import frame_timing, ttl_pulses
-
     n_frames = int(stack.data.shape[0])
     if cfg.daq is None:
         rate = cfg.movie.frame_rate_hz if cfg.movie else None
@@ -190,14 +106,12 @@ def _frame_times(cfg: ExperimentConfig, stack, warnings: list[str], info: dict[s
 
 def _cycles(
     cfg: ExperimentConfig,
-    daq,
+    daq: DaqLog | None,
     t_frames: np.ndarray,
     exposure_s: float,
     warnings: list[str],
     info: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    from ..sync import cycles_from_segments, field_kV_per_cm, field_levels, field_segments
-
     if daq is None or cfg.field is None:
         warnings.append("no [field]/[daq]: field quantities are null")
         return pd.DataFrame(), None
@@ -262,16 +176,6 @@ def extract_imaging(
     PlscopeError
         For bad input, naming the file and the problem.
     """
-    from ..io.stack import open_stack
-    from ..tracking import (
-        estimate_drift,
-        extract_traces,
-        find_particles,
-        link_particle_centroids,
-        quality_flags,
-        reference_image,
-    )
-
     settings = settings or AnalysisSettings()
     warnings: list[str] = list(cfg.warnings)
     if cfg.movie is None:
@@ -390,8 +294,6 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     Pure computation on the stored tables: the same extraction and settings
     give the same numbers, bit for bit.
     """
-    from ..kinetics import analyze_population, summarize_population
-
     settings = settings or AnalysisSettings()
     meta = ex.meta
     warnings = list(meta.get("warnings", []))
@@ -411,12 +313,13 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
         curves = kinetic_population.curves
     if kinetic_population is not None and len(kinetic_population.table):
         kinetics = kinetic_population.table
-        kinetics = kinetics[KINETICS_COLUMNS + [c for c in kinetics.columns if c not in KINETICS_COLUMNS]]
+        lead = list(KINETICS_SPEC_COLUMNS)
+        kinetics = kinetics[lead + [c for c in kinetics.columns if c not in lead]]
         kinetics = kinetics.sort_values(["particle_id", "field_kV_per_cm"]).reset_index(drop=True)
         excluded = particles.set_index("particle_id")["excluded"]
         kinetics["excluded"] = kinetics["particle_id"].map(excluded).fillna("")
     else:
-        kinetics = pd.DataFrame(columns=KINETICS_COLUMNS + ["excluded"])
+        kinetics = pd.DataFrame(columns=[*KINETICS_SPEC_COLUMNS, "excluded"])
 
     used = kinetics[kinetics["excluded"] == ""] if len(kinetics) else kinetics
     n_excluded = int((particles["excluded"] != "").sum())
@@ -458,8 +361,6 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     summary["warnings"] = warnings
     shift = None
     if len(cycles) and "x_px" in ex.traces.columns:
-        from ..tracking import centroid_shift
-
         shift = centroid_shift(
             ex.traces, cycles, t_mid, exposure_s=exposure_s, pixel_size_nm=meta.get("pixel_size_nm")
         )
@@ -501,8 +402,6 @@ def analyze_imaging(
 
 
 def _write_results(result: RunResult, folder: Path, prov: dict[str, Any]) -> None:
-    from ..report import write_report
-
     result.summary["provenance"] = prov
     result.particles.to_csv(folder / "particles.csv", index=False)
     result.kinetics.to_csv(folder / "kinetics.csv", index=False)
@@ -516,25 +415,6 @@ def _write_results(result: RunResult, folder: Path, prov: dict[str, Any]) -> Non
     write_report(result, folder / "report.html")
     write_json(folder / "provenance.json", prov)
     write_json(folder / "summary.json", result.summary)  # last: marks the folder complete
-
-
-def input_files(cfg: ExperimentConfig) -> list[Path]:
-    """Every input file of a run folder (experiment.toml, movie files, DAQ log, ...)."""
-    files = [cfg.file]
-    for section in ("movie", "spectra"):
-        sub = getattr(cfg, section)
-        if sub is None:
-            continue
-        target = cfg.resolve(sub.path)
-        if any(ch in sub.path for ch in "*?["):
-            files.extend(sorted(target.parent.glob(target.name)))
-        else:
-            files.append(target)
-        if section == "spectra" and sub.lamp:
-            files.append(cfg.resolve(sub.lamp))
-    if cfg.daq is not None:
-        files.append(cfg.resolve(cfg.daq.path))
-    return files
 
 
 def run_imaging(
@@ -557,8 +437,6 @@ def run_imaging(
     started = _dt.datetime.now(_dt.UTC)
     cfg = load_experiment(run_dir)
     if cfg.movie is None:  # a spectra-only run folder
-        from .spectra import run_spectra
-
         return run_spectra(run_dir, out_dir, progress=progress, command_line=command_line, settings=settings)
     with AtomicOutputDir(out_dir) as tmp:  # fails early if out_dir cannot be written
         ex = extract_imaging(cfg, settings, progress=progress)
@@ -585,9 +463,6 @@ SPECTRA_FILES = ("spectra.csv", "spectral_shifts.csv", "calibration.json")
 
 def _add_spectra(result: RunResult, cfg: ExperimentConfig, folder: Path, *, progress: bool) -> None:
     """Analyse ``[spectra]`` next to the imaging run: outputs, summary keys, report section."""
-    from ..report.spectra import spectra_section_html
-    from .spectra import analyze_spectra, write_spectra_outputs
-
     spectral = analyze_spectra(cfg, progress=progress)
     result.spectra = spectral
     result.summary.update({k: v for k, v in spectral.summary.items() if k != "warnings"})
@@ -655,7 +530,7 @@ def reanalyze(
                 shutil.copy2(out_dir / name, tmp / name)
         prov = dict(old_prov)
         history = list(old_prov.get("reanalyses", []))
-        summary_now = json.loads(json.dumps(_json_ready(result.summary)))
+        summary_now = json.loads(json.dumps(jsonable(result.summary)))
         skip = {"provenance", "run"}
         changes = {
             "settings": _changes(old_prov.get("settings", {}), settings.to_dict()),
@@ -676,9 +551,3 @@ def reanalyze(
         prov.update(settings=settings.to_dict(), settings_digest=settings.digest(), reanalyses=history)
         _write_results(result, tmp, prov)
     return result, changes
-
-
-def _json_ready(obj: Any) -> Any:
-    from .._json import jsonable
-
-    return jsonable(obj)

@@ -1,0 +1,194 @@
+"""Column names of every table plscope writes or passes between stages, with units.
+
+A leaf module: it imports nothing of plscope, and everything may import it.
+Units are in the names (``tau_pol_s``, ``size_nm``, ``field_kV_per_cm``);
+:func:`unit_of` reads them back, and :data:`UNITS` lists the suffixes.
+
+Times: ``time_s`` is the **start of the exposure** in ``frames.parquet``
+(camera TTL rising edge) and ``mid_time_s`` its middle; in ``spectra.csv``
+``time_s`` is the middle of the exposure and ``frame_start_s`` its start.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CYCLE_COLUMNS",
+    "FRAME_COLUMNS",
+    "KINETICS_COLUMNS",
+    "KINETICS_SPEC_COLUMNS",
+    "LEVEL_COLUMNS",
+    "SEGMENT_COLUMNS",
+    "SE_CYCLE_COLUMNS",
+    "SLIT_PARTICLE_COLUMNS",
+    "SPECTRAL_SHIFT_COLUMNS",
+    "SPECTRA_COLUMNS",
+    "SPECTRA_EXTRA_COLUMNS",
+    "UNITS",
+    "unit_of",
+]
+
+#: unit of each name suffix (longest match wins); a column without one is dimensionless or a label
+UNITS: dict[str, str] = {
+    "_s": "s",
+    "_per_s": "1/s",
+    "_per_min": "1/min",
+    "_percent_per_min": "%/min",
+    "_nm": "nm",
+    "_um": "µm",
+    "_px": "px",
+    "_adu": "ADU (camera counts)",
+    "_K": "K",
+    "_kV_per_cm": "kV/cm",
+    "_nm_per_s": "nm/s",
+    "_cm2_per_Vs": "cm²/(V·s)",
+    "_cm2_per_s": "cm²/s",
+    "_nm_per_kV_per_cm": "nm/(kV/cm)",
+    "_s_per_nm": "s/nm",
+    "_hz": "Hz",
+}
+
+
+def unit_of(column: str) -> str:
+    """The unit a column name carries in its suffix ('' when it has none).
+
+    >>> unit_of("tau_pol_s"), unit_of("mobility_cm2_per_Vs"), unit_of("fit_ok")
+    ('s', 'cm²/(V·s)', '')
+    """
+    best = ""
+    for suffix in UNITS:
+        if column.endswith(suffix) and len(suffix) > len(best):
+            best = suffix
+    return UNITS.get(best, "")
+
+
+# --------------------------------------------------------------------------
+# synchronisation (plscope.sync)
+# --------------------------------------------------------------------------
+
+#: frames.parquet: frame index, exposure start (TTL rising edge or clock) and middle, s
+FRAME_COLUMNS = ("frame", "time_s", "mid_time_s")
+#: field-ON segments of the DAQ voltage (:func:`plscope.sync.field_segments`)
+SEGMENT_COLUMNS = ("segment", "start_s", "end_s", "field_kV_per_cm", "sign", "level", "level_kV_per_cm")
+#: cycles.csv: one row per field-ON segment and the OFF interval after it
+CYCLE_COLUMNS = ("cycle", "level", "field_kV_per_cm", "sign", "on_start_s", "on_end_s", "off_end_s")
+#: field levels (:func:`plscope.sync.field_levels`)
+LEVEL_COLUMNS = ("level", "field_kV_per_cm", "n_segments", "n_positive", "n_negative", "polarity")
+
+# --------------------------------------------------------------------------
+# kinetics (plscope.kinetics) and kinetics.csv
+# --------------------------------------------------------------------------
+
+KINETICS_COLUMNS = (
+    "particle_id",
+    "level",
+    "field_kV_per_cm",
+    "n_cycles",
+    "n_cycles_used",
+    "n_cycles_used_rec",
+    "n_cycles_spoiled",
+    "switching_efficiency",
+    "switching_efficiency_std",
+    "switching_efficiency_fit",
+    "tau_pol_s",
+    "tau_pol_err_s",
+    "tau_rec_s",
+    "tau_rec_err_s",
+    "tau_pol_fast_s",
+    "tau_pol_slow_s",
+    "tau_rec_fast_s",
+    "tau_rec_slow_s",
+    "pol_model",
+    "rec_model",
+    "pol_fit_ok",
+    "rec_fit_ok",
+    "fit_ok",
+    "size_nm",
+    "velocity_nm_per_s",
+    "mobility_cm2_per_Vs",
+    "bleach_percent_per_min",
+    "flags",
+    "tau_pol_err_method",
+    "tau_rec_err_method",
+    "pol_delta_bic",
+    "rec_delta_bic",
+    "pol_frac",
+    "rec_frac",
+    "size_err_nm",
+    "velocity_err_nm_per_s",
+    "mobility_err_cm2_per_Vs",
+    "exclusion_reason",
+)
+"""Columns of :attr:`ParticleKinetics.table` (one row per field level).
+
+``*_delta_bic`` is BIC(biexponential) - BIC(monoexponential) of the free fits
+(negative: the biexponential wins); ``*_model`` is the model reported
+('biexp', 'mono' or 'none'); ``*_frac`` the fast fraction ``I1/(I1+I2)``;
+``exclusion_reason`` is empty for a row that enters the mobility statistics,
+else a sentence saying why not."""
+
+#: the spec's leading columns of kinetics.csv (the rest of :data:`KINETICS_COLUMNS` follows)
+KINETICS_SPEC_COLUMNS = (
+    "particle_id",
+    "field_kV_per_cm",
+    "tau_pol_s",
+    "tau_rec_s",
+    "switching_efficiency",
+    "velocity_nm_per_s",
+    "mobility_cm2_per_Vs",
+    "fit_ok",
+)
+
+#: switching_efficiency_cycles.csv: the switching efficiency of every particle and cycle
+SE_CYCLE_COLUMNS = (
+    "particle_id",
+    "cycle",
+    "level",
+    "field_kV_per_cm",
+    "bright",
+    "quenched",
+    "switching_efficiency",
+    "used",
+)
+
+# --------------------------------------------------------------------------
+# spectra (plscope.spectra): spectra.csv, spectral_shifts.csv
+# --------------------------------------------------------------------------
+
+#: the spec's columns of spectra.csv, first (``time_s``: middle of the exposure)
+SPECTRA_COLUMNS = ("frame", "time_s", "field_kV_per_cm", "peak_nm", "fwhm_nm")
+#: further columns of spectra.csv, in order (those present)
+SPECTRA_EXTRA_COLUMNS = (
+    "particle_id",
+    "state",
+    "level",
+    "cycle",
+    "phase",
+    "settled",
+    "shift_nm",
+    "baseline_nm",
+    "peak_err_nm",
+    "fwhm_err_nm",
+    "amplitude",
+    "amplitude_err",
+    "baseline_counts",
+    "baseline_slope_per_nm",
+    "intensity",
+    "redchi",
+    "fit_ok",
+    "frame_start_s",
+)
+#: spectral_shifts.csv: shift per field level, pooled (particle_id -1) and per particle
+SPECTRAL_SHIFT_COLUMNS = (
+    "particle_id",
+    "field_kV_per_cm",
+    "level",
+    "shift_nm",
+    "shift_err_nm",
+    "sigma_nm",
+    "mean_nm",
+    "median_nm",
+    "n_frames",
+    "method",
+)
+#: particles.csv of a spectra-only run: the particles along the slit (y_px is the slit row)
+SLIT_PARTICLE_COLUMNS = ("particle_id", "x_px", "y_px", "size_nm", "slit_row", "fwhm_rows", "snr")
