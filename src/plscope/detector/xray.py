@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import nnls
 
 from .segments import cycle_average, off_levels, segment_mean
 from .stats import LineFit, fit_line, t_interval
@@ -111,12 +112,30 @@ def analyze_dose_rate(
     return DoseRateResult(row=row, cycles=cyc, t_rel_s=t_rel, average_A=y, on_duration_s=on_dur)
 
 
-def _se_or_model(se: np.ndarray, value: np.ndarray) -> np.ndarray | None:
-    """Per-point standard errors, or None (unweighted) when any is unusable."""
+def _se_or_model(se: np.ndarray, value: np.ndarray, n: np.ndarray) -> np.ndarray | None:
+    """Per-point standard errors from a pooled variance model, or None (unweighted).
+
+    Each file's spread over its few cycles is a noisy estimate of its
+    variance; the per-cycle variances of all files are pooled into
+    var_c = a + b * value**2 (a noise floor plus a relative part, a, b >= 0,
+    non-negative least squares), so the weights rest on every cycle of the
+    run (fitted in relative terms, iteratively reweighted). Returns sqrt(var_c / n).
+    """
     se = np.asarray(se, float)
-    if not np.all(np.isfinite(se)) or np.any(se <= 0):
+    n = np.asarray(n, float)
+    if not np.all(np.isfinite(se)) or np.any(se <= 0) or np.any(n < 2):
         return None
-    return se
+    var_c = se**2 * n
+    design = np.column_stack([np.ones_like(value), np.asarray(value, float) ** 2])
+    model = var_c
+    for _ in range(4):  # relative residuals: reweight by the current model
+        w = 1.0 / model
+        coef, _ = nnls(design * w[:, None], var_c * w)
+        new = design @ coef
+        if not np.all(new > 0):
+            return se
+        model = new
+    return np.sqrt(model / n)
 
 
 def dose_rate_fits(table: pd.DataFrame) -> dict:
@@ -138,13 +157,14 @@ def dose_rate_fits(table: pd.DataFrame) -> dict:
         out["warnings"].append(f"sensitivity and detection limit need >= 3 dose rates, got {d.size}")
         return out
     j = table["current_density_A_per_cm2"].to_numpy(float)
-    j_se = _se_or_model(table["current_density_se_A_per_cm2"].to_numpy(), j)
+    n = table["n_cycles"].to_numpy(float)
+    j_se = _se_or_model(table["current_density_se_A_per_cm2"].to_numpy(), j, n)
     fj = fit_line(d * 1e-9, j * 1e6, None if j_se is None else j_se * 1e6)  # uC/(Gy cm2) per Gy/s
     lo, hi = t_interval(fj.slope, fj.slope_se, fj.dof)
     out.update(sensitivity_uC_per_Gy_cm2=fj.slope, sensitivity_se_uC_per_Gy_cm2=fj.slope_se,
                sensitivity_ci95_uC_per_Gy_cm2=[lo, hi], fit_current_density=fj)  # fmt: skip
     s = table["snr"].to_numpy(float)
-    s_se = _se_or_model(table["snr_se"].to_numpy(), s)
+    s_se = _se_or_model(table["snr_se"].to_numpy(), s, n)
     if s_se is None:
         out["warnings"].append(
             "SNR uncertainties unavailable (one cycle per file): SNR line fitted unweighted"
