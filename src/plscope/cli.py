@@ -288,6 +288,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 f"  spectral shift {text}"
                 + (f"; slope {slope:.4g} nm per kV/cm" if slope is not None else "")
             )
+        _print_qc(s)
         for w in s.get("warnings", []):
             print(f"  warning: {w}")
         print(
@@ -402,7 +403,17 @@ def _cmd_reanalyze(args: argparse.Namespace) -> int:
             for key, (old, new) in changes["summary"].items():
                 if not isinstance(old, (list, dict)):
                     print(f"  {key}: {old!r} -> {new!r}")
+        _print_qc(result.summary)
     return EXIT_OK
+
+
+def _print_qc(summary: dict) -> None:
+    """The run's QC verdict (computed by the analysis, summary.json 'qc'), when it warns."""
+    qc = summary.get("qc") or {}
+    if qc.get("status") == "warn":
+        print("  QC: warn -- these numbers may be unreliable:")
+        for reason in qc.get("reasons", []):
+            print(f"    - {reason}")
 
 
 def _cmd_config(args: argparse.Namespace) -> int:

@@ -89,6 +89,10 @@ KINETICS_COLUMNS = (
     "switching_efficiency",
     "switching_efficiency_std",
     "switching_efficiency_fit",
+    "switching_efficiency_window",
+    "not_settled",
+    "pol_settled_fraction",
+    "rec_settled_fraction",
     "tau_pol_s",
     "tau_pol_err_s",
     "tau_rec_s",
@@ -124,7 +128,16 @@ KINETICS_COLUMNS = (
 (negative: the biexponential wins); ``*_model`` is the model reported
 ('biexp', 'mono' or 'none'); ``*_frac`` the fast fraction ``I1/(I1+I2)``;
 ``exclusion_reason`` is empty for a row that enters the mobility statistics,
-else a sentence saying why not."""
+else a sentence saying why not.
+
+``switching_efficiency`` is the *settled* quench depth: the asymptote of the
+fitted polarization (``switching_efficiency_fit``) when that fit is usable,
+else the depth at the end of the ON window. The depth reached at the end of
+the ON window (mean over the used cycles of ``1 - quenched / bright`` from the
+plateaus) is ``switching_efficiency_window``. ``pol_settled_fraction`` /
+``rec_settled_fraction``: the fraction of the fitted response reached by the
+end of its window; ``not_settled`` is true when either is below 0.95 (the
+settled values are then extrapolations of the fit)."""
 
 #: the spec's leading columns of kinetics.csv (the rest of :data:`KINETICS_COLUMNS` follows)
 KINETICS_SPEC_COLUMNS = (

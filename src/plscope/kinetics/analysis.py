@@ -131,6 +131,17 @@ class KineticsSettings:
         Bootstrap resamples (over particles) of the population statistics.
     bootstrap_seed : int
         Seed of every bootstrap (results are reproducible).
+    fit_method : {'trace', 'curves'}
+        Population analysis: 'curves' (default) reports the fits of the
+        averaged curves; 'trace' refits every particle's whole trace with the
+        state carried across half cycles and the shape pooled hierarchically
+        (:mod:`~plscope.kinetics.refine`). ``model = 'mono'`` always uses the curves.
+    min_tau_frames : float
+        A fitted time constant shorter than this many frame intervals is
+        never ``fit_ok`` (flag 'tau_below_min_frames'): the camera cannot
+        resolve it, and such fits come from blinks or noise.
+    qc_max_excluded_fraction, qc_min_particles_per_field : float, int
+        Thresholds of the run-level QC (:func:`~plscope.kinetics.qc.kinetics_qc`).
     """
 
     plateau_s: float = 3.0
@@ -152,6 +163,10 @@ class KineticsSettings:
     n_bootstrap_cycles: int = 100
     n_bootstrap: int = 2000
     bootstrap_seed: int = 0
+    min_tau_frames: float = 2.0
+    fit_method: Literal["trace", "curves"] = "curves"
+    qc_max_excluded_fraction: float = 0.25
+    qc_min_particles_per_field: int = 5
 
     @classmethod
     def from_any(cls, settings) -> KineticsSettings:
@@ -190,6 +205,9 @@ class _Context:
     se_table: pd.DataFrame | None
     free_fits: dict
     phase_flags: dict
+    frame_interval_s: float = float("nan")
+    time_s: np.ndarray | None = None
+    norm_intensity: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -288,6 +306,7 @@ _REASONS = {
     "no_covariance": "the time constant has no uncertainty (degenerate fit)",
     "tau_at_bound": "the time constant is at the edge of the search range",
     "tau_poorly_determined": "the time constant is uncertain by more than 50 %",
+    "tau_below_min_frames": "the time constant is shorter than the frames resolve (min_tau_frames)",
 }
 _PHASE_REASONS = {**_REASONS, "no_data": "no data in the cycles at this field"}
 _PHASE_NAMES = {"pol": "polarization", "rec": "recovery"}
@@ -511,6 +530,7 @@ def _empty_row(ctx: _Context, level, field_kV_per_cm, n_cycles) -> dict:
         pol_fit_ok=False,
         rec_fit_ok=False,
         fit_ok=False,
+        not_settled=False,
         size_nm=ctx.size_nm,
         size_err_nm=ctx.size_err_nm,
         bleach_percent_per_min=ctx.bleach_pct,
@@ -520,6 +540,45 @@ def _empty_row(ctx: _Context, level, field_kV_per_cm, n_cycles) -> dict:
         exclusion_reason="",
     )
     return row
+
+
+SETTLED_FRACTION = 0.95
+"""A response that has not reached this fraction by the end of its window is ``not_settled``."""
+
+
+def _too_fast(tau_s: float, frame_interval_s: float, min_frames: float) -> bool:
+    return bool(
+        np.isfinite(frame_interval_s) and np.isfinite(tau_s) and tau_s < min_frames * frame_interval_s
+    )
+
+
+def _window_s(cl: pd.DataFrame, phase: str) -> float:
+    """Median length of the ON (pol) or OFF (rec) windows of a level's cycles, s."""
+    if phase == "pol":
+        d = cl["on_end_s"].to_numpy(float) - cl["on_start_s"].to_numpy(float)
+    else:
+        d = cl["off_end_s"].to_numpy(float) - cl["on_end_s"].to_numpy(float)
+    d = d[np.isfinite(d)]
+    return float(np.median(d)) if d.size else float("nan")
+
+
+def settled_fraction(fit: DecayFit, window_s: float) -> float:
+    """Fraction of a fitted response reached ``window_s`` after its edge (1: settled).
+
+    ``1 - (I1 exp(-T/tau1) + I2 exp(-T/tau2)) / (I1 + I2)`` of the fitted
+    components; NaN without a usable fit or window.
+    """
+    if fit is None or not np.isfinite(window_s) or not np.isfinite(fit.tau1_s) or fit.tau1_s <= 0:
+        return float("nan")
+    i1 = fit.i1
+    i2 = fit.i2 if (fit.model == "biexp" and np.isfinite(fit.i2) and np.isfinite(fit.tau2_s)) else 0.0
+    total = i1 + i2
+    if not np.isfinite(total) or total == 0:
+        return float("nan")
+    rest = i1 * math.exp(-window_s / fit.tau1_s)
+    if i2:
+        rest += i2 * math.exp(-window_s / fit.tau2_s)
+    return float(1.0 - rest / total)
 
 
 def _levels(c: pd.DataFrame):
@@ -572,7 +631,7 @@ def _assemble(ctx: _Context, sups: dict, fits: dict, sup_flags: dict) -> tuple[p
         )
         se = se[np.isfinite(se)]
         if se.size:
-            row["switching_efficiency"] = float(np.mean(se))
+            row["switching_efficiency_window"] = float(np.mean(se))
             row["switching_efficiency_std"] = float(np.std(se, ddof=1)) if se.size > 1 else float("nan")
         else:
             flags.append("no_switching_efficiency")
@@ -585,6 +644,10 @@ def _assemble(ctx: _Context, sups: dict, fits: dict, sup_flags: dict) -> tuple[p
                 continue
             row[f"{phase}_model"] = fit.model
             row[f"{phase}_fit_ok"] = bool(fit.ok)
+            if fit.ok and _too_fast(fit.tau_s, ctx.frame_interval_s, s.min_tau_frames):
+                row[f"{phase}_fit_ok"] = False
+                flags.append(f"{phase}:tau_below_min_frames")
+            row[f"{phase}_settled_fraction"] = settled_fraction(fit, _window_s(cl, phase))
             row[f"{key}_s"] = fit.tau_s
             row[f"{key}_err_s"] = fit.tau_err_s
             row[f"{key}_err_method"] = fit.tau_err_method
@@ -595,6 +658,10 @@ def _assemble(ctx: _Context, sups: dict, fits: dict, sup_flags: dict) -> tuple[p
         if pol_fit is not None and pol_fit.ok:
             # asymptote of the normalized polarization curve: the stable quenched level
             row["switching_efficiency_fit"] = 1.0 - pol_fit.i0
+        settled = row["switching_efficiency_fit"] if row["pol_fit_ok"] else float("nan")
+        row["switching_efficiency"] = settled if np.isfinite(settled) else row["switching_efficiency_window"]
+        reached = [row[f"{ph}_settled_fraction"] for ph in ("pol", "rec") if row[f"{ph}_fit_ok"]]
+        row["not_settled"] = bool(any(r < SETTLED_FRACTION for r in reached if np.isfinite(r)))
         row["fit_ok"] = bool(row["pol_fit_ok"] and row["rec_fit_ok"])
         if np.isfinite(ctx.size_nm) and row["pol_fit_ok"]:
             tau, tau_err = row["tau_pol_s"], row["tau_pol_err_s"]
@@ -791,6 +858,9 @@ def analyze_particle(
         se_table=se_table,
         free_fits=free_fits,
         phase_flags=sup_flags,
+        frame_interval_s=float(np.median(np.diff(t))) if t.size > 1 else float("nan"),
+        time_s=t,
+        norm_intensity=np.asarray(y_norm, dtype=float),
     )
     priors = {k: v for k, v in (shape_priors or {}).items() if v is not None}
     fits = _report_fits(sups, free_fits, s, exposure_s, priors, particle_id)

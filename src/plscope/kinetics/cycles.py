@@ -525,6 +525,34 @@ def _nanmedian_rows(curves):
     return out
 
 
+def _outliers(curves, have, noise, outlier_k, outlier_floor, n_with):
+    """Points masked as blinks (dilated by one grid step), or None when no test is possible.
+
+    Three or more cycles: a point deviating from the median over cycles by
+    more than the threshold. Two cycles: there is no median, but a blink only
+    ever lowers the PL, so where the two cycles differ by more than the
+    threshold of a difference (``sqrt 2`` x that of one curve) the *lower*
+    one is masked.
+    """
+    sig = noise if np.isfinite(noise) else 0.0
+    with np.errstate(invalid="ignore"):
+        if n_with >= 3:
+            med = _nanmedian_rows(curves)
+            thr = max(outlier_k * sig * math.sqrt(1.0 + math.pi / (2.0 * n_with)), outlier_floor)
+            out = np.abs(curves - med) > thr
+        elif n_with == 2:
+            rows = np.flatnonzero(have.any(axis=1))
+            thr = max(outlier_k * sig * math.sqrt(2.0), outlier_floor)
+            d = curves[rows[0]] - curves[rows[1]]
+            out = np.zeros(curves.shape, bool)
+            out[rows[0]] = d < -thr
+            out[rows[1]] = d > thr
+        else:
+            return None
+    out = out | np.pad(out[:, 1:], ((0, 0), (0, 1))) | np.pad(out[:, :-1], ((0, 0), (1, 0)))
+    return out & have
+
+
 def superpose_cycles(
     time_s,
     norm_intensity,
@@ -557,8 +585,11 @@ def superpose_cycles(
     (the second term: the uncertainty of the median of ``n`` curves). Outlier
     points (dilated by one grid step) are masked; a cycle with more than
     ``spoil_fraction`` of its points masked is *spoiled* and left out
-    entirely. With fewer than 3 cycles there is no median to compare with and
-    detection is skipped (flag 'outlier_detection_skipped').
+    entirely. With 2 cycles there is no median to compare with (flag
+    'outlier_detection_skipped'); the lower of the two cycles is masked where
+    they differ by more than the threshold of a difference (a blink only
+    lowers the PL; flag 'blinks_tested_pairwise'). With 1 cycle nothing is
+    tested.
 
     Parameters
     ----------
@@ -658,16 +689,11 @@ def superpose_cycles(
 
     spoiled = ~have.any(axis=1)
     outlier_fraction = np.full(n_c, np.nan)
-    if n_with >= 3:
-        med = _nanmedian_rows(curves)
-        thr = max(
-            outlier_k * (noise if np.isfinite(noise) else 0.0) * math.sqrt(1.0 + math.pi / (2.0 * n_with)),
-            outlier_floor,
-        )
-        with np.errstate(invalid="ignore"):
-            out = np.abs(curves - med) > thr
-        out = out | np.pad(out[:, 1:], ((0, 0), (0, 1))) | np.pad(out[:, :-1], ((0, 0), (1, 0)))
-        out &= have
+    out = _outliers(curves, have, noise, outlier_k, outlier_floor, n_with)
+    if n_with == 2:
+        flags.append("outlier_detection_skipped")  # no median of 3: the pairwise test below instead
+        flags.append("blinks_tested_pairwise")
+    if out is not None:
         npts = have.sum(axis=1)
         np.divide(out.sum(axis=1), npts, out=outlier_fraction, where=npts > 0)
         spoiled |= outlier_fraction > spoil_fraction

@@ -93,7 +93,10 @@ class PopulationKinetics:
         Switching efficiency of every particle and cycle
         (:data:`~plscope.kinetics.analysis.SE_CYCLE_COLUMNS`).
     flags : tuple of str
-        'pol:not_pooled', 'rec:not_pooled' (too few well-determined curves).
+        'pol:not_pooled', 'rec:not_pooled' (too few well-determined curves),
+        'trace_fit' (rows from whole-trace fits).
+    trace_shape : ShapeHyper or None
+        Hierarchical shape prior of the whole-trace fits (None: curve fits reported).
     """
 
     table: pd.DataFrame
@@ -101,6 +104,7 @@ class PopulationKinetics:
     shape_priors: dict = field(default_factory=dict)
     se_cycles: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SE_CYCLE_COLUMNS)))
     flags: tuple[str, ...] = ()
+    trace_shape: object = None
 
     @property
     def curves(self) -> dict:
@@ -133,6 +137,7 @@ class PopulationKinetics:
         """Shape priors, flags and excluded particles as plain Python objects."""
         return {
             "shape_priors": {k: v.to_dict() for k, v in self.shape_priors.items()},
+            "trace_shape": None if self.trace_shape is None else self.trace_shape.to_dict(),
             "flags": ";".join(self.flags),
             "excluded_particles": self.excluded().to_dict(orient="records"),
         }
@@ -469,6 +474,12 @@ def analyze_population(
         )
         flags += [f"{ph}:not_pooled" for ph in ("pol", "rec") if ph not in priors]
     results = {pid: refit_particle(pk, priors) if priors else pk for pid, pk in first.items()}
+    trace_shape = None
+    if s.fit_method == "trace" and s.model != "mono" and results:
+        from .refine import refine_population
+
+        results, trace_shape = refine_population(results, informative)
+        flags.append("trace_fit")
     tables = [pk.table for pk in results.values() if len(pk.table)]
     if tables:
         table = pd.concat(tables, ignore_index=True)
@@ -478,5 +489,10 @@ def analyze_population(
     se = [pk.se_cycles for pk in results.values() if len(pk.se_cycles)]
     se_cycles = pd.concat(se, ignore_index=True) if se else pd.DataFrame(columns=list(SE_CYCLE_COLUMNS))
     return PopulationKinetics(
-        table=table, particles=results, shape_priors=priors, se_cycles=se_cycles, flags=tuple(flags)
+        table=table,
+        particles=results,
+        shape_priors=priors,
+        se_cycles=se_cycles,
+        flags=tuple(flags),
+        trace_shape=trace_shape,
     )

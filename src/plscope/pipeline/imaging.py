@@ -288,6 +288,22 @@ def extract_imaging(
 # --------------------------------------------------------------------------
 
 
+def _kinetics_qc(population: dict, used: pd.DataFrame, settings: AnalysisSettings) -> dict:
+    """The run-level QC block (computed once; report, terminal and batch index render it)."""
+    import dataclasses
+
+    from ..kinetics import KineticsSettings
+    from ..kinetics.qc import kinetics_qc
+
+    return kinetics_qc(
+        population,
+        used,
+        kinetics_settings=settings.kinetics.to_dict(),
+        defaults=KineticsSettings().to_dict(),
+        exclusion=dataclasses.asdict(settings.exclusion),
+    )
+
+
 def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None) -> RunResult:
     """Kinetics, mobility and the run summary from an :class:`Extraction`.
 
@@ -335,6 +351,7 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
         population=kinetic_population,
     )
     warnings.extend(population.pop("warnings", []))
+    qc = _kinetics_qc(population, used, settings)
     summary: dict[str, Any] = {
         "schema": 1,
         "run": meta.get("run"),
@@ -358,6 +375,8 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     }
     for k, v in population.items():
         summary.setdefault(k, v)
+    summary["qc"] = qc
+    summary["analysis_settings"] = qc["settings"]
     summary["warnings"] = warnings
     shift = None
     if len(cycles) and "x_px" in ex.traces.columns:

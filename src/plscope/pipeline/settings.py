@@ -218,6 +218,11 @@ min_pooled_curves = 5        # fewer usable curves in a phase: no pooling (free 
 n_bootstrap_cycles = 100     # bootstrap over cycles for a fit without covariance (0: off)
 n_bootstrap = 2000           # bootstrap resamples (whole particles) of the population statistics
 bootstrap_seed = 0           # seed of every bootstrap: the same data give the same numbers
+fit_method = "curves"        # "curves": fits of the cycle-averaged curves | "trace": whole-trace
+                             # fits, state carried over, shape pooled hierarchically (experimental)
+min_tau_frames = 2.0         # a time constant shorter than this many frame intervals is never fit_ok
+qc_max_excluded_fraction = 0.25  # QC warns when more rows than this are excluded (or not settled)
+qc_min_particles_per_field = 5   # QC warns when fewer particles than this are used at a field
 
 [exclusion]
 exclude_border = true                   # leave particles touching the border out of the statistics

@@ -345,7 +345,7 @@ def _curve_panel(ax, df: pd.DataFrame | None, *, color: str, title: str, show_cy
                 lw=0,
             )
     if "fit" in df and np.isfinite(df["fit"].to_numpy(float)).any():
-        ax.plot(df["t_s"], df["fit"], "--", color=FIT_COLOR, lw=1.0, label="biexponential fit")
+        ax.plot(df["t_s"], df["fit"], "--", color=FIT_COLOR, lw=1.0, label="fit (model in the caption)")
     ax.set_title(title, fontsize=9)
 
 

@@ -191,7 +191,12 @@ def _quality_section(s: dict, result, pop) -> str:
             f"<th>τ₂/τ₁</th><th>sd of ln(τ₂/τ₁)</th></tr>{rows}</table>"
         )
     choice = s.get("model_choice") or {}
-    if choice:
+    if (s.get("analysis_settings") or {}).get("model") == "mono":
+        parts.append(
+            "<p id='model-choice'>model = 'mono' (analysis settings): every curve is fitted with a "
+            "monoexponential; no biexponential was tried.</p>"
+        )
+    elif choice:
         rows = "".join(
             f"<tr><td class='k'>{'polarization' if ph == 'pol' else 'recovery'}</td>"
             f"<td>{d.get('biexp_by_bic', '—')}</td><td>{d.get('mono_by_bic', '—')}</td>"
@@ -218,9 +223,45 @@ def _quality_section(s: dict, result, pop) -> str:
             "<p>Particles left out of the statistics:</p><table id='excluded-particles'>"
             "<tr><th>particle</th><th>reason</th></tr>" + "".join(rows) + "</table>"
         )
+    elif int(s.get("n_rows_excluded") or 0):
+        parts.append(
+            f"<p id='excluded-particles'>No particle was left out entirely; {int(s['n_rows_excluded'])} "
+            "particle-field row(s) were (see kinetics.csv 'exclusion_reason').</p>"
+        )
     else:
         parts.append("<p id='excluded-particles'>No particle was left out of the statistics.</p>")
     return "\n".join(parts)
+
+
+def _model_words(s: dict) -> str:
+    """Caption words for the fitted model, following the settings that produced the results."""
+    st = s.get("analysis_settings") or {}
+    return str(st.get("model_description") or "biexponential fit")
+
+
+def _qc_banner(s: dict) -> str:
+    """The run's QC verdict (summary.json 'qc', computed by the analysis) and the settings used."""
+    qc = s.get("qc") or {}
+    st = s.get("analysis_settings") or qc.get("settings") or {}
+    used = ""
+    if st:
+        excl = ", ".join(k for k, v in (st.get("exclusion") or {}).items() if v) or "none"
+        used = (
+            f"<p class='small' id='analysis-settings'>Analysis settings: model = "
+            f"{html.escape(repr(st.get('model')))} ({html.escape(str(st.get('model_description', '')))}); "
+            f"shape pooling {'on' if st.get('shape_pooling') else 'off'}; min_cycles = {st.get('min_cycles')}; "
+            f"time constants shorter than {st.get('min_tau_frames')} frames are not used; "
+            f"exclusion rules: {html.escape(excl)}.</p>"
+        )
+    if qc.get("status") == "warn":
+        items = "".join(f"<li>{html.escape(str(r))}</li>" for r in qc.get("reasons", []))
+        return (
+            "<div class='warn' id='qc-banner'><b>QC: warn</b> — the numbers of this run may be "
+            f"unreliable:<ul>{items}</ul></div>" + used
+        )
+    if qc.get("status") == "ok":
+        return "<p class='small' id='qc-banner'>QC: ok (every run-level check passed).</p>" + used
+    return used
 
 
 def render_report(result: RunResult) -> str:
@@ -241,6 +282,7 @@ def render_report(result: RunResult) -> str:
         for key, label in _SUMMARY_KEYS
         if key in s
     )
+    parts.append(_qc_banner(s))
     parts.append(f"<h2>Summary</h2><table id='summary'>{rows}{_dependence_rows(s)}</table>")
     for w in s.get("warnings", []):
         parts.append(f"<div class='warn'>{html.escape(str(w))}</div>")
@@ -340,7 +382,7 @@ def render_report(result: RunResult) -> str:
                 fig_examples,
                 "Polarization (top) and recovery (bottom) of the smallest, a "
                 "medium and the largest particle: cycles (grey), average ± SEM and the "
-                "biexponential fit (dashed).",
+                f"{_model_words(s)} (dashed).",
                 "fig-size-examples",
                 "2a–f",
             )

@@ -1,0 +1,160 @@
+"""Replace the curve-fit results of a population by whole-trace fits (state carried over).
+
+:func:`refine_population` fits every particle's trace with
+:func:`~plscope.kinetics.trace_fit.fit_trace` in two passes (weak shape
+prior, then the hierarchical prior of the population,
+:func:`~plscope.kinetics.trace_fit.population_shape`) and rewrites the
+kinetics rows: time constants and their errors (``*_err_method =
+'trace_fit'``), the settled switching efficiency, the settled fractions and
+``not_settled``, ``fit_ok`` and the mobility. Rows without enough cycles keep
+their reason; a particle whose trace cannot be fitted keeps its curve fits
+(flag 'trace_fit_failed').
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+
+from .analysis import SETTLED_FRACTION, ParticleKinetics, exclusion_reason
+from .fits import BAD_FIT_FLAGS
+from .mobility import drift_velocity_nm_per_s, mobility_cm2_per_Vs
+from .trace_fit import ShapeHyper, TraceFit, fit_trace, population_shape, trace_geometry
+
+__all__ = ["refine_population"]
+
+_MAX_REL_ERR = 0.5
+_SE_SNR = 3.0
+
+
+def _start_values(pk: ParticleKinetics) -> dict:
+    out = {}
+    for r in pk.table.itertuples(index=False):
+        out[r.level] = {
+            "se": r.switching_efficiency_fit,
+            "tau_pol_s": r.tau_pol_s,
+            "tau_rec_s": r.tau_rec_s,
+        }
+    return out
+
+
+def _fit_all(results: dict, hyper: ShapeHyper | None) -> dict:
+    out = {}
+    for pid, pk in results.items():
+        ctx = pk._context
+        if ctx is None or ctx.time_s is None or len(ctx.cycles) == 0:
+            out[pid] = None
+            continue
+        g = trace_geometry(ctx.time_s, ctx.norm_intensity, ctx.cycles, ctx.exposure_s)
+        out[pid] = None if g is None else (g, fit_trace(g, start=_start_values(pk), hyper=hyper))
+    return out
+
+
+def refine_population(results: dict, informative: dict) -> tuple[dict, ShapeHyper]:
+    """Whole-trace fits of every particle, the shape pooled hierarchically.
+
+    Parameters
+    ----------
+    results : dict
+        ``particle_id -> ParticleKinetics`` (curve fits; start values).
+    informative : dict
+        ``particle_id -> bool``: may the particle inform the population shape.
+
+    Returns
+    -------
+    (dict, ShapeHyper)
+        New ``particle_id -> ParticleKinetics`` and the shape prior used.
+    """
+    first = _fit_all(results, None)
+    hyper = population_shape(
+        fit for pid, gf in first.items() if gf is not None and informative.get(pid, True) for fit in gf[1:]
+    )
+    second = _fit_all(results, hyper)
+    out = {}
+    for pid, pk in results.items():
+        gf = second.get(pid)
+        tf = gf[1] if gf is not None else None
+        if tf is None:
+            table = pk.table.copy()
+            table["flags"] = [_join(f, "trace_fit_failed") for f in table["flags"]]
+            out[pid] = dataclasses.replace(pk, table=table)
+            continue
+        out[pid] = dataclasses.replace(pk, table=_apply(pk, tf, gf[0].frame_interval_s))
+    return out, hyper
+
+
+def _join(flags: str, *new: str) -> str:
+    return ";".join(dict.fromkeys([f for f in str(flags or "").split(";") if f] + list(new)))
+
+
+def _phase_problems(lv, phase: str, frame_s: float, min_frames: float, success: bool) -> list[str]:
+    tau, err = lv[f"tau_{phase}_s"], lv[f"tau_{phase}_err_s"]
+    out = []
+    if not success:
+        out.append("fit_failed")
+    if not np.isfinite(err):
+        out.append("no_covariance")
+    elif err > _MAX_REL_ERR * tau:
+        out.append("tau_poorly_determined")
+    if lv[f"{phase}_at_bound"]:
+        out.append("tau_at_bound")
+    if np.isfinite(frame_s) and tau < min_frames * frame_s:
+        out.append("tau_below_min_frames")
+    if not (np.isfinite(lv["se_err"]) and abs(lv["se"]) >= _SE_SNR * lv["se_err"]):
+        out.append("amplitude_too_small")
+    return out
+
+
+def _apply(pk: ParticleKinetics, tf: TraceFit, frame_s: float) -> pd.DataFrame:
+    ctx = pk._context
+    s = ctx.settings
+    per = tf.per_level.set_index("level")
+    table = pk.table.copy()
+    for i in table.index:
+        row = table.loc[i].to_dict()
+        flags = [f for f in str(row["flags"] or "").split(";") if f]
+        if row["level"] not in per.index or {"too_few_cycles", "no_data"} & set(flags):
+            continue
+        lv = per.loc[row["level"]]
+        flags = [
+            f for f in flags if not (f.split(":")[-1] in BAD_FIT_FLAGS or f.endswith("tau_below_min_frames"))
+        ]
+        for phase in ("pol", "rec"):
+            problems = _phase_problems(lv, phase, frame_s, s.min_tau_frames, tf.success)
+            flags += [f"{phase}:{p}" for p in problems]
+            row[f"{phase}_fit_ok"] = not problems
+            row[f"{phase}_model"] = "biexp"
+            row[f"{phase}_frac"] = tf.frac
+            row[f"{phase}_settled_fraction"] = lv[f"{phase}_settled_fraction"]
+            for key in ("s", "err_s", "fast_s", "slow_s"):
+                row[f"tau_{phase}_{key}"] = lv[f"tau_{phase}_{key}"]
+            row[f"tau_{phase}_err_method"] = "trace_fit"
+        row["switching_efficiency_fit"] = lv["se"]
+        row["switching_efficiency"] = lv["se"] if row["pol_fit_ok"] else row["switching_efficiency_window"]
+        reached = [row[f"{ph}_settled_fraction"] for ph in ("pol", "rec") if row[f"{ph}_fit_ok"]]
+        row["not_settled"] = bool(any(r < SETTLED_FRACTION for r in reached))
+        row["fit_ok"] = bool(row["pol_fit_ok"] and row["rec_fit_ok"])
+        _mobility(row, ctx)
+        row["flags"] = _join(";".join(flags), "trace_fit", *(["blinks_masked"] if tf.n_masked else []))
+        row["exclusion_reason"] = exclusion_reason(row, min_cycles=s.min_cycles)
+        for k, v in row.items():
+            table.at[i, k] = v
+    return table
+
+
+def _mobility(row: dict, ctx) -> None:
+    nan = float("nan")
+    row.update(velocity_nm_per_s=nan, mobility_cm2_per_Vs=nan, velocity_err_nm_per_s=nan)
+    row["mobility_err_cm2_per_Vs"] = nan
+    if not (np.isfinite(ctx.size_nm) and row["pol_fit_ok"]):
+        return
+    tau, tau_err = row["tau_pol_s"], row["tau_pol_err_s"]
+    v = float(drift_velocity_nm_per_s(ctx.size_nm, tau))
+    mu = float(mobility_cm2_per_Vs(v, row["field_kV_per_cm"]))
+    size_rel = ctx.size_err_nm / ctx.size_nm if np.isfinite(ctx.size_err_nm) else 0.0
+    rel = math.hypot(tau_err / tau, size_rel)
+    row.update(velocity_nm_per_s=v, mobility_cm2_per_Vs=mu, velocity_err_nm_per_s=v * rel)
+    row["mobility_err_cm2_per_Vs"] = mu * rel

@@ -1,0 +1,405 @@
+"""Fit of a particle's whole trace with the state carried across half cycles.
+
+Why
+---
+The averaged polarization and recovery curves (:mod:`.analysis`) are fitted
+one half cycle at a time from a normalized start. When a slow component has
+not settled by the end of a half period, the next half cycle starts from a
+state that is not the one the curve model assumes: the recovery then starts
+with the fast component over-represented (its amplitude-weighted ``tau`` is
+too short), the end-of-window depth is not the settled depth, and the pooled
+shape of all particles is wrong for a particle with its own shape.
+
+Model
+-----
+Two sub-populations of quenching sites with amplitudes ``a1, a2 = 1 - a1``
+(shared by both phases) relax exponentially towards ``SE_k`` while the field
+of level ``k`` is ON and towards 0 while it is OFF, each half cycle starting
+from where the previous one ended::
+
+    PL(t) = B (1 - a1 q1(t) - a2 q2(t)),   dq_i/dt = (target - q_i) / tau_i,
+
+with ``tau_i = c_i tau`` (``a1 c1 + a2 c2 = 1``: ``tau`` is the
+amplitude-weighted time, ``c2 / c1 = R``): ``tau = tau_pol_k`` ON and
+``tau_rec_k`` OFF, ``R = R_pol`` or ``R_rec``. Every frame is the exposure
+average of this piecewise-exponential (exact); frames straddling an edge are
+left out. Parameters per particle: ``B, a1, ln R_pol, ln R_rec`` and per level
+``SE_k, ln tau_pol_k, ln tau_rec_k``. ``SE_k`` is the settled depth.
+
+Shape: hierarchical. A first pass fits every particle with a weak prior on
+``(a1, ln R_pol, ln R_rec)``; the population mean and between-particle
+spread of the well-determined shapes (DerSimonian-Laird) then form the prior
+of the second pass, whose width is the measured spread (never below
+0.05 / 0.1): a particle whose data pin its own shape keeps it, one whose data
+do not borrows the population's, and the posterior errors of ``tau`` include
+the shape uncertainty.
+
+Blinks: a first robust fit (soft-L1 loss); frames more than 4 noise sigmas
+*below* it (a blink only lowers the PL), and their neighbours, are masked and
+the fit repeated with the ordinary loss.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .fits import exposure_factor
+
+__all__ = ["ShapeHyper", "TraceFit", "TraceGeometry", "fit_trace", "population_shape", "trace_geometry"]
+
+_MAD_TO_SIGMA = 1.4826
+_BLINK_SIGMA = 4.0
+_WEAK = {"a1": (0.5, 0.35), "rho_pol": (math.log(3.0), 1.0), "rho_rec": (math.log(3.0), 1.0)}
+_A1_BOUNDS = (0.02, 0.98)
+_RHO_MAX = math.log(60.0)
+_SHAPE_FLOORS = {"a1": 0.05, "rho_pol": 0.1, "rho_rec": 0.1}
+
+
+@dataclass(frozen=True)
+class ShapeHyper:
+    """Gaussian prior of the per-particle shape: name -> (mean, sd) for a1, rho_pol, rho_rec."""
+
+    prior: dict = field(default_factory=lambda: dict(_WEAK))
+    n_particles: int = 0
+
+    def to_dict(self) -> dict:
+        """JSON-ready (means and sds)."""
+        d = {f"{k}_mean": float(v[0]) for k, v in self.prior.items()}
+        d.update({f"{k}_sd": float(v[1]) for k, v in self.prior.items()})
+        d["n_particles"] = int(self.n_particles)
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class TraceGeometry:
+    """Frames and field segments of one particle's trace (everything but the parameters)."""
+
+    t: np.ndarray  # mid-exposure times of the frames used
+    y: np.ndarray  # bleach-corrected PL of those frames
+    frame_seg: np.ndarray  # segment of every frame
+    seg_start: np.ndarray  # start time of every segment (0: lead-in)
+    seg_on: np.ndarray  # field ON in the segment
+    seg_level: np.ndarray  # level index (ON: its level; OFF: the level of the preceding ON)
+    levels: list  # level ids, index -> id
+    on_s: np.ndarray  # ON window length per level
+    off_s: np.ndarray  # OFF window length per level
+    exposure_s: float
+    frame_interval_s: float
+    noise: float
+
+
+def trace_geometry(t, y, cycles: pd.DataFrame, exposure_s: float) -> TraceGeometry | None:
+    """Segments of the field schedule and the frames that lie inside one segment (None: no data)."""
+    c = cycles.sort_values("on_start_s")
+    levels = list(dict.fromkeys(c["level"].tolist()))
+    lev_idx = np.array([levels.index(v) for v in c["level"]])
+    finite = np.isfinite(y) & np.isfinite(t)
+    if np.count_nonzero(finite) < 20 or len(c) == 0:
+        return None
+    starts = [float(np.min(t[finite])) - exposure_s]
+    on, lev = [False], [int(lev_idx[0])]
+    for r, k in zip(c.itertuples(index=False), lev_idx, strict=True):
+        starts += [float(r.on_start_s), float(r.on_end_s)]
+        on += [True, False]
+        lev += [int(k), int(k)]
+    starts_a = np.array(starts)
+    lo, hi = t - exposure_s / 2, t + exposure_s / 2
+    seg = np.searchsorted(starts_a, lo + 1e-9, side="right") - 1
+    nxt = np.append(starts_a[1:], np.inf)[np.clip(seg, 0, None)]
+    use = finite & (seg >= 0) & (hi <= nxt + 1e-9)
+    dt = np.diff(t[finite])
+    d = np.diff(y[use])
+    noise = _MAD_TO_SIGMA * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2.0) if d.size > 5 else 0.0
+    on_s = np.array([np.median((c["on_end_s"] - c["on_start_s"])[lev_idx == k]) for k in range(len(levels))])
+    off_s = np.array([np.median((c["off_end_s"] - c["on_end_s"])[lev_idx == k]) for k in range(len(levels))])
+    return TraceGeometry(
+        t=t[use],
+        y=y[use],
+        frame_seg=seg[use],
+        seg_start=starts_a,
+        seg_on=np.array(on),
+        seg_level=np.array(lev),
+        levels=levels,
+        on_s=on_s,
+        off_s=off_s,
+        exposure_s=float(exposure_s),
+        frame_interval_s=float(np.median(dt)) if dt.size else float("nan"),
+        noise=noise,
+    )
+
+
+def _unpack(x: np.ndarray, n_levels: int):
+    b, a1, rp, rr = x[:4]
+    se = x[4 : 4 + n_levels]
+    tp = np.exp(x[4 + n_levels : 4 + 2 * n_levels])
+    tr = np.exp(x[4 + 2 * n_levels : 4 + 3 * n_levels])
+    return b, a1, rp, rr, se, tp, tr
+
+
+def _component_times(tau, rho, a1):
+    c1 = 1.0 / (a1 + (1.0 - a1) * np.exp(rho))
+    return tau * c1, tau * c1 * np.exp(rho)
+
+
+def predict(x: np.ndarray, g: TraceGeometry, times: np.ndarray | None = None) -> np.ndarray:
+    """Model PL at the frames of ``g`` (or, without exposure averaging, at ``times``)."""
+    b, a1, rp, rr, se, tp, tr = _unpack(x, len(g.levels))
+    lev = g.seg_level
+    tau = np.where(g.seg_on, tp[lev], tr[lev])
+    t1, t2 = _component_times(tau, np.where(g.seg_on, rp, rr), a1)
+    target = np.where(g.seg_on, se[lev], 0.0)
+    target[0] = 0.0
+    seg_len = np.diff(g.seg_start)
+    q = np.zeros((g.seg_start.size, 2))
+    with np.errstate(over="ignore", under="ignore"):
+        d1, d2 = np.exp(-seg_len / t1[:-1]), np.exp(-seg_len / t2[:-1])
+        for j in range(1, g.seg_start.size):
+            q[j, 0] = target[j - 1] + (q[j - 1, 0] - target[j - 1]) * d1[j - 1]
+            q[j, 1] = target[j - 1] + (q[j - 1, 1] - target[j - 1]) * d2[j - 1]
+        if times is None:
+            j, tt, e = g.frame_seg, g.t, g.exposure_s
+        else:
+            tt = np.asarray(times, float)
+            j, e = np.clip(np.searchsorted(g.seg_start, tt, side="right") - 1, 0, None), 0.0
+        dt = tt - g.seg_start[j]
+        e1 = exposure_factor(t1[j], e) * np.exp(-dt / t1[j])
+        e2 = exposure_factor(t2[j], e) * np.exp(-dt / t2[j])
+    q1 = target[j] + (q[j, 0] - target[j]) * e1
+    q2 = target[j] + (q[j, 1] - target[j]) * e2
+    return b * (1.0 - a1 * q1 - (1.0 - a1) * q2)
+
+
+@dataclass(frozen=True)
+class TraceFit:
+    """Result of :func:`fit_trace` for one particle.
+
+    Attributes
+    ----------
+    per_level : DataFrame
+        One row per level: ``level, tau_pol_s, tau_pol_err_s, tau_rec_s,
+        tau_rec_err_s, se, se_err, tau_pol_fast_s, tau_pol_slow_s,
+        tau_rec_fast_s, tau_rec_slow_s, pol_settled_fraction,
+        rec_settled_fraction, pol_at_bound, rec_at_bound``.
+    frac, frac_err, rho_pol, rho_pol_err, rho_rec, rho_rec_err : float
+        The particle's shape (fast fraction ``a1``, ``ln tau2/tau1`` per phase).
+    success : bool
+    redchi : float
+    n_frames, n_masked : int
+        Frames fitted, frames masked as blinks.
+    x : ndarray
+        Best parameters (see :func:`predict`).
+    """
+
+    per_level: pd.DataFrame
+    frac: float
+    frac_err: float
+    rho_pol: float
+    rho_pol_err: float
+    rho_rec: float
+    rho_rec_err: float
+    success: bool
+    redchi: float
+    n_frames: int
+    n_masked: int
+    x: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+
+    def shape(self) -> dict:
+        """``name -> (value, error)`` of the shape parameters."""
+        return {
+            "a1": (self.frac, self.frac_err),
+            "rho_pol": (self.rho_pol, self.rho_pol_err),
+            "rho_rec": (self.rho_rec, self.rho_rec_err),
+        }
+
+
+def _bounds(g: TraceGeometry):
+    n = len(g.levels)
+    dt = g.frame_interval_s if np.isfinite(g.frame_interval_s) else 0.2
+    lo_tau = math.log(0.3 * dt)
+    hi_tau = math.log(5.0 * float(max(np.max(g.on_s), np.max(g.off_s))))
+    lo = np.r_[0.0, _A1_BOUNDS[0], 0.0, 0.0, np.full(n, -1.0), np.full(2 * n, lo_tau)]
+    hi = np.r_[np.inf, _A1_BOUNDS[1], _RHO_MAX, _RHO_MAX, np.full(n, 1.0), np.full(2 * n, hi_tau)]
+    return lo, hi
+
+
+def _start(g: TraceGeometry, start: dict | None, hyper: ShapeHyper) -> np.ndarray:
+    n = len(g.levels)
+    start = start or {}
+    off = g.y[~g.seg_on[g.frame_seg]]
+    b = float(np.median(off)) if off.size else float(np.median(g.y))
+    x = np.r_[b, hyper.prior["a1"][0], hyper.prior["rho_pol"][0], hyper.prior["rho_rec"][0], np.zeros(3 * n)]
+    for k, lev in enumerate(g.levels):
+        s = start.get(lev, {})
+        se, tp, tr = s.get("se", np.nan), s.get("tau_pol_s", np.nan), s.get("tau_rec_s", np.nan)
+        x[4 + k] = se if np.isfinite(se) else 0.3
+        x[4 + n + k] = math.log(tp if np.isfinite(tp) and tp > 0 else 0.15 * g.on_s[k])
+        x[4 + 2 * n + k] = math.log(tr if np.isfinite(tr) and tr > 0 else 0.15 * g.off_s[k])
+    lo, hi = _bounds(g)
+    span = hi - lo
+    pad = np.where(np.isfinite(span), 1e-3 * span, 1e-6)
+    return np.clip(x, lo + pad, np.where(np.isfinite(hi), hi - pad, np.inf))
+
+
+def _residual_fn(g: TraceGeometry, keep: np.ndarray, sigma: float, hyper: ShapeHyper):
+    pr = hyper.prior
+
+    def fn(x):
+        r = (g.y[keep] - predict(x, g)[keep]) / sigma
+        p = [(x[1] - pr["a1"][0]) / pr["a1"][1], (x[2] - pr["rho_pol"][0]) / pr["rho_pol"][1]]
+        p.append((x[3] - pr["rho_rec"][0]) / pr["rho_rec"][1])
+        return np.append(r, p)
+
+    return fn
+
+
+def _solve(fn, x0, bounds, loss):
+    from scipy.optimize import least_squares
+
+    with np.errstate(all="ignore"):
+        return least_squares(fn, x0, bounds=bounds, loss=loss, f_scale=3.0, x_scale="jac", max_nfev=400)
+
+
+def _blink_mask(g: TraceGeometry, x: np.ndarray, sigma: float) -> np.ndarray:
+    """Frames far below the model (blinks) and their neighbours in time."""
+    low = (g.y - predict(x, g)) / sigma < -_BLINK_SIGMA
+    idx = np.flatnonzero(low)
+    bad = np.zeros(g.t.size, bool)
+    for k in idx:  # neighbours by time (frames may be missing)
+        bad |= np.abs(g.t - g.t[k]) <= 2.1 * g.frame_interval_s
+    return bad
+
+
+def fit_trace(
+    g: TraceGeometry, *, start: dict | None = None, hyper: ShapeHyper | None = None
+) -> TraceFit | None:
+    """Fit one particle's whole trace (see the module docstring).
+
+    Parameters
+    ----------
+    g : TraceGeometry
+    start : dict, optional
+        ``level -> {'se', 'tau_pol_s', 'tau_rec_s'}`` start values (e.g. from
+        the curve fits).
+    hyper : ShapeHyper, optional
+        Prior of the shape (default: weak).
+
+    Returns
+    -------
+    TraceFit or None
+        None when the trace has too few frames or no noise estimate.
+    """
+    hyper = hyper or ShapeHyper()
+    n_par = 4 + 3 * len(g.levels)
+    if g.t.size < 3 * n_par or not (g.noise > 0):
+        return None
+    bounds = _bounds(g)
+    x0 = _start(g, start, hyper)
+    keep = np.ones(g.t.size, bool)
+    robust = _solve(_residual_fn(g, keep, g.noise, hyper), x0, bounds, "soft_l1")
+    keep = ~_blink_mask(g, robust.x, g.noise)
+    res = _solve(_residual_fn(g, keep, g.noise, hyper), robust.x, bounds, "linear")
+    n_data = int(np.count_nonzero(keep))
+    chi2 = float(np.sum(res.fun[:n_data] ** 2))
+    redchi = chi2 / max(n_data - n_par, 1)
+    cov = _covariance(res.jac, max(redchi, 1.0))
+    return _result(g, res, cov, redchi, n_data, int(g.t.size - n_data), bounds)
+
+
+def _covariance(jac: np.ndarray, scale: float) -> np.ndarray:
+    j = np.asarray(jac, float)
+    try:
+        u, s, vt = np.linalg.svd(j, full_matrices=False)
+    except np.linalg.LinAlgError:
+        return np.full((j.shape[1], j.shape[1]), np.nan)
+    tol = np.finfo(float).eps * max(j.shape) * (s[0] if s.size else 0.0)
+    if s.size == 0 or np.any(s <= tol):
+        return np.full((j.shape[1], j.shape[1]), np.nan)
+    return (vt.T / s**2) @ vt * scale
+
+
+def _result(g, res, cov, redchi, n_data, n_masked, bounds) -> TraceFit:
+    n = len(g.levels)
+    x = res.x
+    err = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    err = np.where(np.isfinite(np.diag(cov)), err, np.nan)
+    b, a1, rp, rr, se, tp, tr = _unpack(x, n)
+    lo, hi = bounds
+    rows = []
+    for k, lev in enumerate(g.levels):
+        ip, ir = 4 + n + k, 4 + 2 * n + k
+        p1, p2 = _component_times(tp[k], rp, a1)
+        r1, r2 = _component_times(tr[k], rr, a1)
+        u1, u2 = 1 - math.exp(-g.on_s[k] / p1), 1 - math.exp(-g.on_s[k] / p2)
+        rest_rec = (a1 * u1 * math.exp(-g.off_s[k] / r1) + (1 - a1) * u2 * math.exp(-g.off_s[k] / r2)) / max(
+            a1 * u1 + (1 - a1) * u2, 1e-300
+        )
+        rows.append(
+            {
+                "level": lev,
+                "tau_pol_s": float(tp[k]),
+                "tau_pol_err_s": float(tp[k] * err[ip]),
+                "tau_rec_s": float(tr[k]),
+                "tau_rec_err_s": float(tr[k] * err[ir]),
+                "se": float(se[k]),
+                "se_err": float(err[4 + k]),
+                "tau_pol_fast_s": float(p1),
+                "tau_pol_slow_s": float(p2),
+                "tau_rec_fast_s": float(r1),
+                "tau_rec_slow_s": float(r2),
+                "pol_settled_fraction": float(a1 * u1 + (1 - a1) * u2),
+                "rec_settled_fraction": float(1.0 - rest_rec),
+                "pol_at_bound": bool(min(x[ip] - lo[ip], hi[ip] - x[ip]) < 1e-3),
+                "rec_at_bound": bool(min(x[ir] - lo[ir], hi[ir] - x[ir]) < 1e-3),
+            }
+        )
+    return TraceFit(
+        per_level=pd.DataFrame(rows),
+        frac=float(a1),
+        frac_err=float(err[1]),
+        rho_pol=float(rp),
+        rho_pol_err=float(err[2]),
+        rho_rec=float(rr),
+        rho_rec_err=float(err[3]),
+        success=bool(res.success),
+        redchi=float(redchi),
+        n_frames=int(n_data),
+        n_masked=int(n_masked),
+        x=x,
+    )
+
+
+def population_shape(fits, *, floors: dict | None = None) -> ShapeHyper:
+    """Hierarchical prior of the shape from first-pass fits (DerSimonian-Laird mean and spread).
+
+    Parameters
+    ----------
+    fits : iterable of TraceFit
+        First-pass fits (weak prior) of the particles that may inform the shape.
+    floors : dict, optional
+        Smallest prior widths (default a1 0.05, rho 0.1).
+
+    Returns
+    -------
+    ShapeHyper
+        The weak default when fewer than 3 particles have a determined shape.
+    """
+    from .population import _random_effects
+
+    floors = {**_SHAPE_FLOORS, **(floors or {})}
+    fits = [f for f in fits if f is not None and f.success]
+    prior, n_used = {}, 0
+    for name in ("a1", "rho_pol", "rho_rec"):
+        vals = np.array([f.shape()[name] for f in fits], float).reshape(-1, 2)
+        weak_sd = _WEAK[name][1]
+        ok = np.isfinite(vals).all(axis=1) & (vals[:, 1] > 0) & (vals[:, 1] < 0.8 * weak_sd)
+        if np.count_nonzero(ok) < 3:
+            prior[name] = _WEAK[name]
+            continue
+        mean, spread = _random_effects(vals[ok, 0], vals[ok, 1])
+        prior[name] = (float(mean), float(max(spread, floors[name])))
+        n_used = max(n_used, int(np.count_nonzero(ok)))
+    return ShapeHyper(prior=prior, n_particles=n_used)

@@ -1,0 +1,172 @@
+"""Kinetics scenarios of the validation table (issue 12: kinetics under other physics).
+
+Each scenario simulates traces with the independent forward model
+(:mod:`validation.forward.kinetics`), runs the analysis
+(:func:`plscope.kinetics.analyze_population` and
+:func:`plscope.kinetics.summarize_population`) on them and compares with the
+truth. Trace level (no images): cheap enough for several seeds.
+
+Run ``python -m validation.scenarios_kinetics [scenario ...] [--seeds 1-5]``
+to print the table rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+import pandas as pd
+
+from validation.forward.kinetics import KineticsScenario, simulate_kinetics
+
+__all__ = ["KINETICS_SCENARIOS", "TARGETS", "analyze", "kinetics_metrics", "run_kinetics_scenario"]
+
+_BASE = KineticsScenario()
+KINETICS_SCENARIOS: dict[str, KineticsScenario] = {
+    "kin_default": _BASE,
+    "kin_per_particle_shapes": _BASE.replace(
+        name="kin_per_particle_shapes", fast_fraction=(0.3, 0.85), ratio=(1.5, 10.0)
+    ),
+    "kin_slow_biexp": _BASE.replace(name="kin_slow_biexp", fast_fraction=(0.7, 0.7), ratio=(14.0, 14.0)),
+    "kin_half_mobility": _BASE.replace(name="kin_half_mobility", mobility_cm2_per_Vs=1.28e-10),
+    "kin_two_cycles_blinks": _BASE.replace(
+        name="kin_two_cycles_blinks", cycles_per_level=2, blink_rate_per_s=1 / 40
+    ),
+    "kin_signal_div3": _BASE.replace(name="kin_signal_div3", signal_divisor=3.0),
+    "kin_signal_div6": _BASE.replace(name="kin_signal_div6", signal_divisor=6.0),
+}
+"""Scenario name -> forward-model parameters."""
+
+TARGETS: dict[str, dict[str, float]] = {
+    "kin_default": {"tau_pol_median_err": 0.03, "tau_rec_median_err": 0.03, "mu_mean_err": 0.01},
+    "kin_per_particle_shapes": {
+        "tau_pol_median_err": 0.05,
+        "tau_rec_median_err": 0.05,
+        "coverage_min": 0.90,
+        "coverage_max": 0.98,
+    },
+    "kin_slow_biexp": {"tau_pol_median_err": 0.05, "se_err": 0.01},
+    "kin_half_mobility": {"tau_pol_median_err": 0.05, "se_err": 0.01},
+    "kin_two_cycles_blinks": {"mu_mean_err": 0.06, "mu_slope_err": 0.10, "min_tau_frames": 2.0},
+    "kin_signal_div3": {"tau_pol_median_err": 0.08, "mu_mean_err": 0.06},
+    "kin_signal_div6": {"tau_pol_median_err": 0.08, "tau_rec_median_err": 0.08, "mu_mean_err": 0.06},
+}
+"""Issue 12 targets (relative errors; ``se_err`` absolute; ``min_tau_frames`` in frames)."""
+
+
+def analyze(sim, settings=None):
+    """Run the analysis on simulated traces: ``(PopulationKinetics, summary dict)``."""
+    from plscope.kinetics import analyze_population, summarize_population
+
+    pop = analyze_population(
+        sim.traces,
+        sim.time_s,
+        sim.cycles,
+        exposure_s=sim.exposure_s,
+        particles=sim.particles[["particle_id", "size_nm"]],
+        settings=settings,
+    )
+    summary = summarize_population(
+        pop.table,
+        sim.particles[["particle_id", "size_nm"]],
+        temperature_K=296.15,
+        n_bootstrap=500,
+        population=pop,
+    )
+    return pop, summary
+
+
+def _rel(a, b) -> float:
+    return float(a) / float(b) - 1.0 if a is not None and b else float("nan")
+
+
+def kinetics_metrics(sim, pop, summary: dict) -> dict:
+    """Errors of one analysed run against the truth."""
+    t = pop.table
+    m = sim.truth.merge(t, on=["particle_id", "field_kV_per_cm"], suffixes=("_true", ""))
+    ok = m["fit_ok"].astype(bool) & (m["exclusion_reason"].fillna("") == "")
+    mo = m[ok]
+    err_pol = mo["tau_pol_s"] / mo["tau_pol_s_true"] - 1
+    err_rec = mo["tau_rec_s"] / mo["tau_rec_s_true"] - 1
+    z = np.concatenate(
+        [
+            ((mo["tau_pol_s"] - mo["tau_pol_s_true"]) / mo["tau_pol_err_s"]).to_numpy(float),
+            ((mo["tau_rec_s"] - mo["tau_rec_s_true"]) / mo["tau_rec_err_s"]).to_numpy(float),
+        ]
+    )
+    z = z[np.isfinite(z)]
+    mu_true = float(sim.particles["mobility_cm2_per_Vs"].mean())
+    frame = float(np.median(np.diff(sim.time_s)))
+    fastest = np.nanmin(np.r_[mo["tau_pol_s"], mo["tau_rec_s"]]) / frame if len(mo) else float("nan")
+    se_col = "switching_efficiency"
+    qc = summary.get("qc") or {}
+    return {
+        "n_rows": len(m),
+        "n_used": int(ok.sum()),
+        "excluded_share": 1.0 - float(ok.mean()) if len(m) else float("nan"),
+        "tau_pol_median_err": float(np.median(np.abs(err_pol))) if len(mo) else float("nan"),
+        "tau_rec_median_err": float(np.median(np.abs(err_rec))) if len(mo) else float("nan"),
+        "tau_pol_bias": float(np.median(err_pol)) if len(mo) else float("nan"),
+        "coverage": float(np.mean(np.abs(z) <= 1.96)) if z.size else float("nan"),
+        "mu_mean_err": _rel(summary.get("ion_mobility_cm2_per_Vs"), mu_true),
+        "mu_slope_err": _rel(summary.get("ion_mobility_fit_cm2_per_Vs"), mu_true),
+        "mu_ci_covers": _covers(summary.get("ion_mobility_ci95_cm2_per_Vs"), mu_true),
+        "se_err": float(np.median(np.abs(mo[se_col] - mo["se_settled"]))) if len(mo) else float("nan"),
+        "min_tau_frames": float(fastest),
+        "qc_status": qc.get("status", "n/a"),
+        "qc_reasons": "; ".join(qc.get("reasons", [])),
+    }
+
+
+def _covers(ci, x) -> float:
+    if not ci or ci[0] is None or ci[1] is None:
+        return float("nan")
+    return float(ci[0] <= x <= ci[1])
+
+
+def run_kinetics_scenario(name: str, seed: int, settings=None) -> dict:
+    """Simulate, analyse and compare one scenario and seed."""
+    sim = simulate_kinetics(KINETICS_SCENARIOS[name], seed)
+    pop, summary = analyze(sim, settings)
+    return {"scenario": name, "seed": seed, **kinetics_metrics(sim, pop, summary)}
+
+
+def _seeds(spec: str) -> list[int]:
+    if "-" in spec:
+        a, b = spec.split("-")
+        return list(range(int(a), int(b) + 1))
+    return [int(x) for x in spec.split(",")]
+
+
+def summarize_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per scenario: worst (largest |error|) over seeds, pooled coverage, QC statuses."""
+    out = []
+    for name, g in rows.groupby("scenario", sort=False):
+        d = {"scenario": name, "seeds": len(g)}
+        for c in ("tau_pol_median_err", "tau_rec_median_err", "se_err"):
+            d[c + "_max"] = float(g[c].max())
+        for c in ("mu_mean_err", "mu_slope_err"):
+            d[c + "_maxabs"] = float(g[c].abs().max())
+        d["coverage_mean"] = float(g["coverage"].mean())
+        d["min_tau_frames"] = float(g["min_tau_frames"].min())
+        d["excluded_share_mean"] = float(g["excluded_share"].mean())
+        d["qc"] = ",".join(g["qc_status"].astype(str))
+        out.append(d)
+    return pd.DataFrame(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("scenarios", nargs="*", default=list(KINETICS_SCENARIOS))
+    ap.add_argument("--seeds", default="1-5")
+    args = ap.parse_args(argv)
+    rows = pd.DataFrame([run_kinetics_scenario(n, s) for n in args.scenarios for s in _seeds(args.seeds)])
+    with pd.option_context("display.width", 250, "display.max_columns", 30, "display.precision", 4):
+        print(rows.drop(columns=["qc_reasons"]).to_string(index=False))
+        print(summarize_rows(rows).to_string(index=False))
+    return 0 if math.isfinite(0.0) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
