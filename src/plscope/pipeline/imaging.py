@@ -28,7 +28,7 @@ import pandas as pd
 
 from .._json import jsonable
 from ..columns import KINETICS_SPEC_COLUMNS
-from ..errors import RunFolderError
+from ..errors import PlscopeError, RunFolderError
 from ..io import DaqLog, ExperimentConfig, Stack, load_experiment, open_stack, read_daq
 from ..kinetics import analyze_population, summarize_population
 from ..report import write_report
@@ -166,6 +166,21 @@ def _exclusions(particles: pd.DataFrame, settings: AnalysisSettings) -> pd.Serie
     return reasons
 
 
+def _particle_warnings(particles: pd.DataFrame) -> list[str]:
+    """Warnings for an unreliable PSF sigma and for particles whose size fit failed."""
+    out = []
+    method = str(particles.attrs.get("psf_sigma_method", ""))
+    if "rough" in method or "less reliable" in method:
+        out.append(f"psf_sigma_nm: estimated from {method}; sizes are unreliable: set [movie] psf_sigma_nm")
+    if "size_fallback" in particles.columns and particles["size_fallback"].any():
+        ids = particles.loc[particles["size_fallback"].astype(bool), "particle_id"].tolist()
+        out.append(
+            f"size_nm: the size fit of {len(ids)} particle(s) failed or was absurd (particle_id "
+            f"{ids[:10]}{' ...' if len(ids) > 10 else ''}); size not reported, aperture from the footprint"
+        )
+    return out
+
+
 def extract_imaging(
     cfg: ExperimentConfig, settings: AnalysisSettings | None = None, *, progress: bool = False
 ) -> Extraction:
@@ -198,17 +213,23 @@ def extract_imaging(
 
     det = settings.detection
     ref = reference_image(stack.data, n_frames=det.reference_frames)
-    particles, labels, psf_sigma_nm = find_particles(
-        ref,
-        pixel_size_nm=pixel_size_nm,
-        psf_sigma_nm=cfg.movie.psf_sigma_nm,
-        detect_options=dict(
-            threshold_sigma=det.threshold_sigma,
-            min_area_px=det.min_area_px,
-            exclude_border_px=det.exclude_border_px,
-            split_touching=det.split_touching,
-        ),
-    )
+    try:
+        particles, labels, psf_sigma_nm = find_particles(
+            ref,
+            pixel_size_nm=pixel_size_nm,
+            psf_sigma_nm=cfg.movie.psf_sigma_nm,
+            detect_options=dict(
+                threshold_sigma=det.threshold_sigma,
+                min_area_px=det.min_area_px,
+                exclude_border_px=det.exclude_border_px,
+                split_touching=det.split_touching,
+            ),
+        )
+    except PlscopeError as exc:
+        if isinstance(exc, RunFolderError):
+            raise
+        raise RunFolderError(cfg.resolve(cfg.movie.path), str(exc)) from None
+    warnings.extend(_particle_warnings(particles))
     if len(particles) == 0:
         raise RunFolderError(cfg.resolve(cfg.movie.path), "no particles found in the reference image")
     logger.info("%d particles; PSF sigma %.0f nm", len(particles), psf_sigma_nm)

@@ -71,6 +71,8 @@ SIZE_COLUMNS: tuple[str, ...] = (
     "equivalent_diameter_nm",
     "aspect_ratio",
     "orientation_deg",
+    "size_fallback",
+    "size_upper_bound_nm",
 )
 
 _SQRT2 = math.sqrt(2.0)
@@ -635,6 +637,102 @@ def _shape_from_moments(
 
 
 # --------------------------------------------------------------------------
+# sanity of the fitted values (nothing downstream may be sized by an absurd fit)
+# --------------------------------------------------------------------------
+def _point_source_sigmas(
+    image: np.ndarray, groups: list[_Group], foot: np.ndarray, grown: np.ndarray
+) -> list[float]:
+    """PSF sigma (px) of each isolated particle taken as a point source: ``sqrt(m2 - 1/12)``.
+
+    ``m2`` is the mean per-axis second moment of the background-subtracted
+    light in the particle's segmented footprint (the grown halo would add
+    clipped noise). Any real size adds to it and the footprint truncates the
+    PSF tails, so this is a rough value, flagged as such by the caller.
+    """
+    out = []
+    for g in groups:
+        if len(g.members) != 1:
+            continue
+        roi = image[g.rows, g.cols]
+        lab = grown[g.rows, g.cols]
+        own = foot[g.rows, g.cols] == g.labels[0]
+        bg_pix = roi[(lab == 0) & g.fit_mask]
+        if bg_pix.size < 10 or own.sum() < 4:
+            continue
+        d = np.clip(np.where(own, roi - np.median(bg_pix), 0.0), 0.0, None)
+        total = float(d.sum())
+        if not total > 0:
+            continue
+        yy, xx = np.indices(roi.shape, dtype=np.float64)
+        xc, yc = float((d * xx).sum()) / total, float((d * yy).sum()) / total
+        m2 = 0.5 * float((d * ((xx - xc) ** 2 + (yy - yc) ** 2)).sum()) / total
+        if m2 > 1.0 / 12.0:
+            out.append(math.sqrt(m2 - 1.0 / 12.0))
+    return out
+
+
+def _footprint_boxes(foot: np.ndarray, row_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Area (px) and largest bounding-box extent (px) of each row's footprint (0 when absent)."""
+    n = len(row_labels)
+    area = np.zeros(n)
+    extent = np.zeros(n)
+    if foot.size == 0 or int(foot.max()) == 0:
+        return area, extent
+    counts = np.bincount(foot.ravel(), minlength=int(foot.max()) + 1)
+    objects = ndimage.find_objects(foot)
+    for i, lbl in enumerate(np.asarray(row_labels, np.int64)):
+        if 0 < lbl < counts.size:
+            area[i] = counts[lbl]
+        sl = objects[lbl - 1] if 0 < lbl <= len(objects) else None
+        if sl is not None:
+            extent[i] = max(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start)
+    return area, extent
+
+
+def _apply_fallbacks(
+    cols: dict[str, Any],
+    particles: pd.DataFrame,
+    foot: np.ndarray,
+    row_labels: np.ndarray,
+    shape: tuple[int, int],
+    pixel_size_nm: float,
+) -> None:
+    """Replace failed or absurd fits by the particle's segmented footprint (in place).
+
+    A fit is absurd when its side is not finite, not positive, or larger than
+    twice the extent of the particle's own footprint (+ 2 px), or when its
+    centre left the footprint's neighbourhood. Such a particle keeps its
+    detected position, gets ``side_px = sqrt(footprint area)`` (a sensible
+    aperture), ``size_nm = NaN`` and ``size_fit_ok = False`` with
+    ``size_fallback = True`` and a message: no later allocation can be sized
+    by a fitted value.
+    """
+    area, extent = _footprint_boxes(foot, row_labels)
+    rows, cols_n = shape
+    limit = np.minimum(2.0 * np.maximum(extent, 1.0) + 2.0, float(max(rows, cols_n)))
+    side = cols["side_px"]
+    x_det = particles["x_px"].to_numpy(float)
+    y_det = particles["y_px"].to_numpy(float)
+    shift = np.hypot(cols["x_px"] - x_det, cols["y_px"] - y_det)
+    bad = ~np.isfinite(side) | (side <= 0) | (side > limit)
+    bad |= ~np.isfinite(shift) | (shift > 0.5 * limit + 2.0)
+    for i in np.flatnonzero(bad):
+        fallback = math.sqrt(area[i]) if area[i] > 0 else 1.0
+        cols["fit_message"][i] = (
+            f"size fit failed or absurd (side {side[i]:.3g} px); aperture from the segmented "
+            f"footprint ({fallback:.1f} px), size not reported"
+        )
+        cols["side_px"][i] = fallback
+        cols["side_err_px"][i] = np.nan
+        cols["size_nm"][i] = np.nan
+        cols["size_err_nm"][i] = np.nan
+        cols["x_px"][i], cols["y_px"][i] = x_det[i], y_det[i]
+        cols["size_fit_ok"][i] = False
+        cols["size_fallback"][i] = True
+        cols["near_diffraction_limit"][i] = False
+
+
+# --------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------
 def measure_sizes(
@@ -698,7 +796,12 @@ def measure_sizes(
         the same area, from the PSF-corrected second moments: for particles
         that are not squares), ``aspect_ratio`` (>= 1) and
         ``orientation_deg`` (long axis from +x towards +y, 0-180), NaN when
-        the shape is not resolved (PSF-corrected moments not positive). ``DataFrame.attrs`` holds ``psf_sigma_nm``,
+        the shape is not resolved (PSF-corrected moments not positive);
+        ``size_fallback`` (the fit failed or was absurd: ``size_nm`` is NaN and
+        ``side_px`` is the square root of the segmented footprint area, a safe
+        aperture); ``size_upper_bound_nm`` (for particles near the
+        diffraction limit: ``max(size + 1.96 error, min_reliable_side_sigma x
+        sigma)``, NaN otherwise). ``DataFrame.attrs`` holds ``psf_sigma_nm``,
         ``psf_sigma_err_nm`` and ``psf_sigma_n_particles``.
     psf_sigma_nm_used : float
         The PSF sigma (nm) the sizes were computed with.
@@ -750,6 +853,7 @@ def measure_sizes(
 
     sigma_err_px = float("nan")
     n_sigma = 0
+    sigma_method = "given" if sigma_known else "free-sigma fits of isolated particles"
     sigma_fit_px = np.full(n, np.nan)
     if sigma_known:
         sigma_px = sigma_px0
@@ -787,16 +891,26 @@ def measure_sizes(
         if not cand:
             fallback = [f.sigma for f in free if f.success and np.isfinite(f.sigma_err)]
             if not fallback:
-                raise PlscopeError(
-                    "psf_sigma_nm: cannot be estimated from the data (no particle gave a usable "
-                    "free-sigma fit); pass psf_sigma_nm explicitly"
+                fallback = _point_source_sigmas(img, groups, foot, grown)
+                if not fallback:
+                    raise PlscopeError(
+                        "psf_sigma_nm: cannot be estimated from the data (no particle gave a usable "
+                        "free-sigma fit); pass psf_sigma_nm explicitly"
+                    )
+                sigma_method = "second moments of point-like particles (rough)"
+                logger.warning(
+                    "measure_sizes: no usable free-sigma fit; PSF sigma from the second moments of "
+                    "%d particle(s) taken as point sources (rough); pass psf_sigma_nm",
+                    len(fallback),
                 )
-            logger.warning(
-                "measure_sizes: no isolated particle with side >= %.1f sigma; estimating the "
-                "PSF sigma from all %d fits (less reliable)",
-                sigma_fit_min_side_sigma,
-                len(fallback),
-            )
+            else:
+                sigma_method = "all free-sigma fits (no isolated particle large enough; less reliable)"
+                logger.warning(
+                    "measure_sizes: no isolated particle with side >= %.1f sigma; estimating the "
+                    "PSF sigma from all %d fits (less reliable)",
+                    sigma_fit_min_side_sigma,
+                    len(fallback),
+                )
             cand = fallback
             cand_err = [np.nan] * len(fallback)
         cand_a = np.asarray(cand)
@@ -888,11 +1002,19 @@ def measure_sizes(
             cols["equivalent_diameter_nm"][i] = d_px * pixel_size_nm
             cols["aspect_ratio"][i] = aspect
             cols["orientation_deg"][i] = angle
+    cols["size_fallback"] = np.zeros(n, bool)
+    _apply_fallbacks(cols, particles, foot, row_labels, img.shape, pixel_size_nm)
+    ndl = cols["near_diffraction_limit"] & ~cols["size_fallback"]
+    upper = cols["size_nm"] + 1.96 * np.nan_to_num(cols["size_err_nm"], nan=0.0)
+    # near the diffraction limit the side is degenerate with the PSF: report an upper bound
+    floor_nm = min_reliable_side_sigma * sigma_px * pixel_size_nm
+    cols["size_upper_bound_nm"] = np.where(ndl, np.fmax(upper, floor_nm), np.nan)
     out = pd.DataFrame(cols, columns=list(SIZE_COLUMNS))
     psf_used_nm = float(sigma_px * pixel_size_nm)
     out.attrs["psf_sigma_nm"] = psf_used_nm
     out.attrs["psf_sigma_err_nm"] = float(sigma_err_px * pixel_size_nm)
     out.attrs["psf_sigma_n_particles"] = int(n_sigma)
+    out.attrs["psf_sigma_method"] = sigma_method
     n_bad = int((~out["size_fit_ok"]).sum())
     if n_bad:
         logger.warning("measure_sizes: %d of %d size fit(s) failed", n_bad, n)

@@ -345,6 +345,16 @@ def trace_weights(
         r = np.broadcast_to(np.asarray(radius_px, float), (n,)).copy()
     if np.any(~np.isfinite(r)) or np.any(r <= 0):
         raise PlscopeError("radius_px: expected finite aperture sizes > 0")
+    # no allocation below may be sized by a fitted value: an aperture never exceeds the frame
+    big = r > max(rows, cols)
+    if big.any():
+        logger.warning(
+            "trace_weights: %d aperture(s) larger than the frame clipped to %d px (particle_id %s)",
+            int(big.sum()),
+            max(rows, cols),
+            pid[big][:10].tolist(),
+        )
+        r = np.minimum(r, float(max(rows, cols)))
 
     def metric(xs, ys, i):
         ddx = np.abs(xs - cx[i])
