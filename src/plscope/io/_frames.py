@@ -44,16 +44,20 @@ class FrameSource:
         Pixel type with the file's byte order (e.g. ``'>u2'``).
     stamp : tuple of int
         ``(st_size, st_mtime_ns)`` of the file when it was opened.
-    mode : {'strided', 'offsets', 'pages'}
+    mode : {'strided', 'offsets', 'pages', 'nd2'}
         ``'strided'``: frame k starts at byte ``offset + k * stride``;
         ``'offsets'``: frame k starts at byte ``offsets[k]``; ``'pages'``:
-        frame k is TIFF page ``pages[k]`` (compressed or tiled data).
+        frame k is TIFF page ``pages[k]`` (compressed or tiled data);
+        ``'nd2'``: frame k is channel ``channel`` of the Nikon ND2 sequence
+        ``pages[k]`` (read with the ``nd2`` package).
     offset, stride : int or None
         Strided mode.
     offsets : tuple of int or None
         Offsets mode.
     pages : tuple of int or None
-        Pages mode (indices of the file's pages).
+        Pages mode (indices of the file's pages); ND2 sequence indices.
+    channel : int or None
+        ND2 mode: the channel (component) of each sequence frame.
     """
 
     path: str
@@ -61,11 +65,12 @@ class FrameSource:
     frame_shape: tuple[int, int]
     file_dtype: str
     stamp: tuple[int, int]
-    mode: Literal["strided", "offsets", "pages"]
+    mode: Literal["strided", "offsets", "pages", "nd2"]
     offset: int | None = None
     stride: int | None = None
     offsets: tuple[int, ...] | None = None
     pages: tuple[int, ...] | None = None
+    channel: int | None = None
 
     @property
     def dtype(self) -> np.dtype:
@@ -96,6 +101,7 @@ class FrameSource:
             self.stride,
             hash(self.offsets),
             hash(self.pages),
+            self.channel,
         )
 
 
@@ -134,6 +140,9 @@ def read_frames(src: FrameSource, start: int, stop: int, out: np.ndarray) -> Non
         return
     if src.mode == "pages":
         _read_pages(src, start, stop, out)
+        return
+    if src.mode == "nd2":
+        _read_nd2(src, start, stop, out)
         return
     nbytes = src.frame_nbytes
     try:
@@ -180,6 +189,21 @@ def _read_pages(src: FrameSource, start: int, stop: int, out: np.ndarray) -> Non
     except Exception as exc:
         raise RunFolderError(src.path, f"cannot read frames {start}-{stop - 1}: {exc}") from exc
     out[...] = arr.reshape(out.shape)
+
+
+def _read_nd2(src: FrameSource, start: int, stop: int, out: np.ndarray) -> None:
+    import nd2
+
+    assert src.pages is not None
+    try:
+        with nd2.ND2File(src.path) as f:
+            for j, seq in enumerate(src.pages[start:stop]):
+                frame = np.asarray(f.read_frame(int(seq)))
+                if frame.ndim == 3:  # (channels, y, x)
+                    frame = frame[src.channel or 0]
+                out[j] = frame
+    except Exception as exc:
+        raise RunFolderError(src.path, f"cannot read frames {start}-{stop - 1}: {exc}") from exc
 
 
 class LazyFrames:

@@ -38,6 +38,10 @@ class MovieConfig:
     pixel_size_nm: float | None = None
     frame_rate_hz: float | None = None
     psf_sigma_nm: float | None = None
+    #: multi-dimensional files (Nikon ND2): channel (index or name), z plane, stage position
+    channel: int | str | None = None
+    z: int | None = None
+    position: int | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class DaqConfig:
     #: "map": frames keep the TTL pulse of their own slot when the camera
     #: dropped frames (reported); "error": refuse such runs.
     dropped_frames: str = "map"
+    #: samples per second of a log without a time column (time = row / rate)
+    sample_rate_hz: float | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,16 @@ class SpectraConfig:
     lamp: str | None = None
     lamp_lines_nm: tuple[float, ...] | None = None
     dispersion_nm: tuple[float, ...] | None = None
+    #: number of the first pixel in ``dispersion_nm``: 0, or 1 for coefficients
+    #: copied from Andor Solis or WinSpec, which count pixels from 1
+    dispersion_first_pixel: int = 0
+    #: a calibration.json written by ``plscope calibrate``
+    calibration: str | None = None
+    #: frame rate of the spectra when there is no DAQ log and the file records none
+    frame_rate_hz: float | None = None
+    channel: int | str | None = None
+    z: int | None = None
+    position: int | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +143,16 @@ def _one_of(*choices: str) -> Callable[[str], str | None]:
     return check
 
 
+def _index(v: int) -> str | None:
+    return None if v >= 0 else "must be an index >= 0"
+
+
+def _channel(v: int | str) -> str | None:
+    if isinstance(v, int):
+        return _index(v)
+    return _nonempty(v)
+
+
 def _float_list(v: Any) -> str | None:
     if (
         not isinstance(v, list)
@@ -150,12 +176,16 @@ _SCHEMA: dict[str, _Spec] = {
         "pixel_size_nm": (_NUM, False, _positive),
         "frame_rate_hz": (_NUM, False, _positive),
         "psf_sigma_nm": (_NUM, False, _positive),
+        "channel": ((int, str), False, _channel),
+        "z": ((int,), False, _index),
+        "position": ((int,), False, _index),
     },
     "daq": {
         "path": ((str,), True, _nonempty),
         "camera_ttl": ((str,), False, _nonempty),
         "voltage": ((str,), False, _nonempty),
         "dropped_frames": ((str,), False, _one_of("map", "error")),
+        "sample_rate_hz": (_NUM, False, _positive),
     },
     "field": {
         "amplifier_gain": (_NUM, True, _positive),
@@ -168,6 +198,12 @@ _SCHEMA: dict[str, _Spec] = {
         "lamp": ((str,), False, _nonempty),
         "lamp_lines_nm": ((list,), False, _float_list),
         "dispersion_nm": ((list,), False, _float_list),
+        "dispersion_first_pixel": ((int,), False, lambda v: None if v in (0, 1) else "must be 0 or 1"),
+        "calibration": ((str,), False, _nonempty),
+        "frame_rate_hz": (_NUM, False, _positive),
+        "channel": ((int, str), False, _channel),
+        "z": ((int,), False, _index),
+        "position": ((int,), False, _index),
     },
 }
 _SECTION_TYPES = {
@@ -261,9 +297,12 @@ def parse_experiment(
         problems.append("[field] is given but [daq] is missing: field levels are measured from the DAQ log")
     spec_tbl = sections.get("spectra")
     if spec_tbl is not None and not problems:
-        has_lamp = "lamp" in spec_tbl and "lamp_lines_nm" in spec_tbl
-        if not has_lamp and "dispersion_nm" not in spec_tbl:
-            problems.append("[spectra] needs 'lamp' + 'lamp_lines_nm' or 'dispersion_nm'")
+        # neither: the wavelength axis of the file (SIF, SPE), checked when the spectra are opened
+        if ("lamp" in spec_tbl) != ("lamp_lines_nm" in spec_tbl):
+            problems.append("[spectra] 'lamp' and 'lamp_lines_nm' go together")
+        given = [k for k in ("lamp", "dispersion_nm", "calibration") if k in spec_tbl]
+        if len(given) > 1 and "calibration" in given:
+            problems.append(f"[spectra] give one wavelength calibration, not {' and '.join(given)}")
 
     if problems:
         raise ConfigError(path, "; ".join(problems))
@@ -314,6 +353,8 @@ def load_experiment(run_dir: str | os.PathLike) -> ExperimentConfig:
         names = [sub.path]
         if section == "spectra" and sub.lamp:
             names.append(sub.lamp)
+        if section == "spectra" and sub.calibration:
+            names.append(sub.calibration)
         for name in names:
             target = cfg.resolve(name)
             if any(ch in name for ch in "*?["):

@@ -52,6 +52,12 @@ class SpeInfo:
         Per-frame tracking numbers (v3 metadata), shape ``(n_frames,)``.
     frame_time_s : numpy.ndarray or None
         Per-frame exposure start on the camera clock, seconds (v3 metadata).
+    wavelength_nm : numpy.ndarray or None
+        Wavelength of every column: v2, the header's polynomial evaluated at
+        pixels ``1 .. width`` (WinSpec counts pixels from 1); v3, the
+        ``WavelengthMapping`` of the XML footer (one value per sensor pixel,
+        cut to the region and averaged over binned pixels). None when the
+        file has no valid calibration.
     warnings : tuple of str
     """
 
@@ -60,6 +66,7 @@ class SpeInfo:
     exposure_s: float | None = None
     frame_numbers: np.ndarray | None = None
     frame_time_s: np.ndarray | None = None
+    wavelength_nm: np.ndarray | None = None
     warnings: tuple[str, ...] = ()
 
 
@@ -110,6 +117,68 @@ def _v3_layout(path: str, root: ET.Element) -> tuple[int, int, int, str, int, in
             metas = [m for m in el if _local(m.tag) == "MetaBlock"]
             meta = next((m for m in metas if m.get("type") == "Frame"), metas[0] if metas else None)
     return count, height, width, _V3_TYPES[pixel_format], size, stride, meta
+
+
+def _v2_wavelength(head: bytes, width: int, warnings: list[str]) -> np.ndarray | None:
+    """The x calibration of a v2 header (struct at byte 3000) at pixels 1 .. width."""
+    valid = head[3098]
+    order = head[3101]
+    coefs = struct.unpack_from("<6d", head, 3263)
+    if not valid or not 1 <= order <= 5 or not any(coefs[1 : order + 1]):
+        return None
+    c = np.asarray(coefs[: order + 1], np.float64)
+    if not np.all(np.isfinite(c)):
+        return None
+    wl = np.polynomial.polynomial.polyval(np.arange(1, width + 1, dtype=np.float64), c)
+    d = np.diff(wl)
+    if wl.size > 1 and not (np.all(d > 0) or np.all(d < 0)):
+        warnings.append(f"x calibration {list(c)} is not monotonic over {width} pixels; not used")
+        return None
+    if not (50.0 < float(np.median(wl)) < 1e5):
+        warnings.append(
+            f"x calibration gives {wl[0]:g}..{wl[-1]:g}: not wavelengths in nm (other unit?); not used"
+        )
+        return None
+    return wl
+
+
+def _v3_wavelength(root: ET.Element, width: int, warnings: list[str]) -> np.ndarray | None:
+    """``Calibrations/WavelengthMapping`` of a v3 footer, cut to the region of the frames."""
+    cal = next((el for el in root if _local(el.tag) == "Calibrations"), None)
+    if cal is None:
+        return None
+    mapping = next((el for el in cal if _local(el.tag) == "WavelengthMapping"), None)
+    if mapping is None:
+        return None
+    values = next(
+        (el for el in mapping if _local(el.tag) in ("Wavelength", "WavelengthError") and el.text), None
+    )
+    if values is None:
+        return None
+    try:
+        parts = (
+            [p.split(",")[0] for p in values.text.split(" ")]
+            if _local(values.tag) == "WavelengthError"
+            else values.text.split(",")
+        )
+        wl = np.array([float(v) for v in parts if v.strip()], np.float64)
+    except ValueError:
+        warnings.append("SPE v3 wavelength mapping cannot be parsed; no wavelength axis")
+        return None
+    if wl.size == width:
+        return wl
+    sensor = next((el for el in cal if _local(el.tag) == "SensorMapping"), None)
+    try:
+        x0 = int(sensor.get("x", "0")) if sensor is not None else 0
+        xbin = int(sensor.get("xBinning", "1")) if sensor is not None else 1
+    except ValueError:
+        x0, xbin = 0, 1
+    if xbin >= 1 and x0 + width * xbin <= wl.size:
+        return wl[x0 : x0 + width * xbin].reshape(width, xbin).mean(axis=1)
+    warnings.append(
+        f"SPE v3 wavelength mapping has {wl.size} values for frames {width} pixels wide; no wavelength axis"
+    )
+    return None
 
 
 def _frame_metadata(
@@ -201,7 +270,7 @@ def probe_spe(path: str | os.PathLike) -> SpeInfo:
         version = float(struct.unpack_from("<f", head, 1992)[0])
         footer_at = struct.unpack_from("<Q", head, 678)[0]
         exposure = float(struct.unpack_from("<f", head, 10)[0])
-        numbers = times = None
+        numbers = times = wavelength = None
         if version >= 3.0 and footer_at:
             if footer_at > st.st_size or footer_at < HEADER_BYTES:
                 raise RunFolderError(
@@ -213,6 +282,7 @@ def probe_spe(path: str | os.PathLike) -> SpeInfo:
             fh.seek(footer_at)
             root = _parse_footer(path, fh.read())
             n_frames, height, width, file_dtype, size, stride, meta = _v3_layout(path, root)
+            wavelength = _v3_wavelength(root, width, warnings)
             if size != height * width * np.dtype(file_dtype).itemsize:
                 raise RunFolderError(
                     path,
@@ -244,6 +314,7 @@ def probe_spe(path: str | os.PathLike) -> SpeInfo:
                     "known: not an SPE file, or a corrupt header",
                 )
             file_dtype = _V2_TYPES[type_code]
+            wavelength = _v2_wavelength(head, width, warnings) if width else None
             stride = size = height * width * np.dtype(file_dtype).itemsize
             end = HEADER_BYTES + max(n_frames, 0) * stride
     if width == 0 or height == 0 or n_frames < 1:
@@ -287,5 +358,6 @@ def probe_spe(path: str | os.PathLike) -> SpeInfo:
         exposure_s=exposure if exposure > 0 and np.isfinite(exposure) else None,
         frame_numbers=numbers,
         frame_time_s=times,
+        wavelength_nm=wavelength,
         warnings=tuple(warnings),
     )

@@ -1,5 +1,6 @@
 """Image stacks as lazy dask arrays: TIFF (plain, BigTIFF, ImageJ, OME,
-Micro-Manager), Princeton Instruments SPE, and series of files.
+Micro-Manager), Princeton Instruments SPE, Andor SIF, Nikon ND2, and series
+of files.
 
 :func:`open_stack` checks a movie at the door and returns a :class:`Stack`
 whose ``data`` is a lazy ``(t, y, x)`` dask array chunked along time only.
@@ -14,7 +15,16 @@ Accepted movies:
 - a Micro-Manager ``*_MMStack_*.ome.tif`` dataset: give any of its files,
   the whole dataset (cut into files at 4 GB) is read; frames missing from
   the dataset are reported and their frame numbers recorded;
-- a Princeton Instruments ``.spe`` file (v2.x and v3.0, see :mod:`.spe`);
+- a Princeton Instruments ``.spe`` file (v2.x and v3.0, see :mod:`.spe`),
+  with its wavelength axis (v2 polynomial, v3 per-pixel XML);
+- an Andor ``.sif`` file (images, and spectra of one track: frames of one
+  row), with its wavelength axis and cycle time (see :mod:`.sif`);
+- a Nikon ``.nd2`` file: one channel, z plane and position, chosen by the
+  ``channel``/``z``/``position`` arguments when the file has several (a
+  file with several and no choice is refused naming its axes, see :mod:`.nd2`);
+- a TIFF whose metadata give leading axes of unknown meaning (tifffile's
+  ``Q``, e.g. ``QQYX`` (20, 100, 512, 512) from a writer that saved frame
+  blocks with a shape): flattened into time in file order, with a warning;
 - a glob such as ``"movie_*.tif"``: the matching files concatenated along
   time in natural name order (a glob over the files of one multi-file
   dataset reads the dataset once).
@@ -52,7 +62,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FrameSource", "LazyFrames", "Stack", "TiffFrames", "open_stack"]
+__all__ = ["FrameSource", "LazyFrames", "Stack", "TiffFrames", "open_stack", "stack_frame_times"]
 
 #: Backwards-compatible name of the lazy array (it reads SPE files too).
 TiffFrames = LazyFrames
@@ -142,7 +152,15 @@ class Stack:
         tracking number); a jump means frames are missing from the movie.
     frame_time_s : numpy.ndarray or None
         Per-frame time stamps of the camera/acquisition clock relative to
-        the first frame (SPE v3 exposure start, OME ``DeltaT``), or None.
+        the first frame (SPE v3 exposure start, OME ``DeltaT``, ND2 and SIF
+        time stamps), or None.
+    wavelength_nm : numpy.ndarray or None
+        Wavelength of every column (``x``) when the file carries a
+        spectrograph calibration (SIF ``Calibration_data`` and SPE v2
+        polynomial, both evaluated at the vendors' 1-based pixel numbers; SPE
+        v3 per-pixel XML), else None.
+    exposure_s : float or None
+        Exposure time from the metadata (SIF, SPE v2), else None.
     """
 
     data: dask.array.Array
@@ -157,6 +175,8 @@ class Stack:
     frame_interval_s: float | None = None
     frame_numbers: np.ndarray | None = None
     frame_time_s: np.ndarray | None = None
+    wavelength_nm: np.ndarray | None = None
+    exposure_s: float | None = None
 
     @property
     def n_frames(self) -> int:
@@ -177,6 +197,8 @@ class _Probed:
     frame_time_s: np.ndarray | None = None
     warnings: tuple[str, ...] = ()
     files: tuple[str, ...] = field(default=())
+    wavelength_nm: np.ndarray | None = None
+    exposure_s: float | None = None
 
     @property
     def n_frames(self) -> int:
@@ -491,6 +513,13 @@ def _inspect_tiff(tif: tifffile.TiffFile, path: str, st: os.stat_result, log: _C
             path, f"image series {axes} {shape} does not end with the page shape {frame_shape}"
         )
     lead = [(a, int(n)) for a, n in zip(axes[:-2], shape[:-2]) if n > 1]
+    n_lead = int(np.prod([n for _, n in lead], dtype=np.int64)) if lead else 1
+    if len(lead) > 1 and all(a in "QI" for a, _ in lead):
+        warnings.append(
+            f"image series has axes {axes} and shape {shape} of unknown meaning; "
+            f"read as {n_lead} frames in file order (time)"
+        )
+        lead = [("T", n_lead)]
     if len(lead) > 1:
         what = "a multi-position dataset" if "R" in dict(lead) else "a hyperstack"
         raise RunFolderError(
@@ -673,23 +702,73 @@ def _probe_spe(path: str) -> _Probed:
         frame_time_s=spe.frame_time_s,
         warnings=spe.warnings,
         files=(path,),
+        wavelength_nm=spe.wavelength_nm,
+        exposure_s=spe.exposure_s,
     )
 
 
-def _probe(path: str) -> _Probed:
+def _probe_sif(path: str) -> _Probed:
+    from .sif import probe_sif
+
+    sif = probe_sif(path)
+    return _Probed(
+        sources=(sif.source,),
+        format="sif",
+        axes="TYX" if sif.source.n_frames > 1 else "YX",
+        frame_interval_s=sif.frame_interval_s,
+        frame_time_s=sif.frame_time_s,
+        warnings=sif.warnings,
+        files=(path,),
+        wavelength_nm=sif.wavelength_nm,
+        exposure_s=sif.exposure_s,
+    )
+
+
+def _probe_nd2(path: str, select: dict[str, Any]) -> _Probed:
+    from .nd2 import probe_nd2
+
+    info = probe_nd2(path, **select)
+    return _Probed(
+        sources=(info.source,),
+        format="nd2",
+        axes=info.axes,
+        pixel_size_nm=info.pixel_size_nm,
+        frame_interval_s=info.frame_interval_s,
+        frame_time_s=info.frame_time_s,
+        warnings=info.warnings,
+        files=(path,),
+    )
+
+
+def _probe(path: str, select: dict[str, Any] | None = None) -> _Probed:
     """Open one movie file, check it, and return where its frames are."""
+    from .nd2 import ND2_MAGIC
+    from .sif import SIF_MAGIC
+
+    select = select or {}
     try:
         st = os.stat(path)
         with open(path, "rb") as fh:
-            magic = fh.read(4)
+            head = fh.read(len(SIF_MAGIC))
+        magic = head[:4]
     except OSError as exc:
         raise RunFolderError(path, f"cannot be read: {exc.strerror}") from None
     if st.st_size == 0:
         raise RunFolderError(path, "is empty (0 bytes), not a movie file")
     if path.lower().endswith(".spe"):
         return _probe_spe(path)
+    if head == SIF_MAGIC:
+        return _probe_sif(path)
+    if magic in ND2_MAGIC or path.lower().endswith(".nd2"):
+        return _probe_nd2(path, select)
     if magic not in _TIFF_MAGIC:
-        raise RunFolderError(path, f"not a TIFF file (starts with {magic!r}) nor a .spe file")
+        raise RunFolderError(
+            path, f"not a TIFF file (starts with {magic!r}) nor an SPE, Andor SIF or Nikon ND2 file"
+        )
+    if any(v is not None for v in select.values()):
+        raise RunFolderError(
+            path, f"channel/z/position selection ({select}) is only supported for Nikon ND2 files"
+        )
     return _probe_tiff(path, st)
 
 
@@ -703,7 +782,14 @@ def _auto_chunk_frames(frame_shape: tuple[int, int], dtype: np.dtype) -> int:
     return int(np.clip(AUTO_CHUNK_BYTES // max(1, frame_bytes), 1, 256))
 
 
-def open_stack(path: str | os.PathLike, *, chunk_frames: int | Literal["auto"] = 64) -> Stack:
+def open_stack(
+    path: str | os.PathLike,
+    *,
+    chunk_frames: int | Literal["auto"] = 64,
+    channel: int | str | None = None,
+    z: int | None = None,
+    position: int | None = None,
+) -> Stack:
     """Open a movie (or a series of files) as a lazy ``(t, y, x)`` array.
 
     Parameters
@@ -720,6 +806,10 @@ def open_stack(path: str | os.PathLike, *, chunk_frames: int | Literal["auto"] =
         ``'auto'``: as many frames as fit in 16 MiB (1 to 256); measured
         faster than 64 frames of 512x512 (32 MiB), whose buffers the C
         allocator maps fresh for every chunk.
+    channel, z, position : optional
+        For multi-dimensional Nikon ND2 files: the channel (index or name),
+        z plane and stage position to read (required when the file has
+        several; the error names the file's axes).
 
     Returns
     -------
@@ -748,7 +838,7 @@ def open_stack(path: str | os.PathLike, *, chunk_frames: int | Literal["auto"] =
     for p in _expand(spec):
         if os.path.realpath(p) in covered:
             continue  # a part of a multi-file dataset already read
-        info = _probe(p)
+        info = _probe(p, {"channel": channel, "z": z, "position": position})
         covered.update(os.path.realpath(f) for f in info.files)
         probed.append(info)
 
@@ -778,6 +868,19 @@ def open_stack(path: str | os.PathLike, *, chunk_frames: int | Literal["auto"] =
             f"{spec}: files disagree on the pixel size ({sorted(sizes, key=str)}); "
             f"using {pixel_size} nm from {first.path}"
         )
+    wavelength = first.wavelength_nm
+    for f in probed[1:]:
+        other = f.wavelength_nm
+        if (wavelength is None) != (other is None) or (
+            wavelength is not None and other is not None and np.max(np.abs(other - wavelength)) > 1e-6
+        ):
+            warnings.append(
+                f"{f.path}: wavelength axis differs from that of {first.path}; using the first file's"
+            )
+            break
+    interval = first.frame_interval_s
+    if len(probed) > 1 and all(f.n_frames == 1 for f in probed):
+        interval = None  # the time between files of single frames is not recorded
     for w in warnings:
         logger.warning("%s", w)
 
@@ -818,7 +921,35 @@ def open_stack(path: str | os.PathLike, *, chunk_frames: int | Literal["auto"] =
         warnings=tuple(warnings),
         axes=first.axes,
         format=first.format,
-        frame_interval_s=first.frame_interval_s,
+        frame_interval_s=interval,
         frame_numbers=first.frame_numbers if single else None,
         frame_time_s=first.frame_time_s if single else None,
+        wavelength_nm=wavelength,
+        exposure_s=first.exposure_s,
     )
+
+
+def stack_frame_times(stack: Stack, frame_rate_hz: float | None = None) -> tuple[np.ndarray, str]:
+    """Frame start times (s) of a stack without a DAQ log, and what they come from.
+
+    In order of preference: a frame rate given by the user, the file's own
+    per-frame time stamps, its recorded frame (cycle) interval, else the
+    frame index.
+
+    Returns
+    -------
+    time_s : numpy.ndarray, shape (n_frames,)
+    source : str
+        E.g. ``"movie.frame_rate_hz"``, ``"the file's time stamps"``,
+        ``"the file's cycle time (0.1 s)"`` or ``"frame index (no frame rate known)"``.
+    """
+    n = int(stack.shape[0])
+    if frame_rate_hz:
+        return np.arange(n) / float(frame_rate_hz), f"the given frame rate ({frame_rate_hz:g} Hz)"
+    times = stack.frame_time_s
+    if times is not None and len(times) == n and n > 1 and np.all(np.diff(times) > 0):
+        return np.asarray(times, float), "the file's own time stamps"
+    if stack.frame_interval_s:
+        dt = float(stack.frame_interval_s)
+        return np.arange(n) * dt, f"the file's cycle time ({dt:g} s)"
+    return np.arange(n, dtype=float), "frame index (no frame rate known)"

@@ -67,16 +67,11 @@ def _frame_times(cfg: ExperimentConfig, stack: Stack, warnings: list[str], info:
     """Frame table (rising edge, mid-exposure), exposure, and the DAQ log (or None)."""
     n_frames = int(stack.data.shape[0])
     if cfg.daq is None:
+        from ..io.stack import stack_frame_times
+
         rate = cfg.movie.frame_rate_hz if cfg.movie else None
-        if not rate and getattr(stack, "frame_interval_s", None):
-            rate = 1.0 / stack.frame_interval_s
-            warnings.append("no [daq] and no movie.frame_rate_hz: frames timed by the stack's metadata")
-        elif rate:
-            warnings.append("no [daq]: frames timed by movie.frame_rate_hz")
-            t = np.arange(n_frames) / rate
-        else:
-            warnings.append("no [daq] and no movie.frame_rate_hz: time is the frame index")
-            t = np.arange(n_frames, dtype=float)
+        t, how = stack_frame_times(stack, rate)
+        warnings.append(f"no [daq]: frames timed by {how}")
         return pd.DataFrame({"frame": np.arange(n_frames), "time_s": t, "mid_time_s": t}), 0.0, None
     daq_path = cfg.resolve(cfg.daq.path)
     wanted = [cfg.daq.camera_ttl] + ([cfg.daq.voltage] if cfg.field is not None else [])
@@ -195,7 +190,13 @@ def extract_imaging(
     warnings: list[str] = list(cfg.warnings)
     if cfg.movie is None:
         raise RunFolderError(cfg.file, "imaging analysis needs a [movie] table")
-    stack = open_stack(cfg.resolve(cfg.movie.path), chunk_frames=settings.traces.chunk_frames)
+    stack = open_stack(
+        cfg.resolve(cfg.movie.path),
+        chunk_frames=settings.traces.chunk_frames,
+        channel=cfg.movie.channel,
+        z=cfg.movie.z,
+        position=cfg.movie.position,
+    )
     warnings.extend(getattr(stack, "warnings", ()))
     n_frames = int(stack.data.shape[0])
     pixel_size_nm = cfg.movie.pixel_size_nm or stack.pixel_size_nm
