@@ -228,7 +228,35 @@ def _build_parser() -> argparse.ArgumentParser:
     for name in _NUISANCES:
         flag = name.replace("_", "-")
         sim.add_argument(f"--no-{flag}", action="store_true", help=f"switch the {name.replace('_', ' ')} off")
+    sim.add_argument(
+        "--detector", action="store_true", help="write a detector run folder instead (see simulate-detector)"
+    )
+    _add_detector_parsers(sub, common)
     return parser
+
+
+def _add_detector_parsers(sub, common) -> None:
+    det = sub.add_parser(
+        "detector",
+        parents=[common],
+        help="figures of merit of a photodetector run folder (detector.toml + electrometer logs)",
+        description="Analyse a detector run folder (detector.toml + current logs and sweeps) and write "
+        "detector_summary.json, pyro_pulses.csv, xray_dose_rates.csv, provenance.json and report.html.",
+    )
+    det.add_argument("run_dir", type=Path, help="run folder holding detector.toml")
+    det.add_argument(
+        "--out", type=Path, required=True, help="output folder (created; replaced when complete)"
+    )
+    sdet = sub.add_parser(
+        "simulate-detector",
+        parents=[common],
+        help="write a simulated detector run folder with ground truth",
+        description="Write a simulated detector run folder (CY-I of J. Mater. Chem. C 2025, 13, 12685 by "
+        "default): pyroelectric pulses, X-ray on/off records at five dose rates, I-V and Hecht sweeps, "
+        "dark drift and stability records, detector.toml and ground_truth.json.",
+    )
+    sdet.add_argument("out_dir", type=Path, help="folder to write (created)")
+    sdet.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
 @contextlib.contextmanager
@@ -433,6 +461,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     from .sim import ImagingSimParams, simulate_imaging_run
 
+    if args.detector:
+        return _cmd_simulate_detector(args)
     if args.spectral:
         return _simulate_spectral(args)
     if args.calibration or args.shift_slope is not None:
@@ -518,6 +548,39 @@ def _simulate_spectral(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_detector(args: argparse.Namespace) -> int:
+    from .pipeline.detector import run_detector
+
+    result = run_detector(args.run_dir, args.out, command_line=sys.argv)
+    if not args.quiet:
+        s = result.summary
+        for key in ("pyroelectric_coefficient_uC_per_cm2_K", "sensitivity_uC_per_Gy_cm2",
+                    "detection_limit_nGy_per_s", "mu_tau_cm2_per_V", "resistivity_ohm_cm"):  # fmt: skip
+            if s.get(key) is not None:
+                print(f"  {key} = {s[key]:.4g}")
+        for w in result.warnings:
+            print(f"  warning: {w}")
+        print(f"{args.run_dir}: wrote {args.out}/ (detector_summary.json, report.html, tables)")
+    return EXIT_OK
+
+
+def _cmd_simulate_detector(args: argparse.Namespace) -> int:
+    from .pipeline.output import AtomicOutputDir
+    from .sim.detector import simulate_detector_run
+
+    if args.out_dir.exists() and (not args.out_dir.is_dir() or any(args.out_dir.iterdir())):
+        raise PlscopeError(f"{args.out_dir}: exists and is not an empty folder; choose another folder")
+    with AtomicOutputDir(args.out_dir) as tmp:
+        truth = simulate_detector_run(tmp, seed=args.seed)
+    if not args.quiet:
+        print(
+            f"wrote simulated detector run {args.out_dir}/ (P_e {truth['pyroelectric_coefficient_uC_per_cm2_K']:.3g} "
+            f"uC/cm2/K, sensitivity {truth['sensitivity_uC_per_Gy_cm2']:.4g} uC/Gy/cm2, detection limit "
+            f"{truth['detection_limit_nGy_per_s']:.4g} nGy/s)"
+        )
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``plscope`` console script.
 
@@ -540,6 +603,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reanalyze": _cmd_reanalyze,
         "calibrate": _cmd_calibrate,
         "config": _cmd_config,
+        "detector": _cmd_detector,
+        "simulate-detector": _cmd_simulate_detector,
     }
     previous = _terminate_as_interrupt()
     try:

@@ -29,7 +29,7 @@ def off_levels(t: np.ndarray, x: np.ndarray, seg: pd.DataFrame, *, fraction: flo
     off = seg["off_s"].to_numpy()
     starts = np.concatenate(([t[0]], off))
     ends = np.concatenate((on, [t[-1] + 1e-12]))
-    typical = float(np.median(on[1:] - off[:-1])) if on.size > 1 else float(np.max(ends - starts))
+    typical = float(np.median(on[1:] - off[:-1])) if on.size > 1 else 0.0  # one pulse: both sides usable
     rows = []
     for a, b in zip(starts, ends):
         mid = b - fraction * (b - a)

@@ -55,9 +55,10 @@ def _cycles(t: np.ndarray, i: np.ndarray, seg: pd.DataFrame) -> pd.DataFrame:
     for k, (a, b) in enumerate(zip(seg["on_s"], seg["off_s"])):
         photo, rms, n = segment_mean(t, i, 0.5 * (a + b), b)
         dark = lv.level_A[k]
-        if n < 2 or not np.isfinite(dark) or rms <= 0:
+        if n < 2 or not np.isfinite(dark):
             continue
-        rows.append((k + 1, a, b, photo, dark, rms, (photo - dark) / rms, lv.std_A[k]))
+        snr = (photo - dark) / rms if rms > 0 else math.nan  # a constant current: not recorded?
+        rows.append((k + 1, a, b, photo, dark, rms, snr, lv.std_A[k]))
     return pd.DataFrame(
         rows, columns=["cycle", "on_s", "off_s", "photo_A", "dark_A", "rms_A", "snr", "dark_std_A"]
     )

@@ -142,6 +142,9 @@ def _xray(run_dir: Path, cfg: DetectorConfig, res: DetectorResult) -> None:
             raise RunFolderError(path, str(exc)) from None
         rows.append(r.row)
         results.append(r)
+        if not math.isfinite(r.row["snr"]):
+            _note(res.warnings, f"{entry.path}: SNR not computable: the current is constant over the steady "
+                  "part of the on-segments (not recorded while the source is on?)")  # fmt: skip
         res.traces.append({"kind": "xray", "file": entry.path, "time_s": t, "current_A": i, "segments": seg,
                            "stimulus": how, "dose_rate_nGy_per_s": entry.dose_rate_nGy_per_s, "result": r})  # fmt: skip
     table = pd.DataFrame(rows).sort_values("dose_rate_nGy_per_s", ignore_index=True)
