@@ -163,14 +163,26 @@ def _build_parser() -> argparse.ArgumentParser:
     conf = sub.add_parser(
         "config",
         parents=[common],
-        help="analysis settings",
-        description="Print or check analysis settings files.",
+        help="print or check configuration files",
+        description="Print the documented defaults or check a configuration file: analysis "
+        "settings, experiment.toml or detector.toml (told by the file name, or --kind). "
+        "Generated from the models in plscope.config; see docs/configuration.md.",
     )
     group = conf.add_mutually_exclusive_group(required=True)
     group.add_argument(
-        "--print-defaults", action="store_true", help="print the documented default settings TOML"
+        "--print-defaults",
+        nargs="?",
+        const="settings",
+        choices=("settings", "experiment", "detector"),
+        metavar="KIND",
+        help="print the documented defaults: settings (default), experiment or detector",
     )
-    group.add_argument("--check", type=Path, metavar="SETTINGS.toml", help="validate a settings file")
+    group.add_argument("--check", type=Path, metavar="FILE", help="validate a configuration file")
+    conf.add_argument(
+        "--kind",
+        choices=("settings", "experiment", "detector"),
+        help="kind of the --check file (default: from its name; settings otherwise)",
+    )
 
     sim = sub.add_parser(
         "simulate",
@@ -283,8 +295,8 @@ def _logging_to_stderr(verbose: int, quiet: bool):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .config import load_settings
     from .pipeline import run_imaging
-    from .pipeline.settings import load_settings
 
     t0 = time.perf_counter()
     settings = load_settings(args.config)
@@ -327,8 +339,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
+    from .config import load_settings
     from .pipeline.batch import run_batch
-    from .pipeline.settings import load_settings
 
     settings = load_settings(args.config)
 
@@ -414,8 +426,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_reanalyze(args: argparse.Namespace) -> int:
+    from .config import load_settings
     from .pipeline import reanalyze
-    from .pipeline.settings import load_settings
 
     result, changes = reanalyze(args.out_dir, load_settings(args.config), command_line=sys.argv)
     if not args.quiet:
@@ -445,14 +457,14 @@ def _print_qc(summary: dict) -> None:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    from .pipeline.settings import DEFAULTS_TOML, load_settings
+    from .config.check import check_file, defaults_text
 
     if args.print_defaults:
-        sys.stdout.write(DEFAULTS_TOML)
+        sys.stdout.write(defaults_text(args.print_defaults))
         return EXIT_OK
-    load_settings(args.check)
+    kind, _warnings = check_file(args.check, args.kind)  # warnings are logged to stderr
     if not args.quiet:
-        print(f"{args.check}: valid")
+        print(f"{args.check}: valid {kind} file")
     return EXIT_OK
 
 

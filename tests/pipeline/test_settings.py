@@ -4,8 +4,8 @@ import tomllib
 
 import pytest
 
+from plscope.config.settings import DEFAULTS_TOML, AnalysisSettings, load_settings
 from plscope.errors import ConfigError
-from plscope.pipeline.settings import DEFAULTS_TOML, AnalysisSettings, load_settings
 
 
 def test_documented_defaults_equal_the_code_defaults():
@@ -32,7 +32,7 @@ def test_partial_file_keeps_defaults(tmp_path):
     [
         ('[kinetics]\nmodle = "mono"\n', "did you mean 'kinetics.model'"),
         ('[kinetics]\nmodel = "triexp"\n', "'kinetics.model' must be one of"),
-        ('[traces]\npsf_margin_sigma = "wide"\n', "'traces.psf_margin_sigma' must be float"),
+        ('[traces]\npsf_margin_sigma = "wide"\n', "'traces.psf_margin_sigma' must be a number"),
         ("[detecton]\n", "unknown key 'detecton'"),
         ("[kinetics\n", "not valid TOML"),
     ],

@@ -42,12 +42,12 @@ import math
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from ..columns import KINETICS_COLUMNS, SE_CYCLE_COLUMNS
+from ..config.settings import KineticsSettings  # declared once, with ranges, in plscope.config
 from ._checks import KineticsInputError, as_1d_float, check_cycles, check_exposure, check_time
 from .cycles import (
     BleachModel,
@@ -84,110 +84,6 @@ CURVE_TABLE_COLUMNS = ("particle_id", "level", "field_kV_per_cm", "phase", *CURV
 
 """Columns of :attr:`ParticleKinetics.se_cycles` (one row per cycle; ``used``: in the
 polarization average, i.e. not spoiled by a blink)."""
-
-
-@dataclass(frozen=True)
-class KineticsSettings:
-    """Options of :func:`analyze_particle` and :func:`~plscope.kinetics.population.analyze_population`.
-
-    Attributes
-    ----------
-    plateau_s : float
-        Length of the stable plateaus (pre-ON bright level, quenched level), s.
-    correct_bleaching : bool
-        Divide out the bleaching estimated from the field-OFF plateaus.
-    bleach_plateau_fraction : float
-        Fraction of each OFF window (at its end) used for the bleaching fit.
-    dt_s : float or None
-        Grid step of the averaged curves; default the frame interval.
-    outlier_k, outlier_floor, spoil_fraction : float
-        Blink detection (see :func:`~plscope.kinetics.cycles.superpose_cycles`).
-    min_cycles : int
-        Fewer cycles at a level: no fit, flag 'too_few_cycles'.
-    min_points : int
-        Fewer points in an averaged curve: no fit, flag 'too_few_points'.
-    model : {'auto', 'biexp', 'mono'}
-        Decay model ('auto': biexponential, monoexponential by BIC/fallback;
-        with shape pooling the pooled biexponential).
-    tau_bounds_s : (float, float) or None
-        Search range of time constants; default 0.3 frame interval to 5 x window.
-    weight_by_sem : bool
-        Weight the fits by the SEM over cycles (overrides ``weight_by_noise``).
-    weight_by_noise : bool
-        Weight the fits by the measured per-frame noise / sqrt(cycles per point).
-    transient_s : float
-        Frames starting less than this after a switching edge are left out
-        (amplifier or other transients), s.
-    shape_pooling : bool
-        Population analysis: estimate a prior on the biexponential shape from
-        all particles and refit every curve with it (partial pooling).
-    min_pooled_curves : int
-        Fewer well-determined biexponential curves of a phase: no pooling for
-        that phase (free fits with BIC selection are reported).
-    n_bootstrap_cycles : int
-        Bootstrap resamples over cycles when a fit has no valid covariance
-        (0: no bootstrap).
-    n_bootstrap : int
-        Bootstrap resamples (over particles) of the population statistics.
-    bootstrap_seed : int
-        Seed of every bootstrap (results are reproducible).
-    fit_method : {'trace', 'curves'}
-        Population analysis: 'curves' (default) reports the fits of the
-        averaged curves; 'trace' refits every particle's whole trace with the
-        state carried across half cycles and the shape pooled hierarchically
-        (:mod:`~plscope.kinetics.refine`). ``model = 'mono'`` always uses the curves.
-    min_tau_frames : float
-        A fitted time constant shorter than this many frame intervals is
-        never ``fit_ok`` (flag 'tau_below_min_frames'): the camera cannot
-        resolve it, and such fits come from blinks or noise.
-    qc_max_excluded_fraction, qc_min_particles_per_field : float, int
-        Thresholds of the run-level QC (:func:`~plscope.kinetics.qc.kinetics_qc`).
-    """
-
-    plateau_s: float = 3.0
-    correct_bleaching: bool = True
-    bleach_plateau_fraction: float = 0.3
-    dt_s: float | None = None
-    outlier_k: float = 4.0
-    outlier_floor: float = 0.02
-    spoil_fraction: float = 0.2
-    min_cycles: int = 2
-    min_points: int = 8
-    model: Literal["auto", "biexp", "mono"] = "auto"
-    tau_bounds_s: tuple[float, float] | None = None
-    weight_by_sem: bool = False
-    weight_by_noise: bool = True
-    transient_s: float = 0.0
-    shape_pooling: bool = True
-    min_pooled_curves: int = 5
-    n_bootstrap_cycles: int = 100
-    n_bootstrap: int = 2000
-    bootstrap_seed: int = 0
-    min_tau_frames: float = 2.0
-    fit_method: Literal["trace", "curves"] = "curves"
-    qc_max_excluded_fraction: float = 0.25
-    qc_min_particles_per_field: int = 5
-
-    @classmethod
-    def from_any(cls, settings) -> KineticsSettings:
-        """Accept None, a KineticsSettings or a mapping of field names."""
-        if settings is None:
-            return cls()
-        if isinstance(settings, cls):
-            return settings
-        if isinstance(settings, Mapping):
-            names = {f.name for f in dataclasses.fields(cls)}
-            unknown = sorted(set(settings) - names)
-            if unknown:
-                raise KineticsInputError(f"settings: unknown key(s) {unknown}; known: {sorted(names)}")
-            return cls(**dict(settings))
-        raise KineticsInputError(
-            f"settings: expected KineticsSettings or a mapping, got {type(settings).__name__}"
-        )
-
-    def to_dict(self) -> dict:
-        """Plain dict of the settings."""
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True, eq=False)
@@ -786,7 +682,7 @@ def analyze_particle(
     recovery average; ``n_cycles_spoiled`` the cycles left out of either.
     ``fit_ok`` requires both the polarization and the recovery fit to be ok.
     """
-    s = KineticsSettings.from_any(settings)
+    s = KineticsSettings.from_any(settings, error=KineticsInputError)
     t_raw = as_1d_float("time_s", time_s)
     y = as_1d_float("intensity", intensity, length=t_raw.size)
     exposure_s = check_exposure(exposure_s)

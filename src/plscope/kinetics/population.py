@@ -444,7 +444,7 @@ def analyze_population(
         Never raises for bad data (a particle whose fit cannot be determined
         is flagged with its reason in ``table['exclusion_reason']``).
     """
-    s = KineticsSettings.from_any(settings)
+    s = KineticsSettings.from_any(settings, error=KineticsInputError)
     sizes, size_errs, informative = {}, {}, {}
     if particles is not None and len(particles):
         p = particles.drop_duplicates("particle_id").set_index("particle_id")

@@ -28,6 +28,7 @@ import pandas as pd
 
 from .._json import jsonable
 from ..columns import KINETICS_SPEC_COLUMNS
+from ..config.experiment import field_warning
 from ..errors import PlscopeError, RunFolderError
 from ..io import DaqLog, ExperimentConfig, Stack, load_experiment, open_stack, read_daq
 from ..kinetics import analyze_population, summarize_population
@@ -120,6 +121,9 @@ def _cycles(
         source=source,
         level_tolerance=cfg.field.level_tolerance,
     )
+    high = field_warning(float(segments["field_kV_per_cm"].max()) if len(segments) else 0.0, source)
+    if high:
+        warnings.append(high)
     warnings.extend(segments.attrs.get("warnings", []))
     t_end = float(t_frames[-1] + exposure_s / 2)
     t_start = float(t_frames[0] - exposure_s / 2)

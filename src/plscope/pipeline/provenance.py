@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from ..io import ExperimentConfig
+from ..config.experiment import input_files  # noqa: F401  (re-exported: pipeline modules import it from here)
 
 #: distributions whose versions are recorded
 DEPENDENCIES = (
@@ -86,22 +86,3 @@ def provenance(
         "finished_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "command_line": list(command_line) if command_line is not None else list(sys.argv),
     }
-
-
-def input_files(cfg: ExperimentConfig) -> list[Path]:
-    """Every input file of a run folder (experiment.toml, movie files, DAQ log, ...)."""
-    files = [cfg.file]
-    for section in ("movie", "spectra"):
-        sub = getattr(cfg, section)
-        if sub is None:
-            continue
-        target = cfg.resolve(sub.path)
-        if any(ch in sub.path for ch in "*?["):
-            files.extend(sorted(target.parent.glob(target.name)))
-        else:
-            files.append(target)
-        if section == "spectra" and sub.lamp:
-            files.append(cfg.resolve(sub.lamp))
-    if cfg.daq is not None:
-        files.append(cfg.resolve(cfg.daq.path))
-    return files

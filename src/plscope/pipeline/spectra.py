@@ -39,6 +39,7 @@ from tqdm.dask import TqdmCallback
 
 from .. import __version__, columns
 from ..columns import KINETICS_SPEC_COLUMNS, SPECTRA_EXTRA_COLUMNS, SPECTRAL_SHIFT_COLUMNS
+from ..config.experiment import field_warning
 from ..errors import RunFolderError
 from ..io import DaqLog, ExperimentConfig, load_experiment, open_stack, read_daq
 from ..report.spectra import render_spectra_report
@@ -259,6 +260,9 @@ def _field(
         source=source,
         level_tolerance=cfg.field.level_tolerance,
     )
+    high = field_warning(float(segments["field_kV_per_cm"].max()) if len(segments) else 0.0, source)
+    if high:
+        warnings.append(high)
     t0, t1 = float(start_s[0]), float(start_s[-1] + exposure_s)
     if len(segments):
         segments = segments[(segments["end_s"] > t0) & (segments["start_s"] < t1)].reset_index(drop=True)
