@@ -10,6 +10,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -218,3 +219,18 @@ def test_random_detector_files_never_give_a_traceback(tmp_path, doc, capsys):
     p.write_text(_document_text(doc), encoding="utf-8")
     assert main(["config", "--check", str(p), "-q"]) in (0, 2)
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workers", ["-1", "0", "100000"])
+def test_batch_refuses_absurd_worker_counts_before_any_work(tmp_path, capsys, workers):
+    root = tmp_path / "root"
+    (root / "r1").mkdir(parents=True)
+    (root / "r1" / "experiment.toml").write_text('[movie]\npath = "m.tif"\n')
+    out = tmp_path / "out"
+    assert main(["batch", str(root), "--out", str(out), "--workers", workers]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == f"plscope: error: --workers: 'workers' must be a positive integer in [1, 1024], got {int(workers)}"
+    )
+    assert not out.exists()

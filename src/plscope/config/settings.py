@@ -40,6 +40,8 @@ MIN_DT_S = 1e-3
 MAX_TIME_S = 86_400.0
 #: Frames averaged into the reference image.
 MAX_REFERENCE_FRAMES = 10_000
+#: Most worker processes or SLURM jobs of a batch.
+MAX_WORKERS = 1024
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
@@ -252,6 +254,20 @@ class AnalysisSettings:
     def from_toml(cls, path: str | os.PathLike) -> AnalysisSettings:
         """Read and validate a settings TOML file."""
         return cls.from_dict(load_toml(path, what="settings file"), source=path)
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class BatchOptions:
+    """Options of ``plscope batch`` (command line; not part of the settings file)."""
+
+    workers: Int | None = setting(
+        None, ge=1, le=MAX_WORKERS, doc="worker processes (local) or SLURM jobs (default: one per core)"
+    )
+
+    @classmethod
+    def check(cls, *, source: str = "--workers", **values: Any) -> BatchOptions:
+        """Validated options; :class:`ConfigError` naming ``source``."""
+        return validate(cls, {k: v for k, v in values.items() if v is not None}, source=source)
 
 
 def load_settings(path: str | os.PathLike | None) -> AnalysisSettings:

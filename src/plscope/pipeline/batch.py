@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._files import atomic_write_text
+from ..config.settings import AnalysisSettings, BatchOptions
 from ..errors import PlscopeError, RunFolderError
 from .output import COMPLETE_MARKER
-from .settings import AnalysisSettings
 
 logger = logging.getLogger(__name__)
 
@@ -392,6 +392,7 @@ def run_batch(
 
     root = Path(root)
     out = Path(out)
+    BatchOptions.check(workers=workers)  # 1 <= workers <= 1024: never a hang on -1
     runs = find_runs(root, exclude=out)
     if not runs:
         raise RunFolderError(root, "no run folder (a folder with experiment.toml) found under it")
