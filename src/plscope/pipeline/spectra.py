@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import json
 import logging
 import math
 import os
@@ -42,10 +43,18 @@ from ..columns import KINETICS_SPEC_COLUMNS, SPECTRA_EXTRA_COLUMNS, SPECTRAL_SHI
 from ..config.experiment import field_warning
 from ..errors import RunFolderError
 from ..io import DaqLog, ExperimentConfig, load_experiment, open_stack, read_daq
+from ..io.stack import stack_frame_times
 from ..report.spectra import render_spectra_report
 from ..results import SpectraResult
 from ..spectra.calibration import Calibration, CalibrationError, calibrate
-from ..spectra.extract import extract_spectra_dask, find_stripes, reference_frame, stripe_weights
+from ..spectra.extract import (
+    MAX_TRACK_ROWS,
+    extract_spectra_dask,
+    find_stripes,
+    reference_frame,
+    stripe_weights,
+    track_stripes,
+)
 from ..spectra.lamp import read_lamp, read_lines
 from ..spectra.lorentz import fit_lorentzians_dask, fits_to_frame
 from ..spectra.shifts import add_shifts, frame_fields, frame_phases, shift_slope, shift_statistics
@@ -85,17 +94,43 @@ def _note(warnings: list[str], text: str) -> None:
 # --------------------------------------------------------------------------
 
 
-def calibration_for(cfg: ExperimentConfig, *, guess: Sequence[float] | None = None):
-    """The calibration of ``[spectra]``: given coefficients, or the lamp against its lines.
+def calibration_for(
+    cfg: ExperimentConfig, *, guess: Sequence[float] | None = None, stack=None
+) -> Calibration:
+    """The calibration of ``[spectra]``.
+
+    In order: the lamp against its lines (``lamp`` + ``lamp_lines_nm``), a
+    ``calibration.json`` written by ``plscope calibrate`` (``calibration``),
+    the given coefficients (``dispersion_nm``, pixels from
+    ``dispersion_first_pixel``), else the wavelength axis stored in the
+    spectra file (``stack.wavelength_nm``: SIF, SPE).
 
     Raises
     ------
     RunFolderError
         The lamp file cannot be read or calibrated (naming the lamp file),
-        or the given coefficients are unusable (naming experiment.toml).
+        the calibration file is unusable (naming it), the given
+        coefficients are unusable, or nothing gives a wavelength axis
+        (naming experiment.toml).
     """
     spec = cfg.spectra
     assert spec is not None
+    if spec.calibration:
+        return _calibration_file(cfg.resolve(spec.calibration))
+    if not (spec.lamp and spec.lamp_lines_nm) and not spec.dispersion_nm:
+        axis = None if stack is None else getattr(stack, "wavelength_nm", None)
+        if axis is None:
+            raise RunFolderError(
+                cfg.file,
+                f"[spectra] gives no wavelength calibration (lamp + lamp_lines_nm, calibration or "
+                f"dispersion_nm) and {spec.path} has no wavelength axis of its own",
+            )
+        try:
+            return Calibration.from_axis(
+                axis, detail=f"the wavelength axis stored in the {getattr(stack, 'format', '')} file"
+            )
+        except CalibrationError as exc:
+            raise RunFolderError(cfg.resolve(spec.path), f"wavelength axis: {exc}") from None
     if spec.lamp and spec.lamp_lines_nm:
         lamp_path = cfg.resolve(spec.lamp)
         lamp = read_lamp(lamp_path)
@@ -113,9 +148,26 @@ def calibration_for(cfg: ExperimentConfig, *, guess: Sequence[float] | None = No
             )
         return cal
     try:
-        return Calibration.from_coefficients(spec.dispersion_nm or ())
+        return Calibration.from_coefficients(
+            spec.dispersion_nm or (), first_pixel=spec.dispersion_first_pixel
+        )
     except CalibrationError as exc:
         raise RunFolderError(cfg.file, f"spectra.dispersion_nm: {exc}") from None
+
+
+def _calibration_file(path: Path) -> Calibration:
+    """A ``calibration.json`` as ``plscope calibrate`` (or a run) wrote it."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RunFolderError(path, f"cannot be read: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunFolderError(path, f"not valid JSON: {exc}") from None
+    try:
+        cal = Calibration.from_dict(record)
+    except CalibrationError as exc:
+        raise RunFolderError(path, str(exc)) from None
+    return dataclasses.replace(cal, detail=f"{Path(path).name} ({cal.source})")
 
 
 def _with_warning(cal: Calibration, text: str) -> Calibration:
@@ -216,16 +268,16 @@ def calibrate_command(
 # --------------------------------------------------------------------------
 
 
-def _timing(cfg: ExperimentConfig, daq: DaqLog | None, n_frames: int, warnings: list[str]):
+def _timing(cfg: ExperimentConfig, daq: DaqLog | None, n_frames: int, warnings: list[str], stack=None):
     """Exposure starts, mid times, exposure (s) and the DAQ log (or None)."""
     if cfg.daq is None:
-        rate = cfg.movie.frame_rate_hz if cfg.movie is not None else None
-        if rate:
-            _note(warnings, "no [daq]: spectra timed by movie.frame_rate_hz")
-            t = np.arange(n_frames) / rate
+        rate = cfg.spectra.frame_rate_hz or (cfg.movie.frame_rate_hz if cfg.movie is not None else None)
+        if stack is None:
+            t = np.arange(n_frames) / rate if rate else np.arange(n_frames, dtype=float)
+            how = "the given frame rate" if rate else "frame index"
         else:
-            _note(warnings, "no [daq]: spectra timed by frame index")
-            t = np.arange(n_frames, dtype=float)
+            t, how = stack_frame_times(stack, rate)
+        _note(warnings, f"no [daq]: spectra timed by {how}")
         return t, t, 0.0, None
     daq_path = cfg.resolve(cfg.daq.path)
     if daq is None:
@@ -338,21 +390,33 @@ def analyze_spectra(
         raise RunFolderError(cfg.file, "spectral analysis needs a [spectra] table")
     warnings: list[str] = []
     spec_path = cfg.resolve(cfg.spectra.path)
-    stack = open_stack(spec_path, chunk_frames=chunk_frames)
+    stack = open_stack(
+        spec_path,
+        chunk_frames=chunk_frames,
+        channel=cfg.spectra.channel,
+        z=cfg.spectra.z,
+        position=cfg.spectra.position,
+    )
     warnings.extend(stack.warnings)
     n_frames, n_rows, n_px = (int(s) for s in stack.data.shape)
     inputs = [str(p) for p in stack.paths]
 
-    cal = calibration_for(cfg, guess=guess)
+    cal = calibration_for(cfg, guess=guess, stack=stack)
     for w in cal.warnings:
         _note(warnings, f"calibration: {w}")
     if cfg.spectra.lamp and cfg.spectra.lamp_lines_nm:
         inputs.append(str(cfg.resolve(cfg.spectra.lamp)))
-    if cal.pixel_range is not None and (cal.pixel_range[1] < n_px - 1 - 1e-9 or cal.pixel_range[0] > 0):
+    if cfg.spectra.calibration:
+        inputs.append(str(cfg.resolve(cfg.spectra.calibration)))
+    if (
+        cal.source != "lamp"  # a lamp calibration says where it extrapolates in its own warnings
+        and cal.pixel_range is not None
+        and (cal.pixel_range[1] < n_px - 1 - 1e-9 or cal.pixel_range[0] > 0)
+    ):
         _note(
             warnings,
-            f"calibration: the lamp covers pixels {cal.pixel_range[0]:g}-{cal.pixel_range[1]:g} but "
-            f"the spectra have {n_px} columns",
+            f"calibration: valid for pixels {cal.pixel_range[0]:g}-{cal.pixel_range[1]:g} but "
+            f"the spectra have {n_px} columns; extrapolated beyond",
         )
     if not cal.check_monotonic(n_px):
         raise RunFolderError(
@@ -382,17 +446,25 @@ def analyze_spectra(
     )
 
     # timing and field first: a sync problem fails before the heavy work
-    start_s, mid_s, exposure_s, daq = _timing(cfg, daq, n_frames, warnings)
+    start_s, mid_s, exposure_s, daq = _timing(cfg, daq, n_frames, warnings, stack)
     if cfg.daq is not None:
         inputs.append(str(cfg.resolve(cfg.daq.path)))
     segments, cycles, trace = _field(cfg, daq, start_s, exposure_s, warnings)
 
     ref = reference_frame(stack.data)
-    stripes = find_stripes(ref)
+    if n_rows <= MAX_TRACK_ROWS:
+        stripes = track_stripes(ref)
+        _note(
+            warnings,
+            f"spectra: frames of {n_rows} row(s) are track read-outs (full vertical binning or tracks): "
+            "one spectrum per track, not background-subtracted",
+        )
+    else:
+        stripes = find_stripes(ref)
     if len(stripes) == 0:
         raise RunFolderError(spec_path, "no particle stripe found along the slit (rows) of the spectra")
     missing_bg = stripes.loc[stripes["n_background_rows"] == 0, "particle_id"].tolist()
-    if missing_bg:
+    if missing_bg and n_rows > MAX_TRACK_ROWS:
         _note(
             warnings,
             f"spectra: no background rows beside particle(s) {missing_bg}; not background-subtracted",
@@ -537,7 +609,17 @@ def spectra_summary_keys(
         "spectral_calibration": {
             k: v
             for k, v in calibration.to_dict().items()
-            if k in ("dispersion_nm", "rms_nm", "order", "n_lines", "source", "pixel_range")
+            if k
+            in (
+                "dispersion_nm",
+                "rms_nm",
+                "order",
+                "n_lines",
+                "source",
+                "pixel_range",
+                "extrapolation_nm",
+                "detail",
+            )
         },
     }
     if not has_field:

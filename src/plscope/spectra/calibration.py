@@ -23,6 +23,7 @@ Steps (each a pure function of arrays):
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -44,9 +45,11 @@ __all__ = [
     "Calibration",
     "CalibrationError",
     "calibrate",
+    "extrapolation_spread_nm",
     "find_lamp_peaks",
     "fit_dispersion",
     "identify_lines",
+    "shift_pixel_origin",
     "wavelength_at",
 ]
 
@@ -107,13 +110,25 @@ class Calibration:
         One row per identified line, columns :data:`LINE_COLUMNS`
         (``used`` false for saturated, blended or rejected lines).
     pixel_range : (float, float) or None
-        Pixels of the lamp spectrum: the calibration is an extrapolation
-        outside the range of the lines used.
+        Pixels where the calibration is valid: for a lamp, the outermost
+        lines used (outside, it is an extrapolation, warned about and
+        quantified in ``extrapolation_nm``); for a file's own axis, its columns.
     source : str
-        ``"lamp"`` or ``"coefficients"``.
+        ``"lamp"``, ``"coefficients"``, ``"calibration.json"`` or ``"file"``
+        (the wavelength axis stored in the spectra file).
     unmatched_px : tuple of float
         Peaks of the lamp that match no line.
     warnings : tuple of str
+    table_nm : numpy.ndarray or None
+        The wavelength of every pixel when the calibration is a table (SPE 3
+        files store one); pixels beyond it follow ``dispersion_nm``.
+    extrapolation_nm : float or None
+        Lamp: largest difference, over the detector pixels outside
+        ``pixel_range``, between the chosen polynomial and those one order
+        lower and higher through the same lines -- how far the extrapolated
+        wavelengths can be trusted.
+    detail : str
+        Where the calibration came from, in words.
     """
 
     dispersion_nm: tuple[float, ...]
@@ -124,20 +139,98 @@ class Calibration:
     source: str = "coefficients"
     unmatched_px: tuple[float, ...] = ()
     warnings: tuple[str, ...] = ()
+    table_nm: np.ndarray | None = None
+    extrapolation_nm: float | None = None
+    detail: str = ""
 
     @classmethod
-    def from_coefficients(cls, dispersion_nm: Sequence[float]) -> Calibration:
-        """A calibration given as polynomial coefficients ``[c0, c1, ...]``."""
+    def from_coefficients(cls, dispersion_nm: Sequence[float], *, first_pixel: int = 0) -> Calibration:
+        """A calibration given as polynomial coefficients ``[c0, c1, ...]``.
+
+        ``first_pixel = 1``: the coefficients number pixels from 1 (Andor
+        Solis, WinSpec); they are converted to the 0-based columns used here.
+        """
         coefs = tuple(float(c) for c in dispersion_nm)
         if len(coefs) < 2 or not all(math.isfinite(c) for c in coefs) or coefs[1] == 0 and len(coefs) == 2:
             raise CalibrationError(
                 f"dispersion_nm must be at least [c0, c1] with finite values, got {list(coefs)}"
             )
-        return cls(dispersion_nm=coefs, order=len(coefs) - 1, source="coefficients")
+        detail = "dispersion_nm"
+        if first_pixel:
+            coefs = shift_pixel_origin(coefs, first_pixel)
+            detail = f"dispersion_nm for pixels numbered from {first_pixel}, converted to 0-based columns"
+        return cls(dispersion_nm=coefs, order=len(coefs) - 1, source="coefficients", detail=detail)
+
+    @classmethod
+    def from_axis(cls, wavelength_nm, *, detail: str = "the file's wavelength axis") -> Calibration:
+        """The wavelength of every column as stored in a spectra file.
+
+        Exactly the file's values at its columns. ``dispersion_nm`` is the
+        polynomial (order <= 3) through them; when it reproduces every
+        column to 1e-6 nm (SIF and SPE 2 store a polynomial) it is the
+        calibration, else the table is (SPE 3) and the polynomial only
+        extends it beyond the last column.
+        """
+        wl = np.asarray(wavelength_nm, dtype=np.float64)
+        if wl.ndim != 1 or wl.size < 2 or not np.all(np.isfinite(wl)):
+            raise CalibrationError(f"a wavelength axis needs >= 2 finite values, got shape {wl.shape}")
+        d = np.diff(wl)
+        if not (np.all(d > 0) or np.all(d < 0)):
+            raise CalibrationError("the file's wavelength axis is not monotonic")
+        px = np.arange(wl.size, dtype=np.float64)
+        for order in range(1, int(min(3, wl.size - 1)) + 1):  # the lowest order that reproduces it
+            coefs = np.polynomial.polynomial.Polynomial.fit(px, wl, order).convert().coef
+            exact = float(np.max(np.abs(wavelength_at(px, coefs) - wl))) < 1e-6
+            if exact:
+                break
+        return cls(
+            dispersion_nm=tuple(float(c) for c in coefs),
+            order=order,
+            pixel_range=(0.0, float(wl.size - 1)),
+            source="file",
+            table_nm=None if exact else wl.copy(),
+            detail=detail,
+        )
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Calibration:
+        """A calibration as :meth:`to_dict` (and ``plscope calibrate``) wrote it.
+
+        Raises
+        ------
+        CalibrationError
+            The record lacks ``dispersion_nm`` or it is unusable.
+        """
+        if not isinstance(record, dict) or not isinstance(record.get("dispersion_nm"), list):
+            raise CalibrationError("has no 'dispersion_nm' list (not a calibration written by plscope?)")
+        base = cls.from_coefficients(record["dispersion_nm"])
+        rng = record.get("pixel_range")
+        table = record.get("table_nm")
+        lines = pd.DataFrame(record.get("lines") or [], columns=list(LINE_COLUMNS))
+        for col in ("used", "saturated", "blended", "rejected"):
+            lines[col] = np.array([bool(v) for v in lines[col]], dtype=bool)
+        return dataclasses.replace(
+            base,
+            rms_nm=record.get("rms_nm"),
+            order=int(record.get("order", base.order)),
+            lines=lines,
+            pixel_range=None if not rng else (float(rng[0]), float(rng[1])),
+            source=str(record.get("source", "coefficients")),
+            table_nm=None if not table else np.asarray(table, np.float64),
+            extrapolation_nm=record.get("extrapolation_nm"),
+            warnings=tuple(record.get("warnings") or ()),
+            detail=str(record.get("detail", "")),
+        )
 
     def wavelength_nm(self, pixel) -> np.ndarray:
         """Wavelength (nm) at ``pixel`` (array_like, 0-based, fractional allowed)."""
-        return wavelength_at(pixel, self.dispersion_nm)
+        poly = wavelength_at(pixel, self.dispersion_nm)
+        if self.table_nm is None:
+            return poly
+        px = np.asarray(pixel, dtype=float)
+        inside = (px >= 0) & (px <= self.table_nm.size - 1)
+        table = np.interp(px, np.arange(self.table_nm.size), self.table_nm)
+        return np.where(inside, table, poly)
 
     def dispersion_nm_per_px(self, pixel) -> np.ndarray:
         """Local dispersion ``d lambda / d px`` (nm per pixel)."""
@@ -151,7 +244,10 @@ class Calibration:
 
     def check_monotonic(self, n_pixels: int) -> bool:
         """Whether the wavelength changes monotonically over pixels ``0 .. n_pixels - 1``."""
-        d = self.dispersion_nm_per_px(np.arange(n_pixels))
+        if self.table_nm is not None:
+            d = np.diff(self.wavelength_nm(np.arange(n_pixels)))
+        else:
+            d = self.dispersion_nm_per_px(np.arange(n_pixels))
         return bool(np.all(d > 0) or np.all(d < 0))
 
     def to_dict(self) -> dict[str, Any]:
@@ -180,10 +276,55 @@ class Calibration:
             "n_lines": self.n_lines,
             "source": self.source,
             "pixel_range": None if self.pixel_range is None else [float(v) for v in self.pixel_range],
+            "extrapolation_nm": (
+                None
+                if self.extrapolation_nm is None or not math.isfinite(self.extrapolation_nm)
+                else float(self.extrapolation_nm)
+            ),
+            "detail": self.detail,
+            "table_nm": None if self.table_nm is None else [float(v) for v in self.table_nm],
             "lines": lines,
             "unmatched_px": [float(p) for p in self.unmatched_px],
             "warnings": list(self.warnings),
         }
+
+
+def shift_pixel_origin(dispersion_nm: Sequence[float], first_pixel: int) -> tuple[float, ...]:
+    """Coefficients for 0-based columns from coefficients for pixels numbered from ``first_pixel``.
+
+    ``lambda = sum c_k q**k`` with ``q = px + first_pixel``; the result
+    ``b`` gives the same wavelengths as ``sum b_k px**k``.
+    """
+    from numpy.polynomial import Polynomial
+
+    p = Polynomial(np.asarray(dispersion_nm, float))(Polynomial([float(first_pixel), 1.0]))
+    coef = np.zeros(len(dispersion_nm))
+    coef[: p.coef.size] = p.coef
+    return tuple(float(c) for c in coef)
+
+
+def extrapolation_spread_nm(
+    pixel, wavelength_nm, order: int, pixels_outside: np.ndarray, coefs: np.ndarray
+) -> float | None:
+    """How far polynomials one order lower and higher through the same lines disagree outside them.
+
+    Returns the largest ``|lambda_o'(px) - lambda_o(px)|`` over
+    ``pixels_outside`` for ``o' = order - 1`` (if >= 1) and ``order + 1``
+    (if the lines leave a degree of freedom), or None when there is no
+    pixel outside or no alternative order.
+    """
+    px = np.asarray(pixel, float)
+    wl = np.asarray(wavelength_nm, float)
+    out = np.asarray(pixels_outside, float)
+    if out.size == 0:
+        return None
+    spreads = []
+    for o in (order - 1, order + 1):
+        if o < 1 or px.size < o + 2:
+            continue
+        alt = _poly_fit(px, wl, o)
+        spreads.append(float(np.max(np.abs(wavelength_at(out, alt) - wavelength_at(out, coefs)))))
+    return max(spreads) if spreads else None
 
 
 # --------------------------------------------------------------------------
@@ -798,18 +939,30 @@ def calibrate(
         )
     lo_px, hi_px = float(px_all.min()), float(px_all.max())
     span_used = table.loc[table["used"], "pixel"]
-    if len(span_used) and (span_used.max() - span_used.min()) < 0.5 * (hi_px - lo_px):
+    valid = (float(span_used.min()), float(span_used.max())) if len(span_used) else (lo_px, hi_px)
+    outside = px_all[(px_all < valid[0]) | (px_all > valid[1])]
+    spread = extrapolation_spread_nm(
+        table.loc[table["used"], "pixel"], table.loc[table["used"], "wavelength_nm"], o, outside, coefs
+    )
+    if outside.size:
+        how_far = (
+            ""
+            if spread is None
+            else f" (polynomials one order lower/higher differ there by up to {spread:.3f} nm)"
+        )
         notes.append(
-            f"the lines used span pixels {span_used.min():.0f}-{span_used.max():.0f} of "
-            f"{lo_px:.0f}-{hi_px:.0f}: the calibration is extrapolated elsewhere"
+            f"extrapolated beyond the outermost lines used (pixels {valid[0]:.1f}-{valid[1]:.1f}) "
+            f"over {outside.size} of the {px_all.size} pixels {lo_px:.0f}-{hi_px:.0f}{how_far}"
         )
     cal = Calibration(
         dispersion_nm=tuple(float(c) for c in coefs),
         rms_nm=rms,
         order=int(o),
         lines=table,
-        pixel_range=(lo_px, hi_px),
+        pixel_range=valid,
         source="lamp",
+        extrapolation_nm=spread,
+        detail=f"lamp lines, order {o}",
         unmatched_px=tuple(float(p) for p in peaks["pixel"].to_numpy()[unmatched]),
         warnings=tuple(notes),
     )

@@ -29,12 +29,14 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "STRIPE_COLUMNS",
+    "MAX_TRACK_ROWS",
     "ExtractionError",
     "extract_spectra",
     "extract_spectra_dask",
     "find_stripes",
     "reference_frame",
     "stripe_weights",
+    "track_stripes",
 ]
 
 #: columns of :func:`find_stripes` (rows are slit rows, 0-based; stop is exclusive)
@@ -175,6 +177,39 @@ def find_stripes(
     table["row_stop"] = table["row_stop"].astype(np.int64)
     table["n_background_rows"] = table["n_background_rows"].astype(np.int64)
     table.attrs["background_rows"] = bg
+    return table
+
+
+#: frames with at most this many rows are read-outs of whole tracks (full
+#: vertical binning, one or a few user-defined tracks), not slit images
+MAX_TRACK_ROWS = 4
+
+
+def track_stripes(image) -> pd.DataFrame:
+    """Each row of a track read-out as one "particle" (no rows to take a background from).
+
+    A spectrum read out with full vertical binning, or as a few
+    user-defined tracks, has a row per track: there is no slit image to
+    find particles in, so every track is one spectrum, not background-subtracted.
+
+    Parameters
+    ----------
+    image : array_like, shape (tracks, cols)
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`find_stripes`, one row per track, ``n_background_rows`` 0.
+    """
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim != 2:
+        raise ExtractionError(f"a track read-out must be 2-D (tracks, wavelength pixels), got {img.shape}")
+    signal = img.mean(axis=1) - float(np.median(img))
+    rows = [(k, float(k), 1.0, k, k + 1, float(signal[k]), math.nan, 0) for k in range(img.shape[0])]
+    table = pd.DataFrame(rows, columns=list(STRIPE_COLUMNS))
+    for c in ("particle_id", "row_start", "row_stop", "n_background_rows"):
+        table[c] = table[c].astype(np.int64)
+    table.attrs["background_rows"] = {k: np.array([], dtype=int) for k in range(img.shape[0])}
     return table
 
 
