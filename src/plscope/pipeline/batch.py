@@ -48,6 +48,10 @@ BATCH_COLUMNS = (
     "n_warnings",
     "run_dir",
     "out_dir",
+    "kind",
+    "pyroelectric_coefficient_uC_per_cm2_K",
+    "sensitivity_uC_per_Gy_cm2",
+    "detection_limit_nGy_per_s",
 )
 
 
@@ -94,7 +98,7 @@ class BatchResult:
 
 
 def find_runs(root: str | os.PathLike, *, exclude: str | os.PathLike | None = None) -> list[Path]:
-    """Every folder under ``root`` (itself included) that holds an experiment.toml.
+    """Every folder under ``root`` (itself included) that holds an experiment.toml or a detector.toml.
 
     Hidden folders and anything under ``exclude`` (the batch output) are skipped.
     """
@@ -103,8 +107,8 @@ def find_runs(root: str | os.PathLike, *, exclude: str | os.PathLike | None = No
         raise RunFolderError(root, "batch root does not exist or is not a folder")
     excl = Path(exclude).resolve() if exclude is not None else None
     runs = []
-    for toml in sorted(root.rglob("experiment.toml")):
-        folder = toml.parent
+    tomls = {t.parent: t for name in ("detector.toml", "experiment.toml") for t in root.rglob(name)}
+    for folder in sorted(tomls):
         rel = folder.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
             continue
@@ -129,8 +133,18 @@ def run_names(runs: list[Path], root: Path) -> list[str]:
 # --------------------------------------------------------------------------
 
 
+def _detector_numbers(summary: dict[str, Any]) -> dict[str, Any]:
+    keys = ("pyroelectric_coefficient_uC_per_cm2_K", "sensitivity_uC_per_Gy_cm2", "detection_limit_nGy_per_s")
+    return {
+        "kind": "detector",
+        "n_warnings": len(summary.get("warnings") or []),
+        **{k: summary.get(k) for k in keys},
+    }
+
+
 def _summary_numbers(summary: dict[str, Any]) -> dict[str, Any]:
     return {
+        "kind": "imaging",
         "n_particles": summary.get("n_particles"),
         "fields_kV_per_cm": " ".join(f"{e:g}" for e in summary.get("fields_kV_per_cm") or []),
         "ion_mobility_cm2_per_Vs": summary.get("ion_mobility_cm2_per_Vs"),
@@ -256,7 +270,12 @@ def process_run(
         run=name or Path(run_dir).name, run_dir=str(run_dir), out_dir=str(out_dir), status="ok"
     )
     try:
-        if not force and up_to_date(run_dir, out_dir, settings_obj):
+        if (Path(run_dir) / "detector.toml").is_file() and not (Path(run_dir) / "experiment.toml").is_file():
+            from .detector import run_detector
+
+            result = run_detector(run_dir, out_dir, command_line=command_line)
+            outcome.numbers = _detector_numbers(result.summary | {"warnings": result.warnings})
+        elif not force and up_to_date(run_dir, out_dir, settings_obj):
             summary = json.loads((Path(out_dir) / "summary.json").read_text())
             outcome.status = "skipped"
             outcome.reason = "inputs and settings unchanged"
@@ -395,7 +414,9 @@ def run_batch(
     BatchOptions.check(workers=workers)  # 1 <= workers <= 1024: never a hang on -1
     runs = find_runs(root, exclude=out)
     if not runs:
-        raise RunFolderError(root, "no run folder (a folder with experiment.toml) found under it")
+        raise RunFolderError(
+            root, "no run folder (a folder with experiment.toml or detector.toml) found under it"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -497,6 +518,13 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
+def _detector_cell(r: dict[str, Any]) -> str:
+    if r.get("kind") != "detector":
+        return "—"
+    keys = ("pyroelectric_coefficient_uC_per_cm2_K", "sensitivity_uC_per_Gy_cm2", "detection_limit_nGy_per_s")
+    return " / ".join(_fmt(r.get(k)) for k in keys)
+
+
 def write_index(outcomes: list[RunOutcome], out: Path, *, started: _dt.datetime, root: Path) -> None:
     """Write ``batch.csv`` and the self-contained ``index.html`` of a batch."""
     buf = io.StringIO()
@@ -519,7 +547,8 @@ def write_index(outcomes: list[RunOutcome], out: Path, *, started: _dt.datetime,
             f"<tr class='{o.status}'><td class='k'>{link}</td><td>{o.status}</td>"
             f"<td>{_fmt(r['n_particles'])}</td><td>{_fmt(r['fields_kV_per_cm'])}</td>"
             f"<td>{_fmt(r['ion_mobility_cm2_per_Vs'])}</td><td>{_fmt(r['ion_mobility_std_cm2_per_Vs'])}</td>"
-            f"<td>{_fmt(r['diffusion_coefficient_cm2_per_s'])}</td><td>{r['seconds']:.1f}</td>"
+            f"<td>{_fmt(r['diffusion_coefficient_cm2_per_s'])}</td><td>{_detector_cell(r)}</td>"
+            f"<td>{r['seconds']:.1f}</td>"
             f"<td class='reason'>{html.escape(o.reason)}</td></tr>"
         )
     page = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>plscope batch — {html.escape(str(root))}</title>
@@ -530,7 +559,7 @@ th{{background:#f4f4f4}}td.k,td.reason{{text-align:left}}tr.failed{{background:#
 <p>root: {html.escape(str(root))}<br>started: {started.isoformat(timespec="seconds")} UTC —
 {counts["ok"]} analysed, {counts["skipped"]} unchanged (skipped), {counts["failed"]} failed</p>
 <table id="runs"><tr><th>run</th><th>status</th><th>particles</th><th>fields (kV/cm)</th><th>µ (cm² V⁻¹ s⁻¹)</th>
-<th>µ sd</th><th>D (cm² s⁻¹)</th><th>time (s)</th><th>reason</th></tr>
+<th>µ sd</th><th>D (cm² s⁻¹)</th><th>detector: P_e (µC cm⁻² K⁻¹), S (µC Gy⁻¹ cm⁻²), limit (nGy s⁻¹)</th><th>time (s)</th><th>reason</th></tr>
 {"".join(rows)}
 </table><p><a href="batch.csv">batch.csv</a></p></body></html>
 """

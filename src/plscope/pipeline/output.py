@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 #: the file whose presence marks a complete plscope output folder
 COMPLETE_MARKER = "summary.json"
+#: ... and that of a detector run's output folder
+_OTHER_MARKERS = ("detector_summary.json",)
 
 
 class AtomicOutputDir:
@@ -50,7 +52,8 @@ class AtomicOutputDir:
         out = self.out_dir
         if out.exists() and not out.is_dir():
             raise RunFolderError(out, "output path exists and is not a folder")
-        if out.is_dir() and any(out.iterdir()) and not (out / COMPLETE_MARKER).exists():
+        markers = (COMPLETE_MARKER, *_OTHER_MARKERS)
+        if out.is_dir() and any(out.iterdir()) and not any((out / m).exists() for m in markers):
             raise RunFolderError(
                 out,
                 "output folder exists, is not empty and holds no plscope results; "

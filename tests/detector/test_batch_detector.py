@@ -1,0 +1,36 @@
+"""`plscope batch` runs detector folders beside PL runs: one index, one batch.csv."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from plscope.cli import main
+from plscope.sim import ImagingSimParams, simulate_imaging_run
+from plscope.sim.detector import simulate_detector_run
+
+pytestmark = pytest.mark.slow
+
+TINY = ImagingSimParams(n_particles=3, image_shape=(64, 64), fields_kV_per_cm=(130.0,), cycles_per_level=2,
+                        period_s=24.0, lead_in_s=6.0, size_range_nm=(600.0, 1000.0))  # fmt: skip
+
+
+def test_batch_with_a_detector_folder_beside_a_pl_run(tmp_path):
+    root = tmp_path / "root"
+    simulate_imaging_run(root / "pl", TINY, seed=3)
+    truth = simulate_detector_run(root / "devices" / "cy_i", seed=2)
+    out = tmp_path / "out"
+    for _ in range(2):  # the second batch replaces the detector results it wrote
+        assert main(["-q", "batch", str(root), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    with open(out / "batch.csv", newline="") as fh:
+        rows = {r["run"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == {"pl", "cy_i"}
+    det = rows["cy_i"]
+    assert det["status"] == "ok" and det["kind"] == "detector"
+    assert float(det["detection_limit_nGy_per_s"]) == pytest.approx(
+        truth["detection_limit_nGy_per_s"], rel=0.15
+    )
+    assert rows["pl"]["kind"] == "imaging"
+    assert (out / "cy_i" / "detector_summary.json").is_file() and (out / "cy_i" / "report.html").is_file()
+    assert "cy_i/report.html" in (out / "index.html").read_text()
