@@ -79,6 +79,19 @@ def _match(found: pd.DataFrame, truth: list[dict], max_dist_px: float = 2.0) -> 
     return pairs
 
 
+def _named(pulse: int, warnings: list[str]) -> bool:
+    """A warning names the lost frame: 'frame k', 'TTL pulse k' or 'between TTL pulses a and b' around k."""
+    import re
+
+    for w in warnings:
+        if re.search(rf"\b(frame|TTL pulse) {pulse}\b", w):
+            return True
+        for a, b in re.findall(r"between TTL pulses (\d+) and (\d+)", w):
+            if int(a) <= pulse <= int(b):
+                return True
+    return False
+
+
 def _pct(a: float, b: float) -> float:
     return 100.0 * (a - b) / b if a is not None and b and np.isfinite(a) else float("nan")
 
@@ -145,7 +158,7 @@ def evaluate(truth: dict, out_dir: Path, proc: subprocess.CompletedProcess) -> d
     warnings = summary.get("warnings", [])
     lost = truth.get("lost_frames", [])
     if lost:
-        m["lost_named"] = float(all(any(f"frame {k}" in w for w in warnings) for k in lost))
+        m["lost_named"] = float(all(_named(k, warnings) for k in lost))
     qc = summary.get("qc") or {}
     m["flags"] = f"{len(warnings)} warning(s), QC {qc.get('status', '?') if isinstance(qc, dict) else qc}"
     return m

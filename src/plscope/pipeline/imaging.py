@@ -29,7 +29,7 @@ import pandas as pd
 from .._json import jsonable
 from ..columns import KINETICS_SPEC_COLUMNS
 from ..config.experiment import field_warning
-from ..errors import PlscopeError, RunFolderError
+from ..errors import PlscopeError, RunFolderError, SyncError
 from ..io import DaqLog, ExperimentConfig, Stack, load_experiment, open_stack, read_daq
 from ..kinetics import analyze_population, summarize_population
 from ..report import write_report
@@ -40,6 +40,7 @@ from ..sync import (
     field_kV_per_cm,
     field_levels,
     field_segments,
+    find_lost_frames,
     frame_timing,
     ttl_pulses,
 )
@@ -88,6 +89,9 @@ def _frame_times(cfg: ExperimentConfig, stack: Stack, warnings: list[str], info:
         frame_numbers=getattr(stack, "frame_numbers", None),
     )
     warnings.extend(timing.warnings)
+    # for the lost-frame check after the traces (popped before the summary)
+    info["_pulse_mid_s"] = pulses["start_s"].to_numpy(float) + float(timing.exposure_s) / 2
+    info["_mapped_by_camera"] = getattr(stack, "frame_numbers", None) is not None
     info["n_dropped_frames"] = int(timing.n_dropped)
     info["dropped_after_frames"] = [int(k) for k in np.atleast_1d(timing.dropped_after)]
     frames = pd.DataFrame(
@@ -163,6 +167,50 @@ def _exclusions(particles: pd.DataFrame, settings: AnalysisSettings) -> pd.Serie
     if ex.exclude_poor_quality and "ok" in particles:
         add(~particles["ok"].fillna(True).astype(bool), "quality")
     return reasons
+
+
+def _population_response(traces: pd.DataFrame, off: np.ndarray) -> np.ndarray:
+    """Mean over particles of each trace divided by its median on field-off frames."""
+    wide = traces.pivot_table(index="frame", columns="particle_id", values="intensity").sort_index()
+    vals = wide.to_numpy(float)
+    ref = np.nanmedian(vals[off[: vals.shape[0]]], axis=0) if off.any() else np.nanmedian(vals, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norm = vals / np.where(ref > 0, ref, np.nan)
+    return np.nanmean(norm, axis=1) if norm.shape[1] else np.full(vals.shape[0], np.nan)
+
+
+def _check_lost_frames(cfg, daq, traces, frames, cycles, field_trace, exposure_s, warnings, info):
+    """Frames lost by the acquisition while their TTL pulses were logged: found from the PL
+    response at the field edges, then mapped (with a warning naming them) or refused."""
+    mid = info.pop("_pulse_mid_s", None)
+    by_camera = info.pop("_mapped_by_camera", False)
+    n_frames = len(frames)
+    if mid is None or by_camera or not len(cycles) or mid.size <= n_frames:
+        return frames, cycles, field_trace
+    t_mid = frames["mid_time_s"].to_numpy(float)
+    off = np.ones(n_frames, bool)
+    for c in cycles.itertuples():
+        off &= ~((t_mid >= c.on_start_s) & (t_mid < c.on_end_s))
+    response = _population_response(traces, off)
+    edges = np.concatenate([cycles["on_start_s"].to_numpy(float), cycles["on_end_s"].to_numpy(float)])
+    edges = edges[(edges > mid[0]) & (edges < mid[-1])]
+    lost = find_lost_frames(response, mid, edges, max_lost=mid.size - n_frames)
+    info["lost_frames_checked"] = bool(lost.checked)
+    if not lost.message:
+        return frames, cycles, field_trace
+    source = f"{cfg.resolve(cfg.daq.path)} channel '{cfg.daq.camera_ttl}'"
+    if not lost.lost_between:
+        warnings.append(f"lost frames: {lost.message}")
+        return frames, cycles, field_trace
+    if cfg.daq.dropped_frames == "error":
+        raise SyncError(source, f'{lost.message}; refused ([daq] dropped_frames = "error")')
+    warnings.append(f"lost frames: {lost.message}")
+    info["n_lost_frames"] = len(lost.lost_between)
+    info["lost_frames_between_pulses"] = [list(map(int, r)) for r in lost.lost_between]
+    new_mid = mid[lost.pulse_index]
+    frames = frames.assign(time_s=new_mid - exposure_s / 2, mid_time_s=new_mid)
+    cycles, field_trace = _cycles(cfg, daq, new_mid, exposure_s, [], {})
+    return frames, cycles, field_trace
 
 
 def _particle_warnings(particles: pd.DataFrame) -> list[str]:
@@ -259,6 +307,9 @@ def extract_imaging(
         drift_margin_px=tr.drift_margin_px,
         centroids=True,
         peaks=True,
+    )
+    frames, cycles, field_trace = _check_lost_frames(
+        cfg, daq, traces, frames, cycles, field_trace, exposure_s, warnings, info
     )
     # quality flags per particle (blinking, bleaching, saturation, SNR, identity), on field-off frames
     t_mid = frames["mid_time_s"].to_numpy()

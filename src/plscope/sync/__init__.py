@@ -14,7 +14,7 @@ from .field import (
     field_levels,
     field_segments,
 )
-from .frames import FrameTiming, frame_timing
+from .frames import FrameTiming, LostFrames, find_lost_frames, frame_timing
 
 __all__ = [
     "CYCLE_COLUMNS",
@@ -26,6 +26,8 @@ __all__ = [
     "field_kV_per_cm",
     "field_levels",
     "field_segments",
+    "LostFrames",
+    "find_lost_frames",
     "frame_timing",
     "ttl_pulses",
 ]

@@ -37,7 +37,7 @@ from ..errors import SyncError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FrameTiming", "frame_timing"]
+__all__ = ["FrameTiming", "LostFrames", "find_lost_frames", "frame_timing"]
 
 #: An interval above this multiple of the median means a dropped frame.
 MAX_INTERVAL_RATIO = 1.5
@@ -325,3 +325,156 @@ def frame_timing(
         dropped_after=tuple(int(j) for j in jumps),
         n_dropped=int((np.diff(slots)[jumps] - 1).sum()) if jumps.size else 0,
     )
+
+
+# --------------------------------------------------------------------------
+# frames lost by the acquisition, found from the data
+# --------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class LostFrames:
+    """Frames missing from the movie while their TTL pulses were logged, found from the PL response.
+
+    Attributes
+    ----------
+    pulse_index : numpy.ndarray, shape (n_frames,)
+        Corrected TTL pulse of each movie frame.
+    lost_between : tuple of (int, int)
+        For each lost frame, the TTL pulses ``(first, last)`` between which it
+        was lost (the field edges around it); the mapping assumes the middle one
+        (several in one interval: spread evenly).
+    shifts : numpy.ndarray
+        Frames lost before each field edge (in time order).
+    checked : bool
+        False when the data could not tell (too few edges, no response); the
+        mapping is then unchanged.
+    message : str
+        What was found, naming the frames; empty when nothing was lost.
+    """
+
+    pulse_index: np.ndarray
+    lost_between: tuple[tuple[int, int], ...]
+    shifts: np.ndarray
+    checked: bool
+    message: str
+
+
+def _hinge_rss(y: np.ndarray, t: np.ndarray, edge_s: float) -> float:
+    """Residual sum of squares of ``y = a + b * max(0, t - edge)`` (least squares in a, b)."""
+    x = np.clip(t - edge_s, 0.0, None)
+    A = np.column_stack([np.ones_like(x), x])
+    ok = np.isfinite(y)
+    if ok.sum() < 4 or np.ptp(x[ok]) == 0:
+        return float("nan")
+    coef, *_ = np.linalg.lstsq(A[ok], y[ok], rcond=None)
+    r = y[ok] - A[ok] @ coef
+    return float(r @ r)
+
+
+def find_lost_frames(
+    response: np.ndarray,
+    pulse_mid_s: np.ndarray,
+    edges_s: np.ndarray,
+    *,
+    max_lost: int,
+    window_frames: int = 6,
+    min_evidence: float = 4.0,
+) -> LostFrames:
+    """Frames lost by the acquisition, from the population PL response at the field edges.
+
+    Frame ``k`` is first assumed to take TTL pulse ``k``. Each field edge
+    (switch ON or OFF, DAQ clock) starts a kink in the population-averaged
+    PL: flat before, changing after. For each edge and each candidate number
+    ``d`` of frames lost before it (0 .. ``max_lost``), the frames around the
+    edge are timed by pulses ``k + d`` and a hinge ``a + b max(0, t - edge)``
+    is fitted; the ``d`` with the smallest residual wins when it beats the
+    runner-up by ``min_evidence`` x the noise variance. A lost frame lies
+    between the last edge with the old count and the first with the new one.
+
+    Parameters
+    ----------
+    response : ndarray, shape (n_frames,)
+        Population-averaged normalized PL of each movie frame.
+    pulse_mid_s : ndarray, shape (n_pulses,)
+        Mid-exposure time of every TTL pulse.
+    edges_s : ndarray
+        Field switch times (ON starts and ON ends).
+    max_lost : int
+        Surplus pulses: at most this many frames can be lost.
+    window_frames, min_evidence : int, float
+        Frames fitted on each side of an edge; evidence threshold.
+
+    Returns
+    -------
+    LostFrames
+    """
+    y = np.asarray(response, float)
+    n_frames = y.size
+    mid = np.asarray(pulse_mid_s, float)
+    base = np.arange(n_frames)
+    unchanged = LostFrames(base, (), np.zeros(0, int), False, "")
+    edges = np.sort(np.asarray(edges_s, float))
+    max_lost = int(max(0, min(max_lost, mid.size - n_frames)))
+    if max_lost == 0 or n_frames < 4 * window_frames or edges.size < 2:
+        return unchanged
+    noise = float(np.nanmedian(np.abs(np.diff(y)))) / 0.954  # robust sd of differences / sqrt 2
+    noise = max(noise, 1e-12)
+    shifts, used_edges, pulse_at_edge = [], [], []
+    for e in edges:
+        j = int(np.searchsorted(mid, e))  # first pulse after the edge
+        rss = []
+        for d in range(max_lost + 1):
+            k = j - d  # movie frame of that pulse if d frames were lost before
+            lo, hi = k - window_frames, k + window_frames
+            if lo < 0 or hi > n_frames or hi + d > mid.size:
+                rss.append(np.nan)
+                continue
+            rss.append(_hinge_rss(y[lo:hi], mid[lo + d : hi + d], e))
+        rss = np.asarray(rss)
+        if not np.isfinite(rss).any():
+            continue
+        order = np.argsort(np.where(np.isfinite(rss), rss, np.inf))
+        best = int(order[0])
+        second = rss[order[1]] if order.size > 1 and np.isfinite(rss[order[1]]) else np.inf
+        if second - rss[best] < min_evidence * noise**2:
+            continue  # this edge cannot tell
+        shifts.append(best)
+        used_edges.append(e)
+        pulse_at_edge.append(j)
+    shifts_a = np.asarray(shifts, int)
+    if shifts_a.size < 2:
+        return unchanged
+    if np.any(np.diff(shifts_a) < 0):
+        return LostFrames(
+            base,
+            (),
+            shifts_a,
+            True,
+            "the PL response does not follow the field edges consistently (frames lost before the "
+            f"edges, in time order: {shifts_a.tolist()}): the frame mapping cannot be checked",
+        )
+    # a lost frame before the first decisive edge is placed before it; steps between edges
+    lost: list[tuple[int, int]] = []
+    prev_shift, prev_pulse = 0, 0
+    for d, j in zip(shifts_a, pulse_at_edge):
+        for _ in range(d - prev_shift):
+            lost.append((prev_pulse, j - 1))
+        prev_shift, prev_pulse = d, j
+    if not lost:
+        return LostFrames(base, (), shifts_a, True, "")
+    # mapping: each lost frame assumed in the middle of its interval
+    # (several losses in one interval are spread evenly over it)
+    lost_pulses = []
+    for a, b in dict.fromkeys(lost):
+        m = lost.count((a, b))
+        lost_pulses += [int(a + (b - a) * (i + 1) // (m + 1)) for i in range(m)]
+    lost_pulses.sort()
+    keep = np.setdiff1d(np.arange(mid.size), lost_pulses)[:n_frames]
+    ranges = "; ".join(
+        f"between TTL pulses {a} and {b} (frames {a - i}..{b - i - 1})" for i, (a, b) in enumerate(lost)
+    )
+    msg = (
+        f"{len(lost)} frame(s) missing from the movie while their TTL pulses were logged (the PL "
+        f"response lags the field edges): lost {ranges}; frames mapped assuming TTL pulse(s) "
+        f"{lost_pulses} lost"
+    )
+    return LostFrames(keep, tuple(lost), shifts_a, True, msg)
