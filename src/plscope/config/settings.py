@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import field_validator
+from pydantic import BeforeValidator, field_validator
 from pydantic.dataclasses import dataclass
 
 from ..errors import ConfigError
 from ._base import MODEL_CONFIG, Bool, Float, FloatPair, Int, load_toml, setting, to_plain, validate
+
+logger = logging.getLogger(__name__)
 
 #: Largest number of bootstrap resamples (population statistics or cycles):
 #: 1e5 resamples of a few hundred particles take seconds; the 95 % interval
@@ -65,13 +68,22 @@ class DetectionSettings:
     split_touching: Bool = setting(True, doc="watershed split of touching particles")
 
 
+def _drift_alias(value: Any) -> Any:
+    """``traces.drift = "correct"`` (before 0.2) is the algorithm now called "follow"."""
+    if value == "correct":
+        logger.warning('traces.drift = "correct" is deprecated: the same algorithm is now called "follow"')
+        return "follow"
+    return value
+
+
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class TraceSettings:
     """Intensity traces (apertures, drift)."""
 
-    drift: Literal["none", "estimate", "correct"] = setting(
-        "correct",
-        doc='"none" | "estimate" | "correct" (apertures follow the stage drift)',
+    drift: Annotated[Literal["none", "estimate", "follow"], BeforeValidator(_drift_alias)] = setting(
+        "follow",
+        doc='"follow": apertures follow the whole-movie stage drift frame by frame | '
+        '"estimate": fixed apertures, drift reported | "none" (old name of "follow": "correct")',
     )
     psf_margin_sigma: Float = setting(
         1.5, ge=0, le=20, unit="sigma", doc="aperture = particle + this many PSF sigmas (+ drift margin)"

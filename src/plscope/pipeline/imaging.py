@@ -46,8 +46,7 @@ from ..sync import (
 )
 from ..tracking import (
     centroid_shift,
-    estimate_drift,
-    extract_traces,
+    extract_run_traces,
     find_particles,
     link_particle_centroids,
     quality_flags,
@@ -289,24 +288,8 @@ def extract_imaging(
     # Normalized traces only need a constant fraction of each particle's light:
     # a tight aperture (1.5 sigma of PSF tail) that follows the drift halves
     # the background noise of the full-light aperture.
-    tr = settings.traces
-    drift = None
-    if tr.drift == "correct":
-        drift = estimate_drift(stack.data, reference=ref)
-        drift_arg: Any = drift
-    else:
-        drift_arg = tr.drift
-    traces = extract_traces(
-        stack.data,
-        particles,
-        labels=labels,
-        progress=progress,
-        drift=drift_arg,
-        reference=ref,
-        psf_margin_sigma=tr.psf_margin_sigma,
-        drift_margin_px=tr.drift_margin_px,
-        centroids=True,
-        peaks=True,
+    traces, drift = extract_run_traces(
+        stack.data, particles, labels=labels, reference=ref, settings=settings.traces, progress=progress
     )
     frames, cycles, field_trace = _check_lost_frames(
         cfg, daq, traces, frames, cycles, field_trace, exposure_s, warnings, info

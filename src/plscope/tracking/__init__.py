@@ -4,9 +4,9 @@ Typical use on a movie ``stack`` (t, rows, cols)::
 
     ref = reference_image(stack, n_frames=64)
     particles, labels, psf_sigma_nm = find_particles(ref, pixel_size_nm=100.0)
-    drift = estimate_drift(stack, reference=ref)
-    traces = extract_traces(stack, particles, labels=labels, drift=drift,
-                            centroids=True, peaks=True)
+    traces, drift = extract_run_traces(stack, particles, labels=labels, reference=ref)
+    # (the trace step of `plscope run`, its defaults from plscope.config.TraceSettings;
+    #  extract_traces is the general tool, by default the total light in fixed apertures)
     quality = quality_flags(traces, particles)
     shifts = centroid_shift(traces, cycles, frame_time_s)     # with a field
     write_table(traces, "traces.parquet")
@@ -40,6 +40,7 @@ from .linking import (
 )
 from .locate import FEATURE_COLUMNS, locate_features
 from .quality import QUALITY_COLUMNS, blink_mask, quality_flags
+from .run_traces import extract_run_traces
 from .segment import find_particles, residual_seeds
 from .size import SIZE_COLUMNS, measure_sizes
 from .tables import read_table, tidy, write_table
@@ -70,6 +71,7 @@ __all__ = [
     "detect_particles",
     "estimate_background",
     "estimate_drift",
+    "extract_run_traces",
     "extract_traces",
     "filter_tracks",
     "find_particles",

@@ -925,7 +925,7 @@ def extract_traces(
     background: Literal["plane", "mean"] = "plane",
     drift_margin_px: float = 2.0,
     psf_margin_sigma: float = 3.0,
-    drift: Literal["none", "estimate", "correct"] | pd.DataFrame | np.ndarray = "none",
+    drift: Literal["none", "estimate", "register_chunks", "correct"] | pd.DataFrame | np.ndarray = "none",
     reference: np.ndarray | None = None,
     centroids: bool = False,
     peaks: bool = False,
@@ -945,14 +945,19 @@ def extract_traces(
     radius_px, annulus_px, labels, aperture, background, drift_margin_px, psf_margin_sigma
         Aperture and background geometry, see :func:`trace_weights`. By
         default a square of half-width ``side/2 + 3 sigma + 2 px``, a 3 px
-        wide annulus 2 px outside it, and a plane background.
+        wide annulus 2 px outside it, and a plane background: the particle's
+        *total* light. ``plscope run`` uses tighter apertures that follow the
+        drift (normalized traces); :func:`~plscope.tracking.extract_run_traces`
+        is that step with the pipeline's defaults.
     progress : bool
         Show a tqdm progress bar (per chunk).
-    drift : {"none", "estimate", "correct"} or DataFrame or ndarray of shape (t, 2)
+    drift : {"none", "estimate", "register_chunks"} or DataFrame or ndarray of shape (t, 2)
         ``"estimate"``: add ``drift_x_px, drift_y_px`` per frame (median over
         particles of the background-subtracted centroid offset in the fixed
         apertures; valid while the drift stays within the aperture margin).
-        ``"correct"``: additionally register each chunk's mean image on
+        ``"register_chunks"`` (called ``"correct"`` before 0.2, still
+        accepted; not the pipeline's ``traces.drift = "follow"``, which is
+        the per-frame table below): additionally register each chunk's mean image on
         ``reference`` (phase correlation to the whole pixel, refined by the
         centroids) and shift the apertures, annuli and labels by it (on a
         1/4 px grid); the reported drift is that shift plus the per-frame
@@ -1015,11 +1020,11 @@ def extract_traces(
     if isinstance(drift, (pd.DataFrame, np.ndarray, list, tuple)):
         frame_shift = _frame_shift_table(drift, t_total)
         drift_mode = "follow"
-    elif drift in ("none", "estimate", "correct"):
-        drift_mode = str(drift)
+    elif drift in ("none", "estimate", "register_chunks", "correct"):
+        drift_mode = "correct" if drift == "register_chunks" else str(drift)  # "correct": old name
     else:
         raise PlscopeError(
-            f"drift: expected 'none', 'estimate', 'correct' or a per-frame drift table, got {drift!r}"
+            f"drift: expected 'none', 'estimate', 'register_chunks' or a per-frame drift table, got {drift!r}"
         )
     n = len(particles)
     builder_kwargs = dict(

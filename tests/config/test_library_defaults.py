@@ -1,0 +1,54 @@
+"""The library functions' defaults are the pipeline's defaults (issue 10).
+
+A notebook that calls the tracking and kinetics functions with their defaults
+must compute what ``plscope run`` computes on the same movie.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+
+from plscope.config import DetectionSettings, KineticsSettings, TraceSettings, load_experiment
+from plscope.config.settings import AnalysisSettings
+from plscope.io import open_stack
+from plscope.kinetics import analyze_particle, analyze_population
+from plscope.tracking import detect_particles, extract_run_traces, find_particles, reference_image
+
+
+def test_detection_defaults_are_the_settings_defaults():
+    det = DetectionSettings()
+    params = inspect.signature(detect_particles).parameters
+    for name in ("threshold_sigma", "min_area_px", "exclude_border_px", "split_touching"):
+        assert params[name].default == getattr(det, name), name
+    assert inspect.signature(reference_image).parameters["n_frames"].default == det.reference_frames
+
+
+def test_kinetics_functions_default_to_the_settings_model():
+    # the kinetics functions take KineticsSettings itself: None means KineticsSettings()
+    for fn in (analyze_particle, analyze_population):
+        assert inspect.signature(fn).parameters["settings"].default is None
+    assert KineticsSettings.from_any(None) == AnalysisSettings().kinetics
+
+
+def test_settings_drift_names_one_algorithm():
+    assert TraceSettings().drift == "follow"
+    assert AnalysisSettings.from_dict({"traces": {"drift": "correct"}}).traces.drift == "follow"
+
+
+@pytest.mark.slow
+def test_notebook_with_defaults_gets_the_traces_of_plscope_run(small_run):
+    from plscope.pipeline.imaging import extract_imaging
+
+    run, _ = small_run
+    cfg = load_experiment(run)
+    ex = extract_imaging(cfg)  # what `plscope run` extracts, default settings
+    stack = open_stack(cfg.resolve(cfg.movie.path))
+    ref = reference_image(stack.data)
+    particles, labels, _ = find_particles(ref, pixel_size_nm=cfg.movie.pixel_size_nm)
+    traces, _ = extract_run_traces(stack.data, particles, labels=labels, reference=ref)
+    got = traces.sort_values(["frame", "particle_id"])["intensity"].to_numpy()
+    want = ex.traces.sort_values(["frame", "particle_id"])["intensity"].to_numpy()
+    np.testing.assert_array_equal(got, want)
