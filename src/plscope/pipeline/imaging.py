@@ -76,7 +76,7 @@ def _frame_times(cfg: ExperimentConfig, stack: Stack, warnings: list[str], info:
         return pd.DataFrame({"frame": np.arange(n_frames), "time_s": t, "mid_time_s": t}), 0.0, None
     daq_path = cfg.resolve(cfg.daq.path)
     wanted = [cfg.daq.camera_ttl] + ([cfg.daq.voltage] if cfg.field is not None else [])
-    daq = read_daq(daq_path, channels=wanted)
+    daq = read_daq(daq_path, channels=wanted, sample_rate_hz=cfg.daq.sample_rate_hz)
     warnings.extend(daq.warnings)
     source = f"{daq_path} channel '{cfg.daq.camera_ttl}'"
     pulses = ttl_pulses(daq.time_s, daq.channel(cfg.daq.camera_ttl), source=source)

@@ -281,7 +281,7 @@ def _timing(cfg: ExperimentConfig, daq: DaqLog | None, n_frames: int, warnings: 
         return t, t, 0.0, None
     daq_path = cfg.resolve(cfg.daq.path)
     if daq is None:
-        daq = read_daq(daq_path)
+        daq = read_daq(daq_path, sample_rate_hz=cfg.daq.sample_rate_hz)
         warnings.extend(daq.warnings)
     channel = cfg.spectra.camera_ttl
     source = f"{daq_path} channel '{channel}'"

@@ -48,7 +48,12 @@ __all__ = [
 HDF5_SUFFIXES = (".h5", ".hdf5", ".he5", ".hdf")
 
 
-def read_daq(path: str | os.PathLike, *, channels: Sequence[str] | None = None) -> DaqLog:
+def read_daq(
+    path: str | os.PathLike,
+    *,
+    channels: Sequence[str] | None = None,
+    sample_rate_hz: float | None = None,
+) -> DaqLog:
     """Read a DAQ log.
 
     Parameters
@@ -69,6 +74,9 @@ def read_daq(path: str | os.PathLike, *, channels: Sequence[str] | None = None) 
         one raises, naming the channels that exist), and for TDMS/HDF5 the
         time base is that of the first of them (default: of the first
         timed channel in the file).
+    sample_rate_hz : float, optional
+        CSV/text logs without a time column: sample ``k`` is at
+        ``k / sample_rate_hz`` s and every column is a channel.
 
     Returns
     -------
@@ -96,7 +104,7 @@ def read_daq(path: str | os.PathLike, *, channels: Sequence[str] | None = None) 
     elif lower.endswith(HDF5_SUFFIXES):
         log = hdf5.read_hdf5_log(path, channels=wanted)
     else:
-        log = read_csv_log(path)
+        log = read_csv_log(path, sample_rate_hz=sample_rate_hz)
     for name in wanted:
         log.channel(name)  # raises naming the channels that exist
     return log
