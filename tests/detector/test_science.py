@@ -136,3 +136,28 @@ def test_hecht_scaled_fit_same_at_any_current(i0):
 def test_sweep_with_two_points():
     with pytest.raises(ValueError, match="has 2 point"):
         resistivity(np.array([0, 1.0]), np.array([0, 1.0]), area_cm2=AREA, spacing_cm=SPACING)
+
+
+def test_pyro_without_shutter_from_the_charge():
+    """Step detector on the running charge: the pulses and their charge as with the true times."""
+    t, i, on, off = _pyro_record()
+    seg = segments_from_current(t, i, integrate=True)
+    assert len(seg) == len(on)
+    np.testing.assert_allclose(seg.on_s, on, atol=0.01)
+    table = pyro_pulses(t, i, seg, area_cm2=AREA, delta_T_K=0.5)
+    swing = 1 - math.exp(-5 / 0.4)
+    np.testing.assert_allclose(table.pyroelectric_coefficient_uC_per_cm2_K, 35e-4 * swing, rtol=0.01)
+
+
+def test_tdms_log_through_the_daq_reader(tmp_path):
+    nptdms = pytest.importorskip("nptdms")
+    from plscope.detector import read_log
+
+    t = np.arange(0, 1, 0.01)
+    path = tmp_path / "k.tdms"
+    props = {"wf_increment": 0.01, "wf_start_offset": 0.0}
+    with nptdms.TdmsWriter(path) as w:
+        w.write_segment([nptdms.ChannelObject("smu", "current_A", 1e-12 * t, properties=props)])
+    log = read_log(path)
+    np.testing.assert_allclose(log.axis, t, atol=1e-12)
+    np.testing.assert_allclose(log.column("current_A"), 1e-12 * t)

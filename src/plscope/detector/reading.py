@@ -73,7 +73,7 @@ class Log:
         if name in self.columns:
             return self.columns[name]
         want = _bare(name)
-        found = [k for k in self.columns if _bare(k) == want]
+        found = [k for k in self.columns if _bare(k) == want or k.endswith("/" + name)]  # TDMS: group/channel
         if len(found) == 1:
             return self.columns[found[0]]
         names = ", ".join(f"'{k}'" for k in self.columns) or "(none)"

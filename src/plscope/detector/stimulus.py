@@ -9,7 +9,8 @@ Three ways, in order of preference:
    detector: the signal (the current for step-like X-ray responses, its
    running integral -- the charge, which follows the temperature -- for
    pyroelectric spikes) is smoothed, put through the same Schmitt trigger
-   at 30 %/70 % of its robust range, and each edge is placed where the
+   at 30 %/70 % between its two plateaus (25th and 75th percentiles: spikes
+   and dips are short), and each edge is placed where the
    signal last crossed 10 % (rising) or 90 % (falling) of the step before
    the trigger fired. Edges are therefore late by the response's own
    10 % time (a few per cent of a rise time); give a shutter channel when
@@ -79,11 +80,11 @@ def segments_from_current(
     t = np.asarray(time_s, float)
     x = np.asarray(current_A, float)
     if integrate:
-        x = np.concatenate(([0.0], np.cumsum(0.5 * (x[1:] + x[:-1] - 2 * np.median(x)) * np.diff(t))))
-        x = x - np.polyval(np.polyfit(t, x, 1), t)  # leaky baseline: remove the linear trend
+        x = x - _slow_baseline(t, x)  # dark current and its drift
+        x = np.concatenate(([0.0], np.cumsum(0.5 * (x[1:] + x[:-1]) * np.diff(t))))
     k = max(3, int(x.size // 400) | 1)
     s = median_filter(x, size=k, mode="nearest")
-    lo, hi = np.percentile(s, [5, 95])
+    lo, hi = np.percentile(s, [25, 75])  # the two plateaus (spikes and dips are short)
     swing = hi - lo
     noise = 1.4826 * np.median(np.abs(np.diff(s))) / np.sqrt(2)
     if not swing > 10 * noise or swing <= 0:
@@ -99,4 +100,29 @@ def segments_from_current(
     n = min(rise.size, fall.size)
     if n == 0:
         raise RunFolderError(source or None, "the current shows no complete on/off step")
-    return _table(rise[:n], fall[:n])
+    rise, fall = rise[:n], fall[:n]
+    if integrate:
+        i0 = np.asarray(current_A, float)
+        i0 = i0 - _slow_baseline(t, i0)
+        rise = np.array([_onset(t, i0, r, +1.0) for r in rise])
+        fall = np.array([_onset(t, i0, f, -1.0) for f in fall])
+    return _table(rise, fall)
+
+
+def _slow_baseline(t: np.ndarray, x: np.ndarray, blocks: int = 10) -> np.ndarray:
+    """Dark level under short spikes: medians of ``blocks`` equal blocks, interpolated linearly."""
+    edges = np.linspace(0, x.size, blocks + 1).astype(int)
+    centre = np.array([t[a:b].mean() for a, b in zip(edges[:-1], edges[1:])])
+    level = np.array([np.median(x[a:b]) for a, b in zip(edges[:-1], edges[1:])])
+    return np.interp(t, centre, level)
+
+
+def _onset(t: np.ndarray, i: np.ndarray, edge: float, sign: float, window_s: float | None = None) -> float:
+    """Time the spike of sign ``sign`` around ``edge`` started: last sample before its peak under 5 % of it."""
+    k = int(np.searchsorted(t, edge))
+    w = max(5, int(0.02 * t.size))
+    lo, hi = max(0, k - w), min(t.size, k + w)
+    seg = sign * i[lo:hi]
+    peak = int(np.argmax(seg))
+    below = np.flatnonzero(seg[: peak + 1] < 0.05 * seg[peak])
+    return float(t[lo + below[-1]]) if below.size else float(t[lo])

@@ -238,6 +238,24 @@ _REASONS = {
 }  # fmt: skip
 
 
+def _given(cfg: DetectorConfig, key: str) -> bool:
+    """Whether the TOML names the records ``key`` is computed from (so a null has another cause)."""
+    if key.startswith(("sensitivity", "detection_limit")):
+        return len(cfg.xray) >= 3
+    if key.startswith(("snr", "rise", "decay", "contrast")):
+        return bool(cfg.xray)
+    if key.startswith("pyro"):
+        return bool(cfg.pyro)
+    if key.startswith("dark_current_drift"):
+        return cfg.drift is not None
+    names = {
+        "resistivity_ohm_cm": "dark",
+        "open_circuit_voltage_V": "irradiated",
+        "mu_tau_cm2_per_V": "hecht",
+    }
+    return key in names and cfg.iv is not None and bool(getattr(cfg.iv, names[key]))
+
+
 def analyze_detector(run_dir: str | os.PathLike) -> DetectorResult:
     """Read and analyse a detector run folder (nothing written).
 
@@ -265,6 +283,8 @@ def analyze_detector(run_dir: str | os.PathLike) -> DetectorResult:
         if s.get(key) is None or (isinstance(s[key], float) and not math.isfinite(s[key])):
             s[key] = None
             reason = next((r for k, r in _REASONS.items() if key.startswith(k)), "not computable")
+            if _given(cfg, key):
+                reason = "not computable from the records: see the warnings above"
             if not key.endswith(("_std_uC_per_cm2_K", "_se_uC_per_Gy_cm2")):
                 _note(res.warnings, f"{key}: null ({reason})")
     return res
