@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import re
 import signal
 import sys
 import time
@@ -39,6 +40,33 @@ _NUISANCES = (
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+
+
+#: ANSI escape sequences (CSI/OSC/...) and every other control character but newline
+_ESCAPES = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
+_CONTROLS = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def clean_text(text: object, *, one_line: bool = False) -> str:
+    """``text`` safe for a terminal: ANSI escapes and control characters removed.
+
+    File names, DAQ headers and TOML values reach messages; they are data and
+    must never move the cursor, recolour or retitle the user's terminal.
+    Tabs become spaces; with ``one_line`` newlines do too.
+    """
+    out = _ESCAPES.sub("", str(text)).replace("\t", " ").replace("\r", " ")
+    out = _CONTROLS.sub("\N{REPLACEMENT CHARACTER}", out)
+    return out.replace("\n", " ") if one_line else out
+
+
+def _print(*parts: object, file=None, one_line: bool = False, **kwargs) -> None:
+    """print() through :func:`clean_text` (the CLI's only way to write a message)."""
+    print(*(clean_text(p, one_line=one_line) for p in parts), file=file, **kwargs)
+
+
+class _CleanFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return clean_text(super().format(record))
 
 
 def _float_list(text: str) -> tuple[float, ...]:
@@ -158,6 +186,13 @@ def _build_parser() -> argparse.ArgumentParser:
     rea.add_argument("out_dir", type=Path, help="an output folder written by `plscope run`")
     rea.add_argument(
         "--config", type=Path, metavar="SETTINGS.toml", help="analysis settings (default: defaults)"
+    )
+    rea.add_argument(
+        "--out",
+        type=Path,
+        metavar="NEW_DIR",
+        help="write the re-analysis into a new folder side by side (OUT_DIR is only read); "
+        "default: replace plscope's files in OUT_DIR (files you added there are kept)",
     )
 
     conf = sub.add_parser(
@@ -280,7 +315,7 @@ def _logging_to_stderr(verbose: int, quiet: bool):
     """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("plscope: %(levelname)s: %(message)s"))
+    handler.setFormatter(_CleanFormatter("plscope: %(levelname)s: %(message)s"))
     root = logging.getLogger("plscope")
     saved = (root.level, root.propagate)
     root.addHandler(handler)
@@ -312,26 +347,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
         shifts = s.get("spectral_shift_nm") or []
         mu = s.get("ion_mobility_cm2_per_Vs")
         d = s.get("diffusion_coefficient_cm2_per_s")
-        print(
+        _print(
             f"{args.run_dir}: {s['n_particles']} particles, {s['n_frames']} frames, "
             f"fields {', '.join(f'{e:.1f}' for e in s['fields_kV_per_cm']) or 'none'} kV/cm"
         )
         if mu is not None:
-            print(
+            _print(
                 f"  ion mobility {mu:.3g} ± {s.get('ion_mobility_std_cm2_per_Vs') or float('nan'):.2g} cm^2/(V s)"
                 f", D = {d:.3g} cm^2/s"
             )
         if shifts:
             text = ", ".join(f"{e['field_kV_per_cm']:.0f} kV/cm: {e['shift_nm']:+.3f} nm" for e in shifts)
             slope = s.get("spectral_shift_slope_nm_per_kV_per_cm")
-            print(
+            _print(
                 f"  spectral shift {text}"
                 + (f"; slope {slope:.4g} nm per kV/cm" if slope is not None else "")
             )
         _print_qc(s)
         for w in s.get("warnings", []):
-            print(f"  warning: {w}")
-        print(
+            _print(f"  warning: {w}", one_line=True)
+        _print(
             f"  wrote {args.out}/ (summary.json, particles.csv, kinetics.csv, report.html) "
             f"in {time.perf_counter() - t0:.1f} s"
         )
@@ -346,9 +381,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
     def report(outcome) -> None:
         if outcome.status == "failed":
-            print(f"FAILED {outcome.run}: {outcome.reason}", file=sys.stderr)
+            _print(f"FAILED {outcome.run}: {outcome.reason}", file=sys.stderr, one_line=True)
         elif outcome.status == "skipped" and not args.quiet:
-            print(f"skipped {outcome.run}: {outcome.reason}")
+            _print(f"skipped {outcome.run}: {outcome.reason}")
 
     result = run_batch(
         args.root,
@@ -363,15 +398,15 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     )
     if not args.quiet:
         width = max(len(o.run) for o in result.outcomes)
-        print(f"\n{'run':<{width}}  status   particles  mobility (cm^2/Vs)  time (s)")
+        _print(f"\n{'run':<{width}}  status   particles  mobility (cm^2/Vs)  time (s)")
         for o in result.outcomes:
             mu = o.numbers.get("ion_mobility_cm2_per_Vs")
-            print(
+            _print(
                 f"{o.run:<{width}}  {o.status:<7}  {o.numbers.get('n_particles') or '-':>9}  "
                 f"{(f'{mu:.3g}' if mu is not None else '-'):>18}  {o.seconds:8.1f}"
             )
         counts = {s: sum(o.status == s for o in result.outcomes) for s in ("ok", "skipped", "failed")}
-        print(
+        _print(
             f"{counts['ok']} analysed, {counts['skipped']} unchanged, {counts['failed']} failed; "
             f"index: {args.out / 'index.html'}"
         )
@@ -415,13 +450,13 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     )
     if not args.quiet:
         coefs = ", ".join(f"{c:.6g}" for c in rec["dispersion_nm"])
-        print(
+        _print(
             f"{args.lamp}: order {rec.get('order', len(rec['dispersion_nm']) - 1)}, "
             f"{rec.get('n_lines', len(rec.get('lines', [])))} lines, rms {rec['rms_nm']:.4f} nm; "
             f"dispersion_nm = [{coefs}] -> {args.out}"
         )
         for w in rec.get("warnings", []):
-            print(f"  warning: {w}")
+            _print(f"  warning: {w}", one_line=True)
     return EXIT_OK
 
 
@@ -429,20 +464,22 @@ def _cmd_reanalyze(args: argparse.Namespace) -> int:
     from .config import load_settings
     from .pipeline import reanalyze
 
-    result, changes = reanalyze(args.out_dir, load_settings(args.config), command_line=sys.argv)
+    result, changes = reanalyze(args.out_dir, load_settings(args.config), command_line=sys.argv, to=args.out)
     if not args.quiet:
+        if args.out is not None:
+            _print(f"{args.out_dir}: re-analysis written to {args.out}")
         if not changes["settings"] and not changes["summary"]:
-            print(f"{args.out_dir}: re-analysed; settings and numbers unchanged")
+            _print(f"{args.out_dir}: re-analysed; settings and numbers unchanged")
         else:
-            print(
+            _print(
                 f"{args.out_dir}: re-analysed; {len(changes['settings'])} setting(s) and "
                 f"{len(changes['summary'])} summary value(s) changed (recorded in provenance.json)"
             )
             for key, (old, new) in changes["settings"].items():
-                print(f"  setting {key}: {old!r} -> {new!r}")
+                _print(f"  setting {key}: {old!r} -> {new!r}")
             for key, (old, new) in changes["summary"].items():
                 if not isinstance(old, (list, dict)):
-                    print(f"  {key}: {old!r} -> {new!r}")
+                    _print(f"  {key}: {old!r} -> {new!r}")
         _print_qc(result.summary)
     return EXIT_OK
 
@@ -451,9 +488,9 @@ def _print_qc(summary: dict) -> None:
     """The run's QC verdict (computed by the analysis, summary.json 'qc'), when it warns."""
     qc = summary.get("qc") or {}
     if qc.get("status") == "warn":
-        print("  QC: warn -- these numbers may be unreliable:")
+        _print("  QC: warn -- these numbers may be unreliable:")
         for reason in qc.get("reasons", []):
-            print(f"    - {reason}")
+            _print(f"    - {reason}")
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -464,13 +501,14 @@ def _cmd_config(args: argparse.Namespace) -> int:
         return EXIT_OK
     kind, _warnings = check_file(args.check, args.kind)  # warnings are logged to stderr
     if not args.quiet:
-        print(f"{args.check}: valid {kind} file")
+        _print(f"{args.check}: valid {kind} file")
     return EXIT_OK
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from .pipeline.output import AtomicOutputDir
     from .sim import ImagingSimParams, simulate_imaging_run
 
     if args.detector:
@@ -503,9 +541,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             changes[name] = False
     params = dataclasses.replace(params, **{k: v for k, v in changes.items() if v is not None})
     t0 = time.perf_counter()
-    truth = simulate_imaging_run(args.out_dir, params, seed=args.seed, progress=not args.quiet)
+    with AtomicOutputDir(args.out_dir, kind="simulate") as tmp:  # never over files it did not write
+        truth = simulate_imaging_run(tmp, params, seed=args.seed, progress=not args.quiet)
     if not args.quiet:
-        print(
+        _print(
             f"wrote simulated run {args.out_dir}/ ({truth['n_frames']} frames, "
             f"{len(truth['particles'])} particles, fields {truth['fields_kV_per_cm']} kV/cm, "
             f"mu = {truth['mobility_mean_cm2_per_Vs']:.3g} cm^2/(V s)) in {time.perf_counter() - t0:.1f} s"
@@ -516,6 +555,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _simulate_spectral(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from .pipeline.output import AtomicOutputDir
     from .sim import SPECTRAL_NUISANCES, SpectralSimParams, simulate_spectral_run
 
     for opt, value in (
@@ -549,9 +589,10 @@ def _simulate_spectral(args: argparse.Namespace) -> int:
             changes[name] = False
     params = dataclasses.replace(params, **{k: v for k, v in changes.items() if v is not None})
     t0 = time.perf_counter()
-    truth = simulate_spectral_run(args.out_dir, params, seed=args.seed, progress=not args.quiet)
+    with AtomicOutputDir(args.out_dir, kind="simulate") as tmp:  # never over files it did not write
+        truth = simulate_spectral_run(tmp, params, seed=args.seed, progress=not args.quiet)
     if not args.quiet:
-        print(
+        _print(
             f"wrote simulated spectral run {args.out_dir}/ ({truth['n_frames']} frames, "
             f"{truth['n_particles']} particles, fields {truth['fields_kV_per_cm']} kV/cm, shift slope "
             f"{truth['spectral_shift_slope_nm_per_kV_per_cm']:.4g} nm per kV/cm) "
@@ -569,10 +610,10 @@ def _cmd_detector(args: argparse.Namespace) -> int:
         for key in ("pyroelectric_coefficient_uC_per_cm2_K", "sensitivity_uC_per_Gy_cm2",
                     "detection_limit_nGy_per_s", "mu_tau_cm2_per_V", "resistivity_ohm_cm"):  # fmt: skip
             if s.get(key) is not None:
-                print(f"  {key} = {s[key]:.4g}")
+                _print(f"  {key} = {s[key]:.4g}")
         for w in result.warnings:
-            print(f"  warning: {w}")
-        print(f"{args.run_dir}: wrote {args.out}/ (detector_summary.json, report.html, tables)")
+            _print(f"  warning: {w}")
+        _print(f"{args.run_dir}: wrote {args.out}/ (detector_summary.json, report.html, tables)")
     return EXIT_OK
 
 
@@ -582,10 +623,10 @@ def _cmd_simulate_detector(args: argparse.Namespace) -> int:
 
     if args.out_dir.exists() and (not args.out_dir.is_dir() or any(args.out_dir.iterdir())):
         raise PlscopeError(f"{args.out_dir}: exists and is not an empty folder; choose another folder")
-    with AtomicOutputDir(args.out_dir) as tmp:
+    with AtomicOutputDir(args.out_dir, kind="simulate") as tmp:
         truth = simulate_detector_run(tmp, seed=args.seed)
     if not args.quiet:
-        print(
+        _print(
             f"wrote simulated detector run {args.out_dir}/ (P_e {truth['pyroelectric_coefficient_uC_per_cm2_K']:.3g} "
             f"uC/cm2/K, sensitivity {truth['sensitivity_uC_per_Gy_cm2']:.4g} uC/Gy/cm2, detection limit "
             f"{truth['detection_limit_nGy_per_s']:.4g} nGy/s)"
@@ -623,10 +664,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _logging_to_stderr(args.verbose, args.quiet):
             return commands[args.command](args)
     except PlscopeError as exc:
-        print(f"plscope: error: {exc}", file=sys.stderr)
+        _print(f"plscope: error: {exc}", file=sys.stderr, one_line=True)
+        return EXIT_BAD_INPUT
+    except RecursionError:  # a file nested beyond any reader's depth (a hostile TOML or JSON)
+        _print("plscope: error: an input file is nested too deeply to be read", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("plscope: interrupted; no partial results were kept", file=sys.stderr)
+        if args.command == "batch":
+            _print(
+                "plscope: interrupted; finished runs were kept and the index lists the runs not reached",
+                file=sys.stderr,
+            )
+        else:
+            _print("plscope: interrupted; no partial results were kept", file=sys.stderr)
         return 130
     finally:
         if previous is not None:

@@ -84,7 +84,7 @@ class Extraction:
             meta = json.loads((folder / "extraction.json").read_text())
             ft = folder / "field_trace.parquet"
             dr = folder / "drift.parquet"
-            return cls(
+            ex = cls(
                 meta=meta,
                 frames=pd.read_parquet(folder / "frames.parquet"),
                 particles=pd.read_parquet(folder / "particles.parquet"),
@@ -94,8 +94,44 @@ class Extraction:
                 field_trace=pd.read_parquet(ft) if ft.is_file() else None,
                 drift=pd.read_parquet(dr) if dr.is_file() else None,
             )
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:
             raise RunFolderError(folder, f"stored extraction cannot be read: {exc}") from None
+        _check_stored(ex, folder)
+        return ex
+
+
+def _check_stored(ex: Extraction, folder: Path) -> None:
+    """A stored extraction that was tampered with is refused in one line, naming the file."""
+
+    def bad(name: str, problem: str) -> RunFolderError:
+        return RunFolderError(folder / name, f"{problem}; not as plscope wrote it (run `plscope run` again)")
+
+    if not isinstance(ex.meta, dict):
+        raise bad("extraction.json", f"expected a JSON object, found {type(ex.meta).__name__}")
+    for key in ("temperature_K", "n_frames"):
+        value = ex.meta.get(key)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not np.isfinite(value)
+            or value <= 0
+        ):
+            raise bad("extraction.json", f"'{key}' is missing or not a positive number ({value!r})")
+    ref = ex.reference_image
+    if ref.ndim != 2 or ref.size == 0 or not np.issubdtype(ref.dtype, np.number):
+        raise bad("reference.npy", f"expected a 2-D numeric image, found {ref.dtype} of shape {ref.shape}")
+    tables = (
+        ("frames.parquet", ex.frames, ["frame"]),
+        ("particles.parquet", ex.particles, ["particle_id"]),
+        ("traces.parquet", ex.traces, ["particle_id", "frame"]),
+    )
+    for name, table, key in tables:
+        missing = [c for c in key if c not in table.columns]
+        if missing:
+            raise bad(name, f"column(s) {', '.join(missing)} missing")
+        n_dup = int(table.duplicated(subset=key).sum())
+        if n_dup:
+            raise bad(name, f"{n_dup} duplicated row(s) of {'/'.join(key)}")
 
 
 @dataclass

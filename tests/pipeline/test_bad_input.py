@@ -30,6 +30,7 @@ import pandas as pd
 import pytest
 
 from plscope.cli import main
+from plscope.pipeline.output import AtomicOutputDir
 
 
 @pytest.fixture
@@ -297,7 +298,7 @@ def _start(run: Path, out: Path) -> subprocess.Popen:
 
 def _kill_during_work(proc: subprocess.Popen, out: Path, sig: int) -> tuple[int, str]:
     deadline = time.monotonic() + 60
-    while not glob.glob(str(out.parent / f".{out.name}.partial-*")):  # analysis under way
+    while not glob.glob(str(out / ".plscope-staging-*")):  # analysis under way
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -313,12 +314,13 @@ def _kill_during_work(proc: subprocess.Popen, out: Path, sig: int) -> tuple[int,
 def test_interrupted_run_leaves_no_results_and_keeps_the_previous_ones(small_run, tmp_path, sig):
     run, _ = small_run
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "summary.json").write_text('{"previous": true}')  # an earlier complete run
+    with AtomicOutputDir(out) as tmp:  # an earlier complete run
+        (tmp / "summary.json").write_text('{"previous": true}')
     code, err = _kill_during_work(_start(run, out), out, sig)
     assert code == 130 and "Traceback" not in err
     assert err.strip().splitlines()[-1] == "plscope: interrupted; no partial results were kept"
-    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["summary.json"]
+    assert not list(out.glob(".plscope-staging-*"))
     assert json.loads((out / "summary.json").read_text()) == {"previous": True}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
@@ -329,8 +331,11 @@ def test_killed_run_leaves_nothing_that_looks_complete(small_run, tmp_path):
     out = tmp_path / "out"
     code, _ = _kill_during_work(_start(run, out), out, signal.SIGKILL)
     assert code == -signal.SIGKILL
-    assert not out.exists()
-    # only a hidden temporary folder can remain (no cleanup is possible after SIGKILL)
-    assert all(p.name.startswith(".out.partial-") for p in tmp_path.iterdir())
+    # only plscope's marker, lock and a hidden staging folder can remain (no cleanup after SIGKILL);
+    # the next command into the same folder removes the staging folder (tests/safety)
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".plscope-staging-")) == [
+        ".plscope-output.json",
+        ".plscope.lock",
+    ]
     assert not list(tmp_path.glob("**/summary.json"))
     assert np.all([not p.name.endswith(".csv") for p in tmp_path.glob("*")])

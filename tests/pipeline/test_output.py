@@ -13,9 +13,10 @@ def test_success_moves_into_place(tmp_path):
     out = tmp_path / "res"
     with AtomicOutputDir(out) as tmp:
         (tmp / "summary.json").write_text("{}")
-        assert not out.exists()
+        assert not (out / "summary.json").exists()  # nothing looks complete before the end
     assert (out / "summary.json").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["res"]
+    assert sorted(p.name for p in out.iterdir()) == [".plscope-output.json", ".plscope.lock", "summary.json"]
 
 
 def test_failure_leaves_nothing(tmp_path):
@@ -29,8 +30,8 @@ def test_failure_leaves_nothing(tmp_path):
 
 def test_failure_keeps_previous_complete_results(tmp_path):
     out = tmp_path / "res"
-    out.mkdir()
-    (out / "summary.json").write_text('{"old": true}')
+    with AtomicOutputDir(out) as tmp:
+        (tmp / "summary.json").write_text('{"old": true}')
     with pytest.raises(RuntimeError):
         with AtomicOutputDir(out) as tmp:
             (tmp / "summary.json").write_text('{"old": false}')

@@ -132,6 +132,12 @@ class DaqConfig:
         doc='"map": a frame the camera dropped keeps the TTL pulse of its own slot (reported); '
         '"error": refuse such runs',
     )
+    ttl_polarity: Literal["auto", "high", "low"] = setting(
+        "auto",
+        doc='level of the camera TTL during the exposure: "high", "low" (an inverted line) or "auto" '
+        "(detected from the idle level before/after the frames, else from the exposure duty; reported in "
+        "summary.json)",
+    )
     sample_rate_hz: Float | None = setting(
         None,
         ge=1e-6,

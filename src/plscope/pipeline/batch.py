@@ -17,7 +17,7 @@ import html
 import io
 import logging
 import os
-import shutil
+import re
 import threading
 import time
 import traceback
@@ -26,11 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from .._files import atomic_write_text
 from ..config.settings import AnalysisSettings, BatchOptions
 from ..errors import PlscopeError, RunFolderError
-from .output import COMPLETE_MARKER
+from .output import _FolderLock, _write_marker, check_not_input, claim_folder, is_complete_output, read_marker
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class RunOutcome:
     run: str
     run_dir: str
     out_dir: str
-    status: Literal["ok", "failed", "skipped"]
+    status: Literal["ok", "failed", "skipped", "not reached"]
     reason: str = ""
     seconds: float = 0.0
     numbers: dict[str, Any] = field(default_factory=dict)
@@ -89,7 +90,7 @@ class BatchResult:
 
     @property
     def n_failed(self) -> int:
-        return sum(o.status == "failed" for o in self.outcomes)
+        return sum(o.status in ("failed", "not reached") for o in self.outcomes)
 
 
 # --------------------------------------------------------------------------
@@ -97,35 +98,100 @@ class BatchResult:
 # --------------------------------------------------------------------------
 
 
-def find_runs(root: str | os.PathLike, *, exclude: str | os.PathLike | None = None) -> list[Path]:
-    """Every folder under ``root`` (itself included) that holds an experiment.toml or a detector.toml.
+def discover_runs(
+    root: str | os.PathLike, *, exclude: str | os.PathLike | None = None
+) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Every run folder under ``root`` (experiment.toml or detector.toml), and the folders that failed.
 
-    Hidden folders and anything under ``exclude`` (the batch output) are skipped.
+    Hidden folders and anything under ``exclude`` (the batch output) are
+    skipped. Symbolic links to folders are **not followed**: one that leads to
+    a run folder is reported as failed (analyse its target directly), as is
+    every folder that cannot be read (it may hold run folders). Nothing is
+    skipped silently.
+
+    Returns
+    -------
+    runs : list of Path
+        Sorted run folders.
+    problems : list of (Path, str)
+        Folders that could not be searched or are not followed, with the reason.
     """
     root = Path(root)
     if not root.is_dir():
         raise RunFolderError(root, "batch root does not exist or is not a folder")
     excl = Path(exclude).resolve() if exclude is not None else None
-    runs = []
-    tomls = {t.parent: t for name in ("detector.toml", "experiment.toml") for t in root.rglob(name)}
-    for folder in sorted(tomls):
-        rel = folder.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if excl is not None and (folder.resolve() == excl or excl in folder.resolve().parents):
-            continue
-        runs.append(folder)
-    return runs
+    runs: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+
+    def unreadable(exc: OSError) -> None:
+        problems.append((Path(exc.filename), f"folder cannot be read: {exc.strerror or exc}; not searched"))
+
+    for dirpath, dirs, files in os.walk(root, onerror=unreadable, followlinks=False):
+        here = Path(dirpath)
+        keep = []
+        for d in sorted(dirs):
+            sub = here / d
+            if d.startswith(".") or (excl is not None and sub.resolve() == excl):
+                continue
+            if sub.is_symlink():
+                if any((sub / name).exists() for name in RUN_FILES):
+                    problems.append(
+                        (
+                            sub,
+                            f"symbolic link to {os.readlink(sub)}; not followed (analyse the target directly)",
+                        )
+                    )
+                continue
+            keep.append(d)
+        dirs[:] = keep
+        if any(name in files for name in RUN_FILES):
+            runs.append(here)
+    return sorted(runs), sorted(problems)
+
+
+def find_runs(root: str | os.PathLike, *, exclude: str | os.PathLike | None = None) -> list[Path]:
+    """Every folder under ``root`` (itself included) holding experiment.toml or detector.toml (see :func:`discover_runs`)."""
+    return discover_runs(root, exclude=exclude)[0]
+
+
+#: a folder holding one of these files is a run folder
+RUN_FILES = ("experiment.toml", "detector.toml")
+#: names in a batch output folder that belong to the batch itself
+_RESERVED = ("index.html", "batch.csv")
+
+
+def _escape_part(part: str) -> str:
+    out = part.replace("%", "%25")
+    if out.startswith("."):
+        out = "%2E" + out[1:]
+    if out.lower() in _RESERVED:
+        out = f"%{ord(out[0]):02X}" + out[1:]
+    return out
 
 
 def run_names(runs: list[Path], root: Path) -> list[str]:
-    """Output names: the folder name, or its path below root where names clash."""
-    names = [r.name if r != root else root.resolve().name for r in runs]
-    clash = {n for n in names if names.count(n) > 1}
-    out = []
-    for r, n in zip(runs, names):
-        out.append("__".join(r.relative_to(root).parts) if n in clash and r != root else n)
-    return out
+    """Unique, reversible output names of run folders.
+
+    The folder name where it is unique; the path below ``root`` where names
+    clash (``a/x``, ``b/x`` -> ``a%2Fx``, ``b%2Fx``; ``a__x`` stays
+    ``a__x``). ``%`` is written ``%25``, a leading ``.`` ``%2E`` and the
+    batch's own file names (index.html, batch.csv) get their first letter
+    escaped, so ``urllib.parse.unquote(name)`` gives the folder name or the
+    path below ``root`` back and no two runs share an output folder.
+    """
+    root = Path(root)
+    leaves = [r.name if r != root else root.resolve().name for r in runs]
+    clash = {n for n in leaves if leaves.count(n) > 1}
+    names = []
+    for r, leaf in zip(runs, leaves):
+        if r == root:
+            names.append("%2E" if len(runs) > 1 else _escape_part(leaf))
+        elif leaf in clash:
+            names.append("%2F".join(_escape_part(p) for p in r.relative_to(root).parts))
+        else:
+            names.append(_escape_part(leaf))
+    assert len(set(names)) == len(names), "run names must be unique"
+    return names
 
 
 # --------------------------------------------------------------------------
@@ -168,9 +234,9 @@ def up_to_date(run_dir: str | os.PathLike, out_dir: str | os.PathLike, settings:
 
     out_dir = Path(out_dir)
     try:
-        prov = json.loads((out_dir / "provenance.json").read_text())
-        if not (out_dir / COMPLETE_MARKER).is_file():
+        if not is_complete_output(out_dir):
             return False
+        prov = json.loads((out_dir / "provenance.json").read_text())
         if prov.get("settings_digest") != settings.digest():
             return False
         if prov.get("versions", {}).get("plscope") != __version__:
@@ -318,6 +384,19 @@ class _ClusterContext:
         self.client = None
 
     def __enter__(self):
+        try:
+            return self._start()
+        except PlscopeError:
+            self.__exit__(None, None, None)
+            raise
+        except Exception as exc:  # any failure to start a cluster is the user's setup, not a bug
+            self.__exit__(None, None, None)
+            raise PlscopeError(
+                f"the Dask cluster ({self.scheduler}) could not start: {type(exc).__name__}: {exc}; "
+                "the previous index was kept"
+            ) from None
+
+    def _start(self):
         import dask
         from distributed import Client, LocalCluster
 
@@ -335,7 +414,7 @@ class _ClusterContext:
                 n_workers=n,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: never collides with another cluster on 8787
                 silence_logs=logging.ERROR,
             )
             self.client = Client(self.cluster)
@@ -359,10 +438,12 @@ class _ClusterContext:
         return self.client
 
     def __exit__(self, *exc):
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        with contextlib.suppress(Exception):
+            if self.client is not None:
+                self.client.close()
+        with contextlib.suppress(Exception):
+            if self.cluster is not None:
+                self.cluster.close()
         return False
 
 
@@ -371,12 +452,16 @@ class _ClusterContext:
 # --------------------------------------------------------------------------
 
 
-def _clean_stale_partials(out: Path) -> None:
-    """Remove temporary folders left by an interrupted earlier batch."""
-    for p in out.glob(".*.partial-*"):
-        shutil.rmtree(p, ignore_errors=True)
-    for p in out.glob(".*.old-*"):
-        shutil.rmtree(p, ignore_errors=True)
+_ADDRESS = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s/]+")
+
+
+def check_scheduler(scheduler: str) -> None:
+    """Refuse a --scheduler that is neither local, slurm nor an address (before anything is written)."""
+    if scheduler in ("local", "slurm") or _ADDRESS.match(scheduler):
+        return
+    raise PlscopeError(
+        f"--scheduler: expected local, slurm or a scheduler address such as tcp://host:8786, got {scheduler!r}"
+    )
 
 
 def run_batch(
@@ -393,42 +478,67 @@ def run_batch(
 ) -> BatchResult:
     """Process every run folder under ``root`` into ``out/<run name>/``.
 
-    Writes ``out/batch.csv`` and ``out/index.html`` (one row per run), also
-    after an interruption (with the runs finished so far).
+    Writes ``out/batch.csv`` and ``out/index.html`` (one row per run folder
+    found, failed ones included). ``out`` must be empty, new or a batch
+    output plscope wrote (its marker); its other files are never touched.
+    After an interruption the index says so and lists the runs not reached;
+    when the batch cannot start (bad scheduler, cluster fails) the previous
+    index is kept.
 
     Parameters
     ----------
     scheduler : "local", "slurm" or a scheduler address ("tcp://host:8786")
     workers : int, optional
-        Worker processes (local) or SLURM jobs.
+        Worker processes (local) or SLURM jobs (at least 1).
     force : bool
         Redo runs that are up to date.
     on_outcome : callable, optional
         Called with each :class:`RunOutcome` as it completes.
     """
-    from distributed import as_completed
-    from tqdm.auto import tqdm
-
     root = Path(root)
     out = Path(out)
+    check_scheduler(scheduler)
     BatchOptions.check(workers=workers)  # 1 <= workers <= 1024: never a hang on -1
-    runs = find_runs(root, exclude=out)
-    if not runs:
+    runs, problems = discover_runs(root, exclude=out)
+    if not runs and not problems:
         raise RunFolderError(
             root, "no run folder (a folder with experiment.toml or detector.toml) found under it"
         )
+    check_not_input(out, runs)
+    claim_folder(out, "batch", what="batch output folder")
+    lock = _FolderLock(out, "batch output folder")
+    lock.acquire()
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunFolderError(out, f"batch output folder cannot be created: {exc.strerror or exc}") from None
-    _clean_stale_partials(out)
-    names = run_names(runs, root)
+        return _run_batch_locked(
+            root, out, runs, problems, scheduler, workers, force, settings, progress, on_outcome, command_line
+        )
+    finally:
+        lock.release()
+
+
+def _run_batch_locked(
+    root, out, runs, problems, scheduler, workers, force, settings, progress, on_outcome, command_line
+) -> BatchResult:
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    names = run_names(runs + [p for p, _ in problems], root)
+    run_name = dict(zip(runs, names))
     settings = settings or AnalysisSettings()
     started = _dt.datetime.now(_dt.UTC)
-    outcomes: list[RunOutcome] = []
+    outcomes: list[RunOutcome] = [
+        RunOutcome(run=n, run_dir=str(p), out_dir="", status="failed", reason=why)
+        for (p, why), n in zip(problems, names[len(runs) :])
+    ]
+    for o in outcomes:
+        if on_outcome is not None:
+            on_outcome(o)
     logger.info("batch: %d run folder(s) under %s", len(runs), root)
+    cluster_started = False
+    complete = False
     try:
         with _ClusterContext(scheduler, workers, len(runs)) as client:
+            cluster_started = True
             queue_name = f"plscope-progress-{uuid.uuid4().hex}" if progress else None
             stop = threading.Event()
             watcher = None
@@ -441,16 +551,16 @@ def run_batch(
                 client.submit(
                     process_run,
                     str(r),
-                    str(out / n),
+                    str(out / run_name[r]),
                     settings.to_dict(),
                     force=force,
-                    name=n,
+                    name=run_name[r],
                     command_line=command_line,
                     progress_queue=queue_name,
                     pure=False,
-                    key=f"plscope-run-{i}-{n}",
+                    key=f"plscope-run-{i}-{uuid.uuid4().hex[:8]}",
                 )
-                for i, (r, n) in enumerate(zip(runs, names))
+                for i, r in enumerate(runs)
             ]
             bar = tqdm(total=len(futures), desc="runs", unit="run", disable=not progress, position=0)
             try:
@@ -461,6 +571,7 @@ def run_batch(
                     bar.set_postfix_str(f"{outcome.run}: {outcome.status}")
                     if on_outcome is not None:
                         on_outcome(outcome)
+                complete = True
             finally:
                 stop.set()
                 if watcher is not None:
@@ -469,9 +580,22 @@ def run_batch(
                 for f in futures:
                     f.cancel()
     finally:
-        order = {n: i for i, n in enumerate(names)}
-        outcomes.sort(key=lambda o: order.get(o.run, 0))
-        write_index(outcomes, out, started=started, root=root)
+        if cluster_started:  # a batch that could not start keeps the previous index
+            done = {o.run for o in outcomes}
+            for r in runs:
+                if run_name[r] not in done:
+                    outcomes.append(
+                        RunOutcome(
+                            run=run_name[r],
+                            run_dir=str(r),
+                            out_dir=str(out / run_name[r]),
+                            status="not reached",
+                            reason="batch interrupted before this run finished",
+                        )
+                    )
+            order = {n: i for i, n in enumerate(names)}
+            outcomes.sort(key=lambda o: order.get(o.run, 0))
+            write_index(outcomes, out, started=started, root=root, interrupted=not complete)
     return BatchResult(outcomes=outcomes, out_dir=out)
 
 
@@ -510,6 +634,30 @@ def _show_frame_progress(client, queue_name: str, stop: threading.Event) -> None
 # --------------------------------------------------------------------------
 
 
+def _atomic_write(path: Path, text: str) -> None:
+    """The one atomic writer; a full disk is one line and keeps the previous file."""
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise RunFolderError(
+            path, f"cannot be written: {exc.strerror or exc}; the previous one was kept"
+        ) from None
+
+
+#: first characters that make a spreadsheet read a cell as a formula (CSV injection)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> Any:
+    """A text cell that no spreadsheet evaluates: ``'`` before a leading ``= + - @``, tab or CR.
+
+    Numbers are left alone (a negative number is not a formula).
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _fmt(v: Any) -> str:
     if v is None or v == "":
         return "—"
@@ -525,42 +673,71 @@ def _detector_cell(r: dict[str, Any]) -> str:
     return " / ".join(_fmt(r.get(k)) for k in keys)
 
 
-def write_index(outcomes: list[RunOutcome], out: Path, *, started: _dt.datetime, root: Path) -> None:
-    """Write ``batch.csv`` and the self-contained ``index.html`` of a batch."""
+def _display_name(name: str) -> str:
+    """The folder name or path below the root that an output name stands for."""
+    return unquote(name)
+
+
+def write_index(
+    outcomes: list[RunOutcome], out: Path, *, started: _dt.datetime, root: Path, interrupted: bool = False
+) -> None:
+    """Write ``batch.csv`` and the self-contained ``index.html`` of a batch.
+
+    Run names are data: links are relative and URL-encoded, text is
+    HTML-escaped, CSV text cells cannot start a formula.
+    """
+    from ..report.links import link_html
+
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(BATCH_COLUMNS), lineterminator="\n")
     writer.writeheader()
     for o in outcomes:
-        writer.writerow(o.row())
-    atomic_write_text(out / "batch.csv", buf.getvalue())
+        writer.writerow({k: csv_safe(v) for k, v in o.row().items()})
+    _atomic_write(out / "batch.csv", buf.getvalue())
 
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "skipped", "failed")}
+    statuses = ("ok", "skipped", "failed", "not reached")
+    counts = {s: sum(o.status == s for o in outcomes) for s in statuses}
     rows = []
     for o in outcomes:
         r = o.row()
-        link = (
-            f"<a href='{html.escape(o.run)}/report.html'>{html.escape(o.run)}</a>"
-            if o.status != "failed"
-            else html.escape(o.run)
-        )
+        shown = _display_name(o.run)
+        link = link_html(shown, o.run, "report.html") if o.status in ("ok", "skipped") else html.escape(shown)
         rows.append(
-            f"<tr class='{o.status}'><td class='k'>{link}</td><td>{o.status}</td>"
+            f"<tr class='{o.status.replace(' ', '-')}'><td class='k'>{link}</td><td>{o.status}</td>"
             f"<td>{_fmt(r['n_particles'])}</td><td>{_fmt(r['fields_kV_per_cm'])}</td>"
             f"<td>{_fmt(r['ion_mobility_cm2_per_Vs'])}</td><td>{_fmt(r['ion_mobility_std_cm2_per_Vs'])}</td>"
             f"<td>{_fmt(r['diffusion_coefficient_cm2_per_s'])}</td><td>{_detector_cell(r)}</td>"
             f"<td>{r['seconds']:.1f}</td>"
             f"<td class='reason'>{html.escape(o.reason)}</td></tr>"
         )
-    page = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>plscope batch — {html.escape(str(root))}</title>
+    state = (
+        f"<p class='interrupted'><strong>INTERRUPTED</strong>: {counts['not reached']} run(s) not reached "
+        "(listed below); run the same command again to finish them.</p>"
+        if interrupted
+        else ""
+    )
+    page = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>plscope batch — {
+        html.escape(str(root))
+    }</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;font-size:.9em}}td,th{{border:1px solid #ddd;padding:.3em .6em;text-align:right}}
-th{{background:#f4f4f4}}td.k,td.reason{{text-align:left}}tr.failed{{background:#fde8e8}}tr.skipped{{color:#555}}</style></head>
-<body><h1>plscope batch</h1>
+th{{background:#f4f4f4}}td.k,td.reason{{text-align:left}}tr.failed,tr.not-reached{{background:#fde8e8}}tr.skipped{{color:#555}}
+p.interrupted{{background:#fde8e8;padding:.5em}}</style></head>
+<body><h1>plscope batch{" (interrupted)" if interrupted else ""}</h1>
 <p>root: {html.escape(str(root))}<br>started: {started.isoformat(timespec="seconds")} UTC —
-{counts["ok"]} analysed, {counts["skipped"]} unchanged (skipped), {counts["failed"]} failed</p>
-<table id="runs"><tr><th>run</th><th>status</th><th>particles</th><th>fields (kV/cm)</th><th>µ (cm² V⁻¹ s⁻¹)</th>
+{counts["ok"]} analysed, {counts["skipped"]} unchanged (skipped), {counts["failed"]} failed{
+        f", {counts['not reached']} not reached" if counts["not reached"] else ""
+    }</p>
+{
+        state
+    }<table id="runs"><tr><th>run</th><th>status</th><th>particles</th><th>fields (kV/cm)</th><th>µ (cm² V⁻¹ s⁻¹)</th>
 <th>µ sd</th><th>D (cm² s⁻¹)</th><th>detector: P_e (µC cm⁻² K⁻¹), S (µC Gy⁻¹ cm⁻²), limit (nGy s⁻¹)</th><th>time (s)</th><th>reason</th></tr>
 {"".join(rows)}
-</table><p><a href="batch.csv">batch.csv</a></p></body></html>
+</table><p><a href="./batch.csv">batch.csv</a></p></body></html>
 """
-    atomic_write_text(out / "index.html", page)
+    _atomic_write(out / "index.html", page)
+    marker = read_marker(out)
+    if marker is not None and marker.get("kind") == "batch":
+        files = sorted(set(marker["files"]) | {"batch.csv", "index.html"})
+        if files != marker["files"]:
+            _write_marker(out, dict(marker, files=files, complete=True))

@@ -317,7 +317,7 @@ def run_detector(
                       command_line=command_line)  # fmt: skip
     summary = _summary_json(res, prov)
     html = render_detector_report(res, jsonable(summary))
-    with AtomicOutputDir(out_dir) as tmp:
+    with AtomicOutputDir(out_dir, inputs=[run_dir, *inputs], kind="detector") as tmp:
         write_json(tmp / SUMMARY_FILE, summary)
         write_json(tmp / "provenance.json", prov)
         res.pulses.to_csv(tmp / "pyro_pulses.csv", index=False)

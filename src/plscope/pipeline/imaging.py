@@ -34,7 +34,7 @@ from ..io import DaqLog, ExperimentConfig, Stack, load_experiment, open_stack, r
 from ..kinetics import analyze_population, summarize_population
 from ..report import write_report
 from ..report.spectra import spectra_section_html
-from ..results import Extraction, RunResult
+from ..results import EXTRACTION_FILES, Extraction, RunResult
 from ..sync import (
     cycles_from_segments,
     field_kV_per_cm,
@@ -42,7 +42,6 @@ from ..sync import (
     field_segments,
     find_lost_frames,
     frame_timing,
-    ttl_pulses,
 )
 from ..tracking import (
     centroid_shift,
@@ -52,8 +51,9 @@ from ..tracking import (
     quality_flags,
     reference_image,
 )
+from ._timing import camera_pulses
 from .output import AtomicOutputDir, write_json
-from .provenance import input_files, provenance
+from .provenance import input_files, provenance, stable_provenance
 from .settings import AnalysisSettings
 from .spectra import analyze_spectra, run_spectra, write_spectra_outputs
 
@@ -79,7 +79,7 @@ def _frame_times(cfg: ExperimentConfig, stack: Stack, warnings: list[str], info:
     daq = read_daq(daq_path, channels=wanted, sample_rate_hz=cfg.daq.sample_rate_hz)
     warnings.extend(daq.warnings)
     source = f"{daq_path} channel '{cfg.daq.camera_ttl}'"
-    pulses = ttl_pulses(daq.time_s, daq.channel(cfg.daq.camera_ttl), source=source)
+    pulses = camera_pulses(daq.time_s, daq.channel(cfg.daq.camera_ttl), cfg.daq, source, warnings, info)
     timing = frame_timing(
         pulses,
         n_frames,
@@ -429,6 +429,8 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
         "exposure_s": exposure_s,
         "n_cycles": int(len(cycles)),
         "n_dropped_frames": meta.get("n_dropped_frames", 0),
+        "ttl_polarity": meta.get("ttl_polarity"),
+        "ttl_polarity_source": meta.get("ttl_polarity_source"),
         "field_levels": meta.get("field_levels", []),
         "spectral_shift_nm": None,
         "spectral_shift_slope_nm_per_kV_per_cm": None,
@@ -481,11 +483,12 @@ def analyze_imaging(
 
 
 def _write_results(result: RunResult, folder: Path, prov: dict[str, Any]) -> None:
-    result.summary["provenance"] = prov
+    result.summary["provenance"] = stable_provenance(prov)  # timestamps: provenance.json only
     result.particles.to_csv(folder / "particles.csv", index=False)
     result.kinetics.to_csv(folder / "kinetics.csv", index=False)
     result.kinetics.to_parquet(folder / "kinetics.parquet", index=False)
-    result.traces.to_csv(folder / "traces.csv.gz", index=False)
+    # gzip header without a time stamp: the same input gives the same bytes
+    result.traces.to_csv(folder / "traces.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
     result.cycles.to_csv(folder / "cycles.csv", index=False)
     if result.centroid_shift is not None:
         result.centroid_shift.to_csv(folder / "centroid_shift.csv", index=False)
@@ -517,7 +520,8 @@ def run_imaging(
     cfg = load_experiment(run_dir)
     if cfg.movie is None:  # a spectra-only run folder
         return run_spectra(run_dir, out_dir, progress=progress, command_line=command_line, settings=settings)
-    with AtomicOutputDir(out_dir) as tmp:  # fails early if out_dir cannot be written
+    inputs = [run_dir, *input_files(cfg)]
+    with AtomicOutputDir(out_dir, inputs=inputs) as tmp:  # fails early if out_dir cannot be written
         ex = extract_imaging(cfg, settings, progress=progress)
         result = analyze_extraction(ex, settings)
         result.config = cfg
@@ -567,15 +571,41 @@ def _changes(old: Any, new: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _read_stored_json(folder: Path, name: str) -> dict[str, Any]:
+    """A JSON object written by plscope into an output folder (one line of error otherwise)."""
+    path = folder / name
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunFolderError(path, f"cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    if not isinstance(data, dict):
+        raise RunFolderError(
+            path, f"expected a JSON object, found {type(data).__name__}; not plscope's output"
+        )
+    return data
+
+
+def _refuse_symlinks(folder: Path) -> None:
+    """Re-analysis reads (and copies) only real files: a symbolic link is refused, never followed."""
+    for name in (*EXTRACTION_FILES, "summary.json", "provenance.json", *SPECTRA_FILES):
+        if (folder / name).is_symlink():
+            raise RunFolderError(
+                folder / name, "is a symbolic link; plscope re-analyses only files it wrote (not followed)"
+            )
+
+
 def reanalyze(
     out_dir: str | os.PathLike,
     settings: AnalysisSettings | None = None,
     *,
     command_line: Sequence[str] | None = None,
+    to: str | os.PathLike | None = None,
 ) -> tuple[RunResult, dict[str, Any]]:
     """Recompute kinetics, summary and report of an output folder from its stored traces.
 
-    The stack is not read. The folder is replaced atomically; its
+    The stack is not read. plscope's files in the folder are replaced
+    atomically (files the user added are kept), or, with ``to``, a new
+    output folder is written side by side and ``out_dir`` is only read. Its
     ``provenance.json`` records the previous and the new settings, and which
     summary numbers changed.
 
@@ -586,27 +616,27 @@ def reanalyze(
         ``{"settings": {key: [old, new]}, "summary": {key: [old, new]}}``.
     """
     out_dir = Path(out_dir)
+    dest = Path(to) if to is not None else out_dir
     if not (out_dir / "summary.json").is_file():
         raise RunFolderError(out_dir, "not a plscope output folder (no summary.json)")
+    _refuse_symlinks(out_dir)
     settings = settings or AnalysisSettings()
     started = _dt.datetime.now(_dt.UTC)
+    old_prov = _read_stored_json(out_dir, "provenance.json")
+    old_summary = _read_stored_json(out_dir, "summary.json")
     ex = Extraction.load(out_dir)
-    try:
-        old_prov = json.loads((out_dir / "provenance.json").read_text())
-        old_summary = json.loads((out_dir / "summary.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise RunFolderError(out_dir, f"provenance/summary cannot be read: {exc}") from None
     result = analyze_extraction(ex, settings)
     # spectra are not re-fitted (their frames are not stored): carry over their results
     spectral_keys = {k: v for k, v in old_summary.items() if k.startswith("spectral_")}
     result.summary.update(spectral_keys)
     if any(v is not None for v in spectral_keys.values()):
         result.summary["warnings"].append("re-analysis: spectral results carried over from the original run")
-    with AtomicOutputDir(out_dir) as tmp:
+    inputs = [out_dir] if dest.resolve() != out_dir.resolve() else []
+    with AtomicOutputDir(dest, inputs=inputs) as tmp:
         ex.save(tmp)
         for name in SPECTRA_FILES:
-            if (out_dir / name).is_file():
-                shutil.copy2(out_dir / name, tmp / name)
+            if (out_dir / name).is_file() and not (out_dir / name).is_symlink():
+                shutil.copyfile(out_dir / name, tmp / name, follow_symlinks=False)
         prov = dict(old_prov)
         history = list(old_prov.get("reanalyses", []))
         summary_now = json.loads(json.dumps(jsonable(result.summary)))

@@ -86,3 +86,17 @@ def provenance(
         "finished_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "command_line": list(command_line) if command_line is not None else list(sys.argv),
     }
+
+
+#: provenance entries that change from one run of the same input to the next (when, how invoked):
+#: kept in provenance.json only, so every other output file is byte-identical for the same input
+VOLATILE_KEYS = ("started_utc", "finished_utc", "at_utc", "command_line")
+
+
+def stable_provenance(prov: Any) -> Any:
+    """``prov`` without :data:`VOLATILE_KEYS` (at any depth): the part summary.json carries."""
+    if isinstance(prov, dict):
+        return {k: stable_provenance(v) for k, v in prov.items() if k not in VOLATILE_KEYS}
+    if isinstance(prov, list):
+        return [stable_provenance(v) for v in prov]
+    return prov

@@ -58,9 +58,10 @@ from ..spectra.extract import (
 from ..spectra.lamp import read_lamp, read_lines
 from ..spectra.lorentz import fit_lorentzians_dask, fits_to_frame
 from ..spectra.shifts import add_shifts, frame_fields, frame_phases, shift_slope, shift_statistics
-from ..sync import cycles_from_segments, field_kV_per_cm, field_segments, frame_timing, ttl_pulses
+from ..sync import cycles_from_segments, field_kV_per_cm, field_segments, frame_timing
+from ._timing import camera_pulses
 from .output import AtomicOutputDir, write_json
-from .provenance import input_files, provenance
+from .provenance import input_files, provenance, stable_provenance
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +175,33 @@ def _with_warning(cal: Calibration, text: str) -> Calibration:
     return dataclasses.replace(cal, warnings=tuple(cal.warnings) + (text,))
 
 
+#: key present in every calibration file plscope writes: ``calibrate --out`` replaces only such files
+#: (a fixed value, not a random id, so that the same inputs give the same bytes)
+CALIBRATION_KEY = "written_by"
+
+
+def _check_calibration_target(out: Path, inputs: list) -> None:
+    """Refuse to overwrite an input, a symbolic link or a file plscope did not write."""
+    if not os.path.lexists(out):
+        return
+    if out.is_symlink():
+        raise RunFolderError(out, "is a symbolic link; give a new file name for the calibration")
+    for item in inputs:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(out, item):
+                raise RunFolderError(out, "is an input of this command; give a new file name with --out")
+    try:
+        data = json.loads(out.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        data = None
+    if not (isinstance(data, dict) and data.get(CALIBRATION_KEY) == "plscope calibrate"):
+        raise RunFolderError(
+            out,
+            "exists and is not a calibration file written by plscope; "
+            "plscope never replaces files it did not write (give a new file name with --out)",
+        )
+
+
 def calibrate_command(
     lamp_path: str | os.PathLike,
     lines_path: str | os.PathLike,
@@ -227,6 +255,7 @@ def calibrate_command(
         raise RunFolderError(out, "is a folder; give the JSON file to write")
     if not out.parent.is_dir():
         raise RunFolderError(out.parent, "output folder does not exist")
+    _check_calibration_target(out, [lamp_path, lines_path])
     lamp = read_lamp(lamp_path, pixel_column=pixel_column, counts_column=counts_column)
     lines = read_lines(lines_path, column=lines_column, min_intensity=min_intensity)
     try:
@@ -254,6 +283,7 @@ def calibrate_command(
             "n_known_lines": int(lines.wavelength_nm.size),
             "guess": None if guess is None else [float(g) for g in guess],
             "plscope_version": __version__,
+            CALIBRATION_KEY: "plscope calibrate",
         }
     )
     try:
@@ -285,7 +315,9 @@ def _timing(cfg: ExperimentConfig, daq: DaqLog | None, n_frames: int, warnings: 
         warnings.extend(daq.warnings)
     channel = cfg.spectra.camera_ttl
     source = f"{daq_path} channel '{channel}'"
-    pulses = ttl_pulses(daq.time_s, daq.channel(channel), source=source)
+    notes: list[str] = []
+    pulses = camera_pulses(daq.time_s, daq.channel(channel), cfg.daq, source, notes, {})
+    warnings.extend(f"spectra: {w}" for w in notes)
     timing = frame_timing(
         pulses, n_frames, source=source, on_dropped=cfg.daq.dropped_frames if cfg.daq is not None else "error"
     )
@@ -699,7 +731,7 @@ def run_spectra(
     ``options`` go to :func:`analyze_spectra`.
     """
     started = _dt.datetime.now(_dt.UTC)
-    with AtomicOutputDir(out_dir) as tmp:
+    with AtomicOutputDir(out_dir, inputs=[run_dir]) as tmp:
         cfg = load_experiment(run_dir)
         result = analyze_spectra(cfg, progress=progress, **options)
         s = result.summary
@@ -720,7 +752,7 @@ def run_spectra(
             + list(result.warnings)
             + ["no [movie]: particle sizes, kinetics, ion mobility and diffusion coefficient are null"]
         )
-        summary["provenance"] = provenance(
+        prov = provenance(
             inputs=input_files(cfg),
             config=cfg.to_dict(),
             started=started,
@@ -728,6 +760,7 @@ def run_spectra(
             settings=None if settings is None else settings.to_dict(),
             settings_digest=None if settings is None else settings.digest(),
         )
+        summary["provenance"] = stable_provenance(prov)  # timestamps: provenance.json only
         result.summary = summary
         write_spectra_outputs(result, tmp)
         st = result.stripes
@@ -744,6 +777,6 @@ def run_spectra(
         ).to_csv(tmp / "particles.csv", index=False)
         pd.DataFrame(columns=list(KINETICS_SPEC_COLUMNS)).to_csv(tmp / "kinetics.csv", index=False)
         (tmp / "report.html").write_text(render_spectra_report(result), encoding="utf-8")
-        write_json(tmp / "provenance.json", summary["provenance"])
+        write_json(tmp / "provenance.json", prov)
         write_json(tmp / "summary.json", summary)
     return result

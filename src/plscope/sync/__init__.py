@@ -4,7 +4,7 @@ All functions here are pure (arrays in, arrays or tidy DataFrames out);
 reading the DAQ log is :func:`plscope.io.read_daq`.
 """
 
-from .edges import PULSE_COLUMNS, ttl_pulses
+from .edges import PULSE_COLUMNS, TtlPolarity, bridge_daq_gaps, daq_gaps, detect_ttl_polarity, ttl_pulses
 from .field import (
     CYCLE_COLUMNS,
     LEVEL_COLUMNS,
@@ -22,6 +22,10 @@ __all__ = [
     "PULSE_COLUMNS",
     "SEGMENT_COLUMNS",
     "FrameTiming",
+    "TtlPolarity",
+    "bridge_daq_gaps",
+    "daq_gaps",
+    "detect_ttl_polarity",
     "cycles_from_segments",
     "field_kV_per_cm",
     "field_levels",

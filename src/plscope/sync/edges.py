@@ -7,6 +7,7 @@ error messages.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from ..errors import SyncError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PULSE_COLUMNS", "ttl_pulses"]
+__all__ = ["PULSE_COLUMNS", "TtlPolarity", "bridge_daq_gaps", "daq_gaps", "detect_ttl_polarity", "ttl_pulses"]
 
 #: Columns of the table returned by :func:`ttl_pulses`.
 PULSE_COLUMNS = ("start_s", "end_s")
@@ -153,6 +154,108 @@ def _drop_short(start: np.ndarray, end: np.ndarray, min_width_s: float) -> tuple
     return start, end
 
 
+#: accepted values of ``[daq] ttl_polarity``: "high" (the camera exposes while the line is high),
+#: "low" (exposes while low, an inverted line) or "auto" (detected)
+TTL_POLARITIES = ("auto", "high", "low")
+#: an idle stretch at the start or end of a record lasts at least this many frame periods
+IDLE_PERIODS = 3.0
+#: a high-phase duty within this distance of 50 % cannot tell which phase is the exposure
+DUTY_AMBIGUITY = 0.1
+
+
+@dataclass(frozen=True)
+class TtlPolarity:
+    """Which level of a camera TTL line is the exposure, and how that was decided.
+
+    Attributes
+    ----------
+    polarity : "high" or "low"
+        "low": the camera exposes while the line is low (an inverted line).
+    how : str
+        "declared", "idle level" (the level held for many frame periods
+        before the first or after the last frame is the idle one) or
+        "exposure duty" (no idle stretch: the longer phase of each frame
+        period is taken for the exposure).
+    high_duty : float
+        Fraction of a frame period the line is high (NaN when unknown).
+    """
+
+    polarity: str
+    how: str
+    high_duty: float = float("nan")
+
+    @property
+    def reliable(self) -> bool:
+        """False when only the duty decided (a short exposure on a long frame period looks inverted)."""
+        return self.how != "exposure duty"
+
+
+def detect_ttl_polarity(
+    time_s: np.ndarray, signal: np.ndarray, *, declared: str = "auto", source: str = ""
+) -> TtlPolarity:
+    """Which level of a camera TTL line is the exposure.
+
+    A camera's exposure output rests at its inactive level before an
+    acquisition starts and after it ends; when the record holds such an idle
+    stretch (at least :data:`IDLE_PERIODS` frame periods at its start or
+    end) its level is the inactive one. Without one the exposure duty
+    decides: the longer phase of each frame period is the exposure (frame
+    transfer and rolling shutter cameras expose for nearly the whole
+    period). A duty within :data:`DUTY_AMBIGUITY` of 50 % cannot decide.
+
+    Parameters
+    ----------
+    time_s, signal : array_like
+        The sampled line.
+    declared : {"auto", "high", "low"}
+        ``[daq] ttl_polarity``; anything but "auto" is returned as is.
+    source : str
+        File/channel named in errors.
+
+    Raises
+    ------
+    SyncError
+        When the polarity cannot be told (duty near 50 % and no idle
+        stretch): set ``ttl_polarity`` in ``[daq]``.
+    """
+    if declared not in TTL_POLARITIES:
+        raise SyncError(
+            source or None, f"ttl_polarity must be one of {', '.join(TTL_POLARITIES)}, got {declared!r}"
+        )
+    if declared != "auto":
+        return TtlPolarity(declared, "declared")
+    t, x = as_time_series(time_s, signal, source=source, what="TTL signal")
+    lo, hi, _ = two_levels(x)
+    if not hi > lo:
+        return TtlPolarity("high", "flat line")  # ttl_pulses names the problem
+    state = hysteresis_state(x, lo + LOW_FRACTION * (hi - lo), lo + HIGH_FRACTION * (hi - lo))
+    change = np.flatnonzero(state[1:] != state[:-1]) + 1
+    if change.size < 4:
+        return TtlPolarity("high", "too few edges")
+    spans = np.diff(t[change])
+    starts_high = state[change[:-1]]
+    high_s, low_s = spans[starts_high], spans[~starts_high]
+    if high_s.size == 0 or low_s.size == 0:
+        return TtlPolarity("high", "too few edges")
+    period = float(np.median(high_s) + np.median(low_s))
+    duty = float(np.median(high_s)) / period
+    idle = []
+    if t[change[0]] - t[0] >= IDLE_PERIODS * period:
+        idle.append(bool(state[0]))
+    if t[-1] - t[change[-1]] >= IDLE_PERIODS * period:
+        idle.append(bool(state[-1]))
+    if idle and all(v == idle[0] for v in idle):
+        return TtlPolarity("low" if idle[0] else "high", "idle level", duty)
+    if abs(duty - 0.5) < DUTY_AMBIGUITY:
+        raise SyncError(
+            source or None,
+            f"cannot tell the TTL polarity: the line is high {duty:.0%} of each frame period and the record "
+            'has no idle stretch before or after the frames; set ttl_polarity = "high" (the camera exposes '
+            'while the line is high) or "low" in [daq]',
+        )
+    return TtlPolarity("high" if duty > 0.5 else "low", "exposure duty", duty)
+
+
 def ttl_pulses(
     time_s: np.ndarray,
     signal: np.ndarray,
@@ -161,8 +264,12 @@ def ttl_pulses(
     high: float | None = None,
     min_width_s: float | None = None,
     source: str = "",
+    polarity: str = "high",
 ) -> pd.DataFrame:
     """Pulses of a sampled TTL line (rising edge and the following falling edge).
+
+    With ``polarity="low"`` (an inverted line: exposure while low) the
+    pulses are the low phases: ``start_s`` is a falling edge.
 
     A Schmitt trigger with hysteresis decides the state, so noise and
     ringing around one threshold do not make extra edges. Edge times are
@@ -185,6 +292,8 @@ def ttl_pulses(
         rate: there, single samples are the signal).
     source : str, optional
         File or channel name used in error messages.
+    polarity : {"high", "low"}
+        The level during which the camera exposes (see :func:`detect_ttl_polarity`).
 
     Returns
     -------
@@ -200,6 +309,11 @@ def ttl_pulses(
     """
     t, x = as_time_series(time_s, signal, source=source, what="TTL signal")
     src = source or None
+    if polarity == "low":  # an inverted line: its low phases are the exposures
+        x = -x
+        low, high = (None if high is None else -high), (None if low is None else -low)
+    elif polarity != "high":
+        raise ValueError(f"polarity must be 'high' or 'low', got {polarity!r}")
     if low is not None and high is not None:
         if not low < high:
             raise ValueError(f"low threshold {low} must be below high threshold {high}")
@@ -268,3 +382,81 @@ def ttl_pulses(
         mid,
     )
     return pd.DataFrame({"start_s": start, "end_s": end}, columns=list(PULSE_COLUMNS))
+
+
+#: a step of the DAQ time column above this multiple of the median sample interval is a gap in the log
+GAP_FACTOR = 1.5
+#: the pulses around a gap must be this close to a whole number of frame intervals apart
+GAP_SLOT_TOLERANCE = 0.25
+
+
+def daq_gaps(time_s: np.ndarray) -> np.ndarray:
+    """Gaps in a DAQ log (missing samples): array of shape (n, 2) with the last time before and first after."""
+    t = np.asarray(time_s, dtype=np.float64)
+    if t.size < 3:
+        return np.empty((0, 2))
+    dt = np.diff(t)
+    k = np.flatnonzero(dt > GAP_FACTOR * float(np.median(dt)))
+    return np.column_stack([t[k], t[k + 1]])
+
+
+def bridge_daq_gaps(
+    pulses: pd.DataFrame, time_s: np.ndarray, *, source: str = ""
+) -> tuple[pd.DataFrame, list[str]]:
+    """Camera pulses lost in gaps of the DAQ log restored on the camera's own clock.
+
+    A gap in the log's time column (missing samples) hides the camera's
+    pulses but the camera went on exposing: the movie holds those frames. So
+    a gap must not be read as dropped frames (which would remap every later
+    frame). Pulses with an edge inside a gap (interpolated across it) are
+    discarded; the pulses between the last one before and the first one
+    after the gap are placed at equal spacing, which must come to a whole
+    number of frame intervals.
+
+    Returns
+    -------
+    pulses : pandas.DataFrame
+        With the restored pulses (``start_s`` sorted).
+    notes : list of str
+        One warning per gap that hid pulses.
+
+    Raises
+    ------
+    SyncError
+        When the pulses around a gap are not a whole number of frame
+        intervals apart (the camera timing across the gap cannot be known).
+    """
+    gaps = daq_gaps(time_s)
+    if gaps.size == 0 or len(pulses) < 3:
+        return pulses, []
+    start = pulses["start_s"].to_numpy(float)
+    end = pulses["end_s"].to_numpy(float)
+    interval = float(np.median(np.diff(start)))
+    width = float(np.nanmedian(end - start))
+    notes = []
+    for g0, g1 in gaps:
+        inside = ((start > g0) & (start < g1)) | ((end > g0) & (end < g1))
+        start, end = start[~inside], end[~inside]
+        before, after = start[start <= g0], start[start >= g1]
+        if before.size == 0 or after.size == 0:
+            continue  # a gap before the first or after the last frame hides no frame edge
+        a, b = float(before[-1]), float(after[0])
+        slots = (b - a) / interval
+        n = int(round(slots))
+        if abs(slots - n) > GAP_SLOT_TOLERANCE or n < 1:
+            raise SyncError(
+                source or None,
+                f"gap in the DAQ log from {g0:.6g} s to {g1:.6g} s (missing samples): the camera pulses around "
+                f"it are {slots:.2f} frame intervals apart, not a whole number; frame times cannot be recovered",
+            )
+        if n > 1:
+            new = a + (b - a) * np.arange(1, n) / n
+            start = np.concatenate([start, new])
+            end = np.concatenate([end, new + width])
+            order = np.argsort(start, kind="stable")
+            start, end = start[order], end[order]
+            notes.append(
+                f"{source or 'DAQ log'}: gap in the log from {g0:.6g} s to {g1:.6g} s (missing samples, not dropped "
+                f"frames): {n - 1} camera pulse(s) not recorded, timed on the camera's interval"
+            )
+    return pd.DataFrame({"start_s": start, "end_s": end}, columns=list(PULSE_COLUMNS)), notes
