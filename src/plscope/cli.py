@@ -195,6 +195,33 @@ def _build_parser() -> argparse.ArgumentParser:
         "default: replace plscope's files in OUT_DIR (files you added there are kept)",
     )
 
+    ins = sub.add_parser(
+        "inspect",
+        parents=[common],
+        help="list what a movie or DAQ log holds",
+        description="Movie: shape, axes, pixel type, pixel size, timing metadata, wavelength axis "
+        "(or the axes of a multi-dimensional file and the choice it needs). DAQ log: channels "
+        "with their ranges and numbers of rising edges.",
+    )
+    ins.add_argument("file", type=Path, help="an image stack (TIFF, SPE, SIF, ND2, a glob) or a DAQ log")
+    ins.add_argument(
+        "--sample-rate-hz",
+        type=float,
+        default=None,
+        help="DAQ log without a time column: its rate (default: none)",
+    )
+    ins.add_argument("--json", action="store_true", help="print the description as JSON")
+
+    ini = sub.add_parser(
+        "init",
+        parents=[common],
+        help="write a commented experiment.toml for a run folder",
+        description="Write RUN_DIR/experiment.toml from the files found there (movie, spectra, DAQ "
+        "channels, lamp, calibration.json); values only you know are marked REQUIRED. "
+        "An existing experiment.toml is never overwritten.",
+    )
+    ini.add_argument("run_dir", type=Path, help="the run folder")
+
     conf = sub.add_parser(
         "config",
         parents=[common],
@@ -493,6 +520,30 @@ def _print_qc(summary: dict) -> None:
             _print(f"    - {reason}")
 
 
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from .io.inspect import describe_file, format_description
+
+    desc = describe_file(args.file, sample_rate_hz=args.sample_rate_hz)
+    if args.json:
+        print(json.dumps(desc, indent=2))
+    else:
+        print("\n".join(format_description(desc)))
+    return EXIT_OK
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from .pipeline.init_folder import init_run_folder
+
+    path, todo = init_run_folder(args.run_dir)
+    if not args.quiet:
+        print(f"wrote {path}")
+        for item in todo:
+            print(f"  to fill in: {item}")
+    return EXIT_OK
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
     from .config.check import check_file, defaults_text
 
@@ -656,6 +707,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reanalyze": _cmd_reanalyze,
         "calibrate": _cmd_calibrate,
         "config": _cmd_config,
+        "inspect": _cmd_inspect,
+        "init": _cmd_init,
         "detector": _cmd_detector,
         "simulate-detector": _cmd_simulate_detector,
     }

@@ -703,7 +703,8 @@ def _probe_spe(path: str) -> _Probed:
         warnings=spe.warnings,
         files=(path,),
         wavelength_nm=spe.wavelength_nm,
-        exposure_s=spe.exposure_s,
+        # the v2 header's exposure is in WinSpec's display unit (s or ms), which is not recorded
+        exposure_s=None,
     )
 
 
