@@ -35,7 +35,8 @@ from typing import Annotated, Any, Literal
 
 import annotated_types as at
 from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
-from pydantic_core import PydanticCustomError
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError, PydanticUndefined
 
 from ..errors import ConfigError
 
@@ -68,7 +69,7 @@ def excerpt(value: Any) -> str:
 
 
 def _is_bool(v: Any) -> bool:
-    return isinstance(v, bool) or type(v).__name__ == "bool_"
+    return isinstance(v, bool) or (type(v).__module__ == "numpy" and type(v).__name__ in ("bool_", "bool"))
 
 
 def _is_number(v: Any) -> bool:
@@ -184,6 +185,19 @@ def setting(
     return Field(default, **kwargs)
 
 
+def spec(*, doc: str, unit: str = "", rule: str | None = None, **constraints: Any) -> Any:
+    """The constraints of a field declared as ``Annotated[type, spec(...)] = default``.
+
+    Used where the models are plain (stdlib) dataclasses validated by
+    :func:`check_fields` (the simulator parameters); same meaning as
+    :func:`setting`.
+    """
+    extra: dict[str, Any] = {"unit": unit}
+    if rule:
+        extra["rule"] = rule
+    return Field(description=doc, json_schema_extra=extra, **constraints)
+
+
 # --------------------------------------------------------------------------
 # introspection (shared by the messages, the defaults file and the docs)
 # --------------------------------------------------------------------------
@@ -194,10 +208,64 @@ def fields_of(cls: type, *, in_file: bool = False) -> dict[str, Any]:
 
     With ``in_file``, only the fields that are keys of the file.
     """
-    out = dict(getattr(cls, "__pydantic_fields__", {}))
+    if hasattr(cls, "__pydantic_fields__"):
+        out = dict(cls.__pydantic_fields__)
+    elif dataclasses.is_dataclass(cls):
+        out = _plain_fields(cls)
+    else:
+        out = {}
     if in_file:
         out = {k: v for k, v in out.items() if (v.json_schema_extra or {}).get("in_file", True)}
     return out
+
+
+_PLAIN_FIELDS: dict[type, dict[str, Any]] = {}
+
+
+def _plain_fields(cls: type) -> dict[str, Any]:
+    """FieldInfo of a stdlib dataclass whose fields are ``Annotated[type, spec(...)]``."""
+    if cls not in _PLAIN_FIELDS:
+        hints = typing.get_type_hints(cls, include_extras=True)
+        out = {}
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else PydanticUndefined
+            info = FieldInfo.from_annotated_attribute(hints[f.name], default)
+            info.annotation = hints[f.name]
+            out[f.name] = info
+        _PLAIN_FIELDS[cls] = out
+    return _PLAIN_FIELDS[cls]
+
+
+_FIELD_ADAPTERS: dict[Any, TypeAdapter] = {}
+
+
+def _field_adapter(annotation: Any) -> TypeAdapter:
+    if annotation not in _FIELD_ADAPTERS:
+        _FIELD_ADAPTERS[annotation] = TypeAdapter(annotation, config=ConfigDict(allow_inf_nan=False))
+    return _FIELD_ADAPTERS[annotation]
+
+
+def check_fields(obj: Any, error: type[Exception], what: str) -> None:
+    """Validate (and coerce, e.g. lists to tuples) every field of a plain frozen dataclass.
+
+    Call from ``__post_init__``; raises ``error`` with one line listing every
+    problem: ``"invalid <what>: 'duty' must be a positive number in (0, 1), got 1.0"``.
+    """
+    cls = type(obj)
+    problems: list[str] = []
+    for name, info in _plain_fields(cls).items():
+        try:
+            value = _field_adapter(info.annotation).validate_python(getattr(obj, name))
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                problems.append(_message(cls, {**err, "loc": (name, *err["loc"])}))
+            continue
+        except RecursionError:
+            problems.append(f"'{name}' is nested too deeply")
+            continue
+        object.__setattr__(obj, name, value)
+    if problems:
+        raise error(f"invalid {what}: " + "; ".join(problems))
 
 
 def nested_model(annotation: Any) -> type | None:
@@ -361,6 +429,9 @@ def _message(cls: type, err: Any) -> str:
         where = ".".join(names[:-1])
         hint = f" (did you mean '{where + '.' if where else ''}{close}'?)" if close else ""
         return f"unknown key '{key}'{hint}"
+    if kind == "missing" and loc and isinstance(loc[-1], int):
+        base = ".".join(n for n, p in zip(names, loc, strict=True) if not isinstance(p, int))
+        return f"'{base}' has too few values"
     if kind == "missing":
         return f"required key '{key}' is missing"
     if kind in ("dataclass_type", "dataclass_exact_type", "dict_type", "model_type"):
@@ -399,10 +470,10 @@ def problems_of(cls: type, exc: ValidationError) -> list[str]:
     return out
 
 
-_ADAPTERS: dict[type, TypeAdapter] = {}
+_ADAPTERS: dict[Any, TypeAdapter] = {}
 
 
-def adapter(cls: type) -> TypeAdapter:
+def adapter(cls: Any) -> TypeAdapter:
     if cls not in _ADAPTERS:
         _ADAPTERS[cls] = TypeAdapter(cls)
     return _ADAPTERS[cls]

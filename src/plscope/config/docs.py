@@ -10,9 +10,10 @@ import sys
 
 from .detector import DetectorConfig
 from .experiment import ExperimentConfig
-from .render import defaults_toml, markdown_sections
+from .render import defaults_toml, markdown_sections, markdown_table
 from .settings import AnalysisSettings
 from .settings import defaults_toml as settings_defaults
+from .simulation import MAX_DAQ_SAMPLES, MAX_MOVIE_BYTES, ImagingSimFields, SpectralSimFields
 
 _EXPERIMENT_HEADER = """\
 # experiment.toml: what the instruments do not record (one per run folder).
@@ -103,6 +104,29 @@ One per detector run folder (see [detector-folder.md](detector-folder.md)).
 """
 
 
+_SIMULATION = (
+    """\
+## Simulator parameters
+
+Fields of `plscope.sim.ImagingSimParams` (`plscope simulate`) and
+`plscope.sim.SpectralSimParams` (`plscope simulate --spectral`); the command-line
+options set some of them. Besides each field's range, the simulator refuses parameter
+sets whose relations fail (a minimum above a maximum, an exposure longer than the frame
+interval, ...) and runs whose movie would exceed """
+    + f"{MAX_MOVIE_BYTES / 2**30:g} GiB or whose DAQ log would exceed {MAX_DAQ_SAMPLES:.0e} samples."
+    + """
+
+### Imaging
+
+{imaging}
+
+### Spectral
+
+{spectral}
+"""
+)
+
+
 def experiment_example() -> str:
     """A commented experiment.toml with every key (``config --print-defaults experiment``)."""
     return defaults_toml(ExperimentConfig, _EXPERIMENT_HEADER)
@@ -120,6 +144,9 @@ def configuration_markdown() -> str:
         _SETTINGS.format(defaults=settings_defaults(), tables=markdown_sections(AnalysisSettings)),
         _EXPERIMENT.format(example=experiment_example(), tables=markdown_sections(ExperimentConfig)),
         _DETECTOR.format(tables=markdown_sections(DetectorConfig)),
+        _SIMULATION.format(
+            imaging=markdown_table(ImagingSimFields), spectral=markdown_table(SpectralSimFields)
+        ),
     ]
     return "\n".join(p.rstrip() + "\n" for p in parts)
 

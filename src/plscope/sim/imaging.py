@@ -38,6 +38,8 @@ import numpy as np
 
 from .._files import atomic_files
 from .._json import jsonable
+from ..config._base import check_fields
+from ..config.simulation import ImagingSimFields
 from ..errors import PlscopeError
 from .kinetics import (
     SE_REFERENCE_FIELD_KV_PER_CM,
@@ -65,6 +67,7 @@ from .timing import (
     VOLTAGE_CHANNEL,
     RunTimingMixin,
     daq_base_signals,
+    size_limits,
 )
 
 logger = logging.getLogger(__name__)
@@ -101,223 +104,84 @@ class SimulationError(PlscopeError):
 
 
 @dataclass(frozen=True)
-class ImagingSimParams(RunTimingMixin):
+class ImagingSimParams(RunTimingMixin, ImagingSimFields):
     """Parameters of a simulated imaging run; every field has a default.
 
-    Units are in the names. Sizes are side lengths of axis-aligned square
-    particles. The booleans at the end switch the nuisances of a real rig on
-    or off; :meth:`clean` switches all of them off. Sequences may be given as
-    lists (e.g. from JSON) and are stored as tuples.
+    The fields, with their types, ranges, units and docs, are declared once
+    in :class:`plscope.config.simulation.ImagingSimFields` (and listed in
+    ``docs/configuration.md``); they are validated (and lists turned into
+    tuples) on construction and by ``dataclasses.replace``. Sizes are side
+    lengths of axis-aligned square particles. The booleans switch the
+    nuisances of a real rig on or off; :meth:`clean` switches all of them off.
     """
 
-    n_particles: int = 16
-    image_shape: tuple[int, int] = (160, 160)  # rows, cols
-    pixel_size_nm: float = 100.0
-    psf_sigma_nm: float = 130.0
-    size_range_nm: tuple[float, float] = (400.0, 1300.0)  # side length L, uniform
-    mobility_cm2_per_Vs: float = 2.56e-10  # population mean
-    mobility_spread: float = 0.10  # relative sd per particle (lognormal, mean kept)
-    temperature_K: float = 296.15
-    fields_kV_per_cm: tuple[float, ...] = (90.0, 110.0, 130.0)  # stepped, in this order
-    cycles_per_level: int = 3
-    period_s: float = 40.0  # ON for period*duty, then OFF
-    duty: float = 0.5
-    lead_in_s: float = 10.0  # field off before the first ON edge
-    tau_rec_s_per_um: float = 3.0  # tau_rec = this * L[um], spread 10 %
-    fast_fraction: float = 0.6  # a1
-    fast_ratio: float = 0.6  # tau1 / tau
-    se_at_130: tuple[float, float] = (0.35, 0.55)  # uniform per particle; SE(E) = se * E / 130
-    frame_rate_hz: float = 5.0
-    exposure_s: float = 0.15
-    photons_per_um2: float = 20000.0  # per exposure, per um^2, at full PL
-    background_photons: float = 30.0  # per pixel per frame (20 % gradient)
-    camera_offset_adu: float = 100.0
-    gain_adu_per_photon: float = 1.0
-    read_noise_adu: float = 2.0
-    drift_px: float = 1.5  # largest stage displacement over the run
-    blink_rate_per_s: float = 1 / 60
-    bleach_per_min: float = 0.03
-    daq_rate_hz: float = 1000.0
-    daq_lead_s: float = 1.5  # first frame at this DAQ time
-    extra_ttl_pulses: int = 3  # TTL pulses after the last saved frame
-    voltage_noise_V: float = 0.02
-    amplifier_gain: float = 20.0  # electrode volts per recorded volt
-    electrode_gap_um: float = 10.0
-    # nuisance switches
-    camera_offset: bool = True
-    noise: bool = True
-    drift: bool = True
-    blinking: bool = True
-    bleaching: bool = True
-    daq_lead: bool = True
-    extra_ttl: bool = True
-    voltage_noise: bool = True
-    aux_channel: bool = True
-    # crowded fields of view (the defaults reproduce the uncrowded layout draw for draw)
-    clearance_px: float = CLEARANCE_PX  # min edge-to-edge gap (touching pairs excepted)
-    border_margin_px: float = BORDER_PX  # min gap to the image border (border particles excepted)
-    touching_pairs: int = 0  # extra particles, each beside another one
-    touching_gap_px: tuple[float, float] = (1.0, 3.0)  # edge-to-edge gap of a touching pair, uniform
-    border_particles: int = 0  # extra particles cut by the image border
-    brightness_spread: float = 0.0  # relative sd per particle (lognormal, mean 1)
-    blinking_fraction: float = 1.0  # fraction of the particles that blink
-    blink_depth_range: tuple[float, float] = (0.3, 0.7)  # PL factor during a blink, uniform
-
     def __post_init__(self) -> None:
-        problems: list[str] = []
-
-        def coerce(name: str, kind: type, length: int | None) -> None:
-            value = getattr(self, name)
-            try:
-                seq = tuple(kind(v) for v in value)
-            except (TypeError, ValueError):
-                problems.append(f"'{name}' must be a sequence of numbers, got {value!r}")
-                return
-            if length is not None and len(seq) != length:
-                problems.append(f"'{name}' must have {length} values, got {value!r}")
-                return
-            object.__setattr__(self, name, seq)
-
-        coerce("image_shape", int, 2)
-        coerce("size_range_nm", float, 2)
-        coerce("fields_kV_per_cm", float, None)
-        coerce("se_at_130", float, 2)
-        coerce("touching_gap_px", float, 2)
-        coerce("blink_depth_range", float, 2)
-        for name in NUISANCES:
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                problems.append(f"'{name}' must be true or false, got {getattr(self, name)!r}")
+        check_fields(self, SimulationError, "simulation parameters")
+        problems = [msg for ok, msg in self._relations() if not ok]
         if problems:
             raise SimulationError("invalid simulation parameters: " + "; ".join(problems))
 
-        def check(ok: bool, msg: str) -> None:
-            if not ok:
-                problems.append(msg)
-
-        scalars = [
-            f.name
-            for f in dataclasses.fields(self)
-            if f.name not in NUISANCES and not isinstance(getattr(self, f.name), tuple)
+    def _relations(self) -> list[tuple[bool, str]]:
+        """Checks between fields (each field's own range is declared in plscope.config)."""
+        out = [
+            (
+                self.size_range_nm[0] <= self.size_range_nm[1],
+                f"'size_range_nm' must satisfy min <= max, got {self.size_range_nm!r}",
+            ),
+            (
+                self.se_at_130[0] <= self.se_at_130[1],
+                f"'se_at_130' must satisfy min <= max, got {self.se_at_130!r}",
+            ),
+            (
+                self.fast_fraction * self.fast_ratio < 1,
+                f"'fast_ratio' must give fast_fraction * fast_ratio < 1, got {self.fast_ratio!r}",
+            ),
+            (
+                self.touching_pairs <= self.n_particles,
+                f"'touching_pairs' {self.touching_pairs!r} exceeds 'n_particles' {self.n_particles!r} "
+                "(each pair needs one base particle)",
+            ),
+            (
+                self.touching_gap_px[0] <= self.touching_gap_px[1],
+                f"'touching_gap_px' must satisfy min <= max, got {self.touching_gap_px!r}",
+            ),
+            (
+                self.blink_depth_range[0] <= self.blink_depth_range[1],
+                f"'blink_depth_range' must satisfy min <= max, got {self.blink_depth_range!r}",
+            ),
         ]
-        for name in scalars:
-            v = getattr(self, name)
-            if (
-                isinstance(v, bool)
-                or not isinstance(v, (int, float, np.integer, np.floating))
-                or not math.isfinite(v)
-            ):
-                problems.append(f"'{name}' must be a finite number, got {v!r}")
-        if problems:
-            raise SimulationError("invalid simulation parameters: " + "; ".join(problems))
-
-        rows, cols = self.image_shape
-        check(
-            self.n_particles >= 0 and float(self.n_particles).is_integer(),
-            f"'n_particles' must be a non-negative integer, got {self.n_particles!r}",
-        )
-        check(rows > 0 and cols > 0, f"'image_shape' must be positive, got {self.image_shape!r}")
-        for name in (
-            "pixel_size_nm",
-            "psf_sigma_nm",
-            "mobility_cm2_per_Vs",
-            "temperature_K",
-            "period_s",
-            "tau_rec_s_per_um",
-            "frame_rate_hz",
-            "exposure_s",
-            "gain_adu_per_photon",
-            "daq_rate_hz",
-            "amplifier_gain",
-            "electrode_gap_um",
-        ):
-            check(getattr(self, name) > 0, f"'{name}' must be > 0, got {getattr(self, name)!r}")
-        for name in (
-            "mobility_spread",
-            "lead_in_s",
-            "photons_per_um2",
-            "background_photons",
-            "camera_offset_adu",
-            "read_noise_adu",
-            "drift_px",
-            "blink_rate_per_s",
-            "daq_lead_s",
-            "voltage_noise_V",
-        ):
-            check(getattr(self, name) >= 0, f"'{name}' must be >= 0, got {getattr(self, name)!r}")
-        lo, hi = self.size_range_nm
-        check(0 < lo <= hi, f"'size_range_nm' must satisfy 0 < min <= max, got {self.size_range_nm!r}")
-        check(
-            len(self.fields_kV_per_cm) > 0 and all(e > 0 for e in self.fields_kV_per_cm),
-            f"'fields_kV_per_cm' must be a non-empty list of positive fields, got {self.fields_kV_per_cm!r}",
-        )
-        check(
-            self.cycles_per_level >= 1 and float(self.cycles_per_level).is_integer(),
-            f"'cycles_per_level' must be an integer >= 1, got {self.cycles_per_level!r}",
-        )
-        check(0 < self.duty < 1, f"'duty' must be in (0, 1), got {self.duty!r}")
-        check(0 < self.fast_fraction < 1, f"'fast_fraction' must be in (0, 1), got {self.fast_fraction!r}")
-        check(
-            self.fast_ratio > 0 and self.fast_fraction * self.fast_ratio < 1,
-            f"'fast_ratio' must be > 0 with fast_fraction * fast_ratio < 1, got {self.fast_ratio!r}",
-        )
-        se_lo, se_hi = self.se_at_130
-        check(0 <= se_lo <= se_hi, f"'se_at_130' must satisfy 0 <= min <= max, got {self.se_at_130!r}")
-        if self.fields_kV_per_cm and se_hi >= 0:
-            se_max = se_hi * max(self.fields_kV_per_cm) / SE_REFERENCE_FIELD_KV_PER_CM
-            check(
+        se_max = self.se_at_130[1] * max(self.fields_kV_per_cm) / SE_REFERENCE_FIELD_KV_PER_CM
+        out.append(
+            (
                 se_max < 1,
-                f"'se_at_130' max {se_hi!r} gives a switching efficiency {se_max:.3g} >= 1 "
+                f"'se_at_130' max {self.se_at_130[1]!r} gives a switching efficiency {se_max:.3g} >= 1 "
                 f"at {max(self.fields_kV_per_cm):g} kV/cm",
             )
-        for name in ("clearance_px", "border_margin_px", "brightness_spread"):
-            check(getattr(self, name) >= 0, f"'{name}' must be >= 0, got {getattr(self, name)!r}")
-        for name in ("touching_pairs", "border_particles"):
-            v = getattr(self, name)
-            check(v >= 0 and float(v).is_integer(), f"'{name}' must be a non-negative integer, got {v!r}")
-        check(
-            self.touching_pairs <= self.n_particles,
-            f"'touching_pairs' {self.touching_pairs!r} exceeds 'n_particles' {self.n_particles!r} "
-            "(each pair needs one base particle)",
         )
-        g_lo, g_hi = self.touching_gap_px
-        check(
-            0 <= g_lo <= g_hi, f"'touching_gap_px' must satisfy 0 <= min <= max, got {self.touching_gap_px!r}"
-        )
-        check(
-            0 <= self.blinking_fraction <= 1,
-            f"'blinking_fraction' must be in [0, 1], got {self.blinking_fraction!r}",
-        )
-        d_lo, d_hi = self.blink_depth_range
-        check(
-            0 <= d_lo <= d_hi <= 1,
-            f"'blink_depth_range' must satisfy 0 <= min <= max <= 1, got {self.blink_depth_range!r}",
-        )
-        check(
-            0 <= self.bleach_per_min < 1, f"'bleach_per_min' must be in [0, 1), got {self.bleach_per_min!r}"
-        )
-        check(
-            self.extra_ttl_pulses >= 0 and float(self.extra_ttl_pulses).is_integer(),
-            f"'extra_ttl_pulses' must be a non-negative integer, got {self.extra_ttl_pulses!r}",
-        )
-        if self.frame_rate_hz > 0 and self.exposure_s > 0 and self.daq_rate_hz > 0:
-            interval = 1.0 / self.frame_rate_hz
-            check(
+        interval = 1.0 / self.frame_rate_hz
+        out.append(
+            (
                 self.exposure_s * self.daq_rate_hz >= 1,
                 f"'exposure_s' {self.exposure_s!r} is shorter than one DAQ sample at {self.daq_rate_hz!r} Hz",
             )
-            check(
+        )
+        out.append(
+            (
                 (interval - self.exposure_s) * self.daq_rate_hz >= 1,
                 f"'exposure_s' {self.exposure_s!r} leaves less than one DAQ sample of TTL low between frames "
                 f"(frame interval {interval:g} s, DAQ {self.daq_rate_hz!r} Hz)",
             )
-        if self.daq_lead and self.daq_rate_hz > 0:
-            check(
-                self.daq_lead_s * self.daq_rate_hz >= 1,
-                f"'daq_lead_s' {self.daq_lead_s!r} is shorter than one DAQ sample: the first frame would have "
-                "no TTL rising edge (switch 'daq_lead' off instead)",
+        )
+        if self.daq_lead:
+            out.append(
+                (
+                    self.daq_lead_s * self.daq_rate_hz >= 1,
+                    f"'daq_lead_s' {self.daq_lead_s!r} is shorter than one DAQ sample: the first frame would "
+                    "have no TTL rising edge (switch 'daq_lead' off instead)",
+                )
             )
-        if problems:
-            raise SimulationError("invalid simulation parameters: " + "; ".join(problems))
+        out.extend(size_limits(self, self.image_shape[0] * self.image_shape[1]))
+        return out
 
     def clean(self) -> ImagingSimParams:
         """Copy with every nuisance switched off."""

@@ -38,12 +38,14 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from .._files import atomic_files
 from .._json import jsonable
+from ..config._base import check_fields
+from ..config.simulation import SpectralSimFields
 from ..errors import PlscopeError
 from .kinetics import (
     SE_REFERENCE_FIELD_KV_PER_CM,
@@ -56,6 +58,7 @@ from .timing import (
     VOLTAGE_CHANNEL,
     RunTimingMixin,
     daq_base_signals,
+    size_limits,
 )
 
 logger = logging.getLogger(__name__)
@@ -137,196 +140,75 @@ class SpectralSimError(PlscopeError):
 
 
 @dataclass(frozen=True)
-class SpectralSimParams(RunTimingMixin):
+class SpectralSimParams(RunTimingMixin, SpectralSimFields):
     """Parameters of a simulated spectral run; every field has a default.
 
-    Units are in the names. Sequences may be lists (e.g. from JSON); they
-    are stored as tuples. :meth:`clean` switches every nuisance off.
+    The fields, with their types, ranges, units and docs, are declared once
+    in :class:`plscope.config.simulation.SpectralSimFields` (and listed in
+    ``docs/configuration.md``); they are validated (lists stored as tuples)
+    on construction and by ``dataclasses.replace``. :meth:`clean` switches
+    every nuisance off.
     """
 
-    n_particles: int = 2
-    n_rows: int = 48  # slit rows
-    n_pixels: int = 512  # wavelength pixels (columns)
-    dispersion_nm: tuple[float, ...] = (485.0, 0.215, -4.0e-5, 2.0e-9)  # lambda(px) = c0 + c1 px + ...
-    peak_range_nm: tuple[float, float] = (528.0, 536.0)  # unshifted PL peak, uniform per particle
-    fwhm_range_nm: tuple[float, float] = (18.0, 24.0)  # Lorentzian FWHM, uniform per particle
-    shift_slope_nm_per_kV_per_cm: float = -0.86 / 130.0  # population mean (paper: -0.86 nm at 130 kV/cm)
-    shift_slope_spread: float = 0.10  # relative sd per particle
-    peak_photons: float = 400.0  # photons per pixel at the peak, whole stripe, per frame
-    brightness_spread: float = 0.2  # relative, uniform +-
-    stripe_sigma_rows: float = 1.2  # particle image along the slit (Gaussian sd)
-    background_photons: float = 5.0  # per pixel per frame
-    size_range_nm: tuple[float, float] = (300.0, 600.0)  # sets tau_pol = L / (mu E)
-    mobility_cm2_per_Vs: float = 2.56e-10
-    tau_rec_s_per_um: float = 3.0
-    fast_fraction: float = 0.6
-    fast_ratio: float = 0.6
-    se_at_130: tuple[float, float] = (0.3, 0.5)  # PL quenching at 130 kV/cm, uniform per particle
-    fields_kV_per_cm: tuple[float, ...] = (70.0, 100.0, 130.0)
-    cycles_per_level: int = 3
-    period_s: float = 30.0
-    duty: float = 0.5
-    lead_in_s: float = 10.0
-    frame_rate_hz: float = 5.0
-    exposure_s: float = 0.15
-    drift_nm: float = 0.3  # slow linear peak drift over the run
-    bleach_per_min: float = 0.02
-    camera_offset_adu: float = 100.0
-    gain_adu_per_photon: float = 1.0
-    read_noise_adu: float = 2.0
-    lamp_counts_per_unit: float = 400.0  # lamp peak counts per unit of NIST relative intensity
-    lamp_fwhm_px: float = 2.5
-    lamp_dark_counts: float = 500.0
-    calibration: Literal["lamp", "coefficients"] = "lamp"
-    daq_rate_hz: float = 1000.0
-    daq_lead_s: float = 1.5
-    extra_ttl_pulses: int = 2
-    voltage_noise_V: float = 0.02
-    amplifier_gain: float = 20.0
-    electrode_gap_um: float = 10.0
-    temperature_K: float = 296.15
-    # nuisance switches
-    noise: bool = True
-    camera_offset: bool = True
-    drift: bool = True
-    bleaching: bool = True
-    voltage_noise: bool = True
-    daq_lead: bool = True
-    extra_ttl: bool = True
-
     def __post_init__(self) -> None:
-        problems: list[str] = []
-        for name, kind, length in (
-            ("dispersion_nm", float, None),
-            ("peak_range_nm", float, 2),
-            ("fwhm_range_nm", float, 2),
-            ("size_range_nm", float, 2),
-            ("se_at_130", float, 2),
-            ("fields_kV_per_cm", float, None),
-        ):
-            value = getattr(self, name)
-            try:
-                seq = tuple(kind(v) for v in value)
-            except (TypeError, ValueError):
-                problems.append(f"'{name}' must be a sequence of numbers, got {value!r}")
-                continue
-            if length is not None and len(seq) != length:
-                problems.append(f"'{name}' must have {length} values, got {value!r}")
-                continue
-            object.__setattr__(self, name, seq)
-        for name in SPECTRAL_NUISANCES:
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                problems.append(f"'{name}' must be true or false, got {getattr(self, name)!r}")
-        if self.calibration not in ("lamp", "coefficients"):
-            problems.append(f"'calibration' must be 'lamp' or 'coefficients', got {self.calibration!r}")
-        if problems:
-            raise SpectralSimError("invalid spectral simulation parameters: " + "; ".join(problems))
+        check_fields(self, SpectralSimError, "spectral simulation parameters")
+        for checks in (self._relations, self._detector_relations):
+            problems = [msg for ok, msg in checks() if not ok]
+            if problems:
+                raise SpectralSimError("invalid spectral simulation parameters: " + "; ".join(problems))
 
-        def check(ok: bool, msg: str) -> None:
-            if not ok:
-                problems.append(msg)
-
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if f.name in SPECTRAL_NUISANCES or f.name == "calibration" or isinstance(v, tuple):
-                continue
-            if (
-                isinstance(v, bool)
-                or not isinstance(v, (int, float, np.integer, np.floating))
-                or not math.isfinite(v)
-            ):
-                problems.append(f"'{f.name}' must be a finite number, got {v!r}")
-        if problems:
-            raise SpectralSimError("invalid spectral simulation parameters: " + "; ".join(problems))
-        for name in ("n_particles", "n_rows", "n_pixels", "cycles_per_level", "extra_ttl_pulses"):
-            v = getattr(self, name)
-            check(
-                float(v).is_integer() and v >= (0 if name == "extra_ttl_pulses" else 1),
-                f"'{name}' must be a positive integer, got {v!r}",
+    def _relations(self) -> list[tuple[bool, str]]:
+        """Checks between fields (each field's own range is declared in plscope.config)."""
+        out = [
+            (lo <= hi, f"'{name}' must satisfy min <= max, got {(lo, hi)!r}")
+            for name in ("peak_range_nm", "fwhm_range_nm", "size_range_nm", "se_at_130")
+            for lo, hi in [getattr(self, name)]
+        ]
+        out.append(
+            (
+                self.fast_fraction * self.fast_ratio < 1,
+                f"'fast_fraction'/'fast_ratio' must give 0 < a1 c1 < 1, got "
+                f"{self.fast_fraction!r}, {self.fast_ratio!r}",
             )
-        for name in (
-            "peak_photons",
-            "stripe_sigma_rows",
-            "mobility_cm2_per_Vs",
-            "tau_rec_s_per_um",
-            "period_s",
-            "frame_rate_hz",
-            "exposure_s",
-            "gain_adu_per_photon",
-            "lamp_counts_per_unit",
-            "lamp_fwhm_px",
-            "daq_rate_hz",
-            "amplifier_gain",
-            "electrode_gap_um",
-            "temperature_K",
-        ):
-            check(getattr(self, name) > 0, f"'{name}' must be > 0, got {getattr(self, name)!r}")
-        for name in (
-            "shift_slope_spread",
-            "background_photons",
-            "lead_in_s",
-            "bleach_per_min",
-            "camera_offset_adu",
-            "read_noise_adu",
-            "lamp_dark_counts",
-            "daq_lead_s",
-            "voltage_noise_V",
-        ):
-            check(getattr(self, name) >= 0, f"'{name}' must be >= 0, got {getattr(self, name)!r}")
-        check(
-            0 <= self.brightness_spread < 1,
-            f"'brightness_spread' must be in [0, 1), got {self.brightness_spread!r}",
         )
-        check(0 < self.duty < 1, f"'duty' must be in (0, 1), got {self.duty!r}")
-        check(
-            0 < self.fast_fraction < 1 and 0 < self.fast_fraction * self.fast_ratio < 1,
-            f"'fast_fraction'/'fast_ratio' must give 0 < a1 < 1 and 0 < a1 c1 < 1, got "
-            f"{self.fast_fraction!r}, {self.fast_ratio!r}",
-        )
-        check(
-            len(self.dispersion_nm) >= 2,
-            f"'dispersion_nm' needs at least [c0, c1], got {self.dispersion_nm!r}",
-        )
-        check(
-            len(self.fields_kV_per_cm) > 0 and all(e > 0 for e in self.fields_kV_per_cm),
-            f"'fields_kV_per_cm' must be a non-empty list of positive fields, got {self.fields_kV_per_cm!r}",
-        )
-        for name in ("peak_range_nm", "fwhm_range_nm", "size_range_nm", "se_at_130"):
-            lo, hi = getattr(self, name)
-            check(
-                0 <= lo <= hi and (name == "se_at_130" or lo > 0),
-                f"'{name}' must satisfy 0 < min <= max, got {getattr(self, name)!r}",
-            )
-        if self.se_at_130[1] * max(self.fields_kV_per_cm, default=0) / SE_REFERENCE_FIELD_KV_PER_CM >= 1:
-            problems.append(
+        out.append(
+            (
+                self.se_at_130[1] * max(self.fields_kV_per_cm) / SE_REFERENCE_FIELD_KV_PER_CM < 1,
                 f"'se_at_130' max {self.se_at_130[1]!r} quenches the PL completely at "
-                f"{max(self.fields_kV_per_cm):g} kV/cm"
+                f"{max(self.fields_kV_per_cm):g} kV/cm",
             )
-        check(
-            self.n_rows >= 2 * _ROW_MARGIN + 10 * self.stripe_sigma_rows * (self.n_particles + 1),
-            f"'n_rows' {self.n_rows!r} is too small for {self.n_particles!r} well separated stripes of "
-            f"sigma {self.stripe_sigma_rows!r} rows (need {_ROW_MARGIN:g} rows at each end and "
-            "10 sigma between stripes)",
         )
-        check(self.n_pixels >= 32, f"'n_pixels' must be >= 32, got {self.n_pixels!r}")
-        if problems:
-            raise SpectralSimError("invalid spectral simulation parameters: " + "; ".join(problems))
+        out.append(
+            (
+                self.n_rows >= 2 * _ROW_MARGIN + 10 * self.stripe_sigma_rows * (self.n_particles + 1),
+                f"'n_rows' {self.n_rows!r} is too small for {self.n_particles!r} well separated stripes of "
+                f"sigma {self.stripe_sigma_rows!r} rows (need {_ROW_MARGIN:g} rows at each end and "
+                "10 sigma between stripes)",
+            )
+        )
+        interval = 1.0 / self.frame_rate_hz
+        out.append(
+            (
+                (interval - self.exposure_s) * self.daq_rate_hz >= 1
+                and self.exposure_s * self.daq_rate_hz >= 1,
+                f"'exposure_s' {self.exposure_s!r} must leave at least one DAQ sample high and low per frame",
+            )
+        )
+        out.extend(size_limits(self, self.n_rows * self.n_pixels))
+        return out
+
+    def _detector_relations(self) -> list[tuple[bool, str]]:
+        """The wavelength axis: increasing, with enough lamp lines in view."""
         px = np.arange(int(self.n_pixels), dtype=float)
         deriv = np.polynomial.polynomial.polyval(
             px, np.polynomial.polynomial.polyder(np.asarray(self.dispersion_nm))
         )
-        check(bool(np.all(deriv > 0)), "'dispersion_nm' must increase with pixel over the detector")
-        interval = 1.0 / self.frame_rate_hz
-        check(
-            (interval - self.exposure_s) * self.daq_rate_hz >= 1 and self.exposure_s * self.daq_rate_hz >= 1,
-            f"'exposure_s' {self.exposure_s!r} must leave at least one DAQ sample high and low per frame",
-        )
-        if problems:
-            raise SpectralSimError("invalid spectral simulation parameters: " + "; ".join(problems))
+        if not np.all(deriv > 0):
+            return [(False, "'dispersion_nm' must increase with pixel over the detector")]
         lo, hi = self.wavelength_range_nm
-        check(len(self.lamp_lines_in_view()) >= 3, f"fewer than 3 lamp lines fall in {lo:.1f}-{hi:.1f} nm")
-        if problems:
-            raise SpectralSimError("invalid spectral simulation parameters: " + "; ".join(problems))
+        return [
+            (len(self.lamp_lines_in_view()) >= 3, f"fewer than 3 lamp lines fall in {lo:.1f}-{hi:.1f} nm")
+        ]
 
     def clean(self) -> SpectralSimParams:
         """Copy with every nuisance switched off."""

@@ -11,9 +11,11 @@ schedule and the DAQ record length, on the DAQ clock.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
+from ..config.simulation import MAX_DAQ_SAMPLES, MAX_MOVIE_BYTES
 from .kinetics import switch_schedule
 
 #: DAQ record kept after the last TTL pulse, s
@@ -119,3 +121,25 @@ def daq_base_signals(
     if params.voltage_noise and params.voltage_noise_V > 0 and rng_voltage is not None:
         volts = volts + rng_voltage.normal(0.0, params.voltage_noise_V, size=n)
     return t, ttl, volts
+
+
+def size_limits(params: Any, frame_px: int) -> list[tuple[bool, str]]:
+    """Memory bounds of a simulated run: the movie and the DAQ log must fit."""
+    if params.frame_rate_hz * (params.lead_in_s + params.n_cycles * params.period_s) > 1e8:
+        return [
+            (False, "the run would have more than 1e8 frames: fewer cycles, a shorter period or frame rate")
+        ]
+    movie_bytes = params.n_frames * frame_px * 2
+    daq_samples = params.daq_duration_s() * params.daq_rate_hz
+    return [
+        (
+            movie_bytes <= MAX_MOVIE_BYTES,
+            f"the movie would be {movie_bytes / 2**30:.3g} GiB (> {MAX_MOVIE_BYTES / 2**30:g} GiB): "
+            "fewer frames or a smaller image",
+        ),
+        (
+            daq_samples <= MAX_DAQ_SAMPLES,
+            f"the DAQ log would have {daq_samples:.3g} samples (> {MAX_DAQ_SAMPLES:.0e}): "
+            "a lower daq_rate_hz or a shorter run",
+        ),
+    ]
