@@ -52,3 +52,23 @@ def test_notebook_with_defaults_gets_the_traces_of_plscope_run(small_run):
     got = traces.sort_values(["frame", "particle_id"])["intensity"].to_numpy()
     want = ex.traces.sort_values(["frame", "particle_id"])["intensity"].to_numpy()
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.slow
+def test_implausible_inputs_are_recorded_in_summary_warnings(small_run, tmp_path):
+    """voltage x 1000 (here: the gain) gave 130 005 kV/cm without a word (issue 13)."""
+    import json
+    import shutil
+
+    from plscope.cli import main
+
+    src, _ = small_run
+    run = tmp_path / "run"
+    shutil.copytree(src, run, ignore=shutil.ignore_patterns("ground_truth.json"))
+    toml = run / "experiment.toml"
+    text = toml.read_text()
+    assert "amplifier_gain = 20.0" in text
+    toml.write_text(text.replace("amplifier_gain = 20.0", "amplifier_gain = 20000.0"))
+    assert main(["run", str(run), "--out", str(tmp_path / "out"), "--no-progress", "-q"]) == 0
+    warnings = json.loads((tmp_path / "out" / "summary.json").read_text())["warnings"]
+    assert any("exceeds 1000 kV/cm" in w and "amplifier_gain" in w for w in warnings), warnings
