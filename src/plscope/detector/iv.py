@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from lmfit import Parameters, minimize
@@ -97,7 +98,7 @@ def mu_tau_hecht(voltage_V: np.ndarray, current_A: np.ndarray, *, spacing_cm: fl
     def resid(p):
         return model(p) - ii
 
-    best = None
+    best: Any = None  # the lmfit MinimizerResult of lowest chi-square
     for m0 in np.logspace(-2, 2, 9):
         p = Parameters()
         p.add("i0", value=1.0, min=0.0, max=1e3)

@@ -275,7 +275,7 @@ def _frame_progress_callback(run: str, queue_name: str):
             self.total = 0
             self.done = 0
             self.last = 0.0
-            self.queue = None
+            self.queue: Any = None  # a distributed.Queue, made on first use
 
         def _put(self, final: bool = False) -> None:
             now = time.monotonic()
@@ -339,8 +339,8 @@ def process_run(
         if (Path(run_dir) / "detector.toml").is_file() and not (Path(run_dir) / "experiment.toml").is_file():
             from .detector import run_detector
 
-            result = run_detector(run_dir, out_dir, command_line=command_line)
-            outcome.numbers = _detector_numbers(result.summary | {"warnings": result.warnings})
+            det = run_detector(run_dir, out_dir, command_line=command_line)
+            outcome.numbers = _detector_numbers(det.summary | {"warnings": det.warnings})
         elif not force and up_to_date(run_dir, out_dir, settings_obj):
             summary = json.loads((Path(out_dir) / "summary.json").read_text())
             outcome.status = "skipped"

@@ -32,7 +32,7 @@ import shutil
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .._json import jsonable, write_json
 from ..errors import RunFolderError
@@ -395,8 +395,8 @@ class AtomicOutputDir:
         if self._lock is not None:
             self._lock.release()
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        assert self.tmp is not None
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
+        assert self.tmp is not None and self._lock is not None
         out = self.out_dir
         if exc_type is not None:
             self._undo()

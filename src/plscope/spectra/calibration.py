@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ..errors import PlscopeError
 
@@ -88,7 +89,7 @@ class CalibrationError(PlscopeError):
 # --------------------------------------------------------------------------
 
 
-def wavelength_at(pixel, dispersion_nm: Sequence[float]) -> np.ndarray:
+def wavelength_at(pixel: ArrayLike, dispersion_nm: ArrayLike) -> np.ndarray:
     """``c0 + c1 px + c2 px**2 + ...`` for ``dispersion_nm = [c0, c1, ...]``."""
     return np.polynomial.polynomial.polyval(np.asarray(pixel, dtype=float), np.asarray(dispersion_nm, float))
 
@@ -659,7 +660,7 @@ def identify_lines(
             + d1[:, None] * (edges_px - P[:, 0:1])
             + d2[:, None] * (edges_px - P[:, 0:1]) * (edges_px - P[:, 1:2])
         )
-        valid &= np.all(np.abs(pred_edges - wavelength_at(edges_px, g)) <= 3 * window_nm, axis=1)
+        valid &= np.all(np.abs(pred_edges - wavelength_at(edges_px, g)) <= 3 * (window_nm or 0.0), axis=1)
     if not valid.any():
         raise CalibrationError("no monotonic dispersion matches the lamp peaks to the lines")
     P, L, d1, d2 = P[valid], L[valid], d1[valid], d2[valid]
