@@ -33,7 +33,7 @@ __all__ = ["DOSE_COLUMNS", "DoseRateResult", "analyze_dose_rate", "dose_rate_fit
 #: columns of xray_dose_rates.csv (the spec's first)
 DOSE_COLUMNS = ["dose_rate_nGy_per_s", "photocurrent_A", "dark_current_A", "peak_current_A", "snr",
                 "contrast_percent", "current_density_A_per_cm2", "current_density_se_A_per_cm2", "snr_se",
-                "n_cycles", "rise_time_s", "decay_time_s", "noise_A"]  # fmt: skip
+                "n_cycles", "rise_time_s", "decay_time_s", "noise_A", "unsteady_cycles"]  # fmt: skip
 #: the SNR at which the detection limit is read
 SNR_AT_LIMIT = 3.0
 
@@ -58,10 +58,20 @@ def _cycles(t: np.ndarray, i: np.ndarray, seg: pd.DataFrame) -> pd.DataFrame:
         if n < 2 or not np.isfinite(dark):
             continue
         snr = (photo - dark) / rms if rms > 0 else math.nan  # a constant current: not recorded?
-        rows.append((k + 1, a, b, photo, dark, rms, snr, lv.std_A[k]))
+        rows.append((k + 1, a, b, photo, dark, rms, snr, lv.std_A[k], _unsteady(t, i, 0.5 * (a + b), b, rms)))
     return pd.DataFrame(
-        rows, columns=["cycle", "on_s", "off_s", "photo_A", "dark_A", "rms_A", "snr", "dark_std_A"]
+        rows,
+        columns=["cycle", "on_s", "off_s", "photo_A", "dark_A", "rms_A", "snr", "dark_std_A", "unsteady"],
     )
+
+
+def _unsteady(t: np.ndarray, i: np.ndarray, start: float, end: float, rms: float) -> bool:
+    """Whether the straight-line trend across [start, end) exceeds the rms about the mean (still settling)."""
+    sel = (t >= start) & (t < end)
+    if sel.sum() < 3 or not rms > 0:
+        return False
+    slope = np.polyfit(t[sel], i[sel], 1)[0]
+    return bool(abs(slope) * (end - start) > rms)
 
 
 def _mean_se(x: np.ndarray) -> tuple[float, float]:
@@ -109,6 +119,7 @@ def analyze_dose_rate(
         peak_current_A=peak, snr=snr, contrast_percent=contrast, current_density_A_per_cm2=delta / area_cm2,
         current_density_se_A_per_cm2=delta_se / area_cm2, snr_se=snr_se, n_cycles=int(len(cyc)),
         rise_time_s=rise, decay_time_s=decay, noise_A=float(cyc.rms_A.mean()),
+        unsteady_cycles=int(cyc.unsteady.sum()),
     )  # fmt: skip
     return DoseRateResult(row=row, cycles=cyc, t_rel_s=t_rel, average_A=y, on_duration_s=on_dur)
 

@@ -142,6 +142,10 @@ def _xray(run_dir: Path, cfg: DetectorConfig, res: DetectorResult) -> None:
             raise RunFolderError(path, str(exc)) from None
         rows.append(r.row)
         results.append(r)
+        if r.row["unsteady_cycles"]:
+            _note(res.warnings, f"{entry.path}: in {r.row['unsteady_cycles']} of {r.row['n_cycles']} cycles the "
+                  "current still drifts across the last half of the on-segment: its SNR noise holds the transient "
+                  "(longer on-segments needed)")  # fmt: skip
         if not math.isfinite(r.row["snr"]):
             _note(res.warnings, f"{entry.path}: SNR not computable: the current is constant over the steady "
                   "part of the on-segments (not recorded while the source is on?)")  # fmt: skip

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import lfilter
 
-__all__ = ["DetectorSimParams", "simulate_detector_run", "xray_current"]
+__all__ = ["DetectorSimParams", "ground_truth", "simulate_detector_run", "xray_current"]
 
 LN9 = math.log(9.0)
 
@@ -65,7 +65,7 @@ class DetectorSimParams:
     xray_on_s: float = 5.0
     xray_off_s: float = 5.0
     xray_cycles: int = 6
-    xray_thermal_tau_s: float = 0.3
+    xray_thermal_tau_s: float = 0.15
     contrast_percent: float = 158.5
     dark_A: float = 5e-14
     dark_drift_A_per_s: float = 1e-18
