@@ -119,7 +119,7 @@ def _readinto(fh: Any, offset: int, buf: memoryview, path: str) -> None:
 
 
 def _bytes(a: np.ndarray) -> memoryview:
-    return memoryview(a).cast("B")
+    return a.data.cast("B")  # a.data is memoryview(a)
 
 
 def read_frames(src: FrameSource, start: int, stop: int, out: np.ndarray) -> None:
@@ -257,8 +257,8 @@ class LazyFrames:
         else:  # step slice, integer array, boolean mask: frame by frame
             idx = np.arange(n)[k0]
             frames = np.empty((idx.size, *self.shape[1:]), self.dtype)
-            for j, i in enumerate(idx.ravel()):
-                self.read(int(i), int(i) + 1, out=frames[j : j + 1])
+            for j, frame in enumerate(idx.ravel()):
+                self.read(int(frame), int(frame) + 1, out=frames[j : j + 1])
             frames = frames.reshape(*idx.shape, *self.shape[1:])
         if not rest:
             return frames

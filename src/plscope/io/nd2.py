@@ -19,6 +19,7 @@ import logging
 import os
 import warnings as _warnings
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
@@ -152,7 +153,7 @@ def probe_nd2(
             times = None
             if len(seqs) > 1:
                 try:
-                    t_ms = [f.frame_metadata(i).channels[c].time.relativeTimeMs for i in seqs]
+                    t_ms = [cast(Any, f.frame_metadata(i)).channels[c].time.relativeTimeMs for i in seqs]
                     arr = (np.asarray(t_ms, float) - t_ms[0]) * 1e-3
                     times = arr if np.all(np.diff(arr) > 0) else None
                 except Exception:  # metadata absent in legacy files

@@ -19,6 +19,7 @@ import os
 import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -156,10 +157,11 @@ def _v3_wavelength(root: ET.Element, width: int, warnings: list[str]) -> np.ndar
     if values is None:
         return None
     try:
+        text = values.text or ""  # not empty: selected above
         parts = (
-            [p.split(",")[0] for p in values.text.split(" ")]
+            [p.split(",")[0] for p in text.split(" ")]
             if _local(values.tag) == "WavelengthError"
-            else values.text.split(",")
+            else text.split(",")
         )
         wl = np.array([float(v) for v in parts if v.strip()], np.float64)
     except ValueError:
@@ -219,7 +221,7 @@ def _frame_metadata(
             return None, None
     out_t = out_n = None
     for name, dt, res in fields:
-        at = times if name == "t" else numbers
+        at = cast(int, times if name == "t" else numbers)  # set whenever its field is listed
         nb = np.dtype(dt).itemsize
         vals = np.ascontiguousarray(buf[:, at : at + nb]).view(dt).ravel()
         if name == "t":

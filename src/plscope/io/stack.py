@@ -465,7 +465,7 @@ def _group_sources(
             j += 1
         path = frames[i][0]
         vals = [f[1] for f in frames[i:j]]
-        common = dict(
+        common: dict[str, Any] = dict(
             path=path, n_frames=j - i, frame_shape=frame_shape, file_dtype=file_dtype, stamp=stamps[path]
         )
         if mode == "pages":
@@ -573,7 +573,8 @@ def _inspect_tiff(tif: tifffile.TiffFile, path: str, st: os.stat_result, log: _C
                 f"truncated or corrupt: the metadata describe {n_total} "
                 f"frames but {len(pages)} pages were found",
             )
-        present = [i for i, p in enumerate(pages) if p is not None]
+        page_of = {i: p for i, p in enumerate(pages) if p is not None}
+        present = list(page_of)
         missing = n_total - len(present)
         if missing:
             if kind != "mmstack":
@@ -598,7 +599,7 @@ def _inspect_tiff(tif: tifffile.TiffFile, path: str, st: os.stat_result, log: _C
         final = key.is_final
         frames: list[tuple[str, int, int]] = []
         for i in present:
-            page = pages[i]
+            page = page_of[i]
             fpath = _page_file(page, path)
             if fpath not in stamps:
                 try:
@@ -625,7 +626,7 @@ def _inspect_tiff(tif: tifffile.TiffFile, path: str, st: os.stat_result, log: _C
                 raise RunFolderError(
                     path, "Micro-Manager dataset with compressed or scattered image data is not supported"
                 )
-            frames = [(f, int(pages[i].index), i) for f, _, i in frames]
+            frames = [(f, int(page_of[i].index), i) for f, _, i in frames]
         sources = _group_sources(
             frames,
             frame_shape=frame_shape,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -91,6 +92,7 @@ def _tdms_log(tdms, path: str, stamp: tuple[int, int], wanted: Sequence[str]) ->
                 left_out[name] = f"is not numeric ({dtype})"
                 continue
             props = ch.properties
+            base: tuple[Any, ...]  # ("wf", n, increment, offset, start) or ("channel", n, group)
             if "wf_increment" in props:
                 base = (
                     "wf",
