@@ -31,17 +31,18 @@ from ..columns import KINETICS_SPEC_COLUMNS
 from ..config.experiment import field_warning
 from ..errors import PlscopeError, RunFolderError, SyncError
 from ..io import DaqLog, ExperimentConfig, Stack, load_experiment, open_stack, read_daq
+from ..io.stack import stack_frame_times
 from ..kinetics import analyze_population, summarize_population
 from ..report import write_report
 from ..report.spectra import spectra_section_html
 from ..results import EXTRACTION_FILES, Extraction, RunResult
 from ..sync import (
-    cycles_from_segments,
-    field_kV_per_cm,
-    field_levels,
-    field_segments,
+    FieldWiring,
+    RecordTiming,
+    field_cycles,
     find_lost_frames,
-    frame_timing,
+    timing_from_daq,
+    timing_from_frame_times,
 )
 from ..tracking import (
     centroid_shift,
@@ -64,88 +65,52 @@ logger = logging.getLogger(__name__)
 # --------------------------------------------------------------------------
 
 
-def _frame_times(cfg: ExperimentConfig, stack: Stack, warnings: list[str], info: dict[str, Any]):
-    """Frame table (rising edge, mid-exposure), exposure, and the DAQ log (or None)."""
+def _timing(
+    cfg: ExperimentConfig, stack: Stack, warnings: list[str], info: dict[str, Any]
+) -> tuple[RecordTiming, DaqLog | None]:
+    """Frame times and field cycles of the movie (DAQ log, else the stack's own timing), and the DAQ log."""
     n_frames = int(stack.data.shape[0])
     if cfg.daq is None:
-        from ..io.stack import stack_frame_times
-
         rate = cfg.movie.frame_rate_hz if cfg.movie else None
         t, how = stack_frame_times(stack, rate)
         warnings.append(f"no [daq]: frames timed by {how}")
-        return pd.DataFrame({"frame": np.arange(n_frames), "time_s": t, "mid_time_s": t}), 0.0, None
-    daq_path = cfg.resolve(cfg.daq.path)
-    wanted = [cfg.daq.camera_ttl] + ([cfg.daq.voltage] if cfg.field is not None else [])
-    daq = read_daq(daq_path, channels=wanted, sample_rate_hz=cfg.daq.sample_rate_hz)
+        warnings.append("no [field]/[daq]: field quantities are null")
+        return timing_from_frame_times(t), None
+    wiring = FieldWiring.from_experiment(cfg)
+    wanted = [cfg.daq.camera_ttl] + ([wiring.voltage] if wiring is not None else [])
+    daq = read_daq(cfg.resolve(cfg.daq.path), channels=wanted, sample_rate_hz=cfg.daq.sample_rate_hz)
     warnings.extend(daq.warnings)
-    source = f"{daq_path} channel '{cfg.daq.camera_ttl}'"
+    source = f"{daq.path} channel '{cfg.daq.camera_ttl}'"
     pulses = camera_pulses(daq.time_s, daq.channel(cfg.daq.camera_ttl), cfg.daq, source, warnings, info)
-    timing = frame_timing(
-        pulses,
+    timing = timing_from_daq(
+        daq,
         n_frames,
-        source=source,
+        camera_ttl=cfg.daq.camera_ttl,
+        pulses=pulses,
+        wiring=wiring,
         on_dropped=cfg.daq.dropped_frames,
         frame_numbers=getattr(stack, "frame_numbers", None),
+        cycles="started",
     )
-    warnings.extend(timing.warnings)
     # for the lost-frame check after the traces (popped before the summary)
-    info["_pulse_mid_s"] = pulses["start_s"].to_numpy(float) + float(timing.exposure_s) / 2
+    info["_pulse_mid_s"] = pulses["start_s"].to_numpy(float) + timing.exposure_s / 2
     info["_mapped_by_camera"] = getattr(stack, "frame_numbers", None) is not None
-    info["n_dropped_frames"] = int(timing.n_dropped)
-    info["dropped_after_frames"] = [int(k) for k in np.atleast_1d(timing.dropped_after)]
-    frames = pd.DataFrame(
-        {
-            "frame": np.arange(n_frames),
-            "time_s": np.asarray(timing.time_s, float),
-            "mid_time_s": np.asarray(timing.mid_time_s, float),
-        }
-    )
-    return frames, float(timing.exposure_s), daq
-
-
-def _cycles(
-    cfg: ExperimentConfig,
-    daq: DaqLog | None,
-    t_frames: np.ndarray,
-    exposure_s: float,
-    warnings: list[str],
-    info: dict[str, Any],
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    if daq is None or cfg.field is None:
+    info["n_dropped_frames"] = timing.n_dropped
+    info["dropped_after_frames"] = timing.dropped_after
+    warnings.extend(timing.warnings)
+    if wiring is None:
         warnings.append("no [field]/[daq]: field quantities are null")
-        return pd.DataFrame(), None
-    voltage = daq.channel(cfg.daq.voltage)
-    source = f"{cfg.resolve(cfg.daq.path)} channel '{cfg.daq.voltage}'"
-    segments = field_segments(
-        daq.time_s,
-        voltage,
-        amplifier_gain=cfg.field.amplifier_gain,
-        electrode_gap_um=cfg.field.electrode_gap_um,
-        source=source,
-        level_tolerance=cfg.field.level_tolerance,
-    )
-    high = field_warning(float(segments["field_kV_per_cm"].max()) if len(segments) else 0.0, source)
+        return timing, daq
+    source = f"{daq.path} channel '{wiring.voltage}'"
+    high = field_warning(timing.peak_field_kV_per_cm, source)
     if high:
         warnings.append(high)
-    warnings.extend(segments.attrs.get("warnings", []))
-    t_end = float(t_frames[-1] + exposure_s / 2)
-    t_start = float(t_frames[0] - exposure_s / 2)
-    if len(segments):
-        segments = segments[(segments["start_s"] > t_start) & (segments["start_s"] < t_end)]
-    if len(segments) == 0:
+    warnings.extend(timing.field_warnings)
+    if len(timing.cycles) == 0:
         warnings.append(f"{source}: no field-ON segment during the movie; field quantities are null")
-        return pd.DataFrame(), None
-    segments = segments.reset_index(drop=True)
-    info["field_levels"] = field_levels(segments).to_dict("records")
-    cycles = cycles_from_segments(segments, record_end_s=max(t_end, float(segments["end_s"].max())))
-    sel = (daq.time_s >= t_start) & (daq.time_s <= t_end)
-    step = max(1, int(sel.sum() // 20000))
-    e = field_kV_per_cm(
-        voltage[sel][::step],
-        amplifier_gain=cfg.field.amplifier_gain,
-        electrode_gap_um=cfg.field.electrode_gap_um,
-    )
-    return cycles, pd.DataFrame({"time_s": daq.time_s[sel][::step], "field_kV_per_cm": e})
+    else:
+        info["field_levels"] = timing.field_levels
+    return timing, daq
 
 
 def _exclusions(particles: pd.DataFrame, settings: AnalysisSettings) -> pd.Series:
@@ -208,8 +173,13 @@ def _check_lost_frames(cfg, daq, traces, frames, cycles, field_trace, exposure_s
     info["lost_frames_between_pulses"] = [list(map(int, r)) for r in lost.lost_between]
     new_mid = mid[lost.pulse_index]
     frames = frames.assign(time_s=new_mid - exposure_s / 2, mid_time_s=new_mid)
-    cycles, field_trace = _cycles(cfg, daq, new_mid, exposure_s, [], {})
-    return frames, cycles, field_trace
+    wiring = FieldWiring.from_experiment(cfg)
+    if wiring is None:
+        return frames, cycles, field_trace
+    field = field_cycles(daq, wiring, new_mid, exposure_s, which="started")
+    if len(field.cycles) == 0:
+        return frames, pd.DataFrame(), None
+    return frames, field.cycles, field.trace
 
 
 def _particle_warnings(particles: pd.DataFrame) -> list[str]:
@@ -260,8 +230,9 @@ def extract_imaging(
     )
 
     info: dict[str, Any] = {}
-    frames, exposure_s, daq = _frame_times(cfg, stack, warnings, info)
-    cycles, field_trace = _cycles(cfg, daq, frames["mid_time_s"].to_numpy(), exposure_s, warnings, info)
+    timing, daq = _timing(cfg, stack, warnings, info)
+    frames, exposure_s, cycles = timing.frames, timing.exposure_s, timing.cycles
+    field_trace = timing.field_trace if len(cycles) else None
 
     det = settings.detection
     ref = reference_image(stack.data, n_frames=det.reference_frames)

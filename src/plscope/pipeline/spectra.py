@@ -27,7 +27,6 @@ import dataclasses
 import datetime as _dt
 import json
 import logging
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,26 +38,24 @@ import pandas as pd
 from tqdm.dask import TqdmCallback
 
 from .. import __version__, columns
-from ..columns import KINETICS_SPEC_COLUMNS, SPECTRA_EXTRA_COLUMNS, SPECTRAL_SHIFT_COLUMNS
+from ..columns import KINETICS_SPEC_COLUMNS
 from ..config.experiment import field_warning
 from ..errors import RunFolderError
-from ..io import DaqLog, ExperimentConfig, load_experiment, open_stack, read_daq
+from ..io import DaqLog, ExperimentConfig, Stack, load_experiment, open_stack, read_daq
 from ..io.stack import stack_frame_times
 from ..report.spectra import render_spectra_report
 from ..results import SpectraResult
-from ..spectra.calibration import Calibration, CalibrationError, calibrate
-from ..spectra.extract import (
-    MAX_TRACK_ROWS,
-    extract_spectra_dask,
-    find_stripes,
-    reference_frame,
-    stripe_weights,
-    track_stripes,
+from ..spectra.analysis import (
+    is_track_readout,
+    shift_table,
+    spectra_summary_keys,
+    spectra_table,
+    stripe_graph,
 )
+from ..spectra.calibration import Calibration, CalibrationError, calibrate
 from ..spectra.lamp import read_lamp, read_lines
-from ..spectra.lorentz import fit_lorentzians_dask, fits_to_frame
-from ..spectra.shifts import add_shifts, frame_fields, frame_phases, shift_slope, shift_statistics
-from ..sync import cycles_from_segments, field_kV_per_cm, field_segments, frame_timing
+from ..spectra.lorentz import fits_to_frame
+from ..sync import FieldWiring, RecordTiming, timing_from_daq, timing_from_frame_times
 from ._timing import camera_pulses
 from .output import AtomicOutputDir, write_json
 from .provenance import input_files, provenance, stable_provenance
@@ -298,74 +295,89 @@ def calibrate_command(
 # --------------------------------------------------------------------------
 
 
-def _timing(cfg: ExperimentConfig, daq: DaqLog | None, n_frames: int, warnings: list[str], stack=None):
-    """Exposure starts, mid times, exposure (s) and the DAQ log (or None)."""
+def _timing(cfg: ExperimentConfig, daq: DaqLog | None, stack: Stack, warnings: list[str]) -> RecordTiming:
+    """Frame times and field of the spectra: the ``spectra.camera_ttl`` channel and the DAQ voltage."""
+    n_frames = int(stack.data.shape[0])
     if cfg.daq is None:
         rate = cfg.spectra.frame_rate_hz or (cfg.movie.frame_rate_hz if cfg.movie is not None else None)
-        if stack is None:
-            t = np.arange(n_frames) / rate if rate else np.arange(n_frames, dtype=float)
-            how = "the given frame rate" if rate else "frame index"
-        else:
-            t, how = stack_frame_times(stack, rate)
+        t, how = stack_frame_times(stack, rate)
         _note(warnings, f"no [daq]: spectra timed by {how}")
-        return t, t, 0.0, None
-    daq_path = cfg.resolve(cfg.daq.path)
+        _note(warnings, "no [field]/[daq]: spectral shifts against the field are null")
+        return timing_from_frame_times(t)
     if daq is None:
-        daq = read_daq(daq_path, sample_rate_hz=cfg.daq.sample_rate_hz)
+        daq = read_daq(cfg.resolve(cfg.daq.path), sample_rate_hz=cfg.daq.sample_rate_hz)
         warnings.extend(daq.warnings)
     channel = cfg.spectra.camera_ttl
-    source = f"{daq_path} channel '{channel}'"
     notes: list[str] = []
-    pulses = camera_pulses(daq.time_s, daq.channel(channel), cfg.daq, source, notes, {})
+    pulses = camera_pulses(
+        daq.time_s, daq.channel(channel), cfg.daq, f"{daq.path} channel '{channel}'", notes, {}
+    )
     warnings.extend(f"spectra: {w}" for w in notes)
-    timing = frame_timing(
-        pulses, n_frames, source=source, on_dropped=cfg.daq.dropped_frames if cfg.daq is not None else "error"
+    wiring = FieldWiring.from_experiment(cfg)
+    timing = timing_from_daq(
+        daq,
+        n_frames,
+        camera_ttl=channel,
+        pulses=pulses,
+        wiring=wiring,
+        on_dropped=cfg.daq.dropped_frames,
+        cycles="overlapping",
     )
     warnings.extend(f"spectra: {w}" for w in timing.warnings)
-    exposure = float(timing.exposure_s) if math.isfinite(timing.exposure_s) else 0.0
-    start = np.asarray(timing.time_s, float)
-    return start, start + exposure / 2, exposure, daq
-
-
-def _field(
-    cfg: ExperimentConfig, daq: DaqLog | None, start_s: np.ndarray, exposure_s: float, warnings: list[str]
-):
-    """Segments, cycles and decimated field trace over the spectra (None, None, None without a field)."""
-    if daq is None or cfg.field is None or cfg.daq is None:
+    if wiring is None:
         _note(warnings, "no [field]/[daq]: spectral shifts against the field are null")
-        return None, pd.DataFrame(), None
-    voltage = daq.channel(cfg.daq.voltage)
-    source = f"{cfg.resolve(cfg.daq.path)} channel '{cfg.daq.voltage}'"
-    segments = field_segments(
-        daq.time_s,
-        voltage,
-        amplifier_gain=cfg.field.amplifier_gain,
-        electrode_gap_um=cfg.field.electrode_gap_um,
-        source=source,
-        level_tolerance=cfg.field.level_tolerance,
-    )
-    high = field_warning(float(segments["field_kV_per_cm"].max()) if len(segments) else 0.0, source)
+        return timing
+    source = f"{daq.path} channel '{wiring.voltage}'"
+    high = field_warning(timing.peak_field_kV_per_cm, source)
     if high:
         warnings.append(high)
-    t0, t1 = float(start_s[0]), float(start_s[-1] + exposure_s)
-    if len(segments):
-        segments = segments[(segments["end_s"] > t0) & (segments["start_s"] < t1)].reset_index(drop=True)
-    sel = (daq.time_s >= t0) & (daq.time_s <= t1)
-    step = max(1, int(sel.sum() // 20000))
-    trace = (
-        daq.time_s[sel][::step],
-        field_kV_per_cm(
-            voltage[sel][::step],
-            amplifier_gain=cfg.field.amplifier_gain,
-            electrode_gap_um=cfg.field.electrode_gap_um,
-        ),
-    )
-    if len(segments) == 0:
+    warnings.extend(f"spectra: {w}" for w in timing.field_warnings)
+    if len(timing.cycles) == 0:
         _note(warnings, f"{source}: no field-ON segment during the spectra; spectral shifts are null")
-        return segments, pd.DataFrame(), trace
-    end = max(t1, float(np.nanmax(segments["end_s"])))
-    cycles = cycles_from_segments(segments, record_end_s=end)
-    return segments, cycles, trace
+    return timing
+
+
+def _wavelengths(
+    cfg: ExperimentConfig,
+    stack: Stack,
+    *,
+    guess: Sequence[float] | None,
+    fit_range_nm: tuple[float, float] | None,
+    warnings: list[str],
+) -> tuple[Calibration, np.ndarray, slice]:
+    """Calibration, wavelength of every pixel and the pixels fitted, checked against the spectra."""
+    n_px = int(stack.data.shape[2])
+    cal = calibration_for(cfg, guess=guess, stack=stack)
+    for w in cal.warnings:
+        _note(warnings, f"calibration: {w}")
+    if (
+        cal.source != "lamp"  # a lamp calibration says where it extrapolates in its own warnings
+        and cal.pixel_range is not None
+        and (cal.pixel_range[1] < n_px - 1 - 1e-9 or cal.pixel_range[0] > 0)
+    ):
+        _note(
+            warnings,
+            f"calibration: valid for pixels {cal.pixel_range[0]:g}-{cal.pixel_range[1]:g} but "
+            f"the spectra have {n_px} columns; extrapolated beyond",
+        )
+    if not cal.check_monotonic(n_px):
+        raise RunFolderError(
+            cfg.file,
+            f"the dispersion {list(cal.dispersion_nm)} is not monotonic over the "
+            f"{n_px} columns of {cfg.resolve(cfg.spectra.path)}",
+        )
+    wavelength = cal.wavelength_nm(np.arange(n_px))
+    if fit_range_nm is None:
+        return cal, wavelength, slice(0, n_px)
+    lo, hi = sorted(float(v) for v in fit_range_nm)
+    idx = np.flatnonzero((wavelength >= lo) & (wavelength <= hi))
+    if idx.size < 10:
+        raise RunFolderError(
+            cfg.file,
+            f"fit range {lo:g}-{hi:g} nm holds {int(idx.size)} pixels of "
+            f"{wavelength.min():.1f}-{wavelength.max():.1f} nm",
+        )
+    return cal, wavelength, slice(int(idx[0]), int(idx[-1]) + 1)
 
 
 # --------------------------------------------------------------------------
@@ -432,41 +444,13 @@ def analyze_spectra(
     warnings.extend(stack.warnings)
     n_frames, n_rows, n_px = (int(s) for s in stack.data.shape)
     inputs = [str(p) for p in stack.paths]
-
-    cal = calibration_for(cfg, guess=guess, stack=stack)
-    for w in cal.warnings:
-        _note(warnings, f"calibration: {w}")
+    cal, wavelength, fit_slice = _wavelengths(
+        cfg, stack, guess=guess, fit_range_nm=fit_range_nm, warnings=warnings
+    )
     if cfg.spectra.lamp and cfg.spectra.lamp_lines_nm:
         inputs.append(str(cfg.resolve(cfg.spectra.lamp)))
     if cfg.spectra.calibration:
         inputs.append(str(cfg.resolve(cfg.spectra.calibration)))
-    if (
-        cal.source != "lamp"  # a lamp calibration says where it extrapolates in its own warnings
-        and cal.pixel_range is not None
-        and (cal.pixel_range[1] < n_px - 1 - 1e-9 or cal.pixel_range[0] > 0)
-    ):
-        _note(
-            warnings,
-            f"calibration: valid for pixels {cal.pixel_range[0]:g}-{cal.pixel_range[1]:g} but "
-            f"the spectra have {n_px} columns; extrapolated beyond",
-        )
-    if not cal.check_monotonic(n_px):
-        raise RunFolderError(
-            cfg.file,
-            f"the dispersion {list(cal.dispersion_nm)} is not monotonic over the "
-            f"{n_px} columns of {spec_path}",
-        )
-    wavelength = cal.wavelength_nm(np.arange(n_px))
-    fit_mask = np.ones(n_px, dtype=bool)
-    if fit_range_nm is not None:
-        lo, hi = sorted(float(v) for v in fit_range_nm)
-        fit_mask = (wavelength >= lo) & (wavelength <= hi)
-        if fit_mask.sum() < 10:
-            raise RunFolderError(
-                cfg.file,
-                f"fit range {lo:g}-{hi:g} nm holds {int(fit_mask.sum())} pixels of "
-                f"{wavelength.min():.1f}-{wavelength.max():.1f} nm",
-            )
     logger.info(
         "spectra %s: %d frames of %d slit rows x %d pixels, %.2f-%.2f nm",
         spec_path,
@@ -476,118 +460,63 @@ def analyze_spectra(
         wavelength[0],
         wavelength[-1],
     )
-
     # timing and field first: a sync problem fails before the heavy work
-    start_s, mid_s, exposure_s, daq = _timing(cfg, daq, n_frames, warnings, stack)
+    timing = _timing(cfg, daq, stack, warnings)
     if cfg.daq is not None:
         inputs.append(str(cfg.resolve(cfg.daq.path)))
-    segments, cycles, trace = _field(cfg, daq, start_s, exposure_s, warnings)
 
-    ref = reference_frame(stack.data)
-    if n_rows <= MAX_TRACK_ROWS:
-        stripes = track_stripes(ref)
+    graph = stripe_graph(stack.data, wavelength, fit_slice=fit_slice, baseline=baseline)
+    stripes = graph.stripes
+    tracks = is_track_readout(stack.data)
+    if tracks:
         _note(
             warnings,
             f"spectra: frames of {n_rows} row(s) are track read-outs (full vertical binning or tracks): "
             "one spectrum per track, not background-subtracted",
         )
-    else:
-        stripes = find_stripes(ref)
     if len(stripes) == 0:
         raise RunFolderError(spec_path, "no particle stripe found along the slit (rows) of the spectra")
     missing_bg = stripes.loc[stripes["n_background_rows"] == 0, "particle_id"].tolist()
-    if missing_bg and n_rows > MAX_TRACK_ROWS:
+    if missing_bg and not tracks:
         _note(
             warnings,
             f"spectra: no background rows beside particle(s) {missing_bg}; not background-subtracted",
         )
-    weights = stripe_weights(n_rows, stripes)
-    spectra_d = extract_spectra_dask(stack.data, weights)
-    idx = np.flatnonzero(fit_mask)
-    lo_px, hi_px = int(idx[0]), int(idx[-1]) + 1
-    fits_d = fit_lorentzians_dask(wavelength[lo_px:hi_px], spectra_d[:, :, lo_px:hi_px], baseline=baseline)  # type: ignore[arg-type]
     with TqdmCallback(desc="spectra", unit="task") if progress else contextlib.nullcontext():
-        spectra, fits = dask.compute(spectra_d, fits_d)
-    n_p = len(stripes)
+        spectra, fits = dask.compute(graph.spectra, graph.fits)
     fit_tab = fits_to_frame(fits)  # frame-major: row = frame * n_p + particle
     logger.info(
         "%d particle(s) along the slit, %d Lorentzian fits, %.1f %% ok",
-        n_p,
+        len(stripes),
         len(fit_tab),
         100.0 * fit_tab["fit_ok"].mean(),
     )
-
-    if segments is not None and len(cycles):
-        ff = frame_fields(start_s, exposure_s, segments)
-        ph = frame_phases(mid_s, cycles, first_frame_s=float(start_s[0]), settle_fraction=settle_fraction)
-    else:
-        ff = pd.DataFrame(
-            {
-                "frame": np.arange(n_frames),
-                "state": "off",
-                "field_kV_per_cm": np.nan if segments is None else 0.0,
-                "level": -1,
-                "on_fraction": 0.0,
-            }
-        )
-        ph = frame_phases(mid_s, pd.DataFrame(), settle_fraction=settle_fraction)
-
-    frame = np.repeat(np.arange(n_frames), n_p)
-    pid = np.tile(stripes["particle_id"].to_numpy(np.int64), n_frames)
-    table = pd.DataFrame(
-        {
-            "frame": frame.astype(np.int64),
-            "time_s": mid_s[frame],
-            "field_kV_per_cm": ff["field_kV_per_cm"].to_numpy(float)[frame],
-            "peak_nm": fit_tab["center"].to_numpy(),
-            "fwhm_nm": np.abs(fit_tab["fwhm"].to_numpy()),
-            "particle_id": pid,
-            "state": ff["state"].to_numpy()[frame],
-            "level": ff["level"].to_numpy(np.int64)[frame],
-            "cycle": ph["cycle"].to_numpy(np.int64)[frame],
-            "phase": ph["phase"].to_numpy()[frame],
-            "settled": ph["settled"].to_numpy(bool)[frame],
-            "peak_err_nm": fit_tab["center_err"].to_numpy(),
-            "fwhm_err_nm": fit_tab["fwhm_err"].to_numpy(),
-            "amplitude": fit_tab["amplitude"].to_numpy(),
-            "amplitude_err": fit_tab["amplitude_err"].to_numpy(),
-            "baseline_counts": fit_tab["offset"].to_numpy(),
-            "baseline_slope_per_nm": fit_tab["slope"].to_numpy(),
-            "intensity": spectra.sum(axis=2).reshape(-1),
-            "redchi": fit_tab["redchi"].to_numpy(),
-            "fit_ok": fit_tab["fit_ok"].to_numpy(bool),
-            "frame_start_s": start_s[frame],
-        }
+    table = spectra_table(
+        fit_tab,
+        spectra,
+        stripes["particle_id"].to_numpy(np.int64),
+        start_s=timing.start_s,
+        mid_s=timing.mid_s,
+        exposure_s=timing.exposure_s,
+        segments=timing.segments,
+        cycles=timing.cycles,
+        settle_fraction=settle_fraction,
     )
-    for c in ("peak_nm", "fwhm_nm", "peak_err_nm", "fwhm_err_nm"):
-        table.loc[~table["fit_ok"], c] = np.nan
-    has_field = segments is not None and len(cycles) > 0
-    if has_field:
-        table = add_shifts(table)
-    else:  # no field-off / field-on cycles to compare
-        table["shift_nm"] = np.nan
-        table["baseline_nm"] = np.nan
-    table = table[[*SPECTRA_COLUMNS, *[c for c in SPECTRA_EXTRA_COLUMNS if c in table.columns]]]
-    table = table.sort_values(["frame", "particle_id"], kind="stable", ignore_index=True)
     n_bad = int((~table["fit_ok"]).sum())
     if n_bad:
         _note(warnings, f"spectra: {n_bad} of {len(table)} Lorentzian fits failed (flagged fit_ok = false)")
-
-    if has_field:
-        pooled = shift_statistics(table)
-        per = shift_statistics(table, per_particle=True)
-        shifts = pd.concat([pooled, per], ignore_index=True)
-    else:
-        shifts = pd.DataFrame(columns=list(SPECTRAL_SHIFT_COLUMNS))
+    has_field = timing.segments is not None and len(timing.cycles) > 0
+    shifts = shift_table(table, has_field=has_field)
     summary = spectra_summary_keys(
         table,
         shifts,
         cal,
-        n_particles=n_p,
+        n_particles=len(stripes),
         has_field=has_field,
         settle_fraction=settle_fraction,
         warnings=warnings,
     )
+    trace = timing.field_trace
     return SpectraResult(
         table=table,
         shifts=shifts,
@@ -596,93 +525,16 @@ def analyze_spectra(
         stripes=stripes,
         wavelength_nm=wavelength,
         spectra=spectra.astype(np.float32),
-        frame_time_s=mid_s,
-        cycles=cycles,
-        field_trace=trace,
-        reference_image=ref,
+        frame_time_s=timing.mid_s,
+        cycles=timing.cycles,
+        field_trace=None
+        if trace is None
+        else (trace["time_s"].to_numpy(), trace["field_kV_per_cm"].to_numpy()),
+        reference_image=graph.reference_image,
         warnings=warnings,
         config=cfg,
         input_files=inputs,
     )
-
-
-def spectra_summary_keys(
-    table: pd.DataFrame,
-    shifts: pd.DataFrame,
-    calibration,
-    *,
-    n_particles: int,
-    has_field: bool,
-    settle_fraction: float,
-    warnings: list[str],
-) -> dict[str, Any]:
-    """summary.json keys of the spectral analysis.
-
-    ``spectral_shift_nm`` (list of ``{"field_kV_per_cm", "shift_nm"}``, one
-    per field level, from the pooled histogram fits) and
-    ``spectral_shift_slope_nm_per_kV_per_cm`` (weighted line through the
-    field-off point and those shifts) as in the spec; plus its standard
-    error and intercept, the per-level details, the calibration and fit
-    quality. Null with a warning when they cannot be given.
-    """
-    ok = table["fit_ok"].astype(bool)
-    out: dict[str, Any] = {
-        "spectral_shift_nm": None,
-        "spectral_shift_slope_nm_per_kV_per_cm": None,
-        "spectral_shift_slope_err_nm_per_kV_per_cm": None,
-        "spectral_shift_intercept_nm": None,
-        "spectral_shift_detail": [],
-        "spectral_n_particles": int(n_particles),
-        "spectral_n_frames": int(table["frame"].nunique()) if len(table) else 0,
-        "spectral_fit_ok_fraction": float(ok.mean()) if len(table) else None,
-        "spectral_peak_nm_median": float(np.nanmedian(table.loc[ok, "peak_nm"])) if ok.any() else None,
-        "spectral_fwhm_nm_median": float(np.nanmedian(table.loc[ok, "fwhm_nm"])) if ok.any() else None,
-        "spectral_settle_fraction": float(settle_fraction),
-        "spectral_calibration": {
-            k: v
-            for k, v in calibration.to_dict().items()
-            if k
-            in (
-                "dispersion_nm",
-                "rms_nm",
-                "order",
-                "n_lines",
-                "source",
-                "pixel_range",
-                "extrapolation_nm",
-                "detail",
-            )
-        },
-    }
-    if not has_field:
-        return out
-    pooled = shifts[shifts["particle_id"] == -1]
-    on = pooled[pooled["level"] >= 0]
-    if len(on) == 0:
-        _note(warnings, "spectra: no settled field-ON frame with a good fit; spectral shifts are null")
-        return out
-    out["spectral_shift_nm"] = [
-        {"field_kV_per_cm": float(r.field_kV_per_cm), "shift_nm": float(r.shift_nm)} for r in on.itertuples()
-    ]
-    out["spectral_shift_detail"] = [
-        {
-            "field_kV_per_cm": float(r.field_kV_per_cm),
-            "shift_nm": float(r.shift_nm),
-            "shift_err_nm": float(r.shift_err_nm),
-            "sigma_nm": float(r.sigma_nm),
-            "n_frames": int(r.n_frames),
-            "method": r.method,
-        }
-        for r in pooled.itertuples()
-    ]
-    fit = shift_slope(pooled["field_kV_per_cm"], pooled["shift_nm"], pooled["shift_err_nm"])
-    if math.isfinite(fit.slope_nm_per_kV_per_cm):
-        out["spectral_shift_slope_nm_per_kV_per_cm"] = fit.slope_nm_per_kV_per_cm
-        out["spectral_shift_slope_err_nm_per_kV_per_cm"] = fit.slope_err_nm_per_kV_per_cm
-        out["spectral_shift_intercept_nm"] = fit.intercept_nm
-    else:
-        _note(warnings, "spectra: fewer than two field values with shifts; no slope")
-    return out
 
 
 # --------------------------------------------------------------------------

@@ -8,11 +8,21 @@
 - :mod:`plscope.spectra.lorentz` -- Lorentzian + baseline fits, one or
   thousands at once (batched Levenberg-Marquardt, dask);
 - :mod:`plscope.spectra.shifts` -- frames labelled by the field, per-cycle
-  baselines, histograms with normal fits, shift against field.
+  baselines, histograms with normal fits, shift against field;
+- :mod:`plscope.spectra.analysis` -- ``spectra.csv``, ``spectral_shifts.csv``
+  and the ``spectral_*`` summary keys from the fits.
 
 The orchestration of a run is :mod:`plscope.pipeline.spectra`.
 """
 
+from .analysis import (
+    StripeGraph,
+    is_track_readout,
+    shift_table,
+    spectra_summary_keys,
+    spectra_table,
+    stripe_graph,
+)
 from .calibration import (
     LINE_COLUMNS,
     PEAK_COLUMNS,
@@ -65,6 +75,12 @@ from .shifts import (
 )
 
 __all__ = [
+    "StripeGraph",
+    "is_track_readout",
+    "shift_table",
+    "spectra_summary_keys",
+    "spectra_table",
+    "stripe_graph",
     "BASELINE_COLUMNS",
     "FIT_COLUMNS",
     "FRAME_FIELD_COLUMNS",
