@@ -234,3 +234,13 @@ def test_batch_refuses_absurd_worker_counts_before_any_work(tmp_path, capsys, wo
         == f"plscope: error: --workers: 'workers' must be a positive integer in [1, 1024], got {int(workers)}"
     )
     assert not out.exists()
+
+
+def test_check_a_run_folder_checks_its_experiment_toml(tmp_path, capsys):
+    (tmp_path / "experiment.toml").write_text('[movie]\npath = "../m.tif"\n')
+    assert main(["config", "--check", str(tmp_path)]) == 2
+    assert "'movie.path' = '../m.tif' leads outside the run folder" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["config", "--check", str(empty)]) == 2
+    assert "experiment.toml: experiment file does not exist" in capsys.readouterr().err

@@ -336,3 +336,13 @@ def test_experiment_config_round_trips_through_to_dict(tmp_path):
 def test_missing_file_is_a_run_folder_error(tmp_path):
     with pytest.raises(RunFolderError, match="does not exist"):
         load_experiment(_run(tmp_path, files=("movie.tif",)))
+
+
+def test_resolve_names_the_key_without_being_told(tmp_path):
+    toml = VALID.replace('path = "daq.csv"', 'path = "daq.csv"') + (
+        '[spectra]\npath = "s.tif"\ncalibration = "../calibration.json"\n'
+        "[inputs]\nallow_outside_run_folder = false\n"
+    )
+    cfg = parse_experiment(__import__("tomllib").loads(toml), path="e.toml", run_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"'spectra.calibration' = '../calibration.json' leads outside"):
+        cfg.resolve(cfg.spectra.calibration)

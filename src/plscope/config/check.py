@@ -37,6 +37,9 @@ def check_file(path: str | os.PathLike, kind: Kind | None = None) -> tuple[Kind,
         One line naming the file and every offending key.
     """
     path = Path(path)
+    if path.is_dir():  # a run folder: its experiment.toml (or detector.toml)
+        found = [path / n for n in (EXPERIMENT_FILE, "detector.toml") if (path / n).is_file()]
+        path = found[0] if found else path / EXPERIMENT_FILE
     kind = kind or kind_of(path)
     if kind == "experiment":
         data = load_toml(path, what="experiment file")

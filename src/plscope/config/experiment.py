@@ -277,7 +277,7 @@ class ExperimentConfig:
         """The experiment.toml itself."""
         return Path(self.run_dir) / EXPERIMENT_FILE
 
-    def resolve(self, relpath: str, *, key: str = "path") -> Path:
+    def resolve(self, relpath: str, *, key: str | None = None) -> Path:
         """Absolute path of a file named in experiment.toml, confined to the run folder.
 
         Raises
@@ -287,6 +287,8 @@ class ExperimentConfig:
             folder through a symlink, and ``[inputs] allow_outside_run_folder``
             is not set.
         """
+        if key is None:  # name the key the path was given as
+            key = next((k for _, k, name in named_files(self) if name == relpath), "path")
         p = Path(relpath)
         base = Path(self.run_dir)
         if self.inputs.allow_outside_run_folder:
