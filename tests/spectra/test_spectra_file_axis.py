@@ -191,3 +191,29 @@ def test_spectra_without_any_wavelength_axis_are_refused_in_one_line(tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("plscope: error: ") and "no wavelength axis" in err[-1]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_lamp_given_as_a_camera_file_calibrates_like_its_table(spectral_run, tmp_path):
+    """A lamp spectrum recorded with the camera (one-row frames) instead of a pixel,counts table."""
+    import tifffile
+
+    from plscope.io import load_experiment
+    from plscope.pipeline.spectra import calibration_for
+    from plscope.spectra import read_lamp
+
+    run, _ = spectral_run
+    table = read_lamp(run / "lamp.csv")
+    assert np.array_equal(table.x, np.arange(table.n))
+    frames = np.stack([table.y[None, :] / 2, table.y[None, :] / 2]).astype(np.float32)  # 2 frames, 1 row
+    work = tmp_path / "run"
+    shutil.copytree(run, work, ignore=shutil.ignore_patterns("ground_truth.json"))
+    tifffile.imwrite(work / "lamp.tif", frames)
+    cfg_csv = load_experiment(work)
+    toml = (work / "experiment.toml").read_text().replace('lamp = "lamp.csv"', 'lamp = "lamp.tif"')
+    (work / "experiment.toml").write_text(toml)
+    cfg_tif = load_experiment(work)
+    assert cfg_tif.spectra.lamp == "lamp.tif"
+    a, b = calibration_for(cfg_csv), calibration_for(cfg_tif)
+    px = np.arange(table.n)
+    np.testing.assert_allclose(b.wavelength_nm(px), a.wavelength_nm(px), rtol=0, atol=1e-3)

@@ -131,7 +131,7 @@ def calibration_for(
             raise RunFolderError(cfg.resolve(spec.path), f"wavelength axis: {exc}") from None
     if spec.lamp and spec.lamp_lines_nm:
         lamp_path = cfg.resolve(spec.lamp)
-        lamp = read_lamp(lamp_path)
+        lamp = _read_lamp_any(lamp_path)
         try:
             cal = calibrate(lamp.x, lamp.y, spec.lamp_lines_nm, guess=guess)
         except CalibrationError as exc:
@@ -151,6 +151,30 @@ def calibration_for(
         )
     except CalibrationError as exc:
         raise RunFolderError(cfg.file, f"spectra.dispersion_nm: {exc}") from None
+
+
+def _read_lamp_any(path, **columns):
+    """A lamp spectrum from a text table, or from a camera file (SIF, SPE, ND2, TIFF).
+
+    A camera file's frames are summed over rows and frames into counts per
+    column (pixel ``0 .. width - 1``).
+    """
+    from ..io.inspect import MOVIE_SUFFIXES
+    from ..spectra.lamp import SpectrumTable
+
+    name = os.fspath(path)
+    if not name.lower().endswith(MOVIE_SUFFIXES):
+        return read_lamp(path, **columns)
+    stack = open_stack(name)
+    counts = np.asarray(stack.data.sum(axis=(0, 1)).compute(), dtype=np.float64)
+    return SpectrumTable(
+        path=name,
+        x=np.arange(counts.size, dtype=np.float64),
+        y=counts,
+        x_name="column",
+        y_name=f"counts summed over {stack.shape[0]} frame(s) x {stack.shape[1]} row(s)",
+        warnings=tuple(stack.warnings),
+    )
 
 
 def _calibration_file(path: Path) -> Calibration:
@@ -253,7 +277,7 @@ def calibrate_command(
     if not out.parent.is_dir():
         raise RunFolderError(out.parent, "output folder does not exist")
     _check_calibration_target(out, [lamp_path, lines_path])
-    lamp = read_lamp(lamp_path, pixel_column=pixel_column, counts_column=counts_column)
+    lamp = _read_lamp_any(lamp_path, pixel_column=pixel_column, counts_column=counts_column)
     lines = read_lines(lines_path, column=lines_column, min_intensity=min_intensity)
     try:
         cal = calibrate(
