@@ -125,13 +125,13 @@ def _check_stored(ex: Extraction, folder: Path) -> None:
         ("particles.parquet", ex.particles, ["particle_id"]),
         ("traces.parquet", ex.traces, ["particle_id", "frame"]),
     )
-    for name, table, key in tables:
-        missing = [c for c in key if c not in table.columns]
+    for name, table, key_columns in tables:
+        missing = [c for c in key_columns if c not in table.columns]
         if missing:
             raise bad(name, f"column(s) {', '.join(missing)} missing")
-        n_dup = int(table.duplicated(subset=key).sum())
+        n_dup = int(table.duplicated(subset=key_columns).sum())
         if n_dup:
-            raise bad(name, f"{n_dup} duplicated row(s) of {'/'.join(key)}")
+            raise bad(name, f"{n_dup} duplicated row(s) of {'/'.join(key_columns)}")
 
 
 @dataclass

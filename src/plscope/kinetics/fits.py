@@ -60,7 +60,7 @@ import dataclasses
 import logging
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, cast
 
 import lmfit
 import numpy as np
@@ -483,7 +483,7 @@ def _failed(
         message=reason,
         n_points=n_points,
         exposure_s=exposure_s,
-        tau_bounds_s=tuple(float(b) for b in tau_bounds_s),
+        tau_bounds_s=cast(tuple[float, float], tuple(float(b) for b in tau_bounds_s)),
     )
 
 
@@ -883,7 +883,8 @@ def fit_biexponential(
         Never raises for bad data.
     """
     if fallback_to_mono:
-        return fit_models(t_s, y, sigma=sigma, exposure_s=exposure_s, tau_bounds_s=tau_bounds_s)["auto"]
+        auto = fit_models(t_s, y, sigma=sigma, exposure_s=exposure_s, tau_bounds_s=tau_bounds_s)["auto"]
+        return cast(DecayFit, auto)  # the selected model is always present
     exposure_s = float(exposure_s)
     t, yy, w, dropped = _prepare(t_s, y, sigma)
     extra = ("points_dropped_nonfinite",) if dropped else ()

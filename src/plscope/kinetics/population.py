@@ -44,6 +44,7 @@ import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,9 @@ from .analysis import (
     refit_particle,
 )
 from .fits import DecayFit, ShapePrior
+
+if TYPE_CHECKING:  # trace_fit imports this module
+    from .trace_fit import ShapeHyper
 
 __all__ = [
     "PopulationKinetics",
@@ -104,7 +108,7 @@ class PopulationKinetics:
     shape_priors: dict = field(default_factory=dict)
     se_cycles: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SE_CYCLE_COLUMNS)))
     flags: tuple[str, ...] = ()
-    trace_shape: object = None
+    trace_shape: ShapeHyper | None = None
 
     @property
     def curves(self) -> dict:

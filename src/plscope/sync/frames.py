@@ -421,15 +421,15 @@ def find_lost_frames(
     shifts, used_edges, pulse_at_edge = [], [], []
     for e in edges:
         j = int(np.searchsorted(mid, e))  # first pulse after the edge
-        rss = []
+        rss_list: list[float] = []
         for d in range(max_lost + 1):
             k = j - d  # movie frame of that pulse if d frames were lost before
             lo, hi = k - window_frames, k + window_frames
             if lo < 0 or hi > n_frames or hi + d > mid.size:
-                rss.append(np.nan)
+                rss_list.append(np.nan)
                 continue
-            rss.append(_hinge_rss(y[lo:hi], mid[lo + d : hi + d], e))
-        rss = np.asarray(rss)
+            rss_list.append(_hinge_rss(y[lo:hi], mid[lo + d : hi + d], e))
+        rss = np.asarray(rss_list)
         if not np.isfinite(rss).any():
             continue
         order = np.argsort(np.where(np.isfinite(rss), rss, np.inf))

@@ -92,7 +92,8 @@ def residual_seeds(
     vals = {c: particles[c].to_numpy(float) for c in cols}
     for c in cols:
         ok &= np.isfinite(vals[c])
-    model = render_squares(img.shape, *(vals[c][ok] for c in cols), sigma_px)
+    x, y, side, total = (vals[c][ok] for c in cols)
+    model = render_squares(img.shape, x, y, side, total, sigma_px)
     resid = img - bg - model
     resid = np.where(np.isfinite(resid), resid, 0.0)
     rs = ndimage.gaussian_filter(resid, 1.0)

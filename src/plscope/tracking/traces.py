@@ -141,7 +141,7 @@ class TraceWeights:
         t = frames.shape[0]
         n = self.n_particles
         out = np.full((t, n), np.nan)
-        if self.aperture_order is None or self.aperture_order.size == 0:
+        if self.aperture_order is None or self.aperture_starts is None or self.aperture_order.size == 0:
             return out
         flat = np.asarray(frames).reshape(t, -1)
         ap = np.take(flat, self.pixels[self.aperture_order], axis=1)
@@ -455,10 +455,10 @@ def trace_weights(
         if moments:
             vectors += [xa, ya]
         col_of = [i] + ([2 * n + i, 3 * n + i] if moments else [])
-        for v, col in zip(vectors, col_of):
+        for v, column in zip(vectors, col_of):
             corr = -(proj @ (basis_ap.T @ v))
             rows_idx += [flat_ap, flat_ann]
-            cols_idx += [np.full(flat_ap.size, col), np.full(flat_ann.size, col)]
+            cols_idx += [np.full(flat_ap.size, column), np.full(flat_ann.size, column)]
             vals += [v, corr]
         # background per pixel = plane averaged over the aperture (or annulus mean)
         bg_w = proj @ basis_ap.mean(axis=0)
@@ -828,7 +828,7 @@ class _Kernel:
                 out[rows, self.col_cx : self.col_cx + n] = w.x_px[None, :] + ox
                 out[rows, self.col_cx + n : self.col_cx + 2 * n] = w.y_px[None, :] + oy
             if self.drift != "none":
-                none = ~np.isfinite(ox).any(axis=1)
+                none = np.asarray(~np.isfinite(ox).any(axis=1))
                 with np.errstate(all="ignore"):
                     mx = np.where(none, 0.0, np.nanmedian(np.where(none[:, None], 0.0, ox), axis=1))
                     my = np.where(none, 0.0, np.nanmedian(np.where(none[:, None], 0.0, oy), axis=1))
@@ -855,6 +855,7 @@ class _Kernel:
         sx = sy = 0.0
         w = self.weights
         if self.drift == "correct" and n:
+            assert self.ref_hp is not None  # made with drift "correct"
             mean = block.mean(axis=0, dtype=np.float64)
             cx, cy = _coarse_shift(mean, self.ref_hp)
             w0 = self._weights_at(cx, cy)
@@ -1027,7 +1028,7 @@ def extract_traces(
             f"drift: expected 'none', 'estimate', 'register_chunks' or a per-frame drift table, got {drift!r}"
         )
     n = len(particles)
-    builder_kwargs = dict(
+    builder_kwargs: dict[str, Any] = dict(
         radius_px=radius_px,
         annulus_px=annulus_px,
         labels=labels,
@@ -1126,7 +1127,9 @@ def extract_traces(
     out.attrs["n_aperture_px"] = dict(zip(ids, weights.n_aperture_px.tolist()))
     out.attrs["n_annulus_px"] = dict(zip(ids, weights.n_annulus_px.tolist()))
     out.attrs["radius_px"] = dict(zip(ids, weights.radius_px.tolist()))
-    out.attrs["annulus_masked_fraction"] = dict(zip(ids, weights.annulus_masked_fraction.tolist()))
+    masked_fraction = weights.annulus_masked_fraction
+    assert masked_fraction is not None  # trace_weights always computes it
+    out.attrs["annulus_masked_fraction"] = dict(zip(ids, masked_fraction.tolist()))
     dtype = np.dtype(getattr(stack, "dtype", np.float64))
     out.attrs["saturation_adu"] = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else None
     logger.info(
