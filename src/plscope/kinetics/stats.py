@@ -296,7 +296,7 @@ class LinearFit:
 
 
 def linear_fit(x, y, *, confidence: float = 0.95) -> LinearFit:
-    """OLS line through the finite ``(x, y)`` pairs, with standard errors and a confidence band.
+    """OLS line through the finite ``(x, y)`` pairs (:func:`scipy.stats.linregress`), with a confidence band.
 
     Parameters
     ----------
@@ -322,25 +322,22 @@ def linear_fit(x, y, *, confidence: float = 0.95) -> LinearFit:
     nan = float("nan")
     if n < 3 or np.ptp(xx) == 0:
         return LinearFit(nan, nan, nan, nan, nan, n, nan, nan, nan, nan, confidence, False)
-    xm, ym = float(xx.mean()), float(yy.mean())
+    fit = stats.linregress(xx, yy)
+    xm = float(xx.mean())
     sxx = float(np.sum((xx - xm) ** 2))
-    slope = float(np.sum((xx - xm) * (yy - ym)) / sxx)
-    intercept = ym - slope * xm
-    resid = yy - intercept - slope * xx
-    s2 = float(np.sum(resid**2)) / (n - 2)
-    ss_tot = float(np.sum((yy - ym) ** 2))
-    t_crit = float(stats.t.ppf(0.5 + confidence / 2, n - 2))
+    resid = yy - fit.intercept - fit.slope * xx
+    flat = np.ptp(yy) == 0  # linregress gives r = 0 for a flat y; R^2 is undefined there
     return LinearFit(
-        slope=slope,
-        slope_err=math.sqrt(s2 / sxx),
-        intercept=intercept,
-        intercept_err=math.sqrt(s2 * (1.0 / n + xm * xm / sxx)),
-        r2=1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else nan,
+        slope=float(fit.slope),
+        slope_err=float(fit.stderr),
+        intercept=float(fit.intercept),
+        intercept_err=float(fit.intercept_stderr),
+        r2=nan if flat else float(fit.rvalue) ** 2,
         n=n,
-        resid_sd=math.sqrt(s2),
+        resid_sd=math.sqrt(float(np.sum(resid**2)) / (n - 2)),
         x_mean=xm,
         sxx=sxx,
-        t_crit=t_crit,
+        t_crit=float(stats.t.ppf(0.5 + confidence / 2, n - 2)),
         confidence=confidence,
     )
 

@@ -9,19 +9,16 @@ Typical use on a movie ``stack`` (t, rows, cols)::
     #  extract_traces is the general tool, by default the total light in fixed apertures)
     quality = quality_flags(traces, particles)
     shifts = centroid_shift(traces, cycles, frame_time_s)     # with a field
-    write_table(traces, "traces.parquet")
 
-and for a movie of moving particles (colloids, single molecules)::
-
-    tracks = track_movie(stack, diameter_px=11, search_range_px=5, memory=3)
+and for a movie of moving particles (colloids, single molecules), locate spots
+with ``trackpy.batch`` and link them with :func:`link_features`.
 
 Modules: :mod:`.detect` (reference image, background, segmentation),
 :mod:`.size` (blurred-square fits, equivalent diameters),
 :mod:`.segment` (detection refined by the fit residuals),
 :mod:`.drift` (whole-movie drift), :mod:`.traces` (one streaming pass of
-sparse aperture sums), :mod:`.locate` (per-frame Crocker-Grier
-localization), :mod:`.linking` (trackpy linking, centroid shift),
-:mod:`.quality` (per-particle flags), :mod:`.tables` (Parquet),
+sparse aperture sums), :mod:`.linking` (trackpy linking,
+centroid shift), :mod:`.quality` (per-particle flags),
 :mod:`.models` (the image model shared with the simulator).
 """
 
@@ -36,14 +33,11 @@ from .linking import (
     filter_tracks,
     link_features,
     link_particle_centroids,
-    track_movie,
 )
-from .locate import FEATURE_COLUMNS, locate_features
 from .quality import QUALITY_COLUMNS, blink_mask, quality_flags
 from .run_traces import extract_run_traces
 from .segment import find_particles, residual_seeds
 from .size import SIZE_COLUMNS, measure_sizes
-from .tables import read_table, tidy, write_table
 from .traces import (
     CENTROID_COLUMNS,
     DRIFT_COLUMNS,
@@ -59,7 +53,6 @@ __all__ = [
     "CENTROID_SHIFT_COLUMNS",
     "DRIFT_COLUMNS",
     "DRIFT_TABLE_COLUMNS",
-    "FEATURE_COLUMNS",
     "PARTICLE_COLUMNS",
     "PEAK_COLUMNS",
     "QUALITY_COLUMNS",
@@ -77,15 +70,10 @@ __all__ = [
     "find_particles",
     "link_features",
     "link_particle_centroids",
-    "locate_features",
     "measure_sizes",
     "models",
     "quality_flags",
-    "read_table",
     "reference_image",
     "residual_seeds",
-    "tidy",
-    "track_movie",
     "trace_weights",
-    "write_table",
 ]

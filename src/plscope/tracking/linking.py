@@ -4,8 +4,8 @@
   into trajectories with ``trackpy.link`` (with ``memory`` frames of
   absence allowed, for blinking), and :func:`filter_tracks` drops short ones
   (trackpy's ``filter_stubs``).
-- :func:`track_movie` = :func:`~plscope.tracking.locate_features` +
-  :func:`link_features`: the tracking stage for movies of moving particles.
+- For movies of moving particles, locate spots with ``trackpy.locate`` /
+  ``trackpy.batch`` and link them with :func:`link_features`.
 - :func:`link_particle_centroids` links the per-frame centroids measured in
   the drift-following apertures of :func:`~plscope.tracking.extract_traces`
   (``centroids=True``): frames in which a particle is too dark to locate are
@@ -127,53 +127,6 @@ def filter_tracks(tracks: pd.DataFrame, *, min_length: int) -> pd.DataFrame:
     _need(tracks, ("track_id",), "tracks")
     n = tracks.groupby("track_id")["track_id"].transform("size")
     return tracks[n >= int(min_length)].reset_index(drop=True)
-
-
-def track_movie(
-    stack: Any,
-    *,
-    diameter_px: int,
-    search_range_px: float,
-    memory: int = 3,
-    min_mass: float = 0.0,
-    min_length: int = 0,
-    invert: bool = False,
-    adaptive_stop: float | None = None,
-    progress: bool = False,
-    **locate_options: Any,
-) -> pd.DataFrame:
-    """Locate spots in every frame and link them (the tracking stage for moving particles).
-
-    Parameters
-    ----------
-    stack : ndarray or dask.array.Array, shape (t, rows, cols)
-    diameter_px, min_mass, invert, locate_options
-        See :func:`~plscope.tracking.locate_features`.
-    search_range_px, memory, adaptive_stop
-        See :func:`link_features`.
-    min_length : int
-        Drop trajectories shorter than this (0 keeps all).
-    progress : bool
-
-    Returns
-    -------
-    pandas.DataFrame
-        Features (:data:`~plscope.tracking.FEATURE_COLUMNS`) with ``track_id``.
-        ``attrs`` holds ``n_tracks_linked`` (before ``min_length``).
-    """
-    from .locate import locate_features
-
-    features = locate_features(
-        stack, diameter_px=diameter_px, min_mass=min_mass, invert=invert, progress=progress, **locate_options
-    )
-    tracks = link_features(
-        features, search_range_px=search_range_px, memory=memory, adaptive_stop=adaptive_stop
-    )
-    n_linked = int(tracks["track_id"].nunique()) if len(tracks) else 0
-    if min_length > 0:
-        tracks = filter_tracks(tracks, min_length=min_length)
-    tracks.attrs["n_tracks_linked"] = n_linked
-    return tracks
 
 
 def _noise(values: np.ndarray) -> float:
