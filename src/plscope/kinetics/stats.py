@@ -326,12 +326,12 @@ def linear_fit(x, y, *, confidence: float = 0.95) -> LinearFit:
     xm = float(xx.mean())
     sxx = float(np.sum((xx - xm) ** 2))
     resid = yy - fit.intercept - fit.slope * xx
-    flat = np.ptp(yy) == 0  # linregress gives r = 0 for a flat y; R^2 is undefined there
+    flat = np.ptp(yy) == 0  # a flat y: exact line (errors 0), R^2 undefined; linregress gives NaN
     return LinearFit(
         slope=float(fit.slope),
-        slope_err=float(fit.stderr),
+        slope_err=0.0 if flat else float(fit.stderr),
         intercept=float(fit.intercept),
-        intercept_err=float(fit.intercept_stderr),
+        intercept_err=0.0 if flat else float(fit.intercept_stderr),
         r2=nan if flat else float(fit.rvalue) ** 2,
         n=n,
         resid_sd=math.sqrt(float(np.sum(resid**2)) / (n - 2)),
