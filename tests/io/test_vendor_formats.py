@@ -162,7 +162,7 @@ def test_nd2_reads_the_chosen_channel_and_z(channel, index):
 
 def test_selection_keys_on_a_tiff_are_refused(tmp_path):
     tifffile.imwrite(tmp_path / "m.tif", np.zeros((5, 8, 8), np.uint16))
-    with pytest.raises(RunFolderError, match=r"m\.tif: channel/z/position selection"):
+    with pytest.raises(RunFolderError, match=r"m\.tif: channel = 1 given but the image series has axes"):
         open_stack(tmp_path / "m.tif", channel=1)
 
 
@@ -181,3 +181,27 @@ def test_tiff_with_unknown_leading_axes_is_read_as_time_with_a_warning(tmp_path,
     assert stack.shape == (20, 8, 6)
     np.testing.assert_array_equal(stack.data.compute(), frames.reshape(20, 8, 6))
     assert any("QQYX" in w and "20 frames" in w for w in stack.warnings)
+
+
+@pytest.mark.parametrize("kind", ["imagej", "ome", "imagej-zlib"])
+def test_tiff_hyperstack_reads_the_chosen_channel_and_z(tmp_path, kind):
+    rng = np.random.default_rng(2)
+    data = rng.integers(0, 4000, (4, 3, 2, 8, 6), dtype=np.uint16)  # T Z C Y X
+    path = tmp_path / ("h.ome.tif" if kind == "ome" else "h.tif")
+    if kind == "ome":
+        tifffile.imwrite(path, data, ome=True, metadata={"axes": "TZCYX"})
+    else:
+        tifffile.imwrite(
+            path,
+            data,
+            imagej=True,
+            metadata={"axes": "TZCYX"},
+            compression="zlib" if "zlib" in kind else None,
+        )
+    with pytest.raises(RunFolderError, match=r"h\..*TZCYX.*single time axis.*z = 0\.\.2, channel = 0\.\.1"):
+        open_stack(path)
+    stack = open_stack(path, channel=1, z=2, chunk_frames=3)
+    assert stack.shape == (4, 8, 6)
+    np.testing.assert_array_equal(stack.data.compute(), data[:, 2, 1])
+    with pytest.raises(RunFolderError, match=r"z = 3 is not an index 0\.\.2"):
+        open_stack(path, channel=0, z=3)

@@ -481,8 +481,98 @@ def _group_sources(
     return out
 
 
-def _inspect_tiff(tif: tifffile.TiffFile, path: str, st: os.stat_result, log: _CaptureLog) -> _Probed:
-    """Check that the first series of ``tif`` is a complete (t, y, x) stack."""
+_SELECT_AXES = {"C": "channel", "Z": "z", "R": "position"}
+
+
+def _tiff_selection(
+    path: str, axes: str, shape: tuple[int, ...], select: dict[str, Any]
+) -> np.ndarray | None:
+    """Flat frame indices (time order) of the channel / z / position chosen in a TIFF hyperstack.
+
+    None when the series has one frame axis and nothing is chosen.
+
+    Raises
+    ------
+    RunFolderError
+        A needed choice is missing, out of range or names an axis the file lacks.
+    """
+    lead = list(zip(axes[:-2], (int(n) for n in shape[:-2])))
+    chosen = {k: v for k, v in select.items() if v is not None}
+    multi = [(a, n) for a, n in lead if n > 1]
+    if len(multi) <= 1 and not chosen:
+        return None
+    what = "a multi-position dataset" if "R" in dict(multi) else "a hyperstack"
+    slices: list[Any] = []
+    missing, time_axes = [], []
+    for a, n in lead:
+        key = _SELECT_AXES.get(a)
+        if key is None:
+            if n > 1:
+                time_axes.append(a)
+            slices.append(slice(None))
+            continue
+        v = chosen.pop(key, None)
+        if v is None:
+            if n > 1:
+                missing.append(f"{key} = 0..{n - 1}")
+            slices.append(0)
+        elif isinstance(v, str) or not 0 <= int(v) < n:
+            raise RunFolderError(
+                path, f"{key} = {v!r} is not an index 0..{n - 1} of axis {a} ({axes} {shape})"
+            )
+        else:
+            slices.append(int(v))
+    given = {k: v for k, v in chosen.items() if v != 0}
+    if given:
+        raise RunFolderError(
+            path,
+            f"{', '.join(f'{k} = {v}' for k, v in given.items())} given but the image series has axes {axes} and shape {shape}",
+        )
+    if missing or len(time_axes) > 1:
+        hint = f": choose with [movie] {', '.join(missing)}" if missing and len(time_axes) <= 1 else ""
+        raise RunFolderError(
+            path,
+            f"image series has axes {axes} and shape {shape}; expected a single time axis (t, y, x), not {what}{hint}",
+        )
+    n_total = int(np.prod(shape[:-2], dtype=np.int64))
+    return np.arange(n_total).reshape(shape[:-2])[tuple(slices)].ravel()
+
+
+def _select_sources(
+    sources: list[FrameSource], idx: np.ndarray, stamps: dict[str, tuple[int, int]]
+) -> list[FrameSource]:
+    """Sources of the frames ``idx`` (global indices into ``sources``, in that order)."""
+    frames: list[tuple[str, int, int]] = []
+    for src in sources:
+        for k in range(src.n_frames):
+            if src.mode == "strided":
+                assert src.offset is not None and src.stride is not None
+                where = src.offset + k * src.stride
+            elif src.mode == "offsets":
+                assert src.offsets is not None
+                where = src.offsets[k]
+            else:
+                assert src.pages is not None
+                where = src.pages[k]
+            frames.append((src.path, int(where), len(frames)))
+    first = sources[0]
+    return _group_sources(
+        [frames[int(i)] for i in idx],
+        frame_shape=first.frame_shape,
+        file_dtype=first.file_dtype,
+        stamps=stamps,
+        mode="pages" if first.mode == "pages" else "offsets",
+    )
+
+
+def _inspect_tiff(
+    tif: tifffile.TiffFile,
+    path: str,
+    st: os.stat_result,
+    log: _CaptureLog,
+    select: dict[str, Any] | None = None,
+) -> _Probed:
+    """Check that the first series of ``tif`` is a complete (t, y, x) stack (or a chosen part of one)."""
     warnings: list[str] = []
     if not tif.series:
         raise RunFolderError(path, "contains no image data (empty or corrupt TIFF)")
@@ -514,12 +604,21 @@ def _inspect_tiff(tif: tifffile.TiffFile, path: str, st: os.stat_result, log: _C
         )
     lead = [(a, int(n)) for a, n in zip(axes[:-2], shape[:-2]) if n > 1]
     n_lead = int(np.prod([n for _, n in lead], dtype=np.int64)) if lead else 1
-    if len(lead) > 1 and all(a in "QI" for a, _ in lead):
+    flattened = len(lead) > 1 and all(a in "QI" for a, _ in lead)
+    if flattened:
         warnings.append(
             f"image series has axes {axes} and shape {shape} of unknown meaning; "
             f"read as {n_lead} frames in file order (time)"
         )
         lead = [("T", n_lead)]
+    chosen_idx = None
+    if len(lead) > 1 or any(v is not None for v in (select or {}).values()):
+        sel_axes, sel_shape = (axes, shape) if not flattened else ("Q" + axes[-2:], (n_lead, *shape[-2:]))
+        chosen_idx = _tiff_selection(path, sel_axes, sel_shape, select or {})
+        if chosen_idx is not None:
+            picked = ", ".join(f"{k} {v}" for k, v in (select or {}).items() if v is not None)
+            logger.info("%s: %s %s, reading %s (%d frames)", path, axes, shape, picked, chosen_idx.size)
+            lead = [("T", int(chosen_idx.size))]
     if len(lead) > 1:
         what = "a multi-position dataset" if "R" in dict(lead) else "a hyperstack"
         raise RunFolderError(
@@ -635,8 +734,15 @@ def _inspect_tiff(tif: tifffile.TiffFile, path: str, st: os.stat_result, log: _C
             mode="offsets" if final else "pages",
         )
 
+    if chosen_idx is not None:
+        if frame_numbers is not None:
+            raise RunFolderError(
+                path,
+                "choosing a channel / z plane of a Micro-Manager dataset with missing frames is not supported",
+            )
+        sources = _select_sources(list(sources), chosen_idx, stamps)
     n_frames = sum(s.n_frames for s in sources)
-    pixel_size, interval, times = _metadata(tif, n_total, warnings)
+    pixel_size, interval, times = _metadata(tif, n_frames if chosen_idx is not None else n_total, warnings)
     if times is not None and frame_numbers is not None:
         times = times[frame_numbers]
     files = tuple(dict.fromkeys(s.path for s in sources))
@@ -655,12 +761,14 @@ def _inspect_tiff(tif: tifffile.TiffFile, path: str, st: os.stat_result, log: _C
     )
 
 
-def _probe_tiff(path: str, st: os.stat_result, *, redirected: bool = False) -> _Probed:
+def _probe_tiff(
+    path: str, st: os.stat_result, *, redirected: bool = False, select: dict[str, Any] | None = None
+) -> _Probed:
     with _CaptureLog() as log:
         try:
             with tifffile.TiffFile(path) as tif:
                 target = None if redirected else _binary_only_target(tif, path)
-                info = None if target else _inspect_tiff(tif, path, st, log)
+                info = None if target else _inspect_tiff(tif, path, st, log, select)
         except RunFolderError:
             raise
         except tifffile.TiffFileError as exc:
@@ -671,7 +779,7 @@ def _probe_tiff(path: str, st: os.stat_result, *, redirected: bool = False) -> _
             raise RunFolderError(path, f"corrupt or unsupported TIFF ({type(exc).__name__}: {exc})") from exc
     if target is not None:
         logger.info("%s: part of a multi-file OME-TIFF; reading the dataset from %s", path, target)
-        return _probe_tiff(target, os.stat(target), redirected=True)
+        return _probe_tiff(target, os.stat(target), redirected=True, select=select)
     assert info is not None
     msgs = [m for m in log.messages() if "MMStack is missing" not in m]  # reported by us
     extra = [f"tifffile: {m}" for m in msgs[:_MAX_LOGGED]]
@@ -767,11 +875,7 @@ def _probe(path: str, select: dict[str, Any] | None = None) -> _Probed:
         raise RunFolderError(
             path, f"not a TIFF file (starts with {magic!r}) nor an SPE, Andor SIF or Nikon ND2 file"
         )
-    if any(v is not None for v in select.values()):
-        raise RunFolderError(
-            path, f"channel/z/position selection ({select}) is only supported for Nikon ND2 files"
-        )
-    return _probe_tiff(path, st)
+    return _probe_tiff(path, st, select=select)
 
 
 #: Target chunk size of ``chunk_frames="auto"``: below glibc's largest mmap
@@ -809,9 +913,10 @@ def open_stack(
         faster than 64 frames of 512x512 (32 MiB), whose buffers the C
         allocator maps fresh for every chunk.
     channel, z, position : optional
-        For multi-dimensional Nikon ND2 files: the channel (index or name),
-        z plane and stage position to read (required when the file has
-        several; the error names the file's axes).
+        For multi-dimensional Nikon ND2 files and TIFF hyperstacks (ImageJ,
+        OME: axes ``C``, ``Z``, ``R``): the channel (index, or name for
+        ND2), z plane and stage position to read (required when the file
+        has several; the error names the file's axes).
 
     Returns
     -------
