@@ -162,3 +162,17 @@ def test_real_keithley_file_as_a_detector_run(tmp_path):
     assert s["sensitivity_uC_per_Gy_cm2"] is None and any("sensitivity" in w for w in s["warnings"])
     # the logger writes zeros while the pump is on: flagged, not passed off as an SNR
     assert any("SNR not computable" in w for w in s["warnings"])
+
+
+def test_output_inside_the_run_folder_is_refused(sim_run, capsys):
+    out = sim_run / "results"
+    assert main(["detector", str(sim_run), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("plscope: error: ") and "\n" not in err
+    assert not out.exists()
+
+
+def test_simulate_with_detector_flag(tmp_path):
+    assert main(["-q", "simulate", "--detector", str(tmp_path / "d"), "--seed", "3"]) == 0
+    truth = json.loads((tmp_path / "d" / "ground_truth.json").read_text())
+    assert truth["seed"] == 3 and (tmp_path / "d" / "detector.toml").is_file()

@@ -337,10 +337,15 @@ def process_run(
     )
     try:
         if (Path(run_dir) / "detector.toml").is_file() and not (Path(run_dir) / "experiment.toml").is_file():
-            from .detector import run_detector
+            from .detector import SUMMARY_FILE, detector_up_to_date, run_detector
 
-            det = run_detector(run_dir, out_dir, command_line=command_line)
-            outcome.numbers = _detector_numbers(det.summary | {"warnings": det.warnings})
+            if not force and detector_up_to_date(run_dir, out_dir):
+                outcome.status = "skipped"
+                outcome.reason = "inputs unchanged"
+                outcome.numbers = _detector_numbers(json.loads((Path(out_dir) / SUMMARY_FILE).read_text()))
+            else:
+                det = run_detector(run_dir, out_dir, command_line=command_line)
+                outcome.numbers = _detector_numbers(det.summary | {"warnings": det.warnings})
         elif not force and up_to_date(run_dir, out_dir, settings_obj):
             summary = json.loads((Path(out_dir) / "summary.json").read_text())
             outcome.status = "skipped"

@@ -304,6 +304,39 @@ def _summary_json(res: DetectorResult, provenance: dict) -> dict:
     return out
 
 
+def detector_up_to_date(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -> bool:
+    """Whether ``out_dir`` holds complete detector results of exactly these inputs (same plscope).
+
+    Inputs (detector.toml and every file it names) are compared by size and
+    SHA-256 (rehashed only when the modification time changed).
+    """
+    import json
+
+    from .. import __version__
+    from .provenance import sha256_file
+
+    out_dir, run_dir = Path(out_dir), Path(run_dir)
+    try:
+        prov = json.loads((out_dir / "provenance.json").read_text())
+        if not (out_dir / SUMMARY_FILE).is_file() or prov.get("versions", {}).get("plscope") != __version__:
+            return False
+        files = [
+            str(p) for p in [run_dir / DETECTOR_FILE, *load_detector_config(run_dir).input_files(run_dir)]
+        ]
+        stored = prov.get("inputs", {})
+        if sorted(files) != sorted(stored):
+            return False
+        for f in files:
+            st, rec = os.stat(f), stored[f]
+            if st.st_size != rec.get("bytes"):
+                return False
+            if st.st_mtime_ns != rec.get("mtime_ns") and sha256_file(f) != rec.get("sha256"):
+                return False
+        return True
+    except (OSError, ValueError, KeyError, RunFolderError):
+        return False
+
+
 def run_detector(
     run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, command_line: list[str] | None = None
 ) -> DetectorResult:
