@@ -11,6 +11,7 @@ during the build; the table of output columns is generated from
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -73,11 +74,25 @@ html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
 html_static_path: list[str] = []
 
 
+def _api_top() -> str:
+    """The top-level API (``plscope.api``: analyze, load, reanalyze, simulate) when present."""
+    try:
+        importlib.import_module("plscope.api")
+    except ImportError:
+        return ""
+    return "## The top-level functions\n\n```{eval-rst}\n.. automodule:: plscope.api\n   :members:\n```\n"
+
+
 def _generate(app) -> None:
     """Write the generated pages before Sphinx reads the sources."""
     out = DOCS / "_generated"
     out.mkdir(exist_ok=True)
-    for name, text in (("columns.md", _columns.columns_markdown()), ("units.md", _columns.units_markdown())):
+    pages = {
+        "columns.md": _columns.columns_markdown(),
+        "units.md": _columns.units_markdown(),
+        "api_top.md": _api_top(),
+    }
+    for name, text in pages.items():
         target = out / name
         if not target.exists() or target.read_text(encoding="utf-8") != text:
             target.write_text(text, encoding="utf-8")
