@@ -282,6 +282,25 @@ def _slope_cm2_per_Vs(E, v) -> float:
     return slope_nm_per_s_per_kV_per_cm * _NM_PER_S_TO_CM_PER_S / _KV_PER_CM_TO_V_PER_CM
 
 
+def rows_used(k: pd.DataFrame, mu: np.ndarray, v: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """Rows of a kinetics table that enter the statistics: ``fit_ok``, finite mobility and
+    velocity, a non-zero field, no ``exclusion_reason`` (and no particle-level ``excluded``)."""
+    fit_ok = _as_bool(k["fit_ok"]) if len(k) else np.zeros(0, bool)
+    used = fit_ok & np.isfinite(mu) & np.isfinite(v) & (np.abs(E) > 0)
+    for col in ("exclusion_reason", "excluded"):
+        if col in k.columns:
+            used &= k[col].fillna("").astype(str).to_numpy() == ""
+    return used
+
+
+def kinetics_used(k: pd.DataFrame) -> np.ndarray:
+    """:func:`rows_used` from a table's own ``mobility_cm2_per_Vs, velocity_nm_per_s, field_kV_per_cm``."""
+    if len(k) == 0:
+        return np.zeros(0, bool)
+    col = lambda c: k[c].to_numpy(float) if c in k.columns else np.full(len(k), np.nan)  # noqa: E731
+    return rows_used(k, col("mobility_cm2_per_Vs"), col("velocity_nm_per_s"), col("field_kV_per_cm"))
+
+
 def summarize_population(
     kinetics: pd.DataFrame,
     particles: pd.DataFrame,
@@ -405,10 +424,7 @@ def summarize_population(
         else np.full(len(k), np.nan)
     )
     mu = np.where(np.isfinite(mu), mu, mobility_cm2_per_Vs(v, E))
-    fit_ok = _as_bool(k["fit_ok"]) if len(k) else np.zeros(0, bool)
-    used = fit_ok & np.isfinite(mu) & np.isfinite(v) & (np.abs(E) > 0)
-    if "exclusion_reason" in k.columns:
-        used &= k["exclusion_reason"].fillna("").astype(str).to_numpy() == ""
+    used = rows_used(k, mu, v, E)
     pid = k["particle_id"].to_numpy()
     level_name = f"ci{round(100 * confidence):d}"
 

@@ -33,6 +33,7 @@ from ..errors import PlscopeError, RunFolderError, SyncError
 from ..io import DaqLog, ExperimentConfig, Stack, load_experiment, open_stack, read_daq
 from ..io.stack import stack_frame_times
 from ..kinetics import analyze_population, summarize_population
+from ..kinetics.mobility import kinetics_used
 from ..report import write_report
 from ..report.spectra import spectra_section_html
 from ..results import EXTRACTION_FILES, Extraction, RunResult
@@ -368,6 +369,8 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     else:
         kinetics = pd.DataFrame(columns=[*KINETICS_SPEC_COLUMNS, "excluded"])
 
+    # the one statement of which rows enter the statistics; the report draws from it
+    kinetics["used"] = kinetics_used(kinetics) if len(kinetics) else pd.Series(dtype=bool)
     used = kinetics[kinetics["excluded"] == ""] if len(kinetics) else kinetics
     n_excluded = int((particles["excluded"] != "").sum())
     if n_excluded:

@@ -57,13 +57,27 @@ def _finite(*arrays):
 
 
 def _used(kinetics: pd.DataFrame) -> pd.DataFrame:
-    """Rows that enter the statistics (fit_ok, and no exclusion reason when the column exists)."""
+    """Rows that enter the statistics: the table's ``used`` column (written by the analysis).
+
+    Tables without it (older results) fall back to ``fit_ok`` and empty
+    ``exclusion_reason`` / ``excluded``.
+    """
     if len(kinetics) == 0:
         return kinetics
+    if "used" in kinetics.columns:
+        return kinetics[kinetics["used"].fillna(False).astype(bool)]
     ok = kinetics["fit_ok"].astype(bool)
-    if "exclusion_reason" in kinetics.columns:
-        ok &= kinetics["exclusion_reason"].fillna("").astype(str) == ""
+    for col in ("exclusion_reason", "excluded"):
+        if col in kinetics.columns:
+            ok &= kinetics[col].fillna("").astype(str) == ""
     return kinetics[ok]
+
+
+def _shown(fig: Figure, **numbers) -> None:
+    """Record the numbers a figure displays (``fig.plscope_shown``), for the report-equals-results test."""
+    shown = getattr(fig, "plscope_shown", {})
+    shown.update(numbers)
+    fig.plscope_shown = shown
 
 
 def _field_colors(fields: Sequence[float]) -> dict[float, tuple]:
@@ -393,12 +407,29 @@ def size_examples(examples: Sequence[Mapping], *, field_kV_per_cm: float) -> Fig
     return fig
 
 
-def tau_vs_size(
-    kinetics: pd.DataFrame, particles: pd.DataFrame, *, field_kV_per_cm: float, confidence: float = 0.95
-) -> Figure:
-    """Polarization and recovery times against particle size, linear fit and confidence band (Fig. 2g-h)."""
-    from ..kinetics.stats import linear_fit
+def _fit_line(fit: Mapping, xx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Line and confidence band of a saved linear fit (``slope, intercept, n, resid_sd, x_mean,
+    sxx, t_crit``, as in ``summary.json``)."""
+    pred = fit["intercept"] + fit["slope"] * xx
+    half = fit["t_crit"] * fit["resid_sd"] * np.sqrt(1.0 / fit["n"] + (xx - fit["x_mean"]) ** 2 / fit["sxx"])
+    return pred, pred - half, pred + half
 
+
+def tau_vs_size(
+    kinetics: pd.DataFrame,
+    particles: pd.DataFrame,
+    *,
+    field_kV_per_cm: float,
+    confidence: float = 0.95,
+    fits: Mapping[str, Mapping | None] | None = None,
+) -> Figure:
+    """Polarization and recovery times against particle size with the run's saved linear fits (Fig. 2g-h).
+
+    Points are the kinetics rows with ``used`` at ``field_kV_per_cm``; the
+    lines and bands are drawn from ``fits`` (``{"tau_pol_s": summary
+    ["tau_pol_size_fit"], "tau_rec_s": ...}``), never re-fitted here.
+    """
+    fits = fits or {}
     fig, axes = _fig(10.0, 3.8, ncols=2)
     k = _used(kinetics)
     k = k[np.isclose(k["field_kV_per_cm"].to_numpy(float), field_kV_per_cm, rtol=1e-3)] if len(k) else k
@@ -420,17 +451,26 @@ def tau_vs_size(
             continue
         yerr = None if err is None else np.where(np.isfinite(err), err, 0.0)[ok]
         ax.errorbar(x[ok], y[ok], yerr=yerr, fmt="o", color=color, ms=5, capsize=2, lw=0.8)
-        fit = linear_fit(x[ok], y[ok], confidence=confidence)
+        fit = fits.get(col)
         title = f"({letter}) {name}"
-        if fit.success:
+        shown = {f"{col}_n_points": int(np.count_nonzero(ok))}
+        if fit and fit.get("success"):
             xx = np.linspace(x[ok].min(), x[ok].max(), 60)
-            lo, hi = fit.band(xx)
-            ax.plot(xx, fit.predict(xx), color=color, lw=1.2, ls="--")
+            pred, lo, hi = _fit_line(fit, xx)
+            ax.plot(xx, pred, color=color, lw=1.2, ls="--")
+            conf = fit.get("confidence", confidence)
             ax.fill_between(
-                xx, lo, hi, color=color, alpha=0.18, lw=0, label=f"{100 * confidence:.0f} % confidence band"
+                xx, lo, hi, color=color, alpha=0.18, lw=0, label=f"{100 * conf:.0f} % confidence band"
             )
-            title += f": slope {1e3 * fit.slope:.2f} ± {1e3 * fit.slope_err:.2f} ms/nm, R² = {fit.r2:.2f}"
+            title += (
+                f": slope {1e3 * fit['slope']:.2f} ± {1e3 * fit['slope_err']:.2f} ms/nm, R² = {fit['r2']:.2f}"
+                f" (n = {fit['n']})"
+            )
+            shown.update(
+                {f"{col}_slope": fit["slope"], f"{col}_slope_err": fit["slope_err"], f"{col}_n": fit["n"]}
+            )
             ax.legend(fontsize=7, loc="upper left")
+        _shown(fig, **shown)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("side length L (nm)")
         ax.set_ylabel(f"τ_{name[:3]} (s)")
@@ -584,6 +624,7 @@ def mobility_histogram(
         _no_data(ax, "no mobility")
         return fig
     ax.hist(mu, bins=min(15, max(5, mu.size // 3)), color="#76b7b2", ec="white")
+    _shown(fig, n_rows=int(mu.size), mean=mean, std=std, ci=None if ci is None else list(ci))
     if ci is not None and all(c is not None and np.isfinite(c) for c in ci):
         ax.axvspan(ci[0] * 1e10, ci[1] * 1e10, color="k", alpha=0.12, lw=0, label="95 % CI of the mean")
     if mean is not None:
@@ -637,6 +678,7 @@ def velocity_vs_field(
             if intercept_nm_per_s is not None
             else float(np.mean(y[ok]) - slope_nm * np.mean(x[ok]))
         )
+        _shown(fig, n_rows=int(np.count_nonzero(ok)), slope=slope_cm2_per_Vs, intercept=b)
         label = f"slope → µ = {slope_cm2_per_Vs:.3g}"
         if slope_err_cm2_per_Vs is not None:
             label += f" ± {slope_err_cm2_per_Vs:.2g}"

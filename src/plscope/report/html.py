@@ -389,7 +389,12 @@ def render_report(result: RunResult) -> str:
         )
         parts.append(
             _safe_figure(
-                lambda: figures.tau_vs_size(kin, result.particles, field_kV_per_cm=top),
+                lambda: figures.tau_vs_size(
+                    kin,
+                    result.particles,
+                    field_kV_per_cm=top,
+                    fits={"tau_pol_s": s.get("tau_pol_size_fit"), "tau_rec_s": s.get("tau_rec_size_fit")},
+                ),
                 "Polarization and recovery time against side length at the highest field (± standard error), "
                 "linear fit and its 95 % confidence band.",
                 "fig-tau-size",

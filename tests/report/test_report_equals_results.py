@@ -1,0 +1,91 @@
+"""The report draws, it does not compute (issue 11).
+
+On a run with particles left out of the statistics (border particles), every
+number a figure shows must equal the one saved in ``summary.json`` or the
+tables: the rows drawn are the kinetics table's ``used`` rows, the lines are
+the summary's fits.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from plscope.cli import main
+from plscope.report import figures
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    from plscope.sim import ImagingSimParams, simulate_imaging_run
+
+    tmp = tmp_path_factory.mktemp("excluded")
+    params = ImagingSimParams(
+        n_particles=6,
+        image_shape=(96, 96),
+        fields_kV_per_cm=(110.0, 130.0),
+        cycles_per_level=2,
+        period_s=30.0,
+        size_range_nm=(500.0, 1000.0),
+        border_particles=2,
+    )
+    simulate_imaging_run(tmp / "run", params, seed=5)
+    assert main(["run", str(tmp / "run"), "--out", str(tmp / "out"), "--no-progress"]) == 0
+    out = tmp / "out"
+    return (
+        json.loads((out / "summary.json").read_text()),
+        pd.read_csv(out / "particles.csv", keep_default_na=False, na_values=[""]),
+        pd.read_csv(out / "kinetics.csv"),
+    )
+
+
+def test_the_run_has_excluded_particles_and_one_used_column(saved):
+    summary, particles, kinetics = saved
+    excluded = particles["excluded"].fillna("").astype(str) != ""
+    assert excluded.any() and summary["n_particles_excluded"] == int(excluded.sum())
+    used = kinetics["used"].astype(bool)
+    assert int(used.sum()) == summary["n_rows_used"]
+    bad = set(particles.loc[excluded, "particle_id"])
+    assert not set(kinetics.loc[used, "particle_id"]) & bad
+
+
+def test_figures_show_the_saved_numbers(saved):
+    summary, particles, kinetics = saved
+    fits = {"tau_pol_s": summary["tau_pol_size_fit"], "tau_rec_s": summary["tau_rec_size_fit"]}
+    fig = figures.tau_vs_size(
+        kinetics, particles, field_kV_per_cm=summary["tau_size_field_kV_per_cm"], fits=fits
+    )
+    shown = fig.plscope_shown
+    for col in ("tau_pol_s", "tau_rec_s"):
+        fit = fits[col]
+        assert shown[f"{col}_slope"] == fit["slope"] and shown[f"{col}_slope_err"] == fit["slope_err"]
+        assert shown[f"{col}_n"] == fit["n"] == shown[f"{col}_n_points"]
+    assert summary["tau_size_slope_s_per_nm"] == fits["tau_pol_s"]["slope"]
+    assert shown["tau_pol_s_n"] == summary["tau_size_n"]
+
+    fig = figures.mobility_histogram(
+        kinetics,
+        mean=summary["ion_mobility_cm2_per_Vs"],
+        std=summary["ion_mobility_std_cm2_per_Vs"],
+        ci=summary["ion_mobility_ci95_cm2_per_Vs"],
+    )
+    assert fig.plscope_shown["n_rows"] == summary["n_rows_used"]
+    used = kinetics[kinetics["used"].astype(bool)]
+    assert np.mean(used["mobility_cm2_per_Vs"]) == pytest.approx(
+        summary["ion_mobility_cm2_per_Vs"], rel=1e-12
+    )
+
+    fig = figures.velocity_vs_field(
+        kinetics,
+        slope_cm2_per_Vs=summary["ion_mobility_fit_cm2_per_Vs"],
+        slope_err_cm2_per_Vs=summary["ion_mobility_fit_err_cm2_per_Vs"],
+        intercept_nm_per_s=summary["ion_mobility_fit_intercept_nm_per_s"],
+    )
+    assert fig.plscope_shown["n_rows"] == summary["n_rows_used"]
+    assert fig.plscope_shown["slope"] == summary["ion_mobility_fit_cm2_per_Vs"]
+    assert fig.plscope_shown["intercept"] == summary["ion_mobility_fit_intercept_nm_per_s"]
