@@ -39,7 +39,7 @@ class _Model(BaseModel):
 
 class SampleConfig(_Model):
     name: str = ""
-    temperature_K: float = Field(296.15, gt=0)
+    temperature_K: float = Field(default=296.15, gt=0)
 
 
 class DeviceConfig(_Model):
@@ -57,13 +57,13 @@ class _Trace(_Model):
     #: on/off times in s when there is no shutter channel: [[on, off], ...]
     on_off_s: list[tuple[float, float]] | None = None
     #: "shutter" | "times" | "current" (step detector); default: shutter, else times, else current
-    stimulus: str | None = Field(None, pattern="^(shutter|times|current)$")
+    stimulus: str | None = Field(default=None, pattern="^(shutter|times|current)$")
 
 
 class PyroConfig(_Trace):
     delta_T_K: float = Field(gt=0)
-    wavelength_nm: float | None = Field(None, gt=0)
-    power_density_mW_per_cm2: float | None = Field(None, gt=0)
+    wavelength_nm: float | None = Field(default=None, gt=0)
+    power_density_mW_per_cm2: float | None = Field(default=None, gt=0)
 
 
 class XrayConfig(_Trace):
@@ -98,7 +98,7 @@ class StabilityConfig(_Model):
 class DetectorConfig(_Model):
     """Validated content of detector.toml (paths as written; see :meth:`resolve`)."""
 
-    schema_: int = Field(1, alias="schema")
+    schema_: int = Field(default=1, alias="schema")
     sample: SampleConfig = SampleConfig()
     device: DeviceConfig
     pyro: list[PyroConfig] = []

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import detector as det
-from ..config.detector import DETECTOR_FILE, DetectorConfig, load_detector_config
+from ..config.detector import DETECTOR_FILE, DetectorConfig, DriftConfig, load_detector_config
 from ..errors import RunFolderError
 
 logger = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ def _xray(run_dir: Path, cfg: DetectorConfig, res: DetectorResult) -> None:
                 res.warnings,
                 f"{key} {s[key]:.3g} s is under 3 sample intervals ({dt:.3g} s): limited by sampling",
             )
-    if top.t_rel_s is not None:
+    if top.t_rel_s is not None and top.average_A is not None:
         tc = det.time_constants(top.t_rel_s, top.average_A, on_duration_s=top.on_duration_s,
                                 rise_guess_s=top.row["rise_time_s"] or 0.5)  # fmt: skip
         s.update({k: v for k, v in tc.items()})
@@ -180,6 +180,8 @@ def _xray(run_dir: Path, cfg: DetectorConfig, res: DetectorResult) -> None:
 
 def _iv(run_dir: Path, cfg: DetectorConfig, res: DetectorResult) -> None:
     s, iv = res.summary, cfg.iv
+    if iv is None:
+        return
     area, gap = cfg.device.electrode_area_cm2, cfg.device.electrode_spacing_cm
     jobs = {"dark": iv.dark, "irradiated": iv.irradiated, "hecht": iv.hecht}
     for name, rel in jobs.items():
@@ -222,7 +224,7 @@ def _records(run_dir: Path, cfg: DetectorConfig, res: DetectorResult) -> None:
         t, i = log.axis, log.column(entry.current)
         res.sweeps[name] = (t, i)
         try:
-            if name == "drift":
+            if isinstance(entry, DriftConfig):
                 out = det.dark_drift(t, i, bias_V=entry.bias_V, area_cm2=area, spacing_cm=gap)
             else:
                 out = det.stability(t, i)
