@@ -185,7 +185,8 @@ class ImagingSimParams(RunTimingMixin, ImagingSimFields):
 
     def clean(self) -> ImagingSimParams:
         """Copy with every nuisance switched off."""
-        return dataclasses.replace(self, **{name: False for name in NUISANCES})
+        off: dict[str, Any] = {name: False for name in NUISANCES}
+        return dataclasses.replace(self, **off)
 
     # ---- derived quantities ------------------------------------------------
     @property
@@ -691,6 +692,7 @@ def ground_truth(params: ImagingSimParams, population: SimulatedPopulation, *, s
         },
     }
     if pop.role is not None:
+        assert pop.partner is not None and pop.blinking is not None  # drawn together with role
         pairs = sorted({tuple(sorted((int(i), int(j)))) for i, j in enumerate(pop.partner) if j >= 0})
         truth["crowding"] = {
             "touching_pairs": [list(p) for p in pairs],

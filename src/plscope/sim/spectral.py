@@ -212,7 +212,8 @@ class SpectralSimParams(RunTimingMixin, SpectralSimFields):
 
     def clean(self) -> SpectralSimParams:
         """Copy with every nuisance switched off."""
-        return dataclasses.replace(self, **{name: False for name in SPECTRAL_NUISANCES})
+        off: dict[str, Any] = {name: False for name in SPECTRAL_NUISANCES}
+        return dataclasses.replace(self, **off)
 
     # ---- derived --------------------------------------------------------------
     @property

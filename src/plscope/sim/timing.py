@@ -11,7 +11,7 @@ schedule and the DAQ record length, on the DAQ clock.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,22 @@ TTL_HIGH_V = 5.0
 
 class RunTimingMixin:
     """Derived timing of a simulated run (no fields of its own)."""
+
+    if TYPE_CHECKING:  # the fields it reads, declared by the parameter dataclasses
+        daq_lead: bool
+        daq_lead_s: float
+        daq_rate_hz: float
+        lead_in_s: float
+        fields_kV_per_cm: tuple[float, ...]
+        cycles_per_level: int
+        period_s: float
+        duty: float
+        frame_rate_hz: float
+        exposure_s: float
+        extra_ttl: bool
+        extra_ttl_pulses: int
+        electrode_gap_um: float
+        amplifier_gain: float
 
     @property
     def first_frame_time_s(self) -> float:
