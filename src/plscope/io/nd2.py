@@ -83,6 +83,32 @@ def _pick(
     return int(value)
 
 
+def _sequences(f: Any, z: int, position: int) -> list[int]:
+    """Sequence indices of the frames at z plane ``z`` and stage position ``position``, in time order."""
+    seqs = [i for i, idx in enumerate(f.loop_indices) if idx.get("Z", 0) == z and idx.get("P", 0) == position]
+    return sorted(seqs, key=lambda i: f.loop_indices[i].get("T", 0))
+
+
+def _pixel_size_nm(f: Any, notes: list[str]) -> float | None:
+    vx = f.voxel_size()
+    pixel = float(vx.x) * 1e3 if vx and vx.x and np.isfinite(vx.x) and vx.x > 0 else None
+    if pixel is not None and vx.y and not np.isclose(vx.x, vx.y, rtol=1e-6):
+        notes.append(f"pixels are not square (x {vx.x:g}, y {vx.y:g} µm); using x")
+    return pixel
+
+
+def _frame_times_s(f: Any, seqs: list[int], channel: int) -> np.ndarray | None:
+    """Per-frame time stamps relative to the first frame (None when absent or not increasing)."""
+    if len(seqs) < 2:
+        return None
+    try:
+        t_ms = [cast(Any, f.frame_metadata(i)).channels[channel].time.relativeTimeMs for i in seqs]
+    except Exception:  # metadata absent in legacy files
+        return None
+    arr = (np.asarray(t_ms, float) - t_ms[0]) * 1e-3
+    return arr if np.all(np.diff(arr) > 0) else None
+
+
 def probe_nd2(
     path: str | os.PathLike,
     *,
@@ -138,26 +164,13 @@ def probe_nd2(
             c = _pick(path, "channel", "channel", channel, n_c, names, what)
             zi = _pick(path, "z plane", "z", z, int(sizes.get("Z", 1)), (), what)
             pi = _pick(path, "position", "position", position, int(sizes.get("P", 1)), (), what)
-            seqs = [
-                i for i, idx in enumerate(f.loop_indices) if idx.get("Z", 0) == zi and idx.get("P", 0) == pi
-            ]
-            seqs.sort(key=lambda i: f.loop_indices[i].get("T", 0))
+            seqs = _sequences(f, zi, pi)
             if not seqs:
                 raise RunFolderError(path, f"Nikon ND2 file with {what}: no frame at z {zi}, position {pi}")
             height, width = int(sizes["Y"]), int(sizes["X"])
             dtype = np.dtype(f.dtype)
-            vx = f.voxel_size()
-            pixel = float(vx.x) * 1e3 if vx and vx.x and np.isfinite(vx.x) and vx.x > 0 else None
-            if pixel is not None and vx.y and not np.isclose(vx.x, vx.y, rtol=1e-6):
-                notes.append(f"pixels are not square (x {vx.x:g}, y {vx.y:g} µm); using x")
-            times = None
-            if len(seqs) > 1:
-                try:
-                    t_ms = [cast(Any, f.frame_metadata(i)).channels[c].time.relativeTimeMs for i in seqs]
-                    arr = (np.asarray(t_ms, float) - t_ms[0]) * 1e-3
-                    times = arr if np.all(np.diff(arr) > 0) else None
-                except Exception:  # metadata absent in legacy files
-                    times = None
+            pixel = _pixel_size_nm(f, notes)
+            times = _frame_times_s(f, seqs, c)
         for w in caught:
             notes.append(f"nd2: {w.message}")
     except RunFolderError:

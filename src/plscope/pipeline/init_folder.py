@@ -144,42 +144,48 @@ def experiment_template(run_dir: str | os.PathLike) -> tuple[str, list[str]]:
         elif section == "movie" and not d["pixel_size_nm"]:
             todo.append("movie.pixel_size_nm (not in the file's metadata)")
         if section == "spectra":
-            if calib:
-                lines.append(f"calibration = {_q(calib[0])}")
-            elif d.get("wavelength_nm"):
-                lines.append("# wavelength axis: from the file (no lamp or dispersion_nm needed)")
-            else:
-                if lamps:
-                    lines.append(f"lamp = {_q(lamps[0])}")
-                    lines.append("lamp_lines_nm = []   # REQUIRED: wavelengths of the lamp lines in view")
-                else:
-                    lines.append("# dispersion_nm = [c0, c1]   # REQUIRED: or lamp + lamp_lines_nm")
-                todo.append("spectra: a wavelength calibration (lamp lines or dispersion_nm)")
+            lines += _wavelength_lines(d, calib, lamps, todo)
     if daq is not None:
-        name, dd = daq
-        ttl, volt = _pick_channels(dd)
-        chans = ", ".join(f"{n} ({c['rising_edges']} edges)" for n, c in dd["channels"].items())
-        lines += [
-            "",
-            "[daq]",
-            f"path = {_q(name)}   # {dd['n_samples']} samples at {dd['sample_rate_hz'] or 0:.6g} Hz",
-            f"# channels: {chans}",
-        ]
-        lines.append(
-            f"camera_ttl = {_q(ttl)}" if ttl else "# camera_ttl = ...   # REQUIRED: no channel has edges"
-        )
-        if ttl is None:
-            todo.append("daq.camera_ttl (no channel of the log has rising edges)")
-        if volt:
-            lines += [
-                f"voltage = {_q(volt)}",
-                "",
-                "# [field]   # uncomment with the values of your set-up to get field quantities",
-                "# amplifier_gain = ...     # REQUIRED: electrode volts per recorded volt",
-                "# electrode_gap_um = ...   # REQUIRED: gap between the electrodes",
-            ]
-            todo.append("[field] amplifier_gain and electrode_gap_um, for field quantities")
+        lines += _daq_lines(*daq, todo)
     return "\n".join(lines) + "\n", todo
+
+
+def _wavelength_lines(d: dict[str, Any], calib: list[str], lamps: list[str], todo: list[str]) -> list[str]:
+    if calib:
+        return [f"calibration = {_q(calib[0])}"]
+    if d.get("wavelength_nm"):
+        return ["# wavelength axis: from the file (no lamp or dispersion_nm needed)"]
+    todo.append("spectra: a wavelength calibration (lamp lines or dispersion_nm)")
+    if lamps:
+        return [
+            f"lamp = {_q(lamps[0])}",
+            "lamp_lines_nm = []   # REQUIRED: wavelengths of the lamp lines in view",
+        ]
+    return ["# dispersion_nm = [c0, c1]   # REQUIRED: or lamp + lamp_lines_nm"]
+
+
+def _daq_lines(name: str, dd: dict[str, Any], todo: list[str]) -> list[str]:
+    ttl, volt = _pick_channels(dd)
+    chans = ", ".join(f"{n} ({c['rising_edges']} edges)" for n, c in dd["channels"].items())
+    lines = [
+        "",
+        "[daq]",
+        f"path = {_q(name)}   # {dd['n_samples']} samples at {dd['sample_rate_hz'] or 0:.6g} Hz",
+        f"# channels: {chans}",
+        f"camera_ttl = {_q(ttl)}" if ttl else "# camera_ttl = ...   # REQUIRED: no channel has edges",
+    ]
+    if ttl is None:
+        todo.append("daq.camera_ttl (no channel of the log has rising edges)")
+    if volt:
+        lines += [
+            f"voltage = {_q(volt)}",
+            "",
+            "# [field]   # uncomment with the values of your set-up to get field quantities",
+            "# amplifier_gain = ...     # REQUIRED: electrode volts per recorded volt",
+            "# electrode_gap_um = ...   # REQUIRED: gap between the electrodes",
+        ]
+        todo.append("[field] amplifier_gain and electrode_gap_um, for field quantities")
+    return lines
 
 
 def init_run_folder(run_dir: str | os.PathLike) -> tuple[Path, list[str]]:
