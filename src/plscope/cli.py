@@ -109,7 +109,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("run_dir", type=Path, help="run folder holding experiment.toml")
     run.add_argument(
-        "--out", type=Path, required=True, help="output folder (created; plscope replaces only the files it wrote there)"
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder (created; plscope replaces only the files it wrote there)",
     )
     run.add_argument(
         "--config",
@@ -319,7 +322,10 @@ def _add_detector_parsers(sub, common) -> None:
     )
     det.add_argument("run_dir", type=Path, help="run folder holding detector.toml")
     det.add_argument(
-        "--out", type=Path, required=True, help="output folder (created; plscope replaces only the files it wrote there)"
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder (created; plscope replaces only the files it wrote there)",
     )
     sdet = sub.add_parser(
         "simulate-detector",
