@@ -89,3 +89,16 @@ def test_init_on_a_sif_series_gives_a_runnable_spectra_folder(tmp_path):
     assert main(["-q", "init", str(tmp_path)]) == 0
     cfg = load_experiment(tmp_path)
     assert cfg.movie is None and cfg.spectra.path == "raman_*.sif"
+
+
+@pytest.mark.realdata
+def test_inspect_counts_the_edges_of_a_real_labview_digital_line(capsys):
+    """SOURCES.md: one line toggling every sample at 2 kHz for 10 s -> 10000 rising edges."""
+    tdms = REAL / "tdms" / "Digital_Input.tdms"
+    if not tdms.is_file():
+        pytest.skip("real data not available")
+    assert main(["inspect", str(tdms), "--json"]) == 0
+    desc = json.loads(capsys.readouterr().out)
+    (line,) = [c for n, c in desc["channels"].items() if "All Data" in n]
+    assert desc["sample_rate_hz"] == pytest.approx(2000.0)
+    assert line["rising_edges"] == 10000 and (line["min"], line["max"]) == (0.0, 1.0)

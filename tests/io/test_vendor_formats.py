@@ -205,3 +205,21 @@ def test_tiff_hyperstack_reads_the_chosen_channel_and_z(tmp_path, kind):
     np.testing.assert_array_equal(stack.data.compute(), data[:, 2, 1])
     with pytest.raises(RunFolderError, match=r"z = 3 is not an index 0\.\.2"):
         open_stack(path, channel=0, z=3)
+
+
+def test_spe3_wavelength_mapping_of_the_sensor_is_cut_to_the_region_and_binned():
+    import xml.etree.ElementTree as ET
+
+    from plscope.io.spe import _v3_wavelength
+
+    sensor = 500 + 0.1 * np.arange(64)
+    xml = (
+        '<SpeFormat xmlns="http://www.princetoninstruments.com/spe/2009"><Calibrations>'
+        '<WavelengthMapping id="1"><Wavelength>' + ",".join(f"{v:.6f}" for v in sensor) + "</Wavelength>"
+        '</WavelengthMapping><SensorMapping id="3" x="8" y="0" width="32" height="1" xBinning="2" yBinning="1"/>'
+        "</Calibrations></SpeFormat>"
+    )
+    notes: list[str] = []
+    wl = _v3_wavelength(ET.fromstring(xml), 16, notes)
+    np.testing.assert_allclose(wl, sensor[8:40].reshape(16, 2).mean(axis=1), atol=1e-9)
+    assert notes == []
