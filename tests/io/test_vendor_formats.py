@@ -223,3 +223,28 @@ def test_spe3_wavelength_mapping_of_the_sensor_is_cut_to_the_region_and_binned()
     wl = _v3_wavelength(ET.fromstring(xml), 16, notes)
     np.testing.assert_allclose(wl, sensor[8:40].reshape(16, 2).mean(axis=1), atol=1e-9)
     assert notes == []
+
+
+def test_frames_without_daq_are_timed_by_rate_then_stamps_then_cycle_time(tmp_path):
+    from plscope.io.stack import stack_frame_times
+
+    tifffile.imwrite(
+        tmp_path / "m.tif",
+        np.zeros((5, 8, 8), np.uint16),
+        imagej=True,
+        metadata={"axes": "TYX", "finterval": 0.25},
+    )
+    stack = open_stack(tmp_path / "m.tif")
+    t, how = stack_frame_times(stack)
+    np.testing.assert_allclose(t, [0, 0.25, 0.5, 0.75, 1.0])
+    assert "cycle time" in how
+    t, how = stack_frame_times(stack, 10.0)
+    np.testing.assert_allclose(t, np.arange(5) / 10.0)
+    import dataclasses
+
+    stamped = dataclasses.replace(stack, frame_time_s=np.array([0.0, 0.2, 0.5, 0.7, 1.1]))
+    t, how = stack_frame_times(stamped)
+    np.testing.assert_array_equal(t, [0.0, 0.2, 0.5, 0.7, 1.1])
+    assert "time stamps" in how
+    bare = dataclasses.replace(stack, frame_interval_s=None)
+    assert stack_frame_times(bare)[1].startswith("frame index")
