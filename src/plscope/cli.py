@@ -363,15 +363,13 @@ def _logging_to_stderr(verbose: int, quiet: bool):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .config import load_settings
-    from .pipeline import run_imaging
+    from .api import analyze
 
     t0 = time.perf_counter()
-    settings = load_settings(args.config)
-    result = run_imaging(
+    result = analyze(
         args.run_dir,
-        args.out,
-        settings=settings,
+        settings=args.config,
+        out=args.out,
         progress=not (args.no_progress or args.quiet),
         command_line=sys.argv,
     )
