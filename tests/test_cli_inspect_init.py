@@ -102,3 +102,27 @@ def test_inspect_counts_the_edges_of_a_real_labview_digital_line(capsys):
     (line,) = [c for n, c in desc["channels"].items() if "All Data" in n]
     assert desc["sample_rate_hz"] == pytest.approx(2000.0)
     assert line["rising_edges"] == 10000 and (line["min"], line["max"]) == (0.0, 1.0)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_nd2_run_folder_from_init_runs_with_a_chosen_channel_and_z(tmp_path):
+    nd2 = REAL / "vendor_formats" / "nikon_nd2" / "cluster.nd2"
+    if not nd2.is_file():
+        pytest.skip("real data not available")
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(nd2, run / "cluster.nd2")
+    assert main(["-q", "init", str(run)]) == 0
+    toml = (run / "experiment.toml").read_text()
+    assert "# channel = 0   # REQUIRED: 0..1" in toml and "# z = 0   # REQUIRED: 0..9" in toml
+    assert main(["-q", "run", str(run), "--out", str(tmp_path / "refused"), "--no-progress"]) == 2
+    toml = toml.replace("# channel = 0   # REQUIRED: 0..1", "channel = 1").replace(
+        "# z = 0   # REQUIRED: 0..9", "z = 4"
+    )
+    (run / "experiment.toml").write_text(toml)
+    assert main(["-q", "run", str(run), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["n_frames"] == 3
+    assert summary["pixel_size_nm"] == pytest.approx(167.809, abs=1e-3)  # from the ND2 metadata
+    assert any("time stamps" in w for w in summary["warnings"])
