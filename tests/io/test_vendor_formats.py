@@ -248,3 +248,14 @@ def test_frames_without_daq_are_timed_by_rate_then_stamps_then_cycle_time(tmp_pa
     assert "time stamps" in how
     bare = dataclasses.replace(stack, frame_interval_s=None)
     assert stack_frame_times(bare)[1].startswith("frame index")
+
+
+@pytest.mark.realdata
+def test_truncated_sif_is_refused_naming_the_bytes(tmp_path):
+    raw = _real("andor_sif/image.sif").read_bytes()
+    (tmp_path / "cut.sif").write_bytes(raw[:1_000_000])  # the 512 x 512 float32 frame ends at 1 051 232
+    with pytest.raises(RunFolderError, match=r"cut\.sif: truncated: 1 frames need \d+ bytes"):
+        open_stack(tmp_path / "cut.sif")
+    (tmp_path / "head.sif").write_bytes(raw[:1500])  # the header itself is cut
+    with pytest.raises(RunFolderError, match=r"head\.sif: "):
+        open_stack(tmp_path / "head.sif")
