@@ -118,13 +118,17 @@ def test_full_disk_during_run_is_one_line_and_keeps_nothing(tiny_run, tmp_path, 
 
 
 @pytest.mark.slow
-def test_nan_block_in_the_movie_is_no_traceback(tiny_run, tmp_path, capsys):
+def test_nan_block_in_the_movie_is_no_traceback_and_is_flagged(tiny_run, tmp_path, capsys):
     import tifffile
 
     movie = tifffile.imread(tiny_run / "movie.tif").astype(np.float32)
-    movie[100:120, 10:40, 10:40] = np.nan
+    movie[100:120] = np.nan  # 20 whole frames
     tifffile.imwrite(tiny_run / "movie.tif", movie)
-    code, _, err = run_cli(["-q", "run", tiny_run, "--out", tmp_path / "out", "--no-progress"], capsys)
+    out = tmp_path / "out"
+    code, _, err = run_cli(["-q", "run", tiny_run, "--out", out, "--no-progress"], capsys)
     assert code in (0, 2)
     if code == 2:
         assert len(err.strip().splitlines()) == 1 and last_line(err).startswith("plscope: error: ")
+    else:
+        warnings = json.loads((out / "summary.json").read_text())["warnings"]
+        assert any("not finite" in w and "frames 100-119" in w for w in warnings), warnings

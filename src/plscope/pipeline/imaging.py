@@ -144,6 +144,19 @@ def _population_response(traces: pd.DataFrame, off: np.ndarray) -> np.ndarray:
     return np.nanmean(norm, axis=1) if norm.shape[1] else np.full(vals.shape[0], np.nan)
 
 
+def _warn_non_finite(traces: pd.DataFrame, movie: str, warnings: list[str]) -> None:
+    """Flag trace samples made of non-finite pixels (a NaN block in a float movie)."""
+    if "intensity" not in traces.columns or not len(traces):
+        return
+    bad = ~np.isfinite(traces["intensity"].to_numpy(float))
+    if bad.any():
+        frames = traces.loc[bad, "frame"]
+        warnings.append(
+            f"{movie}: {int(bad.sum())} trace sample(s) are not finite (NaN or infinite pixels in the movie, "
+            f"frames {int(frames.min())}-{int(frames.max())}); numbers that use those frames are unreliable"
+        )
+
+
 def _check_lost_frames(cfg, daq, traces, frames, cycles, field_trace, exposure_s, warnings, info):
     """Frames lost by the acquisition while their TTL pulses were logged: found from the PL
     response at the field edges, then mapped (with a warning naming them) or refused."""
@@ -263,6 +276,7 @@ def extract_imaging(
     traces, drift = extract_run_traces(
         stack.data, particles, labels=labels, reference=ref, settings=settings.traces, progress=progress
     )
+    _warn_non_finite(traces, cfg.movie.path, warnings)
     frames, cycles, field_trace = _check_lost_frames(
         cfg, daq, traces, frames, cycles, field_trace, exposure_s, warnings, info
     )
