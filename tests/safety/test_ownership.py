@@ -314,3 +314,36 @@ def test_enospc_while_moving_results_into_place_is_one_line_and_keeps_user_files
         "annotations.txt",
         "summary.json",
     ]
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_run_then_the_next_run_cleans_up(tiny_run, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plscope", "run", str(tiny_run), "--out", str(out), "--no-progress"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".plscope-staging-*")):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert list(out.glob(".plscope-staging-*")) and not (out / "summary.json").exists()
+    (out / "annotations.txt").write_text("added while the folder was broken")
+    code = subprocess.run(
+        [sys.executable, "-m", "plscope", "-q", "run", str(tiny_run), "--out", str(out), "--no-progress"],
+        capture_output=True,
+        text=True,
+    ).returncode
+    assert code == 0
+    assert not list(out.glob(".plscope-staging-*"))
+    assert (out / "summary.json").is_file() and read_marker(out)["complete"] is True
+    assert (out / "annotations.txt").read_text() == "added while the folder was broken"
