@@ -73,6 +73,8 @@ SIZE_COLUMNS: tuple[str, ...] = (
     "orientation_deg",
     "size_fallback",
     "size_upper_bound_nm",
+    "side_long_nm",
+    "side_short_nm",
 )
 
 _SQRT2 = math.sqrt(2.0)
@@ -605,7 +607,7 @@ def _shape_from_moments(
     out = []
     for j, m in enumerate(members):
         if m is None or not np.all(np.isfinite(roi[group.fit_mask])):
-            out.append((float("nan"), float("nan"), float("nan")))
+            out.append((float("nan"),) * 5)
             continue
         x0, y0, own_model = m
         others = sum((o[2] for k, o in enumerate(members) if k != j and o is not None), np.zeros((ny, nx)))
@@ -617,7 +619,7 @@ def _shape_from_moments(
         )
         w = own.sum()
         if not w > 0:
-            out.append((float("nan"), float("nan"), float("nan")))
+            out.append((float("nan"),) * 5)
             continue
         dx, dy = xx - x0, yy - y0
         mxx = float((own * dx * dx).sum() / w)
@@ -627,12 +629,13 @@ def _shape_from_moments(
         S = np.array([[mxx - psf, mxy], [mxy, myy - psf]])
         ev, evec = np.linalg.eigh(S)
         if ev[0] <= 0:
-            out.append((float("nan"), float("nan"), float("nan")))
+            out.append((float("nan"),) * 5)
             continue
         d_px = 4.0 * float(np.prod(ev)) ** 0.25
         aspect = float(np.sqrt(ev[1] / ev[0]))
         angle = float(np.degrees(np.arctan2(evec[1, 1], evec[0, 1])) % 180.0)
-        out.append((d_px, aspect, angle))
+        # a rectangle a x b has PSF-corrected principal moments a^2/12 and b^2/12
+        out.append((d_px, aspect, angle, math.sqrt(12.0 * ev[1]), math.sqrt(12.0 * ev[0])))
     return out
 
 
@@ -860,7 +863,12 @@ def measure_sizes(
         ``side_px`` is the square root of the segmented footprint area, a safe
         aperture); ``size_upper_bound_nm`` (for particles near the
         diffraction limit: ``max(size + 1.96 error, min_reliable_side_sigma x
-        sigma)``, NaN otherwise). ``DataFrame.attrs`` holds ``psf_sigma_nm``,
+        sigma)``, NaN otherwise); ``side_long_nm``, ``side_short_nm`` (the two
+        side lengths of a rectangle at any angle, ``sqrt(12 x`` the
+        PSF-corrected principal second moments; equal for a square).
+        ``size_nm`` (the square model's side, close to ``sqrt(long x short)``
+        for a rectangle) is the length used for ``v = L / tau_pol``.
+        ``DataFrame.attrs`` holds ``psf_sigma_nm``,
         ``psf_sigma_err_nm`` and ``psf_sigma_n_particles``.
     psf_sigma_nm_used : float
         The PSF sigma (nm) the sizes were computed with.
@@ -1069,7 +1077,9 @@ def measure_sizes(
                 cols["fit_message"][i] = "particle signal not significant (total < 5 x its error)"
         shape_moments = _shape_from_moments(img, g, f, sigma_px, grown)
         for j, i in enumerate(g.members):
-            d_px, aspect, angle = shape_moments[j]
+            d_px, aspect, angle, long_px, short_px = shape_moments[j]
+            cols["side_long_nm"][i] = long_px * pixel_size_nm
+            cols["side_short_nm"][i] = short_px * pixel_size_nm
             cols["equivalent_diameter_nm"][i] = d_px * pixel_size_nm
             cols["aspect_ratio"][i] = aspect
             cols["orientation_deg"][i] = angle
