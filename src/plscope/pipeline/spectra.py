@@ -321,6 +321,7 @@ def calibrate_command(
 
 def _timing(cfg: ExperimentConfig, daq: DaqLog | None, stack: Stack, warnings: list[str]) -> RecordTiming:
     """Frame times and field of the spectra: the ``spectra.camera_ttl`` channel and the DAQ voltage."""
+    assert cfg.spectra is not None  # called for runs with [spectra] only
     n_frames = int(stack.data.shape[0])
     if cfg.daq is None:
         rate = cfg.spectra.frame_rate_hz or (cfg.movie.frame_rate_hz if cfg.movie is not None else None)
@@ -370,6 +371,7 @@ def _wavelengths(
     warnings: list[str],
 ) -> tuple[Calibration, np.ndarray, slice]:
     """Calibration, wavelength of every pixel and the pixels fitted, checked against the spectra."""
+    assert cfg.spectra is not None  # called for runs with [spectra] only
     n_px = int(stack.data.shape[2])
     cal = calibration_for(cfg, guess=guess, stack=stack)
     for w in cal.warnings:

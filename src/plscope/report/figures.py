@@ -24,6 +24,7 @@ Fig. S10                  drift velocity against field   :func:`velocity_vs_fiel
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -77,7 +78,7 @@ def _shown(fig: Figure, **numbers) -> None:
     """Record the numbers a figure displays (``fig.plscope_shown``), for the report-equals-results test."""
     shown = getattr(fig, "plscope_shown", {})
     shown.update(numbers)
-    fig.plscope_shown = shown
+    cast(Any, fig).plscope_shown = shown  # an attribute of ours on matplotlib's Figure
 
 
 def _field_colors(fields: Sequence[float]) -> dict[float, tuple]:

@@ -208,20 +208,20 @@ def _quality_section(s: dict, result, pop) -> str:
             f"<th>monoexponential wins</th><th>pooled fits reported</th></tr>{rows}</table>"
         )
     excluded = s.get("kinetics_excluded_particles") or []
-    rows = [
+    excluded_rows = [
         f"<tr><td>{_fmt(e['particle_id'])}</td><td class='k'>{html.escape(str(e['reason']))}</td></tr>"
         for e in excluded
     ]
     parts_tbl = result.particles
     if "excluded" in parts_tbl.columns:
         for r in parts_tbl[parts_tbl["excluded"].fillna("").astype(str) != ""].itertuples():
-            rows.append(
+            excluded_rows.append(
                 f"<tr><td>{_fmt(r.particle_id)}</td><td class='k'>{html.escape(str(r.excluded))}</td></tr>"
             )
-    if rows:
+    if excluded_rows:
         parts.append(
             "<p>Particles left out of the statistics:</p><table id='excluded-particles'>"
-            "<tr><th>particle</th><th>reason</th></tr>" + "".join(rows) + "</table>"
+            "<tr><th>particle</th><th>reason</th></tr>" + "".join(excluded_rows) + "</table>"
         )
     elif int(s.get("n_rows_excluded") or 0):
         parts.append(

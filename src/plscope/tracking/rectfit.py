@@ -141,7 +141,8 @@ def fit_rectangle(
         if best is None or res.cost < best.cost:
             best = res
     if best is None:
-        return RectFit(*([float("nan")] * 9), False)
+        nan = float("nan")
+        return RectFit(nan, nan, nan, nan, nan, nan, nan, nan, nan, False)
     q = best.x
     dof = max(data.size - q.size, 1)
     chi2 = float(2.0 * best.cost / dof)

@@ -29,10 +29,6 @@ MYPY_PENDING: frozenset[str] = frozenset(
         "src/plscope/kinetics/refine.py",
         "src/plscope/kinetics/trace_fit.py",
         "src/plscope/pipeline/imaging.py",
-        "src/plscope/pipeline/spectra.py",
-        "src/plscope/report/figures.py",
-        "src/plscope/report/html.py",
-        "src/plscope/tracking/rectfit.py",
         "src/plscope/tracking/size.py",
     }
 )
