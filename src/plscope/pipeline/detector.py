@@ -115,7 +115,8 @@ def _pyro(run_dir: Path, cfg: DetectorConfig, res: DetectorResult) -> None:
         tab.insert(0, "file", entry.path)
         tables.append(tab)
         res.traces.append({"kind": "pyro", "file": entry.path, "time_s": t, "current_A": i, "segments": seg,
-                           "stimulus": how})  # fmt: skip
+                           "stimulus": how, "wavelength_nm": entry.wavelength_nm,
+                           "power_density_mW_per_cm2": entry.power_density_mW_per_cm2})  # fmt: skip
         if entry.power_density_mW_per_cm2:
             dark = det.segments.off_levels(t, i, seg)
             noise = float(np.nanmedian(dark.std_A))

@@ -98,6 +98,11 @@ def _traces(res) -> Figure:
         ax.plot(tr["time_s"], tr["current_A"] * 1e12, lw=0.6, color="#1f5fa8")
         _shade(ax, tr["segments"])
         label = tr["file"] + (f" ({tr['dose_rate_nGy_per_s']:g} nGy/s)" if tr["kind"] == "xray" else "")
+        if tr.get("wavelength_nm"):
+            label += f" ({tr['wavelength_nm']:g} nm"
+            label += (
+                f", {tr['power_density_mW_per_cm2']:g} mW/cm²)" if tr.get("power_density_mW_per_cm2") else ")"
+            )
         ax.set_title(f"{label}; on/off from {tr['stimulus']}", fontsize=8, loc="left")
         ax.set_ylabel("I (pA)", fontsize=8)
     axes[-1].set_xlabel("time (s)")
@@ -121,7 +126,7 @@ def _pyro(res) -> Figure:
     return fig
 
 
-def _band(ax, fit, x, scale, color):
+def _band(ax, fit, x, scale, color, y_scale=1.0):
     from ..detector.stats import t_interval
 
     xs = np.linspace(0, x.max() * 1.05, 100)
@@ -129,8 +134,10 @@ def _band(ax, fit, x, scale, color):
     se = np.sqrt(np.einsum("ij,jk,ik->i", np.column_stack([np.ones_like(xs), xs]), fit.cov,
                            np.column_stack([np.ones_like(xs), xs])))  # fmt: skip
     lo, hi = t_interval(0.0, 1.0, fit.dof)
-    ax.plot(xs * scale, y, color=color, lw=1)
-    ax.fill_between(xs * scale, y + lo * se, y + hi * se, color=color, alpha=0.2, lw=0)
+    ax.plot(xs * scale, y * y_scale, color=color, lw=1)
+    ax.fill_between(
+        xs * scale, (y + lo * se) * y_scale, (y + hi * se) * y_scale, color=color, alpha=0.2, lw=0
+    )
 
 
 def _dose(res) -> Figure:
@@ -139,11 +146,11 @@ def _dose(res) -> Figure:
     fig = Figure(figsize=(9, 3.4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     ax1.errorbar(
-        d, tab["current_density_A_per_cm2"] * 1e6, yerr=tab["current_density_se_A_per_cm2"] * 1e6, fmt="o"
+        d, tab["current_density_A_per_cm2"] * 1e9, yerr=tab["current_density_se_A_per_cm2"] * 1e9, fmt="o"
     )
-    if "fit_current_density" in res.fits:
-        _band(ax1, res.fits["fit_current_density"], d * 1e-9, 1e9, "#1f5fa8")
-    ax1.set(xlabel="dose rate (nGy s⁻¹)", ylabel="J (µA cm⁻²)",
+    if "fit_current_density" in res.fits:  # fitted in uA/cm2 against Gy/s: x1000 for nA/cm2
+        _band(ax1, res.fits["fit_current_density"], d * 1e-9, 1e9, "#1f5fa8", y_scale=1e3)
+    ax1.set(xlabel="dose rate (nGy s⁻¹)", ylabel="J (nA cm⁻²)",
             title=f"sensitivity {_fmt(s.get('sensitivity_uC_per_Gy_cm2'))} µC Gy⁻¹ cm⁻²")  # fmt: skip
     ax2.errorbar(d, tab["snr"], yerr=tab["snr_se"], fmt="o", color="k")
     if "fit_snr" in res.fits:
@@ -154,7 +161,17 @@ def _dose(res) -> Figure:
     if dl is not None:
         ax2.axvline(dl, color="#c44e52", ls="--", lw=1)
     ax2.set(xlabel="dose rate (nGy s⁻¹)", ylabel="SNR",
-            title=f"detection limit {_fmt(dl)} nGy/s (red: weighted, grey: unweighted)")  # fmt: skip
+            title=f"limit {_fmt(dl)} nGy/s (red weighted, grey unweighted)")  # fmt: skip
+    if "fit_snr" in res.fits and dl is not None:  # zoom on the lowest dose rates and the limit
+        inset = ax2.inset_axes([0.58, 0.08, 0.38, 0.38])
+        low = d <= max(3 * dl, float(np.sort(d)[min(1, d.size - 1)]))
+        inset.errorbar(d[low], tab["snr"][low], yerr=tab["snr_se"][low], fmt="o", color="k", ms=3)
+        xs = np.linspace(0, d[low].max() * 1.1, 50)
+        inset.plot(xs, res.fits["fit_snr"](xs), color="#c44e52", lw=1)
+        inset.plot(xs, res.fits["fit_snr_unweighted"](xs), color="#999999", lw=1)
+        inset.axhline(3, color="k", ls=":", lw=0.8)
+        inset.axvline(dl, color="#c44e52", ls="--", lw=0.8)
+        inset.tick_params(labelsize=6)
     for ax in (ax1, ax2):
         ax.title.set_fontsize(9)
     return fig
