@@ -128,7 +128,7 @@ def test_coefficients_without_daq(spectral_run, tmp_path):
     """Given dispersion, no [daq]/[field]: peaks still right, shifts null with a reason."""
     run, truth = spectral_run
     (tmp_path / "experiment.toml").write_text(
-        "schema = 1\n[spectra]\n"
+        "schema = 1\n[inputs]\nallow_outside_run_folder = true\n[spectra]\n"  # spectra.tif is elsewhere
         f'path = "{(run / "spectra.tif").as_posix()}"\n'
         "dispersion_nm = [" + ", ".join(repr(c) for c in truth["dispersion_nm"]) + "]\n"
     )
