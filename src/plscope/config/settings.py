@@ -162,9 +162,10 @@ class KineticsSettings:
         0, ge=0, le=2**63 - 1, doc="seed of every bootstrap: the same data give the same numbers"
     )
     fit_method: Literal["curves", "trace"] = setting(
-        "curves",
-        doc='"curves": fits of the cycle-averaged curves | "trace": whole-trace fits, state carried '
-        "over, shape pooled hierarchically (experimental)",
+        "trace",
+        doc='"trace": whole-trace fits, state carried across half cycles, bleaching fitted with them, '
+        'shape pooled hierarchically (curves used with model = "mono" or correct_bleaching = false) '
+        '| "curves": fits of the cycle-averaged curves',
     )
     min_tau_frames: Float = setting(
         2.0,

@@ -104,6 +104,7 @@ class _Context:
     frame_interval_s: float = float("nan")
     time_s: np.ndarray | None = None
     norm_intensity: np.ndarray | None = None
+    raw_intensity: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -757,6 +758,7 @@ def analyze_particle(
         frame_interval_s=float(np.median(np.diff(t))) if t.size > 1 else float("nan"),
         time_s=t,
         norm_intensity=np.asarray(y_norm, dtype=float),
+        raw_intensity=np.asarray(y, dtype=float),
     )
     priors = {k: v for k, v in (shape_priors or {}).items() if v is not None}
     fits = _report_fits(sups, free_fits, s, exposure_s, priors, particle_id)

@@ -97,8 +97,8 @@ class PopulationKinetics:
         Switching efficiency of every particle and cycle
         (:data:`~plscope.kinetics.analysis.SE_CYCLE_COLUMNS`).
     flags : tuple of str
-        'pol:not_pooled', 'rec:not_pooled' (too few well-determined curves),
-        'trace_fit' (rows from whole-trace fits).
+        'pol:not_pooled', 'rec:not_pooled' (too few well-determined curves;
+        the curve fits). Rows from whole-trace fits carry the row flag 'trace_fit'.
     trace_shape : ShapeHyper or None
         Hierarchical shape prior of the whole-trace fits (None: curve fits reported).
     """
@@ -479,11 +479,10 @@ def analyze_population(
         flags += [f"{ph}:not_pooled" for ph in ("pol", "rec") if ph not in priors]
     results = {pid: refit_particle(pk, priors) if priors else pk for pid, pk in first.items()}
     trace_shape = None
-    if s.fit_method == "trace" and s.model != "mono" and results:
+    if s.fit_method == "trace" and s.model != "mono" and s.correct_bleaching and results:
         from .refine import refine_population
 
         results, trace_shape = refine_population(results, informative)
-        flags.append("trace_fit")
     tables = [pk.table for pk in results.values() if len(pk.table)]
     if tables:
         table = pd.concat(tables, ignore_index=True)

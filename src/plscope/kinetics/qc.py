@@ -96,7 +96,7 @@ def model_description(kinetics_settings: Mapping) -> str:
     if model == "mono":
         return "monoexponential fit"
     words = "biexponential fit" if model == "biexp" else "biexponential fit (monoexponential by BIC)"
-    if kinetics_settings.get("fit_method", "curves") == "trace":
+    if kinetics_settings.get("fit_method", "trace") == "trace":
         return "biexponential fit of the whole trace (state carried over, shape pooled hierarchically)"
     if kinetics_settings.get("shape_pooling", True):
         words += ", shape pooled over particles"

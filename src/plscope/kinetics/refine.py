@@ -18,14 +18,34 @@ import math
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from .analysis import SETTLED_FRACTION, ParticleKinetics, exclusion_reason
 from .fits import BAD_FIT_FLAGS
 from .mobility import drift_velocity_nm_per_s, mobility_cm2_per_Vs
-from .trace_fit import ShapeHyper, TraceFit, fit_trace, population_shape, trace_geometry
+from .trace_fit import (
+    ShapeHyper,
+    TraceFit,
+    fit_population_traces,
+    fit_trace,
+    population_shape,
+    trace_geometry,
+)
 
 __all__ = ["refine_population"]
 
+_CURVE_VERDICTS = frozenset(
+    {
+        "too_few_cycles",
+        "no_data",
+        "pol:too_few_usable_cycles",
+        "rec:too_few_usable_cycles",
+        "pol:no_data",
+        "rec:no_data",
+        "pol:too_few_points",
+        "rec:too_few_points",
+    }
+)
 _MAX_REL_ERR = 0.5
 _SE_SNR = 3.0
 
@@ -48,7 +68,13 @@ def _fit_all(results: dict, hyper: ShapeHyper | None) -> dict:
         if ctx is None or ctx.time_s is None or len(ctx.cycles) == 0:
             out[pid] = None
             continue
-        g = trace_geometry(ctx.time_s, ctx.norm_intensity, ctx.cycles, ctx.exposure_s)
+        g = trace_geometry(
+            ctx.time_s,
+            ctx.raw_intensity,
+            ctx.cycles,
+            ctx.exposure_s,
+            fit_bleaching=ctx.settings.correct_bleaching,
+        )
         out[pid] = None if g is None else (g, fit_trace(g, start=_start_values(pk), hyper=hyper))
     return out
 
@@ -68,11 +94,33 @@ def refine_population(results: dict, informative: dict) -> tuple[dict, ShapeHype
     (dict, ShapeHyper)
         New ``particle_id -> ParticleKinetics`` and the shape prior used.
     """
+    # many small least-squares problems: a multi-threaded BLAS only adds overhead (15x slower measured)
+    with threadpool_limits(limits=1):
+        return _refine(results, informative)
+
+
+def _refine(results: dict, informative: dict) -> tuple[dict, ShapeHyper]:
     first = _fit_all(results, None)
-    hyper = population_shape(
+    spread = population_shape(
         fit for pid, gf in first.items() if gf is not None and informative.get(pid, True) for fit in gf[1:]
     )
-    second = _fit_all(results, hyper)
+    joint = [
+        pid
+        for pid, gf in first.items()
+        if gf is not None and _determined(gf[1]) and informative.get(pid, True)
+    ]
+    second: dict = {}
+    hyper = spread
+    if len(joint) >= 3:
+        fits, hyper = fit_population_traces(
+            [first[p][0] for p in joint],
+            [first[p][1] for p in joint],
+            [first[p][1].keep for p in joint],
+            {k: v[1] for k, v in spread.prior.items()},
+        )
+        second = {p: (first[p][0], f) for p, f in zip(joint, fits, strict=True)}
+    rest = {pid: pk for pid, pk in results.items() if pid not in second}
+    second.update(_fit_all(rest, hyper))
     out = {}
     for pid, pk in results.items():
         gf = second.get(pid)
@@ -84,6 +132,15 @@ def refine_population(results: dict, informative: dict) -> tuple[dict, ShapeHype
             continue
         out[pid] = dataclasses.replace(pk, table=_apply(pk, tf, gf[0].frame_interval_s))
     return out, hyper
+
+
+def _determined(fit: TraceFit | None) -> bool:
+    """A first-pass fit that may join the population fit: converged, every time constant with an error."""
+    if fit is None or not fit.success:
+        return False
+    p = fit.per_level
+    cols = ["tau_pol_err_s", "tau_rec_err_s", "se_err"]
+    return bool(np.isfinite(p[cols].to_numpy(float)).all() and (np.abs(p["se"]) > 3 * p["se_err"]).all())
 
 
 def _join(flags: str, *new: str) -> str:
@@ -116,8 +173,8 @@ def _apply(pk: ParticleKinetics, tf: TraceFit, frame_s: float) -> pd.DataFrame:
     for i in table.index:
         row = table.loc[i].to_dict()
         flags = [f for f in str(row["flags"] or "").split(";") if f]
-        if row["level"] not in per.index or {"too_few_cycles", "no_data"} & set(flags):
-            continue
+        if row["level"] not in per.index or set(flags) & _CURVE_VERDICTS:
+            continue  # too few (usable) cycles: the verdict of the cycle analysis stands
         lv = per.loc[row["level"]]
         flags = [
             f for f in flags if not (f.split(":")[-1] in BAD_FIT_FLAGS or f.endswith("tau_below_min_frames"))

@@ -17,14 +17,17 @@ Two sub-populations of quenching sites with amplitudes ``a1, a2 = 1 - a1``
 of level ``k`` is ON and towards 0 while it is OFF, each half cycle starting
 from where the previous one ended::
 
-    PL(t) = B (1 - a1 q1(t) - a2 q2(t)),   dq_i/dt = (target - q_i) / tau_i,
+    PL(t) = B exp(-k t) (1 - a1 q1(t) - a2 q2(t)),   dq_i/dt = (target - q_i) / tau_i,
 
 with ``tau_i = c_i tau`` (``a1 c1 + a2 c2 = 1``: ``tau`` is the
 amplitude-weighted time, ``c2 / c1 = R``): ``tau = tau_pol_k`` ON and
 ``tau_rec_k`` OFF, ``R = R_pol`` or ``R_rec``. Every frame is the exposure
 average of this piecewise-exponential (exact); frames straddling an edge are
-left out. Parameters per particle: ``B, a1, ln R_pol, ln R_rec`` and per level
-``SE_k, ln tau_pol_k, ln tau_rec_k``. ``SE_k`` is the settled depth.
+left out. Parameters per particle: ``B, a1, ln R_pol, ln R_rec``, per level
+``SE_k, ln tau_pol_k, ln tau_rec_k``, and the bleaching rate ``k`` (fitted with
+the kinetics on the raw trace: a bleaching estimate from the OFF plateaus
+mistakes a recovery that has not settled for bleaching). ``SE_k`` is the
+settled depth.
 
 Shape: hierarchical. A first pass fits every particle with a weak prior on
 ``(a1, ln R_pol, ln R_rec)``; the population mean and between-particle
@@ -41,6 +44,7 @@ the fit repeated with the ordinary loss.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -49,13 +53,22 @@ import pandas as pd
 
 from .fits import exposure_factor
 
-__all__ = ["ShapeHyper", "TraceFit", "TraceGeometry", "fit_trace", "population_shape", "trace_geometry"]
+__all__ = [
+    "ShapeHyper",
+    "TraceFit",
+    "TraceGeometry",
+    "fit_population_traces",
+    "fit_trace",
+    "population_shape",
+    "trace_geometry",
+]
 
 _MAD_TO_SIGMA = 1.4826
 _BLINK_SIGMA = 4.0
 _WEAK = {"a1": (0.5, 0.35), "rho_pol": (math.log(3.0), 1.0), "rho_rec": (math.log(3.0), 1.0)}
 _A1_BOUNDS = (0.02, 0.98)
 _RHO_MAX = math.log(60.0)
+_MAX_BLEACH_PER_S = 0.05
 _SHAPE_FLOORS = {"a1": 0.05, "rho_pol": 0.1, "rho_rec": 0.1}
 
 
@@ -90,10 +103,16 @@ class TraceGeometry:
     exposure_s: float
     frame_interval_s: float
     noise: float
+    fit_bleaching: bool = True
 
 
-def trace_geometry(t, y, cycles: pd.DataFrame, exposure_s: float) -> TraceGeometry | None:
-    """Segments of the field schedule and the frames that lie inside one segment (None: no data)."""
+def trace_geometry(
+    t, y, cycles: pd.DataFrame, exposure_s: float, *, fit_bleaching: bool = True
+) -> TraceGeometry | None:
+    """Segments of the field schedule and the frames that lie inside one segment (None: no data).
+
+    ``fit_bleaching=False`` fixes the bleaching rate at 0 (no correction).
+    """
     c = cycles.sort_values("on_start_s")
     levels = list(dict.fromkeys(c["level"].tolist()))
     lev_idx = np.array([levels.index(v) for v in c["level"]])
@@ -129,6 +148,7 @@ def trace_geometry(t, y, cycles: pd.DataFrame, exposure_s: float) -> TraceGeomet
         exposure_s=float(exposure_s),
         frame_interval_s=float(np.median(dt)) if dt.size else float("nan"),
         noise=noise,
+        fit_bleaching=bool(fit_bleaching),
     )
 
 
@@ -138,6 +158,11 @@ def _unpack(x: np.ndarray, n_levels: int):
     tp = np.exp(x[4 + n_levels : 4 + 2 * n_levels])
     tr = np.exp(x[4 + 2 * n_levels : 4 + 3 * n_levels])
     return b, a1, rp, rr, se, tp, tr
+
+
+def n_params(n_levels: int) -> int:
+    """Parameters of a trace with ``n_levels`` levels (the last one is the bleaching rate)."""
+    return 5 + 3 * n_levels
 
 
 def _component_times(tau, rho, a1):
@@ -154,23 +179,29 @@ def predict(x: np.ndarray, g: TraceGeometry, times: np.ndarray | None = None) ->
     target = np.where(g.seg_on, se[lev], 0.0)
     target[0] = 0.0
     seg_len = np.diff(g.seg_start)
-    q = np.zeros((g.seg_start.size, 2))
     with np.errstate(over="ignore", under="ignore"):
-        d1, d2 = np.exp(-seg_len / t1[:-1]), np.exp(-seg_len / t2[:-1])
-        for j in range(1, g.seg_start.size):
-            q[j, 0] = target[j - 1] + (q[j - 1, 0] - target[j - 1]) * d1[j - 1]
-            q[j, 1] = target[j - 1] + (q[j - 1, 1] - target[j - 1]) * d2[j - 1]
+        d1, d2 = np.exp(-seg_len / t1[:-1]).tolist(), np.exp(-seg_len / t2[:-1]).tolist()
+        tg = target.tolist()
+        q1s, q2s = [0.0], [0.0]
+        for j in range(1, len(tg)):  # the state carried across edges (plain floats: fast)
+            q1s.append(tg[j - 1] + (q1s[-1] - tg[j - 1]) * d1[j - 1])
+            q2s.append(tg[j - 1] + (q2s[-1] - tg[j - 1]) * d2[j - 1])
+        q = np.column_stack([q1s, q2s])
         if times is None:
             j, tt, e = g.frame_seg, g.t, g.exposure_s
         else:
             tt = np.asarray(times, float)
             j, e = np.clip(np.searchsorted(g.seg_start, tt, side="right") - 1, 0, None), 0.0
         dt = tt - g.seg_start[j]
-        e1 = exposure_factor(t1[j], e) * np.exp(-dt / t1[j])
-        e2 = exposure_factor(t2[j], e) * np.exp(-dt / t2[j])
-    q1 = target[j] + (q[j, 0] - target[j]) * e1
-    q2 = target[j] + (q[j, 1] - target[j]) * e2
-    return b * (1.0 - a1 * q1 - (1.0 - a1) * q2)
+        # per segment: exposure factor and amplitude (few segments), then one exp per frame and component
+        amp1 = (q[:, 0] - target) * exposure_factor(t1, e)
+        amp2 = (q[:, 1] - target) * exposure_factor(t2, e)
+        e1 = amp1[j] * np.exp(-dt / t1[j])
+        e2 = amp2[j] * np.exp(-dt / t2[j])
+    q1 = target[j] + e1
+    q2 = target[j] + e2
+    bleach = np.exp(-x[-1] * (tt - g.seg_start[1]))
+    return b * bleach * (1.0 - a1 * q1 - (1.0 - a1) * q2)
 
 
 @dataclass(frozen=True)
@@ -206,6 +237,7 @@ class TraceFit:
     n_frames: int
     n_masked: int
     x: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+    keep: np.ndarray | None = field(repr=False, default=None)
 
     def shape(self) -> dict:
         """``name -> (value, error)`` of the shape parameters."""
@@ -221,8 +253,9 @@ def _bounds(g: TraceGeometry):
     dt = g.frame_interval_s if np.isfinite(g.frame_interval_s) else 0.2
     lo_tau = math.log(0.3 * dt)
     hi_tau = math.log(5.0 * float(max(np.max(g.on_s), np.max(g.off_s))))
-    lo = np.r_[0.0, _A1_BOUNDS[0], 0.0, 0.0, np.full(n, -1.0), np.full(2 * n, lo_tau)]
-    hi = np.r_[np.inf, _A1_BOUNDS[1], _RHO_MAX, _RHO_MAX, np.full(n, 1.0), np.full(2 * n, hi_tau)]
+    k = _MAX_BLEACH_PER_S if g.fit_bleaching else 1e-7  # per s: no correction
+    lo = np.r_[0.0, _A1_BOUNDS[0], 0.0, 0.0, np.full(n, -1.0), np.full(2 * n, lo_tau), -k]
+    hi = np.r_[np.inf, _A1_BOUNDS[1], _RHO_MAX, _RHO_MAX, np.full(n, 1.0), np.full(2 * n, hi_tau), k]
     return lo, hi
 
 
@@ -231,7 +264,9 @@ def _start(g: TraceGeometry, start: dict | None, hyper: ShapeHyper) -> np.ndarra
     start = start or {}
     off = g.y[~g.seg_on[g.frame_seg]]
     b = float(np.median(off)) if off.size else float(np.median(g.y))
-    x = np.r_[b, hyper.prior["a1"][0], hyper.prior["rho_pol"][0], hyper.prior["rho_rec"][0], np.zeros(3 * n)]
+    x = np.r_[
+        b, hyper.prior["a1"][0], hyper.prior["rho_pol"][0], hyper.prior["rho_rec"][0], np.zeros(3 * n + 1)
+    ]
     for k, lev in enumerate(g.levels):
         s = start.get(lev, {})
         se, tp, tr = s.get("se", np.nan), s.get("tau_pol_s", np.nan), s.get("tau_rec_s", np.nan)
@@ -260,7 +295,9 @@ def _solve(fn, x0, bounds, loss):
     from scipy.optimize import least_squares
 
     with np.errstate(all="ignore"):
-        return least_squares(fn, x0, bounds=bounds, loss=loss, f_scale=3.0, x_scale="jac", max_nfev=400)
+        return least_squares(
+            fn, x0, bounds=bounds, loss=loss, f_scale=3.0, x_scale="jac", max_nfev=200, ftol=1e-7, xtol=1e-7
+        )
 
 
 def _blink_mask(g: TraceGeometry, x: np.ndarray, sigma: float) -> np.ndarray:
@@ -293,7 +330,7 @@ def fit_trace(
         None when the trace has too few frames or no noise estimate.
     """
     hyper = hyper or ShapeHyper()
-    n_par = 4 + 3 * len(g.levels)
+    n_par = n_params(len(g.levels))
     if g.t.size < 3 * n_par or not (g.noise > 0):
         return None
     bounds = _bounds(g)
@@ -306,7 +343,8 @@ def fit_trace(
     chi2 = float(np.sum(res.fun[:n_data] ** 2))
     redchi = chi2 / max(n_data - n_par, 1)
     cov = _covariance(res.jac, max(redchi, 1.0))
-    return _result(g, res, cov, redchi, n_data, int(g.t.size - n_data), bounds)
+    fit = _result(g, res, cov, redchi, n_data, int(g.t.size - n_data), bounds)
+    return dataclasses.replace(fit, keep=keep)
 
 
 def _covariance(jac: np.ndarray, scale: float) -> np.ndarray:
@@ -315,10 +353,16 @@ def _covariance(jac: np.ndarray, scale: float) -> np.ndarray:
         u, s, vt = np.linalg.svd(j, full_matrices=False)
     except np.linalg.LinAlgError:
         return np.full((j.shape[1], j.shape[1]), np.nan)
-    tol = np.finfo(float).eps * max(j.shape) * (s[0] if s.size else 0.0)
-    if s.size == 0 or np.any(s <= tol):
+    if s.size == 0 or not np.isfinite(s[0]) or s[0] <= 0:
         return np.full((j.shape[1], j.shape[1]), np.nan)
-    return (vt.T / s**2) @ vt * scale
+    null = s <= 1e-9 * s[0]
+    keep = ~null
+    cov = (vt[keep].T / s[keep] ** 2) @ vt[keep] * scale
+    if np.any(null):  # parameters in an undetermined direction have no error (e.g. a flat trace)
+        bad = np.any(np.abs(vt[null]) > 1e-3, axis=0)
+        cov[bad, :] = np.nan
+        cov[:, bad] = np.nan
+    return cov
 
 
 def _result(g, res, cov, redchi, n_data, n_masked, bounds) -> TraceFit:
@@ -403,3 +447,107 @@ def population_shape(fits, *, floors: dict | None = None) -> ShapeHyper:
         prior[name] = (float(mean), float(max(spread, floors[name])))
         n_used = max(n_used, int(np.count_nonzero(ok)))
     return ShapeHyper(prior=prior, n_particles=n_used)
+
+
+def _joint_sparsity(sizes: list[int], n_rows: list[int]):
+    from scipy.sparse import lil_matrix
+
+    n_par = sum(sizes) + 3
+    m = lil_matrix((sum(n_rows) + 3 * len(sizes), n_par), dtype=int)
+    r = c = 0
+    for size, nr in zip(sizes, n_rows, strict=True):
+        m[r : r + nr, c : c + size] = 1
+        r += nr
+        c += size
+    c = 0
+    for size in sizes:
+        for k in range(3):
+            m[r, c + 1 + k] = 1
+            m[r, n_par - 3 + k] = 1
+            r += 1
+        c += size
+    return m.tocsr()
+
+
+def fit_population_traces(
+    geoms: list[TraceGeometry], starts: list[TraceFit], keeps: list[np.ndarray], sd: dict
+) -> tuple[list[TraceFit], ShapeHyper]:
+    """Joint fit of all particles: own shapes drawn from a population ``N(mu, sd^2)``, ``mu`` fitted.
+
+    Maximizes the joint posterior of every particle's parameters and the
+    population mean shape ``mu`` (empirical Bayes with the between-particle
+    spread ``sd`` fixed, :func:`population_shape`). Averaging single-particle
+    shape estimates instead is biased (they are skewed along the
+    ``a1``-``R`` degeneracy); the joint fit is not. Each particle's noise is
+    scaled to its first-pass reduced chi-square; the errors come from the
+    joint covariance (they include the uncertainty of ``mu``).
+
+    Parameters
+    ----------
+    geoms, starts, keeps : lists
+        Per particle: geometry, first-pass fit (start values, reduced
+        chi-square) and the frames kept (blinks masked).
+    sd : dict
+        ``name -> sd`` of the population spread (a1, rho_pol, rho_rec).
+
+    Returns
+    -------
+    (list of TraceFit, ShapeHyper)
+    """
+    from scipy.optimize import least_squares
+
+    names = ("a1", "rho_pol", "rho_rec")
+    sizes = [n_params(len(g.levels)) for g in geoms]
+    sig = [g.noise * math.sqrt(max(s.redchi, 1.0)) for g, s in zip(geoms, starts, strict=True)]
+    sdv = np.array([sd[n] for n in names])
+    offs = np.cumsum([0, *sizes])
+    theta0 = np.concatenate([s.x for s in starts] + [np.mean([s.x[1:4] for s in starts], axis=0)])
+    bnds = [_bounds(g) for g in geoms]
+    lo = np.concatenate([b[0] for b in bnds] + [np.array([_A1_BOUNDS[0], 0.0, 0.0])])
+    hi = np.concatenate([b[1] for b in bnds] + [np.array([_A1_BOUNDS[1], _RHO_MAX, _RHO_MAX])])
+    margin = np.minimum(1e-9, 0.25 * (hi - lo))
+    theta0 = np.clip(theta0, lo + margin, hi - margin)
+
+    def fn(theta):
+        mu = theta[-3:]
+        out = []
+        for i, g in enumerate(geoms):
+            x = theta[offs[i] : offs[i + 1]]
+            out.append((g.y[keeps[i]] - predict(x, g)[keeps[i]]) / sig[i])
+        for i in range(len(geoms)):
+            out.append((theta[offs[i] + 1 : offs[i] + 4] - mu) / sdv)
+        return np.concatenate(out)
+
+    sparsity = _joint_sparsity(sizes, [int(np.count_nonzero(k)) for k in keeps])
+    with np.errstate(all="ignore"):
+        res = least_squares(
+            fn,
+            theta0,
+            bounds=(lo, hi),
+            jac_sparsity=sparsity,
+            x_scale="jac",
+            max_nfev=100,
+            tr_solver="lsmr",
+            ftol=1e-7,
+            xtol=1e-7,
+        )
+    jac = res.jac.toarray() if hasattr(res.jac, "toarray") else np.asarray(res.jac)
+    cov = _covariance(jac, 1.0)
+    fits = []
+    r0 = 0
+    for i, g in enumerate(geoms):
+        sl = slice(offs[i], offs[i + 1])
+        n_data = int(np.count_nonzero(keeps[i]))
+        chi2 = float(np.sum(res.fun[r0 : r0 + n_data] ** 2))
+        r0 += n_data
+        sub = type("R", (), {"x": res.x[sl], "success": res.success})()
+        fits.append(
+            _result(
+                g, sub, cov[sl, sl], chi2 / max(n_data - sizes[i], 1), n_data, int(g.t.size - n_data), bnds[i]
+            )
+        )
+    mu = res.x[-3:]
+    hyper = ShapeHyper(
+        prior={n: (float(mu[k]), float(sdv[k])) for k, n in enumerate(names)}, n_particles=len(geoms)
+    )
+    return fits, hyper
