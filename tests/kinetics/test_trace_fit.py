@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from validation.forward.kinetics import KineticsScenario, simulate_kinetics
 
 from plscope.kinetics.trace_fit import fit_trace, trace_geometry
-from validation.forward.kinetics import KineticsScenario, simulate_kinetics
 
 SLOW = KineticsScenario(
     n_particles=1, fast_fraction=(0.7, 0.7), ratio=(14.0, 14.0), blink_rate_per_s=0.0, bleach_per_min=0.03
