@@ -272,7 +272,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--topic", default="", help="only scenarios of this topic")
     ap.add_argument("--out", default=str(REPO / "docs" / "validation.md"))
     ap.add_argument("--workdir", default="", help="keep run folders here (default: a temporary folder)")
+    ap.add_argument("--csv", default="", help="also save the per-run table here")
+    ap.add_argument(
+        "--combine",
+        default="",
+        help="comma-separated --csv tables of earlier runs: write --out from them only",
+    )
     args = ap.parse_args(argv)
+    command = "python -m validation " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.combine:
+        df = pd.concat([pd.read_csv(f) for f in args.combine.split(",") if f], ignore_index=True)
+        Path(args.out).write_text(to_markdown(df, command.strip()))
+        print(f"wrote {args.out}")
+        return 0
     scenarios = load_all()
     names = [n for n in args.scenarios.split(",") if n] or [
         n
@@ -284,11 +296,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"validation: error: unknown scenario(s) {unknown}; known: {list(scenarios)}", file=sys.stderr)
         return 2
     seeds = list(range(1, (1 if args.quick else args.seeds) + 1))
-    command = "python -m validation " + " ".join(argv if argv is not None else sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="plscope-validation-") as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         df = run_scenarios(names, seeds, workdir, log=lambda s: print(s, flush=True))
+    if args.csv:
+        df.to_csv(args.csv, index=False)
     Path(args.out).write_text(to_markdown(df, command.strip()))
     print(f"wrote {args.out}")
     return 0
