@@ -29,18 +29,12 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from .page import render_page
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["render_detector_report"]
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222;
-padding:0 1em} h1{font-size:1.5em} h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;font-size:.85em;margin:.5em 0} td,th{border:1px solid #ddd;padding:.25em .6em;
-text-align:right} th{background:#f4f4f4} td.k{text-align:left} figure{margin:1em 0}
-figcaption{font-size:.85em;color:#555} img{max-width:100%}
-.warn{background:#fff4e5;border-left:4px solid #f28e2b;padding:.4em .8em;margin:.3em 0}
-"""
 _ROWS = [
     ("pyroelectric_coefficient_uC_per_cm2_K", "pyroelectric_coefficient_std_uC_per_cm2_K", "P_e (µC cm⁻² K⁻¹)", "sd"),
     ("sensitivity_uC_per_Gy_cm2", "sensitivity_se_uC_per_Gy_cm2", "sensitivity (µC Gy⁻¹ cm⁻²)", "SE"),
@@ -286,5 +280,4 @@ def render_detector_report(res, summary: dict) -> str:
     if any(k in res.sweeps for k in ("drift", "stability")):
         parts.append(_figure(lambda: _records(res), "dark-current drift and stability", "fig-records", "4i"))
     body = "\n".join(parts)
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>plscope detector report</title>"
-            f"<style>{_CSS}</style></head><body>{body}</body></html>")  # fmt: skip
+    return render_page("plscope detector report", body)

@@ -38,22 +38,12 @@ import numpy as np
 import pandas as pd
 
 from . import figures
+from .page import render_page
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..results import RunResult
 
 logger = logging.getLogger(__name__)
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;
-color:#222;padding:0 1em}
-h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
-td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}
-th{background:#f4f4f4} td.k{text-align:left;font-weight:600} figure{margin:1em 0} figcaption{font-size:.85em;color:#555}
-img{max-width:100%} .warn{background:#fff4e5;border-left:4px solid #f28e2b;padding:.4em .8em;margin:.3em 0}
-.small{font-size:.8em;color:#666} .tables{overflow-x:auto}
-"""
 
 
 def _png(fig) -> str:
@@ -476,10 +466,7 @@ def render_report(result: RunResult) -> str:
             "<p class='small'>" + html.escape(", ".join(f"{k} {v}" for k, v in versions.items())) + "</p>"
         )
     body = "\n".join(parts)
-    return (
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
-        f"<style>{_CSS}</style></head><body>{body}</body></html>\n"
-    )
+    return render_page(html.unescape(title), body)
 
 
 def write_report(result: RunResult, path: str | os.PathLike) -> None:

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .page import render_page
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..results import SpectraResult
 
@@ -417,19 +419,6 @@ def spectra_section_html(result: SpectraResult) -> str:
     return "\n".join(parts)
 
 
-_CSS = (
-    "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;"
-    "color:#222;padding:0 1em}\n"
-    "h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}\n"
-    "table{border-collapse:collapse;font-size:.85em;margin:.5em 0} "
-    "td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}\n"
-    "th{background:#f4f4f4} td.k{text-align:left;font-weight:600} figure{margin:1em 0} "
-    "figcaption{font-size:.85em;color:#555}\n"
-    "img{max-width:100%} .warn{background:#fff4e5;border-left:4px solid #f28e2b;padding:.4em .8em;margin:.3em 0}\n"
-    ".small{font-size:.8em;color:#666}\n"
-)
-
-
 def render_spectra_report(result: SpectraResult) -> str:
     """A whole self-contained HTML page for a spectra-only run."""
     s = result.summary
@@ -456,7 +445,4 @@ def render_spectra_report(result: SpectraResult) -> str:
         f"<h1>{title}</h1><p class='small'>run folder: {html.escape(str(s.get('run', '')))}</p>"
         f"<h2>Summary</h2><table id='summary'>{table}</table>{warns}" + spectra_section_html(result)
     )
-    return (
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
-        f"<style>{_CSS}</style></head><body>{body}</body></html>\n"
-    )
+    return render_page(html.unescape(title), body)

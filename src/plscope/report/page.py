@@ -1,0 +1,57 @@
+"""The one page template and the one style sheet of every plscope HTML page (Jinja2, autoescaped).
+
+Pages are self-contained: the CSS is inlined and figures are PNG data URIs.
+Sections are built by their modules as HTML fragments whose every value was
+escaped there; the page template escapes whatever it is given as text.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, Template
+from markupsafe import Markup
+
+__all__ = ["css", "render_page"]
+
+
+@cache
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("plscope.report", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+@cache
+def _template(name: str) -> Template:
+    return _environment().get_template(name)
+
+
+@cache
+def css() -> str:
+    """The style sheet shared by every page (``templates/plscope.css``)."""
+    loader = _environment().loader
+    assert loader is not None
+    return loader.get_source(_environment(), "plscope.css")[0]
+
+
+def render_page(title: str, body_html: str) -> str:
+    """A whole HTML page around ``body_html`` (an already escaped fragment).
+
+    Parameters
+    ----------
+    title : str
+        Page title, plain text (escaped here).
+    body_html : str
+        The page's content as HTML, every value in it escaped by its builder.
+
+    Examples
+    --------
+    >>> page = render_page("a < b", "<h1>a &lt; b</h1>")
+    >>> "<title>a &lt; b</title>" in page and page.endswith("</html>\\n")
+    True
+    """
+    return _template("page.html.j2").render(title=title, css=Markup(css()), body=Markup(body_html))
