@@ -454,6 +454,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if args.guess is not None and len(args.guess) < 2:
         raise PlscopeError("--guess needs two numbers: C0 (nm at pixel 0), C1 (nm per pixel)")
     sat = args.saturation.lower()
+    saturation: float | str | None
     if sat == "auto":
         saturation = "auto"
     elif sat == "none":

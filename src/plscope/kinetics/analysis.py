@@ -42,6 +42,7 @@ import math
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -413,7 +414,7 @@ def _with_bootstrap(
 
 def _empty_row(ctx: _Context, level, field_kV_per_cm, n_cycles) -> dict:
     nan = float("nan")
-    row = {c: nan for c in KINETICS_COLUMNS}
+    row: dict[str, Any] = {c: nan for c in KINETICS_COLUMNS}
     row.update(
         particle_id=ctx.particle_id,
         level=level,

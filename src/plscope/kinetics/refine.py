@@ -62,7 +62,7 @@ def _start_values(pk: ParticleKinetics) -> dict:
 
 
 def _fit_all(results: dict, hyper: ShapeHyper | None) -> dict:
-    out = {}
+    out: dict = {}
     for pid, pk in results.items():
         ctx = pk._context
         if ctx is None or ctx.time_s is None or len(ctx.cycles) == 0:
@@ -124,13 +124,12 @@ def _refine(results: dict, informative: dict) -> tuple[dict, ShapeHyper]:
     out = {}
     for pid, pk in results.items():
         gf = second.get(pid)
-        tf = gf[1] if gf is not None else None
-        if tf is None:
+        if gf is None or gf[1] is None:
             table = pk.table.copy()
             table["flags"] = [_join(f, "trace_fit_failed") for f in table["flags"]]
             out[pid] = dataclasses.replace(pk, table=table)
             continue
-        out[pid] = dataclasses.replace(pk, table=_apply(pk, tf, gf[0].frame_interval_s))
+        out[pid] = dataclasses.replace(pk, table=_apply(pk, gf[1], gf[0].frame_interval_s))
     return out, hyper
 
 
@@ -167,6 +166,7 @@ def _phase_problems(lv, phase: str, frame_s: float, min_frames: float, success: 
 
 def _apply(pk: ParticleKinetics, tf: TraceFit, frame_s: float) -> pd.DataFrame:
     ctx = pk._context
+    assert ctx is not None  # kinetics from analyze_particle carry their context
     s = ctx.settings
     per = tf.per_level.set_index("level")
     table = pk.table.copy()

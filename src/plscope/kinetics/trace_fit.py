@@ -188,18 +188,18 @@ def predict(x: np.ndarray, g: TraceGeometry, times: np.ndarray | None = None) ->
             q2s.append(tg[j - 1] + (q2s[-1] - tg[j - 1]) * d2[j - 1])
         q = np.column_stack([q1s, q2s])
         if times is None:
-            j, tt, e = g.frame_seg, g.t, g.exposure_s
+            seg, tt, e = g.frame_seg, g.t, g.exposure_s
         else:
             tt = np.asarray(times, float)
-            j, e = np.clip(np.searchsorted(g.seg_start, tt, side="right") - 1, 0, None), 0.0
-        dt = tt - g.seg_start[j]
+            seg, e = np.clip(np.searchsorted(g.seg_start, tt, side="right") - 1, 0, None), 0.0
+        dt = tt - g.seg_start[seg]
         # per segment: exposure factor and amplitude (few segments), then one exp per frame and component
         amp1 = (q[:, 0] - target) * exposure_factor(t1, e)
         amp2 = (q[:, 1] - target) * exposure_factor(t2, e)
-        e1 = amp1[j] * np.exp(-dt / t1[j])
-        e2 = amp2[j] * np.exp(-dt / t2[j])
-    q1 = target[j] + e1
-    q2 = target[j] + e2
+        e1 = amp1[seg] * np.exp(-dt / t1[seg])
+        e2 = amp2[seg] * np.exp(-dt / t2[seg])
+    q1 = target[seg] + e1
+    q2 = target[seg] + e2
     bleach = np.exp(-x[-1] * (tt - g.seg_start[1]))
     return b * bleach * (1.0 - a1 * q1 - (1.0 - a1) * q2)
 

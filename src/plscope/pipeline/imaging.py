@@ -36,7 +36,7 @@ from ..kinetics import analyze_population, summarize_population
 from ..kinetics.mobility import kinetics_used
 from ..report import write_report
 from ..report.spectra import spectra_section_html
-from ..results import EXTRACTION_FILES, Extraction, RunResult
+from ..results import EXTRACTION_FILES, Extraction, RunResult, SpectraResult
 from ..sync import (
     FieldWiring,
     RecordTiming,
@@ -494,7 +494,7 @@ def run_imaging(
     settings: AnalysisSettings | None = None,
     progress: bool = False,
     command_line: Sequence[str] | None = None,
-) -> RunResult:
+) -> RunResult | SpectraResult:
     """Analyse a run folder and write its results to ``out_dir`` atomically.
 
     Writes the spec's ``summary.json``, ``particles.csv``, ``kinetics.csv``,

@@ -155,7 +155,7 @@ class _GroupModel:
         sigma = self.sigma(p)
         bg = p[0] + (p[1] * self.dxx + p[2] * self.dyy if self.plane else 0.0)
         signal = np.zeros(self.dxx.size)
-        J = np.zeros((self.dxx.size, self.n_params)) if jac else None
+        J: Any = np.zeros((self.dxx.size, self.n_params)) if jac else None  # ndarray when jac
         if jac:
             J[:, 0] = 1.0
             if self.plane:
@@ -558,8 +558,8 @@ def _fit_all(
 
 def _shape_from_moments(
     image: np.ndarray, group: _Group, fit: _FitResult, sigma_px: float, grown: np.ndarray
-) -> list[tuple[float, float, float]]:
-    """Equivalent diameter, aspect ratio and orientation of each member, PSF-corrected.
+) -> list[tuple[float, float, float, float, float]]:
+    """Equivalent diameter, aspect ratio, orientation, long and short side of each member, PSF-corrected.
 
     The particle's own image is the data minus a plane fitted to the
     background pixels of the region of interest (outside every particle's
@@ -591,7 +591,7 @@ def _shape_from_moments(
     else:
         bg = p[0] + ((p[1] * (xx - model.xc) + p[2] * (yy - model.yc)) if model.plane else 0.0)
     halos = np.isin(g, group.labels)
-    members = []
+    members: list[tuple[float, float, np.ndarray] | None] = []
     for j in range(model.k):
         j0 = model.n_bg + _PARAMS_PER_PARTICLE * j
         x0, y0, side, total = p[j0 : j0 + 4]
@@ -895,11 +895,13 @@ def measure_sizes(
 
     sigma_known = psf_sigma_nm is not None
     sigma_px0 = (
-        psf_sigma_nm if sigma_known else _check_positive(psf_sigma_guess_nm, "psf_sigma_guess_nm")
+        psf_sigma_nm
+        if psf_sigma_nm is not None
+        else _check_positive(psf_sigma_guess_nm, "psf_sigma_guess_nm")
     ) / pixel_size_nm
     if n == 0:
         out = pd.DataFrame({c: [] for c in SIZE_COLUMNS})
-        return out, float(psf_sigma_nm) if sigma_known else float("nan")
+        return out, float(psf_sigma_nm) if psf_sigma_nm is not None else float("nan")
 
     halo_px = int(math.ceil(3.0 * sigma_px0)) + 1
     pad_px = int(math.ceil(2.0 * sigma_px0)) + 2
