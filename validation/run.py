@@ -268,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m validation", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="only the scenarios marked quick, 1 seed")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--scenarios", default="", help="comma-separated names (default: all)")
     ap.add_argument("--topic", default="", help="only scenarios of this topic")
     ap.add_argument("--out", default=str(REPO / "docs" / "validation.md"))
@@ -295,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"validation: error: unknown scenario(s) {unknown}; known: {list(scenarios)}", file=sys.stderr)
         return 2
-    seeds = list(range(1, (1 if args.quick else args.seeds) + 1))
+    seeds = list(range(args.first_seed, args.first_seed + (1 if args.quick else args.seeds)))
     with tempfile.TemporaryDirectory(prefix="plscope-validation-") as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)

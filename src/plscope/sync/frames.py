@@ -340,8 +340,8 @@ class LostFrames:
         Corrected TTL pulse of each movie frame.
     lost_between : tuple of (int, int)
         For each lost frame, the TTL pulses ``(first, last)`` between which it
-        was lost (the field edges around it); the mapping assumes the middle one
-        (several in one interval: spread evenly).
+        was lost (the field edges around it); the mapping assumes the last one
+        (just before the next edge, where the PL has settled).
     shifts : numpy.ndarray
         Frames lost before each field edge (in time order).
     checked : bool
@@ -461,12 +461,13 @@ def find_lost_frames(
         prev_shift, prev_pulse = d, j
     if not lost:
         return LostFrames(base, (), shifts_a, True, "")
-    # mapping: each lost frame assumed in the middle of its interval
-    # (several losses in one interval are spread evenly over it)
+    # mapping: each lost frame assumed at the end of its interval, just before the next field
+    # edge: if it was lost earlier, only frames late in the interval (where the PL has settled)
+    # are mis-timed, never the transient after the edge that opens the interval
     lost_pulses = []
     for a, b in dict.fromkeys(lost):
         m = lost.count((a, b))
-        lost_pulses += [int(a + (b - a) * (i + 1) // (m + 1)) for i in range(m)]
+        lost_pulses += [int(max(a, b - i)) for i in range(m)]
     lost_pulses.sort()
     keep = np.setdiff1d(np.arange(mid.size), lost_pulses)[:n_frames]
     ranges = "; ".join(
