@@ -32,7 +32,7 @@ from ..config.experiment import field_warning
 from ..errors import PlscopeError, RunFolderError, SyncError
 from ..io import DaqLog, ExperimentConfig, Stack, load_experiment, open_stack, read_daq
 from ..io.stack import stack_frame_times
-from ..kinetics import analyze_population, summarize_population
+from ..kinetics import PopulationKinetics, analyze_population, summarize_population
 from ..kinetics.mobility import kinetics_used
 from ..report import write_report
 from ..report.spectra import spectra_section_html
@@ -350,6 +350,51 @@ def _kinetics_qc(population: dict, used: pd.DataFrame, settings: AnalysisSetting
     )
 
 
+def _kinetics_table(kinetic_population: PopulationKinetics | None, particles: pd.DataFrame) -> pd.DataFrame:
+    """``kinetics.csv``: the spec's columns first, sorted, with ``excluded`` and ``used``."""
+    if kinetic_population is not None and len(kinetic_population.table):
+        kinetics = kinetic_population.table
+        lead = list(KINETICS_SPEC_COLUMNS)
+        kinetics = kinetics[lead + [c for c in kinetics.columns if c not in lead]]
+        kinetics = kinetics.sort_values(["particle_id", "field_kV_per_cm"]).reset_index(drop=True)
+        excluded = particles.set_index("particle_id")["excluded"]
+        kinetics["excluded"] = kinetics["particle_id"].map(excluded).fillna("")
+    else:
+        kinetics = pd.DataFrame(columns=[*KINETICS_SPEC_COLUMNS, "excluded"])
+    # the one statement of which rows enter the statistics; the report draws from it
+    kinetics["used"] = kinetics_used(kinetics) if len(kinetics) else pd.Series(dtype=bool)
+    return kinetics
+
+
+def _run_summary(
+    meta: dict[str, Any], particles: pd.DataFrame, cycles: pd.DataFrame, *, n_excluded: int, exposure_s: float
+) -> dict[str, Any]:
+    """The run's own keys of summary.json (the population's follow)."""
+    return {
+        "schema": 1,
+        "run": meta.get("run"),
+        "sample": meta.get("sample"),
+        "n_particles": int(len(particles)),
+        "n_particles_excluded": n_excluded,
+        "n_frames": int(meta["n_frames"]),
+        "fields_kV_per_cm": sorted(float(x) for x in cycles["field_kV_per_cm"].unique())
+        if len(cycles)
+        else [],
+        "temperature_K": float(meta["temperature_K"]),
+        "pixel_size_nm": meta.get("pixel_size_nm"),
+        "psf_sigma_nm": meta.get("psf_sigma_nm"),
+        "frame_interval_s": meta.get("frame_interval_s"),
+        "exposure_s": exposure_s,
+        "n_cycles": int(len(cycles)),
+        "n_dropped_frames": meta.get("n_dropped_frames", 0),
+        "ttl_polarity": meta.get("ttl_polarity"),
+        "ttl_polarity_source": meta.get("ttl_polarity_source"),
+        "field_levels": meta.get("field_levels", []),
+        "spectral_shift_nm": None,
+        "spectral_shift_slope_nm_per_kV_per_cm": None,
+    }
+
+
 def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None) -> RunResult:
     """Kinetics, mobility and the run summary from an :class:`Extraction`.
 
@@ -373,18 +418,7 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
             ex.traces, t_mid, cycles, exposure_s=exposure_s, particles=particles, settings=settings.kinetics
         )
         curves = kinetic_population.curves
-    if kinetic_population is not None and len(kinetic_population.table):
-        kinetics = kinetic_population.table
-        lead = list(KINETICS_SPEC_COLUMNS)
-        kinetics = kinetics[lead + [c for c in kinetics.columns if c not in lead]]
-        kinetics = kinetics.sort_values(["particle_id", "field_kV_per_cm"]).reset_index(drop=True)
-        excluded = particles.set_index("particle_id")["excluded"]
-        kinetics["excluded"] = kinetics["particle_id"].map(excluded).fillna("")
-    else:
-        kinetics = pd.DataFrame(columns=[*KINETICS_SPEC_COLUMNS, "excluded"])
-
-    # the one statement of which rows enter the statistics; the report draws from it
-    kinetics["used"] = kinetics_used(kinetics) if len(kinetics) else pd.Series(dtype=bool)
+    kinetics = _kinetics_table(kinetic_population, particles)
     used = kinetics[kinetics["excluded"] == ""] if len(kinetics) else kinetics
     n_excluded = int((particles["excluded"] != "").sum())
     if n_excluded:
@@ -400,29 +434,7 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     )
     warnings.extend(population.pop("warnings", []))
     qc = _kinetics_qc(population, used, settings)
-    summary: dict[str, Any] = {
-        "schema": 1,
-        "run": meta.get("run"),
-        "sample": meta.get("sample"),
-        "n_particles": int(len(particles)),
-        "n_particles_excluded": n_excluded,
-        "n_frames": int(meta["n_frames"]),
-        "fields_kV_per_cm": sorted(float(x) for x in cycles["field_kV_per_cm"].unique())
-        if len(cycles)
-        else [],
-        "temperature_K": temperature_K,
-        "pixel_size_nm": meta.get("pixel_size_nm"),
-        "psf_sigma_nm": meta.get("psf_sigma_nm"),
-        "frame_interval_s": meta.get("frame_interval_s"),
-        "exposure_s": exposure_s,
-        "n_cycles": int(len(cycles)),
-        "n_dropped_frames": meta.get("n_dropped_frames", 0),
-        "ttl_polarity": meta.get("ttl_polarity"),
-        "ttl_polarity_source": meta.get("ttl_polarity_source"),
-        "field_levels": meta.get("field_levels", []),
-        "spectral_shift_nm": None,
-        "spectral_shift_slope_nm_per_kV_per_cm": None,
-    }
+    summary = _run_summary(meta, particles, cycles, n_excluded=n_excluded, exposure_s=exposure_s)
     for k, v in population.items():
         summary.setdefault(k, v)
     summary["qc"] = qc

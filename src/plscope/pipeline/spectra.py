@@ -411,6 +411,25 @@ def _wavelengths(
 # --------------------------------------------------------------------------
 
 
+def _open_spectra(cfg: ExperimentConfig, chunk_frames: int, warnings: list[str]) -> tuple[Stack, list[str]]:
+    """The spectral frames (lazily) and the input files they and their calibration come from."""
+    assert cfg.spectra is not None
+    stack = open_stack(
+        cfg.resolve(cfg.spectra.path),
+        chunk_frames=chunk_frames,
+        channel=cfg.spectra.channel,
+        z=cfg.spectra.z,
+        position=cfg.spectra.position,
+    )
+    warnings.extend(stack.warnings)
+    inputs = [str(p) for p in stack.paths]
+    if cfg.spectra.lamp and cfg.spectra.lamp_lines_nm:
+        inputs.append(str(cfg.resolve(cfg.spectra.lamp)))
+    if cfg.spectra.calibration:
+        inputs.append(str(cfg.resolve(cfg.spectra.calibration)))
+    return stack, inputs
+
+
 def analyze_spectra(
     cfg: ExperimentConfig | str | os.PathLike,
     *,
@@ -460,23 +479,11 @@ def analyze_spectra(
         raise RunFolderError(cfg.file, "spectral analysis needs a [spectra] table")
     warnings: list[str] = []
     spec_path = cfg.resolve(cfg.spectra.path)
-    stack = open_stack(
-        spec_path,
-        chunk_frames=chunk_frames,
-        channel=cfg.spectra.channel,
-        z=cfg.spectra.z,
-        position=cfg.spectra.position,
-    )
-    warnings.extend(stack.warnings)
+    stack, inputs = _open_spectra(cfg, chunk_frames, warnings)
     n_frames, n_rows, n_px = (int(s) for s in stack.data.shape)
-    inputs = [str(p) for p in stack.paths]
     cal, wavelength, fit_slice = _wavelengths(
         cfg, stack, guess=guess, fit_range_nm=fit_range_nm, warnings=warnings
     )
-    if cfg.spectra.lamp and cfg.spectra.lamp_lines_nm:
-        inputs.append(str(cfg.resolve(cfg.spectra.lamp)))
-    if cfg.spectra.calibration:
-        inputs.append(str(cfg.resolve(cfg.spectra.calibration)))
     logger.info(
         "spectra %s: %d frames of %d slit rows x %d pixels, %.2f-%.2f nm",
         spec_path,
