@@ -478,4 +478,11 @@ def find_lost_frames(
         f"response lags the field edges): lost {ranges}; frames mapped assuming TTL pulse(s) "
         f"{lost_pulses} lost"
     )
+    edge_pulses = np.searchsorted(mid, edges)
+    inner = sorted({int(e) for a, b in lost for e in edge_pulses if a < e <= b})
+    if inner:
+        msg += (
+            f"; {len(inner)} field edge(s) lie inside those intervals (at TTL pulses {inner[:10]}), so "
+            "the cycles there may be mis-timed by a frame: time constants and mobility unreliable"
+        )
     return LostFrames(keep, tuple(lost), shifts_a, True, msg)
