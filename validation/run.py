@@ -190,9 +190,13 @@ def check_targets(df: pd.DataFrame) -> list[str]:
         for metric, limit in targets.items():
             vals = np.abs(sub[metric].to_numpy(float)) if metric in sub else np.array([np.nan])
             value = float(np.nanmedian(vals)) if np.isfinite(vals).any() else float("nan")
-            ok = np.isfinite(value) and value <= limit
+            worst = float(np.max(vals)) if np.isfinite(vals).all() else float("nan")
+            # the issue's size target is a median; every other target must hold in every seed
+            judged = value if metric == "size_err_pct" else worst
+            ok = np.isfinite(judged) and judged <= limit
             out.append(
-                f"{name}: |{metric}| median {value:.2f} (target <= {limit}): {'met' if ok else 'MISSED'}"
+                f"{name}: |{metric}| median {value:.2f}, worst seed {worst:.2f} (target <= {limit}"
+                f"{', median' if metric == 'size_err_pct' else ', every seed'}): {'met' if ok else 'MISSED'}"
             )
     cov = df[df["topic"] == "particles"]["size_cover"].to_numpy(float) if "size_cover" in df else []
     cov = np.asarray(cov)[np.isfinite(cov)]
@@ -255,7 +259,7 @@ def to_markdown(df: pd.DataFrame, command: str) -> str:
     ]
     for name in dict.fromkeys(df["scenario"]):
         lines.append(f"- `{name}` ({scenarios[name].topic}): {scenarios[name].description}")
-    lines += ["", "## Targets (issue 11), median over seeds", ""]
+    lines += ["", "## Targets (issue 11)", ""]
     lines += [f"- {t}" for t in check_targets(df)]
     lines += ["", "## Runs", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in df.itertuples(index=False):
