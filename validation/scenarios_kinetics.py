@@ -73,6 +73,13 @@ def analyze(sim, settings=None):
         n_bootstrap=500,
         population=pop,
     )
+    from plscope.kinetics import KineticsSettings
+    from plscope.kinetics.qc import kinetics_qc
+
+    used = KineticsSettings.from_any(settings)
+    summary["qc"] = kinetics_qc(
+        summary, pop.table, kinetics_settings=used.to_dict(), defaults=KineticsSettings().to_dict()
+    )
     return pop, summary
 
 

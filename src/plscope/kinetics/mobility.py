@@ -450,25 +450,7 @@ def summarize_population(
             "(Hesterberg 2015); standard errors x sqrt(G/(G-1)) for G particles",
         },
     }
-    # particles whose kinetics could not be used, with the reason
-    excluded = []
-    if len(k):
-        reasons = (
-            k["exclusion_reason"].fillna("").astype(str)
-            if "exclusion_reason" in k.columns
-            else pd.Series("", index=k.index)
-        )
-        for p_id, idx in k.groupby("particle_id", sort=True).groups.items():
-            if np.any(used[k.index.get_indexer(idx)]):
-                continue
-            rs = [r for r in dict.fromkeys(reasons.loc[idx].tolist()) if r]
-            excluded.append(
-                {
-                    "particle_id": _jsonable_id(p_id),
-                    "reason": "; ".join(rs) or "no fit with a usable time constant",
-                }
-            )
-    out["kinetics_excluded_particles"] = excluded
+    out["kinetics_excluded_particles"] = _excluded_particles(k, used)
 
     mu_u = mu[used]
     if mu_u.size:
@@ -586,7 +568,44 @@ def summarize_population(
     rec_dep = out["tau_rec_field_dependence"]
     out["recovery_independent_of_field"] = None if rec_dep is None else bool(rec_dep["independent"])
 
-    # model choice (free fits by BIC) and pooling
+    out["model_choice"] = _model_choice(k)
+
+    out["per_field"] = _per_field(k, fields, E, used, mu, pid, n_bootstrap, confidence, seed)
+    if population is not None:
+        out["shape_priors"] = {ph: pr.to_dict() for ph, pr in population.shape_priors.items()}
+        out["kinetics_flags"] = list(population.flags)
+        trace_shape = getattr(population, "trace_shape", None)
+        out["trace_shape"] = None if trace_shape is None else trace_shape.to_dict()
+    out["warnings"] = warnings_out
+    for w in warnings_out:
+        logger.warning("%s", w)
+    return out
+
+
+def _excluded_particles(k: pd.DataFrame, used: np.ndarray) -> list[dict]:
+    """Particles whose kinetics could not be used, with the reason."""
+    excluded = []
+    if len(k):
+        reasons = (
+            k["exclusion_reason"].fillna("").astype(str)
+            if "exclusion_reason" in k.columns
+            else pd.Series("", index=k.index)
+        )
+        for p_id, idx in k.groupby("particle_id", sort=True).groups.items():
+            if np.any(used[k.index.get_indexer(idx)]):
+                continue
+            rs = [r for r in dict.fromkeys(reasons.loc[idx].tolist()) if r]
+            excluded.append(
+                {
+                    "particle_id": _jsonable_id(p_id),
+                    "reason": "; ".join(rs) or "no fit with a usable time constant",
+                }
+            )
+    return excluded
+
+
+def _model_choice(k: pd.DataFrame) -> dict:
+    """Per phase: free fits won by each model (BIC), models reported, pooled fits."""
     choice = {}
     for phase in ("pol", "rec"):
         d = {}
@@ -600,7 +619,12 @@ def summarize_population(
         if "flags" in k.columns:
             d["pooled"] = int(k["flags"].fillna("").astype(str).str.contains(f"{phase}:shape_prior").sum())
         choice[phase] = d
-    out["model_choice"] = choice
+    return choice
+
+
+def _per_field(k, fields, E, used, mu, pid, n_bootstrap, confidence, seed) -> list[dict]:
+    """Means and spreads of the used rows at every field."""
+    from .stats import bootstrap_mean
 
     per_field = []
     absE = np.abs(E)
@@ -632,14 +656,7 @@ def summarize_population(
                 "mobility_sem_cm2_per_Vs": _f(mci.std_error) if np.isfinite(mci.std_error) else None,
             }
         )
-    out["per_field"] = per_field
-    if population is not None:
-        out["shape_priors"] = {ph: pr.to_dict() for ph, pr in population.shape_priors.items()}
-        out["kinetics_flags"] = list(population.flags)
-    out["warnings"] = warnings_out
-    for w in warnings_out:
-        logger.warning("%s", w)
-    return out
+    return per_field
 
 
 def _jsonable_id(x):
