@@ -167,6 +167,15 @@ def _row(kinetics: pd.DataFrame, pid, field: float) -> dict:
 def _quality_section(s: dict, result, pop) -> str:
     parts = ["<h2>Fits, uncertainties and excluded particles</h2>"]
     priors = s.get("shape_priors") or ({ph: p.to_dict() for ph, p in pop.shape_priors.items()} if pop else {})
+    ts = s.get("trace_shape")
+    if ts:
+        parts.append(
+            "<p id='trace-shape'>Reported time constants: fits of each particle's whole trace (state "
+            "carried across half cycles, bleaching fitted with them); the particles' own shapes are drawn "
+            f"from a population with fast fraction {ts['a1_mean']:.3f} ± {ts['a1_sd']:.3f}, "
+            f"ln(τ₂/τ₁) {ts['rho_pol_mean']:.2f} ± {ts['rho_pol_sd']:.2f} (polarization) and "
+            f"{ts['rho_rec_mean']:.2f} ± {ts['rho_rec_sd']:.2f} (recovery). The curve fits below start them.</p>"
+        )
     if priors:
         rows = "".join(
             f"<tr><td class='k'>{'polarization' if ph == 'pol' else 'recovery'}</td><td>{p['n_curves']}</td>"
