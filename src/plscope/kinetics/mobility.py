@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -608,7 +609,7 @@ def _model_choice(k: pd.DataFrame) -> dict:
     """Per phase: free fits won by each model (BIC), models reported, pooled fits."""
     choice = {}
     for phase in ("pol", "rec"):
-        d = {}
+        d: dict[str, Any] = {}
         if f"{phase}_delta_bic" in k.columns:
             dbic = k[f"{phase}_delta_bic"].to_numpy(dtype=float)
             d["biexp_by_bic"] = int(np.count_nonzero(dbic < 0))
