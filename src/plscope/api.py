@@ -321,6 +321,7 @@ def simulate(
     *,
     seed: int = 0,
     spectral: bool = False,
+    clean: bool = False,
     progress: bool = False,
     **params: Any,
 ) -> dict[str, Any]:
@@ -334,6 +335,8 @@ def simulate(
         Random seed (same seed, same files).
     spectral : bool
         A spectral run (slit spectra, lamp) instead of an imaging run.
+    clean : bool
+        Every nuisance of real rigs off (noise, drift, blinking, ...).
     progress : bool
     **params :
         Simulator parameters (:class:`plscope.sim.ImagingSimParams` or
@@ -353,9 +356,14 @@ def simulate(
     >>> len(truth["particles"])
     3
     """
-    with AtomicOutputDir(out_dir, kind="simulate") as tmp:
+    # parameters checked before anything is created
+    if spectral:
+        sp = SpectralSimParams()
+        sp = dataclasses.replace(sp.clean() if clean else sp, **params)
+    else:
+        ip = ImagingSimParams()
+        ip = dataclasses.replace(ip.clean() if clean else ip, **params)
+    with AtomicOutputDir(out_dir, kind="simulate") as tmp:  # never over files it did not write
         if spectral:
-            sp = dataclasses.replace(SpectralSimParams(), **params)
             return simulate_spectral_run(tmp, sp, seed=seed, progress=progress)
-        ip = dataclasses.replace(ImagingSimParams(), **params)
         return simulate_imaging_run(tmp, ip, seed=seed, progress=progress)

@@ -562,10 +562,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from .pipeline.output import AtomicOutputDir
-    from .sim import ImagingSimParams, simulate_imaging_run
+    from .api import simulate
 
     if args.detector:
         return _cmd_simulate_detector(args)
@@ -573,9 +570,6 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         return _simulate_spectral(args)
     if args.calibration or args.shift_slope is not None:
         raise PlscopeError("--calibration and --shift-slope go with --spectral")
-    params = ImagingSimParams()
-    if args.clean:
-        params = params.clean()
     changes = {
         "n_particles": args.particles,
         "fields_kV_per_cm": args.fields,
@@ -595,10 +589,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     for name in _NUISANCES:
         if getattr(args, f"no_{name}"):
             changes[name] = False
-    params = dataclasses.replace(params, **{k: v for k, v in changes.items() if v is not None})
     t0 = time.perf_counter()
-    with AtomicOutputDir(args.out_dir, kind="simulate") as tmp:  # never over files it did not write
-        truth = simulate_imaging_run(tmp, params, seed=args.seed, progress=not args.quiet)
+    truth = simulate(
+        args.out_dir,
+        seed=args.seed,
+        clean=args.clean,
+        progress=not args.quiet,
+        **{k: v for k, v in changes.items() if v is not None},
+    )
     if not args.quiet:
         _print(
             f"wrote simulated run {args.out_dir}/ ({truth['n_frames']} frames, "
@@ -609,10 +607,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _simulate_spectral(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from .pipeline.output import AtomicOutputDir
-    from .sim import SPECTRAL_NUISANCES, SpectralSimParams, simulate_spectral_run
+    from .api import simulate
+    from .sim import SPECTRAL_NUISANCES
 
     for opt, value in (
         ("--shape", args.shape),
@@ -624,9 +620,6 @@ def _simulate_spectral(args: argparse.Namespace) -> int:
     for name in _NUISANCES:
         if getattr(args, f"no_{name}") and name not in SPECTRAL_NUISANCES:
             raise PlscopeError(f"--no-{name.replace('_', '-')} does not apply to --spectral runs")
-    params = SpectralSimParams()
-    if args.clean:
-        params = params.clean()
     changes = {
         "n_particles": args.particles,
         "fields_kV_per_cm": args.fields,
@@ -643,10 +636,15 @@ def _simulate_spectral(args: argparse.Namespace) -> int:
     for name in SPECTRAL_NUISANCES:
         if getattr(args, f"no_{name}"):
             changes[name] = False
-    params = dataclasses.replace(params, **{k: v for k, v in changes.items() if v is not None})
     t0 = time.perf_counter()
-    with AtomicOutputDir(args.out_dir, kind="simulate") as tmp:  # never over files it did not write
-        truth = simulate_spectral_run(tmp, params, seed=args.seed, progress=not args.quiet)
+    truth = simulate(
+        args.out_dir,
+        seed=args.seed,
+        spectral=True,
+        clean=args.clean,
+        progress=not args.quiet,
+        **{k: v for k, v in changes.items() if v is not None},
+    )
     if not args.quiet:
         _print(
             f"wrote simulated spectral run {args.out_dir}/ ({truth['n_frames']} frames, "
