@@ -68,3 +68,15 @@ def test_each_check_warns_with_a_reason():
     qc = kinetics_qc(_summary(), _table(), kinetics_settings=mono, defaults=DEFAULTS)
     assert any("model = 'mono'" in r for r in qc["reasons"])
     assert qc["settings"]["model_description"] == "monoexponential fit"
+
+
+def test_batch_index_shows_the_runs_own_qc():
+    from plscope.pipeline.batch import RunOutcome, _qc_note, _summary_numbers
+
+    numbers = _summary_numbers({"qc": {"status": "warn", "reasons": ["x"]}, "warnings": []})
+    assert numbers["qc_status"] == "warn"
+    o = RunOutcome(run="r", run_dir="a", out_dir="b", status="ok")
+    o.numbers = numbers
+    assert _qc_note(o) == " (QC warn)"
+    o.numbers = _summary_numbers({"qc": {"status": "ok"}})
+    assert _qc_note(o) == ""

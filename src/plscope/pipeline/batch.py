@@ -217,6 +217,7 @@ def _summary_numbers(summary: dict[str, Any]) -> dict[str, Any]:
         "ion_mobility_std_cm2_per_Vs": summary.get("ion_mobility_std_cm2_per_Vs"),
         "diffusion_coefficient_cm2_per_s": summary.get("diffusion_coefficient_cm2_per_s"),
         "n_warnings": len(summary.get("warnings") or []),
+        "qc_status": (summary.get("qc") or {}).get("status"),  # computed once by the analysis
     }
 
 
@@ -683,6 +684,11 @@ def _display_name(name: str) -> str:
     return unquote(name)
 
 
+def _qc_note(o: RunOutcome) -> str:
+    """' (QC warn)' when the run's own QC (summary.json 'qc') warns."""
+    return " (QC warn)" if (o.numbers or {}).get("qc_status") == "warn" else ""
+
+
 def write_index(
     outcomes: list[RunOutcome], out: Path, *, started: _dt.datetime, root: Path, interrupted: bool = False
 ) -> None:
@@ -708,7 +714,7 @@ def write_index(
         shown = _display_name(o.run)
         link = link_html(shown, o.run, "report.html") if o.status in ("ok", "skipped") else html.escape(shown)
         rows.append(
-            f"<tr class='{o.status.replace(' ', '-')}'><td class='k'>{link}</td><td>{o.status}</td>"
+            f"<tr class='{o.status.replace(' ', '-')}'><td class='k'>{link}</td><td>{o.status}{_qc_note(o)}</td>"
             f"<td>{_fmt(r['n_particles'])}</td><td>{_fmt(r['fields_kV_per_cm'])}</td>"
             f"<td>{_fmt(r['ion_mobility_cm2_per_Vs'])}</td><td>{_fmt(r['ion_mobility_std_cm2_per_Vs'])}</td>"
             f"<td>{_fmt(r['diffusion_coefficient_cm2_per_s'])}</td><td>{_detector_cell(r)}</td>"
