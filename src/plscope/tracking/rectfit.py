@@ -108,11 +108,12 @@ def fit_rectangle(
     w = weights[mask]
     dx, dy = (xx - xc)[mask], (yy - yc)[mask]
 
+    def ex(v):  # log-parameters stay finite whatever the optimizer tries
+        return math.exp(min(max(float(v), -30.0), 30.0))
+
     def model(q):
         bg = q[0] + q[1] * dx + q[2] * dy
-        img = rectangle_image(
-            (ny, nx), q[3], q[4], math.exp(q[5]), math.exp(q[6]), q[7], math.exp(q[9]), math.exp(q[8])
-        )
+        img = rectangle_image((ny, nx), q[3], q[4], ex(q[5]), ex(q[6]), q[7], ex(q[9]), ex(q[8]))
         return bg + img[mask]
 
     def fun(q):
@@ -136,7 +137,7 @@ def fit_rectangle(
         )
         try:
             res = least_squares(fun, q0, method="lm", x_scale="jac", max_nfev=400)
-        except (ValueError, np.linalg.LinAlgError):  # pragma: no cover - defensive
+        except (ValueError, OverflowError, FloatingPointError, np.linalg.LinAlgError):
             continue
         if best is None or res.cost < best.cost:
             best = res
@@ -146,7 +147,7 @@ def fit_rectangle(
     q = best.x
     dof = max(data.size - q.size, 1)
     chi2 = float(2.0 * best.cost / dof)
-    sigma = math.exp(q[9])
+    sigma = ex(q[9])
     sigma_err = float("nan")
     J = best.jac
     if np.all(np.isfinite(J)):
@@ -155,9 +156,9 @@ def fit_rectangle(
             sigma_err = float(sigma * math.sqrt(max(cov[9, 9], 0.0)))
         except np.linalg.LinAlgError:  # pragma: no cover - defensive
             pass
-    a, b = math.exp(q[5]), math.exp(q[6])
+    a, b = ex(q[5]), ex(q[6])
     ang = math.degrees(q[7])
     if b > a:
         a, b, ang = b, a, ang + 90.0
     ok = bool(best.status > 0 and np.all(np.isfinite(q)) and 0.2 < sigma < 0.5 * max(nx, ny))
-    return RectFit(float(q[3]), float(q[4]), a, b, ang % 180.0, sigma, sigma_err, math.exp(q[8]), chi2, ok)
+    return RectFit(float(q[3]), float(q[4]), a, b, ang % 180.0, sigma, sigma_err, ex(q[8]), chi2, ok)

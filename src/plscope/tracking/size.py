@@ -685,17 +685,20 @@ def _rectangle_sigmas(
             f.params[1] * (x0 - f.model.xc) + f.params[2] * (y0 - f.model.yc) if f.model.n_bg == 3 else 0.0
         )
         weights = 1.0 / np.sqrt(var_s0 + var_a * np.clip(np.nan_to_num(roi - bg), 0.0, None))
-        r = fit_rectangle(
-            roi,
-            mask,
-            weights,
-            x0=x0 - cols.start,
-            y0=y0 - rows.start,
-            side=side,
-            sigma0=f.sigma,
-            total0=total,
-            bg0=bg,
-        )
+        try:
+            r = fit_rectangle(
+                roi,
+                mask,
+                weights,
+                x0=x0 - cols.start,
+                y0=y0 - rows.start,
+                side=side,
+                sigma0=f.sigma,
+                total0=total,
+                bg0=bg,
+            )
+        except (ValueError, OverflowError, FloatingPointError, np.linalg.LinAlgError):
+            continue
         if r.success and np.isfinite(r.sigma_err) and r.sigma_err < 0.2 * r.sigma:
             out.append((r.sigma, r.sigma_err))
     return out
