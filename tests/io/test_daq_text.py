@@ -142,11 +142,27 @@ def test_three_daq_layouts_give_the_same_run_results(small_run, tmp_path):
         assert main(["-q", "run", str(run), "--out", str(out), "--no-progress"]) == 0
         summary = json.loads((out / "summary.json").read_text())
         results[kind] = (summary, pd.read_csv(out / "kinetics.csv"))
-    # the time bases agree to float rounding (1e-16 s); iterative fits amplify that up to their
-    # convergence tolerance (lmfit/MINPACK default 1.5e-8 relative in the parameters), hence 1e-6
+    # The time bases agree to float rounding (1e-16 s): the timing (frames, cycles, field levels) must
+    # agree to that. The whole-trace kinetics fit is iterative (scipy least_squares, xtol 1e-7, a
+    # hierarchical refit on top), so a 1e-16 s change of the time base moves its optimum by far less
+    # than the fit's own uncertainty but not to MINPACK's 1e-8: "the same result" for a fitted time
+    # constant is a difference that is negligible (< 1 %) against its reported standard error.
     base, base_kin = results["plain"]
     for kind in ("bare", "labview"):
         summary, kin = results[kind]
-        for key in ("n_frames", "n_particles", "fields_kV_per_cm", "ion_mobility_cm2_per_Vs"):
-            assert summary[key] == pytest.approx(base[key], rel=1e-6), (kind, key)
-        pd.testing.assert_frame_equal(kin, base_kin, rtol=1e-6)
+        assert summary["n_frames"] == base["n_frames"] and summary["n_particles"] == base["n_particles"]
+        assert summary["fields_kV_per_cm"] == pytest.approx(base["fields_kV_per_cm"], rel=1e-9)
+        pd.testing.assert_frame_equal(
+            pd.read_csv(tmp_path / f"out_{kind}" / "cycles.csv"),
+            pd.read_csv(tmp_path / "out_plain" / "cycles.csv"),
+            rtol=1e-9,
+        )
+        assert list(kin.columns) == list(base_kin.columns) and len(kin) == len(base_kin)
+        assert (kin["fit_ok"] == base_kin["fit_ok"]).all(), kind
+        for col in ("tau_pol", "tau_rec"):
+            diff = (kin[f"{col}_s"] - base_kin[f"{col}_s"]).abs().dropna()
+            err = base_kin.loc[diff.index, f"{col}_err_s"]
+            assert (diff <= 0.01 * err).all(), (kind, col, float((diff / err).max()))
+        assert summary["ion_mobility_cm2_per_Vs"] == pytest.approx(
+            base["ion_mobility_cm2_per_Vs"], abs=0.01 * base["ion_mobility_sem_cm2_per_Vs"]
+        )
