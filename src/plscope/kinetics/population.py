@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from ._checks import KineticsInputError
+from ._meta import random_effects as _random_effects
 from .analysis import (
     KINETICS_COLUMNS,
     SE_CYCLE_COLUMNS,
@@ -59,6 +60,7 @@ from .analysis import (
     refit_particle,
 )
 from .fits import DecayFit, ShapePrior
+from .refine import refine_population
 
 if TYPE_CHECKING:  # trace_fit imports this module
     from .trace_fit import ShapeHyper
@@ -190,18 +192,6 @@ def shape_estimates(results: Iterable[ParticleKinetics], *, phase: str) -> pd.Da
     return pd.DataFrame(
         rows, columns=["particle_id", "level", "frac", "frac_err", "log_ratio", "log_ratio_err"]
     )
-
-
-def _random_effects(x: np.ndarray, se: np.ndarray) -> tuple[float, float]:
-    """DerSimonian-Laird random-effects mean and between-study standard deviation."""
-    w = 1.0 / se**2
-    m_fixed = float(np.sum(w * x) / np.sum(w))
-    q = float(np.sum(w * (x - m_fixed) ** 2))
-    k = x.size
-    denom = float(np.sum(w) - np.sum(w**2) / np.sum(w))
-    tau2 = max(0.0, (q - (k - 1)) / denom) if denom > 0 else 0.0
-    w2 = 1.0 / (se**2 + tau2)
-    return float(np.sum(w2 * x) / np.sum(w2)), math.sqrt(tau2)
 
 
 _TAU_PROFILE = np.exp(np.linspace(-0.5, 0.5, 21))  # tau grid of each curve, relative to its free estimate
@@ -480,8 +470,6 @@ def analyze_population(
     results = {pid: refit_particle(pk, priors) if priors else pk for pid, pk in first.items()}
     trace_shape = None
     if s.fit_method == "trace" and s.model != "mono" and s.correct_bleaching and results:
-        from .refine import refine_population
-
         results, trace_shape = refine_population(results, informative)
     tables = [pk.table for pk in results.values() if len(pk.table)]
     if tables:

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ._meta import random_effects as _random_effects
 from .fits import exposure_factor
 
 __all__ = [
@@ -431,8 +432,6 @@ def population_shape(fits, *, floors: dict | None = None) -> ShapeHyper:
     ShapeHyper
         The weak default when fewer than 3 particles have a determined shape.
     """
-    from .population import _random_effects
-
     floors = {**_SHAPE_FLOORS, **(floors or {})}
     fits = [f for f in fits if f is not None and f.success]
     prior, n_used = {}, 0
