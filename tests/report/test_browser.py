@@ -103,7 +103,7 @@ def test_index_loads_and_links_to_the_reports(browser, report):
     page, errors = _open(browser, out / "index.html", "index.png")
     assert errors == []
     assert page.locator("#runs tr").count() == 3
-    link = page.locator("a[href='run/report.html']")
+    link = page.locator("a[href='./run/report.html']")  # links are relative ./… (issue 13)
     assert link.is_visible()
     link.click()
     page.wait_for_load_state("load")
