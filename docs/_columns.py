@@ -12,6 +12,7 @@ from __future__ import annotations
 from sphinx.pycode import ModuleAnalyzer
 
 from plscope import columns
+from plscope.tracking import SIZE_COLUMNS
 
 #: meaning of the column names (the unit is read from the name)
 MEANINGS: dict[str, str] = {
@@ -122,29 +123,8 @@ OTHER_TABLES: dict[str, tuple[str, ...]] = {
         "smooth_background_adu",
         "snr",
         "touches_border",
-        "size_err_nm",
-        "total_adu",
-        "size_fit_ok",
-        "near_diffraction_limit",
-        "side_px",
-        "side_err_px",
-        "x_err_px",
-        "y_err_px",
-        "total_err_adu",
-        "background_adu",
-        "psf_sigma_px",
-        "psf_sigma_fit_nm",
-        "chi2_red",
-        "n_fit_px",
-        "group_size",
-        "fit_message",
-        "equivalent_diameter_nm",
-        "aspect_ratio",
-        "orientation_deg",
-        "size_fallback",
-        "size_upper_bound_nm",
-        "side_long_nm",
-        "side_short_nm",
+        # the size fit's columns, as plscope.tracking defines them
+        *(c for c in SIZE_COLUMNS if c not in ("particle_id", "size_nm", "x_px", "y_px")),
         "snr_quality",
         "noise_adu",
         "blink_fraction",
