@@ -8,7 +8,12 @@ the summary's fits.
 
 from __future__ import annotations
 
+import hashlib
+import html
 import json
+import re
+import shlex
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -41,11 +46,12 @@ def saved(tmp_path_factory):
         json.loads((out / "summary.json").read_text()),
         pd.read_csv(out / "particles.csv", keep_default_na=False, na_values=[""]),
         pd.read_csv(out / "kinetics.csv"),
+        out,
     )
 
 
 def test_the_run_has_excluded_particles_and_one_used_column(saved):
-    summary, particles, kinetics = saved
+    summary, particles, kinetics, _ = saved
     excluded = particles["excluded"].fillna("").astype(str) != ""
     assert excluded.any() and summary["n_particles_excluded"] == int(excluded.sum())
     used = kinetics["used"].astype(bool)
@@ -55,7 +61,7 @@ def test_the_run_has_excluded_particles_and_one_used_column(saved):
 
 
 def test_figures_show_the_saved_numbers(saved):
-    summary, particles, kinetics = saved
+    summary, particles, kinetics, _ = saved
     fits = {"tau_pol_s": summary["tau_pol_size_fit"], "tau_rec_s": summary["tau_rec_size_fit"]}
     fig = figures.tau_vs_size(
         kinetics, particles, field_kV_per_cm=summary["tau_size_field_kV_per_cm"], fits=fits
@@ -89,3 +95,18 @@ def test_figures_show_the_saved_numbers(saved):
     assert fig.plscope_shown["n_rows"] == summary["n_rows_used"]
     assert fig.plscope_shown["slope"] == summary["ion_mobility_fit_cm2_per_Vs"]
     assert fig.plscope_shown["intercept"] == summary["ion_mobility_fit_intercept_nm_per_s"]
+
+
+def test_report_provenance_is_the_recorded_one(saved):
+    summary, _, _, out = saved
+    text = (out / "report.html").read_text(encoding="utf-8")
+    prov = json.loads((out / "provenance.json").read_text())
+    inputs = re.search(r'<table id="inputs".*?</table>', text, re.S).group(0)
+    assert prov["inputs"] and summary["provenance"]["inputs"] == prov["inputs"]
+    for path, rec in prov["inputs"].items():
+        # the checksum shown is that of the file itself (hashed here independently)
+        assert rec["sha256"] == hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        assert html.escape(path) in inputs and rec["sha256"] in inputs
+    block = re.search(r'<div id="provenance-run">(.*?)</div>', text, re.S).group(1)
+    assert prov["started_utc"] in block and html.escape(shlex.join(prov["command_line"])) in block
+    assert 'class="changed"' not in text  # default settings: nothing highlighted

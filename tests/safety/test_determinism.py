@@ -3,10 +3,15 @@
 Only provenance.json may differ (when and how the command was run), and
 plscope's ownership marker (a random id by design) and its lock file.
 ``summary.json`` carries the stable part of the provenance (versions,
-config, settings, input checksums).
+config, settings, input checksums). The report shows the date and the
+command line in one block, ``<div id="provenance-run">``; every other byte
+of it must be the same.
 """
 
 from __future__ import annotations
+
+import hashlib
+import re
 
 import pytest
 
@@ -16,10 +21,17 @@ from .helpers import run_cli, snapshot
 
 #: the only files allowed to differ between two runs of the same input
 VOLATILE = {"provenance.json", MARKER, LOCK}
+#: the report's block of dates and command lines (the only part of report.html that may differ)
+RUN_BLOCK = re.compile(r'<div id="provenance-run">.*?</div>', re.S)
 
 
 def _outputs(folder):
-    return {k: v for k, v in snapshot(folder).items() if k not in VOLATILE}
+    out = {k: v for k, v in snapshot(folder).items() if k not in VOLATILE}
+    report = (folder / "report.html").read_text(encoding="utf-8")
+    blocks = RUN_BLOCK.findall(report)
+    assert len(blocks) == 1 and "command-line" in blocks[0]
+    out["report.html"] = hashlib.sha256(RUN_BLOCK.sub("", report).encode()).hexdigest()
+    return out
 
 
 @pytest.mark.slow

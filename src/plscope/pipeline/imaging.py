@@ -494,7 +494,7 @@ def _write_results(result: RunResult, folder: Path, prov: dict[str, Any]) -> Non
         result.centroid_shift.to_csv(folder / "centroid_shift.csv", index=False)
     if result.population is not None:  # switching efficiency of every particle and cycle (Fig. 1d-e)
         result.population.se_cycles.to_csv(folder / "switching_efficiency_cycles.csv", index=False)
-    write_report(result, folder / "report.html")
+    write_report(result, folder / "report.html", provenance=prov)
     write_json(folder / "provenance.json", prov)
     write_json(folder / "summary.json", result.summary)  # last: marks the folder complete
 

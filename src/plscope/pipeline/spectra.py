@@ -661,7 +661,7 @@ def run_spectra(
             }
         ).to_csv(tmp / "particles.csv", index=False)
         pd.DataFrame(columns=list(KINETICS_SPEC_COLUMNS)).to_csv(tmp / "kinetics.csv", index=False)
-        (tmp / "report.html").write_text(render_spectra_report(result), encoding="utf-8")
+        (tmp / "report.html").write_text(render_spectra_report(result, provenance=prov), encoding="utf-8")
         write_json(tmp / "provenance.json", prov)
         write_json(tmp / "summary.json", summary)
     return result

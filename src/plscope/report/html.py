@@ -39,6 +39,7 @@ import pandas as pd
 
 from . import figures
 from .page import render_page
+from .provenance import provenance_section_html
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..results import RunResult
@@ -263,12 +264,19 @@ def _qc_banner(s: dict) -> str:
     return used
 
 
-def render_report(result: RunResult) -> str:
+def render_report(result: RunResult, *, provenance: dict | None = None) -> str:
     """Render the report of one imaging run as a self-contained HTML string.
 
     Uses ``result.population`` (a :class:`~plscope.kinetics.PopulationKinetics`)
     when present for the per-cycle switching efficiencies and the bleaching
     models; everything else comes from the result's tables.
+
+    Parameters
+    ----------
+    result : RunResult
+    provenance : dict, optional
+        The run's whole provenance record (``provenance.json``: with dates and
+        command lines); default: the stable part in ``summary["provenance"]``.
     """
     s = result.summary
     pop = getattr(result, "population", None)
@@ -468,18 +476,13 @@ def render_report(result: RunResult) -> str:
         parts.append("<h3>Kinetics</h3>")
         parts.append(kin.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="—"))
     parts.append("</div>")
-    prov = s.get("provenance") or {}
-    versions = prov.get("versions", {})
-    if versions:
-        parts.append(
-            "<p class='small'>" + html.escape(", ".join(f"{k} {v}" for k, v in versions.items())) + "</p>"
-        )
+    parts.append(provenance_section_html(provenance if provenance is not None else s.get("provenance")))
     body = "\n".join(parts)
     return render_page(html.unescape(title), body)
 
 
-def write_report(result: RunResult, path: str | os.PathLike) -> None:
+def write_report(result: RunResult, path: str | os.PathLike, *, provenance: dict | None = None) -> None:
     """Write :func:`render_report` to ``path``."""
-    text = render_report(result)
+    text = render_report(result, provenance=provenance)
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)

@@ -12,7 +12,7 @@ from functools import cache
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 from markupsafe import Markup
 
-__all__ = ["css", "render_page"]
+__all__ = ["css", "render_fragment", "render_page"]
 
 
 @cache
@@ -55,3 +55,16 @@ def render_page(title: str, body_html: str) -> str:
     True
     """
     return _template("page.html.j2").render(title=title, css=Markup(css()), body=Markup(body_html))
+
+
+def render_fragment(name: str, **context) -> str:
+    """An HTML fragment from the template ``templates/<name>`` (every value autoescaped).
+
+    Parameters
+    ----------
+    name : str
+        Template file name, e.g. ``"provenance.html.j2"``.
+    **context
+        The template's variables (plain values; markup only as :class:`markupsafe.Markup`).
+    """
+    return _template(name).render(**context)

@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .page import render_page
+from .provenance import provenance_section_html
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..results import SpectraResult
@@ -419,8 +420,9 @@ def spectra_section_html(result: SpectraResult) -> str:
     return "\n".join(parts)
 
 
-def render_spectra_report(result: SpectraResult) -> str:
-    """A whole self-contained HTML page for a spectra-only run."""
+def render_spectra_report(result: SpectraResult, *, provenance: dict | None = None) -> str:
+    """A whole self-contained HTML page for a spectra-only run (``provenance``: as in
+    :func:`plscope.report.render_report`)."""
     s = result.summary
     name = s.get("sample") or str(s.get("run", ""))
     title = f"plscope report — {html.escape(str(name))}"
@@ -443,6 +445,8 @@ def render_spectra_report(result: SpectraResult) -> str:
     warns = "".join(f"<div class='warn'>{html.escape(str(w))}</div>" for w in s.get("warnings", []))
     body = (
         f"<h1>{title}</h1><p class='small'>run folder: {html.escape(str(s.get('run', '')))}</p>"
-        f"<h2>Summary</h2><table id='summary'>{table}</table>{warns}" + spectra_section_html(result)
+        f"<h2>Summary</h2><table id='summary'>{table}</table>{warns}"
+        + spectra_section_html(result)
+        + provenance_section_html(provenance if provenance is not None else s.get("provenance"))
     )
     return render_page(html.unescape(title), body)
