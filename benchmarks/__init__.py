@@ -1,0 +1,1 @@
+"""plscope's benchmarks: ``python -m benchmarks`` runs the suite (see benchmarks/README.md)."""
