@@ -425,14 +425,8 @@ class _ClusterContext:
             )
             self.client = Client(self.cluster)
         elif sched == "slurm":
-            try:
-                from dask_jobqueue import SLURMCluster
-            except ImportError:
-                raise PlscopeError(
-                    "--scheduler slurm needs dask-jobqueue (pip install dask-jobqueue) "
-                    "and the site's jobqueue configuration"
-                ) from None
-            self.cluster = SLURMCluster()
+            self.cluster = _slurm_cluster()
+            _check_slurm_job(self.cluster)
             self.cluster.scale(jobs=self.workers or 1)
             self.client = Client(self.cluster)
         else:
@@ -451,6 +445,68 @@ class _ClusterContext:
             if self.cluster is not None:
                 self.cluster.close()
         return False
+
+
+#: plscope's values for a SLURM job where the site's dask-jobqueue configuration leaves them unset
+SLURM_DEFAULTS = {"cores": 1, "memory": "4GiB"}
+
+
+def _slurm_cluster():
+    """A dask-jobqueue ``SLURMCluster`` from the site's configuration (``jobqueue.slurm``).
+
+    What the configuration leaves unset gets plscope's values: ``cores`` and
+    ``memory`` per job from :data:`SLURM_DEFAULTS`, one single-threaded worker
+    process per core (runs are the parallel unit; a run's own graph is
+    synchronous, as on the local cluster) and the dashboard on any free port.
+    Queue, account, walltime, interface, log directory, ... come from the
+    configuration (``~/.config/dask/jobqueue.yaml`` or ``DASK_JOBQUEUE__SLURM__*``
+    variables); the workers run this Python (``sys.executable``) unless it sets ``python``.
+    """
+    import dask
+
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError:
+        raise PlscopeError(
+            '--scheduler slurm needs dask-jobqueue (pip install "plscope[slurm]") '
+            "and the site's jobqueue configuration"
+        ) from None
+    conf = dask.config.get("jobqueue.slurm", default={}) or {}
+    kwargs: dict[str, Any] = {k: v for k, v in SLURM_DEFAULTS.items() if conf.get(k) is None}
+    if conf.get("processes") is None:
+        kwargs["processes"] = conf.get("cores") or SLURM_DEFAULTS["cores"]
+    kwargs["scheduler_options"] = {"dashboard_address": ":0", **(conf.get("scheduler-options") or {})}
+    return SLURMCluster(**kwargs)
+
+
+def _check_slurm_job(cluster) -> None:
+    """``sbatch --test-only`` the worker job: one Slurm would reject is an error now.
+
+    dask-jobqueue submits jobs in the background and only logs a refused
+    submission (say, more memory than any node has), which would leave the
+    batch waiting for workers forever. Nothing is submitted here.
+    """
+    import shlex
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", prefix="plscope-slurm-", suffix=".sh") as fh:
+        fh.write(cluster.job_script())
+        fh.flush()
+        cmd = [*shlex.split(cluster.job_cls.submit_command), "--test-only", fh.name]
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        except FileNotFoundError:
+            raise PlscopeError(
+                f"--scheduler slurm: {cmd[0]} not found (not a Slurm login node?); the previous index was kept"
+            ) from None
+    if res.returncode != 0:
+        why = "; ".join(line.strip() for line in (res.stderr or res.stdout).splitlines() if line.strip())
+        raise PlscopeError(
+            f"--scheduler slurm: Slurm refuses the worker job ({why or f'exit code {res.returncode}'}); "
+            "check the jobqueue.slurm configuration (queue, memory, walltime, account); "
+            "the previous index was kept"
+        )
 
 
 # --------------------------------------------------------------------------
