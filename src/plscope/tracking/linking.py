@@ -27,6 +27,7 @@ import pandas as pd
 
 from ..errors import PlscopeError
 from .detect import robust_std
+from .quality import without_attrs
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,32 @@ def _noise(values: np.ndarray) -> float:
     return robust_std(np.diff(v)) / np.sqrt(2.0)
 
 
+def _needs_linking(
+    feats: pd.DataFrame, index: np.ndarray, n_ids: int, *, search_range_px: float, memory: int
+) -> np.ndarray:
+    """Which particles' located centroids trackpy must link (bool per particle index).
+
+    A particle is on its own island with at most one feature per frame; when
+    every step between its consecutive located frames is shorter than the
+    search range and skips at most ``memory`` frames, trackpy links each
+    feature to the one trajectory there (its last position is the only
+    candidate and is in range), so the particle forms exactly one trajectory
+    and linking it changes nothing. The margins are conservative (1e-6 of the
+    range; ``memory`` frames, not ``memory + 1``): borderline particles go
+    to trackpy.
+    """
+    frame = feats["frame"].to_numpy(np.int64)
+    order = np.lexsort((frame, index))
+    k, fr = index[order], frame[order]
+    x, y = feats["x_px"].to_numpy(float)[order], feats["y_px"].to_numpy(float)[order]
+    same = k[1:] == k[:-1]
+    step = np.hypot(np.diff(x), np.diff(y))
+    bad = same & ~((step < search_range_px * (1.0 - 1e-6)) & (np.diff(fr) <= int(memory)))
+    hard = np.zeros(n_ids, bool)
+    hard[k[1:][bad]] = True
+    return hard
+
+
 def link_particle_centroids(
     traces: pd.DataFrame, *, search_range_px: float = 1.5, memory: int = 5, min_snr: float = 3.0
 ) -> pd.DataFrame:
@@ -167,7 +194,7 @@ def link_particle_centroids(
         ``jitter_px`` (robust std of the drift-corrected centroid, both axes).
     """
     _need(traces, ("frame", "particle_id", "intensity", "x_px", "y_px"), "traces")
-    t = traces
+    t = without_attrs(traces)
     x = t["x_px"].to_numpy(float)
     y = t["y_px"].to_numpy(float)
     if "drift_x_px" in t.columns:
@@ -186,20 +213,26 @@ def link_particle_centroids(
     located = (work["intensity"] > min_snr * noise) & np.isfinite(work["x_px"]) & np.isfinite(work["y_px"])
     feats = work[located]
     n_frames = int(work["frame"].nunique())
-    # one linking call for all particles: each particle on its own far-away island
     ids, index = np.unique(feats["particle_id"].to_numpy(), return_inverse=True)
-    span = float(np.nanmax(np.abs(feats[["x_px", "y_px"]].to_numpy()))) if len(feats) else 0.0
-    island = 4.0 * (span + 10.0 * search_range_px + 10.0)
-    shifted = pd.DataFrame(
-        {
-            "frame": feats["frame"].to_numpy(),
-            "x_px": feats["x_px"].to_numpy() + island * index,
-            "y_px": feats["y_px"].to_numpy(),
-            "k": index,
-        }
-    )
-    linked = link_features(shifted, search_range_px=search_range_px, memory=memory)
-    n_tracks = linked.groupby("k")["track_id"].nunique()
+    n_tracks = pd.Series(1, index=np.arange(ids.size), dtype=np.int64)
+    hard = _needs_linking(feats, index, ids.size, search_range_px=search_range_px, memory=memory)
+    if hard.any():
+        # one linking call for the particles whose centroids jump or vanish for long: each on
+        # its own far-away island (the others form one trajectory each, see _needs_linking)
+        sub = hard[index]
+        f_hard, k_hard = feats[sub], index[sub]
+        span = float(np.nanmax(np.abs(f_hard[["x_px", "y_px"]].to_numpy())))
+        island = 4.0 * (span + 10.0 * search_range_px + 10.0)
+        shifted = pd.DataFrame(
+            {
+                "frame": f_hard["frame"].to_numpy(),
+                "x_px": f_hard["x_px"].to_numpy() + island * k_hard,
+                "y_px": f_hard["y_px"].to_numpy(),
+                "k": k_hard,
+            }
+        )
+        linked = link_features(shifted, search_range_px=search_range_px, memory=memory)
+        n_tracks.update(linked.groupby("k")["track_id"].nunique())
     rows = []
     for k, f in feats.groupby(index, sort=True):
         frames = np.sort(f["frame"].to_numpy())

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 from scipy import ndimage
@@ -52,10 +53,67 @@ QUALITY_COLUMNS: tuple[str, ...] = (
 )
 
 
+def without_attrs(table: pd.DataFrame) -> pd.DataFrame:
+    """A shallow copy of ``table`` with empty ``attrs``.
+
+    pandas deep-copies ``DataFrame.attrs`` into the result of every
+    operation (column access, groupby, sort); the traces table carries
+    per-particle dictionaries there, which made per-particle loops over it
+    spend most of their time copying them.
+    """
+    if not table.attrs:
+        return table
+    out = table.copy(deep=False)
+    out.attrs = {}
+    return out
+
+
 def _runs(mask: np.ndarray) -> int:
     """Number of runs of True."""
     m = np.asarray(mask, bool)
     return int(np.count_nonzero(m[1:] & ~m[:-1]) + (1 if m.size and m[0] else 0))
+
+
+@numba.njit(cache=True, nogil=True)
+def _blink_states(yf: np.ndarray, step: float, blink_drop: float) -> np.ndarray:  # pragma: no cover (numba)
+    """The sequential on/off classifier of :func:`blink_mask` (numba: one pass, no Python per frame)."""
+    n = yf.size
+    out = np.zeros(n, np.bool_)
+    if n == 0:
+        return out
+    off = False
+    level_left = 0.0
+    # the last two on-frames (``last_on[-2:]``); n_on counts them up to 2
+    on1 = yf[0]  # most recent
+    on0 = 0.0
+    n_on = 1
+    off_values = np.empty(n)
+    n_off = 0
+    for k in range(1, n):
+        v = yf[k]
+        if not off:
+            ref = on1 if n_on == 1 else max(on0, on1)
+            if ref > 0 and v < ref - max(step, blink_drop * ref):
+                off, level_left = True, ref
+                off_values[0] = v
+                n_off = 1
+                out[k] = True
+            else:
+                on0, on1 = on1, v
+                n_on = min(n_on + 1, 2)
+        else:
+            prev = off_values[n_off - 1]
+            off_level = np.median(off_values[:n_off])
+            rise = v - prev > max(step, blink_drop * level_left)
+            if rise or v > 0.5 * (off_level + level_left):
+                off = False
+                on1 = v  # the level may have changed meanwhile (field, bleaching)
+                n_on = 1
+            else:
+                off_values[n_off] = v
+                n_off += 1
+                out[k] = True
+    return out
 
 
 def blink_mask(
@@ -106,29 +164,7 @@ def blink_mask(
     if not np.isfinite(noise):
         noise = 0.0
     step = blink_sigma * noise * np.sqrt(2.0)
-    last_on = [float(yf[0])]
-    off = False
-    level_left = 0.0
-    off_values: list[float] = []
-    for k in range(1, yf.size):
-        v = float(yf[k])
-        if not off:
-            ref = max(last_on[-2:])
-            if ref > 0 and v < ref - max(step, blink_drop * ref):
-                off, level_left, off_values = True, ref, [v]
-                out[k] = True
-            else:
-                last_on.append(v)
-        else:
-            prev = off_values[-1]
-            off_level = float(np.median(off_values))
-            rise = v - prev > max(step, blink_drop * level_left)
-            if rise or v > 0.5 * (off_level + level_left):
-                off = False
-                last_on = [v]  # the level may have changed meanwhile (field, bleaching)
-            else:
-                off_values.append(v)
-                out[k] = True
+    out[:] = _blink_states(yf, float(step), float(blink_drop))
     env = ndimage.percentile_filter(yf, 90, size=4 * max(3, int(window_frames)) + 1, mode="nearest")
     out |= yf < dark_level * env
     return out & ok
@@ -211,6 +247,7 @@ def quality_flags(
     t = np.asarray(frame_time_s, float)[frames] if frame_time_s is not None else frames.astype(float)
     sat = saturation_adu if saturation_adu is not None else traces.attrs.get("saturation_adu")
     masked_attr = traces.attrs.get("annulus_masked_fraction", {}) or {}
+    traces = without_attrs(traces)  # pandas deep-copies attrs on every operation
     border = {}
     extra_reasons: dict[Any, list[str]] = {}
     if particles is not None:
