@@ -27,8 +27,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .config import AnalysisSettings, load_experiment
+from .config._base import load_toml
 from .errors import RunFolderError
 from .pipeline import analyze_extraction, analyze_imaging, run_imaging
+from .pipeline import reanalyze as pipeline_reanalyze
+from .pipeline.imaging import stored_settings
 from .pipeline.output import AtomicOutputDir
 from .pipeline.spectra import analyze_spectra
 from .report import figures
@@ -129,7 +132,11 @@ class Results:
 
 
 def _settings(settings: SettingsLike, base: AnalysisSettings | None = None) -> AnalysisSettings:
-    """Settings from settings, a (partial, nested) mapping over ``base``, or a TOML path."""
+    """Settings from settings, or a (partial, nested) mapping or TOML file over ``base``.
+
+    Keys a mapping or a file leaves out keep their value in ``base`` (the
+    defaults when ``base`` is None).
+    """
     if settings is None:
         return base or AnalysisSettings()
     if isinstance(settings, AnalysisSettings):
@@ -137,7 +144,10 @@ def _settings(settings: SettingsLike, base: AnalysisSettings | None = None) -> A
     if isinstance(settings, Mapping):
         merged = _merge((base or AnalysisSettings()).to_dict(), settings)
         return AnalysisSettings.from_dict(merged, source="settings")
-    return AnalysisSettings.from_toml(settings)
+    if base is None:
+        return AnalysisSettings.from_toml(settings)
+    merged = _merge(base.to_dict(), load_toml(settings, what="settings file"))
+    return AnalysisSettings.from_dict(merged, source=settings)
 
 
 def _merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -277,25 +287,50 @@ def load(out_dir: str | os.PathLike) -> Results:
 
 
 def reanalyze(
-    results: Results | str | os.PathLike, *, settings: SettingsLike = None, **changes: Any
+    results: Results | str | os.PathLike,
+    *,
+    settings: SettingsLike = None,
+    out: str | os.PathLike | None = None,
+    command_line: Sequence[str] | None = None,
+    **changes: Any,
 ) -> Results:
-    """Redo the kinetics and summary with other settings, from the stored traces (in memory).
+    """Redo the kinetics and summary from the stored traces, keeping the settings unless told otherwise.
+
+    The stack is not read. Settings not given keep the values the results
+    were last analysed with (never reset to the defaults).
 
     Parameters
     ----------
     results : Results or path-like
         An imaging result (from :func:`analyze` or :func:`load`) or a results folder.
     settings : AnalysisSettings, mapping or path-like, optional
-        New settings (default: those of ``results``).
+        New settings; a mapping or a settings TOML file changes only the keys
+        it names (default: the settings of ``results``).
+    out : path-like, optional
+        Write the re-analysis (what ``plscope reanalyze`` does): the results
+        folder itself (plscope's files there are replaced atomically, files
+        you added are kept) or a new folder beside it, in which case the
+        results folder is only read. The rules of ``plscope run --out``
+        apply: never into an input, never over files plscope did not write.
+        Default: nothing is written.
+    command_line : sequence of str, optional
+        Recorded in the provenance when ``out`` is given.
     **changes : mapping
         Changed sections over those settings, e.g. ``kinetics={"n_bootstrap": 500}``.
 
     Returns
     -------
     Results
-        ``changes`` lists the settings that differ.  Nothing is written (use
-        ``plscope reanalyze`` to rewrite a results folder).
+        ``changes`` lists the settings that differ (and, when written, the
+        summary values that changed, also recorded in ``provenance.json``).
+
+    Examples
+    --------
+    >>> again = plscope.reanalyze("results/demo", kinetics={"model": "mono"})          # doctest: +SKIP
+    >>> plscope.reanalyze("results/demo", out="results/demo_mono", kinetics={"model": "mono"})  # doctest: +SKIP
     """
+    if out is not None:
+        return _reanalyze_to(results, out, settings, changes, command_line)
     if not isinstance(results, Results):
         results = load(results)
     if results.extraction is None:
@@ -303,9 +338,9 @@ def reanalyze(
     new = _settings(settings, base=results.settings)
     if changes:
         new = _settings(changes, base=new)
-    out = _from_run(analyze_extraction(results.extraction, new), new, None)
+    res = _from_run(analyze_extraction(results.extraction, new), new, None)
     old, now = results.settings.to_dict(), new.to_dict()
-    out.changes = {
+    res.changes = {
         "settings": {
             f"{sec}.{k}": [old[sec].get(k), v]
             for sec in now
@@ -313,7 +348,29 @@ def reanalyze(
             if old.get(sec, {}).get(k) != v
         }
     }
-    return out
+    return res
+
+
+def _reanalyze_to(
+    results: Results | str | os.PathLike,
+    out: str | os.PathLike,
+    settings: SettingsLike,
+    changes: Mapping[str, Any],
+    command_line: Sequence[str] | None,
+) -> Results:
+    """:func:`reanalyze` written to ``out`` from a results folder (the pipeline's atomic rewrite)."""
+    folder = results.out_dir if isinstance(results, Results) else Path(results)
+    if folder is None:
+        raise RunFolderError("results", "writing a re-analysis needs a results folder (plscope.load one)")
+    new: AnalysisSettings | None = None  # None: the pipeline keeps the stored settings
+    if settings is not None or changes:
+        new = _settings(settings, base=stored_settings(folder))
+        if changes:
+            new = _settings(changes, base=new)
+    run, diff = pipeline_reanalyze(folder, new, command_line=command_line, to=out)
+    res = _from_run(run, run.settings or new or AnalysisSettings(), Path(out))
+    res.changes = diff
+    return res
 
 
 def simulate(

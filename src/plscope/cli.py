@@ -17,24 +17,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .errors import PlscopeError
 
 logger = logging.getLogger("plscope")
-
-#: nuisance switches of the simulator (kept here so that --help needs no heavy import)
-_NUISANCES = (
-    "camera_offset",
-    "noise",
-    "drift",
-    "blinking",
-    "bleaching",
-    "daq_lead",
-    "extra_ttl",
-    "voltage_noise",
-    "aux_channel",
-)
 
 #: exit codes
 EXIT_OK = 0
@@ -84,6 +72,56 @@ def _shape(text: str) -> tuple[int, int]:
     return rows, cols
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in ``--help``: ``(default: X)`` unless the help already says it.
+
+    Flags (off unless given), required options and options whose absence has
+    a meaning of its own (said in their help) are left alone.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            "default" in text.lower()
+            or action.default in (None, False, argparse.SUPPRESS)
+            or action.required
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _command(sub, common, name: str, *, help: str, description: str) -> argparse.ArgumentParser:
+    """One sub-command's parser (shared options, defaults shown in ``--help``)."""
+    return sub.add_parser(
+        name, parents=[common], help=help, description=description, formatter_class=_HelpFormatter
+    )
+
+
+def _add_out(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder (created; plscope replaces only the files it wrote there)",
+    )
+
+
+def _add_progress(cmd: argparse.ArgumentParser) -> None:
+    group = cmd.add_mutually_exclusive_group()
+    group.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_const",
+        const=True,
+        default=None,
+        help="progress bars on stderr even when it is not a terminal (default: only on a terminal)",
+    )
+    group.add_argument(
+        "--no-progress", dest="progress", action="store_const", const=False, help="no progress bars"
+    )
+
+
 def _build_parser() -> argparse.ArgumentParser:
     # -v/-q are accepted before or after the command name
     common = argparse.ArgumentParser(add_help=False)
@@ -99,35 +137,49 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"plscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (
+        _add_run_parser,
+        _add_batch_parser,
+        _add_calibrate_parser,
+        _add_reanalyze_parser,
+        _add_inspect_parser,
+        _add_init_parser,
+        _add_config_parser,
+        _add_simulate_parser,
+        _add_detector_parsers,
+    ):
+        add(sub, common)
+    return parser
 
-    run = sub.add_parser(
+
+def _add_run_parser(sub, common) -> None:
+    run = _command(
+        sub,
+        common,
         "run",
-        parents=[common],
         help="analyse one run folder",
         description="Analyse one run folder (experiment.toml + movie + DAQ log) "
         "and write summary.json, particles.csv, kinetics.csv and report.html.",
     )
     run.add_argument("run_dir", type=Path, help="run folder holding experiment.toml")
-    run.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        help="output folder (created; plscope replaces only the files it wrote there)",
-    )
+    _add_out(run)
     run.add_argument(
         "--config",
         type=Path,
         metavar="SETTINGS.toml",
-        help="analysis settings (see `plscope config --print-defaults`)",
+        help="analysis settings (default: the defaults, see `plscope config --print-defaults`)",
     )
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_progress(run)
 
-    bat = sub.add_parser(
+
+def _add_batch_parser(sub, common) -> None:
+    bat = _command(
+        sub,
+        common,
         "batch",
-        parents=[common],
         help="analyse every run folder under a root, in parallel",
-        description="Find every run folder (a folder with experiment.toml) under ROOT, analyse "
-        "them in parallel on a Dask cluster, and write OUT/<run>/ for each plus OUT/index.html "
+        description="Find every run folder (a folder with experiment.toml or detector.toml) under ROOT, "
+        "analyse them in parallel on a Dask cluster, and write OUT/<run>/ for each plus OUT/index.html "
         "and OUT/batch.csv. Exit 0 when all succeeded, 1 when any failed.",
     )
     bat.add_argument("root", type=Path, help="folder to search for run folders")
@@ -136,17 +188,24 @@ def _build_parser() -> argparse.ArgumentParser:
         "--scheduler",
         default="local",
         metavar="local|slurm|ADDRESS",
-        help="'local' (default: an embedded LocalCluster), 'slurm' (dask-jobqueue with the "
+        help="'local' (an embedded LocalCluster), 'slurm' (dask-jobqueue with the "
         "site's configuration) or the address of a running scheduler, e.g. tcp://host:8786",
     )
-    bat.add_argument("--workers", type=int, help="worker processes (local) or SLURM jobs")
+    bat.add_argument(
+        "--workers", type=int, help="worker processes (local) or SLURM jobs (default: one per core, local)"
+    )
     bat.add_argument("--force", action="store_true", help="redo runs whose inputs and settings are unchanged")
-    bat.add_argument("--config", type=Path, metavar="SETTINGS.toml", help="analysis settings")
-    bat.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bat.add_argument(
+        "--config", type=Path, metavar="SETTINGS.toml", help="analysis settings (default: the defaults)"
+    )
+    _add_progress(bat)
 
-    cal = sub.add_parser(
+
+def _add_calibrate_parser(sub, common) -> None:
+    cal = _command(
+        sub,
+        common,
         "calibrate",
-        parents=[common],
         help="pixel -> wavelength calibration from a lamp spectrum",
         description="Find the lamp peaks, match them to known lines, fit the dispersion "
         "polynomial and write {dispersion_nm, rms_nm, lines} as JSON.",
@@ -163,32 +222,48 @@ def _build_parser() -> argparse.ArgumentParser:
         type=_float_list,
         metavar="C0,C1",
         help="rough dispersion: wavelength of pixel 0 and nm per pixel (write --guess=-5,0.1 "
-        "for negative values)",
+        "for negative values; default: none, needed for long line lists)",
     )
-    cal.add_argument("--pixel-column", help="name or 0-based index of the pixel column")
-    cal.add_argument("--counts-column", help="name or 0-based index of the counts column")
-    cal.add_argument("--lines-column", help="name or 0-based index of the wavelength column in LINES_CSV")
-    cal.add_argument("--min-intensity", type=float, help="ignore known lines weaker than this")
+    for what in ("pixel", "counts"):
+        cal.add_argument(
+            f"--{what}-column",
+            help=f"name or 0-based index of the {what} column (default: found from the header)",
+        )
+    cal.add_argument(
+        "--lines-column",
+        help="name or 0-based index of the wavelength column in LINES_CSV (default: found from the header)",
+    )
+    cal.add_argument(
+        "--min-intensity", type=float, help="ignore known lines weaker than this (default: none)"
+    )
     cal.add_argument("--order", type=int, help="polynomial order (default: chosen from the data)")
-    cal.add_argument("--max-order", type=int, default=3, help="highest order tried (default 3)")
+    cal.add_argument("--max-order", type=int, default=3, help="highest order tried")
     cal.add_argument(
         "--saturation",
         default="auto",
         metavar="auto|none|COUNTS",
         help="saturation level: detected (auto), none, or a count value",
     )
-    cal.add_argument("--min-snr", type=float, default=8.0, help="lamp peak detection threshold (default 8)")
+    cal.add_argument("--min-snr", type=float, default=8.0, help="lamp peak detection threshold")
 
-    rea = sub.add_parser(
+
+def _add_reanalyze_parser(sub, common) -> None:
+    rea = _command(
+        sub,
+        common,
         "reanalyze",
-        parents=[common],
         help="recompute kinetics and report from stored traces",
         description="Recompute kinetics, summary and report of an output folder from the "
-        "traces stored in it, without reading the stack; provenance.json records what changed.",
+        "traces stored in it, without reading the stack, with the settings it was last analysed "
+        "with unless --config changes some; provenance.json records what changed.",
     )
     rea.add_argument("out_dir", type=Path, help="an output folder written by `plscope run`")
     rea.add_argument(
-        "--config", type=Path, metavar="SETTINGS.toml", help="analysis settings (default: defaults)"
+        "--config",
+        type=Path,
+        metavar="SETTINGS.toml",
+        help="settings to change; keys left out keep the values OUT_DIR was last analysed with "
+        "(default: all kept, from OUT_DIR/provenance.json)",
     )
     rea.add_argument(
         "--out",
@@ -198,9 +273,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "default: replace plscope's files in OUT_DIR (files you added there are kept)",
     )
 
-    ins = sub.add_parser(
+
+def _add_inspect_parser(sub, common) -> None:
+    ins = _command(
+        sub,
+        common,
         "inspect",
-        parents=[common],
         help="list what a movie or DAQ log holds",
         description="Movie: shape, axes, pixel type, pixel size, timing metadata, wavelength axis "
         "(or the axes of a multi-dimensional file and the choice it needs). DAQ log: channels "
@@ -215,9 +293,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     ins.add_argument("--json", action="store_true", help="print the description as JSON")
 
-    ini = sub.add_parser(
+
+def _add_init_parser(sub, common) -> None:
+    ini = _command(
+        sub,
+        common,
         "init",
-        parents=[common],
         help="write a commented experiment.toml for a run folder",
         description="Write RUN_DIR/experiment.toml from the files found there (movie, spectra, DAQ "
         "channels, lamp, calibration.json); values only you know are marked REQUIRED. "
@@ -225,9 +306,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     ini.add_argument("run_dir", type=Path, help="the run folder")
 
-    conf = sub.add_parser(
+
+def _add_config_parser(sub, common) -> None:
+    conf = _command(
+        sub,
+        common,
         "config",
-        parents=[common],
         help="print or check configuration files",
         description="Print the documented defaults or check a configuration file: analysis "
         "settings, experiment.toml or detector.toml (told by the file name, or --kind). "
@@ -249,117 +333,187 @@ def _build_parser() -> argparse.ArgumentParser:
         help="kind of the --check file (default: from its name; settings otherwise)",
     )
 
-    sim = sub.add_parser(
+
+#: simulate's options: (flag, simulator field, type, metavar, help); defaults come from plscope.config.simulation
+_SIM_OPTIONS: tuple[tuple[str, str, Any, str | None, str], ...] = (
+    ("--particles", "n_particles", int, None, "number of particles"),
+    ("--fields", "fields_kV_per_cm", _float_list, "E1,E2,...", "field levels in kV/cm, in the order applied"),
+    ("--cycles", "cycles_per_level", int, None, "cycles per field level"),
+    ("--period", "period_s", float, None, "square-wave period in s"),
+    ("--frame-rate", "frame_rate_hz", float, None, "camera frame rate in Hz"),
+    ("--mobility", "mobility_cm2_per_Vs", float, None, "mean ion mobility in cm^2/(V s)"),
+    ("--temperature", "temperature_K", float, None, "temperature in K"),
+    ("--shape", "image_shape", _shape, "ROWSxCOLS", "image size in pixels"),
+    ("--size-range", "size_range_nm", _float_list, "MIN,MAX", "particle side lengths in nm"),
+    ("--pixel-size", "pixel_size_nm", float, None, "pixel size in the sample plane, nm"),
+    ("--psf-sigma", "psf_sigma_nm", float, None, "PSF standard deviation, nm"),
+    ("--exposure", "exposure_s", float, None, "exposure time per frame, s"),
+    ("--calibration", "calibration", None, None, "--spectral: calibrate from a lamp spectrum or give coefficients"),
+    ("--shift-slope", "shift_slope_nm_per_kV_per_cm", float, "NM_PER_KV_PER_CM",
+     "--spectral: peak shift per field, nm per kV/cm (negative: blue shift)"),
+)  # fmt: skip
+
+
+def _sim_fields() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The imaging and spectral simulators' fields (declared once in plscope.config.simulation)."""
+    from .config._base import fields_of
+    from .config.simulation import ImagingSimFields, SpectralSimFields
+
+    return fields_of(ImagingSimFields), fields_of(SpectralSimFields)
+
+
+def _nuisances(fields: dict[str, Any]) -> tuple[str, ...]:
+    """The boolean nuisance switches among a simulator's fields."""
+    return tuple(k for k, f in fields.items() if (f.description or "").startswith("nuisance:"))
+
+
+def _shown(value: Any) -> str:
+    """A default as it is typed on the command line (``90,110,130``, ``160x160``, ``2.56e-10``)."""
+    if isinstance(value, tuple):
+        sep = "x" if all(isinstance(v, int) for v in value) else ","
+        return sep.join(_shown(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _sim_default(name: str, imaging: dict[str, Any], spectral: dict[str, Any]) -> str:
+    """``(default: …)`` of a simulator option: the imaging and the spectral default where they differ."""
+    a = _shown(imaging[name].default) if name in imaging else None
+    b = _shown(spectral[name].default) if name in spectral else None
+    if a is None or b is None or a == b:
+        return f"(default: {a or b})"
+    return f"(default: {a}; {b} with --spectral)"
+
+
+def _add_simulate_parser(sub, common) -> None:
+    imaging, spectral = _sim_fields()
+    sim = _command(
+        sub,
+        common,
         "simulate",
-        parents=[common],
         help="write a simulated run folder with ground truth",
         description="Write a simulated imaging run folder (movie.tif, daq.csv, "
         "experiment.toml) plus ground_truth.json, with the physics of "
         "Chem. Sci. 2025, 16, 22417 and the nuisances of real rigs.",
     )
     sim.add_argument("out_dir", type=Path, help="folder to write (created)")
-    sim.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    sim.add_argument("--particles", type=int, help="number of particles")
-    sim.add_argument(
-        "--fields",
-        type=_float_list,
-        metavar="E1,E2,...",
-        help="field levels in kV/cm, in the order applied (default 90,110,130)",
-    )
-    sim.add_argument("--cycles", type=int, help="cycles per field level")
-    sim.add_argument("--period", type=float, help="square-wave period in s")
-    sim.add_argument("--frame-rate", type=float, help="camera frame rate in Hz")
-    sim.add_argument("--mobility", type=float, help="mean ion mobility in cm^2/(V s)")
-    sim.add_argument("--temperature", type=float, help="temperature in K")
-    sim.add_argument("--shape", type=_shape, metavar="ROWSxCOLS", help="image size in pixels")
-    sim.add_argument(
-        "--size-range",
-        type=_float_list,
-        metavar="MIN,MAX",
-        help="particle side lengths in nm (default 400,1300)",
-    )
-    sim.add_argument("--pixel-size", type=float, help="pixel size in the sample plane, nm")
-    sim.add_argument("--psf-sigma", type=float, help="PSF standard deviation, nm")
-    sim.add_argument("--exposure", type=float, help="exposure time per frame, s")
+    sim.add_argument("--seed", type=int, default=0, help="random seed")
+    for flag, name, kind, metavar, text in _SIM_OPTIONS:
+        extra: dict[str, Any] = {"choices": ("lamp", "coefficients")} if kind is None else {"type": kind}
+        sim.add_argument(
+            flag,
+            dest=name,
+            metavar=metavar or flag[2:].upper().replace("-", "_"),
+            help=f"{text} {_sim_default(name, imaging, spectral)}",
+            **extra,
+        )
     sim.add_argument(
         "--spectral",
         action="store_true",
         help="write a spectral run (spectrograph frames, lamp spectrum, DAQ log) instead of a movie",
     )
     sim.add_argument(
-        "--calibration",
-        choices=("lamp", "coefficients"),
-        help="--spectral: calibrate from a lamp spectrum (default) or give dispersion coefficients",
-    )
-    sim.add_argument(
-        "--shift-slope",
-        type=float,
-        metavar="NM_PER_KV_PER_CM",
-        help="--spectral: peak shift per field, nm per kV/cm (negative: blue shift)",
-    )
-    sim.add_argument(
         "--clean",
         action="store_true",
         help="switch every nuisance off (noise, drift, blinking, bleaching, DAQ quirks)",
     )
-    for name in _NUISANCES:
-        flag = name.replace("_", "-")
-        sim.add_argument(f"--no-{flag}", action="store_true", help=f"switch the {name.replace('_', ' ')} off")
+    for name in _nuisances(imaging):
+        sim.add_argument(
+            f"--no-{name.replace('_', '-')}",
+            dest=f"no_{name}",
+            action="store_true",
+            help=f"switch the {name.replace('_', ' ')} off",
+        )
+    _add_progress(sim)
     sim.add_argument(
         "--detector", action="store_true", help="write a detector run folder instead (see simulate-detector)"
     )
-    _add_detector_parsers(sub, common)
-    return parser
 
 
 def _add_detector_parsers(sub, common) -> None:
-    det = sub.add_parser(
+    det = _command(
+        sub,
+        common,
         "detector",
-        parents=[common],
         help="figures of merit of a photodetector run folder (detector.toml + electrometer logs)",
         description="Analyse a detector run folder (detector.toml + current logs and sweeps) and write "
         "detector_summary.json, pyro_pulses.csv, xray_dose_rates.csv, provenance.json and report.html.",
     )
     det.add_argument("run_dir", type=Path, help="run folder holding detector.toml")
-    det.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        help="output folder (created; plscope replaces only the files it wrote there)",
-    )
-    sdet = sub.add_parser(
+    _add_out(det)
+    sdet = _command(
+        sub,
+        common,
         "simulate-detector",
-        parents=[common],
         help="write a simulated detector run folder with ground truth",
         description="Write a simulated detector run folder (CY-I of J. Mater. Chem. C 2025, 13, 12685 by "
         "default): pyroelectric pulses, X-ray on/off records at five dose rates, I-V and Hecht sweeps, "
         "dark drift and stability records, detector.toml and ground_truth.json.",
     )
     sdet.add_argument("out_dir", type=Path, help="folder to write (created)")
-    sdet.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sdet.add_argument("--seed", type=int, default=0, help="random seed")
+
+
+class _Once(logging.Filter):
+    """Lets each message through once per command and remembers what was said."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text in self.said:
+            return False
+        self.said.append(text)
+        return True
+
+    def told(self, warning: str) -> bool:
+        """Whether a log message already said ``warning`` (a summary's warning, often with its file prefixed)."""
+        return any(warning in text for text in self.said)
 
 
 @contextlib.contextmanager
 def _logging_to_stderr(verbose: int, quiet: bool):
-    """Send plscope's log records to stderr for the duration of a command.
+    """Send plscope's log records to stderr for the duration of a command, each message once.
 
-    The previous configuration is restored afterwards, so that ``main`` can
-    be called repeatedly (tests, notebooks) without stacking handlers.
+    Yields the :class:`_Once` filter, so that a command does not print again
+    a warning that was already logged. The previous configuration is
+    restored afterwards, so that ``main`` can be called repeatedly (tests,
+    notebooks) without stacking handlers.
     """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_CleanFormatter("plscope: %(levelname)s: %(message)s"))
+    once = _Once()
+    handler.addFilter(once)
     root = logging.getLogger("plscope")
     saved = (root.level, root.propagate)
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
     try:
-        yield
+        yield once
     finally:
         root.removeHandler(handler)
         root.setLevel(saved[0])
         root.propagate = saved[1]
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    """Progress bars: asked for (--progress / --no-progress), else only when stderr is a terminal."""
+    if args.quiet:
+        return bool(args.progress)
+    if args.progress is not None:
+        return bool(args.progress)
+    return sys.stderr.isatty()
+
+
+def _print_warnings(args: argparse.Namespace, warnings: Sequence[str]) -> None:
+    """A result's warnings, except those already logged while it was computed (each warning once)."""
+    once: _Once | None = getattr(args, "once", None)
+    for w in dict.fromkeys(warnings):
+        if once is None or not once.told(w):
+            _print(f"  warning: {w}", one_line=True)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -370,7 +524,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.run_dir,
         settings=args.config,
         out=args.out,
-        progress=not (args.no_progress or args.quiet),
+        progress=_progress(args),
         command_line=sys.argv,
     )
     s = result.summary
@@ -395,8 +549,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 + (f"; slope {slope:.4g} nm per kV/cm" if slope is not None else "")
             )
         _print_qc(s)
-        for w in s.get("warnings", []):
-            _print(f"  warning: {w}", one_line=True)
+        _print_warnings(args, s.get("warnings", []))
         _print(
             f"  wrote {args.out}/ (summary.json, particles.csv, kinetics.csv, report.html) "
             f"in {time.perf_counter() - t0:.1f} s"
@@ -423,7 +576,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         workers=args.workers,
         force=args.force,
         settings=settings,
-        progress=not (args.no_progress or args.quiet),
+        progress=_progress(args),
         on_outcome=report,
         command_line=sys.argv,
     )
@@ -487,16 +640,16 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             f"{rec.get('n_lines', len(rec.get('lines', [])))} lines, rms {rec['rms_nm']:.4f} nm; "
             f"dispersion_nm = [{coefs}] -> {args.out}"
         )
-        for w in rec.get("warnings", []):
-            _print(f"  warning: {w}", one_line=True)
+        _print_warnings(args, rec.get("warnings", []))
     return EXIT_OK
 
 
 def _cmd_reanalyze(args: argparse.Namespace) -> int:
-    from .config import load_settings
-    from .pipeline import reanalyze
+    from .api import reanalyze
 
-    result, changes = reanalyze(args.out_dir, load_settings(args.config), command_line=sys.argv, to=args.out)
+    dest = args.out if args.out is not None else args.out_dir
+    result = reanalyze(args.out_dir, settings=args.config, out=dest, command_line=sys.argv)
+    changes = result.changes or {"settings": {}, "summary": {}}
     if not args.quiet:
         if args.out is not None:
             _print(f"{args.out_dir}: re-analysis written to {args.out}")
@@ -566,92 +719,45 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     if args.detector:
         return _cmd_simulate_detector(args)
-    if args.spectral:
-        return _simulate_spectral(args)
-    if args.calibration or args.shift_slope is not None:
-        raise PlscopeError("--calibration and --shift-slope go with --spectral")
-    changes = {
-        "n_particles": args.particles,
-        "fields_kV_per_cm": args.fields,
-        "cycles_per_level": args.cycles,
-        "period_s": args.period,
-        "frame_rate_hz": args.frame_rate,
-        "mobility_cm2_per_Vs": args.mobility,
-        "temperature_K": args.temperature,
-        "image_shape": args.shape,
-    }
-    changes.update(
-        size_range_nm=args.size_range,
-        pixel_size_nm=args.pixel_size,
-        psf_sigma_nm=args.psf_sigma,
-        exposure_s=args.exposure,
-    )
-    for name in _NUISANCES:
+    imaging, spectral = _sim_fields()
+    fields = spectral if args.spectral else imaging
+    changes = {name: getattr(args, name) for _, name, *_ in _SIM_OPTIONS}
+    for name, value in changes.items():
+        if value is not None and name not in fields:
+            flag = next(f for f, n, *_ in _SIM_OPTIONS if n == name)
+            raise PlscopeError(
+                f"{flag} does not apply to --spectral runs"
+                if args.spectral
+                else f"{flag} goes with --spectral"
+            )
+    for name in _nuisances(imaging):
         if getattr(args, f"no_{name}"):
+            if name not in _nuisances(fields):
+                raise PlscopeError(f"--no-{name.replace('_', '-')} does not apply to --spectral runs")
             changes[name] = False
     t0 = time.perf_counter()
     truth = simulate(
         args.out_dir,
         seed=args.seed,
+        spectral=args.spectral,
         clean=args.clean,
-        progress=not args.quiet,
+        progress=_progress(args),
         **{k: v for k, v in changes.items() if v is not None},
     )
     if not args.quiet:
-        _print(
-            f"wrote simulated run {args.out_dir}/ ({truth['n_frames']} frames, "
-            f"{len(truth['particles'])} particles, fields {truth['fields_kV_per_cm']} kV/cm, "
-            f"mu = {truth['mobility_mean_cm2_per_Vs']:.3g} cm^2/(V s)) in {time.perf_counter() - t0:.1f} s"
-        )
-    return EXIT_OK
-
-
-def _simulate_spectral(args: argparse.Namespace) -> int:
-    from .api import simulate
-    from .sim import SPECTRAL_NUISANCES
-
-    for opt, value in (
-        ("--shape", args.shape),
-        ("--pixel-size", args.pixel_size),
-        ("--psf-sigma", args.psf_sigma),
-    ):
-        if value is not None:
-            raise PlscopeError(f"{opt} does not apply to --spectral runs")
-    for name in _NUISANCES:
-        if getattr(args, f"no_{name}") and name not in SPECTRAL_NUISANCES:
-            raise PlscopeError(f"--no-{name.replace('_', '-')} does not apply to --spectral runs")
-    changes = {
-        "n_particles": args.particles,
-        "fields_kV_per_cm": args.fields,
-        "cycles_per_level": args.cycles,
-        "period_s": args.period,
-        "frame_rate_hz": args.frame_rate,
-        "exposure_s": args.exposure,
-        "temperature_K": args.temperature,
-        "mobility_cm2_per_Vs": args.mobility,
-        "size_range_nm": args.size_range,
-        "calibration": args.calibration,
-        "shift_slope_nm_per_kV_per_cm": args.shift_slope,
-    }
-    for name in SPECTRAL_NUISANCES:
-        if getattr(args, f"no_{name}"):
-            changes[name] = False
-    t0 = time.perf_counter()
-    truth = simulate(
-        args.out_dir,
-        seed=args.seed,
-        spectral=True,
-        clean=args.clean,
-        progress=not args.quiet,
-        **{k: v for k, v in changes.items() if v is not None},
-    )
-    if not args.quiet:
-        _print(
-            f"wrote simulated spectral run {args.out_dir}/ ({truth['n_frames']} frames, "
-            f"{truth['n_particles']} particles, fields {truth['fields_kV_per_cm']} kV/cm, shift slope "
-            f"{truth['spectral_shift_slope_nm_per_kV_per_cm']:.4g} nm per kV/cm) "
-            f"in {time.perf_counter() - t0:.1f} s"
-        )
+        if args.spectral:
+            what = (
+                f"spectral run {args.out_dir}/ ({truth['n_frames']} frames, {truth['n_particles']} particles, "
+                f"fields {truth['fields_kV_per_cm']} kV/cm, shift slope "
+                f"{truth['spectral_shift_slope_nm_per_kV_per_cm']:.4g} nm per kV/cm)"
+            )
+        else:
+            what = (
+                f"run {args.out_dir}/ ({truth['n_frames']} frames, {len(truth['particles'])} particles, "
+                f"fields {truth['fields_kV_per_cm']} kV/cm, "
+                f"mu = {truth['mobility_mean_cm2_per_Vs']:.3g} cm^2/(V s))"
+            )
+        _print(f"wrote simulated {what} in {time.perf_counter() - t0:.1f} s")
     return EXIT_OK
 
 
@@ -665,8 +771,7 @@ def _cmd_detector(args: argparse.Namespace) -> int:
                     "detection_limit_nGy_per_s", "mu_tau_cm2_per_V", "resistivity_ohm_cm"):  # fmt: skip
             if s.get(key) is not None:
                 _print(f"  {key} = {s[key]:.4g}")
-        for w in result.warnings:
-            _print(f"  warning: {w}")
+        _print_warnings(args, result.warnings)
         _print(f"{args.run_dir}: wrote {args.out}/ (detector_summary.json, report.html, tables)")
     return EXIT_OK
 
@@ -717,7 +822,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     previous = _terminate_as_interrupt()
     try:
-        with _logging_to_stderr(args.verbose, args.quiet):
+        with _logging_to_stderr(args.verbose, args.quiet) as once:
+            args.once = once
             return commands[args.command](args)
     except PlscopeError as exc:
         _print(f"plscope: error: {exc}", file=sys.stderr, one_line=True)

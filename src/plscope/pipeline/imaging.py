@@ -598,6 +598,31 @@ def _refuse_symlinks(folder: Path) -> None:
             )
 
 
+def _stored_inputs(prov: dict[str, Any]) -> list[Path]:
+    """The input files a results folder was made from (its provenance; their folders count as inputs)."""
+    inputs = prov.get("inputs")
+    return sorted(Path(f) for f in inputs) if isinstance(inputs, dict) else []
+
+
+def stored_settings(out_dir: str | os.PathLike) -> AnalysisSettings:
+    """The settings an output folder was last analysed with (its ``provenance.json``).
+
+    Raises
+    ------
+    RunFolderError
+        Not a plscope output folder, a symbolic link among its files, or an
+        unreadable record (one line naming the file).
+    """
+    out_dir = Path(out_dir)
+    if not (out_dir / "summary.json").is_file():
+        raise RunFolderError(out_dir, "not a plscope output folder (no summary.json)")
+    _refuse_symlinks(out_dir)
+    stored = _read_stored_json(out_dir, "provenance.json").get("settings")
+    if not stored:  # written before settings were recorded: they were the defaults
+        return AnalysisSettings()
+    return AnalysisSettings.from_dict(stored, source=out_dir / "provenance.json")
+
+
 def reanalyze(
     out_dir: str | os.PathLike,
     settings: AnalysisSettings | None = None,
@@ -611,7 +636,8 @@ def reanalyze(
     atomically (files the user added are kept), or, with ``to``, a new
     output folder is written side by side and ``out_dir`` is only read. Its
     ``provenance.json`` records the previous and the new settings, and which
-    summary numbers changed.
+    summary numbers changed. Without ``settings`` the folder's own settings
+    (its ``provenance.json``) are kept, never reset to the defaults.
 
     Returns
     -------
@@ -621,10 +647,7 @@ def reanalyze(
     """
     out_dir = Path(out_dir)
     dest = Path(to) if to is not None else out_dir
-    if not (out_dir / "summary.json").is_file():
-        raise RunFolderError(out_dir, "not a plscope output folder (no summary.json)")
-    _refuse_symlinks(out_dir)
-    settings = settings or AnalysisSettings()
+    settings = settings or stored_settings(out_dir)  # keep what the folder was last analysed with
     started = _dt.datetime.now(_dt.UTC)
     old_prov = _read_stored_json(out_dir, "provenance.json")
     old_summary = _read_stored_json(out_dir, "summary.json")
@@ -635,7 +658,8 @@ def reanalyze(
     result.summary.update(spectral_keys)
     if any(v is not None for v in spectral_keys.values()):
         result.summary["warnings"].append("re-analysis: spectral results carried over from the original run")
-    inputs = [out_dir] if dest.resolve() != out_dir.resolve() else []
+    # beside: never into (or around) the results folder read, nor the raw run folder it came from
+    inputs = [out_dir, *_stored_inputs(old_prov)] if dest.resolve() != out_dir.resolve() else []
     with AtomicOutputDir(dest, inputs=inputs) as tmp:
         ex.save(tmp)
         for name in SPECTRA_FILES:
