@@ -29,7 +29,11 @@ def test_run_small_simulated_run(small_run, tmp_path, capsys):
     assert prov["versions"]["plscope"]
     assert any(k.endswith("movie.tif") for k in prov["inputs"])
     assert all(len(v["sha256"]) == 64 for v in prov["inputs"].values())
-    assert "particles" in capsys.readouterr().out
+    cap = capsys.readouterr()
+    assert "particles" in cap.out
+    for w in summary["warnings"]:  # each warning once: logged or listed, never both (issue 15)
+        assert (cap.out + cap.err).count(w) == 1, w
+    assert "%|" not in cap.err  # --no-progress (and stderr is no terminal here)
 
 
 @pytest.fixture

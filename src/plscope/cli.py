@@ -83,7 +83,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         text = action.help or ""
         if (
             "default" in text.lower()
-            or action.default in (None, False, argparse.SUPPRESS)
+            or any(action.default is v for v in (None, False, argparse.SUPPRESS))
             or action.required
             or not action.option_strings
         ):

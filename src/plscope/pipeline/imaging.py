@@ -55,7 +55,7 @@ from ..tracking import (
 )
 from ..tracking.quality import without_attrs
 from ._timing import camera_pulses
-from .output import AtomicOutputDir, write_json
+from .output import AtomicOutputDir, check_not_input, write_json
 from .provenance import input_files, provenance, stable_provenance
 from .settings import AnalysisSettings
 from .spectra import analyze_spectra, run_spectra, write_spectra_outputs
@@ -651,6 +651,9 @@ def reanalyze(
     started = _dt.datetime.now(_dt.UTC)
     old_prov = _read_stored_json(out_dir, "provenance.json")
     old_summary = _read_stored_json(out_dir, "summary.json")
+    # beside: never into (or around) the results folder read, nor the raw run folder it came from
+    inputs = [out_dir, *_stored_inputs(old_prov)] if dest.resolve() != out_dir.resolve() else []
+    check_not_input(dest, inputs)  # refused before any work
     ex = Extraction.load(out_dir)
     result = analyze_extraction(ex, settings)
     # spectra are not re-fitted (their frames are not stored): carry over their results
@@ -658,8 +661,6 @@ def reanalyze(
     result.summary.update(spectral_keys)
     if any(v is not None for v in spectral_keys.values()):
         result.summary["warnings"].append("re-analysis: spectral results carried over from the original run")
-    # beside: never into (or around) the results folder read, nor the raw run folder it came from
-    inputs = [out_dir, *_stored_inputs(old_prov)] if dest.resolve() != out_dir.resolve() else []
     with AtomicOutputDir(dest, inputs=inputs) as tmp:
         ex.save(tmp)
         for name in SPECTRA_FILES:

@@ -1,0 +1,87 @@
+"""The terminal (issue 15): defaults in every --help, progress bars only on a TTY, each warning once."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import pytest
+
+from plscope import cli
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = cli._build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+@pytest.mark.parametrize("name", sorted(_subcommands()))
+def test_every_option_with_a_value_shows_its_default(name):
+    cmd = _subcommands()[name]
+    fmt = cmd.formatter_class(prog=name)
+    one_of = {a for g in cmd._mutually_exclusive_groups if g.required for a in g._group_actions}
+    for action in cmd._actions:
+        if not action.option_strings or action.nargs == 0 or action.required or action in one_of:
+            continue  # flags, positionals and required options have no default to show
+        if action.help is argparse.SUPPRESS:
+            continue
+        text = fmt._get_help_string(action) % {"default": action.default}
+        assert "default" in text.lower(), f"plscope {name} {action.option_strings[0]}: {text!r}"
+
+
+def test_simulate_and_batch_help_show_the_values(capsys):
+    for argv in (["simulate", "--help"], ["batch", "--help"]):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+    text = " ".join(capsys.readouterr().out.split())
+    assert "number of particles (default: 16; 2 with --spectral)" in text
+    assert "(default: 90,110,130; 70,100,130 with --spectral)" in text
+    assert "image size in pixels (default: 160x160)" in text
+    assert "tcp://host:8786 (default: local)" in text
+    assert "(default: only on a terminal)" in text
+
+
+def _args(**kw) -> argparse.Namespace:
+    return argparse.Namespace(**{"quiet": False, "progress": None} | kw)
+
+
+def test_progress_only_on_a_terminal_unless_asked(monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert cli._progress(_args()) is False
+    assert cli._progress(_args(progress=True)) is True
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert cli._progress(_args()) is True
+    assert cli._progress(_args(progress=False)) is False
+    assert cli._progress(_args(quiet=True)) is False
+
+
+SIM = ["simulate", "--particles", "1", "--fields", "130", "--cycles", "1", "--shape", "64x64", "--period", "4", "--clean"]
+
+
+def test_no_progress_bar_in_a_pipe_or_log_file_but_with_progress(tmp_path, capsys):
+    """stderr not a terminal (a pipe, a log file, CI): no bar; --progress forces one."""
+    assert cli.main([*SIM, str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "frame/s" not in err and "%|" not in err
+    assert cli.main([*SIM, str(tmp_path / "b"), "--progress"]) == 0
+    assert "simulating frames" in capsys.readouterr().err
+
+
+def test_a_logged_warning_is_not_printed_again_from_the_summary(capsys):
+    log = logging.getLogger("plscope.test")
+    with cli._logging_to_stderr(0, False) as once:
+        log.warning(
+            "run/daq.csv channel 'camera_ttl': 3 surplus TTL edge(s) after the last of 9 frames ignored"
+        )
+        log.warning(
+            "run/daq.csv channel 'camera_ttl': 3 surplus TTL edge(s) after the last of 9 frames ignored"
+        )
+        cli._print_warnings(
+            argparse.Namespace(once=once),
+            ["3 surplus TTL edge(s) after the last of 9 frames ignored", "another", "another"],
+        )
+    cap = capsys.readouterr()
+    assert (cap.out + cap.err).count("surplus TTL") == 1
+    assert cap.out.count("warning: another") == 1
