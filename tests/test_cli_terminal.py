@@ -57,7 +57,20 @@ def test_progress_only_on_a_terminal_unless_asked(monkeypatch):
     assert cli._progress(_args(quiet=True)) is False
 
 
-SIM = ["simulate", "--particles", "1", "--fields", "130", "--cycles", "1", "--shape", "64x64", "--period", "4", "--clean"]
+SIM = [
+    "simulate",
+    "--particles",
+    "1",
+    "--fields",
+    "130",
+    "--cycles",
+    "1",
+    "--shape",
+    "64x64",
+    "--period",
+    "4",
+    "--clean",
+]
 
 
 def test_no_progress_bar_in_a_pipe_or_log_file_but_with_progress(tmp_path, capsys):
