@@ -12,13 +12,17 @@ Times: ``time_s`` is the **start of the exposure** in ``frames.parquet``
 from __future__ import annotations
 
 __all__ = [
+    "BASELINE_COLUMNS",
     "CYCLE_COLUMNS",
     "FRAME_COLUMNS",
+    "FRAME_FIELD_COLUMNS",
     "KINETICS_COLUMNS",
     "KINETICS_SPEC_COLUMNS",
     "LEVEL_COLUMNS",
     "SEGMENT_COLUMNS",
+    "SETTLED_SHIFT_COLUMNS",
     "SE_CYCLE_COLUMNS",
+    "SHIFT_STAT_COLUMNS",
     "SLIT_PARTICLE_COLUMNS",
     "SPECTRAL_SHIFT_COLUMNS",
     "SPECTRA_COLUMNS",
@@ -190,8 +194,21 @@ SPECTRA_EXTRA_COLUMNS = (
     "fit_ok",
     "frame_start_s",
 )
-#: spectral_shifts.csv: shift per field level, pooled (particle_id -1) and per particle
-SPECTRAL_SHIFT_COLUMNS = (
+#: frame labels by the field (:func:`plscope.spectra.frame_fields`)
+FRAME_FIELD_COLUMNS = ("frame", "state", "field_kV_per_cm", "level", "on_fraction")
+#: field-off peak before and after each cycle's ON interval (:func:`plscope.spectra.cycle_baselines`)
+BASELINE_COLUMNS = (
+    "particle_id",
+    "cycle",
+    "before_s",
+    "before_nm",
+    "n_before",
+    "after_s",
+    "after_nm",
+    "n_after",
+)
+#: histogram statistics of the settled-window frames (:func:`plscope.spectra.shift_statistics`)
+SHIFT_STAT_COLUMNS = (
     "particle_id",
     "field_kV_per_cm",
     "level",
@@ -203,5 +220,42 @@ SPECTRAL_SHIFT_COLUMNS = (
     "n_frames",
     "method",
 )
+#: settled shift of each particle and level from its whole peak-trace fit (:func:`plscope.spectra.settled_shifts`)
+SETTLED_SHIFT_COLUMNS = (
+    "particle_id",
+    "level",
+    "shift_settled_nm",
+    "shift_settled_err_nm",
+    "shift_tau_pol_s",
+    "shift_tau_rec_s",
+    "pol_settled_fraction",
+    "rec_settled_fraction",
+    "not_settled",
+    "settled_fit_ok",
+    "n_frames_fitted",
+)
+SPECTRAL_SHIFT_COLUMNS = (
+    *SHIFT_STAT_COLUMNS,
+    "shift_window_nm",
+    "shift_window_err_nm",
+    "shift_settled_nm",
+    "shift_settled_err_nm",
+    "shift_tau_pol_s",
+    "shift_tau_rec_s",
+    "pol_settled_fraction",
+    "rec_settled_fraction",
+    "not_settled",
+    "shift_method",
+)
+"""spectral_shifts.csv: shift per field level, pooled (particle_id -1) and per particle.
+
+``shift_nm`` is the *settled* shift: the settled value ``S`` of the particle's
+whole peak-trace fit (``shift_settled_nm``, :mod:`plscope.spectra.settled`)
+when that fit is usable (``shift_method`` ``"settled_fit"``), else the centre of
+the histogram of the settled-window frames (``"window"``). The window value is
+kept as ``shift_window_nm``. The pooled row (``particle_id`` -1) is the mean of
+the particles' ``shift_nm``; the field-off row (level -1) is always the window
+value. ``not_settled``: the fitted response reached < 95 % by the end of its
+window (the settled shift is then an extrapolation of the fit)."""
 #: particles.csv of a spectra-only run: the particles along the slit (y_px is the slit row)
 SLIT_PARTICLE_COLUMNS = ("particle_id", "x_px", "y_px", "size_nm", "slit_row", "fwhm_rows", "snr")

@@ -539,7 +539,7 @@ def analyze_spectra(
     if n_bad:
         _note(warnings, f"spectra: {n_bad} of {len(table)} Lorentzian fits failed (flagged fit_ok = false)")
     has_field = timing.segments is not None and len(timing.cycles) > 0
-    shifts = shift_table(table, has_field=has_field)
+    shifts = shift_table(table, has_field=has_field, cycles=timing.cycles, exposure_s=timing.exposure_s)
     summary = spectra_summary_keys(
         table,
         shifts,

@@ -23,7 +23,7 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 
-from ..columns import SPECTRA_COLUMNS, SPECTRA_EXTRA_COLUMNS, SPECTRAL_SHIFT_COLUMNS
+from ..columns import SETTLED_SHIFT_COLUMNS, SPECTRA_COLUMNS, SPECTRA_EXTRA_COLUMNS, SPECTRAL_SHIFT_COLUMNS
 from .extract import (
     MAX_TRACK_ROWS,
     extract_spectra_dask,
@@ -33,6 +33,7 @@ from .extract import (
     track_stripes,
 )
 from .lorentz import fit_lorentzians_dask
+from .settled import settled_shifts
 from .shifts import add_shifts, frame_fields, frame_phases, shift_slope, shift_statistics
 
 if TYPE_CHECKING:
@@ -213,13 +214,94 @@ def spectra_table(
     return table.sort_values(["frame", "particle_id"], kind="stable", ignore_index=True)
 
 
-def shift_table(table: pd.DataFrame, *, has_field: bool) -> pd.DataFrame:
-    """``spectral_shifts.csv``: shift statistics per level, pooled (``particle_id`` -1) then per particle."""
+def shift_table(
+    table: pd.DataFrame,
+    *,
+    has_field: bool,
+    cycles: pd.DataFrame | None = None,
+    exposure_s: float = 0.0,
+) -> pd.DataFrame:
+    """``spectral_shifts.csv``: shift per level, pooled (``particle_id`` -1) then per particle.
+
+    The histogram statistics of the settled-window frames
+    (:func:`plscope.spectra.shift_statistics`) give ``shift_window_nm``;
+    with ``cycles``, every particle's whole peak trace is fitted
+    (:func:`plscope.spectra.settled.settled_shifts`) and ``shift_nm`` is the
+    fitted settled shift where that fit is usable (see
+    :data:`plscope.columns.SPECTRAL_SHIFT_COLUMNS`).
+    """
     if not has_field:
         return pd.DataFrame(columns=list(SPECTRAL_SHIFT_COLUMNS))
-    pooled = shift_statistics(table)
-    per = shift_statistics(table, per_particle=True)
-    return pd.concat([pooled, per], ignore_index=True)
+    per = _with_window(shift_statistics(table, per_particle=True))
+    pooled = _with_window(shift_statistics(table))
+    if cycles is not None and len(cycles):
+        fits = settled_shifts(table, cycles, exposure_s=exposure_s)
+        per = _use_settled(per, fits)
+        pooled = _pool_settled(pooled, per)
+    out = pd.concat([pooled, per], ignore_index=True)
+    return out[list(SPECTRAL_SHIFT_COLUMNS)]
+
+
+def _with_window(stats: pd.DataFrame) -> pd.DataFrame:
+    """Histogram statistics with the window value under its own name and no settled fit yet."""
+    out = stats.assign(
+        shift_window_nm=stats["shift_nm"],
+        shift_window_err_nm=stats["shift_err_nm"],
+        shift_method="window",
+        not_settled=False,
+    )
+    for c in SPECTRAL_SHIFT_COLUMNS:
+        if c not in out.columns:
+            out[c] = np.nan
+    return out
+
+
+def _use_settled(per: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
+    """Per-particle rows: the settled fit's values, and ``shift_nm`` from it where usable."""
+    if len(fits) == 0:
+        return per
+    cols = [c for c in SETTLED_SHIFT_COLUMNS if c in SPECTRAL_SHIFT_COLUMNS]
+    base = per.drop(columns=[c for c in cols if c not in ("particle_id", "level")])
+    out = base.merge(fits[cols + ["settled_fit_ok"]], on=["particle_id", "level"], how="left")
+    use = (out["level"] >= 0) & out["settled_fit_ok"].eq(True) & np.isfinite(out["shift_settled_nm"])
+    out.loc[use, "shift_nm"] = out.loc[use, "shift_settled_nm"]
+    out.loc[use, "shift_err_nm"] = out.loc[use, "shift_settled_err_nm"]
+    out.loc[use, "shift_method"] = "settled_fit"
+    out["not_settled"] = out["not_settled"].eq(True)
+    return out.drop(columns=["settled_fit_ok"])
+
+
+def _pool_settled(pooled: pd.DataFrame, per: pd.DataFrame) -> pd.DataFrame:
+    """Pooled rows of field levels: the mean over particles of their ``shift_nm`` (settled or window).
+
+    The error is that of the mean of the particles' values given their own
+    errors (``sqrt(sum err^2) / n``), as the pooled histogram's error is
+    conditional on the particles measured.
+    """
+    out = pooled.copy()
+    for i, row in out.iterrows():
+        if row["level"] < 0:
+            continue
+        g = per[(per["level"] == row["level"]) & np.isfinite(per["shift_nm"])]
+        if len(g) == 0 or not (g["shift_method"] == "settled_fit").any():
+            continue
+        n = len(g)
+        out.loc[i, "shift_nm"] = float(g["shift_nm"].mean())
+        out.loc[i, "shift_err_nm"] = float(np.sqrt(np.sum(g["shift_err_nm"] ** 2)) / n)
+        fit = g[g["shift_method"] == "settled_fit"]
+        out.loc[i, "shift_settled_nm"] = float(fit["shift_settled_nm"].mean())
+        out.loc[i, "shift_settled_err_nm"] = float(
+            np.sqrt(np.sum(fit["shift_settled_err_nm"] ** 2)) / len(fit)
+        )
+        for c in ("shift_tau_pol_s", "shift_tau_rec_s", "pol_settled_fraction", "rec_settled_fraction"):
+            out.loc[i, c] = float(np.nanmedian(fit[c]))
+        out.loc[i, "not_settled"] = bool(g["not_settled"].any())
+        out.loc[i, "shift_method"] = "settled_fit"
+    return out
+
+
+def _num(v) -> float | None:
+    return float(v) if v is not None and np.isfinite(v) else None
 
 
 def spectra_summary_keys(
@@ -288,9 +370,21 @@ def spectra_summary_keys(
             "sigma_nm": float(r.sigma_nm),
             "n_frames": int(r.n_frames),
             "method": r.method,
+            "shift_window_nm": _num(getattr(r, "shift_window_nm", None)),
+            "shift_method": getattr(r, "shift_method", "window"),
+            "not_settled": bool(getattr(r, "not_settled", False)),
         }
         for r in pooled.itertuples()
     ]
+    unsettled = on[on["not_settled"].eq(True)] if "not_settled" in on.columns else on.iloc[:0]
+    if len(unsettled):
+        fields = ", ".join(f"{e:g}" for e in unsettled["field_kV_per_cm"].round(1))
+        _note(
+            warnings,
+            f"spectra: the peak shift had not settled (< 95 %) by the end of the window at {fields} kV/cm: "
+            "the settled shift is extrapolated by the whole-trace fit (the window value is "
+            "shift_window_nm in spectral_shifts.csv)",
+        )
     fit = shift_slope(pooled["field_kV_per_cm"], pooled["shift_nm"], pooled["shift_err_nm"])
     if math.isfinite(fit.slope_nm_per_kV_per_cm):
         out["spectral_shift_slope_nm_per_kV_per_cm"] = fit.slope_nm_per_kV_per_cm

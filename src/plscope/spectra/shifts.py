@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from ..columns import BASELINE_COLUMNS, FRAME_FIELD_COLUMNS, SHIFT_STAT_COLUMNS
 from ..errors import PlscopeError
 
 logger = logging.getLogger(__name__)
@@ -54,21 +55,6 @@ __all__ = [
     "shift_statistics",
 ]
 
-#: columns of :func:`frame_fields`
-FRAME_FIELD_COLUMNS = ("frame", "state", "field_kV_per_cm", "level", "on_fraction")
-#: columns of :func:`shift_statistics`
-SHIFT_STAT_COLUMNS = (
-    "particle_id",
-    "field_kV_per_cm",
-    "level",
-    "shift_nm",
-    "shift_err_nm",
-    "sigma_nm",
-    "mean_nm",
-    "median_nm",
-    "n_frames",
-    "method",
-)
 #: fraction of exposure in an ON segment above which a frame is ON (below 1 - this: OFF)
 _ON_COMPLETE = 0.999
 _MIN_HIST = 12
@@ -216,17 +202,6 @@ def frame_phases(
 # --------------------------------------------------------------------------
 
 _NEEDED = ("particle_id", "cycle", "phase", "state", "settled", "peak_nm", "fit_ok", "time_s")
-#: columns of :func:`cycle_baselines`
-BASELINE_COLUMNS = (
-    "particle_id",
-    "cycle",
-    "before_s",
-    "before_nm",
-    "n_before",
-    "after_s",
-    "after_nm",
-    "n_after",
-)
 
 
 def _check(table: pd.DataFrame, cols) -> None:

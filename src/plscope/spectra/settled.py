@@ -1,0 +1,389 @@
+"""Settled peak shifts from a fit of each particle's whole peak-position trace.
+
+The peak shift follows the polarization of the particle, as the PL quench
+does: it relaxes towards a settled value ``S(E)`` while the field is ON and
+back to the field-off peak while it is OFF, and the state is carried over
+from one half cycle to the next (no reset at an edge). When a slow component
+has not settled within the half period, the frames at the end of the window
+(the histograms of :mod:`plscope.spectra.shifts`) sit short of ``S(E)`` and
+the field-off frames short of the baseline. Here every particle's trace of
+well-fitted, non-switching frames is fitted with
+
+    peak(t) = b(t) + sum_i a_i x_i(t),   dx_i/dt = (target - x_i) / tau_i,
+
+``target = S(level)`` while ON and 0 while OFF, two components with
+amplitudes ``a, 1 - a`` and times ``c_i tau`` (``a c1 + (1 - a) c2 = 1``:
+``tau`` is the amplitude-weighted time, as in :mod:`plscope.kinetics`),
+``tau = tau_pol(E)`` ON and ``tau_rec`` OFF, each phase with its own
+ratio ``c2 / c1``, ``tau_pol = L / (mu E)`` scaling as ``1 / E`` (one time
+for all levels, the physics the mobility rests on); ``b(t)`` the field-off
+peak, a quadratic (Legendre) polynomial in time over the record (a slow
+drift). Frames average the model over their exposure. The model is linear
+in ``S`` and the drift coefficients: they are solved by linear least squares
+inside the nonlinear fit of the times and shapes (variable projection);
+frames beyond five robust sigmas of the first fit are left out of a second;
+the standard errors come from the full Jacobian at the optimum.
+
+``pol_settled_fraction`` / ``rec_settled_fraction`` are the fractions of the
+fitted response reached by the end of the (median) ON / OFF window from
+rest; a row is ``not_settled`` when either is below 0.95, as in
+``kinetics.csv``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..columns import SETTLED_SHIFT_COLUMNS
+
+__all__ = ["SETTLE_TARGET", "SettledTraceFit", "fit_settled_trace", "settled_shifts"]
+
+#: a response is settled when it reached this fraction of its amplitude by the end of its window
+SETTLE_TARGET = 0.95
+#: bounds of the fast fraction and of the ratio tau2 / tau1 of each phase
+_FRAC_BOUNDS = (0.05, 0.95)
+_LOG_RATIO_BOUNDS = (0.0, math.log(30.0))
+#: frames farther than this many robust sigmas from the first fit are left out of the second
+_CLIP_SIGMA = 5.0
+_MIN_FRAMES = 20
+#: degree of the Legendre polynomial of the field-off peak over the record (a slow drift)
+_DRIFT_DEGREE = 2
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Segments of one record: lead-in, then ON and OFF of every cycle."""
+
+    start_s: np.ndarray  # (n_seg,)
+    duration_s: np.ndarray  # (n_seg,) inf for the last
+    is_on: np.ndarray  # (n_seg,) bool
+    level_index: np.ndarray  # (n_seg,) index into levels (ON segments), -1 OFF
+    levels: np.ndarray  # level labels, sorted
+    span_s: tuple[float, float]  # first and last instant of the record (the drift polynomial's domain)
+    on_window_s: np.ndarray  # median ON duration per level
+    off_window_s: float  # median OFF duration
+    fields: np.ndarray  # median field of every level, kV/cm
+    field_ref: float  # the highest of them
+
+
+def _geometry(cycles: pd.DataFrame, t_first: float, t_last: float) -> _Geometry:
+    c = cycles.sort_values("on_start_s", kind="stable")
+    on0 = c["on_start_s"].to_numpy(float)
+    on1 = c["on_end_s"].to_numpy(float)
+    lev = c["level"].to_numpy(np.int64)
+    levels = np.unique(lev)
+    starts = [min(t_first, on0[0]) - 1.0]
+    is_on, lidx = [False], [-1]
+    for k in range(on0.size):
+        starts += [on0[k], on1[k]]
+        is_on += [True, False]
+        lidx += [int(np.searchsorted(levels, lev[k])), -1]
+    start = np.asarray(starts)
+    dur = np.append(np.diff(start), np.inf)
+    off_end = c["off_end_s"].to_numpy(float)
+    span = (min(t_first, float(on0[0])), max(t_last, float(on1[-1])))
+    on_w = np.array([np.median((on1 - on0)[lev == v]) for v in levels])
+    off_d = (off_end - on1)[np.isfinite(off_end)]
+    off_w = float(np.median(off_d)) if off_d.size else float(np.median(on1 - on0))
+    f = c["field_kV_per_cm"].to_numpy(float)
+    fields = np.array([np.median(np.abs(f[lev == v])) for v in levels])
+    fields = np.where(fields > 0, fields, 1.0)
+    return _Geometry(
+        start,
+        dur,
+        np.asarray(is_on),
+        np.asarray(lidx),
+        levels,
+        span,
+        on_w,
+        off_w,
+        fields,
+        float(fields.max()),
+    )
+
+
+def _components(frac: float, log_ratio: float) -> np.ndarray:
+    """``c_i = tau_i / tau`` with ``frac c1 + (1 - frac) c2 = 1`` and ``c2 / c1 = exp(log_ratio)``."""
+    r = math.exp(log_ratio)
+    c1 = 1.0 / (frac + (1.0 - frac) * r)
+    return np.array([c1, r * c1])
+
+
+def _unpack(theta: np.ndarray, g: _Geometry):
+    """``(tau_pol per level, tau_rec, frac, log_ratio_pol, log_ratio_rec)`` from the fit parameters.
+
+    ``theta = (log tau_pol at the highest field, log tau_rec, frac, log_ratio_pol, log_ratio_rec)``;
+    ``tau_pol = L / (mu E)`` scales as ``1 / E`` (the drift of the ions across the particle).
+    """
+    tau_pol = math.exp(theta[0]) * g.field_ref / g.fields
+    return tau_pol, math.exp(theta[1]), float(theta[2]), float(theta[3]), float(theta[4])
+
+
+def _segment_times(theta: np.ndarray, g: _Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """Amplitudes ``(a, 1 - a)`` and component times of every segment, shape (n_seg, 2)."""
+    tau_pol, tau_rec, frac, lr_pol, lr_rec = _unpack(theta, g)
+    c_pol = _components(frac, lr_pol)
+    c_rec = _components(frac, lr_rec)
+    taus = np.where(
+        g.is_on[:, None], tau_pol[np.clip(g.level_index, 0, None)][:, None] * c_pol, tau_rec * c_rec
+    )
+    return np.array([frac, 1.0 - frac]), taus
+
+
+def _design(theta: np.ndarray, g: _Geometry, t0: np.ndarray, exposure_s: float) -> np.ndarray:
+    """Columns: the drift polynomial of the field-off peak, then the unit response of every level."""
+    amps, taus = _segment_times(theta, g)
+    # the segment of the exposure's middle (a frame labelled ON or OFF lies within one segment
+    # up to 0.1 % of its exposure); the exposure average starts at the segment start at the earliest
+    seg = np.clip(np.searchsorted(g.start_s, t0 + 0.5 * exposure_s, side="right") - 1, 0, g.start_s.size - 1)
+    dt = np.clip(t0 - g.start_s[seg], 0.0, None)
+    tau_f = taus[seg]  # (n, 2)
+    if exposure_s > 0:
+        avg = tau_f / exposure_s * -np.expm1(-exposure_s / tau_f)
+    else:
+        avg = np.ones_like(tau_f)
+    decay = np.exp(-dt[:, None] / tau_f) * avg  # (n, 2): weight of the state at the segment start
+    keep = np.exp(-g.duration_s[:, None] / taus)  # state carried to the next segment
+    n_lev = g.levels.size
+    resp = np.empty((t0.size, n_lev))
+    for j in range(n_lev):
+        target = (g.is_on & (g.level_index == j)).astype(float)
+        x0 = np.zeros((g.start_s.size, 2))
+        for s in range(g.start_s.size - 1):
+            x0[s + 1] = target[s] + (x0[s] - target[s]) * keep[s]
+        x = target[seg, None] + (x0[seg] - target[seg, None]) * decay
+        resp[:, j] = x @ amps
+    hats = _baseline_basis(g, t0 + 0.5 * exposure_s)
+    return np.hstack([hats, resp])
+
+
+def _baseline_basis(g: _Geometry, t_s: np.ndarray) -> np.ndarray:
+    """Columns of the field-off peak: Legendre polynomials of time over the record."""
+    lo, hi = g.span_s
+    x = np.clip(2.0 * (t_s - lo) / max(hi - lo, 1e-9) - 1.0, -1.0, 1.0)
+    return np.polynomial.legendre.legvander(x, _DRIFT_DEGREE)
+
+
+def _project(theta, g, t0, y, exposure_s):
+    a = _design(theta, g, t0, exposure_s)
+    beta, *_ = np.linalg.lstsq(a, y, rcond=None)
+    return a, beta
+
+
+def settled_fraction(tau_s: float, frac: float, log_ratio: float, window_s: float) -> float:
+    """Fraction of a biexponential response reached after ``window_s`` from rest."""
+    c = _components(frac, log_ratio)
+    return float(
+        1.0
+        - (frac * math.exp(-window_s / (c[0] * tau_s)) + (1 - frac) * math.exp(-window_s / (c[1] * tau_s)))
+    )
+
+
+@dataclass(frozen=True)
+class SettledTraceFit:
+    """Fit of one particle's peak-position trace (see the module text).
+
+    Attributes
+    ----------
+    levels : numpy.ndarray
+        Field levels, in the order of the per-level arrays.
+    shift_nm, shift_err_nm : numpy.ndarray
+        Settled shift ``S`` of every level and its standard error.
+    tau_pol_s : numpy.ndarray
+        Amplitude-weighted polarization time of every level.
+    tau_rec_s : float
+    pol_settled_fraction : numpy.ndarray
+        Fraction of the response reached by the end of the level's ON window.
+    rec_settled_fraction : float
+    fit_ok : bool
+        Converged, finite errors, no time constant at its upper bound (an
+        unconstrained extrapolation).
+    n_frames : int
+        Frames fitted (after the outlier clip).
+    rms_nm : float
+        Residual root mean square.
+    """
+
+    levels: np.ndarray
+    shift_nm: np.ndarray
+    shift_err_nm: np.ndarray
+    tau_pol_s: np.ndarray
+    tau_rec_s: float
+    pol_settled_fraction: np.ndarray
+    rec_settled_fraction: float
+    fit_ok: bool
+    n_frames: int
+    rms_nm: float
+
+
+def _bounds(g: _Geometry, frame_s: float) -> tuple[np.ndarray, np.ndarray]:
+    tau_lo = math.log(max(0.5 * frame_s, 1e-6))
+    tau_hi = math.log(10.0 * max(float(np.max(g.on_window_s)), g.off_window_s))
+    lo = np.r_[tau_lo, tau_lo, _FRAC_BOUNDS[0], _LOG_RATIO_BOUNDS[0], _LOG_RATIO_BOUNDS[0]]
+    hi = np.r_[tau_hi, tau_hi, _FRAC_BOUNDS[1], _LOG_RATIO_BOUNDS[1], _LOG_RATIO_BOUNDS[1]]
+    return lo, hi
+
+
+def _start(g: _Geometry, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """A fifth of the windows, fast fraction 0.6, ``tau2 / tau1`` 2.7 (the demo's shape)."""
+    tau0 = np.r_[0.2 * g.on_window_s[-1], 0.2 * g.off_window_s]
+    x0 = np.r_[np.log(tau0), 0.6, math.log(2.7), math.log(2.7)]
+    return np.clip(x0, lo + 1e-6, hi - 1e-6)
+
+
+def _solve(g, t0, y, exposure_s, x0, bounds):
+    from scipy.optimize import least_squares
+
+    def fn(theta):
+        a, beta = _project(theta, g, t0, y, exposure_s)
+        return a @ beta - y
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return least_squares(fn, x0, bounds=bounds, x_scale=1.0, diff_step=1e-4, max_nfev=200)
+
+
+def _fit_clipped(g, t0, y, exp_s, x0, bounds) -> tuple[np.ndarray, int, np.ndarray]:
+    """Fit, leave out frames beyond :data:`_CLIP_SIGMA` robust sigmas, refit: ``(theta, status, kept)``."""
+    keep = np.ones(t0.size, bool)
+    res = _solve(g, t0, y, exp_s, x0, bounds)
+    a, beta = _project(res.x, g, t0, y, exp_s)
+    r = y - a @ beta
+    sig = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+    if sig > 0 and np.any(np.abs(r) > _CLIP_SIGMA * sig):
+        keep = np.abs(r) <= _CLIP_SIGMA * sig
+        res = _solve(g, t0[keep], y[keep], exp_s, res.x, bounds)
+    return res.x, int(res.status), keep
+
+
+def _covariance(theta, beta, g, t0, y, exposure_s) -> np.ndarray:
+    """Covariance of ``(theta, beta)`` from the full Jacobian, scaled by the residual variance."""
+    a = _design(theta, g, t0, exposure_s)
+    base = a @ beta
+    jac = np.empty((t0.size, theta.size + beta.size))
+    for i in range(theta.size):
+        h = 1e-5 * max(1.0, abs(theta[i]))
+        th = theta.copy()
+        th[i] += h
+        jac[:, i] = (_design(th, g, t0, exposure_s) @ beta - base) / h
+    jac[:, theta.size :] = a
+    resid = y - base
+    dof = max(t0.size - jac.shape[1], 1)
+    s2 = float(resid @ resid) / dof
+    try:
+        return np.linalg.pinv(jac.T @ jac) * s2
+    except np.linalg.LinAlgError:
+        return np.full((jac.shape[1], jac.shape[1]), np.nan)
+
+
+def fit_settled_trace(
+    time_start_s, peak_nm, cycles: pd.DataFrame, *, exposure_s: float, frame_s: float
+) -> SettledTraceFit | None:
+    """Fit one particle's peak-position trace (frames not straddling an edge, good fits only).
+
+    Parameters
+    ----------
+    time_start_s, peak_nm : array_like, shape (n,)
+        Exposure start and fitted peak of every usable frame.
+    cycles : pandas.DataFrame
+        ON/OFF cycles (``on_start_s``, ``on_end_s``, ``off_end_s``, ``level``).
+    exposure_s : float
+    frame_s : float
+        Frame interval (lower bound of the time constants: half of it).
+
+    Returns
+    -------
+    SettledTraceFit or None
+        None with too few frames or no cycle.
+    """
+    t0 = np.asarray(time_start_s, float)
+    y = np.asarray(peak_nm, float)
+    ok = np.isfinite(t0) & np.isfinite(y)
+    t0, y = t0[ok], y[ok]
+    if t0.size < _MIN_FRAMES or len(cycles) == 0:
+        return None
+    exp_s = float(exposure_s) if exposure_s and math.isfinite(exposure_s) else 0.0
+    g = _geometry(cycles, float(t0.min()), float(t0.max()) + exp_s)
+    lo, hi = _bounds(g, frame_s)
+    n_lev = g.levels.size
+    theta, status, keep = _fit_clipped(g, t0, y, exp_s, _start(g, lo, hi), (lo, hi))
+    a, beta = _project(theta, g, t0[keep], y[keep], exp_s)
+    cov = _covariance(theta, beta, g, t0[keep], y[keep], exp_s)
+    n_drift = _DRIFT_DEGREE + 1
+    sl = slice(theta.size + n_drift, theta.size + n_drift + n_lev)
+    shift = beta[n_drift:]
+    err = np.sqrt(np.clip(np.diag(cov)[sl], 0, None))
+    err = np.where(np.isfinite(np.diag(cov)[sl]), err, np.nan)
+    tau_pol, tau_rec, frac, lr_pol, lr_rec = _unpack(theta, g)
+    pol_f = np.array([settled_fraction(tau_pol[j], frac, lr_pol, g.on_window_s[j]) for j in range(n_lev)])
+    rec_f = settled_fraction(tau_rec, frac, lr_rec, g.off_window_s)
+    at_top = np.any(theta[:2] >= hi[:2] - 1e-3)
+    fit_ok = bool(status > 0 and np.all(np.isfinite(err)) and not at_top)
+    resid = y[keep] - a @ beta
+    return SettledTraceFit(
+        levels=g.levels,
+        shift_nm=shift,
+        shift_err_nm=err,
+        tau_pol_s=tau_pol,
+        tau_rec_s=tau_rec,
+        pol_settled_fraction=pol_f,
+        rec_settled_fraction=rec_f,
+        fit_ok=fit_ok,
+        n_frames=int(keep.sum()),
+        rms_nm=float(np.sqrt(np.mean(resid**2))),
+    )
+
+
+def settled_shifts(table: pd.DataFrame, cycles: pd.DataFrame, *, exposure_s: float) -> pd.DataFrame:
+    """Settled shift of every particle and field level from its whole-trace fit.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Frames (``spectra.csv`` rows) with ``particle_id``, ``frame_start_s``,
+        ``time_s``, ``state``, ``peak_nm``, ``fit_ok``.
+    cycles : pandas.DataFrame
+        ON/OFF cycles of the record.
+    exposure_s : float
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`plscope.columns.SETTLED_SHIFT_COLUMNS`, one row per
+        particle and level (none for a particle with too few frames).
+    """
+    use = table[
+        table["fit_ok"].astype(bool) & table["state"].isin(["on", "off"]) & np.isfinite(table["peak_nm"])
+    ]
+    times = np.sort(table["time_s"].unique())
+    frame_s = float(np.median(np.diff(times))) if times.size > 1 else 1.0
+    rows = []
+    for pid, grp in use.groupby("particle_id", sort=True):
+        fit = fit_settled_trace(
+            grp["frame_start_s"], grp["peak_nm"], cycles, exposure_s=exposure_s, frame_s=frame_s
+        )
+        if fit is None:
+            continue
+        for j, lev in enumerate(fit.levels):
+            settled = min(fit.pol_settled_fraction[j], fit.rec_settled_fraction)
+            rows.append(
+                (
+                    int(pid),
+                    int(lev),
+                    float(fit.shift_nm[j]),
+                    float(fit.shift_err_nm[j]),
+                    float(fit.tau_pol_s[j]),
+                    fit.tau_rec_s,
+                    float(fit.pol_settled_fraction[j]),
+                    fit.rec_settled_fraction,
+                    bool(settled < SETTLE_TARGET),
+                    fit.fit_ok,
+                    fit.n_frames,
+                )
+            )
+    return pd.DataFrame(rows, columns=list(SETTLED_SHIFT_COLUMNS))

@@ -1,0 +1,137 @@
+"""Settled peak shifts from the whole peak-trace fit, against traces integrated step by step here.
+
+The traces are made by an explicit Euler integration of two relaxing
+components on a 10 ms grid (state carried across the edges, exposure
+averaged by the grid), written in this file: nothing of the analysis's model
+is used to make them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from plscope.spectra.analysis import shift_table
+from plscope.spectra.settled import fit_settled_trace
+from plscope.spectra.shifts import add_shifts, frame_fields, frame_phases
+from plscope.sync import cycles_from_segments
+
+DT = 0.01
+EXPOSURE = 0.15
+
+
+def _segments(fields, on_s=20.0, period_s=40.0, lead_s=10.0):
+    n = len(fields)
+    start = lead_s + period_s * np.arange(n)
+    return pd.DataFrame(
+        {
+            "segment": np.arange(n),
+            "start_s": start,
+            "end_s": start + on_s,
+            "field_kV_per_cm": np.asarray(fields, float),
+            "sign": 1,
+            "level": [sorted(set(fields)).index(f) for f in fields],
+            "level_kV_per_cm": np.asarray(fields, float),
+        }
+    )
+
+
+def _shift_trace(seg, *, slope, tau_pol_130, tau_rec, frac, ratio, t_end):
+    """Field-induced shift on the fine grid: Euler steps of dx_i/dt = (target - x_i) / tau_i."""
+    t = np.arange(0.0, t_end, DT)
+    field = np.zeros_like(t)
+    for r in seg.itertuples():
+        field[(t >= r.start_s) & (t < r.end_s)] = r.field_kV_per_cm
+    c1 = 1.0 / (frac + (1 - frac) * ratio)
+    x = np.zeros(2)
+    out = np.empty_like(t)
+    for k, e in enumerate(field):
+        tau = tau_pol_130 * 130.0 / e if e > 0 else tau_rec
+        target = slope * e
+        x = x + DT * (target - x) / (tau * np.array([c1, ratio * c1]))
+        out[k] = frac * x[0] + (1 - frac) * x[1]
+    return t, out
+
+
+def _frames(seg, t, shift, rng, *, noise_nm, drift_nm_per_s=0.002, frame_s=0.2):
+    starts = np.arange(1.0, t[-1] - 1.0, frame_s)
+    n_sub = int(round(EXPOSURE / DT))
+    idx = np.searchsorted(t, starts)[:, None] + np.arange(n_sub)[None, :]
+    true = shift[idx].mean(axis=1)
+    mid = starts + EXPOSURE / 2
+    peak = 530.0 + drift_nm_per_s * mid + true + rng.normal(0.0, noise_nm, starts.size)
+    cycles = cycles_from_segments(seg, record_end_s=float(starts[-1] + frame_s))
+    ff = frame_fields(starts, EXPOSURE, seg)
+    ph = frame_phases(mid, cycles, first_frame_s=float(starts[0]), settle_fraction=0.5)
+    table = pd.DataFrame(
+        {
+            "particle_id": 0,
+            "frame": np.arange(starts.size),
+            "time_s": mid,
+            "frame_start_s": starts,
+            "peak_nm": peak,
+            "fit_ok": True,
+            **{c: ff[c] for c in ("state", "field_kV_per_cm", "level")},
+            **{c: ph[c] for c in ("cycle", "phase", "settled")},
+        }
+    )
+    return table, cycles
+
+
+FIELDS = [90.0, 90.0, 130.0, 130.0]
+FIELDS_3X3 = [90.0] * 3 + [110.0] * 3 + [130.0] * 3
+
+
+def test_unsettled_slow_component_is_extrapolated_to_the_settled_shift():
+    # fast 70 %, tau2/tau1 = 14, tau = 5.1 s at 90 kV/cm: the slow component (14.5 s) reaches ~ 75 % by
+    # the end of the 20 s window, so the settled-window frames average ~ 10 % short of the settled shift
+    seg = _segments(FIELDS_3X3)
+    t, s = _shift_trace(seg, slope=-0.007, tau_pol_130=3.5, tau_rec=5.0, frac=0.7, ratio=14.0, t_end=372.0)
+    table, cycles = _frames(seg, t, s, np.random.default_rng(4), noise_nm=0.03)
+    shifts = shift_table(add_shifts(table), has_field=True, cycles=cycles, exposure_s=EXPOSURE)
+    per = shifts[shifts["particle_id"] == 0].set_index("field_kV_per_cm")
+    for e in (90.0, 110.0, 130.0):
+        want = -0.007 * e
+        row = per.loc[e]
+        assert row["shift_method"] == "settled_fit"
+        # the settled shift within 3 % (the issue's target) and within 3 of its standard errors;
+        # the window value is short of it
+        assert row["shift_nm"] == pytest.approx(want, rel=0.03)
+        assert abs(row["shift_nm"] - want) < 3 * row["shift_err_nm"]
+        assert abs(row["shift_window_nm"]) < abs(want) * 0.95
+    assert per.loc[90.0, "not_settled"]
+    assert per.loc[90.0, "pol_settled_fraction"] < 0.95
+    pooled = shifts[(shifts["particle_id"] == -1) & (shifts["level"] >= 0)]
+    assert pooled["not_settled"].any()
+    assert (pooled["shift_method"] == "settled_fit").all()
+
+
+def test_settled_response_gives_the_window_value_and_is_flagged_settled():
+    seg = _segments(FIELDS)
+    t, s = _shift_trace(seg, slope=-0.007, tau_pol_130=0.8, tau_rec=1.0, frac=0.6, ratio=2.7, t_end=170.0)
+    table, cycles = _frames(seg, t, s, np.random.default_rng(5), noise_nm=0.05)
+    fit = fit_settled_trace(
+        table["frame_start_s"], table["peak_nm"], cycles, exposure_s=EXPOSURE, frame_s=0.2
+    )
+    assert fit is not None and fit.fit_ok
+    assert np.all(fit.pol_settled_fraction > 0.99) and fit.rec_settled_fraction > 0.99
+    np.testing.assert_allclose(fit.shift_nm, [-0.63, -0.91], atol=4 * fit.shift_err_nm.max())
+    shifts = shift_table(add_shifts(table), has_field=True, cycles=cycles, exposure_s=EXPOSURE)
+    per = shifts[(shifts["particle_id"] == 0) & (shifts["level"] >= 0)]
+    assert not per["not_settled"].any()
+    # settled and window estimates agree when the response has settled
+    assert np.all(np.abs(per["shift_nm"] - per["shift_window_nm"]) < 3 * per["shift_err_nm"])
+
+
+def test_too_few_frames_gives_no_fit_and_the_window_value():
+    seg = _segments([130.0])
+    t, s = _shift_trace(seg, slope=-0.007, tau_pol_130=0.8, tau_rec=1.0, frac=0.6, ratio=2.7, t_end=50.0)
+    table, cycles = _frames(seg, t, s, np.random.default_rng(6), noise_nm=0.05, frame_s=4.0)
+    assert (
+        fit_settled_trace(table["frame_start_s"], table["peak_nm"], cycles, exposure_s=EXPOSURE, frame_s=4.0)
+        is None
+    )
+    shifts = shift_table(add_shifts(table), has_field=True, cycles=cycles, exposure_s=EXPOSURE)
+    assert (shifts["shift_method"] == "window").all()
+    np.testing.assert_array_equal(shifts["shift_nm"], shifts["shift_window_nm"])
