@@ -53,10 +53,29 @@ class Sizes:
     frames: tuple[int, int]  # base, long
     particles: tuple[int, int, int]  # few, base, many
     spectra_frames: int
+    fits: int = 2000  # fits per batched method; loops fit a tenth (lmfit) or a quarter (least_squares)
 
 
-FULL = Sizes((512, 512), (2000, 8000), (50, 200, 1000), 2000)
-QUICK = Sizes((128, 128), (300, 1200), (5, 20, 40), 300)
+FULL = Sizes((512, 512), (2000, 8000), (50, 200, 1000), 2000, 4000)
+QUICK = Sizes((128, 128), (300, 1200), (5, 20, 40), 300, 400)
+
+#: (model, method, fraction of Sizes.fits) of the fit benchmark (benchmarks/fits.py)
+FIT_METHODS = (
+    ("lorentz", "plscope", 1.0),
+    ("lorentz", "least_squares", 0.25),
+    ("lorentz", "lmfit", 0.1),
+    ("biexp", "plscope", 0.1),
+    ("biexp", "least_squares", 0.25),
+    ("biexp", "lmfit", 0.1),
+)
+FIT_LABELS = {
+    ("lorentz", "plscope"): "Lorentzian: plscope batched LM (fit_lorentzians)",
+    ("lorentz", "least_squares"): "Lorentzian: scipy least_squares loop",
+    ("lorentz", "lmfit"): "Lorentzian: lmfit loop",
+    ("biexp", "plscope"): "biexponential: plscope fit_biexponential loop (lmfit + checks)",
+    ("biexp", "least_squares"): "biexponential: scipy least_squares loop",
+    ("biexp", "lmfit"): "biexponential: lmfit Model loop",
+}
 
 
 @dataclass
@@ -198,6 +217,33 @@ def measure_spectra(run: Path, n_frames: int, work: Path, env: dict, log) -> lis
     ]
 
 
+def measure_fits(sizes: Sizes, work: Path, env: dict, log) -> list[dict]:
+    rows = []
+    for model, method, frac in FIT_METHODS:
+        n = max(int(sizes.fits * frac), 10)
+        log(f"  fits: {model} {method} x {n} ...")
+        r = _child("fits", {"model": model, "method": method, "n": n}, work, env)
+        rows.append({"model": model, "method": method, **r})
+    for r in rows:
+        ref = next(x for x in rows if x["model"] == r["model"] and x["method"] == "lmfit")
+        r["x_lmfit"] = r["fits_per_s"] / ref["fits_per_s"]
+    return rows
+
+
+def fits_table(rows: list[dict]) -> str:
+    lines = [
+        "| fit | fits | s | fits/s | x lmfit | accuracy | load |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {FIT_LABELS[(r['model'], r['method'])]} | {r['n_fits']} | {_fmt(r['seconds'])} | "
+            f"{_fmt(r['fits_per_s'], 1)} | {_fmt(r['x_lmfit'], 1)} | {r['accuracy']:.2g} ({r['accuracy_of']}) "
+            f"| {r['load']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def _fmt(x: float | None, nd: int = 2) -> str:
     if x is None or x != x:
         return ""
@@ -266,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stages", help=f"comma-separated subset of {','.join(BASE_STAGES)}")
     p.add_argument("--no-scaling", action="store_true", help="only the base data set (no scaling rows)")
     p.add_argument("--no-spectra", action="store_true", help="skip the spectra run")
+    p.add_argument("--no-fits", action="store_true", help="skip the fit benchmark")
+    p.add_argument("--fits", type=int, help="fits per batched method (loops fit fewer)")
     p.add_argument("--out", type=Path, help="results file (default benchmarks/results/suite[-quick].md)")
     a = p.parse_args(argv)
     sizes = dataclasses.replace(QUICK if a.quick else FULL)
@@ -276,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes.spectra_frames = sizes.frames[0]
     if a.particles:
         sizes.particles = tuple(int(v) for v in a.particles.split(","))
+    if a.fits:
+        sizes.fits = a.fits
     stages = tuple(a.stages.split(",")) if a.stages else BASE_STAGES
     unknown = set(stages) - set(BASE_STAGES)
     if unknown:
@@ -298,6 +348,7 @@ def run_suite(sizes: Sizes, stages: tuple[str, ...], a, command: str) -> int:
     if not a.no_scaling:
         datasets += [(f1, p1, ("run",)), (f0, p0, ("run",)), (f0, p2, ("run",))]
     rows: list[Row] = []
+    fit_rows: list[dict] = []
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     try:
         for n_frames, n_part, st in datasets:
@@ -312,10 +363,13 @@ def run_suite(sizes: Sizes, stages: tuple[str, ...], a, command: str) -> int:
             log("generating spectra ...")
             run = generate.write_spectra_run(root / "spec", sizes.spectra_frames)
             rows += measure_spectra(run, sizes.spectra_frames, root / "work", env, log)
+        if not a.no_fits:
+            log("fits ...")
+            fit_rows = measure_fits(sizes, root / "work", env, log)
     finally:
         if not a.keep:
             shutil.rmtree(root, ignore_errors=True)
-    report = render(rows, sizes, command, started)
+    report = render(rows, sizes, command, started, fit_rows)
     print(report)
     out = a.out or RESULTS / f"suite{'-quick' if a.quick else ''}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -332,7 +386,7 @@ def _commit() -> str:
         return "?"
 
 
-def render(rows: list[Row], sizes: Sizes, command: str, started: str) -> str:
+def render(rows: list[Row], sizes: Sizes, command: str, started: str, fit_rows: list[dict]) -> str:
     head = [
         f"# plscope benchmark suite ({started})",
         "",
@@ -347,4 +401,11 @@ def render(rows: list[Row], sizes: Sizes, command: str, started: str) -> str:
         "",
         *targets(rows, sizes),
     ]
+    if fit_rows:
+        head += [
+            "",
+            "Fits (benchmarks/fits.py; each method in its own process; target: batched >= 50x lmfit):",
+            "",
+        ]
+        head += [fits_table(fit_rows)]
     return "\n".join(head)

@@ -23,7 +23,7 @@ def _env() -> dict:
 def test_suite_runs_and_prints_the_table(tmp_path):
     out = tmp_path / "suite.md"
     cmd = [sys.executable, "-m", "benchmarks", "--shape", "64x64", "--frames", "240,480"]
-    cmd += ["--particles", "1,2,2", "--stages", "particles", "--no-scaling", "--no-spectra"]
+    cmd += ["--particles", "1,2,2", "--stages", "particles", "--no-scaling", "--no-spectra", "--no-fits"]
     cmd += ["--data-dir", str(tmp_path), "--out", str(out)]
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
