@@ -314,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-spectra", action="store_true", help="skip the spectra run")
     p.add_argument("--no-fits", action="store_true", help="skip the fit benchmark")
     p.add_argument("--fits", type=int, help="fits per batched method (loops fit fewer)")
+    p.add_argument("--fits-only", action="store_true", help="only the fit benchmark (no data sets)")
     p.add_argument("--out", type=Path, help="results file (default benchmarks/results/suite[-quick].md)")
     a = p.parse_args(argv)
     sizes = dataclasses.replace(QUICK if a.quick else FULL)
@@ -344,8 +345,8 @@ def run_suite(sizes: Sizes, stages: tuple[str, ...], a, command: str) -> int:
 
     f0, f1 = sizes.frames
     p0, p1, p2 = sizes.particles
-    datasets = [(f0, p1, stages)]
-    if not a.no_scaling:
+    datasets = [] if a.fits_only else [(f0, p1, stages)]
+    if not (a.no_scaling or a.fits_only):
         datasets += [(f1, p1, ("run",)), (f0, p0, ("run",)), (f0, p2, ("run",))]
     rows: list[Row] = []
     fit_rows: list[dict] = []
@@ -359,7 +360,7 @@ def run_suite(sizes: Sizes, stages: tuple[str, ...], a, command: str) -> int:
             log(f"  {time.perf_counter() - t0:.0f} s")
             rows += measure_dataset(name, run, n_frames, st, root / "work", env, log)
             shutil.rmtree(run)
-        if not a.no_spectra:
+        if not (a.no_spectra or a.fits_only):
             log("generating spectra ...")
             run = generate.write_spectra_run(root / "spec", sizes.spectra_frames)
             rows += measure_spectra(run, sizes.spectra_frames, root / "work", env, log)
