@@ -347,10 +347,18 @@ def run_suite(sizes: Sizes, stages: tuple[str, ...], a, command: str) -> int:
     p0, p1, p2 = sizes.particles
     datasets = [] if a.fits_only else [(f0, p1, stages)]
     if not (a.no_scaling or a.fits_only):
-        datasets += [(f1, p1, ("run",)), (f0, p0, ("run",)), (f0, p2, ("run",))]
+        datasets += [(f1, p1, ("run",)), (f0, p2, ("run",)), (f0, p0, ("run",))]
     rows: list[Row] = []
     fit_rows: list[dict] = []
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    out = a.out or RESULTS / f"suite{'-quick' if a.quick else ''}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(final: bool) -> str:  # after every data set: a long run that is stopped keeps its rows
+        report = render(rows, sizes, command, started, fit_rows)
+        out.write_text(report + ("\n" if final else "\n\n(incomplete: the run was still going)\n"))
+        return report
+
     try:
         for n_frames, n_part, st in datasets:
             name = f"{n_frames} fr, {n_part} p"
@@ -360,21 +368,19 @@ def run_suite(sizes: Sizes, stages: tuple[str, ...], a, command: str) -> int:
             log(f"  {time.perf_counter() - t0:.0f} s")
             rows += measure_dataset(name, run, n_frames, st, root / "work", env, log)
             shutil.rmtree(run)
+            save(False)
         if not (a.no_spectra or a.fits_only):
             log("generating spectra ...")
             run = generate.write_spectra_run(root / "spec", sizes.spectra_frames)
             rows += measure_spectra(run, sizes.spectra_frames, root / "work", env, log)
+            save(False)
         if not a.no_fits:
             log("fits ...")
             fit_rows = measure_fits(sizes, root / "work", env, log)
     finally:
         if not a.keep:
             shutil.rmtree(root, ignore_errors=True)
-    report = render(rows, sizes, command, started, fit_rows)
-    print(report)
-    out = a.out or RESULTS / f"suite{'-quick' if a.quick else ''}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report + "\n")
+    print(save(True))
     return 0
 
 
