@@ -105,11 +105,6 @@ def test_real_beads_run_clean_under_1_GB(bead_run):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="measured 49/52 = 94.2 %: three bead pairs ~3 px apart are detected as one particle "
-    "(the 1 px detection smoothing leaves no dip between them); issue 11 target not met",
-    strict=True,
-)
 def test_real_beads_recall_of_daostorm_peaks(bead_run):
     result, out = bead_run
     assert result["rc"] == 0

@@ -80,6 +80,8 @@ SIZE_COLUMNS: tuple[str, ...] = (
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _PARAMS_PER_PARTICLE = 4  # x0, y0, side, total
+#: A fitted side below this (px) is a point source: size unresolved, only an upper bound is reported.
+_POINT_SIDE_PX = 0.05
 
 
 # --------------------------------------------------------------------------
@@ -495,14 +497,20 @@ def _fit_group(
     resid_w = (mdl - data) * w
     dof = max(data.size - n_par, 1)
     chi2_red = float(np.sum(resid_w**2) / dof)
-    cov = _covariance(Jw, chi2_red) if np.all(np.isfinite(Jw)) else np.full((n_par, n_par), np.nan)
+    side_idx = np.array([model.n_bg + _PARAMS_PER_PARTICLE * i + 2 for i in range(k)], dtype=int)
+    sides = p[side_idx]
+    # a side collapsed to ~0 is a point source (diffraction-limited particle), not a failure: its
+    # side column vanishes, so the covariance of the other parameters is taken without it
+    keep = np.setdiff1d(np.arange(n_par), side_idx[sides < _POINT_SIDE_PX])
+    cov = np.full((n_par, n_par), np.nan)
+    if np.all(np.isfinite(Jw)):
+        cov[np.ix_(keep, keep)] = _covariance(Jw[:, keep], chi2_red)
     s_fit = model.sigma(p)
     s_err = float(math.sqrt(cov[-1, -1])) if sigma is None and np.isfinite(cov[-1, -1]) else float("nan")
     ny = group.rows.stop - group.rows.start
     nx = group.cols.stop - group.cols.start
     problems = []
-    sides = p[[model.n_bg + _PARAMS_PER_PARTICLE * i + 2 for i in range(k)]]
-    if np.any(sides < 0.05) or np.any(sides > 2.0 * max(nx, ny)):
+    if np.any(sides > 2.0 * max(nx, ny)):
         problems.append("side out of range")
     if sigma is None and not (0.2 <= s_fit <= 0.5 * max(nx, ny)):
         problems.append("PSF sigma out of range")
@@ -1031,11 +1039,14 @@ def measure_sizes(
     for g, f in zip(groups, fits):
         nb = f.model.n_bg
         # sensitivity of the parameters to sigma, for error propagation
-        if np.isfinite(sigma_err_px) and f.jac_w.size and np.all(np.isfinite(f.cov)):
+        if np.isfinite(sigma_err_px) and f.jac_w.size and np.any(np.isfinite(f.cov)):
             jsig = f.model.sigma_column(f.params, sigma_px) * f.weights
-            # least-squares response of the parameters to a change of sigma
+            # least-squares response of the parameters to a change of sigma (a point source's
+            # side, left out of the covariance, does not respond)
             dp_dsigma = (
-                -(f.cov / f.chi2_red) @ (f.jac_w.T @ jsig) if f.chi2_red > 0 else np.zeros(f.params.size)
+                -(np.nan_to_num(f.cov) / f.chi2_red) @ (f.jac_w.T @ jsig)
+                if f.chi2_red > 0
+                else np.zeros(f.params.size)
             )
         else:
             dp_dsigma = np.zeros(f.params.size)
@@ -1053,14 +1064,17 @@ def measure_sizes(
             y_hi = g.rows.stop - 0.5 + (sl if g.rows.stop == rows_n else 0.0)
             inside = (x_lo <= x0 <= x_hi) and (y_lo <= y0 <= y_hi)
             significant = total > 5.0 * err[3]
-            ok = bool(f.success and np.all(np.isfinite(err)) and inside and significant)
+            point = bool(side < _POINT_SIDE_PX)
+            finite_err = np.all(np.isfinite(err[[0, 1, 3]])) and (point or np.isfinite(err[2]))
+            ok = bool(f.success and finite_err and inside and significant)
             cols["x_px"][i], cols["y_px"][i] = x0, y0
             cols["side_px"][i] = side
             cols["side_err_px"][i] = err[2]
             cols["x_err_px"][i], cols["y_err_px"][i] = err[0], err[1]
             cols["total_adu"][i], cols["total_err_adu"][i] = total, err[3]
-            cols["size_nm"][i] = side * pixel_size_nm
-            cols["size_err_nm"][i] = math.hypot(err[2], side_err_sys) * pixel_size_nm
+            # a point source: size not resolved (NaN), only the upper bound below is reported
+            cols["size_nm"][i] = np.nan if point else side * pixel_size_nm
+            cols["size_err_nm"][i] = np.nan if point else math.hypot(err[2], side_err_sys) * pixel_size_nm
             bg = f.params[0]
             if nb == 3:
                 bg += f.params[1] * (x0 - f.model.xc) + f.params[2] * (y0 - f.model.yc)
@@ -1072,11 +1086,13 @@ def measure_sizes(
             cols["group_size"][i] = len(g.members)
             cols["size_fit_ok"][i] = ok
             cols["near_diffraction_limit"][i] = bool(side < min_reliable_side_sigma * sigma_px)
-            if ok or not f.success:
+            if ok and point:
+                cols["fit_message"][i] = "point source: side fitted to ~0, size not resolved (upper bound)"
+            elif ok or not f.success:
                 cols["fit_message"][i] = str(f.message)
             elif not inside:
                 cols["fit_message"][i] = "centre outside the region of interest"
-            elif not np.all(np.isfinite(err)):
+            elif not finite_err:
                 cols["fit_message"][i] = "parameter errors not finite (degenerate fit)"
             else:
                 cols["fit_message"][i] = "particle signal not significant (total < 5 x its error)"
