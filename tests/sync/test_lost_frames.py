@@ -63,3 +63,28 @@ def test_no_field_edges_cannot_check():
     rng = np.random.default_rng(0)
     res = find_lost_frames(rng.normal(1, 0.01, 100), np.arange(103) / RATE_HZ, np.array([]), max_lost=3)
     assert not res.checked and res.message == ""
+
+
+@pytest.mark.parametrize("seed", range(1, 9))
+def test_clean_noisy_response_stays_silent(seed):
+    """No frame lost, a noisy response (weak evidence at every edge): nothing claimed, no inconclusive note."""
+    rng = np.random.default_rng(seed)
+    n_pulses = 950
+    mid, pl = _response(n_pulses, ON, rng, noise=0.03)
+    res = find_lost_frames(pl[: n_pulses - 3], mid, EDGES, max_lost=3)
+    assert res.message == ""
+    assert np.array_equal(res.pulse_index, np.arange(n_pulses - 3))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_lost_frames_found_in_a_noisy_response(seed):
+    """Three lost frames, a noisy response: still found (the evidence of all edges adds up)."""
+    rng = np.random.default_rng(seed)
+    n_pulses = 950
+    mid, pl = _response(n_pulses, ON, rng, noise=0.006)
+    lost = [150, 520, 700]
+    keep = np.setdiff1d(np.arange(n_pulses), lost)[: n_pulses - 3]
+    res = find_lost_frames(pl[keep], mid, EDGES, max_lost=n_pulses - keep.size)
+    assert len(res.lost_between) == 3
+    for k, (a, b) in zip(lost, res.lost_between):
+        assert a <= k <= b

@@ -370,6 +370,87 @@ def _hinge_rss(y: np.ndarray, t: np.ndarray, edge_s: float) -> float:
     return float(r @ r)
 
 
+def _edge_costs(
+    y: np.ndarray, mid: np.ndarray, edges: np.ndarray, max_lost: int, window_frames: int, noise: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Evidence against each number of lost frames at each edge, in units of the response noise.
+
+    ``cost[e, d]`` is the hinge fit's residual sum of squares with ``d`` frames
+    lost before edge ``e``, minus the best one of that edge, divided by the
+    residual variance: the noise of the response or, where the hinge fits
+    worse than that (a curved response, model mismatch), the best fit's own
+    residual variance. A 1-dof chi-square: ~1 by chance, > 25 is 5 sigma.
+    Windows that leave the movie cost nothing (no information).
+    """
+    cost = np.zeros((edges.size, max_lost + 1))
+    pulse = np.searchsorted(mid, edges).astype(int)  # first pulse after each edge
+    n_frames = y.size
+    dof = max(2 * window_frames - 2, 1)
+    for i, j in enumerate(pulse):
+        rss = np.full(max_lost + 1, np.nan)
+        for d in range(max_lost + 1):
+            k = int(j) - d  # movie frame of that pulse if d frames were lost before
+            lo, hi = k - window_frames, k + window_frames
+            if lo >= 0 and hi <= n_frames and hi + d <= mid.size:
+                rss[d] = _hinge_rss(y[lo:hi], mid[lo + d : hi + d], float(edges[i]))
+        if np.isfinite(rss).sum() >= 2:
+            best = float(np.nanmin(rss))
+            var = max(noise**2, best / dof)
+            cost[i] = np.nan_to_num((rss - best) / var, nan=0.0)
+    return cost, pulse
+
+
+def _monotone_path(cost: np.ndarray, min_evidence: float) -> np.ndarray:
+    """Non-decreasing frames-lost count per edge of least total cost (dynamic programming).
+
+    Frames are only ever lost, so the count never decreases in time. The total
+    at the end is the smallest whose cost beats every smaller total by
+    ``min_evidence`` (a lost frame is claimed only when the data demand it).
+    """
+    n_e, n_d = cost.shape
+    best = np.zeros((n_e, n_d))
+    came = np.zeros((n_e, n_d), int)
+    best[0] = cost[0]
+    for e in range(1, n_e):
+        run_min = np.minimum.accumulate(best[e - 1])
+        run_arg = np.array([int(np.argmin(best[e - 1][: d + 1])) for d in range(n_d)])
+        best[e] = cost[e] + run_min
+        came[e] = run_arg
+    m = int(np.argmin(best[-1]))
+    while m > 0 and float(np.min(best[-1][:m])) - best[-1][m] < min_evidence:
+        m = int(np.argmin(best[-1][:m]))
+    path = np.zeros(n_e, int)
+    path[-1] = m
+    for e in range(n_e - 1, 0, -1):
+        path[e - 1] = came[e, path[e]]
+    return path
+
+
+def _step_range(cost: np.ndarray, path: np.ndarray, e: int, tolerance: float) -> tuple[int, int]:
+    """Edges between which one frame lost at edge ``e`` of ``path`` could also lie.
+
+    One lost frame is moved to every other edge (the count in between one
+    higher or lower); the places whose total cost is within ``tolerance`` of
+    the best one are kept.
+    """
+    rows = np.arange(path.size)
+    total = float(cost[rows, path].sum())
+    lo = hi = e
+    for e2 in range(path.size):
+        alt = path.copy()
+        if e2 < e:
+            alt[e2:e] += 1
+        elif e2 > e:
+            alt[e:e2] -= 1
+        else:
+            continue
+        if np.any(np.diff(alt) < 0) or alt.min() < 0 or alt.max() >= cost.shape[1]:
+            continue
+        if float(cost[rows, alt].sum()) - total < tolerance:
+            lo, hi = min(lo, e2), max(hi, e2)
+    return lo, hi
+
+
 def find_lost_frames(
     response: np.ndarray,
     pulse_mid_s: np.ndarray,
@@ -377,7 +458,8 @@ def find_lost_frames(
     *,
     max_lost: int,
     window_frames: int = 6,
-    min_evidence: float = 4.0,
+    min_evidence: float = 25.0,
+    place_tolerance: float = 9.0,
 ) -> LostFrames:
     """Frames lost by the acquisition, from the population PL response at the field edges.
 
@@ -386,9 +468,15 @@ def find_lost_frames(
     PL: flat before, changing after. For each edge and each candidate number
     ``d`` of frames lost before it (0 .. ``max_lost``), the frames around the
     edge are timed by pulses ``k + d`` and a hinge ``a + b max(0, t - edge)``
-    is fitted; the ``d`` with the smallest residual wins when it beats the
-    runner-up by ``min_evidence`` x the noise variance. A lost frame lies
-    between the last edge with the old count and the first with the new one.
+    is fitted; the residuals, in units of the response's noise, are the
+    evidence (:func:`_edge_costs`). The count of lost frames never decreases
+    in time: the non-decreasing count per edge that fits all edges best is
+    found by dynamic programming, and a lost frame is claimed only when it
+    lowers the total by ``min_evidence`` (a 5-sigma test against the noise of
+    the response: clean data stay silent). A lost frame lies between the last
+    edge with the old count and the first with the new one; where moving it
+    to another interval costs less than ``place_tolerance`` the reported
+    interval spans both.
 
     Parameters
     ----------
@@ -400,8 +488,10 @@ def find_lost_frames(
         Field switch times (ON starts and ON ends).
     max_lost : int
         Surplus pulses: at most this many frames can be lost.
-    window_frames, min_evidence : int, float
-        Frames fitted on each side of an edge; evidence threshold.
+    window_frames : int
+        Frames fitted on each side of an edge.
+    min_evidence, place_tolerance : float
+        Chi-square thresholds: to claim a lost frame, to widen its interval.
 
     Returns
     -------
@@ -416,54 +506,53 @@ def find_lost_frames(
     max_lost = int(max(0, min(max_lost, mid.size - n_frames)))
     if max_lost == 0 or n_frames < 4 * window_frames or edges.size < 2:
         return unchanged
-    noise = float(np.nanmedian(np.abs(np.diff(y)))) / 0.954  # robust sd of differences / sqrt 2
-    noise = max(noise, 1e-12)
-    shifts, used_edges, pulse_at_edge = [], [], []
-    for e in edges:
-        j = int(np.searchsorted(mid, e))  # first pulse after the edge
-        rss_list: list[float] = []
-        for d in range(max_lost + 1):
-            k = j - d  # movie frame of that pulse if d frames were lost before
-            lo, hi = k - window_frames, k + window_frames
-            if lo < 0 or hi > n_frames or hi + d > mid.size:
-                rss_list.append(np.nan)
-                continue
-            rss_list.append(_hinge_rss(y[lo:hi], mid[lo + d : hi + d], e))
-        rss = np.asarray(rss_list)
-        if not np.isfinite(rss).any():
-            continue
-        order = np.argsort(np.where(np.isfinite(rss), rss, np.inf))
-        best = int(order[0])
-        second = rss[order[1]] if order.size > 1 and np.isfinite(rss[order[1]]) else np.inf
-        if second - rss[best] < min_evidence * noise**2:
-            continue  # this edge cannot tell
-        shifts.append(best)
-        used_edges.append(e)
-        pulse_at_edge.append(j)
-    shifts_a = np.asarray(shifts, int)
-    if shifts_a.size < 2:
+    noise = max(float(np.nanmedian(np.abs(np.diff(y)))) / 0.954, 1e-12)  # robust sd of differences / sqrt 2
+    cost, pulse_at_edge = _edge_costs(y, mid, edges, max_lost, window_frames, noise)
+    informative = cost.max(axis=1) > 0
+    if informative.sum() < 2:
         return unchanged
-    if np.any(np.diff(shifts_a) < 0):
+    cost, pulse_at_edge = cost[informative], pulse_at_edge[informative]
+    path = _monotone_path(cost, min_evidence)
+    worst = float(cost[np.arange(path.size), path].max())
+    if worst > min_evidence:
+        e = int(np.argmax(cost[np.arange(path.size), path]))
         return LostFrames(
             base,
             (),
-            shifts_a,
+            path,
             True,
-            "the PL response does not follow the field edges consistently (frames lost before the "
-            f"edges, in time order: {shifts_a.tolist()}): the frame mapping cannot be checked",
+            f"the PL response at the field edge of TTL pulse {int(pulse_at_edge[e])} contradicts every "
+            f"frame mapping (chi-square {worst:.0f} for the best one, frames lost before the edges: "
+            f"{path.tolist()}): the frame mapping cannot be checked",
         )
-    # a lost frame before the first decisive edge is placed before it; steps between edges
-    lost: list[tuple[int, int]] = []
-    prev_shift, prev_pulse = 0, 0
-    for d, j in zip(shifts_a, pulse_at_edge):
-        for _ in range(d - prev_shift):
-            lost.append((prev_pulse, j - 1))
-        prev_shift, prev_pulse = d, j
-    if not lost:
-        return LostFrames(base, (), shifts_a, True, "")
-    # mapping: each lost frame assumed at the end of its interval, just before the next field
-    # edge: if it was lost earlier, only frames late in the interval (where the PL has settled)
-    # are mis-timed, never the transient after the edge that opens the interval
+    return _lost_frames_result(cost, path, pulse_at_edge, mid, edges, n_frames, place_tolerance)
+
+
+def _lost_frames_result(
+    cost: np.ndarray,
+    path: np.ndarray,
+    pulse_at_edge: np.ndarray,
+    mid: np.ndarray,
+    edges: np.ndarray,
+    n_frames: int,
+    place_tolerance: float,
+) -> LostFrames:
+    """The mapping and the message for a found count of lost frames per edge."""
+    base = np.arange(n_frames)
+    steps = [e for e in range(path.size) if path[e] > (path[e - 1] if e > 0 else 0)]
+    if not steps:
+        return LostFrames(base, (), path, True, "")
+    lost: list[tuple[int, int]] = []  # most likely interval of each lost frame
+    wide: list[tuple[int, int]] = []  # interval including the other places the data allow
+    for e in steps:
+        lo, hi = _step_range(cost, path, e, place_tolerance)
+        n_step = int(path[e] - (path[e - 1] if e > 0 else 0))
+        first = int(pulse_at_edge[e - 1]) if e > 0 else 0
+        lost += [(first, int(pulse_at_edge[e]) - 1)] * n_step
+        wide += [(int(pulse_at_edge[lo - 1]) if lo > 0 else 0, int(pulse_at_edge[hi]) - 1)] * n_step
+    # mapping: each lost frame assumed at the end of its most likely interval, just before the next
+    # field edge: if it was lost earlier, only frames late in the interval (where the PL has
+    # settled) are mis-timed, never the transient after the edge that opens the interval
     lost_pulses = []
     for a, b in dict.fromkeys(lost):
         m = lost.count((a, b))
@@ -471,7 +560,7 @@ def find_lost_frames(
     lost_pulses.sort()
     keep = np.setdiff1d(np.arange(mid.size), lost_pulses)[:n_frames]
     ranges = "; ".join(
-        f"between TTL pulses {a} and {b} (frames {a - i}..{b - i - 1})" for i, (a, b) in enumerate(lost)
+        f"between TTL pulses {a} and {b} (frames {a - i}..{b - i - 1})" for i, (a, b) in enumerate(wide)
     )
     msg = (
         f"{len(lost)} frame(s) missing from the movie while their TTL pulses were logged (the PL "
@@ -479,10 +568,10 @@ def find_lost_frames(
         f"{lost_pulses} lost"
     )
     edge_pulses = np.searchsorted(mid, edges)
-    inner = sorted({int(e) for a, b in lost for e in edge_pulses if a < e <= b})
+    inner = sorted({int(e) for a, b in wide for e in edge_pulses if a < e <= b})
     if inner:
         msg += (
             f"; {len(inner)} field edge(s) lie inside those intervals (at TTL pulses {inner[:10]}), so "
             "the cycles there may be mis-timed by a frame: time constants and mobility unreliable"
         )
-    return LostFrames(keep, tuple(lost), shifts_a, True, msg)
+    return LostFrames(keep, tuple(wide), path, True, msg)
