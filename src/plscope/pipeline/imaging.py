@@ -135,14 +135,27 @@ def _exclusions(particles: pd.DataFrame, settings: AnalysisSettings) -> pd.Serie
     return reasons
 
 
-def _population_response(traces: pd.DataFrame, off: np.ndarray) -> np.ndarray:
-    """Mean over particles of each trace divided by its median on field-off frames."""
+def _population_response(traces: pd.DataFrame, off: np.ndarray, trim: float = 0.125) -> np.ndarray:
+    """Trimmed mean over particles of each trace divided by its median on field-off frames.
+
+    The ``trim`` fraction of the lowest and of the highest particles is left
+    out of each frame's mean: one particle blinking near a field edge would
+    otherwise shift the population response by a whole 1/n_particles.
+    """
     wide = traces.pivot_table(index="frame", columns="particle_id", values="intensity").sort_index()
     vals = wide.to_numpy(float)
     ref = np.nanmedian(vals[off[: vals.shape[0]]], axis=0) if off.any() else np.nanmedian(vals, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         norm = vals / np.where(ref > 0, ref, np.nan)
-    return np.nanmean(norm, axis=1) if norm.shape[1] else np.full(vals.shape[0], np.nan)
+    if not norm.shape[1]:
+        return np.full(vals.shape[0], np.nan)
+    s = np.sort(norm, axis=1)  # NaN last
+    n = np.isfinite(s).sum(axis=1)
+    k = np.floor(trim * n).astype(int)
+    col = np.arange(s.shape[1])[None, :]
+    use = (col >= k[:, None]) & (col < (n - k)[:, None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, np.where(use, s, 0.0).sum(axis=1) / (n - 2 * k), np.nan)
 
 
 def _warn_non_finite(traces: pd.DataFrame, movie: str, warnings: list[str]) -> None:
@@ -173,7 +186,7 @@ def _check_lost_frames(cfg, daq, traces, frames, cycles, field_trace, exposure_s
     response = _population_response(traces, off)
     edges = np.concatenate([cycles["on_start_s"].to_numpy(float), cycles["on_end_s"].to_numpy(float)])
     edges = edges[(edges > mid[0]) & (edges < mid[-1])]
-    lost = find_lost_frames(response, mid, edges, max_lost=mid.size - n_frames)
+    lost = find_lost_frames(response, mid, edges, max_lost=mid.size - n_frames, exposure_s=exposure_s)
     info["lost_frames_checked"] = bool(lost.checked)
     if not lost.message:
         return frames, cycles, field_trace
