@@ -142,6 +142,29 @@ class ParticleKinetics:
         Switching efficiency of every cycle, columns :data:`SE_CYCLE_COLUMNS`.
     shape_priors : dict
         ``phase -> ShapePrior`` used for the reported fits (empty: free fits).
+
+    Notes
+    -----
+    Row flags (';'-joined): particle/level problems ('no_data',
+    'too_few_cycles', 'no_switching_efficiency', 'bleach_uncorrected',
+    'frames_without_time'), and
+    per phase 'pol:...'/'rec:...' the superposition flags
+    ('spoiled_cycles_excluded', 'outlier_points_masked',
+    'outlier_detection_skipped', 'cycles_without_plateau', 'no_data') and the
+    fit flags of :class:`~plscope.kinetics.fits.DecayFit` ('fit_failed',
+    'no_covariance', 'tau_at_bound', 'amplitude_too_small', 'too_few_points',
+    'tau_poorly_determined', 'biexp_degenerate', 'shape_prior',
+    'bootstrap_error', ...).
+    ``switching_efficiency`` is the mean over the cycles of
+    ``1 - quenched / bright`` from the plateaus (last ``plateau_s`` of the ON
+    window vs. pre-ON); when the ON window is too short for the slow
+    component to settle it underestimates the stable SE, and
+    ``switching_efficiency_fit = 1 - I0`` (asymptote of the normalized
+    polarization fit) is the extrapolated value.
+    ``n_cycles_used`` counts the cycles in the polarization average (also
+    used for the switching efficiency), ``n_cycles_used_rec`` those in the
+    recovery average; ``n_cycles_spoiled`` the cycles left out of either.
+    ``fit_ok`` requires both the polarization and the recovery fit to be ok.
     """
 
     table: pd.DataFrame
@@ -506,52 +529,16 @@ def _assemble(ctx: _Context, sups: dict, fits: dict, sup_flags: dict) -> tuple[p
             if fit is not None:
                 flags += [f"{phase}:{f}" for f in fit.flags]
             if sup.time_s.size:
-                cols = {
-                    "t_s": sup.time_s,
-                    "mean": sup.mean,
-                    "sem": sup.sem,
-                    "n_cycles": sup.n,
-                    "fit": fit.curve(sup.time_s) if fit is not None else np.full(sup.time_s.size, np.nan),
-                }
-                cols.update({f"cycle_{cid}": sup.curves[i] for i, cid in enumerate(sup.cycle)})
-                curves[(field_kV_per_cm, phase)] = pd.DataFrame(cols)
+                curves[(field_kV_per_cm, phase)] = _report_curve(sup, fit)
         sp, sr = sups[(level, "pol")], sups[(level, "rec")]
         row["n_cycles_used"] = sp.n_used
         row["n_cycles_used_rec"] = sr.n_used
         row["n_cycles_spoiled"] = int(np.count_nonzero(sp.spoiled | sr.spoiled))
-        # switching efficiency over the cycles of the polarization average
-        se = (
-            ctx.se_table.set_index("cycle")
-            .loc[sp.cycle[sp.used], "switching_efficiency"]
-            .to_numpy(dtype=float)
-            if ctx.se_table is not None
-            else np.empty(0)
-        )
-        se = se[np.isfinite(se)]
-        if se.size:
-            row["switching_efficiency_window"] = float(np.mean(se))
-            row["switching_efficiency_std"] = float(np.std(se, ddof=1)) if se.size > 1 else float("nan")
-        else:
-            flags.append("no_switching_efficiency")
-        for phase, key in (("pol", "tau_pol"), ("rec", "tau_rec")):
-            fit = fits.get((level, phase))
-            free = ctx.free_fits.get((level, phase)) or {}
-            if free.get("biexp") is not None:
-                row[f"{phase}_delta_bic"] = free["biexp"].delta_bic
-            if fit is None:
-                continue
-            row[f"{phase}_model"] = fit.model
-            row[f"{phase}_fit_ok"] = bool(fit.ok)
-            if fit.ok and _too_fast(fit.tau_s, ctx.frame_interval_s, s.min_tau_frames):
-                row[f"{phase}_fit_ok"] = False
-                flags.append(f"{phase}:tau_below_min_frames")
-            row[f"{phase}_settled_fraction"] = settled_fraction(fit, _window_s(cl, phase))
-            row[f"{key}_s"] = fit.tau_s
-            row[f"{key}_err_s"] = fit.tau_err_s
-            row[f"{key}_err_method"] = fit.tau_err_method
-            row[f"{key}_fast_s"] = fit.tau1_s
-            row[f"{key}_slow_s"] = fit.tau2_s if fit.model == "biexp" else fit.tau1_s
-            row[f"{phase}_frac"] = fit.frac if fit.model == "biexp" else 1.0
+        _fill_window_switching_efficiency(row, ctx, sp, flags)
+        for phase in ("pol", "rec"):
+            _fill_phase(
+                row, ctx, phase, fits.get((level, phase)), ctx.free_fits.get((level, phase)), cl, flags
+            )
         pol_fit = fits.get((level, "pol"))
         if pol_fit is not None and pol_fit.ok:
             # asymptote of the normalized polarization curve: the stable quenched level
@@ -562,19 +549,74 @@ def _assemble(ctx: _Context, sups: dict, fits: dict, sup_flags: dict) -> tuple[p
         row["not_settled"] = bool(any(r < SETTLED_FRACTION for r in reached if np.isfinite(r)))
         row["fit_ok"] = bool(row["pol_fit_ok"] and row["rec_fit_ok"])
         if np.isfinite(ctx.size_nm) and row["pol_fit_ok"]:
-            tau, tau_err = row["tau_pol_s"], row["tau_pol_err_s"]
-            v = float(drift_velocity_nm_per_s(ctx.size_nm, tau))
-            row["velocity_nm_per_s"] = v
-            row["mobility_cm2_per_Vs"] = float(mobility_cm2_per_Vs(v, field_kV_per_cm))
-            size_rel = ctx.size_err_nm / ctx.size_nm if np.isfinite(ctx.size_err_nm) else 0.0
-            rel = math.hypot(tau_err / tau, size_rel) if np.isfinite(tau_err) and tau > 0 else float("nan")
-            row["velocity_err_nm_per_s"] = v * rel
-            row["mobility_err_cm2_per_Vs"] = row["mobility_cm2_per_Vs"] * rel
+            _fill_mobility(row, ctx, field_kV_per_cm)
         row["flags"] = ";".join(dict.fromkeys(flags))
         row["exclusion_reason"] = exclusion_reason(row, min_cycles=s.min_cycles)
         rows.append(row)
     table = pd.DataFrame(rows, columns=list(KINETICS_COLUMNS))
     return table, curves
+
+
+def _report_curve(sup: SuperposedCycles, fit: DecayFit | None) -> pd.DataFrame:
+    """The report's curve table of one level and phase (mean, sem, fit, every cycle)."""
+    cols = {
+        "t_s": sup.time_s,
+        "mean": sup.mean,
+        "sem": sup.sem,
+        "n_cycles": sup.n,
+        "fit": fit.curve(sup.time_s) if fit is not None else np.full(sup.time_s.size, np.nan),
+    }
+    cols.update({f"cycle_{cid}": sup.curves[i] for i, cid in enumerate(sup.cycle)})
+    return pd.DataFrame(cols)
+
+
+def _fill_window_switching_efficiency(row: dict, ctx: _Context, sp: SuperposedCycles, flags: list) -> None:
+    """Switching efficiency over the cycles of the polarization average."""
+    se = (
+        ctx.se_table.set_index("cycle").loc[sp.cycle[sp.used], "switching_efficiency"].to_numpy(dtype=float)
+        if ctx.se_table is not None
+        else np.empty(0)
+    )
+    se = se[np.isfinite(se)]
+    if se.size:
+        row["switching_efficiency_window"] = float(np.mean(se))
+        row["switching_efficiency_std"] = float(np.std(se, ddof=1)) if se.size > 1 else float("nan")
+    else:
+        flags.append("no_switching_efficiency")
+
+
+def _fill_phase(row: dict, ctx: _Context, phase: str, fit, free, cl: pd.DataFrame, flags: list) -> None:
+    """The time constants, model and fit checks of one phase ('pol' or 'rec')."""
+    key = f"tau_{phase}"
+    free = free or {}
+    if free.get("biexp") is not None:
+        row[f"{phase}_delta_bic"] = free["biexp"].delta_bic
+    if fit is None:
+        return
+    row[f"{phase}_model"] = fit.model
+    row[f"{phase}_fit_ok"] = bool(fit.ok)
+    if fit.ok and _too_fast(fit.tau_s, ctx.frame_interval_s, ctx.settings.min_tau_frames):
+        row[f"{phase}_fit_ok"] = False
+        flags.append(f"{phase}:tau_below_min_frames")
+    row[f"{phase}_settled_fraction"] = settled_fraction(fit, _window_s(cl, phase))
+    row[f"{key}_s"] = fit.tau_s
+    row[f"{key}_err_s"] = fit.tau_err_s
+    row[f"{key}_err_method"] = fit.tau_err_method
+    row[f"{key}_fast_s"] = fit.tau1_s
+    row[f"{key}_slow_s"] = fit.tau2_s if fit.model == "biexp" else fit.tau1_s
+    row[f"{phase}_frac"] = fit.frac if fit.model == "biexp" else 1.0
+
+
+def _fill_mobility(row: dict, ctx: _Context, field_kV_per_cm: float) -> None:
+    """Drift velocity and mobility from the polarization time and the size, with propagated errors."""
+    tau, tau_err = row["tau_pol_s"], row["tau_pol_err_s"]
+    v = float(drift_velocity_nm_per_s(ctx.size_nm, tau))
+    row["velocity_nm_per_s"] = v
+    row["mobility_cm2_per_Vs"] = float(mobility_cm2_per_Vs(v, field_kV_per_cm))
+    size_rel = ctx.size_err_nm / ctx.size_nm if np.isfinite(ctx.size_err_nm) else 0.0
+    rel = math.hypot(tau_err / tau, size_rel) if np.isfinite(tau_err) and tau > 0 else float("nan")
+    row["velocity_err_nm_per_s"] = v * rel
+    row["mobility_err_cm2_per_Vs"] = row["mobility_cm2_per_Vs"] * rel
 
 
 # --------------------------------------------------------------------------
@@ -663,91 +705,19 @@ def analyze_particle(
 
     Notes
     -----
-    Row flags (';'-joined): particle/level problems ('no_data',
-    'too_few_cycles', 'no_switching_efficiency', 'bleach_uncorrected',
-    'frames_without_time'), and
-    per phase 'pol:...'/'rec:...' the superposition flags
-    ('spoiled_cycles_excluded', 'outlier_points_masked',
-    'outlier_detection_skipped', 'cycles_without_plateau', 'no_data') and the
-    fit flags of :class:`~plscope.kinetics.fits.DecayFit` ('fit_failed',
-    'no_covariance', 'tau_at_bound', 'amplitude_too_small', 'too_few_points',
-    'tau_poorly_determined', 'biexp_degenerate', 'shape_prior',
-    'bootstrap_error', ...).
-    ``switching_efficiency`` is the mean over the cycles of
-    ``1 - quenched / bright`` from the plateaus (last ``plateau_s`` of the ON
-    window vs. pre-ON); when the ON window is too short for the slow
-    component to settle it underestimates the stable SE, and
-    ``switching_efficiency_fit = 1 - I0`` (asymptote of the normalized
-    polarization fit) is the extrapolated value.
-    ``n_cycles_used`` counts the cycles in the polarization average (also
-    used for the switching efficiency), ``n_cycles_used_rec`` those in the
-    recovery average; ``n_cycles_spoiled`` the cycles left out of either.
-    ``fit_ok`` requires both the polarization and the recovery fit to be ok.
+    The table's flags and switching-efficiency columns are described in
+    :class:`ParticleKinetics`.
     """
     s = KineticsSettings.from_any(settings, error=KineticsInputError)
-    t_raw = as_1d_float("time_s", time_s)
-    y = as_1d_float("intensity", intensity, length=t_raw.size)
-    exposure_s = check_exposure(exposure_s)
-    c = check_cycles(cycles)
-    particle_flags: list[str] = []
-    timed = np.isfinite(t_raw)
-    if not np.all(timed):
-        # frames without a time (e.g. a dropped TTL edge flagged upstream) are treated as missing
-        particle_flags.append("frames_without_time")
-        t_raw, y = t_raw[timed], y[timed]
-    t = check_time(t_raw)
-
-    finite = np.isfinite(y)
-    bleach = None
-    bleach_pct = float("nan")
-    if np.count_nonzero(finite) == 0:
-        particle_flags.append("no_data")
-    if len(c) == 0:
-        particle_flags.append("no_cycles")
-    y_norm = y
-    if s.correct_bleaching and "no_data" not in particle_flags and len(c):
-        bleach = bleach_curve(t, y, c, exposure_s=exposure_s, plateau_fraction=s.bleach_plateau_fraction)
-        if bleach.success:
-            y_norm = bleach.correct(t, y)
-            bleach_pct = bleach.loss_percent_per_min
-        else:
-            particle_flags.append("bleach_uncorrected")
-            logger.debug("particle %s: bleaching not corrected (%s)", particle_id, bleach.message)
-
-    se_table = (
-        switching_efficiency_per_cycle(t, y_norm, c, exposure_s=exposure_s, plateau_s=s.plateau_s)
-        if len(c) and t.size
-        else None
-    )
-    sups, sup_flags, free_fits = {}, {}, {}
-    if "no_data" not in particle_flags:
-        for level, cl, _ in _levels(c):
-            if len(cl) < s.min_cycles:
-                continue
-            for phase in ("pol", "rec"):
-                sup = superpose_cycles(
-                    t,
-                    y_norm,
-                    cl,
-                    phase=phase,
-                    exposure_s=exposure_s,
-                    dt_s=s.dt_s,
-                    plateau_s=s.plateau_s,
-                    outlier_k=s.outlier_k,
-                    outlier_floor=s.outlier_floor,
-                    spoil_fraction=s.spoil_fraction,
-                    transient_s=s.transient_s,
-                )
-                sups[(level, phase)] = sup
-                free, fflags = _fit_free(sup, s, exposure_s)
-                sup_flags[(level, phase)] = (*sup.flags, *fflags)
-                free_fits[(level, phase)] = free
-    size = float("nan") if size_nm is None else float(size_nm)
-    size_err = float("nan") if size_err_nm is None else float(size_err_nm)
+    t, y, c, exposure_s, particle_flags = _checked_inputs(time_s, intensity, cycles, exposure_s)
+    y_norm, bleach, bleach_pct = _correct_bleaching(t, y, c, exposure_s, s, particle_flags, particle_id)
+    se_table = _se_table(t, y_norm, c, exposure_s, s)
+    no_data = "no_data" in particle_flags
+    sups, sup_flags, free_fits = ({}, {}, {}) if no_data else _superpose_and_fit(t, y_norm, c, exposure_s, s)
     ctx = _Context(
         particle_id=particle_id,
-        size_nm=size,
-        size_err_nm=size_err,
+        size_nm=float("nan") if size_nm is None else float(size_nm),
+        size_err_nm=float("nan") if size_err_nm is None else float(size_err_nm),
         exposure_s=exposure_s,
         settings=s,
         cycles=c,
@@ -761,9 +731,14 @@ def analyze_particle(
         norm_intensity=np.asarray(y_norm, dtype=float),
         raw_intensity=np.asarray(y, dtype=float),
     )
+    return _particle_result(ctx, sups, bleach, shape_priors)
+
+
+def _particle_result(ctx: _Context, sups: dict, bleach: BleachModel | None, shape_priors) -> ParticleKinetics:
+    """Reported fits, table and curves of a particle from its superposed cycles and free fits."""
     priors = {k: v for k, v in (shape_priors or {}).items() if v is not None}
-    fits = _report_fits(sups, free_fits, s, exposure_s, priors, particle_id)
-    table, curves = _assemble(ctx, sups, fits, sup_flags)
+    fits = _report_fits(sups, ctx.free_fits, ctx.settings, ctx.exposure_s, priors, ctx.particle_id)
+    table, curves = _assemble(ctx, sups, fits, ctx.phase_flags)
     return ParticleKinetics(
         table=table,
         curves=curves,
@@ -771,11 +746,78 @@ def analyze_particle(
         superposed=sups,
         bleach=bleach,
         flags=ctx.particle_flags,
-        free_fits=free_fits,
-        se_cycles=_se_cycles(se_table, sups, particle_id),
+        free_fits=ctx.free_fits,
+        se_cycles=_se_cycles(ctx.se_table, sups, ctx.particle_id),
         shape_priors=priors,
         _context=ctx,
     )
+
+
+def _checked_inputs(time_s, intensity, cycles, exposure_s):
+    """Checked ``(t, y, cycles, exposure_s, particle_flags)``; frames without a time are dropped."""
+    t_raw = as_1d_float("time_s", time_s)
+    y = as_1d_float("intensity", intensity, length=t_raw.size)
+    exposure_s = check_exposure(exposure_s)
+    c = check_cycles(cycles)
+    particle_flags: list[str] = []
+    timed = np.isfinite(t_raw)
+    if not np.all(timed):
+        # frames without a time (e.g. a dropped TTL edge flagged upstream) are treated as missing
+        particle_flags.append("frames_without_time")
+        t_raw, y = t_raw[timed], y[timed]
+    t = check_time(t_raw)
+    if np.count_nonzero(np.isfinite(y)) == 0:
+        particle_flags.append("no_data")
+    if len(c) == 0:
+        particle_flags.append("no_cycles")
+    return t, y, c, exposure_s, particle_flags
+
+
+def _correct_bleaching(t, y, c, exposure_s, s: KineticsSettings, particle_flags: list[str], particle_id):
+    """``(y_norm, bleach model or None, loss %/min)``; appends 'bleach_uncorrected' when it fails."""
+    if not (s.correct_bleaching and "no_data" not in particle_flags and len(c)):
+        return y, None, float("nan")
+    bleach = bleach_curve(t, y, c, exposure_s=exposure_s, plateau_fraction=s.bleach_plateau_fraction)
+    if bleach.success:
+        return bleach.correct(t, y), bleach, bleach.loss_percent_per_min
+    particle_flags.append("bleach_uncorrected")
+    logger.debug("particle %s: bleaching not corrected (%s)", particle_id, bleach.message)
+    return y, bleach, float("nan")
+
+
+def _se_table(t, y_norm, c, exposure_s: float, s: KineticsSettings) -> pd.DataFrame | None:
+    """Switching efficiency of every cycle (None without cycles or frames)."""
+    if not (len(c) and t.size):
+        return None
+    return switching_efficiency_per_cycle(t, y_norm, c, exposure_s=exposure_s, plateau_s=s.plateau_s)
+
+
+def _superpose_and_fit(t, y_norm, c, exposure_s, s: KineticsSettings) -> tuple[dict, dict, dict]:
+    """Superposed cycles, their flags and the free fits per ``(level, phase)`` of every level with
+    enough cycles."""
+    sups, sup_flags, free_fits = {}, {}, {}
+    for level, cl, _ in _levels(c):
+        if len(cl) < s.min_cycles:
+            continue
+        for phase in ("pol", "rec"):
+            sup = superpose_cycles(
+                t,
+                y_norm,
+                cl,
+                phase=phase,
+                exposure_s=exposure_s,
+                dt_s=s.dt_s,
+                plateau_s=s.plateau_s,
+                outlier_k=s.outlier_k,
+                outlier_floor=s.outlier_floor,
+                spoil_fraction=s.spoil_fraction,
+                transient_s=s.transient_s,
+            )
+            sups[(level, phase)] = sup
+            free, fflags = _fit_free(sup, s, exposure_s)
+            sup_flags[(level, phase)] = (*sup.flags, *fflags)
+            free_fits[(level, phase)] = free
+    return sups, sup_flags, free_fits
 
 
 def _se_cycles(se_table: pd.DataFrame | None, sups: dict, particle_id) -> pd.DataFrame:

@@ -15,6 +15,18 @@ Conventions
 - Plateau levels are robust means: the mean of the frames within
   3 x 1.4826 MAD of the median, so a blink (PL x 0.3-0.7 for ~1 s) inside a
   3 s plateau does not shift the level.
+- Blinks in a superposition (:func:`superpose_cycles`): the noise ``sigma``
+  is estimated robustly from frame-to-frame differences; a grid point of a
+  cycle is an outlier when it deviates from the median curve over cycles by
+  more than ``max(outlier_k * sigma * sqrt(1 + pi / (2 n)), outlier_floor)``
+  (the second term: the uncertainty of the median of ``n`` curves). Outlier
+  points (dilated by one grid step) are masked; a cycle with more than
+  ``spoil_fraction`` of its points masked is *spoiled* and left out
+  entirely. With 2 cycles there is no median to compare with (flag
+  'outlier_detection_skipped'); the lower of the two cycles is masked where
+  they differ by more than the threshold of a difference (a blink only
+  lowers the PL; flag 'blinks_tested_pairwise'). With 1 cycle nothing is
+  tested.
 """
 
 from __future__ import annotations
@@ -255,6 +267,23 @@ def _weighted_loglinear(tp, logy, w, t0):
     return float(-slope), err, resid
 
 
+def _fit_rejecting_plateaus(pts: np.ndarray, t0: float, reject_k: float, flags: list[str]):
+    """Log-linear bleaching fit of the plateau points, refitted once without the plateaus more than
+    ``reject_k`` robust sigmas off (from five plateaus); ``(rate_per_s, rate_err_per_s, n_rejected)``."""
+    tp, logy, w = pts[:, 0], np.log(pts[:, 1]), pts[:, 2]
+    k, k_err, resid = _weighted_loglinear(tp, logy, w, t0)
+    n_rejected = 0
+    if pts.shape[0] >= 5 and np.isfinite(k):
+        mad = _MAD_TO_SIGMA * float(np.median(np.abs(resid - np.median(resid))))
+        if mad > 0:
+            keep = np.abs(resid - np.median(resid)) <= reject_k * mad
+            n_rejected = int(np.count_nonzero(~keep))
+            if n_rejected and np.count_nonzero(keep) >= 2:
+                k, k_err, _ = _weighted_loglinear(tp[keep], logy[keep], w[keep], t0)
+                flags.append("plateaus_rejected")
+    return k, k_err, n_rejected
+
+
 def bleach_curve(
     time_s,
     intensity,
@@ -267,15 +296,13 @@ def bleach_curve(
     """Estimate photobleaching from the field-OFF plateaus.
 
     The plateaus are the last ``plateau_fraction`` of every field-OFF window
-    (``on_end_s .. off_end_s``) plus the whole lead-in before the first ON
-    edge, where the particle is in its bright state. Each plateau gives one
-    point (mean frame time, robust mean level). The model
-    ``level = A exp(-k (t - t0))`` is fitted by weighted linear least
-    squares of ``log(level)`` against time (weights: frames per plateau),
-    which is the exact model in log space; plateaus deviating by more than
-    ``reject_k`` robust sigmas (blinks, incomplete recovery) are rejected
-    once and the fit repeated. ``t0`` is the first frame, so the returned
-    model is 1 there and its values are what the trace is divided by.
+    (``on_end_s .. off_end_s``) plus the lead-in before the first ON edge, where
+    the particle is bright; each gives one point (mean frame time, robust mean
+    level). ``level = A exp(-k (t - t0))`` is fitted by weighted least squares
+    of ``log(level)`` against time (weights: frames per plateau), exact in log
+    space; plateaus more than ``reject_k`` robust sigmas off (blinks, incomplete
+    recovery) are rejected once and the fit repeated. The model is 1 at ``t0``,
+    the first frame: the trace is divided by it.
 
     Parameters
     ----------
@@ -322,17 +349,7 @@ def bleach_curve(
             flags=tuple(flags + ["too_few_plateaus"]),
             message=f"{pts.shape[0]} usable field-OFF plateau(s); need 2",
         )
-    tp, logy, w = pts[:, 0], np.log(pts[:, 1]), pts[:, 2]
-    k, k_err, resid = _weighted_loglinear(tp, logy, w, t0)
-    n_rejected = 0
-    if pts.shape[0] >= 5 and np.isfinite(k):
-        mad = _MAD_TO_SIGMA * float(np.median(np.abs(resid - np.median(resid))))
-        if mad > 0:
-            keep = np.abs(resid - np.median(resid)) <= reject_k * mad
-            n_rejected = int(np.count_nonzero(~keep))
-            if n_rejected and np.count_nonzero(keep) >= 2:
-                k, k_err, _ = _weighted_loglinear(tp[keep], logy[keep], w[keep], t0)
-                flags.append("plateaus_rejected")
+    k, k_err, n_rejected = _fit_rejecting_plateaus(pts, t0, reject_k, flags)
     ok = bool(np.isfinite(k))
     if not ok:
         flags.append("fit_failed")
@@ -553,6 +570,92 @@ def _outliers(curves, have, noise, outlier_k, outlier_floor, n_with):
     return out & have
 
 
+def _cycle_samples(t, y, w: pd.DataFrame, phase: str, exposure_s: float, transient_s: float):
+    """Per cycle, the window's ``(time from the edge, intensity / pre-ON plateau)`` and the plateaus."""
+    finite = np.isfinite(y)
+    per_cycle, plateau = [], np.full(len(w), np.nan)
+    for i, row in enumerate(w.itertuples(index=False)):
+        mb = frames_in_window(t, row.bright_start_s, row.bright_end_s, exposure_s=exposure_s) & finite
+        plateau[i] = robust_mean(y[mb])
+        a, b = (row.pol_start_s, row.pol_end_s) if phase == "pol" else (row.rec_start_s, row.rec_end_s)
+        m = frames_in_window(t, a + max(float(transient_s), 0.0), b, exposure_s=exposure_s) & finite
+        if not (np.isfinite(plateau[i]) and plateau[i] > 0):
+            per_cycle.append((np.empty(0), np.empty(0)))
+            continue
+        per_cycle.append((t[m] - a, y[m] / plateau[i]))
+    return per_cycle, plateau
+
+
+def _common_grid(per_cycle: list, dt_s: float, max_gap: float) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """``(grid, curves, n_with)``: every cycle interpolated onto one grid from the earliest to the
+    latest sample, trimmed at the ends where fewer than half of the ``n_with`` cycles with data have
+    data (None: nothing left)."""
+    firsts = [tc[0] for tc, _ in per_cycle if tc.size]
+    lasts = [tc[-1] for tc, _ in per_cycle if tc.size]
+    if not firsts:
+        return None
+    t_lo, t_hi = min(firsts), max(lasts)
+    grid = t_lo + dt_s * np.arange(int(math.floor((t_hi - t_lo) / dt_s + 1e-9)) + 1)
+    curves = np.vstack([_interp_cycle(tc, yc, grid, max_gap) for tc, yc in per_cycle])
+    have = np.isfinite(curves)
+    n_with = int(np.count_nonzero(have.any(axis=1)))
+    cover = have.sum(axis=0) >= max(1, math.ceil(0.5 * n_with))
+    if not np.any(cover):
+        return None
+    i0, i1 = int(np.argmax(cover)), int(cover.size - np.argmax(cover[::-1]))
+    return grid[i0:i1], curves[:, i0:i1], n_with
+
+
+def _frame_noise(per_cycle: list) -> float:
+    """Noise from frame-to-frame differences of the normalized frames (robust, per frame)."""
+    diffs = [np.diff(yc) for _, yc in per_cycle if yc.size > 3]
+    if not diffs:
+        return float("nan")
+    d = np.concatenate(diffs)
+    return _MAD_TO_SIGMA * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2.0)
+
+
+def _mask_blinks(curves, noise, outlier_k, outlier_floor, spoil_fraction, n_with, flags: list[str]):
+    """``(curves with outlier points masked, spoiled cycles, outlier fraction per cycle)``."""
+    have = np.isfinite(curves)
+    n_c = curves.shape[0]
+    spoiled = ~have.any(axis=1)
+    outlier_fraction = np.full(n_c, np.nan)
+    out = _outliers(curves, have, noise, outlier_k, outlier_floor, n_with)
+    if n_with == 2:
+        flags.append("outlier_detection_skipped")  # no median of 3: the pairwise test below instead
+        flags.append("blinks_tested_pairwise")
+    if out is not None:
+        npts = have.sum(axis=1)
+        np.divide(out.sum(axis=1), npts, out=outlier_fraction, where=npts > 0)
+        spoiled |= outlier_fraction > spoil_fraction
+        curves = np.where(out, np.nan, curves)
+        if np.any(out & ~spoiled[:, None]):
+            flags.append("outlier_points_masked")
+    elif n_with > 0:
+        flags.append("outlier_detection_skipped")
+    return curves, spoiled, outlier_fraction
+
+
+def _no_superposition(phase, w: pd.DataFrame, plateau: np.ndarray, flags: list[str]) -> SuperposedCycles:
+    """The empty result (flag 'no_data') when no cycle gives a usable sample."""
+    n_c = len(w)
+    return SuperposedCycles(
+        phase=phase,
+        time_s=np.empty(0),
+        curves=np.empty((n_c, 0)),
+        cycle=w["cycle"].to_numpy(),
+        plateau=plateau,
+        used=np.zeros(n_c, bool),
+        spoiled=np.ones(n_c, bool),
+        outlier_fraction=np.full(n_c, np.nan),
+        mean=np.empty(0),
+        sem=np.empty(0),
+        n=np.empty(0, int),
+        flags=tuple(flags + ["no_data"]),
+    )
+
+
 def superpose_cycles(
     time_s,
     norm_intensity,
@@ -576,20 +679,8 @@ def superpose_cycles(
     divided by its pre-ON plateau (robust mean of the last ``plateau_s``
     before the ON edge, for both phases) and interpolated linearly
     (``np.interp``) onto ``t0 + k dt_s``; grid points covered by fewer than
-    half of the cycles are dropped at the ends.
-
-    Blinks: the noise ``sigma`` is estimated robustly from frame-to-frame
-    differences; a grid point of a cycle is an outlier when it deviates from
-    the median curve over cycles by more than
-    ``max(outlier_k * sigma * sqrt(1 + pi / (2 n)), outlier_floor)``
-    (the second term: the uncertainty of the median of ``n`` curves). Outlier
-    points (dilated by one grid step) are masked; a cycle with more than
-    ``spoil_fraction`` of its points masked is *spoiled* and left out
-    entirely. With 2 cycles there is no median to compare with (flag
-    'outlier_detection_skipped'); the lower of the two cycles is masked where
-    they differ by more than the threshold of a difference (a blink only
-    lowers the PL; flag 'blinks_tested_pairwise'). With 1 cycle nothing is
-    tested.
+    half of the cycles are dropped at the ends. Blinks are masked and
+    spoiled cycles left out as the module notes describe.
 
     Parameters
     ----------
@@ -624,84 +715,29 @@ def superpose_cycles(
     y = as_1d_float("norm_intensity", norm_intensity, length=t.size)
     exposure_s = check_exposure(exposure_s)
     frame_dt = _frame_interval_s(t)
-    if dt_s is None:
-        dt_s = frame_dt if np.isfinite(frame_dt) and frame_dt > 0 else 0.2
-    dt_s = float(dt_s)
+    dt_s = float(dt_s if dt_s is not None else (frame_dt if np.isfinite(frame_dt) and frame_dt > 0 else 0.2))
     max_gap = 1.5 * frame_dt if np.isfinite(frame_dt) else np.inf
     start = float(t[0]) - exposure_s / 2 if t.size else -np.inf
     w = cycle_windows(cycles, plateau_s=plateau_s, record_start_s=start)
-    finite = np.isfinite(y)
-    n_c = len(w)
+    per_cycle, plateau = _cycle_samples(t, y, w, phase, exposure_s, transient_s)
     flags: list[str] = []
-
-    per_cycle, plateau = [], np.full(n_c, np.nan)
-    for i, row in enumerate(w.itertuples(index=False)):
-        mb = frames_in_window(t, row.bright_start_s, row.bright_end_s, exposure_s=exposure_s) & finite
-        plateau[i] = robust_mean(y[mb])
-        a, b = (row.pol_start_s, row.pol_end_s) if phase == "pol" else (row.rec_start_s, row.rec_end_s)
-        m = frames_in_window(t, a + max(float(transient_s), 0.0), b, exposure_s=exposure_s) & finite
-        if not (np.isfinite(plateau[i]) and plateau[i] > 0):
-            per_cycle.append((np.empty(0), np.empty(0)))
-            continue
-        per_cycle.append((t[m] - a, y[m] / plateau[i]))
-
-    bad_plateau = ~(np.isfinite(plateau) & (plateau > 0))
-    if np.any(bad_plateau):
+    if not np.all(np.isfinite(plateau) & (plateau > 0)):
         flags.append("cycles_without_plateau")
-    # grid from the earliest to the latest sample, trimmed where < half the cycles have data
-    firsts = [tc[0] for tc, _ in per_cycle if tc.size]
-    lasts = [tc[-1] for tc, _ in per_cycle if tc.size]
-    empty = SuperposedCycles(
-        phase=phase,
-        time_s=np.empty(0),
-        curves=np.empty((n_c, 0)),
-        cycle=w["cycle"].to_numpy(),
-        plateau=plateau,
-        used=np.zeros(n_c, bool),
-        spoiled=np.ones(n_c, bool),
-        outlier_fraction=np.full(n_c, np.nan),
-        mean=np.empty(0),
-        sem=np.empty(0),
-        n=np.empty(0, int),
-        flags=tuple(flags + ["no_data"]),
-    )
-    if not firsts:
-        return empty
-    t_lo, t_hi = min(firsts), max(lasts)
-    grid = t_lo + dt_s * np.arange(int(math.floor((t_hi - t_lo) / dt_s + 1e-9)) + 1)
-    curves = np.vstack([_interp_cycle(tc, yc, grid, max_gap) for tc, yc in per_cycle])
-    have = np.isfinite(curves)
-    n_with = int(np.count_nonzero(have.any(axis=1)))
-    cover = have.sum(axis=0) >= max(1, math.ceil(0.5 * n_with))
-    if not np.any(cover):
-        return empty
-    i0, i1 = int(np.argmax(cover)), int(cover.size - np.argmax(cover[::-1]))
-    grid, curves = grid[i0:i1], curves[:, i0:i1]
-    have = np.isfinite(curves)
+    gridded = _common_grid(per_cycle, dt_s, max_gap)
+    if gridded is None:
+        return _no_superposition(phase, w, plateau, flags)
+    grid, curves, n_with = gridded
+    noise = _frame_noise(per_cycle)
+    masked = _mask_blinks(curves, noise, outlier_k, outlier_floor, spoil_fraction, n_with, flags)
+    return _superposition(phase, w, plateau, grid, curves, masked, noise, flags)
 
-    # noise from frame-to-frame differences of the normalized frames
-    diffs = [np.diff(yc) for _, yc in per_cycle if yc.size > 3]
-    if diffs:
-        d = np.concatenate(diffs)
-        noise = _MAD_TO_SIGMA * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2.0)
-    else:
-        noise = float("nan")
 
-    spoiled = ~have.any(axis=1)
-    outlier_fraction = np.full(n_c, np.nan)
-    out = _outliers(curves, have, noise, outlier_k, outlier_floor, n_with)
-    if n_with == 2:
-        flags.append("outlier_detection_skipped")  # no median of 3: the pairwise test below instead
-        flags.append("blinks_tested_pairwise")
-    if out is not None:
-        npts = have.sum(axis=1)
-        np.divide(out.sum(axis=1), npts, out=outlier_fraction, where=npts > 0)
-        spoiled |= outlier_fraction > spoil_fraction
-        curves = np.where(out, np.nan, curves)
-        if np.any(out & ~spoiled[:, None]):
-            flags.append("outlier_points_masked")
-    elif n_with > 0:
-        flags.append("outlier_detection_skipped")
+def _superposition(phase, w, plateau, grid, curves, masked, noise, flags: list[str]) -> SuperposedCycles:
+    """The result from the gridded ``curves`` and ``masked = (masked curves, spoiled, outlier
+    fraction)``: cycles without a plateau are spoiled too; mean and sem over the used cycles."""
+    have = np.isfinite(curves)
+    curves, spoiled, outlier_fraction = masked
+    bad_plateau = ~(np.isfinite(plateau) & (plateau > 0))
     spoiled |= bad_plateau
     used = ~spoiled
     if np.any(spoiled & ~bad_plateau & have.any(axis=1)):

@@ -585,25 +585,24 @@ def _common_flags(res, tau, tau_err, n_dropped) -> list[str]:
     return flags
 
 
-def _mono_result(res, bounds, exposure_s, n_dropped) -> DecayFit:
-    p = res.params
-    tau = float(p["tau"].value)
-    tau_err = float(p["tau"].stderr) if res.errorbars and p["tau"].stderr else float("nan")
-    amp = float(p["amplitude"].value)
-    amp_err = float(p["amplitude"].stderr) if res.errorbars and p["amplitude"].stderr else float("nan")
+def _lmfit_decay(res, model, *, tau, tau_err, tau1, tau2, i1, i2, bounds, exposure_s, n_dropped, **extra):
+    """A :class:`DecayFit` from an lmfit result, with the flags every free fit carries."""
+    amp = float(res.params["amplitude"].value)
+    stderr = res.params["amplitude"].stderr
+    amp_err = float(stderr) if res.errorbars and stderr else float("nan")
     flags = _common_flags(res, tau, tau_err, n_dropped)
     if _at_bound(tau, *bounds):
         flags.append("tau_at_bound")
     flags += _amplitude_flags(res, amp, amp_err)
     return DecayFit(
-        model="mono",
+        model=model,
         tau_s=tau,
         tau_err_s=tau_err,
-        tau1_s=tau,
-        tau2_s=float("nan"),
-        i0=float(p["i0"].value),
-        i1=amp,
-        i2=0.0,
+        tau1_s=tau1,
+        tau2_s=tau2,
+        i0=float(res.params["i0"].value),
+        i1=i1,
+        i2=i2,
         redchi=float(res.redchi),
         aic=float(res.aic),
         bic=float(res.bic),
@@ -614,6 +613,27 @@ def _mono_result(res, bounds, exposure_s, n_dropped) -> DecayFit:
         exposure_s=exposure_s,
         tau_bounds_s=(float(bounds[0]), float(bounds[1])),
         tau_err_method="covariance" if np.isfinite(tau_err) else "none",
+        **extra,
+    )
+
+
+def _mono_result(res, bounds, exposure_s, n_dropped) -> DecayFit:
+    p = res.params
+    tau = float(p["tau"].value)
+    tau_err = float(p["tau"].stderr) if res.errorbars and p["tau"].stderr else float("nan")
+    amp = float(p["amplitude"].value)
+    return _lmfit_decay(
+        res,
+        "mono",
+        tau=tau,
+        tau_err=tau_err,
+        tau1=tau,
+        tau2=float("nan"),
+        i1=amp,
+        i2=0.0,
+        bounds=bounds,
+        exposure_s=exposure_s,
+        n_dropped=n_dropped,
     )
 
 
@@ -634,11 +654,6 @@ def _biexp_result(res, bounds, exposure_s, n_dropped) -> tuple[DecayFit, list[st
     amp = float(p["amplitude"].value)
     tau = tau1 + (1.0 - f) * dtau
     tau_err = _covariance_gradient(res, {"tau1": 1.0, "frac": -dtau, "dtau": 1.0 - f})
-    amp_err = float(p["amplitude"].stderr) if res.errorbars and p["amplitude"].stderr else float("nan")
-    flags = _common_flags(res, tau, tau_err, n_dropped)
-    if _at_bound(tau, *bounds):
-        flags.append("tau_at_bound")
-    flags += _amplitude_flags(res, amp, amp_err)
     degenerate = []
     if not res.success:
         degenerate.append("not converged")
@@ -652,38 +667,31 @@ def _biexp_result(res, bounds, exposure_s, n_dropped) -> tuple[DecayFit, list[st
         degenerate.append("tau1 at the lower bound (unresolved fast component)")
     if tau2 >= bounds[1] * (1 - _AT_BOUND_RTOL) or dtau >= (bounds[1] - bounds[0]) * (1 - _AT_BOUND_RTOL):
         degenerate.append("tau2 at the upper bound")
-    if "tau_poorly_determined" in flags:
-        degenerate.append(f"tau_err/tau = {tau_err / tau:.2g} > {_MAX_TAU_REL_ERR}")
     log_ratio = math.log(tau2 / tau1) if tau1 > 0 else float("nan")
     log_ratio_err = (
         _covariance_gradient(res, {"tau1": 1.0 / tau2 - 1.0 / tau1, "dtau": 1.0 / tau2})
         if tau1 > 0
         else float("nan")
     )
-    fit = DecayFit(
-        model="biexp",
-        tau_s=tau,
-        tau_err_s=tau_err,
-        tau1_s=tau1,
-        tau2_s=tau2,
-        i0=float(p["i0"].value),
+    fit = _lmfit_decay(
+        res,
+        "biexp",
+        tau=tau,
+        tau_err=tau_err,
+        tau1=tau1,
+        tau2=tau2,
         i1=amp * f,
         i2=amp * (1.0 - f),
-        redchi=float(res.redchi),
-        aic=float(res.aic),
-        bic=float(res.bic),
-        success=bool(res.success),
-        flags=tuple(dict.fromkeys(flags)),
-        message=str(res.message),
-        n_points=int(res.ndata),
+        bounds=bounds,
         exposure_s=exposure_s,
-        tau_bounds_s=(float(bounds[0]), float(bounds[1])),
+        n_dropped=n_dropped,
         frac=f,
         frac_err=_stderr(res, "frac"),
         log_ratio=log_ratio,
         log_ratio_err=log_ratio_err,
-        tau_err_method="covariance" if np.isfinite(tau_err) else "none",
     )
+    if "tau_poorly_determined" in fit.flags:
+        degenerate.append(f"tau_err/tau = {tau_err / tau:.2g} > {_MAX_TAU_REL_ERR}")
     return fit, degenerate
 
 
@@ -1129,6 +1137,21 @@ def fit_biexponential_pooled(
         if not (np.isfinite(noise) and noise > 0):
             noise = float(np.std(yy)) or 1.0
         w = np.full(t.size, 1.0 / noise)
+    res = _pooled_minimize(t, yy, w, exposure_s, prior, bounds, start)
+    if res is None:
+        return _failed(
+            "least-squares fit raised",
+            "fit_failed",
+            n_points=int(t.size),
+            exposure_s=exposure_s,
+            tau_bounds_s=bounds,
+            extra_flags=extra,
+        )
+    return _pooled_fit(res, t.size, w, bounds, dropped, exposure_s)
+
+
+def _pooled_minimize(t, yy, w, exposure_s: float, prior: ShapePrior, bounds, start: DecayFit | None):
+    """The best lmfit result of the pooled objective over the starts (None: every start raised)."""
     max_log_ratio = math.log(bounds[1] / bounds[0])
     pf = (prior.frac_mean, prior.frac_sd, prior.log_ratio_mean, prior.log_ratio_sd)
 
@@ -1160,20 +1183,15 @@ def fit_biexponential_pooled(
                 best = (key, res)
             if res.success and res.errorbars:
                 break  # the prior makes the problem well posed: one clean start suffices
-    if best is None:
-        return _failed(
-            "least-squares fit raised",
-            "fit_failed",
-            n_points=int(t.size),
-            exposure_s=exposure_s,
-            tau_bounds_s=bounds,
-            extra_flags=extra,
-        )
-    res = best[1]
+    return None if best is None else best[1]
+
+
+def _pooled_fit(res, n_points: int, w, bounds, dropped: int, exposure_s: float) -> DecayFit:
+    """The :class:`DecayFit` of a pooled lmfit result (information criteria from the data residuals)."""
     v = res.params.valuesdict()
     tau1, tau2 = component_taus(v["tau"], v["frac"], v["log_ratio"])
-    resid = res.residual[: t.size]
-    n = int(t.size)
+    resid = res.residual[:n_points]
+    n = int(n_points)
     chi2 = float(np.sum(resid**2))
     k = len(_POOLED_NAMES)
     redchi = chi2 / max(n - 3, 1)  # the prior pins ~2 of the 5 parameters

@@ -24,6 +24,7 @@ import pandas as pd
 from scipy import constants
 
 from ._checks import KineticsInputError
+from .stats import bootstrap_mean, cluster_bootstrap, field_dependence, linear_fit
 
 __all__ = [
     "SlopeFit",
@@ -176,37 +177,15 @@ def mobility_from_velocity_slope(
     n_params = 1 if through_origin else 2
     scale = _NM_PER_S_TO_CM_PER_S / _KV_PER_CM_TO_V_PER_CM
     if n < n_params + 1:
-        return SlopeFit(
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            n,
-            through_origin,
-            False,
-            ("too_few_points",),
-            f"{n} finite point(s); need {n_params + 1}",
-        )
+        return _failed_slope(n, through_origin, "too_few_points", f"{n} finite point(s); need {n_params + 1}")
     if not through_origin and np.ptp(E) == 0:
-        return SlopeFit(
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            n,
-            through_origin,
-            False,
-            ("single_field",),
-            "all points at one field: the slope is undefined",
+        return _failed_slope(
+            n, through_origin, "single_field", "all points at one field: the slope is undefined"
         )
     if through_origin:
         sxx = float(np.sum(E * E))
         if sxx == 0:
-            return SlopeFit(
-                nan, nan, nan, nan, nan, n, through_origin, False, ("single_field",), "zero field"
-            )
+            return _failed_slope(n, through_origin, "single_field", "zero field")
         slope = float(np.sum(E * v) / sxx)
         intercept, intercept_err = 0.0, 0.0
         resid = v - slope * E
@@ -228,6 +207,12 @@ def mobility_from_velocity_slope(
     return SlopeFit(
         slope * scale, slope_err * scale, float(intercept), float(intercept_err), r2, n, through_origin
     )
+
+
+def _failed_slope(n: int, through_origin: bool, flag: str, message: str) -> SlopeFit:
+    """A :class:`SlopeFit` with NaN values, ``success=False`` and one flag."""
+    nan = float("nan")
+    return SlopeFit(nan, nan, nan, nan, nan, n, through_origin, False, (flag,), message)
 
 
 def add_mobility_columns(kinetics: pd.DataFrame, particles: pd.DataFrame) -> pd.DataFrame:
@@ -390,9 +375,33 @@ def summarize_population(
     the column exists, is empty) and its mobility and velocity are finite
     with a positive field.
     """
-    from .stats import bootstrap_mean, cluster_bootstrap, field_dependence, linear_fit
-
+    k = _rows_with_sizes(kinetics, particles)
+    E, v, mu = _velocity_and_mobility(k)
+    used = rows_used(k, mu, v, E)
+    pid = k["particle_id"].to_numpy()
+    level_name = f"ci{round(100 * confidence):d}"
+    boot = {"n_boot": n_bootstrap, "confidence": confidence, "seed": seed}
     warnings_out: list[str] = []
+
+    fields = sorted({round(float(abs(x)), _FIELD_ROUND_DECIMALS) for x in E if np.isfinite(x)})
+    out = _counts(k, particles, used, fields, temperature_K, confidence, n_bootstrap, seed)
+    out.update(_mobility_mean(mu[used], pid[used], boot, level_name, warnings_out))
+    out.update(_mobility_slope(np.abs(E[used]), v[used], pid[used], boot, level_name, warnings_out))
+    out.update(_diffusion(out, temperature_K, level_name, warnings_out))
+    out.update(_tau_against_size(k, E, used, confidence, warnings_out))
+    out.update(_field_dependences(k, used, fields, confidence))
+    out["model_choice"] = _model_choice(k)
+    out["per_field"] = _per_field(k, fields, E, used, mu, pid, n_bootstrap, confidence, seed)
+    if population is not None:
+        out.update(_population_extras(population))
+    out["warnings"] = warnings_out
+    for w in warnings_out:
+        logger.warning("%s", w)
+    return out
+
+
+def _rows_with_sizes(kinetics: pd.DataFrame, particles: pd.DataFrame | None) -> pd.DataFrame:
+    """A copy of the kinetics rows, checked, with ``size_nm`` filled from the particle table."""
     k = kinetics.copy()
     need = ("particle_id", "field_kV_per_cm", "tau_pol_s", "fit_ok")
     missing = [c for c in need if c not in k.columns]
@@ -411,6 +420,11 @@ def summarize_population(
         own = k["size_nm"].to_numpy(dtype=float)
         k["size_nm"] = np.where(np.isfinite(own), own, k["_size_from_particles"].to_numpy(dtype=float))
         k = k.drop(columns="_size_from_particles")
+    return k
+
+
+def _velocity_and_mobility(k: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Field, drift velocity and mobility per row; missing values computed from ``tau_pol_s`` and size."""
     E = k["field_kV_per_cm"].to_numpy(dtype=float)
     v_calc = drift_velocity_nm_per_s(k["size_nm"].to_numpy(dtype=float), k["tau_pol_s"].to_numpy(dtype=float))
     v = (
@@ -425,17 +439,17 @@ def summarize_population(
         else np.full(len(k), np.nan)
     )
     mu = np.where(np.isfinite(mu), mu, mobility_cm2_per_Vs(v, E))
-    used = rows_used(k, mu, v, E)
-    pid = k["particle_id"].to_numpy()
-    level_name = f"ci{round(100 * confidence):d}"
+    return E, v, mu
 
+
+def _counts(k, particles, used, fields, temperature_K, confidence, n_bootstrap, seed) -> dict[str, Any]:
+    """Fields, particle and row counts, the interval level and the bootstrap used."""
     n_particles = (
         int(particles["particle_id"].nunique())
         if particles is not None and len(particles)
         else int(k["particle_id"].nunique())
     )
-    fields = sorted({round(float(abs(x)), _FIELD_ROUND_DECIMALS) for x in E if np.isfinite(x)})
-    out: dict = {
+    return {
         "fields_kV_per_cm": fields,
         "temperature_K": _f(temperature_K),
         "n_particles": n_particles,
@@ -450,10 +464,13 @@ def summarize_population(
             "method": "cluster bootstrap over particles, expanded percentile interval "
             "(Hesterberg 2015); standard errors x sqrt(G/(G-1)) for G particles",
         },
+        "kinetics_excluded_particles": _excluded_particles(k, used),
     }
-    out["kinetics_excluded_particles"] = _excluded_particles(k, used)
 
-    mu_u = mu[used]
+
+def _mobility_mean(mu_u, pid_u, boot, level_name, warnings_out) -> dict[str, Any]:
+    """Mean, median and spread of the used mobilities; cluster-bootstrap error and interval of the mean."""
+    out: dict[str, Any] = {}
     if mu_u.size:
         out["ion_mobility_cm2_per_Vs"] = _f(np.mean(mu_u))
         out["ion_mobility_median_cm2_per_Vs"] = _f(np.median(mu_u))
@@ -468,7 +485,7 @@ def summarize_population(
     else:
         out["ion_mobility_std_cm2_per_Vs"] = None
         warnings_out.append(f"ion_mobility_std_cm2_per_Vs: {mu_u.size} usable row(s); need 2")
-    ci = bootstrap_mean(mu_u, groups=pid[used], n_boot=n_bootstrap, confidence=confidence, seed=seed)
+    ci = bootstrap_mean(mu_u, groups=pid_u, **boot)
     ci_ok = np.isfinite(ci.low) and np.isfinite(ci.high)
     out["ion_mobility_sem_cm2_per_Vs"] = _f(ci.std_error) if ci_ok else None
     out[f"ion_mobility_{level_name}_cm2_per_Vs"] = [_f(ci.low), _f(ci.high)] if ci_ok else None
@@ -477,51 +494,57 @@ def summarize_population(
             f"ion_mobility_{level_name}_cm2_per_Vs: {ci.n_groups} particle(s) with a "
             "usable mobility; the bootstrap needs 2"
         )
+    return out
 
-    slope = mobility_from_velocity_slope(np.abs(E[used]), v[used])
-    out["ion_mobility_fit_cm2_per_Vs"] = _f(slope.slope_cm2_per_Vs) if slope.success else None
-    out["ion_mobility_fit_err_ols_cm2_per_Vs"] = _f(slope.slope_err_cm2_per_Vs) if slope.success else None
-    out["ion_mobility_fit_intercept_nm_per_s"] = _f(slope.intercept_nm_per_s) if slope.success else None
-    out["ion_mobility_fit_r2"] = _f(slope.r2) if slope.success else None
+
+def _mobility_slope(absE_u, v_u, pid_u, boot, level_name, warnings_out) -> dict[str, Any]:
+    """Mobility as the slope of velocity against field, with its cluster-bootstrap error."""
+    slope = mobility_from_velocity_slope(absE_u, v_u)
+    ok = slope.success
+    out: dict[str, Any] = {
+        "ion_mobility_fit_cm2_per_Vs": _f(slope.slope_cm2_per_Vs) if ok else None,
+        "ion_mobility_fit_err_ols_cm2_per_Vs": _f(slope.slope_err_cm2_per_Vs) if ok else None,
+        "ion_mobility_fit_intercept_nm_per_s": _f(slope.intercept_nm_per_s) if ok else None,
+        "ion_mobility_fit_r2": _f(slope.r2) if ok else None,
+    }
     out["ion_mobility_fit_err_cm2_per_Vs"] = out["ion_mobility_fit_err_ols_cm2_per_Vs"]
     out[f"ion_mobility_fit_{level_name}_cm2_per_Vs"] = None
-    if slope.success:
-        bs = cluster_bootstrap(
-            (np.abs(E[used]), v[used]),
-            pid[used],
-            _slope_cm2_per_Vs,
-            n_boot=n_bootstrap,
-            confidence=confidence,
-            seed=seed,
-        )
+    if ok:
+        bs = cluster_bootstrap((absE_u, v_u), pid_u, _slope_cm2_per_Vs, **boot)
         if bs.n_groups >= 3 and np.isfinite(bs.std_error):
             out["ion_mobility_fit_err_cm2_per_Vs"] = _f(bs.std_error)
             out[f"ion_mobility_fit_{level_name}_cm2_per_Vs"] = [_f(bs.low), _f(bs.high)]
     else:
         warnings_out.append(f"ion_mobility_fit_cm2_per_Vs: {slope.message}")
+    return out
 
+
+def _diffusion(mobility: dict[str, Any], temperature_K, level_name, warnings_out) -> dict[str, Any]:
+    """Einstein relation applied to the mean mobility, its spread, error and interval."""
     T = float(temperature_K) if temperature_K is not None else float("nan")
     kT_q = einstein_diffusion_cm2_per_s(1.0, T) if np.isfinite(T) and T > 0 else float("nan")
-    if out["ion_mobility_cm2_per_Vs"] is not None and np.isfinite(kT_q):
-        out["diffusion_coefficient_cm2_per_s"] = _f(out["ion_mobility_cm2_per_Vs"] * kT_q)
-        std = out["ion_mobility_std_cm2_per_Vs"]
-        out["diffusion_coefficient_std_cm2_per_s"] = _f(std * kT_q) if std is not None else None
-        sem = out["ion_mobility_sem_cm2_per_Vs"]
-        out["diffusion_coefficient_err_cm2_per_s"] = _f(sem * kT_q) if sem is not None else None
-        mci = out[f"ion_mobility_{level_name}_cm2_per_Vs"]
-        out[f"diffusion_coefficient_{level_name}_cm2_per_s"] = (
-            [_f(mci[0] * kT_q), _f(mci[1] * kT_q)] if mci is not None else None
-        )
-    else:
-        out["diffusion_coefficient_cm2_per_s"] = out["diffusion_coefficient_std_cm2_per_s"] = None
-        out["diffusion_coefficient_err_cm2_per_s"] = out[f"diffusion_coefficient_{level_name}_cm2_per_s"] = (
-            None
-        )
-        why = "no mobility" if out["ion_mobility_cm2_per_Vs"] is None else f"temperature_K={temperature_K!r}"
+    keys = ("cm2_per_s", "std_cm2_per_s", "err_cm2_per_s", f"{level_name}_cm2_per_s")
+    out: dict[str, Any] = {f"diffusion_coefficient_{key}": None for key in keys}
+    mean = mobility["ion_mobility_cm2_per_Vs"]
+    if mean is None or not np.isfinite(kT_q):
+        why = "no mobility" if mean is None else f"temperature_K={temperature_K!r}"
         warnings_out.append(f"diffusion_coefficient_cm2_per_s: {why}")
+        return out
+    out["diffusion_coefficient_cm2_per_s"] = _f(mean * kT_q)
+    std = mobility["ion_mobility_std_cm2_per_Vs"]
+    out["diffusion_coefficient_std_cm2_per_s"] = _f(std * kT_q) if std is not None else None
+    sem = mobility["ion_mobility_sem_cm2_per_Vs"]
+    out["diffusion_coefficient_err_cm2_per_s"] = _f(sem * kT_q) if sem is not None else None
+    mci = mobility[f"ion_mobility_{level_name}_cm2_per_Vs"]
+    out[f"diffusion_coefficient_{level_name}_cm2_per_s"] = (
+        [_f(mci[0] * kT_q), _f(mci[1] * kT_q)] if mci is not None else None
+    )
+    return out
 
-    # time constants against size at the highest field
-    out.update(
+
+def _tau_against_size(k, E, used, confidence, warnings_out) -> dict[str, Any]:
+    """OLS of the time constants against particle size over the used rows at the highest field."""
+    out: dict[str, Any] = dict(
         tau_size_slope_s_per_nm=None,
         tau_size_slope_err_s_per_nm=None,
         tau_size_intercept_s=None,
@@ -530,36 +553,40 @@ def summarize_population(
         tau_pol_size_fit=None,
         tau_rec_size_fit=None,
     )
-    size = k["size_nm"].to_numpy(dtype=float)
-    if np.any(used):
-        e_max = float(np.max(np.abs(E[used])))
-        at = used & np.isclose(np.abs(E), e_max, rtol=1e-3, atol=0.0)
-        out["tau_size_field_kV_per_cm"] = _f(e_max)
-        for col, key in (("tau_pol_s", "tau_pol_size_fit"), ("tau_rec_s", "tau_rec_size_fit")):
-            if col not in k.columns:
-                continue
-            tau = k[col].to_numpy(dtype=float)
-            sel = at & np.isfinite(size) & np.isfinite(tau)
-            fit = linear_fit(size[sel], tau[sel], confidence=confidence)
-            if col == "tau_pol_s":
-                out["tau_size_n"] = int(np.count_nonzero(sel))
-            if fit.success:
-                d = fit.to_dict()
-                d["field_kV_per_cm"] = _f(e_max)
-                out[key] = d
-                if col == "tau_pol_s":
-                    out["tau_size_slope_s_per_nm"] = _f(fit.slope)
-                    out["tau_size_slope_err_s_per_nm"] = _f(fit.slope_err)
-                    out["tau_size_intercept_s"] = _f(fit.intercept)
-            elif col == "tau_pol_s":
-                warnings_out.append(
-                    f"tau_size_slope_s_per_nm: {fit.n} particle(s) with a size at "
-                    f"{e_max:g} kV/cm (need 3 with different sizes)"
-                )
-    else:
+    if not np.any(used):
         warnings_out.append("tau_size_slope_s_per_nm: no usable row")
+        return out
+    size = k["size_nm"].to_numpy(dtype=float)
+    e_max = float(np.max(np.abs(E[used])))
+    at = used & np.isclose(np.abs(E), e_max, rtol=1e-3, atol=0.0)
+    out["tau_size_field_kV_per_cm"] = _f(e_max)
+    for col, key in (("tau_pol_s", "tau_pol_size_fit"), ("tau_rec_s", "tau_rec_size_fit")):
+        if col not in k.columns:
+            continue
+        tau = k[col].to_numpy(dtype=float)
+        sel = at & np.isfinite(size) & np.isfinite(tau)
+        fit = linear_fit(size[sel], tau[sel], confidence=confidence)
+        if col == "tau_pol_s":
+            out["tau_size_n"] = int(np.count_nonzero(sel))
+        if fit.success:
+            d = fit.to_dict()
+            d["field_kV_per_cm"] = _f(e_max)
+            out[key] = d
+            if col == "tau_pol_s":
+                out["tau_size_slope_s_per_nm"] = _f(fit.slope)
+                out["tau_size_slope_err_s_per_nm"] = _f(fit.slope_err)
+                out["tau_size_intercept_s"] = _f(fit.intercept)
+        elif col == "tau_pol_s":
+            warnings_out.append(
+                f"tau_size_slope_s_per_nm: {fit.n} particle(s) with a size at "
+                f"{e_max:g} kV/cm (need 3 with different sizes)"
+            )
+    return out
 
-    # does a time constant depend on the field? (within particles)
+
+def _field_dependences(k, used, fields, confidence) -> dict[str, Any]:
+    """Does a time constant depend on the field? (power law within particles)."""
+    out: dict[str, Any] = {}
     for col, key in (("tau_pol_s", "tau_pol_field_dependence"), ("tau_rec_s", "tau_rec_field_dependence")):
         out[key] = None
         if col in k.columns and len(fields) >= 2:
@@ -568,19 +595,17 @@ def summarize_population(
                 out[key] = dep.to_dict()
     rec_dep = out["tau_rec_field_dependence"]
     out["recovery_independent_of_field"] = None if rec_dep is None else bool(rec_dep["independent"])
-
-    out["model_choice"] = _model_choice(k)
-
-    out["per_field"] = _per_field(k, fields, E, used, mu, pid, n_bootstrap, confidence, seed)
-    if population is not None:
-        out["shape_priors"] = {ph: pr.to_dict() for ph, pr in population.shape_priors.items()}
-        out["kinetics_flags"] = list(population.flags)
-        trace_shape = getattr(population, "trace_shape", None)
-        out["trace_shape"] = None if trace_shape is None else trace_shape.to_dict()
-    out["warnings"] = warnings_out
-    for w in warnings_out:
-        logger.warning("%s", w)
     return out
+
+
+def _population_extras(population) -> dict[str, Any]:
+    """Shape priors, kinetics flags and the whole-trace shape of a :class:`PopulationKinetics`."""
+    trace_shape = getattr(population, "trace_shape", None)
+    return {
+        "shape_priors": {ph: pr.to_dict() for ph, pr in population.shape_priors.items()},
+        "kinetics_flags": list(population.flags),
+        "trace_shape": None if trace_shape is None else trace_shape.to_dict(),
+    }
 
 
 def _excluded_particles(k: pd.DataFrame, used: np.ndarray) -> list[dict]:
@@ -625,8 +650,6 @@ def _model_choice(k: pd.DataFrame) -> dict:
 
 def _per_field(k, fields, E, used, mu, pid, n_bootstrap, confidence, seed) -> list[dict]:
     """Means and spreads of the used rows at every field."""
-    from .stats import bootstrap_mean
-
     per_field = []
     absE = np.abs(E)
     for f in fields:

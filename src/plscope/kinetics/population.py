@@ -439,15 +439,7 @@ def analyze_population(
         is flagged with its reason in ``table['exclusion_reason']``).
     """
     s = KineticsSettings.from_any(settings, error=KineticsInputError)
-    sizes, size_errs, informative = {}, {}, {}
-    if particles is not None and len(particles):
-        p = particles.drop_duplicates("particle_id").set_index("particle_id")
-        if "size_nm" in p.columns:
-            sizes = p["size_nm"].astype(float).to_dict()
-        if "size_err_nm" in p.columns:
-            size_errs = p["size_err_nm"].astype(float).to_dict()
-        if "excluded" in p.columns:
-            informative = (p["excluded"].fillna("").astype(str) == "").to_dict()
+    sizes, size_errs, informative = _particle_lookups(particles)
     first: dict = {}
     for pid, t, y in _per_particle_inputs(traces, frame_time_s):
         first[pid] = analyze_particle(
@@ -471,14 +463,7 @@ def analyze_population(
     trace_shape = None
     if s.fit_method == "trace" and s.model != "mono" and s.correct_bleaching and results:
         results, trace_shape = refine_population(results, informative)
-    tables = [pk.table for pk in results.values() if len(pk.table)]
-    if tables:
-        table = pd.concat(tables, ignore_index=True)
-        table = table.sort_values(["particle_id", "field_kV_per_cm"], kind="stable").reset_index(drop=True)
-    else:
-        table = pd.DataFrame(columns=list(KINETICS_COLUMNS))
-    se = [pk.se_cycles for pk in results.values() if len(pk.se_cycles)]
-    se_cycles = pd.concat(se, ignore_index=True) if se else pd.DataFrame(columns=list(SE_CYCLE_COLUMNS))
+    table, se_cycles = _population_tables(results)
     return PopulationKinetics(
         table=table,
         particles=results,
@@ -487,3 +472,30 @@ def analyze_population(
         flags=tuple(flags),
         trace_shape=trace_shape,
     )
+
+
+def _particle_lookups(particles: pd.DataFrame | None) -> tuple[dict, dict, dict]:
+    """``particle_id ->`` size, size error and whether it informs the shape prior (not excluded)."""
+    sizes, size_errs, informative = {}, {}, {}
+    if particles is not None and len(particles):
+        p = particles.drop_duplicates("particle_id").set_index("particle_id")
+        if "size_nm" in p.columns:
+            sizes = p["size_nm"].astype(float).to_dict()
+        if "size_err_nm" in p.columns:
+            size_errs = p["size_err_nm"].astype(float).to_dict()
+        if "excluded" in p.columns:
+            informative = (p["excluded"].fillna("").astype(str) == "").to_dict()
+    return sizes, size_errs, informative
+
+
+def _population_tables(results: Mapping) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The kinetics table (sorted by particle and field) and the per-cycle switching efficiencies."""
+    tables = [pk.table for pk in results.values() if len(pk.table)]
+    if tables:
+        table = pd.concat(tables, ignore_index=True)
+        table = table.sort_values(["particle_id", "field_kV_per_cm"], kind="stable").reset_index(drop=True)
+    else:
+        table = pd.DataFrame(columns=list(KINETICS_COLUMNS))
+    se = [pk.se_cycles for pk in results.values() if len(pk.se_cycles)]
+    se_cycles = pd.concat(se, ignore_index=True) if se else pd.DataFrame(columns=list(SE_CYCLE_COLUMNS))
+    return table, se_cycles

@@ -212,6 +212,22 @@ def kinetics_qc(
         checks[name] = ok
         if ok is False:
             reasons.append(why)
+    _row_checks(table, k, checks, reasons)
+    changed = _changed_settings(k, defaults)
+    checks["default_model"] = not changed
+    if changed:
+        reasons.append("settings changed the model: " + "; ".join(changed))
+    status = "warn" if reasons else "ok"
+    return {
+        "status": status,
+        "reasons": reasons,
+        "checks": _plain(checks),
+        "settings": settings_record(k, exclusion),
+    }
+
+
+def _row_checks(table: pd.DataFrame, k: Mapping, checks: dict, reasons: list[str]) -> None:
+    """Checks on the kinetics rows: excluded share, particles and cycles per field, settling."""
     used = _used(table)
     n_rows = len(table)
     share = 1.0 - float(np.mean(used)) if n_rows else float("nan")
@@ -243,17 +259,6 @@ def kinetics_qc(
                 f"{ns:.0%} of the used rows had not settled (< 95 %) by the end of the ON window: "
                 "settled values are extrapolated"
             )
-    changed = _changed_settings(k, defaults)
-    checks["default_model"] = not changed
-    if changed:
-        reasons.append("settings changed the model: " + "; ".join(changed))
-    status = "warn" if reasons else "ok"
-    return {
-        "status": status,
-        "reasons": reasons,
-        "checks": _plain(checks),
-        "settings": settings_record(k, exclusion),
-    }
 
 
 def _plain(d: dict) -> dict:

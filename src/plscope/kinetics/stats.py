@@ -390,6 +390,44 @@ class FieldDependence:
         return _plain(dataclasses.asdict(self))
 
 
+def _log_tau_log_field(kinetics: pd.DataFrame, column: str, used, group: str, field: str) -> pd.DataFrame:
+    """Columns ``g`` (particle), ``x = ln E``, ``y = ln tau`` of the usable rows of particles seen at two
+    or more fields."""
+    for c in (group, field, column):
+        if c not in kinetics.columns:
+            raise KineticsInputError(f"field_dependence: missing column {c!r}")
+    k = kinetics
+    tau = k[column].to_numpy(dtype=float)
+    E = np.abs(k[field].to_numpy(dtype=float))
+    m = np.isfinite(tau) & (tau > 0) & np.isfinite(E) & (E > 0)
+    if used is not None:
+        m &= np.asarray(used, dtype=bool)
+    df = pd.DataFrame({"g": k[group].to_numpy()[m], "x": np.log(E[m]), "y": np.log(tau[m])})
+    nfields = df.groupby("g")["x"].transform(lambda s: s.round(6).nunique())
+    return df[nfields >= 2]
+
+
+def _undetermined_dependence(column, n_g, n_rows, e_min, e_max, confidence) -> FieldDependence:
+    """``success=False``: too few particles seen at two fields; every estimate NaN."""
+    nan = float("nan")
+    return FieldDependence(
+        column, nan, nan, nan, nan, nan, nan, nan, nan, n_g, n_rows, e_min, e_max, confidence, False, False
+    )
+
+
+def _within_slope(df: pd.DataFrame, n_g: int) -> tuple[float, float]:
+    """Pooled within-particle slope of ``y`` on ``x`` and its cluster-robust standard error
+    (``G/(G-1)`` corrected, ``G = n_g`` particles)."""
+    xc = (df["x"] - df.groupby("g")["x"].transform("mean")).to_numpy()
+    yc = (df["y"] - df.groupby("g")["y"].transform("mean")).to_numpy()
+    sxx = float(np.sum(xc * xc))
+    p = float(np.sum(xc * yc) / sxx)
+    resid = yc - p * xc
+    score = pd.Series(xc * resid).groupby(df["g"].to_numpy()).sum().to_numpy()
+    var = n_g / (n_g - 1) * float(np.sum(score**2)) / sxx**2
+    return p, math.sqrt(var)
+
+
 def field_dependence(
     kinetics: pd.DataFrame,
     column: str,
@@ -430,49 +468,14 @@ def field_dependence(
     from scipy import stats
 
     confidence = _check_confidence(confidence)
-    for c in (group, field, column):
-        if c not in kinetics.columns:
-            raise KineticsInputError(f"field_dependence: missing column {c!r}")
-    k = kinetics
-    tau = k[column].to_numpy(dtype=float)
-    E = np.abs(k[field].to_numpy(dtype=float))
-    m = np.isfinite(tau) & (tau > 0) & np.isfinite(E) & (E > 0)
-    if used is not None:
-        m &= np.asarray(used, dtype=bool)
-    df = pd.DataFrame({"g": k[group].to_numpy()[m], "x": np.log(E[m]), "y": np.log(tau[m])})
-    nfields = df.groupby("g")["x"].transform(lambda s: s.round(6).nunique())
-    df = df[nfields >= 2]
+    df = _log_tau_log_field(kinetics, column, used, group, field)
     nan = float("nan")
     n_g = int(df["g"].nunique())
     e_min = float(np.exp(df["x"].min())) if len(df) else nan
     e_max = float(np.exp(df["x"].max())) if len(df) else nan
     if n_g < 3:
-        return FieldDependence(
-            column,
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            n_g,
-            int(len(df)),
-            e_min,
-            e_max,
-            confidence,
-            False,
-            False,
-        )
-    xc = (df["x"] - df.groupby("g")["x"].transform("mean")).to_numpy()
-    yc = (df["y"] - df.groupby("g")["y"].transform("mean")).to_numpy()
-    sxx = float(np.sum(xc * xc))
-    p = float(np.sum(xc * yc) / sxx)
-    resid = yc - p * xc
-    score = pd.Series(xc * resid).groupby(df["g"].to_numpy()).sum().to_numpy()
-    var = n_g / (n_g - 1) * float(np.sum(score**2)) / sxx**2
-    se = math.sqrt(var)
+        return _undetermined_dependence(column, n_g, int(len(df)), e_min, e_max, confidence)
+    p, se = _within_slope(df, n_g)
     t_crit = float(stats.t.ppf(0.5 + confidence / 2, n_g - 1))
     p_value = float(2 * stats.t.sf(abs(p) / se, n_g - 1)) if se > 0 else (0.0 if p != 0 else 1.0)
     lo, hi = p - t_crit * se, p + t_crit * se

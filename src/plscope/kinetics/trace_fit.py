@@ -500,12 +500,8 @@ def fit_population_traces(
     sig = [g.noise * math.sqrt(max(s.redchi, 1.0)) for g, s in zip(geoms, starts, strict=True)]
     sdv = np.array([sd[n] for n in names])
     offs = np.cumsum([0, *sizes])
-    theta0 = np.concatenate([s.x for s in starts] + [np.mean([s.x[1:4] for s in starts], axis=0)])
     bnds = [_bounds(g) for g in geoms]
-    lo = np.concatenate([b[0] for b in bnds] + [np.array([_A1_BOUNDS[0], 0.0, 0.0])])
-    hi = np.concatenate([b[1] for b in bnds] + [np.array([_A1_BOUNDS[1], _RHO_MAX, _RHO_MAX])])
-    margin = np.minimum(1e-9, 0.25 * (hi - lo))
-    theta0 = np.clip(theta0, lo + margin, hi - margin)
+    theta0, lo, hi = _joint_start(starts, bnds)
 
     def fn(theta):
         mu = theta[-3:]
@@ -530,6 +526,25 @@ def fit_population_traces(
             ftol=1e-7,
             xtol=1e-7,
         )
+    fits = _joint_particle_fits(res, geoms, keeps, offs, sizes, bnds)
+    mu = res.x[-3:]
+    hyper = ShapeHyper(
+        prior={n: (float(mu[k]), float(sdv[k])) for k, n in enumerate(names)}, n_particles=len(geoms)
+    )
+    return fits, hyper
+
+
+def _joint_start(starts: list[TraceFit], bnds: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start vector (every particle's first pass, then their mean shape) and bounds of the joint fit."""
+    theta0 = np.concatenate([s.x for s in starts] + [np.mean([s.x[1:4] for s in starts], axis=0)])
+    lo = np.concatenate([b[0] for b in bnds] + [np.array([_A1_BOUNDS[0], 0.0, 0.0])])
+    hi = np.concatenate([b[1] for b in bnds] + [np.array([_A1_BOUNDS[1], _RHO_MAX, _RHO_MAX])])
+    margin = np.minimum(1e-9, 0.25 * (hi - lo))
+    return np.clip(theta0, lo + margin, hi - margin), lo, hi
+
+
+def _joint_particle_fits(res, geoms, keeps, offs, sizes, bnds) -> list[TraceFit]:
+    """Every particle's :class:`TraceFit` out of the joint solution and its covariance."""
     jac = res.jac.toarray() if hasattr(res.jac, "toarray") else np.asarray(res.jac)
     cov = _covariance(jac, 1.0)
     fits = []
@@ -545,8 +560,4 @@ def fit_population_traces(
                 g, sub, cov[sl, sl], chi2 / max(n_data - sizes[i], 1), n_data, int(g.t.size - n_data), bnds[i]
             )
         )
-    mu = res.x[-3:]
-    hyper = ShapeHyper(
-        prior={n: (float(mu[k]), float(sdv[k])) for k, n in enumerate(names)}, n_particles=len(geoms)
-    )
-    return fits, hyper
+    return fits
