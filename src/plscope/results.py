@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # types only: no run-time import of the floors above
     from .pipeline.settings import AnalysisSettings
     from .spectra.calibration import Calibration
 
-__all__ = ["EXTRACTION_FILES", "Extraction", "RunResult", "SpectraResult"]
+__all__ = ["EXTRACTION_FILES", "Extraction", "PopulationSummary", "RunResult", "SpectraResult"]
 
 
 #: files of a stored extraction (inside an output folder)
@@ -228,3 +228,133 @@ class RunResult:
     population: PopulationKinetics | None = None  # per-cycle SE, bleaching, shape priors
     spectra: SpectraResult | None = None  # when [spectra] is given
     centroid_shift: pd.DataFrame | None = None  # optical-centroid displacement field on vs off
+
+
+#: fields of :class:`PopulationSummary` present only when the summary was made with a population
+_POPULATION_ONLY = ("shape_priors", "kinetics_flags", "trace_shape")
+
+
+@dataclass(frozen=True)
+class PopulationSummary:
+    """Run-level kinetics results with their uncertainties (the population part of summary.json).
+
+    Made by :func:`plscope.kinetics.population_summary`; :meth:`to_dict` gives
+    the JSON-ready keys of ``summary.json`` in their order. Values are floats
+    or None (None where a quantity could not be computed, with a line in
+    ``warnings``), ints, lists and plain dicts. A row is *used* when
+    ``fit_ok`` is true, its ``exclusion_reason`` is empty and its mobility
+    and velocity are finite with a positive field.
+
+    Attributes
+    ----------
+    fields_kV_per_cm : list of float
+        Sorted levels of all rows.
+    temperature_K : float or None
+    n_particles, n_particles_used, n_rows, n_rows_used, n_rows_excluded : int
+    confidence : float
+        Level of every interval; the ``*_ci_*`` attributes are written as
+        ``*_ci95_*`` for 0.95 (``ci`` + the percentage).
+    bootstrap : dict
+        ``n_resamples``, ``seed``, ``method`` of the cluster bootstrap.
+    kinetics_excluded_particles : list of dict
+        ``{particle_id, reason}`` for particles with no used row.
+    ion_mobility_cm2_per_Vs, ion_mobility_median_cm2_per_Vs, ion_mobility_std_cm2_per_Vs : float or None
+        Mean, median and sample standard deviation over the used rows
+        (particles x fields).
+    ion_mobility_sem_cm2_per_Vs, ion_mobility_ci_cm2_per_Vs : float or None, [low, high] or None
+        Cluster-bootstrap standard error and interval of the mean (whole
+        particles resampled: the rows of one particle share its size and
+        mobility).
+    ion_mobility_fit_cm2_per_Vs : float or None
+        Slope of drift velocity against field over all used rows (OLS with
+        intercept); ``ion_mobility_fit_err_cm2_per_Vs`` its cluster-bootstrap
+        standard error (the OLS one, which treats rows as independent, is
+        ``ion_mobility_fit_err_ols_cm2_per_Vs``), ``ion_mobility_fit_ci_cm2_per_Vs``,
+        ``ion_mobility_fit_intercept_nm_per_s``, ``ion_mobility_fit_r2``.
+    diffusion_coefficient_cm2_per_s : float or None
+        Einstein relation applied to the mean mobility;
+        ``diffusion_coefficient_std_cm2_per_s`` (of the spread),
+        ``diffusion_coefficient_err_cm2_per_s`` and
+        ``diffusion_coefficient_ci_cm2_per_s`` (carried from the mobility).
+    tau_size_slope_s_per_nm : float or None
+        OLS of ``tau_pol_s`` against ``size_nm`` over the used rows at the
+        highest field (``tau_size_slope_err_s_per_nm``, ``tau_size_intercept_s``,
+        ``tau_size_field_kV_per_cm``, ``tau_size_n``); ``tau_pol_size_fit`` /
+        ``tau_rec_size_fit``: the full fits (slope, errors, ``slope_ci``, r2, n)
+        for polarization and recovery.
+    tau_pol_field_dependence, tau_rec_field_dependence : dict or None
+        The within-particle power law ``tau ~ E^p`` with its interval and
+        p-value (:func:`plscope.kinetics.field_dependence`);
+        ``recovery_independent_of_field``: the interval of ``p`` for the
+        recovery contains 0.
+    model_choice : dict
+        Per phase, how many free fits the biexponential and the
+        monoexponential won by BIC, the models reported and how many reported
+        fits are pooled biexponentials.
+    per_field : list of dict
+        ``{field_kV_per_cm, n_used, tau_pol_mean_s, tau_pol_std_s,
+        tau_rec_mean_s, tau_rec_std_s, switching_efficiency_mean,
+        switching_efficiency_std, switching_efficiency_cycle_std,
+        mobility_mean_cm2_per_Vs, mobility_sem_cm2_per_Vs}``.
+    shape_priors, kinetics_flags, trace_shape : dict, list of str, dict or None
+        From the population kinetics; None (and left out of :meth:`to_dict`)
+        when the summary was made without them.
+    warnings : list of str
+        One per quantity that is None.
+    """
+
+    fields_kV_per_cm: list[float]
+    temperature_K: float | None
+    n_particles: int
+    n_particles_used: int
+    n_rows: int
+    n_rows_used: int
+    n_rows_excluded: int
+    confidence: float
+    bootstrap: dict[str, Any]
+    kinetics_excluded_particles: list[dict[str, Any]]
+    ion_mobility_cm2_per_Vs: float | None
+    ion_mobility_median_cm2_per_Vs: float | None
+    ion_mobility_std_cm2_per_Vs: float | None
+    ion_mobility_sem_cm2_per_Vs: float | None
+    ion_mobility_ci_cm2_per_Vs: list[float | None] | None
+    ion_mobility_fit_cm2_per_Vs: float | None
+    ion_mobility_fit_err_ols_cm2_per_Vs: float | None
+    ion_mobility_fit_intercept_nm_per_s: float | None
+    ion_mobility_fit_r2: float | None
+    ion_mobility_fit_err_cm2_per_Vs: float | None
+    ion_mobility_fit_ci_cm2_per_Vs: list[float | None] | None
+    diffusion_coefficient_cm2_per_s: float | None
+    diffusion_coefficient_std_cm2_per_s: float | None
+    diffusion_coefficient_err_cm2_per_s: float | None
+    diffusion_coefficient_ci_cm2_per_s: list[float | None] | None
+    tau_size_slope_s_per_nm: float | None
+    tau_size_slope_err_s_per_nm: float | None
+    tau_size_intercept_s: float | None
+    tau_size_field_kV_per_cm: float | None
+    tau_size_n: int
+    tau_pol_size_fit: dict[str, Any] | None
+    tau_rec_size_fit: dict[str, Any] | None
+    tau_pol_field_dependence: dict[str, Any] | None
+    tau_rec_field_dependence: dict[str, Any] | None
+    recovery_independent_of_field: bool | None
+    model_choice: dict[str, dict[str, Any]]
+    per_field: list[dict[str, Any]]
+    shape_priors: dict[str, Any] | None = None
+    kinetics_flags: list[str] | None = None
+    trace_shape: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def interval_name(self) -> str:
+        """How the intervals are named in :meth:`to_dict`: ``'ci95'`` for ``confidence=0.95``."""
+        return f"ci{round(100 * self.confidence):d}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary.json keys, in order (the ``*_ci_*`` attributes named by :attr:`interval_name`)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name in _POPULATION_ONLY and self.shape_priors is None:
+                continue
+            out[f.name.replace("_ci_", f"_{self.interval_name}_")] = getattr(self, f.name)
+        return out

@@ -63,6 +63,7 @@ from .mobility import (
     einstein_diffusion_cm2_per_s,
     mobility_cm2_per_Vs,
     mobility_from_velocity_slope,
+    population_summary,
     summarize_population,
 )
 from .population import PopulationKinetics, analyze_population, estimate_shape_priors, shape_estimates
@@ -117,6 +118,7 @@ __all__ = [
     "refit_particle",
     "robust_mean",
     "shape_estimates",
+    "population_summary",
     "summarize_population",
     "superpose_cycles",
     "switching_efficiency_per_cycle",

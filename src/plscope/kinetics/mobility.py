@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import constants
 
+from ..results import PopulationSummary
 from ._checks import KineticsInputError
 from .stats import bootstrap_mean, cluster_bootstrap, field_dependence, linear_fit
 
@@ -33,6 +34,7 @@ __all__ = [
     "einstein_diffusion_cm2_per_s",
     "mobility_cm2_per_Vs",
     "mobility_from_velocity_slope",
+    "population_summary",
     "summarize_population",
 ]
 
@@ -297,6 +299,33 @@ def summarize_population(
     confidence: float = 0.95,
     population=None,
 ) -> dict:
+    """Run-level results with their uncertainties, as the JSON-ready dict of summary.json.
+
+    ``population_summary(...).to_dict()``: the parameters are those of
+    :func:`population_summary`; the keys are described in
+    :class:`~plscope.results.PopulationSummary`.
+    """
+    return population_summary(
+        kinetics,
+        particles,
+        temperature_K=temperature_K,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        confidence=confidence,
+        population=population,
+    ).to_dict()
+
+
+def population_summary(
+    kinetics: pd.DataFrame,
+    particles: pd.DataFrame,
+    *,
+    temperature_K: float,
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    population=None,
+) -> PopulationSummary:
     """Run-level results with their uncertainties, from per-particle, per-level rows.
 
     Parameters
@@ -317,57 +346,17 @@ def summarize_population(
     seed : int
         Seed of the bootstrap.
     confidence : float
-        Level of every interval (keys say ``ci95`` for the default 0.95).
+        Level of every interval (summary keys say ``ci95`` for the default 0.95).
     population : PopulationKinetics, optional
-        Adds ``shape_priors`` and ``kinetics_flags``.
+        Adds ``shape_priors``, ``kinetics_flags`` and ``trace_shape``.
 
     Returns
     -------
-    dict
-        JSON-ready (floats or None, lists, ints):
-
-        - ``ion_mobility_cm2_per_Vs``, ``ion_mobility_std_cm2_per_Vs``:
-          mean and sample standard deviation over the used rows (particles x
-          fields); ``ion_mobility_median_cm2_per_Vs``;
-          ``ion_mobility_sem_cm2_per_Vs`` and ``ion_mobility_ci95_cm2_per_Vs``
-          (``[low, high]``): cluster-bootstrap standard error and interval of
-          the mean (whole particles resampled: the rows of one particle share
-          its size and mobility);
-        - ``ion_mobility_fit_cm2_per_Vs``: slope of drift velocity against
-          field over all used rows (OLS with intercept);
-          ``ion_mobility_fit_err_cm2_per_Vs`` its cluster-bootstrap standard
-          error (the OLS one, which treats rows as independent, is
-          ``ion_mobility_fit_err_ols_cm2_per_Vs``),
-          ``ion_mobility_fit_ci95_cm2_per_Vs``,
-          ``ion_mobility_fit_intercept_nm_per_s``, ``ion_mobility_fit_r2``;
-        - ``diffusion_coefficient_cm2_per_s`` (Einstein relation applied to the
-          mean mobility), ``diffusion_coefficient_std_cm2_per_s`` (of the
-          spread), ``diffusion_coefficient_err_cm2_per_s`` and
-          ``diffusion_coefficient_ci95_cm2_per_s`` (carried from the mobility);
-        - ``tau_size_slope_s_per_nm`` (``_err_``, ``tau_size_intercept_s``,
-          ``tau_size_field_kV_per_cm``, ``tau_size_n``): OLS of
-          ``tau_pol_s`` against ``size_nm`` over the used rows at the highest
-          field; ``tau_pol_size_fit`` / ``tau_rec_size_fit``: the full fits
-          (slope, errors, ``slope_ci``, r2, n) for polarization and recovery;
-        - ``tau_pol_field_dependence`` / ``tau_rec_field_dependence``: the
-          within-particle power law ``tau ~ E^p`` with its interval and
-          p-value (:func:`~plscope.kinetics.stats.field_dependence`);
-          ``recovery_independent_of_field``: the interval of ``p`` for the
-          recovery contains 0;
-        - ``fields_kV_per_cm`` (sorted levels of all rows), ``temperature_K``,
-          ``n_particles``, ``n_particles_used``, ``n_rows``, ``n_rows_used``,
-          ``n_rows_excluded``; ``kinetics_excluded_particles``: list of
-          ``{particle_id, reason}`` for particles with no used row;
-        - ``model_choice``: per phase, how many free fits the biexponential
-          and the monoexponential won by BIC, and how many reported fits are
-          pooled biexponentials;
-        - ``per_field``: list of ``{field_kV_per_cm, n_used,
-          tau_pol_mean_s, tau_pol_std_s, tau_rec_mean_s, tau_rec_std_s,
-          switching_efficiency_mean, switching_efficiency_std,
-          switching_efficiency_cycle_std, mobility_mean_cm2_per_Vs,
-          mobility_sem_cm2_per_Vs}``;
-        - ``confidence``, ``bootstrap`` (resamples, seed, method);
-        - ``warnings``: list of str, one per quantity that is None.
+    PopulationSummary
+        Mobility (mean, spread, cluster-bootstrap error and interval, slope of
+        velocity against field), diffusion coefficient, time constant against
+        size and field, model choice and per-field statistics; ``warnings``
+        names every quantity that could not be computed (also logged).
 
     Notes
     -----
@@ -386,8 +375,8 @@ def summarize_population(
     fields = sorted({round(float(abs(x)), _FIELD_ROUND_DECIMALS) for x in E if np.isfinite(x)})
     out = _counts(k, particles, used, fields, temperature_K, confidence, n_bootstrap, seed)
     out.update(_mobility_mean(mu[used], pid[used], boot, level_name, warnings_out))
-    out.update(_mobility_slope(np.abs(E[used]), v[used], pid[used], boot, level_name, warnings_out))
-    out.update(_diffusion(out, temperature_K, level_name, warnings_out))
+    out.update(_mobility_slope(np.abs(E[used]), v[used], pid[used], boot, warnings_out))
+    out.update(_diffusion(out, temperature_K, warnings_out))
     out.update(_tau_against_size(k, E, used, confidence, warnings_out))
     out.update(_field_dependences(k, used, fields, confidence))
     out["model_choice"] = _model_choice(k)
@@ -397,7 +386,7 @@ def summarize_population(
     out["warnings"] = warnings_out
     for w in warnings_out:
         logger.warning("%s", w)
-    return out
+    return PopulationSummary(**out)
 
 
 def _rows_with_sizes(kinetics: pd.DataFrame, particles: pd.DataFrame | None) -> pd.DataFrame:
@@ -488,7 +477,7 @@ def _mobility_mean(mu_u, pid_u, boot, level_name, warnings_out) -> dict[str, Any
     ci = bootstrap_mean(mu_u, groups=pid_u, **boot)
     ci_ok = np.isfinite(ci.low) and np.isfinite(ci.high)
     out["ion_mobility_sem_cm2_per_Vs"] = _f(ci.std_error) if ci_ok else None
-    out[f"ion_mobility_{level_name}_cm2_per_Vs"] = [_f(ci.low), _f(ci.high)] if ci_ok else None
+    out["ion_mobility_ci_cm2_per_Vs"] = [_f(ci.low), _f(ci.high)] if ci_ok else None
     if not ci_ok:
         warnings_out.append(
             f"ion_mobility_{level_name}_cm2_per_Vs: {ci.n_groups} particle(s) with a "
@@ -497,7 +486,7 @@ def _mobility_mean(mu_u, pid_u, boot, level_name, warnings_out) -> dict[str, Any
     return out
 
 
-def _mobility_slope(absE_u, v_u, pid_u, boot, level_name, warnings_out) -> dict[str, Any]:
+def _mobility_slope(absE_u, v_u, pid_u, boot, warnings_out) -> dict[str, Any]:
     """Mobility as the slope of velocity against field, with its cluster-bootstrap error."""
     slope = mobility_from_velocity_slope(absE_u, v_u)
     ok = slope.success
@@ -508,22 +497,22 @@ def _mobility_slope(absE_u, v_u, pid_u, boot, level_name, warnings_out) -> dict[
         "ion_mobility_fit_r2": _f(slope.r2) if ok else None,
     }
     out["ion_mobility_fit_err_cm2_per_Vs"] = out["ion_mobility_fit_err_ols_cm2_per_Vs"]
-    out[f"ion_mobility_fit_{level_name}_cm2_per_Vs"] = None
+    out["ion_mobility_fit_ci_cm2_per_Vs"] = None
     if ok:
         bs = cluster_bootstrap((absE_u, v_u), pid_u, _slope_cm2_per_Vs, **boot)
         if bs.n_groups >= 3 and np.isfinite(bs.std_error):
             out["ion_mobility_fit_err_cm2_per_Vs"] = _f(bs.std_error)
-            out[f"ion_mobility_fit_{level_name}_cm2_per_Vs"] = [_f(bs.low), _f(bs.high)]
+            out["ion_mobility_fit_ci_cm2_per_Vs"] = [_f(bs.low), _f(bs.high)]
     else:
         warnings_out.append(f"ion_mobility_fit_cm2_per_Vs: {slope.message}")
     return out
 
 
-def _diffusion(mobility: dict[str, Any], temperature_K, level_name, warnings_out) -> dict[str, Any]:
+def _diffusion(mobility: dict[str, Any], temperature_K, warnings_out) -> dict[str, Any]:
     """Einstein relation applied to the mean mobility, its spread, error and interval."""
     T = float(temperature_K) if temperature_K is not None else float("nan")
     kT_q = einstein_diffusion_cm2_per_s(1.0, T) if np.isfinite(T) and T > 0 else float("nan")
-    keys = ("cm2_per_s", "std_cm2_per_s", "err_cm2_per_s", f"{level_name}_cm2_per_s")
+    keys = ("cm2_per_s", "std_cm2_per_s", "err_cm2_per_s", "ci_cm2_per_s")
     out: dict[str, Any] = {f"diffusion_coefficient_{key}": None for key in keys}
     mean = mobility["ion_mobility_cm2_per_Vs"]
     if mean is None or not np.isfinite(kT_q):
@@ -535,8 +524,8 @@ def _diffusion(mobility: dict[str, Any], temperature_K, level_name, warnings_out
     out["diffusion_coefficient_std_cm2_per_s"] = _f(std * kT_q) if std is not None else None
     sem = mobility["ion_mobility_sem_cm2_per_Vs"]
     out["diffusion_coefficient_err_cm2_per_s"] = _f(sem * kT_q) if sem is not None else None
-    mci = mobility[f"ion_mobility_{level_name}_cm2_per_Vs"]
-    out[f"diffusion_coefficient_{level_name}_cm2_per_s"] = (
+    mci = mobility["ion_mobility_ci_cm2_per_Vs"]
+    out["diffusion_coefficient_ci_cm2_per_s"] = (
         [_f(mci[0] * kT_q), _f(mci[1] * kT_q)] if mci is not None else None
     )
     return out
