@@ -57,6 +57,25 @@ PLAUSIBLE_GAP_UM = (0.1, 10_000.0)
 PLAUSIBLE_MAX_FIELD_KV_PER_CM = 1000.0
 
 
+# keys of both image-stack tables ([movie] and [spectra]); a function each, as every table needs its own field
+
+
+def _frame_rate_hz(doc: str) -> Any:
+    return setting(None, ge=1e-6, le=1e6, unit="Hz", example=5.0, doc=doc)
+
+
+def _channel(doc: str) -> Any:
+    return setting(None, example=0, doc=doc)
+
+
+def _z_plane() -> Any:
+    return setting(None, ge=0, le=1_000_000, example=0, doc="multi-dimensional files: z plane")
+
+
+def _stage_position() -> Any:
+    return setting(None, ge=0, le=1_000_000, example=0, doc="multi-dimensional files: stage position")
+
+
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class SampleConfig:
     """The sample."""
@@ -89,14 +108,7 @@ class MovieConfig:
         example=100.0,
         doc="pixel size in the sample plane; optional when the file's metadata has it",
     )
-    frame_rate_hz: Float | None = setting(
-        None,
-        ge=1e-6,
-        le=1e6,
-        unit="Hz",
-        example=5.0,
-        doc="frame rate; used only when there is no TTL channel",
-    )
+    frame_rate_hz: Float | None = _frame_rate_hz("frame rate; used only when there is no TTL channel")
     psf_sigma_nm: Float | None = setting(
         None,
         ge=1.0,
@@ -105,13 +117,9 @@ class MovieConfig:
         example=120.0,
         doc="PSF standard deviation; estimated from the data when absent",
     )
-    channel: IndexOrName | None = setting(
-        None, example=0, doc="multi-dimensional files (Nikon ND2): channel, by index or name"
-    )
-    z: Int | None = setting(None, ge=0, le=1_000_000, example=0, doc="multi-dimensional files: z plane")
-    position: Int | None = setting(
-        None, ge=0, le=1_000_000, example=0, doc="multi-dimensional files: stage position"
-    )
+    channel: IndexOrName | None = _channel("multi-dimensional files (Nikon ND2): channel, by index or name")
+    z: Int | None = _z_plane()
+    position: Int | None = _stage_position()
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
@@ -203,19 +211,12 @@ class SpectraConfig:
     calibration: NonEmptyStr | None = setting(
         None, example="calibration.json", doc="a calibration.json written by `plscope calibrate`"
     )
-    frame_rate_hz: Float | None = setting(
-        None,
-        ge=1e-6,
-        le=1e6,
-        unit="Hz",
-        example=5.0,
-        doc="frame rate of the spectra when there is no DAQ log and the file records none",
+    frame_rate_hz: Float | None = _frame_rate_hz(
+        "frame rate of the spectra when there is no DAQ log and the file records none"
     )
-    channel: IndexOrName | None = setting(None, example=0, doc="multi-dimensional files: channel")
-    z: Int | None = setting(None, ge=0, le=1_000_000, example=0, doc="multi-dimensional files: z plane")
-    position: Int | None = setting(
-        None, ge=0, le=1_000_000, example=0, doc="multi-dimensional files: stage position"
-    )
+    channel: IndexOrName | None = _channel("multi-dimensional files: channel")
+    z: Int | None = _z_plane()
+    position: Int | None = _stage_position()
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)

@@ -36,6 +36,19 @@ Field_kV = Annotated[Float, spec(gt=0, le=10_000, unit="kV/cm", doc="field")]
 Fraction = Annotated[Float, spec(ge=0, le=1, doc="fraction")]
 Positive = Annotated[Float, spec(gt=0, doc="positive")]
 Wavelength = Annotated[Float, spec(gt=0, le=100_000, unit="nm", doc="wavelength")]
+# fields that both simulators declare, with their own defaults
+FieldLevels = Annotated[
+    tuple[Field_kV, ...], spec(min_length=1, max_length=100, unit="kV/cm", doc="field levels, in order")
+]
+Period = Annotated[Float, spec(gt=0, le=3600, unit="s", doc="square-wave period (ON then OFF)")]
+BleachPerMin = Annotated[Float, spec(ge=0, lt=1, unit="1/min", doc="fraction of the PL bleached per minute")]
+ExtraTtlPulses = Annotated[_Int, spec(ge=0, le=1_000_000, doc="TTL pulses after the last saved frame")]
+Noise = Annotated[Bool, spec(doc="nuisance: shot and read noise")]
+CameraOffset = Annotated[Bool, spec(doc="nuisance: camera offset")]
+Bleaching = Annotated[Bool, spec(doc="nuisance: bleaching")]
+VoltageNoise = Annotated[Bool, spec(doc="nuisance: noisy voltage record")]
+DaqLead = Annotated[Bool, spec(doc="nuisance: DAQ starts before the camera")]
+ExtraTtl = Annotated[Bool, spec(doc="nuisance: surplus TTL pulses")]
 
 
 @dataclass(frozen=True)
@@ -59,9 +72,7 @@ class _RunFields:
     )
     frame_rate_hz: Annotated[Float, spec(gt=0, le=10_000, unit="Hz", doc="camera frame rate")] = 5.0
     exposure_s: Annotated[Float, spec(gt=0, le=3600, unit="s", doc="exposure time per frame")] = 0.15
-    bleach_per_min: Annotated[
-        Float, spec(ge=0, lt=1, unit="1/min", doc="fraction of the PL bleached per minute")
-    ] = 0.03
+    bleach_per_min: BleachPerMin = 0.03
     camera_offset_adu: Annotated[Float, spec(ge=0, le=60_000, unit="ADU", doc="camera offset")] = 100.0
     gain_adu_per_photon: Annotated[Float, spec(gt=0, le=1000, unit="ADU/photon", doc="camera gain")] = 1.0
     read_noise_adu: Annotated[Float, spec(ge=0, le=10_000, unit="ADU", doc="read noise (sd)")] = 2.0
@@ -69,9 +80,7 @@ class _RunFields:
     daq_lead_s: Annotated[
         Float, spec(ge=0, le=3600, unit="s", doc="DAQ time of the first frame (DAQ starts first)")
     ] = 1.5
-    extra_ttl_pulses: Annotated[
-        _Int, spec(ge=0, le=1_000_000, doc="TTL pulses after the last saved frame")
-    ] = 3
+    extra_ttl_pulses: ExtraTtlPulses = 3
     voltage_noise_V: Annotated[
         Float, spec(ge=0, le=1000, unit="V", doc="noise of the recorded voltage (sd)")
     ] = 0.02
@@ -98,10 +107,8 @@ class ImagingSimFields(_RunFields):
     mobility_spread: Annotated[
         Float, spec(ge=0, le=10, doc="relative sd of the mobility per particle (lognormal, mean kept)")
     ] = 0.10
-    fields_kV_per_cm: Annotated[
-        tuple[Field_kV, ...], spec(min_length=1, max_length=100, unit="kV/cm", doc="field levels, in order")
-    ] = (90.0, 110.0, 130.0)
-    period_s: Annotated[Float, spec(gt=0, le=3600, unit="s", doc="square-wave period (ON then OFF)")] = 40.0
+    fields_kV_per_cm: FieldLevels = (90.0, 110.0, 130.0)
+    period_s: Period = 40.0
     se_at_130: Annotated[
         tuple[Fraction, Fraction], spec(doc="switching efficiency at 130 kV/cm, uniform per particle")
     ] = (0.35, 0.55)
@@ -113,14 +120,14 @@ class ImagingSimFields(_RunFields):
     ] = 30.0
     drift_px: Annotated[Float, spec(ge=0, le=1000, unit="px", doc="largest stage displacement")] = 1.5
     blink_rate_per_s: Annotated[Float, spec(ge=0, le=1000, unit="1/s", doc="blinks per second")] = 1 / 60
-    camera_offset: Annotated[Bool, spec(doc="nuisance: camera offset")] = True
-    noise: Annotated[Bool, spec(doc="nuisance: shot and read noise")] = True
+    camera_offset: CameraOffset = True
+    noise: Noise = True
     drift: Annotated[Bool, spec(doc="nuisance: stage drift")] = True
     blinking: Annotated[Bool, spec(doc="nuisance: blinking")] = True
-    bleaching: Annotated[Bool, spec(doc="nuisance: bleaching")] = True
-    daq_lead: Annotated[Bool, spec(doc="nuisance: DAQ starts before the camera")] = True
-    extra_ttl: Annotated[Bool, spec(doc="nuisance: surplus TTL pulses")] = True
-    voltage_noise: Annotated[Bool, spec(doc="nuisance: noisy voltage record")] = True
+    bleaching: Bleaching = True
+    daq_lead: DaqLead = True
+    extra_ttl: ExtraTtl = True
+    voltage_noise: VoltageNoise = True
     aux_channel: Annotated[Bool, spec(doc="nuisance: an unrelated DAQ channel")] = True
     clearance_px: Annotated[
         Float, spec(ge=0, le=MAX_IMAGE_PX, unit="px", doc="min edge-to-edge gap (touching pairs excepted)")
@@ -181,16 +188,12 @@ class SpectralSimFields(_RunFields):
     se_at_130: Annotated[
         tuple[Fraction, Fraction], spec(doc="PL quenching at 130 kV/cm, uniform per particle")
     ] = (0.3, 0.5)
-    fields_kV_per_cm: Annotated[
-        tuple[Field_kV, ...], spec(min_length=1, max_length=100, unit="kV/cm", doc="field levels, in order")
-    ] = (70.0, 100.0, 130.0)
-    period_s: Annotated[Float, spec(gt=0, le=3600, unit="s", doc="square-wave period (ON then OFF)")] = 30.0
+    fields_kV_per_cm: FieldLevels = (70.0, 100.0, 130.0)
+    period_s: Period = 30.0
     drift_nm: Annotated[
         Float, spec(ge=-1000, le=1000, unit="nm", doc="slow linear peak drift over the run")
     ] = 0.3
-    bleach_per_min: Annotated[
-        Float, spec(ge=0, lt=1, unit="1/min", doc="fraction of the PL bleached per minute")
-    ] = 0.02
+    bleach_per_min: BleachPerMin = 0.02
     lamp_counts_per_unit: Annotated[
         Float, spec(gt=0, le=1e9, doc="lamp peak counts per unit of NIST relative intensity")
     ] = 400.0
@@ -199,13 +202,11 @@ class SpectralSimFields(_RunFields):
     calibration: Annotated[
         Literal["lamp", "coefficients"], spec(doc="wavelength calibration written to experiment.toml")
     ] = "lamp"
-    extra_ttl_pulses: Annotated[
-        _Int, spec(ge=0, le=1_000_000, doc="TTL pulses after the last saved frame")
-    ] = 2
-    noise: Annotated[Bool, spec(doc="nuisance: shot and read noise")] = True
-    camera_offset: Annotated[Bool, spec(doc="nuisance: camera offset")] = True
+    extra_ttl_pulses: ExtraTtlPulses = 2
+    noise: Noise = True
+    camera_offset: CameraOffset = True
     drift: Annotated[Bool, spec(doc="nuisance: peak drift")] = True
-    bleaching: Annotated[Bool, spec(doc="nuisance: bleaching")] = True
-    voltage_noise: Annotated[Bool, spec(doc="nuisance: noisy voltage record")] = True
-    daq_lead: Annotated[Bool, spec(doc="nuisance: DAQ starts before the camera")] = True
-    extra_ttl: Annotated[Bool, spec(doc="nuisance: surplus TTL pulses")] = True
+    bleaching: Bleaching = True
+    voltage_noise: VoltageNoise = True
+    daq_lead: DaqLead = True
+    extra_ttl: ExtraTtl = True
