@@ -32,7 +32,7 @@ from ..config.experiment import field_warning
 from ..errors import PlscopeError, RunFolderError, SyncError
 from ..io import DaqLog, ExperimentConfig, Stack, load_experiment, open_stack, read_daq
 from ..io.stack import stack_frame_times
-from ..kinetics import PopulationKinetics, analyze_population, summarize_population
+from ..kinetics import PopulationKinetics, analyze_population, population_summary
 from ..kinetics.mobility import kinetics_used
 from ..report import write_report
 from ..report.spectra import spectra_section_html
@@ -179,11 +179,7 @@ def _check_lost_frames(cfg, daq, traces, frames, cycles, field_trace, exposure_s
     n_frames = len(frames)
     if mid is None or by_camera or not len(cycles) or mid.size <= n_frames:
         return frames, cycles, field_trace
-    t_mid = frames["mid_time_s"].to_numpy(float)
-    off = np.ones(n_frames, bool)
-    for c in cycles.itertuples():
-        off &= ~((t_mid >= c.on_start_s) & (t_mid < c.on_end_s))
-    response = _population_response(traces, off)
+    response = _population_response(traces, _field_off(frames["mid_time_s"].to_numpy(float), cycles))
     edges = np.concatenate([cycles["on_start_s"].to_numpy(float), cycles["on_end_s"].to_numpy(float)])
     edges = edges[(edges > mid[0]) & (edges < mid[-1])]
     lost = find_lost_frames(response, mid, edges, max_lost=mid.size - n_frames, exposure_s=exposure_s)
@@ -237,85 +233,28 @@ def extract_imaging(
     """
     settings = settings or AnalysisSettings()
     warnings: list[str] = list(cfg.warnings)
-    if cfg.movie is None:
-        raise RunFolderError(cfg.file, "imaging analysis needs a [movie] table")
-    stack = open_stack(
-        cfg.resolve(cfg.movie.path),
-        chunk_frames=settings.traces.chunk_frames,
-        channel=cfg.movie.channel,
-        z=cfg.movie.z,
-        position=cfg.movie.position,
-    )
-    warnings.extend(getattr(stack, "warnings", ()))
+    stack, movie, pixel_size_nm = _open_movie(cfg, settings, warnings)
     n_frames = int(stack.data.shape[0])
-    pixel_size_nm = cfg.movie.pixel_size_nm or stack.pixel_size_nm
-    if not pixel_size_nm:
-        raise RunFolderError(
-            cfg.file, "movie.pixel_size_nm is missing and the TIFF metadata has no pixel size"
-        )
-    logger.info(
-        "movie %s: %d frames of %s, %.1f nm/px", cfg.movie.path, n_frames, stack.data.shape[1:], pixel_size_nm
-    )
-
     info: dict[str, Any] = {}
     timing, daq = _timing(cfg, stack, warnings, info)
     frames, exposure_s, cycles = timing.frames, timing.exposure_s, timing.cycles
     field_trace = timing.field_trace if len(cycles) else None
 
-    det = settings.detection
-    ref = reference_image(stack.data, n_frames=det.reference_frames)
-    try:
-        particles, labels, psf_sigma_nm = find_particles(
-            ref,
-            pixel_size_nm=pixel_size_nm,
-            psf_sigma_nm=cfg.movie.psf_sigma_nm,
-            detect_options=dict(
-                threshold_sigma=det.threshold_sigma,
-                min_area_px=det.min_area_px,
-                exclude_border_px=det.exclude_border_px,
-                split_touching=det.split_touching,
-            ),
-        )
-    except PlscopeError as exc:
-        if isinstance(exc, RunFolderError):
-            raise
-        raise RunFolderError(cfg.resolve(cfg.movie.path), str(exc)) from None
-    warnings.extend(_particle_warnings(particles))
-    if len(particles) == 0:
-        raise RunFolderError(cfg.resolve(cfg.movie.path), "no particles found in the reference image")
-    logger.info("%d particles; PSF sigma %.0f nm", len(particles), psf_sigma_nm)
+    ref = reference_image(stack.data, n_frames=settings.detection.reference_frames)
+    particles, labels, psf_sigma_nm = _find_particles(
+        ref, cfg.resolve(movie.path), movie.psf_sigma_nm, pixel_size_nm, settings, warnings
+    )
     # Normalized traces only need a constant fraction of each particle's light:
     # a tight aperture (1.5 sigma of PSF tail) that follows the drift halves
     # the background noise of the full-light aperture.
     traces, drift = extract_run_traces(
         stack.data, particles, labels=labels, reference=ref, settings=settings.traces, progress=progress
     )
-    _warn_non_finite(traces, cfg.movie.path, warnings)
+    _warn_non_finite(traces, movie.path, warnings)
     frames, cycles, field_trace = _check_lost_frames(
         cfg, daq, without_attrs(traces), frames, cycles, field_trace, exposure_s, warnings, info
     )
-    # quality flags per particle (blinking, bleaching, saturation, SNR, identity), on field-off frames
-    t_mid = frames["mid_time_s"].to_numpy()
-    off = np.ones(n_frames, bool)
-    for c in cycles.itertuples() if len(cycles) else ():
-        off &= ~((t_mid >= c.on_start_s) & (t_mid < c.on_end_s))
-    tracks = link_particle_centroids(traces)
-    quality = quality_flags(
-        traces, particles, frame_time_s=t_mid, tracks=tracks, reference_frames=np.flatnonzero(off)
-    )
-    particles = particles.merge(
-        quality.drop(columns=["touches_border"], errors="ignore"),
-        on="particle_id",
-        how="left",
-        suffixes=("", "_quality"),
-    )
-    # spec: x_px, y_px are positions in the first frame (the reference is a mean of the first frames)
-    particles["x_ref_px"] = particles["x_px"]
-    particles["y_ref_px"] = particles["y_px"]
-    if drift is not None and len(drift):
-        d0 = drift.sort_values("frame").iloc[0]
-        particles["x_px"] = particles["x_ref_px"] + float(d0["drift_x_px"])
-        particles["y_px"] = particles["y_ref_px"] + float(d0["drift_y_px"])
+    particles = _with_quality(particles, traces, frames, cycles, drift)
     particles["excluded"] = _exclusions(particles, settings)
     traces.attrs = {}
     meta = {
@@ -341,6 +280,93 @@ def extract_imaging(
         field_trace=field_trace,
         drift=drift,
     )
+
+
+def _open_movie(cfg: ExperimentConfig, settings: AnalysisSettings, warnings: list[str]):
+    """``(stack, [movie] table, pixel size in nm)``: the movie opened lazily, its pixel size checked."""
+    movie = cfg.movie
+    if movie is None:
+        raise RunFolderError(cfg.file, "imaging analysis needs a [movie] table")
+    stack = open_stack(
+        cfg.resolve(movie.path),
+        chunk_frames=settings.traces.chunk_frames,
+        channel=movie.channel,
+        z=movie.z,
+        position=movie.position,
+    )
+    warnings.extend(getattr(stack, "warnings", ()))
+    pixel_size_nm = movie.pixel_size_nm or stack.pixel_size_nm
+    if not pixel_size_nm:
+        raise RunFolderError(
+            cfg.file, "movie.pixel_size_nm is missing and the TIFF metadata has no pixel size"
+        )
+    logger.info(
+        "movie %s: %d frames of %s, %.1f nm/px",
+        movie.path,
+        int(stack.data.shape[0]),
+        stack.data.shape[1:],
+        pixel_size_nm,
+    )
+    return stack, movie, pixel_size_nm
+
+
+def _find_particles(ref, movie_file: Path, psf_sigma_nm, pixel_size_nm, settings, warnings: list[str]):
+    """``(particles, labels, psf_sigma_nm)`` in the reference image; refused when there is none."""
+    det = settings.detection
+    try:
+        particles, labels, psf_sigma_nm = find_particles(
+            ref,
+            pixel_size_nm=pixel_size_nm,
+            psf_sigma_nm=psf_sigma_nm,
+            detect_options=dict(
+                threshold_sigma=det.threshold_sigma,
+                min_area_px=det.min_area_px,
+                exclude_border_px=det.exclude_border_px,
+                split_touching=det.split_touching,
+            ),
+        )
+    except PlscopeError as exc:
+        if isinstance(exc, RunFolderError):
+            raise
+        raise RunFolderError(movie_file, str(exc)) from None
+    warnings.extend(_particle_warnings(particles))
+    if len(particles) == 0:
+        raise RunFolderError(movie_file, "no particles found in the reference image")
+    logger.info("%d particles; PSF sigma %.0f nm", len(particles), psf_sigma_nm)
+    return particles, labels, psf_sigma_nm
+
+
+def _field_off(t_mid: np.ndarray, cycles: pd.DataFrame) -> np.ndarray:
+    """Frames whose mid-exposure lies outside every field-ON window."""
+    off = np.ones(t_mid.size, bool)
+    for c in cycles.itertuples() if len(cycles) else ():
+        off &= ~((t_mid >= c.on_start_s) & (t_mid < c.on_end_s))
+    return off
+
+
+def _with_quality(particles, traces, frames, cycles, drift) -> pd.DataFrame:
+    """Particles with their quality flags (blinking, bleaching, saturation, SNR, identity; on field-off
+    frames) and positions in the first frame (``x_px, y_px``; ``*_ref_px`` in the reference)."""
+    t_mid = frames["mid_time_s"].to_numpy()
+    off = _field_off(t_mid, cycles)
+    tracks = link_particle_centroids(traces)
+    quality = quality_flags(
+        traces, particles, frame_time_s=t_mid, tracks=tracks, reference_frames=np.flatnonzero(off)
+    )
+    particles = particles.merge(
+        quality.drop(columns=["touches_border"], errors="ignore"),
+        on="particle_id",
+        how="left",
+        suffixes=("", "_quality"),
+    )
+    # spec: x_px, y_px are positions in the first frame (the reference is a mean of the first frames)
+    particles["x_ref_px"] = particles["x_px"]
+    particles["y_ref_px"] = particles["y_px"]
+    if drift is not None and len(drift):
+        d0 = drift.sort_values("frame").iloc[0]
+        particles["x_px"] = particles["x_ref_px"] + float(d0["drift_x_px"])
+        particles["y_px"] = particles["y_ref_px"] + float(d0["drift_y_px"])
+    return particles
 
 
 # --------------------------------------------------------------------------
@@ -438,14 +464,14 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     if n_excluded:
         warnings.append(f"{n_excluded} particle(s) left out of the statistics (see particles.csv 'excluded')")
     temperature_K = float(meta["temperature_K"])
-    population = summarize_population(
+    population = population_summary(
         used,
         particles[particles["excluded"] == ""],
         temperature_K=temperature_K,
         n_bootstrap=settings.kinetics.n_bootstrap,
         seed=settings.kinetics.bootstrap_seed,
         population=kinetic_population,
-    )
+    ).to_dict()
     warnings.extend(population.pop("warnings", []))
     qc = _kinetics_qc(population, used, settings)
     summary = _run_summary(meta, particles, cycles, n_excluded=n_excluded, exposure_s=exposure_s)
