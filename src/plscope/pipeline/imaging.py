@@ -40,6 +40,7 @@ from ..results import EXTRACTION_FILES, Extraction, RunResult, SpectraResult
 from ..sync import (
     FieldWiring,
     RecordTiming,
+    camera_pulses,
     field_cycles,
     find_lost_frames,
     timing_from_daq,
@@ -54,7 +55,6 @@ from ..tracking import (
     reference_image,
 )
 from ..tracking.quality import without_attrs
-from ._timing import camera_pulses
 from .output import AtomicOutputDir, check_not_input, write_json
 from .provenance import input_files, provenance, stable_provenance
 from .settings import AnalysisSettings

@@ -55,8 +55,7 @@ from ..spectra.analysis import (
 from ..spectra.calibration import Calibration, CalibrationError, calibrate
 from ..spectra.lamp import read_lamp, read_lines
 from ..spectra.lorentz import fits_to_frame
-from ..sync import FieldWiring, RecordTiming, timing_from_daq, timing_from_frame_times
-from ._timing import camera_pulses
+from ..sync import FieldWiring, RecordTiming, camera_pulses, timing_from_daq, timing_from_frame_times
 from .output import AtomicOutputDir, write_json
 from .provenance import input_files, provenance, stable_provenance
 

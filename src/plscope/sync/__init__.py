@@ -5,7 +5,15 @@ reading the DAQ log is :func:`plscope.io.read_daq`;
 :func:`timing_from_daq` turns it into frame times and field cycles.
 """
 
-from .edges import PULSE_COLUMNS, TtlPolarity, bridge_daq_gaps, daq_gaps, detect_ttl_polarity, ttl_pulses
+from .edges import (
+    PULSE_COLUMNS,
+    TtlPolarity,
+    bridge_daq_gaps,
+    camera_pulses,
+    daq_gaps,
+    detect_ttl_polarity,
+    ttl_pulses,
+)
 from .field import (
     CYCLE_COLUMNS,
     LEVEL_COLUMNS,
@@ -35,6 +43,7 @@ __all__ = [
     "FrameTiming",
     "TtlPolarity",
     "bridge_daq_gaps",
+    "camera_pulses",
     "daq_gaps",
     "detect_ttl_polarity",
     "RecordTiming",

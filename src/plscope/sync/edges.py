@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,15 @@ from ..errors import SyncError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PULSE_COLUMNS", "TtlPolarity", "bridge_daq_gaps", "daq_gaps", "detect_ttl_polarity", "ttl_pulses"]
+__all__ = [
+    "PULSE_COLUMNS",
+    "TtlPolarity",
+    "bridge_daq_gaps",
+    "camera_pulses",
+    "daq_gaps",
+    "detect_ttl_polarity",
+    "ttl_pulses",
+]
 
 #: Columns of the table returned by :func:`ttl_pulses`.
 PULSE_COLUMNS = ("start_s", "end_s")
@@ -460,3 +469,35 @@ def bridge_daq_gaps(
                 f"frames): {n - 1} camera pulse(s) not recorded, timed on the camera's interval"
             )
     return pd.DataFrame({"start_s": start, "end_s": end}, columns=list(PULSE_COLUMNS)), notes
+
+
+def camera_pulses(
+    time_s: np.ndarray, ttl: np.ndarray, daq_cfg: Any, source: str, warnings: list[str], info: dict[str, Any]
+) -> pd.DataFrame:
+    """Exposure pulses of a camera TTL line, polarity and DAQ-log gaps taken care of.
+
+    ``daq_cfg`` is the run's ``[daq]`` table (its ``ttl_polarity``: 'high',
+    'low' or 'auto'); ``source`` names the file and channel in messages.
+    Warnings are appended to ``warnings`` (nothing is printed): an inverted
+    line, a polarity decided from the duty alone and every bridged gap.
+    ``info`` receives ``ttl_polarity``, ``ttl_polarity_source`` and
+    ``n_daq_gaps_bridged`` (for summary.json).
+    """
+    pol = detect_ttl_polarity(time_s, ttl, declared=getattr(daq_cfg, "ttl_polarity", "auto"), source=source)
+    info["ttl_polarity"] = pol.polarity
+    info["ttl_polarity_source"] = pol.how
+    if pol.polarity == "low":
+        warnings.append(
+            f"{source}: inverted TTL (the camera exposes while the line is low; {pol.how}); "
+            "frames timed by its falling edges"
+        )
+    if pol.how == "exposure duty":
+        warnings.append(
+            f"{source}: TTL polarity '{pol.polarity}' decided from the exposure duty "
+            f"({pol.high_duty:.0%} high) alone; set [daq] ttl_polarity if the exposure is the shorter phase"
+        )
+    pulses = ttl_pulses(time_s, ttl, source=source, polarity=pol.polarity)
+    pulses, notes = bridge_daq_gaps(pulses, time_s, source=source)
+    warnings.extend(notes)
+    info["n_daq_gaps_bridged"] = len(notes)
+    return pulses
