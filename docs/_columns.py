@@ -12,7 +12,6 @@ from __future__ import annotations
 from sphinx.pycode import ModuleAnalyzer
 
 from plscope import columns
-from plscope.tracking import SIZE_COLUMNS
 
 #: meaning of the column names (the unit is read from the name)
 MEANINGS: dict[str, str] = {
@@ -85,7 +84,8 @@ MEANINGS: dict[str, str] = {
     "state": "off, on or switching (exposure straddles an edge)",
     "phase": "place of the frame in its cycle",
     "settled": "the frame lies after the polarization / recovery transient",
-    "shift_nm": "peak shift relative to the cycle's field-off baseline",
+    "shift_nm": "shift relative to the field-off baseline (spectra: of the peak; centroid_shift.csv: of the "
+    "optical centroid)",
     "shift_err_nm": "standard error of the shift",
     "baseline_nm": "field-off baseline of the peak at this frame",
     "amplitude": "Lorentzian peak height (counts)",
@@ -122,60 +122,9 @@ MEANINGS: dict[str, str] = {
     "snr": "signal-to-noise ratio",
 }
 
-#: tables that :mod:`plscope.columns` does not list (yet): file -> columns
-OTHER_TABLES: dict[str, tuple[str, ...]] = {
-    "particles.csv of an imaging run (one row per particle: detection, size fit, quality)": (
-        "particle_id",
-        "x_px",
-        "y_px",
-        "size_nm",
-        "area_px",
-        "bbox_x_min_px",
-        "bbox_y_min_px",
-        "bbox_x_max_px",
-        "bbox_y_max_px",
-        "peak_adu",
-        "mass_adu",
-        "smooth_background_adu",
-        "snr",
-        "touches_border",
-        # the size fit's columns, as plscope.tracking defines them
-        *(c for c in SIZE_COLUMNS if c not in ("particle_id", "size_nm", "x_px", "y_px")),
-        "snr_quality",
-        "noise_adu",
-        "blink_fraction",
-        "n_blinks",
-        "bleach_fraction",
-        "bleach_rate_per_s",
-        "saturated_fraction",
-        "annulus_masked_fraction",
-        "n_tracks",
-        "low_snr",
-        "blinking",
-        "bleached",
-        "saturated",
-        "crowded",
-        "ok",
-        "reason",
-        "x_ref_px",
-        "y_ref_px",
-        "excluded",
-    ),
-    "traces.csv.gz (one row per frame and particle)": (
-        "frame",
-        "particle_id",
-        "intensity",
-        "background",
-        "x_px",
-        "y_px",
-        "peak_adu",
-        "drift_x_px",
-        "drift_y_px",
-    ),
-}
 MEANINGS.update(
     {
-        # particles.csv of an imaging run (detection, size fit, quality)
+        # particles.csv and traces.csv.gz of an imaging run (detection, size fit, quality, traces)
         "area_px": "area of the segmented region",
         "bbox_x_min_px": "bounding box of the segmented region",
         "bbox_y_min_px": "bounding box of the segmented region",
@@ -227,6 +176,12 @@ MEANINGS.update(
         "excluded": "empty when the particle enters the statistics, else why not",
         "background": "local background per pixel (annulus)",
         "peak_adu": "brightest pixel, background-subtracted",
+        "shift_x_px": "centroid displacement along x, field on minus off",
+        "shift_y_px": "centroid displacement along y, field on minus off",
+        "shift_px": "length of the centroid displacement",
+        "shift_err_px": "standard error of shift_px",
+        "n_on_frames": "field-on frames averaged",
+        "n_off_frames": "field-off frames averaged",
         "drift_x_px": "stage drift along x relative to the reference image",
         "drift_y_px": "stage drift along y relative to the reference image",
     }
@@ -268,7 +223,4 @@ def columns_markdown() -> str:
         if not name.endswith("_COLUMNS") or not isinstance(value, tuple):
             continue
         out += [f"### `{name}`", "", _caption(lines), ""] + _table(value) + [""]
-    out += ["### Other tables", ""]
-    for title, names in OTHER_TABLES.items():
-        out += [f"**{title}**", ""] + _table(names) + [""]
     return "\n".join(out)

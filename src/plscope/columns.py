@@ -13,20 +13,31 @@ from __future__ import annotations
 
 __all__ = [
     "BASELINE_COLUMNS",
+    "CENTROID_SHIFT_COLUMNS",
     "CYCLE_COLUMNS",
+    "DRIFT_TABLE_COLUMNS",
     "FRAME_COLUMNS",
     "FRAME_FIELD_COLUMNS",
     "KINETICS_COLUMNS",
     "KINETICS_SPEC_COLUMNS",
     "LEVEL_COLUMNS",
+    "PARTICLES_CSV_COLUMNS",
+    "PARTICLE_COLUMNS",
+    "QUALITY_COLUMNS",
     "SEGMENT_COLUMNS",
     "SETTLED_SHIFT_COLUMNS",
     "SE_CYCLE_COLUMNS",
     "SHIFT_STAT_COLUMNS",
+    "SIZE_COLUMNS",
     "SLIT_PARTICLE_COLUMNS",
     "SPECTRAL_SHIFT_COLUMNS",
     "SPECTRA_COLUMNS",
     "SPECTRA_EXTRA_COLUMNS",
+    "TRACES_CSV_COLUMNS",
+    "TRACE_CENTROID_COLUMNS",
+    "TRACE_COLUMNS",
+    "TRACE_DRIFT_COLUMNS",
+    "TRACE_PEAK_COLUMNS",
     "UNITS",
     "unit_of",
 ]
@@ -77,6 +88,119 @@ SEGMENT_COLUMNS = ("segment", "start_s", "end_s", "field_kV_per_cm", "sign", "le
 CYCLE_COLUMNS = ("cycle", "level", "field_kV_per_cm", "sign", "on_start_s", "on_end_s", "off_end_s")
 #: field levels (:func:`plscope.sync.field_levels`)
 LEVEL_COLUMNS = ("level", "field_kV_per_cm", "n_segments", "n_positive", "n_negative", "polarity")
+
+# --------------------------------------------------------------------------
+# tracking (plscope.tracking): particles.csv, traces
+# --------------------------------------------------------------------------
+
+#: particles found in the reference image (:func:`plscope.tracking.detect_particles`)
+PARTICLE_COLUMNS = (
+    "particle_id",
+    "x_px",
+    "y_px",
+    "area_px",
+    "bbox_x_min_px",
+    "bbox_y_min_px",
+    "bbox_x_max_px",
+    "bbox_y_max_px",
+    "peak_adu",
+    "mass_adu",
+    "smooth_background_adu",
+    "snr",
+    "touches_border",
+)
+#: size fits of the particles (:func:`plscope.tracking.measure_sizes`)
+SIZE_COLUMNS = (
+    "particle_id",
+    "size_nm",
+    "size_err_nm",
+    "x_px",
+    "y_px",
+    "total_adu",
+    "size_fit_ok",
+    "near_diffraction_limit",
+    "side_px",
+    "side_err_px",
+    "x_err_px",
+    "y_err_px",
+    "total_err_adu",
+    "background_adu",
+    "psf_sigma_px",
+    "psf_sigma_fit_nm",
+    "chi2_red",
+    "n_fit_px",
+    "group_size",
+    "fit_message",
+    "equivalent_diameter_nm",
+    "aspect_ratio",
+    "orientation_deg",
+    "size_fallback",
+    "size_upper_bound_nm",
+    "side_long_nm",
+    "side_short_nm",
+)
+#: per-particle quality of the traces (:func:`plscope.tracking.quality_flags`)
+QUALITY_COLUMNS = (
+    "particle_id",
+    "snr",
+    "noise_adu",
+    "blink_fraction",
+    "n_blinks",
+    "bleach_fraction",
+    "bleach_rate_per_s",
+    "saturated_fraction",
+    "annulus_masked_fraction",
+    "touches_border",
+    "n_tracks",
+    "low_snr",
+    "blinking",
+    "bleached",
+    "saturated",
+    "crowded",
+    "ok",
+    "reason",
+)
+#: traces: one row per frame and particle (:func:`plscope.tracking.extract_traces`, without the extras)
+TRACE_COLUMNS = ("frame", "particle_id", "intensity", "background")
+#: extra trace columns when drift is estimated or corrected
+TRACE_DRIFT_COLUMNS = ("drift_x_px", "drift_y_px")
+#: extra trace columns with ``centroids=True``: per-frame intensity-weighted centroid (frame coordinates)
+TRACE_CENTROID_COLUMNS = ("x_px", "y_px")
+#: extra trace column with ``peaks=True``: brightest raw pixel of the aperture (ADU)
+TRACE_PEAK_COLUMNS = ("peak_adu",)
+#: drift.parquet: stage drift per frame (:func:`plscope.tracking.estimate_drift`)
+DRIFT_TABLE_COLUMNS = ("frame", *TRACE_DRIFT_COLUMNS)
+#: centroid_shift.csv: optical-centroid displacement field on vs off (:func:`plscope.tracking.centroid_shift`)
+CENTROID_SHIFT_COLUMNS = (
+    "particle_id",
+    "field_kV_per_cm",
+    "shift_x_px",
+    "shift_y_px",
+    "shift_px",
+    "shift_err_px",
+    "shift_nm",
+    "shift_err_nm",
+    "n_cycles",
+    "n_on_frames",
+    "n_off_frames",
+)
+#: particles.csv of an imaging run (one row per particle: detection, size fit, quality)
+PARTICLES_CSV_COLUMNS = (
+    *PARTICLE_COLUMNS[:3],
+    "size_nm",
+    *PARTICLE_COLUMNS[3:],
+    *(c for c in SIZE_COLUMNS if c not in ("particle_id", "size_nm", "x_px", "y_px")),
+    *(
+        "snr_quality" if c == "snr" else c
+        for c in QUALITY_COLUMNS
+        if c not in ("particle_id", "touches_border")
+    ),
+    "x_ref_px",
+    "y_ref_px",
+    "excluded",
+)
+#: traces.csv.gz of an imaging run (one row per frame and particle)
+TRACES_CSV_COLUMNS = (*TRACE_COLUMNS, *TRACE_CENTROID_COLUMNS, *TRACE_PEAK_COLUMNS, *TRACE_DRIFT_COLUMNS)
 
 # --------------------------------------------------------------------------
 # kinetics (plscope.kinetics) and kinetics.csv

@@ -24,6 +24,10 @@ centroid shift), :mod:`.quality` (per-particle flags),
 
 from __future__ import annotations
 
+from ..columns import TRACE_CENTROID_COLUMNS as CENTROID_COLUMNS
+from ..columns import TRACE_COLUMNS
+from ..columns import TRACE_DRIFT_COLUMNS as DRIFT_COLUMNS
+from ..columns import TRACE_PEAK_COLUMNS as PEAK_COLUMNS
 from . import models
 from .detect import PARTICLE_COLUMNS, detect_particles, estimate_background, reference_image
 from .drift import DRIFT_TABLE_COLUMNS, estimate_drift
@@ -38,15 +42,7 @@ from .quality import QUALITY_COLUMNS, blink_mask, quality_flags
 from .run_traces import extract_run_traces
 from .segment import find_particles, residual_seeds
 from .size import SIZE_COLUMNS, measure_sizes
-from .traces import (
-    CENTROID_COLUMNS,
-    DRIFT_COLUMNS,
-    PEAK_COLUMNS,
-    TRACE_COLUMNS,
-    TraceWeights,
-    extract_traces,
-    trace_weights,
-)
+from .traces import TraceWeights, extract_traces, trace_weights
 
 __all__ = [
     "CENTROID_COLUMNS",

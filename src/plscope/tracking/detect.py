@@ -21,26 +21,11 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from ..columns import PARTICLE_COLUMNS
 from ..errors import PlscopeError
 
 logger = logging.getLogger(__name__)
 
-#: Columns of the table returned by :func:`detect_particles`, in order.
-PARTICLE_COLUMNS: tuple[str, ...] = (
-    "particle_id",
-    "x_px",
-    "y_px",
-    "area_px",
-    "bbox_x_min_px",
-    "bbox_y_min_px",
-    "bbox_x_max_px",
-    "bbox_y_max_px",
-    "peak_adu",
-    "mass_adu",
-    "smooth_background_adu",
-    "snr",
-    "touches_border",
-)
 
 #: Minimum noise, relative to the brightest (smoothed) peak, for noiseless input.
 _NOISE_FLOOR = 1e-3

@@ -21,14 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..columns import DRIFT_TABLE_COLUMNS
 from ..errors import PlscopeError
 from .detect import _check_image, reference_image
-from .traces import DRIFT_COLUMNS
 
 logger = logging.getLogger(__name__)
-
-#: Columns of the table returned by :func:`estimate_drift`.
-DRIFT_TABLE_COLUMNS: tuple[str, ...] = ("frame", *DRIFT_COLUMNS)
 
 
 def _taper(shape: tuple[int, int]) -> np.ndarray:

@@ -25,26 +25,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..columns import CENTROID_SHIFT_COLUMNS
 from ..errors import PlscopeError
 from .detect import robust_std
 from .quality import without_attrs
 
 logger = logging.getLogger(__name__)
-
-#: Columns of :func:`centroid_shift`.
-CENTROID_SHIFT_COLUMNS: tuple[str, ...] = (
-    "particle_id",
-    "field_kV_per_cm",
-    "shift_x_px",
-    "shift_y_px",
-    "shift_px",
-    "shift_err_px",
-    "shift_nm",
-    "shift_err_nm",
-    "n_cycles",
-    "n_on_frames",
-    "n_off_frames",
-)
 
 
 def _need(table: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:

@@ -25,32 +25,11 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from ..columns import QUALITY_COLUMNS
 from ..errors import PlscopeError
 from .detect import robust_std
 
 logger = logging.getLogger(__name__)
-
-#: Columns of :func:`quality_flags`, in order.
-QUALITY_COLUMNS: tuple[str, ...] = (
-    "particle_id",
-    "snr",
-    "noise_adu",
-    "blink_fraction",
-    "n_blinks",
-    "bleach_fraction",
-    "bleach_rate_per_s",
-    "saturated_fraction",
-    "annulus_masked_fraction",
-    "touches_border",
-    "n_tracks",
-    "low_snr",
-    "blinking",
-    "bleached",
-    "saturated",
-    "crowded",
-    "ok",
-    "reason",
-)
 
 
 def without_attrs(table: pd.DataFrame) -> pd.DataFrame:

@@ -41,41 +41,12 @@ from scipy import ndimage
 from scipy.optimize import least_squares
 from scipy.special import erf
 
+from ..columns import SIZE_COLUMNS
 from ..errors import PlscopeError
 from .detect import _check_image, _check_positive, robust_std
 
 logger = logging.getLogger(__name__)
 
-#: Columns of the table returned by :func:`measure_sizes`, in order.
-SIZE_COLUMNS: tuple[str, ...] = (
-    "particle_id",
-    "size_nm",
-    "size_err_nm",
-    "x_px",
-    "y_px",
-    "total_adu",
-    "size_fit_ok",
-    "near_diffraction_limit",
-    "side_px",
-    "side_err_px",
-    "x_err_px",
-    "y_err_px",
-    "total_err_adu",
-    "background_adu",
-    "psf_sigma_px",
-    "psf_sigma_fit_nm",
-    "chi2_red",
-    "n_fit_px",
-    "group_size",
-    "fit_message",
-    "equivalent_diameter_nm",
-    "aspect_ratio",
-    "orientation_deg",
-    "size_fallback",
-    "size_upper_bound_nm",
-    "side_long_nm",
-    "side_short_nm",
-)
 
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)

@@ -34,19 +34,12 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, sparse
 
+from ..columns import TRACE_DRIFT_COLUMNS as DRIFT_COLUMNS
 from ..errors import PlscopeError
 from .detect import _check_image, _check_positive, reference_image
 
 logger = logging.getLogger(__name__)
 
-#: Columns of the table returned by :func:`extract_traces` (without drift).
-TRACE_COLUMNS: tuple[str, ...] = ("frame", "particle_id", "intensity", "background")
-#: Extra columns when drift is estimated or corrected.
-DRIFT_COLUMNS: tuple[str, ...] = ("drift_x_px", "drift_y_px")
-#: Extra columns with ``centroids=True``: per-frame intensity-weighted centroid (frame coordinates).
-CENTROID_COLUMNS: tuple[str, ...] = ("x_px", "y_px")
-#: Extra column with ``peaks=True``: brightest raw pixel of the aperture (ADU).
-PEAK_COLUMNS: tuple[str, ...] = ("peak_adu",)
 
 #: Default number of frames per block for numpy input.
 _NUMPY_CHUNK_FRAMES = 64
