@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +22,9 @@ __all__ = [
     "check_stamp",
     "file_stamp",
     "is_time_name",
+    "lazy_log",
+    "main_time_base",
+    "regular_time_s",
     "time_scale",
 ]
 
@@ -176,3 +181,51 @@ def time_scale(name: str) -> float | None:
     if m:
         return TIME_UNITS_S.get(m.group(1))
     return None
+
+
+def main_time_base(entries: Sequence, wanted: Sequence[str], matches: Callable[[Any, str], bool]):
+    """The entry that sets a log's time base: that of the first wanted channel found, else the first."""
+    for name in wanted:
+        hit = [e for e in entries if matches(e, name)]
+        if hit:
+            return hit[0]
+    return entries[0]
+
+
+def regular_time_s(n: int, interval_s: float, offset_s: float) -> np.ndarray:
+    """``offset_s + k * interval_s`` for ``k < n``, float64 (in place: one array of n floats at a time)."""
+    time_s = np.arange(n, dtype=np.float64)
+    time_s *= interval_s
+    time_s += offset_s
+    return time_s
+
+
+def lazy_log(
+    path: str,
+    time_s: np.ndarray,
+    names: Sequence[str],
+    load: Callable[[str], np.ndarray],
+    warnings: Sequence[str],
+    left_out: dict[str, str],
+    kind: str,
+    logger: logging.Logger,
+) -> DaqLog:
+    """A :class:`DaqLog` whose channels ``load`` reads on first use; its warnings logged to ``logger``."""
+    for w in warnings:
+        logger.warning("%s: %s", path, w)
+    log = DaqLog(
+        path=path,
+        time_s=time_s,
+        channels=LazyChannels(list(names), load),
+        warnings=tuple(warnings),
+        left_out=left_out,
+    )
+    logger.debug(
+        "%s: %d samples at %.6g Hz, channels %s (%s)",
+        path,
+        log.n_samples,
+        log.sample_rate_hz,
+        list(names),
+        kind,
+    )
+    return log

@@ -234,7 +234,28 @@ def parse_csv_log(raw: bytes, path: str, *, sample_rate_hz: float | None = None)
     if sample_rate_hz:
         return _rate_log(df, decimal, path, float(sample_rate_hz), warnings)
 
-    # time column
+    tcol, scale = _time_column(df, path, warnings)
+    table = _numeric_rows(df, decimal, tcol, path, warnings)
+    time_s = table[tcol].to_numpy(np.float64) * scale
+    _check_increasing(time_s, tcol, path)
+    channels = {c: np.ascontiguousarray(table[c].to_numpy(np.float64)) for c in table.columns if c != tcol}
+    for w in warnings:
+        logger.warning("%s: %s", path, w)
+    log = DaqLog(path=path, time_s=np.ascontiguousarray(time_s), channels=channels, warnings=tuple(warnings))
+    logger.debug(
+        "%s: %d samples at %.6g Hz, channels %s (decimal %r)",
+        path,
+        log.n_samples,
+        log.sample_rate_hz,
+        list(channels),
+        decimal,
+    )
+    return log
+
+
+def _time_column(df: pd.DataFrame, path: str, warnings: list[str]) -> tuple[str, float]:
+    """The time column (``time_s``, else the first named ``time...``, else the first) and its
+    seconds per unit."""
     lower = [c.lower() for c in df.columns]
     if TIME_COLUMN in df.columns:
         tcol = TIME_COLUMN
@@ -250,7 +271,11 @@ def parse_csv_log(raw: bytes, path: str, *, sample_rate_hz: float | None = None)
         scale = 1.0
     elif scale != 1.0:
         logger.debug("%s: time column '%s' converted to seconds (x %g)", path, tcol, scale)
+    return tcol, scale
 
+
+def _numeric_rows(df: pd.DataFrame, decimal: str, tcol: str, path: str, warnings: list[str]) -> pd.DataFrame:
+    """The numeric columns (time and channels) and the rows complete in all of them."""
     numeric = {c: _to_numeric(df[c], decimal) for c in df.columns}
     for c in list(numeric):
         if c != tcol and numeric[c].isna().all() and df[c].notna().any():
@@ -258,7 +283,6 @@ def parse_csv_log(raw: bytes, path: str, *, sample_rate_hz: float | None = None)
             del numeric[c]
     if len(numeric) < 2:
         raise RunFolderError(path, f"has no numeric channel besides the time column '{tcol}'")
-
     table = pd.DataFrame(numeric)
     bad = table.isna().any(axis=1).to_numpy()
     if bad.any():
@@ -270,8 +294,11 @@ def parse_csv_log(raw: bytes, path: str, *, sample_rate_hz: float | None = None)
         table = table.loc[~bad]
     if len(table) == 0:
         raise RunFolderError(path, "has no complete numeric data row")
+    return table
 
-    time_s = table[tcol].to_numpy(np.float64) * scale
+
+def _check_increasing(time_s: np.ndarray, tcol: str, path: str) -> None:
+    """Refuse a time column that does not increase strictly, naming the first offending row."""
     dt = np.diff(time_s)
     if dt.size and not (dt > 0).all():
         k = int(np.flatnonzero(~(dt > 0))[0])
@@ -286,19 +313,6 @@ def parse_csv_log(raw: bytes, path: str, *, sample_rate_hz: float | None = None)
             f"{float(time_s[k + 1]):.9g} s follows {float(time_s[k]):.9g} s at data row "
             f"{k + 2} (after dropping bad rows){hint}",
         )
-    channels = {c: np.ascontiguousarray(table[c].to_numpy(np.float64)) for c in table.columns if c != tcol}
-    for w in warnings:
-        logger.warning("%s: %s", path, w)
-    log = DaqLog(path=path, time_s=np.ascontiguousarray(time_s), channels=channels, warnings=tuple(warnings))
-    logger.debug(
-        "%s: %d samples at %.6g Hz, channels %s (decimal %r)",
-        path,
-        log.n_samples,
-        log.sample_rate_hz,
-        list(channels),
-        decimal,
-    )
-    return log
 
 
 def _rate_log(df: pd.DataFrame, decimal: str, path: str, rate_hz: float, warnings: list[str]) -> DaqLog:

@@ -25,7 +25,17 @@ from collections.abc import Sequence
 import numpy as np
 
 from ...errors import RunFolderError
-from ._log import TIME_UNITS_S, DaqLog, LazyChannels, check_stamp, file_stamp, is_time_name, time_scale
+from ._log import (
+    TIME_UNITS_S,
+    DaqLog,
+    check_stamp,
+    file_stamp,
+    is_time_name,
+    lazy_log,
+    main_time_base,
+    regular_time_s,
+    time_scale,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -100,78 +110,23 @@ def read_hdf5_log(path: str | os.PathLike, *, channels: Sequence[str] = ()) -> D
     except OSError as exc:
         raise RunFolderError(path, f"not a readable HDF5 file ({exc})") from None
     with fh:
-        datasets: list = []
-        fh.visititems(lambda name, obj: datasets.append(obj) if isinstance(obj, h5py.Dataset) else None)
-        by_group: dict[str, list] = {}
-        for ds in datasets:
-            by_group.setdefault(ds.parent.name, []).append(ds)
-        entries: list[tuple[str, tuple]] = []
-        left_out: dict[str, str] = {}
-        times: dict[str, str] = {}
-        for group, members in by_group.items():
-            tds = next(
-                (
-                    d
-                    for d in members
-                    if is_time_name(d.name.rsplit("/", 1)[-1]) and d.ndim == 1 and d.shape[0] > 1
-                ),
-                None,
-            )
-            if tds is not None:
-                times[group] = tds.name
-            for ds in members:
-                name = ds.name.lstrip("/")
-                if tds is not None and ds.name == tds.name:
-                    continue
-                if ds.ndim != 1 or not (np.issubdtype(ds.dtype, np.number) or ds.dtype == np.bool_):
-                    left_out[name] = f"is not a 1-D numeric dataset ({ds.dtype}, shape {ds.shape})"
-                    continue
-                n = int(ds.shape[0])
-                dt = _attr(ds, _DT_ATTRS) or _attr(ds.parent, _DT_ATTRS)
-                rate = _attr(ds, _RATE_ATTRS) or _attr(ds.parent, _RATE_ATTRS)
-                if dt is None and rate:
-                    dt = 1.0 / rate
-                if tds is not None and tds.shape[0] == n:
-                    base: tuple = ("dataset", n, tds.name)
-                elif dt is not None:
-                    t0 = _attr(ds, _START_ATTRS) or _attr(ds.parent, _START_ATTRS) or 0.0
-                    base = ("wf", n, dt, t0)
-                else:
-                    left_out[name] = "has no time dataset in its group nor sample-interval attributes"
-                    continue
-                entries.append((name, base))
+        entries, left_out = _timed_datasets(fh, h5py)
         if not entries:
             raise RunFolderError(
                 path,
                 "has no 1-D numeric dataset with a time base (a 'time_s' "
                 "dataset beside it, or a 'dt_s'/'sample_rate_hz' attribute)",
             )
-        main = entries[0]
-        for want in channels:
-            hit = [e for e in entries if e[0] == want or e[0].rsplit("/", 1)[-1] == want]
-            if hit:
-                main = hit[0]
-                break
+        main = main_time_base(
+            entries, channels, lambda e, want: e[0] == want or e[0].rsplit("/", 1)[-1] == want
+        )
         base = main[1]
         names = [name for name, b in entries if b == base]
         for name, b in entries:
             if b != base:
                 left_out[name] = f"has a different time base from '{main[0]}' and is left out"
         n = base[1]
-        if base[0] == "wf":
-            if not base[2] > 0:
-                raise RunFolderError(
-                    path,
-                    f"channel '{main[0]}' has a sample interval of {base[2]}; expected a positive number",
-                )
-            time_s = np.arange(n, dtype=np.float64)
-            time_s *= base[2]
-            time_s += base[3]
-        else:
-            tds = fh[base[2]]
-            time_s = np.asarray(tds[()], dtype=np.float64) * _unit_scale(tds)
-            if not (np.isfinite(time_s).all() and (np.diff(time_s) > 0).all()):
-                raise RunFolderError(path, f"time dataset '{base[2]}' is not finite and strictly increasing")
+        time_s = _time_axis(fh, path, main)
     if n < 2:
         raise RunFolderError(path, f"has {n} sample(s); expected a time series")
     warnings = [f"channel '{k}' {why}" for k, why in left_out.items()]
@@ -186,16 +141,71 @@ def read_hdf5_log(path: str | os.PathLike, *, channels: Sequence[str] = ()) -> D
                 out[a:b] = ds[a:b]
         return out
 
-    for w in warnings:
-        logger.warning("%s: %s", path, w)
-    log = DaqLog(
-        path=path,
-        time_s=time_s,
-        channels=LazyChannels(names, load),
-        warnings=tuple(warnings),
-        left_out=left_out,
-    )
-    logger.debug(
-        "%s: %d samples at %.6g Hz, channels %s (HDF5)", path, log.n_samples, log.sample_rate_hz, names
-    )
-    return log
+    return lazy_log(path, time_s, names, load, warnings, left_out, "HDF5", logger)
+
+
+def _timed_datasets(fh, h5py) -> tuple[list[tuple[str, tuple]], dict[str, str]]:
+    """Every 1-D numeric dataset with its time base ``('dataset', n, time dataset)`` or
+    ``('wf', n, dt, t0)``, and the datasets left out with the reason."""
+    datasets: list = []
+    fh.visititems(lambda name, obj: datasets.append(obj) if isinstance(obj, h5py.Dataset) else None)
+    by_group: dict[str, list] = {}
+    for ds in datasets:
+        by_group.setdefault(ds.parent.name, []).append(ds)
+    entries: list[tuple[str, tuple]] = []
+    left_out: dict[str, str] = {}
+    for members in by_group.values():
+        tds = next(
+            (
+                d
+                for d in members
+                if is_time_name(d.name.rsplit("/", 1)[-1]) and d.ndim == 1 and d.shape[0] > 1
+            ),
+            None,
+        )
+        for ds in members:
+            name = ds.name.lstrip("/")
+            if tds is not None and ds.name == tds.name:
+                continue
+            if ds.ndim != 1 or not (np.issubdtype(ds.dtype, np.number) or ds.dtype == np.bool_):
+                left_out[name] = f"is not a 1-D numeric dataset ({ds.dtype}, shape {ds.shape})"
+                continue
+            base = _time_base(ds, tds)
+            if base is None:
+                left_out[name] = "has no time dataset in its group nor sample-interval attributes"
+                continue
+            entries.append((name, base))
+    return entries, left_out
+
+
+def _time_base(ds, tds) -> tuple | None:
+    """A dataset's time base: the time dataset of its group, else its (or its group's) waveform
+    attributes (None: neither)."""
+    n = int(ds.shape[0])
+    dt = _attr(ds, _DT_ATTRS) or _attr(ds.parent, _DT_ATTRS)
+    rate = _attr(ds, _RATE_ATTRS) or _attr(ds.parent, _RATE_ATTRS)
+    if dt is None and rate:
+        dt = 1.0 / rate
+    if tds is not None and tds.shape[0] == n:
+        return ("dataset", n, tds.name)
+    if dt is not None:
+        t0 = _attr(ds, _START_ATTRS) or _attr(ds.parent, _START_ATTRS) or 0.0
+        return ("wf", n, dt, t0)
+    return None
+
+
+def _time_axis(fh, path: str, main: tuple[str, tuple]) -> np.ndarray:
+    """Sample times of the time base ``main`` sets, s (checked)."""
+    base = main[1]
+    if base[0] == "wf":
+        if not base[2] > 0:
+            raise RunFolderError(
+                path,
+                f"channel '{main[0]}' has a sample interval of {base[2]}; expected a positive number",
+            )
+        return regular_time_s(base[1], base[2], base[3])
+    tds = fh[base[2]]
+    time_s = np.asarray(tds[()], dtype=np.float64) * _unit_scale(tds)
+    if not (np.isfinite(time_s).all() and (np.diff(time_s) > 0).all()):
+        raise RunFolderError(path, f"time dataset '{base[2]}' is not finite and strictly increasing")
+    return time_s

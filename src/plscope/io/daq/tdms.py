@@ -17,7 +17,16 @@ from typing import Any
 import numpy as np
 
 from ...errors import RunFolderError
-from ._log import DaqLog, LazyChannels, check_stamp, file_stamp, is_time_name, time_scale
+from ._log import (
+    DaqLog,
+    check_stamp,
+    file_stamp,
+    is_time_name,
+    lazy_log,
+    main_time_base,
+    regular_time_s,
+    time_scale,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +79,46 @@ def read_tdms_log(path: str | os.PathLike, *, channels: Sequence[str] = ()) -> D
 
 def _tdms_log(tdms, path: str, stamp: tuple[int, int], wanted: Sequence[str]) -> DaqLog:
     warnings: list[str] = []
-    # every numeric channel with its time base
-    entries: list[tuple[str, str, str, tuple]] = []  # (name, group, channel, timebase)
+    entries, left_out, time_channels = _timed_channels(tdms)
+    if not entries:
+        raise RunFolderError(
+            path,
+            "has no channel with waveform timing (wf_increment) or a time channel; cannot build a time base",
+        )
+    main = main_time_base(entries, wanted, lambda e, name: e[0] == name or e[2] == name)
+    base = main[3]
+    names: dict[str, tuple[str, str]] = {}
+    for name, gname, cname, b in entries:
+        if b == base:
+            names[name] = (gname, cname)
+        else:
+            left_out[name] = (
+                f"has a different time base ({b[1]} samples"
+                + (f" every {b[2]:g} s" if b[0] == "wf" else f" timed by group '{b[2]}'")
+                + f") from '{main[0]}' and is left out"
+            )
+    for name, why in left_out.items():
+        warnings.append(f"channel '{name}' {why}")
+    n = base[1]
+    time_s = _time_axis(tdms, path, main, time_channels)
+    if n < 2:
+        raise RunFolderError(path, f"has {n} sample(s); expected a time series")
+    status = tdms.file_status
+    if status.incomplete_final_segment:
+        warnings.append(
+            "the last data segment is incomplete (logging was interrupted?); the samples written are used"
+        )
+    return lazy_log(
+        path, time_s, list(names), _loader(path, stamp, names, n), warnings, left_out, "TDMS", logger
+    )
+
+
+def _timed_channels(tdms):
+    """Every numeric channel ``(name, group, channel, time base)``, the channels left out with the
+    reason, and the time channel of each group timed by one: ``group -> (channel, s per unit)``."""
+    entries: list[tuple[str, str, str, tuple]] = []
     left_out: dict[str, str] = {}
-    time_channels: dict[str, tuple[str, float]] = {}  # group -> (channel, seconds per unit)
+    time_channels: dict[str, tuple[str, float]] = {}
     for group in tdms.groups():
         chans = group.channels()
         timed = any("wf_increment" in ch.properties for ch in chans)
@@ -107,59 +152,33 @@ def _tdms_log(tdms, path: str, stamp: tuple[int, int], wanted: Sequence[str]) ->
                 left_out[name] = "has no waveform timing (wf_increment) and its group no time channel"
                 continue
             entries.append((name, group.name, ch.name, base))
-    if not entries:
-        raise RunFolderError(
-            path,
-            "has no channel with waveform timing (wf_increment) or a time channel; cannot build a time base",
-        )
-    main = entries[0]
-    for name in wanted:
-        hit = [e for e in entries if e[0] == name or e[2] == name]
-        if hit:
-            main = hit[0]
-            break
+    return entries, left_out, time_channels
+
+
+def _time_axis(tdms, path: str, main: tuple, time_channels: dict[str, tuple[str, float]]) -> np.ndarray:
+    """Sample times of the time base ``main`` sets, s (checked)."""
     base = main[3]
-    names: dict[str, tuple[str, str]] = {}
-    for name, gname, cname, b in entries:
-        if b == base:
-            names[name] = (gname, cname)
-        else:
-            left_out[name] = (
-                f"has a different time base ({b[1]} samples"
-                + (f" every {b[2]:g} s" if b[0] == "wf" else f" timed by group '{b[2]}'")
-                + f") from '{main[0]}' and is left out"
-            )
-    for name, why in left_out.items():
-        warnings.append(f"channel '{name}' {why}")
-    n = base[1]
     if base[0] == "wf":
         inc, off = base[2], base[3]
         if not inc > 0:
             raise RunFolderError(
                 path, f"channel '{main[0]}' has wf_increment={inc}; expected a positive sample interval"
             )
-        time_s = np.arange(n, dtype=np.float64)  # in place: one array of n floats at a time
-        time_s *= inc
-        time_s += off
+        return regular_time_s(base[1], inc, off)
+    tname, scale = time_channels[base[2]]
+    t = tdms[base[2]][tname].read_data()
+    if np.issubdtype(t.dtype, np.datetime64):
+        time_s = (t - t[0]).astype("timedelta64[ns]").astype(np.int64) * 1e-9
     else:
-        tname, scale = time_channels[base[2]]
-        t = tdms[base[2]][tname].read_data()
-        if np.issubdtype(t.dtype, np.datetime64):
-            time_s = (t - t[0]).astype("timedelta64[ns]").astype(np.int64) * 1e-9
-        else:
-            time_s = np.asarray(t, dtype=np.float64) * scale
-        dt = np.diff(time_s)
-        if not (np.isfinite(time_s).all() and (dt > 0).all()):
-            raise RunFolderError(
-                path, f"time channel '{base[2]}/{tname}' is not finite and strictly increasing"
-            )
-    if n < 2:
-        raise RunFolderError(path, f"has {n} sample(s); expected a time series")
-    status = tdms.file_status
-    if status.incomplete_final_segment:
-        warnings.append(
-            "the last data segment is incomplete (logging was interrupted?); the samples written are used"
-        )
+        time_s = np.asarray(t, dtype=np.float64) * scale
+    dt = np.diff(time_s)
+    if not (np.isfinite(time_s).all() and (dt > 0).all()):
+        raise RunFolderError(path, f"time channel '{base[2]}/{tname}' is not finite and strictly increasing")
+    return time_s
+
+
+def _loader(path: str, stamp: tuple[int, int], names: dict[str, tuple[str, str]], n: int):
+    """Reads one channel, chunk by chunk, into a float64 array of ``n`` samples (file unchanged)."""
 
     def load(name: str) -> np.ndarray:
         from nptdms import TdmsFile
@@ -184,16 +203,4 @@ def _tdms_log(tdms, path: str, stamp: tuple[int, int], wanted: Sequence[str]) ->
         logger.debug("%s: read channel '%s' (%d samples)", path, name, n)
         return out
 
-    for w in warnings:
-        logger.warning("%s: %s", path, w)
-    log = DaqLog(
-        path=path,
-        time_s=time_s,
-        channels=LazyChannels(list(names), load),
-        warnings=tuple(warnings),
-        left_out=left_out,
-    )
-    logger.debug(
-        "%s: %d samples at %.6g Hz, channels %s (TDMS)", path, log.n_samples, log.sample_rate_hz, list(names)
-    )
-    return log
+    return load
