@@ -456,6 +456,29 @@ class DecayFit:
         return dataclasses.replace(self, **changes)
 
 
+def _too_few_points(n_points: int, model: str, minimum: int, exposure_s: float, extra) -> DecayFit:
+    """The failure of a fit given fewer finite points than ``model`` needs."""
+    return _failed(
+        f"{n_points} finite points; {model} needs {minimum}",
+        "too_few_points",
+        n_points=n_points,
+        exposure_s=exposure_s,
+        extra_flags=extra,
+    )
+
+
+def _fit_raised(n_points: int, exposure_s: float, bounds, extra) -> DecayFit:
+    """The failure of a fit whose least-squares solver raised from every start."""
+    return _failed(
+        "least-squares fit raised",
+        "fit_failed",
+        n_points=n_points,
+        exposure_s=exposure_s,
+        tau_bounds_s=bounds,
+        extra_flags=extra,
+    )
+
+
 def _failed(
     reason: str,
     flag: str,
@@ -732,25 +755,12 @@ def fit_monoexponential(
     t, yy, w, dropped = _prepare(t_s, y, sigma)
     extra = ("points_dropped_nonfinite",) if dropped else ()
     if t.size < _MIN_POINTS["mono"]:
-        return _failed(
-            f"{t.size} finite points; the mono model needs {_MIN_POINTS['mono']}",
-            "too_few_points",
-            n_points=int(t.size),
-            exposure_s=exposure_s,
-            extra_flags=extra,
-        )
+        return _too_few_points(int(t.size), "the mono model", _MIN_POINTS["mono"], exposure_s, extra)
     bounds = _check_bounds(t, tau_bounds_s)
     pars = _MONO.guess(yy, t, tau_bounds_s=bounds)
     res = _run(_MONO, pars, t, yy, w, exposure_s)
     if res is None:
-        return _failed(
-            "least-squares fit raised",
-            "fit_failed",
-            n_points=int(t.size),
-            exposure_s=exposure_s,
-            tau_bounds_s=bounds,
-            extra_flags=extra,
-        )
+        return _fit_raised(int(t.size), exposure_s, bounds, extra)
     return _mono_result(res, bounds, exposure_s, dropped)
 
 
@@ -897,24 +907,11 @@ def fit_biexponential(
     t, yy, w, dropped = _prepare(t_s, y, sigma)
     extra = ("points_dropped_nonfinite",) if dropped else ()
     if t.size < _MIN_POINTS["biexp"]:
-        return _failed(
-            f"{t.size} finite points; the biexponential needs {_MIN_POINTS['biexp']}",
-            "too_few_points",
-            n_points=int(t.size),
-            exposure_s=exposure_s,
-            extra_flags=extra,
-        )
+        return _too_few_points(int(t.size), "the biexponential", _MIN_POINTS["biexp"], exposure_s, extra)
     bounds = _check_bounds(t, tau_bounds_s)
     out = _fit_biexp_only(t, yy, w, bounds, exposure_s, dropped)
     if out is None:
-        return _failed(
-            "least-squares fit raised",
-            "fit_failed",
-            n_points=int(t.size),
-            exposure_s=exposure_s,
-            tau_bounds_s=bounds,
-            extra_flags=extra,
-        )
+        return _fit_raised(int(t.size), exposure_s, bounds, extra)
     bi, degenerate = out
     if degenerate:
         return bi._with(
@@ -1124,13 +1121,7 @@ def fit_biexponential_pooled(
     t, yy, w, dropped = _prepare(t_s, y, sigma)
     extra = ("points_dropped_nonfinite",) if dropped else ()
     if t.size < _MIN_POINTS["biexp"]:
-        return _failed(
-            f"{t.size} finite points; the biexponential needs {_MIN_POINTS['biexp']}",
-            "too_few_points",
-            n_points=int(t.size),
-            exposure_s=exposure_s,
-            extra_flags=extra,
-        )
+        return _too_few_points(int(t.size), "the biexponential", _MIN_POINTS["biexp"], exposure_s, extra)
     bounds = _check_bounds(t, tau_bounds_s)
     if w is None:
         noise = robust_noise(yy)
@@ -1139,14 +1130,7 @@ def fit_biexponential_pooled(
         w = np.full(t.size, 1.0 / noise)
     res = _pooled_minimize(t, yy, w, exposure_s, prior, bounds, start)
     if res is None:
-        return _failed(
-            "least-squares fit raised",
-            "fit_failed",
-            n_points=int(t.size),
-            exposure_s=exposure_s,
-            tau_bounds_s=bounds,
-            extra_flags=extra,
-        )
+        return _fit_raised(int(t.size), exposure_s, bounds, extra)
     return _pooled_fit(res, t.size, w, bounds, dropped, exposure_s)
 
 

@@ -289,31 +289,14 @@ def kinetics_used(k: pd.DataFrame) -> np.ndarray:
     return rows_used(k, col("mobility_cm2_per_Vs"), col("velocity_nm_per_s"), col("field_kV_per_cm"))
 
 
-def summarize_population(
-    kinetics: pd.DataFrame,
-    particles: pd.DataFrame,
-    *,
-    temperature_K: float,
-    n_bootstrap: int = 2000,
-    seed: int = 0,
-    confidence: float = 0.95,
-    population=None,
-) -> dict:
+def summarize_population(kinetics: pd.DataFrame, particles: pd.DataFrame, **options: Any) -> dict:
     """Run-level results with their uncertainties, as the JSON-ready dict of summary.json.
 
-    ``population_summary(...).to_dict()``: the parameters are those of
-    :func:`population_summary`; the keys are described in
-    :class:`~plscope.results.PopulationSummary`.
+    ``population_summary(kinetics, particles, **options).to_dict()``: the
+    options are those of :func:`population_summary`; the keys are described
+    in :class:`~plscope.results.PopulationSummary`.
     """
-    return population_summary(
-        kinetics,
-        particles,
-        temperature_K=temperature_K,
-        n_bootstrap=n_bootstrap,
-        seed=seed,
-        confidence=confidence,
-        population=population,
-    ).to_dict()
+    return population_summary(kinetics, particles, **options).to_dict()
 
 
 def population_summary(
