@@ -35,9 +35,9 @@ from typing import Any
 import dask
 import numpy as np
 import pandas as pd
-from tqdm.dask import TqdmCallback
 
 from .. import __version__, columns
+from .._progress import dask_progress
 from ..columns import KINETICS_SPEC_COLUMNS
 from ..config.experiment import field_warning
 from ..errors import RunFolderError
@@ -514,7 +514,7 @@ def analyze_spectra(
             warnings,
             f"spectra: no background rows beside particle(s) {missing_bg}; not background-subtracted",
         )
-    with TqdmCallback(desc="spectra", unit="task") if progress else contextlib.nullcontext():
+    with dask_progress("spectra", enabled=progress):
         spectra, fits = dask.compute(graph.spectra, graph.fits)
     fit_tab = fits_to_frame(fits)  # frame-major: row = frame * n_p + particle
     logger.info(

@@ -38,6 +38,7 @@ import numpy as np
 
 from .._files import atomic_files
 from .._json import jsonable
+from .._progress import progress_iter
 from ..config._base import check_fields
 from ..config.simulation import ImagingSimFields
 from ..errors import PlscopeError
@@ -738,7 +739,6 @@ def _write_movie(
     progress: bool,
 ) -> None:
     import tifffile
-    from tqdm import tqdm
 
     rows, cols = params.image_shape
     n_frames = params.n_frames
@@ -749,7 +749,7 @@ def _write_movie(
     px_per_cm = 1e7 / params.pixel_size_nm
     bigtiff = n_frames * rows * cols * 2 > 2**32 - 2**26
     with tifffile.TiffWriter(path, bigtiff=bigtiff) as tif:
-        for k in tqdm(range(n_frames), disable=not progress, desc="simulating frames", unit="frame"):
+        for k in progress_iter(range(n_frames), "simulating frames", unit="frame", enabled=progress):
             img = expected_frame(k, population, params, photons, background=background)
             frame = camera_counts(
                 img,

@@ -44,6 +44,7 @@ import numpy as np
 
 from .._files import atomic_files
 from .._json import jsonable
+from .._progress import progress_iter
 from ..config._base import check_fields
 from ..config.simulation import SpectralSimFields
 from ..errors import PlscopeError
@@ -481,7 +482,6 @@ def simulate_spectral_run(
         Invalid parameters or seed.
     """
     import tifffile
-    from tqdm import tqdm
 
     from .. import __version__
 
@@ -509,8 +509,8 @@ def simulate_spectral_run(
     with atomic_files(*targets.values()) as parts:
         part = dict(zip(targets, parts, strict=True))
         with tifffile.TiffWriter(part[SPECTRA_FILE], bigtiff=bigtiff) as tif:
-            for k0 in tqdm(
-                range(0, n_frames, block), disable=not progress, desc="simulating spectra", unit="block"
+            for k0 in progress_iter(
+                range(0, n_frames, block), "simulating spectra", unit="block", enabled=progress
             ):
                 k1 = min(n_frames, k0 + block)
                 spectra, peak_nm[:, k0:k1], shift_nm[:, k0:k1] = _frame_spectra(params, pop, k0, k1)

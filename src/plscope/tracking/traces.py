@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, sparse
 
+from .._progress import dask_progress, progress_iter
 from ..columns import TRACE_DRIFT_COLUMNS as DRIFT_COLUMNS
 from ..errors import PlscopeError
 from .detect import _check_image, _check_positive, reference_image
@@ -866,27 +867,6 @@ class _Kernel:
         return self(block, start)
 
 
-def _dask_progress(name: str, total: int):
-    """A dask callback updating a tqdm bar each time a task of ``name`` finishes."""
-    from dask.callbacks import Callback
-    from tqdm import tqdm
-
-    class _Progress(Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bar = tqdm(total=total, desc="traces", unit="chunk")
-
-        def _posttask(self, key, result, dsk, state, worker_id):
-            k = key[0] if isinstance(key, tuple) else key
-            if k == name:
-                self.bar.update(1)
-
-        def _finish(self, dsk, state, errored):
-            self.bar.close()
-
-    return _Progress()
-
-
 # --------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------
@@ -1084,19 +1064,14 @@ def extract_traces(
             meta=np.empty((0, 0), np.float64),
             name=name,
         )
-        if progress:
-            with _dask_progress(name, len(arr.chunks[0])):
-                values = res.compute()
-        else:
+        with dask_progress("traces", enabled=progress, unit="chunk", key_prefix=name):
             values = res.compute()
     else:
         arr = np.asarray(stack)
         values = np.empty((t_total, kernel.n_out))
-        starts = range(0, t_total, _NUMPY_CHUNK_FRAMES)
-        if progress:
-            from tqdm import tqdm
-
-            starts = tqdm(starts, desc="traces", unit="chunk")
+        starts = progress_iter(
+            range(0, t_total, _NUMPY_CHUNK_FRAMES), "traces", unit="chunk", enabled=progress
+        )
         for s in starts:
             values[s : s + _NUMPY_CHUNK_FRAMES] = kernel(arr[s : s + _NUMPY_CHUNK_FRAMES], s)
 
