@@ -22,6 +22,7 @@ from plscope.cli import main
 from plscope.sim import ImagingSimParams, simulate_imaging_run
 
 pytestmark = pytest.mark.slow
+pytest.importorskip("dask_jobqueue", reason="--scheduler slurm needs dask-jobqueue (plscope[slurm])")
 
 #: two levels would double the frames; one level and two cycles is the smallest complete run
 SMALL = ImagingSimParams(
@@ -57,7 +58,6 @@ def session(tmp_path_factory):
 
 
 def test_slurm_batch_gives_the_tables_of_the_local_cluster(slurm_cluster, session, tmp_path):
-    pytest.importorskip("dask_jobqueue", reason="--scheduler slurm needs dask-jobqueue (plscope[slurm])")
     root, out_local = session
     out = tmp_path / "out"
     logs = tmp_path / "worker-logs"
@@ -101,7 +101,6 @@ def test_slurm_batch_gives_the_tables_of_the_local_cluster(slurm_cluster, sessio
 
 
 def test_a_job_slurm_refuses_is_one_clear_error_not_a_hang(slurm_cluster, tmp_path, monkeypatch, capsys):
-    pytest.importorskip("dask_jobqueue", reason="--scheduler slurm needs dask-jobqueue (plscope[slurm])")
     import dask
 
     (tmp_path / "root" / "run0").mkdir(parents=True)
