@@ -25,17 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ...errors import RunFolderError
-from ._log import (
-    TIME_UNITS_S,
-    DaqLog,
-    check_stamp,
-    file_stamp,
-    is_time_name,
-    lazy_log,
-    main_time_base,
-    regular_time_s,
-    time_scale,
-)
+from . import _log
+from ._log import TIME_UNITS_S, DaqLog, check_stamp, file_stamp, is_time_name, time_scale
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +108,7 @@ def read_hdf5_log(path: str | os.PathLike, *, channels: Sequence[str] = ()) -> D
                 "has no 1-D numeric dataset with a time base (a 'time_s' "
                 "dataset beside it, or a 'dt_s'/'sample_rate_hz' attribute)",
             )
-        main = main_time_base(
+        main = _log.main_time_base(
             entries, channels, lambda e, want: e[0] == want or e[0].rsplit("/", 1)[-1] == want
         )
         base = main[1]
@@ -141,7 +132,7 @@ def read_hdf5_log(path: str | os.PathLike, *, channels: Sequence[str] = ()) -> D
                 out[a:b] = ds[a:b]
         return out
 
-    return lazy_log(path, time_s, names, load, warnings, left_out, "HDF5", logger)
+    return _log.lazy_log(path, time_s, names, load, warnings, left_out, "HDF5", logger)
 
 
 def _timed_datasets(fh, h5py) -> tuple[list[tuple[str, tuple]], dict[str, str]]:
@@ -203,7 +194,7 @@ def _time_axis(fh, path: str, main: tuple[str, tuple]) -> np.ndarray:
                 path,
                 f"channel '{main[0]}' has a sample interval of {base[2]}; expected a positive number",
             )
-        return regular_time_s(base[1], base[2], base[3])
+        return _log.regular_time_s(base[1], base[2], base[3])
     tds = fh[base[2]]
     time_s = np.asarray(tds[()], dtype=np.float64) * _unit_scale(tds)
     if not (np.isfinite(time_s).all() and (np.diff(time_s) > 0).all()):

@@ -17,16 +17,8 @@ from typing import Any
 import numpy as np
 
 from ...errors import RunFolderError
-from ._log import (
-    DaqLog,
-    check_stamp,
-    file_stamp,
-    is_time_name,
-    lazy_log,
-    main_time_base,
-    regular_time_s,
-    time_scale,
-)
+from . import _log
+from ._log import DaqLog, check_stamp, file_stamp, is_time_name, time_scale
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +77,7 @@ def _tdms_log(tdms, path: str, stamp: tuple[int, int], wanted: Sequence[str]) ->
             path,
             "has no channel with waveform timing (wf_increment) or a time channel; cannot build a time base",
         )
-    main = main_time_base(entries, wanted, lambda e, name: e[0] == name or e[2] == name)
+    main = _log.main_time_base(entries, wanted, lambda e, name: e[0] == name or e[2] == name)
     base = main[3]
     names: dict[str, tuple[str, str]] = {}
     for name, gname, cname, b in entries:
@@ -108,7 +100,7 @@ def _tdms_log(tdms, path: str, stamp: tuple[int, int], wanted: Sequence[str]) ->
         warnings.append(
             "the last data segment is incomplete (logging was interrupted?); the samples written are used"
         )
-    return lazy_log(
+    return _log.lazy_log(
         path, time_s, list(names), _loader(path, stamp, names, n), warnings, left_out, "TDMS", logger
     )
 
@@ -164,7 +156,7 @@ def _time_axis(tdms, path: str, main: tuple, time_channels: dict[str, tuple[str,
             raise RunFolderError(
                 path, f"channel '{main[0]}' has wf_increment={inc}; expected a positive sample interval"
             )
-        return regular_time_s(base[1], inc, off)
+        return _log.regular_time_s(base[1], inc, off)
     tname, scale = time_channels[base[2]]
     t = tdms[base[2]][tname].read_data()
     if np.issubdtype(t.dtype, np.datetime64):
