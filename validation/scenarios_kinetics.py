@@ -18,8 +18,17 @@ import numpy as np
 import pandas as pd
 
 from validation.forward.kinetics import KineticsScenario, simulate_kinetics
+from validation.forward.spectra import SpectralScenario, write_spectral_run
 
-__all__ = ["KINETICS_SCENARIOS", "TARGETS", "analyze", "kinetics_metrics", "run_kinetics_scenario"]
+__all__ = [
+    "KINETICS_SCENARIOS",
+    "SPECTRAL_SCENARIOS",
+    "TARGETS",
+    "analyze",
+    "kinetics_metrics",
+    "run_kinetics_scenario",
+    "run_spectral_scenario",
+]
 
 _BASE = KineticsScenario()
 KINETICS_SCENARIOS: dict[str, KineticsScenario] = {
@@ -37,6 +46,13 @@ KINETICS_SCENARIOS: dict[str, KineticsScenario] = {
 }
 """Scenario name -> forward-model parameters."""
 
+SPECTRAL_SCENARIOS: dict[str, SpectralScenario] = {
+    "spec_default": SpectralScenario(_BASE),
+    "spec_slow_biexp": SpectralScenario(KINETICS_SCENARIOS["kin_slow_biexp"]),
+    "spec_half_mobility": SpectralScenario(KINETICS_SCENARIOS["kin_half_mobility"]),
+}
+"""Spectral settled-shift scenarios: the kinetics scenario's particles and kinetics, 4 tracks per run."""
+
 TARGETS: dict[str, dict[str, float]] = {
     "kin_default": {"tau_pol_median_err": 0.03, "tau_rec_median_err": 0.03, "mu_mean_err": 0.01},
     "kin_per_particle_shapes": {
@@ -50,6 +66,8 @@ TARGETS: dict[str, dict[str, float]] = {
     "kin_two_cycles_blinks": {"mu_mean_err": 0.06, "mu_slope_err": 0.10, "min_tau_frames": 2.0},
     "kin_signal_div3": {"tau_pol_median_err": 0.08, "mu_mean_err": 0.06},
     "kin_signal_div6": {"tau_pol_median_err": 0.08, "tau_rec_median_err": 0.08, "mu_mean_err": 0.06},
+    "spec_slow_biexp": {"shift_err": 0.03},
+    "spec_half_mobility": {"shift_err": 0.03},
 }
 """Issue 12 targets (relative errors; ``se_err`` absolute; ``min_tau_frames`` in frames)."""
 
@@ -118,11 +136,19 @@ def kinetics_metrics(sim, pop, summary: dict) -> dict:
         "mu_mean_err": _rel(summary.get("ion_mobility_cm2_per_Vs"), mu_true),
         "mu_slope_err": _rel(summary.get("ion_mobility_fit_cm2_per_Vs"), mu_true),
         "mu_ci_covers": _covers(summary.get("ion_mobility_ci95_cm2_per_Vs"), mu_true),
+        "mu_slope_z": _z(summary, "ion_mobility_fit", mu_true),
+        "mu_slope_ci_covers": _covers(summary.get("ion_mobility_fit_ci95_cm2_per_Vs"), mu_true),
         "se_err": float(np.median(np.abs(mo[se_col] - mo["se_settled"]))) if len(mo) else float("nan"),
         "min_tau_frames": float(fastest),
         "qc_status": qc.get("status", "n/a"),
         "qc_reasons": "; ".join(qc.get("reasons", [])),
     }
+
+
+def _z(summary: dict, key: str, x: float) -> float:
+    """``(estimate - truth) / standard error`` of ``{key}_cm2_per_Vs`` (NaN when either is missing)."""
+    v, e = summary.get(f"{key}_cm2_per_Vs"), summary.get(f"{key}_err_cm2_per_Vs")
+    return float((v - x) / e) if v is not None and e else float("nan")
 
 
 def _covers(ci, x) -> float:
@@ -136,6 +162,54 @@ def run_kinetics_scenario(name: str, seed: int, settings=None) -> dict:
     sim = simulate_kinetics(KINETICS_SCENARIOS[name], seed)
     pop, summary = analyze(sim, settings if settings is not None else {"fit_method": "trace"})
     return {"scenario": name, "seed": seed, **kinetics_metrics(sim, pop, summary)}
+
+
+def run_spectral_scenario(name: str, seed: int) -> dict:
+    """Render one spectra-only run folder (temporary), analyse it, compare the shifts with the truth.
+
+    ``shift_err`` is the largest relative error over the field levels of the
+    run's ``spectral_shift_nm`` (the settled shift, pooled over the
+    particles) against the mean of the particles' true settled shifts;
+    ``shift_window_err`` that of the window value (``shift_window_nm``);
+    ``shift_cover`` the share of per-particle rows whose true shift lies
+    within 1.96 of their standard errors.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from plscope.pipeline.spectra import analyze_spectra
+
+    with tempfile.TemporaryDirectory(prefix="plscope-val-spec-") as tmp:
+        truth = write_spectral_run(Path(tmp) / "run", SPECTRAL_SCENARIOS[name], seed)
+        result = analyze_spectra(Path(tmp) / "run")
+    return {"scenario": name, "seed": seed, **spectral_metrics(truth, result.shifts, result.summary)}
+
+
+def spectral_metrics(truth: dict, shifts: pd.DataFrame, summary: dict) -> dict:
+    """Errors of one analysed spectral run against its truth."""
+    want = {round(e["field_kV_per_cm"]): e["shift_nm"] for e in truth["spectral_shift_nm"]}
+    pooled = shifts[(shifts["particle_id"] == -1) & (shifts["level"] >= 0)]
+    e = pooled["field_kV_per_cm"].round().astype(int).map(want).to_numpy(float)
+    rel = pooled["shift_nm"].to_numpy(float) / e - 1
+    rel_w = pooled["shift_window_nm"].to_numpy(float) / e - 1
+    per = shifts[(shifts["particle_id"] >= 0) & (shifts["level"] >= 0)]
+    slopes = {p["track"]: p["slope_nm_per_kV_per_cm"] for p in truth["particles"]}
+    true_per = per["particle_id"].map(slopes).to_numpy(float) * per["field_kV_per_cm"].to_numpy(float)
+    z = (per["shift_nm"].to_numpy(float) - true_per) / per["shift_err_nm"].to_numpy(float)
+    slope_true = truth["spectral_shift_slope_nm_per_kV_per_cm"]
+    return {
+        "n_levels": len(pooled),
+        "shift_err": float(np.max(np.abs(rel))) if rel.size else float("nan"),
+        "shift_bias": float(np.mean(rel)) if rel.size else float("nan"),
+        "shift_window_err": float(np.max(np.abs(rel_w))) if rel_w.size else float("nan"),
+        "slope_err": _rel(summary.get("spectral_shift_slope_nm_per_kV_per_cm"), slope_true),
+        "shift_cover": float(np.mean(np.abs(z[np.isfinite(z)]) <= 1.96))
+        if np.isfinite(z).any()
+        else float("nan"),
+        "method": ",".join(sorted(set(pooled["shift_method"].astype(str)))),
+        "not_settled_levels": int(pooled["not_settled"].astype(bool).sum()),
+        "pol_settled_fraction_min": float(pooled["pol_settled_fraction"].min()),
+    }
 
 
 def _seeds(spec: str) -> list[int]:
@@ -155,6 +229,8 @@ def summarize_rows(rows: pd.DataFrame) -> pd.DataFrame:
         for c in ("mu_mean_err", "mu_slope_err"):
             d[c + "_maxabs"] = float(g[c].abs().max())
         d["coverage_mean"] = float(g["coverage"].mean())
+        d["mu_slope_1.96sigma_coverage"] = float(np.mean(np.abs(g["mu_slope_z"]) <= 1.96))
+        d["mu_slope_ci95_coverage"] = float(g["mu_slope_ci_covers"].mean())
         d["min_tau_frames"] = float(g["min_tau_frames"].min())
         d["excluded_share_mean"] = float(g["excluded_share"].mean())
         d["qc"] = ",".join(g["qc_status"].astype(str))
@@ -196,18 +272,43 @@ def _target_line(name: str, g: pd.DataFrame, key: str, target: float) -> str:
     )
 
 
-def to_markdown(rows: pd.DataFrame, command: str) -> str:
-    """The kinetics validation page (docs/validation-kinetics.md)."""
-    cols = [c for c in rows.columns if c != "qc_reasons"]
+def _table(rows: pd.DataFrame, drop=("qc_reasons",)) -> str:
+    cols = [c for c in rows.columns if c not in drop]
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
 
     def fmt(v):
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
-    body = "".join("| " + " | ".join(fmt(r[c]) for c in cols) + " |\n" for _, r in rows.iterrows())
+    return head + "".join("| " + " | ".join(fmt(r[c]) for c in cols) + " |\n" for _, r in rows.iterrows())
+
+
+def coverage_lines(rows: pd.DataFrame) -> list[str]:
+    """Per scenario: the share of seeds (or rows) whose truth lies inside the stated intervals."""
+    out = []
+    for name, g in rows.groupby("scenario", sort=False):
+        z = g["mu_slope_z"].to_numpy(float)
+        z = z[np.isfinite(z)]
+        out.append(
+            f"| {name} | {len(g)} | {g['coverage'].mean():.3f} | "
+            f"{np.mean(np.abs(z) <= 1.96) if z.size else float('nan'):.3f} ({z.size}) | "
+            f"{g['mu_slope_ci_covers'].mean():.3f} | {g['mu_ci_covers'].mean():.3f} | "
+            f"{np.sqrt(np.mean(z**2)) if z.size else float('nan'):.2f} |"
+        )
+    return out
+
+
+def to_markdown(rows: pd.DataFrame, command: str, spectral: pd.DataFrame | None = None) -> str:
+    """The kinetics validation page (docs/validation-kinetics.md)."""
     scen = "".join(f"- `{n}`: {_describe(sc)}\n" for n, sc in KINETICS_SCENARIOS.items())
     reasons = "".join(
         f"- {r.scenario} seed {r.seed}: {r.qc_reasons}\n" for r in rows.itertuples() if r.qc_reasons
+    )
+    both = rows if spectral is None else pd.concat([rows, spectral], ignore_index=True)
+    cover = (
+        "| scenario | seeds | tau 1.96 sigma (rows) | slope-mu 1.96 sigma (seeds) | slope-mu ci95 | "
+        "mean-mu ci95 | rms z slope-mu |\n|---|---|---|---|---|---|---|\n"
+        + "\n".join(coverage_lines(rows))
+        + "\n"
     )
     return (
         "# Kinetics validation (issue 12)\n\n"
@@ -218,12 +319,31 @@ def to_markdown(rows: pd.DataFrame, command: str) -> str:
         "(trace level, no images). Errors are relative to the truth (`se_err` absolute, against the "
         "settled depth); `coverage` is the share of rows whose true tau lies within 1.96 sigma; "
         "`min_tau_frames` the fastest fit_ok time constant in frames; `mu_*` against the mean of the "
-        "particles' true mobilities.\n\n"
-        f"## Scenarios\n\n{scen}\n## Targets (issue 12)\n\n" + "\n".join(check_targets(rows)) + "\n\n"
-        f"## Runs\n\n{head}{body}\n## QC reasons\n\n{reasons or 'none'}\n\n"
-        "## Not covered\n\nThe spectral settled-shift case of issue 12 (the spectral shift using the "
-        "settled estimate) is not validated here: `spectra/shifts.py` still averages the last part of "
-        "each window.\n"
+        "particles' true mobilities; `mu_slope_z` is (slope mu - truth) / its standard error "
+        "(`ion_mobility_fit_err_cm2_per_Vs`, cluster bootstrap over particles).\n\n"
+        f"## Scenarios\n\n{scen}\n## Targets (issue 12)\n\n" + "\n".join(check_targets(both)) + "\n\n"
+        f"## Interval coverage\n\n{cover}\n"
+        f"## Runs\n\n{_table(rows)}\n## QC reasons\n\n{reasons or 'none'}\n\n" + _spectral_section(spectral)
+    )
+
+
+def _spectral_section(spectral: pd.DataFrame | None) -> str:
+    if spectral is None or len(spectral) == 0:
+        return "## Spectral settled shift\n\nNot run.\n"
+    scen = "".join(f"- `{n}`: {_describe(sc.kinetics)}\n" for n, sc in SPECTRAL_SCENARIOS.items())
+    return (
+        "## Spectral settled shift\n\n"
+        "Spectra-only run folders rendered by the independent forward model "
+        "`validation/forward/spectra.py` (the kinetics forward model's particles and kinetics; the peak "
+        "shifts in proportion to the quench state, settled shift `slope * E`; 4 tracks of a multi-track "
+        "read-out, Lorentzian peaks of FWHM 18-24 nm on a 256-pixel axis, bleaching, Poisson + read "
+        "noise, camera offset, DAQ log with a noisy voltage) and analysed by "
+        "`plscope.pipeline.spectra.analyze_spectra`. `shift_err`: largest relative error over the field "
+        "levels of `spectral_shift_nm` (settled, pooled) against the mean of the particles' true settled "
+        "shifts; `shift_window_err` the same for the window value (`shift_window_nm`, the end-of-window "
+        "histogram used before); `shift_cover`: share of per-particle rows whose truth lies within "
+        "1.96 of their standard errors.\n\n"
+        f"{scen}\n{_table(spectral)}"
     )
 
 
@@ -237,19 +357,32 @@ def _describe(sc: KineticsScenario) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("scenarios", nargs="*", default=list(KINETICS_SCENARIOS))
+    ap.add_argument("scenarios", nargs="*", default=[*KINETICS_SCENARIOS, *SPECTRAL_SCENARIOS])
     ap.add_argument("--seeds", default="1-5")
+    ap.add_argument(
+        "--spectral-seeds", default=None, help="seeds of the spectral scenarios (default: --seeds)"
+    )
     ap.add_argument("--markdown", help="write the validation page to this file")
     args = ap.parse_args(argv)
-    rows = pd.DataFrame([run_kinetics_scenario(n, s) for n in args.scenarios for s in _seeds(args.seeds)])
+    kin = [n for n in args.scenarios if n in KINETICS_SCENARIOS]
+    spec = [n for n in args.scenarios if n in SPECTRAL_SCENARIOS]
+    spec_seeds = _seeds(args.spectral_seeds or args.seeds)
+    rows = pd.DataFrame([run_kinetics_scenario(n, s) for n in kin for s in _seeds(args.seeds)])
+    srows = pd.DataFrame([run_spectral_scenario(n, s) for n in spec for s in spec_seeds])
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.precision", 4):
-        print(rows.drop(columns=["qc_reasons"]).to_string(index=False))
-        print(summarize_rows(rows).to_string(index=False))
-    print("\n".join(check_targets(rows)))
+        if len(rows):
+            print(rows.drop(columns=["qc_reasons"]).to_string(index=False))
+            print(summarize_rows(rows).to_string(index=False))
+        if len(srows):
+            print(srows.to_string(index=False))
+    print("\n".join(check_targets(pd.concat([rows, srows], ignore_index=True))))
     if args.markdown:
-        cmd = f"python -m validation.scenarios_kinetics --seeds {args.seeds} --markdown {args.markdown}"
+        extra = f" --spectral-seeds {args.spectral_seeds}" if args.spectral_seeds else ""
+        cmd = (
+            f"python -m validation.scenarios_kinetics --seeds {args.seeds}{extra} --markdown {args.markdown}"
+        )
         with open(args.markdown, "w") as fh:
-            fh.write(to_markdown(rows, cmd))
+            fh.write(to_markdown(rows, cmd, srows))
     return 0
 
 

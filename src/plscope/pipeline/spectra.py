@@ -46,6 +46,7 @@ from ..io.stack import stack_frame_times
 from ..report.spectra import render_spectra_report
 from ..results import SpectraResult
 from ..spectra.analysis import (
+    StripeGraph,
     is_track_readout,
     shift_table,
     spectra_summary_keys,
@@ -429,6 +430,90 @@ def _open_spectra(cfg: ExperimentConfig, chunk_frames: int, warnings: list[str])
     return stack, inputs
 
 
+def _stripes_and_fits(
+    stack: Stack,
+    wavelength: np.ndarray,
+    fit_slice: slice,
+    *,
+    spec_path: Path,
+    baseline: str,
+    progress: bool,
+    warnings: list[str],
+) -> tuple[StripeGraph, np.ndarray, pd.DataFrame]:
+    """Particles along the slit, their spectra and Lorentzian fits (the heavy, dask-computed part).
+
+    Returns the stripe graph, the spectra ``(n_frames, n_particles, n_pixels)`` and the fits,
+    frame-major (row = frame * n_particles + particle).
+    """
+    n_rows = int(stack.data.shape[1])
+    graph = stripe_graph(stack.data, wavelength, fit_slice=fit_slice, baseline=baseline)
+    stripes = graph.stripes
+    tracks = is_track_readout(stack.data)
+    if tracks:
+        _note(
+            warnings,
+            f"spectra: frames of {n_rows} row(s) are track read-outs (full vertical binning or tracks): "
+            "one spectrum per track, not background-subtracted",
+        )
+    if len(stripes) == 0:
+        raise RunFolderError(spec_path, "no particle stripe found along the slit (rows) of the spectra")
+    missing_bg = stripes.loc[stripes["n_background_rows"] == 0, "particle_id"].tolist()
+    if missing_bg and not tracks:
+        _note(
+            warnings,
+            f"spectra: no background rows beside particle(s) {missing_bg}; not background-subtracted",
+        )
+    with dask_progress("spectra", enabled=progress):
+        spectra, fits = dask.compute(graph.spectra, graph.fits)
+    fit_tab = fits_to_frame(fits)  # frame-major: row = frame * n_p + particle
+    logger.info(
+        "%d particle(s) along the slit, %d Lorentzian fits, %.1f %% ok",
+        len(stripes),
+        len(fit_tab),
+        100.0 * fit_tab["fit_ok"].mean(),
+    )
+    return graph, spectra, fit_tab
+
+
+def _spectral_tables(
+    fit_tab: pd.DataFrame,
+    spectra: np.ndarray,
+    stripes: pd.DataFrame,
+    timing: RecordTiming,
+    cal: Calibration,
+    *,
+    settle_fraction: float,
+    warnings: list[str],
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """``spectra.csv``, ``spectral_shifts.csv`` and the spectral summary keys from the fits and timing."""
+    table = spectra_table(
+        fit_tab,
+        spectra,
+        stripes["particle_id"].to_numpy(np.int64),
+        start_s=timing.start_s,
+        mid_s=timing.mid_s,
+        exposure_s=timing.exposure_s,
+        segments=timing.segments,
+        cycles=timing.cycles,
+        settle_fraction=settle_fraction,
+    )
+    n_bad = int((~table["fit_ok"]).sum())
+    if n_bad:
+        _note(warnings, f"spectra: {n_bad} of {len(table)} Lorentzian fits failed (flagged fit_ok = false)")
+    has_field = timing.segments is not None and len(timing.cycles) > 0
+    shifts = shift_table(table, has_field=has_field, cycles=timing.cycles, exposure_s=timing.exposure_s)
+    summary = spectra_summary_keys(
+        table,
+        shifts,
+        cal,
+        n_particles=len(stripes),
+        has_field=has_field,
+        settle_fraction=settle_fraction,
+        warnings=warnings,
+    )
+    return table, shifts, summary
+
+
 def analyze_spectra(
     cfg: ExperimentConfig | str | os.PathLike,
     *,
@@ -497,56 +582,17 @@ def analyze_spectra(
     if cfg.daq is not None:
         inputs.append(str(cfg.resolve(cfg.daq.path)))
 
-    graph = stripe_graph(stack.data, wavelength, fit_slice=fit_slice, baseline=baseline)
-    stripes = graph.stripes
-    tracks = is_track_readout(stack.data)
-    if tracks:
-        _note(
-            warnings,
-            f"spectra: frames of {n_rows} row(s) are track read-outs (full vertical binning or tracks): "
-            "one spectrum per track, not background-subtracted",
-        )
-    if len(stripes) == 0:
-        raise RunFolderError(spec_path, "no particle stripe found along the slit (rows) of the spectra")
-    missing_bg = stripes.loc[stripes["n_background_rows"] == 0, "particle_id"].tolist()
-    if missing_bg and not tracks:
-        _note(
-            warnings,
-            f"spectra: no background rows beside particle(s) {missing_bg}; not background-subtracted",
-        )
-    with dask_progress("spectra", enabled=progress):
-        spectra, fits = dask.compute(graph.spectra, graph.fits)
-    fit_tab = fits_to_frame(fits)  # frame-major: row = frame * n_p + particle
-    logger.info(
-        "%d particle(s) along the slit, %d Lorentzian fits, %.1f %% ok",
-        len(stripes),
-        len(fit_tab),
-        100.0 * fit_tab["fit_ok"].mean(),
-    )
-    table = spectra_table(
-        fit_tab,
-        spectra,
-        stripes["particle_id"].to_numpy(np.int64),
-        start_s=timing.start_s,
-        mid_s=timing.mid_s,
-        exposure_s=timing.exposure_s,
-        segments=timing.segments,
-        cycles=timing.cycles,
-        settle_fraction=settle_fraction,
-    )
-    n_bad = int((~table["fit_ok"]).sum())
-    if n_bad:
-        _note(warnings, f"spectra: {n_bad} of {len(table)} Lorentzian fits failed (flagged fit_ok = false)")
-    has_field = timing.segments is not None and len(timing.cycles) > 0
-    shifts = shift_table(table, has_field=has_field, cycles=timing.cycles, exposure_s=timing.exposure_s)
-    summary = spectra_summary_keys(
-        table,
-        shifts,
-        cal,
-        n_particles=len(stripes),
-        has_field=has_field,
-        settle_fraction=settle_fraction,
+    graph, spectra, fit_tab = _stripes_and_fits(
+        stack,
+        wavelength,
+        fit_slice,
+        spec_path=spec_path,
+        baseline=baseline,
+        progress=progress,
         warnings=warnings,
+    )
+    table, shifts, summary = _spectral_tables(
+        fit_tab, spectra, graph.stripes, timing, cal, settle_fraction=settle_fraction, warnings=warnings
     )
     trace = timing.field_trace
     return SpectraResult(
@@ -554,7 +600,7 @@ def analyze_spectra(
         shifts=shifts,
         summary=summary,
         calibration=cal,
-        stripes=stripes,
+        stripes=graph.stripes,
         wavelength_nm=wavelength,
         spectra=spectra.astype(np.float32),
         frame_time_s=timing.mid_s,

@@ -352,8 +352,14 @@ def spectra_summary_keys(
             )
         },
     }
-    if not has_field:
-        return out
+    if has_field:
+        out.update(_shift_summary(shifts, warnings))
+    return out
+
+
+def _shift_summary(shifts: pd.DataFrame, warnings: list[str]) -> dict[str, Any]:
+    """The ``spectral_shift*`` keys from the pooled rows of ``spectral_shifts.csv`` (nulls with a warning)."""
+    out: dict[str, Any] = {}
     pooled = shifts[shifts["particle_id"] == -1]
     on = pooled[pooled["level"] >= 0]
     if len(on) == 0:

@@ -612,7 +612,19 @@ def identify_lines(
     anchors = np.sort(order_anchor)
     cands = _candidate_lines(px[anchors], lines, g, window_nm or 0.0)
 
-    # enumerate hypotheses: n_par anchors x one candidate line each, wavelength monotonic in pixel
+    P, L = _hypotheses(px, lines, anchors, cands, n_par)
+    P, L, d1, d2 = _monotonic_interpolants(P, L, n_par, edges_px, g, window_nm or 0.0)
+    scores = _hypothesis_scores(px, lines, P, L, d1, d2, strength, tol_px)
+    pi, li, coefs = _best_hypothesis(px, lines, P, L, d1, d2, scores, max_order=max_order, tol_px=tol_px)
+    if pi.size < 2:
+        raise CalibrationError("the lamp peaks do not match the known lines (fewer than 2 matches)")
+    return pi, li, coefs
+
+
+def _hypotheses(
+    px: np.ndarray, lines: np.ndarray, anchors: np.ndarray, cands: list[np.ndarray], n_par: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every ``n_par`` anchors x one candidate line each, wavelength monotonic in pixel: ``(P, L)``, (H, n_par)."""
     blocks_p: list[np.ndarray] = []
     blocks_l: list[np.ndarray] = []
     total = kept = 0
@@ -641,9 +653,17 @@ def identify_lines(
             "no candidate lines near the guessed wavelengths of the lamp peaks "
             "(check the guess and the line list)"
         )
-    P = px[np.concatenate(blocks_p)]  # (H, n_par)
-    L = lines[np.concatenate(blocks_l)]
-    # Newton form of the interpolating polynomial through the n_par points
+    return px[np.concatenate(blocks_p)], lines[np.concatenate(blocks_l)]
+
+
+def _monotonic_interpolants(
+    P: np.ndarray, L: np.ndarray, n_par: int, edges_px: np.ndarray, g: np.ndarray | None, window_nm: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Newton coefficients ``d1, d2`` of each hypothesis's interpolant; those monotonic over the detector.
+
+    With a guess ``g``, the interpolant must also run the same way as the
+    guess and stay within ``3 window_nm`` of it at the detector edges.
+    """
     d1 = (L[:, 1] - L[:, 0]) / (P[:, 1] - P[:, 0])
     if n_par == 3:
         d2 = ((L[:, 2] - L[:, 1]) / (P[:, 2] - P[:, 1]) - d1) / (P[:, 2] - P[:, 0])
@@ -660,10 +680,14 @@ def identify_lines(
             + d1[:, None] * (edges_px - P[:, 0:1])
             + d2[:, None] * (edges_px - P[:, 0:1]) * (edges_px - P[:, 1:2])
         )
-        valid &= np.all(np.abs(pred_edges - wavelength_at(edges_px, g)) <= 3 * (window_nm or 0.0), axis=1)
+        valid &= np.all(np.abs(pred_edges - wavelength_at(edges_px, g)) <= 3 * window_nm, axis=1)
     if not valid.any():
         raise CalibrationError("no monotonic dispersion matches the lamp peaks to the lines")
-    P, L, d1, d2 = P[valid], L[valid], d1[valid], d2[valid]
+    return P[valid], L[valid], d1[valid], d2[valid]
+
+
+def _hypothesis_scores(px, lines, P, L, d1, d2, strength, tol_px: float) -> np.ndarray:
+    """Peaks each hypothesis puts within ``tol_px`` of a line, weighted by closeness and strength."""
     weight = np.log1p(strength / max(float(np.median(strength)), 1e-12))
     scores = np.empty(P.shape[0])
     for s in range(0, P.shape[0], 20000):
@@ -675,9 +699,13 @@ def identify_lines(
         dpx = np.abs(dist) / np.maximum(slope, 1e-12)
         inl = dpx <= tol_px
         scores[sl] = np.sum(inl * (1.0 + 0.01 * weight[None, :]) * (1.0 - 0.25 * (dpx / tol_px) ** 2), axis=1)
-    top = np.argsort(-scores, kind="stable")[:20]
+    return scores
+
+
+def _best_hypothesis(px, lines, P, L, d1, d2, scores, *, max_order: int, tol_px: float):
+    """Refine the 20 best-scoring hypotheses; the one matching most peaks (then lowest rms) wins."""
     best = None
-    for h in top:
+    for h in np.argsort(-scores, kind="stable")[:20]:
         coefs = np.array(
             [
                 L[h, 0] - d1[h] * P[h, 0] + d2[h] * P[h, 0] * P[h, 1],
@@ -690,10 +718,7 @@ def identify_lines(
         if best is None or key > best[0]:
             best = (key, pi, li, coefs)
     assert best is not None
-    _, pi, li, coefs = best
-    if pi.size < 2:
-        raise CalibrationError("the lamp peaks do not match the known lines (fewer than 2 matches)")
-    return pi, li, coefs
+    return best[1], best[2], best[3]
 
 
 # --------------------------------------------------------------------------
@@ -836,7 +861,6 @@ def calibrate(
     px_all = np.arange(y.size, dtype=float) if pixel is None else np.asarray(pixel, dtype=float)
     lines = np.unique(np.asarray(lines_nm, dtype=float))
     lines = lines[np.isfinite(lines)]
-    notes: list[str] = []
     peaks = find_lamp_peaks(y, pixel=px_all, min_snr=min_snr, saturation_counts=saturation_counts)
     if len(peaks) < 2:
         raise CalibrationError(
@@ -855,18 +879,8 @@ def calibrate(
     )
     matched = peaks.iloc[pi].reset_index(drop=True)
     wl = lines[li]
-    sat = matched["saturated"].to_numpy(bool)
-    # blends: another known line within blend_px at the local dispersion
     approx = _poly_fit(matched["pixel"].to_numpy(), wl, max(1, min(max_order, len(wl) - 2)))
-    disp = np.abs(
-        np.polynomial.polynomial.polyval(
-            matched["pixel"].to_numpy(), np.polynomial.polynomial.polyder(approx)
-        )
-    )
-    gaps = np.abs(lines[None, :] - wl[:, None])
-    gaps[gaps == 0] = np.inf
-    blended = gaps.min(axis=1) < np.maximum(blend_px, matched["fwhm_px"].to_numpy()) * disp
-    usable = ~sat & ~blended
+    sat, blended, usable, disp = _usable_lines(matched, wl, lines, approx, blend_px)
     if usable.sum() < 2:
         raise CalibrationError(
             f"only {int(usable.sum())} unsaturated, unblended line(s) identified "
@@ -887,16 +901,7 @@ def calibrate(
     if pi2.size > pi.size:
         matched = peaks.iloc[pi2].reset_index(drop=True)
         wl = lines[li2]
-        sat = matched["saturated"].to_numpy(bool)
-        disp = np.abs(
-            np.polynomial.polynomial.polyval(
-                matched["pixel"].to_numpy(), np.polynomial.polynomial.polyder(coefs)
-            )
-        )
-        gaps = np.abs(lines[None, :] - wl[:, None])
-        gaps[gaps == 0] = np.inf
-        blended = gaps.min(axis=1) < np.maximum(blend_px, matched["fwhm_px"].to_numpy()) * disp
-        usable = ~sat & ~blended
+        sat, blended, usable, disp = _usable_lines(matched, wl, lines, coefs, blend_px)
         px_u = matched["pixel"].to_numpy()[usable]
         coefs, used_u, o = fit_dispersion(
             px_u, wl[usable], order=order, max_order=max_order, min_outlier_nm=0.05 * float(np.median(disp))
@@ -904,9 +909,56 @@ def calibrate(
         pi = pi2
     used = np.zeros(len(matched), dtype=bool)
     used[np.flatnonzero(usable)[used_u]] = True
-    rejected = usable & ~used
+    table = _line_table(matched, wl, coefs, used=used, sat=sat, blended=blended, rejected=usable & ~used)
+    cal = _lamp_calibration(table, coefs, o, peaks, pi, px_all, min_snr=min_snr)
+    if not cal.check_monotonic(int(n_pixels)):
+        raise CalibrationError(
+            "the fitted dispersion is not monotonic over the detector; "
+            "give a fixed lower order or check the line list"
+        )
+    logger.info(
+        "calibration: order %d through %d lines (%d saturated, %d blended, %d rejected), rms %s nm",
+        o,
+        int(used.sum()),
+        int(sat.sum()),
+        int(blended.sum()),
+        int(table["rejected"].sum()),
+        "n/a" if cal.rms_nm is None else f"{cal.rms_nm:.4f}",
+    )
+    return cal
+
+
+def _usable_lines(
+    matched: pd.DataFrame, wl: np.ndarray, lines: np.ndarray, coefs: np.ndarray, blend_px: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Saturated and blended matched lines, the usable rest, and the local dispersion (nm/px).
+
+    A line is blended when another known line lies closer than ``blend_px``
+    pixels, or than its peak's FWHM, at the local dispersion of ``coefs``.
+    """
+    sat = matched["saturated"].to_numpy(bool)
+    disp = np.abs(
+        np.polynomial.polynomial.polyval(matched["pixel"].to_numpy(), np.polynomial.polynomial.polyder(coefs))
+    )
+    gaps = np.abs(lines[None, :] - wl[:, None])
+    gaps[gaps == 0] = np.inf
+    blended = gaps.min(axis=1) < np.maximum(blend_px, matched["fwhm_px"].to_numpy()) * disp
+    return sat, blended, ~sat & ~blended, disp
+
+
+def _line_table(
+    matched: pd.DataFrame,
+    wl: np.ndarray,
+    coefs: np.ndarray,
+    *,
+    used: np.ndarray,
+    sat: np.ndarray,
+    blended: np.ndarray,
+    rejected: np.ndarray,
+) -> pd.DataFrame:
+    """:attr:`Calibration.lines`: every identified line, its fit residual and why it is (not) used."""
     fit_nm = wavelength_at(matched["pixel"].to_numpy(), coefs)
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
             "wavelength_nm": wl,
             "pixel": matched["pixel"].to_numpy(),
@@ -921,6 +973,21 @@ def calibrate(
         },
         columns=list(LINE_COLUMNS),
     )
+
+
+def _lamp_calibration(
+    table: pd.DataFrame,
+    coefs: np.ndarray,
+    o: int,
+    peaks: pd.DataFrame,
+    pi: np.ndarray,
+    px_all: np.ndarray,
+    *,
+    min_snr: float,
+) -> Calibration:
+    """The :class:`Calibration` of a lamp fit: rms, valid pixel range, extrapolation and notes."""
+    notes: list[str] = []
+    used, rejected = table["used"].to_numpy(bool), table["rejected"].to_numpy(bool)
     r = table.loc[table["used"], "residual_nm"].to_numpy()
     exact = int(used.sum()) <= o + 1
     rms = None if exact else float(np.sqrt(np.mean(r**2)))
@@ -929,7 +996,7 @@ def calibrate(
     if rejected.any():
         notes.append(
             f"{int(rejected.sum())} line(s) rejected as outliers: "
-            + ", ".join(f"{w:.3f} nm" for w in wl[rejected])
+            + ", ".join(f"{w:.3f} nm" for w in table["wavelength_nm"].to_numpy()[rejected])
         )
     unmatched = np.setdiff1d(np.arange(len(peaks)), pi)
     strong = peaks["snr"].to_numpy() >= 3 * min_snr
@@ -938,6 +1005,25 @@ def calibrate(
             f"only {int(np.isin(np.flatnonzero(strong), pi).sum())} of the {int(strong.sum())} strong "
             "lamp peaks match a known line: check the guess and the line list"
         )
+    valid, spread = _extrapolation(table, o, coefs, px_all, notes)
+    return Calibration(
+        dispersion_nm=tuple(float(c) for c in coefs),
+        rms_nm=rms,
+        order=int(o),
+        lines=table,
+        pixel_range=valid,
+        source="lamp",
+        extrapolation_nm=spread,
+        detail=f"lamp lines, order {o}",
+        unmatched_px=tuple(float(p) for p in peaks["pixel"].to_numpy()[unmatched]),
+        warnings=tuple(notes),
+    )
+
+
+def _extrapolation(
+    table: pd.DataFrame, o: int, coefs: np.ndarray, px_all: np.ndarray, notes: list[str]
+) -> tuple[tuple[float, float], float | None]:
+    """Pixel range between the outermost lines used, and how far the dispersion is extrapolated beyond."""
     lo_px, hi_px = float(px_all.min()), float(px_all.max())
     span_used = table.loc[table["used"], "pixel"]
     valid = (float(span_used.min()), float(span_used.max())) if len(span_used) else (lo_px, hi_px)
@@ -955,30 +1041,4 @@ def calibrate(
             f"extrapolated beyond the outermost lines used (pixels {valid[0]:.1f}-{valid[1]:.1f}) "
             f"over {outside.size} of the {px_all.size} pixels {lo_px:.0f}-{hi_px:.0f}{how_far}"
         )
-    cal = Calibration(
-        dispersion_nm=tuple(float(c) for c in coefs),
-        rms_nm=rms,
-        order=int(o),
-        lines=table,
-        pixel_range=valid,
-        source="lamp",
-        extrapolation_nm=spread,
-        detail=f"lamp lines, order {o}",
-        unmatched_px=tuple(float(p) for p in peaks["pixel"].to_numpy()[unmatched]),
-        warnings=tuple(notes),
-    )
-    if not cal.check_monotonic(int(n_pixels)):
-        raise CalibrationError(
-            "the fitted dispersion is not monotonic over the detector; "
-            "give a fixed lower order or check the line list"
-        )
-    logger.info(
-        "calibration: order %d through %d lines (%d saturated, %d blended, %d rejected), rms %s nm",
-        o,
-        int(used.sum()),
-        int(sat.sum()),
-        int(blended.sum()),
-        int(rejected.sum()),
-        "n/a" if rms is None else f"{rms:.4f}",
-    )
-    return cal
+    return valid, spread
