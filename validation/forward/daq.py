@@ -28,9 +28,10 @@ def daq_table(
     t_end = float(np.max(pulse_start_s)) + exposure_s + tail_s
     n = int(np.ceil(t_end * rate_hz)) + 1
     t = np.arange(n) / rate_hz
-    ttl = np.zeros(n)
-    for s in pulse_start_s:
-        ttl[(t >= s) & (t < s + exposure_s)] = TTL_HIGH_V
+    starts = np.sort(np.asarray(pulse_start_s, float))
+    last = np.searchsorted(starts, t, side="right") - 1  # the latest pulse started at or before t
+    high = (last >= 0) & (t < starts[np.clip(last, 0, None)] + exposure_s)
+    ttl = np.where(high, TTL_HIGH_V, 0.0)
     volts = np.zeros(n)
     for start, end, e in on_intervals:  # unipolar (bipolar fields are other scenarios)
         v = volts_for_field(e, amplifier_gain=amplifier_gain, electrode_gap_um=electrode_gap_um)
