@@ -66,13 +66,13 @@ def test_slurm_batch_gives_the_tables_of_the_local_cluster(slurm_cluster, sessio
         # the site configuration a user would put in ~/.config/dask/jobqueue.yaml
         "DASK_JOBQUEUE__SLURM__QUEUE": "debug",
         "DASK_JOBQUEUE__SLURM__MEMORY": "1GiB",
-        "DASK_JOBQUEUE__SLURM__WALLTIME": "00:10:00",
+        "DASK_JOBQUEUE__SLURM__WALLTIME": "00:15:00",
         "DASK_JOBQUEUE__SLURM__LOG_DIRECTORY": str(logs),
     }
     cmd = [sys.executable, "-m", "plscope", "batch", str(root), "--out", str(out)]
     cmd += ["--scheduler", "slurm", "--workers", "2", "--no-progress"]
     t0 = time.monotonic()
-    res = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    res = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, f"{res.stdout}\n{res.stderr}\n{slurm_cluster.log_tail()}"
     print(f"slurm batch: {time.monotonic() - t0:.1f} s")
 
@@ -81,7 +81,7 @@ def test_slurm_batch_gives_the_tables_of_the_local_cluster(slurm_cluster, sessio
     assert len(worker_logs) == 2, sorted(p.name for p in logs.iterdir())
     assert any("Registered to" in p.read_text() for p in worker_logs)
     assert not list(tmp_path.glob("slurm-*.out"))  # the log directory was honoured
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # generous: a loaded machine (the whole suite beside it) is slow
     while slurm_cluster.jobs() and time.monotonic() < deadline:  # closing the cluster cancels its jobs
         time.sleep(0.5)
     assert slurm_cluster.jobs() == []
