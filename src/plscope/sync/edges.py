@@ -323,30 +323,52 @@ def ttl_pulses(
         low, high = (None if high is None else -high), (None if low is None else -low)
     elif polarity != "high":
         raise ValueError(f"polarity must be 'high' or 'low', got {polarity!r}")
+    low, high, mid = _thresholds(x, low, high, src)
+    dt = float(np.median(np.diff(t)))
+    rise, end = _pulse_edges(t, x, low, high, mid, source)
+    n_raw = rise.size
+    min_width = _glitch_width(rise, end, dt, source) if min_width_s is None else float(min_width_s)
+    start, end = _drop_short(rise, end, min_width)
+    logger.debug(
+        "%s: %d TTL pulses (%d glitches removed), thresholds %.4g/%.4g, edges at %.4g",
+        source,
+        start.size,
+        n_raw - start.size,
+        low,
+        high,
+        mid,
+    )
+    return pd.DataFrame({"start_s": start, "end_s": end}, columns=list(PULSE_COLUMNS))
+
+
+def _thresholds(x: np.ndarray, low: float | None, high: float | None, src) -> tuple[float, float, float]:
+    """Hysteresis thresholds and the 50 % level of a line (given, or from its robust levels)."""
     if low is not None and high is not None:
         if not low < high:
             raise ValueError(f"low threshold {low} must be below high threshold {high}")
         level_lo, level_hi = float(low), float(high)
-        mid = 0.5 * (level_lo + level_hi)
-    else:
-        level_lo, level_hi, sigma = two_levels(x)
-        swing = level_hi - level_lo
-        if not swing > _MIN_SWING_SIGMA * sigma and swing >= MIN_TOGGLE_SWING:
-            # a line that toggles every sample or two: judge its noise about its levels
-            sigma = min(sigma, level_sigma(x, level_lo, level_hi))
-        if not swing > _MIN_SWING_SIGMA * sigma or swing <= 0:
-            raise SyncError(
-                src,
-                f"TTL channel is flat: no TTL edges (levels {level_lo:.4g} and "
-                f"{level_hi:.4g}, noise {sigma:.2g})",
-            )
-        mid = level_lo + 0.5 * swing
-        low = level_lo + LOW_FRACTION * swing if low is None else float(low)
-        high = level_lo + HIGH_FRACTION * swing if high is None else float(high)
-        if not low < high:
-            raise ValueError(f"low threshold {low} must be below high threshold {high}")
-    dt = float(np.median(np.diff(t)))
+        return low, high, 0.5 * (level_lo + level_hi)
+    level_lo, level_hi, sigma = two_levels(x)
+    swing = level_hi - level_lo
+    if not swing > _MIN_SWING_SIGMA * sigma and swing >= MIN_TOGGLE_SWING:
+        # a line that toggles every sample or two: judge its noise about its levels
+        sigma = min(sigma, level_sigma(x, level_lo, level_hi))
+    if not swing > _MIN_SWING_SIGMA * sigma or swing <= 0:
+        raise SyncError(
+            src,
+            f"TTL channel is flat: no TTL edges (levels {level_lo:.4g} and "
+            f"{level_hi:.4g}, noise {sigma:.2g})",
+        )
+    mid = level_lo + 0.5 * swing
+    low = level_lo + LOW_FRACTION * swing if low is None else float(low)
+    high = level_lo + HIGH_FRACTION * swing if high is None else float(high)
+    if not low < high:
+        raise ValueError(f"low threshold {low} must be below high threshold {high}")
+    return low, high, mid
 
+
+def _pulse_edges(t, x, low: float, high: float, mid: float, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rising edges and the falling edge after each (NaN when the record ends during the pulse)."""
     state = hysteresis_state(x, low, high)
     change = np.flatnonzero(state[1:] != state[:-1]) + 1
     rise_k = change[state[change]]
@@ -360,37 +382,29 @@ def ttl_pulses(
     end[: fall.size] = fall
     if fall.size < rise.size:
         logger.debug("%s: record ends during a pulse; its end is NaN", source)
-    n_raw = rise.size
-    if min_width_s is None:
-        min_width = 2.0 * dt
-        width = end - rise
-        width = width[np.isfinite(width)]
-        gap = rise[1:] - end[:-1]
-        gap = gap[np.isfinite(gap)]
-        if width.size and gap.size:
-            typical = min(float(np.median(width)), float(np.median(gap)))
-            if 0.5 * typical < min_width:
-                min_width = 0.5 * typical
-                logger.info(
-                    "%s: TTL pulses or gaps are only %.3g samples long; pulses shorter "
-                    "than %.3g samples count as glitches",
-                    source or "TTL",
-                    typical / dt,
-                    min_width / dt,
-                )
-    else:
-        min_width = float(min_width_s)
-    start, end = _drop_short(rise, end, min_width)
-    logger.debug(
-        "%s: %d TTL pulses (%d glitches removed), thresholds %.4g/%.4g, edges at %.4g",
-        source,
-        start.size,
-        n_raw - start.size,
-        low,
-        high,
-        mid,
-    )
-    return pd.DataFrame({"start_s": start, "end_s": end}, columns=list(PULSE_COLUMNS))
+    return rise, end
+
+
+def _glitch_width(rise: np.ndarray, end: np.ndarray, dt: float, source: str) -> float:
+    """Shortest pulse or gap that counts: 2 sample intervals, or half the typical pulse or gap when
+    those are shorter (a line sampled at barely more than its toggle rate)."""
+    min_width = 2.0 * dt
+    width = end - rise
+    width = width[np.isfinite(width)]
+    gap = rise[1:] - end[:-1]
+    gap = gap[np.isfinite(gap)]
+    if width.size and gap.size:
+        typical = min(float(np.median(width)), float(np.median(gap)))
+        if 0.5 * typical < min_width:
+            min_width = 0.5 * typical
+            logger.info(
+                "%s: TTL pulses or gaps are only %.3g samples long; pulses shorter "
+                "than %.3g samples count as glitches",
+                source or "TTL",
+                typical / dt,
+                min_width / dt,
+            )
+    return min_width
 
 
 #: a step of the DAQ time column above this multiple of the median sample interval is a gap in the log

@@ -311,10 +311,69 @@ def field_segments(
         v
     )
     e = np.abs(e_signed)
+    warnings: list[str] = []
+    dt = float(np.median(np.diff(t)))
+    found = _on_thresholds(e, dt, min_duration_s, level_tolerance, source, warnings)
+    if found is None:
+        return _empty_segments()
+    e_off, th_off, th_on = found
+    runs = _signed_on_runs(e, e_signed, th_off, th_on)
+    split_runs = _split_at_level_steps(t, e, runs, dt, level_tolerance, min_duration_s)
+    if len(split_runs) > len(runs):
+        logger.debug("%s: %d level step(s) without OFF time", source, len(split_runs) - len(runs))
+    pieces = _joined_pieces(t, e, e_off, split_runs, min_duration_s, level_tolerance)
+    return _segments_table(pieces, e.size, min_duration_s, level_tolerance, source, warnings, found)
+
+
+def _segments_table(
+    pieces, n_samples: int, min_duration_s, level_tolerance, source: str, warnings: list, levels
+):
+    """The segments table of the ON pieces lasting ``min_duration_s`` (shorter ones are glitches),
+    with their level clusters; ``attrs["warnings"]`` holds (and the log gets) the run's warnings.
+    ``levels``: the OFF level and the two thresholds, for the log."""
+    n_pieces = len(pieces)
+    pieces = [p for p in pieces if p["end_s"] - p["start_s"] >= min_duration_s]
+    if n_pieces - len(pieces):
+        logger.debug(
+            "%s: %d ON glitch(es) shorter than %g s dropped", source, n_pieces - len(pieces), min_duration_s
+        )
+    if not pieces:
+        return _empty_segments()
+    for where, cut in (("start", pieces[0]["a"] == 0), ("end", pieces[-1]["b"] == n_samples)):
+        if cut:
+            warnings.append(f"the field is ON at the {where} of the record; that segment is cut short")
+    fields = np.array([p["field"] for p in pieces])
+    level, means = _cluster_levels(fields, level_tolerance)
+    out = pd.DataFrame(
+        {
+            "segment": np.arange(len(pieces), dtype=np.int64),
+            "start_s": [p["start_s"] for p in pieces],
+            "end_s": [p["end_s"] for p in pieces],
+            "field_kV_per_cm": fields,
+            "sign": np.array([p["sign"] for p in pieces], dtype=np.int64),
+            "level": level,
+            "level_kV_per_cm": means[level],
+        },
+        columns=list(SEGMENT_COLUMNS),
+    )
+    out.attrs["warnings"] = tuple(warnings)
+    for w in warnings:
+        logger.warning("%s: %s", source or "voltage", w)
+    logger.debug(
+        "%s: %d field-ON segments, levels %s kV/cm (OFF %.3g, thresholds %.3g/%.3g)",
+        source,
+        len(out),
+        np.round(means, 2).tolist(),
+        *levels,
+    )
+    return out
+
+
+def _on_thresholds(e, dt: float, min_duration_s: float, level_tolerance: float, source: str, warnings: list):
+    """``(OFF level, OFF threshold, ON threshold)`` of ``|E|`` (None: the field never switches on)."""
     sigma = noise_sigma(e)
     top = robust_extremes(e)[1]
     e_off = float(np.percentile(e, 1))
-    warnings: list[str] = []
     if e_off > 0.2 * top:
         warnings.append(
             f"|E| never drops below {e_off:.4g} kV/cm (max {top:.4g}): no field-OFF "
@@ -323,27 +382,30 @@ def field_segments(
         e_off = 0.0
     if not top - e_off > max(_MIN_SWING_SIGMA * sigma, 0.0):
         logger.info("%s: field never switches on (|E| %.4g to %.4g kV/cm)", source, e_off, top)
-        return _empty_segments()
-
-    dt = float(np.median(np.diff(t)))
+        return None
     floor = e_off + max(8 * sigma, 0.05 * (top - e_off))
     min_count = max(3, int(0.25 * min_duration_s / dt))
     plateau = _lowest_plateau(e, floor, top * 1.01, min_count, level_tolerance)
     if plateau is None:
         logger.info("%s: no field plateau lasting %g s", source, min_duration_s)
-        return _empty_segments()
-    th_off = e_off + OFF_FRACTION * (plateau - e_off)
-    th_on = e_off + ON_FRACTION * (plateau - e_off)
+        return None
+    return e_off, e_off + OFF_FRACTION * (plateau - e_off), e_off + ON_FRACTION * (plateau - e_off)
 
+
+def _signed_on_runs(e, e_signed, th_off: float, th_on: float) -> list[tuple[int, int, int]]:
+    """``(first, stop, sign)`` sample ranges where the field is ON with one sign."""
     on = hysteresis_state(e, th_off, th_on)
     key = np.where(on, np.where(e_signed >= 0, 1, -1), 0)
     bounds = np.flatnonzero(key[1:] != key[:-1]) + 1
     run_start = np.concatenate(([0], bounds))
     run_stop = np.append(bounds, key.size)
     keep = key[run_start] != 0
-    runs = list(zip(run_start[keep].tolist(), run_stop[keep].tolist(), key[run_start[keep]].tolist()))
+    return list(zip(run_start[keep].tolist(), run_stop[keep].tolist(), key[run_start[keep]].tolist()))
 
-    # split ON runs where the field steps to another level without going OFF
+
+def _split_at_level_steps(t, e, runs, dt: float, level_tolerance: float, min_duration_s: float):
+    """ON runs split where the field steps to another level without going OFF; a cut's time is
+    the middle of its sample interval (None: the edge is measured later)."""
     split_runs: list[tuple[int, int, int, float | None, float | None]] = []
     for a, b, sign in runs:
         cuts = _level_steps(e, a, b, dt=dt, tolerance=level_tolerance, min_duration_s=min_duration_s)
@@ -352,10 +414,14 @@ def field_segments(
             t_start = float(t[a_i] - 0.5 * (t[a_i] - t[a_i - 1])) if i > 0 else None
             t_end = float(t[b_i] - 0.5 * (t[b_i] - t[b_i - 1])) if i < len(cuts) else None
             split_runs.append((a_i, b_i, sign, t_start, t_end))
-    if len(split_runs) > len(runs):
-        logger.debug("%s: %d level step(s) without OFF time", source, len(split_runs) - len(runs))
+    return split_runs
 
-    # measure each ON run, join same-level pieces split by short dropouts
+
+def _joined_pieces(
+    t, e, e_off: float, split_runs, min_duration_s: float, level_tolerance: float
+) -> list[dict]:
+    """Each ON run measured (edges at half its field, interior median field); same-level pieces
+    split by an OFF dropout shorter than ``min_duration_s`` joined."""
     pieces: list[dict] = []
     for a, b, sign, t_start, t_end in split_runs:
         field = float(np.median(e[a:b]))
@@ -383,45 +449,7 @@ def field_segments(
             prev["field"] = _interior_median(t, e, prev["start_s"], prev["end_s"])
         else:
             pieces.append(p)
-    n_pieces = len(pieces)
-    pieces = [p for p in pieces if p["end_s"] - p["start_s"] >= min_duration_s]
-    if n_pieces - len(pieces):
-        logger.debug(
-            "%s: %d ON glitch(es) shorter than %g s dropped", source, n_pieces - len(pieces), min_duration_s
-        )
-    if not pieces:
-        return _empty_segments()
-    for where, cut in (("start", pieces[0]["a"] == 0), ("end", pieces[-1]["b"] == e.size)):
-        if cut:
-            warnings.append(f"the field is ON at the {where} of the record; that segment is cut short")
-
-    fields = np.array([p["field"] for p in pieces])
-    level, means = _cluster_levels(fields, level_tolerance)
-    out = pd.DataFrame(
-        {
-            "segment": np.arange(len(pieces), dtype=np.int64),
-            "start_s": [p["start_s"] for p in pieces],
-            "end_s": [p["end_s"] for p in pieces],
-            "field_kV_per_cm": fields,
-            "sign": np.array([p["sign"] for p in pieces], dtype=np.int64),
-            "level": level,
-            "level_kV_per_cm": means[level],
-        },
-        columns=list(SEGMENT_COLUMNS),
-    )
-    out.attrs["warnings"] = tuple(warnings)
-    for w in warnings:
-        logger.warning("%s: %s", source or "voltage", w)
-    logger.debug(
-        "%s: %d field-ON segments, levels %s kV/cm (OFF %.3g, thresholds %.3g/%.3g)",
-        source,
-        len(out),
-        np.round(means, 2).tolist(),
-        e_off,
-        th_off,
-        th_on,
-    )
-    return out
+    return pieces
 
 
 def cycles_from_segments(segments: pd.DataFrame, *, record_end_s: float) -> pd.DataFrame:
