@@ -148,29 +148,7 @@ def probe_nd2(
         st = os.stat(path)
         with _warnings.catch_warnings(record=True) as caught, nd2.ND2File(path) as f:
             _warnings.simplefilter("always")
-            sizes = dict(f.sizes)
-            if f.is_rgb:
-                raise RunFolderError(
-                    path, f"Nikon ND2 file with RGB frames ({_describe(sizes, ())}); expected grayscale"
-                )
-            names = tuple(c.channel.name for c in (f.metadata.channels or []))
-            n_c = int(sizes.get("C", 1))
-            if len(names) != n_c:
-                names = tuple(str(i) for i in range(n_c))
-            what = _describe(sizes, names)
-            unknown = [a for a in sizes if a not in "TZCPYX"]
-            if unknown:
-                raise RunFolderError(path, f"Nikon ND2 file with {what}: axes {unknown} are not supported")
-            c = _pick(path, "channel", "channel", channel, n_c, names, what)
-            zi = _pick(path, "z plane", "z", z, int(sizes.get("Z", 1)), (), what)
-            pi = _pick(path, "position", "position", position, int(sizes.get("P", 1)), (), what)
-            seqs = _sequences(f, zi, pi)
-            if not seqs:
-                raise RunFolderError(path, f"Nikon ND2 file with {what}: no frame at z {zi}, position {pi}")
-            height, width = int(sizes["Y"]), int(sizes["X"])
-            dtype = np.dtype(f.dtype)
-            pixel = _pixel_size_nm(f, notes)
-            times = _frame_times_s(f, seqs, c)
+            layout = _layout(f, path, channel, z, position, notes)
         for w in caught:
             notes.append(f"nd2: {w.message}")
     except RunFolderError:
@@ -179,16 +157,66 @@ def probe_nd2(
         raise RunFolderError(path, f"cannot be read: {exc.strerror or exc}") from None
     except Exception as exc:
         raise RunFolderError(path, f"not a readable Nikon ND2 file ({type(exc).__name__}: {exc})") from None
+    return _info(path, (st.st_size, st.st_mtime_ns), layout, notes)
+
+
+def _layout(f: Any, path: str, channel, z, position, notes: list[str]) -> dict[str, Any]:
+    """Axes, the chosen channel / z / position and their frames, pixel size and frame times of an
+    open ND2 file (refused: RGB frames, unknown axes, an ambiguous or missing choice)."""
+    sizes = dict(f.sizes)
+    if f.is_rgb:
+        raise RunFolderError(
+            path, f"Nikon ND2 file with RGB frames ({_describe(sizes, ())}); expected grayscale"
+        )
+    names = tuple(c.channel.name for c in (f.metadata.channels or []))
+    n_c = int(sizes.get("C", 1))
+    if len(names) != n_c:
+        names = tuple(str(i) for i in range(n_c))
+    what = _describe(sizes, names)
+    unknown = [a for a in sizes if a not in "TZCPYX"]
+    if unknown:
+        raise RunFolderError(path, f"Nikon ND2 file with {what}: axes {unknown} are not supported")
+    c = _pick(path, "channel", "channel", channel, n_c, names, what)
+    zi = _pick(path, "z plane", "z", z, int(sizes.get("Z", 1)), (), what)
+    pi = _pick(path, "position", "position", position, int(sizes.get("P", 1)), (), what)
+    seqs = _sequences(f, zi, pi)
+    if not seqs:
+        raise RunFolderError(path, f"Nikon ND2 file with {what}: no frame at z {zi}, position {pi}")
+    return {
+        "sizes": sizes,
+        "names": names,
+        "what": what,
+        "c": c,
+        "zi": zi,
+        "pi": pi,
+        "seqs": seqs,
+        "shape": (int(sizes["Y"]), int(sizes["X"])),
+        "dtype": np.dtype(f.dtype),
+        "pixel": _pixel_size_nm(f, notes),
+        "times": _frame_times_s(f, seqs, c),
+    }
+
+
+def _info(path: str, stamp: tuple[int, int], layout: dict[str, Any], notes: list[str]) -> Nd2Info:
+    """The :class:`Nd2Info` (frame source, axes, pixel size, frame times) of a probed layout."""
+    sizes, seqs, times, c = layout["sizes"], layout["seqs"], layout["times"], layout["c"]
     axes = "TYX" if len(seqs) > 1 else "YX"
     dropped = [f"{k}={v}" for k, v in sizes.items() if k in "CZP" and v > 1]
     if dropped:
-        logger.info("%s: ND2 %s; reading channel %d, z %d, position %d", path, what, c, zi, pi)
+        logger.info(
+            "%s: ND2 %s; reading channel %d, z %d, position %d",
+            path,
+            layout["what"],
+            c,
+            layout["zi"],
+            layout["pi"],
+        )
     source = FrameSource(
         path=path,
         n_frames=len(seqs),
-        frame_shape=(height, width),
-        file_dtype=dtype.str,
-        stamp=(st.st_size, st.st_mtime_ns),
+        frame_shape=layout["shape"],
+        file_dtype=layout["dtype"].str,
+        stamp=stamp,
         mode="nd2",
         pages=tuple(int(s) for s in seqs),
         channel=c,
@@ -198,8 +226,8 @@ def probe_nd2(
         source=source,
         axes=axes,
         sizes=sizes,
-        channel_names=names,
-        pixel_size_nm=pixel,
+        channel_names=layout["names"],
+        pixel_size_nm=layout["pixel"],
         frame_interval_s=interval,
         frame_time_s=times,
         warnings=tuple(notes),
