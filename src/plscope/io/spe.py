@@ -19,7 +19,7 @@ import os
 import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -231,6 +231,83 @@ def _frame_metadata(
     return out_n, out_t
 
 
+def _v3_frames(path: str, fh: Any, footer_at: int, file_size: int, warnings: list[str]) -> tuple:
+    """Frame layout of an SPE 3.0 file from its XML footer: ``(n_frames, height, width, dtype,
+    stride, end of the frames, frame numbers, frame times, wavelengths)``; refused when corrupt."""
+    if footer_at > file_size or footer_at < HEADER_BYTES:
+        raise RunFolderError(
+            path,
+            f"truncated or corrupt SPE v3 file: the XML footer "
+            f"should start at byte {footer_at} but the file has "
+            f"{file_size} bytes",
+        )
+    fh.seek(footer_at)
+    root = _parse_footer(path, fh.read())
+    n_frames, height, width, file_dtype, size, stride, meta = _v3_layout(path, root)
+    wavelength = _v3_wavelength(root, width, warnings)
+    if size != height * width * np.dtype(file_dtype).itemsize:
+        raise RunFolderError(
+            path,
+            f"SPE v3 frame size {size} bytes does not match {height}x{width} pixels of {file_dtype}",
+        )
+    end = HEADER_BYTES + n_frames * stride
+    if end > footer_at:
+        raise RunFolderError(
+            path,
+            f"corrupt SPE v3 file: {n_frames} frames of {stride} "
+            f"bytes overlap the XML footer at byte {footer_at}",
+        )
+    numbers = times = None
+    if meta is not None and stride > size:
+        numbers, times = _frame_metadata(
+            path,
+            fh,
+            meta,
+            offset=HEADER_BYTES,
+            count=n_frames,
+            size=size,
+            stride=stride,
+            warnings=warnings,
+        )
+    return n_frames, height, width, file_dtype, stride, end, numbers, times, wavelength
+
+
+def _v2_frames(path: str, head: bytes, type_code: int, height: int, width: int, n_frames: int, warnings):
+    """Frame layout of an SPE 2.x file from its header: ``(dtype, stride, end of the frames,
+    wavelengths)``; refused for an unknown pixel type."""
+    if type_code not in _V2_TYPES:
+        raise RunFolderError(
+            path,
+            f"SPE data type code {type_code} at byte 108 is not known: not an SPE file, or a corrupt header",
+        )
+    file_dtype = _V2_TYPES[type_code]
+    wavelength = _v2_wavelength(head, width, warnings) if width else None
+    stride = height * width * np.dtype(file_dtype).itemsize
+    end = HEADER_BYTES + max(n_frames, 0) * stride
+    return file_dtype, stride, end, wavelength
+
+
+def _check_extent(
+    path, n_frames, height, width, end, stride, file_size, version, warnings: list[str]
+) -> None:
+    """Refuse a header without image data or a file shorter than its frames; note trailing bytes."""
+    if width == 0 or height == 0 or n_frames < 1:
+        raise RunFolderError(
+            path,
+            f"SPE header describes {n_frames} frame(s) of {height}x{width} "
+            "pixels: no image data (not an SPE file?)",
+        )
+    if end > file_size:
+        have = max(0, (file_size - HEADER_BYTES) // stride)
+        raise RunFolderError(
+            path,
+            f"truncated: {n_frames} frames need {end} bytes but the file "
+            f"has {file_size} (about {have} complete frames)",
+        )
+    if version < 3.0 and end < file_size:
+        warnings.append(f"{file_size - end} bytes after the last of {n_frames} frames ignored")
+
+
 def probe_spe(path: str | os.PathLike) -> SpeInfo:
     """Check an SPE file and locate its frames.
 
@@ -272,68 +349,15 @@ def probe_spe(path: str | os.PathLike) -> SpeInfo:
         version = float(struct.unpack_from("<f", head, 1992)[0])
         footer_at = struct.unpack_from("<Q", head, 678)[0]
         exposure = float(struct.unpack_from("<f", head, 10)[0])
-        numbers = times = wavelength = None
+        numbers = times = None
         if version >= 3.0 and footer_at:
-            if footer_at > st.st_size or footer_at < HEADER_BYTES:
-                raise RunFolderError(
-                    path,
-                    f"truncated or corrupt SPE v3 file: the XML footer "
-                    f"should start at byte {footer_at} but the file has "
-                    f"{st.st_size} bytes",
-                )
-            fh.seek(footer_at)
-            root = _parse_footer(path, fh.read())
-            n_frames, height, width, file_dtype, size, stride, meta = _v3_layout(path, root)
-            wavelength = _v3_wavelength(root, width, warnings)
-            if size != height * width * np.dtype(file_dtype).itemsize:
-                raise RunFolderError(
-                    path,
-                    f"SPE v3 frame size {size} bytes does not match {height}x{width} pixels of {file_dtype}",
-                )
-            end = HEADER_BYTES + n_frames * stride
-            if end > footer_at:
-                raise RunFolderError(
-                    path,
-                    f"corrupt SPE v3 file: {n_frames} frames of {stride} "
-                    f"bytes overlap the XML footer at byte {footer_at}",
-                )
-            if meta is not None and stride > size:
-                numbers, times = _frame_metadata(
-                    path,
-                    fh,
-                    meta,
-                    offset=HEADER_BYTES,
-                    count=n_frames,
-                    size=size,
-                    stride=stride,
-                    warnings=warnings,
-                )
+            v3 = _v3_frames(path, fh, footer_at, st.st_size, warnings)
+            n_frames, height, width, file_dtype, stride, end, numbers, times, wavelength = v3
         else:
-            if type_code not in _V2_TYPES:
-                raise RunFolderError(
-                    path,
-                    f"SPE data type code {type_code} at byte 108 is not "
-                    "known: not an SPE file, or a corrupt header",
-                )
-            file_dtype = _V2_TYPES[type_code]
-            wavelength = _v2_wavelength(head, width, warnings) if width else None
-            stride = size = height * width * np.dtype(file_dtype).itemsize
-            end = HEADER_BYTES + max(n_frames, 0) * stride
-    if width == 0 or height == 0 or n_frames < 1:
-        raise RunFolderError(
-            path,
-            f"SPE header describes {n_frames} frame(s) of {height}x{width} "
-            "pixels: no image data (not an SPE file?)",
-        )
-    if end > st.st_size:
-        have = max(0, (st.st_size - HEADER_BYTES) // stride)
-        raise RunFolderError(
-            path,
-            f"truncated: {n_frames} frames need {end} bytes but the file "
-            f"has {st.st_size} (about {have} complete frames)",
-        )
-    if version < 3.0 and end < st.st_size:
-        warnings.append(f"{st.st_size - end} bytes after the last of {n_frames} frames ignored")
+            file_dtype, stride, end, wavelength = _v2_frames(
+                path, head, type_code, height, width, n_frames, warnings
+            )
+    _check_extent(path, n_frames, height, width, end, stride, st.st_size, version, warnings)
     source = FrameSource(
         path=path,
         n_frames=int(n_frames),
