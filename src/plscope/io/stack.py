@@ -574,11 +574,62 @@ def _inspect_tiff(
 ) -> _Probed:
     """Check that the first series of ``tif`` is a complete (t, y, x) stack (or a chosen part of one)."""
     warnings: list[str] = []
+    series, kind, frame_shape = _first_series(tif, path, warnings)
+    fmt = {"mmstack": "mmstack", "ome": "ome", "imagej": "imagej"}.get(kind, "tiff")
+    shape, axes = tuple(series.shape), series.axes
+    chosen_idx = _time_axis(path, axes, shape, select, warnings)
+    n_total = int(np.prod(shape[:-2], dtype=np.int64)) if len(shape) > 2 else 1
+
+    fatal = [m for m in log.messages() if any(s in m for s in _FATAL_LOG)]
+    if fatal:
+        raise RunFolderError(path, f"truncated or corrupt TIFF ({fatal[0]}; the file has {st.st_size} bytes)")
+
+    file_dtype = np.dtype(series.dtype).newbyteorder(tif.byteorder).str
+    nbytes = frame_shape[0] * frame_shape[1] * np.dtype(file_dtype).itemsize
+    stamps = {path: (st.st_size, st.st_mtime_ns)}
+    frame_numbers = None
+    if not series.is_multifile and series.dataoffset is not None and series.keyframe.is_final:
+        # one contiguous block of frames (tifffile, ImageJ, BigTIFF writers)
+        sources = [
+            _contiguous_source(path, int(series.dataoffset), n_total, nbytes, frame_shape, file_dtype, st)
+        ]
+    else:
+        layout = (n_total, nbytes, frame_shape, file_dtype)
+        sources, frame_numbers = _page_sources(path, series, kind, log, layout, stamps, warnings)
+
+    if chosen_idx is not None:
+        if frame_numbers is not None:
+            raise RunFolderError(
+                path,
+                "choosing a channel / z plane of a Micro-Manager dataset with missing frames is not supported",
+            )
+        sources = _select_sources(list(sources), chosen_idx, stamps)
+    n_frames = sum(s.n_frames for s in sources)
+    pixel_size, interval, times = _metadata(tif, n_frames if chosen_idx is not None else n_total, warnings)
+    if times is not None and frame_numbers is not None:
+        times = times[frame_numbers]
+    files = tuple(dict.fromkeys(s.path for s in sources))
+    if len(files) > 1:
+        logger.debug("%s: %s dataset of %d files, %d frames", path, fmt, len(files), n_frames)
+    return _Probed(
+        sources=tuple(sources),
+        format=fmt,
+        axes=axes,
+        pixel_size_nm=pixel_size,
+        frame_interval_s=interval,
+        frame_numbers=frame_numbers,
+        frame_time_s=times,
+        warnings=tuple(warnings),
+        files=files,
+    )
+
+
+def _first_series(tif: tifffile.TiffFile, path: str, warnings: list[str]) -> tuple[Any, str, tuple[int, int]]:
+    """The first image series, its kind and its frame shape; refused unless its pages are 2-D grayscale."""
     if not tif.series:
         raise RunFolderError(path, "contains no image data (empty or corrupt TIFF)")
     series = tif.series[0]
     kind = series.kind or "tiff"
-    fmt = {"mmstack": "mmstack", "ome": "ome", "imagej": "imagej"}.get(kind, "tiff")
     if len(tif.series) > 1:
         warnings.append(
             f"has {len(tif.series)} image series; reading only the first ({series.axes} {series.shape})"
@@ -602,6 +653,12 @@ def _inspect_tiff(
         raise RunFolderError(
             path, f"image series {axes} {shape} does not end with the page shape {frame_shape}"
         )
+    return series, kind, frame_shape
+
+
+def _time_axis(path: str, axes: str, shape: tuple, select: dict[str, Any] | None, warnings: list[str]):
+    """The frames of the one time axis: None (all, in file order) or the file indices of the chosen
+    channel / z plane / position; refused for a hyperstack without a choice."""
     lead = [(a, int(n)) for a, n in zip(axes[:-2], shape[:-2]) if n > 1]
     n_lead = int(np.prod([n for _, n in lead], dtype=np.int64)) if lead else 1
     flattened = len(lead) > 1 and all(a in "QI" for a, _ in lead)
@@ -631,134 +688,112 @@ def _inspect_tiff(
         warnings.append(
             f"the metadata call the frame axis '{lead[0][0]}' ({name}) in {axes} {shape}; reading it as time"
         )
-    n_total = int(np.prod(shape[:-2], dtype=np.int64)) if len(shape) > 2 else 1
+    return chosen_idx
 
-    fatal = [m for m in log.messages() if any(s in m for s in _FATAL_LOG)]
-    if fatal:
-        raise RunFolderError(path, f"truncated or corrupt TIFF ({fatal[0]}; the file has {st.st_size} bytes)")
 
-    file_dtype = np.dtype(series.dtype).newbyteorder(tif.byteorder).str
-    nbytes = frame_shape[0] * frame_shape[1] * np.dtype(file_dtype).itemsize
-    stamps = {path: (st.st_size, st.st_mtime_ns)}
-    frame_numbers = None
-    if not series.is_multifile and series.dataoffset is not None and key.is_final:
-        # one contiguous block of frames (tifffile, ImageJ, BigTIFF writers)
-        offset = int(series.dataoffset)
-        end = offset + n_total * nbytes
-        if end > st.st_size:
-            have = max(0, (st.st_size - offset) // max(1, nbytes))
-            raise RunFolderError(
-                path,
-                f"truncated: {n_total} frames need {end} bytes but the file "
-                f"has {st.st_size} (about {have} complete frames)",
-            )
-        sources = [
-            FrameSource(
-                path=path,
-                n_frames=n_total,
-                frame_shape=frame_shape,
-                file_dtype=file_dtype,
-                stamp=stamps[path],
-                mode="strided",
-                offset=offset,
-                stride=nbytes,
-            )
-        ]
-    else:
-        pages = list(series.pages)
-        if len(pages) != n_total:
-            raise RunFolderError(
-                path,
-                f"truncated or corrupt: the metadata describe {n_total} "
-                f"frames but {len(pages)} pages were found",
-            )
-        page_of = {i: p for i, p in enumerate(pages) if p is not None}
-        present = list(page_of)
-        missing = n_total - len(present)
-        if missing:
-            if kind != "mmstack":
-                lost = [
-                    m.group(1)
-                    for m in (re.search(r"failed to read '([^']+)'", msg) for msg in log.messages())
-                    if m
-                ]
-                why = (
-                    f"part file '{lost[0]}' of the multi-file series cannot be read"
-                    if lost
-                    else "a file of the multi-file series is missing, or the file is truncated"
-                )
-                raise RunFolderError(path, f"{missing} of {n_total} frames are missing: {why}")
-            gaps = [i for i in range(n_total) if pages[i] is None]
-            warnings.append(
-                f"{missing} of {n_total} frames are missing from the Micro-Manager "
-                f"dataset (time indices {gaps[:10]}{' ...' if missing > 10 else ''}); "
-                "their frame numbers are recorded"
-            )
-            frame_numbers = np.asarray(present, dtype=np.int64)
-        final = key.is_final
-        frames: list[tuple[str, int, int]] = []
-        for i in present:
-            page = page_of[i]
-            fpath = _page_file(page, path)
-            if fpath not in stamps:
-                try:
-                    fst = os.stat(fpath)
-                except OSError as exc:
-                    raise RunFolderError(
-                        fpath, f"part of the multi-file series {path} cannot be read: {exc.strerror}"
-                    ) from None
-                stamps[fpath] = (fst.st_size, fst.st_mtime_ns)
-            offs, counts = page.dataoffsets, page.databytecounts
-            size = stamps[fpath][0]
-            ends = [o + c for o, c in zip(offs, counts)]
-            if not ends or max(ends) > size or min(counts) == 0:
-                raise RunFolderError(
-                    fpath, f"truncated: image data of frame {i} are missing (file has {size} bytes)"
-                )
-            if final:
-                contiguous = all(offs[j] + counts[j] == offs[j + 1] for j in range(len(offs) - 1))
-                if not contiguous or sum(counts) != nbytes:
-                    final = False
-            frames.append((fpath, int(offs[0]) if final else int(page.index), i))
-        if not final:
-            if kind == "mmstack":
-                raise RunFolderError(
-                    path, "Micro-Manager dataset with compressed or scattered image data is not supported"
-                )
-            frames = [(f, int(page_of[i].index), i) for f, _, i in frames]
-        sources = _group_sources(
-            frames,
-            frame_shape=frame_shape,
-            file_dtype=file_dtype,
-            stamps=stamps,
-            mode="offsets" if final else "pages",
+def _contiguous_source(
+    path, offset: int, n_total: int, nbytes: int, frame_shape, file_dtype, st
+) -> FrameSource:
+    """One block of ``n_total`` frames from ``offset`` (refused when the file is shorter)."""
+    end = offset + n_total * nbytes
+    if end > st.st_size:
+        have = max(0, (st.st_size - offset) // max(1, nbytes))
+        raise RunFolderError(
+            path,
+            f"truncated: {n_total} frames need {end} bytes but the file "
+            f"has {st.st_size} (about {have} complete frames)",
         )
-
-    if chosen_idx is not None:
-        if frame_numbers is not None:
-            raise RunFolderError(
-                path,
-                "choosing a channel / z plane of a Micro-Manager dataset with missing frames is not supported",
-            )
-        sources = _select_sources(list(sources), chosen_idx, stamps)
-    n_frames = sum(s.n_frames for s in sources)
-    pixel_size, interval, times = _metadata(tif, n_frames if chosen_idx is not None else n_total, warnings)
-    if times is not None and frame_numbers is not None:
-        times = times[frame_numbers]
-    files = tuple(dict.fromkeys(s.path for s in sources))
-    if len(files) > 1:
-        logger.debug("%s: %s dataset of %d files, %d frames", path, fmt, len(files), n_frames)
-    return _Probed(
-        sources=tuple(sources),
-        format=fmt,
-        axes=axes,
-        pixel_size_nm=pixel_size,
-        frame_interval_s=interval,
-        frame_numbers=frame_numbers,
-        frame_time_s=times,
-        warnings=tuple(warnings),
-        files=files,
+    return FrameSource(
+        path=path,
+        n_frames=n_total,
+        frame_shape=frame_shape,
+        file_dtype=file_dtype,
+        stamp=(st.st_size, st.st_mtime_ns),
+        mode="strided",
+        offset=offset,
+        stride=nbytes,
     )
+
+
+def _page_sources(path, series, kind: str, log: _CaptureLog, layout, stamps: dict, warnings: list[str]):
+    """Frame sources page by page (``layout``: frames, bytes per frame, frame shape, dtype) and the
+    frame numbers when a Micro-Manager dataset lacks some (refused: missing or truncated pages)."""
+    n_total, nbytes, frame_shape, file_dtype = layout
+    pages = list(series.pages)
+    if len(pages) != n_total:
+        raise RunFolderError(
+            path,
+            f"truncated or corrupt: the metadata describe {n_total} frames but {len(pages)} pages were found",
+        )
+    page_of = {i: p for i, p in enumerate(pages) if p is not None}
+    present = list(page_of)
+    missing = n_total - len(present)
+    frame_numbers = None
+    if missing:
+        if kind != "mmstack":
+            lost = [
+                m.group(1)
+                for m in (re.search(r"failed to read '([^']+)'", msg) for msg in log.messages())
+                if m
+            ]
+            why = (
+                f"part file '{lost[0]}' of the multi-file series cannot be read"
+                if lost
+                else "a file of the multi-file series is missing, or the file is truncated"
+            )
+            raise RunFolderError(path, f"{missing} of {n_total} frames are missing: {why}")
+        gaps = [i for i in range(n_total) if pages[i] is None]
+        warnings.append(
+            f"{missing} of {n_total} frames are missing from the Micro-Manager "
+            f"dataset (time indices {gaps[:10]}{' ...' if missing > 10 else ''}); "
+            "their frame numbers are recorded"
+        )
+        frame_numbers = np.asarray(present, dtype=np.int64)
+    frames, final = _page_frames(path, page_of, present, nbytes, series.keyframe.is_final, stamps)
+    if not final:
+        if kind == "mmstack":
+            raise RunFolderError(
+                path, "Micro-Manager dataset with compressed or scattered image data is not supported"
+            )
+        frames = [(f, int(page_of[i].index), i) for f, _, i in frames]
+    sources = _group_sources(
+        frames,
+        frame_shape=frame_shape,
+        file_dtype=file_dtype,
+        stamps=stamps,
+        mode="offsets" if final else "pages",
+    )
+    return sources, frame_numbers
+
+
+def _page_frames(path, page_of: dict, present: list, nbytes: int, final: bool, stamps: dict):
+    """``(file, data offset or page index, frame)`` of every present page, each file stamped, and
+    whether every frame is one uncompressed contiguous block (refused: a page's data missing)."""
+    frames: list[tuple[str, int, int]] = []
+    for i in present:
+        page = page_of[i]
+        fpath = _page_file(page, path)
+        if fpath not in stamps:
+            try:
+                fst = os.stat(fpath)
+            except OSError as exc:
+                raise RunFolderError(
+                    fpath, f"part of the multi-file series {path} cannot be read: {exc.strerror}"
+                ) from None
+            stamps[fpath] = (fst.st_size, fst.st_mtime_ns)
+        offs, counts = page.dataoffsets, page.databytecounts
+        size = stamps[fpath][0]
+        ends = [o + c for o, c in zip(offs, counts)]
+        if not ends or max(ends) > size or min(counts) == 0:
+            raise RunFolderError(
+                fpath, f"truncated: image data of frame {i} are missing (file has {size} bytes)"
+            )
+        if final:
+            contiguous = all(offs[j] + counts[j] == offs[j + 1] for j in range(len(offs) - 1))
+            if not contiguous or sum(counts) != nbytes:
+                final = False
+        frames.append((fpath, int(offs[0]) if final else int(page.index), i))
+    return frames, final
 
 
 def _probe_tiff(
