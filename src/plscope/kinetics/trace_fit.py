@@ -260,6 +260,19 @@ def _bounds(g: TraceGeometry):
     return lo, hi
 
 
+def _default_tau(window_s: float, g: TraceGeometry) -> float:
+    """Start value of a time constant without a curve fit: 0.15 of its window.
+
+    A window of length 0 (the record ends at the field edge, or inside the ON
+    window, so that the last cycle has no OFF part) falls back to the frame
+    interval; the start is clipped into the bounds afterwards.
+    """
+    tau = 0.15 * float(window_s)
+    if np.isfinite(tau) and tau > 0:
+        return tau
+    return g.frame_interval_s if np.isfinite(g.frame_interval_s) and g.frame_interval_s > 0 else 0.2
+
+
 def _start(g: TraceGeometry, start: dict | None, hyper: ShapeHyper) -> np.ndarray:
     n = len(g.levels)
     start = start or {}
@@ -272,8 +285,8 @@ def _start(g: TraceGeometry, start: dict | None, hyper: ShapeHyper) -> np.ndarra
         s = start.get(lev, {})
         se, tp, tr = s.get("se", np.nan), s.get("tau_pol_s", np.nan), s.get("tau_rec_s", np.nan)
         x[4 + k] = se if np.isfinite(se) else 0.3
-        x[4 + n + k] = math.log(tp if np.isfinite(tp) and tp > 0 else 0.15 * g.on_s[k])
-        x[4 + 2 * n + k] = math.log(tr if np.isfinite(tr) and tr > 0 else 0.15 * g.off_s[k])
+        x[4 + n + k] = math.log(tp if np.isfinite(tp) and tp > 0 else _default_tau(g.on_s[k], g))
+        x[4 + 2 * n + k] = math.log(tr if np.isfinite(tr) and tr > 0 else _default_tau(g.off_s[k], g))
     lo, hi = _bounds(g)
     span = hi - lo
     pad = np.where(np.isfinite(span), 1e-3 * span, 1e-6)
