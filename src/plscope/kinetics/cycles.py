@@ -149,20 +149,25 @@ def cycle_windows(
         ``rec_start_s, rec_end_s`` (= following OFF window). Sorted by
         ``on_start_s``.
     """
-    c = check_cycles(cycles).copy()
+    c = check_cycles(cycles)  # a sorted copy
+    on_start, on_end = c["on_start_s"].to_numpy(), c["on_end_s"].to_numpy()
     prev_end = c["on_end_s"].shift(1).to_numpy(dtype=float, copy=True)
     if prev_end.size:
         prev_end[0] = record_start_s
-    c["off_start_s"] = prev_end
-    c["bright_end_s"] = c["on_start_s"]
-    c["bright_start_s"] = np.maximum(c["on_start_s"] - plateau_s, c["off_start_s"])
-    c["quenched_end_s"] = c["on_end_s"]
-    c["quenched_start_s"] = np.maximum(c["on_end_s"] - plateau_s, c["on_start_s"])
-    c["pol_start_s"] = c["on_start_s"]
-    c["pol_end_s"] = c["on_end_s"]
-    c["rec_start_s"] = c["on_end_s"]
-    c["rec_end_s"] = c["off_end_s"]
-    return c
+    # all new columns at once (called per particle, level and phase: column-by-column
+    # insertion was most of its time)
+    windows = {
+        "off_start_s": prev_end,
+        "bright_end_s": on_start,
+        "bright_start_s": np.maximum(on_start - plateau_s, prev_end),
+        "quenched_end_s": on_end,
+        "quenched_start_s": np.maximum(on_end - plateau_s, on_start),
+        "pol_start_s": on_start,
+        "pol_end_s": on_end,
+        "rec_start_s": on_end,
+        "rec_end_s": c["off_end_s"].to_numpy(),
+    }
+    return pd.concat([c, pd.DataFrame(windows, index=c.index)], axis=1)
 
 
 # --------------------------------------------------------------------------
