@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as _dt
-import html
 import io
+import json
 import logging
 import os
 import re
@@ -28,32 +28,51 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote
 
+import pandas as pd
+
 from .._files import atomic_write_text
 from ..config.settings import AnalysisSettings, BatchOptions
 from ..errors import PlscopeError, RunFolderError
+from ..report.batch_index import render_index
 from .output import _FolderLock, _write_marker, check_not_input, claim_folder, is_complete_output, read_marker
 
 logger = logging.getLogger(__name__)
 
-#: one row of batch.csv / index.html
+#: one row of batch.csv / index.html (numbers unrounded, in the units their names say)
 BATCH_COLUMNS = (
     "run",
+    "sample",
+    "kind",
     "status",
+    "qc_status",
+    "qc_reasons",
     "reason",
     "seconds",
     "n_particles",
     "fields_kV_per_cm",
     "ion_mobility_cm2_per_Vs",
     "ion_mobility_std_cm2_per_Vs",
+    "ion_mobility_ci95_low",
+    "ion_mobility_ci95_high",
     "diffusion_coefficient_cm2_per_s",
+    "diffusion_ci95_low",
+    "diffusion_ci95_high",
+    "tau_size_slope_s_per_nm",
+    "tau_size_slope_err_s_per_nm",
+    "spectral_shift_slope_nm_per_kV_per_cm",
+    "spectral_shift_slope_err_nm_per_kV_per_cm",
+    "pyroelectric_coefficient_uC_per_cm2_K",
+    "pyroelectric_coefficient_std_uC_per_cm2_K",
+    "sensitivity_uC_per_Gy_cm2",
+    "sensitivity_se_uC_per_Gy_cm2",
+    "detection_limit_nGy_per_s",
+    "detection_limit_se_nGy_per_s",
     "n_warnings",
     "run_dir",
     "out_dir",
-    "kind",
-    "pyroelectric_coefficient_uC_per_cm2_K",
-    "sensitivity_uC_per_Gy_cm2",
-    "detection_limit_nGy_per_s",
 )
+#: separator of the QC reasons in one batch.csv cell
+QC_SEPARATOR = " | "
 
 
 @dataclass
@@ -199,26 +218,81 @@ def run_names(runs: list[Path], root: Path) -> list[str]:
 # --------------------------------------------------------------------------
 
 
-def _detector_numbers(summary: dict[str, Any]) -> dict[str, Any]:
-    keys = ("pyroelectric_coefficient_uC_per_cm2_K", "sensitivity_uC_per_Gy_cm2", "detection_limit_nGy_per_s")
+#: summary keys copied as they are into a batch row
+_SUMMARY_KEYS = (
+    "n_particles",
+    "ion_mobility_cm2_per_Vs",
+    "ion_mobility_std_cm2_per_Vs",
+    "diffusion_coefficient_cm2_per_s",
+    "tau_size_slope_s_per_nm",
+    "tau_size_slope_err_s_per_nm",
+    "spectral_shift_slope_nm_per_kV_per_cm",
+    "spectral_shift_slope_err_nm_per_kV_per_cm",
+    "pyroelectric_coefficient_uC_per_cm2_K",
+    "pyroelectric_coefficient_std_uC_per_cm2_K",
+    "sensitivity_uC_per_Gy_cm2",
+    "sensitivity_se_uC_per_Gy_cm2",
+    "detection_limit_nGy_per_s",
+    "detection_limit_se_nGy_per_s",
+)
+
+
+def _kind(summary: dict[str, Any]) -> str:
+    """imaging, spectra (a spectra-only run: no [movie]) or detector."""
+    if summary.get("kind") == "detector":
+        return "detector"
+    config = (summary.get("provenance") or {}).get("config") or {}
+    return "spectra" if config.get("spectra") and not config.get("movie") else "imaging"
+
+
+def _qc(summary: dict[str, Any]) -> tuple[str, list[str]]:
+    """The run's own QC verdict (summary.json ``qc``, computed once by the analysis) and its reasons.
+
+    Runs without a verdict of their own (detector runs) warn when their
+    summary carries warnings, which are then the reasons.
+    """
+    qc = summary.get("qc")
+    if isinstance(qc, dict) and qc.get("status") in ("ok", "warn"):
+        return str(qc["status"]), [str(r) for r in qc.get("reasons") or []]
+    warnings = [str(w) for w in summary.get("warnings") or []]
+    return ("warn" if warnings else "ok"), warnings
+
+
+def _interval(summary: dict[str, Any], key: str) -> tuple[Any, Any]:
+    ci = summary.get(key)
+    return (ci[0], ci[1]) if isinstance(ci, (list, tuple)) and len(ci) == 2 else (None, None)
+
+
+def summary_numbers(summary: dict[str, Any], *, folder_name: str = "") -> dict[str, Any]:
+    """The batch row's numbers, QC verdict and sample name from a run's saved summary.
+
+    Used for fresh runs and, from the summary saved earlier, for skipped ones
+    (so a skipped row shows the earlier result's verdict). The sample name is
+    ``[sample] name`` of the run's experiment.toml (detector.toml), else the
+    folder name.
+    """
+    qc_status, reasons = _qc(summary)
+    mu_lo, mu_hi = _interval(summary, "ion_mobility_ci95_cm2_per_Vs")
+    d_lo, d_hi = _interval(summary, "diffusion_coefficient_ci95_cm2_per_s")
+    fields = summary.get("fields_kV_per_cm") or []
     return {
-        "kind": "detector",
+        "kind": _kind(summary),
+        "sample": str(summary.get("sample") or "") or folder_name,
+        "qc_status": qc_status,
+        "qc_reasons": reasons,
+        "fields_kV_per_cm": " ".join(f"{round(float(e), 1):g}" for e in fields),
+        "ion_mobility_ci95_low": mu_lo,
+        "ion_mobility_ci95_high": mu_hi,
+        "diffusion_ci95_low": d_lo,
+        "diffusion_ci95_high": d_hi,
         "n_warnings": len(summary.get("warnings") or []),
-        **{k: summary.get(k) for k in keys},
+        **{k: summary.get(k) for k in _SUMMARY_KEYS},
     }
 
 
-def _summary_numbers(summary: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "kind": "imaging",
-        "n_particles": summary.get("n_particles"),
-        "fields_kV_per_cm": " ".join(f"{e:g}" for e in summary.get("fields_kV_per_cm") or []),
-        "ion_mobility_cm2_per_Vs": summary.get("ion_mobility_cm2_per_Vs"),
-        "ion_mobility_std_cm2_per_Vs": summary.get("ion_mobility_std_cm2_per_Vs"),
-        "diffusion_coefficient_cm2_per_s": summary.get("diffusion_coefficient_cm2_per_s"),
-        "n_warnings": len(summary.get("warnings") or []),
-        "qc_status": (summary.get("qc") or {}).get("status"),  # computed once by the analysis
-    }
+def _saved_numbers(summary_file: Path, folder_name: str) -> dict[str, Any]:
+    """:func:`summary_numbers` of a run's saved summary (the index shows what the run wrote)."""
+    return summary_numbers(json.loads(summary_file.read_text(encoding="utf-8")), folder_name=folder_name)
 
 
 def up_to_date(run_dir: str | os.PathLike, out_dir: str | os.PathLike, settings: AnalysisSettings) -> bool:
@@ -227,8 +301,6 @@ def up_to_date(run_dir: str | os.PathLike, out_dir: str | os.PathLike, settings:
     Inputs are compared by SHA-256 (recomputed only for files whose size or
     modification time changed since they were hashed).
     """
-    import json
-
     from .. import __version__
     from ..io import load_experiment
     from .provenance import input_files, sha256_file
@@ -321,8 +393,6 @@ def process_run(
     Runs inside a Dask worker: the run's own dask arrays are computed with the
     synchronous scheduler there (parallelism is across runs).
     """
-    import json
-
     import dask
 
     from .imaging import run_imaging
@@ -343,15 +413,13 @@ def process_run(
             if not force and detector_up_to_date(run_dir, out_dir):
                 outcome.status = "skipped"
                 outcome.reason = "inputs unchanged"
-                outcome.numbers = _detector_numbers(json.loads((Path(out_dir) / SUMMARY_FILE).read_text()))
             else:
-                det = run_detector(run_dir, out_dir, command_line=command_line)
-                outcome.numbers = _detector_numbers(det.summary | {"warnings": det.warnings})
+                run_detector(run_dir, out_dir, command_line=command_line)
+            outcome.numbers = _saved_numbers(Path(out_dir) / SUMMARY_FILE, Path(run_dir).name)
         elif not force and up_to_date(run_dir, out_dir, settings_obj):
-            summary = json.loads((Path(out_dir) / "summary.json").read_text())
             outcome.status = "skipped"
             outcome.reason = "inputs and settings unchanged"
-            outcome.numbers = _summary_numbers(summary)
+            outcome.numbers = _saved_numbers(Path(out_dir) / "summary.json", Path(run_dir).name)
         else:
             callback = (
                 _frame_progress_callback(outcome.run, progress_queue)
@@ -359,10 +427,10 @@ def process_run(
                 else contextlib.nullcontext()
             )
             with dask.config.set(scheduler="synchronous"), callback:
-                result = run_imaging(
+                run_imaging(
                     run_dir, out_dir, settings=settings_obj, progress=False, command_line=command_line
                 )
-            outcome.numbers = _summary_numbers(result.summary)
+            outcome.numbers = _saved_numbers(Path(out_dir) / "summary.json", Path(run_dir).name)
     except PlscopeError as exc:
         outcome.status = "failed"
         outcome.reason = str(exc)
@@ -720,29 +788,45 @@ def csv_safe(value: Any) -> Any:
     return value
 
 
-def _fmt(v: Any) -> str:
-    if v is None or v == "":
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return html.escape(str(v))
-
-
-def _detector_cell(r: dict[str, Any]) -> str:
-    if r.get("kind") != "detector":
-        return "—"
-    keys = ("pyroelectric_coefficient_uC_per_cm2_K", "sensitivity_uC_per_Gy_cm2", "detection_limit_nGy_per_s")
-    return " / ".join(_fmt(r.get(k)) for k in keys)
-
-
 def _display_name(name: str) -> str:
     """The folder name or path below the root that an output name stands for."""
     return unquote(name)
 
 
-def _qc_note(o: RunOutcome) -> str:
-    """' (QC warn)' when the run's own QC (summary.json 'qc') warns."""
-    return " (QC warn)" if (o.numbers or {}).get("qc_status") == "warn" else ""
+#: kinetics.csv columns the index's pooled τ_pol-against-size plot reads
+_KINETICS_PLOT_COLUMNS = ("field_kV_per_cm", "size_nm", "tau_pol_s", "tau_pol_err_s", "used")
+
+
+def _pooled_kinetics(outcomes: list[RunOutcome]) -> pd.DataFrame | None:
+    """The saved kinetics tables of the imaging runs that have results, with a ``run`` column.
+
+    A table that cannot be read is left out of the plot (its run's row and
+    report are unaffected).
+    """
+    tables = []
+    for o in outcomes:
+        path = Path(o.out_dir) / "kinetics.csv" if o.out_dir else None
+        if o.status not in ("ok", "skipped") or path is None or not path.is_file() or path.is_symlink():
+            continue
+        try:
+            k = pd.read_csv(path, usecols=lambda c: c in _KINETICS_PLOT_COLUMNS)
+        except (OSError, ValueError) as exc:
+            logger.warning("%s: not in the index's plots: %s", path, exc)
+            continue
+        if len(k):
+            tables.append(k.assign(run=_display_name(o.run)))
+    return pd.concat(tables, ignore_index=True) if tables else None
+
+
+def index_rows(outcomes: list[RunOutcome]) -> list[dict[str, Any]]:
+    """The ``batch.csv`` rows of the outcomes (QC reasons as a list; ``shown``: the folder name)."""
+    rows = []
+    for o in outcomes:
+        row = o.row()
+        row["sample"] = row.get("sample") or _display_name(o.run)
+        row["shown"] = _display_name(o.run)
+        rows.append(row)
+    return rows
 
 
 def write_index(
@@ -750,58 +834,22 @@ def write_index(
 ) -> None:
     """Write ``batch.csv`` and the self-contained ``index.html`` of a batch.
 
-    Run names are data: links are relative and URL-encoded, text is
-    HTML-escaped, CSV text cells cannot start a formula.
+    The index is rendered by :func:`plscope.report.batch_index.render_index`
+    from the rows and the runs' saved kinetics tables. Run names are data:
+    links are relative and URL-encoded, text is HTML-escaped, CSV text cells
+    cannot start a formula. Both files are written atomically.
     """
-    from ..report.links import link_html
-
+    rows = index_rows(outcomes)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(BATCH_COLUMNS), lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=list(BATCH_COLUMNS), lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
-    for o in outcomes:
-        writer.writerow({k: csv_safe(v) for k, v in o.row().items()})
+    for row in rows:
+        cells = dict(row, qc_reasons=QC_SEPARATOR.join(row.get("qc_reasons") or []))
+        writer.writerow({k: csv_safe(v) for k, v in cells.items()})
     _atomic_write(out / "batch.csv", buf.getvalue())
-
-    statuses = ("ok", "skipped", "failed", "not reached")
-    counts = {s: sum(o.status == s for o in outcomes) for s in statuses}
-    rows = []
-    for o in outcomes:
-        r = o.row()
-        shown = _display_name(o.run)
-        link = link_html(shown, o.run, "report.html") if o.status in ("ok", "skipped") else html.escape(shown)
-        rows.append(
-            f"<tr class='{o.status.replace(' ', '-')}'><td class='k'>{link}</td><td>{o.status}{_qc_note(o)}</td>"
-            f"<td>{_fmt(r['n_particles'])}</td><td>{_fmt(r['fields_kV_per_cm'])}</td>"
-            f"<td>{_fmt(r['ion_mobility_cm2_per_Vs'])}</td><td>{_fmt(r['ion_mobility_std_cm2_per_Vs'])}</td>"
-            f"<td>{_fmt(r['diffusion_coefficient_cm2_per_s'])}</td><td>{_detector_cell(r)}</td>"
-            f"<td>{r['seconds']:.1f}</td>"
-            f"<td class='reason'>{html.escape(o.reason)}</td></tr>"
-        )
-    state = (
-        f"<p class='interrupted'><strong>INTERRUPTED</strong>: {counts['not reached']} run(s) not reached "
-        "(listed below); run the same command again to finish them.</p>"
-        if interrupted
-        else ""
+    page = render_index(
+        rows, root=str(root), started=started, interrupted=interrupted, kinetics=_pooled_kinetics(outcomes)
     )
-    page = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>plscope batch — {
-        html.escape(str(root))
-    }</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}}
-table{{border-collapse:collapse;font-size:.9em}}td,th{{border:1px solid #ddd;padding:.3em .6em;text-align:right}}
-th{{background:#f4f4f4}}td.k,td.reason{{text-align:left}}tr.failed,tr.not-reached{{background:#fde8e8}}tr.skipped{{color:#555}}
-p.interrupted{{background:#fde8e8;padding:.5em}}</style></head>
-<body><h1>plscope batch{" (interrupted)" if interrupted else ""}</h1>
-<p>root: {html.escape(str(root))}<br>started: {started.isoformat(timespec="seconds")} UTC —
-{counts["ok"]} analysed, {counts["skipped"]} unchanged (skipped), {counts["failed"]} failed{
-        f", {counts['not reached']} not reached" if counts["not reached"] else ""
-    }</p>
-{
-        state
-    }<table id="runs"><tr><th>run</th><th>status</th><th>particles</th><th>fields (kV/cm)</th><th>µ (cm² V⁻¹ s⁻¹)</th>
-<th>µ sd</th><th>D (cm² s⁻¹)</th><th>detector: P_e (µC cm⁻² K⁻¹), S (µC Gy⁻¹ cm⁻²), limit (nGy s⁻¹)</th><th>time (s)</th><th>reason</th></tr>
-{"".join(rows)}
-</table><p><a href="./batch.csv">batch.csv</a></p></body></html>
-"""
     _atomic_write(out / "index.html", page)
     marker = read_marker(out)
     if marker is not None and marker.get("kind") == "batch":
