@@ -923,6 +923,94 @@ def _auto_chunk_frames(frame_shape: tuple[int, int], dtype: np.dtype) -> int:
     return int(np.clip(AUTO_CHUNK_BYTES // max(1, frame_bytes), 1, 256))
 
 
+def _probe_all(spec: str, select: dict[str, Any]) -> list[_Probed]:
+    """Every file of ``spec`` probed once (a part of a multi-file dataset already read is skipped)."""
+    probed: list[_Probed] = []
+    covered: set[str] = set()
+    for p in _expand(spec):
+        if os.path.realpath(p) in covered:
+            continue  # a part of a multi-file dataset already read
+        info = _probe(p, select)
+        covered.update(os.path.realpath(f) for f in info.files)
+        probed.append(info)
+    return probed
+
+
+def _check_series(spec: str, probed: list[_Probed]):
+    """``(warnings, pixel size, wavelength axis)`` of the files of one movie; refused when their
+    frame shapes or pixel types differ (a disagreeing pixel size or wavelength axis is a warning)."""
+    first = probed[0]
+    warnings: list[str] = []
+    for f in probed:
+        warnings.extend(f"{f.path}: {w}" for w in f.warnings)
+    for f in probed[1:]:
+        if f.frame_shape != first.frame_shape:
+            raise RunFolderError(
+                f.path,
+                f"frames are {f.frame_shape[0]}x{f.frame_shape[1]} pixels "
+                f"but {first.path} has {first.frame_shape[0]}x"
+                f"{first.frame_shape[1]}; all files of '{spec}' must "
+                "have the same frame shape",
+            )
+        if f.dtype != first.dtype:
+            raise RunFolderError(
+                f.path,
+                f"pixel type is {f.dtype} but {first.path} has "
+                f"{first.dtype}; all files of '{spec}' must match",
+            )
+    sizes = {f.pixel_size_nm for f in probed}
+    pixel_size = first.pixel_size_nm
+    if len(sizes) > 1:
+        warnings.append(
+            f"{spec}: files disagree on the pixel size ({sorted(sizes, key=str)}); "
+            f"using {pixel_size} nm from {first.path}"
+        )
+    wavelength = first.wavelength_nm
+    for f in probed[1:]:
+        other = f.wavelength_nm
+        if (wavelength is None) != (other is None) or (
+            wavelength is not None and other is not None and np.max(np.abs(other - wavelength)) > 1e-6
+        ):
+            warnings.append(
+                f"{f.path}: wavelength axis differs from that of {first.path}; using the first file's"
+            )
+            break
+    return warnings, pixel_size, wavelength
+
+
+def _lazy_array(frames: LazyFrames, chunk_frames: int | str, spec: str, pixel_size) -> Any:
+    """The dask array over ``frames``, in chunks of whole frames along time (none read yet)."""
+    import dask.array as da
+    from dask.base import tokenize
+
+    if chunk_frames == "auto":
+        chunk_frames = _auto_chunk_frames(frames.shape[1:], frames.dtype)
+    chunks = (min(int(chunk_frames), max(1, frames.shape[0])), *frames.shape[1:])
+    data = da.from_array(
+        frames,
+        chunks=chunks,
+        name=f"frames-{tokenize(frames, chunks)}",
+        meta=np.empty((0, 0, 0), frames.dtype),
+        fancy=False,
+        lock=False,
+        asarray=False,
+        inline_array=False,
+    )
+    sources = frames.files
+    logger.debug(
+        "opened %s: %d file(s), shape %s, dtype %s, %s, chunks of %d frames (%d chunks), pixel size %s nm",
+        spec,
+        len(sources),
+        frames.shape,
+        frames.dtype,
+        "/".join(sorted({s.mode for s in sources})),
+        chunks[0],
+        len(data.chunks[0]),
+        pixel_size,
+    )
+    return data
+
+
 def open_stack(
     path: str | os.PathLike,
     *,
@@ -967,59 +1055,14 @@ def open_stack(
     ValueError
         ``chunk_frames`` is not a positive integer.
     """
-    import dask.array as da
-    from dask.base import tokenize
-
     if chunk_frames != "auto" and (
         isinstance(chunk_frames, bool) or not isinstance(chunk_frames, (int, np.integer)) or chunk_frames < 1
     ):
         raise ValueError(f"chunk_frames must be a positive integer or 'auto', got {chunk_frames!r}")
     spec = os.fspath(path)
-    probed: list[_Probed] = []
-    covered: set[str] = set()
-    for p in _expand(spec):
-        if os.path.realpath(p) in covered:
-            continue  # a part of a multi-file dataset already read
-        info = _probe(p, {"channel": channel, "z": z, "position": position})
-        covered.update(os.path.realpath(f) for f in info.files)
-        probed.append(info)
-
+    probed = _probe_all(spec, {"channel": channel, "z": z, "position": position})
     first = probed[0]
-    warnings: list[str] = []
-    for f in probed:
-        warnings.extend(f"{f.path}: {w}" for w in f.warnings)
-    for f in probed[1:]:
-        if f.frame_shape != first.frame_shape:
-            raise RunFolderError(
-                f.path,
-                f"frames are {f.frame_shape[0]}x{f.frame_shape[1]} pixels "
-                f"but {first.path} has {first.frame_shape[0]}x"
-                f"{first.frame_shape[1]}; all files of '{spec}' must "
-                "have the same frame shape",
-            )
-        if f.dtype != first.dtype:
-            raise RunFolderError(
-                f.path,
-                f"pixel type is {f.dtype} but {first.path} has "
-                f"{first.dtype}; all files of '{spec}' must match",
-            )
-    sizes = {f.pixel_size_nm for f in probed}
-    pixel_size = first.pixel_size_nm
-    if len(sizes) > 1:
-        warnings.append(
-            f"{spec}: files disagree on the pixel size ({sorted(sizes, key=str)}); "
-            f"using {pixel_size} nm from {first.path}"
-        )
-    wavelength = first.wavelength_nm
-    for f in probed[1:]:
-        other = f.wavelength_nm
-        if (wavelength is None) != (other is None) or (
-            wavelength is not None and other is not None and np.max(np.abs(other - wavelength)) > 1e-6
-        ):
-            warnings.append(
-                f"{f.path}: wavelength axis differs from that of {first.path}; using the first file's"
-            )
-            break
+    warnings, pixel_size, wavelength = _check_series(spec, probed)
     interval = first.frame_interval_s
     if len(probed) > 1 and all(f.n_frames == 1 for f in probed):
         interval = None  # the time between files of single frames is not recorded
@@ -1028,31 +1071,8 @@ def open_stack(
 
     sources = tuple(s for f in probed for s in f.sources)
     frames = LazyFrames(sources)
-    if chunk_frames == "auto":
-        chunk_frames = _auto_chunk_frames(frames.shape[1:], frames.dtype)
-    chunks = (min(int(chunk_frames), max(1, frames.shape[0])), *frames.shape[1:])
-    data = da.from_array(
-        frames,
-        chunks=chunks,
-        name=f"frames-{tokenize(frames, chunks)}",
-        meta=np.empty((0, 0, 0), frames.dtype),
-        fancy=False,
-        lock=False,
-        asarray=False,
-        inline_array=False,
-    )
+    data = _lazy_array(frames, chunk_frames, spec, pixel_size)
     single = len(probed) == 1
-    logger.debug(
-        "opened %s: %d file(s), shape %s, dtype %s, %s, chunks of %d frames (%d chunks), pixel size %s nm",
-        spec,
-        len(sources),
-        frames.shape,
-        frames.dtype,
-        "/".join(sorted({s.mode for s in sources})),
-        chunks[0],
-        len(data.chunks[0]),
-        pixel_size,
-    )
     return Stack(
         data=data,
         paths=tuple(s.path for s in sources),
