@@ -3,7 +3,7 @@
 Each stage does its untimed set-up (imports, and what the stage needs from
 the stages before it), then times only its own work and writes
 ``{"seconds", "peak_rss_mb", "setup_rss_mb", ...}`` to ``RESULT.json``. The
-peak resident memory is this process's ``ru_maxrss`` (set-up included;
+peak resident memory is this process's ``VmHWM`` (set-up included;
 ``setup_rss_mb`` is the peak before the timed part began).
 """
 
@@ -18,7 +18,20 @@ from typing import Any
 
 
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kB
+    """Peak resident memory of this process (``VmHWM``), MB.
+
+    Not ``ru_maxrss``: Linux carries the parent's peak over ``fork`` and keeps it
+    across ``exec``, so a child of the suite (which rendered the data) would
+    report the suite's own peak. ``VmHWM`` belongs to the new address space.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # elsewhere: kB on Linux
 
 
 def _start(clock: dict) -> None:
