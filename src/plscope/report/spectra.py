@@ -186,15 +186,18 @@ def shift_histograms(table: pd.DataFrame, shifts: pd.DataFrame, *, particle_id: 
         vals = use.loc[use["level"] == row.level, "shift_nm"].to_numpy(float)
         color = OFF_COLOR if row.level < 0 else colors.get(float(row.field_kV_per_cm), ON_COLOR)
         label = "off" if row.level < 0 else f"{row.field_kV_per_cm:.0f} kV/cm"
+        # the histograms are of the settled-window frames: their normal fit is the window value
+        centre = float(getattr(row, "shift_window_nm", row.shift_nm))
+        centre = centre if math.isfinite(centre) else float(row.shift_nm)
         ax_h.hist(
             vals,
             bins=edges,
             color=color,
             alpha=0.45,
             orientation="vertical",
-            label=f"{label}: {row.shift_nm:+.3f} nm",
+            label=f"{label}: {centre:+.3f} nm",
         )
-        _normal_curve(ax_h, vals, edges, row.shift_nm, row.sigma_nm, color)
+        _normal_curve(ax_h, vals, edges, centre, row.sigma_nm, color)
     ax_h.set_xlabel("PL shift (nm)")
     ax_h.set_ylabel("frames")
     ax_h.legend(fontsize=7)
@@ -251,7 +254,9 @@ def shift_vs_field(
         fmt="o",
         color="k",
         capsize=3,
-        label="all frames (normal fit)",
+        label="all particles (settled)"
+        if "shift_method" in pooled.columns and (pooled["shift_method"] == "settled_fit").any()
+        else "all frames (normal fit)",
     )
     if slope is not None and math.isfinite(slope):
         e = np.linspace(0, float(pooled["field_kV_per_cm"].max() or 1.0) * 1.05, 50)
@@ -409,7 +414,13 @@ def spectra_section_html(result: SpectraResult) -> str:
                     slope_err=s.get("spectral_shift_slope_err_nm_per_kV_per_cm"),
                     intercept=s.get("spectral_shift_intercept_nm"),
                 ),
-                "Fig. 4d: most probable shift against field with the weighted linear fit.",
+                "Fig. 4d: shift against field with the weighted linear fit"
+                + (
+                    " (settled shifts from the whole peak-trace fits; the end-of-window histogram values "
+                    "are shift_window_nm in the table below)."
+                    if (result.shifts.get("shift_method", pd.Series(dtype=str)) == "settled_fit").any()
+                    else " (most probable shift of the settled-window frames)."
+                ),
                 "fig-4d",
             )
         )

@@ -57,6 +57,7 @@ from .lorentz import (
     lorentzian,
     lorentzian_baseline,
 )
+from .settled import SETTLED_SHIFT_COLUMNS, SettledTraceFit, fit_settled_trace, settled_shifts
 from .shifts import (
     BASELINE_COLUMNS,
     FRAME_FIELD_COLUMNS,
@@ -86,6 +87,7 @@ __all__ = [
     "FRAME_FIELD_COLUMNS",
     "LINE_COLUMNS",
     "PEAK_COLUMNS",
+    "SETTLED_SHIFT_COLUMNS",
     "SHIFT_STAT_COLUMNS",
     "STRIPE_COLUMNS",
     "Calibration",
@@ -95,6 +97,7 @@ __all__ = [
     "LorentzFit",
     "NormalFit",
     "ShiftInputError",
+    "SettledTraceFit",
     "ShiftSlope",
     "SpectrumFitError",
     "SpectrumTable",
@@ -105,6 +108,7 @@ __all__ = [
     "extract_spectra_dask",
     "find_lamp_peaks",
     "find_stripes",
+    "fit_settled_trace",
     "fit_dispersion",
     "fit_lorentzian",
     "fit_lorentzians",
@@ -123,6 +127,7 @@ __all__ = [
     "read_lines",
     "read_spectrum_table",
     "reference_frame",
+    "settled_shifts",
     "shift_slope",
     "shift_statistics",
     "stripe_weights",

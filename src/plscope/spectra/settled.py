@@ -41,7 +41,7 @@ import pandas as pd
 
 from ..columns import SETTLED_SHIFT_COLUMNS
 
-__all__ = ["SETTLE_TARGET", "SettledTraceFit", "fit_settled_trace", "settled_shifts"]
+__all__ = ["SETTLED_SHIFT_COLUMNS", "SETTLE_TARGET", "SettledTraceFit", "fit_settled_trace", "settled_shifts"]
 
 #: a response is settled when it reached this fraction of its amplitude by the end of its window
 SETTLE_TARGET = 0.95
