@@ -181,6 +181,95 @@ def _camera_slots(
     return slots
 
 
+def _frame_pulses(start, n_frames: int, interval_s: float, frame_numbers, frame_time_s, src):
+    """``(pulse index, slot)`` of every frame: the k-th pulse from the TTL alone, or the pulse of
+    the frame's own slot (from the movie's frame numbers or time stamps); never guessed."""
+    n = start.size
+    cam = _camera_slots(n_frames, frame_numbers, frame_time_s, interval_s, src)
+    edge_slot = _edge_slots(start, interval_s)
+    if cam is None:
+        # from the TTL alone: frame k takes the k-th pulse
+        _check_intervals(start[:n_frames], interval_s, src)
+        return np.arange(n_frames), edge_slot[:n_frames]
+    # each frame takes the pulse of its slot
+    upto = int(np.searchsorted(edge_slot, cam[-1], side="right"))
+    _check_intervals(start[: max(upto, 1)], interval_s, src)
+    pos = np.searchsorted(edge_slot[:upto], cam)
+    ok = (pos < upto) & (edge_slot[np.minimum(pos, n - 1)] == cam)
+    if not ok.all():
+        k = int(np.flatnonzero(~ok)[0])
+        raise SyncError(
+            src,
+            f"frame {k} (slot {cam[k]} after the first frame, from the "
+            f"movie's frame numbers/time stamps) has no TTL pulse: the "
+            f"TTL has {int(edge_slot[upto - 1]) + 1} slots up to there "
+            "(the frame mapping is not guessed)",
+        )
+    return pos.astype(np.int64), cam
+
+
+def _check_dropped(start, index, slots, interval_s: float, on_dropped: str, src, warnings: list[str]) -> None:
+    """Frames dropped between two frames (a slot skipped): refused, or (``on_dropped='map'``) warned."""
+    jumps = np.flatnonzero(np.diff(slots) > 1)
+    if not jumps.size:
+        return
+    n_drop = int((np.diff(slots)[jumps] - 1).sum())
+    k = int(jumps[0])
+    where = ", ".join(str(int(j)) for j in jumps[:10]) + (" ..." if jumps.size > 10 else "")
+    msg = (
+        f"frame interval jumps to {start[index[k + 1]] - start[index[k]]:.6g} s "
+        f"({slots[k + 1] - slots[k]}x the median {interval_s:.6g} s) between frames "
+        f"{k} and {k + 1} (edge at {start[index[k + 1]]:.6g} s): {n_drop} dropped "
+        f"frame(s) (frames followed by a gap: {where})"
+    )
+    if on_dropped == "error":
+        raise SyncError(
+            src,
+            f"{msg}. The frame mapping is not guessed; to map each frame "
+            "to the pulse of its own slot use on_dropped='map' "
+            '([daq] dropped_frames = "map")',
+        )
+    warnings.append(f"{msg}; each frame keeps the TTL pulse of its own slot")
+
+
+def _frame_timing_result(
+    start, end, index, slots, n_frames: int, interval_s, warnings: list[str], source: str
+):
+    """The :class:`FrameTiming` of the frames' pulses: times, exposure (median pulse width), frame
+    interval, dropped frames; surplus TTL edges and pulses of frames lost from the movie warned."""
+    n = start.size
+    last = int(index[-1])
+    if n > last + 1:
+        warnings.append(f"{n - last - 1} surplus TTL edge(s) after the last of {n_frames} frames ignored")
+    skipped = last + 1 - n_frames
+    if skipped > 0:
+        warnings.append(
+            f"{skipped} TTL pulse(s) within the movie belong to frames missing from "
+            "the movie (lost by the acquisition) and are not used"
+        )
+    time_s = start[index].copy()
+    widths = (end - start)[index]
+    widths = widths[np.isfinite(widths)]
+    exposure_s = float(np.median(widths)) if widths.size else float("nan")
+    if n_frames > 1:
+        interval_s = float(np.median(np.diff(start[: last + 1])))
+    jumps = np.flatnonzero(np.diff(slots) > 1)
+    for w in warnings:
+        logger.warning("%s: %s", source or "camera TTL", w)
+    logger.debug("%s: %d frames, interval %.6g s, exposure %.6g s", source, n_frames, interval_s, exposure_s)
+    return FrameTiming(
+        time_s=time_s,
+        exposure_s=exposure_s,
+        mid_time_s=time_s + exposure_s / 2,
+        frame_interval_s=interval_s,
+        warnings=tuple(warnings),
+        pulse_index=index,
+        slot=slots,
+        dropped_after=tuple(int(j) for j in jumps),
+        n_dropped=int((np.diff(slots)[jumps] - 1).sum()) if jumps.size else 0,
+    )
+
+
 def frame_timing(
     pulses: pd.DataFrame,
     n_frames: int,
@@ -252,79 +341,9 @@ def frame_timing(
         index = np.zeros(1, np.int64)
         slots = np.zeros(1, np.int64)
     else:
-        cam = _camera_slots(n_frames, frame_numbers, frame_time_s, interval_s, src)
-        edge_slot = _edge_slots(start, interval_s)
-        if cam is None:
-            # from the TTL alone: frame k takes the k-th pulse
-            _check_intervals(start[:n_frames], interval_s, src)
-            index = np.arange(n_frames)
-            slots = edge_slot[:n_frames]
-        else:
-            # each frame takes the pulse of its slot
-            upto = int(np.searchsorted(edge_slot, cam[-1], side="right"))
-            _check_intervals(start[: max(upto, 1)], interval_s, src)
-            pos = np.searchsorted(edge_slot[:upto], cam)
-            ok = (pos < upto) & (edge_slot[np.minimum(pos, n - 1)] == cam)
-            if not ok.all():
-                k = int(np.flatnonzero(~ok)[0])
-                raise SyncError(
-                    src,
-                    f"frame {k} (slot {cam[k]} after the first frame, from the "
-                    f"movie's frame numbers/time stamps) has no TTL pulse: the "
-                    f"TTL has {int(edge_slot[upto - 1]) + 1} slots up to there "
-                    "(the frame mapping is not guessed)",
-                )
-            index = pos.astype(np.int64)
-            slots = cam
-        jumps = np.flatnonzero(np.diff(slots) > 1)
-        if jumps.size:
-            n_drop = int((np.diff(slots)[jumps] - 1).sum())
-            k = int(jumps[0])
-            where = ", ".join(str(int(j)) for j in jumps[:10]) + (" ..." if jumps.size > 10 else "")
-            msg = (
-                f"frame interval jumps to {start[index[k + 1]] - start[index[k]]:.6g} s "
-                f"({slots[k + 1] - slots[k]}x the median {interval_s:.6g} s) between frames "
-                f"{k} and {k + 1} (edge at {start[index[k + 1]]:.6g} s): {n_drop} dropped "
-                f"frame(s) (frames followed by a gap: {where})"
-            )
-            if on_dropped == "error":
-                raise SyncError(
-                    src,
-                    f"{msg}. The frame mapping is not guessed; to map each frame "
-                    "to the pulse of its own slot use on_dropped='map' "
-                    '([daq] dropped_frames = "map")',
-                )
-            warnings.append(f"{msg}; each frame keeps the TTL pulse of its own slot")
-    last = int(index[-1])
-    if n > last + 1:
-        warnings.append(f"{n - last - 1} surplus TTL edge(s) after the last of {n_frames} frames ignored")
-    skipped = last + 1 - n_frames
-    if skipped > 0:
-        warnings.append(
-            f"{skipped} TTL pulse(s) within the movie belong to frames missing from "
-            "the movie (lost by the acquisition) and are not used"
-        )
-    time_s = start[index].copy()
-    widths = (end - start)[index]
-    widths = widths[np.isfinite(widths)]
-    exposure_s = float(np.median(widths)) if widths.size else float("nan")
-    if n_frames > 1:
-        interval_s = float(np.median(np.diff(start[: last + 1])))
-    jumps = np.flatnonzero(np.diff(slots) > 1)
-    for w in warnings:
-        logger.warning("%s: %s", source or "camera TTL", w)
-    logger.debug("%s: %d frames, interval %.6g s, exposure %.6g s", source, n_frames, interval_s, exposure_s)
-    return FrameTiming(
-        time_s=time_s,
-        exposure_s=exposure_s,
-        mid_time_s=time_s + exposure_s / 2,
-        frame_interval_s=interval_s,
-        warnings=tuple(warnings),
-        pulse_index=index,
-        slot=slots,
-        dropped_after=tuple(int(j) for j in jumps),
-        n_dropped=int((np.diff(slots)[jumps] - 1).sum()) if jumps.size else 0,
-    )
+        index, slots = _frame_pulses(start, n_frames, interval_s, frame_numbers, frame_time_s, src)
+        _check_dropped(start, index, slots, interval_s, on_dropped, src, warnings)
+    return _frame_timing_result(start, end, index, slots, n_frames, interval_s, warnings, source)
 
 
 # --------------------------------------------------------------------------
