@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-from plscope.tracking import blink_mask, linking, link_particle_centroids
+from plscope.tracking import blink_mask, link_particle_centroids, linking
 from plscope.tracking.detect import robust_std
 from plscope.tracking.quality import without_attrs
 
