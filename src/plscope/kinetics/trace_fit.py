@@ -47,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -501,7 +502,8 @@ def _reduced_jacobian(jac, sizes: list[int], n_rows: list[int]) -> np.ndarray:
     r = c = 0
     for size, nr in zip(sizes, n_rows, strict=True):
         block = j[r : r + nr, c : c + size].toarray()
-        tri = np.linalg.qr(block, mode="r") if nr else np.zeros((0, size))
+        # mode="r" returns R alone, an array (numpy's stubs say QRResult)
+        tri = cast(np.ndarray, np.linalg.qr(block, mode="r")) if nr else np.zeros((0, size))
         full = np.zeros((tri.shape[0], n_par))
         full[:, c : c + size] = tri
         blocks.append(full)
