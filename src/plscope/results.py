@@ -229,6 +229,31 @@ class RunResult:
     spectra: SpectraResult | None = None  # when [spectra] is given
     centroid_shift: pd.DataFrame | None = None  # optical-centroid displacement field on vs off
 
+    def curve_table(self) -> pd.DataFrame:
+        """Every cycle-averaged curve and its fit in long format (``curves.parquet``).
+
+        Columns ``particle_id, field_kV_per_cm, phase, t_s, mean, sem,
+        n_cycles, fit`` (one row per grid point; the per-cycle curves are left
+        out). ``t_s`` is the time since the switching edge, ``mean``/``sem``
+        the PL normalized to the pre-switch level, ``fit`` the fitted curve
+        (NaN where no fit was usable). The report's gallery draws from it.
+        """
+        cols = ["t_s", "mean", "sem", "n_cycles", "fit"]
+        frames = []
+        for (pid, field_kV_per_cm, phase), df in sorted(
+            self.curves.items(), key=lambda kv: (kv[0][0], float(kv[0][1]), kv[0][2])
+        ):
+            if df is None or not len(df):
+                continue
+            f = df.reindex(columns=cols).copy()
+            f.insert(0, "phase", phase)
+            f.insert(0, "field_kV_per_cm", float(field_kV_per_cm))
+            f.insert(0, "particle_id", pid)
+            frames.append(f)
+        if not frames:
+            return pd.DataFrame(columns=["particle_id", "field_kV_per_cm", "phase", *cols])
+        return pd.concat(frames, ignore_index=True)
+
 
 #: fields of :class:`PopulationSummary` present only when the summary was made with a population
 _POPULATION_ONLY = ("shape_priors", "kinetics_flags", "trace_shape")

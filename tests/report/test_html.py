@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import html
+import json
 import re
 
 import pandas as pd
@@ -104,8 +106,29 @@ def test_summary_shows_numbers_with_uncertainties(report_file, result):
         assert label in table, label
     row = table.split("95 % confidence interval of the mean")[1].split("</tr>")[0]
     lo, hi = result.summary["ion_mobility_ci95_cm2_per_Vs"]
-    assert f"[{lo:.4g}, {hi:.4g}]" in row
+    # shown in the unit of Fig. 3e (10^-10 cm2/Vs), with the saved value in data-value
+    assert f"[{lo * 1e10:.4g}, {hi * 1e10:.4g}]" in row and "10⁻¹⁰ cm² V⁻¹ s⁻¹" in row
+    assert json.loads(html.unescape(re.search(r'data-value="([^"]*)"', row).group(1))) == [lo, hi]
     assert "—" not in table.split("ion mobility")[1].split("</tr>")[0]
+
+
+def test_every_summary_row_has_a_unit_and_temperature_is_not_rounded(report_file, result):
+    text = report_file.read_text(encoding="utf-8")
+    table = re.search(r"<table id='summary'>(.*?)</table>", text, re.S).group(1)
+    rows = dict(re.findall(r"<tr data-key='([^']+)'>(.*?)</tr>", table))
+    for key in (
+        "ion_mobility_std_cm2_per_Vs",
+        "ion_mobility_sem_cm2_per_Vs",
+        "ion_mobility_fit_err_cm2_per_Vs",
+        "tau_size_slope_s_per_nm",
+        "tau_size_slope_err_s_per_nm",
+        "temperature_K",
+    ):
+        if key in rows:
+            unit = re.findall(r"<td class='l'>([^<]*)</td>", rows[key])
+            assert unit and unit[-1].strip(), key
+    T = result.summary["temperature_K"]
+    assert f">{T:.2f}<" in rows["temperature_K"]  # 296.15 K, not 296.1
 
 
 def test_fit_quality_section(report_file, result):

@@ -533,11 +533,13 @@ def _write_results(result: RunResult, folder: Path, prov: dict[str, Any]) -> Non
         folder / "traces.csv.gz", index=False, compression={"method": "gzip", "mtime": 0, "compresslevel": 1}
     )
     result.cycles.to_csv(folder / "cycles.csv", index=False)
+    # cycle averages and their fits of every particle: what the report's gallery draws
+    result.curve_table().to_parquet(folder / "curves.parquet", index=False)
     if result.centroid_shift is not None:
         result.centroid_shift.to_csv(folder / "centroid_shift.csv", index=False)
     if result.population is not None:  # switching efficiency of every particle and cycle (Fig. 1d-e)
         result.population.se_cycles.to_csv(folder / "switching_efficiency_cycles.csv", index=False)
-    write_report(result, folder / "report.html", provenance=prov)
+    write_report(result, folder / "report.html", provenance=prov, figures_dir=folder / "figures")
     write_json(folder / "provenance.json", prov)
     write_json(folder / "summary.json", result.summary)  # last: marks the folder complete
 

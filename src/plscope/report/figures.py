@@ -36,6 +36,10 @@ OFF_COLOR = "#4e79a7"  # field off / recovery (blue)
 AVG_COLOR = "#e15759"  # cycle average (red, as in the paper's Fig. 1c)
 FIT_COLOR = "k"
 FIELD_CMAP = "viridis"
+#: display unit of the mobilities: the same in the report's summary table and in Figs. 3e and S10
+MU_UNIT, MU_SCALE = "10⁻¹⁰ cm² V⁻¹ s⁻¹", 1e10
+#: display unit of the slopes of tau against size: the same in the summary table and in Fig. 2g-h
+SLOPE_UNIT, SLOPE_SCALE = "ms/nm", 1e3
 
 
 def _fig(w: float = 6.4, h: float = 4.0, nrows: int = 1, ncols: int = 1) -> tuple[Figure, list]:
@@ -100,11 +104,62 @@ def _fmt_pm(value: float, err: float | None, unit: str = "s") -> str:
 # --------------------------------------------------------------------------
 
 
-def reference_image(image: np.ndarray, particles: pd.DataFrame, *, pixel_size_nm: float) -> Figure:
-    """Reference image with every particle outlined at its fitted size."""
-    fig, (ax,) = _fig(6.0, 5.6)
+def nice_length_um(width_um: float, fraction: float = 0.2) -> float:
+    """A round scale-bar length (1, 2 or 5 × 10^k µm) close to ``fraction`` of ``width_um``.
+
+    >>> nice_length_um(25.6), nice_length_um(4.0), nice_length_um(100.0)
+    (5.0, 0.5, 20.0)
+    """
+    target = max(width_um * fraction, 1e-6)
+    k = np.floor(np.log10(target))
+    steps = [m * 10**k for m in (1.0, 2.0, 5.0, 10.0)]
+    return float(round(min(steps, key=lambda v: abs(np.log(v / target))), 6))
+
+
+def add_scale_bar(ax, *, pixel_size_nm: float, width_px: float, color: str = "white") -> float:
+    """Draw a labelled scale bar in the lower right of an image axis (pixels); return its length in µm."""
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    length_um = nice_length_um(width_px * pixel_size_nm / 1e3)
+    label = f"{length_um:g} µm"
+    bar = AnchoredSizeBar(
+        ax.transData,
+        length_um * 1e3 / pixel_size_nm,
+        label,
+        "lower right",
+        pad=0.4,
+        color=color,
+        frameon=False,
+        size_vertical=max(width_px / 150, 0.5),
+        fontproperties={"size": 8},
+    )
+    ax.add_artist(bar)
+    return length_um
+
+
+def reference_image(
+    image: np.ndarray,
+    particles: pd.DataFrame,
+    *,
+    pixel_size_nm: float,
+    intensity_label: str = "mean PL of the reference frames (camera counts)",
+) -> Figure:
+    """Reference image with every particle outlined at its fitted size, a scale bar and a colour bar.
+
+    Parameters
+    ----------
+    image : ndarray, shape (rows, columns)
+        The saved reference image (mean of the first frames).
+    particles : DataFrame
+        ``particle_id, x_px, y_px, size_nm`` (x: column, y: row, pixels).
+    pixel_size_nm : float
+        Pixel size in the sample plane (for the outlines and the scale bar).
+    intensity_label : str
+        Label of the colour bar.
+    """
+    fig, (ax,) = _fig(6.4, 5.6)
     lo, hi = np.percentile(image, [1, 99.7])
-    ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, origin="upper")
+    im = ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, origin="upper")
     for row in particles.itertuples():
         side = row.size_nm / pixel_size_nm if np.isfinite(row.size_nm) else 4.0
         ax.add_patch(
@@ -115,9 +170,14 @@ def reference_image(image: np.ndarray, particles: pd.DataFrame, *, pixel_size_nm
         ax.annotate(
             str(row.particle_id), (row.x_px + side / 2 + 1, row.y_px - side / 2), color="#edc948", fontsize=8
         )
-    ax.set_xlabel("x (px)")
-    ax.set_ylabel("y (px)")
-    ax.set_title(f"Reference image, {len(particles)} particles (outlines: fitted side length)")
+    length_um = add_scale_bar(ax, pixel_size_nm=pixel_size_nm, width_px=image.shape[1])
+    cbar = fig.colorbar(im, ax=ax, shrink=0.85, pad=0.02)
+    cbar.set_label(intensity_label, fontsize=8)
+    cbar.ax.tick_params(labelsize=7)
+    ax.set_xlabel("x (px, column)")
+    ax.set_ylabel("y (px, row)")
+    ax.set_title(f"Reference image, {len(particles)} particles (outlines: fitted side length)", fontsize=10)
+    _shown(fig, scale_bar_um=length_um, pixel_size_nm=pixel_size_nm, n_particles=len(particles))
     return fig
 
 
@@ -155,7 +215,9 @@ def trace_with_field(
         The bleaching model ``b(t)`` divided out in the analysis (drawn as
         the expected bright level).
     """
-    fig, (ax,) = _fig(9.0, 3.6)
+    from matplotlib.patches import Patch
+
+    fig, (ax,) = _fig(9.0, 3.9)
     _shade_field(ax, cycles)
     y = np.asarray(intensity, dtype=float)
     t = np.asarray(time_s, dtype=float)
@@ -163,24 +225,29 @@ def trace_with_field(
     norm = np.nanmedian(head) if np.any(np.isfinite(head)) else np.nan
     if not np.isfinite(norm) or norm == 0:
         norm = np.nanmax(np.abs(y)) if np.any(np.isfinite(y)) else 1.0
-    ax.plot(t, y / norm, lw=0.7, color="k", label="PL")
+    handles = ax.plot(t, y / norm, lw=0.7, color="k", label="PL (left axis)")
     if bleach is not None and t.size:
-        ax.plot(
+        handles += ax.plot(
             t,
             np.asarray(bleach(t), dtype=float),
             color="#59a14f",
             lw=1.0,
             ls="--",
-            label="bright level (bleaching)",
+            label="bleaching model b(t) (left axis)",
         )
-        ax.legend(fontsize=8, loc="lower left")
+    if len(cycles):
+        handles.append(Patch(color=ON_COLOR, alpha=0.15, label="field on"))
     ax.set_xlabel("time (s)")
-    ax.set_ylabel("PL (normalized)")
+    ax.set_ylabel("PL (normalized to the first frames)")
     if field_trace is not None:
         ax2 = ax.twinx()
-        ax2.plot(field_trace[0], field_trace[1], color=ON_COLOR, lw=0.8)
+        handles += ax2.plot(
+            field_trace[0], field_trace[1], color=ON_COLOR, lw=0.8, label="field (right axis)"
+        )
         ax2.set_ylabel("field (kV/cm)", color=ON_COLOR)
-    ax.set_title(title, fontsize=10)
+    # the legend sits above the axes: no line of either axis can run through it
+    fig.legend(handles=handles, loc="outside upper right", ncol=len(handles), fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10, x=0.02, ha="left")
     return fig
 
 
@@ -464,7 +531,8 @@ def tau_vs_size(
                 xx, lo, hi, color=color, alpha=0.18, lw=0, label=f"{100 * conf:.0f} % confidence band"
             )
             title += (
-                f": slope {1e3 * fit['slope']:.2f} ± {1e3 * fit['slope_err']:.2f} ms/nm, R² = {fit['r2']:.2f}"
+                f": slope {SLOPE_SCALE * fit['slope']:.2f} ± {SLOPE_SCALE * fit['slope_err']:.2f} {SLOPE_UNIT},"
+                f" R² = {fit['r2']:.2f}"
                 f" (n = {fit['n']})"
             )
             shown.update(
@@ -504,112 +572,143 @@ def field_curves(curves_by_field: Mapping[float, pd.DataFrame], *, title: str, p
     return fig
 
 
+def _tau_one_particle(ax, k: pd.DataFrame, particle_id, phases) -> None:
+    """Panel (b): one particle's time constants against field."""
+    kp = (
+        k[k["particle_id"] == particle_id].sort_values("field_kV_per_cm")
+        if particle_id is not None
+        else k[:0]
+    )
+    if not len(kp):
+        _no_data(ax)
+        return
+    for col, color, name in phases:
+        ecol = col.replace("_s", "_err_s")
+        err = kp[ecol].to_numpy(float) if ecol in kp else None
+        ax.errorbar(
+            kp["field_kV_per_cm"],
+            kp[col],
+            yerr=None if err is None else np.nan_to_num(err),
+            fmt="o-",
+            color=color,
+            capsize=3,
+            label=name,
+        )
+    ax.set_xlabel("field (kV/cm)")
+    ax.set_ylabel("τ (s) ± standard error")
+    ax.legend(fontsize=8)
+    ax.set_title(f"(b) particle {particle_id}", fontsize=9)
+
+
+def _tau_histograms(fig, spec, k: pd.DataFrame, phases) -> None:
+    """Panel (c): small multiples, one histogram per field (rows) and phase (columns), shared bins."""
+    fields = sorted(k["field_kV_per_cm"].unique()) if len(k) else []
+    vals = np.concatenate([k[c].to_numpy(float) for c, _, _ in phases]) if len(k) else np.empty(0)
+    vals = vals[np.isfinite(vals)]
+    if not vals.size:
+        _no_data(fig.add_subplot(spec), "no time constants")
+        return
+    bins = np.linspace(0.0, vals.max() * 1.05, 16)
+    grid = spec.subgridspec(len(fields), 2, hspace=0.08, wspace=0.08)
+    first = None
+    for i, f in enumerate(fields):
+        for j, (col, color, name) in enumerate(phases):
+            ax = fig.add_subplot(grid[i, j], sharex=first, sharey=first)
+            first = first or ax
+            x = k.loc[k["field_kV_per_cm"] == f, col].to_numpy(float)
+            x = x[np.isfinite(x)]
+            ax.hist(x, bins=bins, color=color, alpha=0.85, ec="white", lw=0.3)
+            ax.text(
+                0.97,
+                0.9,
+                f"{f:.0f} kV/cm, n = {x.size}",
+                transform=ax.transAxes,
+                ha="right",
+                va="top",
+                fontsize=6,
+            )
+            ax.tick_params(labelsize=6)
+            if i == 0:
+                ax.set_title(("(c) " if j == 0 else "") + name, fontsize=8)
+            if i < len(fields) - 1:
+                ax.tick_params(labelbottom=False)
+            else:
+                ax.set_xlabel("τ (s)", fontsize=7)
+            if j == 1:
+                ax.tick_params(labelleft=False)
+            elif i == len(fields) // 2:
+                ax.set_ylabel("particles", fontsize=7)
+
+
+def _tau_population(ax, k: pd.DataFrame, phases, dependence: Mapping | None) -> None:
+    """Panel (d): mean ± sd (and SEM) over particles per field; the power-law exponents in the legend."""
+    if not len(k):
+        _no_data(ax)
+        return
+    for col, color, name in phases:
+        g = k.groupby("field_kV_per_cm")[col].agg(["mean", "std", "count"])
+        sem = g["std"] / np.sqrt(g["count"].clip(lower=1))
+        label = name
+        dep = (dependence or {}).get(col)
+        if dep and dep.get("exponent") is not None:
+            label += (
+                f": p = {dep['exponent']:.2f} [{dep['ci_low']:.2f}, {dep['ci_high']:.2f}],"
+                f" p-value {dep['p_value']:.2g}"
+            )
+        ax.errorbar(
+            g.index,
+            g["mean"],
+            yerr=np.nan_to_num(g["std"].to_numpy(float)),
+            fmt="o-",
+            color=color,
+            capsize=3,
+            label=label,
+        )
+        ax.errorbar(
+            g.index,
+            g["mean"],
+            yerr=np.nan_to_num(sem.to_numpy(float)),
+            fmt="none",
+            color="k",
+            capsize=5,
+            lw=1.5,
+        )
+    ax.set_xlabel("field (kV/cm)")
+    ax.set_ylabel("τ (s): mean ± sd (black: ± SEM)")
+    ax.legend(fontsize=7, title="exponent p of τ ∝ E^p within particles", title_fontsize=7)
+    ax.set_title(f"(d) all particles (n = {k['particle_id'].nunique()})", fontsize=9)
+
+
 def tau_vs_field(kinetics: pd.DataFrame, *, particle_id=None, dependence: Mapping | None = None) -> Figure:
     """Time constants against field: one particle (b), histograms (c), population (d) (Fig. 3b-d).
+
+    Panel (c) is a grid of small histograms, one per field (rows) and phase
+    (columns), with shared bins and axes, instead of overlapping outlines.
+    Panel (d) gives the saved within-particle power-law exponents in its
+    legend; no power-law line is drawn (the law is fitted within particles,
+    each with its own prefactor, so it has no single curve to draw).
 
     Parameters
     ----------
     kinetics : DataFrame
-        Per particle and field: ``tau_pol_s, tau_rec_s`` (+ ``_err_s``), ``fit_ok``.
+        Per particle and field: ``tau_pol_s, tau_rec_s`` (+ ``_err_s``), ``used``.
     particle_id : optional
         The particle of panel (b).
     dependence : mapping, optional
         ``{'tau_pol_s': dict, 'tau_rec_s': dict}`` of
         :class:`~plscope.kinetics.stats.FieldDependence` results (shown in (d)).
     """
-    fig, axes = _fig(13.5, 3.8, ncols=3)
-    ax_b, ax_c, ax_d = axes
+    fig = Figure(figsize=(13.5, 4.4), layout="constrained")
+    gs = fig.add_gridspec(1, 3, width_ratios=[1.0, 1.1, 1.2])
     k = _used(kinetics)
     phases = (("tau_pol_s", ON_COLOR, "polarization"), ("tau_rec_s", OFF_COLOR, "recovery"))
-    # (b) one particle
-    kp = (
-        k[k["particle_id"] == particle_id].sort_values("field_kV_per_cm")
-        if particle_id is not None
-        else k[:0]
+    _tau_one_particle(fig.add_subplot(gs[0, 0]), k, particle_id, phases)
+    _tau_histograms(fig, gs[0, 1], k, phases)
+    _tau_population(fig.add_subplot(gs[0, 2]), k, phases, dependence)
+    _shown(
+        fig,
+        **{f"{col}_exponent": ((dependence or {}).get(col) or {}).get("exponent") for col, _, _ in phases},
     )
-    if len(kp):
-        for col, color, name in phases:
-            err = (
-                kp[col.replace("_s", "_err_s")].to_numpy(float) if col.replace("_s", "_err_s") in kp else None
-            )
-            ax_b.errorbar(
-                kp["field_kV_per_cm"],
-                kp[col],
-                yerr=None if err is None else np.nan_to_num(err),
-                fmt="o-",
-                color=color,
-                capsize=3,
-                label=name,
-            )
-        ax_b.set_xlabel("field (kV/cm)")
-        ax_b.set_ylabel("τ (s), ± standard error")
-        ax_b.legend(fontsize=8)
-        ax_b.set_title(f"(b) particle {particle_id}", fontsize=9)
-    else:
-        _no_data(ax_b)
-    # (c) histograms per field
-    fields = sorted(k["field_kV_per_cm"].unique()) if len(k) else []
-    vals = np.concatenate([k[c].to_numpy(float) for c, _, _ in phases]) if len(k) else np.empty(0)
-    vals = vals[np.isfinite(vals)]
-    if vals.size:
-        bins = np.linspace(0.0, vals.max() * 1.05, 18)
-        alphas = np.linspace(0.35, 0.8, max(len(fields), 1))
-        for i, f in enumerate(fields):
-            for col, color, name in phases:
-                x = k.loc[k["field_kV_per_cm"] == f, col].to_numpy(float)
-                x = x[np.isfinite(x)]
-                if x.size:
-                    ax_c.hist(
-                        x,
-                        bins=bins,
-                        histtype="step",
-                        lw=1.0 + i,
-                        color=color,
-                        alpha=alphas[i],
-                        label=f"{name[:3]}. {f:.0f} kV/cm",
-                    )
-        ax_c.set_xlabel("τ (s)")
-        ax_c.set_ylabel("particles")
-        ax_c.legend(fontsize=6, ncol=2)
-        ax_c.set_title("(c) histograms (orange: polarization, blue: recovery)", fontsize=9)
-    else:
-        _no_data(ax_c)
-    # (d) population
-    if len(k):
-        for col, color, name in phases:
-            g = k.groupby("field_kV_per_cm")[col].agg(["mean", "std", "count"])
-            sem = g["std"] / np.sqrt(g["count"].clip(lower=1))
-            label = name
-            dep = (dependence or {}).get(col)
-            if dep and dep.get("exponent") is not None:
-                label += (
-                    f": τ ∝ E^{dep['exponent']:.2f}"
-                    f" [{dep['ci_low']:.2f}, {dep['ci_high']:.2f}], p = {dep['p_value']:.2g}"
-                )
-            ax_d.errorbar(
-                g.index,
-                g["mean"],
-                yerr=np.nan_to_num(g["std"].to_numpy(float)),
-                fmt="o-",
-                color=color,
-                capsize=3,
-                label=label,
-            )
-            ax_d.errorbar(
-                g.index,
-                g["mean"],
-                yerr=np.nan_to_num(sem.to_numpy(float)),
-                fmt="none",
-                color="k",
-                capsize=5,
-                lw=1.5,
-            )
-        ax_d.set_xlabel("field (kV/cm)")
-        ax_d.set_ylabel("τ (s): mean ± sd (black: ± SEM)")
-        ax_d.legend(fontsize=7)
-        ax_d.set_title(f"(d) all particles (n = {k['particle_id'].nunique()})", fontsize=9)
-    else:
-        _no_data(ax_d)
     return fig
 
 
@@ -619,7 +718,7 @@ def mobility_histogram(
     """Histogram of per-particle, per-field ion mobilities with mean ± sd and confidence interval (Fig. 3e)."""
     fig, (ax,) = _fig(5.6, 3.8)
     k = _used(kinetics)
-    mu = k["mobility_cm2_per_Vs"].to_numpy(float) * 1e10 if len(k) else np.empty(0)
+    mu = k["mobility_cm2_per_Vs"].to_numpy(float) * MU_SCALE if len(k) else np.empty(0)
     mu = mu[np.isfinite(mu)]
     if mu.size == 0:
         _no_data(ax, "no mobility")
@@ -627,19 +726,23 @@ def mobility_histogram(
     ax.hist(mu, bins=min(15, max(5, mu.size // 3)), color="#76b7b2", ec="white")
     _shown(fig, n_rows=int(mu.size), mean=mean, std=std, ci=None if ci is None else list(ci))
     if ci is not None and all(c is not None and np.isfinite(c) for c in ci):
-        ax.axvspan(ci[0] * 1e10, ci[1] * 1e10, color="k", alpha=0.12, lw=0, label="95 % CI of the mean")
+        ax.axvspan(
+            ci[0] * MU_SCALE, ci[1] * MU_SCALE, color="k", alpha=0.12, lw=0, label="95 % CI of the mean"
+        )
     if mean is not None:
-        ax.axvline(mean * 1e10, color="k", lw=1.2, label="mean")
+        ax.axvline(mean * MU_SCALE, color="k", lw=1.2, label="mean")
         if std is not None:
-            ax.axvline((mean - std) * 1e10, color="k", lw=0.8, ls=":")
-            ax.axvline((mean + std) * 1e10, color="k", lw=0.8, ls=":", label="± sd")
+            ax.axvline((mean - std) * MU_SCALE, color="k", lw=0.8, ls=":")
+            ax.axvline((mean + std) * MU_SCALE, color="k", lw=0.8, ls=":", label="± sd")
         ax.set_title(
-            f"µ = ({mean * 1e10:.2f} ± {(std or 0) * 1e10:.2f})×10⁻¹⁰ cm² V⁻¹ s⁻¹"
-            + (f", 95 % CI [{ci[0] * 1e10:.2f}, {ci[1] * 1e10:.2f}]" if ci and None not in ci else ""),
+            f"µ = {mean * MU_SCALE:.2f} ± {(std or 0) * MU_SCALE:.2f} (sd) {MU_UNIT}"
+            + (
+                f", 95 % CI [{ci[0] * MU_SCALE:.2f}, {ci[1] * MU_SCALE:.2f}]" if ci and None not in ci else ""
+            ),
             fontsize=9,
         )
         ax.legend(fontsize=7)
-    ax.set_xlabel("ion mobility (10⁻¹⁰ cm² V⁻¹ s⁻¹)")
+    ax.set_xlabel(f"ion mobility µ ({MU_UNIT})")
     ax.set_ylabel("particles × fields")
     return fig
 
@@ -680,10 +783,10 @@ def velocity_vs_field(
             else float(np.mean(y[ok]) - slope_nm * np.mean(x[ok]))
         )
         _shown(fig, n_rows=int(np.count_nonzero(ok)), slope=slope_cm2_per_Vs, intercept=b)
-        label = f"slope → µ = {slope_cm2_per_Vs:.3g}"
+        label = f"slope → µ = {slope_cm2_per_Vs * MU_SCALE:.3g}"
         if slope_err_cm2_per_Vs is not None:
-            label += f" ± {slope_err_cm2_per_Vs:.2g}"
-        ax.plot(xx, b + slope_nm * xx, "k--", lw=1, label=label + " cm² V⁻¹ s⁻¹")
+            label += f" ± {slope_err_cm2_per_Vs * MU_SCALE:.2g} (standard error)"
+        ax.plot(xx, b + slope_nm * xx, "k--", lw=1, label=f"{label} {MU_UNIT}")
         ax.legend(fontsize=8)
     ax.set_xlabel("field (kV/cm)")
     ax.set_ylabel("drift velocity L/τ_pol (nm/s)")

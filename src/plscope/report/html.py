@@ -27,17 +27,20 @@ with a note; it never stops the report. HTML fragments of other analyses
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import logging
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from . import figures
+from .figures import MU_SCALE, MU_UNIT, SLOPE_SCALE, SLOPE_UNIT
 from .page import render_page
 from .provenance import provenance_section_html
 
@@ -47,32 +50,99 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 
-def _png(fig) -> str:
+def _png_bytes(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
 
 
-def _figure(fig, caption: str, fig_id: str, paper: str | None = None) -> str:
+def _figure(fig, caption: str, fig_id: str, paper: str | None = None, sink: dict | None = None) -> str:
     attr = f' data-paper-figure="{html.escape(paper)}"' if paper else ""
     label = f"Fig. {paper} — " if paper else ""
     text = html.escape(label + caption)
+    png = _png_bytes(fig)
+    if sink is not None:
+        sink[fig_id] = (fig, png)
     return (
         f'<figure id="{fig_id}"{attr}><img alt="{text}" '
-        f'src="data:image/png;base64,{_png(fig)}"><figcaption>{text}</figcaption></figure>'
+        f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}"><figcaption>{text}'
+        f"{_files_note(fig_id) if sink is not None else ''}</figcaption></figure>"
     )
 
 
-def _safe_figure(build: Callable[[], Any], caption: str, fig_id: str, paper: str | None = None) -> str:
+def _files_note(fig_id: str) -> str:
+    return (
+        f" <span class='files'>Files: figures/{fig_id}.png, "
+        f"<a href='figures/{fig_id}.svg'>.svg</a>, <a href='figures/{fig_id}.pdf'>.pdf</a></span>"
+    )
+
+
+def _safe_figure(
+    build: Callable[[], Any], caption: str, fig_id: str, paper: str | None = None, *, sink: dict | None = None
+) -> str:
     """A figure, or a note when it cannot be drawn (the report is never lost to one figure)."""
     try:
-        return _figure(build(), caption, fig_id, paper)
+        return _figure(build(), caption, fig_id, paper, sink)
     except Exception as exc:
         logger.warning("report figure %s could not be drawn: %s: %s", fig_id, type(exc).__name__, exc)
         return (
             f"<div class='warn' id='{fig_id}-missing'>Figure {html.escape(paper or fig_id)} could not be "
             f"drawn: {html.escape(type(exc).__name__)}: {html.escape(str(exc))}</div>"
         )
+
+
+def save_figure_files(figs: dict, folder: str | os.PathLike) -> list[str]:
+    """Write every figure as PNG (the bytes embedded in the report), SVG and PDF into ``folder``.
+
+    SVG and PDF carry no date and fixed ids, so the same results give the same bytes.
+    Returns the file names written.
+    """
+    from matplotlib import rc_context
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    with rc_context({"svg.hashsalt": "plscope", "pdf.compression": 6}):
+        for fig_id, (fig, png) in figs.items():
+            (folder / f"{fig_id}.png").write_bytes(png)
+            fig.savefig(folder / f"{fig_id}.svg", format="svg", dpi=110, metadata={"Date": None})
+            fig.savefig(
+                folder / f"{fig_id}.pdf",
+                format="pdf",
+                dpi=110,
+                metadata={"CreationDate": None, "ModDate": None},
+            )
+            names += [f"{fig_id}.png", f"{fig_id}.svg", f"{fig_id}.pdf"]
+    return names
+
+
+def _safe_section(build: Callable[[], str], section_id: str) -> str:
+    """A section, or a note when it cannot be rendered (the report is never lost to one section)."""
+    try:
+        return build()
+    except Exception as exc:
+        logger.warning("report section %s could not be rendered: %s: %s", section_id, type(exc).__name__, exc)
+        return (
+            f"<div class='warn' id='{section_id}-missing'>Section {html.escape(section_id)} could not be "
+            f"rendered: {html.escape(type(exc).__name__)}: {html.escape(str(exc))}</div>"
+        )
+
+
+def _gallery(result, pixel_size_nm: float) -> str:
+    """Every particle's card (report/gallery.py), from the saved tables and curves."""
+    from .gallery import gallery_html
+
+    curves = result.curve_table() if hasattr(result, "curve_table") else pd.DataFrame()
+    return gallery_html(
+        particles=result.particles,
+        kinetics=result.kinetics,
+        traces=result.traces,
+        frame_time_s=result.frame_time_s,
+        cycles=result.cycles,
+        curves=curves,
+        reference_image=result.reference_image,
+        pixel_size_nm=pixel_size_nm,
+    )
 
 
 def _fmt(v: Any) -> str:
@@ -91,27 +161,66 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
+#: summary.json keys shown in the summary table: (key, label, unit, scale, format)
 _SUMMARY_KEYS = [
-    ("n_particles", "particles"),
-    ("n_particles_used", "particles in the statistics"),
-    ("n_frames", "frames"),
-    ("fields_kV_per_cm", "field levels (kV/cm)"),
-    ("temperature_K", "temperature (K)"),
-    ("psf_sigma_nm", "PSF σ (nm)"),
-    ("ion_mobility_cm2_per_Vs", "ion mobility µ (cm² V⁻¹ s⁻¹), mean"),
-    ("ion_mobility_std_cm2_per_Vs", "µ spread (sd)"),
-    ("ion_mobility_sem_cm2_per_Vs", "  standard error of the mean (bootstrap over particles)"),
-    ("ion_mobility_ci95_cm2_per_Vs", "  95 % confidence interval of the mean"),
-    ("ion_mobility_fit_cm2_per_Vs", "µ from slope of v against E"),
-    ("ion_mobility_fit_err_cm2_per_Vs", "  standard error"),
-    ("ion_mobility_fit_ci95_cm2_per_Vs", "  95 % confidence interval"),
-    ("diffusion_coefficient_cm2_per_s", "diffusion coefficient D = µ k_B T / q (cm² s⁻¹)"),
-    ("diffusion_coefficient_err_cm2_per_s", "  standard error"),
-    ("diffusion_coefficient_ci95_cm2_per_s", "  95 % confidence interval"),
-    ("tau_size_slope_s_per_nm", "slope of τ_pol against size (s/nm)"),
-    ("tau_size_slope_err_s_per_nm", "  standard error"),
-    ("recovery_independent_of_field", "recovery time independent of the field (95 %)"),
+    ("n_particles", "particles", "", 1, "d"),
+    ("n_particles_used", "particles in the statistics", "", 1, "d"),
+    ("n_frames", "frames", "", 1, "d"),
+    ("fields_kV_per_cm", "field levels", "kV/cm", 1, ".4g"),
+    ("temperature_K", "temperature", "K", 1, ".2f"),
+    ("psf_sigma_nm", "PSF σ", "nm", 1, ".4g"),
+    ("ion_mobility_cm2_per_Vs", "ion mobility µ, mean over particles and fields", MU_UNIT, MU_SCALE, ".4g"),
+    ("ion_mobility_std_cm2_per_Vs", "  µ spread (sd over particles and fields)", MU_UNIT, MU_SCALE, ".4g"),
+    (
+        "ion_mobility_sem_cm2_per_Vs",
+        "  standard error of the mean (bootstrap over particles)",
+        MU_UNIT,
+        MU_SCALE,
+        ".4g",
+    ),
+    ("ion_mobility_ci95_cm2_per_Vs", "  95 % confidence interval of the mean", MU_UNIT, MU_SCALE, ".4g"),
+    ("ion_mobility_fit_cm2_per_Vs", "µ from the slope of v against E", MU_UNIT, MU_SCALE, ".4g"),
+    ("ion_mobility_fit_err_cm2_per_Vs", "  standard error", MU_UNIT, MU_SCALE, ".4g"),
+    ("ion_mobility_fit_ci95_cm2_per_Vs", "  95 % confidence interval", MU_UNIT, MU_SCALE, ".4g"),
+    ("diffusion_coefficient_cm2_per_s", "diffusion coefficient D = µ k_B T / q", "cm² s⁻¹", 1, ".4g"),
+    ("diffusion_coefficient_err_cm2_per_s", "  standard error", "cm² s⁻¹", 1, ".4g"),
+    ("diffusion_coefficient_ci95_cm2_per_s", "  95 % confidence interval", "cm² s⁻¹", 1, ".4g"),
+    ("tau_size_slope_s_per_nm", "slope of τ_pol against size", SLOPE_UNIT, SLOPE_SCALE, ".4g"),
+    ("tau_size_slope_err_s_per_nm", "  standard error", SLOPE_UNIT, SLOPE_SCALE, ".4g"),
+    ("recovery_independent_of_field", "recovery time independent of the field (95 %)", "", 1, ""),
 ]
+
+
+def _fmt_scaled(v: Any, scale: float, spec: str) -> str:
+    """``v`` (a number, a list of numbers, a bool or None) times ``scale`` in format ``spec``."""
+    if isinstance(v, (list, tuple)):
+        inner = [_fmt_scaled(x, scale, spec) for x in v]
+        return f"[{inner[0]}, {inner[1]}]" if len(v) == 2 else ", ".join(inner)
+    if v is None or isinstance(v, (bool, np.bool_, str)) or not spec:
+        return _fmt(v)
+    x = float(v)
+    if not np.isfinite(x):
+        return "—"
+    return format(int(x), spec) if spec == "d" else format(x * scale, spec)
+
+
+def _summary_rows(s: dict) -> str:
+    """The summary table's rows: label, value in the stated unit, unit; the saved value in ``data-value``."""
+    import json
+
+    rows = []
+    for key, label, unit, scale, spec in _SUMMARY_KEYS:
+        if key not in s:
+            continue
+        v = s[key]
+        text = ", ".join(_fmt_scaled(x, scale, spec) for x in v) if key == "fields_kV_per_cm" else None
+        raw = html.escape(json.dumps(v, default=str), quote=True)
+        rows.append(
+            f"<tr data-key='{key}'><td class='k'>{html.escape(label)}</td>"
+            f'<td data-value="{raw}">{text or _fmt_scaled(v, scale, spec)}</td>'
+            f"<td class='l'>{html.escape(unit)}</td></tr>"
+        )
+    return "".join(rows)
 
 
 def _dependence_rows(s: dict) -> str:
@@ -126,7 +235,7 @@ def _dependence_rows(s: dict) -> str:
         rows.append(
             f"<tr><td class='k'>{html.escape(name)}: p (95 % CI), p-value</td>"
             f"<td>{d['exponent']:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}], "
-            f"{d['p_value']:.2g}</td></tr>"
+            f"{d['p_value']:.2g}</td><td class='l'>dimensionless</td></tr>"
         )
     return "".join(rows)
 
@@ -135,9 +244,10 @@ def _representative(kinetics: pd.DataFrame, particles: pd.DataFrame, field: floa
     """Smallest, median and largest particle (by size) with usable fits at ``field``."""
     if len(kinetics) == 0:
         return []
+    usable = kinetics["used"] if "used" in kinetics.columns else kinetics["fit_ok"]  # rows in the statistics
     ok = kinetics[
         np.isclose(kinetics["field_kV_per_cm"].to_numpy(float), field, rtol=1e-6)
-        & kinetics["fit_ok"].astype(bool)
+        & usable.fillna(False).astype(bool)
     ]
     sizes = particles.drop_duplicates("particle_id").set_index("particle_id")["size_nm"]
     sizes = sizes.reindex(ok["particle_id"].unique()).dropna().sort_values()
@@ -264,7 +374,9 @@ def _qc_banner(s: dict) -> str:
     return used
 
 
-def render_report(result: RunResult, *, provenance: dict | None = None) -> str:
+def render_report(
+    result: RunResult, *, provenance: dict | None = None, figures_sink: dict | None = None
+) -> str:
     """Render the report of one imaging run as a self-contained HTML string.
 
     Uses ``result.population`` (a :class:`~plscope.kinetics.PopulationKinetics`)
@@ -277,27 +389,29 @@ def render_report(result: RunResult, *, provenance: dict | None = None) -> str:
     provenance : dict, optional
         The run's whole provenance record (``provenance.json``: with dates and
         command lines); default: the stable part in ``summary["provenance"]``.
+    figures_sink : dict, optional
+        Filled with ``fig_id -> (Figure, PNG bytes)`` of every figure drawn
+        (for :func:`save_figure_files`); the captions then name the files.
     """
+    fig_html = functools.partial(_safe_figure, sink=figures_sink)
     s = result.summary
     pop = getattr(result, "population", None)
     parts: list[str] = []
     title = f"plscope report — {html.escape(s.get('sample') or str(s.get('run', '')))}"
     parts.append(f"<h1>{title}</h1><p class='small'>run folder: {html.escape(str(s.get('run', '')))}</p>")
 
-    rows = "".join(
-        f"<tr><td class='k'>{html.escape(label)}</td><td>{_fmt(s.get(key))}</td></tr>"
-        for key, label in _SUMMARY_KEYS
-        if key in s
-    )
     parts.append(_qc_banner(s))
-    parts.append(f"<h2>Summary</h2><table id='summary'>{rows}{_dependence_rows(s)}</table>")
+    parts.append(
+        "<h2>Summary</h2><table id='summary'><tr><th>quantity</th><th>value</th><th>unit</th></tr>"
+        f"{_summary_rows(s)}{_dependence_rows(s)}</table>"
+    )
     for w in s.get("warnings", []):
         parts.append(f"<div class='warn'>{html.escape(str(w))}</div>")
 
     pixel = float(s.get("pixel_size_nm") or 1.0)
     parts.append("<h2>Particles</h2>")
     parts.append(
-        _safe_figure(
+        fig_html(
             lambda: figures.reference_image(result.reference_image, result.particles, pixel_size_nm=pixel),
             "Reference image with the detected particles outlined at their fitted side length.",
             "fig-reference",
@@ -331,16 +445,21 @@ def render_report(result: RunResult, *, provenance: dict | None = None) -> str:
             )
 
         parts.append(
-            _safe_figure(
+            fig_html(
                 fig_trace,
-                f"PL trace of particle {rep} with the field schedule "
-                "(orange: field on; dashed: bleaching divided out).",
+                f"PL trace of particle {rep} (black, normalized to its first frames; left axis), the "
+                "recorded field (orange line, right axis) and the field-on intervals (orange shading)"
+                + (
+                    "; green dashed: the bleaching model b(t) the analysis divides out (left axis)."
+                    if bleach is not None
+                    else "."
+                ),
                 "fig-trace",
                 "1b",
             )
         )
         parts.append(
-            _safe_figure(
+            fig_html(
                 lambda: figures.cycle_superposition(
                     result.curves.get((rep, top, "pol")),
                     result.curves.get((rep, top, "rec")),
@@ -355,7 +474,7 @@ def render_report(result: RunResult, *, provenance: dict | None = None) -> str:
         )
         se_cycles = pop.se_cycles if pop is not None else None
         parts.append(
-            _safe_figure(
+            fig_html(
                 lambda: figures.switching_efficiency(kin, se_cycles=se_cycles, particle_id=rep),
                 "Switching efficiency SE = 1 − PL_on/PL_off: (d) of one particle in every cycle at each field, "
                 "(e) histogram over particles at each field.",
@@ -385,7 +504,7 @@ def render_report(result: RunResult, *, provenance: dict | None = None) -> str:
             return figures.size_examples(exs, field_kV_per_cm=top)
 
         parts.append(
-            _safe_figure(
+            fig_html(
                 fig_examples,
                 "Polarization (top) and recovery (bottom) of the smallest, a "
                 "medium and the largest particle: cycles (grey), average ± SEM and the "
@@ -395,15 +514,16 @@ def render_report(result: RunResult, *, provenance: dict | None = None) -> str:
             )
         )
         parts.append(
-            _safe_figure(
+            fig_html(
                 lambda: figures.tau_vs_size(
                     kin,
                     result.particles,
                     field_kV_per_cm=top,
                     fits={"tau_pol_s": s.get("tau_pol_size_fit"), "tau_rec_s": s.get("tau_rec_size_fit")},
                 ),
-                "Polarization and recovery time against side length at the highest field (± standard error), "
-                "linear fit and its 95 % confidence band.",
+                "Polarization and recovery time (s) against side length (nm) at the highest field (± standard "
+                f"error), linear fit (slope in {SLOPE_UNIT}, as in the summary table) and its 95 % confidence "
+                "band.",
                 "fig-tau-size",
                 "2g–h",
             )
@@ -411,7 +531,7 @@ def render_report(result: RunResult, *, provenance: dict | None = None) -> str:
 
         parts.append("<h2>Field dependence and ion mobility (Fig. 3)</h2>")
         parts.append(
-            _safe_figure(
+            fig_html(
                 lambda: figures.field_curves(
                     {f: result.curves.get((rep, f, "pol")) for f in fields}, title=f"particle {rep}"
                 ),
@@ -425,43 +545,49 @@ def render_report(result: RunResult, *, provenance: dict | None = None) -> str:
             "tau_rec_s": s.get("tau_rec_field_dependence"),
         }
         parts.append(
-            _safe_figure(
+            fig_html(
                 lambda: figures.tau_vs_field(kin, particle_id=rep, dependence=dependence),
-                "Time constants against field: (b) one particle, (c) histograms over particles, (d) mean ± sd "
-                "over particles with the within-particle power law τ ∝ E^p (polarization: p = −1 for drift; "
-                "recovery: p = 0 when the field does not matter).",
+                "Time constants against field: (b) one particle ± standard error; (c) histograms over "
+                "particles, one small panel per field (rows) and phase (columns: polarization orange, "
+                "recovery blue), same bins and axes; (d) mean ± sd over particles (black: ± SEM). The legend "
+                "of (d) gives the exponent p of τ ∝ E^p fitted within particles (summary.json; p = −1 for "
+                "drift-limited polarization, p = 0 when the field does not matter); no power-law line is "
+                "drawn because each particle has its own prefactor.",
                 "fig-tau-field",
                 "3b–d",
             )
         )
         parts.append(
-            _safe_figure(
+            fig_html(
                 lambda: figures.velocity_vs_field(
                     kin,
                     slope_cm2_per_Vs=s.get("ion_mobility_fit_cm2_per_Vs"),
                     slope_err_cm2_per_Vs=s.get("ion_mobility_fit_err_cm2_per_Vs"),
                     intercept_nm_per_s=s.get("ion_mobility_fit_intercept_nm_per_s"),
                 ),
-                "Drift velocity v = L/τ_pol against field; the slope is the ion mobility.",
+                f"Drift velocity v = L/τ_pol (nm/s, ± standard error) against field; the dashed line's slope is "
+                f"the ion mobility (in {MU_UNIT}, ± standard error).",
                 "fig-velocity",
                 "S10",
             )
         )
         parts.append(
-            _safe_figure(
+            fig_html(
                 lambda: figures.mobility_histogram(
                     kin,
                     mean=s.get("ion_mobility_cm2_per_Vs"),
                     std=s.get("ion_mobility_std_cm2_per_Vs"),
                     ci=s.get("ion_mobility_ci95_cm2_per_Vs"),
                 ),
-                "Histogram of ion mobility µ = v/E over particles and fields, mean ± sd and the bootstrap 95 % "
-                "confidence interval of the mean.",
+                f"Histogram of ion mobility µ = v/E ({MU_UNIT}) over particles and fields: mean (solid), "
+                "± sd (dotted) and the bootstrap 95 % confidence interval of the mean (grey band).",
                 "fig-mobility",
                 "3e",
             )
         )
         parts.append(_quality_section(s, result, pop))
+
+    parts.append(_safe_section(lambda: _gallery(result, pixel), "gallery"))
 
     # ---- sections of other analyses (e.g. report/spectra.py) -------------------------------------
     # Each item of result.extra_sections is a self-contained HTML fragment (<h2> ... figures ...)
@@ -481,8 +607,20 @@ def render_report(result: RunResult, *, provenance: dict | None = None) -> str:
     return render_page(html.unescape(title), body)
 
 
-def write_report(result: RunResult, path: str | os.PathLike, *, provenance: dict | None = None) -> None:
-    """Write :func:`render_report` to ``path``."""
-    text = render_report(result, provenance=provenance)
+def write_report(
+    result: RunResult,
+    path: str | os.PathLike,
+    *,
+    provenance: dict | None = None,
+    figures_dir: str | os.PathLike | None = None,
+) -> list[str]:
+    """Write :func:`render_report` to ``path``; with ``figures_dir``, every figure as PNG, SVG and PDF too.
+
+    Returns the figure files written (names inside ``figures_dir``).
+    """
+    sink: dict | None = {} if figures_dir is not None else None
+    text = render_report(result, provenance=provenance, figures_sink=sink)
+    names = save_figure_files(sink, figures_dir) if sink is not None and figures_dir is not None else []
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
+    return names

@@ -450,7 +450,12 @@ def render_spectra_report(result: SpectraResult, *, provenance: dict | None = No
             "shift per level (nm)",
             ", ".join(f"{e['shift_nm']:+.3f}" for e in s.get("spectral_shift_nm") or []) or None,
         ),
-        ("shift slope (nm per kV/cm)", None if slope is None else f"{slope:.4g} ± {_fmt(slope_err, 2)}"),
+        (
+            "shift slope (pm per kV/cm, as in the figure)",
+            None
+            if slope is None
+            else f"{slope * 1e3:.4g} ± {_fmt(None if slope_err is None else slope_err * 1e3, 2)}",
+        ),
     ]
     table = "".join(f"<tr><td class='k'>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in rows)
     warns = "".join(f"<div class='warn'>{html.escape(str(w))}</div>" for w in s.get("warnings", []))

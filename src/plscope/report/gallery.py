@@ -1,0 +1,283 @@
+"""The per-particle gallery: every particle at a glance, drawn from the saved tables.
+
+One card per particle: a thumbnail (crop of the saved reference image), its
+whole trace with the field-on intervals, its cycle averages at every field
+with their fits, its time constants and whether (and why not) it entered the
+statistics. Drawn as small inline SVG (and a tiny PNG for the thumbnail), so
+the report stays one self-contained file that renders in a few seconds for
+hundreds of particles; nothing is fitted or selected here.
+
+Inputs are the saved results: ``particles.csv``, ``kinetics.csv``,
+``traces.parquet``, ``cycles.csv``, ``curves.parquet``
+(:meth:`plscope.results.RunResult.curve_table`) and ``reference.npy``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from markupsafe import Markup
+
+from .figures import OFF_COLOR, ON_COLOR
+from .page import render_fragment
+
+__all__ = ["gallery_html", "particle_status"]
+
+#: size of the sparklines, CSS px (drawn at this size; the SVG scales with the card)
+TRACE_W, TRACE_H = 232, 44
+CURVE_W, CURVE_H = 112, 44
+#: most points of a drawn line (traces are averaged in bins down to this)
+MAX_TRACE_POINTS, MAX_CURVE_POINTS = 240, 60
+
+
+def _decimate(x: np.ndarray, y: np.ndarray, n_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bin means of ``x, y`` down to at most ``n_max`` points (NaN-aware; for drawing only)."""
+    if x.size <= n_max:
+        return x, y
+    edges = np.linspace(0, x.size, n_max + 1).astype(int)
+    xs = np.add.reduceat(x, edges[:-1]) / np.diff(edges)
+    with np.errstate(invalid="ignore"):
+        fin = np.isfinite(y)
+        ys = np.add.reduceat(np.where(fin, y, 0.0), edges[:-1]) / np.add.reduceat(fin, edges[:-1])
+    return xs, ys
+
+
+def _points(x, y, xlim, ylim, w: float, h: float, pad: float = 2.0) -> str:
+    """SVG ``points`` of a polyline (NaNs dropped), mapped into a ``w`` × ``h`` box."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        return ""
+    sx = (w - 2 * pad) / max(xlim[1] - xlim[0], 1e-12)
+    sy = (h - 2 * pad) / max(ylim[1] - ylim[0], 1e-12)
+    px = pad + (x[ok] - xlim[0]) * sx
+    py = h - pad - (np.clip(y[ok], ylim[0], ylim[1]) - ylim[0]) * sy
+    return " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(px, py, strict=True))
+
+
+def _limits(*arrays, pad: float = 0.05) -> tuple[float, float]:
+    vals = np.concatenate([np.asarray(a, float).ravel() for a in arrays]) if arrays else np.empty(0)
+    vals = vals[np.isfinite(vals)]
+    if not vals.size:
+        return 0.0, 1.0
+    lo, hi = np.percentile(vals, [0.5, 99.5])
+    span = hi - lo if hi > lo else max(abs(hi), 1e-9)
+    return float(lo - pad * span), float(hi + pad * span)
+
+
+def _thumbnail(image: np.ndarray, x_px: float, y_px: float, half_px: int) -> str:
+    """Base64 PNG of the reference image around (x: column, y: row), contrast set by the crop."""
+    from matplotlib.image import imsave
+
+    r, c = int(round(y_px)), int(round(x_px))
+    pad = np.pad(np.asarray(image, float), half_px, mode="constant", constant_values=np.nan)
+    crop = pad[r : r + 2 * half_px + 1, c : c + 2 * half_px + 1]
+    fin = crop[np.isfinite(crop)]
+    lo, hi = np.percentile(fin, [1, 99.5]) if fin.size else (0.0, 1.0)
+    buf = io.BytesIO()
+    imsave(
+        buf, np.nan_to_num(crop, nan=lo), cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, format="png"
+    )
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _field_shading(cycles: pd.DataFrame, xlim: tuple[float, float]) -> str:
+    """The field-on rectangles of a trace sparkline (defined once, used by every card)."""
+    if not len(cycles):
+        return ""
+    sx = (TRACE_W - 4.0) / max(xlim[1] - xlim[0], 1e-12)
+    rects = [
+        f'<rect x="{2 + (c.on_start_s - xlim[0]) * sx:.1f}" y="0" '
+        f'width="{max((c.on_end_s - c.on_start_s) * sx, 0.5):.1f}" height="{TRACE_H}"/>'
+        for c in cycles.itertuples()
+    ]
+    return "".join(rects)
+
+
+def particle_status(excluded: str, rows: pd.DataFrame) -> tuple[str, str]:
+    """(status, reason) of a particle: 'used', 'partly used', 'not used' or 'excluded'.
+
+    ``excluded`` is the particle's ``particles.csv`` reason (empty: kept);
+    ``rows`` its ``kinetics.csv`` rows (``used``, ``exclusion_reason``).
+    """
+    if excluded:
+        return "excluded", excluded.replace(";", "; ")
+    if not len(rows):
+        return "not used", "no kinetics (no field cycles)"
+    used = rows["used"].fillna(False).astype(bool).to_numpy() if "used" in rows else np.zeros(len(rows), bool)
+    why = [
+        f"{r.field_kV_per_cm:.0f} kV/cm: {r.exclusion_reason}"
+        for r, u in zip(rows.itertuples(), used, strict=True)
+        if not u and str(getattr(r, "exclusion_reason", "") or "")
+    ]
+    if used.all():
+        return "used", ""
+    return ("partly used" if used.any() else "not used"), "; ".join(why) or "fits not usable"
+
+
+def _fmt_tau(v: Any, err: Any) -> str:
+    v = float(v) if v is not None else np.nan
+    if not np.isfinite(v):
+        return "—"
+    e = float(err) if err is not None else np.nan
+    return f"{v:.2f} ± {e:.2f}" if np.isfinite(e) else f"{v:.2f}"
+
+
+def _curve_svgs(curves: pd.DataFrame, fields: Sequence[float], on_s: float) -> list[dict]:
+    """One small panel per field: polarization then recovery (shifted by the ON time), mean and fit."""
+    out = []
+    for f in fields:
+        c = (
+            curves[np.isclose(curves["field_kV_per_cm"].to_numpy(float), f, rtol=1e-6)]
+            if len(curves)
+            else curves
+        )
+        parts = []
+        for phase, off in (("pol", 0.0), ("rec", on_s)):
+            d = c[c["phase"] == phase] if len(c) else c
+            if len(d):
+                parts.append(
+                    (
+                        phase,
+                        d["t_s"].to_numpy(float) + off,
+                        d["mean"].to_numpy(float),
+                        d["fit"].to_numpy(float),
+                    )
+                )
+        if not parts:
+            out.append({"field": f"{f:.0f}", "lines": [], "on_x": None})
+            continue
+        t_all = np.concatenate([p[1] for p in parts])
+        xlim = (0.0, float(np.nanmax(t_all)) if t_all.size else 1.0)
+        ylim = _limits(*[p[2] for p in parts], *[p[3] for p in parts])
+        lines = []
+        for phase, t, mean, fit in parts:
+            tt, mm = _decimate(t, mean, MAX_CURVE_POINTS)
+            lines.append(
+                {
+                    "points": _points(tt, mm, xlim, ylim, CURVE_W, CURVE_H),
+                    "color": ON_COLOR if phase == "pol" else OFF_COLOR,
+                    "dash": "",
+                }
+            )
+            tt, ff = _decimate(t, fit, MAX_CURVE_POINTS)
+            if np.isfinite(ff).any():
+                lines.append(
+                    {"points": _points(tt, ff, xlim, ylim, CURVE_W, CURVE_H), "color": "#000", "dash": "3,2"}
+                )
+        on_x = 2 + on_s * (CURVE_W - 4) / max(xlim[1] - xlim[0], 1e-12)
+        out.append({"field": f"{f:.0f}", "lines": lines, "on_x": f"{on_x:.1f}"})
+    return out
+
+
+def gallery_html(
+    *,
+    particles: pd.DataFrame,
+    kinetics: pd.DataFrame,
+    traces: pd.DataFrame,
+    frame_time_s: np.ndarray,
+    cycles: pd.DataFrame,
+    curves: pd.DataFrame,
+    reference_image: np.ndarray,
+    pixel_size_nm: float,
+) -> str:
+    """The gallery section (``<section id="gallery">``): one card per particle of ``particles``.
+
+    Parameters
+    ----------
+    particles : DataFrame
+        ``particles.csv``: ``particle_id, x_px, y_px, size_nm`` (+ ``size_err_nm``, ``excluded``).
+    kinetics : DataFrame
+        ``kinetics.csv``: per particle and field ``tau_pol_s, tau_rec_s`` (+ errors),
+        ``switching_efficiency, used, exclusion_reason, flags``.
+    traces : DataFrame
+        ``frame, particle_id, intensity`` (the saved traces).
+    frame_time_s : ndarray
+        Mid-exposure time of every frame, s.
+    cycles : DataFrame
+        ``on_start_s, on_end_s`` of every field cycle.
+    curves : DataFrame
+        The saved cycle averages (``curves.parquet``): ``particle_id,
+        field_kV_per_cm, phase, t_s, mean, fit``.
+    reference_image : ndarray, shape (rows, columns)
+    pixel_size_nm : float
+    """
+    t = np.asarray(frame_time_s, float)
+    xlim = (float(np.nanmin(t)), float(np.nanmax(t))) if t.size else (0.0, 1.0)
+    fields = sorted(kinetics["field_kV_per_cm"].dropna().unique()) if len(kinetics) else []
+    on_s = float(np.median(cycles["on_end_s"] - cycles["on_start_s"])) if len(cycles) else 0.0
+    by_pid_tr = {pid: g for pid, g in traces.groupby("particle_id", sort=False)} if len(traces) else {}
+    by_pid_kin = {pid: g for pid, g in kinetics.groupby("particle_id", sort=False)} if len(kinetics) else {}
+    by_pid_cur = {pid: g for pid, g in curves.groupby("particle_id", sort=False)} if len(curves) else {}
+    cards = [
+        _card(p, by_pid_tr, by_pid_kin, by_pid_cur, t, xlim, fields, on_s, reference_image, pixel_size_nm)
+        for p in particles.drop_duplicates("particle_id").sort_values("particle_id").itertuples()
+    ]
+    counts = pd.Series([c["status"] for c in cards]).value_counts().to_dict() if cards else {}
+    return render_fragment(
+        "gallery.html.j2",
+        cards=cards,
+        counts=counts,
+        shading=Markup(_field_shading(cycles, xlim)),
+        trace_w=TRACE_W,
+        trace_h=TRACE_H,
+        curve_w=CURVE_W,
+        curve_h=CURVE_H,
+        on_color=ON_COLOR,
+        off_color=OFF_COLOR,
+        t_range=f"{xlim[0]:.0f}–{xlim[1]:.0f} s",
+    )
+
+
+def _card(p, traces, kinetics, curves, t, xlim, fields, on_s, image, pixel_size_nm) -> dict:
+    """The template values of one particle's card."""
+    pid = p.particle_id
+    tr = traces.get(pid)
+    trace_pts = ""
+    if tr is not None and len(tr):
+        tr = tr.sort_values("frame")
+        frames = tr["frame"].to_numpy(int)
+        y = tr["intensity"].to_numpy(float)
+        ok = frames < t.size
+        tt, yy = _decimate(t[frames[ok]], y[ok], MAX_TRACE_POINTS)
+        trace_pts = _points(tt, yy, xlim, _limits(yy), TRACE_W, TRACE_H)
+    rows = kinetics.get(pid, pd.DataFrame())
+    rows = rows.sort_values("field_kV_per_cm") if len(rows) else rows
+    status, reason = particle_status(str(getattr(p, "excluded", "") or ""), rows)
+    side_px = float(p.size_nm) / pixel_size_nm if np.isfinite(p.size_nm) else 4.0
+    per_field = [
+        {
+            "field": f"{r.field_kV_per_cm:.0f}",
+            "tau_pol": _fmt_tau(r.tau_pol_s, getattr(r, "tau_pol_err_s", None)),
+            "tau_rec": _fmt_tau(r.tau_rec_s, getattr(r, "tau_rec_err_s", None)),
+            "se": "—" if not np.isfinite(r.switching_efficiency) else f"{r.switching_efficiency:.3f}",
+            "used": bool(r.used) if "used" in rows else False,
+        }
+        for r in rows.itertuples()
+    ]
+    flags = sorted({f for r in rows.itertuples() for f in str(getattr(r, "flags", "") or "").split(";") if f})
+    size_err = getattr(p, "size_err_nm", np.nan)
+    return {
+        "pid": pid,
+        "size": "—" if not np.isfinite(p.size_nm) else f"{p.size_nm:.0f}",
+        "size_err": "" if not np.isfinite(size_err) else f"{size_err:.0f}",
+        "size_value": f"{p.size_nm:.6g}" if np.isfinite(p.size_nm) else "",
+        "status": status,
+        "status_class": status.replace(" ", "-"),
+        "reason": reason,
+        "thumb": _thumbnail(
+            image,
+            getattr(p, "x_ref_px", p.x_px),  # the reference image's own coordinates (before drift)
+            getattr(p, "y_ref_px", p.y_px),
+            int(max(6, np.ceil(1.2 * side_px))),
+        ),
+        "trace": trace_pts,
+        "curves": _curve_svgs(curves.get(pid, pd.DataFrame(columns=["field_kV_per_cm"])), fields, on_s),
+        "per_field": per_field,
+        "flags": flags,
+    }
