@@ -98,4 +98,8 @@ def test_paper_like_run_recovers_truth(tmp_path, seed, match):
     html = (out / "report.html").read_text()
     for fig_id in ("fig-reference", "fig-trace", "fig-tau-size", "fig-mobility"):
         assert f'id="{fig_id}"' in html
-    assert "data:image/png;base64," in html and "<script" not in html
+    assert "data:image/png;base64," in html and html.count("<script") == 1  # the inline table script only
+    for fig_id in ("fig-reference", "fig-trace", "fig-tau-size", "fig-mobility"):
+        for ext in ("png", "svg", "pdf"):  # every figure also as a file
+            assert (out / "figures" / f"{fig_id}.{ext}").stat().st_size > 1000
+    assert (out / "curves.parquet").is_file()

@@ -626,7 +626,9 @@ def _tau_histograms(fig, spec, k: pd.DataFrame, phases) -> None:
                 ha="right",
                 va="top",
                 fontsize=6,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
             )
+            ax.margins(y=0.25)
             ax.tick_params(labelsize=6)
             if i == 0:
                 ax.set_title(("(c) " if j == 0 else "") + name, fontsize=8)

@@ -48,7 +48,11 @@ def _decimate(x: np.ndarray, y: np.ndarray, n_max: int) -> tuple[np.ndarray, np.
 
 
 def _points(x, y, xlim, ylim, w: float, h: float, pad: float = 2.0) -> str:
-    """SVG ``points`` of a polyline (NaNs dropped), mapped into a ``w`` × ``h`` box."""
+    """SVG ``points`` of a polyline (NaNs dropped) in a ``w`` × ``h`` box, in tenths of a pixel.
+
+    Integer coordinates (drawn inside ``<g transform="scale(.1)">``) keep the
+    file small and the formatting fast.
+    """
     x, y = np.asarray(x, float), np.asarray(y, float)
     ok = np.isfinite(x) & np.isfinite(y)
     if not ok.any():
@@ -57,7 +61,8 @@ def _points(x, y, xlim, ylim, w: float, h: float, pad: float = 2.0) -> str:
     sy = (h - 2 * pad) / max(ylim[1] - ylim[0], 1e-12)
     px = pad + (x[ok] - xlim[0]) * sx
     py = h - pad - (np.clip(y[ok], ylim[0], ylim[1]) - ylim[0]) * sy
-    return " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(px, py, strict=True))
+    xy = np.rint(10.0 * np.column_stack([px, py])).astype(np.int64)
+    return " ".join(map(str, xy.ravel().tolist()))
 
 
 def _limits(*arrays, pad: float = 0.05) -> tuple[float, float]:
@@ -99,25 +104,35 @@ def _field_shading(cycles: pd.DataFrame, xlim: tuple[float, float]) -> str:
     return "".join(rects)
 
 
-def particle_status(excluded: str, rows: pd.DataFrame) -> tuple[str, str]:
+def particle_status(excluded: str, rows: pd.DataFrame | list[dict]) -> tuple[str, str]:
     """(status, reason) of a particle: 'used', 'partly used', 'not used' or 'excluded'.
 
     ``excluded`` is the particle's ``particles.csv`` reason (empty: kept);
-    ``rows`` its ``kinetics.csv`` rows (``used``, ``exclusion_reason``).
+    ``rows`` its ``kinetics.csv`` rows (``used``, ``exclusion_reason``), a
+    table or a list of records.
     """
+    recs = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
     if excluded:
         return "excluded", excluded.replace(";", "; ")
-    if not len(rows):
+    if not recs:
         return "not used", "no kinetics (no field cycles)"
-    used = rows["used"].fillna(False).astype(bool).to_numpy() if "used" in rows else np.zeros(len(rows), bool)
+    used = [_true(r.get("used")) for r in recs]
     why = [
-        f"{r.field_kV_per_cm:.0f} kV/cm: {r.exclusion_reason}"
-        for r, u in zip(rows.itertuples(), used, strict=True)
-        if not u and str(getattr(r, "exclusion_reason", "") or "")
+        f"{r['field_kV_per_cm']:.0f} kV/cm: {r.get('exclusion_reason')}"
+        for r, u in zip(recs, used, strict=True)
+        if not u and _text(r.get("exclusion_reason"))
     ]
-    if used.all():
+    if all(used):
         return "used", ""
-    return ("partly used" if used.any() else "not used"), "; ".join(why) or "fits not usable"
+    return ("partly used" if any(used) else "not used"), "; ".join(why) or "fits not usable"
+
+
+def _true(v) -> bool:
+    return bool(v) if v is not None and not (isinstance(v, float) and np.isnan(v)) else False
+
+
+def _text(v) -> str:
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
 
 
 def _fmt_tau(v: Any, err: Any) -> str:
@@ -128,50 +143,60 @@ def _fmt_tau(v: Any, err: Any) -> str:
     return f"{v:.2f} ± {e:.2f}" if np.isfinite(e) else f"{v:.2f}"
 
 
-def _curve_svgs(curves: pd.DataFrame, fields: Sequence[float], on_s: float) -> list[dict]:
-    """One small panel per field: polarization then recovery (shifted by the ON time), mean and fit."""
+def _curve_svgs(curves: dict, pid, fields: Sequence[float], on_s: float) -> list[dict]:
+    """One small panel per field: polarization then recovery (shifted by the ON time), mean and fit.
+
+    ``curves`` maps ``(particle_id, field_kV_per_cm, phase)`` to ``(t_s, mean, fit)`` arrays.
+    """
     out = []
     for f in fields:
-        c = (
-            curves[np.isclose(curves["field_kV_per_cm"].to_numpy(float), f, rtol=1e-6)]
-            if len(curves)
-            else curves
-        )
         parts = []
         for phase, off in (("pol", 0.0), ("rec", on_s)):
-            d = c[c["phase"] == phase] if len(c) else c
-            if len(d):
-                parts.append(
-                    (
-                        phase,
-                        d["t_s"].to_numpy(float) + off,
-                        d["mean"].to_numpy(float),
-                        d["fit"].to_numpy(float),
-                    )
-                )
+            c = curves.get((pid, f, phase))
+            if c is not None and c[0].size:
+                parts.append((phase, c[0] + off, c[1], c[2]))
         if not parts:
             out.append({"field": f"{f:.0f}", "lines": [], "on_x": None})
             continue
-        t_all = np.concatenate([p[1] for p in parts])
-        xlim = (0.0, float(np.nanmax(t_all)) if t_all.size else 1.0)
+        xlim = (0.0, max(float(np.nanmax(p[1])) for p in parts))
         ylim = _limits(*[p[2] for p in parts], *[p[3] for p in parts])
         lines = []
         for phase, t, mean, fit in parts:
             tt, mm = _decimate(t, mean, MAX_CURVE_POINTS)
+            color = ON_COLOR if phase == "pol" else OFF_COLOR
             lines.append(
-                {
-                    "points": _points(tt, mm, xlim, ylim, CURVE_W, CURVE_H),
-                    "color": ON_COLOR if phase == "pol" else OFF_COLOR,
-                    "dash": "",
-                }
+                {"points": _points(tt, mm, xlim, ylim, CURVE_W, CURVE_H), "color": color, "dash": ""}
             )
             tt, ff = _decimate(t, fit, MAX_CURVE_POINTS)
             if np.isfinite(ff).any():
-                lines.append(
-                    {"points": _points(tt, ff, xlim, ylim, CURVE_W, CURVE_H), "color": "#000", "dash": "3,2"}
-                )
+                pts = _points(tt, ff, xlim, ylim, CURVE_W, CURVE_H)
+                lines.append({"points": pts, "color": "#000", "dash": "30,20"})
         on_x = 2 + on_s * (CURVE_W - 4) / max(xlim[1] - xlim[0], 1e-12)
         out.append({"field": f"{f:.0f}", "lines": lines, "on_x": f"{on_x:.1f}"})
+    return out
+
+
+def _curve_arrays(curves: pd.DataFrame) -> dict:
+    """``(particle_id, field, phase) -> (t_s, mean, fit)`` arrays of the saved curve table (one pass)."""
+    if not len(curves):
+        return {}
+    t = curves["t_s"].to_numpy(float)
+    m = curves["mean"].to_numpy(float)
+    f = curves["fit"].to_numpy(float) if "fit" in curves else np.full(t.size, np.nan)
+    groups = curves.groupby(["particle_id", "field_kV_per_cm", "phase"], sort=False).indices
+    return {(k[0], float(k[1]), k[2]): (t[i], m[i], f[i]) for k, i in groups.items()}
+
+
+def _trace_arrays(traces: pd.DataFrame) -> dict:
+    """``particle_id -> (frame, intensity)`` arrays sorted by frame (one pass)."""
+    if not len(traces):
+        return {}
+    frame = traces["frame"].to_numpy(int)
+    y = traces["intensity"].to_numpy(float)
+    out = {}
+    for pid, i in traces.groupby("particle_id", sort=False).indices.items():
+        order = np.argsort(frame[i], kind="stable")
+        out[pid] = (frame[i][order], y[i][order])
     return out
 
 
@@ -209,14 +234,16 @@ def gallery_html(
     """
     t = np.asarray(frame_time_s, float)
     xlim = (float(np.nanmin(t)), float(np.nanmax(t))) if t.size else (0.0, 1.0)
-    fields = sorted(kinetics["field_kV_per_cm"].dropna().unique()) if len(kinetics) else []
+    fields = sorted(float(f) for f in kinetics["field_kV_per_cm"].dropna().unique()) if len(kinetics) else []
     on_s = float(np.median(cycles["on_end_s"] - cycles["on_start_s"])) if len(cycles) else 0.0
-    by_pid_tr = {pid: g for pid, g in traces.groupby("particle_id", sort=False)} if len(traces) else {}
-    by_pid_kin = {pid: g for pid, g in kinetics.groupby("particle_id", sort=False)} if len(kinetics) else {}
-    by_pid_cur = {pid: g for pid, g in curves.groupby("particle_id", sort=False)} if len(curves) else {}
+    kin_rows: dict = {}
+    if len(kinetics):
+        for r in kinetics.sort_values(["particle_id", "field_kV_per_cm"]).to_dict("records"):
+            kin_rows.setdefault(r["particle_id"], []).append(r)
+    data = {"traces": _trace_arrays(traces), "kinetics": kin_rows, "curves": _curve_arrays(curves)}
     cards = [
-        _card(p, by_pid_tr, by_pid_kin, by_pid_cur, t, xlim, fields, on_s, reference_image, pixel_size_nm)
-        for p in particles.drop_duplicates("particle_id").sort_values("particle_id").itertuples()
+        _card(p, data, t, xlim, fields, on_s, reference_image, pixel_size_nm)
+        for p in particles.drop_duplicates("particle_id").sort_values("particle_id").to_dict("records")
     ]
     counts = pd.Series([c["status"] for c in cards]).value_counts().to_dict() if cards else {}
     return render_fragment(
@@ -234,50 +261,50 @@ def gallery_html(
     )
 
 
-def _card(p, traces, kinetics, curves, t, xlim, fields, on_s, image, pixel_size_nm) -> dict:
-    """The template values of one particle's card."""
-    pid = p.particle_id
-    tr = traces.get(pid)
+def _card(p: dict, data: dict, t, xlim, fields, on_s, image, pixel_size_nm) -> dict:
+    """The template values of one particle's card (``p``: its particles.csv record)."""
+    pid = p["particle_id"]
     trace_pts = ""
-    if tr is not None and len(tr):
-        tr = tr.sort_values("frame")
-        frames = tr["frame"].to_numpy(int)
-        y = tr["intensity"].to_numpy(float)
+    tr = data["traces"].get(pid)
+    if tr is not None:
+        frames, y = tr
         ok = frames < t.size
         tt, yy = _decimate(t[frames[ok]], y[ok], MAX_TRACE_POINTS)
         trace_pts = _points(tt, yy, xlim, _limits(yy), TRACE_W, TRACE_H)
-    rows = kinetics.get(pid, pd.DataFrame())
-    rows = rows.sort_values("field_kV_per_cm") if len(rows) else rows
-    status, reason = particle_status(str(getattr(p, "excluded", "") or ""), rows)
-    side_px = float(p.size_nm) / pixel_size_nm if np.isfinite(p.size_nm) else 4.0
+    rows = data["kinetics"].get(pid, [])
+    status, reason = particle_status(_text(p.get("excluded")), rows)
+    size = float(p.get("size_nm", np.nan))
+    side_px = size / pixel_size_nm if np.isfinite(size) else 4.0
     per_field = [
         {
-            "field": f"{r.field_kV_per_cm:.0f}",
-            "tau_pol": _fmt_tau(r.tau_pol_s, getattr(r, "tau_pol_err_s", None)),
-            "tau_rec": _fmt_tau(r.tau_rec_s, getattr(r, "tau_rec_err_s", None)),
-            "se": "—" if not np.isfinite(r.switching_efficiency) else f"{r.switching_efficiency:.3f}",
-            "used": bool(r.used) if "used" in rows else False,
+            "field": f"{r['field_kV_per_cm']:.0f}",
+            "tau_pol": _fmt_tau(r.get("tau_pol_s"), r.get("tau_pol_err_s")),
+            "tau_rec": _fmt_tau(r.get("tau_rec_s"), r.get("tau_rec_err_s")),
+            "se": _fmt_num(r.get("switching_efficiency"), ".3f"),
+            "used": _true(r.get("used")),
         }
-        for r in rows.itertuples()
+        for r in rows
     ]
-    flags = sorted({f for r in rows.itertuples() for f in str(getattr(r, "flags", "") or "").split(";") if f})
-    size_err = getattr(p, "size_err_nm", np.nan)
+    flags = sorted({f for r in rows for f in _text(r.get("flags")).split(";") if f})
+    size_err = float(p.get("size_err_nm", np.nan))
+    x = p.get("x_ref_px", p["x_px"])  # the reference image's own coordinates (before drift)
+    y = p.get("y_ref_px", p["y_px"])
     return {
         "pid": pid,
-        "size": "—" if not np.isfinite(p.size_nm) else f"{p.size_nm:.0f}",
+        "size": _fmt_num(size, ".0f"),
         "size_err": "" if not np.isfinite(size_err) else f"{size_err:.0f}",
-        "size_value": f"{p.size_nm:.6g}" if np.isfinite(p.size_nm) else "",
+        "size_value": f"{size:.6g}" if np.isfinite(size) else "",
         "status": status,
         "status_class": status.replace(" ", "-"),
         "reason": reason,
-        "thumb": _thumbnail(
-            image,
-            getattr(p, "x_ref_px", p.x_px),  # the reference image's own coordinates (before drift)
-            getattr(p, "y_ref_px", p.y_px),
-            int(max(6, np.ceil(1.2 * side_px))),
-        ),
+        "thumb": _thumbnail(image, x, y, int(max(6, np.ceil(1.2 * side_px)))),
         "trace": trace_pts,
-        "curves": _curve_svgs(curves.get(pid, pd.DataFrame(columns=["field_kV_per_cm"])), fields, on_s),
+        "curves": _curve_svgs(data["curves"], pid, fields, on_s),
         "per_field": per_field,
         "flags": flags,
     }
+
+
+def _fmt_num(v, spec: str) -> str:
+    x = np.nan if v is None else float(v)
+    return "—" if not np.isfinite(x) else format(x, spec)

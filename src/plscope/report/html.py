@@ -43,6 +43,7 @@ from . import figures
 from .figures import MU_SCALE, MU_UNIT, SLOPE_SCALE, SLOPE_UNIT
 from .page import render_page
 from .provenance import provenance_section_html
+from .tables import KINETICS_SHOWN, PARTICLES_SHOWN, table_html
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..results import RunResult
@@ -596,15 +597,31 @@ def render_report(
         parts.append(str(section))
     # ----------------------------------------------------------------------------------------------
 
-    parts.append("<h2>Tables</h2><div class='tables'><h3>Particles</h3>")
-    parts.append(result.particles.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="—"))
+    parts.append("<h2 id='tables'>Tables</h2>")
+    parts.append(
+        _safe_section(
+            lambda: table_html(
+                result.particles,
+                PARTICLES_SHOWN,
+                table_id="particles-table",
+                title="Particles",
+                csv_name="particles.csv",
+            ),
+            "particles-table",
+        )
+    )
     if len(kin):
-        parts.append("<h3>Kinetics</h3>")
-        parts.append(kin.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="—"))
-    parts.append("</div>")
+        parts.append(
+            _safe_section(
+                lambda: table_html(
+                    kin, KINETICS_SHOWN, table_id="kinetics-table", title="Kinetics", csv_name="kinetics.csv"
+                ),
+                "kinetics-table",
+            )
+        )
     parts.append(provenance_section_html(provenance if provenance is not None else s.get("provenance")))
     body = "\n".join(parts)
-    return render_page(html.unescape(title), body)
+    return render_page(html.unescape(title), body, with_script=True)
 
 
 def write_report(

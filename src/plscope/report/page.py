@@ -12,7 +12,7 @@ from functools import cache
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 from markupsafe import Markup
 
-__all__ = ["css", "render_fragment", "render_page"]
+__all__ = ["css", "render_fragment", "render_page", "script"]
 
 
 @cache
@@ -38,7 +38,15 @@ def css() -> str:
     return loader.get_source(_environment(), "plscope.css")[0]
 
 
-def render_page(title: str, body_html: str) -> str:
+@cache
+def script() -> str:
+    """The report's small inline script (``templates/report.js``): sortable and filterable tables."""
+    loader = _environment().loader
+    assert loader is not None
+    return loader.get_source(_environment(), "report.js")[0]
+
+
+def render_page(title: str, body_html: str, *, with_script: bool = False) -> str:
     """A whole HTML page around ``body_html`` (an already escaped fragment).
 
     Parameters
@@ -47,6 +55,9 @@ def render_page(title: str, body_html: str) -> str:
         Page title, plain text (escaped here).
     body_html : str
         The page's content as HTML, every value in it escaped by its builder.
+    with_script : bool
+        Inline :func:`script` (pages with sortable tables); pages built from
+        names the user chose (the batch index) stay script-free.
 
     Examples
     --------
@@ -54,7 +65,12 @@ def render_page(title: str, body_html: str) -> str:
     >>> "<title>a &lt; b</title>" in page and page.endswith("</html>\\n")
     True
     """
-    return _template("page.html.j2").render(title=title, css=Markup(css()), body=Markup(body_html))
+    return _template("page.html.j2").render(
+        title=title,
+        css=Markup(css()),
+        body=Markup(body_html),
+        script=Markup(script()) if with_script else "",
+    )
 
 
 def render_fragment(name: str, **context) -> str:
