@@ -131,7 +131,7 @@ def test_report_gallery_has_every_particle_and_works_offline(browser, report):
         card = cards.nth(i)
         assert card.locator("img.thumb").evaluate("e => e.complete && e.naturalWidth > 0")
         assert card.locator("svg.trace polyline").count() == 1
-    excluded = particles["excluded"].fillna("").astype(str) != ""
+    excluded = particles["excluded"].notna() & (particles["excluded"].astype(str) != "")
     assert page.locator("#gallery-cards .card.excluded").count() == int(excluded.sum())
     page.select_option("#gallery-filter", "excluded")
     assert page.locator("#gallery-cards .card:visible").count() == int(excluded.sum())

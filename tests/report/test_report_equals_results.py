@@ -110,3 +110,41 @@ def test_report_provenance_is_the_recorded_one(saved):
     block = re.search(r'<div id="provenance-run">(.*?)</div>', text, re.S).group(1)
     assert prov["started_utc"] in block and html.escape(shlex.join(prov["command_line"])) in block
     assert 'class="changed"' not in text  # default settings: nothing highlighted
+
+
+def test_summary_table_gallery_and_tables_show_the_saved_numbers(saved):
+    summary, particles, kinetics, out = saved
+    text = (out / "report.html").read_text(encoding="utf-8")
+    # summary table: every row carries the saved value, shown in the unit its row names
+    rows = re.findall(r"<tr data-key='([^']+)'><td class='k'>[^<]*</td><td data-value=\"([^\"]*)\">", text)
+    assert len(rows) >= 10
+    for key, raw in rows:
+        assert json.loads(html.unescape(raw)) == summary[key], key
+    # Fig. 3b-d: the exponents in its legend are the saved ones
+    dep = {"tau_pol_s": summary["tau_pol_field_dependence"], "tau_rec_s": summary["tau_rec_field_dependence"]}
+    fig = figures.tau_vs_field(kinetics, particle_id=None, dependence=dep)
+    for col in dep:
+        assert fig.plscope_shown[f"{col}_exponent"] == dep[col]["exponent"]
+    # gallery: one card per particle; its per-field time constants are kinetics.csv's, rounded for display
+    cards = re.findall(r'<div class="card [a-z-]+" id="particle-(\d+)".*?</table>', text, re.S)
+    assert sorted(int(c) for c in cards) == sorted(particles["particle_id"])
+    for block in re.findall(r'(<div class="card [a-z-]+" id="particle-\d+".*?</table>)', text, re.S):
+        pid = int(re.search(r'id="particle-(\d+)"', block).group(1))
+        shown = re.findall(r"<tr(?: class=\"unused\")?><td>(\d+)</td><td>([^<]*)</td>", block)
+        k = kinetics[kinetics["particle_id"] == pid].sort_values("field_kV_per_cm")
+        assert len(shown) == len(k)
+        for (field, tau_text), r in zip(shown, k.itertuples(), strict=True):
+            assert field == f"{r.field_kV_per_cm:.0f}"
+            if np.isfinite(r.tau_pol_s):
+                assert tau_text == f"{r.tau_pol_s:.2f} ± {r.tau_pol_err_s:.2f}"
+    # tables: the sort keys are the saved values exactly
+    table = re.search(r'<table class="sortable" id="kinetics-table">(.*?)</table>', text, re.S).group(1)
+    heads = re.findall(r'<th data-type="[a-z]+" title="([^"]+)"', table)
+    col = heads.index("tau_pol_s")
+    values = [
+        re.findall(r'data-sort="([^"]*)"', row)[col]
+        for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1])
+    ]
+    assert [float(v) if v else np.nan for v in values] == pytest.approx(
+        kinetics["tau_pol_s"].tolist(), nan_ok=True, rel=0, abs=0
+    )

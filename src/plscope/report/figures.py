@@ -108,7 +108,7 @@ def nice_length_um(width_um: float, fraction: float = 0.2) -> float:
     """A round scale-bar length (1, 2 or 5 × 10^k µm) close to ``fraction`` of ``width_um``.
 
     >>> nice_length_um(25.6), nice_length_um(4.0), nice_length_um(100.0)
-    (5.0, 0.5, 20.0)
+    (5.0, 1.0, 20.0)
     """
     target = max(width_um * fraction, 1e-6)
     k = np.floor(np.log10(target))

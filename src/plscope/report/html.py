@@ -597,7 +597,7 @@ def render_report(
         parts.append(str(section))
     # ----------------------------------------------------------------------------------------------
 
-    parts.append("<h2 id='tables'>Tables</h2>")
+    parts.append("<h2>Tables</h2>")
     parts.append(
         _safe_section(
             lambda: table_html(
