@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 import pandas as pd
@@ -131,17 +130,14 @@ def test_nan_and_mismatched_input_raise():
         ttl_pulses(t, np.zeros(9))
 
 
-def test_a_million_samples_take_well_under_a_second():
+def test_a_million_samples():
+    """Vectorized edge finding on a long log (its speed is measured in benchmarks/, not here)."""
     rng = np.random.default_rng(5)
     n = 1_000_000
     t = np.arange(n) / 1e5
     x = np.where((np.arange(n) // 500) % 4 == 1, 5.0, 0.0) + rng.normal(0, 0.05, n)
-    ttl_pulses(t[:1000], x[:1000])  # warm up
-    t0 = time.perf_counter()
     pulses = ttl_pulses(t, x)
-    elapsed = time.perf_counter() - t0
     assert len(pulses) == 500
-    assert elapsed < 1.0, f"{elapsed:.2f} s"
 
 
 # --------------------------------------------------------------------------
