@@ -98,3 +98,29 @@ def test_a_logged_warning_is_not_printed_again_from_the_summary(capsys):
     cap = capsys.readouterr()
     assert (cap.out + cap.err).count("surplus TTL") == 1
     assert cap.out.count("warning: another") == 1
+
+
+def test_batch_frame_progress_has_no_absurd_first_rate():
+    """A run first reports 3 of 5 chunks done, then 4 and 5 at once: no rate of chunks per microsecond."""
+    import io
+
+    from tqdm import tqdm
+
+    from plscope.pipeline.batch import frame_progress_update
+
+    out = io.StringIO()
+
+    def bar(**kw):
+        return tqdm(file=out, **kw)
+
+    bars: dict = {}
+    frame_progress_update(bars, "run0", 3, 5, bar_class=bar)
+    first = bars["run0"].format_dict
+    assert first["n"] == 3 and first["initial"] == 3
+    assert "?chunk/s" in out.getvalue()  # no rate before a second report
+    frame_progress_update(bars, "run0", 4, 5, bar_class=bar)
+    assert bars["run0"].n == 4
+    frame_progress_update(bars, "run0", 5, 5, bar_class=bar)
+    assert bars == {}
+    rates = [float(r) for r in __import__("re").findall(r"([\d.]+)chunk/s", out.getvalue())]
+    assert all(r < 1e4 for r in rates), rates

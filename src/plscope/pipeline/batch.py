@@ -729,6 +729,32 @@ def _run_batch_locked(
     return BatchResult(outcomes=outcomes, out_dir=out)
 
 
+def frame_progress_update(bars: dict[str, Any], run: str, done: int, total: int, *, bar_class: Any) -> None:
+    """Show that ``run`` has traced ``done`` of ``total`` chunks (its bar made on its first report).
+
+    A bar starts at the count of its first report (``initial``): the chunks
+    done before the client heard of them do not count towards the rate; and
+    it is redrawn at most every 0.5 s (the workers' reporting interval), so
+    reports that arrive together are never divided by microseconds. The
+    first rate shown is never an absurd "119837.26chunk/s".
+    """
+    bar = bars.get(run)
+    if bar is None:
+        bar = bars[run] = bar_class(
+            total=total,
+            initial=done,
+            desc=f"  {run} traces",
+            unit="chunk",
+            leave=False,
+            position=len(bars) + 1,
+            mininterval=0.5,
+        )
+    elif done > bar.n:
+        bar.update(done - bar.n)
+    if done >= total:
+        bars.pop(run).close()
+
+
 def _show_frame_progress(client, queue_name: str, stop: threading.Event) -> None:
     """Client thread: one progress bar per running run (chunks of frames traced)."""
     from distributed import Queue
@@ -743,15 +769,7 @@ def _show_frame_progress(client, queue_name: str, stop: threading.Event) -> None
             except Exception:
                 messages = []
             for run, done, total in messages:
-                bar = bars.get(run)
-                if bar is None:
-                    bar = bars[run] = tqdm(
-                        total=total, desc=f"  {run} traces", unit="chunk", leave=False, position=len(bars) + 1
-                    )
-                bar.n = done
-                bar.refresh()
-                if done >= total:
-                    bars.pop(run).close()
+                frame_progress_update(bars, run, done, total, bar_class=tqdm)
     except Exception as exc:  # the display is best effort
         logger.debug("frame progress display stopped: %s", exc)
     finally:
