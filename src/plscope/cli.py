@@ -15,7 +15,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,13 +91,6 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-def _command(sub, common, name: str, *, help: str, description: str) -> argparse.ArgumentParser:
-    """One sub-command's parser (shared options, defaults shown in ``--help``)."""
-    return sub.add_parser(
-        name, parents=[common], help=help, description=description, formatter_class=_HelpFormatter
-    )
-
-
 def _add_out(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--out",
@@ -137,30 +130,16 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"plscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (
-        _add_run_parser,
-        _add_batch_parser,
-        _add_calibrate_parser,
-        _add_reanalyze_parser,
-        _add_inspect_parser,
-        _add_init_parser,
-        _add_config_parser,
-        _add_simulate_parser,
-        _add_detector_parsers,
-    ):
-        add(sub, common)
+    for name, (text, description, add_arguments) in _COMMANDS.items():
+        add_arguments(
+            sub.add_parser(
+                name, parents=[common], help=text, description=description, formatter_class=_HelpFormatter
+            )
+        )
     return parser
 
 
-def _add_run_parser(sub, common) -> None:
-    run = _command(
-        sub,
-        common,
-        "run",
-        help="analyse one run folder",
-        description="Analyse one run folder (experiment.toml + movie + DAQ log) "
-        "and write summary.json, particles.csv, kinetics.csv and report.html.",
-    )
+def _run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("run_dir", type=Path, help="run folder holding experiment.toml")
     _add_out(run)
     run.add_argument(
@@ -172,16 +151,7 @@ def _add_run_parser(sub, common) -> None:
     _add_progress(run)
 
 
-def _add_batch_parser(sub, common) -> None:
-    bat = _command(
-        sub,
-        common,
-        "batch",
-        help="analyse every run folder under a root, in parallel",
-        description="Find every run folder (a folder with experiment.toml or detector.toml) under ROOT, "
-        "analyse them in parallel on a Dask cluster, and write OUT/<run>/ for each plus OUT/index.html "
-        "and OUT/batch.csv. Exit 0 when all succeeded, 1 when any failed.",
-    )
+def _batch_arguments(bat: argparse.ArgumentParser) -> None:
     bat.add_argument("root", type=Path, help="folder to search for run folders")
     bat.add_argument("--out", type=Path, required=True, help="output folder")
     bat.add_argument(
@@ -201,15 +171,7 @@ def _add_batch_parser(sub, common) -> None:
     _add_progress(bat)
 
 
-def _add_calibrate_parser(sub, common) -> None:
-    cal = _command(
-        sub,
-        common,
-        "calibrate",
-        help="pixel -> wavelength calibration from a lamp spectrum",
-        description="Find the lamp peaks, match them to known lines, fit the dispersion "
-        "polynomial and write {dispersion_nm, rms_nm, lines} as JSON.",
-    )
+def _calibrate_arguments(cal: argparse.ArgumentParser) -> None:
     cal.add_argument("lamp", type=Path, metavar="LAMP_CSV", help="lamp spectrum: pixel and counts columns")
     cal.add_argument(
         "--lines", type=Path, required=True, metavar="LINES_CSV", help="known line wavelengths (nm)"
@@ -247,16 +209,7 @@ def _add_calibrate_parser(sub, common) -> None:
     cal.add_argument("--min-snr", type=float, default=8.0, help="lamp peak detection threshold")
 
 
-def _add_reanalyze_parser(sub, common) -> None:
-    rea = _command(
-        sub,
-        common,
-        "reanalyze",
-        help="recompute kinetics and report from stored traces",
-        description="Recompute kinetics, summary and report of an output folder from the "
-        "traces stored in it, without reading the stack, with the settings it was last analysed "
-        "with unless --config changes some; provenance.json records what changed.",
-    )
+def _reanalyze_arguments(rea: argparse.ArgumentParser) -> None:
     rea.add_argument("out_dir", type=Path, help="an output folder written by `plscope run`")
     rea.add_argument(
         "--config",
@@ -274,16 +227,7 @@ def _add_reanalyze_parser(sub, common) -> None:
     )
 
 
-def _add_inspect_parser(sub, common) -> None:
-    ins = _command(
-        sub,
-        common,
-        "inspect",
-        help="list what a movie or DAQ log holds",
-        description="Movie: shape, axes, pixel type, pixel size, timing metadata, wavelength axis "
-        "(or the axes of a multi-dimensional file and the choice it needs). DAQ log: channels "
-        "with their ranges and numbers of rising edges.",
-    )
+def _inspect_arguments(ins: argparse.ArgumentParser) -> None:
     ins.add_argument("file", type=Path, help="an image stack (TIFF, SPE, SIF, ND2, a glob) or a DAQ log")
     ins.add_argument(
         "--sample-rate-hz",
@@ -294,29 +238,11 @@ def _add_inspect_parser(sub, common) -> None:
     ins.add_argument("--json", action="store_true", help="print the description as JSON")
 
 
-def _add_init_parser(sub, common) -> None:
-    ini = _command(
-        sub,
-        common,
-        "init",
-        help="write a commented experiment.toml for a run folder",
-        description="Write RUN_DIR/experiment.toml from the files found there (movie, spectra, DAQ "
-        "channels, lamp, calibration.json); values only you know are marked REQUIRED. "
-        "An existing experiment.toml is never overwritten.",
-    )
+def _init_arguments(ini: argparse.ArgumentParser) -> None:
     ini.add_argument("run_dir", type=Path, help="the run folder")
 
 
-def _add_config_parser(sub, common) -> None:
-    conf = _command(
-        sub,
-        common,
-        "config",
-        help="print or check configuration files",
-        description="Print the documented defaults or check a configuration file: analysis "
-        "settings, experiment.toml or detector.toml (told by the file name, or --kind). "
-        "Generated from the models in plscope.config; see docs/configuration.md.",
-    )
+def _config_arguments(conf: argparse.ArgumentParser) -> None:
     group = conf.add_mutually_exclusive_group(required=True)
     group.add_argument(
         "--print-defaults",
@@ -384,17 +310,8 @@ def _sim_default(name: str, imaging: dict[str, Any], spectral: dict[str, Any]) -
     return f"(default: {a}; {b} with --spectral)"
 
 
-def _add_simulate_parser(sub, common) -> None:
+def _simulate_arguments(sim: argparse.ArgumentParser) -> None:
     imaging, spectral = _sim_fields()
-    sim = _command(
-        sub,
-        common,
-        "simulate",
-        help="write a simulated run folder with ground truth",
-        description="Write a simulated imaging run folder (movie.tif, daq.csv, "
-        "experiment.toml) plus ground_truth.json, with the physics of "
-        "Chem. Sci. 2025, 16, 22417 and the nuisances of real rigs.",
-    )
     sim.add_argument("out_dir", type=Path, help="folder to write (created)")
     sim.add_argument("--seed", type=int, default=0, help="random seed")
     for flag, name, kind, metavar, text in _SIM_OPTIONS:
@@ -429,28 +346,86 @@ def _add_simulate_parser(sub, common) -> None:
     )
 
 
-def _add_detector_parsers(sub, common) -> None:
-    det = _command(
-        sub,
-        common,
-        "detector",
-        help="figures of merit of a photodetector run folder (detector.toml + electrometer logs)",
-        description="Analyse a detector run folder (detector.toml + current logs and sweeps) and write "
-        "detector_summary.json, pyro_pulses.csv, xray_dose_rates.csv, provenance.json and report.html.",
-    )
+def _detector_arguments(det: argparse.ArgumentParser) -> None:
     det.add_argument("run_dir", type=Path, help="run folder holding detector.toml")
     _add_out(det)
-    sdet = _command(
-        sub,
-        common,
-        "simulate-detector",
-        help="write a simulated detector run folder with ground truth",
-        description="Write a simulated detector run folder (CY-I of J. Mater. Chem. C 2025, 13, 12685 by "
-        "default): pyroelectric pulses, X-ray on/off records at five dose rates, I-V and Hecht sweeps, "
-        "dark drift and stability records, detector.toml and ground_truth.json.",
-    )
+
+
+def _simulate_detector_arguments(sdet: argparse.ArgumentParser) -> None:
     sdet.add_argument("out_dir", type=Path, help="folder to write (created)")
     sdet.add_argument("--seed", type=int, default=0, help="random seed")
+
+
+#: every sub-command: (one-line help, description, the function adding its arguments)
+_COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = {
+    "run": (
+        "analyse one run folder",
+        "Analyse one run folder (experiment.toml + movie + DAQ log) "
+        "and write summary.json, particles.csv, kinetics.csv and report.html.",
+        _run_arguments,
+    ),
+    "batch": (
+        "analyse every run folder under a root, in parallel",
+        "Find every run folder (a folder with experiment.toml or detector.toml) under ROOT, "
+        "analyse them in parallel on a Dask cluster, and write OUT/<run>/ for each plus OUT/index.html "
+        "and OUT/batch.csv. Exit 0 when all succeeded, 1 when any failed.",
+        _batch_arguments,
+    ),
+    "calibrate": (
+        "pixel -> wavelength calibration from a lamp spectrum",
+        "Find the lamp peaks, match them to known lines, fit the dispersion "
+        "polynomial and write {dispersion_nm, rms_nm, lines} as JSON.",
+        _calibrate_arguments,
+    ),
+    "reanalyze": (
+        "recompute kinetics and report from stored traces",
+        "Recompute kinetics, summary and report of an output folder from the "
+        "traces stored in it, without reading the stack, with the settings it was last analysed "
+        "with unless --config changes some; provenance.json records what changed.",
+        _reanalyze_arguments,
+    ),
+    "inspect": (
+        "list what a movie or DAQ log holds",
+        "Movie: shape, axes, pixel type, pixel size, timing metadata, wavelength axis "
+        "(or the axes of a multi-dimensional file and the choice it needs). DAQ log: channels "
+        "with their ranges and numbers of rising edges.",
+        _inspect_arguments,
+    ),
+    "init": (
+        "write a commented experiment.toml for a run folder",
+        "Write RUN_DIR/experiment.toml from the files found there (movie, spectra, DAQ "
+        "channels, lamp, calibration.json); values only you know are marked REQUIRED. "
+        "An existing experiment.toml is never overwritten.",
+        _init_arguments,
+    ),
+    "config": (
+        "print or check configuration files",
+        "Print the documented defaults or check a configuration file: analysis "
+        "settings, experiment.toml or detector.toml (told by the file name, or --kind). "
+        "Generated from the models in plscope.config; see docs/configuration.md.",
+        _config_arguments,
+    ),
+    "simulate": (
+        "write a simulated run folder with ground truth",
+        "Write a simulated imaging run folder (movie.tif, daq.csv, "
+        "experiment.toml) plus ground_truth.json, with the physics of "
+        "Chem. Sci. 2025, 16, 22417 and the nuisances of real rigs.",
+        _simulate_arguments,
+    ),
+    "detector": (
+        "figures of merit of a photodetector run folder (detector.toml + electrometer logs)",
+        "Analyse a detector run folder (detector.toml + current logs and sweeps) and write "
+        "detector_summary.json, pyro_pulses.csv, xray_dose_rates.csv, provenance.json and report.html.",
+        _detector_arguments,
+    ),
+    "simulate-detector": (
+        "write a simulated detector run folder with ground truth",
+        "Write a simulated detector run folder (CY-I of J. Mater. Chem. C 2025, 13, 12685 by "
+        "default): pyroelectric pulses, X-ray on/off records at five dose rates, I-V and Hecht sweeps, "
+        "dark drift and stability records, detector.toml and ground_truth.json.",
+        _simulate_detector_arguments,
+    ),
+}
 
 
 class _Once(logging.Filter):
