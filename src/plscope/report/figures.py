@@ -111,9 +111,10 @@ def nice_length_um(width_um: float, fraction: float = 0.2) -> float:
     (5.0, 1.0, 20.0)
     """
     target = max(width_um * fraction, 1e-6)
-    k = np.floor(np.log10(target))
-    steps = [m * 10**k for m in (1.0, 2.0, 5.0, 10.0)]
-    return float(round(min(steps, key=lambda v: abs(np.log(v / target))), 6))
+    k = float(np.floor(np.log10(target)))
+    steps = [m * 10.0**k for m in (1.0, 2.0, 5.0, 10.0)]
+    best = min(steps, key=lambda v: abs(float(np.log(v / target))))
+    return float(round(best, 6))
 
 
 def add_scale_bar(ax, *, pixel_size_nm: float, width_px: float, color: str = "white") -> float:

@@ -148,7 +148,7 @@ def _curve_svgs(curves: dict, pid, fields: Sequence[float], on_s: float) -> list
 
     ``curves`` maps ``(particle_id, field_kV_per_cm, phase)`` to ``(t_s, mean, fit)`` arrays.
     """
-    out = []
+    out: list[dict[str, Any]] = []
     for f in fields:
         parts = []
         for phase, off in (("pol", 0.0), ("rec", on_s)):
