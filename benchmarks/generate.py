@@ -215,11 +215,11 @@ DISPERSION_NM = (480.0, 0.2, 0.0)
 
 
 def write_spectra_run(
-    folder: Path, n_frames: int, *, n_tracks: int = 8, n_rows: int = 64, n_cols: int = 512, seed: int = 0
+    folder: Path, n_frames: int, *, n_tracks: int = 8, n_rows: int = 128, n_cols: int = 512, seed: int = 0
 ) -> Path:
     """A spectral run folder: ``spectra.tif`` (t, slit_row, wavelength_pixel), daq.csv, experiment.toml.
 
-    Each of ``n_tracks`` particles is a 3-row stripe along the slit with a
+    Each of ``n_tracks`` particles is a stripe along the slit (Gaussian across it, sigma 1.2 rows) with a
     Lorentzian line (centre 520-545 nm, FWHM 15-25 nm) whose centre shifts by
     -0.02 nm per kV/cm while the field is ON; constant background, Gaussian
     noise of sqrt(mean) plus read noise.
@@ -234,14 +234,14 @@ def write_spectra_run(
     centre = rng.uniform(520.0, 545.0, n_tracks)
     hwhm = rng.uniform(7.5, 12.5, n_tracks)
     height = rng.uniform(300.0, 1000.0, n_tracks)
-    track_rows = np.linspace(6, n_rows - 8, n_tracks).astype(int)
+    track_rows = np.linspace(10.0, n_rows - 11.0, n_tracks)
+    rows = np.arange(n_rows)[:, None]
+    across = np.exp(-0.5 * ((rows - track_rows[None, :]) / 1.2) ** 2)  # (rows, tracks): the slit profile
     with tifffile.TiffWriter(folder / "spectra.tif") as tif:
         for k in range(n_frames):
             c = centre - 0.02 * field[k]
             lines = height[:, None] / (1.0 + ((wl[None, :] - c[:, None]) / hwhm[:, None]) ** 2)
-            lam = np.full((n_rows, n_cols), BACKGROUND)
-            for j in range(3):
-                lam[track_rows + j] += lines
+            lam = BACKGROUND + across @ lines
             img = lam + rng.standard_normal(lam.shape) * np.sqrt(lam + READ_NOISE_ADU**2) + OFFSET_ADU
             tif.write(
                 np.clip(np.rint(img), 0, 65535).astype(np.uint16), contiguous=True, photometric="minisblack"

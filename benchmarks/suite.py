@@ -114,6 +114,18 @@ def _child(stage: str, args: dict, work: Path, env: dict) -> dict:
     return out
 
 
+def _failed(exc: Exception) -> dict:
+    """A failed stage: no time, the error's last line in the table."""
+    last = str(exc).strip().splitlines()[-2:] if str(exc).strip() else ["?"]
+    return {
+        "seconds": float("nan"),
+        "peak_rss_mb": float("nan"),
+        "setup_rss_mb": None,
+        "load": os.getloadavg()[0],
+        "failed": " / ".join(last),
+    }
+
+
 def _warm(path: Path) -> None:
     """Read a file through once so that its pages are in the page cache."""
     with open(path, "rb", buffering=0) as fh:
@@ -146,7 +158,12 @@ def measure_dataset(
             shutil.rmtree(out, ignore_errors=True)
         _warm(movie)
         log(f"  {name}: {stage} ...")
-        results.append((stage, _child(stage, base, work, env)))
+        try:
+            results.append((stage, _child(stage, base, work, env)))
+        except RuntimeError as exc:  # recorded as a failed row; the suite goes on
+            log(f"    {exc}")
+            results.append((stage, _failed(exc)))
+            continue
         log(f"    {results[-1][1]['seconds']:.2f} s")
     _warm(movie)
     reads.append(_child("read", base, work, env))
@@ -190,7 +207,11 @@ def measure_spectra(run: Path, n_frames: int, work: Path, env: dict, log) -> lis
     _warm(movie)
     r0 = _child("read", a, work, env)
     log("  spectra: run ...")
-    r = _child("run", a, work, env)
+    try:
+        r = _child("run", a, work, env)
+    except RuntimeError as exc:
+        log(f"    {exc}")
+        r = _failed(exc)
     r1 = _child("read", a, work, env)
     read_s = (r0["seconds"] + r1["seconds"]) / 2
     return [
@@ -213,6 +234,7 @@ def measure_spectra(run: Path, n_frames: int, work: Path, env: dict, log) -> lis
             r["peak_rss_mb"],
             r["setup_rss_mb"],
             r["load"],
+            {"failed": r["failed"]} if "failed" in r else {},
         ),
     ]
 
@@ -222,11 +244,15 @@ def measure_fits(sizes: Sizes, work: Path, env: dict, log) -> list[dict]:
     for model, method, frac in FIT_METHODS:
         n = max(int(sizes.fits * frac), 10)
         log(f"  fits: {model} {method} x {n} ...")
-        r = _child("fits", {"model": model, "method": method, "n": n}, work, env)
+        try:
+            r = _child("fits", {"model": model, "method": method, "n": n}, work, env)
+        except RuntimeError as exc:
+            log(f"    {exc}")
+            continue
         rows.append({"model": model, "method": method, **r})
     for r in rows:
-        ref = next(x for x in rows if x["model"] == r["model"] and x["method"] == "lmfit")
-        r["x_lmfit"] = r["fits_per_s"] / ref["fits_per_s"]
+        ref = next((x for x in rows if x["model"] == r["model"] and x["method"] == "lmfit"), None)
+        r["x_lmfit"] = r["fits_per_s"] / ref["fits_per_s"] if ref else float("nan")
     return rows
 
 
@@ -257,6 +283,12 @@ def table(rows: list[Row]) -> str:
     ]
     for r in rows:
         setup = f" ({_fmt(r.setup_rss_mb, 0)})" if r.setup_rss_mb else ""
+        if "failed" in r.extra:
+            lines.append(
+                f"| {r.data} | {STAGE_LABELS.get(r.stage, r.stage)} | {r.n_frames} | failed: "
+                f"{r.extra['failed'].replace('|', '/')} | | | | {r.load:.1f} |"
+            )
+            continue
         lines.append(
             f"| {r.data} | {STAGE_LABELS.get(r.stage, r.stage)} | {r.n_frames} | {_fmt(r.seconds)} | "
             f"{_fmt(r.fps, 0)} | {_fmt(r.ratio)} | {_fmt(r.peak_rss_mb, 0)}{setup} | {r.load:.1f} |"
