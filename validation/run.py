@@ -7,7 +7,11 @@ by ``plscope run`` in a child process (as a user would), and compared with
 its ``truth.json``. Metrics (NaN where a scenario does not define them):
 
 - ``size_err_pct``: median relative error of ``size_nm`` over matched particles;
-- ``size_cover``: fraction of particles with ``|size - truth| <= 1.96 size_err_nm``;
+- ``size_cover``: fraction of particles with ``|size - truth| <= 1.96 size_err_nm``, or, for a
+  particle reported as an upper bound (``near_diffraction_limit``), with ``truth <= size_upper_bound_nm``;
+- ``size_bounded``: fraction of matched particles whose size is reported as an upper bound;
+- ``pairs_ok``: fraction of touching pairs found as two particles or as one flagged ``possibly_merged``
+  (its size fit not ok);
 - ``psf_err_pct``: relative error of the run's ``psf_sigma_nm``;
 - ``tau_pol_err_pct``, ``tau_rec_err_pct``: median relative error over particle x field rows;
 - ``tau_pol_cover``: fraction of rows with ``|tau_pol - truth| <= 1.96 tau_pol_err_s``;
@@ -92,6 +96,27 @@ def _named(pulse: int, warnings: list[str]) -> bool:
     return False
 
 
+def _pairs_ok(particles: pd.DataFrame, tp: list[dict], pairs: list[tuple[int, int]], truth_pairs) -> float:
+    """Fraction of touching pairs found as two particles, or as one flagged ``possibly_merged``.
+
+    A merged particle's size must not be reported as fine: its ``size_fit_ok`` must be False.
+    """
+    matched = {i for i, _ in pairs}
+    good = []
+    for a, b in truth_pairs:
+        if a in matched and b in matched:
+            good.append(True)
+            continue
+        xm = 0.5 * (tp[a]["x_px"] + tp[b]["x_px"])
+        ym = 0.5 * (tp[a]["y_px"] + tp[b]["y_px"])
+        half = 0.5 * math.hypot(tp[a]["x_px"] - tp[b]["x_px"], tp[a]["y_px"] - tp[b]["y_px"])
+        d = np.hypot(particles["x_px"].to_numpy(float) - xm, particles["y_px"].to_numpy(float) - ym)
+        near = particles[d <= half + 2.0]
+        flagged = near.get("possibly_merged", pd.Series(False, index=near.index)).astype(bool)
+        good.append(bool(len(near)) and bool(flagged.all()) and not near["size_fit_ok"].astype(bool).any())
+    return float(np.mean(good)) if good else float("nan")
+
+
 def _pct(a: float, b: float) -> float:
     return 100.0 * (a - b) / b if a is not None and b and np.isfinite(a) else float("nan")
 
@@ -116,16 +141,27 @@ def evaluate(truth: dict, out_dir: Path, proc: subprocess.CompletedProcess) -> d
     tp = truth["particles"]
     pairs = _match(particles, tp)
     m["matched"] = f"{len(pairs)}/{len(tp)}"
-    rel, cover = [], []
+    rel, cover, bounded = [], [], []
     for i, j in pairs:
-        s, e = particles["size_nm"].iloc[j], particles["size_err_nm"].iloc[j]
-        t = tp[i]["size_nm"]
+        row = particles.iloc[j]
+        s, e, t = row["size_nm"], row["size_err_nm"], tp[i]["size_nm"]
+        if bool(row.get("near_diffraction_limit", False)) and np.isfinite(
+            row.get("size_upper_bound_nm", np.nan)
+        ):
+            # reported as an upper bound: covered when the truth lies below it
+            bounded.append(True)
+            cover.append(bool(t <= row["size_upper_bound_nm"]))
+            continue
         if np.isfinite(s):
+            bounded.append(False)
             rel.append(100.0 * (s - t) / t)
             cover.append(abs(s - t) <= 1.96 * e if np.isfinite(e) else False)
     m["size_err_pct"] = float(np.median(rel)) if rel else float("nan")
     m["size_abs_err_pct"] = float(np.median(np.abs(rel))) if rel else float("nan")
     m["size_cover"] = float(np.mean(cover)) if cover else float("nan")
+    m["size_bounded"] = float(np.mean(bounded)) if bounded else float("nan")
+    if truth.get("extra", {}).get("pairs"):
+        m["pairs_ok"] = _pairs_ok(particles, tp, pairs, truth["extra"]["pairs"])
     m["psf_err_pct"] = _pct(summary.get("psf_sigma_nm"), truth["psf_sigma_nm"])
     rows = {"tau_pol": [], "tau_rec": [], "se": [], "cover": []}
     for i, j in pairs:
@@ -205,6 +241,15 @@ def check_targets(df: pd.DataFrame) -> list[str]:
         out.append(
             f"size 1.96 sigma coverage over all particle runs {v:.2f} (target >= 0.85): {'met' if v >= 0.85 else 'MISSED'}"
         )
+    if "pairs_ok" in df:
+        pv = df["pairs_ok"].to_numpy(float)
+        pv = pv[np.isfinite(pv)]
+        if pv.size:
+            ok = bool(np.all(pv == 1.0))
+            out.append(
+                f"touching pairs found as two or flagged as merged in every seed: {'met' if ok else 'MISSED'} "
+                f"(mean {pv.mean():.2f})"
+            )
     if "lost_named" in df:
         lost = df[df["scenario"].str.startswith("lost_frame")]["lost_named"].to_numpy(float)
         if lost.size:
@@ -231,6 +276,8 @@ def to_markdown(df: pd.DataFrame, command: str) -> str:
         "size_err_pct",
         "size_abs_err_pct",
         "size_cover",
+        "size_bounded",
+        "pairs_ok",
         "psf_err_pct",
         "tau_pol_err_pct",
         "tau_rec_err_pct",

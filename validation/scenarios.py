@@ -169,3 +169,24 @@ def real_bead_like(run_dir: Path, seed: int) -> dict:
     for p in exp.particles:
         p.photons *= 20.0  # beads are bright for their size
     return write_run_folder(run_dir, exp, seed)
+
+
+@scenario(
+    "touching_pair",
+    topic="particles",
+    description="2 pairs of squares 500-700 nm touching edge to edge + 2 single squares, Gaussian PSF 120 nm",
+)
+def touching_pair(run_dir: Path, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    shapes = [{"kind": "square", "side_nm": float(rng.uniform(500, 700)), "angle_deg": 0.0} for _ in range(6)]
+    exp = _experiment(rng, shapes, min_gap_px=26.0)
+    px = exp.movie.pixel_size_nm
+    cols = exp.movie.shape_px[1]
+    pairs = [(0, 1), (2, 3)]
+    for a, b in pairs:
+        pa, pb = exp.particles[a], exp.particles[b]
+        gap_px = 0.5 * (shapes[a]["side_nm"] + shapes[b]["side_nm"]) / px  # centre distance: touching
+        pb.x_px = pa.x_px + (gap_px if pa.x_px < cols / 2 else -gap_px)
+        pb.y_px = pa.y_px
+    exp.extra = {"pairs": [list(p) for p in pairs]}
+    return write_run_folder(run_dir, exp, seed)

@@ -218,6 +218,13 @@ def _particle_warnings(particles: pd.DataFrame) -> list[str]:
             f"size_nm: the size fit of {len(ids)} particle(s) failed or was absurd (particle_id "
             f"{ids[:10]}{' ...' if len(ids) > 10 else ''}); size not reported, aperture from the footprint"
         )
+    if "possibly_merged" in particles.columns and particles["possibly_merged"].any():
+        ids = particles.loc[particles["possibly_merged"].astype(bool), "particle_id"].tolist()
+        out.append(
+            f"size_nm: {len(ids)} particle(s) are elongated, possibly two touching particles segmented as "
+            f"one (particle_id {ids[:10]}{' ...' if len(ids) > 10 else ''}); their sizes are unreliable and "
+            "left out of the statistics"
+        )
     return out
 
 

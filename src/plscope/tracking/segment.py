@@ -14,7 +14,9 @@ image as a clear, compact excess. :func:`find_particles` iterates
    jointly),
 3. residual = image - smooth background - fitted model; a new seed is a
    residual peak that exceeds both ``residual_sigma`` x noise and
-   ``residual_fraction`` x the local model, outside every fitted square,
+   ``residual_fraction`` x the local model, outside every fitted square;
+   an elongated particle flagged ``possibly_merged`` (two touching particles
+   without an intensity dip) is re-seeded as two (:func:`split_seeds`),
 
 until no new seed appears. It returns the table the rest of the pipeline
 uses: detection columns merged with the size columns.
@@ -122,6 +124,29 @@ def residual_seeds(
     return np.asarray(seeds, float).reshape(-1, 2)
 
 
+def split_seeds(particles: pd.DataFrame, pixel_size_nm: float) -> np.ndarray:
+    """Two seeds per elongated particle, a quarter of its long side either side of its centre.
+
+    Two equal squares touching edge to edge make a rectangle of long side
+    ``2 L`` whose halves are centred at ``+-L / 2`` = ``+-long / 4`` along the
+    long axis (``orientation_deg``).
+
+    Returns
+    -------
+    ndarray, shape (2 k, 2)
+        ``(x, y)`` seeds.
+    """
+    if len(particles) == 0:
+        return np.zeros((0, 2))
+    x = particles["x_px"].to_numpy(float)
+    y = particles["y_px"].to_numpy(float)
+    q = particles["side_long_nm"].to_numpy(float) / pixel_size_nm / 4.0
+    a = np.deg2rad(particles["orientation_deg"].to_numpy(float))
+    dx, dy = q * np.cos(a), q * np.sin(a)
+    out = np.concatenate([np.column_stack([x - dx, y - dy]), np.column_stack([x + dx, y + dy])])
+    return out[np.all(np.isfinite(out), axis=1)]
+
+
 def find_particles(
     image: np.ndarray,
     *,
@@ -184,7 +209,12 @@ def find_particles(
             min_area_px=int(det_kw.get("min_area_px", 4)),
             background_tile_px=int(det_kw.get("background_tile_px", 32)),
         )
-        if seeds.shape[0] == 0:
+        merged = (
+            sizes["possibly_merged"].to_numpy(bool)
+            if "possibly_merged" in sizes
+            else np.zeros(len(sizes), bool)
+        )
+        if seeds.shape[0] == 0 and not merged.any():
             break
         rounds += 1
         fitted = sizes[["x_px", "y_px"]].to_numpy(float, copy=True)
@@ -194,6 +224,9 @@ def find_particles(
             .loc[sizes["particle_id"].to_numpy()[bad], ["x_px", "y_px"]]
             .to_numpy(float)
         )
+        # an elongated particle (possibly two touching ones) is re-seeded as two along its long axis
+        seeds = np.concatenate([seeds, split_seeds(sizes[merged], pixel_size_nm)])
+        fitted = fitted[~merged]
         logger.info(
             "find_particles: round %d, %d residual seed(s) at %s",
             rounds,
