@@ -201,9 +201,29 @@ def _check_lost_frames(cfg, daq, traces, frames, cycles, field_trace, exposure_s
     if wiring is None:
         return frames, cycles, field_trace
     field = field_cycles(daq, wiring, new_mid, exposure_s, which="started")
-    if len(field.cycles) == 0:
+    cycles = _drop_uncertain_cycles(field.cycles, mid, lost.lost_between, warnings)
+    if len(cycles) == 0:
         return frames, pd.DataFrame(), None
-    return frames, field.cycles, field.trace
+    return frames, cycles, field.trace
+
+
+def _drop_uncertain_cycles(cycles: pd.DataFrame, mid: np.ndarray, lost_between, warnings: list[str]):
+    """Leave out the cycles with a field edge inside a lost frame's interval (their timing may be off)."""
+    if not len(cycles):
+        return cycles
+    bad = np.zeros(len(cycles), bool)
+    for a, b in lost_between:
+        lo, hi = float(mid[a]), float(mid[min(b, mid.size - 1)])
+        for col in ("on_start_s", "on_end_s"):
+            t = cycles[col].to_numpy(float)
+            bad |= (t > lo) & (t <= hi)
+    if bad.any():
+        warnings.append(
+            f"lost frames: {int(bad.sum())} field cycle(s) with an edge inside a lost frame's interval "
+            f"(ON at {np.round(cycles.loc[bad, 'on_start_s'].to_numpy(float), 2).tolist()} s) left out of the "
+            "kinetics: where the frame was lost is not known, so their frames may be mis-timed"
+        )
+    return cycles.loc[~bad].reset_index(drop=True)
 
 
 def _particle_warnings(particles: pd.DataFrame) -> list[str]:

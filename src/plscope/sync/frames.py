@@ -27,6 +27,7 @@ slot has no pulse.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -368,6 +369,8 @@ class LostFrames:
         mapping is then unchanged.
     message : str
         What was found, naming the frames; empty when nothing was lost.
+    likely_between : tuple of (int, int)
+        The most likely interval of each lost frame (inside ``lost_between``).
     """
 
     pulse_index: np.ndarray
@@ -375,6 +378,7 @@ class LostFrames:
     shifts: np.ndarray
     checked: bool
     message: str
+    likely_between: tuple[tuple[int, int], ...] = ()
 
 
 def _ramp(t: np.ndarray, edge_s: float, exposure_s: float) -> np.ndarray:
@@ -577,7 +581,10 @@ def find_lost_frames(
                 f"the edges: {path.tolist()}): the frame mapping cannot be checked",
             )
         cost, pulse_at_edge = np.delete(cost, e, axis=0), np.delete(pulse_at_edge, e)
-    return _lost_frames_result(cost, path, pulse_at_edge, mid, edges, n_frames, place_tolerance)
+    res = _lost_frames_result(cost, path, pulse_at_edge, mid, edges, n_frames, place_tolerance)
+    if not res.lost_between:
+        return res
+    return _refine_placement(res, y, mid, noise)
 
 
 def _lost_frames_result(
@@ -626,4 +633,78 @@ def _lost_frames_result(
             f"; {len(inner)} field edge(s) lie inside those intervals (at TTL pulses {inner[:10]}), so "
             "the cycles there may be mis-timed by a frame: time constants and mobility unreliable"
         )
-    return LostFrames(keep, tuple(wide), path, True, msg)
+    return LostFrames(keep, tuple(wide), path, True, msg, tuple(lost))
+
+
+#: Chi-square gain needed to move a lost frame away from the end of its interval.
+_MOVE_EVIDENCE = 25.0
+
+
+def _local_gap_gain(y: np.ndarray, t: np.ndarray, half: int = 6) -> np.ndarray:
+    """Residual gain of a frame gap before each sample, from local quadratics.
+
+    ``y[i]`` is sampled at ``t[i]`` (no gap). For each ``p``, a quadratic is
+    fitted to the ``2 half`` samples around ``p`` with the samples from ``p``
+    on moved one frame later (a frame lost just before sample ``p``) and
+    without; the gain is the drop of the residual sum of squares. A smooth
+    curve sampled with a gap shows the gap only where it bends or slopes.
+    """
+    n = y.size
+    dt = float(np.median(np.diff(t))) if n > 1 else 1.0
+    gain = np.zeros(n)
+    for p in range(1, n):
+        lo, hi = max(0, p - half), min(n, p + half)
+        if hi - lo < 6:
+            continue
+        tt = (t[lo:hi] - t[p]) / dt
+        yy = y[lo:hi]
+        rss = []
+        for shift in (0.0, 1.0):
+            x = tt + np.where(np.arange(lo, hi) >= p, shift, 0.0)
+            A = np.column_stack([np.ones_like(x), x, x * x])
+            coef, *_ = np.linalg.lstsq(A, yy, rcond=None)
+            r = yy - A @ coef
+            rss.append(float(r @ r))
+        gain[p] = rss[0] - rss[1]
+    return gain
+
+
+def _refine_placement(res: LostFrames, y: np.ndarray, mid: np.ndarray, noise: float) -> LostFrames:
+    """Place each lost frame inside its interval where the PL response shows the gap.
+
+    Between two field edges the PL relaxes smoothly; a frame lost where it
+    still changes breaks the curve (:func:`_local_gap_gain`), one lost on the
+    plateau cannot be seen and does not matter. A lost frame is moved from the
+    end of its interval to the sample of largest gain only when the gain
+    exceeds :data:`_MOVE_EVIDENCE` x the noise variance (5 sigma: a wrong move
+    mis-times the transient it lands in); the largest gains are taken first.
+    """
+    keep = np.asarray(res.pulse_index)
+    lost = sorted(set(np.setdiff1d(np.arange(int(keep[-1]) + 1), keep).tolist()))
+    moved = False
+    for a, b in dict.fromkeys(res.likely_between):
+        frames = np.flatnonzero((keep >= a) & (keep <= b))
+        inside = [p for p in lost if a <= p <= b]
+        if frames.size < 8 or not inside:
+            continue
+        # the frames of the interval timed as if nothing were lost inside it
+        t = mid[a : a + frames.size]
+        gain = _local_gap_gain(y[frames], t)
+        order = [int(i) for i in np.argsort(gain)[::-1] if gain[i] > _MOVE_EVIDENCE * noise**2]
+        picks = sorted(order[: len(inside)])
+        if not picks:
+            continue
+        # sample i of the interval is preceded by the gap: frames from i on move one pulse later
+        new_inside = [a + i + k for k, i in enumerate(picks)]
+        new_inside += [b - k for k in range(len(inside) - len(picks))]
+        lost = sorted([p for p in lost if not a <= p <= b] + new_inside)
+        moved = True
+    if not moved:
+        return res
+    new_keep = np.setdiff1d(np.arange(mid.size), lost)[: keep.size]
+    msg = re.sub(
+        r"frames mapped assuming TTL pulse\(s\) \[[0-9, ]*\] lost",
+        f"frames mapped assuming TTL pulse(s) {lost} lost (placed where the PL response shows the gap)",
+        res.message,
+    )
+    return LostFrames(new_keep, res.lost_between, res.shifts, True, msg, res.likely_between)
