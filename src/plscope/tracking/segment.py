@@ -224,7 +224,11 @@ def find_particles(
             .loc[sizes["particle_id"].to_numpy()[bad], ["x_px", "y_px"]]
             .to_numpy(float)
         )
-        # an elongated particle (possibly two touching ones) is re-seeded as two along its long axis
+        # an elongated particle (possibly two touching ones) is re-seeded as two along its long axis;
+        # residual seeds on it (its far end, outside the square fit) are left to the split
+        for r in sizes[merged].itertuples():
+            reach = 0.5 * r.side_long_nm / pixel_size_nm + sigma_nm / pixel_size_nm
+            seeds = seeds[np.hypot(seeds[:, 0] - r.x_px, seeds[:, 1] - r.y_px) > reach]
         seeds = np.concatenate([seeds, split_seeds(sizes[merged], pixel_size_nm)])
         fitted = fitted[~merged]
         logger.info(

@@ -58,9 +58,10 @@ _POINT_SIDE_PX = 0.05
 #: PSF-corrected moments are noisy); single rectangles of aspect <= 1.5 (the shapes the size model is
 #: validated for) read up to ~1.6 and are told apart by their long side (below).
 MERGED_ASPECT = 1.6
-#: ... with the long side above this multiple of the square model's side (two equal touching squares:
-#: 1.41, 1 : 1.4 ones 1.36; a single rectangle of aspect 1.5: 1.22).
-MERGED_LONG_OVER_SIZE = 1.3
+#: ... with the short side (PSF-corrected moments) above this fraction of the square model's side
+#: (two touching squares: ~0.65; a rectangle of aspect 1.5: ~0.8; a small noisy square whose short
+#: moment collapsed: < 0.3).
+MERGED_SHORT_OVER_SIZE = 0.4
 
 
 # --------------------------------------------------------------------------
@@ -812,10 +813,12 @@ def _flag_merged(cols: dict[str, Any]) -> None:
     for inspection.
     """
     merged = np.nan_to_num(np.asarray(cols["aspect_ratio"], float), nan=0.0) > MERGED_ASPECT
-    # ... and the long side clearly beyond the square model's side (the moments of a small particle
-    # are noisy: a 400 nm square can read aspect 4 from a short side near 0, its long side ~ its size)
-    size = np.nan_to_num(np.asarray(cols["size_nm"], float), nan=0.0)
-    merged &= np.nan_to_num(np.asarray(cols["side_long_nm"], float), nan=0.0) > MERGED_LONG_OVER_SIZE * size
+    # ... with a resolved short side (the moments of a small particle are noisy: a 400 nm square can
+    # read aspect 4 from a short side near 0)
+    size = np.asarray(cols["size_nm"], float)
+    merged &= np.nan_to_num(np.asarray(cols["side_short_nm"], float), nan=0.0) > MERGED_SHORT_OVER_SIZE * size
+    # only a particle fitted alone: in a group the moments take in the neighbours' light
+    merged &= np.asarray(cols["group_size"]) == 1
     # (a particle near the diffraction limit has no resolved shape: its moments are noise)
     merged &= ~cols["size_fallback"] & ~cols["near_diffraction_limit"]
     cols["possibly_merged"] = merged
@@ -903,8 +906,8 @@ def measure_sizes(
         difference between the square model's side and the PSF-corrected
         moments' ``sqrt(long x short)``, added in quadrature; 0 for
         particles fitted in a group, whose moments take in their neighbours);
-        ``possibly_merged`` (aspect ratio > :data:`MERGED_ASPECT` and long side >
-        :data:`MERGED_LONG_OVER_SIZE` x size: possibly
+        ``possibly_merged`` (aspect ratio > :data:`MERGED_ASPECT` and short side >
+        :data:`MERGED_SHORT_OVER_SIZE` x size: possibly
         two touching particles segmented as one; ``size_fit_ok`` is then
         False). A point source (side fitted to ~0) has ``size_nm`` NaN,
         ``near_diffraction_limit`` and its ``size_upper_bound_nm``.
@@ -966,6 +969,7 @@ def measure_sizes(
     n_sigma = 0
     sigma_method = "given" if sigma_known else "free-sigma fits of isolated particles"
     sigma_fit_px = np.full(n, np.nan)
+    degenerate = False
     if sigma_known:
         sigma_px = sigma_px0
         first = _fit_all(
@@ -1005,6 +1009,9 @@ def measure_sizes(
         # every isolated particle may take part: the side gate above uses the square model's
         # sigma, inflated for rotated particles; unresolved ones drop out by their sigma error
         rect = _rectangle_sigmas(img, rect_groups, grown, s0, a)
+        # no isolated particle resolved (side >= sigma_fit_min_side_sigma x sigma): the PSF width and
+        # the sides are degenerate (diffraction-limited particles), whatever the estimate
+        degenerate = not cand
         if len(rect) >= max(1, min(3, len(cand))):
             # the shape-free estimate: free sides and angle (axis-aligned squares inflate sigma
             # for rotated or elongated particles)
@@ -1139,10 +1146,17 @@ def measure_sizes(
     _add_model_error(cols)
     _apply_fallbacks(cols, particles, foot, row_labels, img.shape, pixel_size_nm)
     _flag_merged(cols)
+    floor_sigma = min_reliable_side_sigma
+    if not sigma_known and degenerate:
+        # sigma estimated from unresolved particles: a too small sigma makes every particle look
+        # resolved and too large; all particles below the resolved size are upper bounds
+        sigma_method += "; no particle resolved: PSF sigma and sizes degenerate (less reliable)"
+        floor_sigma = max(min_reliable_side_sigma, sigma_fit_min_side_sigma)
+        cols["near_diffraction_limit"] |= np.nan_to_num(cols["side_px"], nan=0.0) < floor_sigma * sigma_px
     ndl = cols["near_diffraction_limit"] & ~cols["size_fallback"]
     upper = cols["size_nm"] + 1.96 * np.nan_to_num(cols["size_err_nm"], nan=0.0)
     # near the diffraction limit the side is degenerate with the PSF: report an upper bound
-    floor_nm = min_reliable_side_sigma * sigma_px * pixel_size_nm
+    floor_nm = floor_sigma * sigma_px * pixel_size_nm
     cols["size_upper_bound_nm"] = np.where(ndl, np.fmax(upper, floor_nm), np.nan)
     out = pd.DataFrame(cols, columns=list(SIZE_COLUMNS))
     psf_used_nm = float(sigma_px * pixel_size_nm)
