@@ -10,9 +10,11 @@ next to them are never split.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from validation.forward.imaging import MovieSpec, ParticleSpec, render_movie
 
 
+@pytest.mark.slow
 def test_touching_pairs_found_as_two_and_rectangles_kept_whole():
     from plscope.tracking import find_particles
 
