@@ -23,13 +23,13 @@ def _env() -> dict:
 def test_suite_runs_and_prints_the_table(tmp_path):
     out = tmp_path / "suite.md"
     cmd = [sys.executable, "-m", "benchmarks", "--shape", "64x64", "--frames", "240,480"]
-    cmd += ["--particles", "1,2,2", "--stages", "particles", "--no-scaling", "--no-spectra", "--no-fits"]
+    cmd += ["--particles", "1,2,2", "--stages", "plscope-read", "--no-scaling", "--no-spectra", "--no-fits"]
     cmd += ["--data-dir", str(tmp_path), "--out", str(out)]
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| data | stage | frames | s | frames/s | x read | peak RSS MB (set-up) | load |" in proc.stdout
     assert "tifffile read (baseline)" in proc.stdout
-    assert "reference, detection, sizes" in proc.stdout
+    assert "reading (plscope lazy stack)" in proc.stdout
     assert out.read_text().startswith("# plscope benchmark suite")
     assert "python -m benchmarks --shape 64x64" in out.read_text()
     # the generated data are deleted afterwards
