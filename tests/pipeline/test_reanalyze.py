@@ -86,31 +86,30 @@ def _snapshot(folder):
 @pytest.mark.slow
 def test_bare_reanalyze_keeps_the_settings_it_was_last_run_with(analysed, tmp_path, capsys):
     """Issue 15: `plscope reanalyze OUT` never resets earlier --config settings to the defaults."""
-    import shutil
-
     run, out = analysed
-    copy = tmp_path / "out"
-    shutil.copytree(out, copy)
     fewer = tmp_path / "fewer.toml"
-    fewer.write_text("[kinetics]\nn_bootstrap = 100\n")
-    assert main(["-q", "reanalyze", str(copy), "--config", str(fewer)]) == 0
-    assert main(["reanalyze", str(copy)]) == 0  # bare: keeps n_bootstrap = 100
+    fewer.write_text("[kinetics]\nn_bootstrap = 20\n")
+    before = _snapshot(out)
+    first = tmp_path / "first"
+    assert main(["-q", "reanalyze", str(out), "--config", str(fewer), "--out", str(first)]) == 0
+    assert _snapshot(out) == before  # --out writes beside: OUT only read
+
+    assert main(["reanalyze", str(first)]) == 0  # bare: keeps n_bootstrap = 20
     assert "settings and numbers unchanged" in capsys.readouterr().out
-    prov = json.loads((copy / "provenance.json").read_text())
-    assert prov["settings"]["kinetics"]["n_bootstrap"] == 100
+    prov = json.loads((first / "provenance.json").read_text())
+    assert prov["settings"]["kinetics"]["n_bootstrap"] == 20
     assert prov["reanalyses"][-1]["changes"] == {"settings": {}, "summary": {}}
 
-    # a partial --config changes only its keys; --out writes beside and leaves OUT untouched
+    # a partial --config changes only its keys
     mono = tmp_path / "mono.toml"
     mono.write_text('[kinetics]\nmodel = "mono"\n')
-    before = _snapshot(copy)
-    assert main(["-q", "reanalyze", str(copy), "--config", str(mono), "--out", str(tmp_path / "mono")]) == 0
-    assert _snapshot(copy) == before
+    assert main(["-q", "reanalyze", str(first), "--config", str(mono), "--out", str(tmp_path / "mono")]) == 0
     kinetics = json.loads((tmp_path / "mono" / "provenance.json").read_text())["settings"]["kinetics"]
-    assert kinetics["model"] == "mono" and kinetics["n_bootstrap"] == 100
+    assert kinetics["model"] == "mono" and kinetics["n_bootstrap"] == 20
 
     # an unsafe --out (inside the raw run folder the results came from) is refused before any work
-    assert main(["reanalyze", str(copy), "--out", str(run / "again")]) == 2
+    before = _snapshot(first)
+    assert main(["reanalyze", str(first), "--out", str(run / "again")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("plscope: error:") and "input" in err[0]
-    assert not (run / "again").exists() and _snapshot(copy) == before
+    assert not (run / "again").exists() and _snapshot(first) == before
