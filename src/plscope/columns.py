@@ -527,7 +527,7 @@ MEANINGS: dict[str, str] = {
     "size_upper_bound_nm": "upper bound of the side for particles near the diffraction limit",
     "side_long_nm": "long side of a rectangle at any angle",
     "side_short_nm": "short side of a rectangle at any angle",
-    "possibly_merged": "elongated (aspect > 1.6, short side > 0.4 x size): possibly two touching particles; size unreliable",
+    "possibly_merged": "elongated (aspect > 1.6, short side > 0.4 x and long side < 1.6 x size): possibly two touching particles; size unreliable",
     "size_model_err_nm": "model-mismatch part of size_err_nm (square fit vs PSF-corrected moments)",
     "snr_quality": "median intensity / frame-to-frame noise of the trace",
     "noise_adu": "frame-to-frame noise of the trace",

@@ -62,6 +62,8 @@ MERGED_ASPECT = 1.6
 #: (two touching squares: ~0.65; a rectangle of aspect 1.5: ~0.8; a small noisy square whose short
 #: moment collapsed: < 0.3).
 MERGED_SHORT_OVER_SIZE = 0.4
+#: ... and the long side below this multiple of the square model's side.
+MERGED_LONG_OVER_SIZE = 1.6
 
 
 # --------------------------------------------------------------------------
@@ -817,8 +819,11 @@ def _flag_merged(cols: dict[str, Any]) -> None:
     # read aspect 4 from a short side near 0)
     size = np.asarray(cols["size_nm"], float)
     merged &= np.nan_to_num(np.asarray(cols["side_short_nm"], float), nan=0.0) > MERGED_SHORT_OVER_SIZE * size
-    # only a particle fitted alone: in a group the moments take in the neighbours' light
-    merged &= np.asarray(cols["group_size"]) == 1
+    # ... and a long side that two touching particles explain (two equal squares: 1.28 x the square
+    # model's side, 1 : 1.4 ones ~1.36); in a group the moments can take in a neighbour's light and
+    # read a long side of ~2 x the size: that is not a merged pair
+    long_nm = np.nan_to_num(np.asarray(cols["side_long_nm"], float), nan=np.inf)
+    merged &= long_nm < MERGED_LONG_OVER_SIZE * size
     # (a particle near the diffraction limit has no resolved shape: its moments are noise)
     merged &= ~cols["size_fallback"] & ~cols["near_diffraction_limit"]
     cols["possibly_merged"] = merged
@@ -906,8 +911,9 @@ def measure_sizes(
         difference between the square model's side and the PSF-corrected
         moments' ``sqrt(long x short)``, added in quadrature; 0 for
         particles fitted in a group, whose moments take in their neighbours);
-        ``possibly_merged`` (aspect ratio > :data:`MERGED_ASPECT` and short side >
-        :data:`MERGED_SHORT_OVER_SIZE` x size: possibly
+        ``possibly_merged`` (aspect ratio > :data:`MERGED_ASPECT`, short side >
+        :data:`MERGED_SHORT_OVER_SIZE` x size and long side <
+        :data:`MERGED_LONG_OVER_SIZE` x size: possibly
         two touching particles segmented as one; ``size_fit_ok`` is then
         False). A point source (side fitted to ~0) has ``size_nm`` NaN,
         ``near_diffraction_limit`` and its ``size_upper_bound_nm``.
