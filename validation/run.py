@@ -97,9 +97,10 @@ def _named(pulse: int, warnings: list[str]) -> bool:
 
 
 def _pairs_ok(particles: pd.DataFrame, tp: list[dict], pairs: list[tuple[int, int]], truth_pairs) -> float:
-    """Fraction of touching pairs found as two particles, or as one flagged ``possibly_merged``.
+    """Fraction of touching pairs found as two particles, or flagged ``possibly_merged``.
 
-    A merged particle's size must not be reported as fine: its ``size_fit_ok`` must be False.
+    A merged particle's size must not be reported as fine: no particle at the pair may have
+    ``size_fit_ok`` True (a failed fit beside the flagged one reports no size).
     """
     matched = {i for i, _ in pairs}
     good = []
@@ -113,7 +114,9 @@ def _pairs_ok(particles: pd.DataFrame, tp: list[dict], pairs: list[tuple[int, in
         d = np.hypot(particles["x_px"].to_numpy(float) - xm, particles["y_px"].to_numpy(float) - ym)
         near = particles[d <= half + 2.0]
         flagged = near.get("possibly_merged", pd.Series(False, index=near.index)).astype(bool)
-        good.append(bool(len(near)) and bool(flagged.all()) and not near["size_fit_ok"].astype(bool).any())
+        # flagged as merged, and no particle there reports a size as fine (a failed fit beside it
+        # reports none)
+        good.append(bool(flagged.any()) and not near["size_fit_ok"].astype(bool).any())
     return float(np.mean(good)) if good else float("nan")
 
 
