@@ -10,6 +10,7 @@ drift, shot and read noise, 3 field levels x 2 cycles, 950 frames.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 
@@ -121,6 +122,11 @@ def test_output_folder(spectral_output):
     html = (out / "report.html").read_text()
     for fig in ("fig-4a", "fig-4b", "fig-4c", "fig-4d"):
         assert f'<figure id="{fig}"><img' in html
+        # every figure also as files: the PNG is the one embedded, SVG and PDF beside it
+        png = (out / "figures" / f"{fig}.png").read_bytes()
+        assert base64.b64encode(png).decode("ascii") in html
+        assert (out / "figures" / f"{fig}.svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
+        assert (out / "figures" / f"{fig}.pdf").read_bytes()[:5] == b"%PDF-"
     assert "spectra.tif" in json.dumps(summary["provenance"])
 
 

@@ -35,6 +35,7 @@ from ..io.stack import stack_frame_times
 from ..kinetics import PopulationKinetics, analyze_population, population_summary
 from ..kinetics.mobility import kinetics_used
 from ..report import write_report
+from ..report.html import save_figure_files
 from ..report.spectra import spectra_section_html
 from ..results import EXTRACTION_FILES, Extraction, RunResult, SpectraResult
 from ..sync import (
@@ -623,7 +624,9 @@ def _add_spectra(result: RunResult, cfg: ExperimentConfig, folder: Path, *, prog
     result.summary.update({k: v for k, v in spectral.summary.items() if k != "warnings"})
     result.summary["warnings"].extend(spectral.warnings)
     write_spectra_outputs(spectral, folder)
-    result.extra_sections.append(spectra_section_html(spectral))
+    figures: dict = {}
+    result.extra_sections.append(spectra_section_html(spectral, figures_sink=figures))
+    save_figure_files(figures, folder / "figures")  # beside the imaging figures: PNG, SVG and PDF
 
 
 # --------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from ..config.experiment import field_warning
 from ..errors import RunFolderError
 from ..io import DaqLog, ExperimentConfig, Stack, load_experiment, open_stack, read_daq
 from ..io.stack import stack_frame_times
+from ..report.html import save_figure_files
 from ..report.spectra import render_spectra_report
 from ..results import SpectraResult
 from ..spectra.analysis import (
@@ -706,7 +707,10 @@ def run_spectra(
             }
         ).to_csv(tmp / "particles.csv", index=False)
         pd.DataFrame(columns=list(KINETICS_SPEC_COLUMNS)).to_csv(tmp / "kinetics.csv", index=False)
-        (tmp / "report.html").write_text(render_spectra_report(result, provenance=prov), encoding="utf-8")
+        figures: dict = {}
+        report = render_spectra_report(result, provenance=prov, figures_sink=figures)
+        save_figure_files(figures, tmp / "figures")  # every figure also as PNG, SVG and PDF
+        (tmp / "report.html").write_text(report, encoding="utf-8")
         write_json(tmp / "provenance.json", prov)
         write_json(tmp / "summary.json", summary)
     return result

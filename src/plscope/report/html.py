@@ -57,7 +57,8 @@ def _png_bytes(fig) -> bytes:
     return buf.getvalue()
 
 
-def _figure(fig, caption: str, fig_id: str, paper: str | None = None, sink: dict | None = None) -> str:
+def figure_html(fig, caption: str, fig_id: str, paper: str | None = None, sink: dict | None = None) -> str:
+    """One ``<figure>`` with the PNG embedded; with ``sink``, the figure is kept for :func:`save_figure_files`."""
     attr = f' data-paper-figure="{html.escape(paper)}"' if paper else ""
     label = f"Fig. {paper} — " if paper else ""
     text = html.escape(label + caption)
@@ -83,7 +84,7 @@ def _safe_figure(
 ) -> str:
     """A figure, or a note when it cannot be drawn (the report is never lost to one figure)."""
     try:
-        return _figure(build(), caption, fig_id, paper, sink)
+        return figure_html(build(), caption, fig_id, paper, sink)
     except Exception as exc:
         logger.warning("report figure %s could not be drawn: %s: %s", fig_id, type(exc).__name__, exc)
         return (

@@ -9,9 +9,8 @@ spectra-only runs.
 
 from __future__ import annotations
 
-import base64
+import functools
 import html
-import io
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .html import figure_html
 from .page import render_page
 from .provenance import provenance_section_html
 
@@ -313,19 +313,6 @@ def calibration_residuals(calibration) -> Figure:
 # --------------------------------------------------------------------------
 
 
-def _png(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _figure(fig: Figure, caption: str, fig_id: str) -> str:
-    return (
-        f'<figure id="{fig_id}"><img alt="{html.escape(caption)}" '
-        f'src="data:image/png;base64,{_png(fig)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
-    )
-
-
 def _fmt(v: Any, digits: int = 4) -> str:
     if v is None:
         return "—"
@@ -339,8 +326,11 @@ def _example_particle(result: SpectraResult) -> int:
     return int(st.sort_values("signal", ascending=False)["particle_id"].iloc[0])
 
 
-def spectra_section_html(result: SpectraResult) -> str:
+def spectra_section_html(result: SpectraResult, *, figures_sink: dict | None = None) -> str:
     """The ``Spectra`` section of a run report: calibration, Fig. 4a-d, shift table.
+
+    ``figures_sink``: as in :func:`plscope.report.render_report` (filled with
+    ``fig_id -> (Figure, PNG bytes)`` for :func:`~plscope.report.html.save_figure_files`).
 
     Returns
     -------
@@ -348,6 +338,7 @@ def spectra_section_html(result: SpectraResult) -> str:
         An HTML fragment (``<h2>`` heading, figures as PNG data URIs,
         tables), to be placed in the body of the run report.
     """
+    _figure = functools.partial(figure_html, paper=None, sink=figures_sink)
     s = result.summary
     cal = result.calibration
     parts = ["<h2 id='spectra'>Spectra</h2>"]
@@ -431,8 +422,10 @@ def spectra_section_html(result: SpectraResult) -> str:
     return "\n".join(parts)
 
 
-def render_spectra_report(result: SpectraResult, *, provenance: dict | None = None) -> str:
-    """A whole self-contained HTML page for a spectra-only run (``provenance``: as in
+def render_spectra_report(
+    result: SpectraResult, *, provenance: dict | None = None, figures_sink: dict | None = None
+) -> str:
+    """A whole self-contained HTML page for a spectra-only run (``provenance``, ``figures_sink``: as in
     :func:`plscope.report.render_report`)."""
     s = result.summary
     name = s.get("sample") or str(s.get("run", ""))
@@ -462,7 +455,7 @@ def render_spectra_report(result: SpectraResult, *, provenance: dict | None = No
     body = (
         f"<h1>{title}</h1><p class='small'>run folder: {html.escape(str(s.get('run', '')))}</p>"
         f"<h2>Summary</h2><table id='summary'>{table}</table>{warns}"
-        + spectra_section_html(result)
+        + spectra_section_html(result, figures_sink=figures_sink)
         + provenance_section_html(provenance if provenance is not None else s.get("provenance"))
     )
     return render_page(html.unescape(title), body)
