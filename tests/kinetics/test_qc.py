@@ -71,12 +71,8 @@ def test_each_check_warns_with_a_reason():
 
 
 def test_batch_index_shows_the_runs_own_qc():
-    from plscope.pipeline.batch import RunOutcome, _qc_note, _summary_numbers
+    from plscope.pipeline.batch import summary_numbers
 
-    numbers = _summary_numbers({"qc": {"status": "warn", "reasons": ["x"]}, "warnings": []})
-    assert numbers["qc_status"] == "warn"
-    o = RunOutcome(run="r", run_dir="a", out_dir="b", status="ok")
-    o.numbers = numbers
-    assert _qc_note(o) == " (QC warn)"
-    o.numbers = _summary_numbers({"qc": {"status": "ok"}})
-    assert _qc_note(o) == ""
+    numbers = summary_numbers({"qc": {"status": "warn", "reasons": ["x"]}, "warnings": []})
+    assert numbers["qc_status"] == "warn" and numbers["qc_reasons"] == ["x"]
+    assert summary_numbers({"qc": {"status": "ok"}})["qc_status"] == "ok"
