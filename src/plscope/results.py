@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,11 +20,8 @@ import pandas as pd
 from ._json import write_json
 from .errors import RunFolderError
 
-if TYPE_CHECKING:  # types only: no run-time import of the floors above
-    from .io.config import ExperimentConfig
-    from .kinetics.population import PopulationKinetics
-    from .pipeline.settings import AnalysisSettings
-    from .spectra.calibration import Calibration
+# The upper floors' types (ExperimentConfig, AnalysisSettings, Calibration, PopulationKinetics) are
+# named in the docstrings only: even a type-checking import of them would close an import circle.
 
 __all__ = ["EXTRACTION_FILES", "Extraction", "PopulationSummary", "RunResult", "SpectraResult"]
 
@@ -170,7 +167,7 @@ class SpectraResult:
     table: pd.DataFrame
     shifts: pd.DataFrame
     summary: dict[str, Any]
-    calibration: Calibration
+    calibration: Any  # plscope.spectra.Calibration
     stripes: pd.DataFrame
     wavelength_nm: np.ndarray
     spectra: np.ndarray
@@ -179,7 +176,7 @@ class SpectraResult:
     field_trace: tuple[np.ndarray, np.ndarray] | None = None
     reference_image: np.ndarray | None = None
     warnings: list[str] = field(default_factory=list)
-    config: ExperimentConfig | None = None
+    config: Any = None  # plscope.io.config.ExperimentConfig or None
     input_files: list[str] = field(default_factory=list)
 
 
@@ -221,11 +218,13 @@ class RunResult:
     cycles: pd.DataFrame
     curves: dict[tuple[int, float, str], pd.DataFrame] = field(default_factory=dict)
     field_trace: tuple[np.ndarray, np.ndarray] | None = None
-    config: ExperimentConfig | None = None
+    config: Any = None  # plscope.io.config.ExperimentConfig or None
     extraction: Extraction | None = None
-    settings: AnalysisSettings | None = None
+    settings: Any = None  # plscope.pipeline.settings.AnalysisSettings or None
     extra_sections: list[str] = field(default_factory=list)
-    population: PopulationKinetics | None = None  # per-cycle SE, bleaching, shape priors
+    population: Any = (
+        None  # plscope.kinetics.PopulationKinetics or None: per-cycle SE, bleaching, shape priors
+    )
     spectra: SpectraResult | None = None  # when [spectra] is given
     centroid_shift: pd.DataFrame | None = None  # optical-centroid displacement field on vs off
 
