@@ -60,6 +60,9 @@ def test_outputs_of_the_spec(sim_out, sim_run):
     html = (sim_out / "report.html").read_text()
     for fig in ("fig-traces", "fig-pyro", "fig-dose", "fig-cycle", "fig-iv", "fig-records"):
         assert f'id="{fig}"' in html
+        for ext in ("png", "svg", "pdf"):  # every report figure also as a file for papers and slides
+            assert (sim_out / "figures" / f"{fig}.{ext}").stat().st_size > 1000
+        assert f"figures/{fig}.svg" in html
 
 
 def _copy(sim_run, tmp_path) -> Path:

@@ -9,6 +9,7 @@ written); :func:`run_detector` writes the outputs of the spec atomically
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import logging
 import math
 import os
@@ -19,9 +20,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import __version__
 from .. import detector as det
+from .._json import jsonable, write_json
 from ..config.detector import DETECTOR_FILE, DetectorConfig, DriftConfig, load_detector_config
 from ..errors import RunFolderError
+from ..report.detector import render_detector_report
+from ..report.html import save_figure_files
+from .output import AtomicOutputDir
+from .provenance import provenance, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -313,11 +320,6 @@ def detector_up_to_date(run_dir: str | os.PathLike, out_dir: str | os.PathLike) 
     Inputs (detector.toml and every file it names) are compared by size and
     SHA-256 (rehashed only when the modification time changed).
     """
-    import json
-
-    from .. import __version__
-    from .provenance import sha256_file
-
     out_dir, run_dir = Path(out_dir), Path(run_dir)
     try:
         prov = json.loads((out_dir / "provenance.json").read_text())
@@ -344,11 +346,6 @@ def run_detector(
     run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, command_line: list[str] | None = None
 ) -> DetectorResult:
     """Analyse a detector run folder and write its outputs atomically into ``out_dir``."""
-    from .._json import jsonable, write_json
-    from ..report.detector import render_detector_report
-    from .output import AtomicOutputDir
-    from .provenance import provenance
-
     started = _dt.datetime.now(_dt.UTC)
     run_dir = Path(run_dir)
     res = analyze_detector(run_dir)
@@ -356,11 +353,13 @@ def run_detector(
     prov = provenance(inputs=inputs, config=res.config.model_dump(by_alias=True), started=started,
                       command_line=command_line)  # fmt: skip
     summary = _summary_json(res, prov)
-    html = render_detector_report(res, jsonable(summary))
+    figures: dict = {}
+    html = render_detector_report(res, jsonable(summary), figures_sink=figures)
     with AtomicOutputDir(out_dir, inputs=[run_dir, *inputs], kind="detector") as tmp:
         write_json(tmp / SUMMARY_FILE, summary)
         write_json(tmp / "provenance.json", prov)
         res.pulses.to_csv(tmp / "pyro_pulses.csv", index=False)
         res.dose_rates.to_csv(tmp / "xray_dose_rates.csv", index=False)
+        save_figure_files(figures, tmp / "figures")
         (tmp / "report.html").write_text(html, encoding="utf-8")
     return res

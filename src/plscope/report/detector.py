@@ -1,5 +1,8 @@
 """The detector report: one self-contained HTML file (figures embedded as PNG data URIs).
 
+With a figure sink (as :func:`plscope.pipeline.detector.run_detector` passes), every
+figure is also kept for ``figures/<id>.png|svg|pdf`` next to the report.
+
 Renders only: every number comes from the analysis result and its summary.
 Figures (each a ``<figure>`` with an ``id``; the paper panel of
 J. Mater. Chem. C 2025, 13, 12685 in ``data-paper-figure``):
@@ -19,9 +22,7 @@ id                  paper   content
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from .html import _safe_figure
 from .page import render_page
 
 logger = logging.getLogger(__name__)
@@ -63,20 +65,6 @@ def _fmt(v: Any) -> str:
     if isinstance(v, (float, int, np.floating)):
         return f"{v:.4g}"
     return html.escape(str(v))
-
-
-def _figure(build: Callable[[], Figure], caption: str, fig_id: str, paper: str) -> str:
-    try:
-        fig = build()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-    except Exception as exc:  # a figure never stops the report
-        logger.warning("report figure %s could not be drawn: %s: %s", fig_id, type(exc).__name__, exc)
-        return f"<div class='warn' id='{fig_id}-missing'>{html.escape(caption)}: not drawn ({html.escape(str(exc))})</div>"
-    src = base64.b64encode(buf.getvalue()).decode("ascii")
-    text = html.escape(caption)
-    return (f'<figure id="{fig_id}" data-paper-figure="{paper}"><img alt="{text}" src="data:image/png;base64,{src}">'
-            f"<figcaption>{text}</figcaption></figure>")  # fmt: skip
 
 
 def _shade(ax, seg) -> None:
@@ -248,7 +236,7 @@ def _table(summary: dict) -> str:
     return f"<table id='merits'>{head}{''.join(rows)}</table>"
 
 
-def render_detector_report(res, summary: dict) -> str:
+def render_detector_report(res, summary: dict, *, figures_sink: dict | None = None) -> str:
     """The report of a detector run as one HTML string (figures as data URIs).
 
     Parameters
@@ -256,7 +244,15 @@ def render_detector_report(res, summary: dict) -> str:
     res : plscope.pipeline.detector.DetectorResult
     summary : dict
         The JSON-ready summary (as written to detector_summary.json).
+    figures_sink : dict, optional
+        Receives every figure drawn (for :func:`plscope.report.html.save_figure_files`, which
+        writes them as PNG, SVG and PDF); the figure captions then name those files.
     """
+    sink = figures_sink
+
+    def _figure(build: Callable[[], Figure], caption: str, fig_id: str, paper: str) -> str:
+        return _safe_figure(build, caption, fig_id, paper, sink=sink)
+
     parts = [f"<h1>Detector run: {html.escape(summary.get('sample') or res.run_dir)}</h1>",
              f"<p>{html.escape(res.run_dir)}</p>"]  # fmt: skip
     parts += [f"<div class='warn'>{html.escape(w)}</div>" for w in summary.get("warnings", [])]
