@@ -44,6 +44,7 @@ from scipy.special import erf
 from ..columns import SIZE_COLUMNS
 from ..errors import PlscopeError
 from .detect import _check_image, _check_positive, robust_std
+from .models import box_profile
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +234,74 @@ def _footprints(
     return lab, np.arange(1, n + 1, dtype=np.int64)
 
 
+def _contacts(img: np.ndarray) -> dict[tuple[int, int], int]:
+    """Number of pixel edges each pair of labels ``(low, high)`` shares in a label image."""
+    counts: dict[tuple[int, int], int] = {}
+    for a, b in ((img[:, :-1], img[:, 1:]), (img[:-1, :], img[1:, :])):
+        sel = (a != b) & (a > 0) & (b > 0)
+        if not sel.any():
+            continue
+        lo = np.minimum(a[sel], b[sel])
+        hi = np.maximum(a[sel], b[sel])
+        pairs, cnt = np.unique(np.stack([lo, hi], axis=1), axis=0, return_counts=True)
+        for (la, lb), c in zip(pairs.tolist(), cnt.tolist()):
+            counts[(la, lb)] = counts.get((la, lb), 0) + c
+    return counts
+
+
+def _merge_closest(
+    foot: np.ndarray, grown: np.ndarray, row_labels: np.ndarray, max_group: int
+) -> list[list[int]]:
+    """Row indices of each group: halo contacts merged pairwise, closest first, up to ``max_group``."""
+    from skimage.segmentation import expand_labels
+
+    near = expand_labels(foot, 1)
+    n = len(row_labels)
+    label_to_row = {int(lab): i for i, lab in enumerate(row_labels)}
+    parent = list(range(n))
+    size = [1] * n
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    direct = _contacts(foot)  # regions split by the watershed share a boundary
+    touching = _contacts(near)
+    halo = _contacts(grown)
+    edges = sorted(halo, key=lambda k: (direct.get(k, 0), touching.get(k, 0), halo[k]), reverse=True)
+    for la, lb in edges:
+        if la in label_to_row and lb in label_to_row:
+            ra, rb = find(label_to_row[la]), find(label_to_row[lb])
+            if ra != rb and size[ra] + size[rb] <= max_group:
+                parent[rb] = ra
+                size[ra] += size[rb]
+    by_root: dict[int, list[int]] = {}
+    for i in range(n):
+        by_root.setdefault(find(i), []).append(i)
+    return list(by_root.values())
+
+
+def _group_box(
+    objects: list, lbls: list[int], shape: tuple[int, int], centre: tuple[float, float], halo_px: int
+) -> tuple[int, int, int, int]:
+    """Bounding box ``(r0, r1, c0, c1)`` of the grown footprints ``lbls`` (a box around ``centre`` if none)."""
+    rows_n, cols_n = shape
+    r0, r1, c0, c1 = rows_n, 0, cols_n, 0
+    for lbl in lbls:
+        sl = objects[lbl - 1] if lbl - 1 < len(objects) else None
+        if sl is None:
+            continue
+        r0, r1 = min(r0, sl[0].start), max(r1, sl[0].stop)
+        c0, c1 = min(c0, sl[1].start), max(c1, sl[1].stop)
+    if r1 <= r0:  # no footprint at all: centre box
+        yi, xi = centre
+        r0, r1 = int(yi) - halo_px, int(yi) + halo_px + 1
+        c0, c1 = int(xi) - halo_px, int(xi) + halo_px + 1
+    return r0, r1, c0, c1
+
+
 def _groups(
     image: np.ndarray,
     particles: pd.DataFrame,
@@ -255,62 +324,15 @@ def _groups(
     from skimage.segmentation import expand_labels
 
     grown = expand_labels(foot, halo_px)
-    near = expand_labels(foot, 1)
-    n = len(row_labels)
-    label_to_row = {int(lab): i for i, lab in enumerate(row_labels)}
-    parent = list(range(n))
-    size = [1] * n
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def contacts(img: np.ndarray) -> dict[tuple[int, int], int]:
-        counts: dict[tuple[int, int], int] = {}
-        for a, b in ((img[:, :-1], img[:, 1:]), (img[:-1, :], img[1:, :])):
-            sel = (a != b) & (a > 0) & (b > 0)
-            if not sel.any():
-                continue
-            lo = np.minimum(a[sel], b[sel])
-            hi = np.maximum(a[sel], b[sel])
-            pairs, cnt = np.unique(np.stack([lo, hi], axis=1), axis=0, return_counts=True)
-            for (la, lb), c in zip(pairs.tolist(), cnt.tolist()):
-                counts[(la, lb)] = counts.get((la, lb), 0) + c
-        return counts
-
-    direct = contacts(foot)  # regions split by the watershed share a boundary
-    touching = contacts(near)
-    halo = contacts(grown)
-    edges = sorted(halo, key=lambda k: (direct.get(k, 0), touching.get(k, 0), halo[k]), reverse=True)
-    for la, lb in edges:
-        if la in label_to_row and lb in label_to_row:
-            ra, rb = find(label_to_row[la]), find(label_to_row[lb])
-            if ra != rb and size[ra] + size[rb] <= max_group:
-                parent[rb] = ra
-                size[ra] += size[rb]
-    by_root: dict[int, list[int]] = {}
-    for i in range(n):
-        by_root.setdefault(find(i), []).append(i)
     rows_n, cols_n = image.shape
     objects = ndimage.find_objects(grown)
     finite = np.isfinite(image)
     out = []
-    for members in by_root.values():
+    for members in _merge_closest(foot, grown, row_labels, max_group):
         lbls = [int(row_labels[i]) for i in members]
-        r0, r1, c0, c1 = rows_n, 0, cols_n, 0
-        for lbl in lbls:
-            sl = objects[lbl - 1] if lbl - 1 < len(objects) else None
-            if sl is None:
-                continue
-            r0, r1 = min(r0, sl[0].start), max(r1, sl[0].stop)
-            c0, c1 = min(c0, sl[1].start), max(c1, sl[1].stop)
-        if r1 <= r0:  # no footprint at all: centre box
-            i = members[0]
-            yi, xi = float(particles["y_px"].iloc[i]), float(particles["x_px"].iloc[i])
-            r0, r1 = int(yi) - halo_px, int(yi) + halo_px + 1
-            c0, c1 = int(xi) - halo_px, int(xi) + halo_px + 1
+        i = members[0]
+        centre = (float(particles["y_px"].iloc[i]), float(particles["x_px"].iloc[i]))
+        r0, r1, c0, c1 = _group_box(objects, lbls, image.shape, centre, halo_px)
         rows = slice(max(r0 - pad_px, 0), min(r1 + pad_px, rows_n))
         cols = slice(max(c0 - pad_px, 0), min(c1 + pad_px, cols_n))
         g = grown[rows, cols]
@@ -398,6 +420,69 @@ def _covariance(J: np.ndarray, chi2_red: float) -> np.ndarray:
     return cov_s / np.outer(norms, norms) * chi2_red
 
 
+def _failed_fit(p0: np.ndarray, model: _GroupModel, n_px: int, w: np.ndarray, message: str) -> _FitResult:
+    """A failed fit: starting parameters, NaN covariance, ``success`` False and ``message``."""
+    n_par = model.n_params
+    return _FitResult(
+        p0,
+        np.full((n_par, n_par), np.nan),
+        model.sigma(p0),
+        np.nan,
+        np.nan,
+        n_px,
+        False,
+        message,
+        np.zeros(0),
+        np.zeros(0),
+        np.zeros((0, n_par)),
+        w,
+        model,
+    )
+
+
+def _fit_problems(
+    group: _Group, sides: np.ndarray, p: np.ndarray, s_fit: float, sigma_free: bool
+) -> list[str]:
+    """Why fitted parameters are absurd (side or free sigma out of range, non-finite values)."""
+    ny = group.rows.stop - group.rows.start
+    nx = group.cols.stop - group.cols.start
+    problems = []
+    if np.any(sides > 2.0 * max(nx, ny)):
+        problems.append("side out of range")
+    if sigma_free and not (0.2 <= s_fit <= 0.5 * max(nx, ny)):
+        problems.append("PSF sigma out of range")
+    if not np.all(np.isfinite(p)):
+        problems.append("non-finite parameters")
+    return problems
+
+
+def _solve_log(
+    model: _GroupModel, data: np.ndarray, w: np.ndarray, p0: np.ndarray, logi: np.ndarray
+) -> tuple[np.ndarray, Any]:
+    """MINPACK Levenberg-Marquardt on the parameters, ``logi`` of them on a log scale; ``(p, result)``."""
+
+    def to_p(q):
+        p = q.copy()
+        p[logi] = np.exp(np.clip(q[logi], -50.0, 50.0))
+        return p
+
+    def fun(q):
+        mdl, _, _ = model.evaluate(to_p(q), jac=False)
+        return (mdl - data) * w
+
+    def jac(q):
+        p = to_p(q)
+        _, _, J = model.evaluate(p, jac=True)
+        J[:, logi] *= p[logi]
+        return J * w[:, None]
+
+    q0 = p0.copy()
+    q0[logi] = np.log(p0[logi])
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = least_squares(fun, q0, jac=jac, method="lm", x_scale="jac", max_nfev=100 * model.n_params)
+    return to_p(res.x), res
+
+
 def _fit_group(
     image: np.ndarray,
     group: _Group,
@@ -430,50 +515,12 @@ def _fit_group(
     _, sig0, _ = model.evaluate(p0, jac=False)
     var = var_s0 + var_a * np.clip(sig0, 0.0, None)
     w = 1.0 / np.sqrt(var)
-
-    def failed(message: str) -> _FitResult:
-        return _FitResult(
-            p0,
-            np.full((n_par, n_par), np.nan),
-            model.sigma(p0),
-            np.nan,
-            np.nan,
-            int(data.size),
-            False,
-            message,
-            np.zeros(0),
-            np.zeros(0),
-            np.zeros((0, n_par)),
-            w,
-            model,
-        )
-
     if data.size <= n_par + 2:
-        return failed("too few pixels in the region of interest")
-
-    def to_p(q):
-        p = q.copy()
-        p[logi] = np.exp(np.clip(q[logi], -50.0, 50.0))
-        return p
-
-    def fun(q):
-        mdl, _, _ = model.evaluate(to_p(q), jac=False)
-        return (mdl - data) * w
-
-    def jac(q):
-        p = to_p(q)
-        _, _, J = model.evaluate(p, jac=True)
-        J[:, logi] *= p[logi]
-        return J * w[:, None]
-
-    q0 = p0.copy()
-    q0[logi] = np.log(p0[logi])
+        return _failed_fit(p0, model, int(data.size), w, "too few pixels in the region of interest")
     try:
-        with np.errstate(over="ignore", invalid="ignore"):
-            res = least_squares(fun, q0, jac=jac, method="lm", x_scale="jac", max_nfev=100 * n_par)
+        p, res = _solve_log(model, data, w, p0, logi)
     except (ValueError, np.linalg.LinAlgError) as exc:  # pragma: no cover - defensive
-        return failed(f"fit failed: {exc}")
-    p = to_p(res.x)
+        return _failed_fit(p0, model, int(data.size), w, f"fit failed: {exc}")
     mdl, signal, Jp = model.evaluate(p, jac=True)
     Jw = Jp * w[:, None]
     resid_w = (mdl - data) * w
@@ -489,15 +536,7 @@ def _fit_group(
         cov[np.ix_(keep, keep)] = _covariance(Jw[:, keep], chi2_red)
     s_fit = model.sigma(p)
     s_err = float(math.sqrt(cov[-1, -1])) if sigma is None and np.isfinite(cov[-1, -1]) else float("nan")
-    ny = group.rows.stop - group.rows.start
-    nx = group.cols.stop - group.cols.start
-    problems = []
-    if np.any(sides > 2.0 * max(nx, ny)):
-        problems.append("side out of range")
-    if sigma is None and not (0.2 <= s_fit <= 0.5 * max(nx, ny)):
-        problems.append("PSF sigma out of range")
-    if not np.all(np.isfinite(p)):
-        problems.append("non-finite parameters")
+    problems = _fit_problems(group, sides, p, s_fit, sigma is None)
     ok = bool(res.status > 0) and not problems
     message = "; ".join(problems) if problems else str(res.message)
     return _FitResult(
@@ -573,27 +612,9 @@ def _shape_from_moments(
     yy, xx = np.meshgrid(model.y, model.x, indexing="ij")
     roi = image[group.rows, group.cols]
     g = grown[group.rows, group.cols]
-    outside = (g == 0) & group.fit_mask & np.isfinite(roi)
-    if outside.sum() >= 20:
-        A = np.column_stack([np.ones(int(outside.sum())), xx[outside] - model.xc, yy[outside] - model.yc])
-        coef, *_ = np.linalg.lstsq(A, roi[outside], rcond=None)
-        bg = coef[0] + coef[1] * (xx - model.xc) + coef[2] * (yy - model.yc)
-    else:
-        bg = p[0] + ((p[1] * (xx - model.xc) + p[2] * (yy - model.yc)) if model.plane else 0.0)
+    bg = _moment_background(roi, g, group, fit, xx, yy)
     halos = np.isin(g, group.labels)
-    members: list[tuple[float, float, np.ndarray] | None] = []
-    for j in range(model.k):
-        j0 = model.n_bg + _PARAMS_PER_PARTICLE * j
-        x0, y0, side, total = p[j0 : j0 + 4]
-        if not (np.all(np.isfinite([x0, y0, side, total])) and side > 0):
-            members.append(None)
-            continue
-        from .models import box_profile
-
-        img = np.outer(box_profile(model.y, y0, side, sigma_px), box_profile(model.x, x0, side, sigma_px)) * (
-            total / (side * side)
-        )
-        members.append((x0, y0, img))
+    members = _member_images(model, p, sigma_px)
     out = []
     for j, m in enumerate(members):
         if m is None or not np.all(np.isfinite(roi[group.fit_mask])):
@@ -607,26 +628,63 @@ def _shape_from_moments(
             np.where(np.isfinite(roi), roi, 0.0) - bg - others,
             np.where(halos | ~group.fit_mask, own_model, 0.0),
         )
-        w = own.sum()
-        if not w > 0:
-            out.append((float("nan"),) * 5)
-            continue
-        dx, dy = xx - x0, yy - y0
-        mxx = float((own * dx * dx).sum() / w)
-        myy = float((own * dy * dy).sum() / w)
-        mxy = float((own * dx * dy).sum() / w)
-        psf = sigma_px**2 + 1.0 / 12.0
-        S = np.array([[mxx - psf, mxy], [mxy, myy - psf]])
-        ev, evec = np.linalg.eigh(S)
-        if ev[0] <= 0:
-            out.append((float("nan"),) * 5)
-            continue
-        d_px = 4.0 * float(np.prod(ev)) ** 0.25
-        aspect = float(np.sqrt(ev[1] / ev[0]))
-        angle = float(np.degrees(np.arctan2(evec[1, 1], evec[0, 1])) % 180.0)
-        # a rectangle a x b has PSF-corrected principal moments a^2/12 and b^2/12
-        out.append((d_px, aspect, angle, math.sqrt(12.0 * ev[1]), math.sqrt(12.0 * ev[0])))
+        out.append(_corrected_shape(own, xx - x0, yy - y0, sigma_px))
     return out
+
+
+def _moment_background(
+    roi: np.ndarray, g: np.ndarray, group: _Group, fit: _FitResult, xx: np.ndarray, yy: np.ndarray
+) -> np.ndarray:
+    """Background plane of a region of interest: fitted to the pixels outside every halo (or the fit's)."""
+    model = fit.model
+    p = fit.params
+    outside = (g == 0) & group.fit_mask & np.isfinite(roi)
+    if outside.sum() >= 20:
+        A = np.column_stack([np.ones(int(outside.sum())), xx[outside] - model.xc, yy[outside] - model.yc])
+        coef, *_ = np.linalg.lstsq(A, roi[outside], rcond=None)
+        return coef[0] + coef[1] * (xx - model.xc) + coef[2] * (yy - model.yc)
+    return p[0] + ((p[1] * (xx - model.xc) + p[2] * (yy - model.yc)) if model.plane else 0.0)
+
+
+def _member_images(
+    model: _GroupModel, p: np.ndarray, sigma_px: float
+) -> list[tuple[float, float, np.ndarray] | None]:
+    """``(x0, y0, model image)`` of each fitted square of a group (None when its parameters are absurd)."""
+    members: list[tuple[float, float, np.ndarray] | None] = []
+    for j in range(model.k):
+        j0 = model.n_bg + _PARAMS_PER_PARTICLE * j
+        x0, y0, side, total = p[j0 : j0 + 4]
+        if not (np.all(np.isfinite([x0, y0, side, total])) and side > 0):
+            members.append(None)
+            continue
+        img = np.outer(box_profile(model.y, y0, side, sigma_px), box_profile(model.x, x0, side, sigma_px)) * (
+            total / (side * side)
+        )
+        members.append((x0, y0, img))
+    return members
+
+
+def _corrected_shape(
+    own: np.ndarray, dx: np.ndarray, dy: np.ndarray, sigma_px: float
+) -> tuple[float, float, float, float, float]:
+    """Equivalent diameter, aspect, orientation, long and short side (px) from PSF-corrected moments."""
+    nan = float("nan")
+    w = own.sum()
+    if not w > 0:
+        return (nan, nan, nan, nan, nan)
+    mxx = float((own * dx * dx).sum() / w)
+    myy = float((own * dy * dy).sum() / w)
+    mxy = float((own * dx * dy).sum() / w)
+    psf = sigma_px**2 + 1.0 / 12.0
+    S = np.array([[mxx - psf, mxy], [mxy, myy - psf]])
+    ev, evec = np.linalg.eigh(S)
+    if ev[0] <= 0:
+        return (nan, nan, nan, nan, nan)
+    d_px = 4.0 * float(np.prod(ev)) ** 0.25
+    aspect = float(np.sqrt(ev[1] / ev[0]))
+    angle = float(np.degrees(np.arctan2(evec[1, 1], evec[0, 1])) % 180.0)
+    # a rectangle a x b has PSF-corrected principal moments a^2/12 and b^2/12
+    return (d_px, aspect, angle, math.sqrt(12.0 * ev[1]), math.sqrt(12.0 * ev[0]))
 
 
 # --------------------------------------------------------------------------
@@ -836,6 +894,387 @@ def _flag_merged(cols: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------
+# the steps of measure_sizes
+# --------------------------------------------------------------------------
+def _check_size_inputs(
+    image: np.ndarray,
+    particles: pd.DataFrame,
+    pixel_size_nm: float,
+    psf_sigma_nm: float | None,
+    background: str,
+) -> tuple[np.ndarray, pd.DataFrame, float, float | None]:
+    """Checked ``(image, particles with a fresh index, pixel_size_nm, psf_sigma_nm)``."""
+    img = _check_image(image)
+    pixel_size_nm = _check_positive(pixel_size_nm, "pixel_size_nm")
+    if not isinstance(particles, pd.DataFrame):
+        raise PlscopeError("particles: expected a pandas DataFrame")
+    for col in ("particle_id", "x_px", "y_px"):
+        if col not in particles.columns:
+            raise PlscopeError(f"particles: missing column {col!r}")
+    if psf_sigma_nm is not None:
+        psf_sigma_nm = _check_positive(psf_sigma_nm, "psf_sigma_nm")
+    if background not in ("plane", "constant"):
+        raise PlscopeError(f"background: expected 'plane' or 'constant', got {background!r}")
+    return img, particles.reset_index(drop=True), pixel_size_nm, psf_sigma_nm
+
+
+def _noise_floor(img: np.ndarray, grown: np.ndarray) -> float:
+    """Pixel noise variance from pixel differences outside the particles (robust to smooth background)."""
+    outside = grown == 0
+    dif = (img[:, 1:] - img[:, :-1])[outside[:, 1:] & outside[:, :-1]] / math.sqrt(2.0)
+    s0 = robust_std(dif) ** 2 if dif.size > 20 else robust_std(img) ** 2
+    if not np.isfinite(s0) or s0 <= 0:
+        s0 = max(1e-12, (1e-9 * float(np.nanmax(np.abs(img)))) ** 2)
+    return s0
+
+
+@dataclass
+class _PsfSigma:
+    """The PSF sigma the sizes are computed with, and how it was obtained."""
+
+    sigma_px: float
+    method: str
+    err_px: float = float("nan")
+    n_particles: int = 0
+    degenerate: bool = False  # no isolated particle resolved: sigma and sides degenerate
+
+
+def _sigma_candidates(
+    groups: list[_Group],
+    free: list[_FitResult],
+    touches: np.ndarray,
+    min_side_sigma: float,
+    sigma_fit_px: np.ndarray,
+) -> tuple[list[float], list[float], list[tuple[_Group, _FitResult, int]]]:
+    """Free-sigma values (and errors) of the resolved isolated particles; members for rectangle fits.
+
+    Fills ``sigma_fit_px`` (per particle row) in place.
+    """
+    cand: list[float] = []
+    cand_err: list[float] = []
+    rect_groups: list[tuple[_Group, _FitResult, int]] = []
+    for g, f in zip(groups, free):
+        for j, i in enumerate(g.members):
+            sigma_fit_px[i] = f.sigma if f.success else np.nan
+            if f.success and not touches[i]:
+                rect_groups.append((g, f, j))
+            if not f.success or len(g.members) != 1 or touches[i]:
+                continue
+            side = f.params[f.model.n_bg + _PARAMS_PER_PARTICLE * j + 2]
+            if side >= min_side_sigma * f.sigma and np.isfinite(f.sigma_err) and f.sigma_err < 0.2 * f.sigma:
+                cand.append(f.sigma)
+                cand_err.append(f.sigma_err)
+    return cand, cand_err, rect_groups
+
+
+def _fallback_sigmas(
+    img: np.ndarray,
+    groups: list[_Group],
+    free: list[_FitResult],
+    foot: np.ndarray,
+    grown: np.ndarray,
+    min_side_sigma: float,
+) -> tuple[list[float], str]:
+    """Less reliable sigma values when no resolved isolated particle gave one, and their method."""
+    fallback = [f.sigma for f in free if f.success and np.isfinite(f.sigma_err)]
+    if fallback:
+        logger.warning(
+            "measure_sizes: no isolated particle with side >= %.1f sigma; estimating the "
+            "PSF sigma from all %d fits (less reliable)",
+            min_side_sigma,
+            len(fallback),
+        )
+        return fallback, "all free-sigma fits (no isolated particle large enough; less reliable)"
+    fallback = _point_source_sigmas(img, groups, foot, grown)
+    if not fallback:
+        raise PlscopeError(
+            "psf_sigma_nm: cannot be estimated from the data (no particle gave a usable "
+            "free-sigma fit); pass psf_sigma_nm explicitly"
+        )
+    logger.warning(
+        "measure_sizes: no usable free-sigma fit; PSF sigma from the second moments of "
+        "%d particle(s) taken as point sources (rough); pass psf_sigma_nm",
+        len(fallback),
+    )
+    return fallback, "second moments of point-like particles (rough)"
+
+
+def _combine_sigmas(cand: list[float], cand_err: list[float]) -> tuple[float, float, int]:
+    """Median sigma, its error (robust scatter, or the fits' errors for < 3 values) and the count."""
+    cand_a = np.asarray(cand)
+    sigma_px = float(np.median(cand_a))
+    n_sigma = cand_a.size
+    if n_sigma >= 3:
+        sigma_err_px = 1.2533 * max(robust_std(cand_a), 1e-12) / math.sqrt(n_sigma)
+    else:
+        errs = np.asarray(cand_err, float)
+        sigma_err_px = (
+            float(np.sqrt(np.nanmean(errs**2)) / math.sqrt(n_sigma))
+            if np.isfinite(errs).any()
+            else float("nan")
+        )
+    return sigma_px, sigma_err_px, n_sigma
+
+
+def _estimate_psf_sigma(
+    img: np.ndarray,
+    particles: pd.DataFrame,
+    lay: _Layout,
+    p_start: list[np.ndarray],
+    sig_start: list[float],
+    var: tuple[float, float],
+    min_side_sigma: float,
+    background: str,
+) -> tuple[_PsfSigma, np.ndarray]:
+    """PSF sigma from free-sigma fits (rectangle fits, resolved squares, or fallbacks); sigma per row."""
+    groups, foot, grown = lay.groups, lay.foot, lay.grown
+    free = [
+        _fit_group(img, g, p, sigma=None, sigma0=s, var_s0=var[0], var_a=var[1], background=background)
+        for g, p, s in zip(groups, p_start, sig_start)
+    ]
+    n = len(particles)
+    sigma_fit_px = np.full(n, np.nan)
+    touches = (
+        particles["touches_border"].to_numpy(bool) if "touches_border" in particles else np.zeros(n, bool)
+    )
+    cand, cand_err, rect_groups = _sigma_candidates(groups, free, touches, min_side_sigma, sigma_fit_px)
+    method = "free-sigma fits of isolated particles"
+    # every isolated particle may take part: the side gate above uses the square model's
+    # sigma, inflated for rotated particles; unresolved ones drop out by their sigma error
+    rect = _rectangle_sigmas(img, rect_groups, grown, var[0], var[1])
+    # no isolated particle resolved (side >= sigma_fit_min_side_sigma x sigma): the PSF width and
+    # the sides are degenerate (diffraction-limited particles), whatever the estimate
+    degenerate = not cand
+    if len(rect) >= max(1, min(3, len(cand))):
+        # the shape-free estimate: free sides and angle (axis-aligned squares inflate sigma
+        # for rotated or elongated particles)
+        cand = [r[0] for r in rect]
+        cand_err = [r[1] for r in rect]
+        method = "free-angle rectangle fits of the particles"
+    if not cand:
+        cand, method = _fallback_sigmas(img, groups, free, foot, grown, min_side_sigma)
+        cand_err = [np.nan] * len(cand)
+    sigma_px, sigma_err_px, n_sigma = _combine_sigmas(cand, cand_err)
+    return _PsfSigma(sigma_px, method, sigma_err_px, n_sigma, degenerate), sigma_fit_px
+
+
+def _sigma_response(f: _FitResult, sigma_px: float, sigma_err_px: float) -> np.ndarray:
+    """Least-squares response of a fit's parameters to a change of sigma (zeros when not needed)."""
+    if np.isfinite(sigma_err_px) and f.jac_w.size and np.any(np.isfinite(f.cov)):
+        jsig = f.model.sigma_column(f.params, sigma_px) * f.weights
+        # (a point source's side, left out of the covariance, does not respond)
+        if f.chi2_red > 0:
+            return -(np.nan_to_num(f.cov) / f.chi2_red) @ (f.jac_w.T @ jsig)
+    return np.zeros(f.params.size)
+
+
+def _inside_roi(g: _Group, x0: float, y0: float, side: float, shape: tuple[int, int]) -> bool:
+    """Whether a fitted centre lies in its region of interest (beyond it at a cut image border)."""
+    rows_n, cols_n = shape
+    sl = 0.5 * side if np.isfinite(side) else 0.0
+    x_lo = g.cols.start - 0.5 - (sl if g.cols.start == 0 else 0.0)
+    x_hi = g.cols.stop - 0.5 + (sl if g.cols.stop == cols_n else 0.0)
+    y_lo = g.rows.start - 0.5 - (sl if g.rows.start == 0 else 0.0)
+    y_hi = g.rows.stop - 0.5 + (sl if g.rows.stop == rows_n else 0.0)
+    return bool((x_lo <= x0 <= x_hi) and (y_lo <= y0 <= y_hi))
+
+
+def _member_message(ok: bool, point: bool, f: _FitResult, inside: bool, finite_err: bool) -> str:
+    """The ``fit_message`` of one particle of a fitted group."""
+    if ok and point:
+        return "point source: side fitted to ~0, size not resolved (upper bound)"
+    if ok or not f.success:
+        return str(f.message)
+    if not inside:
+        return "centre outside the region of interest"
+    if not finite_err:
+        return "parameter errors not finite (degenerate fit)"
+    return "particle signal not significant (total < 5 x its error)"
+
+
+def _new_size_columns(particles: pd.DataFrame) -> dict[str, Any]:
+    """The :data:`SIZE_COLUMNS` of ``particles``, NaN (or False, 0) until filled."""
+    n = len(particles)
+    cols: dict[str, Any] = {c: np.full(n, np.nan) for c in SIZE_COLUMNS}
+    cols["particle_id"] = particles["particle_id"].to_numpy(np.int64)
+    cols["size_fit_ok"] = np.zeros(n, bool)
+    cols["near_diffraction_limit"] = np.zeros(n, bool)
+    cols["n_fit_px"] = np.zeros(n, np.int64)
+    cols["group_size"] = np.zeros(n, np.int64)
+    cols["fit_message"] = np.empty(n, object)
+    return cols
+
+
+def _fill_fit_columns(
+    cols: dict[str, Any],
+    g: _Group,
+    f: _FitResult,
+    psf: _PsfSigma,
+    shape: tuple[int, int],
+    pixel_size_nm: float,
+    min_reliable_side_sigma: float,
+) -> None:
+    """Write the fitted values of the members of group ``g`` into ``cols`` (in place)."""
+    nb = f.model.n_bg
+    sigma_px, sigma_err_px = psf.sigma_px, psf.err_px
+    dp_dsigma = _sigma_response(f, sigma_px, sigma_err_px)
+    for j, i in enumerate(g.members):
+        j0 = nb + _PARAMS_PER_PARTICLE * j
+        x0, y0, side, total = f.params[j0 : j0 + 4]
+        err = np.sqrt(np.clip(np.diag(f.cov)[j0 : j0 + 4], 0, None)) if f.cov.size else np.full(4, np.nan)
+        side_err_sys = abs(dp_dsigma[j0 + 2]) * sigma_err_px if np.isfinite(sigma_err_px) else 0.0
+        # a particle cut by the image border may have its centre outside the image
+        inside = _inside_roi(g, x0, y0, side, shape)
+        significant = total > 5.0 * err[3]
+        point = bool(side < _POINT_SIDE_PX)
+        finite_err = np.all(np.isfinite(err[[0, 1, 3]])) and (point or np.isfinite(err[2]))
+        ok = bool(f.success and finite_err and inside and significant)
+        cols["x_px"][i], cols["y_px"][i] = x0, y0
+        cols["side_px"][i] = side
+        cols["side_err_px"][i] = err[2]
+        cols["x_err_px"][i], cols["y_err_px"][i] = err[0], err[1]
+        cols["total_adu"][i], cols["total_err_adu"][i] = total, err[3]
+        # a point source: size not resolved (NaN), only the upper bound is reported
+        cols["size_nm"][i] = np.nan if point else side * pixel_size_nm
+        cols["size_err_nm"][i] = np.nan if point else math.hypot(err[2], side_err_sys) * pixel_size_nm
+        bg = f.params[0]
+        if nb == 3:
+            bg += f.params[1] * (x0 - f.model.xc) + f.params[2] * (y0 - f.model.yc)
+        cols["background_adu"][i] = bg
+        cols["psf_sigma_px"][i] = sigma_px
+        cols["chi2_red"][i] = f.chi2_red
+        cols["n_fit_px"][i] = f.n_px
+        cols["group_size"][i] = len(g.members)
+        cols["size_fit_ok"][i] = ok
+        cols["near_diffraction_limit"][i] = bool(side < min_reliable_side_sigma * sigma_px)
+        cols["fit_message"][i] = _member_message(ok, point, f, inside, bool(finite_err))
+
+
+def _fill_shape_columns(
+    cols: dict[str, Any],
+    g: _Group,
+    shape_moments: list[tuple[float, float, float, float, float]],
+    pixel_size_nm: float,
+) -> None:
+    """Write the PSF-corrected shape of the members of group ``g`` into ``cols`` (in place)."""
+    for j, i in enumerate(g.members):
+        d_px, aspect, angle, long_px, short_px = shape_moments[j]
+        cols["side_long_nm"][i] = long_px * pixel_size_nm
+        cols["side_short_nm"][i] = short_px * pixel_size_nm
+        cols["equivalent_diameter_nm"][i] = d_px * pixel_size_nm
+        cols["aspect_ratio"][i] = aspect
+        cols["orientation_deg"][i] = angle
+
+
+def _upper_bounds(
+    cols: dict[str, Any], psf: _PsfSigma, floor_sigma: float, pixel_size_nm: float
+) -> np.ndarray:
+    """``size_upper_bound_nm``: near the diffraction limit the side is degenerate with the PSF."""
+    ndl = cols["near_diffraction_limit"] & ~cols["size_fallback"]
+    upper = cols["size_nm"] + 1.96 * np.nan_to_num(cols["size_err_nm"], nan=0.0)
+    floor_nm = floor_sigma * psf.sigma_px * pixel_size_nm
+    return np.where(ndl, np.fmax(upper, floor_nm), np.nan)
+
+
+def _size_table(
+    cols: dict[str, Any], psf: _PsfSigma, pixel_size_nm: float, sigma_known: bool
+) -> pd.DataFrame:
+    """The sizes table with the PSF sigma in ``attrs``; logs failures."""
+    out = pd.DataFrame(cols, columns=list(SIZE_COLUMNS))
+    psf_used_nm = float(psf.sigma_px * pixel_size_nm)
+    out.attrs["psf_sigma_nm"] = psf_used_nm
+    out.attrs["psf_sigma_err_nm"] = float(psf.err_px * pixel_size_nm)
+    out.attrs["psf_sigma_n_particles"] = int(psf.n_particles)
+    out.attrs["psf_sigma_method"] = psf.method
+    n = len(out)
+    n_bad = int((~out["size_fit_ok"]).sum())
+    if n_bad:
+        logger.warning("measure_sizes: %d of %d size fit(s) failed", n_bad, n)
+    logger.info(
+        "measure_sizes: %d particle(s), PSF sigma %.1f nm (%s), %d near the diffraction limit",
+        n,
+        psf_used_nm,
+        "given" if sigma_known else "estimated",
+        int(out["near_diffraction_limit"].sum()),
+    )
+    return out
+
+
+@dataclass
+class _Layout:
+    """Footprints, their halos and the fit groups of an image."""
+
+    foot: np.ndarray  # label image of the particles' footprints
+    row_labels: np.ndarray  # label of each particles row
+    grown: np.ndarray  # footprints grown by the halo
+    groups: list[_Group]
+
+
+def _layout(img: np.ndarray, particles: pd.DataFrame, labels: np.ndarray | None, sigma_px0: float) -> _Layout:
+    """Footprints, halos (~3 sigma) and fit groups of the particles."""
+    from skimage.segmentation import expand_labels
+
+    halo_px = int(math.ceil(3.0 * sigma_px0)) + 1
+    pad_px = int(math.ceil(2.0 * sigma_px0)) + 2
+    foot, row_labels = _footprints(img.shape, particles, labels, default_radius_px=2.0 * halo_px)
+    grown = expand_labels(foot, halo_px)
+    groups = _groups(img, particles, foot, row_labels, halo_px=halo_px, pad_px=pad_px)
+    return _Layout(foot, row_labels, grown, groups)
+
+
+def _first_pass(
+    img: np.ndarray,
+    lay: _Layout,
+    p0s: list[np.ndarray],
+    s0: float,
+    sigma_px: float | None,
+    sigma_px0: float,
+    background: str,
+) -> tuple[list[np.ndarray], list[float], float, float]:
+    """First fits (``sigma_px`` given, or None: free): the variance model and the next fits' start.
+
+    Returns ``(starting parameters (without sigma), starting sigma per group, s0, a)``.
+    """
+    first = _fit_all(
+        img, lay.groups, p0s, sigma=sigma_px, sigma0=sigma_px0, s0=s0, a=0.0, background=background
+    )
+    s0, a = _variance_model(first, s0)
+    if sigma_px is not None:
+        p_start = [f.params if f.success else p for f, p in zip(first, p0s)]
+        return p_start, [sigma_px] * len(first), s0, a
+    p_start = [f.params[:-1] if f.success else p for f, p in zip(first, p0s)]
+    sig_start = [f.sigma if f.success else sigma_px0 for f in first]
+    return p_start, sig_start, s0, a
+
+
+def _finish_columns(
+    cols: dict[str, Any],
+    particles: pd.DataFrame,
+    lay: _Layout,
+    shape: tuple[int, int],
+    psf: _PsfSigma,
+    pixel_size_nm: float,
+    min_reliable_side_sigma: float,
+    floor_sigma: float | None,
+) -> None:
+    """Model error, fallbacks, merged flags and upper bounds of the filled columns (in place).
+
+    ``floor_sigma`` (a degenerate sigma estimate, else None): every particle below this many
+    sigma is near the diffraction limit too, with an upper bound of at least that side.
+    """
+    cols["size_fallback"] = np.zeros(len(particles), bool)
+    _add_model_error(cols)
+    _apply_fallbacks(cols, particles, lay.foot, lay.row_labels, shape, pixel_size_nm)
+    _flag_merged(cols)
+    if floor_sigma is not None:
+        psf.method += "; no particle resolved: PSF sigma and sizes degenerate (less reliable)"
+        cols["near_diffraction_limit"] |= np.nan_to_num(cols["side_px"], nan=0.0) < floor_sigma * psf.sigma_px
+    else:
+        floor_sigma = min_reliable_side_sigma
+    cols["size_upper_bound_nm"] = _upper_bounds(cols, psf, floor_sigma, pixel_size_nm)
+
+
+# --------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------
 def measure_sizes(
@@ -930,20 +1369,10 @@ def measure_sizes(
     never raised. Errors are scaled by the reduced chi-square (like
     ``curve_fit(absolute_sigma=False)``).
     """
-    img = _check_image(image)
-    pixel_size_nm = _check_positive(pixel_size_nm, "pixel_size_nm")
-    if not isinstance(particles, pd.DataFrame):
-        raise PlscopeError("particles: expected a pandas DataFrame")
-    for col in ("particle_id", "x_px", "y_px"):
-        if col not in particles.columns:
-            raise PlscopeError(f"particles: missing column {col!r}")
-    if psf_sigma_nm is not None:
-        psf_sigma_nm = _check_positive(psf_sigma_nm, "psf_sigma_nm")
-    if background not in ("plane", "constant"):
-        raise PlscopeError(f"background: expected 'plane' or 'constant', got {background!r}")
-    particles = particles.reset_index(drop=True)
+    img, particles, pixel_size_nm, psf_sigma_nm = _check_size_inputs(
+        image, particles, pixel_size_nm, psf_sigma_nm, background
+    )
     n = len(particles)
-
     sigma_known = psf_sigma_nm is not None
     sigma_px0 = (
         psf_sigma_nm
@@ -954,230 +1383,35 @@ def measure_sizes(
         out = pd.DataFrame({c: [] for c in SIZE_COLUMNS})
         return out, float(psf_sigma_nm) if psf_sigma_nm is not None else float("nan")
 
-    halo_px = int(math.ceil(3.0 * sigma_px0)) + 1
-    pad_px = int(math.ceil(2.0 * sigma_px0)) + 2
-    foot, row_labels = _footprints(img.shape, particles, labels, default_radius_px=2.0 * halo_px)
-    from skimage.segmentation import expand_labels
-
-    grown = expand_labels(foot, halo_px)
-    groups = _groups(img, particles, foot, row_labels, halo_px=halo_px, pad_px=pad_px)
-
-    # noise floor from pixel differences outside the particles (robust to smooth background)
-    outside = grown == 0
-    dif = (img[:, 1:] - img[:, :-1])[outside[:, 1:] & outside[:, :-1]] / math.sqrt(2.0)
-    s0 = robust_std(dif) ** 2 if dif.size > 20 else robust_std(img) ** 2
-    if not np.isfinite(s0) or s0 <= 0:
-        s0 = max(1e-12, (1e-9 * float(np.nanmax(np.abs(img)))) ** 2)
-
+    lay = _layout(img, particles, labels, sigma_px0)
+    groups, grown = lay.groups, lay.grown
+    s0 = _noise_floor(img, grown)
     p0s = [_initial_guess(img, g, particles, grown, sigma_px0, background) for g in groups]
 
-    sigma_err_px = float("nan")
-    n_sigma = 0
-    sigma_method = "given" if sigma_known else "free-sigma fits of isolated particles"
-    sigma_fit_px = np.full(n, np.nan)
-    degenerate = False
+    p_start, sig_start, s0, a = _first_pass(
+        img, lay, p0s, s0, sigma_px0 if sigma_known else None, sigma_px0, background
+    )
     if sigma_known:
-        sigma_px = sigma_px0
-        first = _fit_all(
-            img, groups, p0s, sigma=sigma_px, sigma0=sigma_px, s0=s0, a=0.0, background=background
-        )
-        s0, a = _variance_model(first, s0)
-        p_start = [f.params if f.success else p for f, p in zip(first, p0s)]
+        psf, sigma_fit_px = _PsfSigma(sigma_px0, "given"), np.full(n, np.nan)
     else:
-        first = _fit_all(img, groups, p0s, sigma=None, sigma0=sigma_px0, s0=s0, a=0.0, background=background)
-        s0, a = _variance_model(first, s0)
-        p_start = [f.params[:-1] if f.success else p for f, p in zip(first, p0s)]
-        sig_start = [f.sigma if f.success else sigma_px0 for f in first]
-        free = [
-            _fit_group(img, g, p, sigma=None, sigma0=s, var_s0=s0, var_a=a, background=background)
-            for g, p, s in zip(groups, p_start, sig_start)
-        ]
-        touches = (
-            particles["touches_border"].to_numpy(bool) if "touches_border" in particles else np.zeros(n, bool)
+        psf, sigma_fit_px = _estimate_psf_sigma(
+            img, particles, lay, p_start, sig_start, (s0, a), sigma_fit_min_side_sigma, background
         )
-        cand, cand_err = [], []
-        rect_groups: list[tuple[_Group, _FitResult, int]] = []
-        for g, f in zip(groups, free):
-            for j, i in enumerate(g.members):
-                sigma_fit_px[i] = f.sigma if f.success else np.nan
-                if f.success and not touches[i]:
-                    rect_groups.append((g, f, j))
-                if not f.success or len(g.members) != 1 or touches[i]:
-                    continue
-                side = f.params[f.model.n_bg + _PARAMS_PER_PARTICLE * j + 2]
-                if (
-                    side >= sigma_fit_min_side_sigma * f.sigma
-                    and np.isfinite(f.sigma_err)
-                    and f.sigma_err < 0.2 * f.sigma
-                ):
-                    cand.append(f.sigma)
-                    cand_err.append(f.sigma_err)
-        # every isolated particle may take part: the side gate above uses the square model's
-        # sigma, inflated for rotated particles; unresolved ones drop out by their sigma error
-        rect = _rectangle_sigmas(img, rect_groups, grown, s0, a)
-        # no isolated particle resolved (side >= sigma_fit_min_side_sigma x sigma): the PSF width and
-        # the sides are degenerate (diffraction-limited particles), whatever the estimate
-        degenerate = not cand
-        if len(rect) >= max(1, min(3, len(cand))):
-            # the shape-free estimate: free sides and angle (axis-aligned squares inflate sigma
-            # for rotated or elongated particles)
-            cand = [r[0] for r in rect]
-            cand_err = [r[1] for r in rect]
-            sigma_method = "free-angle rectangle fits of the particles"
-        if not cand:
-            fallback = [f.sigma for f in free if f.success and np.isfinite(f.sigma_err)]
-            if not fallback:
-                fallback = _point_source_sigmas(img, groups, foot, grown)
-                if not fallback:
-                    raise PlscopeError(
-                        "psf_sigma_nm: cannot be estimated from the data (no particle gave a usable "
-                        "free-sigma fit); pass psf_sigma_nm explicitly"
-                    )
-                sigma_method = "second moments of point-like particles (rough)"
-                logger.warning(
-                    "measure_sizes: no usable free-sigma fit; PSF sigma from the second moments of "
-                    "%d particle(s) taken as point sources (rough); pass psf_sigma_nm",
-                    len(fallback),
-                )
-            else:
-                sigma_method = "all free-sigma fits (no isolated particle large enough; less reliable)"
-                logger.warning(
-                    "measure_sizes: no isolated particle with side >= %.1f sigma; estimating the "
-                    "PSF sigma from all %d fits (less reliable)",
-                    sigma_fit_min_side_sigma,
-                    len(fallback),
-                )
-            cand = fallback
-            cand_err = [np.nan] * len(fallback)
-        cand_a = np.asarray(cand)
-        sigma_px = float(np.median(cand_a))
-        n_sigma = cand_a.size
-        if n_sigma >= 3:
-            sigma_err_px = 1.2533 * max(robust_std(cand_a), 1e-12) / math.sqrt(n_sigma)
-        else:
-            errs = np.asarray(cand_err, float)
-            sigma_err_px = (
-                float(np.sqrt(np.nanmean(errs**2)) / math.sqrt(n_sigma))
-                if np.isfinite(errs).any()
-                else float("nan")
-            )
         logger.info(
             "measure_sizes: PSF sigma estimated from %d particle(s): %.1f +/- %.1f nm",
-            n_sigma,
-            sigma_px * pixel_size_nm,
-            sigma_err_px * pixel_size_nm,
+            psf.n_particles,
+            psf.sigma_px * pixel_size_nm,
+            psf.err_px * pixel_size_nm,
         )
-
-    fits = [
-        _fit_group(img, g, p, sigma=sigma_px, sigma0=sigma_px, var_s0=s0, var_a=a, background=background)
-        for g, p in zip(groups, p_start)
-    ]
-
-    cols: dict[str, Any] = {c: np.full(n, np.nan) for c in SIZE_COLUMNS}
-    cols["particle_id"] = particles["particle_id"].to_numpy(np.int64)
-    cols["size_fit_ok"] = np.zeros(n, bool)
-    cols["near_diffraction_limit"] = np.zeros(n, bool)
-    cols["n_fit_px"] = np.zeros(n, np.int64)
-    cols["group_size"] = np.zeros(n, np.int64)
-    cols["fit_message"] = np.empty(n, object)
+    sigma_px = psf.sigma_px
+    fits = _fit_all(img, groups, p_start, sigma=sigma_px, sigma0=sigma_px, s0=s0, a=a, background=background)
+    cols = _new_size_columns(particles)
+    cols["psf_sigma_fit_nm"] = sigma_fit_px * pixel_size_nm
     for g, f in zip(groups, fits):
-        nb = f.model.n_bg
-        # sensitivity of the parameters to sigma, for error propagation
-        if np.isfinite(sigma_err_px) and f.jac_w.size and np.any(np.isfinite(f.cov)):
-            jsig = f.model.sigma_column(f.params, sigma_px) * f.weights
-            # least-squares response of the parameters to a change of sigma (a point source's
-            # side, left out of the covariance, does not respond)
-            dp_dsigma = (
-                -(np.nan_to_num(f.cov) / f.chi2_red) @ (f.jac_w.T @ jsig)
-                if f.chi2_red > 0
-                else np.zeros(f.params.size)
-            )
-        else:
-            dp_dsigma = np.zeros(f.params.size)
-        for j, i in enumerate(g.members):
-            j0 = nb + _PARAMS_PER_PARTICLE * j
-            x0, y0, side, total = f.params[j0 : j0 + 4]
-            err = np.sqrt(np.clip(np.diag(f.cov)[j0 : j0 + 4], 0, None)) if f.cov.size else np.full(4, np.nan)
-            side_err_sys = abs(dp_dsigma[j0 + 2]) * sigma_err_px if np.isfinite(sigma_err_px) else 0.0
-            # a particle cut by the image border may have its centre outside the image
-            rows_n, cols_n = img.shape
-            sl = 0.5 * side if np.isfinite(side) else 0.0
-            x_lo = g.cols.start - 0.5 - (sl if g.cols.start == 0 else 0.0)
-            x_hi = g.cols.stop - 0.5 + (sl if g.cols.stop == cols_n else 0.0)
-            y_lo = g.rows.start - 0.5 - (sl if g.rows.start == 0 else 0.0)
-            y_hi = g.rows.stop - 0.5 + (sl if g.rows.stop == rows_n else 0.0)
-            inside = (x_lo <= x0 <= x_hi) and (y_lo <= y0 <= y_hi)
-            significant = total > 5.0 * err[3]
-            point = bool(side < _POINT_SIDE_PX)
-            finite_err = np.all(np.isfinite(err[[0, 1, 3]])) and (point or np.isfinite(err[2]))
-            ok = bool(f.success and finite_err and inside and significant)
-            cols["x_px"][i], cols["y_px"][i] = x0, y0
-            cols["side_px"][i] = side
-            cols["side_err_px"][i] = err[2]
-            cols["x_err_px"][i], cols["y_err_px"][i] = err[0], err[1]
-            cols["total_adu"][i], cols["total_err_adu"][i] = total, err[3]
-            # a point source: size not resolved (NaN), only the upper bound below is reported
-            cols["size_nm"][i] = np.nan if point else side * pixel_size_nm
-            cols["size_err_nm"][i] = np.nan if point else math.hypot(err[2], side_err_sys) * pixel_size_nm
-            bg = f.params[0]
-            if nb == 3:
-                bg += f.params[1] * (x0 - f.model.xc) + f.params[2] * (y0 - f.model.yc)
-            cols["background_adu"][i] = bg
-            cols["psf_sigma_px"][i] = sigma_px
-            cols["psf_sigma_fit_nm"][i] = sigma_fit_px[i] * pixel_size_nm
-            cols["chi2_red"][i] = f.chi2_red
-            cols["n_fit_px"][i] = f.n_px
-            cols["group_size"][i] = len(g.members)
-            cols["size_fit_ok"][i] = ok
-            cols["near_diffraction_limit"][i] = bool(side < min_reliable_side_sigma * sigma_px)
-            if ok and point:
-                cols["fit_message"][i] = "point source: side fitted to ~0, size not resolved (upper bound)"
-            elif ok or not f.success:
-                cols["fit_message"][i] = str(f.message)
-            elif not inside:
-                cols["fit_message"][i] = "centre outside the region of interest"
-            elif not finite_err:
-                cols["fit_message"][i] = "parameter errors not finite (degenerate fit)"
-            else:
-                cols["fit_message"][i] = "particle signal not significant (total < 5 x its error)"
-        shape_moments = _shape_from_moments(img, g, f, sigma_px, grown)
-        for j, i in enumerate(g.members):
-            d_px, aspect, angle, long_px, short_px = shape_moments[j]
-            cols["side_long_nm"][i] = long_px * pixel_size_nm
-            cols["side_short_nm"][i] = short_px * pixel_size_nm
-            cols["equivalent_diameter_nm"][i] = d_px * pixel_size_nm
-            cols["aspect_ratio"][i] = aspect
-            cols["orientation_deg"][i] = angle
-    cols["size_fallback"] = np.zeros(n, bool)
-    _add_model_error(cols)
-    _apply_fallbacks(cols, particles, foot, row_labels, img.shape, pixel_size_nm)
-    _flag_merged(cols)
-    floor_sigma = min_reliable_side_sigma
-    if not sigma_known and degenerate:
-        # sigma estimated from unresolved particles: a too small sigma makes every particle look
-        # resolved and too large; all particles below the resolved size are upper bounds
-        sigma_method += "; no particle resolved: PSF sigma and sizes degenerate (less reliable)"
-        floor_sigma = max(min_reliable_side_sigma, sigma_fit_min_side_sigma)
-        cols["near_diffraction_limit"] |= np.nan_to_num(cols["side_px"], nan=0.0) < floor_sigma * sigma_px
-    ndl = cols["near_diffraction_limit"] & ~cols["size_fallback"]
-    upper = cols["size_nm"] + 1.96 * np.nan_to_num(cols["size_err_nm"], nan=0.0)
-    # near the diffraction limit the side is degenerate with the PSF: report an upper bound
-    floor_nm = floor_sigma * sigma_px * pixel_size_nm
-    cols["size_upper_bound_nm"] = np.where(ndl, np.fmax(upper, floor_nm), np.nan)
-    out = pd.DataFrame(cols, columns=list(SIZE_COLUMNS))
-    psf_used_nm = float(sigma_px * pixel_size_nm)
-    out.attrs["psf_sigma_nm"] = psf_used_nm
-    out.attrs["psf_sigma_err_nm"] = float(sigma_err_px * pixel_size_nm)
-    out.attrs["psf_sigma_n_particles"] = int(n_sigma)
-    out.attrs["psf_sigma_method"] = sigma_method
-    n_bad = int((~out["size_fit_ok"]).sum())
-    if n_bad:
-        logger.warning("measure_sizes: %d of %d size fit(s) failed", n_bad, n)
-    logger.info(
-        "measure_sizes: %d particle(s), PSF sigma %.1f nm (%s), %d near the diffraction limit",
-        n,
-        psf_used_nm,
-        "given" if sigma_known else "estimated",
-        int(out["near_diffraction_limit"].sum()),
-    )
-    return out, psf_used_nm
+        _fill_fit_columns(cols, g, f, psf, img.shape, pixel_size_nm, min_reliable_side_sigma)
+        _fill_shape_columns(cols, g, _shape_from_moments(img, g, f, sigma_px, grown), pixel_size_nm)
+    # sigma estimated from unresolved particles: a too small sigma makes every particle look
+    # resolved and too large; all particles below the resolved size are upper bounds
+    floor_sigma = max(min_reliable_side_sigma, sigma_fit_min_side_sigma) if psf.degenerate else None
+    _finish_columns(cols, particles, lay, img.shape, psf, pixel_size_nm, min_reliable_side_sigma, floor_sigma)
+    return _size_table(cols, psf, pixel_size_nm, sigma_known), float(sigma_px * pixel_size_nm)
