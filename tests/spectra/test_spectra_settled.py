@@ -135,3 +135,52 @@ def test_too_few_frames_gives_no_fit_and_the_window_value():
     shifts = shift_table(add_shifts(table), has_field=True, cycles=cycles, exposure_s=EXPOSURE)
     assert (shifts["shift_method"] == "window").all()
     np.testing.assert_array_equal(shifts["shift_nm"], shifts["shift_window_nm"])
+
+
+def _quench_intensity(t, shift, table, *, slope, depth_130, photons, noise_rel, rng):
+    """Spectral intensity of the frames: PL quenched in proportion to the shift's state, bleaching."""
+    n_sub = int(round(EXPOSURE / DT))
+    idx = np.searchsorted(t, table["frame_start_s"].to_numpy())[:, None] + np.arange(n_sub)[None, :]
+    q = shift[idx].mean(axis=1) / (slope * 130.0) * depth_130
+    mid = table["time_s"].to_numpy()
+    pl = photons * (1.0 - q) * np.exp(-mid / 600.0) + 300.0
+    return pl * (1.0 + noise_rel * rng.standard_normal(mid.size))
+
+
+def test_intensity_fixes_the_shape_of_a_noisy_unsettled_shift():
+    # slow biexponential (fast 70 %, tau2/tau1 = 14) with a noisy peak (0.15 nm per frame on a 0.6-0.9 nm
+    # shift): the PL quench of the same spectra, measured to 0.5 %, fixes the shape jointly
+    seg = _segments(FIELDS_3X3)
+    t, s = _shift_trace(seg, slope=-0.007, tau_pol_130=3.5, tau_rec=5.0, frac=0.7, ratio=14.0, t_end=372.0)
+    rng = np.random.default_rng(11)
+    table, cycles = _frames(seg, t, s, rng, noise_nm=0.15)
+    inten = _quench_intensity(
+        t, s, table, slope=-0.007, depth_130=0.45, photons=30000.0, noise_rel=0.005, rng=rng
+    )
+    fit = fit_settled_trace(
+        table["frame_start_s"], table["peak_nm"], cycles, exposure_s=EXPOSURE, frame_s=0.2, intensity=inten
+    )
+    assert fit is not None and fit.fit_ok and fit.joint_intensity
+    want = -0.007 * np.array([90.0, 110.0, 130.0])
+    # the issue's target (3 %) at every level, and the truth within 1.96 standard errors
+    np.testing.assert_allclose(fit.shift_nm, want, rtol=0.03)
+    assert np.all(np.abs(fit.shift_nm - want) <= 1.96 * fit.shift_err_nm)
+    assert fit.pol_settled_fraction[0] < 0.95
+
+
+def test_cycle_to_cycle_jitter_inflates_the_shift_error():
+    # the field-off peak jumps by 0.05 nm from one half cycle to the next (no model has it): the residuals
+    # are correlated within half cycles and the shift's error is inflated to cover the truth
+    seg = _segments(FIELDS_3X3)
+    t, s = _shift_trace(seg, slope=-0.007, tau_pol_130=0.8, tau_rec=1.0, frac=0.6, ratio=2.7, t_end=372.0)
+    rng = np.random.default_rng(12)
+    table, cycles = _frames(seg, t, s, rng, noise_nm=0.05)
+    half = np.searchsorted(np.sort(np.r_[seg["start_s"], seg["end_s"]]), table["time_s"].to_numpy())
+    jitter = rng.normal(0.0, 0.05, half.max() + 1)[half]
+    fit = fit_settled_trace(
+        table["frame_start_s"], table["peak_nm"] + jitter, cycles, exposure_s=EXPOSURE, frame_s=0.2
+    )
+    assert fit is not None and fit.fit_ok
+    assert fit.error_inflation > 2.0
+    want = -0.007 * np.array([90.0, 110.0, 130.0])
+    assert np.all(np.abs(fit.shift_nm - want) <= 1.96 * fit.shift_err_nm)

@@ -13,9 +13,11 @@ from validation.scenarios_kinetics import run_spectral_scenario
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["spec_slow_biexp", "spec_half_mobility"])
-def test_settled_shift_within_three_percent(name):
-    r = run_spectral_scenario(name, seed=1)
+@pytest.mark.parametrize(("name", "seed"), [("spec_slow_biexp", 2), ("spec_half_mobility", 3)])
+def test_settled_shift_within_three_percent(name, seed):
+    # the seeds that missed with the peak-only fit (3.53 % and 3.36 %); seeds 1-5 of both are in
+    # docs/validation-kinetics.md
+    r = run_spectral_scenario(name, seed=seed)
     print(r)
     assert r["method"] == "settled_fit"
     assert r["shift_err"] <= 0.03

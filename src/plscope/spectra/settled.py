@@ -18,11 +18,29 @@ amplitudes ``a, 1 - a`` and times ``c_i tau`` (``a c1 + (1 - a) c2 = 1``:
 ratio ``c2 / c1``, ``tau_pol = L / (mu E)`` scaling as ``1 / E`` (one time
 for all levels, the physics the mobility rests on); ``b(t)`` the field-off
 peak, a quadratic (Legendre) polynomial in time over the record (a slow
-drift). Frames average the model over their exposure. The model is linear
-in ``S`` and the drift coefficients: they are solved by linear least squares
-inside the nonlinear fit of the times and shapes (variable projection);
-frames beyond five robust sigmas of the first fit are left out of a second;
-the standard errors come from the full Jacobian at the optimum.
+drift). Frames average the model over their exposure.
+
+The PL of the same spectra is quenched by the same polarization, so the
+spectral intensity (where every frame has one) is fitted jointly, sharing
+the times and shape: ``I(t) = B(t) (1 - sum_j D_j x_j(t))`` plus a constant,
+``B`` quadratic in time (bleaching), linear in the products ``B D_j``. The
+quench is measured with far less noise than the shift, and it is the shape
+that decides how far an unsettled shift is extrapolated: with the peak
+alone, the settled shift of a slow biexponential scattered by 4-12 % per
+particle at the validation's noise. Each series is weighted by its own
+noise (first the robust spread of its frame-to-frame steps, then of its
+residuals).
+
+The model is linear in ``S``, ``B D_j`` and the drift coefficients: they are
+solved by linear least squares inside the nonlinear fit of the times and
+shapes (variable projection); frames beyond five robust sigmas of the first
+fit are left out of a second; the standard errors come from the full
+weighted Jacobian at the optimum, each series weighted by its residual root
+mean square times the square root of a block factor: the mean over the half
+cycles of ``n m^2 / sigma^2`` (``m`` the mean residual of a half cycle of
+``n`` frames), 1 for white residuals and larger when the model misses
+structure that repeats within half cycles, so that the shift's error grows
+with the mismatch (never shrinks).
 
 ``pol_settled_fraction`` / ``rec_settled_fraction`` are the fractions of the
 fitted response reached by the end of the (median) ON / OFF window from
@@ -53,6 +71,8 @@ _CLIP_SIGMA = 5.0
 _MIN_FRAMES = 20
 #: degree of the Legendre polynomial of the field-off peak over the record (a slow drift)
 _DRIFT_DEGREE = 2
+#: the fitted series: the peak position and (where present) the spectral intensity
+PEAK, INTENSITY = "peak", "intensity"
 
 
 @dataclass(frozen=True)
@@ -135,12 +155,12 @@ def _segment_times(theta: np.ndarray, g: _Geometry) -> tuple[np.ndarray, np.ndar
     return np.array([frac, 1.0 - frac]), taus
 
 
-def _design(theta: np.ndarray, g: _Geometry, t0: np.ndarray, exposure_s: float) -> np.ndarray:
-    """Columns: the drift polynomial of the field-off peak, then the unit response of every level."""
+def _responses(theta: np.ndarray, g: _Geometry, t0: np.ndarray, exposure_s: float) -> np.ndarray:
+    """Unit response of every level at every frame (exposure averaged), shape (n, n_levels)."""
     amps, taus = _segment_times(theta, g)
     # the segment of the exposure's middle (a frame labelled ON or OFF lies within one segment
     # up to 0.1 % of its exposure); the exposure average starts at the segment start at the earliest
-    seg = np.clip(np.searchsorted(g.start_s, t0 + 0.5 * exposure_s, side="right") - 1, 0, g.start_s.size - 1)
+    seg = _segment_of(g, t0, exposure_s)
     dt = np.clip(t0 - g.start_s[seg], 0.0, None)
     tau_f = taus[seg]  # (n, 2)
     if exposure_s > 0:
@@ -158,8 +178,25 @@ def _design(theta: np.ndarray, g: _Geometry, t0: np.ndarray, exposure_s: float) 
             x0[s + 1] = target[s] + (x0[s] - target[s]) * keep[s]
         x = target[seg, None] + (x0[seg] - target[seg, None]) * decay
         resp[:, j] = x @ amps
-    hats = _baseline_basis(g, t0 + 0.5 * exposure_s)
-    return np.hstack([hats, resp])
+    return resp
+
+
+def _segment_of(g: _Geometry, t0: np.ndarray, exposure_s: float) -> np.ndarray:
+    """Index of the segment holding each exposure's middle."""
+    return np.clip(np.searchsorted(g.start_s, t0 + 0.5 * exposure_s, side="right") - 1, 0, g.start_s.size - 1)
+
+
+def _channel_design(kind: str, hats: np.ndarray, resp: np.ndarray) -> np.ndarray:
+    """Design of one channel from the drift basis and the unit responses.
+
+    The peak is ``b(t) + sum_j S_j x_j(t)``; the intensity ``B(t) (1 - sum_j D_j x_j(t))`` plus a
+    constant background, with ``B`` quadratic in time (bleaching): linear in the products, its
+    columns are the basis and the basis times every response.
+    """
+    if kind == PEAK:
+        return np.hstack([hats, resp])
+    prod = hats[:, :, None] * resp[:, None, :]
+    return np.hstack([hats, prod.reshape(hats.shape[0], -1)])
 
 
 def _baseline_basis(g: _Geometry, t_s: np.ndarray) -> np.ndarray:
@@ -169,10 +206,38 @@ def _baseline_basis(g: _Geometry, t_s: np.ndarray) -> np.ndarray:
     return np.polynomial.legendre.legvander(x, _DRIFT_DEGREE)
 
 
-def _project(theta, g, t0, y, exposure_s):
-    a = _design(theta, g, t0, exposure_s)
-    beta, *_ = np.linalg.lstsq(a, y, rcond=None)
-    return a, beta
+@dataclass
+class _Channel:
+    """One fitted series (peak position or spectral intensity) of the frames."""
+
+    kind: str
+    y: np.ndarray
+    keep: np.ndarray  # frames used (outlier clip)
+    sigma: float  # noise scale: weight 1 / sigma
+
+
+def _designs(theta, g, t0, exposure_s, channels) -> list[np.ndarray]:
+    hats = _baseline_basis(g, t0 + 0.5 * exposure_s)
+    resp = _responses(theta, g, t0, exposure_s)
+    return [_channel_design(c.kind, hats, resp) for c in channels]
+
+
+def _project(theta, g, t0, exposure_s, channels):
+    """Designs and linear coefficients of every channel (least squares on its kept frames)."""
+    designs = _designs(theta, g, t0, exposure_s, channels)
+    return designs, [_linear_solve(a[c.keep], c.y[c.keep]) for a, c in zip(designs, channels)]
+
+
+def _linear_solve(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least squares by the (column-scaled) normal equations: a few well-conditioned columns, and
+    LAPACK's threaded ``gelsd`` is ~100 times slower on a shared machine."""
+    scale = np.sqrt(np.sum(a * a, axis=0))
+    scale[scale == 0] = 1.0
+    an = a / scale
+    try:
+        return np.linalg.solve(an.T @ an, an.T @ y) / scale
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(a, y, rcond=None)[0]
 
 
 def settled_fraction(tau_s: float, frac: float, log_ratio: float, window_s: float) -> float:
@@ -206,7 +271,12 @@ class SettledTraceFit:
     n_frames : int
         Frames fitted (after the outlier clip).
     rms_nm : float
-        Residual root mean square.
+        Robust noise scale of the peak residuals.
+    joint_intensity : bool
+        The times and shape were fitted jointly with the spectral intensity.
+    error_inflation : float
+        Variance factor of the peak channel for residuals correlated within
+        half cycles (1 when they look white; see ``_block_factor``).
     """
 
     levels: np.ndarray
@@ -219,6 +289,8 @@ class SettledTraceFit:
     fit_ok: bool
     n_frames: int
     rms_nm: float
+    joint_intensity: bool = False
+    error_inflation: float = 1.0
 
 
 def _bounds(g: _Geometry, frame_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -236,53 +308,121 @@ def _start(g: _Geometry, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.clip(x0, lo + 1e-6, hi - 1e-6)
 
 
-def _solve(g, t0, y, exposure_s, x0, bounds):
-    from scipy.optimize import least_squares
+def _robust_sigma(r: np.ndarray) -> float:
+    return 1.4826 * float(np.median(np.abs(r - np.median(r))))
 
-    def fn(theta):
-        a, beta = _project(theta, g, t0, y, exposure_s)
-        return a @ beta - y
+
+def _residuals(theta, g, t0, exposure_s, channels) -> np.ndarray:
+    """Weighted residuals of every channel's kept frames (linear coefficients projected out)."""
+    designs, betas = _project(theta, g, t0, exposure_s, channels)
+    return np.concatenate(
+        [(a[c.keep] @ b - c.y[c.keep]) / c.sigma for a, b, c in zip(designs, betas, channels)]
+    )
+
+
+def _solve(g, t0, exposure_s, channels, x0, bounds):
+    from scipy.optimize import least_squares
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return least_squares(fn, x0, bounds=bounds, x_scale=1.0, diff_step=1e-4, max_nfev=200)
+        return least_squares(
+            _residuals,
+            x0,
+            bounds=bounds,
+            x_scale=1.0,
+            diff_step=1e-4,
+            max_nfev=200,
+            args=(g, t0, exposure_s, channels),
+        )
 
 
-def _fit_clipped(g, t0, y, exp_s, x0, bounds) -> tuple[np.ndarray, int, np.ndarray]:
-    """Fit, leave out frames beyond :data:`_CLIP_SIGMA` robust sigmas, refit: ``(theta, status, kept)``."""
-    keep = np.ones(t0.size, bool)
-    res = _solve(g, t0, y, exp_s, x0, bounds)
-    a, beta = _project(res.x, g, t0, y, exp_s)
-    r = y - a @ beta
-    sig = 1.4826 * float(np.median(np.abs(r - np.median(r))))
-    if sig > 0 and np.any(np.abs(r) > _CLIP_SIGMA * sig):
-        keep = np.abs(r) <= _CLIP_SIGMA * sig
-        res = _solve(g, t0[keep], y[keep], exp_s, res.x, bounds)
-    return res.x, int(res.status), keep
+def _fit_clipped(g, t0, exp_s, channels, x0, bounds) -> tuple[np.ndarray, int]:
+    """Fit, set each channel's noise scale from its residuals, leave out frames beyond
+    :data:`_CLIP_SIGMA` of it, refit: ``(theta, status)``; the channels are updated in place."""
+    res = _solve(g, t0, exp_s, channels, x0, bounds)
+    designs, betas = _project(res.x, g, t0, exp_s, channels)
+    for a, b, c in zip(designs, betas, channels):
+        r = c.y - a @ b
+        sig = _robust_sigma(r[c.keep])
+        if sig > 0:
+            c.sigma = sig
+            c.keep = c.keep & (np.abs(r) <= _CLIP_SIGMA * sig)
+    res = _solve(g, t0, exp_s, channels, res.x, bounds)
+    return res.x, int(res.status)
 
 
-def _covariance(theta, beta, g, t0, y, exposure_s) -> np.ndarray:
-    """Covariance of ``(theta, beta)`` from the full Jacobian, scaled by the residual variance."""
-    a = _design(theta, g, t0, exposure_s)
-    base = a @ beta
-    jac = np.empty((t0.size, theta.size + beta.size))
-    for i in range(theta.size):
-        h = 1e-5 * max(1.0, abs(theta[i]))
-        th = theta.copy()
-        th[i] += h
-        jac[:, i] = (_design(th, g, t0, exposure_s) @ beta - base) / h
-    jac[:, theta.size :] = a
-    resid = y - base
-    dof = max(t0.size - jac.shape[1], 1)
-    s2 = float(resid @ resid) / dof
+def _block_factor(r: np.ndarray, seg: np.ndarray, sigma: float) -> float:
+    """Variance inflation of a channel whose residuals are correlated within half cycles.
+
+    Under white noise the mean residual of a half cycle of ``n`` frames has variance
+    ``sigma^2 / n``; the mean of ``n m^2 / sigma^2`` over the half cycles is then 1. A model that
+    misses the shape of the response leaves residual runs that raise it: the channel's weight is
+    divided by it (never by less than 1).
+    """
+    stats = []
+    for s in np.unique(seg):
+        rs = r[seg == s]
+        if rs.size >= 3:
+            stats.append(rs.size * float(np.mean(rs)) ** 2 / sigma**2)
+    return max(1.0, float(np.mean(stats))) if len(stats) >= 3 else 1.0
+
+
+def _covariance(theta, g, t0, exposure_s, channels) -> tuple[np.ndarray, list[np.ndarray], list[float]]:
+    """Covariance of ``(theta, beta of every channel)`` from the full weighted Jacobian.
+
+    Each channel is weighted by its residual root mean square times the square root of its
+    :func:`_block_factor`. Returns the covariance, the channels' linear coefficients and factors.
+    """
+    designs, betas = _project(theta, g, t0, exposure_s, channels)
+    seg = _segment_of(g, t0, exposure_s)
+    n_lin = [b.size for b in betas]
+    rows, factors = [], []
+    for k, (a, b, c) in enumerate(zip(designs, betas, channels)):
+        r = (c.y - a @ b)[c.keep]
+        rms = float(np.sqrt(np.mean(r**2))) if r.size else np.nan
+        f = _block_factor(r, seg[c.keep], rms) if rms > 0 else 1.0
+        factors.append(f)
+        jac = np.zeros((int(c.keep.sum()), theta.size + sum(n_lin)))
+        for i in range(theta.size):
+            h = 1e-5 * max(1.0, abs(theta[i]))
+            th = theta.copy()
+            th[i] += h
+            jac[:, i] = (_designs(th, g, t0, exposure_s, [c])[0][c.keep] @ b - (a @ b)[c.keep]) / h
+        off = theta.size + sum(n_lin[:k])
+        jac[:, off : off + b.size] = a[c.keep]
+        rows.append(jac / (rms * math.sqrt(f)))
+    jac = np.vstack(rows)
     try:
-        return np.linalg.pinv(jac.T @ jac) * s2
+        return np.linalg.pinv(jac.T @ jac), betas, factors
     except np.linalg.LinAlgError:
-        return np.full((jac.shape[1], jac.shape[1]), np.nan)
+        n = jac.shape[1]
+        return np.full((n, n), np.nan), betas, factors
+
+
+def _channels(t0, y, intensity) -> list[_Channel]:
+    """The peak channel, and the intensity channel when every frame has one."""
+    out = [_Channel(PEAK, y, np.ones(y.size, bool), _diff_sigma(y))]
+    if intensity is not None and np.all(np.isfinite(intensity)):
+        s = _diff_sigma(intensity)
+        if s > 0:
+            out.append(_Channel(INTENSITY, intensity, np.ones(y.size, bool), s))
+    return out
+
+
+def _diff_sigma(y: np.ndarray) -> float:
+    """Model-free noise scale of a time-ordered series: robust spread of its frame-to-frame steps."""
+    s = _robust_sigma(np.diff(y)) / math.sqrt(2.0) if y.size > 2 else 0.0
+    return s if s > 0 else max(float(np.std(y)), 1e-12)
 
 
 def fit_settled_trace(
-    time_start_s, peak_nm, cycles: pd.DataFrame, *, exposure_s: float, frame_s: float
+    time_start_s,
+    peak_nm,
+    cycles: pd.DataFrame,
+    *,
+    exposure_s: float,
+    frame_s: float,
+    intensity=None,
 ) -> SettledTraceFit | None:
     """Fit one particle's peak-position trace (frames not straddling an edge, good fits only).
 
@@ -295,6 +435,12 @@ def fit_settled_trace(
     exposure_s : float
     frame_s : float
         Frame interval (lower bound of the time constants: half of it).
+    intensity : array_like, shape (n,), optional
+        Spectral intensity of the same frames. The PL is quenched by the same
+        polarization the peak follows, so its kinetics (times and shape) are
+        shared with the peak's and fitted jointly: the quench of the PL is
+        measured with far less noise than the shift, and fixes the shape
+        from which the unsettled shift is extrapolated.
 
     Returns
     -------
@@ -303,39 +449,45 @@ def fit_settled_trace(
     """
     t0 = np.asarray(time_start_s, float)
     y = np.asarray(peak_nm, float)
+    inten = None if intensity is None else np.asarray(intensity, float)
     ok = np.isfinite(t0) & np.isfinite(y)
-    t0, y = t0[ok], y[ok]
+    order = np.argsort(t0[ok], kind="stable")
+    t0, y = t0[ok][order], y[ok][order]
+    inten = None if inten is None else inten[ok][order]
     if t0.size < _MIN_FRAMES or len(cycles) == 0:
         return None
     exp_s = float(exposure_s) if exposure_s and math.isfinite(exposure_s) else 0.0
     g = _geometry(cycles, float(t0.min()), float(t0.max()) + exp_s)
     lo, hi = _bounds(g, frame_s)
-    n_lev = g.levels.size
-    theta, status, keep = _fit_clipped(g, t0, y, exp_s, _start(g, lo, hi), (lo, hi))
-    a, beta = _project(theta, g, t0[keep], y[keep], exp_s)
-    cov = _covariance(theta, beta, g, t0[keep], y[keep], exp_s)
-    n_drift = _DRIFT_DEGREE + 1
+    channels = _channels(t0, y, inten)
+    theta, status = _fit_clipped(g, t0, exp_s, channels, _start(g, lo, hi), (lo, hi))
+    cov, betas, factors = _covariance(theta, g, t0, exp_s, channels)
+    return _result(theta, status, g, hi, cov, betas, factors, channels)
+
+
+def _result(theta, status, g, hi, cov, betas, factors, channels) -> SettledTraceFit:
+    n_drift, n_lev = _DRIFT_DEGREE + 1, g.levels.size
     sl = slice(theta.size + n_drift, theta.size + n_drift + n_lev)
-    shift = beta[n_drift:]
-    err = np.sqrt(np.clip(np.diag(cov)[sl], 0, None))
-    err = np.where(np.isfinite(np.diag(cov)[sl]), err, np.nan)
+    var = np.diag(cov)[sl]
+    err = np.where(np.isfinite(var), np.sqrt(np.clip(var, 0, None)), np.nan)
     tau_pol, tau_rec, frac, lr_pol, lr_rec = _unpack(theta, g)
     pol_f = np.array([settled_fraction(tau_pol[j], frac, lr_pol, g.on_window_s[j]) for j in range(n_lev)])
     rec_f = settled_fraction(tau_rec, frac, lr_rec, g.off_window_s)
     at_top = np.any(theta[:2] >= hi[:2] - 1e-3)
-    fit_ok = bool(status > 0 and np.all(np.isfinite(err)) and not at_top)
-    resid = y[keep] - a @ beta
+    peak = channels[0]
     return SettledTraceFit(
         levels=g.levels,
-        shift_nm=shift,
+        shift_nm=betas[0][n_drift:],
         shift_err_nm=err,
         tau_pol_s=tau_pol,
         tau_rec_s=tau_rec,
         pol_settled_fraction=pol_f,
         rec_settled_fraction=rec_f,
-        fit_ok=fit_ok,
-        n_frames=int(keep.sum()),
-        rms_nm=float(np.sqrt(np.mean(resid**2))),
+        fit_ok=bool(status > 0 and np.all(np.isfinite(err)) and not at_top),
+        n_frames=int(peak.keep.sum()),
+        rms_nm=float(peak.sigma),
+        joint_intensity=len(channels) > 1,
+        error_inflation=float(factors[0]),
     )
 
 
@@ -365,7 +517,12 @@ def settled_shifts(table: pd.DataFrame, cycles: pd.DataFrame, *, exposure_s: flo
     rows = []
     for pid, grp in use.groupby("particle_id", sort=True):
         fit = fit_settled_trace(
-            grp["frame_start_s"], grp["peak_nm"], cycles, exposure_s=exposure_s, frame_s=frame_s
+            grp["frame_start_s"],
+            grp["peak_nm"],
+            cycles,
+            exposure_s=exposure_s,
+            frame_s=frame_s,
+            intensity=grp["intensity"] if "intensity" in grp.columns else None,
         )
         if fit is None:
             continue
