@@ -310,183 +310,23 @@ def trace_weights(
         (distance relative to each aperture size).
     """
     rows, cols = (int(shape[0]), int(shape[1]))
-    for col in ("particle_id", "x_px", "y_px"):
-        if col not in particles.columns:
-            raise PlscopeError(f"particles: missing column {col!r}")
-    if aperture not in ("square", "disk"):
-        raise PlscopeError(f"aperture: expected 'square' or 'disk', got {aperture!r}")
-    if background not in ("plane", "mean"):
-        raise PlscopeError(f"background: expected 'plane' or 'mean', got {background!r}")
-    try:
-        gap, width = (float(v) for v in annulus_px)
-    except (TypeError, ValueError):
-        raise PlscopeError(f"annulus_px: expected (gap, width) in pixels, got {annulus_px!r}") from None
-    gap = _check_positive(gap, "annulus_px gap", allow_zero=True)
-    width = _check_positive(width, "annulus_px width")
+    gap, width = _check_weight_options(particles, aperture, background, annulus_px)
     n = len(particles)
     pid = particles["particle_id"].to_numpy(np.int64)
     dx, dy = (float(shift_px[0]), float(shift_px[1]))
     cx = particles["x_px"].to_numpy(float) + dx
     cy = particles["y_px"].to_numpy(float) + dy
-    if radius_px is None:
-        r = _default_radius(
-            particles,
-            aperture,
-            _check_positive(drift_margin_px, "drift_margin_px", allow_zero=True),
-            _check_positive(psf_margin_sigma, "psf_margin_sigma", allow_zero=True),
-        )
-    else:
-        r = np.broadcast_to(np.asarray(radius_px, float), (n,)).copy()
-    if np.any(~np.isfinite(r)) or np.any(r <= 0):
-        raise PlscopeError("radius_px: expected finite aperture sizes > 0")
-    # no allocation below may be sized by a fitted value: an aperture never exceeds the frame
-    big = r > max(rows, cols)
-    if big.any():
-        logger.warning(
-            "trace_weights: %d aperture(s) larger than the frame clipped to %d px (particle_id %s)",
-            int(big.sum()),
-            max(rows, cols),
-            pid[big][:10].tolist(),
-        )
-        r = np.minimum(r, float(max(rows, cols)))
+    r = _aperture_radii(particles, radius_px, aperture, (drift_margin_px, psf_margin_sigma), (rows, cols))
+    metric = _aperture_metric(aperture, cx, cy)
+    owner, boxes = _aperture_owners((rows, cols), cx, cy, r, (gap, width), metric)
+    excluded, lab = _annulus_exclusion(owner, labels, (dx, dy))
 
-    def metric(xs, ys, i):
-        ddx = np.abs(xs - cx[i])
-        ddy = np.abs(ys - cy[i])
-        return np.maximum(ddx, ddy) if aperture == "square" else np.hypot(ddx, ddy)
-
-    # ownership of aperture pixels (nearest centre relative to aperture size)
-    best = np.full((rows, cols), np.inf)
-    owner = np.full((rows, cols), -1, np.int64)
-    boxes = []
-    for i in range(n):
-        reach = r[i] + gap + 4 * width + 1
-        r0, r1 = max(int(math.floor(cy[i] - reach)), 0), min(int(math.ceil(cy[i] + reach)) + 1, rows)
-        c0, c1 = max(int(math.floor(cx[i] - reach)), 0), min(int(math.ceil(cx[i] + reach)) + 1, cols)
-        boxes.append((r0, r1, c0, c1))
-        if r1 <= r0 or c1 <= c0:
-            continue
-        ys, xs = np.mgrid[r0:r1, c0:c1]
-        rel = metric(xs, ys, i) / r[i]
-        sub_best = best[r0:r1, c0:c1]
-        take = (rel <= 1.0) & (rel < sub_best)
-        sub_best[take] = rel[take]
-        owner[r0:r1, c0:c1][take] = i
-    excluded = owner >= 0
-    lab = None
-    if labels is not None:
-        lab = np.asarray(labels)
-        if lab.shape != (rows, cols):
-            raise PlscopeError(f"labels: shape {lab.shape} does not match the frame shape {(rows, cols)}")
-        lab = _shift_labels(lab, dx, dy)
-        excluded |= ndimage.binary_dilation(lab > 0, iterations=2)
-
-    n_moment = 2 if moments else 0
-    n_cols = (2 + n_moment) * n
-    rows_idx: list[np.ndarray] = []
-    cols_idx: list[np.ndarray] = []
-    vals: list[np.ndarray] = []
-    n_ap = np.zeros(n, np.int64)
-    n_ann = np.zeros(n, np.int64)
-    masked = np.full(n, np.nan)
-    valid = np.ones(n, bool)
-    ap_flat: list[np.ndarray] = []
-    narrow = 0
-    for i in range(n):
-        r0, r1, c0, c1 = boxes[i]
-        if r1 <= r0 or c1 <= c0:
-            valid[i] = False
-            continue
-        ys, xs = np.mgrid[r0:r1, c0:c1]
-        flat = ys * cols + xs
-        ap = owner[r0:r1, c0:c1] == i
-        d = metric(xs, ys, i)
-        if annulus_flags:
-            masked[i] = _annulus_loss(
-                i,
-                d,
-                r[i] + gap,
-                r[i] + gap + width,
-                owner[r0:r1, c0:c1],
-                None if lab is None else lab[r0:r1, c0:c1],
-                (cx[i], cy[i]),
-                (r0, c0),
-                metric,
-            )
-        w_ann = width
-        for _ in range(4):
-            ann = (d > r[i] + gap) & (d <= r[i] + gap + w_ann) & ~excluded[r0:r1, c0:c1]
-            if ann.sum() >= min_annulus_px:
-                break
-            w_ann *= 2.0
-        n_ap[i] = int(ap.sum())
-        n_ann[i] = int(ann.sum())
-        if n_ap[i] == 0 or n_ann[i] == 0:
-            valid[i] = False
-            continue
-        if n_ann[i] < min_annulus_px:
-            narrow += 1
-        xa, ya = xs[ap] - cx[i], ys[ap] - cy[i]
-        xb, yb = xs[ann] - cx[i], ys[ann] - cy[i]
-        if background == "plane" and n_ann[i] >= 10:
-            A = np.column_stack([np.ones(n_ann[i]), xb, yb])
-            ata = A.T @ A
-            inv = _inv3(ata)
-            if inv is not None:
-                proj = A @ inv  # (n_ann, 3): u = proj @ h
-                basis_ap = np.column_stack([np.ones(n_ap[i]), xa, ya])
-            else:
-                proj = np.full((n_ann[i], 1), 1.0 / n_ann[i])
-                basis_ap = np.ones((n_ap[i], 1))
-        else:
-            proj = np.full((n_ann[i], 1), 1.0 / n_ann[i])
-            basis_ap = np.ones((n_ap[i], 1))
-        flat_ap = flat[ap]
-        flat_ann = flat[ann]
-        ap_flat.append(flat_ap)
-        # aperture weight vectors v and their background correction -proj @ (basis_ap^T v)
-        vectors = [np.ones(n_ap[i])]
-        if moments:
-            vectors += [xa, ya]
-        col_of = [i] + ([2 * n + i, 3 * n + i] if moments else [])
-        for v, column in zip(vectors, col_of):
-            corr = -(proj @ (basis_ap.T @ v))
-            rows_idx += [flat_ap, flat_ann]
-            cols_idx += [np.full(flat_ap.size, column), np.full(flat_ann.size, column)]
-            vals += [v, corr]
-        # background per pixel = plane averaged over the aperture (or annulus mean)
-        bg_w = proj @ basis_ap.mean(axis=0)
-        rows_idx.append(flat_ann)
-        cols_idx.append(np.full(flat_ann.size, n + i))
-        vals.append(bg_w)
-    if narrow:
-        logger.warning(
-            "trace_weights: %d particle(s) have fewer than %d background pixels", narrow, min_annulus_px
-        )
-    if (~valid).any():
-        logger.warning(
-            "trace_weights: %d particle(s) without aperture or background pixels "
-            "(traces NaN): particle_id %s",
-            int((~valid).sum()),
-            pid[~valid].tolist(),
-        )
-    if vals:
-        ri = np.concatenate(rows_idx)
-        ci = np.concatenate(cols_idx)
-        vv = np.concatenate(vals)
-        pixels, inverse = np.unique(ri, return_inverse=True)
-        mat = sparse.csr_array(
-            (vv.astype(np.float32), (inverse, ci)), shape=(pixels.size, n_cols), dtype=np.float32
-        )
-        mat.sum_duplicates()
-        ap_all = np.concatenate(ap_flat)
-        ap_order = np.searchsorted(pixels, ap_all).astype(np.int64)
-        ap_starts = np.cumsum([0] + [a.size for a in ap_flat[:-1]]).astype(np.int64)
-    else:
-        pixels = np.zeros(0, np.int64)
-        mat = sparse.csr_array((0, n_cols), dtype=np.float32)
-        ap_order = np.zeros(0, np.int64)
-        ap_starts = np.zeros(0, np.int64)
+    geo = _ApertureGeometry(cx, cy, r, gap, width, owner, boxes, excluded, lab, metric)
+    entries, n_ap, n_ann, masked, valid, narrow = _gather_weights(
+        geo, cols, background=background, moments=moments, min_annulus_px=min_annulus_px, flags=annulus_flags
+    )
+    _log_weight_problems(narrow, valid, pid, min_annulus_px)
+    mat, pixels, ap_order, ap_starts = entries.matrix((2 + (2 if moments else 0)) * n)
     return TraceWeights(
         matrix=mat,
         pixels=pixels.astype(np.int64),
@@ -503,6 +343,289 @@ def trace_weights(
         aperture_order=ap_order,
         aperture_starts=ap_starts,
     )
+
+
+def _check_weight_options(
+    particles: pd.DataFrame, aperture: str, background: str, annulus_px: tuple[float, float]
+) -> tuple[float, float]:
+    """Checked options of :func:`trace_weights`; the annulus ``(gap, width)``."""
+    for col in ("particle_id", "x_px", "y_px"):
+        if col not in particles.columns:
+            raise PlscopeError(f"particles: missing column {col!r}")
+    if aperture not in ("square", "disk"):
+        raise PlscopeError(f"aperture: expected 'square' or 'disk', got {aperture!r}")
+    if background not in ("plane", "mean"):
+        raise PlscopeError(f"background: expected 'plane' or 'mean', got {background!r}")
+    try:
+        gap, width = (float(v) for v in annulus_px)
+    except (TypeError, ValueError):
+        raise PlscopeError(f"annulus_px: expected (gap, width) in pixels, got {annulus_px!r}") from None
+    gap = _check_positive(gap, "annulus_px gap", allow_zero=True)
+    width = _check_positive(width, "annulus_px width")
+    return gap, width
+
+
+def _aperture_radii(
+    particles: pd.DataFrame,
+    radius_px: float | np.ndarray | None,
+    aperture: str,
+    margins: tuple[float, float],
+    shape: tuple[int, int],
+) -> np.ndarray:
+    """Aperture sizes (given, or the default for ``margins = (drift_margin_px, psf_margin_sigma)``),
+    checked, and clipped to the frame (no allocation may be sized by a fitted value)."""
+    if radius_px is None:
+        r = _default_radius(
+            particles,
+            aperture,
+            _check_positive(margins[0], "drift_margin_px", allow_zero=True),
+            _check_positive(margins[1], "psf_margin_sigma", allow_zero=True),
+        )
+    else:
+        r = np.broadcast_to(np.asarray(radius_px, float), (len(particles),)).copy()
+    rows, cols = shape
+    pid = particles["particle_id"].to_numpy(np.int64)
+    if np.any(~np.isfinite(r)) or np.any(r <= 0):
+        raise PlscopeError("radius_px: expected finite aperture sizes > 0")
+    big = r > max(rows, cols)
+    if big.any():
+        logger.warning(
+            "trace_weights: %d aperture(s) larger than the frame clipped to %d px (particle_id %s)",
+            int(big.sum()),
+            max(rows, cols),
+            pid[big][:10].tolist(),
+        )
+        r = np.minimum(r, float(max(rows, cols)))
+    return r
+
+
+def _aperture_metric(aperture: str, cx: np.ndarray, cy: np.ndarray):
+    """``metric(xs, ys, i)``: distance of pixels from centre ``i`` (Chebyshev for a square, else Euclid)."""
+
+    def metric(xs, ys, i):
+        ddx = np.abs(xs - cx[i])
+        ddy = np.abs(ys - cy[i])
+        return np.maximum(ddx, ddy) if aperture == "square" else np.hypot(ddx, ddy)
+
+    return metric
+
+
+def _aperture_owners(
+    shape: tuple[int, int],
+    cx: np.ndarray,
+    cy: np.ndarray,
+    r: np.ndarray,
+    annulus: tuple[float, float],
+    metric,
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """Owner of each aperture pixel (nearest centre relative to aperture size, -1: none) and the
+    box ``(r0, r1, c0, c1)`` around each particle, wide enough for its widest annulus."""
+    gap, width = annulus
+    rows, cols = shape
+    best = np.full((rows, cols), np.inf)
+    owner = np.full((rows, cols), -1, np.int64)
+    boxes = []
+    for i in range(len(r)):
+        reach = r[i] + gap + 4 * width + 1
+        r0, r1 = max(int(math.floor(cy[i] - reach)), 0), min(int(math.ceil(cy[i] + reach)) + 1, rows)
+        c0, c1 = max(int(math.floor(cx[i] - reach)), 0), min(int(math.ceil(cx[i] + reach)) + 1, cols)
+        boxes.append((r0, r1, c0, c1))
+        if r1 <= r0 or c1 <= c0:
+            continue
+        ys, xs = np.mgrid[r0:r1, c0:c1]
+        rel = metric(xs, ys, i) / r[i]
+        sub_best = best[r0:r1, c0:c1]
+        take = (rel <= 1.0) & (rel < sub_best)
+        sub_best[take] = rel[take]
+        owner[r0:r1, c0:c1][take] = i
+    return owner, boxes
+
+
+def _annulus_exclusion(
+    owner: np.ndarray, labels: np.ndarray | None, shift: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pixels no annulus may use (apertures, ``labels`` regions grown by 2 px) and the shifted labels."""
+    excluded = owner >= 0
+    if labels is None:
+        return excluded, None
+    lab = np.asarray(labels)
+    if lab.shape != owner.shape:
+        raise PlscopeError(f"labels: shape {lab.shape} does not match the frame shape {owner.shape}")
+    lab = _shift_labels(lab, *shift)
+    excluded |= ndimage.binary_dilation(lab > 0, iterations=2)
+    return excluded, lab
+
+
+def _annulus(d: np.ndarray, inner: float, width: float, excluded: np.ndarray, min_px: int) -> np.ndarray:
+    """Background annulus beyond ``inner``, its width doubled (up to 3 times) until ``min_px`` remain."""
+    w_ann = width
+    for _ in range(4):
+        ann = (d > inner) & (d <= inner + w_ann) & ~excluded
+        if ann.sum() >= min_px:
+            break
+        w_ann *= 2.0
+    return ann
+
+
+def _background_basis(
+    plane: bool, ap_xy: tuple[np.ndarray, np.ndarray], ann_xy: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(proj, basis_ap)``: annulus pixels -> background coefficients, and the basis on the aperture.
+
+    A plane fitted to the annulus (with >= 10 pixels and a well-conditioned fit), else its mean.
+    """
+    n_ap, n_ann = ap_xy[0].size, ann_xy[0].size
+    if plane and n_ann >= 10:
+        A = np.column_stack([np.ones(n_ann), ann_xy[0], ann_xy[1]])
+        inv = _inv3(A.T @ A)
+        if inv is not None:
+            return A @ inv, np.column_stack([np.ones(n_ap), ap_xy[0], ap_xy[1]])  # u = proj @ h
+    return np.full((n_ann, 1), 1.0 / n_ann), np.ones((n_ap, 1))
+
+
+class _WeightEntries:
+    """Coordinates of the non-zero weights, gathered particle by particle."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+        self.ap_flat: list[np.ndarray] = []
+
+    def add_particle(
+        self,
+        i: int,
+        n: int,
+        flat_ap: np.ndarray,
+        flat_ann: np.ndarray,
+        ap_xy: tuple[np.ndarray, np.ndarray],
+        ann_xy: tuple[np.ndarray, np.ndarray],
+        *,
+        plane: bool,
+        moments: bool,
+    ) -> None:
+        """Aperture sum (and moment) columns of particle ``i`` of ``n``, and its background column."""
+        proj, basis_ap = _background_basis(plane, ap_xy, ann_xy)
+        self.ap_flat.append(flat_ap)
+        # aperture weight vectors v and their background correction -proj @ (basis_ap^T v)
+        vectors = [np.ones(flat_ap.size)]
+        if moments:
+            vectors += [ap_xy[0], ap_xy[1]]
+        col_of = [i] + ([2 * n + i, 3 * n + i] if moments else [])
+        for v, column in zip(vectors, col_of):
+            corr = -(proj @ (basis_ap.T @ v))
+            self.rows += [flat_ap, flat_ann]
+            self.cols += [np.full(flat_ap.size, column), np.full(flat_ann.size, column)]
+            self.vals += [v, corr]
+        # background per pixel = plane averaged over the aperture (or annulus mean)
+        self.rows.append(flat_ann)
+        self.cols.append(np.full(flat_ann.size, n + i))
+        self.vals.append(proj @ basis_ap.mean(axis=0))
+
+    def matrix(self, n_cols: int) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+        """``(matrix, pixels, aperture_order, aperture_starts)`` of :class:`TraceWeights`."""
+        if not self.vals:
+            empty = np.zeros(0, np.int64)
+            return sparse.csr_array((0, n_cols), dtype=np.float32), empty, empty.copy(), empty.copy()
+        ri = np.concatenate(self.rows)
+        ci = np.concatenate(self.cols)
+        vv = np.concatenate(self.vals)
+        pixels, inverse = np.unique(ri, return_inverse=True)
+        mat = sparse.csr_array(
+            (vv.astype(np.float32), (inverse, ci)), shape=(pixels.size, n_cols), dtype=np.float32
+        )
+        mat.sum_duplicates()
+        ap_all = np.concatenate(self.ap_flat)
+        ap_order = np.searchsorted(pixels, ap_all).astype(np.int64)
+        ap_starts = np.cumsum([0] + [a.size for a in self.ap_flat[:-1]]).astype(np.int64)
+        return mat, pixels, ap_order, ap_starts
+
+
+@dataclass(frozen=True)
+class _ApertureGeometry:
+    """Apertures and annuli of the particles on the frame (see :func:`trace_weights`)."""
+
+    cx: np.ndarray
+    cy: np.ndarray
+    r: np.ndarray  # aperture half-width or radius, px
+    gap: float
+    width: float
+    owner: np.ndarray  # particle owning each aperture pixel, -1: none
+    boxes: list[tuple[int, int, int, int]]
+    excluded: np.ndarray  # pixels no annulus may use
+    lab: np.ndarray | None  # shifted labels
+    metric: Any
+
+
+def _gather_weights(
+    geo: _ApertureGeometry, cols: int, *, background: str, moments: bool, min_annulus_px: int, flags: bool
+) -> tuple[_WeightEntries, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Weights of every particle: ``(entries, n_aperture_px, n_annulus_px, annulus_masked_fraction,
+    valid, number of narrow annuli)``."""
+    cx, cy, r, gap, width = geo.cx, geo.cy, geo.r, geo.gap, geo.width
+    owner, lab, metric = geo.owner, geo.lab, geo.metric
+    n = len(r)
+    entries = _WeightEntries()
+    n_ap = np.zeros(n, np.int64)
+    n_ann = np.zeros(n, np.int64)
+    masked = np.full(n, np.nan)
+    valid = np.ones(n, bool)
+    narrow = 0
+    for i in range(n):
+        r0, r1, c0, c1 = geo.boxes[i]
+        if r1 <= r0 or c1 <= c0:
+            valid[i] = False
+            continue
+        ys, xs = np.mgrid[r0:r1, c0:c1]
+        ap = owner[r0:r1, c0:c1] == i
+        d = metric(xs, ys, i)
+        if flags:
+            masked[i] = _annulus_loss(
+                i,
+                d,
+                r[i] + gap,
+                r[i] + gap + width,
+                owner[r0:r1, c0:c1],
+                None if lab is None else lab[r0:r1, c0:c1],
+                (cx[i], cy[i]),
+                (r0, c0),
+                metric,
+            )
+        ann = _annulus(d, r[i] + gap, width, geo.excluded[r0:r1, c0:c1], min_annulus_px)
+        n_ap[i] = int(ap.sum())
+        n_ann[i] = int(ann.sum())
+        if n_ap[i] == 0 or n_ann[i] == 0:
+            valid[i] = False
+            continue
+        if n_ann[i] < min_annulus_px:
+            narrow += 1
+        flat = ys * cols + xs
+        entries.add_particle(
+            i,
+            n,
+            flat[ap],
+            flat[ann],
+            (xs[ap] - cx[i], ys[ap] - cy[i]),
+            (xs[ann] - cx[i], ys[ann] - cy[i]),
+            plane=background == "plane",
+            moments=moments,
+        )
+    return entries, n_ap, n_ann, masked, valid, narrow
+
+
+def _log_weight_problems(narrow: int, valid: np.ndarray, pid: np.ndarray, min_annulus_px: int) -> None:
+    """Warn about narrow annuli and particles without aperture or background pixels."""
+    if narrow:
+        logger.warning(
+            "trace_weights: %d particle(s) have fewer than %d background pixels", narrow, min_annulus_px
+        )
+    if (~valid).any():
+        logger.warning(
+            "trace_weights: %d particle(s) without aperture or background pixels "
+            "(traces NaN): particle_id %s",
+            int((~valid).sum()),
+            pid[~valid].tolist(),
+        )
 
 
 # --------------------------------------------------------------------------
@@ -981,26 +1104,9 @@ def extract_traces(
     ``perf-notes.md``; the relative rounding error of an intensity is below
     1e-5 for the apertures used here.
     """
-    ndim = getattr(stack, "ndim", None)
-    if ndim != 3:
-        raise PlscopeError(
-            f"stack: expected a 3-D array (t, rows, cols), got shape {getattr(stack, 'shape', None)}"
-        )
-    if not isinstance(particles, pd.DataFrame):
-        raise PlscopeError("particles: expected a pandas DataFrame")
-    particles = particles.reset_index(drop=True)
+    particles = _check_trace_inputs(stack, particles)
     t_total, rows, cols = (int(s) for s in stack.shape)
-    frame_shift = None
-    if isinstance(drift, (pd.DataFrame, np.ndarray, list, tuple)):
-        frame_shift = _frame_shift_table(drift, t_total)
-        drift_mode = "follow"
-    elif drift in ("none", "estimate", "register_chunks", "correct"):
-        drift_mode = "correct" if drift == "register_chunks" else str(drift)  # "correct": old name
-    else:
-        raise PlscopeError(
-            f"drift: expected 'none', 'estimate', 'register_chunks' or a per-frame drift table, got {drift!r}"
-        )
-    n = len(particles)
+    drift_mode, frame_shift = _drift_mode(drift, t_total)
     builder_kwargs: dict[str, Any] = dict(
         radius_px=radius_px,
         annulus_px=annulus_px,
@@ -1015,12 +1121,7 @@ def extract_traces(
     )
     # freeze the per-particle radius so shifted weights use the same apertures
     builder_kwargs["radius_px"] = weights.radius_px
-    ref_hp = None
-    if drift_mode == "correct":
-        ref = reference_image(stack) if reference is None else _check_image(reference, "reference")
-        if ref.shape != (rows, cols):
-            raise PlscopeError(f"reference: shape {ref.shape} does not match the frames {(rows, cols)}")
-        ref_hp = _highpass(ref)
+    ref_hp = _reference_highpass(stack, reference, (rows, cols)) if drift_mode == "correct" else None
     kernel = _Kernel(
         weights,
         drift=drift_mode,
@@ -1032,49 +1133,95 @@ def extract_traces(
         frame_shift=frame_shift,
         crosstalk=crosstalk,
     )
-
     if hasattr(stack, "map_blocks") and hasattr(stack, "chunks"):  # dask
-        import dask.array as da
-        import dask.base
-
-        arr = (
-            stack.rechunk({1: -1, 2: -1}) if (len(stack.chunks[1]) > 1 or len(stack.chunks[2]) > 1) else stack
-        )
-        name = "plscope-traces-" + dask.base.tokenize(
-            arr,
-            particles,
-            labels,
-            reference,
-            drift_mode,
-            frame_shift,
-            annulus_px,
-            aperture,
-            background,
-            weights.radius_px,
-            centroids,
-            peaks,
-            crosstalk,
-        )
-        res = da.map_blocks(
-            kernel.dask_block,
-            arr,
-            drop_axis=2,
-            chunks=(arr.chunks[0], (kernel.n_out,)),
-            dtype=np.float64,
-            meta=np.empty((0, 0), np.float64),
-            name=name,
-        )
-        with dask_progress("traces", enabled=progress, unit="chunk", key_prefix=name):
-            values = res.compute()
+        token: tuple[Any, ...] = (particles, labels, reference, drift_mode, frame_shift, annulus_px)
+        token += (aperture, background, weights.radius_px, centroids, peaks, crosstalk)
+        values = _apply_dask(stack, kernel, token, progress)
     else:
-        arr = np.asarray(stack)
-        values = np.empty((t_total, kernel.n_out))
-        starts = progress_iter(
-            range(0, t_total, _NUMPY_CHUNK_FRAMES), "traces", unit="chunk", enabled=progress
-        )
-        for s in starts:
-            values[s : s + _NUMPY_CHUNK_FRAMES] = kernel(arr[s : s + _NUMPY_CHUNK_FRAMES], s)
+        values = _apply_numpy(np.asarray(stack), kernel, progress)
+    out = _trace_table(values, kernel, weights, centroids=centroids, peaks=peaks, drift=drift_mode != "none")
+    dtype = np.dtype(getattr(stack, "dtype", np.float64))
+    out.attrs["saturation_adu"] = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else None
+    logger.info(
+        "extract_traces: %d frame(s) x %d particle(s)%s",
+        t_total,
+        len(particles),
+        "" if drift_mode == "none" else f", drift {drift_mode}",
+    )
+    return out
 
+
+def _check_trace_inputs(stack: Any, particles: pd.DataFrame) -> pd.DataFrame:
+    """The particles with a fresh index, after checking that the stack is 3-D."""
+    if getattr(stack, "ndim", None) != 3:
+        raise PlscopeError(
+            f"stack: expected a 3-D array (t, rows, cols), got shape {getattr(stack, 'shape', None)}"
+        )
+    if not isinstance(particles, pd.DataFrame):
+        raise PlscopeError("particles: expected a pandas DataFrame")
+    particles = particles.reset_index(drop=True)
+    return particles
+
+
+def _drift_mode(drift: Any, t_total: int) -> tuple[str, np.ndarray | None]:
+    """``(mode, per-frame shifts)`` of :func:`extract_traces`'s ``drift`` option.
+
+    Modes: "none", "estimate", "correct" (per-chunk registration, also named
+    "register_chunks") and "follow" (a per-frame drift table).
+    """
+    if isinstance(drift, (pd.DataFrame, np.ndarray, list, tuple)):
+        return "follow", _frame_shift_table(drift, t_total)
+    if isinstance(drift, str) and drift in ("none", "estimate", "register_chunks", "correct"):
+        return ("correct" if drift == "register_chunks" else str(drift)), None  # "correct": old name
+    raise PlscopeError(
+        f"drift: expected 'none', 'estimate', 'register_chunks' or a per-frame drift table, got {drift!r}"
+    )
+
+
+def _reference_highpass(stack: Any, reference: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    """High-passed reference image for per-chunk registration (the stack's reference by default)."""
+    ref = reference_image(stack) if reference is None else _check_image(reference, "reference")
+    if ref.shape != shape:
+        raise PlscopeError(f"reference: shape {ref.shape} does not match the frames {shape}")
+    return _highpass(ref)
+
+
+def _apply_dask(stack: Any, kernel: _Kernel, token: tuple[Any, ...], progress: bool) -> np.ndarray:
+    """The kernel's per-frame values of a dask stack, chunk by chunk along ``t`` (one pass)."""
+    import dask.array as da
+    import dask.base
+
+    arr = stack.rechunk({1: -1, 2: -1}) if (len(stack.chunks[1]) > 1 or len(stack.chunks[2]) > 1) else stack
+    name = "plscope-traces-" + dask.base.tokenize(arr, *token)
+    res = da.map_blocks(
+        kernel.dask_block,
+        arr,
+        drop_axis=2,
+        chunks=(arr.chunks[0], (kernel.n_out,)),
+        dtype=np.float64,
+        meta=np.empty((0, 0), np.float64),
+        name=name,
+    )
+    with dask_progress("traces", enabled=progress, unit="chunk", key_prefix=name):
+        return res.compute()
+
+
+def _apply_numpy(arr: np.ndarray, kernel: _Kernel, progress: bool) -> np.ndarray:
+    """The kernel's per-frame values of a numpy stack, in blocks of :data:`_NUMPY_CHUNK_FRAMES`."""
+    t_total = arr.shape[0]
+    values = np.empty((t_total, kernel.n_out))
+    starts = progress_iter(range(0, t_total, _NUMPY_CHUNK_FRAMES), "traces", unit="chunk", enabled=progress)
+    for s in starts:
+        values[s : s + _NUMPY_CHUNK_FRAMES] = kernel(arr[s : s + _NUMPY_CHUNK_FRAMES], s)
+    return values
+
+
+def _trace_table(
+    values: np.ndarray, kernel: _Kernel, weights: TraceWeights, *, centroids: bool, peaks: bool, drift: bool
+) -> pd.DataFrame:
+    """The long traces table (one row per frame and particle) with per-particle ``attrs``."""
+    n = len(weights.particle_id)
+    t_total = values.shape[0]
     frame = np.repeat(np.arange(t_total, dtype=np.int64), n)
     data = {
         "frame": frame,
@@ -1087,7 +1234,7 @@ def extract_traces(
         data["y_px"] = values[:, kernel.col_cx + n : kernel.col_cx + 2 * n].ravel()
     if peaks:
         data["peak_adu"] = values[:, kernel.col_peak : kernel.col_peak + n].ravel()
-    if drift_mode != "none":
+    if drift:
         data["drift_x_px"] = np.repeat(values[:, kernel.col_drift], n)
         data["drift_y_px"] = np.repeat(values[:, kernel.col_drift + 1], n)
     out = pd.DataFrame(data)
@@ -1098,12 +1245,4 @@ def extract_traces(
     masked_fraction = weights.annulus_masked_fraction
     assert masked_fraction is not None  # trace_weights always computes it
     out.attrs["annulus_masked_fraction"] = dict(zip(ids, masked_fraction.tolist()))
-    dtype = np.dtype(getattr(stack, "dtype", np.float64))
-    out.attrs["saturation_adu"] = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else None
-    logger.info(
-        "extract_traces: %d frame(s) x %d particle(s)%s",
-        t_total,
-        n,
-        "" if drift_mode == "none" else f", drift {drift_mode}",
-    )
     return out
