@@ -97,7 +97,10 @@ def save_figure_files(figs: dict, folder: str | os.PathLike) -> list[str]:
     """Write every figure as PNG (the bytes embedded in the report), SVG and PDF into ``folder``.
 
     SVG and PDF carry no date and fixed ids, so the same results give the same bytes.
-    Returns the file names written.
+    They keep the layout the PNG was drawn with: the layout engine (constrained
+    layout, the larger part of a save) is not run again for each format, so
+    the three files have the same geometry and the figures are left with their
+    layout fixed (engine ``"none"``). Returns the file names written.
     """
     from matplotlib import rc_context
 
@@ -107,6 +110,7 @@ def save_figure_files(figs: dict, folder: str | os.PathLike) -> list[str]:
     with rc_context({"svg.hashsalt": "plscope", "pdf.compression": 6}):
         for fig_id, (fig, png) in figs.items():
             (folder / f"{fig_id}.png").write_bytes(png)
+            fig.set_layout_engine("none")  # the PNG's savefig laid the figure out
             fig.savefig(folder / f"{fig_id}.svg", format="svg", dpi=110, metadata={"Date": None})
             fig.savefig(
                 folder / f"{fig_id}.pdf",
