@@ -389,6 +389,36 @@ def detect_particles(
     min_area_px = int(min_area_px)
     exclude_border_px = int(_check_positive(exclude_border_px, "exclude_border_px", allow_zero=True))
 
+    bg, resid, smoothed, noise, noise_s = _smoothed_residual(img, smooth_sigma_px, background_tile_px)
+    fg = smoothed > threshold_sigma * noise_s
+    if markers is not None and fg.any():
+        labels = _grow_markers(fg, smoothed, markers)
+    elif split_touching and fg.any():
+        labels = _split_touching(
+            fg, smoothed, noise=noise_s, min_dip_sigma=min_dip_sigma, min_dip_fraction=min_dip_fraction
+        )
+    else:
+        from skimage.measure import label as cc_label
+
+        labels = cc_label(fg, connectivity=2)
+    labels = _relabel_raster(labels)
+    # size criterion on the unsmoothed image: smoothing spreads a hot pixel over ~10 pixels
+    labels, bbox = _keep_regions(labels, resid > threshold_sigma * noise, min_area_px, exclude_border_px)
+    table = _region_table(labels, bbox, resid, smoothed, bg, noise_s)
+    table.attrs["noise_adu"] = float(noise)
+    logger.info(
+        "detect_particles: %d particle(s); noise %.3g ADU, threshold %.3g ADU (smoothed)",
+        len(table),
+        noise,
+        threshold_sigma * noise_s,
+    )
+    return table, labels.astype(np.int32)
+
+
+def _smoothed_residual(
+    img: np.ndarray, smooth_sigma_px: float, background_tile_px: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """``(background, residual, smoothed residual, noise, noise of the smoothed residual)``."""
     bg, noise, bg_mask = estimate_background(img, tile_px=background_tile_px)
     resid = img - bg
     resid = np.where(np.isfinite(resid), resid, 0.0)
@@ -407,50 +437,60 @@ def detect_particles(
         )
         noise = max(noise, floor)
         noise_s = floor
-    fg = smoothed > threshold_sigma * noise_s
+    return bg, resid, smoothed, noise, noise_s
 
+
+def _grow_markers(fg: np.ndarray, smoothed: np.ndarray, markers: np.ndarray) -> np.ndarray:
+    """Watershed regions grown from the seeds ``(x, y)`` on the foreground; seedless pieces labelled too."""
     from skimage.measure import label as cc_label
+    from skimage.segmentation import watershed
 
-    if markers is not None and fg.any():
-        from skimage.segmentation import watershed
+    seeds = np.asarray(markers, dtype=np.float64).reshape(-1, 2)
+    seeds = seeds[np.all(np.isfinite(seeds), axis=1)]
+    ix = np.clip(np.rint(seeds[:, 0]).astype(int), 0, fg.shape[1] - 1)
+    iy = np.clip(np.rint(seeds[:, 1]).astype(int), 0, fg.shape[0] - 1)
+    seed_img = np.zeros(fg.shape, np.int32)
+    on_fg = fg[iy, ix]
+    if (~on_fg).any():
+        logger.debug("detect_particles: %d marker(s) off the foreground ignored", int((~on_fg).sum()))
+    seed_img[iy[on_fg], ix[on_fg]] = np.arange(1, int(on_fg.sum()) + 1, dtype=np.int32)
+    labels = watershed(-smoothed, seed_img, mask=fg)
+    rest = cc_label(fg & (labels == 0), connectivity=2)
+    return np.where(rest > 0, rest + labels.max(), labels)
 
-        seeds = np.asarray(markers, dtype=np.float64).reshape(-1, 2)
-        seeds = seeds[np.all(np.isfinite(seeds), axis=1)]
-        ix = np.clip(np.rint(seeds[:, 0]).astype(int), 0, img.shape[1] - 1)
-        iy = np.clip(np.rint(seeds[:, 1]).astype(int), 0, img.shape[0] - 1)
-        seed_img = np.zeros(img.shape, np.int32)
-        on_fg = fg[iy, ix]
-        if (~on_fg).any():
-            logger.debug("detect_particles: %d marker(s) off the foreground ignored", int((~on_fg).sum()))
-        seed_img[iy[on_fg], ix[on_fg]] = np.arange(1, int(on_fg.sum()) + 1, dtype=np.int32)
-        labels = watershed(-smoothed, seed_img, mask=fg)
-        rest = cc_label(fg & (labels == 0), connectivity=2)
-        labels = np.where(rest > 0, rest + labels.max(), labels)
-    elif split_touching and fg.any():
-        from skimage.morphology import local_maxima
-        from skimage.segmentation import watershed
 
-        peaks = local_maxima(smoothed) & fg
-        seed_img = cc_label(peaks, connectivity=2)
-        labels = watershed(-smoothed, seed_img, mask=fg)
-        labels = _merge_basins(
-            labels, smoothed, noise=noise_s, min_dip_sigma=min_dip_sigma, min_dip_fraction=min_dip_fraction
-        )
-        # every connected foreground piece without a marker gets its own label
-        rest = cc_label(fg & (labels == 0), connectivity=2)
-        labels = np.where(rest > 0, rest + labels.max(), labels)
-    else:
-        labels = cc_label(fg, connectivity=2)
-    labels = _relabel_raster(labels)
+def _split_touching(
+    fg: np.ndarray, smoothed: np.ndarray, *, noise: float, min_dip_sigma: float, min_dip_fraction: float
+) -> np.ndarray:
+    """Watershed from the local maxima; basins without a deep enough dip between them merged."""
+    from skimage.measure import label as cc_label
+    from skimage.morphology import local_maxima
+    from skimage.segmentation import watershed
 
+    peaks = local_maxima(smoothed) & fg
+    seed_img = cc_label(peaks, connectivity=2)
+    labels = watershed(-smoothed, seed_img, mask=fg)
+    labels = _merge_basins(
+        labels, smoothed, noise=noise, min_dip_sigma=min_dip_sigma, min_dip_fraction=min_dip_fraction
+    )
+    # every connected foreground piece without a marker gets its own label
+    rest = cc_label(fg & (labels == 0), connectivity=2)
+    return np.where(rest > 0, rest + labels.max(), labels)
+
+
+def _keep_regions(
+    labels: np.ndarray, raw_above: np.ndarray, min_area_px: int, exclude_border_px: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drop regions with fewer than ``min_area_px`` pixels of ``raw_above`` or near the border.
+
+    Returns the relabelled image (1..n, order kept) and each region's
+    bounding box ``(x_min, y_min, x_max, y_max)`` (max exclusive).
+    """
     n = int(labels.max())
     ids = np.arange(1, n + 1)
-    # size criterion on the unsmoothed image: smoothing spreads a hot pixel over ~10 pixels
-    raw_above = (resid > threshold_sigma * noise).astype(np.float64)
-    n_raw = np.asarray(ndimage.sum_labels(raw_above, labels, ids)) if n else np.zeros(0)
-    area = n_raw
+    n_raw = np.asarray(ndimage.sum_labels(raw_above.astype(np.float64), labels, ids)) if n else np.zeros(0)
     keep = n_raw >= min_area_px
-    rows, cols = img.shape
+    rows, cols = labels.shape
     if n:
         slices = ndimage.find_objects(labels)
         bbox = np.array([[s[1].start, s[0].start, s[1].stop, s[0].stop] for s in slices], float)
@@ -466,19 +506,29 @@ def detect_particles(
                 e,
             )
         keep &= ~near
-    n_small = int((~(area >= min_area_px)).sum())
+    n_small = int((~(n_raw >= min_area_px)).sum())
     if n_small:
         logger.debug("detect_particles: dropped %d object(s) smaller than %d px", n_small, min_area_px)
     lut = np.zeros(n + 1, np.int32)
     lut[ids[keep]] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    labels = lut[labels]
-    bbox = bbox[keep]
+    return lut[labels], bbox[keep]
+
+
+def _region_table(
+    labels: np.ndarray,
+    bbox: np.ndarray,
+    resid: np.ndarray,
+    smoothed: np.ndarray,
+    bg: np.ndarray,
+    noise_s: float,
+) -> pd.DataFrame:
+    """:data:`PARTICLE_COLUMNS` of the labelled regions (``noise_s``: noise of the smoothed image)."""
     n = int(labels.max())
     ids = np.arange(1, n + 1)
-
+    rows, cols = labels.shape
     if n:
         w = np.clip(resid, 0.0, None)
-        yy, xx = np.indices(img.shape, dtype=np.float64)
+        yy, xx = np.indices(labels.shape, dtype=np.float64)
         wsum = np.asarray(ndimage.sum_labels(w, labels, ids))
         wsum_safe = np.where(wsum > 0, wsum, np.nan)
         x = np.asarray(ndimage.sum_labels(w * xx, labels, ids)) / wsum_safe
@@ -502,7 +552,7 @@ def detect_particles(
         if n
         else np.zeros(0, bool)
     )
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
             "particle_id": np.arange(n, dtype=np.int64),
             "x_px": x,
@@ -520,11 +570,3 @@ def detect_particles(
         },
         columns=list(PARTICLE_COLUMNS),
     )
-    table.attrs["noise_adu"] = float(noise)
-    logger.info(
-        "detect_particles: %d particle(s); noise %.3g ADU, threshold %.3g ADU (smoothed)",
-        n,
-        noise,
-        threshold_sigma * noise_s,
-    )
-    return table, labels.astype(np.int32)

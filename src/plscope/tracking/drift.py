@@ -165,49 +165,12 @@ def estimate_drift(
     ref = reference_image(stack) if reference is None else _check_image(reference, "reference")
     if ref.shape != (rows, cols):
         raise PlscopeError(f"reference: shape {ref.shape} does not match the frames {(rows, cols)}")
-    kernel = _BlockRegistration(ref)
     starts = np.arange(0, t_total, step)
     stops = np.minimum(starts + block, t_total)
-
-    if hasattr(stack, "map_blocks") and hasattr(stack, "chunks"):  # dask
-        import dask
-        import dask.array as da
-
-        if step == block:
-            arr = stack.rechunk({0: block, 1: -1, 2: -1})
-            res = da.map_blocks(
-                kernel,
-                arr,
-                drop_axis=2,
-                chunks=((1,) * len(arr.chunks[0]), (2,)),
-                dtype=np.float64,
-                meta=np.empty((0, 0), np.float64),
-            )
-            d_block = np.asarray(res.compute())
-        else:
-            parts = [dask.delayed(kernel)(stack[a:b]) for a, b in zip(starts, stops)]
-            d_block = np.concatenate(dask.compute(*parts), axis=0)
-    else:
-        arr = np.asarray(stack)
-        d_block = np.concatenate([kernel(arr[a:b]) for a, b in zip(starts, stops)], axis=0)
-
+    d_block = _register_blocks(stack, _BlockRegistration(ref), starts, stops, block, step)
     t_block = 0.5 * (starts + stops - 1).astype(np.float64)
     raw = d_block.copy()
-    n_out = 0
-    if d_block.shape[0] >= 3 and outlier_px > 0:
-        padded = np.concatenate([d_block[:1], d_block, d_block[-1:]], axis=0)
-        med = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
-        bad = np.any(np.abs(d_block - med) > outlier_px, axis=1)
-        n_out = int(bad.sum())
-        if n_out:
-            logger.warning(
-                "estimate_drift: %d of %d block(s) disagree with their neighbours by > %.2g px; "
-                "replaced by the local median",
-                n_out,
-                d_block.shape[0],
-                outlier_px,
-            )
-            d_block[bad] = med[bad]
+    n_out = _replace_outlier_blocks(d_block, outlier_px)
     per_frame = _interpolate(t_block, d_block, t_total)
     out = pd.DataFrame(
         {
@@ -228,3 +191,48 @@ def estimate_drift(
         float(np.hypot(per_frame[:, 0], per_frame[:, 1]).max()),
     )
     return out
+
+
+def _register_blocks(
+    stack: Any, kernel: _BlockRegistration, starts: np.ndarray, stops: np.ndarray, block: int, step: int
+) -> np.ndarray:
+    """Drift ``(dx, dy)`` of each block ``stack[start:stop]`` (dask: one task per block)."""
+    if hasattr(stack, "map_blocks") and hasattr(stack, "chunks"):  # dask
+        import dask
+        import dask.array as da
+
+        if step == block:
+            arr = stack.rechunk({0: block, 1: -1, 2: -1})
+            res = da.map_blocks(
+                kernel,
+                arr,
+                drop_axis=2,
+                chunks=((1,) * len(arr.chunks[0]), (2,)),
+                dtype=np.float64,
+                meta=np.empty((0, 0), np.float64),
+            )
+            return np.asarray(res.compute())
+        parts = [dask.delayed(kernel)(stack[a:b]) for a, b in zip(starts, stops)]
+        return np.concatenate(dask.compute(*parts), axis=0)
+    arr = np.asarray(stack)
+    return np.concatenate([kernel(arr[a:b]) for a, b in zip(starts, stops)], axis=0)
+
+
+def _replace_outlier_blocks(d_block: np.ndarray, outlier_px: float) -> int:
+    """Replace blocks that differ from the median of themselves and their neighbours (in place); count."""
+    n_out = 0
+    if d_block.shape[0] >= 3 and outlier_px > 0:
+        padded = np.concatenate([d_block[:1], d_block, d_block[-1:]], axis=0)
+        med = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+        bad = np.any(np.abs(d_block - med) > outlier_px, axis=1)
+        n_out = int(bad.sum())
+        if n_out:
+            logger.warning(
+                "estimate_drift: %d of %d block(s) disagree with their neighbours by > %.2g px; "
+                "replaced by the local median",
+                n_out,
+                d_block.shape[0],
+                outlier_px,
+            )
+            d_block[bad] = med[bad]
+    return n_out

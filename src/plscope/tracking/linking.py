@@ -180,45 +180,13 @@ def link_particle_centroids(
         ``jitter_px`` (robust std of the drift-corrected centroid, both axes).
     """
     _need(traces, ("frame", "particle_id", "intensity", "x_px", "y_px"), "traces")
-    t = without_attrs(traces)
-    x = t["x_px"].to_numpy(float)
-    y = t["y_px"].to_numpy(float)
-    if "drift_x_px" in t.columns:
-        x = x - t["drift_x_px"].to_numpy(float)
-        y = y - t["drift_y_px"].to_numpy(float)
-    work = pd.DataFrame(
-        {
-            "frame": t["frame"].to_numpy(np.int64),
-            "particle_id": t["particle_id"].to_numpy(),
-            "intensity": t["intensity"].to_numpy(float),
-            "x_px": x,
-            "y_px": y,
-        }
-    )
+    work = _drift_corrected(traces)
     noise = work.groupby("particle_id")["intensity"].transform(lambda s: _noise(s.to_numpy(float)))
     located = (work["intensity"] > min_snr * noise) & np.isfinite(work["x_px"]) & np.isfinite(work["y_px"])
     feats = work[located]
     n_frames = int(work["frame"].nunique())
     ids, index = np.unique(feats["particle_id"].to_numpy(), return_inverse=True)
-    n_tracks = pd.Series(1, index=np.arange(ids.size), dtype=np.int64)
-    hard = _needs_linking(feats, index, ids.size, search_range_px=search_range_px, memory=memory)
-    if hard.any():
-        # one linking call for the particles whose centroids jump or vanish for long: each on
-        # its own far-away island (the others form one trajectory each, see _needs_linking)
-        sub = hard[index]
-        f_hard, k_hard = feats[sub], index[sub]
-        span = float(np.nanmax(np.abs(f_hard[["x_px", "y_px"]].to_numpy())))
-        island = 4.0 * (span + 10.0 * search_range_px + 10.0)
-        shifted = pd.DataFrame(
-            {
-                "frame": f_hard["frame"].to_numpy(),
-                "x_px": f_hard["x_px"].to_numpy() + island * k_hard,
-                "y_px": f_hard["y_px"].to_numpy(),
-                "k": k_hard,
-            }
-        )
-        linked = link_features(shifted, search_range_px=search_range_px, memory=memory)
-        n_tracks.update(linked.groupby("k")["track_id"].nunique())
+    n_tracks = _count_tracks(feats, index, ids.size, search_range_px=search_range_px, memory=memory)
     rows = []
     for k, f in feats.groupby(index, sort=True):
         frames = np.sort(f["frame"].to_numpy())
@@ -248,6 +216,51 @@ def link_particle_centroids(
             "link_particle_centroids: %d particle(s) whose centroids form more than one trajectory", n_broken
         )
     return out
+
+
+def _drift_corrected(traces: pd.DataFrame) -> pd.DataFrame:
+    """``frame, particle_id, intensity, x_px, y_px`` with the stage drift (when given) subtracted."""
+    t = without_attrs(traces)
+    x = t["x_px"].to_numpy(float)
+    y = t["y_px"].to_numpy(float)
+    if "drift_x_px" in t.columns:
+        x = x - t["drift_x_px"].to_numpy(float)
+        y = y - t["drift_y_px"].to_numpy(float)
+    return pd.DataFrame(
+        {
+            "frame": t["frame"].to_numpy(np.int64),
+            "particle_id": t["particle_id"].to_numpy(),
+            "intensity": t["intensity"].to_numpy(float),
+            "x_px": x,
+            "y_px": y,
+        }
+    )
+
+
+def _count_tracks(
+    feats: pd.DataFrame, index: np.ndarray, n_ids: int, *, search_range_px: float, memory: int
+) -> pd.Series:
+    """Trajectories formed by each particle's located centroids (``index``: particle of each row)."""
+    n_tracks = pd.Series(1, index=np.arange(n_ids), dtype=np.int64)
+    hard = _needs_linking(feats, index, n_ids, search_range_px=search_range_px, memory=memory)
+    if hard.any():
+        # one linking call for the particles whose centroids jump or vanish for long: each on
+        # its own far-away island (the others form one trajectory each, see _needs_linking)
+        sub = hard[index]
+        f_hard, k_hard = feats[sub], index[sub]
+        span = float(np.nanmax(np.abs(f_hard[["x_px", "y_px"]].to_numpy())))
+        island = 4.0 * (span + 10.0 * search_range_px + 10.0)
+        shifted = pd.DataFrame(
+            {
+                "frame": f_hard["frame"].to_numpy(),
+                "x_px": f_hard["x_px"].to_numpy() + island * k_hard,
+                "y_px": f_hard["y_px"].to_numpy(),
+                "k": k_hard,
+            }
+        )
+        linked = link_features(shifted, search_range_px=search_range_px, memory=memory)
+        n_tracks.update(linked.groupby("k")["track_id"].nunique())
+    return n_tracks
 
 
 def centroid_shift(
@@ -301,9 +314,35 @@ def centroid_shift(
     _need(traces, ("frame", "particle_id", "x_px", "y_px"), "traces")
     _need(cycles, ("field_kV_per_cm", "on_start_s", "on_end_s", "off_end_s"), "cycles")
     t_frame = np.asarray(frame_time_s, float).ravel()
-    half = 0.5 * float(exposure_s)
     scale = float(pixel_size_nm) if pixel_size_nm else float("nan")
     cyc = cycles.sort_values("on_start_s").reset_index(drop=True)
+    wins = _cycle_windows(cyc, t_frame, 0.5 * float(exposure_s), settle_s)
+    frames_all = traces["frame"].to_numpy(np.int64)
+    if frames_all.size and (frames_all.max() >= t_frame.size):
+        raise PlscopeError(f"frame_time_s: {t_frame.size} times for frames up to {frames_all.max()}")
+    fields = cyc["field_kV_per_cm"].to_numpy(float)
+    rows = []
+    for pid, tr in traces.groupby("particle_id", sort=True):
+        n_t = t_frame.size
+        xs = np.full(n_t, np.nan)
+        ys = np.full(n_t, np.nan)
+        fr = tr["frame"].to_numpy(np.int64)
+        xs[fr] = tr["x_px"].to_numpy(float)
+        ys[fr] = tr["y_px"].to_numpy(float)
+        per_cycle = _cycle_shifts(xs, ys, wins, fields)
+        if not per_cycle:
+            continue
+        pc = pd.DataFrame(per_cycle, columns=["field", "dx", "dy", "n_on", "n_off", "ex", "ey"])
+        for field, g in pc.groupby("field", sort=True):
+            rows.append((pid, float(field), *_level_shift(g, scale)))
+    out = pd.DataFrame(rows, columns=list(CENTROID_SHIFT_COLUMNS))
+    return out.astype({"n_cycles": np.int64, "n_on_frames": np.int64, "n_off_frames": np.int64})
+
+
+def _cycle_windows(
+    cyc: pd.DataFrame, t_frame: np.ndarray, half: float, settle_s: float
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Frames ``(OFF before, ON, OFF after)`` of each cycle, exposures clear of the switching edges."""
     on_start = cyc["on_start_s"].to_numpy(float)
     on_end = cyc["on_end_s"].to_numpy(float)
     off_end = cyc["off_end_s"].to_numpy(float)
@@ -314,72 +353,53 @@ def centroid_shift(
         sel = (t_frame - half >= a + settle_s) & (t_frame + half <= b)
         return np.flatnonzero(sel)
 
-    wins = [
+    return [
         (window(prev_end[k], on_start[k]), window(on_start[k], on_end[k]), window(on_end[k], off_end[k]))
         for k in range(len(cyc))
     ]
-    frames_all = traces["frame"].to_numpy(np.int64)
-    if frames_all.size and (frames_all.max() >= t_frame.size):
-        raise PlscopeError(f"frame_time_s: {t_frame.size} times for frames up to {frames_all.max()}")
-    rows = []
-    for pid, tr in traces.groupby("particle_id", sort=True):
-        n_t = t_frame.size
-        xs = np.full(n_t, np.nan)
-        ys = np.full(n_t, np.nan)
-        fr = tr["frame"].to_numpy(np.int64)
-        xs[fr] = tr["x_px"].to_numpy(float)
-        ys[fr] = tr["y_px"].to_numpy(float)
-        per_cycle = []
-        for k, (before, on, after) in enumerate(wins):
-            on_v = np.isfinite(xs[on]) & np.isfinite(ys[on])
-            if on_v.sum() < 1:
-                continue
-            refs = []
-            for w in (before, after):
-                ok = np.isfinite(xs[w]) & np.isfinite(ys[w])
-                if ok.sum() >= 1:
-                    refs.append((np.mean(xs[w][ok]), np.mean(ys[w][ok]), int(ok.sum())))
-            if not refs:
-                continue
-            ref_x = np.mean([r[0] for r in refs])
-            ref_y = np.mean([r[1] for r in refs])
-            per_cycle.append(
-                (
-                    float(cyc["field_kV_per_cm"].iloc[k]),
-                    np.mean(xs[on][on_v]) - ref_x,
-                    np.mean(ys[on][on_v]) - ref_y,
-                    int(on_v.sum()),
-                    sum(r[2] for r in refs),
-                    np.std(xs[on][on_v]) / np.sqrt(on_v.sum()),
-                    np.std(ys[on][on_v]) / np.sqrt(on_v.sum()),
-                )
-            )
-        if not per_cycle:
+
+
+def _cycle_shifts(
+    xs: np.ndarray, ys: np.ndarray, wins: list[tuple[np.ndarray, np.ndarray, np.ndarray]], fields: np.ndarray
+) -> list[tuple]:
+    """Per cycle: ``(field, dx, dy, n_on, n_off, ex, ey)``, ON mean minus the mean of the OFF means."""
+    per_cycle = []
+    for k, (before, on, after) in enumerate(wins):
+        on_v = np.isfinite(xs[on]) & np.isfinite(ys[on])
+        if on_v.sum() < 1:
             continue
-        pc = pd.DataFrame(per_cycle, columns=["field", "dx", "dy", "n_on", "n_off", "ex", "ey"])
-        for field, g in pc.groupby("field", sort=True):
-            dx, dy = float(g["dx"].mean()), float(g["dy"].mean())
-            length = float(np.hypot(dx, dy))
-            ux, uy = (dx / length, dy / length) if length > 0 else (1.0, 0.0)
-            along = g["dx"].to_numpy() * ux + g["dy"].to_numpy() * uy
-            if len(g) >= 2:
-                err = float(np.std(along, ddof=1) / np.sqrt(len(g)))
-            else:
-                err = float(np.hypot(g["ex"].iloc[0] * ux, g["ey"].iloc[0] * uy))
-            rows.append(
-                (
-                    pid,
-                    float(field),
-                    dx,
-                    dy,
-                    length,
-                    err,
-                    length * scale,
-                    err * scale,
-                    len(g),
-                    int(g["n_on"].sum()),
-                    int(g["n_off"].sum()),
-                )
+        refs = []
+        for w in (before, after):
+            ok = np.isfinite(xs[w]) & np.isfinite(ys[w])
+            if ok.sum() >= 1:
+                refs.append((np.mean(xs[w][ok]), np.mean(ys[w][ok]), int(ok.sum())))
+        if not refs:
+            continue
+        ref_x = np.mean([r[0] for r in refs])
+        ref_y = np.mean([r[1] for r in refs])
+        per_cycle.append(
+            (
+                float(fields[k]),
+                np.mean(xs[on][on_v]) - ref_x,
+                np.mean(ys[on][on_v]) - ref_y,
+                int(on_v.sum()),
+                sum(r[2] for r in refs),
+                np.std(xs[on][on_v]) / np.sqrt(on_v.sum()),
+                np.std(ys[on][on_v]) / np.sqrt(on_v.sum()),
             )
-    out = pd.DataFrame(rows, columns=list(CENTROID_SHIFT_COLUMNS))
-    return out.astype({"n_cycles": np.int64, "n_on_frames": np.int64, "n_off_frames": np.int64})
+        )
+    return per_cycle
+
+
+def _level_shift(g: pd.DataFrame, scale: float) -> tuple:
+    """Mean shift of the cycles ``g`` of one field level and its error along the shift; counts."""
+    dx, dy = float(g["dx"].mean()), float(g["dy"].mean())
+    length = float(np.hypot(dx, dy))
+    ux, uy = (dx / length, dy / length) if length > 0 else (1.0, 0.0)
+    along = g["dx"].to_numpy() * ux + g["dy"].to_numpy() * uy
+    if len(g) >= 2:
+        err = float(np.std(along, ddof=1) / np.sqrt(len(g)))
+    else:
+        err = float(np.hypot(g["ex"].iloc[0] * ux, g["ey"].iloc[0] * uy))
+    n_on, n_off = int(g["n_on"].sum()), int(g["n_off"].sum())
+    return (dx, dy, length, err, length * scale, err * scale, len(g), n_on, n_off)

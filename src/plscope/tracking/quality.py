@@ -216,6 +216,49 @@ def quality_flags(
     for col in ("frame", "particle_id", "intensity"):
         if col not in traces.columns:
             raise PlscopeError(f"traces: missing column {col!r}")
+    frames, ref_sel, t = _frame_axis(traces, reference_frames, frame_time_s)
+    sat = saturation_adu if saturation_adu is not None else traces.attrs.get("saturation_adu")
+    masked_attr = traces.attrs.get("annulus_masked_fraction", {}) or {}
+    traces = without_attrs(traces)  # pandas deep-copies attrs on every operation
+    border, extra_reasons = _particle_notes(particles)
+    n_tracks = dict(zip(tracks["particle_id"], tracks["n_tracks"])) if tracks is not None else {}
+    blink = {"window_frames": window_frames, "blink_sigma": blink_sigma, "blink_drop": blink_drop}
+    rows = []
+    for pid, tr in traces.groupby("particle_id", sort=True):
+        row = _trace_measures(tr, frames, ref_sel, t, sat, blink, n_blocks)
+        if frame_time_s is None:
+            row["bleach_rate_per_s"] = float("nan")
+        masked = float(masked_attr.get(pid, masked_attr.get(str(pid), np.nan)))
+        row.update(
+            particle_id=pid,
+            annulus_masked_fraction=masked,
+            touches_border=bool(border.get(pid, False)),
+            n_tracks=int(n_tracks.get(pid, -1)),
+        )
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=list(QUALITY_COLUMNS[:11]))
+    out["low_snr"] = ~(out["snr"] >= min_snr)
+    out["blinking"] = out["blink_fraction"] > max_blink_fraction
+    out["bleached"] = out["bleach_fraction"] > max_bleach_fraction
+    out["saturated"] = out["saturated_fraction"] > max_saturated_fraction
+    out["crowded"] = out["annulus_masked_fraction"] > max_annulus_masked
+    out["reason"] = [
+        "; ".join(
+            _fail_reasons(r, min_snr, max_blink_fraction, max_bleach_fraction)
+            + extra_reasons.get(r["particle_id"], [])
+        )
+        for _, r in out.iterrows()
+    ]
+    out["ok"] = out["reason"] == ""
+    out = out[list(QUALITY_COLUMNS)]
+    logger.info("quality_flags: %d of %d particle(s) pass", int(out["ok"].sum()), len(out))
+    return out
+
+
+def _frame_axis(
+    traces: pd.DataFrame, reference_frames: np.ndarray | None, frame_time_s: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(frames, reference-frame selection, time of each frame)`` (time = frame index without times)."""
     frames = np.sort(traces["frame"].unique())
     n_frames = frames.size
     if reference_frames is None:
@@ -224,10 +267,12 @@ def quality_flags(
         rf = np.asarray(reference_frames)
         ref_sel = rf.astype(bool) if rf.dtype == bool and rf.size == n_frames else np.isin(frames, rf)
     t = np.asarray(frame_time_s, float)[frames] if frame_time_s is not None else frames.astype(float)
-    sat = saturation_adu if saturation_adu is not None else traces.attrs.get("saturation_adu")
-    masked_attr = traces.attrs.get("annulus_masked_fraction", {}) or {}
-    traces = without_attrs(traces)  # pandas deep-copies attrs on every operation
-    border = {}
+    return frames, ref_sel, t
+
+
+def _particle_notes(particles: pd.DataFrame | None) -> tuple[dict[Any, bool], dict[Any, list[str]]]:
+    """``touches_border`` per particle, and reasons to fail it taken from the particle table."""
+    border: dict[Any, bool] = {}
     extra_reasons: dict[Any, list[str]] = {}
     if particles is not None:
         if "touches_border" in particles.columns:
@@ -238,83 +283,76 @@ def quality_flags(
                 r.append("size fit failed")
             if r:
                 extra_reasons[row["particle_id"]] = r
-    n_tracks = dict(zip(tracks["particle_id"], tracks["n_tracks"])) if tracks is not None else {}
+    return border, extra_reasons
 
-    rows = []
-    for pid, tr in traces.groupby("particle_id", sort=True):
-        tr = tr.sort_values("frame")
-        y = tr["intensity"].to_numpy(float)
-        if y.size != n_frames:
-            y = pd.Series(y, index=tr["frame"].to_numpy()).reindex(frames).to_numpy(float)
-        finite = np.isfinite(y)
-        noise = robust_std(np.diff(y[finite])) / np.sqrt(2.0) if finite.sum() > 2 else float("nan")
-        blinked = blink_mask(y, window_frames=window_frames, blink_sigma=blink_sigma, blink_drop=blink_drop)
-        use = ref_sel & finite & ~blinked
-        level = float(np.median(y[use])) if use.any() else float("nan")
-        snr = level / noise if np.isfinite(noise) and noise > 0 else float("nan")
-        blink_fraction = float(blinked[finite].mean()) if finite.any() else float("nan")
-        # bleaching: exponential fit to the upper level of consecutive blocks
-        rate = float("nan")
-        idx = np.flatnonzero(use)
-        if idx.size >= 2 * n_blocks:
-            parts = np.array_split(idx, n_blocks)
-            tb = np.array([t[p].mean() for p in parts])
-            lv = np.array([np.percentile(y[p], 90) for p in parts])
-            good = lv > 0
-            if good.sum() >= 3:
-                rate = -float(np.polyfit(tb[good], np.log(lv[good]), 1)[0])
-        span = float(t[-1] - t[0]) if n_frames > 1 else 0.0
-        bleach = float(1.0 - np.exp(-rate * span)) if np.isfinite(rate) else float("nan")
-        if "peak_adu" in tr.columns and sat is not None:
-            pk = tr["peak_adu"].to_numpy(float)
-            sat_frac = float(np.mean(pk[np.isfinite(pk)] >= float(sat))) if np.isfinite(pk).any() else 0.0
-        else:
-            sat_frac = float("nan")
-        masked = float(masked_attr.get(pid, masked_attr.get(str(pid), np.nan)))
-        rows.append(
-            {
-                "particle_id": pid,
-                "snr": snr,
-                "noise_adu": noise,
-                "blink_fraction": blink_fraction,
-                "n_blinks": _runs(blinked),
-                "bleach_fraction": bleach,
-                "bleach_rate_per_s": rate if frame_time_s is not None else float("nan"),
-                "saturated_fraction": sat_frac,
-                "annulus_masked_fraction": masked,
-                "touches_border": bool(border.get(pid, False)),
-                "n_tracks": int(n_tracks.get(pid, -1)),
-            }
-        )
-    out = pd.DataFrame(rows, columns=list(QUALITY_COLUMNS[:11]))
-    out["low_snr"] = ~(out["snr"] >= min_snr)
-    out["blinking"] = out["blink_fraction"] > max_blink_fraction
-    out["bleached"] = out["bleach_fraction"] > max_bleach_fraction
-    out["saturated"] = out["saturated_fraction"] > max_saturated_fraction
-    out["crowded"] = out["annulus_masked_fraction"] > max_annulus_masked
-    reasons = []
-    for _, r in out.iterrows():
-        why = []
-        if r["low_snr"]:
-            why.append(f"SNR {r['snr']:.1f} < {min_snr:g}")
-        if r["blinking"]:
-            why.append(f"blinking {100 * r['blink_fraction']:.0f}% > {100 * max_blink_fraction:.0f}%")
-        if r["bleached"]:
-            why.append(f"bleached {100 * r['bleach_fraction']:.0f}% > {100 * max_bleach_fraction:.0f}%")
-        if r["saturated"]:
-            why.append(f"saturated in {100 * r['saturated_fraction']:.0f}% of frames")
-        if r["crowded"]:
-            why.append(
-                f"neighbours cover {100 * r['annulus_masked_fraction']:.0f}% of the background annulus"
-            )
-        if r["touches_border"]:
-            why.append("touches the border")
-        if r["n_tracks"] > 1:
-            why.append(f"identity lost ({r['n_tracks']} trajectories)")
-        why += extra_reasons.get(r["particle_id"], [])
-        reasons.append("; ".join(why))
-    out["reason"] = reasons
-    out["ok"] = out["reason"] == ""
-    out = out[list(QUALITY_COLUMNS)]
-    logger.info("quality_flags: %d of %d particle(s) pass", int(out["ok"].sum()), len(out))
-    return out
+
+def _bleach_rate(y: np.ndarray, use: np.ndarray, t: np.ndarray, n_blocks: int) -> float:
+    """Bleaching rate: exponential fit to the upper level (90th percentile) of consecutive blocks."""
+    rate = float("nan")
+    idx = np.flatnonzero(use)
+    if idx.size >= 2 * n_blocks:
+        parts = np.array_split(idx, n_blocks)
+        tb = np.array([t[p].mean() for p in parts])
+        lv = np.array([np.percentile(y[p], 90) for p in parts])
+        good = lv > 0
+        if good.sum() >= 3:
+            rate = -float(np.polyfit(tb[good], np.log(lv[good]), 1)[0])
+    return rate
+
+
+def _trace_measures(
+    tr: pd.DataFrame,
+    frames: np.ndarray,
+    ref_sel: np.ndarray,
+    t: np.ndarray,
+    sat: float | None,
+    blink: dict[str, Any],
+    n_blocks: int,
+) -> dict[str, Any]:
+    """SNR, noise, blinking, bleaching and saturation of one particle's trace."""
+    n_frames = frames.size
+    tr = tr.sort_values("frame")
+    y = tr["intensity"].to_numpy(float)
+    if y.size != n_frames:
+        y = pd.Series(y, index=tr["frame"].to_numpy()).reindex(frames).to_numpy(float)
+    finite = np.isfinite(y)
+    noise = robust_std(np.diff(y[finite])) / np.sqrt(2.0) if finite.sum() > 2 else float("nan")
+    blinked = blink_mask(y, **blink)
+    use = ref_sel & finite & ~blinked
+    level = float(np.median(y[use])) if use.any() else float("nan")
+    rate = _bleach_rate(y, use, t, n_blocks)
+    span = float(t[-1] - t[0]) if n_frames > 1 else 0.0
+    if "peak_adu" in tr.columns and sat is not None:
+        pk = tr["peak_adu"].to_numpy(float)
+        sat_frac = float(np.mean(pk[np.isfinite(pk)] >= float(sat))) if np.isfinite(pk).any() else 0.0
+    else:
+        sat_frac = float("nan")
+    return {
+        "snr": level / noise if np.isfinite(noise) and noise > 0 else float("nan"),
+        "noise_adu": noise,
+        "blink_fraction": float(blinked[finite].mean()) if finite.any() else float("nan"),
+        "n_blinks": _runs(blinked),
+        "bleach_fraction": float(1.0 - np.exp(-rate * span)) if np.isfinite(rate) else float("nan"),
+        "bleach_rate_per_s": rate,
+        "saturated_fraction": sat_frac,
+    }
+
+
+def _fail_reasons(r: pd.Series, min_snr: float, max_blink: float, max_bleach: float) -> list[str]:
+    """Why one row of the quality table fails, in words."""
+    why = []
+    if r["low_snr"]:
+        why.append(f"SNR {r['snr']:.1f} < {min_snr:g}")
+    if r["blinking"]:
+        why.append(f"blinking {100 * r['blink_fraction']:.0f}% > {100 * max_blink:.0f}%")
+    if r["bleached"]:
+        why.append(f"bleached {100 * r['bleach_fraction']:.0f}% > {100 * max_bleach:.0f}%")
+    if r["saturated"]:
+        why.append(f"saturated in {100 * r['saturated_fraction']:.0f}% of frames")
+    if r["crowded"]:
+        why.append(f"neighbours cover {100 * r['annulus_masked_fraction']:.0f}% of the background annulus")
+    if r["touches_border"]:
+        why.append("touches the border")
+    if r["n_tracks"] > 1:
+        why.append(f"identity lost ({r['n_tracks']} trajectories)")
+    return why

@@ -147,6 +147,52 @@ def split_seeds(particles: pd.DataFrame, pixel_size_nm: float) -> np.ndarray:
     return out[np.all(np.isfinite(out), axis=1)]
 
 
+def _refined_markers(
+    img: np.ndarray,
+    detected: pd.DataFrame,
+    sizes: pd.DataFrame,
+    sigma_px: float,
+    pixel_size_nm: float,
+    det_kw: dict[str, Any],
+    residual_sigma: float,
+    residual_fraction: float,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Seeds of the next detection round: ``(fitted centres kept, new seeds)``; None when nothing changes.
+
+    New seeds are the residual peaks the fitted model leaves and, for each
+    elongated particle (possibly two touching ones), two seeds along its long
+    axis (its fitted centre is dropped). Failed fits keep the detected centre.
+    """
+    seeds = residual_seeds(
+        img,
+        sizes,
+        sigma_px=sigma_px,
+        residual_sigma=residual_sigma,
+        residual_fraction=residual_fraction,
+        min_area_px=int(det_kw.get("min_area_px", 4)),
+        background_tile_px=int(det_kw.get("background_tile_px", 32)),
+    )
+    merged = (
+        sizes["possibly_merged"].to_numpy(bool) if "possibly_merged" in sizes else np.zeros(len(sizes), bool)
+    )
+    if seeds.shape[0] == 0 and not merged.any():
+        return None
+    fitted = sizes[["x_px", "y_px"]].to_numpy(float, copy=True)
+    bad = ~sizes["size_fit_ok"].to_numpy(bool) | ~np.all(np.isfinite(fitted), axis=1)
+    fitted[bad] = (
+        detected.set_index("particle_id")
+        .loc[sizes["particle_id"].to_numpy()[bad], ["x_px", "y_px"]]
+        .to_numpy(float)
+    )
+    # an elongated particle (possibly two touching ones) is re-seeded as two along its long axis;
+    # residual seeds on it (its far end, outside the square fit) are left to the split
+    for r in sizes[merged].itertuples():
+        reach = 0.5 * r.side_long_nm / pixel_size_nm + sigma_px
+        seeds = seeds[np.hypot(seeds[:, 0] - r.x_px, seeds[:, 1] - r.y_px) > reach]
+    seeds = np.concatenate([seeds, split_seeds(sizes[merged], pixel_size_nm)])
+    return fitted[~merged], seeds
+
+
 def find_particles(
     image: np.ndarray,
     *,
@@ -200,37 +246,20 @@ def find_particles(
     for _ in range(max(0, int(max_rounds))):
         if len(sizes) == 0:
             break
-        seeds = residual_seeds(
+        markers = _refined_markers(
             img,
+            detected,
             sizes,
-            sigma_px=sigma_nm / pixel_size_nm,
-            residual_sigma=residual_sigma,
-            residual_fraction=residual_fraction,
-            min_area_px=int(det_kw.get("min_area_px", 4)),
-            background_tile_px=int(det_kw.get("background_tile_px", 32)),
+            sigma_nm / pixel_size_nm,
+            pixel_size_nm,
+            det_kw,
+            residual_sigma,
+            residual_fraction,
         )
-        merged = (
-            sizes["possibly_merged"].to_numpy(bool)
-            if "possibly_merged" in sizes
-            else np.zeros(len(sizes), bool)
-        )
-        if seeds.shape[0] == 0 and not merged.any():
+        if markers is None:
             break
         rounds += 1
-        fitted = sizes[["x_px", "y_px"]].to_numpy(float, copy=True)
-        bad = ~sizes["size_fit_ok"].to_numpy(bool) | ~np.all(np.isfinite(fitted), axis=1)
-        fitted[bad] = (
-            detected.set_index("particle_id")
-            .loc[sizes["particle_id"].to_numpy()[bad], ["x_px", "y_px"]]
-            .to_numpy(float)
-        )
-        # an elongated particle (possibly two touching ones) is re-seeded as two along its long axis;
-        # residual seeds on it (its far end, outside the square fit) are left to the split
-        for r in sizes[merged].itertuples():
-            reach = 0.5 * r.side_long_nm / pixel_size_nm + sigma_nm / pixel_size_nm
-            seeds = seeds[np.hypot(seeds[:, 0] - r.x_px, seeds[:, 1] - r.y_px) > reach]
-        seeds = np.concatenate([seeds, split_seeds(sizes[merged], pixel_size_nm)])
-        fitted = fitted[~merged]
+        fitted, seeds = markers
         logger.info(
             "find_particles: round %d, %d residual seed(s) at %s",
             rounds,
