@@ -76,3 +76,23 @@ def test_batch_index_shows_the_runs_own_qc():
     numbers = summary_numbers({"qc": {"status": "warn", "reasons": ["x"]}, "warnings": []})
     assert numbers["qc_status"] == "warn" and numbers["qc_reasons"] == ["x"]
     assert summary_numbers({"qc": {"status": "ok"}})["qc_status"] == "ok"
+
+
+def test_field_means_that_disagree_make_the_slope_unreliable():
+    cons = {"chi2": 14.2, "dof": 2, "p_value": 0.004, "scale": 2.5}
+    qc = kinetics_qc(
+        _summary(bootstrap={"field_consistency": cons}),
+        _table(),
+        kinetics_settings=DEFAULTS,
+        defaults=DEFAULTS,
+    )
+    assert qc["status"] == "warn" and qc["checks"]["mobility_fields_agree"] is False
+    assert any("slope mobility is unreliable" in r and "x 2.50" in r for r in qc["reasons"])
+    fine = dict(cons, p_value=0.2, chi2=3.3, scale=1.1)
+    qc = kinetics_qc(
+        _summary(bootstrap={"field_consistency": fine}),
+        _table(),
+        kinetics_settings=DEFAULTS,
+        defaults=DEFAULTS,
+    )
+    assert qc["status"] == "ok" and qc["checks"]["mobility_fields_agree"] is True

@@ -136,3 +136,37 @@ def test_field_dependence_needs_three_particles_at_two_fields():
     assert not dep.success and dep.n_particles == 2
     with pytest.raises(KineticsInputError):
         field_dependence(t, "tau_missing")
+
+
+def _field_rows(seed, shared=(0.0, 0.0, 0.0), n=16):
+    """Mobility-like rows: a particle effect, row noise larger at low field, an optional error
+    shared by every particle at a field."""
+    rng = np.random.default_rng(seed)
+    pid = np.repeat(np.arange(n), 3)
+    E = np.tile([90.0, 110.0, 130.0], n)
+    x = np.repeat(rng.normal(1.0, 0.1, n), 3) + rng.normal(0.0, 0.03, 3 * n) * np.tile([1.5, 1.0, 0.8], n)
+    return x + np.tile(shared, n), E, pid
+
+
+def test_level_consistency_is_calibrated_under_the_null():
+    """Independent particles, no shared field error: p < 0.05 in about 5 % of runs."""
+    from plscope.kinetics.stats import level_consistency
+
+    out = [level_consistency(*_field_rows(s), n_boot=400, seed=s) for s in range(200)]
+    rejected = sum(c.p_value < 0.05 for c in out)
+    assert 3 <= rejected <= 19  # 5 % of 200 = 10; binomial 99.9 % bounds 2-20
+    assert np.mean([c.scale for c in out]) < 1.3
+
+
+def test_level_consistency_sees_an_error_shared_at_one_field():
+    from plscope.kinetics.stats import level_consistency
+
+    # 6 % shared at 130 against ~1 % standard errors of the field means' differences
+    c = level_consistency(*_field_rows(3, shared=(0.0, 0.0, 0.06)), n_boot=1000)
+    assert c.p_value < 0.01 and c.scale > 2.0 and c.dof == 2 and c.n_groups == 16
+    assert c.level_means[2] - c.level_means[0] == pytest.approx(0.06, abs=0.03)
+    json.dumps(c.to_dict())
+    # one level, or too few particles: undefined, no scaling
+    x, E, pid = _field_rows(4)
+    assert level_consistency(x, np.full(x.size, 90.0), pid).scale == 1.0
+    assert level_consistency(x[:6], E[:6], pid[:6]).scale == 1.0

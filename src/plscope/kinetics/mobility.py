@@ -25,7 +25,7 @@ from scipy import constants
 
 from ..results import PopulationSummary
 from ._checks import KineticsInputError
-from .stats import bootstrap_mean, cluster_bootstrap, field_dependence, linear_fit
+from .stats import bootstrap_mean, cluster_bootstrap, field_dependence, level_consistency, linear_fit
 
 __all__ = [
     "SlopeFit",
@@ -359,6 +359,7 @@ def population_summary(
     out = _counts(k, particles, used, fields, temperature_K, confidence, n_bootstrap, seed)
     out.update(_mobility_mean(mu[used], pid[used], boot, level_name, warnings_out))
     out.update(_mobility_slope(np.abs(E[used]), v[used], pid[used], boot, warnings_out))
+    _scale_by_field_consistency(out, mu[used], np.abs(E[used]), pid[used], boot)
     out.update(_diffusion(out, temperature_K, warnings_out))
     out.update(_tau_against_size(k, E, used, confidence, warnings_out))
     out.update(_field_dependences(k, used, fields, confidence))
@@ -434,7 +435,8 @@ def _counts(k, particles, used, fields, temperature_K, confidence, n_bootstrap, 
             "n_resamples": int(n_bootstrap),
             "seed": int(seed),
             "method": "cluster bootstrap over particles, expanded percentile interval "
-            "(Hesterberg 2015); standard errors x sqrt(G/(G-1)) for G particles",
+            "(Hesterberg 2015); standard errors x sqrt(G/(G-1)) for G particles; mobility errors "
+            "x the fields' scale factor (field_consistency) when above 1",
         },
         "kinetics_excluded_particles": _excluded_particles(k, used),
     }
@@ -489,6 +491,38 @@ def _mobility_slope(absE_u, v_u, pid_u, boot, warnings_out) -> dict[str, Any]:
     else:
         warnings_out.append(f"ion_mobility_fit_cm2_per_Vs: {slope.message}")
     return out
+
+
+def _scale_by_field_consistency(out: dict[str, Any], mu_u, absE_u, pid_u, boot) -> None:
+    """Widen the mobility errors when the mean mobility differs between fields beyond its errors.
+
+    The mobility does not depend on the field (``v = mu E``), so the mean
+    mobilities of the fields differ only by their errors; a cluster bootstrap
+    over particles sees the errors of each particle but not those shared by
+    every particle at one field (a shape or settling error of the model that
+    depends on the field, as with a slow component unsettled at the low
+    fields), and the slope of ``v`` against ``E`` is most sensitive to those.
+    The standard errors and intervals (about the estimate) of the mean and
+    the slope mobility are multiplied by the scale factor ``sqrt(chi^2 /
+    dof)`` of the field means when it is above 1
+    (:func:`~plscope.kinetics.stats.level_consistency`), recorded in
+    ``bootstrap['field_consistency']``.
+    """
+    fields = np.round(absE_u, _FIELD_ROUND_DECIMALS)
+    cons = level_consistency(mu_u, fields, pid_u, n_boot=boot["n_boot"], seed=boot["seed"])
+    out["bootstrap"] = {**out["bootstrap"], "field_consistency": cons.to_dict()}
+    if cons.scale <= 1.0:
+        return
+    for est, err, ci in (
+        ("ion_mobility_cm2_per_Vs", "ion_mobility_sem_cm2_per_Vs", "ion_mobility_ci_cm2_per_Vs"),
+        ("ion_mobility_fit_cm2_per_Vs", "ion_mobility_fit_err_cm2_per_Vs", "ion_mobility_fit_ci_cm2_per_Vs"),
+    ):
+        x = out.get(est)
+        if out.get(err) is not None:
+            out[err] = _f(out[err] * cons.scale)
+        if x is not None and out.get(ci) is not None and None not in out[ci]:
+            lo, hi = out[ci]
+            out[ci] = [_f(x - cons.scale * (x - lo)), _f(x + cons.scale * (hi - x))]
 
 
 def _diffusion(mobility: dict[str, Any], temperature_K, warnings_out) -> dict[str, Any]:

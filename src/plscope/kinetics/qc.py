@@ -18,6 +18,11 @@ Checks (each gives one reason when it fails)
 - ``mean_median_agree``: mean and median mobility must agree within
   ``2.5`` standard errors of their difference (``0.76 x SEM`` for normal
   data); a few wild rows pull the mean away;
+- ``mobility_fields_agree``: the mean mobilities of the fields agree within
+  their errors (chi^2 p-value at least ``0.01``); otherwise an error shared
+  by the particles at a field (a field-dependent model error) moves the slope
+  mobility, whose error is widened by the scale factor but which is then
+  called unreliable;
 - ``excluded_share``: at most ``qc_max_excluded_fraction`` of the rows left
   out of the statistics;
 - ``particles_per_field``: at least ``qc_min_particles_per_field`` used
@@ -59,6 +64,7 @@ MODEL_SETTINGS = (
 
 _MEAN_MEDIAN_SE = 0.76  # SE(mean - median) / SEM for normal data: sqrt(pi/2 - 1)
 _MEAN_MEDIAN_K = 2.5
+_FIELDS_AGREE_P = 0.01  # the field means' chi^2 p-value below which the slope mobility is unreliable
 
 
 def settings_record(kinetics_settings: Mapping, exclusion: Mapping | None = None) -> dict:
@@ -136,6 +142,19 @@ def _check_mean_median(summary: Mapping) -> tuple[bool | None, str]:
     return bool(z <= _MEAN_MEDIAN_K), why
 
 
+def _check_fields_agree(summary: Mapping) -> tuple[bool | None, str]:
+    cons = (summary.get("bootstrap") or {}).get("field_consistency") or {}
+    p = cons.get("p_value")
+    if p is None:
+        return None, ""
+    why = (
+        f"the mean mobility differs between the fields beyond its errors (chi2 = {cons['chi2']:.1f}, "
+        f"{cons['dof']} dof, p = {p:.2g}): an error shared by the particles at a field; mobility errors "
+        f"widened x {cons['scale']:.2f}, the slope mobility is unreliable"
+    )
+    return bool(p >= _FIELDS_AGREE_P), why
+
+
 def _used(table: pd.DataFrame) -> np.ndarray:
     if len(table) == 0:
         return np.zeros(0, bool)
@@ -207,6 +226,7 @@ def kinetics_qc(
         ("tau_pol_decreases_with_field", _check_field_dependence),
         ("velocity_slope_positive", _check_slope),
         ("mean_median_agree", _check_mean_median),
+        ("mobility_fields_agree", _check_fields_agree),
     ):
         ok, why = fn(summary)
         checks[name] = ok

@@ -9,7 +9,11 @@
   fitted line (for time constant against size);
 - :func:`field_dependence`: within-particle power law ``tau ~ E^p`` with a
   cluster-robust standard error, to test whether a time constant depends on
-  the field (recovery should not, polarization should with ``p = -1``).
+  the field (recovery should not, polarization should with ``p = -1``);
+- :func:`level_consistency`: do the means of a quantity at every field agree
+  within their (cluster-bootstrap) errors? The scale factor
+  ``sqrt(chi^2 / dof)`` (when above 1) widens errors for what a bootstrap
+  over particles cannot see: errors shared by every particle at one field.
 
 Small-sample correction: the non-parametric bootstrap of a mean over ``G``
 clusters has variance ``(G-1)/G`` times the true one and a percentile
@@ -36,10 +40,12 @@ from ._checks import KineticsInputError
 __all__ = [
     "BootstrapCI",
     "FieldDependence",
+    "LevelConsistency",
     "LinearFit",
     "bootstrap_mean",
     "cluster_bootstrap",
     "field_dependence",
+    "level_consistency",
     "linear_fit",
 ]
 
@@ -229,6 +235,115 @@ def cluster_bootstrap(
             rows = np.concatenate([members[i] for i in rng.integers(0, n_groups, size=n_groups)])
             boot[b] = statistic(*(c[rows] for c in cols))
     return _finish(estimate, boot, confidence, n_groups, method)
+
+
+@dataclass(frozen=True)
+class LevelConsistency:
+    """Agreement of the means of a quantity at several levels (fields).
+
+    Attributes
+    ----------
+    level_means : list of float
+        Mean of the rows at every level, in the order of ``levels``.
+    levels : list of float
+    chi2 : float
+        ``r' C^-1 r`` of the level means about their generalized least-squares
+        common mean, ``C`` their cluster-bootstrap covariance.
+    dof : int
+        Levels minus one.
+    p_value : float
+        ``chi2`` is Hotelling's ``T^2`` (the covariance is estimated from
+        ``G`` clusters): ``F = T^2 (G - d) / ((G - 1) d)`` with ``d = dof``
+        follows ``F(d, G - d)``; its upper tail.
+    scale : float
+        ``max(1, sqrt(F))`` (the Particle Data Group's scale factor with the
+        small-sample reference): errors of anything that averages or
+        compares the levels are multiplied by it; 1 when it is not defined.
+    n_groups : int
+        Clusters (particles) resampled.
+    """
+
+    level_means: list
+    levels: list
+    chi2: float
+    dof: int
+    p_value: float
+    scale: float
+    n_groups: int
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (None for NaN)."""
+        d = _plain(dataclasses.asdict(self))
+        d["level_means"] = [None if not math.isfinite(v) else float(v) for v in self.level_means]
+        d["levels"] = [float(v) for v in self.levels]
+        return d
+
+
+def level_consistency(values, levels, groups, *, n_boot: int = 2000, seed: int = 0) -> LevelConsistency:
+    """Whether the means of ``values`` at every level agree within their errors.
+
+    The covariance of the level means comes from a cluster bootstrap (whole
+    groups resampled, standard errors ``x sqrt(G/(G-1))`` as elsewhere here),
+    so rows of one particle at several levels stay together. A quantity that
+    should not depend on the level (the mobility against the field) but whose
+    level means scatter beyond these errors carries an error shared by the
+    rows of a level, which no bootstrap over particles sees: ``scale`` widens
+    the errors by it.
+
+    Parameters
+    ----------
+    values, levels, groups : array_like, shape (n,)
+        Value, level (e.g. rounded field) and cluster label of every row.
+    n_boot, seed
+        Resamples and their seed.
+
+    Returns
+    -------
+    LevelConsistency
+        ``scale`` 1 and NaN statistics with fewer than 2 levels or ``levels + 1`` groups.
+    """
+    x = np.asarray(values, float).ravel()
+    lv_all = np.asarray(levels, float).ravel()
+    g_lab, g = np.unique(np.asarray(groups).ravel(), return_inverse=True)
+    lv_lab, lv = np.unique(lv_all, return_inverse=True)
+    means = [float(np.mean(x[lv == j])) for j in range(lv_lab.size)]
+    n_g, n_l = g_lab.size, lv_lab.size
+    nan = float("nan")
+    if n_l < 2 or n_g < 3:
+        return LevelConsistency(means, lv_lab.tolist(), nan, max(n_l - 1, 0), nan, 1.0, int(n_g))
+    sums = np.zeros((n_g, n_l))
+    counts = np.zeros((n_g, n_l))
+    np.add.at(sums, (g, lv), x)
+    np.add.at(counts, (g, lv), 1.0)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_g, size=(int(n_boot), n_g))
+    w = np.stack([np.bincount(d, minlength=n_g) for d in draws]).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = (w @ sums) / (w @ counts)
+    boot = boot[np.all(np.isfinite(boot), axis=1)]
+    if boot.shape[0] < 10:
+        return LevelConsistency(means, lv_lab.tolist(), nan, n_l - 1, nan, 1.0, int(n_g))
+    cov = np.cov(boot.T) * n_g / (n_g - 1)
+    return _consistency(np.asarray(means), cov, lv_lab, int(n_g))
+
+
+def _consistency(means: np.ndarray, cov: np.ndarray, levels: np.ndarray, n_g: int) -> LevelConsistency:
+    from scipy import stats
+
+    w = np.linalg.pinv(cov)
+    one = np.ones(means.size)
+    denom = float(one @ w @ one)
+    common = float(one @ w @ means) / denom if denom > 0 else float(np.mean(means))
+    r = means - common
+    chi2 = float(r @ w @ r)
+    dof = means.size - 1
+    if not math.isfinite(chi2) or n_g <= dof + 1:
+        return LevelConsistency(means.tolist(), levels.tolist(), chi2, dof, float("nan"), 1.0, n_g)
+    # Hotelling: the covariance is estimated from n_g clusters, so chi2 is T^2 and
+    # T^2 (G - d) / ((G - 1) d) follows F(d, G - d)
+    f = chi2 * (n_g - dof) / ((n_g - 1) * dof)
+    p = float(stats.f.sf(f, dof, n_g - dof))
+    return LevelConsistency(means.tolist(), levels.tolist(), chi2, dof, p, max(1.0, math.sqrt(f)), n_g)
 
 
 @dataclass(frozen=True)
