@@ -378,6 +378,46 @@ def _gauss_fit(
     return float(popt[1]), err, abs(float(popt[2]))
 
 
+def _lamp_samples(counts, pixel) -> tuple[np.ndarray, np.ndarray]:
+    """Checked ``(pixel, counts)`` of a lamp spectrum, sorted by pixel."""
+    y = np.asarray(counts, dtype=float)
+    px = np.arange(y.size, dtype=float) if pixel is None else np.asarray(pixel, dtype=float)
+    if y.ndim != 1 or px.shape != y.shape:
+        raise CalibrationError(
+            f"lamp counts and pixels must be 1-D of the same length, got {y.shape}, {px.shape}"
+        )
+    if px.size > 1 and not np.all(np.diff(px) > 0):
+        order = np.argsort(px, kind="stable")
+        px, y = px[order], y[order]
+        if not np.all(np.diff(px) > 0):
+            raise CalibrationError("lamp pixels repeat")
+    if y.size < 5 or not np.all(np.isfinite(y)):
+        raise CalibrationError("lamp spectrum needs at least 5 finite values")
+    return px, y
+
+
+def _flat_top_centre(y: np.ndarray, px: np.ndarray, k: int, sat: float) -> tuple[float, float]:
+    """Centre of the saturated run around sample ``k`` and half its width (at least 0.5) as the error."""
+    run_lo, run_hi = k, k
+    while run_lo > 0 and y[run_lo - 1] >= sat:
+        run_lo -= 1
+    while run_hi < y.size - 1 and y[run_hi + 1] >= sat:
+        run_hi += 1
+    return 0.5 * (px[run_lo] + px[run_hi]), max(0.5 * (px[run_hi] - px[run_lo]), 0.5)
+
+
+def _three_point_centre(y: np.ndarray, px: np.ndarray, k: int) -> float:
+    """Three-point Gaussian (log-parabola) interpolation of the peak at sample ``k``."""
+    yl, yc, yh = (
+        np.maximum(y[max(k - 1, 0)], 1e-9),
+        np.maximum(y[k], 1e-9),
+        np.maximum(y[min(k + 1, y.size - 1)], 1e-9),
+    )
+    den = math.log(yl) - 2 * math.log(yc) + math.log(yh)
+    frac = 0.5 * (math.log(yl) - math.log(yh)) / den if den < 0 else 0.0
+    return float(np.interp(k + np.clip(frac, -0.5, 0.5), np.arange(y.size), px))
+
+
 def find_lamp_peaks(
     counts, *, pixel=None, min_snr: float = 8.0, saturation_counts: float | str | None = "auto"
 ) -> pd.DataFrame:
@@ -408,19 +448,7 @@ def find_lamp_peaks(
     """
     from scipy.signal import find_peaks, peak_widths
 
-    y = np.asarray(counts, dtype=float)
-    px = np.arange(y.size, dtype=float) if pixel is None else np.asarray(pixel, dtype=float)
-    if y.ndim != 1 or px.shape != y.shape:
-        raise CalibrationError(
-            f"lamp counts and pixels must be 1-D of the same length, got {y.shape}, {px.shape}"
-        )
-    if px.size > 1 and not np.all(np.diff(px) > 0):
-        order = np.argsort(px, kind="stable")
-        px, y = px[order], y[order]
-        if not np.all(np.diff(px) > 0):
-            raise CalibrationError("lamp pixels repeat")
-    if y.size < 5 or not np.all(np.isfinite(y)):
-        raise CalibrationError("lamp spectrum needs at least 5 finite values")
+    px, y = _lamp_samples(counts, pixel)
     sigma = _noise_sigma(y)
     sat = _saturation_level(y, saturation_counts)
     idx, props = find_peaks(y, prominence=min_snr * sigma)
@@ -442,27 +470,12 @@ def find_lamp_peaks(
         half = int(max(2, min(math.ceil(1.5 * fwhm), (k - lo_n) // 2, (hi_n - k) // 2)))
         a, b = max(0, k - half), min(y.size, k + half + 1)
         saturated = sat is not None and bool(np.any(y[max(0, k - 1) : k + 2] >= sat))
-        if saturated:
-            run_lo, run_hi = k, k
-            while run_lo > 0 and y[run_lo - 1] >= sat:
-                run_lo -= 1
-            while run_hi < y.size - 1 and y[run_hi + 1] >= sat:
-                run_hi += 1
-            centre = 0.5 * (px[run_lo] + px[run_hi])
-            err = max(0.5 * (px[run_hi] - px[run_lo]), 0.5)
+        if sat is not None and saturated:
+            centre, err = _flat_top_centre(y, px, int(k), sat)
         else:
-            centre, err, s = _gauss_fit(px[a:b], y[a:b], float(px[k]), prom, fwhm / 2.355)
+            centre, err, _ = _gauss_fit(px[a:b], y[a:b], float(px[k]), prom, fwhm / 2.355)
             if not (math.isfinite(centre) and abs(centre - px[k]) <= 1.5 and math.isfinite(err)):
-                # three-point Gaussian (log-parabola) interpolation as a fallback
-                yl, yc, yh = (
-                    np.maximum(y[max(k - 1, 0)], 1e-9),
-                    np.maximum(y[k], 1e-9),
-                    np.maximum(y[min(k + 1, y.size - 1)], 1e-9),
-                )
-                den = math.log(yl) - 2 * math.log(yc) + math.log(yh)
-                frac = 0.5 * (math.log(yl) - math.log(yh)) / den if den < 0 else 0.0
-                centre = float(np.interp(k + np.clip(frac, -0.5, 0.5), np.arange(y.size), px))
-                err = 0.5
+                centre, err = _three_point_centre(y, px, int(k)), 0.5
         rows.append((centre, err, float(y[k]), prom, fwhm, saturated, prom / sigma))
     out = pd.DataFrame(rows, columns=list(PEAK_COLUMNS))
     return out.sort_values("pixel", ignore_index=True)
@@ -880,37 +893,16 @@ def calibrate(
     matched = peaks.iloc[pi].reset_index(drop=True)
     wl = lines[li]
     approx = _poly_fit(matched["pixel"].to_numpy(), wl, max(1, min(max_order, len(wl) - 2)))
-    sat, blended, usable, disp = _usable_lines(matched, wl, lines, approx, blend_px)
-    if usable.sum() < 2:
-        raise CalibrationError(
-            f"only {int(usable.sum())} unsaturated, unblended line(s) identified "
-            f"({int(sat.sum())} saturated, {int(blended.sum())} blended); at least 2 are needed"
-        )
-    px_u = matched["pixel"].to_numpy()[usable]
-    coefs, used_u, o = fit_dispersion(
-        px_u, wl[usable], order=order, max_order=max_order, min_outlier_nm=0.05 * float(np.median(disp))
-    )
+    fit = _fit_lines(matched, wl, lines, approx, blend_px, order=order, max_order=max_order, check=True)
     # final re-match of all peaks with the accurate polynomial (picks up lines missed with the rough one)
-    resid_u = wl[usable][used_u] - wavelength_at(px_u[used_u], coefs)
-    sig_px = (
-        1.4826 * float(np.median(np.abs(resid_u - np.median(resid_u)))) / float(np.median(disp))
-        if resid_u.size > 2
-        else 0.25
-    )
-    pi2, li2 = _match(peaks["pixel"].to_numpy(), lines, coefs, max(4.0 * sig_px, 0.25))
+    pi2, li2 = _match(peaks["pixel"].to_numpy(), lines, fit.coefs, max(4.0 * fit.sigma_px(wl), 0.25))
     if pi2.size > pi.size:
         matched = peaks.iloc[pi2].reset_index(drop=True)
         wl = lines[li2]
-        sat, blended, usable, disp = _usable_lines(matched, wl, lines, coefs, blend_px)
-        px_u = matched["pixel"].to_numpy()[usable]
-        coefs, used_u, o = fit_dispersion(
-            px_u, wl[usable], order=order, max_order=max_order, min_outlier_nm=0.05 * float(np.median(disp))
-        )
+        fit = _fit_lines(matched, wl, lines, fit.coefs, blend_px, order=order, max_order=max_order)
         pi = pi2
-    used = np.zeros(len(matched), dtype=bool)
-    used[np.flatnonzero(usable)[used_u]] = True
-    table = _line_table(matched, wl, coefs, used=used, sat=sat, blended=blended, rejected=usable & ~used)
-    cal = _lamp_calibration(table, coefs, o, peaks, pi, px_all, min_snr=min_snr)
+    table = fit.line_table(matched, wl)
+    cal = _lamp_calibration(table, fit.coefs, fit.order, peaks, pi, px_all, min_snr=min_snr)
     if not cal.check_monotonic(int(n_pixels)):
         raise CalibrationError(
             "the fitted dispersion is not monotonic over the detector; "
@@ -918,14 +910,82 @@ def calibrate(
         )
     logger.info(
         "calibration: order %d through %d lines (%d saturated, %d blended, %d rejected), rms %s nm",
-        o,
-        int(used.sum()),
-        int(sat.sum()),
-        int(blended.sum()),
+        fit.order,
+        int(fit.used().sum()),
+        int(fit.sat.sum()),
+        int(fit.blended.sum()),
         int(table["rejected"].sum()),
         "n/a" if cal.rms_nm is None else f"{cal.rms_nm:.4f}",
     )
     return cal
+
+
+@dataclass
+class _LineFit:
+    """A dispersion fit through the usable matched lines."""
+
+    coefs: np.ndarray
+    order: int
+    sat: np.ndarray  # per matched line
+    blended: np.ndarray
+    usable: np.ndarray
+    used_u: np.ndarray  # per usable line: kept by the fit
+    disp: np.ndarray  # local dispersion (nm/px) per matched line
+    px_u: np.ndarray  # pixels of the usable lines
+
+    def sigma_px(self, wl: np.ndarray) -> float:
+        """Robust scatter (px) of the used lines about the fit (0.25 px with <= 2 lines)."""
+        resid_u = wl[self.usable][self.used_u] - wavelength_at(self.px_u[self.used_u], self.coefs)
+        if resid_u.size <= 2:
+            return 0.25
+        return 1.4826 * float(np.median(np.abs(resid_u - np.median(resid_u)))) / float(np.median(self.disp))
+
+    def used(self) -> np.ndarray:
+        """Per matched line: used by the fit."""
+        used = np.zeros(self.usable.size, dtype=bool)
+        used[np.flatnonzero(self.usable)[self.used_u]] = True
+        return used
+
+    def line_table(self, matched: pd.DataFrame, wl: np.ndarray) -> pd.DataFrame:
+        """The identified lines with their residuals and flags (:func:`_line_table`)."""
+        used = self.used()
+        return _line_table(
+            matched,
+            wl,
+            self.coefs,
+            used=used,
+            sat=self.sat,
+            blended=self.blended,
+            rejected=self.usable & ~used,
+        )
+
+
+def _fit_lines(
+    matched: pd.DataFrame,
+    wl: np.ndarray,
+    lines: np.ndarray,
+    coefs: np.ndarray,
+    blend_px: float,
+    *,
+    order: int | None,
+    max_order: int,
+    check: bool = False,
+) -> _LineFit:
+    """Usable lines (blends judged at the dispersion of ``coefs``) and the dispersion fit through them.
+
+    With ``check``, fewer than two usable lines raise :class:`CalibrationError`.
+    """
+    sat, blended, usable, disp = _usable_lines(matched, wl, lines, coefs, blend_px)
+    if check and usable.sum() < 2:
+        raise CalibrationError(
+            f"only {int(usable.sum())} unsaturated, unblended line(s) identified "
+            f"({int(sat.sum())} saturated, {int(blended.sum())} blended); at least 2 are needed"
+        )
+    px_u = matched["pixel"].to_numpy()[usable]
+    fitted, used_u, o = fit_dispersion(
+        px_u, wl[usable], order=order, max_order=max_order, min_outlier_nm=0.05 * float(np.median(disp))
+    )
+    return _LineFit(fitted, o, sat, blended, usable, used_u, disp, px_u)
 
 
 def _usable_lines(

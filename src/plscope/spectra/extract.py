@@ -79,6 +79,45 @@ def _robust_sigma(v: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(v - np.median(v))))
 
 
+def _stripe_rows(
+    profile: np.ndarray, floor: float, idx: np.ndarray, widths: np.ndarray, half_width_fwhm: float
+) -> list[tuple[float, float, int, int, float]]:
+    """``(centre, fwhm, row_start, row_stop, signal)`` of each stripe peak of the row profile.
+
+    The summed rows never reach past half-way to a neighbouring stripe.
+    """
+    n_rows = profile.size
+    rows = []
+    for j, (k, w) in enumerate(zip(idx, widths)):
+        fwhm = float(max(w, 1.0))
+        half = max(1, int(math.ceil(half_width_fwhm * fwhm)))
+        near = min([abs(int(k) - int(o)) for o in np.delete(idx, j)] or [10**9])
+        half = max(1, min(half, (near - 1) // 2))
+        a, b = max(0, k - half), min(n_rows, k + half + 1)
+        seg = profile[a:b] - floor
+        wts = np.clip(seg, 0, None)
+        centre = float(np.sum(wts * np.arange(a, b)) / np.sum(wts)) if wts.sum() > 0 else float(k)
+        rows.append((centre, fwhm, a, b, float(profile[k] - floor)))
+    return rows
+
+
+def _background_rows(
+    rows: list[tuple[float, float, int, int, float]], n_rows: int, gap_fwhm: float, n_background: int
+) -> dict[int, np.ndarray]:
+    """Background rows of each stripe: near it, clear of every stripe's summed rows by a gap."""
+    blocked = np.zeros(n_rows, dtype=bool)
+    for _, fwhm, a, b, _ in rows:
+        gap = max(2, int(math.ceil(gap_fwhm * fwhm)))
+        blocked[max(0, a - gap) : min(n_rows, b + gap)] = True
+    free = np.flatnonzero(~blocked)
+    bg: dict[int, np.ndarray] = {}
+    for pid, (_, _, sa, sb, _) in enumerate(rows):
+        below = free[free < sa][-int(n_background) :] if n_background > 0 else free[:0]
+        above = free[free >= sb][: int(n_background)] if n_background > 0 else free[:0]
+        bg[pid] = np.concatenate((below, above))
+    return bg
+
+
 def find_stripes(
     image,
     *,
@@ -143,34 +182,12 @@ def find_stripes(
         keep = np.sort(np.argsort(-prom, kind="stable")[: int(max_stripes)])
         idx, prom = idx[keep], prom[keep]
     widths = peak_widths(padded, idx + 1, rel_height=0.5)[0]
-    rows = []
-    spans = []
-    for j, (k, w) in enumerate(zip(idx, widths)):
-        fwhm = float(max(w, 1.0))
-        half = max(1, int(math.ceil(half_width_fwhm * fwhm)))
-        # never reach past half-way to a neighbouring stripe
-        near = min([abs(int(k) - int(o)) for o in np.delete(idx, j)] or [10**9])
-        half = max(1, min(half, (near - 1) // 2))
-        a, b = max(0, k - half), min(n_rows, k + half + 1)
-        seg = profile[a:b] - floor
-        wts = np.clip(seg, 0, None)
-        centre = float(np.sum(wts * np.arange(a, b)) / np.sum(wts)) if wts.sum() > 0 else float(k)
-        spans.append((a, b, fwhm))
-        rows.append([centre, fwhm, a, b, float(profile[k] - floor)])
-    # background rows: near each stripe, clear of every stripe's summed rows by a gap
-    blocked = np.zeros(n_rows, dtype=bool)
-    for a, b, fwhm in spans:
-        gap = max(2, int(math.ceil(background_gap_fwhm * fwhm)))
-        blocked[max(0, a - gap) : min(n_rows, b + gap)] = True
-    free = np.flatnonzero(~blocked)
-    bg: dict[int, np.ndarray] = {}
-    out = []
-    for pid, ((centre, fwhm, a, b, signal), (sa, sb, _)) in enumerate(zip(rows, spans)):
-        below = free[free < sa][-int(background_rows) :] if background_rows > 0 else free[:0]
-        above = free[free >= sb][: int(background_rows)] if background_rows > 0 else free[:0]
-        chosen = np.concatenate((below, above))
-        bg[pid] = chosen
-        out.append((pid, centre, fwhm, a, b, signal, signal / noise, int(chosen.size)))
+    rows = _stripe_rows(profile, floor, idx, widths, half_width_fwhm)
+    bg = _background_rows(rows, n_rows, background_gap_fwhm, background_rows)
+    out = [
+        (pid, centre, fwhm, a, b, signal, signal / noise, int(bg[pid].size))
+        for pid, (centre, fwhm, a, b, signal) in enumerate(rows)
+    ]
     table = pd.DataFrame(out, columns=list(STRIPE_COLUMNS))
     table["particle_id"] = table["particle_id"].astype(np.int64)
     table["row_start"] = table["row_start"].astype(np.int64)

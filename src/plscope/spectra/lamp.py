@@ -224,6 +224,61 @@ def _pick(
     )
 
 
+def _numeric_rows(
+    lines: Sequence[str], rows: Sequence[int], sep: str | None, decimal_comma: bool
+) -> np.ndarray:
+    """The numbers of the table rows ``rows`` as a float array (short rows padded with NaN)."""
+    data = [_data_row(_split(lines[i], sep), decimal_comma) for i in rows]
+    width = max(len(r) for r in data if r is not None)  # type: ignore[arg-type]
+    arr = np.full((len(data), width), np.nan)
+    for k, r in enumerate(data):
+        arr[k, : len(r)] = r  # type: ignore[arg-type]
+    return arr
+
+
+def _header(
+    head: Sequence[str], sep: str | None, decimal_comma: bool, width: int
+) -> tuple[list[str], dict[str, Any]]:
+    """Column names (from a name row just above the numbers) and ``key value`` metadata of the header."""
+    columns = [f"column {i}" for i in range(width)]
+    metadata: dict[str, Any] = {}
+    header_rows = [i for i in range(len(head)) if head[i].strip()]
+    if header_rows:
+        names = _split(head[header_rows[-1]], sep)
+        if len(names) in (width, width + 1) and all(_to_number(n, decimal_comma) is None for n in names if n):
+            columns = [n.strip('"').strip("'") or f"column {i}" for i, n in enumerate(names[:width])]
+            header_rows = header_rows[:-1]
+        for i in header_rows:
+            kv = _split(head[i], sep) if sep is not None else head[i].split(None, 1)
+            if len(kv) >= 2 and kv[0]:
+                value = _to_number(kv[1], decimal_comma)
+                metadata[kv[0]] = value if value is not None else kv[1]
+    return columns, metadata
+
+
+def _xy_columns(
+    columns: Sequence[str],
+    choice: tuple[int | str | None, int | str | None],
+    names: tuple[Sequence[str], Sequence[str]],
+    path: str,
+) -> tuple[int, int]:
+    """Indices of the x and counts columns (chosen, or by their default name prefixes)."""
+    x_column, y_column = choice
+    ix = _pick(columns, x_column, names[0], 0, what="x (pixel)", path=path)
+    iy = _pick(
+        columns,
+        y_column,
+        names[1],
+        1 if len(columns) == 2 else None,
+        what="counts",
+        path=path,
+        exclude=ix if y_column is None else None,
+    )
+    if ix == iy:
+        raise RunFolderError(path, f"the same column '{columns[ix]}' is chosen for x and counts")
+    return ix, iy
+
+
 def read_spectrum_table(
     path: str | os.PathLike,
     *,
@@ -269,46 +324,16 @@ def read_spectrum_table(
             "no table of numbers found (need at least 3 rows of 2 or more numbers "
             "separated by ',', ';', tabs or blanks)",
         )
-    first = rows[0]
-    data = [_data_row(_split(lines[i], sep), decimal_comma) for i in rows]
-    width = max(len(r) for r in data if r is not None)  # type: ignore[arg-type]
-    arr = np.full((len(data), width), np.nan)
-    for k, r in enumerate(data):
-        arr[k, : len(r)] = r  # type: ignore[arg-type]
+    arr = _numeric_rows(lines, rows, sep, decimal_comma)
     warnings: list[str] = []
     inside = set(rows)
-    skipped = [i for i in range(first, rows[-1] + 1) if lines[i].strip() and i not in inside]
+    skipped = [i for i in range(rows[0], rows[-1] + 1) if lines[i].strip() and i not in inside]
     if skipped:
         warnings.append(
             f"{len(skipped)} non-numeric row(s) inside the table ignored (first: line {skipped[0] + 1})"
         )
-
-    columns = [f"column {i}" for i in range(width)]
-    metadata: dict[str, Any] = {}
-    header_rows = [i for i in range(first) if lines[i].strip()]
-    if header_rows:
-        names = _split(lines[header_rows[-1]], sep)
-        if len(names) in (width, width + 1) and all(_to_number(n, decimal_comma) is None for n in names if n):
-            columns = [n.strip('"').strip("'") or f"column {i}" for i, n in enumerate(names[:width])]
-            header_rows = header_rows[:-1]
-        for i in header_rows:
-            kv = _split(lines[i], sep) if sep is not None else lines[i].split(None, 1)
-            if len(kv) >= 2 and kv[0]:
-                value = _to_number(kv[1], decimal_comma)
-                metadata[kv[0]] = value if value is not None else kv[1]
-
-    ix = _pick(columns, x_column, x_names, 0, what="x (pixel)", path=path)
-    iy = _pick(
-        columns,
-        y_column,
-        y_names,
-        1 if width == 2 else None,
-        what="counts",
-        path=path,
-        exclude=ix if y_column is None else None,
-    )
-    if ix == iy:
-        raise RunFolderError(path, f"the same column '{columns[ix]}' is chosen for x and counts")
+    columns, metadata = _header(lines[: rows[0]], sep, decimal_comma, arr.shape[1])
+    ix, iy = _xy_columns(columns, (x_column, y_column), (x_names, y_names), path)
     x, y = arr[:, ix], arr[:, iy]
     ok = np.isfinite(x) & np.isfinite(y)
     if not ok.all():
@@ -374,6 +399,39 @@ def read_lamp(
     )
 
 
+def _table_lines(
+    lines: list[str], column: int | str | None, min_intensity: float | None, path: str
+) -> tuple[list[float], np.ndarray | None]:
+    """Wavelengths (and intensities, with an intensity column) of a line table with columns."""
+    intensity = None
+    sep, decimal_comma, rows = _best_layout(lines)
+    if not rows:
+        raise RunFolderError(path, "no wavelengths found (a column of numbers in nm)")
+    arr = _numeric_rows(lines, rows, sep, decimal_comma)
+    width = arr.shape[1]
+    columns = [f"column {i}" for i in range(width)]
+    if rows[0] > 0:
+        names = _split(lines[rows[0] - 1], sep)
+        if len(names) in (width, width + 1):
+            columns = [n or f"column {i}" for i, n in enumerate(names[:width])]
+    iw = _pick(columns, column, WAVELENGTH_NAMES, 0, what="wavelength", path=path)
+    vals = arr[:, iw]
+    ii = next((i for i, c in enumerate(columns) if "intens" in c.lower()), None)
+    if min_intensity is not None:
+        if ii is None:
+            raise RunFolderError(
+                path,
+                f"has no intensity column (columns: {', '.join(columns)}); min_intensity cannot be applied",
+            )
+        keep = arr[:, ii] >= float(min_intensity)
+        vals = vals[keep]
+        arr = arr[keep]
+    values = vals[np.isfinite(vals)].tolist()
+    if ii is not None:
+        intensity = arr[np.isfinite(arr[:, iw]), ii]
+    return values, intensity
+
+
 def read_lines(
     path: str | os.PathLike, *, column: int | str | None = None, min_intensity: float | None = None
 ) -> LineList:
@@ -416,35 +474,7 @@ def read_lines(
         if min_intensity is not None:
             raise RunFolderError(path, "has no intensity column; min_intensity cannot be applied")
     else:
-        sep, decimal_comma, rows = _best_layout(lines)
-        if not rows:
-            raise RunFolderError(path, "no wavelengths found (a column of numbers in nm)")
-        data = [_data_row(_split(lines[i], sep), decimal_comma) for i in rows]
-        width = max(len(r) for r in data if r is not None)  # type: ignore[arg-type]
-        arr = np.full((len(data), width), np.nan)
-        for k, r in enumerate(data):
-            arr[k, : len(r)] = r  # type: ignore[arg-type]
-        columns = [f"column {i}" for i in range(width)]
-        if rows[0] > 0:
-            names = _split(lines[rows[0] - 1], sep)
-            if len(names) in (width, width + 1):
-                columns = [n or f"column {i}" for i, n in enumerate(names[:width])]
-        iw = _pick(columns, column, WAVELENGTH_NAMES, 0, what="wavelength", path=path)
-        vals = arr[:, iw]
-        ii = next((i for i, c in enumerate(columns) if "intens" in c.lower()), None)
-        if min_intensity is not None:
-            if ii is None:
-                raise RunFolderError(
-                    path,
-                    f"has no intensity column (columns: {', '.join(columns)}); "
-                    "min_intensity cannot be applied",
-                )
-            keep = arr[:, ii] >= float(min_intensity)
-            vals = vals[keep]
-            arr = arr[keep]
-        values = vals[np.isfinite(vals)].tolist()
-        if ii is not None:
-            intensity = arr[np.isfinite(arr[:, iw]), ii]
+        values, intensity = _table_lines(lines, column, min_intensity, path)
     wl = np.asarray(values, dtype=float)
     if wl.size == 0:
         raise RunFolderError(path, "no line wavelengths found")

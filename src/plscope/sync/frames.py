@@ -560,31 +560,44 @@ def find_lost_frames(
     informative = cost.max(axis=1) > 0
     if informative.sum() < 2:
         return unchanged
-    cost, pulse_at_edge = cost[informative], pulse_at_edge[informative]
-    # an edge that no mapping explains (a response anomaly, not a timing one) is left out, up to a
-    # quarter of the edges; more than that and the response cannot check the mapping
+    cost, pulse_at_edge, path, anomaly = _drop_anomalous_edges(
+        cost[informative], pulse_at_edge[informative], min_evidence
+    )
+    if anomaly:
+        return LostFrames(base, (), path, True, anomaly)
+    res = _lost_frames_result(cost, path, pulse_at_edge, mid, edges, n_frames, place_tolerance)
+    if not res.lost_between:
+        return res
+    return _refine_placement(res, y, mid, noise)
+
+
+def _drop_anomalous_edges(
+    cost: np.ndarray, pulse_at_edge: np.ndarray, min_evidence: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """The best monotone path after leaving out the edges no mapping explains.
+
+    An edge that no mapping explains (a response anomaly, not a timing one)
+    is left out, up to a quarter of the edges; more than that and the
+    response cannot check the mapping (non-empty message). Returns
+    ``(cost, pulse_at_edge, path, message)`` of the edges kept.
+    """
     n_edges = cost.shape[0]
     while True:
         path = _monotone_path(cost, min_evidence)
         misfit = cost[np.arange(path.size), path]
         if misfit.max() <= min_evidence or cost.shape[0] <= 2:
-            break
+            return cost, pulse_at_edge, path, ""
         e = int(np.argmax(misfit))
         if n_edges - cost.shape[0] + 1 > n_edges // 4:
-            return LostFrames(
-                base,
-                (),
+            return (
+                cost,
+                pulse_at_edge,
                 path,
-                True,
                 f"the PL response at the field edges does not follow any frame mapping (e.g. at TTL pulse "
                 f"{int(pulse_at_edge[e])}: chi-square {misfit[e]:.0f} for the best one; frames lost before "
                 f"the edges: {path.tolist()}): the frame mapping cannot be checked",
             )
         cost, pulse_at_edge = np.delete(cost, e, axis=0), np.delete(pulse_at_edge, e)
-    res = _lost_frames_result(cost, path, pulse_at_edge, mid, edges, n_frames, place_tolerance)
-    if not res.lost_between:
-        return res
-    return _refine_placement(res, y, mid, noise)
 
 
 def _lost_frames_result(
