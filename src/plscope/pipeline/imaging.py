@@ -38,6 +38,7 @@ from ..report import write_report
 from ..report.html import save_figure_files
 from ..report.spectra import spectra_section_html
 from ..results import EXTRACTION_FILES, Extraction, RunResult, SpectraResult
+from ..spectra.qc import with_spectral_qc
 from ..sync import (
     FieldWiring,
     RecordTiming,
@@ -623,6 +624,7 @@ def _add_spectra(result: RunResult, cfg: ExperimentConfig, folder: Path, *, prog
     result.spectra = spectral
     result.summary.update({k: v for k, v in spectral.summary.items() if k != "warnings"})
     result.summary["warnings"].extend(spectral.warnings)
+    result.summary["qc"] = with_spectral_qc(result.summary.get("qc"), spectral.summary.get("spectral_qc"))
     write_spectra_outputs(spectral, folder)
     figures: dict = {}
     result.extra_sections.append(spectra_section_html(spectral, figures_sink=figures))
@@ -732,6 +734,7 @@ def reanalyze(
     result.summary.update(spectral_keys)
     if any(v is not None for v in spectral_keys.values()):
         result.summary["warnings"].append("re-analysis: spectral results carried over from the original run")
+        result.summary["qc"] = with_spectral_qc(result.summary.get("qc"), spectral_keys.get("spectral_qc"))
     with AtomicOutputDir(dest, inputs=inputs) as tmp:
         ex.save(tmp)
         for name in SPECTRA_FILES:

@@ -57,6 +57,7 @@ from ..spectra.analysis import (
 from ..spectra.calibration import Calibration, CalibrationError, calibrate
 from ..spectra.lamp import read_lamp, read_lines
 from ..spectra.lorentz import fits_to_frame
+from ..spectra.qc import spectra_qc, with_spectral_qc
 from ..sync import FieldWiring, RecordTiming, camera_pulses, timing_from_daq, timing_from_frame_times
 from .output import AtomicOutputDir, write_json
 from .provenance import input_files, provenance, stable_provenance
@@ -512,6 +513,7 @@ def _spectral_tables(
         settle_fraction=settle_fraction,
         warnings=warnings,
     )
+    summary["spectral_qc"] = spectra_qc(summary, has_field=has_field)
     return table, shifts, summary
 
 
@@ -692,6 +694,7 @@ def run_spectra(
             settings_digest=None if settings is None else settings.digest(),
         )
         summary["provenance"] = stable_provenance(prov)  # timestamps: provenance.json only
+        summary["qc"] = with_spectral_qc(None, s.get("spectral_qc"))  # the run's verdict: the spectral one
         result.summary = summary
         write_spectra_outputs(result, tmp)
         st = result.stripes

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .html import figure_html
+from .html import _qc_banner, figure_html
 from .page import render_page
 from .provenance import provenance_section_html
 
@@ -454,7 +454,7 @@ def render_spectra_report(
     warns = "".join(f"<div class='warn'>{html.escape(str(w))}</div>" for w in s.get("warnings", []))
     body = (
         f"<h1>{title}</h1><p class='small'>run folder: {html.escape(str(s.get('run', '')))}</p>"
-        f"<h2>Summary</h2><table id='summary'>{table}</table>{warns}"
+        f"{_qc_banner(s)}<h2>Summary</h2><table id='summary'>{table}</table>{warns}"
         + spectra_section_html(result, figures_sink=figures_sink)
         + provenance_section_html(provenance if provenance is not None else s.get("provenance"))
     )
