@@ -135,15 +135,17 @@ def stage_kinetics(a: dict, clock: dict) -> dict:
 
 
 def stage_report(a: dict, clock: dict) -> dict:
-    """``report.html`` from an analysed run (figures and page)."""
+    """``report.html`` from an analysed run (figures and page) and ``figures/`` (PNG, SVG, PDF), as ``plscope run``."""
     from plscope.pipeline.imaging import analyze_extraction
     from plscope.report import write_report
     from plscope.results import Extraction
 
     result = analyze_extraction(Extraction.load(a["out"]))
     _start(clock)
-    write_report(result, Path(a["scratch"]) / "report.html")
-    return {"seconds": time.perf_counter() - clock["t0"]}
+    names = write_report(
+        result, Path(a["scratch"]) / "report.html", figures_dir=Path(a["scratch"]) / "figures"
+    )
+    return {"seconds": time.perf_counter() - clock["t0"], "n_figure_files": len(names)}
 
 
 def stage_run(a: dict, clock: dict) -> dict:

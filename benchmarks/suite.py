@@ -41,7 +41,7 @@ STAGE_LABELS = {
     "drift": "drift",
     "traces": "traces pass",
     "kinetics": "kinetics (from stored extraction)",
-    "report": "report.html",
+    "report": "report.html + figures/",
     "run": "whole `plscope run`",
     "spectra": "spectra: whole `plscope run`",
 }
