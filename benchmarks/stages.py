@@ -54,9 +54,13 @@ def stage_read(a: dict) -> dict:
 
 
 def _open(a: dict):
-    from plscope.io.stack import open_stack
+    """The stack as ``plscope run`` opens it (default chunk frames, at most 16 MiB per chunk)."""
+    from plscope.io.stack import AUTO_CHUNK_BYTES, open_stack
 
-    return open_stack(a["movie"]).data
+    try:
+        return open_stack(a["movie"], max_chunk_bytes=AUTO_CHUNK_BYTES).data
+    except TypeError:  # a checkout from before the cap (to compare with)
+        return open_stack(a["movie"]).data
 
 
 def stage_plscope_read(a: dict) -> dict:

@@ -235,3 +235,14 @@ def test_auto_chunks_hold_about_16_mib(tmp_path, movie):
     stack = open_stack(tmp_path / "m.tif", chunk_frames="auto")
     assert stack.data.chunks[0] == (100,)
     np.testing.assert_array_equal(stack.data.compute(), movie)
+
+
+def test_max_chunk_bytes_caps_the_frames_per_chunk(tmp_path, movie):
+    tifffile.imwrite(tmp_path / "m.tif", movie)
+    frame_bytes = movie[0].nbytes
+    stack = open_stack(tmp_path / "m.tif", chunk_frames=64, max_chunk_bytes=10 * frame_bytes + 1)
+    assert max(stack.data.chunks[0]) == 10
+    np.testing.assert_array_equal(stack.data.compute(), movie)
+    # a cap below one frame still gives whole frames; a cap above the chunk changes nothing
+    assert max(open_stack(tmp_path / "m.tif", max_chunk_bytes=1).data.chunks[0]) == 1
+    assert open_stack(tmp_path / "m.tif", chunk_frames=30, max_chunk_bytes=2**30).data.chunks[0][0] == 30

@@ -96,7 +96,7 @@ class TraceSettings:
         ge=1,
         le=MAX_CHUNK_FRAMES,
         unit="frames",
-        doc="frames per dask chunk when streaming the stack (memory ~ chunk x frame size)",
+        doc="frames per dask chunk when streaming the stack, at most 16 MiB of frames (memory ~ chunk x frame size)",
     )
 
 

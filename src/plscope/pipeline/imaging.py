@@ -31,7 +31,7 @@ from ..columns import KINETICS_SPEC_COLUMNS
 from ..config.experiment import field_warning
 from ..errors import PlscopeError, RunFolderError, SyncError
 from ..io import DaqLog, ExperimentConfig, Stack, load_experiment, open_stack, read_daq
-from ..io.stack import stack_frame_times
+from ..io.stack import AUTO_CHUNK_BYTES, stack_frame_times
 from ..kinetics import PopulationKinetics, analyze_population, population_summary
 from ..kinetics.mobility import kinetics_used
 from ..report import write_report
@@ -319,6 +319,7 @@ def _open_movie(cfg: ExperimentConfig, settings: AnalysisSettings, warnings: lis
     stack = open_stack(
         cfg.resolve(movie.path),
         chunk_frames=settings.traces.chunk_frames,
+        max_chunk_bytes=AUTO_CHUNK_BYTES,  # 16 MiB: chunk buffers reused, not mapped anew
         channel=movie.channel,
         z=movie.z,
         position=movie.position,

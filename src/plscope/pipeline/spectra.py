@@ -42,7 +42,7 @@ from ..columns import KINETICS_SPEC_COLUMNS
 from ..config.experiment import field_warning
 from ..errors import RunFolderError
 from ..io import DaqLog, ExperimentConfig, Stack, load_experiment, open_stack, read_daq
-from ..io.stack import stack_frame_times
+from ..io.stack import AUTO_CHUNK_BYTES, stack_frame_times
 from ..report.html import save_figure_files
 from ..report.spectra import render_spectra_report
 from ..results import SpectraResult
@@ -419,6 +419,7 @@ def _open_spectra(cfg: ExperimentConfig, chunk_frames: int, warnings: list[str])
     stack = open_stack(
         cfg.resolve(cfg.spectra.path),
         chunk_frames=chunk_frames,
+        max_chunk_bytes=AUTO_CHUNK_BYTES,  # 16 MiB: chunk buffers reused, not mapped anew
         channel=cfg.spectra.channel,
         z=cfg.spectra.z,
         position=cfg.spectra.position,
