@@ -30,3 +30,22 @@ def test_reduced_jacobian_gives_the_dense_covariance():
     assert not finite[5, 5] and finite[0, 0]  # the flat direction has no error either way
     scale = np.sqrt(np.abs(np.outer(np.diag(dense), np.diag(dense))))
     assert np.max(np.abs(small - dense)[finite] / scale[finite]) < 1e-10
+
+
+def test_block_covariance_equals_the_dense_one():
+    # the per-particle blocks from the Schur complement of the population mean (linear in particles)
+    # against the SVD of the whole Jacobian, flat direction included
+    from plscope.kinetics.trace_fit import _joint_covariance_blocks
+
+    sizes, n_rows = [11, 11, 14, 11, 11], [150, 90, 200, 120, 60]
+    j = _block_arrow_jacobian(0, sizes, n_rows)
+    dense = _covariance(j.toarray(), 1.0)
+    blocks = _joint_covariance_blocks(j, sizes, n_rows)
+    offs = np.cumsum([0, *sizes])
+    for i, cov in enumerate(blocks):
+        ref = dense[offs[i] : offs[i + 1], offs[i] : offs[i + 1]]
+        finite = np.isfinite(ref)
+        np.testing.assert_array_equal(np.isfinite(cov), finite)
+        scale = np.sqrt(np.abs(np.outer(np.diag(ref), np.diag(ref))))
+        assert np.max(np.abs(cov - ref)[finite] / scale[finite]) < 1e-10
+    assert not np.isfinite(blocks[0][5, 5]) and np.isfinite(blocks[0][0, 0])

@@ -49,6 +49,7 @@ import math
 from dataclasses import dataclass, field
 from typing import cast
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -206,6 +207,127 @@ def predict(x: np.ndarray, g: TraceGeometry, times: np.ndarray | None = None) ->
     return b * bleach * (1.0 - a1 * q1 - (1.0 - a1) * q2)
 
 
+def _segment_params(x: np.ndarray, g: TraceGeometry):
+    """Per segment: time constant, its parameter index, rho index, target and its parameter index."""
+    n = len(g.levels)
+    _, a1, rp, rr, se, tp, tr = _unpack(x, n)
+    lev, on = g.seg_level, g.seg_on
+    tau = np.where(on, tp[lev], tr[lev])
+    i_tau = np.where(on, 4 + n + lev, 4 + 2 * n + lev)
+    rho = np.where(on, rp, rr)
+    i_rho = np.where(on, 2, 3)
+    target = np.where(on, se[lev], 0.0)
+    target[0] = 0.0
+    i_tg = np.where(on, 4 + lev, -1)
+    i_tg[0] = -1
+    return a1, tau, i_tau, rho, i_rho, target, i_tg
+
+
+def _time_derivatives(a1, tau, i_tau, rho, i_rho, n_par: int):
+    """Component times ``T1, T2`` per segment and their gradients (segments x parameters)."""
+    r = np.exp(rho)
+    c1 = 1.0 / (a1 + (1.0 - a1) * r)
+    t1 = tau * c1
+    t2 = t1 * r
+    rows = np.arange(tau.size)
+    d1, d2 = np.zeros((tau.size, n_par)), np.zeros((tau.size, n_par))
+    d1[:, 1] = -t1 * c1 * (1.0 - r)
+    d2[:, 1] = -t2 * c1 * (1.0 - r)
+    d1[rows, i_rho] = -t1 * c1 * (1.0 - a1) * r
+    d2[rows, i_rho] = t2 * (1.0 - c1 * (1.0 - a1) * r)
+    d1[rows, i_tau] = t1
+    d2[rows, i_tau] = t2
+    return t1, t2, d1, d2
+
+
+def _dlog_exposure_factor(t, e: float):
+    """``d ln X / dT`` of the exposure factor ``X = sinh(x) / x``, ``x = e / (2 T)``."""
+    x = e / (2.0 * t)
+    small = np.abs(x) < 1e-4
+    xs = np.where(small, 1.0, x)
+    return -np.where(small, x * x / 3.0, xs / np.tanh(xs) - 1.0) / t
+
+
+@numba.njit(cache=True, nogil=True)
+def _jacobian_kernel(t, frame_seg, seg_start, target, i_tg, tc, dtc, xf, dlx, a1, b, k):  # pragma: no cover
+    """Frames x parameters Jacobian of the trace model (numba; see :func:`predict_jacobian`).
+
+    ``tc, dtc``: component times per segment (2, S) and their gradients (2, S, P);
+    ``xf, dlx``: exposure factor and ``d ln X / dT`` per component and segment.
+    """
+    n, n_seg, n_par = t.size, seg_start.size, dtc.shape[2]
+    jac = np.zeros((n, n_par))
+    q = np.zeros(n_seg)
+    dq = np.zeros((n_seg, n_par))
+    t0 = seg_start[1]
+    eb = np.empty(n)
+    for i in range(n):
+        eb[i] = math.exp(-k * (t[i] - t0))
+        jac[i, 0] = eb[i]  # d/db of b * bleach * (1 - a1 q1 - (1 - a1) q2); the q terms follow
+        jac[i, n_par - 1] = -(t[i] - t0) * b * eb[i]
+    for c in range(2):
+        w = a1 if c == 0 else 1.0 - a1
+        sign = 1.0 if c == 0 else -1.0  # d w / d a1
+        q[0] = 0.0
+        dq[0, :] = 0.0
+        for j in range(1, n_seg):  # the state and its gradient carried across edges
+            length = seg_start[j] - seg_start[j - 1]
+            dec = math.exp(-length / tc[c, j - 1])
+            rest = q[j - 1] - target[j - 1]
+            q[j] = target[j - 1] + rest * dec
+            slope = rest * dec * length / tc[c, j - 1] ** 2
+            for p in range(n_par):
+                dq[j, p] = dec * dq[j - 1, p] + slope * dtc[c, j - 1, p]
+            if i_tg[j - 1] >= 0:
+                dq[j, i_tg[j - 1]] += 1.0 - dec
+        for i in range(n):
+            s = frame_seg[i]
+            dt = t[i] - seg_start[s]
+            tt = tc[c, s]
+            xe = xf[c, s] * math.exp(-dt / tt)
+            rest = q[s] - target[s]
+            val = target[s] + rest * xe
+            slope = rest * xe * (dlx[c, s] + dt / (tt * tt))
+            fw = b * eb[i] * w
+            for p in range(n_par):
+                jac[i, p] -= fw * (xe * dq[s, p] + slope * dtc[c, s, p])
+            if i_tg[s] >= 0:
+                jac[i, i_tg[s]] -= fw * (1.0 - xe)
+            jac[i, 1] -= sign * b * eb[i] * val
+            jac[i, 0] -= w * val * eb[i]
+            jac[i, n_par - 1] += (t[i] - t0) * fw * val
+    return jac
+
+
+def predict_jacobian(x: np.ndarray, g: TraceGeometry) -> np.ndarray:
+    """Jacobian of :func:`predict` at the frames of ``g`` (frames x parameters), closed form.
+
+    The state at every edge is a linear recursion in the previous one, so its
+    gradient is carried across the segments alongside it (the model is
+    piecewise exponential: every derivative is analytic).
+    """
+    a1, tau, i_tau, rho, i_rho, target, i_tg = _segment_params(x, g)
+    t1, t2, dt1, dt2 = _time_derivatives(a1, tau, i_tau, rho, i_rho, x.size)
+    tc = np.stack([t1, t2])
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        xf = np.asarray(exposure_factor(tc, g.exposure_s), float).reshape(tc.shape)
+        dlx = _dlog_exposure_factor(tc, g.exposure_s)
+    return _jacobian_kernel(
+        np.ascontiguousarray(g.t, float),
+        np.ascontiguousarray(g.frame_seg, np.int64),
+        np.ascontiguousarray(g.seg_start, float),
+        np.ascontiguousarray(target, float),
+        np.ascontiguousarray(i_tg, np.int64),
+        tc,
+        np.stack([dt1, dt2]),
+        xf,
+        dlx,
+        float(a1),
+        float(x[0]),
+        float(x[-1]),
+    )
+
+
 @dataclass(frozen=True)
 class TraceFit:
     """Result of :func:`fit_trace` for one particle.
@@ -295,6 +417,7 @@ def _start(g: TraceGeometry, start: dict | None, hyper: ShapeHyper) -> np.ndarra
 
 
 def _residual_fn(g: TraceGeometry, keep: np.ndarray, sigma: float, hyper: ShapeHyper):
+    """Residuals (data, then the three shape-prior rows) and their analytic Jacobian."""
     pr = hyper.prior
 
     def fn(x):
@@ -303,15 +426,31 @@ def _residual_fn(g: TraceGeometry, keep: np.ndarray, sigma: float, hyper: ShapeH
         p.append((x[3] - pr["rho_rec"][0]) / pr["rho_rec"][1])
         return np.append(r, p)
 
-    return fn
+    prior_rows = np.zeros((3, n_params(len(g.levels))))
+    prior_rows[[0, 1, 2], [1, 2, 3]] = [1.0 / pr[k][1] for k in ("a1", "rho_pol", "rho_rec")]
+
+    def jac(x):
+        return np.vstack([-predict_jacobian(x, g)[keep] / sigma, prior_rows])
+
+    return fn, jac
 
 
-def _solve(fn, x0, bounds, loss):
+def _solve(fn_jac, x0, bounds, loss):
     from scipy.optimize import least_squares
 
+    fn, jac = fn_jac
     with np.errstate(all="ignore"):
         return least_squares(
-            fn, x0, bounds=bounds, loss=loss, f_scale=3.0, x_scale="jac", max_nfev=200, ftol=1e-7, xtol=1e-7
+            fn,
+            x0,
+            jac=jac,
+            bounds=bounds,
+            loss=loss,
+            f_scale=3.0,
+            x_scale="jac",
+            max_nfev=200,
+            ftol=1e-7,
+            xtol=1e-7,
         )
 
 
@@ -513,6 +652,60 @@ def _reduced_jacobian(jac, sizes: list[int], n_rows: list[int]) -> np.ndarray:
     return np.vstack(blocks)
 
 
+def _joint_covariance_blocks(jac, sizes: list[int], n_rows: list[int]) -> list[np.ndarray]:
+    """Every particle's diagonal block of the joint fit's covariance, without the joint SVD.
+
+    ``J.T @ J`` is block-arrow: one block per particle (its data rows, as the
+    triangular factor of their QR decomposition, and its prior rows), coupled
+    only through the three population-mean columns. The diagonal blocks of the
+    inverse follow from each particle's own pseudo-inverse and the 3 x 3
+    Schur complement of the mean: linear in the number of particles, where the
+    SVD of :func:`_reduced_jacobian` (what :func:`_covariance` of it gives) is
+    cubic. Directions no data determine (singular values below 1e-9 of the
+    largest) leave their parameters without an error (NaN), as there; they
+    never involve the shape parameters, which the prior rows determine.
+    """
+    from scipy.sparse import csr_matrix
+
+    j = csr_matrix(jac)
+    n_part = len(sizes)
+    r0 = int(sum(n_rows))
+    prior = j[r0:].toarray()
+    mu = slice(j.shape[1] - 3, j.shape[1])
+    parts, r, c = [], 0, 0
+    for i, (size, nr) in enumerate(zip(sizes, n_rows, strict=True)):
+        block = j[r : r + nr, c : c + size].toarray()
+        tri = cast(np.ndarray, np.linalg.qr(block, mode="r")) if nr else np.zeros((0, size))
+        rows = prior[3 * i : 3 * i + 3]
+        m = np.vstack([tri, rows[:, c : c + size]])
+        u, sv, vt = np.linalg.svd(m, full_matrices=False)
+        parts.append((sv, vt, m.T @ np.vstack([np.zeros((tri.shape[0], 3)), rows[:, mu]]), c, size))
+        r += nr
+        c += size
+    top = max((float(p[0][0]) for p in parts if p[0].size and np.isfinite(p[0][0])), default=0.0)
+    h_mu = sum(
+        (prior[3 * i : 3 * i + 3, mu].T @ prior[3 * i : 3 * i + 3, mu] for i in range(n_part)),
+        np.zeros((3, 3)),
+    )
+    inv, null_params = [], []
+    for sv, vt, _, _, size in parts:
+        keep = sv > 1e-9 * top
+        inv.append((vt[keep].T / sv[keep] ** 2) @ vt[keep])
+        null_params.append(
+            np.any(np.abs(vt[~keep]) > 1e-3, axis=0) if np.any(~keep) else np.zeros(size, bool)
+        )
+    schur = h_mu - sum((p[2].T @ a @ p[2] for p, a in zip(parts, inv, strict=True)), np.zeros((3, 3)))
+    s_inv = np.linalg.pinv(schur)
+    out = []
+    for p, a, bad in zip(parts, inv, null_params, strict=True):
+        g = a @ p[2]
+        cov = a + g @ s_inv @ g.T
+        cov[bad, :] = np.nan
+        cov[:, bad] = np.nan
+        out.append(cov)
+    return out
+
+
 def fit_population_traces(
     geoms: list[TraceGeometry], starts: list[TraceFit], keeps: list[np.ndarray], sd: dict
 ) -> tuple[list[TraceFit], ShapeHyper]:
@@ -558,13 +751,13 @@ def fit_population_traces(
             out.append((theta[offs[i] + 1 : offs[i] + 4] - mu) / sdv)
         return np.concatenate(out)
 
-    sparsity = _joint_sparsity(sizes, [int(np.count_nonzero(k)) for k in keeps])
+    jac = _joint_jacobian_fn(geoms, keeps, sig, offs, sdv)
     with np.errstate(all="ignore"):
         res = least_squares(
             fn,
             theta0,
+            jac=jac,
             bounds=(lo, hi),
-            jac_sparsity=sparsity,
             x_scale="jac",
             max_nfev=100,
             tr_solver="lsmr",
@@ -579,6 +772,32 @@ def fit_population_traces(
     return fits, hyper
 
 
+def _joint_jacobian_fn(geoms, keeps, sig, offs, sdv):
+    """The joint fit's sparse Jacobian (CSR, analytic): a dense block of data rows per particle, then
+    two entries per prior row (the particle's shape parameter and the population mean)."""
+    from scipy.sparse import csr_matrix
+
+    n_par = int(offs[-1]) + 3
+    n_rows = [int(np.count_nonzero(k)) for k in keeps]
+    sizes = np.diff(offs)
+    cols = [np.tile(np.arange(offs[i], offs[i + 1]), n) for i, n in enumerate(n_rows)]
+    prior_cols = [np.array([offs[i] + 1 + k, n_par - 3 + k]) for i in range(len(geoms)) for k in range(3)]
+    indices = np.concatenate(cols + prior_cols)
+    row_nnz = np.concatenate([np.repeat(sizes, n_rows), np.full(3 * len(geoms), 2)])
+    indptr = np.concatenate([[0], np.cumsum(row_nnz)])
+    prior_vals = np.tile(np.column_stack([1.0 / sdv, -1.0 / sdv]).ravel(), len(geoms))
+    shape = (int(sum(n_rows)) + 3 * len(geoms), n_par)
+
+    def jac(theta):
+        blocks = [
+            (-predict_jacobian(theta[offs[i] : offs[i + 1]], g)[keeps[i]] / sig[i]).ravel()
+            for i, g in enumerate(geoms)
+        ]
+        return csr_matrix((np.concatenate([*blocks, prior_vals]), indices, indptr), shape=shape)
+
+    return jac
+
+
 def _joint_start(starts: list[TraceFit], bnds: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Start vector (every particle's first pass, then their mean shape) and bounds of the joint fit."""
     theta0 = np.concatenate([s.x for s in starts] + [np.mean([s.x[1:4] for s in starts], axis=0)])
@@ -590,7 +809,7 @@ def _joint_start(starts: list[TraceFit], bnds: list) -> tuple[np.ndarray, np.nda
 
 def _joint_particle_fits(res, geoms, keeps, offs, sizes, bnds) -> list[TraceFit]:
     """Every particle's :class:`TraceFit` out of the joint solution and its covariance."""
-    cov = _covariance(_reduced_jacobian(res.jac, sizes, [int(np.count_nonzero(k)) for k in keeps]), 1.0)
+    covs = _joint_covariance_blocks(res.jac, sizes, [int(np.count_nonzero(k)) for k in keeps])
     fits = []
     r0 = 0
     for i, g in enumerate(geoms):
@@ -601,7 +820,7 @@ def _joint_particle_fits(res, geoms, keeps, offs, sizes, bnds) -> list[TraceFit]
         sub = type("R", (), {"x": res.x[sl], "success": res.success})()
         fits.append(
             _result(
-                g, sub, cov[sl, sl], chi2 / max(n_data - sizes[i], 1), n_data, int(g.t.size - n_data), bnds[i]
+                g, sub, covs[i], chi2 / max(n_data - sizes[i], 1), n_data, int(g.t.size - n_data), bnds[i]
             )
         )
     return fits
