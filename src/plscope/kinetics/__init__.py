@@ -5,6 +5,8 @@ Stages
 - :mod:`plscope.kinetics.fits` -- mono/biexponential decay models (lmfit),
   :class:`DecayFit` results with the amplitude-weighted time constant, and
   the pooled biexponential with a population prior on its shape;
+- :mod:`plscope.kinetics.batched` -- :func:`fit_biexponentials`: many
+  biexponential decays in one compiled Levenberg-Marquardt (throughput);
 - :mod:`plscope.kinetics.cycles` -- bleaching correction, switching windows,
   superposition of cycles with blink rejection, switching efficiency;
 - :mod:`plscope.kinetics.analysis` -- :func:`analyze_particle`: one row per
@@ -29,6 +31,7 @@ from .analysis import (
     exclusion_reason,
     refit_particle,
 )
+from .batched import BIEXP_FIT_COLUMNS, fit_biexponentials
 from .cycles import (
     BleachModel,
     SuperposedCycles,
@@ -71,6 +74,7 @@ from .stats import BootstrapCI, FieldDependence, LinearFit, bootstrap_mean, fiel
 
 __all__ = [
     "BAD_FIT_FLAGS",
+    "BIEXP_FIT_COLUMNS",
     "CURVE_COLUMNS",
     "CURVE_TABLE_COLUMNS",
     "CYCLE_COLUMNS",
@@ -107,6 +111,7 @@ __all__ = [
     "field_dependence",
     "fit_biexponential",
     "fit_biexponential_pooled",
+    "fit_biexponentials",
     "fit_decay",
     "fit_models",
     "fit_monoexponential",
