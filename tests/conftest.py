@@ -30,6 +30,37 @@ def small_run(tmp_path_factory):
     return out, truth
 
 
+@pytest.fixture(scope="session")
+def tiny_params():
+    """The smallest complete imaging run: 3 particles, 64 x 64 px, one field level, 2 cycles.
+
+    A full ``plscope run`` of it takes a few seconds: the run of the batch,
+    cluster and safety tests (what they check does not depend on the science).
+    """
+    from plscope.sim import ImagingSimParams
+
+    return ImagingSimParams(
+        n_particles=3,
+        image_shape=(64, 64),
+        fields_kV_per_cm=(130.0,),
+        cycles_per_level=2,
+        period_s=24.0,
+        lead_in_s=6.0,
+        size_range_nm=(600.0, 1000.0),
+    )
+
+
+@pytest.fixture(scope="session")
+def simulate_tiny(tiny_params):
+    """``simulate_tiny(folder, seed)``: write a :func:`tiny_params` run folder; returns its ground truth."""
+    from plscope.sim import simulate_imaging_run
+
+    def simulate(folder: Path, seed: int) -> dict:
+        return simulate_imaging_run(folder, tiny_params, seed=seed)
+
+    return simulate
+
+
 @pytest.fixture
 def match():
     """The :func:`match_particles` helper, as a fixture."""

@@ -347,10 +347,8 @@ SHIFT_STAT_COLUMNS = (
     "n_frames",
     "method",
 )
-#: settled shift of each particle and level from its whole peak-trace fit (:func:`plscope.spectra.settled_shifts`)
-SETTLED_SHIFT_COLUMNS = (
-    "particle_id",
-    "level",
+# the settled-shift values, in spectral_shifts.csv as in settled_shifts.csv
+_SETTLED_VALUES = (
     "shift_settled_nm",
     "shift_settled_err_nm",
     "shift_tau_pol_s",
@@ -358,20 +356,14 @@ SETTLED_SHIFT_COLUMNS = (
     "pol_settled_fraction",
     "rec_settled_fraction",
     "not_settled",
-    "settled_fit_ok",
-    "n_frames_fitted",
 )
+#: settled shift of each particle and level from its whole peak-trace fit (:func:`plscope.spectra.settled_shifts`)
+SETTLED_SHIFT_COLUMNS = ("particle_id", "level", *_SETTLED_VALUES, "settled_fit_ok", "n_frames_fitted")
 SPECTRAL_SHIFT_COLUMNS = (
     *SHIFT_STAT_COLUMNS,
     "shift_window_nm",
     "shift_window_err_nm",
-    "shift_settled_nm",
-    "shift_settled_err_nm",
-    "shift_tau_pol_s",
-    "shift_tau_rec_s",
-    "pol_settled_fraction",
-    "rec_settled_fraction",
-    "not_settled",
+    *_SETTLED_VALUES,
     "shift_method",
 )
 """spectral_shifts.csv: shift per field level, pooled (particle_id -1) and per particle.

@@ -19,21 +19,10 @@ import pandas as pd
 import pytest
 
 from plscope.cli import main
-from plscope.sim import ImagingSimParams, simulate_imaging_run
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("dask_jobqueue", reason="--scheduler slurm needs dask-jobqueue (plscope[slurm])")
 
-#: two levels would double the frames; one level and two cycles is the smallest complete run
-SMALL = ImagingSimParams(
-    n_particles=3,
-    image_shape=(64, 64),
-    fields_kV_per_cm=(130.0,),
-    cycles_per_level=2,
-    period_s=24.0,
-    lead_in_s=6.0,
-    size_range_nm=(600.0, 1000.0),
-)
 #: batch.csv columns that differ between two batches by nature (wall time, where the output went)
 VARYING = ("seconds", "run_dir", "out_dir")
 
@@ -48,10 +37,10 @@ def _tables(run_out: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory):
+def session(tmp_path_factory, simulate_tiny):
     root = tmp_path_factory.mktemp("slurm-session")
-    for i in range(2):
-        simulate_imaging_run(root / f"run{i}", SMALL, seed=40 + i)
+    for i in range(2):  # the tiny run of tests/conftest.py: one level and two cycles
+        simulate_tiny(root / f"run{i}", seed=40 + i)
     out = tmp_path_factory.mktemp("slurm-local") / "out"
     assert main(["batch", str(root), "--out", str(out), "--workers", "2", "--no-progress"]) == 0
     return root, out

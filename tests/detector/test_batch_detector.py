@@ -7,18 +7,14 @@ import csv
 import pytest
 
 from plscope.cli import main
-from plscope.sim import ImagingSimParams, simulate_imaging_run
 from plscope.sim.detector import simulate_detector_run
 
 pytestmark = pytest.mark.slow
 
-TINY = ImagingSimParams(n_particles=3, image_shape=(64, 64), fields_kV_per_cm=(130.0,), cycles_per_level=2,
-                        period_s=24.0, lead_in_s=6.0, size_range_nm=(600.0, 1000.0))  # fmt: skip
 
-
-def test_batch_with_a_detector_folder_beside_a_pl_run(tmp_path):
+def test_batch_with_a_detector_folder_beside_a_pl_run(tmp_path, simulate_tiny):
     root = tmp_path / "root"
-    simulate_imaging_run(root / "pl", TINY, seed=3)
+    simulate_tiny(root / "pl", seed=3)
     truth = simulate_detector_run(root / "devices" / "cy_i", seed=2)
     out = tmp_path / "out"
     for status in ("ok", "skipped"):  # the second batch skips the unchanged detector run

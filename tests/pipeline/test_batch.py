@@ -14,37 +14,26 @@ import pandas as pd
 import pytest
 
 from plscope.cli import main
-from plscope.sim import ImagingSimParams, simulate_imaging_run
 
 pytestmark = pytest.mark.slow
 
 #: plscope's ownership marker and lock file in a batch output folder
 OWN = (".plscope-output.json", ".plscope.lock")
 
-TINY = ImagingSimParams(
-    n_particles=3,
-    image_shape=(64, 64),
-    fields_kV_per_cm=(130.0,),
-    cycles_per_level=2,
-    period_s=24.0,
-    lead_in_s=6.0,
-    size_range_nm=(600.0, 1000.0),
-)
 
-
-def _make_root(root: Path, n: int, *, broken: bool) -> Path:
+def _make_root(simulate_tiny, root: Path, n: int, *, broken: bool) -> Path:
     for i in range(n):
-        simulate_imaging_run(root / f"run{i}", TINY, seed=10 + i)
+        simulate_tiny(root / f"run{i}", seed=10 + i)
     if broken:
         bad = root / "sub" / "broken"
-        simulate_imaging_run(bad, TINY, seed=99)
+        simulate_tiny(bad, seed=99)
         (bad / "daq.csv").write_text("time_s,camera_ttl,fg_voltage\n0,0,0\n")  # a DAQ log with no frames
     return root
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    return _make_root(tmp_path_factory.mktemp("batch") / "session", 3, broken=True)
+def root(tmp_path_factory, simulate_tiny):
+    return _make_root(simulate_tiny, tmp_path_factory.mktemp("batch") / "session", 3, broken=True)
 
 
 def _rows(out: Path) -> dict[str, dict]:
@@ -115,8 +104,8 @@ def test_rerun_skips_unchanged_and_force_redoes(root, embedded, capsys):
     assert rows["run1"]["status"] == "ok" and rows["run0"]["status"] == "skipped"
 
 
-def test_killed_batch_resumes_without_redoing_finished_runs(tmp_path):
-    root = _make_root(tmp_path / "session", 3, broken=False)
+def test_killed_batch_resumes_without_redoing_finished_runs(tmp_path, simulate_tiny):
+    root = _make_root(simulate_tiny, tmp_path / "session", 3, broken=False)
     out = tmp_path / "out"
     cmd = [
         sys.executable,

@@ -7,26 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from plscope.sim import ImagingSimParams
-
-#: a tiny run (3 particles, 64x64 px, one field level, 2 cycles): a full `plscope run` in a few seconds
-TINY = ImagingSimParams(
-    n_particles=3,
-    image_shape=(64, 64),
-    fields_kV_per_cm=(130.0,),
-    cycles_per_level=2,
-    period_s=24.0,
-    lead_in_s=6.0,
-    size_range_nm=(600.0, 1000.0),
-)
-
 
 @pytest.fixture(scope="session")
-def tiny_src(tmp_path_factory) -> Path:
-    from plscope.sim import simulate_imaging_run
-
+def tiny_src(tmp_path_factory, simulate_tiny) -> Path:
+    """The tiny run of tests/conftest.py (3 particles, 64x64 px, one level, 2 cycles), no ground truth."""
     out = tmp_path_factory.mktemp("tiny") / "run"
-    simulate_imaging_run(out, TINY, seed=5)
+    simulate_tiny(out, seed=5)
     (out / "ground_truth.json").unlink()
     return out
 

@@ -17,7 +17,6 @@ import pytest
 from plscope.errors import SyncError
 from plscope.sync import bridge_daq_gaps, detect_ttl_polarity, frame_timing, ttl_pulses
 
-from .conftest import TINY
 from .helpers import run_cli
 
 
@@ -33,7 +32,7 @@ def _n_frames(run) -> int:
         return len(tif.pages)
 
 
-def test_inverted_ttl_is_detected_from_the_idle_level_and_gives_the_true_exposure(tiny_src):
+def test_inverted_ttl_is_detected_from_the_idle_level_and_gives_the_true_exposure(tiny_src, tiny_params):
     _, t, ttl = _daq(tiny_src)
     inverted = ttl.max() + ttl.min() - ttl
     assert detect_ttl_polarity(t, ttl).polarity == "high"
@@ -44,7 +43,7 @@ def test_inverted_ttl_is_detected_from_the_idle_level_and_gives_the_true_exposur
     dt = float(np.median(np.diff(t)))
     np.testing.assert_allclose(got["start_s"], ref["start_s"], atol=dt)
     width = float(np.nanmedian(got["end_s"] - got["start_s"]))
-    assert width == pytest.approx(TINY.exposure_s, abs=dt)  # 0.15 s, not the 0.05 s gap
+    assert width == pytest.approx(tiny_params.exposure_s, abs=dt)  # 0.15 s, not the 0.05 s gap
 
 
 def test_ttl_polarity_key_overrides_detection(tiny_src):
@@ -73,7 +72,7 @@ def _cut(df: pd.DataFrame, t0: float, t1: float) -> pd.DataFrame:
     return df[(df["time_s"] < t0) | (df["time_s"] >= t1)].reset_index(drop=True)
 
 
-def test_daq_gap_is_told_apart_from_dropped_frames(tiny_src):
+def test_daq_gap_is_told_apart_from_dropped_frames(tiny_src, tiny_params):
     df, t, ttl = _daq(tiny_src)
     n = _n_frames(tiny_src)
     ref = frame_timing(ttl_pulses(t, ttl), n, on_dropped="map")
@@ -83,7 +82,7 @@ def test_daq_gap_is_told_apart_from_dropped_frames(tiny_src):
     assert len(notes) == 1 and "missing samples, not dropped frames" in notes[0]
     got = frame_timing(pulses, n, on_dropped="error")  # no frame is taken for dropped
     assert got.n_dropped == 0
-    interval = 1.0 / TINY.frame_rate_hz
+    interval = 1.0 / tiny_params.frame_rate_hz
     np.testing.assert_allclose(got.time_s, ref.time_s, atol=0.02 * interval)
 
 
@@ -113,7 +112,7 @@ def reference_summary(tiny_output):
 
 @pytest.mark.slow
 def test_run_with_inverted_ttl_reports_polarity_and_gives_the_same_mobility(
-    tiny_src, reference_summary, tmp_path, capsys
+    tiny_src, tiny_params, reference_summary, tmp_path, capsys
 ):
     run = tmp_path / "run"
     shutil.copytree(tiny_src, run)
@@ -124,7 +123,7 @@ def test_run_with_inverted_ttl_reports_polarity_and_gives_the_same_mobility(
     s = _summary(tmp_path / "out")
     assert (s["ttl_polarity"], s["ttl_polarity_source"]) == ("low", "idle level")
     assert any("inverted TTL" in w for w in s["warnings"])
-    assert s["exposure_s"] == pytest.approx(TINY.exposure_s, rel=0.02)
+    assert s["exposure_s"] == pytest.approx(tiny_params.exposure_s, rel=0.02)
     mu, mu_ref = s["ion_mobility_cm2_per_Vs"], reference_summary["ion_mobility_cm2_per_Vs"]
     assert abs(mu - mu_ref) < 0.5 * reference_summary["ion_mobility_std_cm2_per_Vs"]
 

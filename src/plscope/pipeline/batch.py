@@ -218,23 +218,8 @@ def run_names(runs: list[Path], root: Path) -> list[str]:
 # --------------------------------------------------------------------------
 
 
-#: summary keys copied as they are into a batch row
-_SUMMARY_KEYS = (
-    "n_particles",
-    "ion_mobility_cm2_per_Vs",
-    "ion_mobility_std_cm2_per_Vs",
-    "diffusion_coefficient_cm2_per_s",
-    "tau_size_slope_s_per_nm",
-    "tau_size_slope_err_s_per_nm",
-    "spectral_shift_slope_nm_per_kV_per_cm",
-    "spectral_shift_slope_err_nm_per_kV_per_cm",
-    "pyroelectric_coefficient_uC_per_cm2_K",
-    "pyroelectric_coefficient_std_uC_per_cm2_K",
-    "sensitivity_uC_per_Gy_cm2",
-    "sensitivity_se_uC_per_Gy_cm2",
-    "detection_limit_nGy_per_s",
-    "detection_limit_se_nGy_per_s",
-)
+#: batch-row columns of the run's outcome (the others come from its summary)
+_OUTCOME_COLUMNS = frozenset(("run", "run_dir", "out_dir", "status", "reason", "seconds"))
 
 
 def _kind(summary: dict[str, Any]) -> str:
@@ -275,7 +260,7 @@ def summary_numbers(summary: dict[str, Any], *, folder_name: str = "") -> dict[s
     mu_lo, mu_hi = _interval(summary, "ion_mobility_ci95_cm2_per_Vs")
     d_lo, d_hi = _interval(summary, "diffusion_coefficient_ci95_cm2_per_s")
     fields = summary.get("fields_kV_per_cm") or []
-    return {
+    numbers = {
         "kind": _kind(summary),
         "sample": str(summary.get("sample") or "") or folder_name,
         "qc_status": qc_status,
@@ -286,8 +271,10 @@ def summary_numbers(summary: dict[str, Any], *, folder_name: str = "") -> dict[s
         "diffusion_ci95_low": d_lo,
         "diffusion_ci95_high": d_hi,
         "n_warnings": len(summary.get("warnings") or []),
-        **{k: summary.get(k) for k in _SUMMARY_KEYS},
     }
+    # every other batch column is a summary key, copied as it is
+    copied = [k for k in BATCH_COLUMNS if k not in numbers and k not in _OUTCOME_COLUMNS]
+    return {**numbers, **{k: summary.get(k) for k in copied}}
 
 
 def _saved_numbers(summary_file: Path, folder_name: str) -> dict[str, Any]:
