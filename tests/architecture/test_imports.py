@@ -3,7 +3,12 @@ every subpackage importable on its own.
 
 The graph is read from the source (AST), module to module, counting every
 ``import``/``from ... import`` that runs at import time or inside a function,
-and leaving out those under ``if TYPE_CHECKING:`` (annotations only).
+and those under ``if TYPE_CHECKING:`` too: an annotation that names an upper
+floor ties the lower one to it as much as a run-time import (a type-only
+circle results -> kinetics.population -> ... -> results went unseen). The one
+exception is the root package ``plscope``, whose type-only imports name the
+lazily imported public API (``plscope.analyze`` ...) for type checkers: the
+facade sits above every floor by design, and importing any module runs it.
 """
 
 from __future__ import annotations
@@ -45,14 +50,19 @@ def _resolve(name: str) -> str | None:
     return None
 
 
-def _imports(module: str) -> set[str]:
+#: modules whose ``if TYPE_CHECKING:`` imports are left out of the graph (see the module docstring)
+TYPE_ONLY_EXEMPT = {"plscope"}
+
+
+def _imports(module: str, *, type_checking: bool = True) -> set[str]:
+    """The plscope modules ``module`` imports (with ``type_checking``, also those for annotations only)."""
     path = MODULES[module]
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     out: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
+        if isinstance(node, ast.If) and _is_type_checking(node) and not type_checking:
             for child in node.orelse:
                 visit(child)
             return
@@ -83,7 +93,9 @@ def _imports(module: str) -> set[str]:
     return out
 
 
-GRAPH = {m: _imports(m) for m in MODULES}
+GRAPH = {m: _imports(m, type_checking=m not in TYPE_ONLY_EXEMPT) for m in MODULES}
+#: the imports that run (no TYPE_CHECKING block)
+RUNTIME_GRAPH = {m: _imports(m, type_checking=False) for m in MODULES}
 
 
 def _parents(module: str) -> list[str]:
@@ -115,7 +127,23 @@ def _chain(seen: dict[str, str], end: str) -> str:
 def test_the_graph_was_read():
     assert "plscope.report.figures" in GRAPH["plscope.report.html"]
     assert "plscope.sync" in GRAPH["plscope.pipeline.imaging"]
-    assert "plscope.results" not in GRAPH["plscope.report.html"]  # annotations only (TYPE_CHECKING)
+    # annotations only (TYPE_CHECKING): in the graph, not among the imports that run
+    assert "plscope.results" in GRAPH["plscope.report.html"]
+    assert "plscope.results" not in RUNTIME_GRAPH["plscope.report.html"]
+    assert "plscope.api" not in GRAPH["plscope"]  # the facade's type-only imports (exempt)
+
+
+def test_a_type_only_upward_import_is_caught(tmp_path, monkeypatch):
+    """An ``if TYPE_CHECKING:`` import of the pipeline in a science module is an upward import."""
+    tree = ast.parse(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..pipeline import imaging\n"
+    )
+    module = "plscope.tracking.quality"
+    path = tmp_path / "quality.py"
+    path.write_text(ast.unparse(tree), encoding="utf-8")
+    monkeypatch.setitem(MODULES, module, path)
+    assert "plscope.pipeline.imaging" in _imports(module)
+    assert "plscope.pipeline.imaging" not in _imports(module, type_checking=False)
 
 
 def test_report_never_reaches_pipeline():
