@@ -25,11 +25,7 @@ SCIENCE = ("io", "sync", "tracking", "kinetics", "spectra", "detector")
 MAX_CODE_LINES = 65
 
 #: known exceptions, with the reason
-EXCEPTIONS = {
-    # the FFT model, its analytic Jacobian and the solver share one set of closures over cached
-    # frequency grids; reworked for speed in session 4 (issue 16), to be split by its owner
-    "tracking/rectfit.py:fit_rectangle",
-}
+EXCEPTIONS: set[str] = set()
 
 
 def _docstring_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:

@@ -186,6 +186,91 @@ class RectFit:
     success: bool
 
 
+def _ex(v) -> float:
+    """``exp`` of a log-parameter, clamped to [-30, 30] so it stays finite whatever the optimizer tries."""
+    return math.exp(min(max(float(v), -30.0), 30.0))
+
+
+class _Problem:
+    """Weighted residuals of plane + rectangle on the masked pixels, and their analytic Jacobian.
+
+    Parameters ``q``: background, its x and y slopes, ``x0``, ``y0``,
+    log a, log b, theta, log total, log sigma.
+    """
+
+    def __init__(self, roi: np.ndarray, mask: np.ndarray, weights: np.ndarray):
+        self.shape = roi.shape
+        self.grid = _grid(*roi.shape)
+        ny, nx = roi.shape
+        yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float64)
+        self.data = roi[mask]
+        self.w = weights[mask]
+        self.dx, self.dy = (xx - 0.5 * (nx - 1))[mask], (yy - 0.5 * (ny - 1))[mask]
+        self.rows, self.cols = np.nonzero(mask)
+
+    def images(self, q: np.ndarray, derivatives: bool) -> np.ndarray:
+        """The rectangle (and its derivatives, see :func:`_spectra`) at the masked pixels."""
+        f = _spectra(self.grid, q[3], q[4], _ex(q[5]), _ex(q[6]), q[7], _ex(q[9]), _ex(q[8]), derivatives)
+        return _images(self.grid, f, *self.shape)[:, self.rows, self.cols]
+
+    def residuals(self, q: np.ndarray) -> np.ndarray:
+        bg = q[0] + q[1] * self.dx + q[2] * self.dy
+        return (bg + self.images(q, False)[0] - self.data) * self.w
+
+    def jacobian(self, q: np.ndarray) -> np.ndarray:
+        """Analytic: every parameter enters F(k) in closed form, one inverse FFT each."""
+        d = self.images(q, True)
+        J = np.empty((self.data.size, 10))
+        J[:, 0] = self.w
+        J[:, 1] = self.dx * self.w
+        J[:, 2] = self.dy * self.w
+        # column of q <- row of the derivative stack; the clamped log-parameters have none outside
+        for col, row in ((3, 1), (4, 2), (5, 3), (6, 4), (7, 5), (8, 0), (9, 6)):
+            keep = col not in (5, 6, 8, 9) or abs(float(q[col])) <= 30.0
+            J[:, col] = d[row] * self.w if keep else 0.0
+        return J
+
+
+def _start(x0, y0, side, sigma0, total0, bg0, angle_deg) -> np.ndarray:
+    """Starting parameters (see :class:`_Problem`)."""
+    log_side = math.log(max(side, 0.5))
+    return np.array(
+        [
+            bg0,
+            0.0,
+            0.0,
+            x0,
+            y0,
+            log_side,
+            log_side,
+            math.radians(angle_deg),
+            math.log(max(total0, 1e-9)),
+            math.log(max(sigma0, 0.3)),
+        ]
+    )
+
+
+def _result(best, n_data: int, shape: tuple[int, int]) -> RectFit:
+    """:class:`RectFit` of the best ``least_squares`` result (sigma error from ``J.T J``)."""
+    q = best.x
+    chi2 = float(2.0 * best.cost / max(n_data - q.size, 1))
+    sigma = _ex(q[9])
+    sigma_err = float("nan")
+    J = best.jac
+    if np.all(np.isfinite(J)):
+        try:
+            cov = np.linalg.pinv(J.T @ J) * chi2
+            sigma_err = float(sigma * math.sqrt(max(cov[9, 9], 0.0)))
+        except np.linalg.LinAlgError:  # pragma: no cover - defensive
+            pass
+    a, b = _ex(q[5]), _ex(q[6])
+    ang = math.degrees(q[7])
+    if b > a:
+        a, b, ang = b, a, ang + 90.0
+    ok = bool(best.status > 0 and np.all(np.isfinite(q)) and 0.2 < sigma < 0.5 * max(shape))
+    return RectFit(float(q[3]), float(q[4]), a, b, ang % 180.0, sigma, sigma_err, _ex(q[8]), chi2, ok)
+
+
 def fit_rectangle(
     roi: np.ndarray,
     mask: np.ndarray,
@@ -212,64 +297,14 @@ def fit_rectangle(
     angles_deg : tuple of float
         Starting angles; the best of the fits is kept.
     """
-    ny, nx = roi.shape
-    grid = _grid(ny, nx)
-    yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float64)
-    xc, yc = 0.5 * (nx - 1), 0.5 * (ny - 1)
-    data = roi[mask]
-    w = weights[mask]
-    dx, dy = (xx - xc)[mask], (yy - yc)[mask]
-    rows, cols = np.nonzero(mask)
-
-    def ex(v):  # log-parameters stay finite whatever the optimizer tries
-        return math.exp(min(max(float(v), -30.0), 30.0))
-
-    def images(q, derivatives):
-        f = _spectra(grid, q[3], q[4], ex(q[5]), ex(q[6]), q[7], ex(q[9]), ex(q[8]), derivatives)
-        return _images(grid, f, ny, nx)[:, rows, cols]  # the masked pixels
-
-    def fun(q):
-        bg = q[0] + q[1] * dx + q[2] * dy
-        return (bg + images(q, False)[0] - data) * w
-
-    def jac(q):
-        # analytic: every parameter enters F(k) in closed form, one inverse FFT each
-        d = images(q, True)
-        J = np.empty((data.size, 10))
-        J[:, 0] = w
-        J[:, 1] = dx * w
-        J[:, 2] = dy * w
-        inside = [abs(float(q[i])) <= 30.0 for i in (5, 6, 8, 9)]  # ex() is clamped outside
-        for col, row, keep in (
-            (3, 1, True),
-            (4, 2, True),
-            (5, 3, inside[0]),
-            (6, 4, inside[1]),
-            (7, 5, True),
-            (8, 0, inside[2]),
-            (9, 6, inside[3]),
-        ):
-            J[:, col] = d[row] * w if keep else 0.0
-        return J
-
+    problem = _Problem(roi, mask, weights)
     best = None
     for ang in angles_deg:
-        q0 = np.array(
-            [
-                bg0,
-                0.0,
-                0.0,
-                x0,
-                y0,
-                math.log(max(side, 0.5)),
-                math.log(max(side, 0.5)),
-                math.radians(ang),
-                math.log(max(total0, 1e-9)),
-                math.log(max(sigma0, 0.3)),
-            ]
-        )
+        q0 = _start(x0, y0, side, sigma0, total0, bg0, ang)
         try:
-            res = least_squares(fun, q0, jac=jac, method="lm", x_scale="jac", max_nfev=400)
+            res = least_squares(
+                problem.residuals, q0, jac=problem.jacobian, method="lm", x_scale="jac", max_nfev=400
+            )
         except (ValueError, OverflowError, FloatingPointError, np.linalg.LinAlgError):
             continue
         if best is None or res.cost < best.cost:
@@ -277,21 +312,4 @@ def fit_rectangle(
     if best is None:
         nan = float("nan")
         return RectFit(nan, nan, nan, nan, nan, nan, nan, nan, nan, False)
-    q = best.x
-    dof = max(data.size - q.size, 1)
-    chi2 = float(2.0 * best.cost / dof)
-    sigma = ex(q[9])
-    sigma_err = float("nan")
-    J = best.jac
-    if np.all(np.isfinite(J)):
-        try:
-            cov = np.linalg.pinv(J.T @ J) * chi2
-            sigma_err = float(sigma * math.sqrt(max(cov[9, 9], 0.0)))
-        except np.linalg.LinAlgError:  # pragma: no cover - defensive
-            pass
-    a, b = ex(q[5]), ex(q[6])
-    ang = math.degrees(q[7])
-    if b > a:
-        a, b, ang = b, a, ang + 90.0
-    ok = bool(best.status > 0 and np.all(np.isfinite(q)) and 0.2 < sigma < 0.5 * max(nx, ny))
-    return RectFit(float(q[3]), float(q[4]), a, b, ang % 180.0, sigma, sigma_err, ex(q[8]), chi2, ok)
+    return _result(best, problem.data.size, roi.shape)
