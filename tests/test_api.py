@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 
@@ -41,6 +42,13 @@ def test_analyze_with_defaults_gives_the_tables_of_plscope_run(small_run, tmp_pa
         "settings": {"kinetics.n_bootstrap": [written.settings.kinetics.n_bootstrap, 50]}
     }
     assert other.settings.kinetics.n_bootstrap == 50
+    # written from the API: provenance.json records the call, not the interpreter's argv
+    plscope.reanalyze(written, out=tmp_path / "again", kinetics={"n_bootstrap": 50})
+    prov = json.loads((tmp_path / "again" / "provenance.json").read_text())
+    assert prov["reanalyses"][-1]["command_line"] == [
+        f"plscope.reanalyze(<Results of {str(out)!r}>, out={str(tmp_path / 'again')!r}, "
+        "kinetics={'n_bootstrap': 50})"
+    ]
     for name in plscope.api.FIGURES:
         assert res.figure(name).axes
 

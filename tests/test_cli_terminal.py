@@ -124,3 +124,31 @@ def test_batch_frame_progress_has_no_absurd_first_rate():
     assert bars == {}
     rates = [float(r) for r in __import__("re").findall(r"([\d.]+)chunk/s", out.getvalue())]
     assert all(r < 1e4 for r in rates), rates
+
+
+def test_batch_run_reports_its_trace_chunks_through_the_progress_adapter(monkeypatch):
+    """On a worker, the trace pass's chunks are counted by the one progress adapter and sent to the client."""
+    import dask
+    import dask.array as da
+    import distributed
+    import numpy as np
+    import pandas as pd
+
+    from plscope.pipeline.batch import _frame_progress_callback
+    from plscope.tracking import extract_traces
+
+    sent = []
+
+    class FakeQueue:
+        def __init__(self, name):
+            assert name == "q"
+
+        def put(self, item):
+            sent.append(item)
+
+    monkeypatch.setattr(distributed, "Queue", FakeQueue)
+    stack = da.from_array(np.random.default_rng(0).normal(100.0, 1.0, (12, 24, 24)), chunks=(4, 24, 24))
+    particles = pd.DataFrame({"particle_id": [0], "x_px": [12.0], "y_px": [12.0]})
+    with dask.config.set(scheduler="synchronous"), _frame_progress_callback("run0", "q"):
+        extract_traces(stack, particles, radius_px=2.0)
+    assert sent and sent[-1] == ("run0", 3, 3)  # three chunks of four frames, the last always sent

@@ -9,12 +9,53 @@ stay silent.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["dask_progress", "progress_iter"]
+__all__ = ["dask_progress", "dask_task_counter", "progress_iter"]
+
+
+def _key_name(key: Any) -> str:
+    """The name of a dask task key (``("name-token", i)`` or ``"name-token"``)."""
+    return str(key[0] if isinstance(key, tuple) else key)
+
+
+def dask_task_counter(key_prefix: str, report: Callable[[int, int], None]) -> Any:
+    """A dask callback that calls ``report(done, total)`` as the tasks named ``key_prefix...`` finish.
+
+    For progress shown elsewhere than on this terminal: a batch run on a
+    cluster worker reports its chunks to the client, which draws the bars.
+    ``total`` counts the matching tasks of each computation (0: none, no
+    report).
+
+    >>> import dask, dask.array as da
+    >>> seen = []
+    >>> x = da.ones(4, chunks=2).map_blocks(lambda b: b, name="demo-chunks")
+    >>> with dask.config.set(scheduler="synchronous"), dask_task_counter("demo", lambda d, t: seen.append((d, t))):
+    ...     _ = x.compute()
+    >>> seen
+    [(1, 2), (2, 2)]
+    """
+    from dask.callbacks import Callback
+
+    class _Counter(Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.total = 0
+            self.done = 0
+
+        def _start_state(self, dsk: Any, state: Any) -> None:
+            self.total = sum(1 for k in dsk if _key_name(k).startswith(key_prefix))
+            self.done = 0
+
+        def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+            if self.total and _key_name(key).startswith(key_prefix):
+                self.done += 1
+                report(self.done, self.total)
+
+    return _Counter()
 
 
 def dask_progress(
@@ -43,15 +84,12 @@ def dask_progress(
         return TqdmCallback(desc=desc, unit=unit)
     prefix: str = key_prefix
 
-    def name(key: Any) -> str:
-        return str(key[0] if isinstance(key, tuple) else key)
-
     class _Named(TqdmCallback):
         def _start_state(self, dsk: Any, state: Any) -> None:
-            self.pbar = self.tqdm_class(total=sum(1 for k in dsk if name(k).startswith(prefix)))
+            self.pbar = self.tqdm_class(total=sum(1 for k in dsk if _key_name(k).startswith(prefix)))
 
         def _posttask(self, key: Any, *_: Any, **__: Any) -> None:
-            if name(key).startswith(prefix):
+            if _key_name(key).startswith(prefix):
                 self.pbar.update()
 
     return _Named(desc=desc, unit=unit)

@@ -150,6 +150,26 @@ def _settings(settings: SettingsLike, base: AnalysisSettings | None = None) -> A
     return AnalysisSettings.from_dict(merged, source=settings)
 
 
+def _api_call(name: str, first: Any, **kwargs: Any) -> list[str]:
+    """How the API was called, for ``provenance.json``'s ``command_line`` (not the interpreter's argv).
+
+    >>> _api_call("analyze", Path("runs/a"), settings={"kinetics": {"n_bootstrap": 500}}, out="res")
+    ["plscope.analyze('runs/a', settings={'kinetics': {'n_bootstrap': 500}}, out='res')"]
+    """
+
+    def arg(value: Any) -> str:
+        if isinstance(value, (str, os.PathLike)):
+            return repr(os.fspath(value))
+        if isinstance(value, Results):
+            return f"<Results of {os.fspath(value.out_dir)!r}>" if value.out_dir else "<Results>"
+        if isinstance(value, AnalysisSettings):
+            return "AnalysisSettings(...)"  # recorded in full under "settings"
+        return repr(value)
+
+    parts = [arg(first)] + [f"{k}={arg(v)}" for k, v in kwargs.items() if v is not None]
+    return [f"plscope.{name}({', '.join(parts)})"]
+
+
 def _merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in changes.items():
@@ -209,7 +229,8 @@ def analyze(
     progress : bool
         Progress bars on stderr.
     command_line : sequence of str, optional
-        Recorded in the provenance when ``out`` is given.
+        Recorded in the provenance when ``out`` is given (default: this call,
+        e.g. ``["plscope.analyze('my_run', out='res')"]``, not the interpreter's argv).
 
     Returns
     -------
@@ -227,6 +248,8 @@ def analyze(
     """
     s = _settings(settings)
     if out is not None:
+        if command_line is None:
+            command_line = _api_call("analyze", run_dir, settings=settings, out=out)
         result = run_imaging(run_dir, out, settings=s, progress=progress, command_line=command_line)
         if isinstance(result, SpectraResult):
             return _from_spectra(result, s, Path(out))
@@ -314,7 +337,8 @@ def reanalyze(
         apply: never into an input, never over files plscope did not write.
         Default: nothing is written.
     command_line : sequence of str, optional
-        Recorded in the provenance when ``out`` is given.
+        Recorded in the provenance when ``out`` is given (default: this call,
+        e.g. ``["plscope.analyze('my_run', out='res')"]``, not the interpreter's argv).
     **changes : mapping
         Changed sections over those settings, e.g. ``kinetics={"n_bootstrap": 500}``.
 
@@ -330,6 +354,8 @@ def reanalyze(
     >>> plscope.reanalyze("results/demo", out="results/demo_mono", kinetics={"model": "mono"})  # doctest: +SKIP
     """
     if out is not None:
+        if command_line is None:
+            command_line = _api_call("reanalyze", results, settings=settings, out=out, **changes)
         return _reanalyze_to(results, out, settings, changes, command_line)
     if not isinstance(results, Results):
         results = load(results)

@@ -31,9 +31,11 @@ from urllib.parse import unquote
 import pandas as pd
 
 from .._files import atomic_write_text
+from .._progress import dask_task_counter
 from ..config.settings import AnalysisSettings, BatchOptions
 from ..errors import PlscopeError, RunFolderError
 from ..report.batch_index import render_index
+from ..tracking.traces import TRACE_KEY_PREFIX
 from .output import _FolderLock, _write_marker, check_not_input, claim_folder, is_complete_output, read_marker
 
 logger = logging.getLogger(__name__)
@@ -317,52 +319,43 @@ def up_to_date(run_dir: str | os.PathLike, out_dir: str | os.PathLike, settings:
         return False
 
 
-#: dask key prefix of the streaming trace pass (see plscope.tracking.traces)
-_TRACE_KEY_PREFIX = "plscope-traces-"
+class _QueueReporter:
+    """``report(done, total)`` of :func:`~plscope._progress.dask_task_counter` into a distributed Queue.
 
-
-def _frame_progress_callback(run: str, queue_name: str):
-    """A dask callback that reports the streaming pass of a run to a distributed Queue.
-
-    Runs on the worker (the run's own graph uses the synchronous scheduler
-    there); the client shows one progress bar per running run.
+    Runs on the worker: at most every 0.5 s (and at the end), as
+    ``(run, done, total)``; the client shows one progress bar per running run.
     """
-    from dask.callbacks import Callback
 
-    class _FrameProgress(Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.total = 0
-            self.done = 0
-            self.last = 0.0
-            self.queue: Any = None  # a distributed.Queue, made on first use
+    def __init__(self, run: str, queue_name: str) -> None:
+        self.run = run
+        self.queue_name = queue_name
+        self.queue: Any = None  # a distributed.Queue, made on first use
+        self.last = 0.0
+        self.broken = False
 
-        def _put(self, final: bool = False) -> None:
-            now = time.monotonic()
-            if not final and now - self.last < 0.5:
-                return
-            self.last = now
-            try:
-                if self.queue is None:
-                    from distributed import Queue
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self.broken or (done < total and now - self.last < 0.5):
+            return
+        self.last = now
+        try:
+            if self.queue is None:
+                from distributed import Queue
 
-                    self.queue = Queue(queue_name)
-                self.queue.put((run, self.done, self.total))
-            except Exception:  # progress display must never fail a run
-                self.total = 0
+                self.queue = Queue(self.queue_name)
+            self.queue.put((self.run, done, total))
+        except Exception:  # progress display must never fail a run
+            self.broken = True
 
-        def _start_state(self, dsk, state) -> None:
-            self.total = sum(
-                1 for k in dsk if str(k[0] if isinstance(k, tuple) else k).startswith(_TRACE_KEY_PREFIX)
-            )
-            self.done = 0
 
-        def _posttask(self, key, result, dsk, state, worker_id) -> None:
-            if self.total and str(key[0] if isinstance(key, tuple) else key).startswith(_TRACE_KEY_PREFIX):
-                self.done += 1
-                self._put(final=self.done == self.total)
+def _frame_progress_callback(run: str, queue_name: str) -> Any:
+    """A dask callback that reports the streaming trace pass of a run to a distributed Queue.
 
-    return _FrameProgress()
+    The one progress adapter counts the trace chunks (the run's own graph
+    uses the synchronous scheduler on the worker); a worker's terminal is not
+    the user's, so the counts travel to the client through the queue.
+    """
+    return dask_task_counter(TRACE_KEY_PREFIX, _QueueReporter(run, queue_name))
 
 
 def process_run(

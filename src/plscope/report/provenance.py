@@ -65,8 +65,11 @@ def settings_rows(settings: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 def _command(cmd: Any) -> str:
+    """A recorded command line (argv, shell-quoted) or Python API call (``["plscope.analyze(...)"]``)."""
     if not cmd:
         return "—"
+    if isinstance(cmd, (list, tuple)) and len(cmd) == 1 and str(cmd[0]).startswith("plscope."):
+        return str(cmd[0])
     return shlex.join(str(c) for c in cmd) if isinstance(cmd, (list, tuple)) else str(cmd)
 
 

@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 #: Default number of frames per block for numpy input.
 _NUMPY_CHUNK_FRAMES = 64
+#: Name prefix of the dask tasks of the streaming trace pass (one per chunk of frames), for progress.
+TRACE_KEY_PREFIX = "plscope-traces-"
 
 
 @dataclass(frozen=True)
@@ -1192,7 +1194,7 @@ def _apply_dask(stack: Any, kernel: _Kernel, token: tuple[Any, ...], progress: b
     import dask.base
 
     arr = stack.rechunk({1: -1, 2: -1}) if (len(stack.chunks[1]) > 1 or len(stack.chunks[2]) > 1) else stack
-    name = "plscope-traces-" + dask.base.tokenize(arr, *token)
+    name = TRACE_KEY_PREFIX + dask.base.tokenize(arr, *token)
     res = da.map_blocks(
         kernel.dask_block,
         arr,
