@@ -572,11 +572,16 @@ def _report_curve(sup: SuperposedCycles, fit: DecayFit | None) -> pd.DataFrame:
 
 def _fill_window_switching_efficiency(row: dict, ctx: _Context, sp: SuperposedCycles, flags: list) -> None:
     """Switching efficiency over the cycles of the polarization average."""
-    se = (
-        ctx.se_table.set_index("cycle").loc[sp.cycle[sp.used], "switching_efficiency"].to_numpy(dtype=float)
-        if ctx.se_table is not None
-        else np.empty(0)
-    )
+    se = np.empty(0)
+    if ctx.se_table is not None:  # a plain lookup by cycle id (an indexed pandas .loc per row was slow)
+        by_cycle = dict(
+            zip(
+                ctx.se_table["cycle"].tolist(),
+                ctx.se_table["switching_efficiency"].to_numpy(float),
+                strict=True,
+            )
+        )
+        se = np.array([by_cycle[c] for c in sp.cycle[sp.used].tolist()], dtype=float)
     se = se[np.isfinite(se)]
     if se.size:
         row["switching_efficiency_window"] = float(np.mean(se))

@@ -52,7 +52,8 @@ _SE_SNR = 3.0
 
 def _start_values(pk: ParticleKinetics) -> dict:
     out = {}
-    for r in pk.table.itertuples(index=False):
+    cols = ["level", "switching_efficiency_fit", "tau_pol_s", "tau_rec_s"]
+    for r in pk.table[cols].itertuples(index=False):  # only the columns used: the table is wide
         out[r.level] = {
             "se": r.switching_efficiency_fit,
             "tau_pol_s": r.tau_pol_s,

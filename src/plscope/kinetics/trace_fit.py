@@ -124,7 +124,7 @@ def trace_geometry(
         return None
     starts = [float(np.min(t[finite])) - exposure_s]
     on, lev = [False], [int(lev_idx[0])]
-    for r, k in zip(c.itertuples(index=False), lev_idx, strict=True):
+    for r, k in zip(c[["on_start_s", "on_end_s"]].itertuples(index=False), lev_idx, strict=True):
         starts += [float(r.on_start_s), float(r.on_end_s)]
         on += [True, False]
         lev += [int(k), int(k)]
