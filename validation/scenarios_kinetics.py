@@ -366,6 +366,24 @@ def _describe(sc: KineticsScenario) -> str:
     )
 
 
+def _code_version() -> str:
+    """``git describe`` of the analysed code (``unknown`` outside a git checkout); ``-dirty`` with edits."""
+    import subprocess
+    from pathlib import Path
+
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
 def _job(job: tuple[str, str, int]) -> dict:
     kind, name, seed = job
     return run_kinetics_scenario(name, seed) if kind == "kin" else run_spectral_scenario(name, seed)
@@ -419,7 +437,7 @@ def main(argv=None) -> int:
             f"python -m validation.scenarios_kinetics --seeds {args.seeds}{extra} --markdown {args.markdown}"
         )
         with open(args.markdown, "w") as fh:
-            fh.write(to_markdown(rows, cmd, srows))
+            fh.write(to_markdown(rows, f"{cmd}` on commit `{_code_version()}", srows))
     return 0
 
 
