@@ -15,7 +15,8 @@ its ``truth.json``. Metrics (NaN where a scenario does not define them):
 - ``psf_err_pct``: relative error of the run's ``psf_sigma_nm``;
 - ``tau_pol_err_pct``, ``tau_rec_err_pct``: median relative error over particle x field rows;
 - ``tau_pol_cover``: fraction of rows with ``|tau_pol - truth| <= 1.96 tau_pol_err_s``;
-- ``se_err``: median absolute error of ``switching_efficiency``;
+- ``se_err``: median error of ``switching_efficiency`` (against the settled depth of the row's field
+  where the truth gives one per field, ``switching_efficiency_by_field``);
 - ``mu_mean_err_pct`` and ``mu_mean_cover`` (truth inside ``ion_mobility_ci95``);
 - ``mu_slope_err_pct`` and ``mu_slope_cover`` (truth inside ``ion_mobility_fit_ci95``);
 - ``lost_named``: every lost frame named in a warning (``frame k``), or the run refused;
@@ -183,7 +184,9 @@ def evaluate(truth: dict, out_dir: Path, proc: subprocess.CompletedProcess) -> d
             if np.isfinite(r.tau_rec_s):
                 rows["tau_rec"].append(_pct(r.tau_rec_s, tp[i]["tau_rec_s"]))
             if np.isfinite(r.switching_efficiency):
-                rows["se"].append(r.switching_efficiency - tp[i]["switching_efficiency"])
+                se_by_field = tp[i].get("switching_efficiency_by_field")
+                se = se_by_field[str(e)] if se_by_field else tp[i]["switching_efficiency"]
+                rows["se"].append(r.switching_efficiency - se)
     med = lambda v: float(np.median(v)) if v else float("nan")  # noqa: E731
     m["tau_pol_err_pct"] = med(rows["tau_pol"])
     m["tau_rec_err_pct"] = med(rows["tau_rec"])

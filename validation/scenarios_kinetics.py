@@ -221,6 +221,87 @@ def spectral_metrics(truth: dict, shifts: pd.DataFrame, summary: dict) -> dict:
     }
 
 
+# --- the same physics at image level: run folders analysed by ``plscope run`` (python -m validation) ---
+
+_IMAGE_PARTICLES = 8
+
+
+def _image_experiment(rng, ks: KineticsScenario):
+    """An :class:`Experiment` whose particles follow ``ks``'s kinetics (shapes, blinks, per-field SE)."""
+    from validation.forward.imaging import MovieSpec, ParticleSpec
+    from validation.forward.kinetics import _blinks, _draw_particles, _quench_state, _segments
+    from validation.forward.runfolder import Experiment
+    from validation.scenarios import PHOTONS_PER_UM2, _layout
+
+    movie = MovieSpec()
+    parts = _draw_particles(ks.replace(n_particles=_IMAGE_PARTICLES), rng)
+    pos = _layout(rng, _IMAGE_PARTICLES, movie.shape_px, min_gap_px=16.0, margin_px=10.0)
+    specs = []
+    for i, p in enumerate(parts.itertuples(index=False)):
+        shape = {"kind": "square", "side_nm": float(p.size_nm), "angle_deg": float(rng.uniform(0, 90))}
+        photons = PHOTONS_PER_UM2 * (p.size_nm / 1000.0) ** 2 / ks.signal_divisor
+        specs.append(ParticleSpec(pos[i, 0], pos[i, 1], shape, photons, (0.0, 0.0)))
+
+    def pl_model(i, starts, exposure_s, on):
+        p = parts.iloc[i]
+        cycles = pd.DataFrame(on, columns=["on_start_s", "on_end_s", "field_kV_per_cm"])
+        t_end = float(on[-1][1] + ks.period_s * (1 - ks.duty))
+        sub = (np.arange(16) + 0.5) / 16 * exposure_s
+        t = (np.asarray(starts)[:, None] + sub[None, :]).ravel()
+        q, _ = _quench_state(p, ks, _segments(ks, cycles, t_end), t)
+        blink = np.ones_like(t)
+        for b0, dur, depth in _blinks(ks, float(starts[0]), t_end, rng):
+            blink[(t >= b0) & (t < b0 + dur)] = depth
+        pl = (blink * (1.0 - q)).reshape(len(starts), 16).mean(axis=1)
+        se = {str(float(e)): float(p.se_at_130 * e / 130.0) for e in ks.fields_kV_per_cm}
+        shape = {"fast_fraction": float(p.fast_fraction), "pol_ratio": float(p.pol_ratio)}
+        return pl, {"switching_efficiency_by_field": se, "kinetics_shape": shape}
+
+    return Experiment(
+        movie=movie,
+        particles=specs,
+        mobility_cm2_per_Vs=parts["mobility_cm2_per_Vs"].to_numpy(float),
+        switching_efficiency=parts["se_at_130"].to_numpy(float),
+        tau_rec_s=parts["tau_rec_s"].to_numpy(float),
+        fields_kV_per_cm=tuple(ks.fields_kV_per_cm),
+        cycles_per_level=ks.cycles_per_level,
+        period_s=ks.period_s,
+        duty=ks.duty,
+        lead_in_s=ks.lead_in_s,
+        frame_rate_hz=1.0 / ks.frame_interval_s,
+        exposure_s=ks.exposure_s,
+        pl_model=pl_model,
+        extra={"kinetics_scenario": ks.name},
+    )
+
+
+def _register_image_scenarios() -> None:
+    from pathlib import Path
+
+    from validation.forward.runfolder import write_run_folder
+    from validation.registry import scenario
+
+    for name in (
+        "kin_per_particle_shapes",
+        "kin_slow_biexp",
+        "kin_half_mobility",
+        "kin_two_cycles_blinks",
+        "kin_signal_div6",
+    ):
+        ks = KINETICS_SCENARIOS[name]
+
+        def build(run_dir: Path, seed: int, ks=ks) -> dict:
+            rng = np.random.default_rng([int(seed), 2412])
+            return write_run_folder(run_dir, _image_experiment(rng, ks), seed)
+
+        scenario(
+            "img_" + name.removeprefix("kin_"),
+            topic="kinetics",
+            description=f"{_IMAGE_PARTICLES} squares whose PL follows `{name}` ({_describe(ks)}); "
+            "Gaussian PSF 120 nm (estimated)",
+        )(build)
+
+
 def _seeds(spec: str) -> list[int]:
     if "-" in spec:
         a, b = spec.split("-")
@@ -440,6 +521,8 @@ def main(argv=None) -> int:
             fh.write(to_markdown(rows, f"{cmd}` on commit `{_code_version()}", srows))
     return 0
 
+
+_register_image_scenarios()
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -19,6 +19,7 @@ validation scenarios):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +58,10 @@ class Experiment:
     lost_frames: tuple[int, ...] = ()
     give_psf_sigma: bool = False
     extra: dict = field(default_factory=dict)  # scenario notes copied into truth.json
+    #: other PL physics: ``pl_model(i, frame_start_s, exposure_s, on) -> (pl_factor, truth_update)``
+    #: replaces the single-exponential :func:`exposure_pl` of particle ``i`` (truth_update is merged
+    #: into its truth entry, e.g. ``switching_efficiency_by_field``)
+    pl_model: Callable[[int, np.ndarray, float, list], tuple[np.ndarray, dict]] | None = None
 
 
 def size_nm(shape: dict) -> float:
@@ -102,14 +107,18 @@ def write_run_folder(run_dir: Path, exp: Experiment, seed: int) -> dict:
     for i, p in enumerate(exp.particles):
         mu = float(exp.mobility_cm2_per_Vs[i])
         tau_pol = {e: sizes[i] / (mu * e * 1e3 * _NM_PER_CM) for e in {f for _, _, f in on}}
-        pl[i] = exposure_pl(
-            pulses,
-            exp.exposure_s,
-            on,
-            se=float(exp.switching_efficiency[i]),
-            tau_pol_s=tau_pol,
-            tau_rec_s=float(exp.tau_rec_s[i]),
-        )
+        update: dict = {}
+        if exp.pl_model is not None:
+            pl[i], update = exp.pl_model(i, pulses, exp.exposure_s, on)
+        else:
+            pl[i] = exposure_pl(
+                pulses,
+                exp.exposure_s,
+                on,
+                se=float(exp.switching_efficiency[i]),
+                tau_pol_s=tau_pol,
+                tau_rec_s=float(exp.tau_rec_s[i]),
+            )
         truth_particles.append(
             {
                 "id": i,
@@ -122,6 +131,7 @@ def write_run_folder(run_dir: Path, exp: Experiment, seed: int) -> dict:
                 "switching_efficiency": float(exp.switching_efficiency[i]),
                 "tau_rec_s": float(exp.tau_rec_s[i]),
                 "tau_pol_s": {str(e): v for e, v in sorted(tau_pol.items())},
+                **update,
             }
         )
     movie, _positions = render_movie(exp.movie, exp.particles, pl, rng)
