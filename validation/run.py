@@ -13,7 +13,8 @@ its ``truth.json``. Metrics (NaN where a scenario does not define them):
 - ``pairs_ok``: fraction of touching pairs found as two particles or as one flagged ``possibly_merged``
   (its size fit not ok);
 - ``psf_err_pct``: relative error of the run's ``psf_sigma_nm``;
-- ``tau_pol_err_pct``, ``tau_rec_err_pct``: median relative error over particle x field rows;
+- ``tau_pol_err_pct``, ``tau_rec_err_pct``: median relative error over particle x field rows
+  (``*_abs_err_pct``: median of its absolute value, the issue-12 targets);
 - ``tau_pol_cover``: fraction of rows with ``|tau_pol - truth| <= 1.96 tau_pol_err_s``;
 - ``se_err``: median error of ``switching_efficiency`` (against the settled depth of the row's field
   where the truth gives one per field, ``switching_efficiency_by_field``);
@@ -41,12 +42,18 @@ from .registry import load_all
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: issue 11 targets: metric -> (limit, "le" | "ge"), checked on the median over seeds
+#: issue 11 and 12 targets: metric -> limit on |value|, checked in every seed (size: the median)
 TARGETS = {
     "squares_any_angle": {"size_err_pct": 3.0, "mu_mean_err_pct": 4.0, "psf_err_pct": 5.0},
     "rectangles_aspect_1.5": {"size_err_pct": 3.0, "mu_mean_err_pct": 4.0, "psf_err_pct": 5.0},
     "lost_frame_1": {"mu_slope_err_pct": 8.0},
     "lost_frames_3": {"mu_slope_err_pct": 8.0},
+    # issue 12, the kinetics scenarios at image level
+    "img_per_particle_shapes": {"tau_pol_abs_err_pct": 5.0, "tau_rec_abs_err_pct": 5.0},
+    "img_slow_biexp": {"tau_pol_abs_err_pct": 5.0, "se_err": 0.01},
+    "img_half_mobility": {"tau_pol_abs_err_pct": 5.0, "se_err": 0.01},
+    "img_two_cycles_blinks": {"mu_mean_err_pct": 6.0, "mu_slope_err_pct": 10.0},
+    "img_signal_div6": {"tau_pol_abs_err_pct": 8.0, "tau_rec_abs_err_pct": 8.0, "mu_mean_err_pct": 6.0},
 }
 
 
@@ -190,6 +197,8 @@ def evaluate(truth: dict, out_dir: Path, proc: subprocess.CompletedProcess) -> d
     med = lambda v: float(np.median(v)) if v else float("nan")  # noqa: E731
     m["tau_pol_err_pct"] = med(rows["tau_pol"])
     m["tau_rec_err_pct"] = med(rows["tau_rec"])
+    m["tau_pol_abs_err_pct"] = med(np.abs(rows["tau_pol"]).tolist())
+    m["tau_rec_abs_err_pct"] = med(np.abs(rows["tau_rec"]).tolist())
     m["se_err"] = med(rows["se"])
     m["tau_pol_cover"] = float(np.mean(rows["cover"])) if rows["cover"] else float("nan")
     mu = truth["mobility_mean_cm2_per_Vs"]
@@ -222,6 +231,10 @@ def run_scenarios(names: list[str], seeds: list[int], workdir: Path, log=print) 
     return pd.DataFrame(rows)
 
 
+#: scenarios whose targets may instead be met by the run's QC saying the numbers are unreliable (issue 12)
+_OR_QC_WARN = ("img_two_cycles_blinks",)
+
+
 def check_targets(df: pd.DataFrame) -> list[str]:
     """Lines 'scenario: metric median |x| vs target: met/MISSED'."""
     out = []
@@ -236,9 +249,12 @@ def check_targets(df: pd.DataFrame) -> list[str]:
             # the issue's size target is a median; every other target must hold in every seed
             judged = value if metric == "size_err_pct" else worst
             ok = np.isfinite(judged) and judged <= limit
+            verdict = "met" if ok else "MISSED"
+            if not ok and name in _OR_QC_WARN and sub["flags"].astype(str).str.contains("QC warn").all():
+                verdict = "met (QC says unreliable in every seed)"
             out.append(
                 f"{name}: |{metric}| median {value:.2f}, worst seed {worst:.2f} (target <= {limit}"
-                f"{', median' if metric == 'size_err_pct' else ', every seed'}): {'met' if ok else 'MISSED'}"
+                f"{', median' if metric == 'size_err_pct' else ', every seed'}): {verdict}"
             )
     cov = df[df["topic"] == "particles"]["size_cover"].to_numpy(float) if "size_cover" in df else []
     cov = np.asarray(cov)[np.isfinite(cov)]
@@ -287,6 +303,8 @@ def to_markdown(df: pd.DataFrame, command: str) -> str:
         "psf_err_pct",
         "tau_pol_err_pct",
         "tau_rec_err_pct",
+        "tau_pol_abs_err_pct",
+        "tau_rec_abs_err_pct",
         "tau_pol_cover",
         "se_err",
         "mu_mean_err_pct",
@@ -312,7 +330,7 @@ def to_markdown(df: pd.DataFrame, command: str) -> str:
     ]
     for name in dict.fromkeys(df["scenario"]):
         lines.append(f"- `{name}` ({scenarios[name].topic}): {scenarios[name].description}")
-    lines += ["", "## Targets (issue 11)", ""]
+    lines += ["", "## Targets (issues 11 and 12)", ""]
     lines += [f"- {t}" for t in check_targets(df)]
     lines += ["", "## Runs", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in df.itertuples(index=False):
