@@ -412,7 +412,7 @@ def to_markdown(rows: pd.DataFrame, command: str, spectral: pd.DataFrame | None 
         "settled depth); `coverage` is the share of rows whose true tau lies within 1.96 sigma; "
         "`min_tau_frames` the fastest fit_ok time constant in frames; `mu_*` against the mean of the "
         "particles' true mobilities; `mu_slope_z` is (slope mu - truth) / its standard error "
-        "(`ion_mobility_fit_err_cm2_per_Vs`, cluster bootstrap over particles).\n\n"
+        "(`ion_mobility_fit_err_cm2_per_Vs`, cluster bootstrap over particles times the fields' scale factor when above 1).\n\n"
         f"## Scenarios\n\n{scen}\n## Targets (issue 12)\n\n" + "\n".join(check_targets(both)) + "\n\n"
         f"## Interval coverage\n\n{cover}\n"
         f"## Runs\n\n{_table(rows)}\n## QC reasons\n\n{reasons or 'none'}\n\n" + _spectral_section(spectral)
@@ -517,8 +517,9 @@ def main(argv=None) -> int:
         cmd = (
             f"python -m validation.scenarios_kinetics --seeds {args.seeds}{extra} --markdown {args.markdown}"
         )
+        page = to_markdown(rows, f"{cmd}` on commit `{_code_version()}", srows)  # before the file is opened
         with open(args.markdown, "w") as fh:
-            fh.write(to_markdown(rows, f"{cmd}` on commit `{_code_version()}", srows))
+            fh.write(page)
     return 0
 
 
