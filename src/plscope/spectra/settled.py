@@ -42,6 +42,12 @@ cycles of ``n m^2 / sigma^2`` (``m`` the mean residual of a half cycle of
 structure that repeats within half cycles, so that the shift's error grows
 with the mismatch (never shrinks).
 
+Whether the intensity does share the peak's kinetics is checked: when the
+peak's residuals in the joint fit repeat within half cycles (block factor
+above 2) and the peak fitted alone leaves them white (a factor at least two
+times smaller), the shape forced by the intensity is not the peak's, and
+the peak alone's values are reported (``intensity_consistent`` False).
+
 ``pol_settled_fraction`` / ``rec_settled_fraction`` are the fractions of the
 fitted response reached by the end of the (median) ON / OFF window from
 rest; a row is ``not_settled`` when either is below 0.95, as in
@@ -50,6 +56,7 @@ rest; a row is ``not_settled`` when either is below 0.95, as in
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -71,6 +78,9 @@ _CLIP_SIGMA = 5.0
 _MIN_FRAMES = 20
 #: degree of the Legendre polynomial of the field-off peak over the record (a slow drift)
 _DRIFT_DEGREE = 2
+#: a peak block factor above this in the joint fit, and this many times the peak alone's: the
+#: intensity's kinetics are not the peak's (the block factor of white residuals is 1 +- ~0.3)
+_MISMATCH_FACTOR = 2.0
 #: the fitted series: the peak position and (where present) the spectral intensity
 PEAK, INTENSITY = "peak", "intensity"
 
@@ -277,6 +287,9 @@ class SettledTraceFit:
     error_inflation : float
         Variance factor of the peak channel for residuals correlated within
         half cycles (1 when they look white; see ``_block_factor``).
+    intensity_consistent : bool
+        False when the joint fit left structure in the peak's residuals that
+        the peak alone did not: the values are then the peak alone's.
     """
 
     levels: np.ndarray
@@ -291,6 +304,7 @@ class SettledTraceFit:
     rms_nm: float
     joint_intensity: bool = False
     error_inflation: float = 1.0
+    intensity_consistent: bool = True
 
 
 def _bounds(g: _Geometry, frame_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -462,7 +476,24 @@ def fit_settled_trace(
     channels = _channels(t0, y, inten)
     theta, status = _fit_clipped(g, t0, exp_s, channels, _start(g, lo, hi), (lo, hi))
     cov, betas, factors = _covariance(theta, g, t0, exp_s, channels)
-    return _result(theta, status, g, hi, cov, betas, factors, channels)
+    fit = _result(theta, status, g, hi, cov, betas, factors, channels)
+    if len(channels) == 1 or fit.error_inflation <= _MISMATCH_FACTOR:
+        return fit
+    alone = _peak_alone(g, t0, exp_s, channels[0], (theta, _start(g, lo, hi)), (lo, hi))
+    if not alone.fit_ok or alone.error_inflation * _MISMATCH_FACTOR > fit.error_inflation:
+        return fit
+    return dataclasses.replace(alone, intensity_consistent=False)
+
+
+def _peak_alone(g, t0, exp_s, peak: _Channel, starts, bounds) -> SettledTraceFit:
+    """The fit of the peak alone (its frames and noise scale from the joint fit), the better of the
+    fits from the joint optimum and from the usual start."""
+    ch = [_Channel(PEAK, peak.y, peak.keep.copy(), peak.sigma)]
+    res = min((_solve(g, t0, exp_s, ch, x0, bounds) for x0 in starts), key=lambda r: r.cost)
+    designs, betas = _project(res.x, g, t0, exp_s, ch)
+    ch[0].sigma = _robust_sigma((peak.y - designs[0] @ betas[0])[ch[0].keep]) or peak.sigma
+    cov, betas, factors = _covariance(res.x, g, t0, exp_s, ch)
+    return _result(res.x, int(res.status), g, bounds[1], cov, betas, factors, ch)
 
 
 def _result(theta, status, g, hi, cov, betas, factors, channels) -> SettledTraceFit:
