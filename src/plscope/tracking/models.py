@@ -122,19 +122,27 @@ def render_squares(
     """
     rows, cols = shape
     img = np.zeros(shape) if out is None else out
-    for x, y, s, t in zip(
-        np.atleast_1d(x_px), np.atleast_1d(y_px), np.atleast_1d(side_px), np.atleast_1d(total)
-    ):
-        if not (np.isfinite(x) and np.isfinite(y) and np.isfinite(s) and np.isfinite(t)) or s <= 0 or t == 0:
-            continue
-        half = s / 2 + window_sigmas * sigma_px
-        c0, c1 = max(int(np.floor(x - half)), 0), min(int(np.ceil(x + half)) + 1, cols)
-        r0, r1 = max(int(np.floor(y - half)), 0), min(int(np.ceil(y + half)) + 1, rows)
-        if c0 >= c1 or r0 >= r1:
-            continue
-        px = box_profile(np.arange(c0, c1), x, s, sigma_px)
-        py = box_profile(np.arange(r0, r1), y, s, sigma_px)
-        img[r0:r1, c0:c1] += np.outer(py, px) * (t / (s * s))
+    x, y, s, t = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (x_px, y_px, side_px, total))
+    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(s) & np.isfinite(t) & (s > 0) & (t != 0)
+    x, y, s, t = x[keep], y[keep], s[keep], t[keep]
+    half = s / 2 + window_sigmas * sigma_px
+    c0 = np.maximum(np.floor(x - half).astype(np.int64), 0)
+    c1 = np.minimum(np.ceil(x + half).astype(np.int64) + 1, cols)
+    r0 = np.maximum(np.floor(y - half).astype(np.int64), 0)
+    r1 = np.minimum(np.ceil(y + half).astype(np.int64) + 1, rows)
+    inside = (c0 < c1) & (r0 < r1)
+    if not inside.any():
+        return img
+    x, y, s, t, c0, c1, r0, r1 = (v[inside] for v in (x, y, s, t, c0, c1, r0, r1))
+    # every window's profiles at once (element by element the same arithmetic as box_profile);
+    # the windows are then added one by one, in the particles' order
+    sigma = np.full(x.size, float(sigma_px))
+    px = box_profiles(c0[:, None] + np.arange(int(np.max(c1 - c0))), x, s, sigma)
+    py = box_profiles(r0[:, None] + np.arange(int(np.max(r1 - r0))), y, s, sigma)
+    scale = t / (s * s)
+    for i in range(x.size):
+        w, h = c1[i] - c0[i], r1[i] - r0[i]
+        img[r0[i] : r1[i], c0[i] : c1[i]] += np.outer(py[i, :h], px[i, :w]) * scale[i]
     return img
 
 
