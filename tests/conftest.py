@@ -31,6 +31,29 @@ def small_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def small_output(small_run, tmp_path_factory):
+    """The output folder of ``plscope run`` on :func:`small_run` (default settings), made once per worker.
+
+    Read only: a test that changes files in it or re-analyses into it makes its own run (or a copy).
+    """
+    from plscope.cli import main
+
+    run, _ = small_run
+    out = tmp_path_factory.mktemp("small_out") / "out"
+    assert main(["-q", "run", str(run), "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_analysis(small_run):
+    """``plscope.analyze`` of :func:`small_run` in memory (default settings), made once per worker; read only."""
+    import plscope
+
+    run, _ = small_run
+    return plscope.analyze(run)
+
+
+@pytest.fixture(scope="session")
 def tiny_params():
     """The smallest complete imaging run: 3 particles, 64 x 64 px, one field level, 2 cycles.
 

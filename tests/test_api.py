@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 import plscope
-from plscope.cli import main
 
 
 def _as_written(df: pd.DataFrame) -> pd.DataFrame:
@@ -20,11 +19,9 @@ def _as_written(df: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.mark.slow
-def test_analyze_with_defaults_gives_the_tables_of_plscope_run(small_run, tmp_path):
-    run, _ = small_run
-    out = tmp_path / "out"
-    assert main(["run", str(run), "--out", str(out), "--no-progress", "-q"]) == 0
-    res = plscope.analyze(run)  # in memory, default settings
+def test_analyze_with_defaults_gives_the_tables_of_plscope_run(small_output, small_analysis, tmp_path):
+    out = small_output  # `plscope run` of small_run, default settings (read only here)
+    res = small_analysis  # plscope.analyze(small_run): in memory, default settings
     assert res.out_dir is None and res.extraction is not None
     for name, table in (("particles", res.particles), ("kinetics", res.kinetics), ("cycles", res.cycles)):
         pd.testing.assert_frame_equal(_as_written(table), pd.read_csv(out / f"{name}.csv"), check_exact=True)

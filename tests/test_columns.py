@@ -26,10 +26,7 @@ def test_tracking_takes_its_column_names_from_plscope_columns():
 
 
 @pytest.mark.slow
-def test_an_imaging_run_has_exactly_the_declared_particle_and_trace_columns(small_run):
-    import plscope
-
-    run, _ = small_run
-    result = plscope.analyze(run)
+def test_an_imaging_run_has_exactly_the_declared_particle_and_trace_columns(small_analysis):
+    result = small_analysis  # plscope.analyze of small_run
     assert tuple(result.particles.columns) == columns.PARTICLES_CSV_COLUMNS
     assert tuple(result.traces.columns) == columns.TRACES_CSV_COLUMNS
