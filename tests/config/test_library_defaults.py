@@ -39,12 +39,10 @@ def test_settings_drift_names_one_algorithm():
 
 
 @pytest.mark.slow
-def test_notebook_with_defaults_gets_the_traces_of_plscope_run(small_run):
-    from plscope.pipeline.imaging import extract_imaging
-
+def test_notebook_with_defaults_gets_the_traces_of_plscope_run(small_run, small_analysis):
     run, _ = small_run
     cfg = load_experiment(run)
-    ex = extract_imaging(cfg)  # what `plscope run` extracts, default settings
+    ex = small_analysis.extraction  # what `plscope run` extracts (plscope.analyze, default settings)
     stack = open_stack(cfg.resolve(cfg.movie.path))
     ref = reference_image(stack.data)
     particles, labels, _ = find_particles(ref, pixel_size_nm=cfg.movie.pixel_size_nm)
