@@ -74,7 +74,7 @@ def test_distributed_local_cluster_gives_identical_numbers(root, embedded, tmp_p
     _, out_emb = embedded
     out = tmp_path / "out"
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1"
     ) as cluster:
         code = main(
             ["batch", str(root), "--out", str(out), "--scheduler", cluster.scheduler_address, "--no-progress"]
