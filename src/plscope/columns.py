@@ -356,6 +356,9 @@ _SETTLED_VALUES = (
     "pol_settled_fraction",
     "rec_settled_fraction",
     "not_settled",
+    "joint_intensity",
+    "intensity_consistent",
+    "shift_error_inflation",
 )
 #: settled shift of each particle and level from its whole peak-trace fit (:func:`plscope.spectra.settled_shifts`)
 SETTLED_SHIFT_COLUMNS = ("particle_id", "level", *_SETTLED_VALUES, "settled_fit_ok", "n_frames_fitted")
@@ -375,7 +378,13 @@ the histogram of the settled-window frames (``"window"``). The window value is
 kept as ``shift_window_nm``. The pooled row (``particle_id`` -1) is the mean of
 the particles' ``shift_nm``; the field-off row (level -1) is always the window
 value. ``not_settled``: the fitted response reached < 95 % by the end of its
-window (the settled shift is then an extrapolation of the fit)."""
+window (the settled shift is then an extrapolation of the fit). ``joint_intensity``:
+the settled fit shared its times and shape with the spectral intensity (the PL
+quench of the same spectra); ``intensity_consistent`` false: the joint fit left
+half-cycle structure in the peak residuals and the peak alone was fitted;
+``shift_error_inflation``: the factor by which ``shift_settled_err_nm`` was
+widened for residuals correlated within half cycles (1 for white residuals;
+pooled rows: the largest over their particles)."""
 #: particles.csv of a spectra-only run: the particles along the slit (y_px is the slit row)
 SLIT_PARTICLE_COLUMNS = ("particle_id", "x_px", "y_px", "size_nm", "slit_row", "fwhm_rows", "snr")
 
@@ -412,6 +421,9 @@ MEANINGS: dict[str, str] = {
     "switching_efficiency_fit": "asymptote of the fitted polarization",
     "switching_efficiency_window": "depth reached at the end of the ON window",
     "not_settled": "the fitted response reached < 95 % of its amplitude in its window",
+    "joint_intensity": "the settled peak fit shared its times and shape with the spectral intensity",
+    "intensity_consistent": "false when the joint fit misfit the peak and the peak alone was fitted",
+    "shift_error_inflation": "widening of the settled shift's error for residuals correlated within half cycles",
     "pol_settled_fraction": "fraction of the polarization reached by the end of the ON window",
     "rec_settled_fraction": "fraction of the recovery reached by the end of the OFF window",
     "tau_pol_s": "amplitude-weighted polarization time constant (field ON)",

@@ -80,3 +80,18 @@ def test_a_clean_spectra_run_with_notes_is_ok_everywhere(spectral_output):
     assert summary["qc"]["status"] == "ok", summary["qc"]
     assert summary_numbers(summary)["qc_status"] == "ok"
     assert "id='qc-banner'" in (out / "report.html").read_text()
+
+
+def test_spectral_shifts_say_how_each_settled_shift_was_fitted(spectral_output):
+    """Joint intensity fit, its fallback and the error widening are in spectral_shifts.csv."""
+    import pandas as pd
+
+    out, _, _ = spectral_output
+    shifts = pd.read_csv(out / "spectral_shifts.csv")
+    fitted = shifts[shifts["shift_method"] == "settled_fit"]
+    assert len(fitted)
+    assert fitted["joint_intensity"].isin([True, False]).all()
+    assert fitted["intensity_consistent"].isin([True, False]).all()
+    assert (fitted["shift_error_inflation"] >= 1.0).all()  # errors are only ever widened
+    window = shifts[shifts["level"] < 0]  # the field-off rows have no settled fit
+    assert window["joint_intensity"].isna().all() and window["shift_error_inflation"].isna().all()

@@ -279,6 +279,8 @@ def _pool_settled(pooled: pd.DataFrame, per: pd.DataFrame) -> pd.DataFrame:
     conditional on the particles measured.
     """
     out = pooled.copy()
+    for c in ("joint_intensity", "intensity_consistent"):  # true/false where a settled fit exists, else empty
+        out[c] = out[c].astype(object)
     for i, row in out.iterrows():
         if row["level"] < 0:
             continue
@@ -296,6 +298,9 @@ def _pool_settled(pooled: pd.DataFrame, per: pd.DataFrame) -> pd.DataFrame:
         for c in ("shift_tau_pol_s", "shift_tau_rec_s", "pol_settled_fraction", "rec_settled_fraction"):
             out.loc[i, c] = float(np.nanmedian(fit[c]))
         out.loc[i, "not_settled"] = bool(g["not_settled"].any())
+        out.loc[i, "joint_intensity"] = bool(fit["joint_intensity"].eq(True).all())
+        out.loc[i, "intensity_consistent"] = bool(fit["intensity_consistent"].eq(True).all())
+        out.loc[i, "shift_error_inflation"] = float(np.nanmax(fit["shift_error_inflation"]))
         out.loc[i, "shift_method"] = "settled_fit"
     return out
 

@@ -570,6 +570,9 @@ def settled_shifts(table: pd.DataFrame, cycles: pd.DataFrame, *, exposure_s: flo
                     float(fit.pol_settled_fraction[j]),
                     fit.rec_settled_fraction,
                     bool(settled < SETTLE_TARGET),
+                    bool(fit.joint_intensity),
+                    bool(fit.intensity_consistent),
+                    float(fit.error_inflation),
                     fit.fit_ok,
                     fit.n_frames,
                 )
