@@ -125,3 +125,18 @@ def test_without_attrs_is_a_shallow_copy_without_attrs():
     pd.testing.assert_frame_equal(bare, t, check_flags=False)
     plain = pd.DataFrame({"a": [1]})
     assert without_attrs(plain) is plain
+
+
+def test_identity_is_lost_only_when_the_centroid_settles_elsewhere():
+    """A persistent jump is a new place; a long blink or stray dim-frame centroids are not."""
+    traces = _centroid_traces(0)
+    rng = np.random.default_rng(5)
+    dim = (traces["particle_id"] == 110) & (traces["frame"] % 40 == 7)  # every 40th frame dim and stray
+    traces.loc[dim, "intensity"] = 300.0
+    traces.loc[dim, "x_px"] += rng.choice([-2.2, 2.2], int(dim.sum()))
+    tracks = link_particle_centroids(traces).set_index("particle_id")
+    assert tracks.loc[103, "n_positions"] == 2  # 3 px beyond the search range for 150 frames
+    assert tracks.loc[105, ["n_tracks", "n_positions"]].tolist() == [2, 1]  # dark 10 frames, same place
+    assert tracks.loc[110, "n_tracks"] > 1 and tracks.loc[110, "n_positions"] == 1
+    others = tracks.drop(index=[103])
+    assert (others["n_positions"] == 1).all()

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
@@ -175,7 +176,11 @@ def link_particle_centroids(
     pandas.DataFrame
         One row per particle: ``particle_id``, ``n_tracks`` (trajectories its
         located centroids form; 1 when the aperture followed one particle
-        throughout), ``located_fraction`` (frames with a centroid),
+        throughout), ``n_positions`` (distinct places among its trajectories
+        of more than ``memory`` frames: trajectories whose medians lie within
+        ``search_range_px`` of each other are one place, so noisy centroids of
+        dim frames or a long blink do not count as a new identity),
+        ``located_fraction`` (frames with a centroid),
         ``longest_gap_frames`` (longest run of frames without one) and
         ``jitter_px`` (robust std of the drift-corrected centroid, both axes).
     """
@@ -186,7 +191,7 @@ def link_particle_centroids(
     feats = work[located]
     n_frames = int(work["frame"].nunique())
     ids, index = np.unique(feats["particle_id"].to_numpy(), return_inverse=True)
-    n_tracks = _count_tracks(feats, index, ids.size, search_range_px=search_range_px, memory=memory)
+    n_tracks, n_places = _count_tracks(feats, index, ids.size, search_range_px=search_range_px, memory=memory)
     rows = []
     for k, f in feats.groupby(index, sort=True):
         frames = np.sort(f["frame"].to_numpy())
@@ -197,23 +202,33 @@ def link_particle_centroids(
             (
                 ids[k],
                 int(n_tracks.get(k, 0)),
+                int(n_places.get(k, 0)),
                 frames.size / max(n_frames, 1),
                 int(gaps.max()) if gaps.size else n_frames,
                 jitter,
             )
         )
     out = pd.DataFrame(
-        rows, columns=["particle_id", "n_tracks", "located_fraction", "longest_gap_frames", "jitter_px"]
+        rows,
+        columns=[
+            "particle_id",
+            "n_tracks",
+            "n_positions",
+            "located_fraction",
+            "longest_gap_frames",
+            "jitter_px",
+        ],
     )
     every = pd.DataFrame({"particle_id": np.unique(work["particle_id"])})
     out = every.merge(out, on="particle_id", how="left")
     out["n_tracks"] = out["n_tracks"].fillna(0).astype(np.int64)
+    out["n_positions"] = out["n_positions"].fillna(0).astype(np.int64)
     out["located_fraction"] = out["located_fraction"].fillna(0.0)
     out["longest_gap_frames"] = out["longest_gap_frames"].fillna(n_frames).astype(np.int64)
-    n_broken = int((out["n_tracks"] > 1).sum())
+    n_broken = int((out["n_positions"] > 1).sum())
     if n_broken:
         logger.warning(
-            "link_particle_centroids: %d particle(s) whose centroids form more than one trajectory", n_broken
+            "link_particle_centroids: %d particle(s) whose centroids settle at more than one place", n_broken
         )
     return out
 
@@ -237,11 +252,27 @@ def _drift_corrected(traces: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _n_positions(pieces: pd.DataFrame, *, search_range_px: float, min_frames: int) -> int:
+    """Distinct places among a particle's trajectories of at least ``min_frames`` frames.
+
+    ``pieces``: one row per trajectory (``n``, median ``x``, ``y``), longest first. A
+    trajectory whose median lies within the search range of a longer one's is the same
+    place: the centroid only strayed (noisy dim frames, a long blink). Shorter pieces are
+    too noisy to place.
+    """
+    places: list[tuple[float, float]] = []
+    for r in pieces[pieces["n"] >= min_frames].itertuples():
+        if not any(math.hypot(r.x - px, r.y - py) <= search_range_px for px, py in places):
+            places.append((r.x, r.y))
+    return max(len(places), 1)
+
+
 def _count_tracks(
     feats: pd.DataFrame, index: np.ndarray, n_ids: int, *, search_range_px: float, memory: int
-) -> pd.Series:
-    """Trajectories formed by each particle's located centroids (``index``: particle of each row)."""
+) -> tuple[pd.Series, pd.Series]:
+    """Trajectories and distinct places of each particle's located centroids (``index``: its particle)."""
     n_tracks = pd.Series(1, index=np.arange(n_ids), dtype=np.int64)
+    n_places = n_tracks.copy()
     hard = _needs_linking(feats, index, n_ids, search_range_px=search_range_px, memory=memory)
     if hard.any():
         # one linking call for the particles whose centroids jump or vanish for long: each on
@@ -260,7 +291,14 @@ def _count_tracks(
         )
         linked = link_features(shifted, search_range_px=search_range_px, memory=memory)
         n_tracks.update(linked.groupby("k")["track_id"].nunique())
-    return n_tracks
+        linked["x_px"] -= island * linked["k"]
+        pieces = linked.groupby(["k", "track_id"]).agg(
+            n=("frame", "size"), x=("x_px", "median"), y=("y_px", "median")
+        )
+        for k, p in pieces.groupby(level="k"):
+            p = p.sort_values("n", ascending=False, kind="stable")
+            n_places[k] = _n_positions(p, search_range_px=search_range_px, min_frames=memory + 1)
+    return n_tracks, n_places
 
 
 def centroid_shift(

@@ -208,7 +208,8 @@ def quality_flags(
         from the fit), ``bleach_rate_per_s``, ``saturated_fraction``
         (frames with an aperture pixel at saturation; NaN without
         ``peak_adu``), ``annulus_masked_fraction``, ``touches_border``,
-        ``n_tracks`` (-1 when not given); the flags ``low_snr, blinking,
+        ``n_tracks`` and ``n_positions`` (-1 when not given; identity is
+        lost when the centroid settles at more than one place); the flags ``low_snr, blinking,
         bleached, saturated, crowded``; ``ok`` (no flag, not at the border,
         one trajectory); ``reason`` (``""`` when ok, else e.g.
         ``"blinking 31% > 20%; touches the border"``).
@@ -222,6 +223,11 @@ def quality_flags(
     traces = without_attrs(traces)  # pandas deep-copies attrs on every operation
     border, extra_reasons = _particle_notes(particles)
     n_tracks = dict(zip(tracks["particle_id"], tracks["n_tracks"])) if tracks is not None else {}
+    n_places = (
+        dict(zip(tracks["particle_id"], tracks["n_positions"]))
+        if tracks is not None and "n_positions" in tracks.columns
+        else n_tracks
+    )
     blink = {"window_frames": window_frames, "blink_sigma": blink_sigma, "blink_drop": blink_drop}
     rows = []
     for pid, tr in traces.groupby("particle_id", sort=True):
@@ -234,9 +240,10 @@ def quality_flags(
             annulus_masked_fraction=masked,
             touches_border=bool(border.get(pid, False)),
             n_tracks=int(n_tracks.get(pid, -1)),
+            n_positions=int(n_places.get(pid, -1)),
         )
         rows.append(row)
-    out = pd.DataFrame(rows, columns=list(QUALITY_COLUMNS[:11]))
+    out = pd.DataFrame(rows, columns=list(QUALITY_COLUMNS[:12]))
     out["low_snr"] = ~(out["snr"] >= min_snr)
     out["blinking"] = out["blink_fraction"] > max_blink_fraction
     out["bleached"] = out["bleach_fraction"] > max_bleach_fraction
@@ -353,6 +360,6 @@ def _fail_reasons(r: pd.Series, min_snr: float, max_blink: float, max_bleach: fl
         why.append(f"neighbours cover {100 * r['annulus_masked_fraction']:.0f}% of the background annulus")
     if r["touches_border"]:
         why.append("touches the border")
-    if r["n_tracks"] > 1:
-        why.append(f"identity lost ({r['n_tracks']} trajectories)")
+    if r["n_positions"] > 1:
+        why.append(f"identity lost ({r['n_positions']} places, {r['n_tracks']} trajectories)")
     return why
