@@ -152,9 +152,18 @@ def test_report_never_reaches_pipeline():
     assert not bad, "report imports the orchestration: " + "; ".join(_chain(seen, m) for m in bad)
 
 
-@pytest.mark.parametrize("leaf", ["plscope.results", "plscope.columns", "plscope.errors", "plscope._files"])
+@pytest.mark.parametrize(
+    "leaf", ["plscope.results", "plscope.columns", "plscope.errors", "plscope._files", "plscope._csv"]
+)
 def test_bottom_floor_imports_only_the_bottom_floor(leaf):
-    bottom = {"plscope", "plscope.errors", "plscope._json", "plscope._files", "plscope.columns"}
+    bottom = {
+        "plscope",
+        "plscope.errors",
+        "plscope._json",
+        "plscope._files",
+        "plscope._csv",
+        "plscope.columns",
+    }
     assert GRAPH[leaf] <= bottom, f"{leaf} imports {sorted(GRAPH[leaf] - bottom)}"
 
 

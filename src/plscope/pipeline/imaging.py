@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._csv import write_csv
 from .._json import jsonable
 from ..columns import KINETICS_SPEC_COLUMNS
 from ..config.experiment import field_warning
@@ -554,21 +555,20 @@ def analyze_imaging(
 
 def _write_results(result: RunResult, folder: Path, prov: dict[str, Any]) -> None:
     result.summary["provenance"] = stable_provenance(prov)  # timestamps: provenance.json only
-    result.particles.to_csv(folder / "particles.csv", index=False)
-    result.kinetics.to_csv(folder / "kinetics.csv", index=False)
+    # write_csv: the bytes of DataFrame.to_csv(index=False), faster (plscope._csv)
+    write_csv(result.particles, folder / "particles.csv")
+    write_csv(result.kinetics, folder / "kinetics.csv")
     result.kinetics.to_parquet(folder / "kinetics.parquet", index=False)
     # gzip header without a time stamp: the same input gives the same bytes
     # gzip level 1: 6x faster than the default 9 for ~12 % more bytes; the same CSV inside
-    result.traces.to_csv(
-        folder / "traces.csv.gz", index=False, compression={"method": "gzip", "mtime": 0, "compresslevel": 1}
-    )
-    result.cycles.to_csv(folder / "cycles.csv", index=False)
+    write_csv(result.traces, folder / "traces.csv.gz", gzip_level=1)
+    write_csv(result.cycles, folder / "cycles.csv")
     # cycle averages and their fits of every particle: what the report's gallery draws
     result.curve_table().to_parquet(folder / "curves.parquet", index=False)
     if result.centroid_shift is not None:
-        result.centroid_shift.to_csv(folder / "centroid_shift.csv", index=False)
+        write_csv(result.centroid_shift, folder / "centroid_shift.csv")
     if result.population is not None:  # switching efficiency of every particle and cycle (Fig. 1d-e)
-        result.population.se_cycles.to_csv(folder / "switching_efficiency_cycles.csv", index=False)
+        write_csv(result.population.se_cycles, folder / "switching_efficiency_cycles.csv")
     write_report(result, folder / "report.html", provenance=prov, figures_dir=folder / "figures")
     write_json(folder / "provenance.json", prov)
     write_json(folder / "summary.json", result.summary)  # last: marks the folder complete
