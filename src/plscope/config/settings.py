@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, field_validator
 from pydantic.dataclasses import dataclass
+from pydantic_core import PydanticCustomError
 
 from ..errors import ConfigError
 from ._base import MODEL_CONFIG, Bool, Float, FloatPair, Int, load_toml, setting, to_plain, validate
@@ -98,6 +99,19 @@ class TraceSettings:
         unit="frames",
         doc="frames per dask chunk when streaming the stack, at most 16 MiB of frames (memory ~ chunk x frame size)",
     )
+
+
+def _workers(value: Any) -> Any:
+    """``"auto"`` or a number of processes in ``[1, MAX_WORKERS]``."""
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WORKERS:
+        raise PydanticCustomError("workers", f'must be "auto" or an integer in [1, {MAX_WORKERS}]')
+    return value
+
+
+#: Settings that change how fast the numbers come, never the numbers (left out of the digest).
+SPEED_ONLY_SETTINGS = (("kinetics", "workers"),)
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
@@ -180,6 +194,12 @@ class KineticsSettings:
     qc_min_particles_per_field: Int = setting(
         5, ge=0, le=1_000_000, doc="QC warns when fewer particles than this are used at a field"
     )
+    workers: Annotated[Literal["auto"] | int, BeforeValidator(_workers)] = setting(
+        "auto",
+        rule=f'must be "auto" or an integer in [1, {MAX_WORKERS}]',
+        doc='processes of the per-particle fits of one run: "auto" (every core when there are enough '
+        "particles for it to pay) or 1-1024 (1: serial); same numbers; serial inside plscope batch",
+    )
 
     @field_validator("tau_bounds_s")
     @classmethod
@@ -248,8 +268,14 @@ class AnalysisSettings:
         return to_plain(self)
 
     def digest(self) -> str:
-        """SHA-256 of the canonical JSON form (to detect changed settings)."""
-        text = json.dumps(self.to_dict(), sort_keys=True, default=list)
+        """SHA-256 of the canonical JSON form (to detect changed settings).
+
+        Settings that change only the speed (:data:`SPEED_ONLY_SETTINGS`) are left out.
+        """
+        data = self.to_dict()
+        for section, key in SPEED_ONLY_SETTINGS:
+            data.get(section, {}).pop(key, None)
+        text = json.dumps(data, sort_keys=True, default=list)
         return hashlib.sha256(text.encode()).hexdigest()
 
     @classmethod

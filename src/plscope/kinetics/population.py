@@ -53,6 +53,7 @@ import pandas as pd
 
 from ._checks import KineticsInputError
 from ._meta import random_effects as _random_effects
+from ._parallel import Mapper, map_particles
 from .analysis import (
     KINETICS_COLUMNS,
     SE_CYCLE_COLUMNS,
@@ -492,6 +493,7 @@ def analyze_population(
     exposure_s: float,
     particles: pd.DataFrame | None = None,
     settings: KineticsSettings | Mapping | None = None,
+    mapper: Mapper = map,
 ) -> PopulationKinetics:
     """Kinetics of every particle, with the biexponential shape pooled over the population.
 
@@ -513,6 +515,12 @@ def analyze_population(
     settings : KineticsSettings or mapping, optional
         ``shape_pooling``, ``min_pooled_curves`` and the options of
         :func:`analyze_particle`.
+    mapper : callable
+        Map-like callable running the per-particle loops (fits of every
+        particle, refits, whole-trace fits), e.g. ``Executor.map`` of a
+        process pool: it receives a module-level function and chunks of
+        particles, and must return the results in order. Default: the builtin
+        :func:`map` (serial). The numbers do not depend on it.
 
     Returns
     -------
@@ -522,18 +530,10 @@ def analyze_population(
     """
     s = KineticsSettings.from_any(settings, error=KineticsInputError)
     sizes, size_errs, informative = _particle_lookups(particles)
-    first: dict = {}
-    for pid, t, y in _per_particle_inputs(traces, frame_time_s):
-        first[pid] = analyze_particle(
-            t,
-            y,
-            cycles,
-            exposure_s=exposure_s,
-            settings=s,
-            particle_id=pid,
-            size_nm=sizes.get(pid),
-            size_err_nm=size_errs.get(pid),
-        )
+    inputs = list(_per_particle_inputs(traces, frame_time_s))
+    first_pass = functools.partial(_first_pass, cycles=cycles, exposure_s=exposure_s, settings=s)
+    items = [(pid, t, y, sizes.get(pid), size_errs.get(pid)) for pid, t, y in inputs]
+    first = dict(zip([i[0] for i in inputs], map_particles(mapper, first_pass, items), strict=True))
     priors: dict[str, ShapePrior] = {}
     flags: list[str] = []
     if s.shape_pooling and s.model != "mono" and first:
@@ -541,10 +541,13 @@ def analyze_population(
             (pk for pid, pk in first.items() if informative.get(pid, True)), min_curves=s.min_pooled_curves
         )
         flags += [f"{ph}:not_pooled" for ph in ("pol", "rec") if ph not in priors]
-    results = {pid: refit_particle(pk, priors) if priors else pk for pid, pk in first.items()}
+    results = first
+    if priors:
+        refits = map_particles(mapper, functools.partial(refit_particle, shape_priors=priors), first.values())
+        results = dict(zip(first, refits, strict=True))
     trace_shape = None
     if s.fit_method == "trace" and s.model != "mono" and s.correct_bleaching and results:
-        results, trace_shape = refine_population(results, informative)
+        results, trace_shape = refine_population(results, informative, mapper=mapper)
     table, se_cycles = _population_tables(results)
     return PopulationKinetics(
         table=table,
@@ -553,6 +556,21 @@ def analyze_population(
         se_cycles=se_cycles,
         flags=tuple(flags),
         trace_shape=trace_shape,
+    )
+
+
+def _first_pass(item: tuple, *, cycles: pd.DataFrame, exposure_s: float, settings: KineticsSettings):
+    """:func:`analyze_particle` of one ``(particle_id, time_s, intensity, size_nm, size_err_nm)``."""
+    pid, t, y, size_nm, size_err_nm = item
+    return analyze_particle(
+        t,
+        y,
+        cycles,
+        exposure_s=exposure_s,
+        settings=settings,
+        particle_id=pid,
+        size_nm=size_nm,
+        size_err_nm=size_err_nm,
     )
 
 

@@ -14,18 +14,21 @@ their reason; a particle whose trace cannot be fitted keeps its curve fits
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from ._parallel import Mapper, map_particles
 from .analysis import SETTLED_FRACTION, ParticleKinetics, exclusion_reason
 from .fits import BAD_FIT_FLAGS
 from .mobility import drift_velocity_nm_per_s, mobility_cm2_per_Vs
 from .trace_fit import (
     ShapeHyper,
     TraceFit,
+    TraceGeometry,
     fit_population_traces,
     fit_trace,
     population_shape,
@@ -62,25 +65,35 @@ def _start_values(pk: ParticleKinetics) -> dict:
     return out
 
 
-def _fit_all(results: dict, hyper: ShapeHyper | None) -> dict:
-    out: dict = {}
-    for pid, pk in results.items():
-        ctx = pk._context
-        if ctx is None or ctx.time_s is None or len(ctx.cycles) == 0:
-            out[pid] = None
-            continue
-        g = trace_geometry(
+def _fit_all(results: dict, hyper: ShapeHyper | None, mapper: Mapper = map) -> dict:
+    items = [
+        None
+        if (ctx := pk._context) is None or ctx.time_s is None or len(ctx.cycles) == 0
+        else (
             ctx.time_s,
             ctx.raw_intensity,
             ctx.cycles,
             ctx.exposure_s,
-            fit_bleaching=ctx.settings.correct_bleaching,
+            ctx.settings.correct_bleaching,
+            _start_values(pk),
         )
-        out[pid] = None if g is None else (g, fit_trace(g, start=_start_values(pk), hyper=hyper))
-    return out
+        for pk in results.values()
+    ]
+    return dict(
+        zip(results, map_particles(mapper, functools.partial(_fit_one, hyper=hyper), items), strict=True)
+    )
 
 
-def refine_population(results: dict, informative: dict) -> tuple[dict, ShapeHyper]:
+def _fit_one(item: tuple | None, *, hyper: ShapeHyper | None) -> tuple[TraceGeometry, TraceFit | None] | None:
+    """Geometry and whole-trace fit of one particle (None: no trace to fit)."""
+    if item is None:
+        return None
+    time_s, raw_intensity, cycles, exposure_s, fit_bleaching, start = item
+    g = trace_geometry(time_s, raw_intensity, cycles, exposure_s, fit_bleaching=fit_bleaching)
+    return None if g is None else (g, fit_trace(g, start=start, hyper=hyper))
+
+
+def refine_population(results: dict, informative: dict, *, mapper: Mapper = map) -> tuple[dict, ShapeHyper]:
     """Whole-trace fits of every particle, the shape pooled hierarchically.
 
     Parameters
@@ -89,6 +102,9 @@ def refine_population(results: dict, informative: dict) -> tuple[dict, ShapeHype
         ``particle_id -> ParticleKinetics`` (curve fits; start values).
     informative : dict
         ``particle_id -> bool``: may the particle inform the population shape.
+    mapper : callable
+        Map-like callable of the per-particle fits (default: the builtin
+        :func:`map`, serial; see :func:`~plscope.kinetics.analyze_population`).
 
     Returns
     -------
@@ -97,11 +113,11 @@ def refine_population(results: dict, informative: dict) -> tuple[dict, ShapeHype
     """
     # many small least-squares problems: a multi-threaded BLAS only adds overhead (15x slower measured)
     with threadpool_limits(limits=1):
-        return _refine(results, informative)
+        return _refine(results, informative, mapper)
 
 
-def _refine(results: dict, informative: dict) -> tuple[dict, ShapeHyper]:
-    first = _fit_all(results, None)
+def _refine(results: dict, informative: dict, mapper: Mapper) -> tuple[dict, ShapeHyper]:
+    first = _fit_all(results, None, mapper)
     spread = population_shape(
         fit for pid, gf in first.items() if gf is not None and informative.get(pid, True) for fit in gf[1:]
     )
@@ -121,7 +137,7 @@ def _refine(results: dict, informative: dict) -> tuple[dict, ShapeHyper]:
         )
         second = {p: (first[p][0], f) for p, f in zip(joint, fits, strict=True)}
     rest = {pid: pk for pid, pk in results.items() if pid not in second}
-    second.update(_fit_all(rest, hyper))
+    second.update(_fit_all(rest, hyper, mapper))
     out = {}
     for pid, pk in results.items():
         gf = second.get(pid)

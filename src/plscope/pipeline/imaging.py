@@ -59,6 +59,7 @@ from ..tracking import (
 )
 from ..tracking.quality import without_attrs
 from .output import AtomicOutputDir, check_not_input, write_json
+from .parallel import particle_mapper
 from .provenance import input_files, provenance, stable_provenance
 from .settings import AnalysisSettings
 from .spectra import analyze_spectra, run_spectra, write_spectra_outputs
@@ -485,9 +486,17 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     if len(cycles):
         # all particles at once: the biexponential shape is pooled over the population; particles
         # with a non-empty 'excluded' are analysed but do not inform the pooled shape
-        kinetic_population = analyze_population(
-            ex.traces, t_mid, cycles, exposure_s=exposure_s, particles=particles, settings=settings.kinetics
-        )
+        n_particles = int(ex.traces["particle_id"].nunique()) if "particle_id" in ex.traces else 0
+        with particle_mapper(settings.kinetics.workers, n_particles) as mapper:  # kinetics.workers
+            kinetic_population = analyze_population(
+                ex.traces,
+                t_mid,
+                cycles,
+                exposure_s=exposure_s,
+                particles=particles,
+                settings=settings.kinetics,
+                mapper=mapper,
+            )
         curves = kinetic_population.curves
     kinetics = _kinetics_table(kinetic_population, particles)
     used = kinetics[kinetics["excluded"] == ""] if len(kinetics) else kinetics
