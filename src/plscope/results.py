@@ -238,17 +238,18 @@ class RunResult:
         (NaN where no fit was usable). The report's gallery draws from it.
         """
         cols = ["t_s", "mean", "sem", "n_cycles", "fit"]
-        keys, parts = [], []
+        keys: list[tuple[Any, float, str, int]] = []
+        parts: list[pd.DataFrame] = []
         for (pid, field_kV_per_cm, phase), df in sorted(
             self.curves.items(), key=lambda kv: (kv[0][0], float(kv[0][1]), kv[0][2])
         ):
             if df is not None and len(df):
                 keys.append((pid, float(field_kV_per_cm), phase, len(df)))
-                parts.append(df.reindex(columns=cols))
+                parts.append(df)
         if not parts:
             return pd.DataFrame(columns=["particle_id", "field_kV_per_cm", "phase", *cols])
         n = [k[3] for k in keys]  # one concat of the values, not one frame per curve (0.5 s a run)
-        values = pd.concat(parts, ignore_index=True)
+        values = _concat_columns(parts, cols)
         head = pd.DataFrame(
             {
                 "particle_id": np.repeat([k[0] for k in keys], n),
@@ -257,6 +258,29 @@ class RunResult:
             }
         )
         return pd.concat([head, values], axis=1)
+
+
+def _concat_columns(parts: list[pd.DataFrame], cols: list[str]) -> pd.DataFrame:
+    """``pd.concat([p.reindex(columns=cols) for p in parts], ignore_index=True)``, column by column.
+
+    When every part has the columns with one NumPy dtype per column (the
+    curves of a run: 1 200 frames of 200 particles), the columns are joined
+    with :func:`numpy.concatenate`: the same frame, 10x faster than pandas
+    aligning 1 200 frames; any other mix goes through pandas.
+    """
+    seen: dict[str, set] = {c: set() for c in cols}
+    for p in parts:
+        if not p.columns.is_unique:
+            seen[cols[0]].add(None)  # pandas decides
+            break
+        have = dict(zip(p.columns, p.dtypes, strict=True))
+        for c in cols:
+            seen[c].add(have.get(c))
+    for kinds in seen.values():
+        dtype = next(iter(kinds))
+        if len(kinds) > 1 or not isinstance(dtype, np.dtype) or dtype.kind not in "biuf":
+            return pd.concat([p.reindex(columns=cols) for p in parts], ignore_index=True)
+    return pd.DataFrame({c: np.concatenate([p[c].to_numpy() for p in parts]) for c in cols})
 
 
 #: fields of :class:`PopulationSummary` present only when the summary was made with a population

@@ -573,12 +573,15 @@ def _write_results(result: RunResult, folder: Path, prov: dict[str, Any]) -> Non
     write_csv(result.traces, folder / "traces.csv.gz", gzip_level=1)
     write_csv(result.cycles, folder / "cycles.csv")
     # cycle averages and their fits of every particle: what the report's gallery draws
-    result.curve_table().to_parquet(folder / "curves.parquet", index=False)
+    curves = result.curve_table()  # made once: the report's gallery draws the same table
+    curves.to_parquet(folder / "curves.parquet", index=False)
     if result.centroid_shift is not None:
         write_csv(result.centroid_shift, folder / "centroid_shift.csv")
     if result.population is not None:  # switching efficiency of every particle and cycle (Fig. 1d-e)
         write_csv(result.population.se_cycles, folder / "switching_efficiency_cycles.csv")
-    write_report(result, folder / "report.html", provenance=prov, figures_dir=folder / "figures")
+    write_report(
+        result, folder / "report.html", provenance=prov, figures_dir=folder / "figures", curves=curves
+    )
     write_json(folder / "provenance.json", prov)
     write_json(folder / "summary.json", result.summary)  # last: marks the folder complete
 

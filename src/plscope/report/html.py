@@ -134,11 +134,15 @@ def _safe_section(build: Callable[[], str], section_id: str) -> str:
         )
 
 
-def _gallery(result, pixel_size_nm: float) -> str:
-    """Every particle's card (report/gallery.py), from the saved tables and curves."""
+def _gallery(result, pixel_size_nm: float, curves: pd.DataFrame | None = None) -> str:
+    """Every particle's card (report/gallery.py), from the saved tables and curves.
+
+    ``curves``: ``result.curve_table()`` when the caller has it already (it is what ``curves.parquet`` holds).
+    """
     from .gallery import gallery_html
 
-    curves = result.curve_table() if hasattr(result, "curve_table") else pd.DataFrame()
+    if curves is None:
+        curves = result.curve_table() if hasattr(result, "curve_table") else pd.DataFrame()
     return gallery_html(
         particles=result.particles,
         kinetics=result.kinetics,
@@ -381,7 +385,11 @@ def _qc_banner(s: dict) -> str:
 
 
 def render_report(
-    result: RunResult, *, provenance: dict | None = None, figures_sink: dict | None = None
+    result: RunResult,
+    *,
+    provenance: dict | None = None,
+    figures_sink: dict | None = None,
+    curves: pd.DataFrame | None = None,
 ) -> str:
     """Render the report of one imaging run as a self-contained HTML string.
 
@@ -398,6 +406,9 @@ def render_report(
     figures_sink : dict, optional
         Filled with ``fig_id -> (Figure, PNG bytes)`` of every figure drawn
         (for :func:`save_figure_files`); the captions then name the files.
+    curves : pandas.DataFrame, optional
+        ``result.curve_table()`` when the caller has made it already (it is
+        ``curves.parquet``); made here otherwise.
     """
     fig_html = functools.partial(_safe_figure, sink=figures_sink)
     s = result.summary
@@ -593,7 +604,7 @@ def render_report(
         )
         parts.append(_quality_section(s, result, pop))
 
-    parts.append(_safe_section(lambda: _gallery(result, pixel), "gallery"))
+    parts.append(_safe_section(lambda: _gallery(result, pixel, curves), "gallery"))
 
     # ---- sections of other analyses (e.g. report/spectra.py) -------------------------------------
     # Each item of result.extra_sections is a self-contained HTML fragment (<h2> ... figures ...)
@@ -635,13 +646,15 @@ def write_report(
     *,
     provenance: dict | None = None,
     figures_dir: str | os.PathLike | None = None,
+    curves: pd.DataFrame | None = None,
 ) -> list[str]:
     """Write :func:`render_report` to ``path``; with ``figures_dir``, every figure as PNG, SVG and PDF too.
 
+    ``curves``: ``result.curve_table()`` if the caller has it (made here otherwise).
     Returns the figure files written (names inside ``figures_dir``).
     """
     sink: dict | None = {} if figures_dir is not None else None
-    text = render_report(result, provenance=provenance, figures_sink=sink)
+    text = render_report(result, provenance=provenance, figures_sink=sink, curves=curves)
     names = save_figure_files(sink, figures_dir) if sink is not None and figures_dir is not None else []
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)

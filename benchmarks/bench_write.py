@@ -1,0 +1,131 @@
+"""Writing the results of one run: the CSV tables, ``curves.parquet`` and the report, timed (issue 16).
+
+Works on a stored :class:`~plscope.results.RunResult` (a pickle), so that the
+writing is timed without the minutes of analysis before it:
+
+``python benchmarks/bench_write.py --make-result OUT_FOLDER RESULT.pkl``
+    analyse the stored extraction of a ``plscope run`` output folder once
+    (:func:`~plscope.pipeline.imaging.analyze_extraction`) and pickle it.
+``python benchmarks/bench_write.py RESULT.pkl [--rounds 3]``
+    in this process, alternating, ``--rounds`` times: the CSV tables of
+    ``_write_results`` written by pandas' ``to_csv`` and by
+    :func:`plscope._csv.write_csv` (texts compared: identical, the gzip
+    file decompressed); then the whole ``_write_results`` of the tree on
+    ``PYTHONPATH`` (CSV, Parquet, ``curves.parquet``, report with
+    ``figures/``). CPU seconds of the process (``time.process_time``, the
+    least disturbed by other jobs on a shared machine) and wall seconds.
+
+To compare two trees, run the second form with ``PYTHONPATH`` set to each
+tree's ``src`` in turn (the pickle needs the same classes in both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import pickle
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _make_result(out_folder: str, pickle_path: str) -> None:
+    from plscope.pipeline.imaging import analyze_extraction
+    from plscope.results import Extraction
+
+    result = analyze_extraction(Extraction.load(out_folder))
+    with open(pickle_path, "wb") as fh:
+        pickle.dump(result, fh, protocol=5)
+
+
+def _tables(result) -> dict:
+    tables = {
+        "particles.csv": result.particles,
+        "kinetics.csv": result.kinetics,
+        "traces.csv.gz": result.traces,
+        "cycles.csv": result.cycles,
+    }
+    if result.centroid_shift is not None:
+        tables["centroid_shift.csv"] = result.centroid_shift
+    if result.population is not None:
+        tables["switching_efficiency_cycles.csv"] = result.population.se_cycles
+    return tables
+
+
+def _timed(fn) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _csv_rounds(result, rounds: int, folder: Path) -> dict:
+    from plscope._csv import write_csv
+
+    tables = _tables(result)
+
+    def by_pandas(d: Path) -> None:
+        for name, t in tables.items():
+            comp = {"method": "gzip", "mtime": 0, "compresslevel": 1} if name.endswith(".gz") else None
+            t.to_csv(d / name, index=False, compression=comp)
+
+    def by_write_csv(d: Path) -> None:
+        for name, t in tables.items():
+            write_csv(t, d / name, gzip_level=1 if name.endswith(".gz") else None)
+
+    out: dict = {"pandas": [], "write_csv": []}
+    for _ in range(rounds):
+        for label, fn in (("pandas", by_pandas), ("write_csv", by_write_csv)):
+            (folder / label).mkdir(exist_ok=True)
+            out[label].append(_timed(lambda fn=fn, label=label: fn(folder / label)))
+            wall, cpu = out[label][-1]
+            print(
+                f"  CSV tables, {label:9s}: {cpu:6.2f} s CPU {wall:6.2f} s wall (load {os.getloadavg()[0]:.1f})"
+            )
+    for name in tables:
+        a, b = ((folder / label / name).read_bytes() for label in ("pandas", "write_csv"))
+        if name.endswith(".gz"):
+            a, b = gzip.decompress(a), gzip.decompress(b)
+        out.setdefault("identical", {})[name] = a == b
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("result", nargs="?", help="pickled RunResult")
+    ap.add_argument("--make-result", nargs=2, metavar=("OUT_FOLDER", "RESULT_PKL"))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-csv", action="store_true", help="time only the whole _write_results")
+    ap.add_argument("--provenance", help="provenance.json of the run (drawn in the report)")
+    args = ap.parse_args(argv)
+    if args.make_result:
+        _make_result(*args.make_result)
+        return 0
+    if not args.result:
+        ap.error("give RESULT.pkl or --make-result")
+    from plscope.pipeline.imaging import _write_results
+
+    with open(args.result, "rb") as fh:
+        result = pickle.load(fh)
+    print(f"tree: {Path(sys.modules['plscope'].__file__).parents[1]}")
+    report: dict = {}
+    with tempfile.TemporaryDirectory(prefix="bench-write-") as tmp:
+        if not args.no_csv:
+            report["csv"] = _csv_rounds(result, args.rounds, Path(tmp))
+            print("  texts identical:", report["csv"]["identical"])
+        report["write_results"] = []
+        for i in range(args.rounds):
+            folder = Path(tmp) / f"out{i}"
+            folder.mkdir()
+            prov = json.loads(Path(args.provenance).read_text()) if args.provenance else {"inputs": []}
+            report["write_results"].append(_timed(lambda f=folder, p=prov: _write_results(result, f, p)))
+            wall, cpu = report["write_results"][-1]
+            print(f"  _write_results: {cpu:6.2f} s CPU {wall:6.2f} s wall (load {os.getloadavg()[0]:.1f})")
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
