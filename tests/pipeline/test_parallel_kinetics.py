@@ -42,9 +42,9 @@ def test_any_mapper_gives_the_same_table_in_particle_order(small_analysis):
         seen.append(len(chunks))
         return reversed([func(c) for c in reversed(chunks)])
 
-    serial = analyze_population(*args, **kw)
     mapped = analyze_population(*args, **kw, mapper=backwards)
     assert seen and max(seen) > 1
+    serial = small_analysis.run.population  # the builtin map
     pd.testing.assert_frame_equal(mapped.table, serial.table, check_exact=True)
 
 
@@ -87,3 +87,19 @@ def test_workers_setting_refuses_anything_else(value):
         ConfigError, match=r"'kinetics.workers' must be \"auto\" or an integer in \[1, 1024\]"
     ):
         AnalysisSettings.from_dict({"kinetics": {"workers": value}})
+
+
+def test_a_default_distributed_client_runs_the_fits_on_its_cluster(small_analysis, monkeypatch):
+    from distributed import Client, LocalCluster
+
+    calls = []
+    dask_map = parallel._dask_map
+    monkeypatch.setattr(parallel, "_dask_map", lambda f, xs, **kw: calls.append(kw) or dask_map(f, xs, **kw))
+    settings = AnalysisSettings.from_dict({"kinetics": {"workers": 2}})
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
+        result = analyze_extraction(small_analysis.extraction, settings)
+    assert calls and all(kw["scheduler"] is client for kw in calls)
+    pd.testing.assert_frame_equal(result.kinetics, small_analysis.kinetics, check_exact=True)

@@ -131,7 +131,7 @@ def particle_mapper(workers: int | str, n_particles: int) -> Iterator[Callable[.
 
 
 #: Imported once by the fork server; its forks start with them (not the user's ``__main__``).
-_PRELOAD = ["plscope.pipeline._kinetics_worker"]
+_PRELOAD = ["plscope._kinetics_worker"]
 
 
 def _context() -> multiprocessing.context.BaseContext:

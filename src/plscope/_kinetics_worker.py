@@ -1,5 +1,8 @@
 """Imported once by the fork server of the parallel kinetics (:mod:`plscope.pipeline.parallel`).
 
+Outside :mod:`plscope.pipeline`: importing that package imports the whole pipeline (report,
+matplotlib, spectra), which the workers do not need (~2.5 s more per process).
+
 Every worker is a fork of that server, so what is done here is done once per
 process that analyses, not once per worker: the modules the per-particle fits
 use (some are imported lazily by scipy and Dask) and numba's compiled-code
