@@ -32,9 +32,10 @@ import html
 import io
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -59,16 +60,20 @@ def _png_bytes(fig) -> bytes:
 
 def figure_html(fig, caption: str, fig_id: str, paper: str | None = None, sink: dict | None = None) -> str:
     """One ``<figure>`` with the PNG embedded; with ``sink``, the figure is kept for :func:`save_figure_files`."""
-    attr = f' data-paper-figure="{html.escape(paper)}"' if paper else ""
-    label = f"Fig. {paper} — " if paper else ""
-    text = html.escape(label + caption)
     png = _png_bytes(fig)
     if sink is not None:
         sink[fig_id] = (fig, png)
+    return _figure_tag(png, caption, fig_id, paper, files=sink is not None)
+
+
+def _figure_tag(png: bytes, caption: str, fig_id: str, paper: str | None, *, files: bool) -> str:
+    attr = f' data-paper-figure="{html.escape(paper)}"' if paper else ""
+    label = f"Fig. {paper} — " if paper else ""
+    text = html.escape(label + caption)
     return (
         f'<figure id="{fig_id}"{attr}><img alt="{text}" '
         f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}"><figcaption>{text}'
-        f"{_files_note(fig_id) if sink is not None else ''}</figcaption></figure>"
+        f"{_files_note(fig_id) if files else ''}</figcaption></figure>"
     )
 
 
@@ -86,11 +91,74 @@ def _safe_figure(
     try:
         return figure_html(build(), caption, fig_id, paper, sink)
     except Exception as exc:
-        logger.warning("report figure %s could not be drawn: %s: %s", fig_id, type(exc).__name__, exc)
-        return (
-            f"<div class='warn' id='{fig_id}-missing'>Figure {html.escape(paper or fig_id)} could not be "
-            f"drawn: {html.escape(type(exc).__name__)}: {html.escape(str(exc))}</div>"
-        )
+        return _missing_figure(fig_id, paper, type(exc).__name__, str(exc))
+
+
+def _missing_figure(fig_id: str, paper: str | None, error_type: str, message: str) -> str:
+    logger.warning("report figure %s could not be drawn: %s: %s", fig_id, error_type, message)
+    return (
+        f"<div class='warn' id='{fig_id}-missing'>Figure {html.escape(paper or fig_id)} could not be "
+        f"drawn: {html.escape(error_type)}: {html.escape(message)}</div>"
+    )
+
+
+@dataclass(frozen=True)
+class _FigureJob:
+    """One figure of the report: ``build()`` makes it (a picklable partial: it can run in a worker)."""
+
+    build: Callable[[], Any]
+    caption: str
+    fig_id: str
+    paper: str | None = None
+
+
+def _raise(exc: Exception) -> NoReturn:
+    """The ``build`` of a figure whose inputs could not be prepared (drawn as a note)."""
+    raise exc
+
+
+def _draw_serial(jobs: list[_FigureJob], sink: dict | None) -> list[str]:
+    return [_safe_figure(j.build, j.caption, j.fig_id, j.paper, sink=sink) for j in jobs]
+
+
+def _draw_files(job: _FigureJob, folder: Path) -> tuple[bool, bytes | tuple[str, str]]:
+    """In a worker: draw one figure and write its PNG, SVG and PDF (:func:`save_figure_files`).
+
+    Returns ``(True, PNG bytes)`` or ``(False, (error type, message))`` when it cannot be drawn.
+    """
+    try:
+        fig = job.build()
+        png = _png_bytes(fig)
+    except Exception as exc:
+        return False, (type(exc).__name__, str(exc))
+    save_figure_files({job.fig_id: (fig, png)}, folder)
+    return True, png
+
+
+def _draw_with(mapper: Callable, folder: Path, names: list[str], jobs: list[_FigureJob]) -> Iterator[str]:
+    """Hand the figures to ``mapper`` (worker processes) now; their HTML, in order, as they are read.
+
+    ``names`` receives the files written.
+    """
+    results = mapper(functools.partial(_draw_files, folder=folder), jobs)  # an executor submits them all now
+    return _tags(jobs, results, names)
+
+
+def _tags(jobs: list[_FigureJob], results: Iterable, names: list[str]) -> Iterator[str]:
+    for job, (ok, value) in zip(jobs, results, strict=True):
+        if ok:
+            names += [f"{job.fig_id}.png", f"{job.fig_id}.svg", f"{job.fig_id}.pdf"]
+            yield _figure_tag(value, job.caption, job.fig_id, job.paper, files=True)
+        else:
+            yield _missing_figure(job.fig_id, job.paper, *value)
+
+
+def rc_unchanged() -> bool:
+    """matplotlib's settings are those of its matplotlibrc (what a fresh worker process draws with)."""
+    import matplotlib as mpl
+
+    orig = dict(mpl.rcParamsOrig)
+    return all(k == "backend" or orig.get(k) == v for k, v in dict.items(mpl.rcParams))
 
 
 def save_figure_files(figs: dict, folder: str | os.PathLike) -> list[str]:
@@ -410,10 +478,38 @@ def render_report(
         ``result.curve_table()`` when the caller has made it already (it is
         ``curves.parquet``); made here otherwise.
     """
-    fig_html = functools.partial(_safe_figure, sink=figures_sink)
+    return _render(result, provenance, curves, functools.partial(_draw_serial, sink=figures_sink))
+
+
+class _Slot(int):
+    """The place of a figure among the parts of the page (drawn after the page is laid out)."""
+
+
+def _prepared(make: Callable[[], Callable[[], Any]]) -> Callable[[], Any]:
+    """``make()`` (the inputs of a figure, taken from the result here), or a ``build`` that raises its error."""
+    try:
+        return make()
+    except Exception as exc:
+        return functools.partial(_raise, exc)
+
+
+def _render(
+    result: RunResult,
+    provenance: dict | None,
+    curves: pd.DataFrame | None,
+    draw: Callable[[list[_FigureJob]], Iterable[str]],
+) -> str:
+    """The page of :func:`render_report`; ``draw`` makes the figures' HTML from their jobs, in order
+    (called once every figure is known: workers draw them while the gallery and tables are rendered)."""
+    jobs: list[_FigureJob] = []
+
+    def fig_html(build: Callable[[], Any], caption: str, fig_id: str, paper: str | None = None) -> _Slot:
+        jobs.append(_FigureJob(build, caption, fig_id, paper))
+        return _Slot(len(jobs) - 1)
+
     s = result.summary
     pop = getattr(result, "population", None)
-    parts: list[str] = []
+    parts: list[Any] = []
     title = f"plscope report — {html.escape(s.get('sample') or str(s.get('run', '')))}"
     parts.append(f"<h1>{title}</h1><p class='small'>run folder: {html.escape(str(s.get('run', '')))}</p>")
 
@@ -429,7 +525,9 @@ def render_report(
     parts.append("<h2>Particles</h2>")
     parts.append(
         fig_html(
-            lambda: figures.reference_image(result.reference_image, result.particles, pixel_size_nm=pixel),
+            functools.partial(
+                figures.reference_image, result.reference_image, result.particles, pixel_size_nm=pixel
+            ),
             "Reference image with the detected particles outlined at their fitted side length.",
             "fig-reference",
         )
@@ -452,7 +550,8 @@ def render_report(
 
         def fig_trace():
             t, y = _trace_of(result, rep)
-            return figures.trace_with_field(
+            return functools.partial(
+                figures.trace_with_field,
                 t,
                 y,
                 result.cycles,
@@ -463,7 +562,7 @@ def render_report(
 
         parts.append(
             fig_html(
-                fig_trace,
+                _prepared(fig_trace),
                 f"PL trace of particle {rep} (black, normalized to its first frames; left axis), the "
                 "recorded field (orange line, right axis) and the field-on intervals (orange shading)"
                 + (
@@ -477,7 +576,8 @@ def render_report(
         )
         parts.append(
             fig_html(
-                lambda: figures.cycle_superposition(
+                functools.partial(
+                    figures.cycle_superposition,
                     result.curves.get((rep, top, "pol")),
                     result.curves.get((rep, top, "rec")),
                     on_duration_s=on_s,
@@ -492,7 +592,7 @@ def render_report(
         se_cycles = pop.se_cycles if pop is not None else None
         parts.append(
             fig_html(
-                lambda: figures.switching_efficiency(kin, se_cycles=se_cycles, particle_id=rep),
+                functools.partial(figures.switching_efficiency, kin, se_cycles=se_cycles, particle_id=rep),
                 "Switching efficiency SE = 1 − PL_on/PL_off: (d) of one particle in every cycle at each field, "
                 "(e) histogram over particles at each field.",
                 "fig-se",
@@ -518,11 +618,11 @@ def render_report(
                         "tau_rec_err_s": r.get("tau_rec_err_s"),
                     }
                 )
-            return figures.size_examples(exs, field_kV_per_cm=top)
+            return functools.partial(figures.size_examples, exs, field_kV_per_cm=top)
 
         parts.append(
             fig_html(
-                fig_examples,
+                _prepared(fig_examples),
                 "Polarization (top) and recovery (bottom) of the smallest, a "
                 "medium and the largest particle: cycles (grey), average ± SEM and the "
                 f"{_model_words(s)} (dashed).",
@@ -532,7 +632,8 @@ def render_report(
         )
         parts.append(
             fig_html(
-                lambda: figures.tau_vs_size(
+                functools.partial(
+                    figures.tau_vs_size,
                     kin,
                     result.particles,
                     field_kV_per_cm=top,
@@ -549,8 +650,10 @@ def render_report(
         parts.append("<h2>Field dependence and ion mobility (Fig. 3)</h2>")
         parts.append(
             fig_html(
-                lambda: figures.field_curves(
-                    {f: result.curves.get((rep, f, "pol")) for f in fields}, title=f"particle {rep}"
+                functools.partial(
+                    figures.field_curves,
+                    {f: result.curves.get((rep, f, "pol")) for f in fields},
+                    title=f"particle {rep}",
                 ),
                 "Averaged polarization curves of one particle at every field with their fits.",
                 "fig-field-curves",
@@ -563,7 +666,7 @@ def render_report(
         }
         parts.append(
             fig_html(
-                lambda: figures.tau_vs_field(kin, particle_id=rep, dependence=dependence),
+                functools.partial(figures.tau_vs_field, kin, particle_id=rep, dependence=dependence),
                 "Time constants against field: (b) one particle ± standard error; (c) histograms over "
                 "particles, one small panel per field (rows) and phase (columns: polarization orange, "
                 "recovery blue), same bins and axes; (d) mean ± sd over particles (black: ± SEM). The legend "
@@ -576,7 +679,8 @@ def render_report(
         )
         parts.append(
             fig_html(
-                lambda: figures.velocity_vs_field(
+                functools.partial(
+                    figures.velocity_vs_field,
                     kin,
                     slope_cm2_per_Vs=s.get("ion_mobility_fit_cm2_per_Vs"),
                     slope_err_cm2_per_Vs=s.get("ion_mobility_fit_err_cm2_per_Vs"),
@@ -590,7 +694,8 @@ def render_report(
         )
         parts.append(
             fig_html(
-                lambda: figures.mobility_histogram(
+                functools.partial(
+                    figures.mobility_histogram,
                     kin,
                     mean=s.get("ion_mobility_cm2_per_Vs"),
                     std=s.get("ion_mobility_std_cm2_per_Vs"),
@@ -604,6 +709,7 @@ def render_report(
         )
         parts.append(_quality_section(s, result, pop))
 
+    pending = draw(jobs)
     parts.append(_safe_section(lambda: _gallery(result, pixel, curves), "gallery"))
 
     # ---- sections of other analyses (e.g. report/spectra.py) -------------------------------------
@@ -636,7 +742,8 @@ def render_report(
             )
         )
     parts.append(provenance_section_html(provenance if provenance is not None else s.get("provenance")))
-    body = "\n".join(parts)
+    drawn = list(pending)
+    body = "\n".join(drawn[p] if isinstance(p, _Slot) else p for p in parts)
     return render_page(html.unescape(title), body, with_script=True)
 
 
@@ -647,15 +754,44 @@ def write_report(
     provenance: dict | None = None,
     figures_dir: str | os.PathLike | None = None,
     curves: pd.DataFrame | None = None,
+    mapper: Callable[..., Iterable] | None = None,
 ) -> list[str]:
     """Write :func:`render_report` to ``path``; with ``figures_dir``, every figure as PNG, SVG and PDF too.
 
-    ``curves``: ``result.curve_table()`` if the caller has it (made here otherwise).
-    Returns the figure files written (names inside ``figures_dir``).
+    Parameters
+    ----------
+    result : RunResult
+    path : path-like
+        The HTML file.
+    provenance : dict, optional
+        As in :func:`render_report`.
+    figures_dir : path-like, optional
+        Folder of the figure files.
+    curves : pandas.DataFrame, optional
+        ``result.curve_table()`` if the caller has it (made here otherwise).
+    mapper : callable, optional
+        ``mapper(func, jobs)``, a map over worker processes (e.g. a
+        ``ProcessPoolExecutor``'s ``map``): with ``figures_dir``, each figure
+        is drawn and its three files written in a worker while this process
+        renders the rest of the page. The files and the page are those of
+        the serial drawing, byte for byte (tested). Used only while
+        matplotlib's settings are those of its matplotlibrc (what a fresh
+        worker draws with); otherwise the figures are drawn here.
+
+    Returns
+    -------
+    list of str
+        The figure files written (names inside ``figures_dir``).
     """
-    sink: dict | None = {} if figures_dir is not None else None
-    text = render_report(result, provenance=provenance, figures_sink=sink, curves=curves)
-    names = save_figure_files(sink, figures_dir) if sink is not None and figures_dir is not None else []
+    names: list[str] = []
+    if figures_dir is not None and mapper is not None and rc_unchanged():
+        draw = functools.partial(_draw_with, mapper, Path(figures_dir), names)
+        text = _render(result, provenance, curves, draw)
+    else:
+        sink: dict | None = {} if figures_dir is not None else None
+        text = render_report(result, provenance=provenance, figures_sink=sink, curves=curves)
+        if sink is not None and figures_dir is not None:
+            names = save_figure_files(sink, figures_dir)
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
     return names
