@@ -13,7 +13,9 @@ writing is timed without the minutes of analysis before it:
     file decompressed); then the whole ``_write_results`` of the tree on
     ``PYTHONPATH`` (CSV, Parquet, ``curves.parquet``, report with
     ``figures/``). CPU seconds of the process (``time.process_time``, the
-    least disturbed by other jobs on a shared machine) and wall seconds.
+    least disturbed by other jobs on a shared machine), CPU seconds of the
+    report's figure worker processes (read from ``/proc`` as their pool shuts
+    down; Linux) and wall seconds.
 
 To compare two trees, run the second form with ``PYTHONPATH`` set to each
 tree's ``src`` in turn (the pickle needs the same classes in both).
@@ -53,6 +55,29 @@ def _tables(result) -> dict:
     if result.population is not None:
         tables["switching_efficiency_cycles.csv"] = result.population.se_cycles
     return tables
+
+
+#: CPU seconds of the worker processes of process pools, read from /proc when a pool shuts down
+_WORKER_CPU: list[float] = []
+
+
+def _count_worker_cpu() -> None:
+    """Record the CPU time of a ``ProcessPoolExecutor``'s workers before it shuts down (Linux)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    shutdown = ProcessPoolExecutor.shutdown
+
+    def counted(self, *args, **kwargs):
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in list(getattr(self, "_processes", None) or {}):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                _WORKER_CPU.append((int(fields[11]) + int(fields[12])) / tick)  # utime + stime
+            except (OSError, IndexError, ValueError):
+                pass
+        return shutdown(self, *args, **kwargs)
+
+    ProcessPoolExecutor.shutdown = counted  # type: ignore[method-assign]
 
 
 def _timed(fn) -> tuple[float, float]:
@@ -107,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("give RESULT.pkl or --make-result")
     from plscope.pipeline.imaging import _write_results
 
+    _count_worker_cpu()
+
     with open(args.result, "rb") as fh:
         result = pickle.load(fh)
     print(f"tree: {Path(sys.modules['plscope'].__file__).parents[1]}")
@@ -120,9 +147,14 @@ def main(argv: list[str] | None = None) -> int:
             folder = Path(tmp) / f"out{i}"
             folder.mkdir()
             prov = json.loads(Path(args.provenance).read_text()) if args.provenance else {"inputs": []}
-            report["write_results"].append(_timed(lambda f=folder, p=prov: _write_results(result, f, p)))
-            wall, cpu = report["write_results"][-1]
-            print(f"  _write_results: {cpu:6.2f} s CPU {wall:6.2f} s wall (load {os.getloadavg()[0]:.1f})")
+            _WORKER_CPU.clear()
+            wall, cpu = _timed(lambda f=folder, p=prov: _write_results(result, f, p))
+            workers = sum(_WORKER_CPU)
+            report["write_results"].append({"wall_s": wall, "cpu_s": cpu, "worker_cpu_s": workers})
+            print(
+                f"  _write_results: {cpu:6.2f} s CPU (+ {workers:.2f} s in figure workers) {wall:6.2f} s wall "
+                f"(load {os.getloadavg()[0]:.1f})"
+            )
     print(json.dumps(report))
     return 0
 

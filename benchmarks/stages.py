@@ -139,17 +139,30 @@ def stage_kinetics(a: dict, clock: dict) -> dict:
 
 
 def stage_report(a: dict, clock: dict) -> dict:
-    """``report.html`` from an analysed run (figures and page) and ``figures/`` (PNG, SVG, PDF), as ``plscope run``."""
+    """``report.html`` from an analysed run (figures and page) and ``figures/`` (PNG, SVG, PDF), as ``plscope run``.
+
+    As in ``plscope run``, the figures of a run of 24 particles or more are drawn in two worker
+    processes (:mod:`plscope.pipeline.figure_workers`; their start is timed).
+    """
+    from plscope.pipeline.figure_workers import figure_mapper
     from plscope.pipeline.imaging import analyze_extraction
     from plscope.report import write_report
     from plscope.results import Extraction
 
     result = analyze_extraction(Extraction.load(a["out"]))
     _start(clock)
-    names = write_report(
-        result, Path(a["scratch"]) / "report.html", figures_dir=Path(a["scratch"]) / "figures"
-    )
-    return {"seconds": time.perf_counter() - clock["t0"], "n_figure_files": len(names)}
+    with figure_mapper(len(result.particles), result.settings.kinetics.workers) as mapper:
+        names = write_report(
+            result,
+            Path(a["scratch"]) / "report.html",
+            figures_dir=Path(a["scratch"]) / "figures",
+            mapper=mapper,
+        )
+    return {
+        "seconds": time.perf_counter() - clock["t0"],
+        "n_figure_files": len(names),
+        "figure_workers": mapper is not None,
+    }
 
 
 def stage_run(a: dict, clock: dict) -> dict:
