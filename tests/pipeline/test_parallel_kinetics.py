@@ -6,6 +6,7 @@ import dask
 import pandas as pd
 import pytest
 
+import plscope.kinetics.refine as refine
 import plscope.pipeline.parallel as parallel
 from plscope.config.settings import AnalysisSettings
 from plscope.errors import ConfigError
@@ -19,9 +20,15 @@ def test_two_worker_processes_give_the_serial_kinetics_exactly(small_analysis, m
     calls = []
     dask_map = parallel._dask_map
     monkeypatch.setattr(parallel, "_dask_map", lambda f, xs, **kw: calls.append(kw) or dask_map(f, xs, **kw))
+    joint = []
+    fit_population_traces = refine.fit_population_traces
+    monkeypatch.setattr(
+        refine, "fit_population_traces", lambda *a, **kw: joint.append(kw) or fit_population_traces(*a, **kw)
+    )
     settings = AnalysisSettings.from_dict({"kinetics": {"workers": 2}})
     parallel_result = analyze_extraction(small_analysis.extraction, settings)
     assert calls and all(kw["num_workers"] == 2 for kw in calls)  # it did run in 2 processes
+    assert joint and joint[0]["mapper"] is not map  # the joint fit's inner fits too
     pd.testing.assert_frame_equal(parallel_result.kinetics, small_analysis.kinetics, check_exact=True)
     pd.testing.assert_frame_equal(
         parallel_result.population.se_cycles, small_analysis.run.population.se_cycles, check_exact=True

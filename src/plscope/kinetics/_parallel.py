@@ -59,6 +59,16 @@ def map_particles(mapper: Mapper | None, func: Callable[[Any], Any], items: Iter
     return out
 
 
+def chunked(mapper: Mapper | None) -> Mapper:
+    """``mapper`` evaluating in chunks as :func:`map_particles` does (the builtin :func:`map` as it is).
+
+    For a callee that maps one task per particle itself (the joint fit's inner fits).
+    """
+    if mapper is None or mapper is map:
+        return map
+    return functools.partial(map_particles, mapper)
+
+
 def _run_chunk(func: Callable[[Any], Any], chunk: list[Any]) -> list[Any]:
     """One task: a chunk of particles, single-threaded BLAS (the workers share the cores)."""
     with threadpool_limits(limits=1):

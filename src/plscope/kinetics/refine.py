@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import math
 
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from ._parallel import Mapper, map_particles
+from ._parallel import Mapper, chunked, map_particles
 from .analysis import SETTLED_FRACTION, ParticleKinetics, exclusion_reason
 from .fits import BAD_FIT_FLAGS
 from .mobility import drift_velocity_nm_per_s, mobility_cm2_per_Vs
@@ -51,9 +50,6 @@ _CURVE_VERDICTS = frozenset(
     }
 )
 _MAX_REL_ERR = 0.5
-#: whether the joint fit runs its inner per-particle fits through a mapper (the keyword is being
-#: added to trace_fit.fit_population_traces; pass it unconditionally once it is there)
-_JOINT_TAKES_MAPPER = "mapper" in inspect.signature(fit_population_traces).parameters
 _SE_SNR = 3.0
 
 
@@ -138,7 +134,7 @@ def _refine(results: dict, informative: dict, mapper: Mapper) -> tuple[dict, Sha
             [first[p][1] for p in joint],
             [first[p][1].keep for p in joint],
             {k: v[1] for k, v in spread.prior.items()},
-            **({"mapper": mapper} if _JOINT_TAKES_MAPPER else {}),
+            mapper=chunked(mapper),
         )
         second = {p: (first[p][0], f) for p, f in zip(joint, fits, strict=True)}
     rest = {pid: pk for pid, pk in results.items() if pid not in second}
