@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 
 from ._meta import random_effects as _random_effects
+from ._parallel import map_particles
 from .fits import exposure_factor
 
 __all__ = [
@@ -756,9 +757,9 @@ def fit_population_traces(
     sd : dict
         ``name -> sd`` of the population spread (a1, rho_pol, rho_rec).
     mapper : callable, optional
-        Map-like callable (``mapper(func, iterable)``, e.g. a process pool's
-        ``map``) over the per-particle fits; the builtin ``map`` by default.
-        The result does not depend on it.
+        Map-like callable over the per-particle fits (chunked, single-threaded
+        BLAS per task, see :func:`plscope.kinetics._parallel.map_particles`);
+        the builtin ``map`` by default. The result does not depend on it.
 
     Returns
     -------
@@ -853,7 +854,7 @@ def _population_mean(geoms, keeps, sig, bnds, xs, mu, mu_bounds, sdv, mapper):
 def _fit_round(geoms, keeps, sig, bnds, xs, mu, mu_bounds, *, sdv, mapper):
     """Every particle fitted given ``mu``: results, the joint cost and ``clip(mean shape) - mu``."""
     tasks = list(zip(geoms, keeps, sig, xs, bnds, strict=True))
-    inner = list(mapper(functools.partial(_fit_given_mu, mu=mu, sdv=sdv), tasks))
+    inner = map_particles(mapper, functools.partial(_fit_given_mu, mu=mu, sdv=sdv), tasks)
     shapes = np.array([r[0][1:4] for r in inner])
     cost = 0.5 * sum(float(r[1] @ r[1]) for r in inner) + 0.5 * float(np.sum(((shapes - mu) / sdv) ** 2))
     return inner, cost, np.clip(shapes.mean(axis=0), *mu_bounds) - mu
