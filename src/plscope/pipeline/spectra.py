@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__, columns
+from .._csv import write_csv
 from .._progress import dask_progress
 from ..columns import KINETICS_SPEC_COLUMNS
 from ..config.experiment import field_warning
@@ -630,8 +631,8 @@ def write_spectra_outputs(result: SpectraResult, out_dir: str | os.PathLike) -> 
     Returns the names written. (summary keys and the report are the caller's.)
     """
     out = Path(out_dir)
-    result.table.to_csv(out / "spectra.csv", index=False)
-    result.shifts.to_csv(out / "spectral_shifts.csv", index=False)
+    write_csv(result.table, out / "spectra.csv")  # the bytes of to_csv(index=False), faster
+    write_csv(result.shifts, out / "spectral_shifts.csv")
     write_json(out / "calibration.json", result.calibration.to_dict())
     return ["spectra.csv", "spectral_shifts.csv", "calibration.json"]
 
