@@ -785,7 +785,8 @@ def write_report(
     """
     names: list[str] = []
     if figures_dir is not None and mapper is not None and rc_unchanged():
-        draw = functools.partial(_draw_with, mapper, Path(figures_dir), names)
+        # absolute: a worker's working directory is that of the process that started its fork server
+        draw = functools.partial(_draw_with, mapper, Path(figures_dir).absolute(), names)
         text = _render(result, provenance, curves, draw)
     else:
         sink: dict | None = {} if figures_dir is not None else None
