@@ -403,6 +403,7 @@ def estimate_shape_priors(
     min_curves: int = 5,
     frac_sd_floor: float = 0.05,
     log_ratio_sd_floor: float = 0.1,
+    mapper: Mapper = map,
 ) -> dict[str, ShapePrior]:
     """Population priors on the biexponential shape, one per phase.
 
@@ -416,6 +417,9 @@ def estimate_shape_priors(
         Fewer curves with a usable free fit in a phase: no prior for it.
     frac_sd_floor, log_ratio_sd_floor : float
         Smallest prior widths (the prior never fixes the shape).
+    mapper : callable, optional
+        Map-like callable: the two phases' pooled shapes are fitted through
+        it (in parallel if it is); the builtin ``map`` by default.
 
     Returns
     -------
@@ -425,8 +429,8 @@ def estimate_shape_priors(
     """
     results = list(results)
     priors: dict[str, ShapePrior] = {}
-    for phase in ("pol", "rec"):
-        curves = _pack_curves(results, phase)
+    packed = {phase: _pack_curves(results, phase) for phase in ("pol", "rec")}
+    for phase, curves in packed.items():
         if curves.n_curves < max(int(min_curves), 2):
             logger.info(
                 "%s: %d curve(s) with a usable fit (< %d): shape not pooled",
@@ -434,8 +438,12 @@ def estimate_shape_priors(
                 curves.n_curves,
                 min_curves,
             )
-            continue
-        f_mean, r_mean, _ = pooled_shape(curves)
+    pooled = [ph for ph, c in packed.items() if c.n_curves >= max(int(min_curves), 2)]
+    shapes = dict(
+        zip(pooled, map_particles(mapper, pooled_shape, [packed[ph] for ph in pooled]), strict=True)
+    )
+    for phase, (f_mean, r_mean, _) in shapes.items():
+        curves = packed[phase]
         if r_mean < 0.1 or not (0.03 < f_mean < 0.97):
             logger.info(
                 "%s: the pooled shape is monoexponential (f = %.3f, tau2/tau1 = %.3f): not pooled",
@@ -538,7 +546,9 @@ def analyze_population(
     flags: list[str] = []
     if s.shape_pooling and s.model != "mono" and first:
         priors = estimate_shape_priors(
-            (pk for pid, pk in first.items() if informative.get(pid, True)), min_curves=s.min_pooled_curves
+            (pk for pid, pk in first.items() if informative.get(pid, True)),
+            min_curves=s.min_pooled_curves,
+            mapper=mapper,
         )
         flags += [f"{ph}:not_pooled" for ph in ("pol", "rec") if ph not in priors]
     results = first
