@@ -42,9 +42,10 @@ from ..errors import PlscopeError
 
 logger = logging.getLogger(__name__)
 
-#: Fewer particles: ``workers = "auto"`` runs the kinetics serially. Break-even measured on
-#: 2 cores (benchmarks/README.md, issue 16): starting 2 spawned workers costs ~1.5 s of wall.
-MIN_PARALLEL_PARTICLES = 24
+#: Fewer particles: ``workers = "auto"`` runs the kinetics serially. The break-even measured on
+#: the shared 2-core machine (benchmarks/README.md, issue 16): 2 workers lost at 24 particles,
+#: were even at 48 and ahead at 200 (the fork server costs ~2-3 s of CPU once per process).
+MIN_PARALLEL_PARTICLES = 48
 
 _SERIAL_SCHEDULERS = frozenset({"sync", "synchronous", "single-threaded"})
 
