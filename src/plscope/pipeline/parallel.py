@@ -34,6 +34,7 @@ import contextlib
 import functools
 import logging
 import multiprocessing
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -51,7 +52,9 @@ _SERIAL_SCHEDULERS = frozenset({"sync", "synchronous", "single-threaded"})
 
 
 def _in_cluster_task() -> bool:
-    """Inside a task of a Dask ``distributed`` worker."""
+    """Inside a task of a Dask ``distributed`` worker (never when distributed is not even imported)."""
+    if "distributed" not in sys.modules:
+        return False
     try:
         from distributed import get_worker
 
@@ -72,6 +75,8 @@ def must_stay_serial() -> bool:
 
 def _default_client() -> Any:
     """The default ``distributed`` client of this process, or None."""
+    if "distributed" not in sys.modules:
+        return None
     try:
         from distributed import default_client
 
