@@ -47,7 +47,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -671,19 +671,25 @@ def _joint_covariance_blocks(jac, sizes: list[int], n_rows: list[int]) -> list[n
     from scipy.sparse import csr_matrix
 
     j = csr_matrix(jac)
+    starts = np.cumsum([0, *n_rows])
+    offs = np.cumsum([0, *sizes])
+    blocks = (j[starts[i] : starts[i + 1], offs[i] : offs[i + 1]].toarray() for i in range(len(sizes)))
+    return _covariance_from_blocks(blocks, j[int(starts[-1]) :].toarray(), sizes)
+
+
+def _covariance_from_blocks(blocks: Iterable[np.ndarray], prior: np.ndarray, sizes: list[int]) -> list:
+    """:func:`_joint_covariance_blocks` from each particle's dense data block (one at a time: the
+    whole Jacobian is never held) and the dense prior rows (3 per particle, then nothing)."""
     n_part = len(sizes)
-    r0 = int(sum(n_rows))
-    prior = j[r0:].toarray()
-    mu = slice(j.shape[1] - 3, j.shape[1])
-    parts, r, c = [], 0, 0
-    for i, (size, nr) in enumerate(zip(sizes, n_rows, strict=True)):
-        block = j[r : r + nr, c : c + size].toarray()
+    mu = slice(prior.shape[1] - 3, prior.shape[1])
+    parts, c = [], 0
+    for i, (size, block) in enumerate(zip(sizes, blocks, strict=True)):
+        nr = block.shape[0]
         tri = cast(np.ndarray, np.linalg.qr(block, mode="r")) if nr else np.zeros((0, size))
         rows = prior[3 * i : 3 * i + 3]
         m = np.vstack([tri, rows[:, c : c + size]])
         u, sv, vt = np.linalg.svd(m, full_matrices=False)
         parts.append((sv, vt, m.T @ np.vstack([np.zeros((tri.shape[0], 3)), rows[:, mu]]), c, size))
-        r += nr
         c += size
     top = max((float(p[0][0]) for p in parts if p[0].size and np.isfinite(p[0][0])), default=0.0)
     h_mu = sum(
@@ -781,9 +787,13 @@ def fit_population_traces(
     fun = np.concatenate(
         [r[1] for r in inner] + [(theta[offs[i] + 1 : offs[i] + 4] - mu) / sdv for i in range(len(geoms))]
     )
-    jac = _joint_jacobian_fn(geoms, keeps, sig, offs, sdv)(theta)
     success = [bool(r[2]) and converged for r in inner]
-    fits = _joint_particle_fits(theta, fun, jac, success, geoms, keeps, offs, sizes, bnds)
+    # the covariance from one particle's block of the Jacobian at a time (as _joint_jacobian_fn's
+    # sparse matrix gives them, + 0.0 as its toarray adds): the whole matrix is 40 % of the peak memory
+    # of an 8000-frame run (benchmarks/README.md, issue 16)
+    blocks = (_data_block(theta, geoms, keeps, sig, offs, i) + 0.0 for i in range(len(geoms)))
+    covs = _covariance_from_blocks(blocks, _prior_rows(offs, sdv), sizes)
+    fits = _joint_particle_fits(theta, fun, covs, success, geoms, keeps, offs, sizes, bnds)
     hyper = ShapeHyper(
         prior={n: (float(mu[k]), float(sdv[k])) for k, n in enumerate(_SHAPE_NAMES)}, n_particles=len(geoms)
     )
@@ -877,13 +887,26 @@ def _joint_jacobian_fn(geoms, keeps, sig, offs, sdv):
     shape = (int(sum(n_rows)) + 3 * len(geoms), n_par)
 
     def jac(theta):
-        blocks = [
-            (-predict_jacobian(theta[offs[i] : offs[i + 1]], g)[keeps[i]] / sig[i]).ravel()
-            for i, g in enumerate(geoms)
-        ]
+        blocks = [_data_block(theta, geoms, keeps, sig, offs, i).ravel() for i in range(len(geoms))]
         return csr_matrix((np.concatenate([*blocks, prior_vals]), indices, indptr), shape=shape)
 
     return jac
+
+
+def _data_block(theta, geoms, keeps, sig, offs, i: int) -> np.ndarray:
+    """Particle ``i``'s data rows of the joint Jacobian, over its own parameters (dense)."""
+    return -predict_jacobian(theta[offs[i] : offs[i + 1]], geoms[i])[keeps[i]] / sig[i]
+
+
+def _prior_rows(offs, sdv: np.ndarray) -> np.ndarray:
+    """The prior rows of the joint Jacobian, dense: particle ``i``'s shape parameter ``k`` (row
+    ``3 i + k``) at ``1 / sd_k``, the population mean's at ``-1 / sd_k``."""
+    n_part, n_par = len(offs) - 1, int(offs[-1]) + 3
+    prior = np.zeros((3 * n_part, n_par))
+    for i in range(n_part):
+        for k in range(3):
+            prior[3 * i + k, [offs[i] + 1 + k, n_par - 3 + k]] += [1.0 / sdv[k], -1.0 / sdv[k]]
+    return prior
 
 
 def _joint_start(starts: list[TraceFit], bnds: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -895,9 +918,8 @@ def _joint_start(starts: list[TraceFit], bnds: list) -> tuple[np.ndarray, np.nda
     return np.clip(theta0, lo + margin, hi - margin), lo, hi
 
 
-def _joint_particle_fits(theta, fun, jac, success, geoms, keeps, offs, sizes, bnds) -> list[TraceFit]:
-    """Every particle's :class:`TraceFit` out of the joint solution and its covariance."""
-    covs = _joint_covariance_blocks(jac, sizes, [int(np.count_nonzero(k)) for k in keeps])
+def _joint_particle_fits(theta, fun, covs, success, geoms, keeps, offs, sizes, bnds) -> list[TraceFit]:
+    """Every particle's :class:`TraceFit` out of the joint solution and its covariance blocks."""
     fits = []
     r0 = 0
     for i, g in enumerate(geoms):
