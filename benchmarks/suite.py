@@ -314,7 +314,7 @@ def targets(rows: list[Row], sizes: Sizes) -> list[str]:
         out.append(f"- `plscope run` / read, {long_}: {run_long.ratio:.2f}x (target <= 2x, stretch <= 1.25x)")
     if run_base:
         out.append(f"- `plscope run` / read, {base}: {run_base.ratio:.2f}x")
-    if run_long and run_base:
+    if run_long and run_base and f1 != f0:  # one frame count (--frames N,N): no marginal cost
         d_run = run_long.seconds - run_base.seconds
         d_read = run_long.read_s - run_base.read_s
         out.append(
