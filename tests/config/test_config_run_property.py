@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from plscope.cli import main
@@ -92,6 +92,9 @@ def tiny_run(tmp_path_factory):
 @pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(key=st.sampled_from(KEYS), value=_values)
+@example(
+    key=("movie", "path"), value="x" * 300
+)  # longer than a file name may be (found by this test, ENAMETOOLONG)
 def test_random_experiment_values_through_run(tiny_run, tmp_path_factory, key, value, capsys):
     work = tmp_path_factory.mktemp("case")
     run = work / "run"

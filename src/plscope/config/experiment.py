@@ -431,7 +431,12 @@ def _matches(cfg: ExperimentConfig, name: str, key: str) -> list[Path]:
                         cfg.file, _outside(key, os.path.relpath(f, base), "through a symbolic link ")
                     )
         return [f for f in found if f.is_file()]
-    return [target] if target.is_file() else []
+    try:
+        return [target] if target.is_file() else []
+    except OSError as exc:  # e.g. a name longer than the file system allows (pathlib lets that through)
+        raise RunFolderError(
+            target, f"cannot be opened ({exc.strerror}), named as '{key}' in {cfg.file}"
+        ) from None
 
 
 def input_files(cfg: ExperimentConfig) -> list[Path]:
