@@ -1267,7 +1267,7 @@ def _finish_columns(
     _apply_fallbacks(cols, particles, lay.foot, lay.row_labels, shape, pixel_size_nm)
     _flag_merged(cols)
     if floor_sigma is not None:
-        psf.method += "; no particle resolved: PSF sigma and sizes degenerate (less reliable)"
+        psf.method += "; no isolated particle resolved: PSF sigma and sizes degenerate (less reliable)"
         cols["near_diffraction_limit"] |= np.nan_to_num(cols["side_px"], nan=0.0) < floor_sigma * psf.sigma_px
     else:
         floor_sigma = min_reliable_side_sigma
