@@ -604,82 +604,22 @@ def population_shape(fits, *, floors: dict | None = None) -> ShapeHyper:
     return ShapeHyper(prior=prior, n_particles=n_used)
 
 
-def _joint_sparsity(sizes: list[int], n_rows: list[int]):
-    from scipy.sparse import lil_matrix
-
-    n_par = sum(sizes) + 3
-    m = lil_matrix((sum(n_rows) + 3 * len(sizes), n_par), dtype=int)
-    r = c = 0
-    for size, nr in zip(sizes, n_rows, strict=True):
-        m[r : r + nr, c : c + size] = 1
-        r += nr
-        c += size
-    c = 0
-    for size in sizes:
-        for k in range(3):
-            m[r, c + 1 + k] = 1
-            m[r, n_par - 3 + k] = 1
-            r += 1
-        c += size
-    return m.tocsr()
-
-
-def _reduced_jacobian(jac, sizes: list[int], n_rows: list[int]) -> np.ndarray:
-    """A small matrix ``R`` with ``R.T @ R == J.T @ J`` for the joint fit's Jacobian ``J``.
-
-    ``J`` has one block of data rows per particle (touching only that
-    particle's parameters) and then the prior rows. Each data block is
-    replaced by the triangular factor of its QR decomposition (at most as
-    many rows as the particle has parameters); the prior rows are kept. The
-    singular values and right singular vectors, hence :func:`_covariance`,
-    are those of ``J`` (to rounding), without forming ``J`` densely: that
-    was (frames x particles) x (parameters x particles) doubles, 10 GB for
-    200 particles of 2000 frames, and its SVD dominated the whole run.
-    """
-    from scipy.sparse import csr_matrix
-
-    j = csr_matrix(jac)
-    n_par = j.shape[1]
-    blocks = []
-    r = c = 0
-    for size, nr in zip(sizes, n_rows, strict=True):
-        block = j[r : r + nr, c : c + size].toarray()
-        # mode="r" returns R alone, an array (numpy's stubs say QRResult)
-        tri = cast(np.ndarray, np.linalg.qr(block, mode="r")) if nr else np.zeros((0, size))
-        full = np.zeros((tri.shape[0], n_par))
-        full[:, c : c + size] = tri
-        blocks.append(full)
-        r += nr
-        c += size
-    blocks.append(j[r:].toarray())
-    return np.vstack(blocks)
-
-
-def _joint_covariance_blocks(jac, sizes: list[int], n_rows: list[int]) -> list[np.ndarray]:
-    """Every particle's diagonal block of the joint fit's covariance, without the joint SVD.
-
-    ``J.T @ J`` is block-arrow: one block per particle (its data rows, as the
-    triangular factor of their QR decomposition, and its prior rows), coupled
-    only through the three population-mean columns. The diagonal blocks of the
-    inverse follow from each particle's own pseudo-inverse and the 3 x 3
-    Schur complement of the mean: linear in the number of particles, where the
-    SVD of :func:`_reduced_jacobian` (what :func:`_covariance` of it gives) is
-    cubic. Directions no data determine (singular values below 1e-9 of the
-    largest) leave their parameters without an error (NaN), as there; they
-    never involve the shape parameters, which the prior rows determine.
-    """
-    from scipy.sparse import csr_matrix
-
-    j = csr_matrix(jac)
-    starts = np.cumsum([0, *n_rows])
-    offs = np.cumsum([0, *sizes])
-    blocks = (j[starts[i] : starts[i + 1], offs[i] : offs[i + 1]].toarray() for i in range(len(sizes)))
-    return _covariance_from_blocks(blocks, j[int(starts[-1]) :].toarray(), sizes)
-
-
 def _covariance_from_blocks(blocks: Iterable[np.ndarray], prior: np.ndarray, sizes: list[int]) -> list:
-    """:func:`_joint_covariance_blocks` from each particle's dense data block (one at a time: the
-    whole Jacobian is never held) and the dense prior rows (3 per particle, then nothing)."""
+    """Every particle's diagonal block of the joint fit's covariance, from its dense data block.
+
+    The joint Jacobian ``J`` is block-arrow: one block of data rows per
+    particle (touching only its parameters; reduced here to the triangular
+    factor of its QR decomposition, ``R.T R`` the block's ``J.T J``), then
+    the prior rows ``prior`` (3 per particle: its shape parameter and the
+    population mean ``mu``, the last three columns). The diagonal blocks of
+    ``(J.T J)^-1`` follow from each particle's own pseudo-inverse and the
+    3 x 3 Schur complement of ``mu``: linear in the number of particles (an
+    SVD of the whole ``J`` is cubic), and the blocks are consumed one at a
+    time (the whole Jacobian is never held). Directions no data determine
+    (singular values below 1e-9 of the largest) leave their parameters
+    without an error (NaN), as :func:`_covariance` does; they never involve
+    the shape parameters, which the prior rows determine.
+    """
     n_part = len(sizes)
     mu = slice(prior.shape[1] - 3, prior.shape[1])
     parts, c = [], 0
@@ -788,10 +728,9 @@ def fit_population_traces(
         [r[1] for r in inner] + [(theta[offs[i] + 1 : offs[i] + 4] - mu) / sdv for i in range(len(geoms))]
     )
     success = [bool(r[2]) and converged for r in inner]
-    # the covariance from one particle's block of the Jacobian at a time (as _joint_jacobian_fn's
-    # sparse matrix gives them, + 0.0 as its toarray adds): the whole matrix is 40 % of the peak memory
-    # of an 8000-frame run (benchmarks/README.md, issue 16)
-    blocks = (_data_block(theta, geoms, keeps, sig, offs, i) + 0.0 for i in range(len(geoms)))
+    # the covariance from one particle's block of the Jacobian at a time: the whole (sparse) matrix was
+    # 40 % of the peak memory of an 8000-frame run (benchmarks/README.md, issue 16)
+    blocks = (_data_block(theta, geoms, keeps, sig, offs, i) for i in range(len(geoms)))
     covs = _covariance_from_blocks(blocks, _prior_rows(offs, sdv), sizes)
     fits = _joint_particle_fits(theta, fun, covs, success, geoms, keeps, offs, sizes, bnds)
     hyper = ShapeHyper(
@@ -868,29 +807,6 @@ def _fit_round(geoms, keeps, sig, bnds, xs, mu, mu_bounds, *, sdv, mapper):
     shapes = np.array([r[0][1:4] for r in inner])
     cost = 0.5 * sum(float(r[1] @ r[1]) for r in inner) + 0.5 * float(np.sum(((shapes - mu) / sdv) ** 2))
     return inner, cost, np.clip(shapes.mean(axis=0), *mu_bounds) - mu
-
-
-def _joint_jacobian_fn(geoms, keeps, sig, offs, sdv):
-    """The joint fit's sparse Jacobian (CSR, analytic): a dense block of data rows per particle, then
-    two entries per prior row (the particle's shape parameter and the population mean)."""
-    from scipy.sparse import csr_matrix
-
-    n_par = int(offs[-1]) + 3
-    n_rows = [int(np.count_nonzero(k)) for k in keeps]
-    sizes = np.diff(offs)
-    cols = [np.tile(np.arange(offs[i], offs[i + 1]), n) for i, n in enumerate(n_rows)]
-    prior_cols = [np.array([offs[i] + 1 + k, n_par - 3 + k]) for i in range(len(geoms)) for k in range(3)]
-    indices = np.concatenate(cols + prior_cols)
-    row_nnz = np.concatenate([np.repeat(sizes, n_rows), np.full(3 * len(geoms), 2)])
-    indptr = np.concatenate([[0], np.cumsum(row_nnz)])
-    prior_vals = np.tile(np.column_stack([1.0 / sdv, -1.0 / sdv]).ravel(), len(geoms))
-    shape = (int(sum(n_rows)) + 3 * len(geoms), n_par)
-
-    def jac(theta):
-        blocks = [_data_block(theta, geoms, keeps, sig, offs, i).ravel() for i in range(len(geoms))]
-        return csr_matrix((np.concatenate([*blocks, prior_vals]), indices, indptr), shape=shape)
-
-    return jac
 
 
 def _data_block(theta, geoms, keeps, sig, offs, i: int) -> np.ndarray:
