@@ -63,7 +63,7 @@ from ..tracking.quality import without_attrs
 from .figure_workers import figure_mapper
 from .output import AtomicOutputDir, check_not_input, write_json
 from .parallel import particle_mapper
-from .provenance import input_files, provenance, stable_provenance
+from .provenance import BackgroundRecords, input_files, provenance, stable_provenance
 from .settings import AnalysisSettings
 from .spectra import analyze_spectra, run_spectra, write_spectra_outputs
 
@@ -630,7 +630,10 @@ def run_imaging(
     if cfg.movie is None:  # a spectra-only run folder
         return run_spectra(run_dir, out_dir, progress=progress, command_line=command_line, settings=settings)
     inputs = [run_dir, *input_files(cfg)]
-    with AtomicOutputDir(out_dir, inputs=inputs) as tmp:  # fails early if out_dir cannot be written
+    with (
+        AtomicOutputDir(out_dir, inputs=inputs) as tmp,  # fails early if out_dir cannot be written
+        BackgroundRecords(input_files(cfg)) as records,  # input checksums, overlapping the analysis
+    ):
         ex = extract_imaging(cfg, settings, progress=progress)
         result = analyze_extraction(ex, settings)
         result.config = cfg
@@ -644,6 +647,7 @@ def run_imaging(
             settings_digest=settings.digest(),
             started=started,
             command_line=command_line,
+            records=records,
         )
         _write_results(result, tmp, prov)
     return result
