@@ -108,3 +108,16 @@ def test_two_hundred_particles_stay_small(n):
     assert len(re.findall(r'<div class="card [a-z-]+" id="particle-', text)) == n
     size = len(text.encode())
     assert size < 40_000 * n, size  # < 8 MB for 200 particles at 5 fields (measured: see docs/outputs.md)
+
+
+def test_thumbnail_crop_equals_the_padded_image_and_is_nan_outside():
+    from plscope.report.gallery import _crop
+
+    img = np.random.default_rng(0).normal(size=(37, 53))
+    for half in (0, 3, 20):
+        pad = np.pad(img, half, mode="constant", constant_values=np.nan)
+        for r, c in [(0, 0), (10, 40), (36, 52), (18, 0)]:
+            expected = pad[r : r + 2 * half + 1, c : c + 2 * half + 1]
+            np.testing.assert_array_equal(_crop(img, r, c, half), expected)
+    far = _crop(img, 200, -100, 2)  # wholly outside: all NaN, the full size
+    assert far.shape == (5, 5) and np.isnan(far).all()

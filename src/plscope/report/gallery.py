@@ -75,13 +75,23 @@ def _limits(*arrays, pad: float = 0.05) -> tuple[float, float]:
     return float(lo - pad * span), float(hi + pad * span)
 
 
+def _crop(image: np.ndarray, r: int, c: int, half_px: int) -> np.ndarray:
+    """``image[r - half_px : r + half_px + 1, c - half_px : c + half_px + 1]`` as float, NaN outside the image."""
+    n = 2 * half_px + 1
+    out = np.full((n, n), np.nan)
+    rows, cols = np.shape(image)
+    r0, c0 = r - half_px, c - half_px
+    rs, cs = slice(max(r0, 0), max(min(r0 + n, rows), 0)), slice(max(c0, 0), max(min(c0 + n, cols), 0))
+    if rs.stop > rs.start and cs.stop > cs.start:
+        out[rs.start - r0 : rs.stop - r0, cs.start - c0 : cs.stop - c0] = np.asarray(image)[rs, cs]
+    return out
+
+
 def _thumbnail(image: np.ndarray, x_px: float, y_px: float, half_px: int) -> str:
     """Base64 PNG of the reference image around (x: column, y: row), contrast set by the crop."""
     from matplotlib.image import imsave
 
-    r, c = int(round(y_px)), int(round(x_px))
-    pad = np.pad(np.asarray(image, float), half_px, mode="constant", constant_values=np.nan)
-    crop = pad[r : r + 2 * half_px + 1, c : c + 2 * half_px + 1]
+    crop = _crop(image, int(round(y_px)), int(round(x_px)), half_px)
     fin = crop[np.isfinite(crop)]
     lo, hi = np.percentile(fin, [1, 99.5]) if fin.size else (0.0, 1.0)
     buf = io.BytesIO()
