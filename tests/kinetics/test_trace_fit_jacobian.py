@@ -1,8 +1,9 @@
-"""The whole-trace fit's analytic Jacobians agree with central differences of the model."""
+"""The whole-trace fit's compiled residuals equal the model's, its analytic Jacobians central differences."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from validation.forward.kinetics import KineticsScenario, simulate_kinetics
 
 from plscope.kinetics.trace_fit import (
@@ -11,10 +12,10 @@ from plscope.kinetics.trace_fit import (
     _covariance_from_blocks,
     _data_block,
     _prior_rows,
+    _residuals,
     _start,
     n_params,
     predict,
-    predict_jacobian,
     trace_geometry,
 )
 
@@ -49,7 +50,9 @@ def test_trace_jacobian_matches_central_differences():
     rng = np.random.default_rng(0)
     for g in _geometries(2):
         x = _perturbed_start(g, rng)
-        jac, num = predict_jacobian(x, g), _numeric(lambda p, g=g: predict(p, g), x)
+        out = _residuals(x, g, np.arange(g.t.size), -1.0, True)  # weight -1: d model / dx
+        jac, num = out[:, :-1], _numeric(lambda p, g=g: predict(p, g), x)
+        np.testing.assert_allclose(out[:, -1], predict(x, g) - g.y, rtol=0, atol=1e-12 * np.max(np.abs(g.y)))
         assert jac.shape == (g.t.size, x.size)
         scale = np.max(np.abs(num), axis=0)
         assert np.all(np.max(np.abs(jac - num), axis=0) <= 1e-6 * scale)
@@ -110,3 +113,24 @@ def test_block_wise_covariance_equals_the_dense_one():
         scale = np.sqrt(np.abs(np.outer(np.diag(block), np.diag(block))))
         assert np.max(np.abs(cov - block)[finite] / scale[finite]) < 1e-10
     assert not np.isfinite(new[0][5, 5]) and np.isfinite(new[0][0, 0]) and np.isfinite(new[1]).all()
+
+
+def test_reduced_problem_has_the_cost_gradient_and_curvature_of_the_whole_one():
+    # the ordinary-loss fits hand least_squares Q.T f and R of [J f] = Q R: every quantity the
+    # trust-region solver uses must be the whole problem's
+    from plscope.kinetics.trace_fit import _TraceProblem
+
+    rng = np.random.default_rng(6)
+    g = _geometries(1, seed=7)[0]
+    x = _perturbed_start(g, rng)
+    keep = np.arange(g.t.size) % 6 != 0
+    hyper = ShapeHyper(prior={"a1": (0.4, 0.1), "rho_pol": (1.0, 0.3), "rho_rec": (1.5, 0.2)})
+    whole, small = _TraceProblem(g, keep, 2.5, hyper, False), _TraceProblem(g, keep, 2.5, hyper, True)
+    f, j = whole.fun(x), whole.jac(x)
+    fr, jr = small.fun(x), small.jac(x)
+    assert fr.size == x.size + 4 and jr.shape == (x.size + 4, x.size)
+    assert fr @ fr == pytest.approx(f @ f, rel=1e-12)
+    h = j.T @ j
+    np.testing.assert_allclose(jr.T @ fr, j.T @ f, rtol=0, atol=1e-10 * np.max(np.abs(j.T @ f)))
+    np.testing.assert_allclose(jr.T @ jr, h, rtol=0, atol=1e-12 * np.max(np.abs(h)))
+    np.testing.assert_array_equal(small.data_residuals(x), f[:-3])

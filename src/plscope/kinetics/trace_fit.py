@@ -76,6 +76,7 @@ _A1_BOUNDS = (0.02, 0.98)
 _RHO_MAX = math.log(60.0)
 _MAX_BLEACH_PER_S = 0.05
 _SHAPE_FLOORS = {"a1": 0.05, "rho_pol": 0.1, "rho_rec": 0.1}
+_SHAPE_NAMES = ("a1", "rho_pol", "rho_rec")
 
 
 @dataclass(frozen=True)
@@ -210,125 +211,125 @@ def predict(x: np.ndarray, g: TraceGeometry, times: np.ndarray | None = None) ->
     return b * bleach * (1.0 - a1 * q1 - (1.0 - a1) * q2)
 
 
-def _segment_params(x: np.ndarray, g: TraceGeometry):
-    """Per segment: time constant, its parameter index, rho index, target and its parameter index."""
-    n = len(g.levels)
-    _, a1, rp, rr, se, tp, tr = _unpack(x, n)
-    lev, on = g.seg_level, g.seg_on
-    tau = np.where(on, tp[lev], tr[lev])
-    i_tau = np.where(on, 4 + n + lev, 4 + 2 * n + lev)
-    rho = np.where(on, rp, rr)
-    i_rho = np.where(on, 2, 3)
-    target = np.where(on, se[lev], 0.0)
-    target[0] = 0.0
-    i_tg = np.where(on, 4 + lev, -1)
-    i_tg[0] = -1
-    return a1, tau, i_tau, rho, i_rho, target, i_tg
-
-
-def _time_derivatives(a1, tau, i_tau, rho, i_rho, n_par: int):
-    """Component times ``T1, T2`` per segment and their gradients (segments x parameters)."""
-    r = np.exp(rho)
-    c1 = 1.0 / (a1 + (1.0 - a1) * r)
-    t1 = tau * c1
-    t2 = t1 * r
-    rows = np.arange(tau.size)
-    d1, d2 = np.zeros((tau.size, n_par)), np.zeros((tau.size, n_par))
-    d1[:, 1] = -t1 * c1 * (1.0 - r)
-    d2[:, 1] = -t2 * c1 * (1.0 - r)
-    d1[rows, i_rho] = -t1 * c1 * (1.0 - a1) * r
-    d2[rows, i_rho] = t2 * (1.0 - c1 * (1.0 - a1) * r)
-    d1[rows, i_tau] = t1
-    d2[rows, i_tau] = t2
-    return t1, t2, d1, d2
-
-
-def _dlog_exposure_factor(t, e: float):
-    """``d ln X / dT`` of the exposure factor ``X = sinh(x) / x``, ``x = e / (2 T)``."""
-    x = e / (2.0 * t)
-    small = np.abs(x) < 1e-4
-    xs = np.where(small, 1.0, x)
-    return -np.where(small, x * x / 3.0, xs / np.tanh(xs) - 1.0) / t
+@numba.njit(cache=True, nogil=True)
+def _segment_times(x, seg_on, seg_level, e):  # pragma: no cover (numba)
+    """Per segment: target and its parameter index (-1: none), the indices of ``ln tau`` and ``rho``,
+    and per component (2, S): time ``T``, ``dT/da1``, ``dT/drho``, exposure factor ``X`` and
+    ``d ln X / dT`` (see :func:`_component_times`, :func:`~plscope.kinetics.fits.exposure_factor`)."""
+    n_seg, n = seg_on.size, (x.size - 5) // 3
+    a1 = x[1]
+    target, i_tg = np.zeros(n_seg), np.full(n_seg, -1, np.int64)
+    i_tau, i_rho = np.empty(n_seg, np.int64), np.empty(n_seg, np.int64)
+    tc, da, dr = np.empty((2, n_seg)), np.empty((2, n_seg)), np.empty((2, n_seg))
+    xf, dlx = np.empty((2, n_seg)), np.empty((2, n_seg))
+    for j in range(n_seg):
+        lev = seg_level[j]
+        i_tau[j] = 4 + n + lev if seg_on[j] else 4 + 2 * n + lev
+        i_rho[j] = 2 if seg_on[j] else 3
+        if seg_on[j] and j > 0:
+            target[j], i_tg[j] = x[4 + lev], 4 + lev
+        r = math.exp(x[i_rho[j]])
+        c1 = 1.0 / (a1 + (1.0 - a1) * r)
+        tc[0, j] = math.exp(x[i_tau[j]]) * c1
+        tc[1, j] = tc[0, j] * r
+        da[0, j], da[1, j] = -tc[0, j] * c1 * (1.0 - r), -tc[1, j] * c1 * (1.0 - r)
+        dr[0, j], dr[1, j] = -tc[0, j] * c1 * (1.0 - a1) * r, tc[1, j] * (1.0 - c1 * (1.0 - a1) * r)
+        for c in range(2):
+            u = e / (2.0 * tc[c, j])
+            if abs(u) < 1e-4:
+                xf[c, j], dlx[c, j] = 1.0 + u * u / 6.0, -(u * u / 3.0) / tc[c, j]
+            else:
+                xf[c, j], dlx[c, j] = math.sinh(u) / u, -(u / math.tanh(u) - 1.0) / tc[c, j]
+    return target, i_tg, i_tau, i_rho, tc, da, dr, xf, dlx
 
 
 @numba.njit(cache=True, nogil=True)
-def _jacobian_kernel(t, frame_seg, seg_start, target, i_tg, tc, dtc, xf, dlx, a1, b, k):  # pragma: no cover
-    """Frames x parameters Jacobian of the trace model (numba; see :func:`predict_jacobian`).
-
-    ``tc, dtc``: component times per segment (2, S) and their gradients (2, S, P);
-    ``xf, dlx``: exposure factor and ``d ln X / dT`` per component and segment.
-    """
-    n, n_seg, n_par = t.size, seg_start.size, dtc.shape[2]
-    jac = np.zeros((n, n_par))
-    q = np.zeros(n_seg)
-    dq = np.zeros((n_seg, n_par))
-    t0 = seg_start[1]
-    eb = np.empty(n)
-    for i in range(n):
-        eb[i] = math.exp(-k * (t[i] - t0))
-        jac[i, 0] = eb[i]  # d/db of b * bleach * (1 - a1 q1 - (1 - a1) q2); the q terms follow
-        jac[i, n_par - 1] = -(t[i] - t0) * b * eb[i]
+def _state_gradients(seg_start, target, i_tg, i_tau, i_rho, tc, da, dr, n_par):  # pragma: no cover
+    """The state ``q`` of both components at every segment start (2, S) and its gradient (2, S, P),
+    carried across the edges (a linear recursion in the previous state)."""
+    n_seg = seg_start.size
+    q, dq = np.zeros((2, n_seg)), np.zeros((2, n_seg, n_par))
     for c in range(2):
-        w = a1 if c == 0 else 1.0 - a1
-        sign = 1.0 if c == 0 else -1.0  # d w / d a1
-        q[0] = 0.0
-        dq[0, :] = 0.0
-        for j in range(1, n_seg):  # the state and its gradient carried across edges
+        for j in range(1, n_seg):
             length = seg_start[j] - seg_start[j - 1]
-            dec = math.exp(-length / tc[c, j - 1])
-            rest = q[j - 1] - target[j - 1]
-            q[j] = target[j - 1] + rest * dec
-            slope = rest * dec * length / tc[c, j - 1] ** 2
+            tt = tc[c, j - 1]
+            dec = math.exp(-length / tt)
+            rest = q[c, j - 1] - target[j - 1]
+            q[c, j] = target[j - 1] + rest * dec
+            slope = rest * dec * length / (tt * tt)
             for p in range(n_par):
-                dq[j, p] = dec * dq[j - 1, p] + slope * dtc[c, j - 1, p]
+                dq[c, j, p] = dec * dq[c, j - 1, p]
+            dq[c, j, 1] += slope * da[c, j - 1]
+            dq[c, j, i_rho[j - 1]] += slope * dr[c, j - 1]
+            dq[c, j, i_tau[j - 1]] += slope * tt
             if i_tg[j - 1] >= 0:
-                dq[j, i_tg[j - 1]] += 1.0 - dec
-        for i in range(n):
-            s = frame_seg[i]
-            dt = t[i] - seg_start[s]
-            tt = tc[c, s]
-            xe = xf[c, s] * math.exp(-dt / tt)
-            rest = q[s] - target[s]
-            val = target[s] + rest * xe
-            slope = rest * xe * (dlx[c, s] + dt / (tt * tt))
-            fw = b * eb[i] * w
-            for p in range(n_par):
-                jac[i, p] -= fw * (xe * dq[s, p] + slope * dtc[c, s, p])
-            if i_tg[s] >= 0:
-                jac[i, i_tg[s]] -= fw * (1.0 - xe)
-            jac[i, 1] -= sign * b * eb[i] * val
-            jac[i, 0] -= w * val * eb[i]
-            jac[i, n_par - 1] += (t[i] - t0) * fw * val
-    return jac
+                dq[c, j, i_tg[j - 1]] += 1.0 - dec
+    return q, dq
 
 
-def predict_jacobian(x: np.ndarray, g: TraceGeometry) -> np.ndarray:
-    """Jacobian of :func:`predict` at the frames of ``g`` (frames x parameters), closed form.
+@numba.njit(cache=True, nogil=True)
+def _residual_kernel(
+    x, t, y, rows, frame_seg, seg_start, seg_on, seg_level, e, w, out, with_jac
+):  # pragma: no cover
+    """Weighted residuals ``(y - model) w`` of the frames ``rows`` into ``out[:, -1]`` and, if
+    ``with_jac``, their Jacobian (``-d model / dx * w``) into ``out[:, :-1]`` (closed form: the model
+    is piecewise exponential; see :func:`predict`)."""
+    n_par = x.size
+    target, i_tg, i_tau, i_rho, tc, da, dr, xf, dlx = _segment_times(x, seg_on, seg_level, e)
+    q, dq = _state_gradients(seg_start, target, i_tg, i_tau, i_rho, tc, da, dr, n_par)
+    a1, b, k, t0 = x[1], x[0], x[n_par - 1], seg_start[1]
+    for r in range(rows.size):
+        i = rows[r]
+        s = frame_seg[i]
+        dt = t[i] - seg_start[s]
+        eb = math.exp(-k * (t[i] - t0))
+        xe0 = xf[0, s] * math.exp(-dt / tc[0, s])
+        xe1 = xf[1, s] * math.exp(-dt / tc[1, s])
+        v0 = target[s] + (q[0, s] - target[s]) * xe0
+        v1 = target[s] + (q[1, s] - target[s]) * xe1
+        model = b * eb * (1.0 - a1 * v0 - (1.0 - a1) * v1)
+        out[r, n_par] = (y[i] - model) * w
+        if not with_jac:
+            continue
+        # d model / dx = -b eb (a1 d v0 + (1 - a1) d v1) + the explicit b, a1 and bleaching terms
+        f0, f1 = -b * eb * a1 * w, -b * eb * (1.0 - a1) * w  # -w d model / d v_c, negated below
+        for p in range(n_par):
+            out[r, p] = -(f0 * xe0 * dq[0, s, p] + f1 * xe1 * dq[1, s, p])
+        s0 = (q[0, s] - target[s]) * xe0 * (dlx[0, s] + dt / (tc[0, s] * tc[0, s]))
+        s1 = (q[1, s] - target[s]) * xe1 * (dlx[1, s] + dt / (tc[1, s] * tc[1, s]))
+        out[r, 1] += -(f0 * s0 * da[0, s] + f1 * s1 * da[1, s]) + b * eb * (v0 - v1) * w
+        out[r, i_rho[s]] += -(f0 * s0 * dr[0, s] + f1 * s1 * dr[1, s])
+        out[r, i_tau[s]] += -(f0 * s0 * tc[0, s] + f1 * s1 * tc[1, s])
+        if i_tg[s] >= 0:
+            out[r, i_tg[s]] += -(f0 * (1.0 - xe0) + f1 * (1.0 - xe1))
+        out[r, 0] = -eb * (1.0 - a1 * v0 - (1.0 - a1) * v1) * w
+        out[r, n_par - 1] = (t[i] - t0) * model * w
 
-    The state at every edge is a linear recursion in the previous one, so its
-    gradient is carried across the segments alongside it (the model is
-    piecewise exponential: every derivative is analytic).
+
+def _residuals(x: np.ndarray, g: TraceGeometry, rows: np.ndarray, w: float, with_jac: bool) -> np.ndarray:
+    """Frames ``rows`` x (parameters + 1): the Jacobian of ``(y - model) w`` (if ``with_jac``), then
+    ``(y - model) w`` itself in the last column (model: :func:`predict`).
+
+    The Jacobian is closed form: the state at every edge is a linear recursion
+    in the previous one, so its gradient is carried across the segments
+    alongside it (the model is piecewise exponential).
     """
-    a1, tau, i_tau, rho, i_rho, target, i_tg = _segment_params(x, g)
-    t1, t2, dt1, dt2 = _time_derivatives(a1, tau, i_tau, rho, i_rho, x.size)
-    tc = np.stack([t1, t2])
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        xf = np.asarray(exposure_factor(tc, g.exposure_s), float).reshape(tc.shape)
-        dlx = _dlog_exposure_factor(tc, g.exposure_s)
-    return _jacobian_kernel(
+    out = np.empty((rows.size, x.size + 1))
+    _residual_kernel(
+        np.ascontiguousarray(x, float),
         np.ascontiguousarray(g.t, float),
+        np.ascontiguousarray(g.y, float),
+        rows,
         np.ascontiguousarray(g.frame_seg, np.int64),
         np.ascontiguousarray(g.seg_start, float),
-        np.ascontiguousarray(target, float),
-        np.ascontiguousarray(i_tg, np.int64),
-        tc,
-        np.stack([dt1, dt2]),
-        xf,
-        dlx,
-        float(a1),
-        float(x[0]),
-        float(x[-1]),
+        np.ascontiguousarray(g.seg_on, np.bool_),
+        np.ascontiguousarray(g.seg_level, np.int64),
+        float(g.exposure_s),
+        float(w),
+        out,
+        with_jac,
     )
+    return out
 
 
 @dataclass(frozen=True)
@@ -419,34 +420,58 @@ def _start(g: TraceGeometry, start: dict | None, hyper: ShapeHyper) -> np.ndarra
     return np.clip(x, lo + pad, np.where(np.isfinite(hi), hi - pad, np.inf))
 
 
-def _residual_fn(g: TraceGeometry, keep: np.ndarray, sigma: float, hyper: ShapeHyper):
-    """Residuals (data, then the three shape-prior rows) and their analytic Jacobian."""
-    pr = hyper.prior
+class _TraceProblem:
+    """One particle's least-squares problem: the weighted residuals of the kept frames, then the three
+    shape-prior rows, and their analytic Jacobian (:meth:`fun`, :meth:`jac` for ``least_squares``).
 
-    def fn(x):
-        r = (g.y[keep] - predict(x, g)[keep]) / sigma
-        p = [(x[1] - pr["a1"][0]) / pr["a1"][1], (x[2] - pr["rho_pol"][0]) / pr["rho_pol"][1]]
-        p.append((x[3] - pr["rho_rec"][0]) / pr["rho_rec"][1])
-        return np.append(r, p)
+    ``reduced=True`` (ordinary loss only) hands the solver an equivalent small problem: the data rows
+    ``f, J`` replaced by ``Q.T f`` and ``R`` of the QR decomposition ``J = Q R`` (one QR of ``[J f]``
+    per evaluation), plus the norm of the rest of ``f``. The cost, the gradient ``J.T f``, ``J.T J`` and
+    hence every trust-region step, the column scaling and the covariance are those of the whole
+    problem (to rounding), but each iteration's SVD and products are over ``2 P`` rows instead of the
+    frames (``P`` parameters). :meth:`data_residuals` gives the frames' own residuals.
+    """
 
-    prior_rows = np.zeros((3, n_params(len(g.levels))))
-    prior_rows[[0, 1, 2], [1, 2, 3]] = [1.0 / pr[k][1] for k in ("a1", "rho_pol", "rho_rec")]
+    def __init__(self, g: TraceGeometry, keep: np.ndarray, sigma: float, hyper: ShapeHyper, reduced: bool):
+        self.g, self.rows, self.w = g, np.flatnonzero(keep).astype(np.int64), 1.0 / sigma
+        n_par = n_params(len(g.levels))
+        self.mu = np.array([hyper.prior[k][0] for k in _SHAPE_NAMES])
+        self.sd = np.array([hyper.prior[k][1] for k in _SHAPE_NAMES])
+        self.prior_rows = np.zeros((3, n_par))
+        self.prior_rows[[0, 1, 2], [1, 2, 3]] = 1.0 / self.sd
+        self.reduced = reduced and self.rows.size > n_par + 1
+        self._last: tuple[np.ndarray, np.ndarray] | None = None
 
-    def jac(x):
-        return np.vstack([-predict_jacobian(x, g)[keep] / sigma, prior_rows])
+    def fun(self, x: np.ndarray) -> np.ndarray:
+        prior = (x[1:4] - self.mu) / self.sd
+        if not self.reduced:
+            return np.append(self.data_residuals(x), prior)
+        n = x.size
+        r = cast(np.ndarray, np.linalg.qr(_residuals(x, self.g, self.rows, self.w, True), mode="r"))
+        self._last = (x.copy(), np.vstack([r[:n, :n], np.zeros((1, n)), self.prior_rows]))
+        return np.concatenate([r[:n, n], [abs(r[n, n])], prior])
 
-    return fn, jac
+    def jac(self, x: np.ndarray) -> np.ndarray:
+        if not self.reduced:
+            return np.vstack([_residuals(x, self.g, self.rows, self.w, True)[:, :-1], self.prior_rows])
+        if self._last is None or not np.array_equal(self._last[0], x):
+            self.fun(x)
+        assert self._last is not None
+        return self._last[1]
+
+    def data_residuals(self, x: np.ndarray) -> np.ndarray:
+        """``(y - model) / sigma`` of the kept frames."""
+        return _residuals(x, self.g, self.rows, self.w, False)[:, -1]
 
 
-def _solve(fn_jac, x0, bounds, loss):
+def _solve(problem: _TraceProblem, x0, bounds, loss):
     from scipy.optimize import least_squares
 
-    fn, jac = fn_jac
     with np.errstate(all="ignore"):
         return least_squares(
-            fn,
+            problem.fun,
             x0,
-            jac=jac,
+            jac=problem.jac,
             bounds=bounds,
             loss=loss,
             f_scale=3.0,
@@ -493,11 +518,13 @@ def fit_trace(
     bounds = _bounds(g)
     x0 = _start(g, start, hyper)
     keep = np.ones(g.t.size, bool)
-    robust = _solve(_residual_fn(g, keep, g.noise, hyper), x0, bounds, "soft_l1")
+    robust = _solve(_TraceProblem(g, keep, g.noise, hyper, reduced=False), x0, bounds, "soft_l1")
     keep = ~_blink_mask(g, robust.x, g.noise)
-    res = _solve(_residual_fn(g, keep, g.noise, hyper), robust.x, bounds, "linear")
+    problem = _TraceProblem(g, keep, g.noise, hyper, reduced=True)
+    res = _solve(problem, robust.x, bounds, "linear")
     n_data = int(np.count_nonzero(keep))
-    chi2 = float(np.sum(res.fun[:n_data] ** 2))
+    r = problem.data_residuals(res.x)
+    chi2 = float(r @ r)
     redchi = chi2 / max(n_data - n_par, 1)
     cov = _covariance(res.jac, max(redchi, 1.0))
     fit = _result(g, res, cov, redchi, n_data, int(g.t.size - n_data), bounds)
@@ -655,7 +682,6 @@ def _covariance_from_blocks(blocks: Iterable[np.ndarray], prior: np.ndarray, siz
     return out
 
 
-_SHAPE_NAMES = ("a1", "rho_pol", "rho_rec")
 # The population mean has converged when no component moves by 1e-3 of the population spread (its
 # standard error is the spread / sqrt(particles): 1e-3 of the spread is 1.4 % of it at 200 particles).
 # The per-particle fits' own tolerance (1e-7) leaves mu jittering at ~3e-4 of the spread (measured on
@@ -744,9 +770,10 @@ def _fit_given_mu(task, mu: np.ndarray, sdv: np.ndarray):
     success and ``d shape / d mu`` (3 x 3, Gauss-Newton, parameters at a bound held)."""
     g, keep, sigma, x0, bounds = task
     hyper = ShapeHyper(prior={n: (float(mu[k]), float(sdv[k])) for k, n in enumerate(_SHAPE_NAMES)})
-    res = _solve(_residual_fn(g, keep, sigma, hyper), x0, bounds, "linear")
-    n_data = int(np.count_nonzero(keep))
-    return res.x, res.fun[:n_data], bool(res.success), _shape_sensitivity(res.jac, res.x, bounds, sdv)
+    problem = _TraceProblem(g, keep, sigma, hyper, reduced=True)
+    res = _solve(problem, x0, bounds, "linear")
+    sens = _shape_sensitivity(res.jac, res.x, bounds, sdv)
+    return res.x, problem.data_residuals(res.x), bool(res.success), sens
 
 
 def _shape_sensitivity(jac, x: np.ndarray, bounds, sdv: np.ndarray) -> np.ndarray:
@@ -811,7 +838,8 @@ def _fit_round(geoms, keeps, sig, bnds, xs, mu, mu_bounds, *, sdv, mapper):
 
 def _data_block(theta, geoms, keeps, sig, offs, i: int) -> np.ndarray:
     """Particle ``i``'s data rows of the joint Jacobian, over its own parameters (dense)."""
-    return -predict_jacobian(theta[offs[i] : offs[i + 1]], geoms[i])[keeps[i]] / sig[i]
+    rows = np.flatnonzero(keeps[i]).astype(np.int64)
+    return _residuals(theta[offs[i] : offs[i + 1]], geoms[i], rows, 1.0 / sig[i], True)[:, :-1]
 
 
 def _prior_rows(offs, sdv: np.ndarray) -> np.ndarray:
