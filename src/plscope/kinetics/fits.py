@@ -65,6 +65,7 @@ from typing import ClassVar, Literal, cast
 import lmfit
 import numpy as np
 
+from . import _lsq
 from ._checks import KineticsInputError
 
 __all__ = [
@@ -273,6 +274,25 @@ def _initial_estimates(t: np.ndarray, y: np.ndarray, tau_bounds_s: tuple[float, 
     return i0, amplitude, tau
 
 
+def _mono_start(estimates, tau_bounds_s):
+    """Start values and bounds ``(p0, lo, hi)`` of ``i0, amplitude, tau`` from
+    :func:`_initial_estimates` (what :meth:`MonoExponentialModel.guess` sets)."""
+    lo, hi = (float(b) for b in tau_bounds_s)
+    return tuple(estimates), (-math.inf, -math.inf, lo), (math.inf, math.inf, hi)
+
+
+def _biexp_start(estimates, tau_bounds_s, tau1_rel: float, frac: float):
+    """Start values and bounds ``(p0, lo, hi)`` of ``i0, amplitude, frac, tau1, dtau`` from the
+    area-based mean time of :func:`_initial_estimates` (what :meth:`BiExponentialModel.guess` sets)."""
+    lo, hi = (float(b) for b in tau_bounds_s)
+    i0, amp, tau = estimates
+    tau1 = float(np.clip(tau1_rel * tau, lo * 1.01, hi * 0.5))
+    dtau = max((tau - tau1) / max(1.0 - frac, 1e-3), 0.05 * tau1)
+    dtau = float(min(dtau, (hi - lo) * 0.99))
+    inf = math.inf
+    return (i0, amp, float(frac), tau1, dtau), (-inf, -inf, 0.0, lo, 0.0), (inf, inf, 1.0, hi, hi - lo)
+
+
 class MonoExponentialModel(lmfit.Model):
     """lmfit model of :func:`monoexponential` (independent variables ``t``, ``exposure_s``)."""
 
@@ -285,11 +305,10 @@ class MonoExponentialModel(lmfit.Model):
     def guess(self, data, t, *, tau_bounds_s=None, **kws):
         """Data-driven start values; ``tau`` bounded by ``tau_bounds_s`` (default 0.3 dt .. 5 window)."""
         t = np.asarray(t, dtype=float)
-        y = np.asarray(data, dtype=float)
         bounds = tau_bounds_s or default_tau_bounds_s(t)
-        i0, amp, tau = _initial_estimates(t, y, bounds)
-        pars = self.make_params(i0=i0, amplitude=amp, tau=tau)
-        pars["tau"].set(min=bounds[0], max=bounds[1])
+        p0, lo, hi = _mono_start(_initial_estimates(t, np.asarray(data, dtype=float), bounds), bounds)
+        pars = self.make_params(**dict(zip(_lsq.PARAM_NAMES[_lsq.MONO], p0, strict=True)))
+        pars["tau"].set(min=lo[2], max=hi[2])
         return lmfit.models.update_param_vals(pars, self.prefix, **kws)
 
 
@@ -313,20 +332,13 @@ class BiExponentialModel(lmfit.Model):
         ``dtau`` is chosen so that the start has the data's mean time constant.
         """
         t = np.asarray(t, dtype=float)
-        y = np.asarray(data, dtype=float)
-        lo, hi = tau_bounds_s or default_tau_bounds_s(t)
-        i0, amp, tau = _initial_estimates(t, y, (lo, hi))
-        tau1 = float(np.clip(tau1_rel * tau, lo * 1.01, hi * 0.5))
-        dtau = max((tau - tau1) / max(1.0 - frac, 1e-3), 0.05 * tau1)
-        dtau = float(min(dtau, (hi - lo) * 0.99))
-        pars = self.make_params(i0=i0, amplitude=amp, frac=frac, tau1=tau1, dtau=dtau)
-        pars["tau1"].set(min=lo, max=hi)
-        pars["dtau"].set(min=0.0, max=hi - lo)
+        bounds = tau_bounds_s or default_tau_bounds_s(t)
+        estimates = _initial_estimates(t, np.asarray(data, dtype=float), bounds)
+        p0, lo, hi = _biexp_start(estimates, bounds, tau1_rel, frac)
+        pars = self.make_params(**dict(zip(_lsq.PARAM_NAMES[_lsq.BIEXP], p0, strict=True)))
+        pars["tau1"].set(min=lo[3], max=hi[3])
+        pars["dtau"].set(min=lo[4], max=hi[4])
         return lmfit.models.update_param_vals(pars, self.prefix, **kws)
-
-
-_MONO = MonoExponentialModel()
-_BIEXP = BiExponentialModel()
 
 
 # --------------------------------------------------------------------------
@@ -533,39 +545,77 @@ def _prepare(t_s, y, sigma):
     return t, yy, w, dropped
 
 
-def _run(model: lmfit.Model, params: lmfit.Parameters, t, y, w, exposure_s):
-    """One lmfit least-squares fit (capped evaluations); numpy floating-point warnings are silenced
-    because overflow/underflow of exp() while the optimizer probes the bounds
-    is expected and harmless (non-finite residuals make the fit fail, which
-    is then flagged)."""
-    func = model.func
-    names = [n for n in model.param_names]
+_MODEL_FUNCS = {_lsq.MONO: monoexponential, _lsq.BIEXP: biexponential, _lsq.POOLED: biexponential_mean_tau}
 
-    def residual(pars):
-        v = pars.valuesdict()
+
+def lmfit_leastsq(
+    kind: int, t, y, w, exposure_s: float, p0, lo, hi, *, max_nfev: int, prior=None, scale_covar=True
+) -> _lsq.LsqFit:
+    """The reference solver: the problem of :func:`plscope.kinetics._lsq.leastsq` through
+    ``lmfit.minimize(method='leastsq')`` on the model functions of this module.
+
+    The fits use the compiled :func:`~plscope.kinetics._lsq.leastsq` (the same MINPACK
+    algorithm, options, bounds and bookkeeping without lmfit's per-evaluation overhead);
+    this is what they used before and what the tests hold it to. Same parameters and
+    result; raises ValueError on a non-finite residual.
+    """
+    names = _lsq.PARAM_NAMES[kind]
+    func = _MODEL_FUNCS[kind]
+    pars = lmfit.Parameters()
+    for name, v0, a, b in zip(names, p0, lo, hi, strict=True):
+        pars.add(name, value=float(v0), min=float(a), max=float(b))
+
+    def residual(p):
+        v = p.valuesdict()
         r = func(t, *(v[n] for n in names), exposure_s=exposure_s) - y
-        return r if w is None else r * w
+        r = r if w is None else r * w
+        if kind == _lsq.POOLED:
+            r = np.append(r, [(v["frac"] - prior[0]) / prior[1], (v["log_ratio"] - prior[2]) / prior[3]])
+        return r
 
-    # lmfit.minimize on the model function: the same least-squares problem as
-    # Model.fit(y, params, t=t, exposure_s=..., weights=w) without its per-call
-    # parameter copies (2-3x faster for these small fits)
+    res = lmfit.minimize(
+        residual, pars, method="leastsq", nan_policy="raise", max_nfev=max_nfev, scale_covar=scale_covar
+    )
+    v = res.params.valuesdict()
+    return _lsq.LsqFit(
+        values=v,
+        stderr={n: res.params[n].stderr for n in names},
+        covar=res.covar,
+        var_names=tuple(res.var_names),
+        lo={n: float(a) for n, a in zip(names, lo, strict=True)},
+        hi={n: float(b) for n, b in zip(names, hi, strict=True)},
+        success=bool(res.success),
+        errorbars=bool(res.errorbars),
+        message=str(res.message),
+        chisqr=float(res.chisqr),
+        redchi=float(res.redchi),
+        aic=float(res.aic),
+        bic=float(res.bic),
+        ndata=int(res.ndata),
+        residual=np.asarray(res.residual, dtype=float),
+        data=y,
+        best_fit=func(t, *(v[n] for n in names), exposure_s=exposure_s),
+    )
+
+
+_SOLVER = _lsq.leastsq
+"""The least-squares solver of every fit (:func:`lmfit_leastsq` is the reference; tests swap it in)."""
+
+
+def _run(kind: int, start, t, y, w, exposure_s, **kws) -> _lsq.LsqFit | None:
+    """One least-squares fit from ``start = (p0, lo, hi)`` (capped evaluations); None if it raised.
+
+    numpy floating-point warnings are silenced because overflow/underflow of exp() while the
+    optimizer probes the bounds is expected and harmless (non-finite residuals make the fit
+    fail, which is then flagged)."""
+    p0, lo, hi = start
+    kws.setdefault("max_nfev", _MAX_NFEV_PER_PARAM * (len(p0) + 1))
     with np.errstate(all="ignore"):
         try:
-            n_vary = sum(1 for p in params.values() if p.vary and not p.expr)
-            res = lmfit.minimize(
-                residual,
-                params,
-                method="leastsq",
-                nan_policy="raise",
-                max_nfev=_MAX_NFEV_PER_PARAM * (n_vary + 1),
-            )
+            return _SOLVER(kind, t, y, w, exposure_s, p0, lo, hi, **kws)
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
-            logger.debug("lmfit raised %s: %s", type(exc).__name__, exc)
+            logger.debug("least squares raised %s: %s", type(exc).__name__, exc)
             return None
-        v = res.params.valuesdict()
-        res.data = y
-        res.best_fit = func(t, *(v[n] for n in names), exposure_s=exposure_s)
-    return res
 
 
 def _covariance_gradient(res, grads: dict[str, float]):
@@ -608,10 +658,10 @@ def _common_flags(res, tau, tau_err, n_dropped) -> list[str]:
     return flags
 
 
-def _lmfit_decay(res, model, *, tau, tau_err, tau1, tau2, i1, i2, bounds, exposure_s, n_dropped, **extra):
-    """A :class:`DecayFit` from an lmfit result, with the flags every free fit carries."""
-    amp = float(res.params["amplitude"].value)
-    stderr = res.params["amplitude"].stderr
+def _decay_fit(res, model, *, tau, tau_err, tau1, tau2, i1, i2, bounds, exposure_s, n_dropped, **extra):
+    """A :class:`DecayFit` from a least-squares result, with the flags every free fit carries."""
+    amp = float(res.values["amplitude"])
+    stderr = res.stderr["amplitude"]
     amp_err = float(stderr) if res.errorbars and stderr else float("nan")
     flags = _common_flags(res, tau, tau_err, n_dropped)
     if _at_bound(tau, *bounds):
@@ -623,7 +673,7 @@ def _lmfit_decay(res, model, *, tau, tau_err, tau1, tau2, i1, i2, bounds, exposu
         tau_err_s=tau_err,
         tau1_s=tau1,
         tau2_s=tau2,
-        i0=float(res.params["i0"].value),
+        i0=float(res.values["i0"]),
         i1=i1,
         i2=i2,
         redchi=float(res.redchi),
@@ -641,11 +691,10 @@ def _lmfit_decay(res, model, *, tau, tau_err, tau1, tau2, i1, i2, bounds, exposu
 
 
 def _mono_result(res, bounds, exposure_s, n_dropped) -> DecayFit:
-    p = res.params
-    tau = float(p["tau"].value)
-    tau_err = float(p["tau"].stderr) if res.errorbars and p["tau"].stderr else float("nan")
-    amp = float(p["amplitude"].value)
-    return _lmfit_decay(
+    tau = float(res.values["tau"])
+    tau_err = float(res.stderr["tau"]) if res.errorbars and res.stderr["tau"] else float("nan")
+    amp = float(res.values["amplitude"])
+    return _decay_fit(
         res,
         "mono",
         tau=tau,
@@ -661,20 +710,18 @@ def _mono_result(res, bounds, exposure_s, n_dropped) -> DecayFit:
 
 
 def _stderr(res, name: str) -> float:
-    p = res.params[name]
-    return (
-        float(p.stderr) if res.errorbars and p.stderr is not None and np.isfinite(p.stderr) else float("nan")
-    )
+    err = res.stderr[name]
+    return float(err) if res.errorbars and err is not None and np.isfinite(err) else float("nan")
 
 
 def _biexp_result(res, bounds, exposure_s, n_dropped) -> tuple[DecayFit, list[str]]:
     """Biexponential result and the reasons it is degenerate (empty if not)."""
-    p = res.params
-    f = float(p["frac"].value)
-    tau1 = float(p["tau1"].value)
-    dtau = float(p["dtau"].value)
+    p = res.values
+    f = float(p["frac"])
+    tau1 = float(p["tau1"])
+    dtau = float(p["dtau"])
     tau2 = tau1 + dtau
-    amp = float(p["amplitude"].value)
+    amp = float(p["amplitude"])
     tau = tau1 + (1.0 - f) * dtau
     tau_err = _covariance_gradient(res, {"tau1": 1.0, "frac": -dtau, "dtau": 1.0 - f})
     degenerate = []
@@ -696,7 +743,7 @@ def _biexp_result(res, bounds, exposure_s, n_dropped) -> tuple[DecayFit, list[st
         if tau1 > 0
         else float("nan")
     )
-    fit = _lmfit_decay(
+    fit = _decay_fit(
         res,
         "biexp",
         tau=tau,
@@ -757,9 +804,14 @@ def fit_monoexponential(
     if t.size < _MIN_POINTS["mono"]:
         return _too_few_points(int(t.size), "the mono model", _MIN_POINTS["mono"], exposure_s, extra)
     bounds = _check_bounds(t, tau_bounds_s)
-    pars = _MONO.guess(yy, t, tau_bounds_s=bounds)
-    res = _run(_MONO, pars, t, yy, w, exposure_s)
+    return _fit_mono_prepared(t, yy, w, bounds, exposure_s, dropped, _initial_estimates(t, yy, bounds))
+
+
+def _fit_mono_prepared(t, yy, w, bounds, exposure_s: float, dropped: int, estimates) -> DecayFit:
+    """:func:`fit_monoexponential` of prepared data (enough finite points, checked bounds)."""
+    res = _run(_lsq.MONO, _mono_start(estimates, bounds), t, yy, w, exposure_s)
     if res is None:
+        extra = ("points_dropped_nonfinite",) if dropped else ()
         return _fit_raised(int(t.size), exposure_s, bounds, extra)
     return _mono_result(res, bounds, exposure_s, dropped)
 
@@ -773,20 +825,20 @@ def _clean_biexp(res) -> bool:
     """Converged, with error bars, inside the bounds and with two distinct components."""
     if res is None or not (res.success and res.errorbars):
         return False
-    p = res.params
-    f, tau1, dtau = p["frac"].value, p["tau1"].value, p["dtau"].value
+    f, tau1, dtau = res.values["frac"], res.values["tau1"], res.values["dtau"]
     return bool(
         _FRAC_EDGE < f < 1 - _FRAC_EDGE
         and dtau > _MIN_DTAU_REL * tau1
-        and p["tau1"].min * (1 + _AT_BOUND_RTOL) < tau1 < p["tau1"].max * (1 - _AT_BOUND_RTOL)
+        and res.lo["tau1"] * (1 + _AT_BOUND_RTOL) < tau1 < res.hi["tau1"] * (1 - _AT_BOUND_RTOL)
     )
 
 
-def _fit_biexp_only(t, yy, w, bounds, exposure_s, dropped):
+def _fit_biexp_only(t, yy, w, bounds, exposure_s, dropped, estimates=None):
+    if estimates is None:
+        estimates = _initial_estimates(t, yy, bounds)
     best = None
     for i, (tau1_rel, frac) in enumerate(_BIEXP_STARTS):
-        pars = _BIEXP.guess(yy, t, tau_bounds_s=bounds, tau1_rel=tau1_rel, frac=frac)
-        res = _run(_BIEXP, pars, t, yy, w, exposure_s)
+        res = _run(_lsq.BIEXP, _biexp_start(estimates, bounds, tau1_rel, frac), t, yy, w, exposure_s)
         if res is None or not np.isfinite(res.chisqr):
             continue
         # prefer a converged fit with error bars at (numerically) equal chi-square
@@ -827,8 +879,9 @@ def fit_models(
         auto = mono._with(flags=(*mono.flags, "too_few_points_for_biexp")) if mono.model == "mono" else mono
         return {"auto": auto, "biexp": None, "mono": mono if mono.model == "mono" else None}
     bounds = _check_bounds(t, tau_bounds_s)
-    out = _fit_biexp_only(t, yy, w, bounds, exposure_s, dropped)
-    mono = fit_monoexponential(t_s, y, sigma=sigma, exposure_s=exposure_s, tau_bounds_s=bounds)
+    estimates = _initial_estimates(t, yy, bounds)
+    out = _fit_biexp_only(t, yy, w, bounds, exposure_s, dropped, estimates)
+    mono = _fit_mono_prepared(t, yy, w, bounds, exposure_s, dropped, estimates)
     mono_ok = mono.model == "mono"
     if out is None:
         auto = mono._with(flags=(*mono.flags, "biexp_degenerate"))
@@ -1056,21 +1109,17 @@ def robust_noise(y) -> float:
 _POOLED_NAMES = ("i0", "amplitude", "tau", "frac", "log_ratio")
 
 
-def _pooled_params(i0, amp, tau, prior: ShapePrior, bounds, max_log_ratio):
-    pars = lmfit.Parameters()
-    pars.add("i0", value=float(i0))
-    pars.add("amplitude", value=float(amp))
-    pars.add(
-        "tau", value=float(np.clip(tau, bounds[0] * 1.01, bounds[1] * 0.99)), min=bounds[0], max=bounds[1]
+def _pooled_start(i0, amp, tau, prior: ShapePrior, bounds, max_log_ratio):
+    """Start values and bounds ``(p0, lo, hi)`` of ``i0, amplitude, tau, frac, log_ratio``."""
+    p0 = (
+        float(i0),
+        float(amp),
+        float(np.clip(tau, bounds[0] * 1.01, bounds[1] * 0.99)),
+        float(np.clip(prior.frac_mean, 0.01, 0.99)),
+        float(np.clip(prior.log_ratio_mean, 0.01, 0.99 * max_log_ratio)),
     )
-    pars.add("frac", value=float(np.clip(prior.frac_mean, 0.01, 0.99)), min=0.0, max=1.0)
-    pars.add(
-        "log_ratio",
-        value=float(np.clip(prior.log_ratio_mean, 0.01, 0.99 * max_log_ratio)),
-        min=0.0,
-        max=max_log_ratio,
-    )
-    return pars
+    inf = math.inf
+    return p0, (-inf, -inf, bounds[0], 0.0, 0.0), (inf, inf, bounds[1], 1.0, max_log_ratio)
 
 
 def fit_biexponential_pooled(
@@ -1135,44 +1184,32 @@ def fit_biexponential_pooled(
 
 
 def _pooled_minimize(t, yy, w, exposure_s: float, prior: ShapePrior, bounds, start: DecayFit | None):
-    """The best lmfit result of the pooled objective over the starts (None: every start raised)."""
+    """The best least-squares result of the pooled objective over the starts (None: every start
+    raised)."""
     max_log_ratio = math.log(bounds[1] / bounds[0])
     pf = (prior.frac_mean, prior.frac_sd, prior.log_ratio_mean, prior.log_ratio_sd)
-
-    def residual(pars):
-        v = pars.valuesdict()
-        model = biexponential_mean_tau(
-            t, v["i0"], v["amplitude"], v["tau"], v["frac"], v["log_ratio"], exposure_s
-        )
-        return np.append((yy - model) * w, [(v["frac"] - pf[0]) / pf[1], (v["log_ratio"] - pf[2]) / pf[3]])
 
     starts = [_initial_estimates(t, yy, bounds)]
     if start is not None and np.isfinite(start.tau_s) and np.isfinite(start.i0) and np.isfinite(start.i1):
         starts.insert(0, (start.i0, start.i1 + (start.i2 if np.isfinite(start.i2) else 0.0), start.tau_s))
     best = None
-    with np.errstate(all="ignore"):
-        for i0, amp, tau in starts:
-            pars = _pooled_params(i0, amp, tau, prior, bounds, max_log_ratio)
-            try:
-                res = lmfit.minimize(
-                    residual, pars, method="leastsq", scale_covar=False, max_nfev=_MAX_NFEV_PER_PARAM * 6
-                )
-            except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
-                logger.debug("pooled fit raised %s: %s", type(exc).__name__, exc)
-                continue
-            if not np.isfinite(res.chisqr):
-                continue
-            key = res.chisqr * (1 - 1e-9 * (res.success + res.errorbars))
-            if best is None or key < best[0]:
-                best = (key, res)
-            if res.success and res.errorbars:
-                break  # the prior makes the problem well posed: one clean start suffices
+    for i0, amp, tau in starts:
+        start = _pooled_start(i0, amp, tau, prior, bounds, max_log_ratio)
+        res = _run(_lsq.POOLED, start, t, yy, w, exposure_s, prior=pf, scale_covar=False)
+        if res is None or not np.isfinite(res.chisqr):
+            continue
+        key = res.chisqr * (1 - 1e-9 * (res.success + res.errorbars))
+        if best is None or key < best[0]:
+            best = (key, res)
+        if res.success and res.errorbars:
+            break  # the prior makes the problem well posed: one clean start suffices
     return None if best is None else best[1]
 
 
 def _pooled_fit(res, n_points: int, w, bounds, dropped: int, exposure_s: float) -> DecayFit:
-    """The :class:`DecayFit` of a pooled lmfit result (information criteria from the data residuals)."""
-    v = res.params.valuesdict()
+    """The :class:`DecayFit` of a pooled least-squares result (information criteria from the data
+    residuals)."""
+    v = res.values
     tau1, tau2 = component_taus(v["tau"], v["frac"], v["log_ratio"])
     resid = res.residual[:n_points]
     n = int(n_points)
