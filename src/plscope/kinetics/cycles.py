@@ -40,6 +40,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from ..columns import CYCLE_COLUMNS
 from ._checks import KineticsInputError, as_1d_float, check_cycles, check_exposure, check_time
 
 __all__ = [
@@ -56,6 +57,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _EDGE_EPS_S = 1e-9
+_TIME_COLUMNS = ("on_start_s", "on_end_s", "off_end_s")
+_WINDOW_COLUMNS = ("bright_start_s", "bright_end_s", "pol_start_s", "pol_end_s", "rec_start_s", "rec_end_s")
 _MAD_TO_SIGMA = 1.4826
 
 
@@ -85,12 +88,22 @@ def robust_mean(values, *, clip: float = 3.0) -> float:
         return float("nan")
     if v.size < 3:
         return float(np.mean(v))
-    med = float(np.median(v))
-    mad = _MAD_TO_SIGMA * float(np.median(np.abs(v - med)))
+    med = _median(v)
+    mad = _MAD_TO_SIGMA * _median(np.abs(v - med))
     if mad == 0.0:
         return med
     keep = np.abs(v - med) <= clip * mad
     return float(np.mean(v[keep]))
+
+
+def _median(v: np.ndarray) -> float:
+    """``np.median`` of a 1-D array, by a sort (the same two middle values and their mean; a third
+    of the time for the few-ten-value arrays of a plateau or curve)."""
+    srt = np.sort(v)
+    n = srt.size
+    if n == 0 or np.isnan(srt[-1]):  # NaN sorts last
+        return float("nan")
+    return float(0.5 * (srt[(n - 1) // 2] + srt[n // 2]))
 
 
 def frames_in_window(time_s, start_s, end_s, *, exposure_s: float) -> np.ndarray:
@@ -150,13 +163,18 @@ def cycle_windows(
         ``on_start_s``.
     """
     c = check_cycles(cycles)  # a sorted copy
-    on_start, on_end = c["on_start_s"].to_numpy(), c["on_end_s"].to_numpy()
-    prev_end = c["on_end_s"].shift(1).to_numpy(dtype=float, copy=True)
+    # all new columns at once (column-by-column insertion was most of its time)
+    windows = _window_arrays(*(c[k].to_numpy() for k in _TIME_COLUMNS), plateau_s, record_start_s)
+    return pd.concat([c, pd.DataFrame(windows, index=c.index)], axis=1)
+
+
+def _window_arrays(on_start, on_end, off_end, plateau_s: float, record_start_s: float) -> dict:
+    """The window columns of :func:`cycle_windows` as arrays, from the sorted cycle times."""
+    prev_end = np.empty(on_end.size)
+    prev_end[1:] = on_end[:-1]
     if prev_end.size:
         prev_end[0] = record_start_s
-    # all new columns at once (called per particle, level and phase: column-by-column
-    # insertion was most of its time)
-    windows = {
+    return {
         "off_start_s": prev_end,
         "bright_end_s": on_start,
         "bright_start_s": np.maximum(on_start - plateau_s, prev_end),
@@ -165,9 +183,8 @@ def cycle_windows(
         "pol_start_s": on_start,
         "pol_end_s": on_end,
         "rec_start_s": on_end,
-        "rec_end_s": c["off_end_s"].to_numpy(),
+        "rec_end_s": off_end,
     }
-    return pd.concat([c, pd.DataFrame(windows, index=c.index)], axis=1)
 
 
 # --------------------------------------------------------------------------
@@ -573,24 +590,57 @@ def _outliers(curves, have, noise, outlier_k, outlier_floor, n_with):
             out[rows[1]] = d > thr
         else:
             return None
-    out = out | np.pad(out[:, 1:], ((0, 0), (0, 1))) | np.pad(out[:, :-1], ((0, 0), (1, 0)))
-    return out & have
+    dilated = out.copy()
+    dilated[:, :-1] |= out[:, 1:]
+    dilated[:, 1:] |= out[:, :-1]
+    return dilated & have
 
 
-def _cycle_samples(t, y, w: pd.DataFrame, phase: str, exposure_s: float, transient_s: float):
-    """Per cycle, the window's ``(time from the edge, intensity / pre-ON plateau)`` and the plateaus."""
+def _sorted_cycles(cycles: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(cycle, on_start_s, on_end_s, off_end_s)`` sorted by ``on_start_s`` as :func:`check_cycles`
+    sorts them, without building a table (called per particle, level and phase); None when the
+    table needs :func:`check_cycles` (not a DataFrame, missing or non-numeric columns, bad rows)."""
+    if not isinstance(cycles, pd.DataFrame) or not set(CYCLE_COLUMNS).issubset(list(cycles.columns)):
+        return None
+    cols = [cycles[c] for c in _TIME_COLUMNS]
+    if any(c.dtype.kind not in "iuf" for c in cols):
+        return None
+    try:
+        on_start, on_end, off_end = (c.to_numpy(dtype=float) for c in cols)
+    except (TypeError, ValueError):  # missing values of a nullable dtype
+        return None
+    order = np.argsort(on_start, kind="stable")
+    on_start, on_end, off_end = on_start[order], on_end[order], off_end[order]
+    if not np.all((on_start <= on_end) & (on_end <= off_end)):
+        return None
+    return cycles["cycle"].to_numpy()[order], on_start, on_end, off_end
+
+
+def _frame_ranges(t, start_s, end_s, exposure_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per window, ``lo, hi`` with frames ``lo:hi`` those of :func:`frames_in_window` (the frame
+    times increase, so they are one contiguous range; the same comparisons, by bisection)."""
+    half = 0.5 * float(exposure_s)
+    lo = np.searchsorted(t - half, np.asarray(start_s, dtype=float) - _EDGE_EPS_S, side="left")
+    hi = np.searchsorted(t + half, np.asarray(end_s, dtype=float) + _EDGE_EPS_S, side="right")
+    return lo, np.maximum(hi, lo)
+
+
+def _cycle_samples(t, y, win: dict, phase: str, exposure_s: float, transient_s: float):
+    """Per cycle, the window's ``(time from the edge, intensity / pre-ON plateau)`` and the plateaus
+    (``win``: window arrays of :func:`_window_arrays`)."""
     finite = np.isfinite(y)
-    per_cycle, plateau = [], np.full(len(w), np.nan)
-    cols = ["bright_start_s", "bright_end_s", "pol_start_s", "pol_end_s", "rec_start_s", "rec_end_s"]
-    for i, row in enumerate(w[cols].itertuples(index=False)):  # only the columns used: the table is wide
-        mb = frames_in_window(t, row.bright_start_s, row.bright_end_s, exposure_s=exposure_s) & finite
-        plateau[i] = robust_mean(y[mb])
-        a, b = (row.pol_start_s, row.pol_end_s) if phase == "pol" else (row.rec_start_s, row.rec_end_s)
-        m = frames_in_window(t, a + max(float(transient_s), 0.0), b, exposure_s=exposure_s) & finite
+    a, b = win[f"{phase}_start_s"], win[f"{phase}_end_s"]
+    lo_b, hi_b = _frame_ranges(t, win["bright_start_s"], win["bright_end_s"], exposure_s)
+    lo, hi = _frame_ranges(t, a + max(float(transient_s), 0.0), b, exposure_s)
+    per_cycle, plateau = [], np.full(a.size, np.nan)
+    for i in range(a.size):
+        yb = y[lo_b[i] : hi_b[i]]
+        plateau[i] = robust_mean(yb[finite[lo_b[i] : hi_b[i]]])
         if not (np.isfinite(plateau[i]) and plateau[i] > 0):
             per_cycle.append((np.empty(0), np.empty(0)))
             continue
-        per_cycle.append((t[m] - a, y[m] / plateau[i]))
+        m = finite[lo[i] : hi[i]]
+        per_cycle.append((t[lo[i] : hi[i]][m] - a[i], y[lo[i] : hi[i]][m] / plateau[i]))
     return per_cycle, plateau
 
 
@@ -620,7 +670,7 @@ def _frame_noise(per_cycle: list) -> float:
     if not diffs:
         return float("nan")
     d = np.concatenate(diffs)
-    return _MAD_TO_SIGMA * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2.0)
+    return _MAD_TO_SIGMA * _median(np.abs(d - _median(d))) / math.sqrt(2.0)
 
 
 def _mask_blinks(curves, noise, outlier_k, outlier_floor, spoil_fraction, n_with, flags: list[str]):
@@ -645,14 +695,14 @@ def _mask_blinks(curves, noise, outlier_k, outlier_floor, spoil_fraction, n_with
     return curves, spoiled, outlier_fraction
 
 
-def _no_superposition(phase, w: pd.DataFrame, plateau: np.ndarray, flags: list[str]) -> SuperposedCycles:
+def _no_superposition(phase, cycle: np.ndarray, plateau: np.ndarray, flags: list[str]) -> SuperposedCycles:
     """The empty result (flag 'no_data') when no cycle gives a usable sample."""
-    n_c = len(w)
+    n_c = cycle.size
     return SuperposedCycles(
         phase=phase,
         time_s=np.empty(0),
         curves=np.empty((n_c, 0)),
-        cycle=w["cycle"].to_numpy(),
+        cycle=cycle,
         plateau=plateau,
         used=np.zeros(n_c, bool),
         spoiled=np.ones(n_c, bool),
@@ -726,21 +776,32 @@ def superpose_cycles(
     dt_s = float(dt_s if dt_s is not None else (frame_dt if np.isfinite(frame_dt) and frame_dt > 0 else 0.2))
     max_gap = 1.5 * frame_dt if np.isfinite(frame_dt) else np.inf
     start = float(t[0]) - exposure_s / 2 if t.size else -np.inf
-    w = cycle_windows(cycles, plateau_s=plateau_s, record_start_s=start)
-    per_cycle, plateau = _cycle_samples(t, y, w, phase, exposure_s, transient_s)
+    cycle, win = _windows_of(cycles, plateau_s, start)
+    per_cycle, plateau = _cycle_samples(t, y, win, phase, exposure_s, transient_s)
     flags: list[str] = []
     if not np.all(np.isfinite(plateau) & (plateau > 0)):
         flags.append("cycles_without_plateau")
     gridded = _common_grid(per_cycle, dt_s, max_gap)
     if gridded is None:
-        return _no_superposition(phase, w, plateau, flags)
+        return _no_superposition(phase, cycle, plateau, flags)
     grid, curves, n_with = gridded
     noise = _frame_noise(per_cycle)
     masked = _mask_blinks(curves, noise, outlier_k, outlier_floor, spoil_fraction, n_with, flags)
-    return _superposition(phase, w, plateau, grid, curves, masked, noise, flags)
+    return _superposition(phase, cycle, plateau, grid, curves, masked, noise, flags)
 
 
-def _superposition(phase, w, plateau, grid, curves, masked, noise, flags: list[str]) -> SuperposedCycles:
+def _windows_of(cycles: pd.DataFrame, plateau_s: float, record_start_s: float) -> tuple[np.ndarray, dict]:
+    """Cycle ids and window arrays (:func:`cycle_windows`, sorted by ``on_start_s``); the table
+    itself only when the cycles need :func:`check_cycles` (which raises for bad tables)."""
+    fast = _sorted_cycles(cycles)
+    if fast is None:
+        w = cycle_windows(cycles, plateau_s=plateau_s, record_start_s=record_start_s)
+        return w["cycle"].to_numpy(), {k: w[k].to_numpy(dtype=float) for k in _WINDOW_COLUMNS}
+    cycle, on_start, on_end, off_end = fast
+    return cycle, _window_arrays(on_start, on_end, off_end, plateau_s, record_start_s)
+
+
+def _superposition(phase, cycle, plateau, grid, curves, masked, noise, flags: list[str]) -> SuperposedCycles:
     """The result from the gridded ``curves`` and ``masked = (masked curves, spoiled, outlier
     fraction)``: cycles without a plateau are spoiled too; mean and sem over the used cycles."""
     have = np.isfinite(curves)
@@ -759,7 +820,7 @@ def _superposition(phase, w, plateau, grid, curves, masked, noise, flags: list[s
         phase=phase,
         time_s=grid,
         curves=curves,
-        cycle=w["cycle"].to_numpy(),
+        cycle=cycle,
         plateau=plateau,
         used=used,
         spoiled=spoiled,

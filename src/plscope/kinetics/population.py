@@ -290,65 +290,94 @@ def _grid_steps(t, w):  # pragma: no cover (numba)
 
 
 @numba.njit(cache=True, nogil=True)
-def _decay(out, t, w, idx, step, tau):  # pragma: no cover (numba)
-    """``exp(-t / tau)`` at the points of one curve with weight (one exp per curve and ``tau`` on a
-    uniform grid: successive powers of ``exp(-step / tau)``; relative error ~ index x 1e-16)."""
-    if step > 0:
-        p, r, m = math.exp(-t[0] / tau), math.exp(-step / tau), 0
-        for i in range(t.size):
-            if w[i] > 0:
-                while m < idx[i]:
-                    p *= r
-                    m += 1
-                out[i] = p
-    else:
-        for i in range(t.size):
-            if w[i] > 0:
-                out[i] = math.exp(-t[i] / tau)
+def _model_moments(t, w, yc, idx, step, tau, f, shift, p, r, out):  # pragma: no cover (numba)
+    """Moments of the model of one curve at every ``tau`` of the grid at once (the inner loops run
+    over the grid, so they vectorize): ``out[:, j] = sum w d, sum w d^2, sum w d yc`` over the
+    points with weight, ``d = f[0, j] exp(-t / tau[0, j]) + f[1, j] exp(-t / tau[1, j]) - shift[j]``.
+    On a uniform time grid the exponentials are successive powers of ``exp(-step / tau)`` (one
+    ``exp`` per curve and ``tau``; relative error ~ index x 1e-16); ``p, r`` are work arrays."""
+    g = tau.shape[1]
+    out[:] = 0.0
+    for c in range(2):
+        for j in range(g):
+            p[c, j] = math.exp(-t[0] / tau[c, j])
+            r[c, j] = math.exp(-step / tau[c, j])
+    m = 0
+    for i in range(t.size):
+        if w[i] <= 0:
+            continue
+        if step > 0:
+            while m < idx[i]:
+                for j in range(g):
+                    p[0, j] *= r[0, j]
+                    p[1, j] *= r[1, j]
+                m += 1
+        else:
+            for j in range(g):
+                p[0, j] = math.exp(-t[i] / tau[0, j])
+                p[1, j] = math.exp(-t[i] / tau[1, j])
+        wi, yi = w[i], yc[i]
+        for j in range(g):
+            d = f[0, j] * p[0, j] + f[1, j] * p[1, j] - shift[j]
+            wd = wi * d
+            out[0, j] += wd
+            out[1, j] += wd * d
+            out[2, j] += wd * yi
+
+
+@numba.njit(cache=True, nogil=True)
+def _components(tau1, ratio, frac, exposure, tau, f):  # pragma: no cover (numba)
+    """Per ``tau1`` of the grid: both components' ``tau`` and exposure-averaged amplitudes (rows of
+    ``tau`` and ``f``); False where an amplitude is not finite (no usable model)."""
+    usable = np.ones(tau1.size, np.bool_)
+    for j in range(tau1.size):
+        tau[0, j], tau[1, j] = tau1[j], tau1[j] * ratio
+        x1, x2 = exposure / (2.0 * tau[0, j]), exposure / (2.0 * tau[1, j])
+        f[0, j] = frac * (1.0 + x1 * x1 / 6.0 if abs(x1) < 1e-4 else math.sinh(x1) / x1)
+        f[1, j] = (1.0 - frac) * (1.0 + x2 * x2 / 6.0 if abs(x2) < 1e-4 else math.sinh(x2) / x2)
+        usable[j] = np.isfinite(f[0, j]) and np.isfinite(f[1, j])
+    return usable
+
+
+@numba.njit(cache=True, nogil=True)
+def _centred_y(t, y, w):  # pragma: no cover (numba)
+    """``(yc, sum w, sum w yc^2, sum w yc, weighted mean of t)`` of one curve, ``yc = y -`` its
+    weighted mean."""
+    s1, swy, swt = 0.0, 0.0, 0.0
+    for i in range(y.size):
+        s1 += w[i]
+        swy += w[i] * y[i]
+        swt += w[i] * t[i]
+    s1 = max(s1, 1e-300)
+    yc = y - swy / s1
+    syy, swyc = 0.0, 0.0
+    for i in range(y.size):
+        syy += w[i] * yc[i] * yc[i]
+        swyc += w[i] * yc[i]
+    return yc, s1, syy, swyc, swt / s1
 
 
 @numba.njit(cache=True, nogil=True)
 def _profile_grid(t, y, w, tau0, exposure, frac, c1, ratio, grid, step, idx):  # pragma: no cover (numba)
     """Chi-square of every curve (rows) at every ``tau`` of the grid (columns), profiled over
-    ``i0, A`` by weighted, centred linear least squares (one pass per curve and ``tau``, no
-    temporaries; the sums of the array expressions this replaced, over the points with weight)."""
-    n_curves, n_pts = t.shape
-    chi = np.empty((n_curves, grid.size))
-    yc = np.empty(n_pts)
-    e1 = np.zeros(n_pts)
-    e2 = np.zeros(n_pts)
+    ``i0, A`` by weighted, centred linear least squares (the sums over the points with weight of
+    the two-pass expressions this replaced, from the moments of :func:`_model_moments`: one pass
+    over each curve for all ``tau`` at once)."""
+    n_curves, g = t.shape[0], grid.size
+    chi = np.empty((n_curves, g))
+    tau, f = np.empty((2, g)), np.empty((2, g))
+    p, r, mom, shift = np.empty((2, g)), np.empty((2, g)), np.empty((3, g)), np.empty(g)
     for k in range(n_curves):
-        s1, swy = 0.0, 0.0
-        for i in range(n_pts):
-            s1 += w[k, i]
-            swy += w[k, i] * y[k, i]
-        s1 = max(s1, 1e-300)
-        syy = 0.0
-        for i in range(n_pts):
-            yc[i] = y[k, i] - swy / s1
-            syy += w[k, i] * yc[i] * yc[i]
-        for j in range(grid.size):
-            t1 = c1 * tau0[k] * grid[j]
-            t2 = t1 * ratio
-            x1, x2 = exposure[k] / (2.0 * t1), exposure[k] / (2.0 * t2)
-            f1 = frac * (1.0 + x1 * x1 / 6.0 if abs(x1) < 1e-4 else math.sinh(x1) / x1)
-            f2 = (1.0 - frac) * (1.0 + x2 * x2 / 6.0 if abs(x2) < 1e-4 else math.sinh(x2) / x2)
-            if not (np.isfinite(f1) and np.isfinite(f2)):
-                chi[k, j] = syy  # no usable model (as a non-finite sum gave before)
-                continue
-            _decay(e1, t[k], w[k], idx[k], step[k], t1)
-            _decay(e2, t[k], w[k], idx[k], step[k], t2)
-            swb = 0.0
-            for i in range(n_pts):
-                if w[k, i] > 0:
-                    swb += w[k, i] * (f1 * e1[i] + f2 * e2[i])
-            sbb, sby = 0.0, 0.0
-            for i in range(n_pts):
-                if w[k, i] > 0:
-                    bc = f1 * e1[i] + f2 * e2[i] - swb / s1
-                    sbb += w[k, i] * bc * bc
-                    sby += w[k, i] * bc * yc[i]
-            chi[k, j] = syy - sby * sby / sbb if sbb > 0 else syy
+        yc, s1, syy, swyc, t_mean = _centred_y(t[k], y[k], w[k])
+        usable = _components(c1 * tau0[k] * grid, ratio, frac, exposure[k], tau, f)
+        for j in range(g):  # the model at the mean time: close to its weighted mean (precise centring)
+            shift[j] = f[0, j] * math.exp(-t_mean / tau[0, j]) + f[1, j] * math.exp(-t_mean / tau[1, j])
+        _model_moments(t[k], w[k], yc, idx[k], step[k], tau, f, shift, p, r, mom)
+        for j in range(g):
+            sbb = mom[1, j] - mom[0, j] * mom[0, j] / s1
+            sby = mom[2, j] - mom[0, j] * swyc / s1
+            # no usable model: the chi-square of a constant (as a non-finite sum gave before)
+            chi[k, j] = syy - sby * sby / sbb if usable[j] and sbb > 0 else syy
     return chi
 
 
@@ -362,18 +391,28 @@ def _profile_chi2(curves: _PackedCurves, frac: float, log_ratio: float) -> float
     chi = _profile_grid(
         curves.t, curves.y, curves.w, curves.tau0, curves.exposure, frac, c1, ratio, _TAU_PROFILE, step, idx
     )
-    chi = np.where(np.isfinite(chi), np.maximum(chi, 0.0), np.inf)
-    g = chi.shape[1]
-    j = np.argmin(chi, axis=1)
-    k = np.arange(chi.shape[0])
-    jj = np.clip(j, 1, g - 2)
-    lo, mid, hi = chi[k, jj - 1], chi[k, jj], chi[k, jj + 1]
-    curv = lo - 2.0 * mid + hi
-    interior = (j == jj) & (curv > 0) & np.isfinite(curv)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        vertex = np.where(interior, mid - (hi - lo) ** 2 / (8.0 * np.where(interior, curv, 1.0)), mid)
-    best = np.maximum(np.minimum(chi[k, j], vertex), 0.0)
+    best = _grid_minima(chi)
     return float(np.sum(best[np.isfinite(best)]))
+
+
+@numba.njit(cache=True, nogil=True)
+def _grid_minima(chi):  # pragma: no cover (numba)
+    """Per row, the minimum of the chi-square over the ``tau`` grid: at the grid minimum, the vertex
+    of the parabola through it and its neighbours when it is interior and the parabola convex (never
+    above the grid value, never below 0); non-finite values count as +inf."""
+    n_curves, g = chi.shape
+    best = np.empty(n_curves)
+    for k in range(n_curves):
+        row = np.where(np.isfinite(chi[k]), np.maximum(chi[k], 0.0), np.inf)
+        j = int(np.argmin(row))
+        jj = min(max(j, 1), g - 2)
+        lo, mid, hi = row[jj - 1], row[jj], row[jj + 1]
+        curv = lo - 2.0 * mid + hi
+        vertex = mid
+        if j == jj and curv > 0 and np.isfinite(curv):
+            vertex = mid - (hi - lo) ** 2 / (8.0 * curv)
+        best[k] = max(min(row[j], vertex), 0.0)
+    return best
 
 
 def pooled_shape(curves: _PackedCurves) -> tuple[float, float, float]:
