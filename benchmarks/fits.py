@@ -13,10 +13,12 @@ Methods (each in its own process, see :mod:`benchmarks.stages`):
   ``LorentzianModel + LinearModel``), a ``least_squares`` loop (same model,
   same start values, 2-point Jacobian);
 - biexponential: plscope's batched fit ``plscope.kinetics.fit_biexponentials``
-  (one compiled Levenberg-Marquardt over all curves), plscope's per-trace fit
-  ``plscope.kinetics.fit_biexponential`` (lmfit underneath, with its checks,
-  three starts and the monoexponential alternative), a plain lmfit ``Model``
-  loop and a ``least_squares`` loop of the same 5-parameter model.
+  (one compiled Levenberg-Marquardt over all curves), plscope's per-curve fit
+  ``plscope.kinetics.fit_biexponential`` (with its checks, three starts and the
+  monoexponential alternative) on its compiled MINPACK path
+  (``plscope.kinetics._lsq``) and on lmfit, its reference
+  (``plscope.kinetics.fits.lmfit_leastsq``, method ``plscope_lmfit``), a plain
+  lmfit ``Model`` loop and a ``least_squares`` loop of the same 5-parameter model.
 """
 
 from __future__ import annotations
@@ -104,10 +106,17 @@ def _biexp_fits(method: str, n: int, seed: int):
         from plscope.kinetics import fit_biexponentials
 
         fit_biexponentials(t, y[:2])  # compiled (or loaded from numba's cache) outside the timing
+    if method == "plscope":
+        fit_biexponential(t, y[0])  # the same for the compiled residuals
     t0 = time.perf_counter()
     if method == "batched":
         taus = fit_biexponentials(t, y)["tau_s"].to_numpy()
     elif method == "plscope":
+        taus = np.array([fit_biexponential(t, row).tau_s for row in y])
+    elif method == "plscope_lmfit":
+        from plscope.kinetics import fits
+
+        fits._SOLVER = fits.lmfit_leastsq  # the reference solver (this process only)
         taus = np.array([fit_biexponential(t, row).tau_s for row in y])
     elif method == "lmfit":
         import lmfit

@@ -66,6 +66,7 @@ FIT_METHODS = (
     ("lorentz", "lmfit", 0.1),
     ("biexp", "batched", 1.0),
     ("biexp", "plscope", 0.1),
+    ("biexp", "plscope_lmfit", 0.1),
     ("biexp", "least_squares", 0.25),
     ("biexp", "lmfit", 0.1),
 )
@@ -74,7 +75,8 @@ FIT_LABELS = {
     ("lorentz", "least_squares"): "Lorentzian: scipy least_squares loop",
     ("lorentz", "lmfit"): "Lorentzian: lmfit loop",
     ("biexp", "batched"): "biexponential: plscope batched LM (fit_biexponentials)",
-    ("biexp", "plscope"): "biexponential: plscope fit_biexponential loop (lmfit + checks)",
+    ("biexp", "plscope"): "biexponential: plscope fit_biexponential loop (compiled MINPACK + checks)",
+    ("biexp", "plscope_lmfit"): "biexponential: plscope fit_biexponential loop on lmfit (its reference)",
     ("biexp", "least_squares"): "biexponential: scipy least_squares loop",
     ("biexp", "lmfit"): "biexponential: lmfit Model loop",
 }

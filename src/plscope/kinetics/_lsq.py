@@ -247,30 +247,30 @@ def _internal(p0, lo, hi) -> np.ndarray:
     q = np.empty(len(p0))
     for k, (val, a, b) in enumerate(zip(p0, lo, hi, strict=True)):
         val = min(max(float(val), a), b)  # lmfit clips a value set outside its bounds
-        if a == -np.inf and b == np.inf:
+        if a == -math.inf and b == math.inf:
             x = val
-        elif b == np.inf:
-            x = np.sqrt((val - a + 1.0) ** 2 - 1)
-        elif a == -np.inf:
-            x = np.sqrt((b - val + 1.0) ** 2 - 1)
+        elif b == math.inf:
+            x = math.sqrt((val - a + 1.0) ** 2 - 1)
+        elif a == -math.inf:
+            x = math.sqrt((b - val + 1.0) ** 2 - 1)
         else:
-            x = np.arcsin(2 * (val - a) / (b - a) - 1)
-        q[k] = 0.0 if abs(x) < _TINY else float(x)
+            x = math.asin(2 * (val - a) / (b - a) - 1)
+        q[k] = 0.0 if abs(x) < _TINY else x
     return q
 
 
-def _scale_gradient(q, lo, hi) -> np.ndarray:
+def _scale_gradient(q, lo, hi) -> list[float]:
     """d external / d internal of every parameter (lmfit's ``Parameter.scale_gradient``)."""
-    g = np.ones(q.size)
-    for k, (x, a, b) in enumerate(zip(q, lo, hi, strict=True)):
-        if a == -np.inf and b == np.inf:
-            continue
-        if b == np.inf:
-            g[k] = x / np.sqrt(x * x + 1)
-        elif a == -np.inf:
-            g[k] = -x / np.sqrt(x * x + 1)
+    g = []
+    for x, a, b in zip(q.tolist(), lo.tolist(), hi.tolist(), strict=True):
+        if a == -math.inf and b == math.inf:
+            g.append(1.0)
+        elif b == math.inf:
+            g.append(x / math.sqrt(x * x + 1))
+        elif a == -math.inf:
+            g.append(-x / math.sqrt(x * x + 1))
         else:
-            g[k] = np.cos(x) * (b - a) / 2.0
+            g.append(math.cos(x) * (b - a) / 2.0)
     return g
 
 
@@ -406,19 +406,20 @@ def _result(kind, best, cov, ier, data, par, scale_covar) -> LsqFit:
     chisqr = float(np.sum(r**2))
     redchi = chisqr / max(1, ndata - n)
     chisqr = max(chisqr, 1.0e-250 * ndata)
-    neg2_log_likel = ndata * np.log(chisqr / ndata)
+    neg2_log_likel = ndata * math.log(chisqr / ndata)
     message = _MESSAGES.get(ier, "Tolerance seems to be too small.")
     stderr: dict = dict.fromkeys(names)
     covar = None
     errorbars = cov is not None
     if errorbars:
-        covar = cov * np.outer(g, g)
+        ga = np.asarray(g)
+        covar = cov * (ga[:, None] * ga[None, :])
         if scale_covar:
             covar = covar * redchi
-        with np.errstate(invalid="ignore"):
-            for k, name in enumerate(names):
-                stderr[name] = float(np.sqrt(covar[k, k]))
-                errorbars = errorbars and stderr[name] > 0.0
+        for k, name in enumerate(names):
+            var = float(covar[k, k])
+            stderr[name] = math.sqrt(var) if var >= 0 else math.nan
+            errorbars = errorbars and stderr[name] > 0.0
     else:
         message = f"{message} Could not estimate error-bars."
     return LsqFit(
@@ -433,8 +434,8 @@ def _result(kind, best, cov, ier, data, par, scale_covar) -> LsqFit:
         message=message,
         chisqr=chisqr,
         redchi=redchi,
-        aic=float(neg2_log_likel + 2 * n),
-        bic=float(neg2_log_likel + np.log(ndata) * n),
+        aic=neg2_log_likel + 2 * n,
+        bic=neg2_log_likel + math.log(ndata) * n,
         ndata=ndata,
         residual=r,
         data=y,
