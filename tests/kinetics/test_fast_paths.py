@@ -151,3 +151,26 @@ def test_superposition_of_a_bad_cycle_table_raises_as_before():
     strings = sim.cycles.astype({"on_start_s": str})
     assert cycles_mod._sorted_cycles(strings) is None  # left to check_cycles, as before
     assert isinstance(cycles_mod._sorted_cycles(pd.DataFrame(sim.cycles)), tuple)
+
+
+def test_switching_efficiency_equals_the_window_table_loop():
+    from plscope.kinetics import cycle_windows, robust_mean, switching_efficiency_per_cycle
+
+    sim = simulate_trace(fields_kV_per_cm=(90, 130), n_cycles=3, rng=np.random.default_rng(4), **FAST)
+    y = sim.intensity.copy()
+    y[::23] = np.nan
+    cycles = sim.cycles.sample(frac=1.0, random_state=1)
+    got = switching_efficiency_per_cycle(sim.time_s, y, cycles, exposure_s=0.15, plateau_s=2.5)
+    w = cycle_windows(cycles, plateau_s=2.5, record_start_s=sim.time_s[0] - 0.075)
+    ok = np.isfinite(y)
+    for name, (a, b) in {
+        "bright": ("bright_start_s", "bright_end_s"),
+        "quenched": ("quenched_start_s", "quenched_end_s"),
+    }.items():
+        ref = [
+            robust_mean(y[frames_in_window(sim.time_s, s, e, exposure_s=0.15) & ok])
+            for s, e in zip(w[a], w[b])
+        ]
+        np.testing.assert_array_equal(got[name].to_numpy(), ref)
+    for col in ("cycle", "level", "field_kV_per_cm"):
+        np.testing.assert_array_equal(got[col].to_numpy(), w[col].to_numpy())

@@ -58,7 +58,16 @@ logger = logging.getLogger(__name__)
 
 _EDGE_EPS_S = 1e-9
 _TIME_COLUMNS = ("on_start_s", "on_end_s", "off_end_s")
-_WINDOW_COLUMNS = ("bright_start_s", "bright_end_s", "pol_start_s", "pol_end_s", "rec_start_s", "rec_end_s")
+_WINDOW_COLUMNS = (
+    "bright_start_s",
+    "bright_end_s",
+    "quenched_start_s",
+    "quenched_end_s",
+    "pol_start_s",
+    "pol_end_s",
+    "rec_start_s",
+    "rec_end_s",
+)
 _MAD_TO_SIGMA = 1.4826
 
 
@@ -423,29 +432,28 @@ def switching_efficiency_per_cycle(
     y = as_1d_float("intensity", intensity, length=t.size)
     exposure_s = check_exposure(exposure_s)
     start = float(t[0]) - exposure_s / 2 if t.size else -np.inf
-    w = cycle_windows(cycles, plateau_s=plateau_s, record_start_s=start)
-    finite = np.isfinite(y)
-    bright, quenched = [], []
-    cols = ["bright_start_s", "bright_end_s", "quenched_start_s", "quenched_end_s"]
-    for row in w[cols].itertuples(index=False):  # only the columns used: the table is wide
-        mb = frames_in_window(t, row.bright_start_s, row.bright_end_s, exposure_s=exposure_s) & finite
-        mq = frames_in_window(t, row.quenched_start_s, row.quenched_end_s, exposure_s=exposure_s) & finite
-        bright.append(robust_mean(y[mb]))
-        quenched.append(robust_mean(y[mq]))
-    b = np.array(bright, dtype=float)
-    q = np.array(quenched, dtype=float)
+    cols, win = _windows_of(cycles, plateau_s, start, ("cycle", "level", "field_kV_per_cm"))
+    b = _plateau_levels(t, y, win["bright_start_s"], win["bright_end_s"], exposure_s)
+    q = _plateau_levels(t, y, win["quenched_start_s"], win["quenched_end_s"], exposure_s)
     with np.errstate(divide="ignore", invalid="ignore"):
         se = np.where(b > 0, (b - q) / b, np.nan)
     return pd.DataFrame(
         {
-            "cycle": w["cycle"].to_numpy(),
-            "level": w["level"].to_numpy(),
-            "field_kV_per_cm": w["field_kV_per_cm"].to_numpy(dtype=float),
+            "cycle": cols["cycle"],
+            "level": cols["level"],
+            "field_kV_per_cm": np.asarray(cols["field_kV_per_cm"], dtype=float),
             "bright": b,
             "quenched": q,
             "switching_efficiency": se,
         }
     )
+
+
+def _plateau_levels(t, y, start_s, end_s, exposure_s: float) -> np.ndarray:
+    """Robust mean of the finite frames of every window (NaN where none)."""
+    lo, hi = _frame_ranges(t, start_s, end_s, exposure_s)
+    finite = np.isfinite(y)
+    return np.array([robust_mean(y[a:b][finite[a:b]]) for a, b in zip(lo, hi, strict=True)], dtype=float)
 
 
 # --------------------------------------------------------------------------
@@ -597,9 +605,10 @@ def _outliers(curves, have, noise, outlier_k, outlier_floor, n_with):
 
 
 def _sorted_cycles(cycles: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """``(cycle, on_start_s, on_end_s, off_end_s)`` sorted by ``on_start_s`` as :func:`check_cycles`
-    sorts them, without building a table (called per particle, level and phase); None when the
-    table needs :func:`check_cycles` (not a DataFrame, missing or non-numeric columns, bad rows)."""
+    """``(order, on_start_s, on_end_s, off_end_s)``: the rows in the order :func:`check_cycles` sorts
+    them (by ``on_start_s``) and their times, without building a table (called per particle, level
+    and phase); None when the table needs :func:`check_cycles` (not a DataFrame, missing or
+    non-numeric columns, bad rows)."""
     if not isinstance(cycles, pd.DataFrame) or not set(CYCLE_COLUMNS).issubset(list(cycles.columns)):
         return None
     cols = [cycles[c] for c in _TIME_COLUMNS]
@@ -613,7 +622,7 @@ def _sorted_cycles(cycles: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.nda
     on_start, on_end, off_end = on_start[order], on_end[order], off_end[order]
     if not np.all((on_start <= on_end) & (on_end <= off_end)):
         return None
-    return cycles["cycle"].to_numpy()[order], on_start, on_end, off_end
+    return order, on_start, on_end, off_end
 
 
 def _frame_ranges(t, start_s, end_s, exposure_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -630,12 +639,10 @@ def _cycle_samples(t, y, win: dict, phase: str, exposure_s: float, transient_s: 
     (``win``: window arrays of :func:`_window_arrays`)."""
     finite = np.isfinite(y)
     a, b = win[f"{phase}_start_s"], win[f"{phase}_end_s"]
-    lo_b, hi_b = _frame_ranges(t, win["bright_start_s"], win["bright_end_s"], exposure_s)
+    plateau = _plateau_levels(t, y, win["bright_start_s"], win["bright_end_s"], exposure_s)
     lo, hi = _frame_ranges(t, a + max(float(transient_s), 0.0), b, exposure_s)
-    per_cycle, plateau = [], np.full(a.size, np.nan)
+    per_cycle = []
     for i in range(a.size):
-        yb = y[lo_b[i] : hi_b[i]]
-        plateau[i] = robust_mean(yb[finite[lo_b[i] : hi_b[i]]])
         if not (np.isfinite(plateau[i]) and plateau[i] > 0):
             per_cycle.append((np.empty(0), np.empty(0)))
             continue
@@ -776,7 +783,8 @@ def superpose_cycles(
     dt_s = float(dt_s if dt_s is not None else (frame_dt if np.isfinite(frame_dt) and frame_dt > 0 else 0.2))
     max_gap = 1.5 * frame_dt if np.isfinite(frame_dt) else np.inf
     start = float(t[0]) - exposure_s / 2 if t.size else -np.inf
-    cycle, win = _windows_of(cycles, plateau_s, start)
+    cols, win = _windows_of(cycles, plateau_s, start)
+    cycle = cols["cycle"]
     per_cycle, plateau = _cycle_samples(t, y, win, phase, exposure_s, transient_s)
     flags: list[str] = []
     if not np.all(np.isfinite(plateau) & (plateau > 0)):
@@ -790,15 +798,19 @@ def superpose_cycles(
     return _superposition(phase, cycle, plateau, grid, curves, masked, noise, flags)
 
 
-def _windows_of(cycles: pd.DataFrame, plateau_s: float, record_start_s: float) -> tuple[np.ndarray, dict]:
-    """Cycle ids and window arrays (:func:`cycle_windows`, sorted by ``on_start_s``); the table
-    itself only when the cycles need :func:`check_cycles` (which raises for bad tables)."""
+def _windows_of(
+    cycles: pd.DataFrame, plateau_s: float, record_start_s: float, columns: tuple[str, ...] = ("cycle",)
+) -> tuple[dict, dict]:
+    """``columns`` of the cycle table and the window arrays (:func:`cycle_windows`), sorted by
+    ``on_start_s``; the table itself only when the cycles need :func:`check_cycles` (which raises
+    for bad tables)."""
     fast = _sorted_cycles(cycles)
     if fast is None:
         w = cycle_windows(cycles, plateau_s=plateau_s, record_start_s=record_start_s)
-        return w["cycle"].to_numpy(), {k: w[k].to_numpy(dtype=float) for k in _WINDOW_COLUMNS}
-    cycle, on_start, on_end, off_end = fast
-    return cycle, _window_arrays(on_start, on_end, off_end, plateau_s, record_start_s)
+        return {c: w[c].to_numpy() for c in columns}, {k: w[k].to_numpy(dtype=float) for k in _WINDOW_COLUMNS}
+    order, on_start, on_end, off_end = fast
+    cols = {c: cycles[c].to_numpy()[order] for c in columns}
+    return cols, _window_arrays(on_start, on_end, off_end, plateau_s, record_start_s)
 
 
 def _superposition(phase, cycle, plateau, grid, curves, masked, noise, flags: list[str]) -> SuperposedCycles:
