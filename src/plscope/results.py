@@ -23,7 +23,15 @@ from .errors import RunFolderError
 # The upper floors' types (ExperimentConfig, AnalysisSettings, Calibration, PopulationKinetics) are
 # named in the docstrings only: even a type-checking import of them would close an import circle.
 
-__all__ = ["EXTRACTION_FILES", "Extraction", "PopulationSummary", "RunResult", "SpectraResult"]
+__all__ = [
+    "EXTRACTION_FILES",
+    "PARQUET_ROW_GROUP_ROWS",
+    "Extraction",
+    "PopulationSummary",
+    "RunResult",
+    "SpectraResult",
+    "write_parquet",
+]
 
 
 #: files of a stored extraction (inside an output folder)
@@ -36,6 +44,37 @@ EXTRACTION_FILES = (
     "reference.npy",
     "field_trace.parquet",
 )
+
+
+#: rows of a Parquet row group: pyarrow's default for a table written whole (``write_table``)
+PARQUET_ROW_GROUP_ROWS = 1024 * 1024
+
+
+def write_parquet(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """``table.to_parquet(path, index=False)``, byte for byte, converted one row group at a time.
+
+    pandas converts the whole table to Arrow before pyarrow cuts it into row
+    groups of :data:`PARQUET_ROW_GROUP_ROWS`: the traces of 8000 frames x
+    200 particles (1.6 million rows) are 115 MB more while they are written.
+    Here each group's rows (views into the table) are converted and written in
+    turn, with the schema (and pandas metadata) of the first: the same row
+    groups, so the same bytes (tested).
+    """
+    if len(table) <= PARQUET_ROW_GROUP_ROWS or table.attrs:  # attrs go into pandas' metadata
+        table.to_parquet(path, index=False)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    step = PARQUET_ROW_GROUP_ROWS
+    first = pa.Table.from_pandas(table.iloc[:step], preserve_index=False)
+    schema = first.schema
+    with pq.ParquetWriter(path, schema, compression="snappy") as writer:  # pandas' default compression
+        writer.write_table(first)
+        del first
+        for start in range(step, len(table), step):
+            part = table.iloc[start : start + step]
+            writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
 
 
 @dataclass
@@ -57,7 +96,7 @@ class Extraction:
         write_json(folder / "extraction.json", self.meta)
         self.frames.to_parquet(folder / "frames.parquet", index=False)
         self.particles.to_parquet(folder / "particles.parquet", index=False)
-        self.traces.to_parquet(folder / "traces.parquet", index=False)
+        write_parquet(self.traces, folder / "traces.parquet")  # one row group at a time
         self.cycles.to_parquet(folder / "cycles.parquet", index=False)
         np.save(folder / "reference.npy", self.reference_image)
         if self.field_trace is not None:

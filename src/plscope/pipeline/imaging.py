@@ -379,14 +379,33 @@ def _field_off(t_mid: np.ndarray, cycles: pd.DataFrame) -> np.ndarray:
     return off
 
 
+def _columns(table: pd.DataFrame, names: Sequence[str], *, keep_attrs: bool = False) -> pd.DataFrame:
+    """The columns ``names`` of ``table`` that it has, as views (no data copied).
+
+    The per-particle loops downstream (``groupby``) sort a copy of every column
+    of the table they are given, and keep per-particle arrays that are views
+    into it: handed only the columns they read, that copy is those columns
+    (at 8000 frames x 200 particles 13 MB a column, against 115 MB for the
+    whole traces table). ``keep_attrs`` keeps ``attrs`` (shallow).
+    """
+    out = without_attrs(table)[[c for c in names if c in table.columns]]
+    out.attrs = dict(table.attrs) if keep_attrs else {}
+    return out
+
+
 def _with_quality(particles, traces, frames, cycles, drift) -> pd.DataFrame:
     """Particles with their quality flags (blinking, bleaching, saturation, SNR, identity; on field-off
     frames) and positions in the first frame (``x_px, y_px``; ``*_ref_px`` in the reference)."""
     t_mid = frames["mid_time_s"].to_numpy()
     off = _field_off(t_mid, cycles)
     tracks = link_particle_centroids(traces)
+    # the columns quality_flags reads, and its attrs (saturation level, masked annulus fractions)
     quality = quality_flags(
-        traces, particles, frame_time_s=t_mid, tracks=tracks, reference_frames=np.flatnonzero(off)
+        _columns(traces, ("frame", "particle_id", "intensity", "peak_adu"), keep_attrs=True),
+        particles,
+        frame_time_s=t_mid,
+        tracks=tracks,
+        reference_frames=np.flatnonzero(off),
     )
     particles = particles.merge(
         quality.drop(columns=["touches_border"], errors="ignore"),
@@ -492,7 +511,7 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
         n_particles = int(ex.traces["particle_id"].nunique()) if "particle_id" in ex.traces else 0
         with particle_mapper(settings.kinetics.workers, n_particles) as mapper:  # kinetics.workers
             kinetic_population = analyze_population(
-                ex.traces,
+                _columns(ex.traces, ("particle_id", "frame", "intensity")),  # what it reads
                 t_mid,
                 cycles,
                 exposure_s=exposure_s,
@@ -526,7 +545,11 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     shift = None
     if len(cycles) and "x_px" in ex.traces.columns:
         shift = centroid_shift(
-            ex.traces, cycles, t_mid, exposure_s=exposure_s, pixel_size_nm=meta.get("pixel_size_nm")
+            _columns(ex.traces, ("frame", "particle_id", "x_px", "y_px")),
+            cycles,
+            t_mid,
+            exposure_s=exposure_s,
+            pixel_size_nm=meta.get("pixel_size_nm"),
         )
     ft = (
         None
