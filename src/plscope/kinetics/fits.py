@@ -59,8 +59,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 import lmfit
 import numpy as np
@@ -545,7 +546,11 @@ def _prepare(t_s, y, sigma):
     return t, yy, w, dropped
 
 
-_MODEL_FUNCS = {_lsq.MONO: monoexponential, _lsq.BIEXP: biexponential, _lsq.POOLED: biexponential_mean_tau}
+_MODEL_FUNCS: dict[int, Callable[..., Any]] = {
+    _lsq.MONO: monoexponential,
+    _lsq.BIEXP: biexponential,
+    _lsq.POOLED: biexponential_mean_tau,
+}
 
 
 def lmfit_leastsq(
