@@ -134,3 +134,17 @@ def test_reduced_problem_has_the_cost_gradient_and_curvature_of_the_whole_one():
     np.testing.assert_allclose(jr.T @ fr, j.T @ f, rtol=0, atol=1e-10 * np.max(np.abs(j.T @ f)))
     np.testing.assert_allclose(jr.T @ jr, h, rtol=0, atol=1e-12 * np.max(np.abs(h)))
     np.testing.assert_array_equal(small.data_residuals(x), f[:-3])
+
+
+def test_triangular_factor_reproduces_the_gram_matrix_conditioned_or_not():
+    from plscope.kinetics.trace_fit import _triangular_factor
+
+    rng = np.random.default_rng(8)
+    a = rng.normal(size=(500, 6)) * np.array([1e-3, 1.0, 10.0, 1e4, 1.0, 5.0])  # scales differ
+    bad = a.copy()
+    bad[:, 4] = bad[:, 1] + 1e-9 * rng.normal(size=500)  # two columns nearly equal: the QR path
+    for m in (a, bad):
+        r = _triangular_factor(m)
+        assert r.shape == (6, 6) and np.allclose(np.tril(r, -1), 0.0)
+        scale = np.sqrt(np.outer(np.diag(m.T @ m), np.diag(m.T @ m)))
+        np.testing.assert_allclose((r.T @ r) / scale, (m.T @ m) / scale, rtol=0, atol=1e-13)
