@@ -173,7 +173,8 @@ def cycle_windows(
     """
     c = check_cycles(cycles)  # a sorted copy
     # all new columns at once (column-by-column insertion was most of its time)
-    windows = _window_arrays(*(c[k].to_numpy() for k in _TIME_COLUMNS), plateau_s, record_start_s)
+    on_start, on_end, off_end = (c[k].to_numpy() for k in _TIME_COLUMNS)
+    windows = _window_arrays(on_start, on_end, off_end, plateau_s, record_start_s)
     return pd.concat([c, pd.DataFrame(windows, index=c.index)], axis=1)
 
 
