@@ -54,15 +54,9 @@ _SE_SNR = 3.0
 
 
 def _start_values(pk: ParticleKinetics) -> dict:
-    out = {}
-    cols = ["level", "switching_efficiency_fit", "tau_pol_s", "tau_rec_s"]
-    for r in pk.table[cols].itertuples(index=False):  # only the columns used: the table is wide
-        out[r.level] = {
-            "se": r.switching_efficiency_fit,
-            "tau_pol_s": r.tau_pol_s,
-            "tau_rec_s": r.tau_rec_s,
-        }
-    return out
+    t = pk.table  # only the columns used, as plain lists: the table is wide
+    cols = [t[k].tolist() for k in ("level", "switching_efficiency_fit", "tau_pol_s", "tau_rec_s")]
+    return {lev: {"se": se, "tau_pol_s": tp, "tau_rec_s": tr} for lev, se, tp, tr in zip(*cols, strict=True)}
 
 
 def _fit_all(results: dict, hyper: ShapeHyper | None, mapper: Mapper = map) -> dict:

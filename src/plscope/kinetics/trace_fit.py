@@ -121,18 +121,17 @@ def trace_geometry(
     ``fit_bleaching=False`` fixes the bleaching rate at 0 (no correction).
     """
     c = cycles.sort_values("on_start_s")
-    levels = list(dict.fromkeys(c["level"].tolist()))
-    lev_idx = np.array([levels.index(v) for v in c["level"]])
+    level_ids = c["level"].tolist()
+    levels = list(dict.fromkeys(level_ids))
+    lev_idx = np.array([levels.index(v) for v in level_ids], dtype=np.int64)
     finite = np.isfinite(y) & np.isfinite(t)
     if np.count_nonzero(finite) < 20 or len(c) == 0:
         return None
-    starts = [float(np.min(t[finite])) - exposure_s]
-    on, lev = [False], [int(lev_idx[0])]
-    for r, k in zip(c[["on_start_s", "on_end_s"]].itertuples(index=False), lev_idx, strict=True):
-        starts += [float(r.on_start_s), float(r.on_end_s)]
-        on += [True, False]
-        lev += [int(k), int(k)]
-    starts_a = np.array(starts)
+    on_start, on_end, off_end = (c[k].to_numpy(float) for k in ("on_start_s", "on_end_s", "off_end_s"))
+    # segments: the lead-in (OFF), then ON and OFF of every cycle; OFF carries the preceding ON's level
+    starts_a = np.r_[float(np.min(t[finite])) - exposure_s, np.column_stack([on_start, on_end]).ravel()]
+    seg_on = np.r_[False, np.tile([True, False], len(c))]
+    seg_level = np.r_[lev_idx[0], np.repeat(lev_idx, 2)]
     lo, hi = t - exposure_s / 2, t + exposure_s / 2
     seg = np.searchsorted(starts_a, lo + 1e-9, side="right") - 1
     nxt = np.append(starts_a[1:], np.inf)[np.clip(seg, 0, None)]
@@ -140,15 +139,15 @@ def trace_geometry(
     dt = np.diff(t[finite])
     d = np.diff(y[use])
     noise = _MAD_TO_SIGMA * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2.0) if d.size > 5 else 0.0
-    on_s = np.array([np.median((c["on_end_s"] - c["on_start_s"])[lev_idx == k]) for k in range(len(levels))])
-    off_s = np.array([np.median((c["off_end_s"] - c["on_end_s"])[lev_idx == k]) for k in range(len(levels))])
+    on_s = np.array([np.median((on_end - on_start)[lev_idx == k]) for k in range(len(levels))])
+    off_s = np.array([np.median((off_end - on_end)[lev_idx == k]) for k in range(len(levels))])
     return TraceGeometry(
         t=t[use],
         y=y[use],
         frame_seg=seg[use],
         seg_start=starts_a,
-        seg_on=np.array(on),
-        seg_level=np.array(lev),
+        seg_on=seg_on,
+        seg_level=seg_level,
         levels=levels,
         on_s=on_s,
         off_s=off_s,
