@@ -326,35 +326,36 @@ def _model_moments(t, w, yc, idx, step, tau, f, shift, p, r, out):  # pragma: no
 
 
 @numba.njit(cache=True, nogil=True)
-def _components(tau1, ratio, frac, exposure, tau, f):  # pragma: no cover (numba)
-    """Per ``tau1`` of the grid: both components' ``tau`` and exposure-averaged amplitudes (rows of
-    ``tau`` and ``f``); False where an amplitude is not finite (no usable model)."""
-    usable = np.ones(tau1.size, np.bool_)
-    for j in range(tau1.size):
-        tau[0, j], tau[1, j] = tau1[j], tau1[j] * ratio
+def _components(tau1_scale, grid, ratio, frac, exposure, tau, f, usable):  # pragma: no cover (numba)
+    """Per point of the grid (``tau1 = tau1_scale * grid``): both components' ``tau`` and
+    exposure-averaged amplitudes (rows of ``tau`` and ``f``); ``usable`` False where an amplitude is
+    not finite (no usable model)."""
+    for j in range(grid.size):
+        tau1 = tau1_scale * grid[j]
+        tau[0, j], tau[1, j] = tau1, tau1 * ratio
         x1, x2 = exposure / (2.0 * tau[0, j]), exposure / (2.0 * tau[1, j])
         f[0, j] = frac * (1.0 + x1 * x1 / 6.0 if abs(x1) < 1e-4 else math.sinh(x1) / x1)
         f[1, j] = (1.0 - frac) * (1.0 + x2 * x2 / 6.0 if abs(x2) < 1e-4 else math.sinh(x2) / x2)
         usable[j] = np.isfinite(f[0, j]) and np.isfinite(f[1, j])
-    return usable
 
 
 @numba.njit(cache=True, nogil=True)
-def _centred_y(t, y, w):  # pragma: no cover (numba)
-    """``(yc, sum w, sum w yc^2, sum w yc, weighted mean of t)`` of one curve, ``yc = y -`` its
-    weighted mean."""
+def _centred_y(t, y, w, yc):  # pragma: no cover (numba)
+    """``(sum w, sum w yc^2, sum w yc, weighted mean of t)`` of one curve and ``yc = y -`` its
+    weighted mean (filled in)."""
     s1, swy, swt = 0.0, 0.0, 0.0
     for i in range(y.size):
         s1 += w[i]
         swy += w[i] * y[i]
         swt += w[i] * t[i]
     s1 = max(s1, 1e-300)
-    yc = y - swy / s1
+    for i in range(y.size):
+        yc[i] = y[i] - swy / s1
     syy, swyc = 0.0, 0.0
     for i in range(y.size):
         syy += w[i] * yc[i] * yc[i]
         swyc += w[i] * yc[i]
-    return yc, s1, syy, swyc, swt / s1
+    return s1, syy, swyc, swt / s1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -367,9 +368,10 @@ def _profile_grid(t, y, w, tau0, exposure, frac, c1, ratio, grid, step, idx):  #
     chi = np.empty((n_curves, g))
     tau, f = np.empty((2, g)), np.empty((2, g))
     p, r, mom, shift = np.empty((2, g)), np.empty((2, g)), np.empty((3, g)), np.empty(g)
+    yc, usable = np.empty(t.shape[1]), np.empty(g, np.bool_)
     for k in range(n_curves):
-        yc, s1, syy, swyc, t_mean = _centred_y(t[k], y[k], w[k])
-        usable = _components(c1 * tau0[k] * grid, ratio, frac, exposure[k], tau, f)
+        s1, syy, swyc, t_mean = _centred_y(t[k], y[k], w[k], yc)
+        _components(c1 * tau0[k], grid, ratio, frac, exposure[k], tau, f, usable)
         for j in range(g):  # the model at the mean time: close to its weighted mean (precise centring)
             shift[j] = f[0, j] * math.exp(-t_mean / tau[0, j]) + f[1, j] * math.exp(-t_mean / tau[1, j])
         _model_moments(t[k], w[k], yc, idx[k], step[k], tau, f, shift, p, r, mom)
