@@ -61,6 +61,7 @@ from ..tracking import (
 )
 from ..tracking.quality import without_attrs
 from .figure_workers import figure_mapper
+from .memory import release_free_memory
 from .output import AtomicOutputDir, check_not_input, write_json
 from .parallel import particle_mapper
 from .provenance import BackgroundRecords, input_files, provenance, stable_provenance
@@ -284,6 +285,7 @@ def extract_imaging(
     traces, drift = extract_run_traces(
         stack.data, particles, labels=labels, reference=ref, settings=settings.traces, progress=progress
     )
+    release_free_memory()  # the chunk buffers and the copies made while the traces table was built
     _warn_non_finite(traces, movie.path, warnings)
     frames, cycles, field_trace = _check_lost_frames(
         cfg, daq, without_attrs(traces), frames, cycles, field_trace, exposure_s, warnings, info
@@ -291,6 +293,7 @@ def extract_imaging(
     particles = _with_quality(particles, traces, frames, cycles, drift)
     particles["excluded"] = _exclusions(particles, settings)
     traces.attrs = {}
+    release_free_memory()  # the per-particle copies of the quality flags
     meta = {
         "run": str(cfg.run_dir),
         "sample": cfg.sample.name,
@@ -605,6 +608,7 @@ def _write_tables(result: RunResult, folder: Path) -> None:
 
 
 def _write_results(result: RunResult, folder: Path, prov: dict[str, Any]) -> None:
+    release_free_memory()  # before the report: what writing the extraction freed
     result.summary["provenance"] = stable_provenance(prov)  # timestamps: provenance.json only
     # cycle averages and their fits of every particle: what the report's gallery draws (made once)
     curves = result.curve_table()
@@ -659,6 +663,7 @@ def run_imaging(
     ):
         ex = extract_imaging(cfg, settings, progress=progress)
         result = analyze_extraction(ex, settings)
+        release_free_memory()  # what the kinetics freed
         result.config = cfg
         if cfg.spectra is not None:
             _add_spectra(result, cfg, tmp, progress=progress)
