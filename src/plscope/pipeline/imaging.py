@@ -523,6 +523,7 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
                 mapper=mapper,
             )
         curves = kinetic_population.curves
+        release_free_memory()  # what the kinetics freed, before the summary and the centroid shift
     kinetics = _kinetics_table(kinetic_population, particles)
     used = kinetics[kinetics["excluded"] == ""] if len(kinetics) else kinetics
     n_excluded = int((particles["excluded"] != "").sum())

@@ -40,6 +40,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from ..errors import PlscopeError
+from .memory import release_free_memory
 
 logger = logging.getLogger(__name__)
 
@@ -173,3 +174,6 @@ def _dask_map(func: Callable[[Any], Any], items: Iterable[Any], **compute: Any) 
             "a worker process of the kinetics died (out of memory, or a script calling plscope "
             'without the `if __name__ == "__main__":` guard); set kinetics.workers = 1 to run serially'
         ) from None
+    finally:
+        # the pickled tasks and results freed: the kinetics run many maps, each leaving holes
+        release_free_memory(collect=False)
