@@ -125,7 +125,7 @@ def test_reduced_problem_has_the_cost_gradient_and_curvature_of_the_whole_one():
     x = _perturbed_start(g, rng)
     keep = np.arange(g.t.size) % 6 != 0
     hyper = ShapeHyper(prior={"a1": (0.4, 0.1), "rho_pol": (1.0, 0.3), "rho_rec": (1.5, 0.2)})
-    whole, small = _TraceProblem(g, keep, 2.5, hyper, False), _TraceProblem(g, keep, 2.5, hyper, True)
+    whole, small = _TraceProblem(g, keep, 2.5, hyper, reduced=False), _TraceProblem(g, keep, 2.5, hyper)
     f, j = whole.fun(x), whole.jac(x)
     fr, jr = small.fun(x), small.jac(x)
     assert fr.size == x.size + 4 and jr.shape == (x.size + 4, x.size)
@@ -148,3 +148,33 @@ def test_triangular_factor_reproduces_the_gram_matrix_conditioned_or_not():
         assert r.shape == (6, 6) and np.allclose(np.tril(r, -1), 0.0)
         scale = np.sqrt(np.outer(np.diag(m.T @ m), np.diag(m.T @ m)))
         np.testing.assert_allclose((r.T @ r) / scale, (m.T @ m) / scale, rtol=0, atol=1e-13)
+
+
+def test_reduced_robust_problem_has_the_loss_scaled_whole_one():
+    # the robust (soft-L1) first fit: least_squares scales J and f by the loss at every point; the
+    # reduced rows carry the scaled J.T J and J.T f, the last two entries the rest of the robust cost
+    from scipy.optimize._lsq.common import scale_for_robust_loss_function
+    from scipy.optimize._lsq.least_squares import construct_loss_function
+
+    from plscope.kinetics.trace_fit import _F_SCALE, _TraceProblem
+
+    rng = np.random.default_rng(9)
+    g = _geometries(1, seed=10)[0]
+    x = _perturbed_start(g, rng)
+    keep = np.ones(g.t.size, bool)
+    whole = _TraceProblem(g, keep, 0.7 * g.noise, ShapeHyper(), loss="soft_l1", reduced=False)
+    small = _TraceProblem(g, keep, 0.7 * g.noise, ShapeHyper(), loss="soft_l1")
+    f, j = whole.fun(x), whole.jac(x)
+    loss = construct_loss_function(f.size, "soft_l1", _F_SCALE)
+    cost = loss(f, cost_only=True)
+    j_s, f_s = scale_for_robust_loss_function(j.copy(), f.copy(), loss(f))
+    fr, jr = small.fun(x), small.jac(x)
+    small_loss = construct_loss_function(fr.size, small.loss, _F_SCALE)
+    assert small_loss(fr, cost_only=True) == pytest.approx(cost, rel=1e-12)
+    rho = small_loss(fr)
+    np.testing.assert_array_equal(rho[1], 1.0)  # no further scaling of the reduced rows
+    np.testing.assert_array_equal(rho[2], 0.0)
+    grad = j_s.T @ f_s
+    np.testing.assert_allclose(jr.T @ fr, grad, rtol=0, atol=1e-10 * np.max(np.abs(grad)))
+    h = j_s.T @ j_s
+    np.testing.assert_allclose(jr.T @ jr, h, rtol=0, atol=1e-12 * np.max(np.abs(h)))

@@ -419,19 +419,35 @@ def _start(g: TraceGeometry, start: dict | None, hyper: ShapeHyper) -> np.ndarra
     return np.clip(x, lo + pad, np.where(np.isfinite(hi), hi - pad, np.inf))
 
 
+_F_SCALE = 3.0  # the robust loss's scale (noise sigmas)
+
+
 class _TraceProblem:
     """One particle's least-squares problem: the weighted residuals of the kept frames, then the three
-    shape-prior rows, and their analytic Jacobian (:meth:`fun`, :meth:`jac` for ``least_squares``).
+    shape-prior rows, and their analytic Jacobian (:meth:`fun`, :meth:`jac` and :attr:`loss` for
+    ``least_squares``).
 
-    ``reduced=True`` (ordinary loss only) hands the solver an equivalent small problem: the data rows
-    ``f, J`` replaced by ``Q.T f`` and ``R`` of the QR decomposition ``J = Q R`` (one QR of ``[J f]``
-    per evaluation), plus the norm of the rest of ``f``. The cost, the gradient ``J.T f``, ``J.T J`` and
-    hence every trust-region step, the column scaling and the covariance are those of the whole
-    problem (to rounding), but each iteration's SVD and products are over ``2 P`` rows instead of the
-    frames (``P`` parameters). :meth:`data_residuals` gives the frames' own residuals.
+    ``reduced=True`` hands the solver an equivalent small problem: the rows ``f, J`` replaced by
+    ``Q.T f`` and ``R`` of ``[J f] = Q R`` (:func:`_triangular_factor`, once per evaluation) and the
+    rest of the cost. With the ordinary loss the cost, the gradient ``J.T f`` and ``J.T J``, with the
+    robust soft-L1 loss (``loss='soft_l1'``) its cost and the loss-scaled ``J, f`` that
+    ``least_squares`` forms (``scale_for_robust_loss_function``), are those of the whole problem to
+    rounding: every trust-region step, the column scaling and the covariance are the same, but each
+    iteration's SVD and products run over ``P + 4`` rows instead of the frames (``P`` parameters). The
+    rest of the cost goes into the last two entries, counted positive and negative by :attr:`loss`
+    (robust) or the one rest norm (ordinary). :meth:`data_residuals` gives the frames' own residuals.
     """
 
-    def __init__(self, g: TraceGeometry, keep: np.ndarray, sigma: float, hyper: ShapeHyper, reduced: bool):
+    def __init__(
+        self,
+        g: TraceGeometry,
+        keep: np.ndarray,
+        sigma: float,
+        hyper: ShapeHyper,
+        *,
+        loss="linear",
+        reduced=True,
+    ):
         self.g, self.rows, self.w = g, np.flatnonzero(keep).astype(np.int64), 1.0 / sigma
         n_par = n_params(len(g.levels))
         self.mu = np.array([hyper.prior[k][0] for k in _SHAPE_NAMES])
@@ -439,16 +455,41 @@ class _TraceProblem:
         self.prior_rows = np.zeros((3, n_par))
         self.prior_rows[[0, 1, 2], [1, 2, 3]] = 1.0 / self.sd
         self.reduced = reduced and self.rows.size > n_par + 1
+        self.robust = loss == "soft_l1"
+        self.loss = _split_cost_loss if self.reduced and self.robust else loss
         self._last: tuple[np.ndarray, np.ndarray] | None = None
 
     def fun(self, x: np.ndarray) -> np.ndarray:
         prior = (x[1:4] - self.mu) / self.sd
         if not self.reduced:
             return np.append(self.data_residuals(x), prior)
+        if self.robust:
+            return self._robust_fun(x, prior)
         n = x.size
         r = _triangular_factor(_residuals(x, self.g, self.rows, self.w, True))
         self._last = (x.copy(), np.vstack([r[:n, :n], np.zeros((1, n)), self.prior_rows]))
         return np.concatenate([r[:n, n], [abs(r[n, n])], prior])
+
+    def _robust_fun(self, x: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        """The reduced rows of the loss-scaled problem, then ``sqrt`` of the rest of twice the robust
+        cost, if positive, and if negative (:func:`_split_cost_loss` counts the last one negative)."""
+        n = x.size
+        a = np.vstack(
+            [_residuals(x, self.g, self.rows, self.w, True), np.column_stack([self.prior_rows, prior])]
+        )
+        f = a[:, -1].copy()
+        z = (f / _F_SCALE) ** 2
+        t = 1.0 + z
+        rho0, rho1, rho2 = 2.0 * (t**0.5 - 1.0), t**-0.5, -0.5 * t**-1.5  # scipy's soft_l1
+        scale = rho1 + 2.0 * rho2 * z
+        scale = np.sqrt(np.where(scale < np.finfo(float).eps, np.finfo(float).eps, scale))
+        a[:, :-1] *= scale[:, None]
+        a[:, -1] = f * rho1 / scale
+        r = _triangular_factor(a)
+        c = r[:n, n]
+        rest = _F_SCALE**2 * float(np.sum(rho0)) - float(c @ c)
+        self._last = (x.copy(), np.vstack([r[:n, :n], np.zeros((2, n))]))
+        return np.concatenate([c, [math.sqrt(max(rest, 0.0)), math.sqrt(max(-rest, 0.0))]])
 
     def jac(self, x: np.ndarray) -> np.ndarray:
         if not self.reduced:
@@ -461,6 +502,16 @@ class _TraceProblem:
     def data_residuals(self, x: np.ndarray) -> np.ndarray:
         """``(y - model) / sigma`` of the kept frames."""
         return _residuals(x, self.g, self.rows, self.w, False)[:, -1]
+
+
+def _split_cost_loss(z: np.ndarray) -> np.ndarray:
+    """``least_squares`` loss of the reduced robust problem: every entry counted as it is (no scaling:
+    the rows are scaled already), the last one negative."""
+    rho = np.zeros((3, z.size))
+    rho[0] = z
+    rho[0, -1] = -z[-1]
+    rho[1] = 1.0
+    return rho
 
 
 #: Smallest diagonal of the Cholesky factor of the column-normalized Gram matrix for which it is used: its
@@ -488,7 +539,7 @@ def _triangular_factor(a: np.ndarray) -> np.ndarray:
     return cast(np.ndarray, np.linalg.qr(a, mode="r"))
 
 
-def _solve(problem: _TraceProblem, x0, bounds, loss):
+def _solve(problem: _TraceProblem, x0, bounds):
     from scipy.optimize import least_squares
 
     with np.errstate(all="ignore"):
@@ -497,8 +548,8 @@ def _solve(problem: _TraceProblem, x0, bounds, loss):
             x0,
             jac=problem.jac,
             bounds=bounds,
-            loss=loss,
-            f_scale=3.0,
+            loss=problem.loss,
+            f_scale=_F_SCALE,
             x_scale="jac",
             max_nfev=200,
             ftol=1e-7,
@@ -542,10 +593,10 @@ def fit_trace(
     bounds = _bounds(g)
     x0 = _start(g, start, hyper)
     keep = np.ones(g.t.size, bool)
-    robust = _solve(_TraceProblem(g, keep, g.noise, hyper, reduced=False), x0, bounds, "soft_l1")
+    robust = _solve(_TraceProblem(g, keep, g.noise, hyper, loss="soft_l1"), x0, bounds)
     keep = ~_blink_mask(g, robust.x, g.noise)
-    problem = _TraceProblem(g, keep, g.noise, hyper, reduced=True)
-    res = _solve(problem, robust.x, bounds, "linear")
+    problem = _TraceProblem(g, keep, g.noise, hyper)
+    res = _solve(problem, robust.x, bounds)
     n_data = int(np.count_nonzero(keep))
     r = problem.data_residuals(res.x)
     chi2 = float(r @ r)
@@ -794,8 +845,8 @@ def _fit_given_mu(task, mu: np.ndarray, sdv: np.ndarray):
     success and ``d shape / d mu`` (3 x 3, Gauss-Newton, parameters at a bound held)."""
     g, keep, sigma, x0, bounds = task
     hyper = ShapeHyper(prior={n: (float(mu[k]), float(sdv[k])) for k, n in enumerate(_SHAPE_NAMES)})
-    problem = _TraceProblem(g, keep, sigma, hyper, reduced=True)
-    res = _solve(problem, x0, bounds, "linear")
+    problem = _TraceProblem(g, keep, sigma, hyper)
+    res = _solve(problem, x0, bounds)
     sens = _shape_sensitivity(res.jac, res.x, bounds, sdv)
     return res.x, problem.data_residuals(res.x), bool(res.success), sens
 
