@@ -284,6 +284,44 @@ _MESSAGES = {
 }
 
 
+class _Evaluations:
+    """MINPACK's callbacks, counting the evaluations as lmfit does (from -2, the check call included)."""
+
+    def __init__(self, data: np.ndarray, par: np.ndarray, n: int, m: int, max_nfev: int):
+        self.data, self.par, self.n, self.m, self.max_nfev = data, par, n, m, max_nfev
+        self.nfev, self.checked = -2, False
+        self.last: list[np.ndarray] = []
+
+    def fcn(self, q: np.ndarray) -> np.ndarray:
+        """Residuals; aborts (:class:`_Aborted`) past ``max_nfev``, keeping the parameters in ``last``."""
+        self.nfev += 1
+        if self.nfev > self.max_nfev:
+            self.last.append(q.copy())  # q is MINPACK's work array
+            raise _Aborted
+        r = np.empty(self.m)  # a new array each call: scipy's MINPACK keeps references
+        if not _residuals(q, self.data, self.par, r):
+            raise _NonFinite("non-finite residual")
+        return r
+
+    def dfun(self, q: np.ndarray) -> np.ndarray:
+        """lmdif's forward differences in one call (the same Jacobian, so lmder follows lmdif's path);
+        each difference counts as an evaluation (not scipy's check call)."""
+        n = self.n
+        n_eval = n if not self.checked else min(n, self.max_nfev - self.nfev)
+        jac = np.empty((n, self.m))
+        if _fd_jacobian(q, self.data, self.par, n_eval, jac) >= 0:
+            raise _NonFinite("non-finite residual")
+        if self.checked:
+            self.nfev += n_eval
+            if n_eval < n:  # lmfit aborts at the next shifted evaluation
+                x = q.copy()
+                x[n_eval] += _step(x[n_eval], math.sqrt(max(_EPSFCN, _EPSMCH)))
+                self.last.append(x)
+                raise _Aborted
+        self.checked = True
+        return jac
+
+
 def leastsq(
     kind: int,
     t: np.ndarray,
@@ -334,45 +372,13 @@ def leastsq(
     pr = prior if prior is not None else (0.0, 1.0, 0.0, 1.0)
     par = np.array([kind, exposure_s, *lo, *hi, *pr], dtype=float)
     n, m = len(p0), t.size + (2 if kind == POOLED else 0)
-    # lmfit counts every evaluation (scipy's check call included) from -2 and aborts past max_nfev
-    nfev, checked, last = -2, False, []
-
-    def fcn(q):
-        nonlocal nfev
-        nfev += 1
-        if nfev > max_nfev:
-            last.append(q.copy())  # q is MINPACK's work array
-            raise _Aborted
-        r = np.empty(m)  # a new array each call: scipy's MINPACK keeps references
-        if not _residuals(q, data, par, r):
-            raise _NonFinite("non-finite residual")
-        return r
-
-    def dfun(q):
-        # lmdif's forward differences, one Python call instead of n: the same Jacobian, so
-        # lmder follows lmdif's path; each difference counts as an evaluation (not scipy's check)
-        nonlocal nfev, checked
-        n_eval = n if not checked else min(n, max_nfev - nfev)
-        jac = np.empty((n, m))
-        bad = _fd_jacobian(q, data, par, n_eval, jac)
-        if bad >= 0:
-            raise _NonFinite("non-finite residual")
-        if checked:
-            nfev += n_eval
-            if n_eval < n:  # lmfit aborts at the next shifted evaluation
-                x = q.copy()
-                x[n_eval] += _step(x[n_eval], math.sqrt(max(_EPSFCN, _EPSMCH)))
-                last.append(x)
-                raise _Aborted
-        checked = True
-        return jac
-
+    ev = _Evaluations(data, par, n, m, max_nfev)
     q0 = _internal(p0, lo, hi)
     try:
         best, cov, _, _, ier = _scipy_leastsq(
-            fcn,
+            ev.fcn,
             q0,
-            Dfun=dfun,
+            Dfun=ev.dfun,
             full_output=True,
             col_deriv=True,
             ftol=_FTOL,
@@ -382,7 +388,7 @@ def leastsq(
             factor=_FACTOR,
         )
     except _Aborted:
-        best, cov, ier = last[-1], None, -1
+        best, cov, ier = ev.last[-1], None, -1
     return _result(kind, best, cov, ier, data, par, scale_covar)
 
 
