@@ -95,6 +95,7 @@ def tiny_run(tmp_path_factory):
 @example(
     key=("movie", "path"), value="x" * 300
 )  # longer than a file name may be (found by this test, ENAMETOOLONG)
+@example(key=("movie", "psf_sigma_nm"), value=2400.0)  # apertures without pixels (found by this test)
 def test_random_experiment_values_through_run(tiny_run, tmp_path_factory, key, value, capsys):
     work = tmp_path_factory.mktemp("case")
     run = work / "run"

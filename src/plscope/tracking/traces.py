@@ -691,6 +691,8 @@ def _model_columns(
     y = particles["y_px"].to_numpy(float) + shift[1]
     rows, cols = w.shape
     pix = w.pixels
+    if pix.size == 0:  # no aperture pixel at all (e.g. a PSF wider than the frame): nothing to model
+        return None
     n_var = 1 if step_px is None else 3
     ok = np.isfinite(side) & (side > 0) & np.isfinite(sigma) & (sigma > 0) & np.isfinite(x) & np.isfinite(y)
     if not ok.any():
