@@ -664,7 +664,6 @@ def run_imaging(
     ):
         ex = extract_imaging(cfg, settings, progress=progress)
         result = analyze_extraction(ex, settings)
-        release_free_memory()  # what the kinetics freed
         result.config = cfg
         if cfg.spectra is not None:
             _add_spectra(result, cfg, tmp, progress=progress)
