@@ -264,3 +264,18 @@ def test_each_module_imports_alone_in_a_fresh_interpreter():
         if r.returncode or r.stdout.strip():
             failures.append(f"{name}: {r.stdout.strip() or r.stderr.strip().splitlines()[-1]}")
     assert not failures, "\n".join(failures)
+
+
+def test_imaging_run_does_not_import_lmfit():
+    """``plscope run`` fits with MINPACK directly: the main process and the kinetics workers do not
+    import lmfit (with scipy.stats, ~0.3-0.8 s of CPU per process); the lmfit models still load on use."""
+    code = (
+        "import sys, plscope.cli, plscope.pipeline.imaging, plscope._kinetics_worker\n"
+        "assert 'lmfit' not in sys.modules, 'lmfit imported'\n"
+        "from plscope.kinetics import BiExponentialModel\n"
+        "from plscope.kinetics.lmfit_models import MonoExponentialModel\n"
+        "import lmfit\n"
+        "assert issubclass(BiExponentialModel, lmfit.Model) and issubclass(MonoExponentialModel, lmfit.Model)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

@@ -2,7 +2,8 @@
 
 Stages
 ------
-- :mod:`plscope.kinetics.fits` -- mono/biexponential decay models (lmfit),
+- :mod:`plscope.kinetics.fits` -- mono/biexponential decay models (fitted
+  with MINPACK; :mod:`plscope.kinetics.lmfit_models` has them as lmfit models),
   :class:`DecayFit` results with the amplitude-weighted time constant, and
   the pooled biexponential with a population prior on its shape;
 - :mod:`plscope.kinetics.batched` -- :func:`fit_biexponentials`: many
@@ -44,9 +45,7 @@ from .cycles import (
 )
 from .fits import (
     BAD_FIT_FLAGS,
-    BiExponentialModel,
     DecayFit,
-    MonoExponentialModel,
     ShapePrior,
     biexponential,
     biexponential_mean_tau,
@@ -128,3 +127,12 @@ __all__ = [
     "superpose_cycles",
     "switching_efficiency_per_cycle",
 ]
+
+
+def __getattr__(name: str):
+    # the lmfit models, imported on first use (lmfit with scipy.stats: ~1.5 s of CPU per process)
+    if name in ("BiExponentialModel", "MonoExponentialModel"):
+        from . import lmfit_models
+
+        return getattr(lmfit_models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -63,7 +63,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, cast
 
-import lmfit
 import numpy as np
 
 from . import _lsq
@@ -71,9 +70,7 @@ from ._checks import KineticsInputError
 
 __all__ = [
     "BAD_FIT_FLAGS",
-    "BiExponentialModel",
     "DecayFit",
-    "MonoExponentialModel",
     "ShapePrior",
     "biexponential",
     "biexponential_mean_tau",
@@ -239,7 +236,7 @@ def biexponential(t, i0=0.0, amplitude=1.0, frac=0.5, tau1=1.0, dtau=1.0, exposu
 
 
 # --------------------------------------------------------------------------
-# lmfit models with data-driven guesses
+# data-driven start values and bounds (also those of the lmfit models, plscope.kinetics.lmfit_models)
 # --------------------------------------------------------------------------
 
 
@@ -292,54 +289,6 @@ def _biexp_start(estimates, tau_bounds_s, tau1_rel: float, frac: float):
     dtau = float(min(dtau, (hi - lo) * 0.99))
     inf = math.inf
     return (i0, amp, float(frac), tau1, dtau), (-inf, -inf, 0.0, lo, 0.0), (inf, inf, 1.0, hi, hi - lo)
-
-
-class MonoExponentialModel(lmfit.Model):
-    """lmfit model of :func:`monoexponential` (independent variables ``t``, ``exposure_s``)."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("independent_vars", ["t", "exposure_s"])
-        kwargs.setdefault("nan_policy", "raise")
-        super().__init__(monoexponential, **kwargs)
-        self.set_param_hint("tau", min=1e-6)
-
-    def guess(self, data, t, *, tau_bounds_s=None, **kws):
-        """Data-driven start values; ``tau`` bounded by ``tau_bounds_s`` (default 0.3 dt .. 5 window)."""
-        t = np.asarray(t, dtype=float)
-        bounds = tau_bounds_s or default_tau_bounds_s(t)
-        p0, lo, hi = _mono_start(_initial_estimates(t, np.asarray(data, dtype=float), bounds), bounds)
-        pars = self.make_params(**dict(zip(_lsq.PARAM_NAMES[_lsq.MONO], p0, strict=True)))
-        pars["tau"].set(min=lo[2], max=hi[2])
-        return lmfit.models.update_param_vals(pars, self.prefix, **kws)
-
-
-class BiExponentialModel(lmfit.Model):
-    """lmfit model of :func:`biexponential` (independent variables ``t``, ``exposure_s``).
-
-    Bounds: ``0 <= frac <= 1``, ``tau1`` in ``tau_bounds_s``, ``0 <= dtau <= hi - lo``.
-    """
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("independent_vars", ["t", "exposure_s"])
-        kwargs.setdefault("nan_policy", "raise")
-        super().__init__(biexponential, **kwargs)
-        self.set_param_hint("frac", min=0.0, max=1.0)
-        self.set_param_hint("tau1", min=1e-6)
-        self.set_param_hint("dtau", min=0.0)
-
-    def guess(self, data, t, *, tau_bounds_s=None, tau1_rel=0.3, frac=0.5, **kws):
-        """Start values from the area-based mean time: ``tau1 = tau1_rel * tau_mean``.
-
-        ``dtau`` is chosen so that the start has the data's mean time constant.
-        """
-        t = np.asarray(t, dtype=float)
-        bounds = tau_bounds_s or default_tau_bounds_s(t)
-        estimates = _initial_estimates(t, np.asarray(data, dtype=float), bounds)
-        p0, lo, hi = _biexp_start(estimates, bounds, tau1_rel, frac)
-        pars = self.make_params(**dict(zip(_lsq.PARAM_NAMES[_lsq.BIEXP], p0, strict=True)))
-        pars["tau1"].set(min=lo[3], max=hi[3])
-        pars["dtau"].set(min=lo[4], max=hi[4])
-        return lmfit.models.update_param_vals(pars, self.prefix, **kws)
 
 
 # --------------------------------------------------------------------------
@@ -564,6 +513,8 @@ def lmfit_leastsq(
     this is what they used before and what the tests hold it to. Same parameters and
     result; raises ValueError on a non-finite residual.
     """
+    import lmfit
+
     names = _lsq.PARAM_NAMES[kind]
     func = _MODEL_FUNCS[kind]
     pars = lmfit.Parameters()
