@@ -76,7 +76,7 @@ def test_tricky_values_give_pandas_bytes():
 def test_long_tables_in_blocks_and_through_distinct_values(monkeypatch):
     monkeypatch.setattr(_csv, "CHUNK_ROWS", 1000)
     rng = np.random.default_rng(7)
-    df = tricky_table(300)  # 6900 rows: 7 blocks; repeated values: formatted once each
+    df = tricky_table(300)  # 6900 rows: 7 blocks
     df["unique"] = rng.standard_normal(len(df)) * 10.0 ** rng.integers(-30, 30, len(df))
     df.loc[::97, "unique"] = np.nan
     assert csv_text(df) == df.to_csv(index=False)
@@ -137,3 +137,43 @@ def test_gzip_output_is_reproducible(tmp_path):
         (tmp_path / sub).mkdir()
         write_csv(df, tmp_path / sub / "t.csv.gz", gzip_level=1)
     assert (tmp_path / "a" / "t.csv.gz").read_bytes() == (tmp_path / "b" / "t.csv.gz").read_bytes()
+
+
+def _edge_floats() -> np.ndarray:
+    """Where Arrow's layout and ``repr``'s part: powers of ten and two and their neighbours
+    (1e-5 / 1e-4, 1e10, 1e16 boundaries, subnormals), integers about 2**53 and 1e16, and values
+    whose shortest digits tie (2**50 + 0.25, 2**33 + 2**-7)."""
+    powers = np.array([10.0**k for k in range(-324, 309)] + [2.0**k for k in range(-1074, 1024)])
+    powers = np.concatenate([powers, -powers, 3 * powers[:600], 7.5 * powers[:600]])
+    near = [np.nextafter(powers, np.inf), np.nextafter(powers, -np.inf), np.nextafter(powers, 0)]
+    top = 2.0 ** np.arange(40, 54)
+    quarters = (top[:, None] + np.arange(-40, 40)[None, :] * (top[:, None] * 2.0**-52)).ravel()
+    integers = np.concatenate(
+        [2.0**53 + np.arange(-50, 50), 1e16 + np.arange(-50, 50) * 2.0, 10.0 ** np.arange(17)]
+    )
+    subnormal = np.arange(1, 2000, dtype=np.int64).view(np.float64)
+    # 2**33 + 2**-7 = 8589934592.0078125: two shortest texts (...007812, ...007813) equally close
+    ties = (2.0 ** np.arange(-10, 34)[:, None] + 2.0 ** -np.arange(1, 24)[None, :]).ravel()
+    return np.concatenate(
+        [powers, *near, quarters, -quarters, integers, -integers, subnormal, -subnormal, ties, -ties]
+    )
+
+
+def test_edge_floats_give_pandas_bytes():
+    x = _edge_floats()
+    df = pd.DataFrame({"x": x, "y": x[::-1].copy()})
+    assert csv_text(df) == df.to_csv(index=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays(
+        np.float64,
+        st.tuples(st.integers(1, 400), st.integers(1, 3)),
+        elements=st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=True, width=64),
+    )
+)
+def test_any_float64_columns_give_pandas_bytes(values):
+    """Arbitrary float64 columns (hypothesis favours the edges: 0, -0.0, nan, inf, subnormals, integers)."""
+    df = pd.DataFrame(values, columns=[f"c{j}" for j in range(values.shape[1])])
+    assert csv_text(df) == df.to_csv(index=False)
