@@ -37,6 +37,7 @@ from scipy import ndimage, sparse
 from .._progress import dask_progress, progress_iter
 from ..columns import TRACE_DRIFT_COLUMNS as DRIFT_COLUMNS
 from ..errors import PlscopeError
+from ._kernels import aperture_peaks, csr_apply, numba_frames
 from .detect import _check_image, _check_positive, reference_image
 
 logger = logging.getLogger(__name__)
@@ -99,22 +100,34 @@ class TraceWeights:
     def n_particles(self) -> int:
         return int(self.particle_id.size)
 
-    def apply(self, frames: np.ndarray) -> np.ndarray:
+    def apply(self, frames: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Trace values of a block of frames.
 
         Parameters
         ----------
         frames : ndarray, shape (t, rows, cols)
+        rows : ndarray of int, optional
+            Only these frames of the block (default: all), without copying them.
 
         Returns
         -------
-        ndarray of float64, shape (t, n_columns)
+        ndarray of float64, shape (len(rows) or t, n_columns)
             See :attr:`matrix`; NaN in the columns of invalid particles.
+
+        Notes
+        -----
+        The sums run in float32 in a compiled loop over the weights' pixels
+        (:func:`~plscope.tracking._kernels.csr_apply`), equal bit for bit to
+        ``frames[:, pixels].astype(float32) @ matrix``.
         """
-        t = frames.shape[0]
-        flat = np.asarray(frames).reshape(t, -1)
-        gathered = np.take(flat, self.pixels, axis=1).astype(np.float32, copy=False)
-        out = np.asarray(gathered @ self.matrix, dtype=np.float64)
+        flat = numba_frames(frames)
+        if flat is None:  # a dtype numba does not take: the numpy expression
+            sel = np.asarray(frames) if rows is None else np.asarray(frames)[rows]
+            gathered = np.take(sel.reshape(sel.shape[0], -1), self.pixels, axis=1).astype(np.float32)
+            out = np.asarray(gathered @ self.matrix, dtype=np.float64)
+        else:
+            idx = np.arange(flat.shape[0]) if rows is None else np.asarray(rows, np.int64)
+            out = csr_apply(flat, idx, self.matrix, self.pixels).astype(np.float64)
         if not self.valid.all():
             n = self.n_particles
             bad = np.flatnonzero(~self.valid)
@@ -122,27 +135,34 @@ class TraceWeights:
                 out[:, k * n + bad] = np.nan
         return out
 
-    def peaks(self, frames: np.ndarray) -> np.ndarray:
+    def peaks(self, frames: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Brightest raw pixel of each aperture in each frame.
 
         Parameters
         ----------
         frames : ndarray, shape (t, rows, cols)
+        rows : ndarray of int, optional
+            Only these frames of the block (default: all).
 
         Returns
         -------
-        ndarray of float64, shape (t, n)
+        ndarray of float64, shape (len(rows) or t, n)
             NaN for invalid particles.
         """
-        t = frames.shape[0]
         n = self.n_particles
-        out = np.full((t, n), np.nan)
+        t = np.asarray(frames).shape[0] if rows is None else len(rows)
         if self.aperture_order is None or self.aperture_starts is None or self.aperture_order.size == 0:
+            return np.full((t, n), np.nan)
+        flat = numba_frames(frames)
+        if flat is None:
+            sel = np.asarray(frames) if rows is None else np.asarray(frames)[rows]
+            out = np.full((t, n), np.nan)
+            ap = np.take(sel.reshape(t, -1), self.pixels[self.aperture_order], axis=1)
+            out[:, self.valid] = np.maximum.reduceat(ap, self.aperture_starts, axis=1)
             return out
-        flat = np.asarray(frames).reshape(t, -1)
-        ap = np.take(flat, self.pixels[self.aperture_order], axis=1)
-        out[:, self.valid] = np.maximum.reduceat(ap, self.aperture_starts, axis=1)
-        return out
+        idx = np.arange(flat.shape[0]) if rows is None else np.asarray(rows, np.int64)
+        ap_pixels = self.pixels[self.aperture_order]
+        return aperture_peaks(flat, idx, ap_pixels, self.aperture_starts, np.flatnonzero(self.valid), n)
 
 
 # --------------------------------------------------------------------------
@@ -922,12 +942,14 @@ class _Kernel:
         out: np.ndarray,
         rows: np.ndarray | slice,
         w: TraceWeights,
-        frames: np.ndarray,
+        block: np.ndarray,
         sx: float,
         sy: float,
     ) -> None:
+        """Values of the frames ``block[rows]`` (read in place, not copied) into ``out[rows]``."""
         n = self.n
-        vals = w.apply(frames)
+        sel = None if isinstance(rows, slice) else rows
+        vals = w.apply(block, sel)
         terms = (
             self._terms(w, sx, sy)
             if (self.crosstalk or self.centroids or self.drift != "none") and self.model
@@ -956,7 +978,7 @@ class _Kernel:
                 out[rows, self.col_drift] = sx + mx
                 out[rows, self.col_drift + 1] = sy + my
         if self.peaks:
-            out[rows, self.col_peak : self.col_peak + n] = w.peaks(frames)
+            out[rows, self.col_peak : self.col_peak + n] = w.peaks(block, sel)
 
     def __call__(self, block: np.ndarray, start: int = 0) -> np.ndarray:
         block = np.asarray(block)
@@ -971,7 +993,7 @@ class _Kernel:
             for j, key in enumerate(uniq):
                 rows = np.flatnonzero(inverse.ravel() == j)
                 w = self._weights_key((int(key[0]), int(key[1])))
-                self._fill(out, rows, w, block[rows], key[0] * _SHIFT_STEP_PX, key[1] * _SHIFT_STEP_PX)
+                self._fill(out, rows, w, block, key[0] * _SHIFT_STEP_PX, key[1] * _SHIFT_STEP_PX)
             return out
         sx = sy = 0.0
         w = self.weights

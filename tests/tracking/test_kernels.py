@@ -1,0 +1,68 @@
+"""The compiled kernels of the streaming pass equal the numpy expressions they replace, bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from plscope.tracking._kernels import block_mean, csr_apply, numba_frames
+from plscope.tracking.traces import trace_weights
+
+
+def _frames(dtype, shape=(21, 40, 48), seed=0):
+    rng = np.random.default_rng(seed)
+    raw = rng.gamma(2.0, 900.0, shape)
+    if np.dtype(dtype).kind == "u":
+        return np.clip(raw, 0, np.iinfo(dtype).max).astype(dtype)
+    return raw.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float32, np.float64, ">u2", np.float16])
+def test_block_mean_equals_numpy_mean(dtype):
+    block = _frames(np.dtype(dtype).newbyteorder("=") if dtype == ">u2" else dtype).astype(dtype)
+    assert np.array_equal(block_mean(block), block.mean(axis=0, dtype=np.float64))
+
+
+def test_block_mean_of_the_largest_uint16_values_is_exact():
+    block = np.full((300, 8, 8), 65535, np.uint16)
+    assert np.all(block_mean(block) == 65535.0)
+
+
+def test_csr_apply_equals_the_scipy_product_in_float32():
+    rng = np.random.default_rng(1)
+    frames = _frames(np.uint16)
+    flat = numba_frames(frames)
+    pixels = np.unique(rng.integers(0, flat.shape[1], 300))
+    matrix = sparse.random_array((pixels.size, 37), density=0.2, rng=rng, dtype=np.float32, format="csr")
+    matrix.data -= 0.5  # signed weights, as for background-subtracted sums
+    rows = np.array([0, 3, 4, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20])  # > one SIMD group
+    expected = np.take(flat[rows], pixels, axis=1).astype(np.float32) @ matrix
+    got = csr_apply(flat, rows, matrix, pixels)
+    assert got.dtype == np.float32
+    assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float64, ">u2", np.float16])
+def test_trace_weights_apply_and_peaks_equal_the_numpy_expressions(dtype):
+    frames = _frames(np.uint16, shape=(9, 40, 48)).astype(dtype)
+    frames[2, 20, 20] = 60000 if np.dtype(dtype).kind == "u" else np.nan
+    particles = pd.DataFrame(
+        {"particle_id": [1, 2, 3], "x_px": [12.0, 30.2, 60.0], "y_px": [20.0, 21.5, 2.0], "side_px": 3.0}
+    ).assign(psf_sigma_px=1.3)
+    w = trace_weights((40, 48), particles, moments=True, drift_margin_px=1.0)
+    assert list(w.valid) == [True, True, False]  # the third lies outside the frame: NaN columns
+    rows = np.array([1, 2, 5])
+    sel = frames[rows].reshape(3, -1)
+    vals = np.asarray(np.take(sel, w.pixels, axis=1).astype(np.float32) @ w.matrix, dtype=np.float64)
+    n = w.n_particles
+    for k in range(4):
+        vals[:, k * n + np.flatnonzero(~w.valid)] = np.nan
+    assert np.array_equal(w.apply(frames, rows), vals, equal_nan=True)
+    assert np.array_equal(w.apply(frames)[rows], vals, equal_nan=True)
+    peaks = np.full((3, n), np.nan)
+    ap = np.take(sel, w.pixels[w.aperture_order], axis=1)
+    peaks[:, w.valid] = np.maximum.reduceat(ap, w.aperture_starts, axis=1)
+    assert np.array_equal(w.peaks(frames, rows), peaks, equal_nan=True)
+    assert np.array_equal(w.peaks(frames)[rows], peaks, equal_nan=True)
