@@ -137,17 +137,40 @@ def test_reduced_problem_has_the_cost_gradient_and_curvature_of_the_whole_one():
 
 
 def test_triangular_factor_reproduces_the_gram_matrix_conditioned_or_not():
-    from plscope.kinetics.trace_fit import _triangular_factor
+    from plscope.kinetics.trace_fit import _cholesky_factor, _qr_factor
 
     rng = np.random.default_rng(8)
     a = rng.normal(size=(500, 6)) * np.array([1e-3, 1.0, 10.0, 1e4, 1.0, 5.0])  # scales differ
     bad = a.copy()
     bad[:, 4] = bad[:, 1] + 1e-9 * rng.normal(size=500)  # two columns nearly equal: the QR path
+    assert _cholesky_factor(a.T @ a) is not None and _cholesky_factor(bad.T @ bad) is None
     for m in (a, bad):
-        r = _triangular_factor(m)
+        r = _cholesky_factor(m.T @ m)
+        r = _qr_factor(m) if r is None else r
         assert r.shape == (6, 6) and np.allclose(np.tril(r, -1), 0.0)
         scale = np.sqrt(np.outer(np.diag(m.T @ m), np.diag(m.T @ m)))
         np.testing.assert_allclose((r.T @ r) / scale, (m.T @ m) / scale, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_streamed_gram_equals_the_gram_of_the_whole_rows(seed):
+    # the reduced problem accumulates [J f].T [J f] frame by frame (plain or soft-L1 scaled rows) without
+    # building the frames x (P + 1) matrix: against the matrix product of the rows _residuals writes
+    from plscope.kinetics.trace_fit import _F_SCALE, _gram, _soft_l1_rows
+
+    rng = np.random.default_rng(seed)
+    g = _geometries(1, seed=seed)[0]
+    x = _perturbed_start(g, rng)
+    rows = np.flatnonzero(rng.random(g.t.size) > 0.2).astype(np.int64)  # some frames left out
+    w = 1.0 / (0.5 * g.noise)  # residuals of several noise sigmas: the loss is far from quadratic
+    a = _residuals(x, g, rows, w, True)
+    for f_scale, ref, rho in ((0.0, a, 0.0), (_F_SCALE, *_soft_l1_rows(a))):
+        gram, rho_sum = _gram(x, g, rows, w, f_scale)
+        want = ref.T @ ref
+        scale = np.sqrt(np.outer(np.diag(want), np.diag(want)))
+        np.testing.assert_allclose(gram / scale, want / scale, rtol=0, atol=1e-13)
+        np.testing.assert_array_equal(gram, gram.T)
+        assert rho_sum == pytest.approx(float(np.sum(rho)), rel=1e-13, abs=0.0)
 
 
 def test_reduced_robust_problem_has_the_loss_scaled_whole_one():

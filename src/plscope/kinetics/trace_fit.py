@@ -266,19 +266,44 @@ def _state_gradients(seg_start, target, i_tg, i_tau, i_rho, tc, da, dr, n_par): 
     return q, dq
 
 
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _add_gram(block, n_rows, block_t, gram):  # pragma: no cover (numba)
+    """``gram += a.T a`` (upper triangle) of the first ``n_rows`` rows ``a`` of ``block``
+    (``block_t``: scratch of its transpose; sums reassociated, so that they vectorize)."""
+    m = block.shape[1]
+    for b in range(n_rows):
+        for p in range(m):
+            block_t[p, b] = block[b, p]
+    for p in range(m):
+        for c in range(p, m):
+            acc = 0.0
+            for b in range(n_rows):
+                acc += block_t[p, b] * block_t[c, b]
+            gram[p, c] += acc
+
+
 @numba.njit(cache=True, nogil=True)
-def _residual_kernel(
-    x, t, y, rows, frame_seg, seg_start, seg_on, seg_level, e, w, out, with_jac
-):  # pragma: no cover
-    """Weighted residuals ``(y - model) w`` of the frames ``rows`` into ``out[:, -1]`` and, if
-    ``with_jac``, their Jacobian (``-d model / dx * w``) into ``out[:, :-1]`` (closed form: the model
-    is piecewise exponential; see :func:`predict`)."""
-    n_par = x.size
+def _row_kernel(
+    x, t, y, frame_seg, seg_start, seg_on, seg_level, e, rows, w, with_jac, out, gram, f_scale
+):  # pragma: no cover (numba)
+    """Per frame of ``rows``: the weighted residual ``(y - model) w`` into the last column and, if
+    ``with_jac``, its gradient (``-d model / dx * w``) into the others (closed form: the model is
+    piecewise exponential; see :func:`predict`).
+
+    ``gram`` empty: one row of ``out`` per frame. Otherwise ``out`` is a scratch block of rows,
+    accumulated into ``gram += block.T block`` whenever full (the frames x (P + 1) matrix is never
+    held); with ``f_scale > 0`` the row scaled first as ``least_squares`` scales it for its
+    soft-L1 loss of that scale (:func:`_soft_l1_rows`). Returns the sum of that loss ``rho_0`` over the
+    frames (0 unless streamed with ``f_scale > 0``).
+    """
+    n_par, m, stream = x.size, x.size + 1, gram.size > 0
     target, i_tg, i_tau, i_rho, tc, da, dr, xf, dlx = _segment_times(x, seg_on, seg_level, e)
     q, dq = _state_gradients(seg_start, target, i_tg, i_tau, i_rho, tc, da, dr, n_par)
     a1, b, k, t0 = x[1], x[0], x[n_par - 1], seg_start[1]
+    rho_sum, eps = 0.0, np.finfo(np.float64).eps
+    block_t = np.empty((m, out.shape[0] if stream else 0))
     for r in range(rows.size):
-        i = rows[r]
+        i, o = rows[r], r % out.shape[0] if stream else r
         s = frame_seg[i]
         dt = t[i] - seg_start[s]
         eb = math.exp(-k * (t[i] - t0))
@@ -287,48 +312,90 @@ def _residual_kernel(
         v0 = target[s] + (q[0, s] - target[s]) * xe0
         v1 = target[s] + (q[1, s] - target[s]) * xe1
         model = b * eb * (1.0 - a1 * v0 - (1.0 - a1) * v1)
-        out[r, n_par] = (y[i] - model) * w
+        out[o, n_par] = (y[i] - model) * w
         if not with_jac:
             continue
         # d model / dx = -b eb (a1 d v0 + (1 - a1) d v1) + the explicit b, a1 and bleaching terms
         f0, f1 = -b * eb * a1 * w, -b * eb * (1.0 - a1) * w  # -w d model / d v_c, negated below
         for p in range(n_par):
-            out[r, p] = -(f0 * xe0 * dq[0, s, p] + f1 * xe1 * dq[1, s, p])
+            out[o, p] = -(f0 * xe0 * dq[0, s, p] + f1 * xe1 * dq[1, s, p])
         s0 = (q[0, s] - target[s]) * xe0 * (dlx[0, s] + dt / (tc[0, s] * tc[0, s]))
         s1 = (q[1, s] - target[s]) * xe1 * (dlx[1, s] + dt / (tc[1, s] * tc[1, s]))
-        out[r, 1] += -(f0 * s0 * da[0, s] + f1 * s1 * da[1, s]) + b * eb * (v0 - v1) * w
-        out[r, i_rho[s]] += -(f0 * s0 * dr[0, s] + f1 * s1 * dr[1, s])
-        out[r, i_tau[s]] += -(f0 * s0 * tc[0, s] + f1 * s1 * tc[1, s])
+        out[o, 1] += -(f0 * s0 * da[0, s] + f1 * s1 * da[1, s]) + b * eb * (v0 - v1) * w
+        out[o, i_rho[s]] += -(f0 * s0 * dr[0, s] + f1 * s1 * dr[1, s])
+        out[o, i_tau[s]] += -(f0 * s0 * tc[0, s] + f1 * s1 * tc[1, s])
         if i_tg[s] >= 0:
-            out[r, i_tg[s]] += -(f0 * (1.0 - xe0) + f1 * (1.0 - xe1))
-        out[r, 0] = -eb * (1.0 - a1 * v0 - (1.0 - a1) * v1) * w
-        out[r, n_par - 1] = (t[i] - t0) * model * w
+            out[o, i_tg[s]] += -(f0 * (1.0 - xe0) + f1 * (1.0 - xe1))
+        out[o, 0] = -eb * (1.0 - a1 * v0 - (1.0 - a1) * v1) * w
+        out[o, n_par - 1] = (t[i] - t0) * model * w
+        if not stream:
+            continue
+        if f_scale > 0.0:  # scipy's soft_l1 and scale_for_robust_loss_function, one row
+            f = out[o, n_par]
+            z = (f / f_scale) ** 2
+            sq = math.sqrt(1.0 + z)
+            rho_sum += 2.0 * (sq - 1.0)
+            scale = 1.0 / sq - z / (sq * sq * sq)  # rho1 + 2 rho2 z
+            scale = math.sqrt(eps if scale < eps else scale)
+            for p in range(n_par):
+                out[o, p] *= scale
+            out[o, n_par] = f / sq / scale
+        if o == out.shape[0] - 1 or r == rows.size - 1:
+            _add_gram(out, o + 1, block_t, gram)
+    for p in range(m if stream else 0):
+        for c in range(p):
+            gram[p, c] = gram[c, p]
+    return rho_sum
 
 
-def _residuals(x: np.ndarray, g: TraceGeometry, rows: np.ndarray, w: float, with_jac: bool) -> np.ndarray:
-    """Frames ``rows`` x (parameters + 1): the Jacobian of ``(y - model) w`` (if ``with_jac``), then
-    ``(y - model) w`` itself in the last column (model: :func:`predict`).
-
-    The Jacobian is closed form: the state at every edge is a linear recursion
-    in the previous one, so its gradient is carried across the segments
-    alongside it (the model is piecewise exponential).
-    """
-    out = np.empty((rows.size, x.size + 1))
-    _residual_kernel(
-        np.ascontiguousarray(x, float),
+def _kernel_args(g: TraceGeometry) -> tuple:
+    """The geometry's arrays as the kernels take them (time, PL, then the segments)."""
+    return (
         np.ascontiguousarray(g.t, float),
         np.ascontiguousarray(g.y, float),
-        rows,
         np.ascontiguousarray(g.frame_seg, np.int64),
         np.ascontiguousarray(g.seg_start, float),
         np.ascontiguousarray(g.seg_on, np.bool_),
         np.ascontiguousarray(g.seg_level, np.int64),
         float(g.exposure_s),
-        float(w),
-        out,
-        with_jac,
     )
+
+
+_NO_GRAM = np.empty((0, 0))
+_GRAM_BLOCK = 64  # frames per rank update of the streamed Gram matrix
+
+
+def _residuals(
+    x: np.ndarray, g: TraceGeometry, rows: np.ndarray, w: float, with_jac: bool, args: tuple | None = None
+) -> np.ndarray:
+    """Frames ``rows`` x (parameters + 1): the Jacobian of ``(y - model) w`` (if ``with_jac``), then
+    ``(y - model) w`` itself in the last column (model: :func:`predict`).
+
+    The Jacobian is closed form: the state at every edge is a linear recursion
+    in the previous one, so its gradient is carried across the segments
+    alongside it (the model is piecewise exponential). ``args``: :func:`_kernel_args` of ``g``.
+    """
+    out = np.empty((rows.size, x.size + 1))
+    x = np.ascontiguousarray(x, float)
+    _row_kernel(x, *(args or _kernel_args(g)), rows, float(w), with_jac, out, _NO_GRAM, 0.0)
     return out
+
+
+def _gram(
+    x: np.ndarray,
+    g: TraceGeometry,
+    rows: np.ndarray,
+    w: float,
+    f_scale: float = 0.0,
+    args: tuple | None = None,
+) -> tuple[np.ndarray, float]:
+    """``a.T a`` of ``a = _residuals(x, g, rows, w, True)`` (the rows loss-scaled first if
+    ``f_scale > 0``, see :func:`_soft_l1_rows`), accumulated frame by frame, and the sum of the loss
+    ``rho_0`` over the frames (:func:`_row_kernel`)."""
+    gram, scratch = np.zeros((x.size + 1, x.size + 1)), np.empty((_GRAM_BLOCK, x.size + 1))
+    x = np.ascontiguousarray(x, float)
+    rho_sum = _row_kernel(x, *(args or _kernel_args(g)), rows, float(w), True, scratch, gram, float(f_scale))
+    return gram, float(rho_sum)
 
 
 @dataclass(frozen=True)
@@ -428,8 +495,9 @@ class _TraceProblem:
     ``least_squares``).
 
     ``reduced=True`` hands the solver an equivalent small problem: the rows ``f, J`` replaced by
-    ``Q.T f`` and ``R`` of ``[J f] = Q R`` (:func:`_triangular_factor`, once per evaluation) and the
-    rest of the cost. With the ordinary loss the cost, the gradient ``J.T f`` and ``J.T J``, with the
+    ``Q.T f`` and ``R`` of ``[J f] = Q R`` (once per evaluation: :func:`_cholesky_factor` of the Gram
+    matrix :func:`_gram` accumulates frame by frame, the QR decomposition of the whole ``[J f]`` only
+    when that is ill-conditioned) and the rest of the cost. With the ordinary loss the cost, the gradient ``J.T f`` and ``J.T J``, with the
     robust soft-L1 loss (``loss='soft_l1'``) its cost and the loss-scaled ``J, f`` that
     ``least_squares`` forms (``scale_for_robust_loss_function``), are those of the whole problem to
     rounding: every trust-region step, the column scaling and the covariance are the same, but each
@@ -457,6 +525,7 @@ class _TraceProblem:
         self.reduced = reduced and self.rows.size > n_par + 1
         self.robust = loss == "soft_l1"
         self.loss = _split_cost_loss if self.reduced and self.robust else loss
+        self._args = _kernel_args(g)
         self._last: tuple[np.ndarray, np.ndarray] | None = None
 
     def fun(self, x: np.ndarray) -> np.ndarray:
@@ -466,7 +535,9 @@ class _TraceProblem:
         if self.robust:
             return self._robust_fun(x, prior)
         n = x.size
-        r = _triangular_factor(_residuals(x, self.g, self.rows, self.w, True))
+        r = _cholesky_factor(_gram(x, self.g, self.rows, self.w, args=self._args)[0])
+        if r is None:  # ill-conditioned (rare): the QR decomposition of the whole [J f]
+            r = _qr_factor(_residuals(x, self.g, self.rows, self.w, True, self._args))
         self._last = (x.copy(), np.vstack([r[:n, :n], np.zeros((1, n)), self.prior_rows]))
         return np.concatenate([r[:n, n], [abs(r[n, n])], prior])
 
@@ -474,26 +545,23 @@ class _TraceProblem:
         """The reduced rows of the loss-scaled problem, then ``sqrt`` of the rest of twice the robust
         cost, if positive, and if negative (:func:`_split_cost_loss` counts the last one negative)."""
         n = x.size
-        a = np.vstack(
-            [_residuals(x, self.g, self.rows, self.w, True), np.column_stack([self.prior_rows, prior])]
-        )
-        f = a[:, -1].copy()
-        z = (f / _F_SCALE) ** 2
-        t = 1.0 + z
-        rho0, rho1, rho2 = 2.0 * (t**0.5 - 1.0), t**-0.5, -0.5 * t**-1.5  # scipy's soft_l1
-        scale = rho1 + 2.0 * rho2 * z
-        scale = np.sqrt(np.where(scale < np.finfo(float).eps, np.finfo(float).eps, scale))
-        a[:, :-1] *= scale[:, None]
-        a[:, -1] = f * rho1 / scale
-        r = _triangular_factor(a)
+        gram, rho_sum = _gram(x, self.g, self.rows, self.w, _F_SCALE, self._args)
+        a_prior, rho_prior = _soft_l1_rows(np.column_stack([self.prior_rows, prior]))
+        r = _cholesky_factor(gram + a_prior.T @ a_prior)
+        if r is None:  # ill-conditioned (rare): the QR decomposition of the whole scaled [J f]
+            a, rho0 = _soft_l1_rows(_residuals(x, self.g, self.rows, self.w, True, self._args))
+            r = _qr_factor(np.vstack([a, a_prior]))
+            rho_sum = float(np.sum(rho0))
         c = r[:n, n]
-        rest = _F_SCALE**2 * float(np.sum(rho0)) - float(c @ c)
+        rest = _F_SCALE**2 * (rho_sum + float(np.sum(rho_prior))) - float(c @ c)
         self._last = (x.copy(), np.vstack([r[:n, :n], np.zeros((2, n))]))
         return np.concatenate([c, [math.sqrt(max(rest, 0.0)), math.sqrt(max(-rest, 0.0))]])
 
     def jac(self, x: np.ndarray) -> np.ndarray:
         if not self.reduced:
-            return np.vstack([_residuals(x, self.g, self.rows, self.w, True)[:, :-1], self.prior_rows])
+            return np.vstack(
+                [_residuals(x, self.g, self.rows, self.w, True, self._args)[:, :-1], self.prior_rows]
+            )
         if self._last is None or not np.array_equal(self._last[0], x):
             self.fun(x)
         assert self._last is not None
@@ -501,7 +569,7 @@ class _TraceProblem:
 
     def data_residuals(self, x: np.ndarray) -> np.ndarray:
         """``(y - model) / sigma`` of the kept frames."""
-        return _residuals(x, self.g, self.rows, self.w, False)[:, -1]
+        return _residuals(x, self.g, self.rows, self.w, False, self._args)[:, -1]
 
 
 def _split_cost_loss(z: np.ndarray) -> np.ndarray:
@@ -520,22 +588,41 @@ def _split_cost_loss(z: np.ndarray) -> np.ndarray:
 _CHOLESKY_MIN_DIAG = 1e-4
 
 
-def _triangular_factor(a: np.ndarray) -> np.ndarray:
-    """Upper-triangular ``R`` with ``R.T R = a.T a`` (``a``: frames x columns).
+def _soft_l1_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``[J f]`` scaled as ``least_squares`` scales them for its soft-L1 loss of scale
+    ``_F_SCALE`` (``scale_for_robust_loss_function``), and the loss ``rho_0`` of every row (a copy)."""
+    a = a.copy()
+    f = a[:, -1].copy()
+    z = (f / _F_SCALE) ** 2
+    t = 1.0 + z
+    rho0, rho1, rho2 = 2.0 * (t**0.5 - 1.0), t**-0.5, -0.5 * t**-1.5  # scipy's soft_l1
+    scale = rho1 + 2.0 * rho2 * z
+    scale = np.sqrt(np.where(scale < np.finfo(float).eps, np.finfo(float).eps, scale))
+    a[:, :-1] *= scale[:, None]
+    a[:, -1] = f * rho1 / scale
+    return a, rho0
 
-    The Cholesky factor of ``a.T a`` (columns normalized: the rounding of the Gram
-    matrix is relative to each column's norm), a third of the QR decomposition's
-    cost at these sizes; the QR decomposition when that is not well conditioned.
+
+def _cholesky_factor(gram: np.ndarray) -> np.ndarray | None:
+    """Upper-triangular ``R`` with ``R.T R = gram`` (a Gram matrix ``a.T a``), or None when that is not
+    well conditioned (then :func:`_qr_factor` of ``a`` is taken).
+
+    The Cholesky factor of the column-normalized matrix (the rounding of the Gram matrix is relative
+    to each column's norm), a third of the QR decomposition's cost at these sizes.
     """
-    gram = a.T @ a
     d = np.sqrt(np.diag(gram))
     d = np.where((d > 0) & np.isfinite(d), d, 1.0)
     try:
         low = np.linalg.cholesky(gram / np.outer(d, d))
     except np.linalg.LinAlgError:
-        low = None
-    if low is not None and np.all(np.diag(low)[:-1] > _CHOLESKY_MIN_DIAG):
+        return None
+    if np.all(np.diag(low)[:-1] > _CHOLESKY_MIN_DIAG):
         return low.T * d
+    return None
+
+
+def _qr_factor(a: np.ndarray) -> np.ndarray:
+    """``R`` of the QR decomposition of ``a``."""
     return cast(np.ndarray, np.linalg.qr(a, mode="r"))
 
 
