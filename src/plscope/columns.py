@@ -381,8 +381,9 @@ the particles' ``shift_nm``; the field-off row (level -1) is always the window
 value. ``not_settled``: the fitted response reached < 95 % by the end of its
 window (the settled shift is then an extrapolation of the fit). ``joint_intensity``:
 the settled fit shared its times and shape with the spectral intensity (the PL
-quench of the same spectra); ``intensity_consistent`` false: the joint fit left
-half-cycle structure in the peak residuals and the peak alone was fitted;
+quench of the same spectra); ``intensity_consistent`` false: the peak's own
+times and shape fitted its trace far better than the joint fit's (the intensity's
+kinetics are not the peak's) and the peak alone's values are reported;
 ``shift_error_inflation``: the factor by which ``shift_settled_err_nm`` was
 widened for residuals correlated within half cycles (1 for white residuals;
 pooled rows: the largest over their particles)."""

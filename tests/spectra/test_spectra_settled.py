@@ -207,3 +207,31 @@ def test_intensity_with_other_kinetics_is_not_trusted():
     assert np.all(np.abs(fit.shift_nm - want) <= 1.96 * fit.shift_err_nm)
     np.testing.assert_allclose(fit.shift_nm, want, rtol=0.1)
     assert fit.rms_nm == pytest.approx(0.03, rel=0.2)
+
+
+def test_intensity_with_other_kinetics_is_caught_under_a_noisy_peak():
+    # as above with a five times noisier peak (0.15 nm): the joint fit's peak residuals no longer look
+    # structured within half cycles (block factor < 2), but the peak's own times and shape still lower its
+    # chi-square far beyond chance; the joint fit would report the shift ~ 20 % short with errors of 1 %
+    seg = _segments(FIELDS_3X3)
+    t, s = _shift_trace(seg, slope=-0.007, tau_pol_130=3.5, tau_rec=5.0, frac=0.7, ratio=14.0, t_end=372.0)
+    _, fast = _shift_trace(seg, slope=-0.007, tau_pol_130=0.8, tau_rec=1.0, frac=0.6, ratio=2.7, t_end=372.0)
+    rng = np.random.default_rng(14)
+    table, cycles = _frames(seg, t, s, rng, noise_nm=0.15)
+    inten = _quench_intensity(
+        t, fast, table, slope=-0.007, depth_130=0.45, photons=30000.0, noise_rel=0.005, rng=rng
+    )
+    fit = fit_settled_trace(
+        table["frame_start_s"], table["peak_nm"], cycles, exposure_s=EXPOSURE, frame_s=0.2, intensity=inten
+    )
+    assert fit is not None and fit.fit_ok and not fit.intensity_consistent
+    want = -0.007 * np.array([90.0, 110.0, 130.0])
+    assert np.all(np.abs(fit.shift_nm - want) <= 3 * fit.shift_err_nm)
+
+
+def test_mismatch_threshold_is_the_chi2_quantile_of_the_freed_parameters():
+    from scipy.stats import chi2
+
+    from plscope.spectra.settled import _MISMATCH_CHI2
+
+    assert _MISMATCH_CHI2 == pytest.approx(chi2.ppf(0.999, 5), abs=1e-3)
