@@ -139,3 +139,48 @@ def test_bad_drift_tables_are_rejected(drifting):
         extract_traces(d["stack"], d["sizes"], drift=np.full((N_FRAMES, 2), np.nan))
     with pytest.raises(PlscopeError, match="block_frames"):
         estimate_drift(d["stack"], block_frames=0)
+
+
+@pytest.mark.parametrize("chunks", [(13, 80, 160)])  # blocks of 4 frames across chunks of 13, split rows
+def test_one_pass_equals_the_two_passes_bit_for_bit(drifting, chunks, monkeypatch):
+    """``extract_run_traces`` on a dask stack of uint16 frames reads it once (drift and traces in one
+    graph); its tables equal ``estimate_drift`` then ``extract_traces`` exactly, outlier block included."""
+    from plscope.config.settings import TraceSettings
+    from plscope.tracking import extract_run_traces, run_traces
+    from plscope.tracking.streaming import stream_drift_and_traces
+
+    streamed = []
+
+    def spy(*args, **kwargs):
+        streamed.append(stream_drift_and_traces(*args, **kwargs))
+        return streamed[-1]
+
+    monkeypatch.setattr(run_traces, "stream_drift_and_traces", spy)
+
+    d = drifting
+    stack = d["stack"].copy()
+    stack[40:44] = np.roll(stack[40:44], 7, axis=2)  # one 4-frame block off by 7 px: replaced
+    lazy = da.from_array(stack, chunks=chunks)
+    tr = TraceSettings()
+    drift = estimate_drift(lazy, reference=d["ref"])
+    assert drift.attrs["n_outlier_blocks"] >= 1
+    traces = extract_traces(
+        lazy,
+        d["sizes"],
+        labels=d["labels"],
+        drift=drift,
+        reference=d["ref"],
+        psf_margin_sigma=tr.psf_margin_sigma,
+        drift_margin_px=tr.drift_margin_px,
+        centroids=True,
+        peaks=True,
+    )
+    one_traces, one_drift = extract_run_traces(lazy, d["sizes"], labels=d["labels"], reference=d["ref"])
+    assert len(streamed) == 1 and streamed[0] is not None  # the one pass ran
+    pd.testing.assert_frame_equal(one_drift, drift, check_exact=True)
+    assert one_drift.attrs == drift.attrs
+    pd.testing.assert_frame_equal(one_traces, traces, check_exact=True)
+    assert one_traces.attrs == traces.attrs
+    # numpy stacks (or other dtypes) are not streamed: the caller makes the two passes
+    assert stream_drift_and_traces(stack, d["sizes"], {}, reference=d["ref"]) is None
+    assert stream_drift_and_traces(lazy.astype(np.float32), d["sizes"], {}, reference=d["ref"]) is None

@@ -53,6 +53,15 @@ def _block_sum_u32(flat: np.ndarray) -> np.ndarray:  # pragma: no cover - compil
     return acc
 
 
+def block_sum_u32(block: np.ndarray) -> np.ndarray:
+    """Exact sum over frames of unsigned 8/16-bit frames (at most 65 537 of them), uint32 ``(rows, cols)``."""
+    arr = np.asarray(block)
+    flat = numba_frames(arr)
+    if flat is None or arr.shape[0] == 0:
+        return arr.sum(axis=0, dtype=np.uint32)
+    return _block_sum_u32(flat).reshape(arr.shape[1:])
+
+
 def block_mean(block: np.ndarray) -> np.ndarray:
     """Mean image of a block of frames, float64, equal to ``block.mean(axis=0, dtype=float64)``.
 

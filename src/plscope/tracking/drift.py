@@ -91,10 +91,15 @@ class _BlockRegistration:
 
 def _interpolate(t_block: np.ndarray, d_block: np.ndarray, t_total: int) -> np.ndarray:
     """Piecewise-linear interpolation, extrapolated linearly beyond the outer blocks."""
-    frames = np.arange(t_total, dtype=np.float64)
+    return _interpolate_at(t_block, d_block, np.arange(t_total, dtype=np.float64))
+
+
+def _interpolate_at(t_block: np.ndarray, d_block: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """:func:`_interpolate` at the given frames only (each value depends only on its bracketing blocks
+    or, beyond the ends, the two outer blocks, so a part equals the same rows of the whole)."""
     if t_block.size == 1:
-        return np.repeat(d_block[:1], t_total, axis=0)
-    out = np.empty((t_total, 2))
+        return np.repeat(d_block[:1], frames.size, axis=0)
+    out = np.empty((frames.size, 2))
     for k in range(2):
         out[:, k] = np.interp(frames, t_block, d_block[:, k])
         lo = frames < t_block[0]
@@ -104,6 +109,21 @@ def _interpolate(t_block: np.ndarray, d_block: np.ndarray, t_total: int) -> np.n
         out[lo, k] = d_block[0, k] + s0 * (frames[lo] - t_block[0])
         out[hi, k] = d_block[-1, k] + s1 * (frames[hi] - t_block[-1])
     return out
+
+
+def block_layout(t_total: int, block_frames: int | None = None, step_frames: int | None = None):
+    """``(block, step, starts, stops)``: the frames ``[start, stop)`` of each registered block (checked).
+
+    Default block: 1/20 of the movie, between 4 and 32 frames; default step: the block.
+    """
+    block = int(np.clip(t_total // 20, 4, 32)) if block_frames is None else int(block_frames)
+    if block < 1:
+        raise PlscopeError(f"block_frames: expected an integer >= 1, got {block_frames!r}")
+    step = block if step_frames is None else int(step_frames)
+    if step < 1:
+        raise PlscopeError(f"step_frames: expected an integer >= 1, got {step_frames!r}")
+    starts = np.arange(0, t_total, step)
+    return block, step, starts, np.minimum(starts + block, t_total)
 
 
 def estimate_drift(
@@ -162,20 +182,26 @@ def estimate_drift(
     t_total, rows, cols = (int(s) for s in stack.shape)
     if t_total == 0:
         raise PlscopeError("stack: the movie has no frames")
-    block = int(np.clip(t_total // 20, 4, 32)) if block_frames is None else int(block_frames)
-    if block < 1:
-        raise PlscopeError(f"block_frames: expected an integer >= 1, got {block_frames!r}")
-    step = block if step_frames is None else int(step_frames)
-    if step < 1:
-        raise PlscopeError(f"step_frames: expected an integer >= 1, got {step_frames!r}")
+    block, step, starts, stops = block_layout(t_total, block_frames, step_frames)
     ref = reference_image(stack) if reference is None else _check_image(reference, "reference")
     if ref.shape != (rows, cols):
         raise PlscopeError(f"reference: shape {ref.shape} does not match the frames {(rows, cols)}")
-    starts = np.arange(0, t_total, step)
-    stops = np.minimum(starts + block, t_total)
     d_block = _register_blocks(stack, _BlockRegistration(ref), starts, stops, block, step)
+    return drift_table(starts, stops, d_block, t_total, block, outlier_px)
+
+
+def drift_table(
+    starts: np.ndarray,
+    stops: np.ndarray,
+    d_block: np.ndarray,
+    t_total: int,
+    block: int,
+    outlier_px: float = 1.0,
+) -> pd.DataFrame:
+    """The table of :func:`estimate_drift` from the raw drift ``(dx, dy)`` of each block."""
     t_block = 0.5 * (starts + stops - 1).astype(np.float64)
     raw = d_block.copy()
+    d_block = d_block.copy()
     n_out = _replace_outlier_blocks(d_block, outlier_px)
     per_frame = _interpolate(t_block, d_block, t_total)
     out = pd.DataFrame(
@@ -197,6 +223,36 @@ def estimate_drift(
         float(np.hypot(per_frame[:, 0], per_frame[:, 1]).max()),
     )
     return out
+
+
+def settled_drift(
+    t_block: np.ndarray, d_raw: np.ndarray, frames: np.ndarray, outlier_px: float = 1.0
+) -> np.ndarray:
+    """Per-frame drift at ``frames`` as :func:`drift_table` computes it, from the raw blocks it needs.
+
+    ``d_raw`` holds every block's raw drift, NaN for the blocks not known (yet);
+    a frame's value needs its two bracketing blocks and their neighbours (or,
+    beyond the ends, the two outer blocks and theirs): :func:`needed_blocks`.
+    The values equal the same rows of :func:`drift_table`'s, bit for bit.
+    """
+    d_block = d_raw.copy()
+    bad, med = _outlier_medians(d_raw, outlier_px)
+    d_block[bad] = med[bad]
+    return _interpolate_at(t_block, d_block, np.asarray(frames, np.float64))
+
+
+def needed_blocks(t_block: np.ndarray, first: int, last: int) -> np.ndarray:
+    """The blocks :func:`settled_drift` needs for the frames ``first..last`` (inclusive)."""
+    n = t_block.size
+    lo = int(np.searchsorted(t_block, first, side="right")) - 1  # last block centre <= first
+    hi = int(np.searchsorted(t_block, last, side="left"))  # first block centre >= last
+    lo, hi = min(max(lo, 0), n - 1), min(max(hi, 0), n - 1)
+    need = set(range(max(lo - 1, 0), min(hi + 2, n)))
+    if first < t_block[0]:
+        need |= set(range(min(3, n)))
+    if last > t_block[-1]:
+        need |= set(range(max(n - 3, 0), n))
+    return np.asarray(sorted(need), np.int64)
 
 
 def _register_blocks(
@@ -224,21 +280,29 @@ def _register_blocks(
     return np.concatenate([kernel(arr[a:b]) for a, b in zip(starts, stops)], axis=0)
 
 
+def _outlier_medians(d_block: np.ndarray, outlier_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(bad, median)``: the blocks that differ by more than ``outlier_px`` from the median of
+    themselves and their two neighbours (the ends repeat), and that median."""
+    if d_block.shape[0] < 3 or outlier_px <= 0:
+        return np.zeros(d_block.shape[0], bool), d_block.copy()
+    padded = np.concatenate([d_block[:1], d_block, d_block[-1:]], axis=0)
+    med = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+    with np.errstate(invalid="ignore"):
+        bad = np.any(np.abs(d_block - med) > outlier_px, axis=1)
+    return bad, med
+
+
 def _replace_outlier_blocks(d_block: np.ndarray, outlier_px: float) -> int:
     """Replace blocks that differ from the median of themselves and their neighbours (in place); count."""
-    n_out = 0
-    if d_block.shape[0] >= 3 and outlier_px > 0:
-        padded = np.concatenate([d_block[:1], d_block, d_block[-1:]], axis=0)
-        med = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
-        bad = np.any(np.abs(d_block - med) > outlier_px, axis=1)
-        n_out = int(bad.sum())
-        if n_out:
-            logger.warning(
-                "estimate_drift: %d of %d block(s) disagree with their neighbours by > %.2g px; "
-                "replaced by the local median",
-                n_out,
-                d_block.shape[0],
-                outlier_px,
-            )
-            d_block[bad] = med[bad]
+    bad, med = _outlier_medians(d_block, outlier_px)
+    n_out = int(bad.sum())
+    if n_out:
+        logger.warning(
+            "estimate_drift: %d of %d block(s) disagree with their neighbours by > %.2g px; "
+            "replaced by the local median",
+            n_out,
+            d_block.shape[0],
+            outlier_px,
+        )
+        d_block[bad] = med[bad]
     return n_out

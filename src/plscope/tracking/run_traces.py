@@ -4,7 +4,8 @@
 particle's *total* light: an aperture of 3 PSF sigmas + 2 px, fixed). The
 pipeline needs *normalized* traces, for which a tight aperture that follows
 the stage drift halves the background noise; :func:`extract_run_traces` is
-that step, with its defaults taken from
+that step (one pass over a dask stack of camera frames,
+:func:`~plscope.tracking.streaming.stream_drift_and_traces`), with its defaults taken from
 :class:`~plscope.config.settings.TraceSettings` -- the same declaration that
 ``plscope run`` reads -- so a notebook calling it with defaults gets the
 traces ``plscope run`` computes.
@@ -19,6 +20,7 @@ import pandas as pd
 
 from ..config.settings import TraceSettings
 from .drift import estimate_drift
+from .streaming import stream_drift_and_traces
 from .traces import extract_traces
 
 
@@ -60,6 +62,19 @@ def extract_run_traces(
         The drift table with ``drift = "follow"``, else None.
     """
     tr = settings or TraceSettings()
+    if tr.drift == "follow":  # a dask stack of camera frames: drift and traces in one pass
+        options: dict[str, Any] = {
+            "radius_px": None,  # extract_traces' defaults, as the two passes below use them
+            "annulus_px": (2.0, 3.0),
+            "labels": labels,
+            "aperture": "square",
+            "background": "plane",
+            "drift_margin_px": tr.drift_margin_px,
+            "psf_margin_sigma": tr.psf_margin_sigma,
+        }
+        streamed = stream_drift_and_traces(stack, particles, options, reference=reference, progress=progress)
+        if streamed is not None:
+            return streamed
     drift = estimate_drift(stack, reference=reference) if tr.drift == "follow" else None
     traces = extract_traces(
         stack,

@@ -980,14 +980,17 @@ class _Kernel:
         if self.peaks:
             out[rows, self.col_peak : self.col_peak + n] = w.peaks(block, sel)
 
-    def __call__(self, block: np.ndarray, start: int = 0) -> np.ndarray:
+    def __call__(self, block: np.ndarray, start: int = 0, shifts: np.ndarray | None = None) -> np.ndarray:
+        """Values of the frames ``start, start + 1, ...`` of ``block``; with a per-frame drift, the
+        drift of these frames (``shifts``, default: the rows of ``frame_shift``)."""
         block = np.asarray(block)
         n = self.n
         out = np.empty((block.shape[0], self.n_out))
         if block.shape[0] == 0:
             return out
         if self.frame_shift is not None and n:
-            shifts = self.frame_shift[start : start + block.shape[0]]
+            if shifts is None:
+                shifts = self.frame_shift[start : start + block.shape[0]]
             keys = np.rint(shifts / _SHIFT_STEP_PX).astype(np.int64)
             uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
             for j, key in enumerate(uniq):
@@ -1131,24 +1134,53 @@ def extract_traces(
     1e-5 for the apertures used here.
     """
     particles = _check_trace_inputs(stack, particles)
+    options: dict[str, Any] = dict(radius_px=radius_px, annulus_px=annulus_px, labels=labels)
+    options.update(aperture=aperture, background=background, drift_margin_px=drift_margin_px)
+    options.update(psf_margin_sigma=psf_margin_sigma)
+    kernel = trace_kernel(
+        stack,
+        particles,
+        options,
+        drift=drift,
+        reference=reference,
+        centroids=centroids,
+        peaks=peaks,
+        crosstalk=crosstalk,
+    )
+    if hasattr(stack, "map_blocks") and hasattr(stack, "chunks"):  # dask
+        token: tuple[Any, ...] = (particles, labels, reference, kernel.drift, kernel.frame_shift, annulus_px)
+        token += (aperture, background, kernel.weights.radius_px, centroids, peaks, crosstalk)
+        values = _apply_dask(stack, kernel, token, progress)
+    else:
+        values = _apply_numpy(np.asarray(stack), kernel, progress)
+    return trace_table(values, kernel, stack)
+
+
+def trace_kernel(
+    stack: Any,
+    particles: pd.DataFrame,
+    options: dict[str, Any],
+    *,
+    drift: Any,
+    reference: np.ndarray | None,
+    centroids: bool,
+    peaks: bool,
+    crosstalk: bool = True,
+) -> _Kernel:
+    """The per-chunk kernel of :func:`extract_traces` (weights built, options checked).
+
+    ``options``: the aperture and background keywords of :func:`trace_weights`.
+    """
     t_total, rows, cols = (int(s) for s in stack.shape)
     drift_mode, frame_shift = _drift_mode(drift, t_total)
-    builder_kwargs: dict[str, Any] = dict(
-        radius_px=radius_px,
-        annulus_px=annulus_px,
-        labels=labels,
-        aperture=aperture,
-        background=background,
-        drift_margin_px=drift_margin_px,
-        psf_margin_sigma=psf_margin_sigma,
-    )
+    builder_kwargs = dict(options)
     weights = trace_weights(
         (rows, cols), particles, moments=drift_mode != "none" or centroids, **builder_kwargs
     )
     # freeze the per-particle radius so shifted weights use the same apertures
     builder_kwargs["radius_px"] = weights.radius_px
     ref_hp = _reference_highpass(stack, reference, (rows, cols)) if drift_mode == "correct" else None
-    kernel = _Kernel(
+    return _Kernel(
         weights,
         drift=drift_mode,
         ref_hp=ref_hp,
@@ -1159,20 +1191,20 @@ def extract_traces(
         frame_shift=frame_shift,
         crosstalk=crosstalk,
     )
-    if hasattr(stack, "map_blocks") and hasattr(stack, "chunks"):  # dask
-        token: tuple[Any, ...] = (particles, labels, reference, drift_mode, frame_shift, annulus_px)
-        token += (aperture, background, weights.radius_px, centroids, peaks, crosstalk)
-        values = _apply_dask(stack, kernel, token, progress)
-    else:
-        values = _apply_numpy(np.asarray(stack), kernel, progress)
-    out = _trace_table(values, kernel, weights, centroids=centroids, peaks=peaks, drift=drift_mode != "none")
+
+
+def trace_table(values: np.ndarray, kernel: _Kernel, stack: Any) -> pd.DataFrame:
+    """The table of :func:`extract_traces` from the kernel's per-frame values."""
+    weights = kernel.weights
+    drift = kernel.drift != "none"
+    out = _trace_table(values, kernel, weights, centroids=kernel.centroids, peaks=kernel.peaks, drift=drift)
     dtype = np.dtype(getattr(stack, "dtype", np.float64))
     out.attrs["saturation_adu"] = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else None
     logger.info(
         "extract_traces: %d frame(s) x %d particle(s)%s",
-        t_total,
-        len(particles),
-        "" if drift_mode == "none" else f", drift {drift_mode}",
+        values.shape[0],
+        weights.n_particles,
+        "" if not drift else f", drift {kernel.drift}",
     )
     return out
 

@@ -1,0 +1,152 @@
+"""The drift and the traces of ``plscope run`` in one pass over the stack (issue 16).
+
+:func:`~plscope.tracking.extract_run_traces` needs the whole-movie drift
+(:func:`~plscope.tracking.estimate_drift`) before the apertures can follow
+it (:func:`~plscope.tracking.extract_traces`), which read the stack twice.
+Here one dask graph reads each chunk once: the chunk's frames are summed
+into the means of the drift blocks it overlaps (exact integer sums), each
+block is registered when its sums are in, and the chunk's traces are
+computed as soon as the registrations its frames depend on are known (the
+two blocks around each frame and their neighbours, for the outlier test),
+so dask keeps only a few chunks in memory. The results equal those of the
+two passes bit for bit: the same block means, the same registration, the
+same per-frame drift (each frame's value depends only on those blocks), the
+same kernel on the same chunks.
+
+It applies to dask stacks of unsigned 8/16-bit frames (camera data, whose
+sums are exact); :func:`stream_drift_and_traces` returns None otherwise and
+the caller makes the two passes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._progress import dask_progress
+from ._kernels import block_sum_u32
+from .detect import _check_image, reference_image
+from .drift import _BlockRegistration, block_layout, drift_table, needed_blocks, settled_drift
+from .traces import TRACE_KEY_PREFIX, _check_trace_inputs, _Kernel, trace_kernel, trace_table
+
+
+def _partial_sum(chunk: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    return block_sum_u32(chunk[lo:hi])
+
+
+def _register_sum(reg: _BlockRegistration, count: int, *pieces: np.ndarray) -> np.ndarray:
+    """Drift ``[[dx, dy]]`` of the block whose frame sums are ``pieces`` (the block mean, as
+    :func:`~plscope.tracking._kernels.block_mean` computes it, registered)."""
+    total = pieces[0].astype(np.uint32, copy=True)
+    for p in pieces[1:]:
+        total += p
+    return np.asarray([reg.register(total / count)], dtype=np.float64)
+
+
+def _chunk_traces(
+    kernel: _Kernel, chunk: np.ndarray, start: int, t_block: np.ndarray, need: np.ndarray, *regs: np.ndarray
+) -> np.ndarray:
+    """The kernel's values of one chunk, its apertures at the per-frame drift settled from ``regs``."""
+    d_raw = np.full((t_block.size, 2), np.nan)
+    d_raw[need] = np.concatenate(regs, axis=0)
+    frames = np.arange(start, start + chunk.shape[0])
+    return kernel(chunk, start, settled_drift(t_block, d_raw, frames))
+
+
+def _usable(stack: Any) -> bool:
+    """A dask stack of unsigned 8/16-bit frames (exact block sums)."""
+    is_dask = hasattr(stack, "map_blocks") and hasattr(stack, "chunks")
+    return is_dask and np.dtype(stack.dtype) in (np.uint8, np.uint16) and int(stack.shape[0]) > 0
+
+
+def stream_drift_and_traces(
+    stack: Any,
+    particles: pd.DataFrame,
+    options: dict[str, Any],
+    *,
+    reference: np.ndarray | None = None,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """``(traces, drift)`` of ``estimate_drift`` then ``extract_traces(drift=...)``, in one pass.
+
+    Parameters
+    ----------
+    stack : dask.array.Array of uint8 or uint16, shape (t, rows, cols)
+    particles : pandas.DataFrame
+        As for :func:`~plscope.tracking.extract_traces`.
+    options : dict
+        The aperture and background keywords of :func:`~plscope.tracking.extract_traces`
+        (``radius_px, annulus_px, labels, aperture, background, drift_margin_px,
+        psf_margin_sigma``); centroids, peaks and crosstalk unmixing are on.
+    reference : ndarray, optional
+        The image the drift and the positions refer to (default: the stack's reference image).
+    progress : bool
+        Show a progress bar (per chunk).
+
+    Returns
+    -------
+    (traces, drift) or None
+        The two tables, equal to the two passes'; None when the stack is not
+        a dask array of unsigned 8/16-bit frames.
+    """
+    if not _usable(stack):
+        return None
+    particles = _check_trace_inputs(stack, particles)
+    t_total, rows, cols = (int(s) for s in stack.shape)
+    block, _, starts, stops = block_layout(t_total)
+    ref = reference_image(stack) if reference is None else _check_image(reference, "reference")
+    kernel = trace_kernel(
+        stack,
+        particles,
+        options,
+        drift=np.zeros((t_total, 2)),
+        reference=reference,
+        centroids=True,
+        peaks=True,
+    )
+    if ref.shape != (rows, cols):
+        from ..errors import PlscopeError
+
+        raise PlscopeError(f"reference: shape {ref.shape} does not match the frames {(rows, cols)}")
+    regs, values, name = _graph(stack, kernel, _BlockRegistration(ref), starts, stops)
+    import dask
+
+    with dask_progress("traces", enabled=progress, unit="chunk", key_prefix=name):
+        vals, d_block = dask.compute(values, regs)
+    drift = drift_table(starts, stops, np.concatenate(d_block, axis=0), t_total, block)
+    return trace_table(np.concatenate(vals, axis=0), kernel, stack), drift
+
+
+def _graph(stack: Any, kernel: _Kernel, reg: _BlockRegistration, starts: np.ndarray, stops: np.ndarray):
+    """``(registrations, traces, name)``: the delayed block drifts and chunk values of one pass."""
+    import dask
+
+    arr = stack.rechunk({1: -1, 2: -1}) if (len(stack.chunks[1]) > 1 or len(stack.chunks[2]) > 1) else stack
+    parts = arr.to_delayed().ravel()
+    bounds = np.concatenate([[0], np.cumsum(arr.chunks[0])]).astype(np.int64)
+    t_block = 0.5 * (starts + stops - 1).astype(np.float64)
+    name = TRACE_KEY_PREFIX + "stream-" + uuid.uuid4().hex
+    k_reg = dask.delayed(reg, name="plscope-drift-kernel-" + name)
+    k_tr = dask.delayed(kernel, name="plscope-trace-kernel-" + name)
+    pieces: list[list[Any]] = [[] for _ in starts]
+    for i, part in enumerate(parts):
+        a, z = int(bounds[i]), int(bounds[i + 1])
+        for b in np.flatnonzero((starts < z) & (stops > a)):
+            lo, hi = max(int(starts[b]), a), min(int(stops[b]), z)
+            pieces[b].append(dask.delayed(_partial_sum, pure=True)(part, lo - a, hi - a))
+    regs = [
+        dask.delayed(_register_sum, pure=True)(k_reg, int(stops[b] - starts[b]), *pieces[b])
+        for b in range(starts.size)
+    ]
+    values = []
+    for i, part in enumerate(parts):
+        a, z = int(bounds[i]), int(bounds[i + 1])
+        need = needed_blocks(t_block, a, z - 1)
+        task = dask.delayed(_chunk_traces, pure=True)
+        values.append(
+            task(k_tr, part, a, t_block, need, *[regs[b] for b in need], dask_key_name=f"{name}-{i}")
+        )
+    return regs, values, name
