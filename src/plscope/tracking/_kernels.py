@@ -87,13 +87,17 @@ def _csr_apply(
     indices: np.ndarray,
     data: np.ndarray,
     n_cols: int,
+    group: int,
 ) -> np.ndarray:  # pragma: no cover - compiled
+    # ``group`` frames at a time, each weight applied to all of them (a vector loop: the group is a
+    # run-time value and the indices unsigned, so LLVM vectorizes the loop rather than unrolling it)
     m = rows.size
     out = np.zeros((m, n_cols), np.float32)
-    acc = np.zeros((n_cols, _FRAME_GROUP), np.float32)
-    x = np.zeros(_FRAME_GROUP, np.float32)
-    for g0 in range(0, m, _FRAME_GROUP):
-        g = min(_FRAME_GROUP, m - g0)
+    ug = np.uint64(group)
+    acc = np.zeros(n_cols * group, np.float32)
+    x = np.zeros(group, np.float32)
+    for g0 in range(0, m, group):
+        g = min(group, m - g0)
         acc[:] = 0.0
         x[:] = 0.0
         for j in range(pixels.size):
@@ -101,13 +105,13 @@ def _csr_apply(
             for k in range(g):
                 x[k] = np.float32(flat[rows[g0 + k], p])
             for nz in range(indptr[j], indptr[j + 1]):
-                i = indices[nz]
+                o = np.uint64(indices[nz]) * ug
                 a = data[nz]
-                for k in range(_FRAME_GROUP):
-                    acc[i, k] += a * x[k]
+                for k in range(ug):
+                    acc[o + k] += a * x[k]
         for k in range(g):
             for i in range(n_cols):
-                out[g0 + k, i] = acc[i, k]
+                out[g0 + k, i] = acc[i * group + k]
     return out
 
 
@@ -132,6 +136,7 @@ def csr_apply(flat: np.ndarray, rows: np.ndarray, matrix, pixels: np.ndarray) ->
         matrix.indices.astype(np.int64, copy=False),
         matrix.data.astype(np.float32, copy=False),
         int(matrix.shape[1]),
+        _FRAME_GROUP,
     )
 
 
