@@ -34,6 +34,12 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # elsewhere: kB on Linux
 
 
+def _cpu_s() -> float:
+    """CPU time (user + system) of this process so far, all threads."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _start(clock: dict) -> None:
     """Mark the start of the timed part (and the set-up's peak memory)."""
     clock["setup_rss_mb"] = _rss_mb()
@@ -45,12 +51,12 @@ def stage_read(a: dict) -> dict:
     import numpy as np
     import tifffile
 
-    t0 = time.perf_counter()
+    c0, t0 = _cpu_s(), time.perf_counter()
     total = 0
     with tifffile.TiffFile(a["movie"]) as tif:
         for page in tif.pages:
             total += int(np.asarray(page.asarray()[::64, ::64], np.int64).sum())
-    return {"seconds": time.perf_counter() - t0, "checksum": total}
+    return {"seconds": time.perf_counter() - t0, "cpu_s": _cpu_s() - c0, "checksum": total}
 
 
 def _open(a: dict):
@@ -65,10 +71,14 @@ def _open(a: dict):
 
 def stage_plscope_read(a: dict) -> dict:
     """plscope's lazy reader: every chunk of ``open_stack(...).data`` reduced by dask."""
-    t0 = time.perf_counter()
+    c0, t0 = _cpu_s(), time.perf_counter()
     data = _open(a)
     data[:, ::64, ::64].astype("int64").sum().compute()
-    return {"seconds": time.perf_counter() - t0, "chunk_frames": int(data.chunks[0][0])}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "cpu_s": _cpu_s() - c0,
+        "chunk_frames": int(data.chunks[0][0]),
+    }
 
 
 def _reference(a: dict):
@@ -125,6 +135,20 @@ def stage_traces(a: dict, clock: dict) -> dict:
         peaks=True,
     )
     return {"seconds": time.perf_counter() - clock["t0"], "n_rows": int(len(traces))}
+
+
+def stage_extract(a: dict, clock: dict) -> dict:
+    """Drift and traces as ``plscope run`` extracts them (``extract_run_traces``: one pass over the
+    stack since issue 16, two before), after the particles; ``cpu_s``: user + system CPU, all threads."""
+    from plscope.config.settings import TraceSettings
+    from plscope.tracking import extract_run_traces
+
+    data, ref = _reference(a)
+    particles, labels, _ = _particles(ref, a)
+    _start(clock)
+    c0 = _cpu_s()
+    traces, _ = extract_run_traces(data, particles, labels=labels, reference=ref, settings=TraceSettings())
+    return {"seconds": time.perf_counter() - clock["t0"], "cpu_s": _cpu_s() - c0, "n_rows": int(len(traces))}
 
 
 def stage_kinetics(a: dict, clock: dict) -> dict:
@@ -209,6 +233,7 @@ STAGES = {
     "particles": stage_particles,
     "drift": stage_drift,
     "traces": stage_traces,
+    "extract": stage_extract,
     "kinetics": stage_kinetics,
     "report": stage_report,
     "run": stage_run,

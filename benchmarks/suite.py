@@ -33,13 +33,14 @@ ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 
 #: stages run on the base data set, in order (the whole run first: it writes what kinetics/report read)
-BASE_STAGES = ("plscope-read", "particles", "drift", "traces", "run", "kinetics", "report")
+BASE_STAGES = ("plscope-read", "particles", "drift", "traces", "extract", "run", "kinetics", "report")
 STAGE_LABELS = {
     "read": "tifffile read (baseline)",
     "plscope-read": "reading (plscope lazy stack)",
     "particles": "reference, detection, sizes",
     "drift": "drift",
     "traces": "traces pass",
+    "extract": "drift + traces as `plscope run` (one pass)",
     "kinetics": "kinetics (from stored extraction)",
     "report": "report.html + figures/",
     "run": "whole `plscope run`",
