@@ -17,6 +17,16 @@ writing is timed without the minutes of analysis before it:
     report's figure worker processes (read from ``/proc`` as their pool shuts
     down; Linux) and wall seconds.
 
+``python benchmarks/bench_write.py --traces OUT_FOLDER [--old-csv OLD_CSV_PY] [--rounds 3]``
+    ``traces.csv.gz`` alone, as ``_write_tables`` writes it
+    (``write_csv(traces, path, gzip_level=1)``) from the ``traces.parquet``
+    of a ``plscope run`` output folder, alternating with pandas'
+    ``to_csv`` (the baseline: ratio of CPU seconds) and, with
+    ``--old-csv``, with another copy of ``plscope/_csv.py`` (a leaf module:
+    ``git show REV:src/plscope/_csv.py > old.py``). The decompressed texts
+    are compared with each other and with the folder's own
+    ``traces.csv.gz``.
+
 To compare two trees, run the second form with ``PYTHONPATH`` set to each
 tree's ``src`` in turn (the pickle needs the same classes in both).
 """
@@ -117,6 +127,68 @@ def _csv_rounds(result, rounds: int, folder: Path) -> dict:
     return out
 
 
+def _load_module(path: str, name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _traces_rounds(out_folder: str, old_csv: str | None, rounds: int) -> dict:
+    """``traces.csv.gz`` written by pandas, by ``write_csv`` (and an old copy), alternating; CPU seconds."""
+    import numpy as np
+    import pandas as pd
+
+    from plscope import _csv
+
+    traces = pd.read_parquet(Path(out_folder) / "traces.parquet")
+    print(f"traces of {out_folder}: {traces.shape[0]} rows x {traces.shape[1]} columns")
+
+    def by_pandas(path: Path) -> None:
+        traces.to_csv(path, index=False, compression={"method": "gzip", "mtime": 0, "compresslevel": 1})
+
+    writers = {"pandas": by_pandas, "write_csv": lambda p: _csv.write_csv(traces, p, gzip_level=1)}
+    if old_csv:
+        old = _load_module(old_csv, "_csv_old")
+        writers["old write_csv"] = lambda p: old.write_csv(traces, p, gzip_level=1)
+    out: dict = {
+        "rows": traces.shape[0],
+        "cpu_s": {k: [] for k in writers},
+        "wall_s": {k: [] for k in writers},
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-traces-") as tmp:
+        for _ in range(rounds):
+            for label, fn in writers.items():
+                path = Path(tmp) / f"{label.replace(' ', '_')}.csv.gz"
+                wall, cpu = _timed(lambda fn=fn, path=path: fn(path))
+                out["cpu_s"][label].append(cpu)
+                out["wall_s"][label].append(wall)
+                print(f"  {label:13s}: {cpu:6.2f} s CPU {wall:6.2f} s wall (load {os.getloadavg()[0]:.1f})")
+            out["bytes"] = {
+                label: (Path(tmp) / f"{label.replace(' ', '_')}.csv.gz").stat().st_size for label in writers
+            }
+        texts = {
+            label: gzip.decompress((Path(tmp) / f"{label.replace(' ', '_')}.csv.gz").read_bytes())
+            for label in writers
+        }
+    stored = Path(out_folder) / "traces.csv.gz"
+    if stored.is_file():
+        texts["stored traces.csv.gz"] = gzip.decompress(stored.read_bytes())
+    out["identical"] = {label: text == texts["pandas"] for label, text in texts.items()}
+    median = {label: float(np.median(v)) for label, v in out["cpu_s"].items()}
+    out["ratio_to_pandas"] = {label: median[label] / median["pandas"] for label in writers}
+    print("  decompressed text identical to pandas':", out["identical"])
+    print(
+        "  CPU medians:",
+        {k: round(v, 2) for k, v in median.items()},
+        "ratio to pandas:",
+        {k: round(v, 3) for k, v in out["ratio_to_pandas"].items()},
+    )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("result", nargs="?", help="pickled RunResult")
@@ -124,9 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-csv", action="store_true", help="time only the whole _write_results")
     ap.add_argument("--provenance", help="provenance.json of the run (drawn in the report)")
+    ap.add_argument("--traces", metavar="OUT_FOLDER", help="time traces.csv.gz alone (from traces.parquet)")
+    ap.add_argument("--old-csv", metavar="OLD_CSV_PY", help="with --traces: also an old copy of _csv.py")
     args = ap.parse_args(argv)
     if args.make_result:
         _make_result(*args.make_result)
+        return 0
+    if args.traces:
+        print(json.dumps(_traces_rounds(args.traces, args.old_csv, args.rounds)))
         return 0
     if not args.result:
         ap.error("give RESULT.pkl or --make-result")

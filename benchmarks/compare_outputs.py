@@ -4,13 +4,16 @@
 
 Every file must be byte-identical, except what names the run itself: in ``provenance.json`` and
 ``report.html`` the ISO times (``started_utc``, ``finished_utc``) and the output folder's name
-(the command line), in ``.plscope-output.json`` the random folder id. Files given with ``--skip``
+(the command line), in ``.plscope-output.json`` the random folder id. A gzip file (``traces.csv.gz``)
+is compared by the bytes it decompresses to: the compressed bytes depend on the deflate encoder
+(``plscope._csv`` uses ISA-L's since session 7, zlib's before). Files given with ``--skip``
 are not compared. Prints one line per difference and exits 1, else prints ``identical``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import re
 import sys
 from pathlib import Path
@@ -39,6 +42,8 @@ def differences(old: Path, new: Path, skip: tuple[str, ...] = ()) -> list[str]:
         da, db = a.read_bytes(), b.read_bytes()
         if name in _NAMES_THE_RUN:
             da, db = _normalized(da, old), _normalized(db, new)
+        if name.endswith(".gz") and da != db:
+            da, db = gzip.decompress(da), gzip.decompress(db)
         if da != db:
             out.append(f"{name}: bytes differ")
     return out
