@@ -5,8 +5,12 @@ matplotlib, spectra), which the workers do not need (~2.5 s more per process).
 
 Every worker is a fork of that server, so what is done here is done once per
 process that analyses, not once per worker: the modules the per-particle fits
-use (some are imported lazily by scipy and Dask) and numba's compiled-code
-machinery, initialized by loading one cached kernel (~0.9 s on first use).
+use (some are imported lazily by scipy and Dask), and every numba kernel the
+workers run, with the argument types they run it with (:func:`warm_up`): loaded
+from numba's on-disk cache (``__pycache__`` next to the kernel's module, or
+``NUMBA_CACHE_DIR``), or compiled -- and cached -- once here on the first run
+after an install or a change to a kernel, instead of once in every worker
+(~10 s CPU per process).
 """
 
 from __future__ import annotations
@@ -14,10 +18,39 @@ from __future__ import annotations
 import dask.local
 import dask.multiprocessing  # noqa: F401
 import numpy as np
+import pandas as pd
 import scipy.linalg
 import scipy.optimize  # noqa: F401
 
 import plscope.kinetics.population as _population
 import plscope.kinetics.refine  # noqa: F401
+from plscope.kinetics import _lsq
+from plscope.kinetics import trace_fit as _trace_fit
 
-_population._grid_steps(np.zeros((1, 2)), np.zeros((1, 2)))
+
+def warm_up() -> None:
+    """Run every compiled kernel of the per-particle kinetics once on a tiny problem (a few ms
+    once compiled), through the functions that call them, so with the types they are called with:
+    the MINPACK curve fits (:func:`plscope.kinetics._lsq.leastsq`), the whole-trace fit's rows and
+    streamed Gram matrix, and the pooled shape's profile chi-square."""
+    t = np.arange(40) * 0.25
+    y = 1.0 - 0.4 * np.exp(-t / 1.5) + 0.01 * np.sin(7.0 * t)
+    _lsq.leastsq(
+        _lsq.MONO, t, y, None, 0.2, [1.0, 0.4, 1.0], [-np.inf, -np.inf, 0.01], [np.inf] * 3, max_nfev=50
+    )
+    cycles = pd.DataFrame(
+        {"level": [0, 1], "on_start_s": [1.0, 5.0], "on_end_s": [3.0, 7.0], "off_end_s": [5.0, 9.0]}
+    )
+    g = _trace_fit.trace_geometry(t, y, cycles, 0.2)
+    assert g is not None
+    x = _trace_fit._start(g, None, _trace_fit.ShapeHyper())
+    rows = np.arange(g.t.size, dtype=np.int64)
+    _trace_fit._residuals(x, g, rows, 1.0, True)
+    _trace_fit._gram(x, g, rows, 1.0, _trace_fit._F_SCALE)
+    curves = _population._PackedCurves(
+        t=t[None, :], y=y[None, :], w=np.ones((1, t.size)), tau0=np.array([1.5]), exposure=np.array([0.2])
+    )
+    _population._profile_chi2(curves, 0.5, 1.0)
+
+
+warm_up()

@@ -21,8 +21,10 @@ Serial (the builtin :func:`map`) when
   configured (``dask.config.set(scheduler="synchronous")``).
 
 Worker processes are forks of a ``multiprocessing`` fork server that has
-imported the kinetics once (started at the first parallel run of the process
-and kept; it does not import the user's ``__main__``). Where there is no
+imported the kinetics and loaded (or, on the first run after an install,
+compiled and cached) their numba kernels once (:mod:`plscope._kinetics_worker`;
+started at the first parallel run of the process and kept; it does not import
+the user's ``__main__``). Where there is no
 fork server (Windows), Dask's ``multiprocessing.context`` (``spawn``) is
 used, and a script that calls plscope needs the usual
 ``if __name__ == "__main__":`` guard (or ``kinetics.workers = 1``).
