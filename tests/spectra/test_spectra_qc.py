@@ -31,6 +31,7 @@ def test_a_clean_run_is_ok():
             "fits_ok": True,
             "shifts_available": True,
             "shifts_settled": True,
+            "shifts_intensity_consistent": None,
             "peak_within_calibration": True,
         },
     }
@@ -46,6 +47,14 @@ def test_a_clean_run_is_ok():
             "shifts_settled",
         ),
         ({"spectral_peak_nm_median": 600.0}, "peak_within_calibration"),
+        (
+            {
+                "spectral_shift_detail": [
+                    {"field_kV_per_cm": 100.0, "shift_nm": -0.7, "intensity_consistent": False}
+                ]
+            },
+            "shifts_intensity_consistent",
+        ),
     ],
 )
 def test_each_check_makes_the_run_warn_with_a_reason(change, check):

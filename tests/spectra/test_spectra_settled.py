@@ -235,3 +235,60 @@ def test_mismatch_threshold_is_the_chi2_quantile_of_the_freed_parameters():
     from plscope.spectra.settled import _MISMATCH_CHI2
 
     assert _MISMATCH_CHI2 == pytest.approx(chi2.ppf(0.999, 5), abs=1e-3)
+
+
+def _mismatched(seed, noise_nm, fields=FIELDS_3X3, t_end=372.0):
+    """A slow biexponential peak and a PL quench with fast kinetics (the fallback's case)."""
+    seg = _segments(fields)
+    t, s = _shift_trace(seg, slope=-0.007, tau_pol_130=3.5, tau_rec=5.0, frac=0.7, ratio=14.0, t_end=t_end)
+    _, fast = _shift_trace(seg, slope=-0.007, tau_pol_130=0.8, tau_rec=1.0, frac=0.6, ratio=2.7, t_end=t_end)
+    rng = np.random.default_rng(seed)
+    table, cycles = _frames(seg, t, s, rng, noise_nm=noise_nm)
+    inten = _quench_intensity(
+        t, fast, table, slope=-0.007, depth_130=0.45, photons=30000.0, noise_rel=0.005, rng=rng
+    )
+    return table.assign(intensity=inten), cycles
+
+
+@pytest.mark.slow
+def test_peak_alone_errors_cover_the_truth_over_noise_draws():
+    # 30 noise draws of the fallback's case where the peak alone determines its shape (4 cycles, 0.03 nm):
+    # the pull z = (S - truth) / err of both levels. For standard-normal pulls the mean of z^2 over the
+    # draws has a standard deviation of at most sqrt(2 / n) (the levels of one draw are correlated, which
+    # only narrows it): rms z within 1 +- 3 / sqrt(2 n)
+    n = 30
+    want = -0.007 * np.array([90.0, 130.0])
+    z = []
+    for seed in range(100, 100 + n):
+        table, cycles = _mismatched(seed, 0.03, fields=FIELDS, t_end=170.0)
+        fit = fit_settled_trace(
+            table["frame_start_s"],
+            table["peak_nm"],
+            cycles,
+            exposure_s=EXPOSURE,
+            frame_s=0.2,
+            intensity=table["intensity"],
+        )
+        assert fit is not None and fit.fit_ok and not fit.intensity_consistent
+        z.append((fit.shift_nm - want) / fit.shift_err_nm)
+    rms = float(np.sqrt(np.mean(np.square(z))))
+    print(f"rms z {rms:.3f} over {n} draws")
+    assert abs(rms - 1.0) <= 3.0 / np.sqrt(2 * n), rms
+
+
+def test_shifts_resting_on_the_peak_alone_make_the_spectral_qc_warn():
+    # where the peak alone's shape is poorly determined its errors are too small (rms pull 1.55 over 40
+    # draws of 4 cycles at 0.15 nm): a level with such a particle is flagged, in the warnings and the qc
+    from plscope.spectra.analysis import _shift_summary
+    from plscope.spectra.qc import spectra_qc
+
+    table, cycles = _mismatched(14, 0.15)
+    shifts = shift_table(add_shifts(table), has_field=True, cycles=cycles, exposure_s=EXPOSURE)
+    assert shifts.loc[shifts["particle_id"] == 0, "intensity_consistent"].dropna().eq(False).all()
+    warnings: list[str] = []
+    keys = _shift_summary(shifts, warnings)
+    on = [d for d in keys["spectral_shift_detail"] if d["field_kV_per_cm"] > 0]
+    assert [d["intensity_consistent"] for d in on] == [False, False, False]
+    assert any("rests on the peak alone" in w for w in warnings)
+    qc = spectra_qc(keys, has_field=True)
+    assert qc["status"] == "warn" and qc["checks"]["shifts_intensity_consistent"] is False

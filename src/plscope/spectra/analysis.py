@@ -309,6 +309,27 @@ def _num(v) -> float | None:
     return float(v) if v is not None and np.isfinite(v) else None
 
 
+def _flag(v) -> bool | None:
+    """A true/false column value (numpy or Python bool), None where empty (no settled fit)."""
+    return bool(v) if isinstance(v, (bool, np.bool_)) else None
+
+
+def _note_peak_alone(on: pd.DataFrame, warnings: list[str]) -> None:
+    """Warn where a level's settled shift rests on particles whose intensity's kinetics differ."""
+    if "intensity_consistent" not in on.columns:
+        return
+    bad = on[on["intensity_consistent"].map(_flag).eq(False)]
+    if len(bad):
+        fields = ", ".join(f"{e:g}" for e in bad["field_kV_per_cm"].round(1))
+        _note(
+            warnings,
+            f"spectra: at {fields} kV/cm the settled shift of some particles rests on the peak alone (their "
+            "intensity's kinetics differ from the peak's): its error may be too small where the peak alone "
+            "leaves the shape of the response poorly determined (intensity_consistent false in "
+            "spectral_shifts.csv)",
+        )
+
+
 def spectra_summary_keys(
     table: pd.DataFrame,
     shifts: pd.DataFrame,
@@ -384,9 +405,11 @@ def _shift_summary(shifts: pd.DataFrame, warnings: list[str]) -> dict[str, Any]:
             "shift_window_nm": _num(getattr(r, "shift_window_nm", None)),
             "shift_method": getattr(r, "shift_method", "window"),
             "not_settled": bool(getattr(r, "not_settled", False)),
+            "intensity_consistent": _flag(getattr(r, "intensity_consistent", None)),
         }
         for r in pooled.itertuples()
     ]
+    _note_peak_alone(on, warnings)
     unsettled = on[on["not_settled"].eq(True)] if "not_settled" in on.columns else on.iloc[:0]
     if len(unsettled):
         fields = ", ".join(f"{e:g}" for e in unsettled["field_kV_per_cm"].round(1))

@@ -11,6 +11,11 @@ make a run ``warn``; these checks do:
 - ``shifts_available``: a run with a field has a shift per field level;
 - ``shifts_settled``: every field-ON shift had settled (>= 95 %) by the end
   of its window (otherwise it is an extrapolation of the whole-trace fit);
+- ``shifts_intensity_consistent``: every field-ON settled shift shared its
+  kinetics with the spectral intensity (otherwise some particles' shifts
+  rest on the peak alone, whose error can be too small where the noisy
+  peak leaves the shape of the response poorly determined: rms pull 1.55
+  in a noise test of 4 cycles at 0.15 nm);
 - ``peak_within_calibration``: the median peak lies inside the wavelength
   range the calibration lines cover (otherwise its wavelength, and the shift
   across it, rest on an extrapolated dispersion).
@@ -63,6 +68,22 @@ def _check_settled(keys: Mapping) -> tuple[bool | None, str]:
     return not bad, f"the spectral shift had not settled by the end of the window at {', '.join(bad)} kV/cm"
 
 
+def _check_intensity(keys: Mapping) -> tuple[bool | None, str]:
+    detail = keys.get("spectral_shift_detail") or []
+    on = [
+        d
+        for d in detail
+        if float(d.get("field_kV_per_cm") or 0.0) != 0.0 and d.get("intensity_consistent") is not None
+    ]
+    if not on:
+        return None, ""
+    bad = [f"{float(d['field_kV_per_cm']):.0f}" for d in on if d["intensity_consistent"] is False]
+    return not bad, (
+        f"at {', '.join(bad)} kV/cm some particles' settled shifts rest on the peak alone (their intensity's "
+        "kinetics differ): their errors may be too small"
+    )
+
+
 def _check_calibration(keys: Mapping) -> tuple[bool | None, str]:
     rng = _calibrated_range_nm(keys.get("spectral_calibration") or {})
     peak = keys.get("spectral_peak_nm_median")
@@ -104,6 +125,7 @@ def spectra_qc(keys: Mapping[str, Any], *, has_field: bool) -> dict[str, Any]:
         ("fits_ok", _check_fits(keys)),
         ("shifts_available", _check_shifts(keys, has_field)),
         ("shifts_settled", _check_settled(keys)),
+        ("shifts_intensity_consistent", _check_intensity(keys)),
         ("peak_within_calibration", _check_calibration(keys)),
     ):
         checks[name] = ok
