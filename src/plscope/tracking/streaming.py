@@ -111,42 +111,61 @@ def stream_drift_and_traces(
         from ..errors import PlscopeError
 
         raise PlscopeError(f"reference: shape {ref.shape} does not match the frames {(rows, cols)}")
-    regs, values, name = _graph(stack, kernel, _BlockRegistration(ref), starts, stops)
-    import dask
+    graph, out_key, name = _graph(stack, kernel, _BlockRegistration(ref), starts, stops)
+    from dask.delayed import Delayed
 
     with dask_progress("traces", enabled=progress, unit="chunk", key_prefix=name):
-        vals, d_block = dask.compute(values, regs)
-    drift = drift_table(starts, stops, np.concatenate(d_block, axis=0), t_total, block)
-    return trace_table(np.concatenate(vals, axis=0), kernel, stack), drift
+        (vals, d_block) = Delayed(out_key, graph).compute()
+    drift = drift_table(starts, stops, d_block, t_total, block)
+    return trace_table(vals, kernel, stack), drift
+
+
+def _collect(values: list[np.ndarray], regs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate(values, axis=0), np.concatenate(regs, axis=0)
 
 
 def _graph(stack: Any, kernel: _Kernel, reg: _BlockRegistration, starts: np.ndarray, stops: np.ndarray):
-    """``(registrations, traces, name)``: the delayed block drifts and chunk values of one pass."""
-    import dask
+    """``(graph, output key, name of the trace tasks)`` of the pass (a plain task graph on the
+    stack's: built in milliseconds, where dask.delayed calls cost ~1 ms each)."""
+    from dask.highlevelgraph import HighLevelGraph
 
     arr = stack.rechunk({1: -1, 2: -1}) if (len(stack.chunks[1]) > 1 or len(stack.chunks[2]) > 1) else stack
-    parts = arr.to_delayed().ravel()
+    parts = [k for k in _flat_keys(arr.__dask_keys__())]
     bounds = np.concatenate([[0], np.cumsum(arr.chunks[0])]).astype(np.int64)
     t_block = 0.5 * (starts + stops - 1).astype(np.float64)
-    name = TRACE_KEY_PREFIX + "stream-" + uuid.uuid4().hex
-    k_reg = dask.delayed(reg, name="plscope-drift-kernel-" + name)
-    k_tr = dask.delayed(kernel, name="plscope-trace-kernel-" + name)
+    token = uuid.uuid4().hex
+    name = f"{TRACE_KEY_PREFIX}stream-{token}"
+    k_reg, k_tr = f"plscope-drift-kernel-{token}", f"plscope-trace-kernel-{token}"
+    dsk: dict[Any, Any] = {k_reg: reg, k_tr: kernel}
     pieces: list[list[Any]] = [[] for _ in starts]
     for i, part in enumerate(parts):
         a, z = int(bounds[i]), int(bounds[i + 1])
         for b in np.flatnonzero((starts < z) & (stops > a)):
             lo, hi = max(int(starts[b]), a), min(int(stops[b]), z)
-            pieces[b].append(dask.delayed(_partial_sum, pure=True)(part, lo - a, hi - a))
-    regs = [
-        dask.delayed(_register_sum, pure=True)(k_reg, int(stops[b] - starts[b]), *pieces[b])
-        for b in range(starts.size)
-    ]
-    values = []
+            key = (f"plscope-block-sum-{token}", int(b), i)
+            dsk[key] = (_partial_sum, part, lo - a, hi - a)
+            pieces[b].append(key)
+    regs = [(f"plscope-drift-block-{token}", b) for b in range(starts.size)]
+    for b, key in enumerate(regs):
+        dsk[key] = (_register_sum, k_reg, int(stops[b] - starts[b]), *pieces[b])
+    values = [(name, i) for i in range(len(parts))]
     for i, part in enumerate(parts):
         a, z = int(bounds[i]), int(bounds[i + 1])
         need = needed_blocks(t_block, a, z - 1)
-        task = dask.delayed(_chunk_traces, pure=True)
-        values.append(
-            task(k_tr, part, a, t_block, need, *[regs[b] for b in need], dask_key_name=f"{name}-{i}")
-        )
-    return regs, values, name
+        dsk[values[i]] = (_chunk_traces, k_tr, part, a, t_block, need, *[regs[b] for b in need])
+    out_key = f"plscope-extract-{token}"
+    dsk[out_key] = (_collect, values, regs)
+    return HighLevelGraph.from_collections(out_key, dsk, dependencies=[arr]), out_key, name
+
+
+def _flat_keys(keys: Any) -> list[Any]:
+    """The chunk keys of a dask array's nested key lists, in order (one spatial chunk per frame range)."""
+    out: list[Any] = []
+    stack = [keys]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+        else:
+            out.append(item)
+    return out
