@@ -140,14 +140,14 @@ def _graph(stack: Any, kernel: _Kernel, reg: _BlockRegistration, starts: np.ndar
     pieces: list[list[Any]] = [[] for _ in starts]
     for i, part in enumerate(parts):
         a, z = int(bounds[i]), int(bounds[i + 1])
-        for b in np.flatnonzero((starts < z) & (stops > a)):
-            lo, hi = max(int(starts[b]), a), min(int(stops[b]), z)
-            key = (f"plscope-block-sum-{token}", int(b), i)
-            dsk[key] = (_partial_sum, part, lo - a, hi - a)
-            pieces[b].append(key)
+        for blk in np.flatnonzero((starts < z) & (stops > a)).tolist():
+            lo, hi = max(int(starts[blk]), a), min(int(stops[blk]), z)
+            piece = (f"plscope-block-sum-{token}", blk, i)
+            dsk[piece] = (_partial_sum, part, lo - a, hi - a)
+            pieces[blk].append(piece)
     regs = [(f"plscope-drift-block-{token}", b) for b in range(starts.size)]
-    for b, key in enumerate(regs):
-        dsk[key] = (_register_sum, k_reg, int(stops[b] - starts[b]), *pieces[b])
+    for b, reg_key in enumerate(regs):
+        dsk[reg_key] = (_register_sum, k_reg, int(stops[b] - starts[b]), *pieces[b])
     values = [(name, i) for i in range(len(parts))]
     for i, part in enumerate(parts):
         a, z = int(bounds[i]), int(bounds[i + 1])
