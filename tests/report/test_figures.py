@@ -148,3 +148,49 @@ def test_figures_with_no_usable_data_draw_an_empty_panel():
 @pytest.mark.parametrize("ci", [None, [None, None], [float("nan"), 1.0]])
 def test_mobility_histogram_tolerates_a_missing_interval(ci):
     assert _draw(figures.mobility_histogram(_kinetics(), mean=2.56e-10, std=None, ci=ci))[:4] == b"\x89PNG"
+
+
+def _reference_one_patch_per_particle(image, particles, pixel_size_nm):
+    """The reference figure as drawn before the outlines became one collection (issue 16): one
+    Rectangle patch and one annotation per particle, the rest from :func:`figures.reference_image`."""
+    from matplotlib.patches import Rectangle
+
+    fig = figures.reference_image(image, particles.iloc[:0], pixel_size_nm=pixel_size_nm)
+    ax = fig.axes[0]
+    for row in particles.itertuples():
+        side = row.size_nm / pixel_size_nm if np.isfinite(row.size_nm) else 4.0
+        ax.add_patch(
+            Rectangle(
+                (row.x_px - side / 2, row.y_px - side / 2), side, side, fill=False, ec="#59a14f", lw=1.2
+            )
+        )
+        ax.annotate(
+            str(row.particle_id), (row.x_px + side / 2 + 1, row.y_px - side / 2), color="#edc948", fontsize=8
+        )
+    ax.set_title(f"Reference image, {len(particles)} particles (outlines: fitted side length)", fontsize=10)
+    return fig
+
+
+def test_reference_outlines_as_one_collection_draw_the_same_pixels():
+    """Outlines as one collection and ids as texts: the PNG of the report is that of one patch and one
+    annotation per particle, pixel for pixel (an id whose anchor is off the image is left out, as an
+    annotation leaves it out; one particle without a fitted size gets the 4 px square)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    image = rng.normal(100.0, 10.0, (64, 80))
+    particles = pd.DataFrame(
+        {
+            "particle_id": [1, 2, 3, 4, 5],
+            "x_px": [10.3, 40.7, 77.9, 60.2, 20.0],
+            "y_px": [12.1, 30.4, 50.0, 2.2, 60.5],
+            "size_nm": [700.0, 950.0, 800.0, np.nan, 500.0],
+        }
+    )
+    new = figures.reference_image(image, particles, pixel_size_nm=100.0)
+    old = _reference_one_patch_per_particle(image, particles, 100.0)
+    ids = [t.get_text() for t in new.axes[0].texts]
+    assert ids == ["1", "2", "4", "5"]  # particle 3's id would start right of the image
+    pixels = [np.asarray(Image.open(io.BytesIO(_draw(f)))) for f in (new, old)]
+    assert pixels[0].shape == pixels[1].shape
+    assert np.array_equal(pixels[0], pixels[1])

@@ -28,6 +28,7 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+from matplotlib.collections import PatchCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -138,6 +139,32 @@ def add_scale_bar(ax, *, pixel_size_nm: float, width_px: float, color: str = "wh
     return length_um
 
 
+def _outline_particles(ax, particles: pd.DataFrame, *, pixel_size_nm: float, shape: tuple) -> None:
+    """Every particle's square outline (its fitted side length) and its id (:func:`reference_image`).
+
+    The outlines are one collection and the ids plain texts: the PNG is pixel for pixel that of one
+    patch and one annotation per particle (the mitred corners of a patch), at a fraction of the
+    drawing time. As an annotation would, an id is drawn unclipped, and only when its anchor lies on
+    the image.
+    """
+    if len(particles) == 0:
+        return
+    size = particles["size_nm"].to_numpy(float)
+    side = np.where(np.isfinite(size), size / pixel_size_nm, 4.0)
+    x_px, y_px = particles["x_px"].to_numpy(float), particles["y_px"].to_numpy(float)
+    squares = [Rectangle((x - s / 2, y - s / 2), s, s) for x, y, s in zip(x_px, y_px, side, strict=True)]
+    outlines = PatchCollection(
+        squares, facecolors="none", edgecolors="#59a14f", linewidths=1.2, joinstyle="miter", capstyle="butt"
+    )
+    ax.add_collection(outlines, autolim=False)  # the image sets the limits (patches never moved them)
+    lx, ly = x_px + side / 2 + 1, y_px - side / 2
+    on_image = (lx >= -0.5) & (lx <= shape[1] - 0.5) & (ly >= -0.5) & (ly <= shape[0] - 0.5)
+    for pid, tx, ty in zip(
+        particles["particle_id"].to_numpy()[on_image], lx[on_image], ly[on_image], strict=True
+    ):
+        ax.text(tx, ty, str(pid), color="#edc948", fontsize=8, clip_on=False)
+
+
 def reference_image(
     image: np.ndarray,
     particles: pd.DataFrame,
@@ -161,16 +188,7 @@ def reference_image(
     fig, (ax,) = _fig(6.4, 5.6)
     lo, hi = np.percentile(image, [1, 99.7])
     im = ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, origin="upper")
-    for row in particles.itertuples():
-        side = row.size_nm / pixel_size_nm if np.isfinite(row.size_nm) else 4.0
-        ax.add_patch(
-            Rectangle(
-                (row.x_px - side / 2, row.y_px - side / 2), side, side, fill=False, ec="#59a14f", lw=1.2
-            )
-        )
-        ax.annotate(
-            str(row.particle_id), (row.x_px + side / 2 + 1, row.y_px - side / 2), color="#edc948", fontsize=8
-        )
+    _outline_particles(ax, particles, pixel_size_nm=pixel_size_nm, shape=image.shape)
     length_um = add_scale_bar(ax, pixel_size_nm=pixel_size_nm, width_px=image.shape[1])
     cbar = fig.colorbar(im, ax=ax, shrink=0.85, pad=0.02)
     cbar.set_label(intensity_label, fontsize=8)

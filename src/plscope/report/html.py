@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import pandas as pd
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from . import figures
 from .figures import MU_SCALE, MU_UNIT, SLOPE_SCALE, SLOPE_UNIT
@@ -52,7 +53,40 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 
+#: decimals of the figure-fraction positions of the axes after the layout (1e-6 of the figure: < 0.002 px)
+POSITION_DECIMALS = 6
+
+
+class _SteadyLayout(ConstrainedLayoutEngine):
+    """Constrained layout, then every axes' position rounded to :data:`POSITION_DECIMALS`.
+
+    The solver's result can differ in its last bits between processes (the order in which it sums
+    depends on where its objects sit in memory), and the SVG backend names each clip path after the
+    full-precision rectangle: the same figure got other clip-path ids now and then. Rounded, the
+    positions are the same in every process; they move by at most 5e-7 of the figure.
+    """
+
+    def execute(self, fig):
+        from matplotlib.transforms import Bbox
+
+        info = super().execute(fig)
+        for ax in fig.axes:
+            extents = np.round(ax.get_position(original=True).extents, POSITION_DECIMALS)
+            ax.set_position(Bbox.from_extents(*extents), which="both")
+            ax.set_in_layout(True)  # set_position takes an axes out of the layout; it stays in (as before)
+        return info
+
+
+def _steady_layout(fig) -> None:
+    """Give a figure laid out by constrained layout the :class:`_SteadyLayout` (same settings)."""
+    engine = fig.get_layout_engine()
+    if type(engine) is ConstrainedLayoutEngine:
+        fig.set_layout_engine(_SteadyLayout(compress=getattr(engine, "_compress", False), **engine.get()))
+
+
 def _png_bytes(fig) -> bytes:
+    """The PNG of the report (110 dpi); the figure is laid out here (:class:`_SteadyLayout`), once."""
+    _steady_layout(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     return buf.getvalue()

@@ -1,0 +1,71 @@
+"""The figure files (PNG, SVG, PDF) depend only on what a figure shows (issue 16).
+
+Constrained layout's solver can give positions that differ in their last bits from one process to
+the next (its sums run in an order set by where its objects sit in memory); the SVG backend names
+every clip path after the full-precision rectangle, so the same results gave other clip-path ids
+now and then (seen in ``figures/fig-tau-field.svg``). The report rounds the laid-out positions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+from plscope.report import figures
+from plscope.report.html import _png_bytes, save_figure_files
+
+
+def _kinetics() -> pd.DataFrame:
+    rows = []
+    for pid, size in enumerate((450.0, 700.0, 1000.0, 1200.0, 800.0, 650.0)):
+        for field in (130.0,):
+            tau = size * 1e-7 / (2.56e-10 * field * 1e3)
+            rows.append(
+                {
+                    "particle_id": pid,
+                    "field_kV_per_cm": field,
+                    "tau_pol_s": tau,
+                    "tau_pol_err_s": 0.05 * tau,
+                    "tau_rec_s": 3e-3 * size,
+                    "tau_rec_err_s": 0.1,
+                    "used": True,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _files(tmp_path, name: str) -> tuple[dict[str, bytes], list[np.ndarray]]:
+    """Fig. 3b-d (a grid of small panels: the figure whose clip-path ids changed) as its three files,
+    and the extents of its axes."""
+    fig = figures.tau_vs_field(_kinetics(), particle_id=2)
+    save_figure_files({"fig-tau-field": (fig, _png_bytes(fig))}, tmp_path / name)
+    files = {p.name: p.read_bytes() for p in sorted((tmp_path / name).iterdir())}
+    return files, [ax.get_position(original=True).extents for ax in fig.axes]
+
+
+@pytest.fixture
+def nudged_layout(monkeypatch):
+    """Constrained layout whose every axes position is moved by two units in the last place."""
+    execute = ConstrainedLayoutEngine.execute
+
+    def nudged(self, fig):
+        info = execute(self, fig)
+        for ax in fig.axes:
+            box = ax.get_position(original=True)
+            ext = np.nextafter(np.nextafter(box.extents, np.inf), np.inf)
+            ax._set_position(type(box).from_extents(*ext))
+        return info
+
+    monkeypatch.setattr(ConstrainedLayoutEngine, "execute", nudged)
+
+
+def test_last_bit_differences_of_the_layout_do_not_change_the_files(tmp_path, request):
+    plain, extents = _files(tmp_path, "plain")
+    assert sorted(plain) == ["fig-tau-field.pdf", "fig-tau-field.png", "fig-tau-field.svg"]
+    assert b'clip-path="url(#p' in plain["fig-tau-field.svg"]
+    assert all(np.array_equal(e, np.round(e, 6)) for e in extents)  # positions rounded to 1e-6
+    request.getfixturevalue("nudged_layout")
+    nudged, _ = _files(tmp_path, "nudged")
+    assert nudged == plain
