@@ -14,6 +14,7 @@ A run is split in two:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import functools
 import json
@@ -433,8 +434,6 @@ def _with_quality(particles, traces, frames, cycles, drift) -> pd.DataFrame:
 
 def _kinetics_qc(population: dict, used: pd.DataFrame, settings: AnalysisSettings) -> dict:
     """The run-level QC block (computed once; report, terminal and batch index render it)."""
-    import dataclasses
-
     from ..kinetics import KineticsSettings
     from ..kinetics.qc import kinetics_qc
 
@@ -445,6 +444,13 @@ def _kinetics_qc(population: dict, used: pd.DataFrame, settings: AnalysisSetting
         defaults=KineticsSettings().to_dict(),
         exclusion=dataclasses.asdict(settings.exclusion),
     )
+
+
+def _without_traces(population: PopulationKinetics) -> PopulationKinetics:
+    """The population without every particle's copies of its whole trace (no longer read once it is
+    made; :meth:`~plscope.kinetics.analysis.ParticleKinetics.without_trace`)."""
+    particles = {pid: pk.without_trace() for pid, pk in population.particles.items()}
+    return dataclasses.replace(population, particles=particles)
 
 
 def _kinetics_table(kinetic_population: PopulationKinetics | None, particles: pd.DataFrame) -> pd.DataFrame:
@@ -522,6 +528,7 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
                 settings=settings.kinetics,
                 mapper=mapper,
             )
+        kinetic_population = _without_traces(kinetic_population)
         curves = kinetic_population.curves
         release_free_memory()  # what the kinetics freed, before the summary and the centroid shift
     kinetics = _kinetics_table(kinetic_population, particles)
@@ -609,7 +616,7 @@ def _write_tables(result: RunResult, folder: Path) -> None:
 
 
 def _write_results(result: RunResult, folder: Path, prov: dict[str, Any]) -> None:
-    release_free_memory()  # before the report: what writing the extraction freed
+    release_free_memory()  # before the report: what the summary and the centroid shift freed
     result.summary["provenance"] = stable_provenance(prov)  # timestamps: provenance.json only
     # cycle averages and their fits of every particle: what the report's gallery draws (made once)
     curves = result.curve_table()
@@ -663,11 +670,14 @@ def run_imaging(
         BackgroundRecords(input_files(cfg)) as records,  # input checksums, overlapping the analysis
     ):
         ex = extract_imaging(cfg, settings, progress=progress)
+        # stored first (the same files): writing traces.parquet needs Arrow's buffers of a row group,
+        # given back before the kinetics rather than on top of their results
+        ex.save(tmp)
+        release_free_memory(collect=False)
         result = analyze_extraction(ex, settings)
         result.config = cfg
         if cfg.spectra is not None:
             _add_spectra(result, cfg, tmp, progress=progress)
-        ex.save(tmp)
         prov = provenance(
             inputs=input_files(cfg),
             config=cfg.to_dict(),

@@ -10,7 +10,10 @@ particles (``benchmarks/README.md``): 330 MB of the 1 GB resident at the end
 were free memory of glibc's heaps, against 288 MB in use. glibc's
 ``malloc_trim`` returns the free pages of every heap (not only its top) to the
 system; elsewhere (macOS, Windows, musl) :func:`release_free_memory` does
-nothing.
+nothing. Arrow (Parquet reading and writing) allocates from its own pool
+(mimalloc or jemalloc), which keeps what it freed too: writing
+``traces.parquet`` of an 8000-frame run left ~70 MB resident in it; its
+unused memory is released as well, on every platform.
 """
 
 from __future__ import annotations
@@ -38,6 +41,13 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return trim
 
 
+def _release_arrow_pool() -> None:
+    """Hand Arrow's pool's free memory back to the system, if pyarrow was imported (never imports it)."""
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:
+        pa.default_memory_pool().release_unused()
+
+
 def release_free_memory(*, collect: bool = True) -> bool:
     """Give the C heap's free pages back to the system (after collecting garbage cycles).
 
@@ -50,10 +60,11 @@ def release_free_memory(*, collect: bool = True) -> bool:
     Returns
     -------
     bool
-        Whether the allocator could trim (glibc); the numbers never depend on it.
+        Whether the C allocator could trim (glibc); the numbers never depend on it.
     """
     if collect:
         gc.collect()
+    _release_arrow_pool()
     trim = _malloc_trim()
     if trim is None:
         return False

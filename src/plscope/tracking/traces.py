@@ -1277,25 +1277,36 @@ def _apply_numpy(arr: np.ndarray, kernel: _Kernel, progress: bool) -> np.ndarray
 def _trace_table(
     values: np.ndarray, kernel: _Kernel, weights: TraceWeights, *, centroids: bool, peaks: bool, drift: bool
 ) -> pd.DataFrame:
-    """The long traces table (one row per frame and particle) with per-particle ``attrs``."""
+    """The long traces table (one row per frame and particle) with per-particle ``attrs``.
+
+    Each column is written once, straight into the table's own blocks (one
+    int64 block for ``frame, particle_id``, one float64 block for the rest):
+    no raveled column copies and no copy into blocks (at 8000 frames x 200
+    particles each set of copies was the table's 115 MB again).
+    """
     n = len(weights.particle_id)
     t_total = values.shape[0]
-    frame = np.repeat(np.arange(t_total, dtype=np.int64), n)
-    data = {
-        "frame": frame,
-        "particle_id": np.tile(weights.particle_id, t_total),
-        "intensity": values[:, :n].ravel(),
-        "background": values[:, n : 2 * n].ravel(),
-    }
+    floats = [("intensity", 0), ("background", n)]  # (name, first column of values)
     if centroids:
-        data["x_px"] = values[:, kernel.col_cx : kernel.col_cx + n].ravel()
-        data["y_px"] = values[:, kernel.col_cx + n : kernel.col_cx + 2 * n].ravel()
+        floats += [("x_px", kernel.col_cx), ("y_px", kernel.col_cx + n)]
     if peaks:
-        data["peak_adu"] = values[:, kernel.col_peak : kernel.col_peak + n].ravel()
-    if drift:
-        data["drift_x_px"] = np.repeat(values[:, kernel.col_drift], n)
-        data["drift_y_px"] = np.repeat(values[:, kernel.col_drift + 1], n)
-    out = pd.DataFrame(data)
+        floats.append(("peak_adu", kernel.col_peak))
+    drift_names = ["drift_x_px", "drift_y_px"] if drift else []
+    block = np.empty((len(floats) + len(drift_names), t_total * n))
+    for row, (_, col) in zip(block, floats, strict=False):
+        row.reshape(t_total, n)[...] = values[:, col : col + n]
+    for k in range(len(drift_names)):  # one value a frame, repeated for every particle
+        block[len(floats) + k].reshape(t_total, n)[...] = values[:, kernel.col_drift + k, None]
+    keys = np.empty((2, t_total * n), np.int64)
+    keys[0].reshape(t_total, n)[...] = np.arange(t_total, dtype=np.int64)[:, None]
+    keys[1].reshape(t_total, n)[...] = np.asarray(weights.particle_id, np.int64)[None, :]
+    out = pd.concat(
+        [
+            pd.DataFrame(keys.T, columns=["frame", "particle_id"], copy=False),
+            pd.DataFrame(block.T, columns=[name for name, _ in floats] + drift_names, copy=False),
+        ],
+        axis=1,
+    )
     ids = weights.particle_id.tolist()
     out.attrs["n_aperture_px"] = dict(zip(ids, weights.n_aperture_px.tolist()))
     out.attrs["n_annulus_px"] = dict(zip(ids, weights.n_annulus_px.tolist()))
