@@ -35,7 +35,7 @@ from .pipeline.imaging import stored_settings
 from .pipeline.output import AtomicOutputDir
 from .pipeline.spectra import analyze_spectra
 from .report import figures
-from .results import Extraction, RunResult, SpectraResult
+from .results import Extraction, RunResult, SpectraResult, lazy_table, stored_traces
 from .sim import ImagingSimParams, SpectralSimParams, simulate_imaging_run, simulate_spectral_run
 
 __all__ = ["FIGURES", "Results", "analyze", "load", "reanalyze", "simulate"]
@@ -62,7 +62,8 @@ class Results:
     cycles : pandas.DataFrame
         Field ON/OFF cycles (``cycles.csv``).
     traces : pandas.DataFrame or None
-        Per-frame intensities (imaging runs).
+        Per-frame intensities (imaging runs); read from the results folder's
+        ``traces.parquet`` when first used.
     spectra : pandas.DataFrame or None
         Per-frame Lorentzian fits (``spectra.csv``; runs with ``[spectra]``).
     settings : AnalysisSettings
@@ -131,6 +132,9 @@ class Results:
         raise ValueError(f"unknown figure {name!r}; one of {', '.join(FIGURES)}")
 
 
+lazy_table(Results, "traces")
+
+
 def _settings(settings: SettingsLike, base: AnalysisSettings | None = None) -> AnalysisSettings:
     """Settings from settings, or a (partial, nested) mapping or TOML file over ``base``.
 
@@ -183,7 +187,7 @@ def _from_run(result: RunResult, settings: AnalysisSettings, out_dir: Path | Non
         particles=result.particles,
         kinetics=result.kinetics,
         cycles=result.cycles,
-        traces=result.traces,
+        traces=stored_traces(result),  # a stored table stays on disk until it is used
         spectra=None if result.spectra is None else result.spectra.table,
         settings=settings,
         out_dir=out_dir,
@@ -301,7 +305,7 @@ def load(out_dir: str | os.PathLike) -> Results:
         particles=extraction.particles if extraction is not None else _read_table(folder, "particles"),
         kinetics=_read_table(folder, "kinetics"),
         cycles=extraction.cycles if extraction is not None else _read_table(folder, "cycles"),
-        traces=None if extraction is None else extraction.traces,
+        traces=None if extraction is None else stored_traces(extraction),
         spectra=pd.read_csv(spectra) if spectra.is_file() else None,
         settings=settings,
         out_dir=folder,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,10 @@ __all__ = [
     "PopulationSummary",
     "RunResult",
     "SpectraResult",
+    "StoredTable",
+    "lazy_table",
+    "stored_traces",
+    "table_columns",
     "write_parquet",
 ]
 
@@ -77,6 +83,120 @@ def write_parquet(table: pd.DataFrame, path: str | os.PathLike) -> None:
             writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
 
 
+class StoredTable:
+    """A table plscope wrote to a Parquet file, read back (whole, some columns, or in blocks) when asked.
+
+    ``plscope run`` keeps the per-frame traces in memory only until it has
+    stored them (``traces.parquet``, before the kinetics): then
+    :attr:`RunResult.traces` and :attr:`Extraction.traces` hold one of these,
+    and each step reads the columns it needs (the kinetics three, the
+    centroid shift four, the report three; ``traces.csv.gz`` is written block
+    by block). At 8000 frames x 200 particles the whole table is 115 MB;
+    reading it when the attribute is first used gives the same frame
+    (:func:`pandas.read_parquet` of the file).
+
+    Parameters
+    ----------
+    path : path-like
+        The Parquet file.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"StoredTable({str(self.path)!r})"
+
+    @property
+    def columns(self) -> list[str]:
+        """The table's column names (from the file's schema; nothing else is read)."""
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(self.path).names)
+
+    def read(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The table, or its ``columns`` in that order (one block per column, no second copy)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        names = None if columns is None else list(columns)
+        table = pq.read_table(self.path, columns=names)
+        # split blocks + self destruct: each column handed over as Arrow frees it, no second copy
+        out = table.to_pandas(split_blocks=True, self_destruct=True)
+        del table
+        pa.default_memory_pool().release_unused()  # what Arrow's pool freed is not kept (mimalloc)
+        return out
+
+    def blocks(self, rows: int) -> Iterator[pd.DataFrame]:
+        """The table in consecutive blocks of at most ``rows`` rows (one empty block for no rows)."""
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(self.path) as file:
+            if file.metadata.num_rows == 0:
+                yield file.schema_arrow.empty_table().to_pandas()
+                return
+            for batch in file.iter_batches(batch_size=rows):
+                yield batch.to_pandas()
+
+    def moved_to(self, folder: str | os.PathLike) -> StoredTable:
+        """The same file name in ``folder`` (where a staged output folder's files end up)."""
+        return StoredTable(Path(folder) / self.path.name)
+
+
+def table_columns(table: pd.DataFrame | StoredTable, names: Sequence[str]) -> pd.DataFrame:
+    """The columns ``names`` that ``table`` has, in that order, without ``attrs``.
+
+    Of a table in memory: views (no data copied); of a :class:`StoredTable`:
+    only those columns are read from the file.
+    """
+    if isinstance(table, StoredTable):
+        have = set(table.columns)
+        return table.read([c for c in names if c in have])
+    out = table.copy(deep=False)
+    out.attrs = {}
+    return out[[c for c in names if c in table.columns]]
+
+
+class _TableOrFile:
+    """A dataclass attribute holding a DataFrame or a :class:`StoredTable`, read (and kept) when first got.
+
+    Where plscope must not read the whole table, it takes the stored value
+    with :meth:`stored` and reads the columns it needs (:func:`table_columns`).
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}_value"
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__.get(self.slot)
+        if isinstance(value, StoredTable):
+            value = value.read()
+            obj.__dict__[self.slot] = value
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = value
+
+    def stored(self, obj: Any) -> Any:
+        """The value as it is held (a DataFrame, a :class:`StoredTable` or None), nothing read."""
+        return obj.__dict__.get(self.slot)
+
+
+def lazy_table(cls: type, name: str) -> None:
+    """Make the dataclass field ``name`` of ``cls`` a :class:`_TableOrFile` (after the dataclass is made)."""
+    attr = _TableOrFile()
+    attr.__set_name__(cls, name)
+    setattr(cls, name, attr)
+
+
+def stored_traces(obj: Any) -> pd.DataFrame | StoredTable | None:
+    """``obj.traces`` as it is held (:class:`RunResult`, :class:`Extraction`, ...), nothing read."""
+    attr = getattr(type(obj), "traces", None)
+    return attr.stored(obj) if isinstance(attr, _TableOrFile) else getattr(obj, "traces", None)
+
+
 @dataclass
 class Extraction:
     """What the stack and the DAQ log give, before any kinetics."""
@@ -84,7 +204,8 @@ class Extraction:
     meta: dict[str, Any]  # run, sample, n_frames, pixel/psf/exposure, temperature, warnings
     frames: pd.DataFrame  # frame, time_s (TTL rising edge or clock), mid_time_s
     particles: pd.DataFrame  # one row per particle (detection + size + flags)
-    traces: pd.DataFrame  # frame, particle_id, intensity, background (+ drift)
+    # frame, particle_id, intensity, background (+ drift); a StoredTable is read when first used
+    traces: pd.DataFrame
     cycles: pd.DataFrame  # one row per field-ON segment
     reference_image: np.ndarray
     field_trace: pd.DataFrame | None = None  # time_s, field_kV_per_cm (decimated, for the report)
@@ -96,7 +217,12 @@ class Extraction:
         write_json(folder / "extraction.json", self.meta)
         self.frames.to_parquet(folder / "frames.parquet", index=False)
         self.particles.to_parquet(folder / "particles.parquet", index=False)
-        write_parquet(self.traces, folder / "traces.parquet")  # one row group at a time
+        traces = stored_traces(self)
+        if isinstance(traces, StoredTable):  # the file it was read from: the same bytes
+            if traces.path.resolve() != (folder / "traces.parquet").resolve():
+                shutil.copyfile(traces.path, folder / "traces.parquet")
+        else:
+            write_parquet(traces, folder / "traces.parquet")  # one row group at a time
         self.cycles.to_parquet(folder / "cycles.parquet", index=False)
         np.save(folder / "reference.npy", self.reference_image)
         if self.field_trace is not None:
@@ -231,6 +357,9 @@ class RunResult:
         ``particles.csv``, ``kinetics.csv`` (columns
         :data:`plscope.columns.KINETICS_SPEC_COLUMNS` first), the per-frame
         traces and ``cycles.csv`` (:data:`plscope.columns.CYCLE_COLUMNS`).
+        After ``plscope run`` the traces are read from the results folder's
+        ``traces.parquet`` when first used (:class:`StoredTable`; the same
+        frame); :meth:`trace_columns` reads only some columns.
     reference_image : numpy.ndarray, shape (rows, columns)
     frame_time_s : numpy.ndarray, shape (n_frames,)
         Middle of each exposure, s.
@@ -297,6 +426,14 @@ class RunResult:
             }
         )
         return pd.concat([head, values], axis=1)
+
+    def trace_columns(self, names: Sequence[str]) -> pd.DataFrame:
+        """The columns ``names`` of :attr:`traces` it has (read alone when the traces are stored)."""
+        return table_columns(stored_traces(self), names)
+
+
+lazy_table(Extraction, "traces")
+lazy_table(RunResult, "traces")
 
 
 def _concat_columns(parts: list[pd.DataFrame], cols: list[str]) -> pd.DataFrame:

@@ -39,3 +39,16 @@ def test_without_glibc_nothing_is_trimmed(monkeypatch):
         assert release_free_memory() is False
     finally:
         memory._malloc_trim.cache_clear()
+
+
+def test_arrow_pool_released_when_pyarrow_is_loaded(monkeypatch):
+    released = []
+    pool = type("Pool", (), {"release_unused": lambda self: released.append(True)})()
+    fake = type(sys)("pyarrow")
+    fake.default_memory_pool = lambda: pool
+    monkeypatch.setitem(sys.modules, "pyarrow", fake)
+    release_free_memory(collect=False)
+    assert released == [True]
+    monkeypatch.delitem(sys.modules, "pyarrow")  # never imported by the release itself
+    release_free_memory(collect=False)
+    assert released == [True] and "pyarrow" not in sys.modules

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._csv import write_csv
+from .._csv import CHUNK_ROWS, write_csv, write_csv_blocks
 from .._json import jsonable
 from ..columns import KINETICS_SPEC_COLUMNS
 from ..config.experiment import field_warning
@@ -41,7 +41,15 @@ from ..kinetics.mobility import kinetics_used
 from ..report import write_report
 from ..report.html import save_figure_files
 from ..report.spectra import spectra_section_html
-from ..results import EXTRACTION_FILES, Extraction, RunResult, SpectraResult
+from ..results import (
+    EXTRACTION_FILES,
+    Extraction,
+    RunResult,
+    SpectraResult,
+    StoredTable,
+    stored_traces,
+    table_columns,
+)
 from ..spectra.qc import with_spectral_qc
 from ..sync import (
     FieldWiring,
@@ -509,6 +517,8 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     warnings = list(meta.get("warnings", []))
     particles = ex.particles
     cycles = ex.cycles
+    traces = stored_traces(ex)  # in memory, or stored (StoredTable): only the columns each step reads
+    assert traces is not None  # an extraction always has its traces table
     t_mid = ex.frames["mid_time_s"].to_numpy(float)
     exposure_s = float(meta.get("exposure_s") or 0.0)
 
@@ -517,10 +527,11 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     if len(cycles):
         # all particles at once: the biexponential shape is pooled over the population; particles
         # with a non-empty 'excluded' are analysed but do not inform the pooled shape
-        n_particles = int(ex.traces["particle_id"].nunique()) if "particle_id" in ex.traces else 0
+        signal = table_columns(traces, ("particle_id", "frame", "intensity"))  # what it reads
+        n_particles = int(signal["particle_id"].nunique()) if "particle_id" in signal else 0
         with particle_mapper(settings.kinetics.workers, n_particles) as mapper:  # kinetics.workers
             kinetic_population = analyze_population(
-                _columns(ex.traces, ("particle_id", "frame", "intensity")),  # what it reads
+                signal,
                 t_mid,
                 cycles,
                 exposure_s=exposure_s,
@@ -528,6 +539,7 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
                 settings=settings.kinetics,
                 mapper=mapper,
             )
+        del signal
         kinetic_population = _without_traces(kinetic_population)
         curves = kinetic_population.curves
         release_free_memory()  # what the kinetics freed, before the summary and the centroid shift
@@ -554,9 +566,9 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     summary["analysis_settings"] = qc["settings"]
     summary["warnings"] = warnings
     shift = None
-    if len(cycles) and "x_px" in ex.traces.columns:
+    if len(cycles) and "x_px" in traces.columns:
         shift = centroid_shift(
-            _columns(ex.traces, ("frame", "particle_id", "x_px", "y_px")),
+            table_columns(traces, ("frame", "particle_id", "x_px", "y_px")),
             cycles,
             t_mid,
             exposure_s=exposure_s,
@@ -571,7 +583,7 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
         summary=summary,
         particles=particles,
         kinetics=kinetics,
-        traces=ex.traces,
+        traces=traces,  # as held: a stored table stays on disk
         reference_image=ex.reference_image,
         frame_time_s=t_mid,
         cycles=cycles,
@@ -607,7 +619,11 @@ def _write_tables(result: RunResult, folder: Path) -> None:
     result.kinetics.to_parquet(folder / "kinetics.parquet", index=False)
     # gzip header without a time stamp: the same input gives the same bytes
     # gzip level 1: 6x faster than the default 9 for ~12 % more bytes; the same CSV inside
-    write_csv(result.traces, folder / "traces.csv.gz", gzip_level=1)
+    traces = stored_traces(result)
+    if isinstance(traces, StoredTable):  # block by block from traces.parquet: the same bytes
+        write_csv_blocks(traces.blocks(CHUNK_ROWS), folder / "traces.csv.gz", gzip_level=1)
+    else:
+        write_csv(traces, folder / "traces.csv.gz", gzip_level=1)
     write_csv(result.cycles, folder / "cycles.csv")
     if result.centroid_shift is not None:
         write_csv(result.centroid_shift, folder / "centroid_shift.csv")
@@ -670,10 +686,12 @@ def run_imaging(
         BackgroundRecords(input_files(cfg)) as records,  # input checksums, overlapping the analysis
     ):
         ex = extract_imaging(cfg, settings, progress=progress)
-        # stored first (the same files): writing traces.parquet needs Arrow's buffers of a row group,
-        # given back before the kinetics rather than on top of their results
+        # stored first (the same files), then the traces are read back column by column where needed:
+        # the whole table (115 MB at 8000 frames x 200 particles) is not held through the kinetics,
+        # the report and the CSV; Arrow's buffers of writing it are given back before the kinetics
         ex.save(tmp)
-        release_free_memory(collect=False)
+        ex.traces = StoredTable(tmp / "traces.parquet")
+        release_free_memory()
         result = analyze_extraction(ex, settings)
         result.config = cfg
         if cfg.spectra is not None:
@@ -688,7 +706,16 @@ def run_imaging(
             records=records,
         )
         _write_results(result, tmp, prov)
+    _moved_traces(result, ex, Path(out_dir))
     return result
+
+
+def _moved_traces(result: RunResult, ex: Extraction, out_dir: Path) -> None:
+    """Point traces stored in the staging folder at the results folder they were moved into."""
+    for holder in (result, ex):
+        traces = stored_traces(holder)
+        if isinstance(traces, StoredTable):
+            holder.traces = traces.moved_to(out_dir)
 
 
 #: files of the spectral analysis, carried over unchanged by :func:`reanalyze`

@@ -248,7 +248,7 @@ def _gallery(result, pixel_size_nm: float, curves: pd.DataFrame | None = None) -
     return gallery_html(
         particles=result.particles,
         kinetics=result.kinetics,
-        traces=result.traces,
+        traces=_report_traces(result),
         frame_time_s=result.frame_time_s,
         cycles=result.cycles,
         curves=curves,
@@ -374,8 +374,15 @@ def _size_of(particles: pd.DataFrame, pid) -> float:
     return float(p.loc[pid, "size_nm"]) if pid in p.index else float("nan")
 
 
+def _report_traces(result) -> pd.DataFrame:
+    """The traces' columns the report draws (only those are read when the traces are stored)."""
+    names = ("frame", "particle_id", "intensity")
+    return result.trace_columns(names) if hasattr(result, "trace_columns") else result.traces
+
+
 def _trace_of(result, pid) -> tuple[np.ndarray, np.ndarray]:
-    tr = result.traces[result.traces["particle_id"] == pid].sort_values("frame")
+    traces = _report_traces(result)
+    tr = traces[traces["particle_id"] == pid].sort_values("frame")
     return np.asarray(result.frame_time_s)[tr["frame"].to_numpy()], tr["intensity"].to_numpy(float)
 
 

@@ -1,0 +1,171 @@
+"""Traces read back from the stored Parquet file instead of held in memory (issue 16, memory).
+
+``plscope run`` stores the extraction before the kinetics and then keeps only a
+:class:`~plscope.results.StoredTable` in ``RunResult.traces``: every reader must get the frame
+the table in memory was, and ``traces.csv.gz`` written block by block the same bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from plscope import _csv
+from plscope._csv import write_csv, write_csv_blocks
+from plscope.results import (
+    Extraction,
+    RunResult,
+    StoredTable,
+    stored_traces,
+    table_columns,
+    write_parquet,
+)
+
+
+def _traces(n_frames: int = 300, n_particles: int = 7, seed: int = 0) -> pd.DataFrame:
+    """A traces-like table: frame-major rows, int64 keys, floats with NaN, -0.0, inf and repeats."""
+    rng = np.random.default_rng(seed)
+    n = n_frames * n_particles
+    intensity = rng.normal(1000.0, 30.0, n)
+    intensity[rng.random(n) < 0.01] = np.nan
+    intensity[:3] = [-0.0, np.inf, 1e-7]
+    return pd.DataFrame(
+        {
+            "frame": np.repeat(np.arange(n_frames, dtype=np.int64), n_particles),
+            "particle_id": np.tile(np.arange(3, 3 + n_particles, dtype=np.int64), n_frames),
+            "intensity": intensity,
+            "background": rng.normal(100.0, 2.0, n),
+            "x_px": rng.uniform(0, 512, n),
+            "drift_x_px": np.repeat(rng.normal(0.0, 0.1, n_frames), n_particles),
+        }
+    )
+
+
+@pytest.fixture
+def stored(tmp_path) -> tuple[pd.DataFrame, StoredTable]:
+    table = _traces()
+    write_parquet(table, tmp_path / "traces.parquet")
+    return table, StoredTable(tmp_path / "traces.parquet")
+
+
+def test_stored_table_reads_the_frame_it_was(stored):
+    table, file = stored
+    pd.testing.assert_frame_equal(file.read(), table)
+    pd.testing.assert_frame_equal(file.read(), pd.read_parquet(file.path))
+    assert file.columns == list(table.columns)
+    some = file.read(["x_px", "frame"])  # in the order asked
+    pd.testing.assert_frame_equal(some, table[["x_px", "frame"]])
+
+
+def test_blocks_make_the_whole_table(stored):
+    table, file = stored
+    blocks = list(file.blocks(400))  # 2100 rows: 5 full blocks and one of 100
+    assert [len(b) for b in blocks] == [400] * 5 + [100]
+    pd.testing.assert_frame_equal(pd.concat(blocks, ignore_index=True), table)
+
+
+def test_an_empty_stored_table_gives_one_empty_block(tmp_path):
+    table = _traces().iloc[:0]
+    write_parquet(table, tmp_path / "t.parquet")
+    (block,) = StoredTable(tmp_path / "t.parquet").blocks(100)
+    assert list(block.columns) == list(table.columns) and len(block) == 0
+    assert list(block.dtypes) == list(table.dtypes)
+
+
+def test_table_columns_of_memory_and_of_file_agree(stored):
+    table, file = stored
+    table.attrs["radius_px"] = {3: 2.0}
+    names = ("particle_id", "frame", "intensity", "not_there")
+    in_memory, from_file = table_columns(table, names), table_columns(file, names)
+    pd.testing.assert_frame_equal(in_memory, from_file)
+    assert list(in_memory.columns) == ["particle_id", "frame", "intensity"]
+    assert in_memory.attrs == {} and table.attrs == {"radius_px": {3: 2.0}}
+    assert np.shares_memory(in_memory["intensity"].to_numpy(), table["intensity"].to_numpy())  # views
+
+
+def _result(traces) -> RunResult:
+    return RunResult(
+        summary={},
+        particles=pd.DataFrame({"particle_id": [3]}),
+        kinetics=pd.DataFrame(),
+        traces=traces,
+        reference_image=np.zeros((2, 2)),
+        frame_time_s=np.arange(300.0),
+        cycles=pd.DataFrame(),
+    )
+
+
+def test_a_lazily_loaded_traces_table_gives_the_same_frame(stored):
+    table, file = stored
+    result = _result(file)
+    assert stored_traces(result) is file  # nothing read yet
+    pd.testing.assert_frame_equal(result.trace_columns(["frame", "intensity"]), table[["frame", "intensity"]])
+    assert stored_traces(result) is file  # reading some columns keeps the file
+    pd.testing.assert_frame_equal(result.traces, table)  # read when first used ...
+    assert isinstance(stored_traces(result), pd.DataFrame)  # ... and kept
+    assert result.traces is result.traces
+
+
+def test_a_table_in_memory_is_returned_as_it_is():
+    table = _traces()
+    result = _result(table)
+    assert result.traces is table and stored_traces(result) is table
+
+
+def test_saving_an_extraction_with_stored_traces_copies_the_file(stored, tmp_path):
+    table, file = stored
+    ex = Extraction(
+        meta={"temperature_K": 300.0, "n_frames": 300},
+        frames=pd.DataFrame({"frame": np.arange(300), "time_s": np.arange(300.0)}),
+        particles=pd.DataFrame({"particle_id": np.arange(3, 10)}),
+        traces=file,
+        cycles=pd.DataFrame({"on_start_s": [1.0]}),
+        reference_image=np.ones((4, 4)),
+    )
+    (tmp_path / "out").mkdir()
+    ex.save(tmp_path / "out")
+    assert (tmp_path / "out" / "traces.parquet").read_bytes() == file.path.read_bytes()
+    ex.traces = table  # the table in memory writes the same bytes
+    (tmp_path / "again").mkdir()
+    ex.save(tmp_path / "again")
+    assert (tmp_path / "again" / "traces.parquet").read_bytes() == file.path.read_bytes()
+    pd.testing.assert_frame_equal(Extraction.load(tmp_path / "out").traces, table)
+
+
+@pytest.mark.parametrize("gzip_level", [None, 1])
+def test_csv_written_block_by_block_has_the_bytes_of_the_whole(tmp_path, monkeypatch, gzip_level):
+    table = _traces(n_frames=2000, n_particles=9)
+    monkeypatch.setattr(_csv, "CHUNK_ROWS", 1000)  # several chunks per block, cut elsewhere
+    name = "t.csv" + (".gz" if gzip_level else "")
+    (tmp_path / "whole").mkdir()
+    write_csv(table, tmp_path / "whole" / name, gzip_level=gzip_level)
+    cuts = [0, 1, 1777, 5000, 12345, len(table)]
+    blocks = [table.iloc[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    (tmp_path / "blocks").mkdir()
+    write_csv_blocks(blocks, tmp_path / "blocks" / name, gzip_level=gzip_level)
+    whole, parts = (tmp_path / "whole" / name).read_bytes(), (tmp_path / "blocks" / name).read_bytes()
+    assert parts == whole
+    text = gzip.decompress(parts) if gzip_level else parts
+    assert text.decode() == table.to_csv(index=False)
+
+
+def test_csv_blocks_of_a_stored_table_and_of_an_empty_one(stored, tmp_path):
+    table, file = stored
+    write_csv(table, tmp_path / "a.csv.gz", gzip_level=1)
+    write_csv_blocks(file.blocks(500), tmp_path / "b.csv.gz", gzip_level=1)
+    # gzip names the file in its header: compare the members' text and the rest of the stream
+    assert gzip.decompress((tmp_path / "b.csv.gz").read_bytes()) == gzip.decompress(
+        (tmp_path / "a.csv.gz").read_bytes()
+    )
+    empty = table.iloc[:0]
+    write_csv_blocks([empty], tmp_path / "e.csv")
+    assert (tmp_path / "e.csv").read_text() == empty.to_csv(index=False)
+
+
+def test_csv_blocks_must_share_the_columns(tmp_path):
+    table = _traces()
+    with pytest.raises(ValueError, match="columns and dtypes"):
+        write_csv_blocks([table, table[["frame", "intensity"]]], tmp_path / "x.csv")
