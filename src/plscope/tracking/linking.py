@@ -190,14 +190,21 @@ def link_particle_centroids(
     located = (work["intensity"] > min_snr * noise) & np.isfinite(work["x_px"]) & np.isfinite(work["y_px"])
     feats = work[located]
     n_frames = int(work["frame"].nunique())
+    every_id = np.unique(work["particle_id"])
+    del work, noise, located  # a copy of five columns of the whole table: not needed for the tracks
     ids, index = np.unique(feats["particle_id"].to_numpy(), return_inverse=True)
     n_tracks, n_places = _count_tracks(feats, index, ids.size, search_range_px=search_range_px, memory=memory)
+    # each particle's rows in their order (what groupby(index, sort=True) gives), three columns only
+    order = np.argsort(index, kind="stable")
+    bounds = np.searchsorted(index[order], np.arange(ids.size + 1))
+    frame_of, x_of, y_of = (feats[c].to_numpy()[order] for c in ("frame", "x_px", "y_px"))
     rows = []
-    for k, f in feats.groupby(index, sort=True):
-        frames = np.sort(f["frame"].to_numpy())
+    for k in range(ids.size):
+        part = slice(bounds[k], bounds[k + 1])
+        frames = np.sort(frame_of[part])
         edges = np.concatenate([[-1], frames, [n_frames]])
         gaps = np.diff(edges) - 1
-        jitter = float(np.hypot(robust_std(f["x_px"].to_numpy()), robust_std(f["y_px"].to_numpy())))
+        jitter = float(np.hypot(robust_std(x_of[part]), robust_std(y_of[part])))
         rows.append(
             (
                 ids[k],
@@ -219,7 +226,7 @@ def link_particle_centroids(
             "jitter_px",
         ],
     )
-    every = pd.DataFrame({"particle_id": np.unique(work["particle_id"])})
+    every = pd.DataFrame({"particle_id": every_id})
     out = every.merge(out, on="particle_id", how="left")
     out["n_tracks"] = out["n_tracks"].fillna(0).astype(np.int64)
     out["n_positions"] = out["n_positions"].fillna(0).astype(np.int64)
