@@ -2,19 +2,15 @@
 
 ``plscope run`` stores the extraction before the kinetics and then keeps only a
 :class:`~plscope.results.StoredTable` in ``RunResult.traces``: every reader must get the frame
-the table in memory was, and ``traces.csv.gz`` written block by block the same bytes.
+the table in memory was.
 """
 
 from __future__ import annotations
-
-import gzip
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from plscope import _csv
-from plscope._csv import write_csv, write_csv_blocks
 from plscope.results import (
     Extraction,
     RunResult,
@@ -58,21 +54,6 @@ def test_stored_table_reads_the_frame_it_was(stored):
     assert file.columns == list(table.columns)
     some = file.read(["x_px", "frame"])  # in the order asked
     pd.testing.assert_frame_equal(some, table[["x_px", "frame"]])
-
-
-def test_blocks_make_the_whole_table(stored):
-    table, file = stored
-    blocks = list(file.blocks(400))  # 2100 rows: 5 full blocks and one of 100
-    assert [len(b) for b in blocks] == [400] * 5 + [100]
-    pd.testing.assert_frame_equal(pd.concat(blocks, ignore_index=True), table)
-
-
-def test_an_empty_stored_table_gives_one_empty_block(tmp_path):
-    table = _traces().iloc[:0]
-    write_parquet(table, tmp_path / "t.parquet")
-    (block,) = StoredTable(tmp_path / "t.parquet").blocks(100)
-    assert list(block.columns) == list(table.columns) and len(block) == 0
-    assert list(block.dtypes) == list(table.dtypes)
 
 
 def test_table_columns_of_memory_and_of_file_agree(stored):
@@ -133,39 +114,3 @@ def test_saving_an_extraction_with_stored_traces_copies_the_file(stored, tmp_pat
     ex.save(tmp_path / "again")
     assert (tmp_path / "again" / "traces.parquet").read_bytes() == file.path.read_bytes()
     pd.testing.assert_frame_equal(Extraction.load(tmp_path / "out").traces, table)
-
-
-@pytest.mark.parametrize("gzip_level", [None, 1])
-def test_csv_written_block_by_block_has_the_bytes_of_the_whole(tmp_path, monkeypatch, gzip_level):
-    table = _traces(n_frames=2000, n_particles=9)
-    monkeypatch.setattr(_csv, "CHUNK_ROWS", 1000)  # several chunks per block, cut elsewhere
-    name = "t.csv" + (".gz" if gzip_level else "")
-    (tmp_path / "whole").mkdir()
-    write_csv(table, tmp_path / "whole" / name, gzip_level=gzip_level)
-    cuts = [0, 1, 1777, 5000, 12345, len(table)]
-    blocks = [table.iloc[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
-    (tmp_path / "blocks").mkdir()
-    write_csv_blocks(blocks, tmp_path / "blocks" / name, gzip_level=gzip_level)
-    whole, parts = (tmp_path / "whole" / name).read_bytes(), (tmp_path / "blocks" / name).read_bytes()
-    assert parts == whole
-    text = gzip.decompress(parts) if gzip_level else parts
-    assert text.decode() == table.to_csv(index=False)
-
-
-def test_csv_blocks_of_a_stored_table_and_of_an_empty_one(stored, tmp_path):
-    table, file = stored
-    write_csv(table, tmp_path / "a.csv.gz", gzip_level=1)
-    write_csv_blocks(file.blocks(500), tmp_path / "b.csv.gz", gzip_level=1)
-    # gzip names the file in its header: compare the members' text and the rest of the stream
-    assert gzip.decompress((tmp_path / "b.csv.gz").read_bytes()) == gzip.decompress(
-        (tmp_path / "a.csv.gz").read_bytes()
-    )
-    empty = table.iloc[:0]
-    write_csv_blocks([empty], tmp_path / "e.csv")
-    assert (tmp_path / "e.csv").read_text() == empty.to_csv(index=False)
-
-
-def test_csv_blocks_must_share_the_columns(tmp_path):
-    table = _traces()
-    with pytest.raises(ValueError, match="columns and dtypes"):
-        write_csv_blocks([table, table[["frame", "intensity"]]], tmp_path / "x.csv")

@@ -35,7 +35,7 @@ import csv
 import gzip
 import io
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from isal import igzip, isal_zlib
 
-__all__ = ["csv_text", "write_csv", "write_csv_blocks"]
+__all__ = ["csv_text", "write_csv"]
 
 #: rows formatted (and handed to the compressing thread) at a time
 CHUNK_ROWS = 50_000
@@ -190,53 +190,6 @@ def write_csv(table: pd.DataFrame, path: str | os.PathLike, *, gzip_level: int |
         )
         table.to_csv(path, index=False, compression=compression)
         return
-    _write_chunks(chunks, path, gzip_level)
-
-
-def write_csv_blocks(
-    blocks: Iterable[pd.DataFrame], path: str | os.PathLike, *, gzip_level: int | None = None
-) -> None:
-    """:func:`write_csv` of the table made of ``blocks`` (its rows in order), one block in memory at a time.
-
-    The same bytes as ``write_csv(pd.concat(blocks, ignore_index=True), ...)``:
-    the text of a row does not depend on the block it is in, and gzip's
-    stream not on how its input is cut. For a table stored on disk
-    (``traces.csv.gz`` from ``traces.parquet``: 115 MB in memory at 8000
-    frames x 200 particles when read whole).
-
-    Parameters
-    ----------
-    blocks : iterable of pandas.DataFrame
-        At least one (possibly empty); every block with the columns and
-        dtypes of the first. Blocks of a table :func:`write_csv` would hand
-        to pandas (text-free check failed) are joined and written whole.
-    path, gzip_level :
-        As for :func:`write_csv`.
-    """
-    blocks = iter(blocks)
-    first = next(blocks)
-    if _chunks(first) is None:  # pandas writes it: the whole table at once
-        write_csv(pd.concat([first, *blocks], ignore_index=True), path, gzip_level=gzip_level)
-        return
-    names, dtypes = list(first.columns), list(first.dtypes)
-
-    def chunks() -> Iterator[bytes]:
-        head = _chunks(first)
-        assert head is not None
-        yield from head  # the header, then the first block's rows
-        for block in blocks:
-            if list(block.columns) != names or list(block.dtypes) != dtypes:
-                raise ValueError("write_csv_blocks: every block needs the columns and dtypes of the first")
-            rows = _chunks(block)
-            assert rows is not None
-            next(rows)  # its header
-            yield from rows
-
-    _write_chunks(chunks(), path, gzip_level)
-
-
-def _write_chunks(chunks: Iterator[bytes], path: str | os.PathLike, gzip_level: int | None) -> None:
-    """Write the CSV bytes ``chunks`` (plain, or gzip at ``gzip_level`` with no time stamp)."""
     if gzip_level is None:
         with open(path, "wb") as fh:
             for data in chunks:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -84,14 +84,14 @@ def write_parquet(table: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 class StoredTable:
-    """A table plscope wrote to a Parquet file, read back (whole, some columns, or in blocks) when asked.
+    """A table plscope wrote to a Parquet file, read back (whole, or some columns) when asked.
 
     ``plscope run`` keeps the per-frame traces in memory only until it has
     stored them (``traces.parquet``, before the kinetics): then
     :attr:`RunResult.traces` and :attr:`Extraction.traces` hold one of these,
     and each step reads the columns it needs (the kinetics three, the
-    centroid shift four, the report three; ``traces.csv.gz`` is written block
-    by block). At 8000 frames x 200 particles the whole table is 115 MB;
+    centroid shift four, the report three; ``traces.csv.gz`` is written with
+    ``traces.parquet``). At 8000 frames x 200 particles the whole table is 115 MB;
     reading it when the attribute is first used gives the same frame
     (:func:`pandas.read_parquet` of the file).
 
@@ -126,17 +126,6 @@ class StoredTable:
         del table
         pa.default_memory_pool().release_unused()  # what Arrow's pool freed is not kept (mimalloc)
         return out
-
-    def blocks(self, rows: int) -> Iterator[pd.DataFrame]:
-        """The table in consecutive blocks of at most ``rows`` rows (one empty block for no rows)."""
-        import pyarrow.parquet as pq
-
-        with pq.ParquetFile(self.path) as file:
-            if file.metadata.num_rows == 0:
-                yield file.schema_arrow.empty_table().to_pandas()
-                return
-            for batch in file.iter_batches(batch_size=rows):
-                yield batch.to_pandas()
 
     def moved_to(self, folder: str | os.PathLike) -> StoredTable:
         """The same file name in ``folder`` (where a staged output folder's files end up)."""

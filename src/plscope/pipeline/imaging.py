@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._csv import CHUNK_ROWS, write_csv, write_csv_blocks
+from .._csv import write_csv
 from .._json import jsonable
 from ..columns import KINETICS_SPEC_COLUMNS
 from ..config.experiment import field_warning
@@ -620,9 +620,7 @@ def _write_tables(result: RunResult, folder: Path) -> None:
     # gzip header without a time stamp: the same input gives the same bytes
     # gzip level 1: 6x faster than the default 9 for ~12 % more bytes; the same CSV inside
     traces = stored_traces(result)
-    if isinstance(traces, StoredTable):  # block by block from traces.parquet: the same bytes
-        write_csv_blocks(traces.blocks(CHUNK_ROWS), folder / "traces.csv.gz", gzip_level=1)
-    else:
+    if not isinstance(traces, StoredTable):  # stored: written with traces.parquet (run_imaging)
         write_csv(traces, folder / "traces.csv.gz", gzip_level=1)
     write_csv(result.cycles, folder / "cycles.csv")
     if result.centroid_shift is not None:
@@ -686,13 +684,7 @@ def run_imaging(
         BackgroundRecords(input_files(cfg)) as records,  # input checksums, overlapping the analysis
     ):
         ex = extract_imaging(cfg, settings, progress=progress)
-        # stored first (the same files), then the traces are read back column by column where needed:
-        # the whole table (115 MB at 8000 frames x 200 particles) is not held through the kinetics,
-        # the report and the CSV; Arrow's buffers of writing it are given back before the kinetics
-        ex.save(tmp)
-        ex.traces = StoredTable(tmp / "traces.parquet")
-        release_free_memory()
-        result = analyze_extraction(ex, settings)
+        result = _analyze_stored(ex, settings, tmp)
         result.config = cfg
         if cfg.spectra is not None:
             _add_spectra(result, cfg, tmp, progress=progress)
@@ -707,6 +699,25 @@ def run_imaging(
         )
         _write_results(result, tmp, prov)
     _moved_traces(result, ex, Path(out_dir))
+    return result
+
+
+def _analyze_stored(ex: Extraction, settings: AnalysisSettings, folder: Path) -> RunResult:
+    """:func:`analyze_extraction` of ``ex`` after storing it in ``folder``, without holding its traces.
+
+    The extraction and ``traces.csv.gz`` are written first (the same files), the CSV in a thread
+    while the kinetics start; then the traces are read back, column by column, where a step
+    needs them (:class:`~plscope.results.StoredTable`): the whole table (115 MB at 8000 frames x
+    200 particles) is not held through the kinetics and the report. Arrow's buffers of writing
+    ``traces.parquet`` are given back before the kinetics rather than kept on top of them.
+    """
+    ex.save(folder)
+    with ThreadPoolExecutor(1, thread_name_prefix="plscope-traces-csv") as pool:
+        written = pool.submit(write_csv, ex.traces, folder / "traces.csv.gz", gzip_level=1)
+        ex.traces = StoredTable(folder / "traces.parquet")  # the thread holds the table until written
+        release_free_memory()
+        result = analyze_extraction(ex, settings)
+        written.result()
     return result
 
 
