@@ -39,7 +39,7 @@ def test_csr_apply_equals_the_scipy_product_in_float32():
     matrix.data -= 0.5  # signed weights, as for background-subtracted sums
     rows = np.array([0, 3, 4, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20])  # > one SIMD group
     expected = np.take(flat[rows], pixels, axis=1).astype(np.float32) @ matrix
-    got = csr_apply(flat, rows, matrix, pixels)
+    got, _ = csr_apply(flat, rows, matrix, pixels)
     assert got.dtype == np.float32
     assert np.array_equal(got, expected)
 
@@ -66,3 +66,18 @@ def test_trace_weights_apply_and_peaks_equal_the_numpy_expressions(dtype):
     peaks[:, w.valid] = np.maximum.reduceat(ap, w.aperture_starts, axis=1)
     assert np.array_equal(w.peaks(frames, rows), peaks, equal_nan=True)
     assert np.array_equal(w.peaks(frames)[rows], peaks, equal_nan=True)
+    both = w.apply_and_peaks(frames, rows)  # one loop over the frames for both
+    assert np.array_equal(both[0], vals, equal_nan=True) and np.array_equal(both[1], peaks, equal_nan=True)
+
+
+def test_row_nanmedian_equals_numpy_nanmedian():
+    from plscope.tracking.traces import _nanmedian_rows
+
+    rng = np.random.default_rng(3)
+    for _ in range(100):  # small (numpy: masked arrays) and large (numpy: row by row) inputs
+        a = rng.normal(size=(int(rng.integers(1, 40)), int(rng.integers(1, 300))))
+        a[rng.random(a.shape) < rng.random()] = np.nan
+        a[0] = np.nan
+        with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):  # the all-NaN row
+            expected = np.nanmedian(a, axis=1)
+        assert np.array_equal(_nanmedian_rows(a), expected, equal_nan=True)

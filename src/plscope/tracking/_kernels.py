@@ -88,11 +88,17 @@ def _csr_apply(
     data: np.ndarray,
     n_cols: int,
     group: int,
-) -> np.ndarray:  # pragma: no cover - compiled
+    peak_col: np.ndarray,
+    n_peaks: int,
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     # ``group`` frames at a time, each weight applied to all of them (a vector loop: the group is a
     # run-time value and the indices unsigned, so LLVM vectorizes the loop rather than unrolling it)
     m = rows.size
     out = np.zeros((m, n_cols), np.float32)
+    peaks = np.full((m, n_peaks), np.nan)
+    for j in range(peak_col.size):
+        if peak_col[j] >= 0:
+            peaks[:, peak_col[j]] = -np.inf
     ug = np.uint64(group)
     acc = np.zeros(n_cols * group, np.float32)
     x = np.zeros(group, np.float32)
@@ -102,8 +108,14 @@ def _csr_apply(
         x[:] = 0.0
         for j in range(pixels.size):
             p = pixels[j]
+            c = peak_col[j] if peak_col.size else -1
             for k in range(g):
-                x[k] = np.float32(flat[rows[g0 + k], p])
+                v = flat[rows[g0 + k], p]
+                x[k] = np.float32(v)
+                if c >= 0:  # an aperture pixel: the brightest so far (NaN propagates, as in np.maximum)
+                    fv = np.float64(v)
+                    if fv > peaks[g0 + k, c] or fv != fv:
+                        peaks[g0 + k, c] = fv
             for nz in range(indptr[j], indptr[j + 1]):
                 o = np.uint64(indices[nz]) * ug
                 a = data[nz]
@@ -112,11 +124,18 @@ def _csr_apply(
         for k in range(g):
             for i in range(n_cols):
                 out[g0 + k, i] = acc[i * group + k]
-    return out
+    return out, peaks
 
 
-def csr_apply(flat: np.ndarray, rows: np.ndarray, matrix, pixels: np.ndarray) -> np.ndarray:
-    """``flat[rows][:, pixels].astype(float32) @ matrix`` (float32, shape (len(rows), n_cols)).
+def csr_apply(
+    flat: np.ndarray,
+    rows: np.ndarray,
+    matrix,
+    pixels: np.ndarray,
+    peak_col: np.ndarray | None = None,
+    n_peaks: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``flat[rows][:, pixels].astype(float32) @ matrix`` (float32, shape (len(rows), n_cols)), and peaks.
 
     Parameters
     ----------
@@ -127,6 +146,16 @@ def csr_apply(flat: np.ndarray, rows: np.ndarray, matrix, pixels: np.ndarray) ->
     matrix : scipy.sparse.csr_array of float32, shape (len(pixels), n_cols)
     pixels : ndarray of int64
         Flat index of each matrix row's pixel.
+    peak_col : ndarray of int64, shape (len(pixels),), optional
+        The peak column each pixel counts for (-1: none).
+    n_peaks : int
+        Number of peak columns.
+
+    Returns
+    -------
+    values : ndarray of float32, shape (len(rows), n_cols)
+    peaks : ndarray of float64, shape (len(rows), n_peaks)
+        Largest value of each column's pixels per frame (NaN for a column without pixels).
     """
     return _csr_apply(
         flat,
@@ -137,6 +166,8 @@ def csr_apply(flat: np.ndarray, rows: np.ndarray, matrix, pixels: np.ndarray) ->
         matrix.data.astype(np.float32, copy=False),
         int(matrix.shape[1]),
         _FRAME_GROUP,
+        np.zeros(0, np.int64) if peak_col is None else np.asarray(peak_col, np.int64),
+        int(n_peaks),
     )
 
 
