@@ -10,7 +10,6 @@ from plscope.kinetics.trace_fit import (
     ShapeHyper,
     _covariance,
     _covariance_from_blocks,
-    _data_block,
     _prior_rows,
     _residuals,
     _start,
@@ -56,6 +55,12 @@ def test_trace_jacobian_matches_central_differences():
         assert jac.shape == (g.t.size, x.size)
         scale = np.max(np.abs(num), axis=0)
         assert np.all(np.max(np.abs(jac - num), axis=0) <= 1e-6 * scale)
+
+
+def _data_block(theta, geoms, keeps, sig, offs, i: int) -> np.ndarray:
+    """Particle ``i``'s data rows of the joint Jacobian, over its own parameters (dense)."""
+    rows = np.flatnonzero(keeps[i]).astype(np.int64)
+    return _residuals(theta[offs[i] : offs[i + 1]], geoms[i], rows, 1.0 / sig[i], True)[:, :-1]
 
 
 def _joint_jacobian(theta, geoms, keeps, sig, offs, sdv) -> np.ndarray:
@@ -113,6 +118,19 @@ def test_block_wise_covariance_equals_the_dense_one():
         scale = np.sqrt(np.abs(np.outer(np.diag(block), np.diag(block))))
         assert np.max(np.abs(cov - block)[finite] / scale[finite]) < 1e-10
     assert not np.isfinite(new[0][5, 5]) and np.isfinite(new[0][0, 0]) and np.isfinite(new[1]).all()
+    # the joint fit hands over each particle's last fit's data rows: the reduced problem's R (and a zero row)
+    from plscope.kinetics.trace_fit import _TraceProblem
+
+    reduced = blocks[:1] + [
+        _TraceProblem(geoms[i], keeps[i], sig[i], ShapeHyper()).jac(theta[offs[i] : offs[i + 1]])[:-3]
+        for i in (1, 2)
+    ]
+    assert reduced[1].shape == (sizes[1] + 1, sizes[1])
+    for cov, want in zip(_covariance_from_blocks(reduced, _prior_rows(offs, sdv), sizes), new, strict=True):
+        finite = np.isfinite(want)
+        np.testing.assert_array_equal(np.isfinite(cov), finite)
+        scale = np.sqrt(np.abs(np.outer(np.diag(want), np.diag(want))))
+        assert np.max(np.abs(cov - want)[finite] / scale[finite]) < 1e-10
 
 
 def test_reduced_problem_has_the_cost_gradient_and_curvature_of_the_whole_one():

@@ -798,7 +798,8 @@ def _covariance_from_blocks(blocks: Iterable[np.ndarray], prior: np.ndarray, siz
 
     The joint Jacobian ``J`` is block-arrow: one block of data rows per
     particle (touching only its parameters; reduced here to the triangular
-    factor of its QR decomposition, ``R.T R`` the block's ``J.T J``), then
+    factor of its QR decomposition, ``R.T R`` the block's ``J.T J``: a block
+    may be such a factor already), then
     the prior rows ``prior`` (3 per particle: its shape parameter and the
     population mean ``mu``, the last three columns). The diagonal blocks of
     ``(J.T J)^-1`` follow from each particle's own pseudo-inverse and the
@@ -916,10 +917,10 @@ def fit_population_traces(
         [r[1] for r in inner] + [(theta[offs[i] + 1 : offs[i] + 4] - mu) / sdv for i in range(len(geoms))]
     )
     success = [bool(r[2]) and converged for r in inner]
-    # the covariance from one particle's block of the Jacobian at a time: the whole (sparse) matrix was
-    # 40 % of the peak memory of an 8000-frame run (benchmarks/README.md, issue 16)
-    blocks = (_data_block(theta, geoms, keeps, sig, offs, i) for i in range(len(geoms)))
-    covs = _covariance_from_blocks(blocks, _prior_rows(offs, sdv), sizes)
+    # the covariance from one particle's block of the Jacobian at a time (the whole sparse matrix was 40 %
+    # of the peak memory of an 8000-frame run, benchmarks/README.md, issue 16): each block is the data
+    # rows of its last fit's Jacobian, at its parameters in theta (the reduced problem's R: R.T R = J.T J)
+    covs = _covariance_from_blocks((r[4] for r in inner), _prior_rows(offs, sdv), sizes)
     fits = _joint_particle_fits(theta, fun, covs, success, geoms, keeps, offs, sizes, bnds)
     hyper = ShapeHyper(
         prior={n: (float(mu[k]), float(sdv[k])) for k, n in enumerate(_SHAPE_NAMES)}, n_particles=len(geoms)
@@ -929,13 +930,15 @@ def fit_population_traces(
 
 def _fit_given_mu(task, mu: np.ndarray, sdv: np.ndarray):
     """One particle's fit with the prior ``N(mu, sd^2)`` on its shape: parameters, data residuals,
-    success and ``d shape / d mu`` (3 x 3, Gauss-Newton, parameters at a bound held)."""
+    success, ``d shape / d mu`` (3 x 3, Gauss-Newton, parameters at a bound held) and the data rows of
+    the Jacobian at the parameters (the reduced problem's triangular factor and a zero row, or the
+    frames' rows; the prior rows left out)."""
     g, keep, sigma, x0, bounds = task
     hyper = ShapeHyper(prior={n: (float(mu[k]), float(sdv[k])) for k, n in enumerate(_SHAPE_NAMES)})
     problem = _TraceProblem(g, keep, sigma, hyper)
     res = _solve(problem, x0, bounds)
     sens = _shape_sensitivity(res.jac, res.x, bounds, sdv)
-    return res.x, problem.data_residuals(res.x), bool(res.success), sens
+    return res.x, problem.data_residuals(res.x), bool(res.success), sens, np.asarray(res.jac)[:-3]
 
 
 def _shape_sensitivity(jac, x: np.ndarray, bounds, sdv: np.ndarray) -> np.ndarray:
@@ -996,12 +999,6 @@ def _fit_round(geoms, keeps, sig, bnds, xs, mu, mu_bounds, *, sdv, mapper):
     shapes = np.array([r[0][1:4] for r in inner])
     cost = 0.5 * sum(float(r[1] @ r[1]) for r in inner) + 0.5 * float(np.sum(((shapes - mu) / sdv) ** 2))
     return inner, cost, np.clip(shapes.mean(axis=0), *mu_bounds) - mu
-
-
-def _data_block(theta, geoms, keeps, sig, offs, i: int) -> np.ndarray:
-    """Particle ``i``'s data rows of the joint Jacobian, over its own parameters (dense)."""
-    rows = np.flatnonzero(keeps[i]).astype(np.int64)
-    return _residuals(theta[offs[i] : offs[i + 1]], geoms[i], rows, 1.0 / sig[i], True)[:, :-1]
 
 
 def _prior_rows(offs, sdv: np.ndarray) -> np.ndarray:
