@@ -583,6 +583,7 @@ def analyze_population(
     first_pass = functools.partial(_first_pass, cycles=cycles, exposure_s=exposure_s, settings=s)
     items = [(pid, t, y, sizes.get(pid), size_errs.get(pid)) for pid, t, y in inputs]
     first = dict(zip([i[0] for i in inputs], map_particles(mapper, first_pass, items), strict=True))
+    del inputs, items  # each particle's trace: its result keeps what it needs
     priors: dict[str, ShapePrior] = {}
     flags: list[str] = []
     if s.shape_pooling and s.model != "mono" and first:
@@ -596,6 +597,7 @@ def analyze_population(
     if priors:
         refits = map_particles(mapper, functools.partial(refit_particle, shape_priors=priors), first.values())
         results = dict(zip(first, refits, strict=True))
+        del first  # replaced: not held beside the refits through the whole-trace fits
     trace_shape = None
     if s.fit_method == "trace" and s.model != "mono" and s.correct_bleaching and results:
         results, trace_shape = refine_population(results, informative, mapper=mapper)

@@ -712,13 +712,23 @@ def _analyze_stored(ex: Extraction, settings: AnalysisSettings, folder: Path) ->
     ``traces.parquet`` are given back before the kinetics rather than kept on top of them.
     """
     ex.save(folder)
+    table = [ex.traces]  # handed to the thread, which drops it once written
+    ex.traces = StoredTable(folder / "traces.parquet")
     with ThreadPoolExecutor(1, thread_name_prefix="plscope-traces-csv") as pool:
-        written = pool.submit(write_csv, ex.traces, folder / "traces.csv.gz", gzip_level=1)
-        ex.traces = StoredTable(folder / "traces.parquet")  # the thread holds the table until written
+        written = pool.submit(_write_traces_csv, table, folder / "traces.csv.gz")
         release_free_memory()
         result = analyze_extraction(ex, settings)
         written.result()
     return result
+
+
+def _write_traces_csv(holder: list[pd.DataFrame], path: Path) -> None:
+    """``traces.csv.gz`` of the table taken out of ``holder``; then it and the buffers of writing it
+    (this thread's heaps) are given back to the system, not kept through the kinetics."""
+    table = holder.pop()
+    write_csv(table, path, gzip_level=1)
+    del table
+    release_free_memory(collect=False)
 
 
 def _moved_traces(result: RunResult, ex: Extraction, out_dir: Path) -> None:
