@@ -42,6 +42,7 @@ def _files(tmp_path, name: str) -> tuple[dict[str, bytes], list[np.ndarray]]:
     fig = figures.tau_vs_field(_kinetics(), particle_id=2)
     save_figure_files({"fig-tau-field": (fig, _png_bytes(fig))}, tmp_path / name)
     files = {p.name: p.read_bytes() for p in sorted((tmp_path / name).iterdir())}
+    assert all(ax.get_in_layout() for ax in fig.axes)  # rounding the positions leaves them in the layout
     return files, [ax.get_position(original=True).extents for ax in fig.axes]
 
 

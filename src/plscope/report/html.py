@@ -72,8 +72,9 @@ class _SteadyLayout(ConstrainedLayoutEngine):
         info = super().execute(fig)
         for ax in fig.axes:
             extents = np.round(ax.get_position(original=True).extents, POSITION_DECIMALS)
+            in_layout = ax.get_in_layout()
             ax.set_position(Bbox.from_extents(*extents), which="both")
-            ax.set_in_layout(True)  # set_position takes an axes out of the layout; it stays in (as before)
+            ax.set_in_layout(in_layout)  # set_position takes an axes out of the layout: as it was
         return info
 
 
