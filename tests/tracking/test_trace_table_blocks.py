@@ -55,3 +55,21 @@ def test_trace_table_is_the_column_by_column_frame(shape, centroids, peaks, drif
     assert sorted(str(b.dtype) for b in ours._mgr.blocks) == ["float64", "int64"]
     floats = next(b.values for b in ours._mgr.blocks if b.dtype == np.float64)
     assert all(np.shares_memory(ours[c].to_numpy(), floats) for c in ours.columns[2:] if len(ours))
+
+
+def test_chunks_of_frames_give_the_table_of_the_whole_array():
+    n = 4
+    kernel = types.SimpleNamespace(col_cx=2 * n, col_peak=4 * n, col_drift=5 * n)
+    weights = types.SimpleNamespace(
+        particle_id=np.arange(n, dtype=np.int64),
+        n_aperture_px=np.full(n, 12),
+        n_annulus_px=np.full(n, 30),
+        radius_px=np.full(n, 2.5),
+        annulus_masked_fraction=np.zeros(n),
+    )
+    values = np.random.default_rng(1).normal(size=(23, 5 * n + 2))
+    chunks = [values[:8], values[8:8], values[8:21], values[21:]]
+    flags = dict(centroids=True, peaks=True, drift=True)
+    pd.testing.assert_frame_equal(
+        _trace_table(chunks, kernel, weights, **flags), _trace_table(values, kernel, weights, **flags)
+    )
