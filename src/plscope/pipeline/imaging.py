@@ -705,30 +705,20 @@ def run_imaging(
 def _analyze_stored(ex: Extraction, settings: AnalysisSettings, folder: Path) -> RunResult:
     """:func:`analyze_extraction` of ``ex`` after storing it in ``folder``, without holding its traces.
 
-    The extraction and ``traces.csv.gz`` are written first (the same files), the CSV in a thread
-    while the kinetics start; then the traces are read back, column by column, where a step
-    needs them (:class:`~plscope.results.StoredTable`): the whole table (115 MB at 8000 frames x
-    200 particles) is not held through the kinetics and the report. Arrow's buffers of writing
-    ``traces.parquet`` are given back before the kinetics rather than kept on top of them.
+    The extraction and ``traces.csv.gz`` are written first (the same files; the CSV in a thread
+    while the Parquet files are written), then the traces are read back, column by column, where
+    a step needs them (:class:`~plscope.results.StoredTable`): the whole table (115 MB at 8000
+    frames x 200 particles) is not held through the kinetics and the report. Writing the CSV
+    beside the kinetics instead kept the table (and the CSV's buffers) on top of their first pass:
+    the run's peak at 8000 frames.
     """
-    ex.save(folder)
-    table = [ex.traces]  # handed to the thread, which drops it once written
-    ex.traces = StoredTable(folder / "traces.parquet")
     with ThreadPoolExecutor(1, thread_name_prefix="plscope-traces-csv") as pool:
-        written = pool.submit(_write_traces_csv, table, folder / "traces.csv.gz")
-        release_free_memory()
-        result = analyze_extraction(ex, settings)
+        written = pool.submit(write_csv, ex.traces, folder / "traces.csv.gz", gzip_level=1)
+        ex.save(folder)
         written.result()
-    return result
-
-
-def _write_traces_csv(holder: list[pd.DataFrame], path: Path) -> None:
-    """``traces.csv.gz`` of the table taken out of ``holder``; then it and the buffers of writing it
-    (this thread's heaps) are given back to the system, not kept through the kinetics."""
-    table = holder.pop()
-    write_csv(table, path, gzip_level=1)
-    del table
-    release_free_memory(collect=False)
+    ex.traces = StoredTable(folder / "traces.parquet")
+    release_free_memory()  # the table, and the buffers of writing it (Arrow's pool, the thread's heap)
+    return analyze_extraction(ex, settings)
 
 
 def _moved_traces(result: RunResult, ex: Extraction, out_dir: Path) -> None:
