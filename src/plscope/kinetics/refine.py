@@ -181,9 +181,8 @@ def _apply(pk: ParticleKinetics, tf: TraceFit, frame_s: float) -> pd.DataFrame:
     assert ctx is not None  # kinetics from analyze_particle carry their context
     s = ctx.settings
     per = tf.per_level.set_index("level")
-    table = pk.table.copy()
-    for i in table.index:
-        row = table.loc[i].to_dict()
+    rows = pk.table.to_dict("records")
+    for row in rows:
         flags = [f for f in str(row["flags"] or "").split(";") if f]
         if row["level"] not in per.index or set(flags) & _CURVE_VERDICTS:
             continue  # too few (usable) cycles: the verdict of the cycle analysis stands
@@ -209,9 +208,24 @@ def _apply(pk: ParticleKinetics, tf: TraceFit, frame_s: float) -> pd.DataFrame:
         _mobility(row, ctx)
         row["flags"] = _join(";".join(flags), "trace_fit", *(["blinks_masked"] if tf.n_masked else []))
         row["exclusion_reason"] = exclusion_reason(row, min_cycles=s.min_cycles)
+    return _table_like(pk.table, rows)
+
+
+def _table_like(table: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
+    """``table`` with its rows replaced by ``rows`` (same index, columns and dtypes).
+
+    One frame built from the records (a per-cell ``table.at`` write-back of ~44 columns x 600 rows cost
+    ~2.7 s of the main process); where a column's inferred dtype is not the table's, the cells are
+    written into a copy of ``table`` as before, so the dtypes are exactly those of writing them there.
+    """
+    new = pd.DataFrame.from_records(rows, index=table.index, columns=table.columns)
+    if new.dtypes.equals(table.dtypes):
+        return new
+    out = table.copy()
+    for i, row in zip(table.index, rows, strict=True):
         for k, v in row.items():
-            table.at[i, k] = v
-    return table
+            out.at[i, k] = v
+    return out
 
 
 def _mobility(row: dict, ctx) -> None:

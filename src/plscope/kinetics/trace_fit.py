@@ -377,7 +377,8 @@ def _residuals(
     """
     out = np.empty((rows.size, x.size + 1))
     x = np.ascontiguousarray(x, float)
-    _row_kernel(x, *(args or _kernel_args(g)), rows, float(w), with_jac, out, _NO_GRAM, 0.0)
+    kernel_args = (x, *(args or _kernel_args(g)), rows, float(w), with_jac, out, _NO_GRAM, 0.0)
+    _row_kernel(*kernel_args)
     return out
 
 
@@ -394,7 +395,8 @@ def _gram(
     ``rho_0`` over the frames (:func:`_row_kernel`)."""
     gram, scratch = np.zeros((x.size + 1, x.size + 1)), np.empty((_GRAM_BLOCK, x.size + 1))
     x = np.ascontiguousarray(x, float)
-    rho_sum = _row_kernel(x, *(args or _kernel_args(g)), rows, float(w), True, scratch, gram, float(f_scale))
+    kernel_args = (x, *(args or _kernel_args(g)), rows, float(w), True, scratch, gram, float(f_scale))
+    rho_sum = _row_kernel(*kernel_args)
     return gram, float(rho_sum)
 
 
