@@ -186,24 +186,30 @@ def test_cycle_to_cycle_jitter_inflates_the_shift_error():
     assert np.all(np.abs(fit.shift_nm - want) <= 1.96 * fit.shift_err_nm)
 
 
-def test_intensity_with_other_kinetics_is_not_trusted():
-    # the PL quench follows a fast response while the peak follows a slow biexponential: the joint fit
-    # would extrapolate the shift with the wrong shape; the peak alone disagrees with it and is reported
+def _mismatched_fit(seed: int, noise_nm: float):
+    """The settled fit of a peak following a slow biexponential while the PL quench (the intensity)
+    follows a fast response, at ``noise_nm`` of peak noise; and the true settled shifts."""
     seg = _segments(FIELDS_3X3)
     t, s = _shift_trace(seg, slope=-0.007, tau_pol_130=3.5, tau_rec=5.0, frac=0.7, ratio=14.0, t_end=372.0)
     _, fast = _shift_trace(seg, slope=-0.007, tau_pol_130=0.8, tau_rec=1.0, frac=0.6, ratio=2.7, t_end=372.0)
-    rng = np.random.default_rng(13)
-    table, cycles = _frames(seg, t, s, rng, noise_nm=0.03)
+    rng = np.random.default_rng(seed)
+    table, cycles = _frames(seg, t, s, rng, noise_nm=noise_nm)
     inten = _quench_intensity(
         t, fast, table, slope=-0.007, depth_130=0.45, photons=30000.0, noise_rel=0.005, rng=rng
     )
     fit = fit_settled_trace(
         table["frame_start_s"], table["peak_nm"], cycles, exposure_s=EXPOSURE, frame_s=0.2, intensity=inten
     )
+    return fit, -0.007 * np.array([90.0, 110.0, 130.0])
+
+
+def test_intensity_with_other_kinetics_is_not_trusted():
+    # the PL quench follows a fast response while the peak follows a slow biexponential: the joint fit
+    # would extrapolate the shift with the wrong shape; the peak alone disagrees with it and is reported
+    fit, want = _mismatched_fit(13, noise_nm=0.03)
     assert fit is not None and fit.fit_ok and not fit.intensity_consistent and not fit.joint_intensity
     # the peak alone is as good as its own noise allows (its errors cover the truth); the joint fit's
     # shape would have put the settled shift ~ 20 % short
-    want = -0.007 * np.array([90.0, 110.0, 130.0])
     assert np.all(np.abs(fit.shift_nm - want) <= 1.96 * fit.shift_err_nm)
     np.testing.assert_allclose(fit.shift_nm, want, rtol=0.1)
     assert fit.rms_nm == pytest.approx(0.03, rel=0.2)
@@ -213,19 +219,8 @@ def test_intensity_with_other_kinetics_is_caught_under_a_noisy_peak():
     # as above with a five times noisier peak (0.15 nm): the joint fit's peak residuals no longer look
     # structured within half cycles (block factor < 2), but the peak's own times and shape still lower its
     # chi-square far beyond chance; the joint fit would report the shift ~ 20 % short with errors of 1 %
-    seg = _segments(FIELDS_3X3)
-    t, s = _shift_trace(seg, slope=-0.007, tau_pol_130=3.5, tau_rec=5.0, frac=0.7, ratio=14.0, t_end=372.0)
-    _, fast = _shift_trace(seg, slope=-0.007, tau_pol_130=0.8, tau_rec=1.0, frac=0.6, ratio=2.7, t_end=372.0)
-    rng = np.random.default_rng(14)
-    table, cycles = _frames(seg, t, s, rng, noise_nm=0.15)
-    inten = _quench_intensity(
-        t, fast, table, slope=-0.007, depth_130=0.45, photons=30000.0, noise_rel=0.005, rng=rng
-    )
-    fit = fit_settled_trace(
-        table["frame_start_s"], table["peak_nm"], cycles, exposure_s=EXPOSURE, frame_s=0.2, intensity=inten
-    )
+    fit, want = _mismatched_fit(14, noise_nm=0.15)
     assert fit is not None and fit.fit_ok and not fit.intensity_consistent
-    want = -0.007 * np.array([90.0, 110.0, 130.0])
     assert np.all(np.abs(fit.shift_nm - want) <= 3 * fit.shift_err_nm)
 
 
