@@ -186,21 +186,22 @@ def test_cycle_to_cycle_jitter_inflates_the_shift_error():
     assert np.all(np.abs(fit.shift_nm - want) <= 1.96 * fit.shift_err_nm)
 
 
+def _settled_fit(table, cycles, intensity=None):
+    """The settled fit of a frame table at 0.2 s frames (the intensity: the PL quench, if given)."""
+    return fit_settled_trace(
+        table["frame_start_s"],
+        table["peak_nm"],
+        cycles,
+        exposure_s=EXPOSURE,
+        frame_s=0.2,
+        intensity=intensity,
+    )
+
+
 def _mismatched_fit(seed: int, noise_nm: float):
-    """The settled fit of a peak following a slow biexponential while the PL quench (the intensity)
-    follows a fast response, at ``noise_nm`` of peak noise; and the true settled shifts."""
-    seg = _segments(FIELDS_3X3)
-    t, s = _shift_trace(seg, slope=-0.007, tau_pol_130=3.5, tau_rec=5.0, frac=0.7, ratio=14.0, t_end=372.0)
-    _, fast = _shift_trace(seg, slope=-0.007, tau_pol_130=0.8, tau_rec=1.0, frac=0.6, ratio=2.7, t_end=372.0)
-    rng = np.random.default_rng(seed)
-    table, cycles = _frames(seg, t, s, rng, noise_nm=noise_nm)
-    inten = _quench_intensity(
-        t, fast, table, slope=-0.007, depth_130=0.45, photons=30000.0, noise_rel=0.005, rng=rng
-    )
-    fit = fit_settled_trace(
-        table["frame_start_s"], table["peak_nm"], cycles, exposure_s=EXPOSURE, frame_s=0.2, intensity=inten
-    )
-    return fit, -0.007 * np.array([90.0, 110.0, 130.0])
+    """The settled fit of :func:`_mismatched` (3 fields, 3 cycles) and the true settled shifts."""
+    table, cycles = _mismatched(seed, noise_nm)
+    return _settled_fit(table, cycles, table["intensity"]), -0.007 * np.array([90.0, 110.0, 130.0])
 
 
 def test_intensity_with_other_kinetics_is_not_trusted():
@@ -256,14 +257,7 @@ def test_peak_alone_errors_cover_the_truth_over_noise_draws():
     z = []
     for seed in range(100, 100 + n):
         table, cycles = _mismatched(seed, 0.03, fields=FIELDS, t_end=170.0)
-        fit = fit_settled_trace(
-            table["frame_start_s"],
-            table["peak_nm"],
-            cycles,
-            exposure_s=EXPOSURE,
-            frame_s=0.2,
-            intensity=table["intensity"],
-        )
+        fit = _settled_fit(table, cycles, table["intensity"])
         assert fit is not None and fit.fit_ok and not fit.intensity_consistent
         z.append((fit.shift_nm - want) / fit.shift_err_nm)
     rms = float(np.sqrt(np.mean(np.square(z))))
@@ -288,14 +282,7 @@ def test_joint_fit_errors_cover_the_truth_over_noise_draws():
         inten = _quench_intensity(
             t, s, table, slope=-0.007, depth_130=0.45, photons=30000.0, noise_rel=0.005, rng=rng
         )
-        fit = fit_settled_trace(
-            table["frame_start_s"],
-            table["peak_nm"],
-            cycles,
-            exposure_s=EXPOSURE,
-            frame_s=0.2,
-            intensity=inten,
-        )
+        fit = _settled_fit(table, cycles, inten)
         assert fit is not None and fit.fit_ok and fit.joint_intensity and fit.intensity_consistent
         z.append((fit.shift_nm - want) / fit.shift_err_nm)
     mean = float(np.mean(z))
