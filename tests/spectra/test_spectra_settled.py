@@ -308,3 +308,21 @@ def test_shifts_resting_on_the_peak_alone_make_the_spectral_qc_warn():
     assert any("rests on the peak alone" in w for w in warnings)
     qc = spectra_qc(keys, has_field=True)
     assert qc["status"] == "warn" and qc["checks"]["shifts_intensity_consistent"] is False
+
+
+def test_a_caught_mismatch_is_never_reported_with_the_joint_values(monkeypatch):
+    # the mismatch is caught (the peak's own shape lowers its chi-square far beyond chance) but the fit of
+    # the peak alone fails: the joint fit's values are known to be wrong, so the result is not fit_ok
+    # (the shift falls back to its window value) and says the intensity was inconsistent
+    import dataclasses
+
+    from plscope.spectra import settled
+
+    real = settled._peak_alone
+
+    def failing(*args, **kwargs):
+        return dataclasses.replace(real(*args, **kwargs), fit_ok=False)
+
+    monkeypatch.setattr(settled, "_peak_alone", failing)
+    fit, _ = _mismatched_fit(14, noise_nm=0.15)
+    assert fit is not None and not fit.fit_ok and not fit.intensity_consistent and not fit.joint_intensity

@@ -514,7 +514,9 @@ def fit_settled_trace(
     if _peak_chi2_drop(theta, near.x, g, t0, exp_s, ch[0]) <= _MISMATCH_CHI2:
         return fit
     alone = _peak_alone(g, t0, exp_s, ch, near, (_start(g, lo, hi), _slow_start(g, lo, hi)), (lo, hi))
-    return dataclasses.replace(alone, intensity_consistent=False) if alone.fit_ok else fit
+    # the joint fit is known to be wrong here: even when the peak alone fails (fit_ok False, so the
+    # shift falls back to its window value), the joint values are not reported as if they were fine
+    return dataclasses.replace(alone, intensity_consistent=False)
 
 
 def _peak_chi2_drop(theta_joint, theta_alone, g, t0, exp_s, peak: _Channel) -> float:
