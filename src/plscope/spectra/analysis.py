@@ -314,19 +314,12 @@ def _flag(v) -> bool | None:
     return bool(v) if isinstance(v, (bool, np.bool_)) else None
 
 
-def _note_peak_alone(on: pd.DataFrame, warnings: list[str]) -> None:
-    """Warn where a level's settled shift rests on particles whose intensity's kinetics differ."""
-    if "intensity_consistent" not in on.columns:
-        return
-    bad = on[on["intensity_consistent"].map(_flag).eq(False)]
-    if len(bad):
-        fields = ", ".join(f"{e:g}" for e in bad["field_kV_per_cm"].round(1))
+def _note_levels(warnings: list[str], on: pd.DataFrame, mask: pd.Series, text: str) -> None:
+    """Warn (``text`` with ``{fields}``: their fields) about the field-ON levels where ``mask`` holds."""
+    if mask.any():
         _note(
             warnings,
-            f"spectra: at {fields} kV/cm the settled shift of some particles rests on the peak alone (their "
-            "intensity's kinetics differ from the peak's): its error may be too small where the peak alone "
-            "leaves the shape of the response poorly determined (intensity_consistent false in "
-            "spectral_shifts.csv)",
+            text.format(fields=", ".join(f"{e:g}" for e in on.loc[mask, "field_kV_per_cm"].round(1))),
         )
 
 
@@ -409,16 +402,24 @@ def _shift_summary(shifts: pd.DataFrame, warnings: list[str]) -> dict[str, Any]:
         }
         for r in pooled.itertuples()
     ]
-    _note_peak_alone(on, warnings)
-    unsettled = on[on["not_settled"].eq(True)] if "not_settled" in on.columns else on.iloc[:0]
-    if len(unsettled):
-        fields = ", ".join(f"{e:g}" for e in unsettled["field_kV_per_cm"].round(1))
-        _note(
-            warnings,
-            f"spectra: the peak shift had not settled (< 95 %) by the end of the window at {fields} kV/cm: "
-            "the settled shift is extrapolated by the whole-trace fit (the window value is "
-            "shift_window_nm in spectral_shifts.csv)",
-        )
+    none = pd.Series(False, index=on.index)
+    _note_levels(
+        warnings,
+        on,
+        on["intensity_consistent"].map(_flag).eq(False) if "intensity_consistent" in on.columns else none,
+        "spectra: at {fields} kV/cm the settled shift of some particles rests on the peak alone (their "
+        "intensity's kinetics differ from the peak's): its error may be too small where the peak alone "
+        "leaves the shape of the response poorly determined (intensity_consistent false in "
+        "spectral_shifts.csv)",
+    )
+    _note_levels(
+        warnings,
+        on,
+        on["not_settled"].eq(True) if "not_settled" in on.columns else none,
+        "spectra: the peak shift had not settled (< 95 %) by the end of the window at {fields} kV/cm: "
+        "the settled shift is extrapolated by the whole-trace fit (the window value is "
+        "shift_window_nm in spectral_shifts.csv)",
+    )
     fit = shift_slope(pooled["field_kV_per_cm"], pooled["shift_nm"], pooled["shift_err_nm"])
     if math.isfinite(fit.slope_nm_per_kV_per_cm):
         out["spectral_shift_slope_nm_per_kV_per_cm"] = fit.slope_nm_per_kV_per_cm
