@@ -114,3 +114,22 @@ def test_saving_an_extraction_with_stored_traces_copies_the_file(stored, tmp_pat
     ex.save(tmp_path / "again")
     assert (tmp_path / "again" / "traces.parquet").read_bytes() == file.path.read_bytes()
     pd.testing.assert_frame_equal(Extraction.load(tmp_path / "out").traces, table)
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+def test_stored_table_gone_or_damaged_is_one_line_naming_the_file(stored, damage):
+    """A results folder moved, deleted or damaged after the run: RunFolderError naming the file."""
+    from plscope.errors import RunFolderError
+
+    _, file = stored
+    if damage == "deleted":
+        file.path.unlink()
+    else:
+        file.path.write_bytes(file.path.read_bytes()[:1000])
+    holder = RunResult.__new__(RunResult)
+    holder.traces = file
+    for read in (lambda: file.columns, lambda: table_columns(file, ["frame"]), lambda: holder.traces):
+        with pytest.raises(RunFolderError) as err:
+            read()
+        message = str(err.value)
+        assert message.startswith(f"{file.path}: stored traces cannot be read") and "\n" not in message

@@ -107,12 +107,22 @@ class StoredTable:
     def __repr__(self) -> str:
         return f"StoredTable({str(self.path)!r})"
 
+    def _unreadable(self, exc: Exception) -> RunFolderError:
+        """The one-line error of a file that is gone or damaged since plscope wrote it."""
+        detail = "no such file: moved or deleted" if isinstance(exc, FileNotFoundError) else exc
+        return RunFolderError(
+            self.path, f"stored traces cannot be read ({detail}); plscope.load the results folder again"
+        )
+
     @property
     def columns(self) -> list[str]:
         """The table's column names (from the file's schema; nothing else is read)."""
         import pyarrow.parquet as pq
 
-        return list(pq.read_schema(self.path).names)
+        try:
+            return list(pq.read_schema(self.path).names)
+        except (OSError, ValueError) as exc:  # moved, deleted or damaged since it was written
+            raise self._unreadable(exc) from None
 
     def read(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The table, or its ``columns`` in that order (one block per column, no second copy)."""
@@ -120,7 +130,10 @@ class StoredTable:
         import pyarrow.parquet as pq
 
         names = None if columns is None else list(columns)
-        table = pq.read_table(self.path, columns=names)
+        try:
+            table = pq.read_table(self.path, columns=names)
+        except (OSError, ValueError) as exc:  # moved, deleted or damaged since it was written
+            raise self._unreadable(exc) from None
         # split blocks + self destruct: each column handed over as Arrow frees it, no second copy
         out = table.to_pandas(split_blocks=True, self_destruct=True)
         del table
