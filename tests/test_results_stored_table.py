@@ -124,8 +124,9 @@ def test_stored_table_gone_or_damaged_is_one_line_naming_the_file(stored, damage
     _, file = stored
     if damage == "deleted":
         file.path.unlink()
-    else:
+    else:  # damaged before plscope took its identity: read, and refused as unreadable
         file.path.write_bytes(file.path.read_bytes()[:1000])
+        file = StoredTable(file.path)
     holder = RunResult.__new__(RunResult)
     holder.traces = file
     for read in (lambda: file.columns, lambda: table_columns(file, ["frame"]), lambda: holder.traces):
@@ -133,3 +134,29 @@ def test_stored_table_gone_or_damaged_is_one_line_naming_the_file(stored, damage
             read()
         message = str(err.value)
         assert message.startswith(f"{file.path}: stored traces cannot be read") and "\n" not in message
+
+
+def test_stored_table_replaced_since_is_refused_not_read(stored, tmp_path):
+    """Another run or re-analysis into the same folder replaced the file: not read as this result's."""
+    from plscope.errors import RunFolderError
+
+    table, file = stored
+    other = tmp_path / "other.parquet"
+    write_parquet(table.iloc[::2], other)
+    other.replace(file.path)  # what a later run's commit does (os.replace)
+    for read in (lambda: file.columns, lambda: file.read(["frame"])):
+        with pytest.raises(RunFolderError, match="changed since this result was made"):
+            read()
+    ex = Extraction.__new__(Extraction)
+    ex.traces = file
+    with pytest.raises(RunFolderError, match="changed since"):  # never copied as this extraction's
+        ex.save(tmp_path / "copy")
+    assert not (tmp_path / "copy" / "traces.parquet").exists()
+
+
+def test_stored_table_moved_into_place_is_still_read(stored, tmp_path):
+    """The staging folder's files moved into the results folder (os.replace) keep the table readable."""
+    table, file = stored
+    (tmp_path / "out").mkdir()
+    file.path.replace(tmp_path / "out" / "traces.parquet")
+    pd.testing.assert_frame_equal(file.moved_to(tmp_path / "out").read(), table)

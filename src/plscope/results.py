@@ -95,14 +95,43 @@ class StoredTable:
     reading it when the attribute is first used gives the same frame
     (:func:`pandas.read_parquet` of the file).
 
+    The file is the one plscope wrote only while it has not been replaced:
+    its identity (inode, size, modification time) is taken when this is
+    made, and a file replaced since (another run or re-analysis written into
+    the same folder) is refused rather than read as this result's.
+
     Parameters
     ----------
     path : path-like
-        The Parquet file.
+        The Parquet file, as plscope has just written it.
+    stamp : tuple, optional
+        Its identity when written (default: the file's now).
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, stamp: tuple[int, int, int] | None = None) -> None:
         self.path = Path(path)
+        self.stamp = stamp if stamp is not None else self._identity()
+
+    def _identity(self) -> tuple[int, int, int] | None:
+        """The file's inode, size and modification time (ns), or None if there is no such file."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def check(self) -> Path:
+        """The path, once the file is known to be the one plscope wrote (else :class:`RunFolderError`)."""
+        now = self._identity()
+        if now is None:
+            raise self._unreadable(FileNotFoundError())
+        if self.stamp is not None and now != self.stamp:
+            raise RunFolderError(
+                self.path,
+                "changed since this result was made (another run or re-analysis wrote that folder?); "
+                "plscope.load the results folder again",
+            )
+        return self.path
 
     def __repr__(self) -> str:
         return f"StoredTable({str(self.path)!r})"
@@ -119,8 +148,9 @@ class StoredTable:
         """The table's column names (from the file's schema; nothing else is read)."""
         import pyarrow.parquet as pq
 
+        path = self.check()
         try:
-            return list(pq.read_schema(self.path).names)
+            return list(pq.read_schema(path).names)
         except (OSError, ValueError) as exc:  # moved, deleted or damaged since it was written
             raise self._unreadable(exc) from None
 
@@ -130,8 +160,9 @@ class StoredTable:
         import pyarrow.parquet as pq
 
         names = None if columns is None else list(columns)
+        path = self.check()
         try:
-            table = pq.read_table(self.path, columns=names)
+            table = pq.read_table(path, columns=names)
         except (OSError, ValueError) as exc:  # moved, deleted or damaged since it was written
             raise self._unreadable(exc) from None
         # split blocks + self destruct: each column handed over as Arrow frees it, no second copy
@@ -142,7 +173,7 @@ class StoredTable:
 
     def moved_to(self, folder: str | os.PathLike) -> StoredTable:
         """The same file name in ``folder`` (where a staged output folder's files end up)."""
-        return StoredTable(Path(folder) / self.path.name)
+        return StoredTable(Path(folder) / self.path.name, stamp=self.stamp)  # os.replace keeps it
 
 
 def table_columns(table: pd.DataFrame | StoredTable, names: Sequence[str]) -> pd.DataFrame:
@@ -216,13 +247,15 @@ class Extraction:
     def save(self, folder: str | os.PathLike) -> None:
         """Store exactly (Parquet, NPY, JSON) into ``folder``."""
         folder = Path(folder)
+        traces = stored_traces(self)
+        if isinstance(traces, StoredTable):
+            traces.check()  # the file this extraction's run wrote, before anything is written
         write_json(folder / "extraction.json", self.meta)
         self.frames.to_parquet(folder / "frames.parquet", index=False)
         self.particles.to_parquet(folder / "particles.parquet", index=False)
-        traces = stored_traces(self)
         if isinstance(traces, StoredTable):  # the file it was read from: the same bytes
             if traces.path.resolve() != (folder / "traces.parquet").resolve():
-                shutil.copyfile(traces.path, folder / "traces.parquet")
+                shutil.copyfile(traces.check(), folder / "traces.parquet")
         else:
             write_parquet(traces, folder / "traces.parquet")  # one row group at a time
         self.cycles.to_parquet(folder / "cycles.parquet", index=False)
