@@ -160,3 +160,12 @@ def test_stored_table_moved_into_place_is_still_read(stored, tmp_path):
     (tmp_path / "out").mkdir()
     file.path.replace(tmp_path / "out" / "traces.parquet")
     pd.testing.assert_frame_equal(file.moved_to(tmp_path / "out").read(), table)
+
+
+def test_stored_table_of_a_relative_path_is_read_from_another_directory(stored, tmp_path, monkeypatch):
+    """plscope.analyze(run, out="res") then os.chdir: res.traces is still the folder's file."""
+    table, file = stored
+    monkeypatch.chdir(file.path.parent)
+    relative = StoredTable("traces.parquet")
+    monkeypatch.chdir(tmp_path.parent)
+    pd.testing.assert_frame_equal(relative.read(), table)

@@ -103,13 +103,14 @@ class StoredTable:
     Parameters
     ----------
     path : path-like
-        The Parquet file, as plscope has just written it.
+        The Parquet file, as plscope has just written it (a relative path is
+        taken from the current working directory, now).
     stamp : tuple, optional
         Its identity when written (default: the file's now).
     """
 
     def __init__(self, path: str | os.PathLike, *, stamp: tuple[int, int, int] | None = None) -> None:
-        self.path = Path(path)
+        self.path = Path(path).absolute()  # read later, maybe from another working directory
         self.stamp = stamp if stamp is not None else self._identity()
 
     def _identity(self) -> tuple[int, int, int] | None:
