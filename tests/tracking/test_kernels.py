@@ -81,3 +81,28 @@ def test_row_nanmedian_equals_numpy_nanmedian():
         with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):  # the all-NaN row
             expected = np.nanmedian(a, axis=1)
         assert np.array_equal(_nanmedian_rows(a), expected, equal_nan=True)
+
+
+def test_indices_outside_the_frames_raise_as_numpy_does():
+    """The compiled loops do no bounds checks: the wrappers check, as numpy's indexing would raise."""
+    particles = pd.DataFrame(
+        {
+            "particle_id": [1, 2],
+            "x_px": [30.0, 10.0],
+            "y_px": [30.0, 10.0],
+            "side_px": 3.0,
+            "psf_sigma_px": 1.3,
+        }
+    )
+    w = trace_weights((40, 48), particles, moments=False)
+    frames = np.ones((5, 40, 48), np.uint16)
+    for call in (lambda f, r: f[r][:, :, 0], w.apply, w.peaks):  # numpy first: the expected behaviour
+        with pytest.raises(IndexError):
+            call(frames, np.array([0, 7]))
+    with pytest.raises(IndexError):
+        np.take(np.ones((5, 400)), w.pixels, axis=1)
+    with pytest.raises(IndexError):  # frames smaller than the weights' frame
+        w.apply(np.ones((5, 20, 20), np.uint16))
+    with pytest.raises(IndexError):
+        w.peaks(np.ones((5, 20, 20), np.uint16))
+    assert np.array_equal(w.apply(frames, np.array([-1])), w.apply(frames, np.array([4])))  # as numpy

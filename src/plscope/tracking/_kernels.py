@@ -23,6 +23,8 @@ The results are bit-for-bit those of the numpy expressions they replace:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
 
@@ -41,6 +43,23 @@ def numba_frames(frames: np.ndarray) -> np.ndarray | None:
     if not dt.isnative or dt.kind not in "uif" or dt == np.float16:
         return None
     return np.ascontiguousarray(arr.reshape(arr.shape[0], -1))
+
+
+def _checked(flat: np.ndarray, rows: Any, pixels: np.ndarray) -> np.ndarray:
+    """``rows`` as int64, after checking that every frame and pixel index is inside ``flat``.
+
+    The compiled loops do no bounds checks (numba's default): an index outside
+    the frames, or weights built for a larger frame, would read other memory
+    silently. Raises IndexError as numpy's indexing does (negative rows count
+    from the end, as there).
+    """
+    idx = np.asarray(rows, np.int64)
+    t, n_px = flat.shape
+    if idx.size and (int(idx.min()) < -t or int(idx.max()) >= t):
+        raise IndexError(f"frame index out of bounds for axis 0 with size {t}")
+    if pixels.size and (int(pixels.min()) < 0 or int(pixels.max()) >= n_px):
+        raise IndexError(f"pixel index out of bounds for axis 1 with size {n_px}")
+    return idx
 
 
 @numba.njit(cache=True, nogil=True)
@@ -157,16 +176,20 @@ def csr_apply(
     peaks : ndarray of float64, shape (len(rows), n_peaks)
         Largest value of each column's pixels per frame (NaN for a column without pixels).
     """
+    idx = _checked(flat, rows, pixels)
+    col = np.zeros(0, np.int64) if peak_col is None else np.asarray(peak_col, np.int64)
+    if matrix.shape[0] != pixels.size or (col.size and (col.size != pixels.size or col.max() >= n_peaks)):
+        raise ValueError("csr_apply: the matrix rows, pixels and peak columns do not match")
     return _csr_apply(
         flat,
-        np.asarray(rows, np.int64),
+        idx,
         pixels,
         matrix.indptr.astype(np.int64, copy=False),
         matrix.indices.astype(np.int64, copy=False),
         matrix.data.astype(np.float32, copy=False),
         int(matrix.shape[1]),
         _FRAME_GROUP,
-        np.zeros(0, np.int64) if peak_col is None else np.asarray(peak_col, np.int64),
+        col,
         int(n_peaks),
     )
 
@@ -200,4 +223,10 @@ def aperture_peaks(
     ``ap_pixels[starts[g]:starts[g + 1]]`` are the flat pixels of group ``g``
     (non-empty), written to column ``cols[g]``.
     """
-    return _aperture_peaks(flat, np.asarray(rows, np.int64), ap_pixels, starts, cols, n)
+    idx = _checked(flat, rows, ap_pixels)
+    groups_ok = starts.size == cols.size and (
+        starts.size == 0 or (starts[0] == 0 and np.all(np.diff(starts) > 0) and starts[-1] < ap_pixels.size)
+    )
+    if not groups_ok or (cols.size and (cols.min() < 0 or cols.max() >= n)):
+        raise ValueError("aperture_peaks: the groups must be non-empty, one column each, inside n")
+    return _aperture_peaks(flat, idx, ap_pixels, starts, cols, n)
