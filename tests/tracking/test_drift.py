@@ -141,7 +141,8 @@ def test_bad_drift_tables_are_rejected(drifting):
         estimate_drift(d["stack"], block_frames=0)
 
 
-@pytest.mark.parametrize("chunks", [(13, 80, 160)])  # blocks of 4 frames across chunks of 13, split rows
+# blocks of 4 frames across chunks of 13, split rows; chunks without frames (one inside a block)
+@pytest.mark.parametrize("chunks", [(13, 80, 160), ((0, 13, 0, 83), 160, 160)])
 def test_one_pass_equals_the_two_passes_bit_for_bit(drifting, chunks, monkeypatch):
     """``extract_run_traces`` on a dask stack of uint16 frames reads it once (drift and traces in one
     graph); its tables equal ``estimate_drift`` then ``extract_traces`` exactly, outlier block included."""

@@ -106,3 +106,21 @@ def test_indices_outside_the_frames_raise_as_numpy_does():
     with pytest.raises(IndexError):
         w.peaks(np.ones((5, 20, 20), np.uint16))
     assert np.array_equal(w.apply(frames, np.array([-1])), w.apply(frames, np.array([4])))  # as numpy
+
+
+def test_blocks_and_rows_without_frames():
+    """A dask chunk without frames (or no rows selected) gives empty results, as numpy's expressions do."""
+    from plscope.tracking._kernels import block_sum_u32
+
+    empty = np.zeros((0, 4, 5), np.uint16)
+    assert np.array_equal(block_sum_u32(empty), empty.sum(axis=0, dtype=np.uint32))
+    assert numba_frames(empty).shape == (0, 20)
+    particles = pd.DataFrame(
+        {"particle_id": [1], "x_px": [20.0], "y_px": [20.0], "side_px": 3.0, "psf_sigma_px": 1.3}
+    )
+    w = trace_weights((40, 48), particles, moments=False)
+    for dtype in (np.uint16, ">u2"):  # compiled and numpy paths
+        frames = np.ones((3, 40, 48), dtype)
+        none = np.zeros(0, np.int64)
+        assert w.apply(frames, none).shape == (0, w.matrix.shape[1])
+        assert w.peaks(frames, none).shape == (0, 1)

@@ -42,7 +42,8 @@ def numba_frames(frames: np.ndarray) -> np.ndarray | None:
     dt = arr.dtype
     if not dt.isnative or dt.kind not in "uif" or dt == np.float16:
         return None
-    return np.ascontiguousarray(arr.reshape(arr.shape[0], -1))
+    # the pixel count spelled out: reshape(0, -1) of a chunk without frames raises
+    return np.ascontiguousarray(arr.reshape(arr.shape[0], int(np.prod(arr.shape[1:]))))
 
 
 def _checked(flat: np.ndarray, rows: Any, pixels: np.ndarray) -> np.ndarray:

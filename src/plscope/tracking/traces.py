@@ -140,7 +140,9 @@ class TraceWeights:
         flat = numba_frames(frames)
         if flat is None:  # a dtype numba does not take: the numpy expressions
             sel = np.asarray(frames) if rows is None else np.asarray(frames)[rows]
-            gathered = np.take(sel.reshape(sel.shape[0], -1), self.pixels, axis=1).astype(np.float32)
+            gathered = np.take(
+                sel.reshape(sel.shape[0], math.prod(sel.shape[1:])), self.pixels, axis=1
+            ).astype(np.float32)
             out = np.asarray(gathered @ self.matrix, dtype=np.float64)
             top = self.peaks(frames, rows) if peaks else None
         else:
@@ -178,7 +180,7 @@ class TraceWeights:
         if flat is None:
             sel = np.asarray(frames) if rows is None else np.asarray(frames)[rows]
             out = np.full((t, n), np.nan)
-            ap = np.take(sel.reshape(t, -1), self.pixels[self.aperture_order], axis=1)
+            ap = np.take(sel.reshape(t, math.prod(sel.shape[1:])), self.pixels[self.aperture_order], axis=1)
             out[:, self.valid] = np.maximum.reduceat(ap, self.aperture_starts, axis=1)
             return out
         idx = np.arange(flat.shape[0]) if rows is None else np.asarray(rows, np.int64)
