@@ -7,6 +7,8 @@ the table in memory was.
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -169,3 +171,28 @@ def test_stored_table_of_a_relative_path_is_read_from_another_directory(stored, 
     relative = StoredTable("traces.parquet")
     monkeypatch.chdir(tmp_path.parent)
     pd.testing.assert_frame_equal(relative.read(), table)
+
+
+@pytest.mark.parametrize("where", ["this folder", "another folder"])
+def test_traces_csv_is_skipped_only_for_traces_stored_in_the_folder_written(stored, tmp_path, where):
+    """traces.csv.gz is left out only where plscope run wrote it with traces.parquet (the same folder)."""
+    import gzip
+
+    from plscope.pipeline.imaging import _write_tables
+
+    table, file = stored
+    folder = file.path.parent if where == "this folder" else tmp_path / "elsewhere"
+    folder.mkdir(exist_ok=True)
+    result = RunResult.__new__(RunResult)
+    result.traces = file
+    for name in ("particles", "kinetics", "cycles"):
+        setattr(result, name, pd.DataFrame({"particle_id": [0, 1]}))
+    result.centroid_shift = result.population = None
+    _write_tables(result, folder)
+    csv = folder / "traces.csv.gz"
+    if where == "this folder":
+        assert not csv.exists()
+    else:
+        pd.testing.assert_frame_equal(
+            pd.read_csv(gzip.open(csv)), pd.read_csv(io.StringIO(table.to_csv(index=False)))
+        )
