@@ -126,6 +126,11 @@ def block_layout(t_total: int, block_frames: int | None = None, step_frames: int
     return block, step, starts, np.minimum(starts + block, t_total)
 
 
+def block_centres(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """The frame (float) each block's registration is placed at: the centre of ``[start, stop)``."""
+    return 0.5 * (starts + stops - 1).astype(np.float64)
+
+
 def estimate_drift(
     stack: Any,
     *,
@@ -199,7 +204,7 @@ def drift_table(
     outlier_px: float = 1.0,
 ) -> pd.DataFrame:
     """The table of :func:`estimate_drift` from the raw drift ``(dx, dy)`` of each block."""
-    t_block = 0.5 * (starts + stops - 1).astype(np.float64)
+    t_block = block_centres(starts, stops)
     raw = d_block.copy()
     d_block = d_block.copy()
     n_out = _replace_outlier_blocks(d_block, outlier_px)

@@ -29,7 +29,14 @@ import pandas as pd
 from .._progress import dask_progress
 from ._kernels import block_sum_u32
 from .detect import _check_image, reference_image
-from .drift import _BlockRegistration, block_layout, drift_table, needed_blocks, settled_drift
+from .drift import (
+    _BlockRegistration,
+    block_centres,
+    block_layout,
+    drift_table,
+    needed_blocks,
+    settled_drift,
+)
 from .traces import TRACE_KEY_PREFIX, _check_trace_inputs, _Kernel, trace_kernel, trace_table
 
 
@@ -134,7 +141,7 @@ def _graph(stack: Any, kernel: _Kernel, reg: _BlockRegistration, starts: np.ndar
     arr = stack.rechunk({1: -1, 2: -1}) if (len(stack.chunks[1]) > 1 or len(stack.chunks[2]) > 1) else stack
     parts = [k for k in _flat_keys(arr.__dask_keys__())]
     bounds = np.concatenate([[0], np.cumsum(arr.chunks[0])]).astype(np.int64)
-    t_block = 0.5 * (starts + stops - 1).astype(np.float64)
+    t_block = block_centres(starts, stops)  # as drift_table places them
     token = uuid.uuid4().hex
     name = f"{TRACE_KEY_PREFIX}stream-{token}"
     k_reg, k_tr = f"plscope-drift-kernel-{token}", f"plscope-trace-kernel-{token}"
