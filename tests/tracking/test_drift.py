@@ -185,3 +185,53 @@ def test_one_pass_equals_the_two_passes_bit_for_bit(drifting, chunks, monkeypatc
     # numpy stacks (or other dtypes) are not streamed: the caller makes the two passes
     assert stream_drift_and_traces(stack, d["sizes"], {}, reference=d["ref"]) is None
     assert stream_drift_and_traces(lazy.astype(np.float32), d["sizes"], {}, reference=d["ref"]) is None
+
+
+def _plain_drift(t_block, d_raw, t_total):
+    """Per-frame drift written out: each block off its 3-block median by > 1 px replaced by it, then
+    linear between block centres and extrapolated from the two outer blocks."""
+    d = d_raw.copy()
+    if d.shape[0] >= 3:
+        padded = np.vstack([d[:1], d, d[-1:]])
+        med = np.median([padded[:-2], padded[1:-1], padded[2:]], axis=0)
+        bad = (np.abs(d - med) > 1.0).any(axis=1)
+        d[bad] = med[bad]
+    if d.shape[0] == 1:
+        return np.repeat(d, t_total, axis=0)
+    f = np.arange(t_total, dtype=float)
+    out = np.empty((t_total, 2))
+    for k in range(2):
+        lo_slope = (d[1, k] - d[0, k]) / (t_block[1] - t_block[0])
+        hi_slope = (d[-1, k] - d[-2, k]) / (t_block[-1] - t_block[-2])
+        out[:, k] = np.where(
+            f < t_block[0],
+            d[0, k] + lo_slope * (f - t_block[0]),
+            np.where(
+                f > t_block[-1], d[-1, k] + hi_slope * (f - t_block[-1]), np.interp(f, t_block, d[:, k])
+            ),
+        )
+    return out
+
+
+def test_each_chunk_settles_its_frames_from_the_blocks_it_needs_only():
+    """Any movie length and chunking (a frame, fewer frames than a block, chunks across blocks): the
+    drift of a chunk's frames from its needed blocks alone (every other block unknown) equals the
+    same rows of the whole-movie table, outlier blocks included."""
+    from plscope.tracking.drift import block_centres, block_layout, drift_table, needed_blocks, settled_drift
+
+    rng = np.random.default_rng(4)
+    for t_total in (1, 2, 3, 4, 5, 7, 9, 31, 64, 97, 700):
+        block, _, starts, stops = block_layout(t_total)
+        t_block = block_centres(starts, stops)
+        d_raw = np.cumsum(rng.normal(0.0, 0.3, (starts.size, 2)), axis=0)
+        d_raw[rng.random(starts.size) < 0.2] += 5.0  # outlier blocks
+        whole = drift_table(starts, stops, d_raw, t_total, block)[["drift_x_px", "drift_y_px"]].to_numpy()
+        assert np.array_equal(whole, _plain_drift(t_block, d_raw, t_total))
+        for chunk in (1, 3, block, 2 * block + 1, t_total):
+            for a in range(0, t_total, chunk):
+                z = min(a + chunk, t_total)
+                need = needed_blocks(t_block, a, z - 1)
+                known = np.full_like(d_raw, np.nan)
+                known[need] = d_raw[need]
+                got = settled_drift(t_block, known, np.arange(a, z))
+                assert np.array_equal(got, whole[a:z]), (t_total, chunk, a)
