@@ -53,4 +53,11 @@ def warm_up() -> None:
     _population._profile_chi2(curves, 0.5, 1.0)
 
 
-warm_up()
+try:
+    warm_up()
+except Exception:
+    # the fork server imports this at its start and survives only an ImportError: any other error here
+    # would end it, and every worker the process starts afterwards would fail ("EOFError: unexpected
+    # EOF" from the pool, the server being kept); without the warm-up each worker compiles what it
+    # runs (and reports any error of the fits itself)
+    pass

@@ -54,3 +54,20 @@ def test_the_fork_server_warm_up_compiles_every_kernel_the_kinetics_run():
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_failing_warm_up_does_not_fail_the_import(monkeypatch):
+    """The fork server survives only an ImportError of its preload: a warm-up error must not escape the
+    import (it would end the server and every later worker start of the process)."""
+    import importlib
+
+    from plscope.kinetics import _lsq
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("warm-up failed")
+
+    monkeypatch.setattr(_lsq, "leastsq", broken)
+    monkeypatch.delitem(sys.modules, "plscope._kinetics_worker", raising=False)
+    module = importlib.import_module("plscope._kinetics_worker")
+    with pytest.raises(RuntimeError, match="warm-up failed"):  # the warm-up did run, and failed
+        module.warm_up()
