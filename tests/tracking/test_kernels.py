@@ -124,3 +124,21 @@ def test_blocks_and_rows_without_frames():
         none = np.zeros(0, np.int64)
         assert w.apply(frames, none).shape == (0, w.matrix.shape[1])
         assert w.peaks(frames, none).shape == (0, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.float32, np.uint32])
+def test_block_sum_refuses_what_uint32_cannot_hold(dtype):
+    """Signed, float or 32-bit frames would wrap or truncate in a uint32 sum: refused, not summed."""
+    from plscope.tracking._kernels import block_sum_u32
+
+    with pytest.raises(ValueError, match="uint8/uint16"):
+        block_sum_u32(np.full((2, 3, 3), -1 if dtype is np.int16 else 1.5, dtype))
+
+
+def test_block_sum_exact_for_big_endian_and_full_range():
+    """uint16 frames at their maximum, native and big-endian, sum exactly (65 535 x frames)."""
+    from plscope.tracking._kernels import block_sum_u32
+
+    for dtype in (np.uint16, ">u2"):
+        frames = np.full((300, 4, 5), 65535, dtype)
+        assert np.all(block_sum_u32(frames) == 300 * 65535)

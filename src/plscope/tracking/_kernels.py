@@ -76,6 +76,11 @@ def _block_sum_u32(flat: np.ndarray) -> np.ndarray:  # pragma: no cover - compil
 def block_sum_u32(block: np.ndarray) -> np.ndarray:
     """Exact sum over frames of unsigned 8/16-bit frames (at most 65 537 of them), uint32 ``(rows, cols)``."""
     arr = np.asarray(block)
+    if arr.dtype.kind != "u" or arr.dtype.itemsize > 2 or arr.shape[0] > 65537:
+        # a uint32 sum of signed, float or more frames would wrap or truncate silently
+        raise ValueError(
+            f"block_sum_u32: needs at most 65 537 uint8/uint16 frames, got {arr.shape[0]} of {arr.dtype}"
+        )
     flat = numba_frames(arr)
     if flat is None or arr.shape[0] == 0:
         return arr.sum(axis=0, dtype=np.uint32)
