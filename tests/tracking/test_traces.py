@@ -251,6 +251,22 @@ def test_bad_input_raises(synth, scene16):
         extract_traces(np.zeros((2, 16, 16)), parts, radius_px=3.0, drift="sometimes")
 
 
+def test_no_particles_give_empty_traces_in_one_pass():
+    """Zero particles on a dask uint16 stack: the one pass gives the empty table and the whole drift
+    table (it had failed with a bare IndexError inside a chunk's median)."""
+    import dask.array as da
+
+    from plscope.tracking.run_traces import extract_run_traces
+
+    parts = pd.DataFrame(
+        {"particle_id": [0], "x_px": [10.0], "y_px": [10.0], "side_px": 3.0, "psf_sigma_px": 1.3}
+    )
+    stack = da.from_array(np.ones((16, 32, 32), np.uint16), chunks=(8, 32, 32))
+    traces, drift = extract_run_traces(stack, parts.iloc[:0])
+    assert traces.empty and len(drift) == 16
+    assert {"frame", "particle_id", "intensity"} <= set(traces.columns)
+
+
 # ---------------------------------------------------------------- touching neighbours
 def test_touching_neighbour_light_is_unmixed(synth):
     # two 700 nm particles 150 nm apart; the right one blinks off (x0.2) in half the frames.
