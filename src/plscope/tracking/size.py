@@ -6,8 +6,10 @@ fitted in a region of interest with the exact pixel-integrated model of
 
     image = plane background + sum_k total_k * square(x0_k, y0_k, side_k; sigma)
 
-with :func:`scipy.optimize.least_squares` (trust-region reflective,
-analytic Jacobian), pixels weighted by ``1 / sqrt(variance)`` where the
+by MINPACK's Levenberg-Marquardt (the ``lmder`` call of
+``scipy.optimize.least_squares(method="lm")``, analytic Jacobian; the model
+and Jacobian assembled by the compiled kernel of
+:mod:`plscope.tracking._size_kernels`), pixels weighted by ``1 / sqrt(variance)`` where the
 variance model ``s0 + a * signal`` (read/background noise plus shot noise)
 is fitted to the residuals of a first pass. Neighbouring particles outside
 the group are masked out. The PSF sigma is fixed: given by the caller, or
@@ -38,11 +40,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from scipy import ndimage
-from scipy.optimize import least_squares
+from scipy.optimize import leastsq
 from scipy.special import erf
 
 from ..columns import SIZE_COLUMNS
 from ..errors import PlscopeError
+from ._size_kernels import assemble, edge_terms, pixel_edges
 from .detect import _check_image, _check_positive, robust_std
 from .models import box_profile
 
@@ -126,6 +129,10 @@ class _GroupModel:
         yy, xx = np.meshgrid(self.y - self.yc, self.x - self.xc, indexing="ij")
         self.dxx = xx[mask]
         self.dyy = yy[mask]
+        # row and column of each fitted pixel (in the order of ``roi[mask]``) and the pixel edges
+        self.iy, self.ix = np.nonzero(mask)
+        self.edges_x = pixel_edges(self.x)
+        self.edges_y = pixel_edges(self.y)
 
     @property
     def n_params(self) -> int:
@@ -135,35 +142,25 @@ class _GroupModel:
         return float(self.fixed_sigma) if self.fixed_sigma is not None else float(p[-1])
 
     def evaluate(self, p: np.ndarray, *, jac: bool = True):
-        """Model (masked pixels, 1-D), particle-only signal, and Jacobian."""
-        m = self.mask
+        """Model (masked pixels, 1-D), particle-only signal, and Jacobian (None when ``jac`` is False).
+
+        The sum over squares of ``total / side**2`` times the outer product of
+        the two 1-D profiles (:func:`_profile_and_derivs`), plus the
+        background; the edge terms of all squares in one vectorized call, the
+        rest in the compiled :func:`~plscope.tracking._size_kernels.assemble`
+        (the same arithmetic in the same order as the numpy expressions).
+        """
         sigma = self.sigma(p)
-        bg = p[0] + (p[1] * self.dxx + p[2] * self.dyy if self.plane else 0.0)
-        signal = np.zeros(self.dxx.size)
-        J: Any = np.zeros((self.dxx.size, self.n_params)) if jac else None  # ndarray when jac
-        if jac:
-            J[:, 0] = 1.0
-            if self.plane:
-                J[:, 1] = self.dxx
-                J[:, 2] = self.dyy
-        for i in range(self.k):
-            j0 = self.n_bg + _PARAMS_PER_PARTICLE * i
-            x0, y0, side, total = p[j0 : j0 + 4]
-            px, dpx_c, dpx_s, dpx_g = _profile_and_derivs(self.x, x0, side, sigma)
-            py, dpy_c, dpy_s, dpy_g = _profile_and_derivs(self.y, y0, side, sigma)
-            amp = total / (side * side)
-            img = np.outer(py, px)[m]
-            signal += amp * img
-            if jac:
-                J[:, j0] = amp * np.outer(py, dpx_c)[m]
-                J[:, j0 + 1] = amp * np.outer(dpy_c, px)[m]
-                J[:, j0 + 2] = (
-                    amp * (np.outer(dpy_s, px)[m] + np.outer(py, dpx_s)[m]) - 2.0 * amp * img / side
-                )
-                J[:, j0 + 3] = img / (side * side)
-                if self.fixed_sigma is None:
-                    J[:, -1] += amp * (np.outer(dpy_g, px)[m] + np.outer(py, dpx_g)[m])
-        return bg + signal, signal, J
+        sq = p[self.n_bg : self.n_bg + _PARAMS_PER_PARTICLE * self.k].reshape(self.k, _PARAMS_PER_PARTICLE)
+        terms = edge_terms(self.edges_x, self.edges_y, sq, sigma)
+        n = self.dxx.size
+        mdl, signal = np.empty(n), np.empty(n)
+        J = np.empty((n, self.n_params)) if jac else np.empty((0, 0))
+        free = self.fixed_sigma is None
+        assemble(
+            terms, self.x.size, self.iy, self.ix, p, self.n_bg, self.dxx, self.dyy, free, jac, mdl, signal, J
+        )
+        return mdl, signal, (J if jac else None)
 
     def sigma_column(self, p: np.ndarray, sigma: float) -> np.ndarray:
         """d model / d sigma at fixed other parameters (for error propagation)."""
@@ -456,10 +453,53 @@ def _fit_problems(
     return problems
 
 
+#: ``least_squares`` status (from MINPACK's ``info``) and its message: the messages of
+#: ``scipy.optimize.least_squares(method="lm")``, whose MINPACK call :func:`_solve_log` makes
+_MINPACK_STATUS = {0: -1, 1: 2, 2: 3, 3: 4, 4: 1, 5: 0}
+_STATUS_MESSAGES = {
+    -1: "Improper input parameters status returned from `leastsq`",
+    0: "The maximum number of function evaluations is exceeded.",
+    1: "`gtol` termination condition is satisfied.",
+    2: "`ftol` termination condition is satisfied.",
+    3: "`xtol` termination condition is satisfied.",
+    4: "Both `ftol` and `xtol` termination conditions are satisfied.",
+}
+_LM_TOL = 1e-8  # least_squares' default ftol, xtol and gtol
+
+
+@dataclass(frozen=True)
+class _Solution:
+    """What a fit uses of the solver's result (the names of ``least_squares``' result)."""
+
+    x: np.ndarray
+    status: int
+    message: str
+
+
+def _memoized(f):
+    """``f`` remembering its last argument and value (MINPACK asks again at the point just checked)."""
+    last: list = [None, None]
+
+    def g(q):
+        if last[0] is None or not np.array_equal(q, last[0]):
+            last[0], last[1] = q.copy(), f(q)
+        return last[1].copy()
+
+    return g
+
+
 def _solve_log(
     model: _GroupModel, data: np.ndarray, w: np.ndarray, p0: np.ndarray, logi: np.ndarray
-) -> tuple[np.ndarray, Any]:
-    """MINPACK Levenberg-Marquardt on the parameters, ``logi`` of them on a log scale; ``(p, result)``."""
+) -> tuple[np.ndarray, _Solution]:
+    """MINPACK Levenberg-Marquardt on the parameters, ``logi`` of them on a log scale; ``(p, result)``.
+
+    The MINPACK ``lmder`` call of ``least_squares(method="lm", x_scale="jac")``
+    with its tolerances (1e-8), step bound factor (100) and evaluation cap
+    (``100 n``), through ``scipy.optimize.leastsq`` without ``least_squares``'
+    extra model evaluations (the starting point twice, the solution once):
+    the same iterates, status and message. Raises ValueError as
+    ``least_squares`` does when the residuals at the start are not finite.
+    """
 
     def to_p(q):
         p = q.copy()
@@ -478,9 +518,25 @@ def _solve_log(
 
     q0 = p0.copy()
     q0[logi] = np.log(p0[logi])
+    fun_m, jac_m = _memoized(fun), _memoized(jac)
     with np.errstate(over="ignore", invalid="ignore"):
-        res = least_squares(fun, q0, jac=jac, method="lm", x_scale="jac", max_nfev=100 * model.n_params)
-    return to_p(res.x), res
+        if not np.all(np.isfinite(fun_m(q0))):
+            raise ValueError("Residuals are not finite in the initial point.")
+        q, _, _, mesg, info = leastsq(
+            fun_m,
+            q0,
+            Dfun=jac_m,
+            full_output=True,
+            ftol=_LM_TOL,
+            xtol=_LM_TOL,
+            gtol=_LM_TOL,
+            maxfev=100 * model.n_params,
+            factor=100.0,
+        )
+    status = _MINPACK_STATUS.get(info, -1)
+    # (info 6-8: no further reduction possible at machine precision; least_squares has no status for
+    # them and raised KeyError: a failed fit with MINPACK's message)
+    return to_p(q), _Solution(q, status, _STATUS_MESSAGES[status] if info in _MINPACK_STATUS else mesg)
 
 
 def _fit_group(
@@ -496,8 +552,8 @@ def _fit_group(
 ) -> _FitResult:
     """Weighted least-squares fit of one group.
 
-    Levenberg-Marquardt (MINPACK, via ``least_squares(method="lm")``) on
-    log-transformed side, total and sigma, which keeps them positive without
+    Levenberg-Marquardt (MINPACK, as ``least_squares(method="lm")``, see
+    :func:`_solve_log`) on log-transformed side, total and sigma, which keeps them positive without
     bounds. (The bounded "trf" method takes an SVD of the Jacobian at every
     step, which multi-threaded OpenBLAS made 20x slower on a loaded 2-core
     machine; MINPACK does not call BLAS.)
