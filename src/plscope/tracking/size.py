@@ -7,10 +7,10 @@ fitted in a region of interest with the exact pixel-integrated model of
     image = plane background + sum_k total_k * square(x0_k, y0_k, side_k; sigma)
 
 by MINPACK's Levenberg-Marquardt (the ``lmder`` call of
-``scipy.optimize.least_squares(method="lm")``, analytic Jacobian; the model
-and Jacobian assembled by the compiled kernel of
-:mod:`plscope.tracking._size_kernels`), pixels weighted by ``1 / sqrt(variance)`` where the
-variance model ``s0 + a * signal`` (read/background noise plus shot noise)
+``scipy.optimize.least_squares(method="lm")``, analytic Jacobian; model and
+Jacobian assembled by the compiled kernel of
+:mod:`plscope.tracking._size_kernels`), pixels weighted by
+``1 / sqrt(variance)`` where the variance model ``s0 + a * signal`` (read/background noise plus shot noise)
 is fitted to the residuals of a first pass. Neighbouring particles outside
 the group are masked out. The PSF sigma is fixed: given by the caller, or
 estimated beforehand by fitting it free on the particles where it is well
