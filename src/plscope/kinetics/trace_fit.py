@@ -406,11 +406,12 @@ class TraceFit:
 
     Attributes
     ----------
-    per_level : DataFrame
-        One row per level: ``level, tau_pol_s, tau_pol_err_s, tau_rec_s,
+    level_rows : tuple of dict
+        One record per level: ``level, tau_pol_s, tau_pol_err_s, tau_rec_s,
         tau_rec_err_s, se, se_err, tau_pol_fast_s, tau_pol_slow_s,
         tau_rec_fast_s, tau_rec_slow_s, pol_settled_fraction,
-        rec_settled_fraction, pol_at_bound, rec_at_bound``.
+        rec_settled_fraction, pol_at_bound, rec_at_bound`` (plain floats and
+        bools; :attr:`per_level` is the same as a table).
     frac, frac_err, rho_pol, rho_pol_err, rho_rec, rho_rec_err : float
         The particle's shape (fast fraction ``a1``, ``ln tau2/tau1`` per phase).
     success : bool
@@ -421,7 +422,7 @@ class TraceFit:
         Best parameters (see :func:`predict`).
     """
 
-    per_level: pd.DataFrame
+    level_rows: tuple
     frac: float
     frac_err: float
     rho_pol: float
@@ -434,6 +435,12 @@ class TraceFit:
     n_masked: int
     x: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
     keep: np.ndarray | None = field(repr=False, default=None)
+
+    @property
+    def per_level(self) -> pd.DataFrame:
+        """:attr:`level_rows` as a table (one row per level; built on access: a fit is made in a
+        worker and shipped back, and its per-level numbers are read as records)."""
+        return pd.DataFrame(list(self.level_rows))
 
     def shape(self) -> dict:
         """``name -> (value, error)`` of the shape parameters."""
@@ -749,7 +756,7 @@ def _result(g, res, cov, redchi, n_data, n_masked, bounds) -> TraceFit:
             }
         )
     return TraceFit(
-        per_level=pd.DataFrame(rows),
+        level_rows=tuple(rows),
         frac=float(a1),
         frac_err=float(err[1]),
         rho_pol=float(rp),
