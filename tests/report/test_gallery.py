@@ -121,3 +121,83 @@ def test_thumbnail_crop_equals_the_padded_image_and_is_nan_outside():
             np.testing.assert_array_equal(_crop(img, r, c, half), expected)
     far = _crop(img, 200, -100, 2)  # wholly outside: all NaN, the full size
     assert far.shape == (5, 5) and np.isnan(far).all()
+
+
+def _imsave_b64(image, x_px, y_px, half_px):
+    """The thumbnail as it was made with matplotlib's ``imsave`` (one colour map per image)."""
+    import base64
+    import io
+
+    from matplotlib.image import imsave
+
+    from plscope.report.gallery import _crop
+
+    crop = _crop(image, int(round(y_px)), int(round(x_px)), half_px)
+    fin = crop[np.isfinite(crop)]
+    lo, hi = np.percentile(fin, [1, 99.5]) if fin.size else (0.0, 1.0)
+    buf = io.BytesIO()
+    with np.errstate(over="ignore"):
+        imsave(
+            buf,
+            np.nan_to_num(crop, nan=lo),
+            cmap="gray",
+            vmin=lo,
+            vmax=hi if hi > lo else lo + 1,
+            format="png",
+        )
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def test_thumbnails_are_the_bytes_of_imsave():
+    """All crops colour-mapped at once and written by Pillow: byte for byte matplotlib's imsave, at the
+    border (NaN outside), wholly outside, on a flat patch (no contrast) and with an infinite pixel."""
+    from plscope.report.gallery import _thumbnails
+
+    rng = np.random.default_rng(3)
+    image = rng.normal(100, 5, (60, 80))
+    image[40:56, 5:21] = 7.0  # flat
+    image[3, 70] = np.inf
+    image[20:30, 30:40] = rng.integers(0, 65535, (10, 10))  # camera counts, wide range
+    boxes = [(40.2, 30.7, 6), (0.0, 0.0, 6), (79.4, 59.6, 9), (13.0, 48.0, 6), (500.0, -90.0, 7)]
+    boxes += [(70.0, 3.0, 6), (35.5, 25.5, 12), (10.0, 10.0, 0)]
+    got = _thumbnails(image, boxes)
+    assert got == [_imsave_b64(image, *b) for b in boxes]
+    assert _thumbnails(image, []) == []
+
+
+def test_sparkline_points_and_bins_are_those_of_the_plain_numpy_code():
+    """_decimate (bins made once per size) and _points (no copies when every point is finite) give
+    the strings of the straightforward code they replaced."""
+    from plscope.report.gallery import _decimate, _points
+
+    def decimate(x, y, n_max):
+        if x.size <= n_max:
+            return x, y
+        edges = np.linspace(0, x.size, n_max + 1).astype(int)
+        xs = np.add.reduceat(x, edges[:-1]) / np.diff(edges)
+        with np.errstate(invalid="ignore"):
+            fin = np.isfinite(y)
+            ys = np.add.reduceat(np.where(fin, y, 0.0), edges[:-1]) / np.add.reduceat(fin, edges[:-1])
+        return xs, ys
+
+    def points(x, y, xlim, ylim, w, h, pad=2.0):
+        ok = np.isfinite(x) & np.isfinite(y)
+        if not ok.any():
+            return ""
+        sx = (w - 2 * pad) / max(xlim[1] - xlim[0], 1e-12)
+        sy = (h - 2 * pad) / max(ylim[1] - ylim[0], 1e-12)
+        px = pad + (x[ok] - xlim[0]) * sx
+        py = h - pad - (np.clip(y[ok], ylim[0], ylim[1]) - ylim[0]) * sy
+        return " ".join(map(str, np.rint(10.0 * np.column_stack([px, py])).astype(np.int64).ravel().tolist()))
+
+    rng = np.random.default_rng(5)
+    for n, n_max in [(2000, 240), (100, 60), (61, 60), (60, 60), (7, 60), (1013, 240)]:
+        x = np.sort(rng.uniform(0, 400, n))
+        y = rng.normal(1, 0.3, n)
+        y[rng.random(n) < 0.05] = np.nan
+        for yy in (y, np.nan_to_num(y, nan=1.0), np.full(n, np.nan)):
+            a, b = _decimate(x, yy, n_max), decimate(x, yy, n_max)
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
+            for lim in [((0.0, 400.0), (0.5, 1.5)), ((3.0, 3.0), (1.0, 1.0))]:
+                assert _points(*a, *lim, 232, 44) == points(*b, *lim, 232, 44)

@@ -15,6 +15,7 @@ Inputs are the saved results: ``particles.csv``, ``kinetics.csv``,
 from __future__ import annotations
 
 import base64
+import functools
 import io
 from collections.abc import Sequence
 from typing import Any
@@ -35,15 +36,22 @@ CURVE_W, CURVE_H = 112, 44
 MAX_TRACE_POINTS, MAX_CURVE_POINTS = 240, 60
 
 
+@functools.lru_cache(maxsize=64)
+def _bins(n: int, n_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start index and length of the ``n_max`` bins of :func:`_decimate` over ``n`` points (made once)."""
+    edges = np.linspace(0, n, n_max + 1).astype(int)
+    return edges[:-1], np.diff(edges)
+
+
 def _decimate(x: np.ndarray, y: np.ndarray, n_max: int) -> tuple[np.ndarray, np.ndarray]:
     """Bin means of ``x, y`` down to at most ``n_max`` points (NaN-aware; for drawing only)."""
     if x.size <= n_max:
         return x, y
-    edges = np.linspace(0, x.size, n_max + 1).astype(int)
-    xs = np.add.reduceat(x, edges[:-1]) / np.diff(edges)
+    starts, counts = _bins(x.size, n_max)
+    xs = np.add.reduceat(x, starts) / counts
+    fin = np.isfinite(y)
     with np.errstate(invalid="ignore"):
-        fin = np.isfinite(y)
-        ys = np.add.reduceat(np.where(fin, y, 0.0), edges[:-1]) / np.add.reduceat(fin, edges[:-1])
+        ys = np.add.reduceat(np.where(fin, y, 0.0), starts) / np.add.reduceat(fin, starts)
     return xs, ys
 
 
@@ -55,14 +63,16 @@ def _points(x, y, xlim, ylim, w: float, h: float, pad: float = 2.0) -> str:
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
     ok = np.isfinite(x) & np.isfinite(y)
-    if not ok.any():
-        return ""
+    if not ok.all():
+        if not ok.any():
+            return ""
+        x, y = x[ok], y[ok]
     sx = (w - 2 * pad) / max(xlim[1] - xlim[0], 1e-12)
     sy = (h - 2 * pad) / max(ylim[1] - ylim[0], 1e-12)
-    px = pad + (x[ok] - xlim[0]) * sx
-    py = h - pad - (np.clip(y[ok], ylim[0], ylim[1]) - ylim[0]) * sy
-    xy = np.rint(10.0 * np.column_stack([px, py])).astype(np.int64)
-    return " ".join(map(str, xy.ravel().tolist()))
+    xy = np.empty((x.size, 2))
+    xy[:, 0] = pad + (x - xlim[0]) * sx
+    xy[:, 1] = h - pad - (np.minimum(np.maximum(y, ylim[0]), ylim[1]) - ylim[0]) * sy
+    return " ".join(map(str, np.rint(10.0 * xy).astype(np.int64).ravel().tolist()))
 
 
 def _limits(*arrays, pad: float = 0.05) -> tuple[float, float]:
@@ -89,16 +99,52 @@ def _crop(image: np.ndarray, r: int, c: int, half_px: int) -> np.ndarray:
 
 def _thumbnail(image: np.ndarray, x_px: float, y_px: float, half_px: int) -> str:
     """Base64 PNG of the reference image around (x: column, y: row), contrast set by the crop."""
-    from matplotlib.image import imsave
+    return _thumbnails(image, [(x_px, y_px, half_px)])[0]
 
-    crop = _crop(image, int(round(y_px)), int(round(x_px)), half_px)
-    fin = crop[np.isfinite(crop)]
-    lo, hi = np.percentile(fin, [1, 99.5]) if fin.size else (0.0, 1.0)
-    buf = io.BytesIO()
-    imsave(
-        buf, np.nan_to_num(crop, nan=lo), cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, format="png"
-    )
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+def _thumbnails(image: np.ndarray, boxes: Sequence[tuple[float, float, int]]) -> list[str]:
+    """:func:`_thumbnail` of every ``(x_px, y_px, half_px)``: the bytes of ``matplotlib.image.imsave``.
+
+    The grey colour map is applied to every crop at once (``imsave`` made a colour map and its
+    lookup table per image) and each PNG written by Pillow as ``imsave`` writes it (same
+    ``Software`` text, 100 dpi): the same bytes at a fraction of the time (tested).
+    """
+    import matplotlib as mpl
+    from PIL import Image, PngImagePlugin
+
+    crops, scaled = [], []
+    for x_px, y_px, half_px in boxes:
+        crop = _crop(image, int(round(y_px)), int(round(x_px)), half_px)
+        fin = crop[np.isfinite(crop)]
+        lo, hi = np.percentile(fin, [1, 99.5]) if fin.size else (0.0, 1.0)
+        vmin, vmax = float(lo), float(hi if hi > lo else lo + 1)
+        if mpl.rcParams["image.origin"] == "lower":
+            crop = crop[::-1]
+        # matplotlib.colors.Normalize: a copy, minus vmin, divided by (vmax - vmin); zeros when equal
+        x = np.nan_to_num(crop, nan=lo)
+        if vmin == vmax:
+            x.fill(0)
+        else:
+            x -= vmin
+            x /= vmax - vmin
+        crops.append(crop.shape)
+        scaled.append(x.ravel())
+    if not scaled:
+        return []
+    with np.errstate(over="ignore"):  # an infinite pixel (made the largest float) times 256
+        rgba = mpl.colormaps["gray"](np.concatenate(scaled), bytes=True)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", f"Matplotlib version{mpl.__version__}, https://matplotlib.org/")
+    out, start = [], 0
+    for rows, cols in crops:
+        part = np.ascontiguousarray(rgba[start : start + rows * cols])
+        start += rows * cols
+        buf = io.BytesIO()
+        Image.frombuffer("RGBA", (cols, rows), part, "raw", "RGBA", 0, 1).save(
+            buf, pnginfo=info, format="png", dpi=(100, 100)
+        )
+        out.append(base64.b64encode(buf.getvalue()).decode("ascii"))
+    return out
 
 
 def _field_shading(cycles: pd.DataFrame, xlim: tuple[float, float]) -> str:
@@ -259,10 +305,9 @@ def gallery_html(
         for r in kinetics.sort_values(["particle_id", "field_kV_per_cm"]).to_dict("records"):
             kin_rows.setdefault(r["particle_id"], []).append(r)
     data = {"traces": _TraceArrays(traces), "kinetics": kin_rows, "curves": _curve_arrays(curves)}
-    cards = [
-        _card(p, data, t, xlim, fields, on_s, reference_image, pixel_size_nm)
-        for p in particles.drop_duplicates("particle_id").sort_values("particle_id").to_dict("records")
-    ]
+    records = particles.drop_duplicates("particle_id").sort_values("particle_id").to_dict("records")
+    thumbs = _thumbnails(reference_image, [_thumb_box(p, pixel_size_nm) for p in records])
+    cards = [_card(p, data, t, xlim, fields, on_s, thumb) for p, thumb in zip(records, thumbs, strict=True)]
     counts = pd.Series([c["status"] for c in cards]).value_counts().to_dict() if cards else {}
     return render_fragment(
         "gallery.html.j2",
@@ -279,8 +324,20 @@ def gallery_html(
     )
 
 
-def _card(p: dict, data: dict, t, xlim, fields, on_s, image, pixel_size_nm) -> dict:
-    """The template values of one particle's card (``p``: its particles.csv record)."""
+def _side_px(p: dict, pixel_size_nm: float) -> float:
+    size = float(p.get("size_nm", np.nan))
+    return size / pixel_size_nm if np.isfinite(size) else 4.0
+
+
+def _thumb_box(p: dict, pixel_size_nm: float) -> tuple[float, float, int]:
+    """``(x_px, y_px, half_px)`` of a particle's thumbnail (``p``: its particles.csv record)."""
+    x = p.get("x_ref_px", p["x_px"])  # the reference image's own coordinates (before drift)
+    y = p.get("y_ref_px", p["y_px"])
+    return x, y, int(max(6, np.ceil(1.2 * _side_px(p, pixel_size_nm))))
+
+
+def _card(p: dict, data: dict, t, xlim, fields, on_s, thumb: str) -> dict:
+    """The template values of one particle's card (``p``: its particles.csv record; ``thumb``: its PNG)."""
     pid = p["particle_id"]
     trace_pts = ""
     tr = data["traces"].get(pid)
@@ -292,7 +349,6 @@ def _card(p: dict, data: dict, t, xlim, fields, on_s, image, pixel_size_nm) -> d
     rows = data["kinetics"].get(pid, [])
     status, reason = particle_status(_text(p.get("excluded")), rows)
     size = float(p.get("size_nm", np.nan))
-    side_px = size / pixel_size_nm if np.isfinite(size) else 4.0
     per_field = [
         {
             "field": f"{r['field_kV_per_cm']:.0f}",
@@ -305,8 +361,6 @@ def _card(p: dict, data: dict, t, xlim, fields, on_s, image, pixel_size_nm) -> d
     ]
     flags = sorted({f for r in rows for f in _text(r.get("flags")).split(";") if f})
     size_err = float(p.get("size_err_nm", np.nan))
-    x = p.get("x_ref_px", p["x_px"])  # the reference image's own coordinates (before drift)
-    y = p.get("y_ref_px", p["y_px"])
     return {
         "pid": pid,
         "size": _fmt_num(size, ".0f"),
@@ -315,7 +369,7 @@ def _card(p: dict, data: dict, t, xlim, fields, on_s, image, pixel_size_nm) -> d
         "status": status,
         "status_class": status.replace(" ", "-"),
         "reason": reason,
-        "thumb": _thumbnail(image, x, y, int(max(6, np.ceil(1.2 * side_px)))),
+        "thumb": thumb,
         "trace": trace_pts,
         "curves": _curve_svgs(data["curves"], pid, fields, on_s),
         "per_field": per_field,
