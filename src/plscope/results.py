@@ -431,6 +431,9 @@ class RunResult:
     )
     spectra: SpectraResult | None = None  # when [spectra] is given
     centroid_shift: pd.DataFrame | None = None  # optical-centroid displacement field on vs off
+    # while plscope run writes the results: some trace columns particle-major in a scratch file
+    # (plscope._particle_traces.ParticleTraces; the report reads each particle's trace from it)
+    particle_traces: Any = field(default=None, repr=False, compare=False)
 
     def curve_table(self) -> pd.DataFrame:
         """Every cycle-averaged curve and its fit in long format (``curves.parquet``).

@@ -518,20 +518,32 @@ def estimate_shape_priors(
     return priors
 
 
-def _per_particle_inputs(traces: pd.DataFrame, frame_time_s: np.ndarray):
+def _per_particle_inputs(traces, frame_time_s: np.ndarray):
+    """``(particle_id, time_s, intensity)`` of every particle in id order, each in frame order."""
     need = ("particle_id", "frame", "intensity")
-    missing = [c for c in need if c not in traces.columns]
+    have = set(traces.columns) | ({"particle_id", "frame"} if hasattr(traces, "per_particle") else set())
+    missing = [c for c in need if c not in have]
     if missing:
         raise KineticsInputError(f"traces: missing column(s) {missing}; expected {list(need)}")
     t_frames = np.asarray(frame_time_s, dtype=float)
-    for pid, tr in traces.groupby("particle_id", sort=True):
-        tr = tr.sort_values("frame")
-        frames = tr["frame"].to_numpy()
+    for pid, frames, y in _particle_rows(traces):
         if frames.size and (frames.min() < 0 or frames.max() >= t_frames.size):
             raise KineticsInputError(
                 f"traces: particle {pid} has frame indices outside 0..{t_frames.size - 1}"
             )
-        yield pid, t_frames[frames], tr["intensity"].to_numpy(float)
+        yield pid, t_frames[frames], y
+
+
+def _particle_rows(traces) -> Iterable[tuple]:
+    """``(particle_id, frames, intensity)`` per particle: of a table, or read one particle at a time from
+    a per-particle store (``traces.per_particle(column)``, e.g. the pipeline's scratch file of a run)."""
+    if hasattr(traces, "per_particle"):
+        for pid, frames, y in traces.per_particle("intensity"):
+            yield pid, frames, np.asarray(y, dtype=float)
+        return
+    for pid, tr in traces.groupby("particle_id", sort=True):
+        tr = tr.sort_values("frame")
+        yield pid, tr["frame"].to_numpy(), tr["intensity"].to_numpy(float)
 
 
 def analyze_population(
@@ -550,7 +562,10 @@ def analyze_population(
     ----------
     traces : DataFrame
         Tidy traces: ``particle_id, frame, intensity`` (+ anything), one row
-        per particle and frame.
+        per particle and frame; or a per-particle store of them
+        (``traces.per_particle("intensity")`` yields ``(particle_id, frames,
+        intensity)`` in id order, each in frame order: one particle's trace
+        in memory at a time).
     frame_time_s : array_like, shape (n_frames,)
         Mid-exposure time of every frame (indexed by ``frame``), s.
     cycles : DataFrame

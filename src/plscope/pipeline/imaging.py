@@ -31,6 +31,7 @@ import pandas as pd
 
 from .._csv import write_csv
 from .._json import jsonable
+from .._particle_traces import ParticleTraces
 from ..columns import KINETICS_SPEC_COLUMNS
 from ..config.experiment import field_warning
 from ..errors import PlscopeError, RunFolderError, SyncError
@@ -506,11 +507,16 @@ def _run_summary(
     }
 
 
-def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None) -> RunResult:
+def analyze_extraction(
+    ex: Extraction, settings: AnalysisSettings | None = None, *, by_particle: ParticleTraces | None = None
+) -> RunResult:
     """Kinetics, mobility and the run summary from an :class:`Extraction`.
 
     Pure computation on the stored tables: the same extraction and settings
-    give the same numbers, bit for bit.
+    give the same numbers, bit for bit. ``by_particle``: the traces' columns
+    ``intensity, x_px, y_px`` particle-major in a scratch file (made by
+    ``plscope run``): each particle's trace is read from it when a step needs
+    it, rather than whole columns of the table held (the same numbers).
     """
     settings = settings or AnalysisSettings()
     meta = ex.meta
@@ -527,8 +533,13 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     if len(cycles):
         # all particles at once: the biexponential shape is pooled over the population; particles
         # with a non-empty 'excluded' are analysed but do not inform the pooled shape
-        signal = table_columns(traces, ("particle_id", "frame", "intensity"))  # what it reads
-        n_particles = int(signal["particle_id"].nunique()) if "particle_id" in signal else 0
+        # what it reads: whole columns, or each particle's trace from the scratch file
+        signal = (
+            by_particle
+            if by_particle is not None
+            else table_columns(traces, ("particle_id", "frame", "intensity"))
+        )
+        n_particles = _n_particles(signal)
         with particle_mapper(settings.kinetics.workers, n_particles) as mapper:  # kinetics.workers
             kinetic_population = analyze_population(
                 signal,
@@ -568,7 +579,9 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
     shift = None
     if len(cycles) and "x_px" in traces.columns:
         shift = centroid_shift(
-            table_columns(traces, ("frame", "particle_id", "x_px", "y_px")),
+            by_particle.blocks(("x_px", "y_px"))  # a few particles at a time
+            if by_particle is not None and {"x_px", "y_px"} <= set(by_particle.columns)
+            else table_columns(traces, ("frame", "particle_id", "x_px", "y_px")),
             cycles,
             t_mid,
             exposure_s=exposure_s,
@@ -593,7 +606,15 @@ def analyze_extraction(ex: Extraction, settings: AnalysisSettings | None = None)
         settings=settings,
         centroid_shift=shift,
         population=kinetic_population,
+        particle_traces=by_particle,
     )
+
+
+def _n_particles(signal: Any) -> int:
+    """Particles of the kinetics' input (a table, or a per-particle store)."""
+    if isinstance(signal, ParticleTraces):
+        return signal.n_particles
+    return int(signal["particle_id"].nunique()) if "particle_id" in signal else 0
 
 
 def analyze_imaging(
@@ -686,19 +707,24 @@ def run_imaging(
     ):
         ex = extract_imaging(cfg, settings, progress=progress)
         result = _analyze_stored(ex, settings, tmp)
-        result.config = cfg
-        if cfg.spectra is not None:
-            _add_spectra(result, cfg, tmp, progress=progress)
-        prov = provenance(
-            inputs=input_files(cfg),
-            config=cfg.to_dict(),
-            settings=settings.to_dict(),
-            settings_digest=settings.digest(),
-            started=started,
-            command_line=command_line,
-            records=records,
-        )
-        _write_results(result, tmp, prov)
+        try:
+            result.config = cfg
+            if cfg.spectra is not None:
+                _add_spectra(result, cfg, tmp, progress=progress)
+            prov = provenance(
+                inputs=input_files(cfg),
+                config=cfg.to_dict(),
+                settings=settings.to_dict(),
+                settings_digest=settings.digest(),
+                started=started,
+                command_line=command_line,
+                records=records,
+            )
+            _write_results(result, tmp, prov)
+        finally:  # the scratch file is not part of the results
+            if result.particle_traces is not None:
+                result.particle_traces.close()
+                result.particle_traces = None
     _moved_traces(result, ex, Path(out_dir))
     return result
 
@@ -717,9 +743,16 @@ def _analyze_stored(ex: Extraction, settings: AnalysisSettings, folder: Path) ->
         written = pool.submit(write_csv, ex.traces, folder / "traces.csv.gz", gzip_level=1)
         ex.save(folder)
         written.result()
+    # what the kinetics, the centroid shift and the report read, particle by particle
+    by_particle = ParticleTraces.build(ex.traces, ("intensity", "x_px", "y_px"), folder / SCRATCH_TRACES)
     ex.traces = StoredTable(folder / "traces.parquet")
     release_free_memory()  # the table, and the buffers of writing it (Arrow's pool, the thread's heap)
-    return analyze_extraction(ex, settings)
+    try:
+        return analyze_extraction(ex, settings, by_particle=by_particle)
+    except BaseException:
+        if by_particle is not None:
+            by_particle.close()
+        raise
 
 
 def _moved_traces(result: RunResult, ex: Extraction, out_dir: Path) -> None:
@@ -729,6 +762,10 @@ def _moved_traces(result: RunResult, ex: Extraction, out_dir: Path) -> None:
         if isinstance(traces, StoredTable):
             holder.traces = traces.moved_to(out_dir)
 
+
+#: the scratch file of :class:`~plscope._particle_traces.ParticleTraces` in a staged output folder
+#: (deleted before the folder is committed)
+SCRATCH_TRACES = ".plscope-traces-by-particle.tmp"
 
 #: files of the spectral analysis, carried over unchanged by :func:`reanalyze`
 SPECTRA_FILES = ("spectra.csv", "spectral_shifts.csv", "calibration.json")

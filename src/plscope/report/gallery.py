@@ -304,7 +304,8 @@ def gallery_html(
     if len(kinetics):
         for r in kinetics.sort_values(["particle_id", "field_kV_per_cm"]).to_dict("records"):
             kin_rows.setdefault(r["particle_id"], []).append(r)
-    data = {"traces": _TraceArrays(traces), "kinetics": kin_rows, "curves": _curve_arrays(curves)}
+    arrays = traces if hasattr(traces, "per_particle") else _TraceArrays(traces)  # a store: get(pid) already
+    data = {"traces": arrays, "kinetics": kin_rows, "curves": _curve_arrays(curves)}
     records = particles.drop_duplicates("particle_id").sort_values("particle_id").to_dict("records")
     thumbs = _thumbnails(reference_image, [_thumb_box(p, pixel_size_nm) for p in records])
     cards = [_card(p, data, t, xlim, fields, on_s, thumb) for p, thumb in zip(records, thumbs, strict=True)]

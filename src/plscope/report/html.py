@@ -375,14 +375,21 @@ def _size_of(particles: pd.DataFrame, pid) -> float:
     return float(p.loc[pid, "size_nm"]) if pid in p.index else float("nan")
 
 
-def _report_traces(result) -> pd.DataFrame:
-    """The traces' columns the report draws (only those are read when the traces are stored)."""
+def _report_traces(result):
+    """The traces' columns the report draws (only those are read when the traces are stored; while
+    ``plscope run`` writes, each particle's trace alone, from its scratch file: ``get(pid)``)."""
+    store = getattr(result, "particle_traces", None)
+    if store is not None and "intensity" in store.columns:
+        return store.arrays("intensity")
     names = ("frame", "particle_id", "intensity")
     return result.trace_columns(names) if hasattr(result, "trace_columns") else result.traces
 
 
 def _trace_of(result, pid) -> tuple[np.ndarray, np.ndarray]:
     traces = _report_traces(result)
+    if hasattr(traces, "per_particle"):  # one particle's trace read
+        frames, y = traces.get(pid) or (np.empty(0, np.int64), np.empty(0))
+        return np.asarray(result.frame_time_s)[frames], np.asarray(y, dtype=float)
     tr = traces[traces["particle_id"] == pid].sort_values("frame")
     return np.asarray(result.frame_time_s)[tr["frame"].to_numpy()], tr["intensity"].to_numpy(float)
 

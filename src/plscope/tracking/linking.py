@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -309,7 +310,7 @@ def _count_tracks(
 
 
 def centroid_shift(
-    traces: pd.DataFrame,
+    traces: pd.DataFrame | Iterable[pd.DataFrame],
     cycles: pd.DataFrame,
     frame_time_s: np.ndarray,
     *,
@@ -326,9 +327,11 @@ def centroid_shift(
 
     Parameters
     ----------
-    traces : pandas.DataFrame
+    traces : pandas.DataFrame or iterable of DataFrame
         ``frame, particle_id, x_px, y_px`` (from
-        :func:`~plscope.tracking.extract_traces` with ``centroids=True``).
+        :func:`~plscope.tracking.extract_traces` with ``centroids=True``);
+        or blocks of such rows, each holding whole particles, in particle
+        order (one block in memory at a time: the same table).
         Positions are used as measured (stage drift cancels in the
         symmetric difference; a common drift estimate is *not* subtracted,
         since it would also remove a shift common to all particles).
@@ -356,16 +359,34 @@ def centroid_shift(
         frame-to-frame scatter), the nm versions, ``n_cycles`` used,
         ``n_on_frames``, ``n_off_frames``.
     """
-    _need(traces, ("frame", "particle_id", "x_px", "y_px"), "traces")
+    if isinstance(traces, pd.DataFrame):
+        _need(traces, ("frame", "particle_id", "x_px", "y_px"), "traces")
+    blocks = [traces] if isinstance(traces, pd.DataFrame) else traces
     _need(cycles, ("field_kV_per_cm", "on_start_s", "on_end_s", "off_end_s"), "cycles")
     t_frame = np.asarray(frame_time_s, float).ravel()
     scale = float(pixel_size_nm) if pixel_size_nm else float("nan")
     cyc = cycles.sort_values("on_start_s").reset_index(drop=True)
     wins = _cycle_windows(cyc, t_frame, 0.5 * float(exposure_s), settle_s)
+    fields = cyc["field_kV_per_cm"].to_numpy(float)
+    rows: list[tuple] = []
+    for block in blocks:
+        rows.extend(_particle_shifts(block, t_frame, wins, fields, scale))
+    out = pd.DataFrame(rows, columns=list(CENTROID_SHIFT_COLUMNS))
+    return out.astype({"n_cycles": np.int64, "n_on_frames": np.int64, "n_off_frames": np.int64})
+
+
+def _particle_shifts(
+    traces: pd.DataFrame,
+    t_frame: np.ndarray,
+    wins: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    fields: np.ndarray,
+    scale: float,
+) -> list[tuple]:
+    """The rows of :func:`centroid_shift` of the particles of ``traces``, in particle order."""
+    _need(traces, ("frame", "particle_id", "x_px", "y_px"), "traces")
     frames_all = traces["frame"].to_numpy(np.int64)
     if frames_all.size and (frames_all.max() >= t_frame.size):
         raise PlscopeError(f"frame_time_s: {t_frame.size} times for frames up to {frames_all.max()}")
-    fields = cyc["field_kV_per_cm"].to_numpy(float)
     rows = []
     for pid, tr in traces.groupby("particle_id", sort=True):
         n_t = t_frame.size
@@ -380,8 +401,7 @@ def centroid_shift(
         pc = pd.DataFrame(per_cycle, columns=["field", "dx", "dy", "n_on", "n_off", "ex", "ey"])
         for field, g in pc.groupby("field", sort=True):
             rows.append((pid, float(field), *_level_shift(g, scale)))
-    out = pd.DataFrame(rows, columns=list(CENTROID_SHIFT_COLUMNS))
-    return out.astype({"n_cycles": np.int64, "n_on_frames": np.int64, "n_off_frames": np.int64})
+    return rows
 
 
 def _cycle_windows(

@@ -1,0 +1,110 @@
+"""Trace columns stored particle-major in a scratch file (issue 16, memory flat in the frames).
+
+``plscope run`` reads each particle's trace from :class:`~plscope._particle_traces.ParticleTraces`
+in the kinetics, the centroid shift and the report instead of holding whole columns: every reader
+must get the values the table gave, bit for bit, and the file must not reach the results folder.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from plscope._particle_traces import ParticleTraces
+from plscope.kinetics import analyze_population
+from plscope.pipeline.imaging import SCRATCH_TRACES
+from plscope.results import StoredTable, write_parquet
+from plscope.tracking import centroid_shift
+
+
+def _traces(n_frames: int = 200, n_particles: int = 7, seed: int = 0) -> pd.DataFrame:
+    """Frame-major rows (every particle in every frame), floats with NaN, -0.0 and inf."""
+    rng = np.random.default_rng(seed)
+    n = n_frames * n_particles
+    intensity = rng.normal(1000.0, 30.0, n)
+    intensity[rng.random(n) < 0.01] = np.nan
+    intensity[:3] = [-0.0, np.inf, 1e-7]
+    return pd.DataFrame(
+        {
+            "frame": np.repeat(np.arange(5, 5 + n_frames, dtype=np.int64), n_particles),
+            "particle_id": np.tile(np.arange(3, 3 + 2 * n_particles, 2, dtype=np.int64), n_frames),
+            "intensity": intensity,
+            "x_px": rng.uniform(0, 512, n),
+            "y_px": rng.uniform(0, 512, n).astype(np.float32),
+        }
+    )
+
+
+@pytest.mark.parametrize("source", ["frame", "parquet"])
+def test_each_particle_reads_the_tables_rows_in_frame_order(tmp_path, source):
+    table = _traces()
+    src = table
+    if source == "parquet":
+        write_parquet(table, tmp_path / "traces.parquet")
+        src = StoredTable(tmp_path / "traces.parquet")
+    store = ParticleTraces.build(src, ("intensity", "x_px", "y_px"), tmp_path / "scratch")
+    assert store is not None and store.n_particles == 7
+    groups = dict(iter(table.groupby("particle_id", sort=True)))
+    seen = []
+    for pid, frames, y in store.per_particle("intensity"):
+        tr = groups[pid].sort_values("frame")
+        np.testing.assert_array_equal(frames, tr["frame"].to_numpy())
+        assert y.tobytes() == tr["intensity"].to_numpy().tobytes()  # -0.0 and NaN bits too
+        assert store.get(pid, "y_px").tobytes() == tr["y_px"].to_numpy().tobytes()  # dtype kept
+        seen.append(pid)
+    assert seen == sorted(groups)
+    assert store.get(4, "x_px") is None  # no such particle
+    frames, x = store.arrays("x_px").get(seen[2])
+    np.testing.assert_array_equal(x, groups[seen[2]]["x_px"].to_numpy())
+    # blocks of whole particles: the table's rows, particle-major
+    blocks = list(store.blocks(("x_px", "y_px"), n_particles=3))
+    assert [b["particle_id"].nunique() for b in blocks] == [3, 3, 1]
+    joined = pd.concat(blocks, ignore_index=True)
+    expect = table.sort_values("particle_id", kind="stable")[["frame", "particle_id", "x_px", "y_px"]]
+    pd.testing.assert_frame_equal(joined, expect.reset_index(drop=True), check_exact=True)
+    store.close()
+    assert not (tmp_path / "scratch").exists()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["drop a row", "particles unsorted", "frames unsorted", "float ids", "missing column", "empty"],
+)
+def test_an_irregular_table_is_not_stored(tmp_path, damage):
+    table = _traces(n_frames=20, n_particles=4)
+    if damage == "drop a row":
+        table = table.drop(index=41).reset_index(drop=True)
+    elif damage == "particles unsorted":
+        table = table.sort_values(["frame", "particle_id"], ascending=[True, False]).reset_index(drop=True)
+    elif damage == "frames unsorted":
+        table = table.sort_values(["frame", "particle_id"], ascending=[False, True]).reset_index(drop=True)
+    elif damage == "float ids":
+        table["particle_id"] = table["particle_id"].astype(float)
+    elif damage == "missing column":
+        table = table.drop(columns="y_px")
+    else:
+        table = table.iloc[:0]
+    assert ParticleTraces.build(table, ("intensity", "x_px", "y_px"), tmp_path / "scratch") is None
+    assert not (tmp_path / "scratch").exists()
+
+
+def test_the_kinetics_and_the_centroid_shift_from_the_store_equal_the_tables(small_analysis, tmp_path):
+    ex = small_analysis.extraction
+    traces = ex.traces
+    store = ParticleTraces.build(traces, ("intensity", "x_px", "y_px"), tmp_path / "scratch")
+    assert store is not None  # the extraction makes a regular table
+    t_mid = ex.frames["mid_time_s"].to_numpy(float)
+    kw = dict(exposure_s=float(ex.meta["exposure_s"]), particles=ex.particles)
+    from_store = analyze_population(store, t_mid, ex.cycles, **kw)
+    pd.testing.assert_frame_equal(from_store.table, small_analysis.run.population.table, check_exact=True)
+    args = (ex.cycles, t_mid)
+    shift_kw = dict(exposure_s=float(ex.meta["exposure_s"]), pixel_size_nm=ex.meta.get("pixel_size_nm"))
+    whole = centroid_shift(traces[["frame", "particle_id", "x_px", "y_px"]], *args, **shift_kw)
+    blocks = centroid_shift(store.blocks(("x_px", "y_px"), n_particles=2), *args, **shift_kw)
+    pd.testing.assert_frame_equal(blocks, whole, check_exact=True)
+
+
+def test_the_scratch_file_is_not_left_in_the_results(small_output):
+    assert not (small_output / SCRATCH_TRACES).exists()
+    assert (small_output / "traces.parquet").is_file()
