@@ -70,3 +70,53 @@ def test_last_bit_differences_of_the_layout_do_not_change_the_files(tmp_path, re
     request.getfixturevalue("nudged_layout")
     nudged, _ = _files(tmp_path, "nudged")
     assert nudged == plain
+
+
+def _placeholder_files(fig, folder) -> dict[str, bytes]:
+    """SVG and PDF as saved with the placeholder engine ``"none"`` (savefig then draws twice)."""
+    from matplotlib import rc_context
+
+    fig.set_layout_engine("none")
+    folder.mkdir()
+    with rc_context({"svg.hashsalt": "plscope", "pdf.compression": 6}):
+        fig.savefig(folder / "f.svg", format="svg", dpi=110, metadata={"Date": None})
+        fig.savefig(folder / "f.pdf", format="pdf", dpi=110, metadata={"CreationDate": None, "ModDate": None})
+    return {p.suffix: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_svg_and_pdf_drawn_once_without_a_layout_engine_are_the_bytes_of_the_placeholder(tmp_path):
+    """save_figure_files leaves the laid-out figure with no layout engine (savefig draws it once, not a
+    dry draw first): the SVG and PDF bytes of saving with the placeholder engine "none"."""
+    rng = np.random.default_rng(1)
+    parts = pd.DataFrame(
+        {"particle_id": range(30), "x_px": rng.uniform(0, 64, 30), "y_px": rng.uniform(0, 64, 30)}
+    )
+    parts["size_nm"] = rng.uniform(300, 900, 30)
+    image = rng.normal(100, 5, (64, 64))
+    builds = {
+        "tau": lambda: figures.tau_vs_field(_kinetics(), particle_id=2),
+        "ref": lambda: figures.reference_image(image, parts, pixel_size_nm=100.0),
+    }
+    for name, build in builds.items():
+        fig = build()
+        save_figure_files({name: (fig, _png_bytes(fig))}, tmp_path / name)
+        assert fig.get_layout_engine() is None
+        got = {p.suffix: p.read_bytes() for p in (tmp_path / name).iterdir() if p.suffix != ".png"}
+        fig = build()
+        _png_bytes(fig)
+        assert got == _placeholder_files(fig, tmp_path / f"{name}-placeholder")
+
+
+def test_no_layout_engine_comes_back_from_the_settings():
+    """Where the settings give new figures an engine, the laid-out figure keeps the placeholder."""
+    import matplotlib as mpl
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
+    from plscope.report.html import _fixed_layout
+
+    for key in ("figure.autolayout", "figure.constrained_layout.use"):
+        fig = figures.tau_vs_field(_kinetics(), particle_id=2)
+        _png_bytes(fig)
+        with mpl.rc_context({key: True}):
+            _fixed_layout(fig)
+        assert isinstance(fig.get_layout_engine(), PlaceHolderLayoutEngine)
