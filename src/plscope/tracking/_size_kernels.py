@@ -141,3 +141,15 @@ def assemble(
     for r in range(npx):
         bg = p[0] + (p[1] * dxx[r] + p[2] * dyy[r] if n_bg == 3 else 0.0)
         mdl[r] = bg + signal[r]
+
+
+@numba.njit(cache=True, nogil=True)
+def scale_jacobian(jac, col_scale, row_weight):  # pragma: no cover - compiled
+    """``jac[r, c] = (jac[r, c] * col_scale[c]) * row_weight[r]`` in place.
+
+    The order of ``J[:, logi] *= p[logi]; J * w[:, None]`` (a column scale of 1
+    leaves a value unchanged bit for bit).
+    """
+    for r in range(jac.shape[0]):
+        for c in range(jac.shape[1]):
+            jac[r, c] = (jac[r, c] * col_scale[c]) * row_weight[r]

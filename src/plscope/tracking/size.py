@@ -45,7 +45,7 @@ from scipy.special import erf
 
 from ..columns import SIZE_COLUMNS
 from ..errors import PlscopeError
-from ._size_kernels import assemble, edge_terms, pixel_edges
+from ._size_kernels import assemble, edge_terms, pixel_edges, scale_jacobian
 from .detect import _check_image, _check_positive, robust_std
 from .models import box_profile
 
@@ -510,11 +510,14 @@ def _solve_log(
         mdl, _, _ = model.evaluate(to_p(q), jac=False)
         return (mdl - data) * w
 
+    col_scale = np.ones(p0.size)
+
     def jac(q):
         p = to_p(q)
         _, _, J = model.evaluate(p, jac=True)
-        J[:, logi] *= p[logi]
-        return J * w[:, None]
+        col_scale[logi] = p[logi]
+        scale_jacobian(J, col_scale, w)  # J[:, logi] *= p[logi]; J * w[:, None]
+        return J
 
     q0 = p0.copy()
     q0[logi] = np.log(p0[logi])
