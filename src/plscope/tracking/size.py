@@ -240,9 +240,12 @@ def _contacts(img: np.ndarray) -> dict[tuple[int, int], int]:
             continue
         lo = np.minimum(a[sel], b[sel])
         hi = np.maximum(a[sel], b[sel])
-        pairs, cnt = np.unique(np.stack([lo, hi], axis=1), axis=0, return_counts=True)
-        for (la, lb), c in zip(pairs.tolist(), cnt.tolist()):
-            counts[(la, lb)] = counts.get((la, lb), 0) + c
+        # one integer per pair: sorted as the pairs (lo, hi) are (labels are below `base`)
+        base = int(hi.max()) + 1
+        keys, cnt = np.unique(lo * base + hi, return_counts=True)
+        for key, c in zip(keys.tolist(), cnt.tolist()):
+            pair = divmod(key, base)
+            counts[pair] = counts.get(pair, 0) + c
     return counts
 
 
@@ -303,6 +306,7 @@ def _groups(
     image: np.ndarray,
     particles: pd.DataFrame,
     foot: np.ndarray,
+    grown: np.ndarray,
     row_labels: np.ndarray,
     *,
     halo_px: int,
@@ -317,18 +321,17 @@ def _groups(
     boundary, then footprints one pixel apart, then by the length of the
     halo contact), and never beyond ``max_group``
     particles; a neighbour left out of a group is masked out of its fit.
+    ``grown``: the footprints ``foot`` grown by ``halo_px``.
     """
-    from skimage.segmentation import expand_labels
-
-    grown = expand_labels(foot, halo_px)
     rows_n, cols_n = image.shape
     objects = ndimage.find_objects(grown)
     finite = np.isfinite(image)
     out = []
+    x_px, y_px = particles["x_px"].to_numpy(float), particles["y_px"].to_numpy(float)
     for members in _merge_closest(foot, grown, row_labels, max_group):
         lbls = [int(row_labels[i]) for i in members]
         i = members[0]
-        centre = (float(particles["y_px"].iloc[i]), float(particles["x_px"].iloc[i]))
+        centre = (float(y_px[i]), float(x_px[i]))
         r0, r1, c0, c1 = _group_box(objects, lbls, image.shape, centre, halo_px)
         rows = slice(max(r0 - pad_px, 0), min(r1 + pad_px, rows_n))
         cols = slice(max(c0 - pad_px, 0), min(c1 + pad_px, cols_n))
@@ -341,11 +344,15 @@ def _groups(
 def _initial_guess(
     image: np.ndarray,
     group: _Group,
-    particles: pd.DataFrame,
+    centres: np.ndarray,
     grown: np.ndarray,
     sigma0: float,
     background: str,
 ) -> np.ndarray:
+    """Starting parameters of a group: median background, detected centres, sides from second moments.
+
+    ``centres``: ``(x_px, y_px)`` of every particles row, shape (n, 2).
+    """
     roi = image[group.rows, group.cols]
     g = grown[group.rows, group.cols]
     bg_pix = roi[(g == 0) & group.fit_mask]
@@ -360,8 +367,8 @@ def _initial_guess(
         own = g == lbl
         d = np.clip(roi - bg0, 0.0, None) * own
         total = float(d.sum())
-        x0 = float(particles["x_px"].iloc[i])
-        y0 = float(particles["y_px"].iloc[i])
+        x0 = float(centres[i, 0])
+        y0 = float(centres[i, 1])
         if total > 0:
             m2 = 0.5 * (float((d * (xx - x0) ** 2).sum()) + float((d * (yy - y0) ** 2).sum())) / total
             side = math.sqrt(max(12.0 * (m2 - sigma0**2 - 1.0 / 12.0), 1.0))
@@ -1277,7 +1284,7 @@ def _layout(img: np.ndarray, particles: pd.DataFrame, labels: np.ndarray | None,
     pad_px = int(math.ceil(2.0 * sigma_px0)) + 2
     foot, row_labels = _footprints(img.shape, particles, labels, default_radius_px=2.0 * halo_px)
     grown = expand_labels(foot, halo_px)
-    groups = _groups(img, particles, foot, row_labels, halo_px=halo_px, pad_px=pad_px)
+    groups = _groups(img, particles, foot, grown, row_labels, halo_px=halo_px, pad_px=pad_px)
     return _Layout(foot, row_labels, grown, groups)
 
 
@@ -1445,7 +1452,8 @@ def measure_sizes(
     lay = _layout(img, particles, labels, sigma_px0)
     groups, grown = lay.groups, lay.grown
     s0 = _noise_floor(img, grown)
-    p0s = [_initial_guess(img, g, particles, grown, sigma_px0, background) for g in groups]
+    centres = particles[["x_px", "y_px"]].to_numpy(float)
+    p0s = [_initial_guess(img, g, centres, grown, sigma_px0, background) for g in groups]
 
     p_start, sig_start, s0, a = _first_pass(
         img, lay, p0s, s0, sigma_px0 if sigma_known else None, sigma_px0, background
