@@ -147,3 +147,21 @@ def test_solve_log_refuses_a_non_finite_start_as_least_squares_does():
     with pytest.raises(ValueError) as theirs:
         reference_solve_log(model, data, w, p0, logi)
     assert str(ours.value) == str(theirs.value)
+
+
+def test_member_images_equal_box_profile_outer_products_bit_for_bit():
+    from plscope.tracking.models import box_profile
+
+    rng = np.random.default_rng(23)
+    for k in (1, 3, 4):
+        model, p = random_group(rng, k, False, "plane")
+        p[model.n_bg + 2] = -1.0 if k == 3 else p[model.n_bg + 2]  # an absurd side: no image
+        images = size._member_images(model, p, 1.37)
+        for j, member in enumerate(images):
+            x0, y0, side, total = p[model.n_bg + 4 * j : model.n_bg + 4 * j + 4]
+            if side <= 0:
+                assert member is None
+                continue
+            ref = np.outer(box_profile(model.y, y0, side, 1.37), box_profile(model.x, x0, side, 1.37))
+            assert member[:2] == (x0, y0)
+            np.testing.assert_array_equal(member[2], ref * (total / (side * side)))

@@ -47,7 +47,7 @@ from ..columns import SIZE_COLUMNS
 from ..errors import PlscopeError
 from ._size_kernels import assemble, edge_terms, pixel_edges, scale_jacobian
 from .detect import _check_image, _check_positive, robust_std
-from .models import box_profile
+from .models import _G
 
 logger = logging.getLogger(__name__)
 
@@ -715,19 +715,44 @@ def _moment_background(
 def _member_images(
     model: _GroupModel, p: np.ndarray, sigma_px: float
 ) -> list[tuple[float, float, np.ndarray] | None]:
-    """``(x0, y0, model image)`` of each fitted square of a group (None when its parameters are absurd)."""
-    members: list[tuple[float, float, np.ndarray] | None] = []
-    for j in range(model.k):
-        j0 = model.n_bg + _PARAMS_PER_PARTICLE * j
-        x0, y0, side, total = p[j0 : j0 + 4]
-        if not (np.all(np.isfinite([x0, y0, side, total])) and side > 0):
-            members.append(None)
-            continue
-        img = np.outer(box_profile(model.y, y0, side, sigma_px), box_profile(model.x, x0, side, sigma_px)) * (
-            total / (side * side)
-        )
-        members.append((x0, y0, img))
+    """``(x0, y0, model image)`` of each fitted square of a group (None when its parameters are absurd).
+
+    The image of a square is ``total / side**2`` times the outer product of
+    its ``models.box_profile`` along y and x (:func:`_box_profiles`).
+    """
+    sq = p[model.n_bg : model.n_bg + _PARAMS_PER_PARTICLE * model.k].reshape(model.k, _PARAMS_PER_PARTICLE)
+    good = np.all(np.isfinite(sq), axis=1) & (sq[:, 2] > 0)
+    members: list[tuple[float, float, np.ndarray] | None] = [None] * model.k
+    if not good.any():
+        return members
+    px, py = _box_profiles(model.x, model.y, sq[good], sigma_px)
+    for n, j in enumerate(np.flatnonzero(good)):
+        x0, y0, side, total = sq[j]
+        members[j] = (x0, y0, np.outer(py[n], px[n]) * (total / (side * side)))
     return members
+
+
+def _box_profiles(
+    x: np.ndarray, y: np.ndarray, squares: np.ndarray, sigma_px: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``models.box_profile`` along ``x`` and ``y`` of each square ``(x0, y0, side, total)``, batched.
+
+    The same expressions on the same values (``models._G`` of pixel edge minus
+    square edge; the upper edge of a pixel is the lower edge of the next one,
+    exactly, so each is computed once): bit for bit ``box_profile``.
+    Returns arrays of shape (squares, x.size) and (squares, y.size).
+    """
+    side = np.maximum(squares[:, 2], 1e-9)
+    sigma = max(float(sigma_px), 1e-6)
+    ex = np.stack([squares[:, 0] - side / 2.0, squares[:, 0] + side / 2.0], axis=1)
+    ey = np.stack([squares[:, 1] - side / 2.0, squares[:, 1] + side / 2.0], axis=1)
+    bx = np.append(x - 0.5, x[-1] + 0.5)
+    by = np.append(y - 0.5, y[-1] + 0.5)
+    g = _G(np.concatenate([bx - ex[:, :, None], by - ey[:, :, None]], axis=2), sigma)
+    gx, gy = g[:, :, : bx.size], g[:, :, bx.size :]
+    px = (gx[:, 0, 1:] - gx[:, 0, :-1]) - (gx[:, 1, 1:] - gx[:, 1, :-1])
+    py = (gy[:, 0, 1:] - gy[:, 0, :-1]) - (gy[:, 1, 1:] - gy[:, 1, :-1])
+    return px, py
 
 
 def _corrected_shape(
