@@ -37,6 +37,7 @@ reason in ``flags`` and a sentence in ``exclusion_reason``.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import math
 import zlib
@@ -53,9 +54,14 @@ from ._checks import KineticsInputError, as_1d_float, check_cycles, check_exposu
 from .cycles import (
     BleachModel,
     SuperposedCycles,
+    _bleach_model,
+    _pre_on_plateaus,
+    _sorted_cycles,
     _stats,
+    _superpose_windows,
+    _window_arrays,
+    _windows_of,
     bleach_curve,
-    superpose_cycles,
     switching_efficiency_per_cycle,
 )
 from .fits import DecayFit, ShapePrior, fit_biexponential_pooled, fit_decay, fit_models
@@ -88,6 +94,23 @@ polarization average, i.e. not spoiled by a blink)."""
 
 
 @dataclass(frozen=True, eq=False)
+class _Level:
+    """One field level of a particle's cycle table, computed once per particle.
+
+    ``cycle`` are the level's cycle ids sorted by ``on_start_s``, ``windows`` their window arrays
+    (:func:`~plscope.kinetics.cycles.cycle_windows` of the level's cycles alone) and ``window_s`` the
+    median ON ('pol') and OFF ('rec') window lengths, s.
+    """
+
+    level: Any
+    field_kV_per_cm: float
+    n_cycles: int
+    cycle: np.ndarray
+    windows: dict
+    window_s: dict
+
+
+@dataclass(frozen=True, eq=False)
 class _Context:
     """What :func:`refit_particle` needs to rebuild the table without redoing the superposition."""
 
@@ -106,6 +129,7 @@ class _Context:
     time_s: np.ndarray | None = None
     norm_intensity: np.ndarray | None = None
     raw_intensity: np.ndarray | None = None
+    levels: tuple[_Level, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -487,12 +511,9 @@ def _too_fast(tau_s: float, frame_interval_s: float, min_frames: float) -> bool:
     )
 
 
-def _window_s(cl: pd.DataFrame, phase: str) -> float:
-    """Median length of the ON (pol) or OFF (rec) windows of a level's cycles, s."""
-    if phase == "pol":
-        d = cl["on_end_s"].to_numpy(float) - cl["on_start_s"].to_numpy(float)
-    else:
-        d = cl["off_end_s"].to_numpy(float) - cl["on_end_s"].to_numpy(float)
+def _window_s(start_s: np.ndarray, end_s: np.ndarray) -> float:
+    """Median length of the windows ``start_s .. end_s`` (a level's ON or OFF windows), s."""
+    d = end_s - start_s
     d = d[np.isfinite(d)]
     return float(np.median(d)) if d.size else float("nan")
 
@@ -516,20 +537,55 @@ def settled_fraction(fit: DecayFit, window_s: float) -> float:
     return float(1.0 - rest / total)
 
 
-def _levels(c: pd.DataFrame):
-    for level in dict.fromkeys(c["level"].tolist()):
-        cl = c[c["level"] == level]
-        yield level, cl, float(np.median(np.abs(cl["field_kV_per_cm"].to_numpy(dtype=float))))
+def _level_rows(c: pd.DataFrame) -> list[tuple[Any, np.ndarray]]:
+    """``(level, row positions)`` of every level of ``c`` in order of appearance (the rows of
+    ``c[c['level'] == level]``)."""
+    col = c["level"]
+    values = col.tolist()
+    keys = dict.fromkeys(values)
+    if isinstance(col.dtype, np.dtype):  # python == on the values is numpy's (and pandas') ==
+        return [(k, np.array([i for i, v in enumerate(values) if v == k], dtype=np.intp)) for k in keys]
+    return [(k, np.flatnonzero((col == k).to_numpy(dtype=bool))) for k in keys]
+
+
+def _level_plan(c: pd.DataFrame, plateau_s: float, record_start_s: float) -> tuple[_Level, ...]:
+    """The levels of the checked cycle table ``c`` (sorted by ``on_start_s``) with their cycles and
+    windows, as the per-level tables ``c[c['level'] == level]`` give them."""
+    field = c["field_kV_per_cm"].to_numpy(dtype=float)
+    fast = _sorted_cycles(c) is not None
+    if fast:
+        times = [c[k].to_numpy(dtype=float) for k in ("on_start_s", "on_end_s", "off_end_s")]
+        cycle_ids = c["cycle"].to_numpy()
+    out = []
+    for level, rows in _level_rows(c):
+        if fast:
+            rows = rows[np.argsort(times[0][rows], kind="stable")]
+            on_start, on_end, off_end = (a[rows] for a in times)
+            cycle = cycle_ids[rows]
+            win = _window_arrays(on_start, on_end, off_end, plateau_s, record_start_s)
+        else:  # a table the fast path cannot read: the superposition's own (checking) path
+            cols, win = _windows_of(c.iloc[rows], plateau_s, record_start_s)
+            cycle = cols["cycle"]
+            cl = c.iloc[rows]
+            on_start, on_end, off_end = (
+                cl[k].to_numpy(float) for k in ("on_start_s", "on_end_s", "off_end_s")
+            )
+        window_s = {"pol": _window_s(on_start, on_end), "rec": _window_s(on_end, off_end)}
+        field_kV_per_cm = float(np.median(np.abs(field[rows])))
+        out.append(_Level(level, field_kV_per_cm, int(rows.size), cycle, win, window_s))
+    return tuple(out)
 
 
 def _assemble(ctx: _Context, sups: dict, fits: dict, sup_flags: dict) -> tuple[pd.DataFrame, dict]:
     """Rows and report curves from the superposed cycles and the reported fits."""
     s = ctx.settings
     rows, curves = [], {}
-    for level, cl, field_kV_per_cm in _levels(ctx.cycles):
-        row = _empty_row(ctx, level, field_kV_per_cm, len(cl))
+    se_by_cycle = _se_by_cycle(ctx.se_table)
+    for lv in ctx.levels:
+        level, field_kV_per_cm = lv.level, lv.field_kV_per_cm
+        row = _empty_row(ctx, level, field_kV_per_cm, lv.n_cycles)
         flags = list(ctx.particle_flags)
-        if "no_data" in ctx.particle_flags or len(cl) < s.min_cycles:
+        if "no_data" in ctx.particle_flags or lv.n_cycles < s.min_cycles:
             if "no_data" not in ctx.particle_flags:
                 flags.append("too_few_cycles")
             row["flags"] = ";".join(dict.fromkeys(flags))
@@ -548,10 +604,10 @@ def _assemble(ctx: _Context, sups: dict, fits: dict, sup_flags: dict) -> tuple[p
         row["n_cycles_used"] = sp.n_used
         row["n_cycles_used_rec"] = sr.n_used
         row["n_cycles_spoiled"] = int(np.count_nonzero(sp.spoiled | sr.spoiled))
-        _fill_window_switching_efficiency(row, ctx, sp, flags)
+        _fill_window_switching_efficiency(row, se_by_cycle, sp, flags)
         for phase in ("pol", "rec"):
             _fill_phase(
-                row, ctx, phase, fits.get((level, phase)), ctx.free_fits.get((level, phase)), cl, flags
+                row, ctx, phase, fits.get((level, phase)), ctx.free_fits.get((level, phase)), lv, flags
             )
         pol_fit = fits.get((level, "pol"))
         if pol_fit is not None and pol_fit.ok:
@@ -584,17 +640,22 @@ def _report_curve(sup: SuperposedCycles, fit: DecayFit | None) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def _fill_window_switching_efficiency(row: dict, ctx: _Context, sp: SuperposedCycles, flags: list) -> None:
-    """Switching efficiency over the cycles of the polarization average."""
+def _se_by_cycle(se_table: pd.DataFrame | None) -> dict | None:
+    """``cycle -> switching efficiency`` of the per-cycle table (a plain lookup: an indexed pandas
+    ``.loc`` per row was slow)."""
+    if se_table is None:
+        return None
+    return dict(
+        zip(se_table["cycle"].tolist(), se_table["switching_efficiency"].to_numpy(float), strict=True)
+    )
+
+
+def _fill_window_switching_efficiency(
+    row: dict, by_cycle: dict | None, sp: SuperposedCycles, flags: list
+) -> None:
+    """Switching efficiency over the cycles of the polarization average (``by_cycle``: :func:`_se_by_cycle`)."""
     se = np.empty(0)
-    if ctx.se_table is not None:  # a plain lookup by cycle id (an indexed pandas .loc per row was slow)
-        by_cycle = dict(
-            zip(
-                ctx.se_table["cycle"].tolist(),
-                ctx.se_table["switching_efficiency"].to_numpy(float),
-                strict=True,
-            )
-        )
+    if by_cycle is not None:
         se = np.array([by_cycle[c] for c in sp.cycle[sp.used].tolist()], dtype=float)
     se = se[np.isfinite(se)]
     if se.size:
@@ -604,7 +665,7 @@ def _fill_window_switching_efficiency(row: dict, ctx: _Context, sp: SuperposedCy
         flags.append("no_switching_efficiency")
 
 
-def _fill_phase(row: dict, ctx: _Context, phase: str, fit, free, cl: pd.DataFrame, flags: list) -> None:
+def _fill_phase(row: dict, ctx: _Context, phase: str, fit, free, lv: _Level, flags: list) -> None:
     """The time constants, model and fit checks of one phase ('pol' or 'rec')."""
     key = f"tau_{phase}"
     free = free or {}
@@ -617,7 +678,7 @@ def _fill_phase(row: dict, ctx: _Context, phase: str, fit, free, cl: pd.DataFram
     if fit.ok and _too_fast(fit.tau_s, ctx.frame_interval_s, ctx.settings.min_tau_frames):
         row[f"{phase}_fit_ok"] = False
         flags.append(f"{phase}:tau_below_min_frames")
-    row[f"{phase}_settled_fraction"] = settled_fraction(fit, _window_s(cl, phase))
+    row[f"{phase}_settled_fraction"] = settled_fraction(fit, lv.window_s[phase])
     row[f"{key}_s"] = fit.tau_s
     row[f"{key}_err_s"] = fit.tau_err_s
     row[f"{key}_err_method"] = fit.tau_err_method
@@ -732,7 +793,11 @@ def analyze_particle(
     y_norm, bleach, bleach_pct = _correct_bleaching(t, y, c, exposure_s, s, particle_flags, particle_id)
     se_table = _se_table(t, y_norm, c, exposure_s, s)
     no_data = "no_data" in particle_flags
-    sups, sup_flags, free_fits = ({}, {}, {}) if no_data else _superpose_and_fit(t, y_norm, c, exposure_s, s)
+    levels = _level_plan(c, s.plateau_s, float(t[0]) - exposure_s / 2 if t.size else -np.inf)
+    frame_interval_s = float(np.median(np.diff(t))) if t.size > 1 else float("nan")
+    sups, sup_flags, free_fits = (
+        ({}, {}, {}) if no_data else _superpose_and_fit(t, y_norm, levels, exposure_s, s, frame_interval_s)
+    )
     ctx = _Context(
         particle_id=particle_id,
         size_nm=float("nan") if size_nm is None else float(size_nm),
@@ -745,10 +810,11 @@ def analyze_particle(
         se_table=se_table,
         free_fits=free_fits,
         phase_flags=sup_flags,
-        frame_interval_s=float(np.median(np.diff(t))) if t.size > 1 else float("nan"),
+        frame_interval_s=frame_interval_s,
         time_s=t,
         norm_intensity=np.asarray(y_norm, dtype=float),
         raw_intensity=np.asarray(y, dtype=float),
+        levels=levels,
     )
     return _particle_result(ctx, sups, bleach, shape_priors)
 
@@ -792,11 +858,15 @@ def _checked_inputs(time_s, intensity, cycles, exposure_s):
     return t, y, c, exposure_s, particle_flags
 
 
+_BLEACH_REJECT_K = inspect.signature(bleach_curve).parameters["reject_k"].default
+
+
 def _correct_bleaching(t, y, c, exposure_s, s: KineticsSettings, particle_flags: list[str], particle_id):
     """``(y_norm, bleach model or None, loss %/min)``; appends 'bleach_uncorrected' when it fails."""
     if not (s.correct_bleaching and "no_data" not in particle_flags and len(c)):
         return y, None, float("nan")
-    bleach = bleach_curve(t, y, c, exposure_s=exposure_s, plateau_fraction=s.bleach_plateau_fraction)
+    # the inputs are checked (bleach_curve would check them again): its model of them
+    bleach = _bleach_model(t, y, c, exposure_s, s.bleach_plateau_fraction, _BLEACH_REJECT_K)
     if bleach.success:
         return bleach.correct(t, y), bleach, bleach.loss_percent_per_min
     particle_flags.append("bleach_uncorrected")
@@ -811,45 +881,51 @@ def _se_table(t, y_norm, c, exposure_s: float, s: KineticsSettings) -> pd.DataFr
     return switching_efficiency_per_cycle(t, y_norm, c, exposure_s=exposure_s, plateau_s=s.plateau_s)
 
 
-def _superpose_and_fit(t, y_norm, c, exposure_s, s: KineticsSettings) -> tuple[dict, dict, dict]:
+def _superpose_and_fit(
+    t, y_norm, levels: tuple[_Level, ...], exposure_s, s: KineticsSettings, frame_interval_s: float
+) -> tuple[dict, dict, dict]:
     """Superposed cycles, their flags and the free fits per ``(level, phase)`` of every level with
     enough cycles."""
     sups, sup_flags, free_fits = {}, {}, {}
-    for level, cl, _ in _levels(c):
-        if len(cl) < s.min_cycles:
+    y = np.asarray(y_norm, dtype=float)
+    blinks = (s.outlier_k, s.outlier_floor, s.spoil_fraction)
+    for lv in levels:
+        if lv.n_cycles < s.min_cycles:
             continue
+        plateau = _pre_on_plateaus(t, y, lv.windows, exposure_s)  # both phases divide by it
         for phase in ("pol", "rec"):
-            sup = superpose_cycles(
+            sup = _superpose_windows(
                 t,
-                y_norm,
-                cl,
+                y,
+                lv.cycle,
+                lv.windows,
                 phase=phase,
                 exposure_s=exposure_s,
                 dt_s=s.dt_s,
-                plateau_s=s.plateau_s,
-                outlier_k=s.outlier_k,
-                outlier_floor=s.outlier_floor,
-                spoil_fraction=s.spoil_fraction,
+                blinks=blinks,
                 transient_s=s.transient_s,
+                frame_dt_s=frame_interval_s,
+                plateau=plateau,
             )
-            sups[(level, phase)] = sup
+            sups[(lv.level, phase)] = sup
             free, fflags = _fit_free(sup, s, exposure_s)
-            sup_flags[(level, phase)] = (*sup.flags, *fflags)
-            free_fits[(level, phase)] = free
+            sup_flags[(lv.level, phase)] = (*sup.flags, *fflags)
+            free_fits[(lv.level, phase)] = free
     return sups, sup_flags, free_fits
 
 
 def _se_cycles(se_table: pd.DataFrame | None, sups: dict, particle_id) -> pd.DataFrame:
+    """The switching efficiency of every cycle with ``particle_id`` and ``used`` (in the polarization
+    average of its level), columns :data:`SE_CYCLE_COLUMNS`."""
     if se_table is None or len(se_table) == 0:
         return pd.DataFrame(columns=list(SE_CYCLE_COLUMNS))
-    out = se_table.copy()
-    out.insert(0, "particle_id", particle_id)
-    used = pd.Series(False, index=out["cycle"].to_numpy())
-    for (_, phase), sup in sups.items():
-        if phase == "pol":
-            used.loc[sup.cycle[sup.used]] = True
-    out["used"] = used.loc[out["cycle"].to_numpy()].to_numpy()
-    return out[list(SE_CYCLE_COLUMNS)]
+    pol_used = [sup.cycle[sup.used] for (_, phase), sup in sups.items() if phase == "pol"]
+    cycle = se_table["cycle"].to_numpy()
+    used = np.isin(cycle, np.concatenate(pol_used)) if pol_used else np.zeros(cycle.size, bool)
+    cols: dict[str, Any] = {"particle_id": particle_id}
+    cols.update({k: se_table[k] for k in SE_CYCLE_COLUMNS[1:-1]})
+    cols["used"] = used
+    return pd.DataFrame(cols, index=se_table.index)
 
 
 def refit_particle(

@@ -363,7 +363,12 @@ def bleach_curve(
     exposure_s = check_exposure(exposure_s)
     if not 0 < plateau_fraction <= 1:
         raise KineticsInputError(f"plateau_fraction: expected 0 < f <= 1, got {plateau_fraction!r}")
-    c = check_cycles(cycles)
+    return _bleach_model(t, y, check_cycles(cycles), exposure_s, plateau_fraction, reject_k)
+
+
+def _bleach_model(t, y, c: pd.DataFrame, exposure_s: float, plateau_fraction: float, reject_k: float):
+    """:func:`bleach_curve` of checked inputs (``c``: the cycle table as :func:`check_cycles` returns
+    it)."""
     t0 = float(t[0]) if t.size else 0.0
     lead_in_start = t0 - exposure_s / 2 if t.size else -np.inf
     pts = _plateau_points(t, y, c, plateau_fraction, exposure_s, lead_in_start)
@@ -635,12 +640,14 @@ def _frame_ranges(t, start_s, end_s, exposure_s: float) -> tuple[np.ndarray, np.
     return lo, np.maximum(hi, lo)
 
 
-def _cycle_samples(t, y, win: dict, phase: str, exposure_s: float, transient_s: float):
+def _cycle_samples(t, y, win: dict, phase: str, exposure_s: float, transient_s: float, plateau=None):
     """Per cycle, the window's ``(time from the edge, intensity / pre-ON plateau)`` and the plateaus
-    (``win``: window arrays of :func:`_window_arrays`)."""
+    (``win``: window arrays of :func:`_window_arrays`; ``plateau``: the pre-ON plateaus when already
+    known, :func:`_pre_on_plateaus`)."""
     finite = np.isfinite(y)
     a, b = win[f"{phase}_start_s"], win[f"{phase}_end_s"]
-    plateau = _plateau_levels(t, y, win["bright_start_s"], win["bright_end_s"], exposure_s)
+    if plateau is None:
+        plateau = _pre_on_plateaus(t, y, win, exposure_s)
     lo, hi = _frame_ranges(t, a + max(float(transient_s), 0.0), b, exposure_s)
     per_cycle = []
     for i in range(a.size):
@@ -650,6 +657,26 @@ def _cycle_samples(t, y, win: dict, phase: str, exposure_s: float, transient_s: 
         m = finite[lo[i] : hi[i]]
         per_cycle.append((t[lo[i] : hi[i]][m] - a[i], y[lo[i] : hi[i]][m] / plateau[i]))
     return per_cycle, plateau
+
+
+def _pre_on_plateaus(t, y, win: dict, exposure_s: float) -> np.ndarray:
+    """The pre-ON plateau of every cycle, the level both of its phases are divided by.
+
+    Parameters
+    ----------
+    t, y : ndarray, shape (n,)
+        Checked frame times (mid-exposure, s) and bleach-corrected PL.
+    win : dict
+        Window arrays of the cycles (:func:`cycle_windows` columns).
+    exposure_s : float
+        Frame exposure, s.
+
+    Returns
+    -------
+    ndarray
+        Robust mean of the frames of each ``bright_start_s .. bright_end_s`` window (NaN without one).
+    """
+    return _plateau_levels(t, y, win["bright_start_s"], win["bright_end_s"], exposure_s)
 
 
 def _common_grid(per_cycle: list, dt_s: float, max_gap: float) -> tuple[np.ndarray, np.ndarray, int] | None:
@@ -780,13 +807,64 @@ def superpose_cycles(
     t = check_time(time_s)
     y = as_1d_float("norm_intensity", norm_intensity, length=t.size)
     exposure_s = check_exposure(exposure_s)
-    frame_dt = _frame_interval_s(t)
-    dt_s = float(dt_s if dt_s is not None else (frame_dt if np.isfinite(frame_dt) and frame_dt > 0 else 0.2))
-    max_gap = 1.5 * frame_dt if np.isfinite(frame_dt) else np.inf
     start = float(t[0]) - exposure_s / 2 if t.size else -np.inf
     cols, win = _windows_of(cycles, plateau_s, start)
-    cycle = cols["cycle"]
-    per_cycle, plateau = _cycle_samples(t, y, win, phase, exposure_s, transient_s)
+    blinks = (outlier_k, outlier_floor, spoil_fraction)
+    return _superpose_windows(
+        t,
+        y,
+        cols["cycle"],
+        win,
+        phase=phase,
+        exposure_s=exposure_s,
+        dt_s=dt_s,
+        blinks=blinks,
+        transient_s=transient_s,
+    )
+
+
+def _superpose_windows(
+    t: np.ndarray,
+    y: np.ndarray,
+    cycle: np.ndarray,
+    win: dict,
+    *,
+    phase: Literal["pol", "rec"],
+    exposure_s: float,
+    dt_s: float | None,
+    blinks: tuple[float, float, float],
+    transient_s: float,
+    frame_dt_s: float | None = None,
+    plateau: np.ndarray | None = None,
+) -> SuperposedCycles:
+    """:func:`superpose_cycles` of checked arrays and the cycles' windows (computed once per level).
+
+    Parameters
+    ----------
+    t, y : ndarray, shape (n,)
+        Checked frame times (mid-exposure, s, strictly increasing) and bleach-corrected PL (float).
+    cycle : ndarray
+        Cycle ids, sorted by ``on_start_s``.
+    win : dict
+        Their window arrays (the :func:`cycle_windows` columns, same order).
+    phase, exposure_s, dt_s, transient_s
+        As in :func:`superpose_cycles` (``exposure_s`` checked).
+    blinks : (float, float, float)
+        ``outlier_k, outlier_floor, spoil_fraction`` of :func:`superpose_cycles`.
+    frame_dt_s : float, optional
+        The median frame interval of ``t`` when already known.
+    plateau : ndarray, optional
+        The cycles' pre-ON plateaus when already known (:func:`_pre_on_plateaus`).
+
+    Returns
+    -------
+    SuperposedCycles
+    """
+    frame_dt = _frame_interval_s(t) if frame_dt_s is None else frame_dt_s
+    dt_s = float(dt_s if dt_s is not None else (frame_dt if np.isfinite(frame_dt) and frame_dt > 0 else 0.2))
+    max_gap = 1.5 * frame_dt if np.isfinite(frame_dt) else np.inf
+    outlier_k, outlier_floor, spoil_fraction = blinks
+    per_cycle, plateau = _cycle_samples(t, y, win, phase, exposure_s, transient_s, plateau)
     flags: list[str] = []
     if not np.all(np.isfinite(plateau) & (plateau > 0)):
         flags.append("cycles_without_plateau")
