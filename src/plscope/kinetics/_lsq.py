@@ -2,18 +2,23 @@
 
 :func:`leastsq` solves the bounded least-squares problems of
 :mod:`plscope.kinetics.fits` the way ``lmfit.minimize(..., method='leastsq')``
-does -- the same MINPACK Levenberg-Marquardt (``scipy.optimize.leastsq``), the
-same MINUIT-style bound transformation of every parameter, the same options
-(``ftol = xtol = 1.5e-8``, ``gtol = 0``, ``epsfcn = 1e-10``, ``factor = 100``),
+does -- the same MINPACK Levenberg-Marquardt (``lmder`` as ``scipy.optimize.leastsq``
+runs it), the same MINUIT-style bound transformation of every parameter, the same
+options (``ftol = xtol = 1.5e-8``, ``gtol = 0``, ``epsfcn = 1e-10``, ``factor = 100``),
 the same cap on the number of evaluations, the same covariance (MINPACK's,
 taken to the external parameters by the transformation's gradient and scaled
 by the reduced chi-square) and the same statistics and messages. What changes
 is where the time goes: the residuals are one compiled (numba) function of the
-internal parameters instead of lmfit's ``Parameters`` machinery, and the
+internal parameters instead of lmfit's ``Parameters`` machinery, the
 forward-difference Jacobian that MINPACK's ``lmdif`` would build from ``n``
-Python calls is built by the compiled :func:`_fd_jacobian` in one (handed to
-``lmder``, which then takes exactly ``lmdif``'s steps). The path is lmfit's up
-to rounding (numba's ``exp`` against numpy's vectorized one): well-determined
+calls is built by the compiled :func:`_fd_jacobian` in one (``lmder`` then takes
+exactly ``lmdif``'s steps), and ``lmder`` itself is compiled (:mod:`._minpack`, a
+translation of SciPy's): one call per fit instead of ~40 Python callbacks from C.
+The iterates are SciPy's bit for bit, with one exception: SciPy 1.17's ``qrfac``
+recomputes a column norm that lost its accuracy over one element past the column,
+which for the last column is past the end of the matrix (memory it does not own, so
+its result there varies from run to run); here that element is 0. The path is lmfit's
+up to rounding (numba's ``exp`` against numpy's vectorized one): well-determined
 fits end within 1e-3 standard errors of lmfit's; a degenerate fit wanders
 along its flat valley as lmfit's does (see ``tests/kinetics/test_fits_engine.py``).
 
@@ -36,7 +41,9 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-from scipy.optimize import leastsq as _scipy_leastsq
+import scipy.linalg
+
+from . import _minpack
 
 MONO, BIEXP, POOLED = 0, 1, 2
 PARAM_NAMES = {
@@ -81,10 +88,6 @@ class LsqFit:
     residual: np.ndarray
     data: np.ndarray
     best_fit: np.ndarray
-
-
-class _Aborted(Exception):
-    """More evaluations than allowed (lmfit's AbortFitException)."""
 
 
 class _NonFinite(ValueError):
@@ -207,13 +210,34 @@ def _fd_jacobian(q, data, par, n_eval, jac):  # pragma: no cover (numba)
     Returns the index of the first parameter whose shifted residuals are not finite, else -1.
     """
     t = data[0]
-    m = jac.shape[1]
-    f0, wa = np.empty(m), np.empty(m)
-    e1, e2, s1, s2 = np.empty(t.size), np.empty(t.size), np.empty(t.size), np.empty(t.size)
+    f0, e1, e2 = np.empty(jac.shape[1]), np.empty(t.size), np.empty(t.size)
     base = _components(q, par)
     _decays(t, base[2], e1)
     _decays(t, base[4], e2)
     _combine(q, par, data, base, e1, e2, f0)
+    return _fd_columns(q, data, par, n_eval, jac, f0, e1, e2)
+
+
+@numba.njit(cache=True, nogil=True)
+def _evaluate(q, data, par, out, e1, e2):  # pragma: no cover (numba)
+    """:func:`_residuals` into ``out``, keeping the decays ``exp(-t / tau)`` in ``e1``, ``e2`` (``e2``
+    untouched for the monoexponential) for :func:`_fd_columns` at the same point."""
+    comp = _components(q, par)
+    t = data[0]
+    _decays(t, comp[2], e1)
+    if int(par[0]) != MONO:
+        _decays(t, comp[4], e2)
+    return _combine(q, par, data, comp, e1, e2, out)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fd_columns(q, data, par, n_eval, jac, f0, e1, e2):  # pragma: no cover (numba)
+    """:func:`_fd_jacobian` from the residuals ``f0`` and decays ``e1``, ``e2`` at ``q`` (the same
+    numbers whether computed here or kept from the evaluation that accepted ``q``)."""
+    t = data[0]
+    m = jac.shape[1]
+    wa, s1, s2 = np.empty(m), np.empty(t.size), np.empty(t.size)
+    base = _components(q, par)
     eps = math.sqrt(max(_EPSFCN, _EPSMCH))
     x = q.copy()
     for j in range(n_eval):
@@ -235,6 +259,138 @@ def _fd_jacobian(q, data, par, n_eval, jac):  # pragma: no cover (numba)
         for i in range(m):
             jac[j, i] = (wa[i] - f0[i]) / h
     return -1
+
+
+_DONE, _ABORTED, _NOT_FINITE = 0, 1, 2
+_TOLS = np.array([_FTOL, _XTOL, _GTOL, _FACTOR])
+
+
+@numba.njit(cache=True, nogil=True)
+def _lmder(q0, data, par, m, max_nfev, tols):  # pragma: no cover (numba)
+    """``scipy.optimize.leastsq(fcn, q0, Dfun=..., col_deriv=True, full_output=True, ...)`` with the
+    residuals :func:`_residuals` and the Jacobian :func:`_fd_jacobian`, evaluations counted and capped
+    as lmfit does; MINPACK's ``lmder`` (:mod:`._minpack`) compiled.
+
+    lmfit counts every residual evaluation and every forward difference as one evaluation, from -2
+    (scipy's shape check and its wrapper's first call included, the shape check of the Jacobian not);
+    the evaluation past ``max_nfev`` aborts the fit at the parameters it would have evaluated.
+
+    Returns ``(x, fjac, ipvt, info, status)``: the solution (status ``_DONE``), the parameters where
+    lmfit would have aborted (``_ABORTED``) or where a residual was not finite (``_NOT_FINITE``);
+    ``fjac`` (``n * m`` column-major, then one padding element) and ``ipvt`` as ``lmder`` leaves them.
+    """
+    n, size = q0.size, data.shape[1]
+    x = q0.copy()
+    fvec, e1, e2 = np.empty(m), np.empty(size), np.zeros(size)
+    fjac = np.zeros(n * m + 1)
+    jac = fjac[: n * m].reshape((n, m))
+    ipvt = np.zeros(n, dtype=np.int64)
+    # scipy's shape checks call the residuals and the Jacobian at q0 (the Jacobian's call uncounted),
+    # then the wrapper and lmder call the residuals again (the same numbers): lmfit's count is then 1
+    if not _evaluate(x, data, par, fvec, e1, e2) or _fd_columns(x, data, par, n, jac, fvec, e1, e2) >= 0:
+        return x, fjac, ipvt, 0, _NOT_FINITE
+    if 1 > max_nfev:
+        return x, fjac, ipvt, 0, _ABORTED
+    return _lm_loop(x, (fvec, e1, e2), fjac, jac, ipvt, data, par, max_nfev, tols)
+
+
+@numba.njit(cache=True, nogil=True)
+def _jacobian_step(x, base, jac, data, par, n_eval, fresh):  # pragma: no cover (numba)
+    """lmder's Jacobian call: ``(status, aborted_at)`` after the forward differences of the first
+    ``n_eval`` parameters at ``x`` (``base``: residuals and decays there); ``fresh``: ``jac`` already
+    holds them (the shape check's Jacobian at the start point)."""
+    n = x.size
+    if not fresh and _fd_columns(x, data, par, n_eval, jac, base[0], base[1], base[2]) >= 0:
+        return _NOT_FINITE, x
+    if n_eval < n:  # lmfit aborts at the next shifted evaluation
+        last = x.copy()
+        last[n_eval] += _step(last[n_eval], math.sqrt(max(_EPSFCN, _EPSMCH)))
+        return _ABORTED, last
+    return _DONE, x
+
+
+@numba.njit(cache=True, nogil=True)
+def _lm_loop(x, base, fjac, jac, ipvt, data, par, max_nfev, tols):  # pragma: no cover (numba)
+    """:func:`_lmder`'s iterations (MINPACK ``lmder`` from its first evaluation on, ``mode = 1``);
+    ``base``: residuals and decays at ``x``."""
+    fvec, e1, e2 = base
+    n, m, size = x.size, fvec.size, e1.size
+    diag, qtf, wa1, wa2, wa3 = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    wa4, t1, t2 = np.empty(m), np.empty(size), np.zeros(size)
+    lm_nfev, mp_nfev, maxfev = 1, 1, 2 * max_nfev
+    fnorm = _minpack.enorm(m, fvec, 0)
+    lm_par, it, delta, xnorm = 0.0, 1, 0.0, 0.0
+    while True:
+        n_eval = min(n, max_nfev - lm_nfev)
+        status, last = _jacobian_step(x, (fvec, e1, e2), jac, data, par, n_eval, it == 1 and lm_nfev == 1)
+        if status != _DONE:
+            return last, fjac, ipvt, 0, status
+        lm_nfev += n_eval
+        _minpack.qrfac(m, n, fjac, ipvt, wa1, wa2, wa3)
+        if it == 1:
+            for j in range(n):
+                diag[j] = 1.0 if wa2[j] == 0.0 else wa2[j]
+                wa3[j] = diag[j] * x[j]
+            xnorm = _minpack.enorm(n, wa3, 0)
+            delta = tols[3] * xnorm
+            if delta == 0.0:
+                delta = tols[3]
+        gnorm = _minpack.qtf_and_gnorm(m, n, fjac, fvec, fnorm, ipvt, wa1, wa2, wa4, qtf)
+        if gnorm <= tols[2]:
+            return x, fjac, ipvt, 4, _DONE
+        for j in range(n):
+            diag[j] = _minpack.fmax(diag[j], wa2[j])
+        while True:
+            lm_par = _minpack.lmpar(n, fjac, m, ipvt, diag, qtf, delta, lm_par, wa1, wa2, wa3, wa4)
+            for j in range(n):
+                wa1[j] = -wa1[j]
+                wa2[j] = x[j] + wa1[j]
+                wa3[j] = diag[j] * wa1[j]
+            pnorm = _minpack.enorm(n, wa3, 0)
+            if it == 1:
+                delta = _minpack.fmin(delta, pnorm)
+            lm_nfev += 1
+            if lm_nfev > max_nfev:
+                return wa2.copy(), fjac, ipvt, 0, _ABORTED
+            if not _evaluate(wa2, data, par, wa4, t1, t2):
+                return x, fjac, ipvt, 0, _NOT_FINITE
+            mp_nfev += 1
+            fnorm1 = _minpack.enorm(m, wa4, 0)
+            r = fnorm1 / fnorm
+            actred = 1.0 - r * r if 0.1 * fnorm1 < fnorm else -1.0
+            prered, dirder = _minpack.predicted(m, n, fjac, ipvt, wa1, wa3, lm_par, pnorm, fnorm)
+            ratio = actred / prered if prered != 0.0 else 0.0
+            delta, lm_par = _minpack.update_bound(ratio, actred, dirder, fnorm1, fnorm, delta, pnorm, lm_par)
+            if ratio >= 0.0001:
+                for j in range(n):
+                    x[j] = wa2[j]
+                    wa2[j] = diag[j] * x[j]
+                fvec[:] = wa4
+                e1, t1 = t1, e1  # the decays at the new x
+                e2, t2 = t2, e2
+                xnorm = _minpack.enorm(n, wa2, 0)
+                fnorm = fnorm1
+                it += 1
+            info = _minpack.convergence(actred, prered, ratio, delta, xnorm, gnorm, mp_nfev, maxfev, tols)
+            if info != 0:
+                return x, fjac, ipvt, info, _DONE
+            if ratio >= 0.0001:
+                break
+
+
+def _covariance(fjac: np.ndarray, ipvt: np.ndarray, n: int, m: int) -> np.ndarray | None:
+    """``scipy.optimize.leastsq``'s ``cov_x`` from ``lmder``'s ``fjac`` and ``ipvt`` (None when ``r``
+    is singular)."""
+    r = np.triu(np.transpose(fjac[: n * m].reshape(n, m))[:n, :])
+    inv_triu = scipy.linalg.get_lapack_funcs("trtri", (r,))
+    try:
+        inv_r, trtri_info = inv_triu(r)
+        if trtri_info != 0:
+            raise np.linalg.LinAlgError(f"trtri returned info {trtri_info}")
+        inv_r[ipvt] = inv_r.copy()
+        return inv_r @ inv_r.T
+    except (np.linalg.LinAlgError, ValueError):
+        return None
 
 
 # --------------------------------------------------------------------------
@@ -282,44 +438,6 @@ _MESSAGES = {
     3: "Fit succeeded.",
     4: "One or more variable did not affect the fit.",
 }
-
-
-class _Evaluations:
-    """MINPACK's callbacks, counting the evaluations as lmfit does (from -2, the check call included)."""
-
-    def __init__(self, data: np.ndarray, par: np.ndarray, n: int, m: int, max_nfev: int):
-        self.data, self.par, self.n, self.m, self.max_nfev = data, par, n, m, max_nfev
-        self.nfev, self.checked = -2, False
-        self.last: list[np.ndarray] = []
-
-    def fcn(self, q: np.ndarray) -> np.ndarray:
-        """Residuals; aborts (:class:`_Aborted`) past ``max_nfev``, keeping the parameters in ``last``."""
-        self.nfev += 1
-        if self.nfev > self.max_nfev:
-            self.last.append(q.copy())  # q is MINPACK's work array
-            raise _Aborted
-        r = np.empty(self.m)  # a new array each call: scipy's MINPACK keeps references
-        if not _residuals(q, self.data, self.par, r):
-            raise _NonFinite("non-finite residual")
-        return r
-
-    def dfun(self, q: np.ndarray) -> np.ndarray:
-        """lmdif's forward differences in one call (the same Jacobian, so lmder follows lmdif's path);
-        each difference counts as an evaluation (not scipy's check call)."""
-        n = self.n
-        n_eval = n if not self.checked else min(n, self.max_nfev - self.nfev)
-        jac = np.empty((n, self.m))
-        if _fd_jacobian(q, self.data, self.par, n_eval, jac) >= 0:
-            raise _NonFinite("non-finite residual")
-        if self.checked:
-            self.nfev += n_eval
-            if n_eval < n:  # lmfit aborts at the next shifted evaluation
-                x = q.copy()
-                x[n_eval] += _step(x[n_eval], math.sqrt(max(_EPSFCN, _EPSMCH)))
-                self.last.append(x)
-                raise _Aborted
-        self.checked = True
-        return jac
 
 
 def leastsq(
@@ -372,23 +490,19 @@ def leastsq(
     pr = prior if prior is not None else (0.0, 1.0, 0.0, 1.0)
     par = np.array([kind, exposure_s, *lo, *hi, *pr], dtype=float)
     n, m = len(p0), t.size + (2 if kind == POOLED else 0)
-    ev = _Evaluations(data, par, n, m, max_nfev)
-    q0 = _internal(p0, lo, hi)
-    try:
-        best, cov, _, _, ier = _scipy_leastsq(
-            ev.fcn,
-            q0,
-            Dfun=ev.dfun,
-            full_output=True,
-            col_deriv=True,
-            ftol=_FTOL,
-            xtol=_XTOL,
-            gtol=_GTOL,
-            maxfev=2 * max_nfev,
-            factor=_FACTOR,
+    if n > m:
+        raise TypeError(
+            f"Improper input: func input vector length N={n} must not exceed func output vector length M={m}"
         )
-    except _Aborted:
-        best, cov, ier = ev.last[-1], None, -1
+    q0 = _internal(p0, lo, hi)
+    best, fjac, ipvt, info, status = _lmder(q0, data, par, m, int(max_nfev), _TOLS)
+    if status == _NOT_FINITE:
+        raise _NonFinite("non-finite residual")
+    if status == _ABORTED:
+        cov, ier = None, -1
+    else:
+        ier = int(info)
+        cov = _covariance(fjac, ipvt, n, m) if ier in (1, 2, 3, 4) else None
     return _result(kind, best, cov, ier, data, par, scale_covar)
 
 
