@@ -31,8 +31,8 @@ from plscope.kinetics import trace_fit as _trace_fit
 def warm_up() -> None:
     """Run every compiled kernel of the per-particle kinetics once on a tiny problem (a few ms
     once compiled), through the functions that call them, so with the types they are called with:
-    the MINPACK curve fits (:func:`plscope.kinetics._lsq.leastsq`), the whole-trace fit's rows and
-    streamed Gram matrix, and the pooled shape's profile chi-square."""
+    the MINPACK curve fits (:func:`plscope.kinetics._lsq.leastsq`), the whole-trace fit's rows,
+    streamed Gram matrix and compiled trust-region solve, and the pooled shape's profile chi-square."""
     t = np.arange(40) * 0.25
     y = 1.0 - 0.4 * np.exp(-t / 1.5) + 0.01 * np.sin(7.0 * t)
     _lsq.leastsq(
@@ -47,6 +47,11 @@ def warm_up() -> None:
     rows = np.arange(g.t.size, dtype=np.int64)
     _trace_fit._residuals(x, g, rows, 1.0, True)
     _trace_fit._gram(x, g, rows, 1.0, _trace_fit._F_SCALE)
+    for loss in ("soft_l1", "linear"):  # the compiled trust-region solve of either loss
+        problem = _trace_fit._TraceProblem(
+            g, np.ones(g.t.size, bool), 1.0, _trace_fit.ShapeHyper(), loss=loss
+        )
+        _trace_fit._solve(problem, x, _trace_fit._bounds(g))
     curves = _population._PackedCurves(
         t=t[None, :], y=y[None, :], w=np.ones((1, t.size)), tau0=np.array([1.5]), exposure=np.array([0.2])
     )

@@ -55,6 +55,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from . import _trf
 from ._meta import random_effects as _random_effects
 from ._parallel import map_particles
 from .fits import exposure_factor
@@ -496,6 +497,10 @@ def _start(g: TraceGeometry, start: dict | None, hyper: ShapeHyper) -> np.ndarra
 
 
 _F_SCALE = 3.0  # the robust loss's scale (noise sigmas)
+_FTOL = 1e-7  # least_squares' ftol and xtol of every fit (and the population mean's ftol)
+_GTOL = 1e-8  # least_squares' default gtol
+_MAX_NFEV = 200
+_EPS = float(np.finfo(float).eps)
 
 
 class _TraceProblem:
@@ -635,7 +640,219 @@ def _qr_factor(a: np.ndarray) -> np.ndarray:
     return cast(np.ndarray, np.linalg.qr(a, mode="r"))
 
 
+@numba.njit(cache=True, nogil=True)
+def _soft_l1_rows_c(a):  # pragma: no cover (numba)
+    """:func:`_soft_l1_rows` compiled (``a`` scaled in place; returns ``rho_0`` per row)."""
+    rho0 = np.empty(a.shape[0])
+    last = a.shape[1] - 1
+    for i in range(a.shape[0]):
+        f = a[i, last]
+        z = (f / _F_SCALE) ** 2
+        t = 1.0 + z
+        rho0[i] = 2.0 * (t**0.5 - 1.0)
+        rho1, rho2 = t**-0.5, -0.5 * t**-1.5
+        scale = max(rho1 + 2.0 * rho2 * z, _EPS)
+        scale = math.sqrt(scale)
+        for p in range(last):
+            a[i, p] *= scale
+        a[i, last] = f * rho1 / scale
+    return rho0
+
+
+@numba.njit(cache=True, nogil=True)
+def _cholesky_factor_c(gram):  # pragma: no cover (numba)
+    """:func:`_cholesky_factor` compiled: ``(R, True)``, or ``(_, False)`` when not well conditioned."""
+    m = gram.shape[0]
+    d = np.empty(m)
+    for i in range(m):
+        v = math.sqrt(gram[i, i])
+        d[i] = v if v > 0 and np.isfinite(v) else 1.0
+    low = np.zeros((m, m))
+    for j in range(m):
+        s = gram[j, j] / (d[j] * d[j]) - _trf.dot(low[j, :j], low[j, :j])
+        if not s > 0:
+            return low, False
+        low[j, j] = math.sqrt(s)
+        for i in range(j + 1, m):
+            low[i, j] = (gram[i, j] / (d[i] * d[j]) - _trf.dot(low[i, :j], low[j, :j])) / low[j, j]
+    for j in range(m - 1):
+        if not low[j, j] > _CHOLESKY_MIN_DIAG:
+            return low, False
+    return low.T * d, True
+
+
+@numba.njit(cache=True, nogil=True)
+def _qr_r(a):  # pragma: no cover (numba)
+    """``R`` of the QR decomposition of ``a`` (rows >= columns; Householder reflections, ``a``
+    overwritten)."""
+    m, n = a.shape
+    for k in range(n):
+        norm = math.sqrt(_trf.dot(a[k:, k], a[k:, k]))
+        if norm == 0:
+            continue
+        alpha = -norm if a[k, k] >= 0 else norm
+        v = a[k:, k].copy()
+        v[0] -= alpha
+        vv = _trf.dot(v, v)
+        for j in range(k, n):
+            f = 2.0 * _trf.dot(v, a[k:, j]) / vv if vv > 0 else 0.0
+            for i in range(m - k):
+                a[k + i, j] -= f * v[i]
+    return np.triu(a[:n])
+
+
+@numba.njit(cache=True, nogil=True)
+def _reduced_problem(x, kargs, rows, w, robust, mu, sd):  # pragma: no cover (numba)
+    """:meth:`_TraceProblem.fun` and :meth:`_TraceProblem.jac` of the reduced problem, compiled:
+    the residuals ``f`` and the Jacobian (``robust``: of the loss-scaled soft-L1 problem, the rest of
+    twice its cost in the last two entries, counted positive and negative)."""
+    t, y, fseg, sstart, son, slev, e = kargs
+    n = x.size
+    prior = (x[1:4] - mu) / sd
+    gram, scratch = np.zeros((n + 1, n + 1)), np.empty((_GRAM_BLOCK, n + 1))
+    rho_sum = _row_kernel(
+        x, t, y, fseg, sstart, son, slev, e, rows, w, True, scratch, gram, _F_SCALE * robust
+    )
+    a_prior = np.zeros((3, n + 1))
+    for k in range(3):
+        a_prior[k, 1 + k], a_prior[k, n] = 1.0 / sd[k], prior[k]
+    rho_prior = _soft_l1_rows_c(a_prior) if robust else np.zeros(3)
+    if robust:
+        for i in range(n + 1):
+            for j in range(n + 1):
+                gram[i, j] += _trf.dot(a_prior[:, i], a_prior[:, j])
+    r, ok = _cholesky_factor_c(gram)
+    if not ok:  # ill-conditioned (rare): the QR decomposition of the whole [J f]
+        a = np.empty((rows.size + 3 * robust, n + 1))
+        _row_kernel(x, t, y, fseg, sstart, son, slev, e, rows, w, True, a, np.empty((0, 0)), 0.0)
+        if robust:
+            rho_sum = np.sum(_soft_l1_rows_c(a[: rows.size]))
+            a[rows.size :] = a_prior
+        r = _qr_r(a)
+    m = n + 2 if robust else n + 4
+    f, jac = np.zeros(m), np.zeros((m, n))
+    f[:n], jac[:n] = r[:n, n], r[:n, :n]
+    if robust:
+        rest = _F_SCALE**2 * (rho_sum + np.sum(rho_prior)) - _trf.dot(f[:n], f[:n])
+        f[n], f[n + 1] = math.sqrt(max(rest, 0.0)), math.sqrt(max(-rest, 0.0))
+    else:
+        f[n], f[n + 1 :] = abs(r[n, n]), prior
+        for k in range(3):
+            jac[n + 1 + k, 1 + k] = 1.0 / sd[k]
+    return f, jac
+
+
+@numba.njit(cache=True, nogil=True)
+def _cost(f, robust, initial):  # pragma: no cover (numba)
+    """``least_squares``' cost of the residuals ``f`` (``robust``: :func:`_split_cost_loss`, the last
+    entry counted negative; ``initial``: as its first evaluation orders the products)."""
+    if not robust:
+        return 0.5 * _trf.dot(f, f)
+    acc = 0.0
+    for i in range(f.size):
+        z = (f[i] / _F_SCALE) ** 2
+        z = -z if i == f.size - 1 else z
+        acc += z * _F_SCALE**2 if initial else z
+    return 0.5 * acc if initial else 0.5 * _F_SCALE**2 * acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _trf_solve(x0, lb, ub, kargs, rows, w, robust, mu, sd):  # pragma: no cover (numba)
+    """``least_squares(fun, x0, jac, bounds, x_scale='jac', ftol=xtol=_FTOL, max_nfev=200)`` of the
+    reduced problem (:func:`_reduced_problem`), compiled (the steps of :mod:`._trf`).
+    Returns ``x``, the Jacobian at ``x``, the status (-99: residuals not finite at the start) and
+    the numbers of evaluations of the residuals and the Jacobian."""
+    x = _trf.strictly_feasible(x0, lb, ub, 1e-10)
+    f, jac = _reduced_problem(x, kargs, rows, w, robust, mu, sd)
+    if not np.all(np.isfinite(f)):
+        return x, jac, -99, 1, 1
+    m, n = jac.shape
+    cost, g = _cost(f, robust, True), _trf.matvec(jac, f, True)
+    scale, scale_inv = _trf.jac_scale(jac, np.empty(0), True)
+    v, dv = _trf.cl_scaling_vector(x, g, lb, ub)
+    v = _trf.scale_active(v, dv, scale_inv)
+    z = x * scale_inv / v**0.5
+    delta = math.sqrt(_trf.dot(z, z))
+    delta = 1.0 if delta == 0 else delta
+    alpha, status, nfev, njev = 0.0, 0, 1, 1
+    ja, fa = np.empty((m + n, n)), np.zeros(m + n)
+    while True:
+        v, dv = _trf.cl_scaling_vector(x, g, lb, ub)
+        g_norm = np.max(np.abs(g * v))
+        status = 1 if g_norm < _GTOL else status
+        if status != 0 or nfev == _MAX_NFEV:
+            break
+        v = _trf.scale_active(v, dv, scale_inv)
+        d, diag_h = v**0.5 * scale, g * dv * scale
+        g_h = d * g
+        fa[:m] = f
+        _trf.augment(ja, jac, d, diag_h)
+        u, s, vt = np.linalg.svd(ja, full_matrices=False)
+        uf, theta = _trf.matvec(u, fa, True), max(0.995, 1 - g_norm)
+        actual = -1.0
+        while actual <= 0 and nfev < _MAX_NFEV:
+            p_h, alpha = _trf.solve_trust_region(n, m, uf, s, vt.T.copy(), delta, alpha)
+            step, step_h, predicted = _trf.select_step(
+                x, ja[:m], diag_h, g_h, d * p_h, p_h, d, delta, lb, ub, theta
+            )
+            x_new = _trf.strictly_feasible(x + step, lb, ub, 0.0)
+            f_new, jac_new = _reduced_problem(x_new, kargs, rows, w, robust, mu, sd)
+            nfev += 1
+            step_h_norm = math.sqrt(_trf.dot(step_h, step_h))
+            if not np.all(np.isfinite(f_new)):
+                delta = 0.25 * step_h_norm
+                continue
+            cost_new = _cost(f_new, robust, False)
+            actual = cost - cost_new
+            delta_new, ratio = _trf.update_radius(
+                delta, actual, predicted, step_h_norm, step_h_norm > 0.95 * delta
+            )
+            status = _trf.termination(
+                actual, cost, math.sqrt(_trf.dot(step, step)), math.sqrt(_trf.dot(x, x)), ratio, _FTOL, _FTOL
+            )
+            if status != 0:
+                break
+            alpha *= delta / delta_new
+            delta = delta_new
+        if actual > 0:
+            x, f, cost, jac, njev = x_new, f_new, cost_new, jac_new, njev + 1
+            g = _trf.matvec(jac, f, True)
+            scale, scale_inv = _trf.jac_scale(jac, scale_inv, False)
+    return x, jac, status, nfev, njev
+
+
+@dataclass(frozen=True)
+class _Solution:
+    """What the fits read of a solve (as ``least_squares``' result names it)."""
+
+    x: np.ndarray
+    jac: np.ndarray
+    status: int
+    nfev: int
+    njev: int
+
+    @property
+    def success(self) -> bool:
+        return self.status > 0
+
+
 def _solve(problem: _TraceProblem, x0, bounds):
+    """``least_squares`` of ``problem`` from ``x0`` within ``bounds``: compiled (:func:`_trf_solve`)
+    for a reduced problem, else (or when its residuals are not finite at the start) scipy's."""
+    lo, hi = (np.asarray(b, float) for b in bounds)
+    x0 = np.asarray(x0, float)
+    if problem.reduced and np.all((x0 >= lo) & (x0 <= hi)):
+        kargs, rows, w = problem._args, problem.rows, float(problem.w)
+        with np.errstate(all="ignore"):
+            x, jac, status, nfev, njev = _trf_solve(
+                x0, lo, hi, kargs, rows, w, problem.robust, problem.mu, problem.sd
+            )
+        if status != -99:
+            return _Solution(x=x, jac=jac, status=int(status), nfev=int(nfev), njev=int(njev))
+    return _scipy_solve(problem, x0, bounds)
+
+
+def _scipy_solve(problem: _TraceProblem, x0, bounds):
     from scipy.optimize import least_squares
 
     with np.errstate(all="ignore"):
@@ -647,9 +864,9 @@ def _solve(problem: _TraceProblem, x0, bounds):
             loss=problem.loss,
             f_scale=_F_SCALE,
             x_scale="jac",
-            max_nfev=200,
-            ftol=1e-7,
-            xtol=1e-7,
+            max_nfev=_MAX_NFEV,
+            ftol=_FTOL,
+            xtol=_FTOL,
         )
 
 
@@ -860,7 +1077,6 @@ def _covariance_from_blocks(blocks: Iterable[np.ndarray], prior: np.ndarray, siz
 # the 16-particle demo), so a tighter tolerance would only chase that.
 _MU_TOL = 1e-3
 _MAX_ROUNDS = 30
-_FTOL = 1e-7
 
 
 def fit_population_traces(
