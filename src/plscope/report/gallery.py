@@ -75,14 +75,50 @@ def _points(x, y, xlim, ylim, w: float, h: float, pad: float = 2.0) -> str:
     return " ".join(map(str, np.rint(10.0 * xy).astype(np.int64).ravel().tolist()))
 
 
-def _limits(*arrays, pad: float = 0.05) -> tuple[float, float]:
-    vals = np.concatenate([np.asarray(a, float).ravel() for a in arrays]) if arrays else np.empty(0)
-    vals = vals[np.isfinite(vals)]
-    if not vals.size:
-        return 0.0, 1.0
-    lo, hi = np.percentile(vals, [0.5, 99.5])
-    span = hi - lo if hi > lo else max(abs(hi), 1e-9)
-    return float(lo - pad * span), float(hi + pad * span)
+def _limits_many(groups: Sequence[Sequence[np.ndarray]], pad: float = 0.05) -> list[tuple[float, float]]:
+    """Drawing range of the finite values of each group of arrays: their 0.5-99.5 % percentiles widened
+    by ``pad`` ((0, 1) without any); the percentiles of equally many values in one call
+    (:func:`numpy.percentile` along an axis: each row's as alone)."""
+    vals = []
+    for arrays in groups:
+        v = np.concatenate([np.asarray(a, float).ravel() for a in arrays]) if len(arrays) else np.empty(0)
+        fin = np.isfinite(v)
+        vals.append(v if fin.all() else v[fin])
+    out = [(0.0, 1.0)] * len(vals)
+    by_size: dict[int, list[int]] = {}
+    for i, v in enumerate(vals):
+        if v.size:
+            by_size.setdefault(v.size, []).append(i)
+    for rows in by_size.values():
+        q = np.percentile(np.stack([vals[i] for i in rows]), [0.5, 99.5], axis=1)
+        for i, lo, hi in zip(rows, q[0], q[1], strict=True):
+            span = hi - lo if hi > lo else max(abs(hi), 1e-9)
+            out[i] = (float(lo - pad * span), float(hi + pad * span))
+    return out
+
+
+def _points_many(x, y, xlim, ylim, w: float, h: float, pad: float = 2.0) -> list[str]:
+    """:func:`_points` of every row of ``x, y`` (2-D, one line a row; ``xlim, ylim``: one row each).
+
+    Elementwise the same arithmetic, so the same strings; the rows are formatted from one list.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    xlim, ylim = np.asarray(xlim, float), np.asarray(ylim, float)
+    x0, x1, y0, y1 = xlim[:, :1], xlim[:, 1:], ylim[:, :1], ylim[:, 1:]
+    xy = np.empty((*x.shape, 2))
+    xy[..., 0] = pad + (x - x0) * ((w - 2 * pad) / np.maximum(x1 - x0, 1e-12))
+    xy[..., 1] = (
+        h - pad - (np.minimum(np.maximum(y, y0), y1) - y0) * ((h - 2 * pad) / np.maximum(y1 - y0, 1e-12))
+    )
+    ok = np.isfinite(x) & np.isfinite(y)
+    with np.errstate(invalid="ignore"):  # the NaN points are dropped below
+        ints = np.rint(10.0 * xy).astype(np.int64)
+    whole = ok.all(axis=1)
+    rows = ints.reshape(len(ints), 2 * x.shape[1]).tolist()
+    return [
+        " ".join(map(str, r)) if full else " ".join(map(str, v[k].ravel().tolist())) if k.any() else ""
+        for r, full, v, k in zip(rows, whole, ints, ok, strict=True)
+    ]
 
 
 def _crop(image: np.ndarray, r: int, c: int, half_px: int) -> np.ndarray:
@@ -97,13 +133,9 @@ def _crop(image: np.ndarray, r: int, c: int, half_px: int) -> np.ndarray:
     return out
 
 
-def _thumbnail(image: np.ndarray, x_px: float, y_px: float, half_px: int) -> str:
-    """Base64 PNG of the reference image around (x: column, y: row), contrast set by the crop."""
-    return _thumbnails(image, [(x_px, y_px, half_px)])[0]
-
-
 def _thumbnails(image: np.ndarray, boxes: Sequence[tuple[float, float, int]]) -> list[str]:
-    """:func:`_thumbnail` of every ``(x_px, y_px, half_px)``: the bytes of ``matplotlib.image.imsave``.
+    """Base64 PNG of the reference image around every ``(x_px, y_px, half_px)`` (x: column, y: row),
+    contrast set by each crop: the bytes of ``matplotlib.image.imsave``.
 
     The grey colour map is applied to every crop at once (``imsave`` made a colour map and its
     lookup table per image) and each PNG written by Pillow as ``imsave`` writes it (same
@@ -199,37 +231,75 @@ def _fmt_tau(v: Any, err: Any) -> str:
     return f"{v:.2f} ± {e:.2f}" if np.isfinite(e) else f"{v:.2f}"
 
 
-def _curve_svgs(curves: dict, pid, fields: Sequence[float], on_s: float) -> list[dict]:
-    """One small panel per field: polarization then recovery (shifted by the ON time), mean and fit.
+def _curve_panels(curves: dict, pids: Sequence, fields: Sequence[float], on_s: float) -> dict:
+    """One small panel per field and particle (``pid -> panels``): polarization then recovery (shifted
+    by the ON time), mean and fit; the lines of all panels drawn together.
 
     ``curves`` maps ``(particle_id, field_kV_per_cm, phase)`` to ``(t_s, mean, fit)`` arrays.
     """
-    out: list[dict[str, Any]] = []
-    for f in fields:
-        parts = []
-        for phase, off in (("pol", 0.0), ("rec", on_s)):
-            c = curves.get((pid, f, phase))
-            if c is not None and c[0].size:
-                parts.append((phase, c[0] + off, c[1], c[2]))
-        if not parts:
-            out.append({"field": f"{f:.0f}", "lines": [], "on_x": None})
-            continue
-        xlim = (0.0, max(float(np.nanmax(p[1])) for p in parts))
-        ylim = _limits(*[p[2] for p in parts], *[p[3] for p in parts])
-        lines = []
+    out: dict = {}
+    pending = []  # (panel, parts, xlim)
+    for pid in pids:
+        panels = out[pid] = []
+        for f in fields:
+            parts = []
+            for phase, off in (("pol", 0.0), ("rec", on_s)):
+                c = curves.get((pid, f, phase))
+                if c is not None and c[0].size:
+                    parts.append((phase, c[0] + off, c[1], c[2]))
+            panel: dict[str, Any] = {"field": f"{f:.0f}", "lines": [], "on_x": None}
+            panels.append(panel)
+            if parts:
+                xlim = (0.0, max(float(np.nanmax(p[1])) for p in parts))
+                on_x = 2 + on_s * (CURVE_W - 4) / max(xlim[1] - xlim[0], 1e-12)
+                panel["on_x"] = f"{on_x:.1f}"
+                pending.append((panel, parts, xlim))
+    ylims = _limits_many([[*[p[2] for p in parts], *[p[3] for p in parts]] for _, parts, _ in pending])
+    lines = []  # (panel, t, y, xlim, ylim, color, dash) in the order drawn
+    for (panel, parts, xlim), ylim in zip(pending, ylims, strict=True):
         for phase, t, mean, fit in parts:
-            tt, mm = _decimate(t, mean, MAX_CURVE_POINTS)
-            color = ON_COLOR if phase == "pol" else OFF_COLOR
-            lines.append(
-                {"points": _points(tt, mm, xlim, ylim, CURVE_W, CURVE_H), "color": color, "dash": ""}
-            )
-            tt, ff = _decimate(t, fit, MAX_CURVE_POINTS)
-            if np.isfinite(ff).any():
-                pts = _points(tt, ff, xlim, ylim, CURVE_W, CURVE_H)
-                lines.append({"points": pts, "color": "#000", "dash": "30,20"})
-        on_x = 2 + on_s * (CURVE_W - 4) / max(xlim[1] - xlim[0], 1e-12)
-        out.append({"field": f"{f:.0f}", "lines": lines, "on_x": f"{on_x:.1f}"})
+            lines.append((panel, t, mean, xlim, ylim, ON_COLOR if phase == "pol" else OFF_COLOR, ""))
+            lines.append((panel, t, fit, xlim, ylim, "#000", "30,20"))
+    for panel, pts, color, dash in _draw_lines(lines, MAX_CURVE_POINTS, CURVE_W, CURVE_H):
+        panel["lines"].append({"points": pts, "color": color, "dash": dash})
     return out
+
+
+def _draw_lines(lines: list, n_max: int, w: float, h: float) -> list:
+    """``(owner, points, color, dash)`` of every ``(owner, t, y, xlim, ylim, color, dash)``, in order:
+    :func:`_decimate` then :func:`_points`, lines of one length together. A fit (``dash``) none of whose
+    bins is finite is left out."""
+    by_size: dict[int, list[int]] = {}
+    for i, line in enumerate(lines):
+        by_size.setdefault(line[1].size, []).append(i)
+    drawn: list = [None] * len(lines)
+    for n, rows in by_size.items():
+        t = np.stack([np.asarray(lines[i][1], float) for i in rows])
+        y = np.stack([np.asarray(lines[i][2], float) for i in rows])
+        if n > n_max:
+            if n <= 2 * n_max:  # bins of one or two points: their sums do not depend on the order of adding
+                t, y = _decimate_rows(t, y, n_max)
+            else:
+                pairs = [_decimate(a, b, n_max) for a, b in zip(t, y, strict=True)]
+                t, y = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+        xlim = [lines[i][3] for i in rows]
+        ylim = [lines[i][4] for i in rows]
+        pts = _points_many(t, y, xlim, ylim, w, h)
+        some = np.isfinite(y).any(axis=1)
+        for j, i in enumerate(rows):
+            owner, *_, color, dash = lines[i]
+            drawn[i] = None if dash and not some[j] else (owner, pts[j], color, dash)
+    return [d for d in drawn if d is not None]
+
+
+def _decimate_rows(x: np.ndarray, y: np.ndarray, n_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_decimate` of every row of the 2-D ``x, y`` (the same values: each bin summed along its row)."""
+    starts, counts = _bins(x.shape[1], n_max)
+    xs = np.add.reduceat(x, starts, axis=1) / counts
+    fin = np.isfinite(y)
+    with np.errstate(invalid="ignore"):
+        ys = np.add.reduceat(np.where(fin, y, 0.0), starts, axis=1) / np.add.reduceat(fin, starts, axis=1)
+    return xs, ys
 
 
 def _curve_arrays(curves: pd.DataFrame) -> dict:
@@ -307,8 +377,13 @@ def gallery_html(
     arrays = traces if hasattr(traces, "per_particle") else _TraceArrays(traces)  # a store: get(pid) already
     data = {"traces": arrays, "kinetics": kin_rows, "curves": _curve_arrays(curves)}
     records = particles.drop_duplicates("particle_id").sort_values("particle_id").to_dict("records")
-    thumbs = _thumbnails(reference_image, [_thumb_box(p, pixel_size_nm) for p in records])
-    cards = [_card(p, data, t, xlim, fields, on_s, thumb) for p, thumb in zip(records, thumbs, strict=True)]
+    pids = [p["particle_id"] for p in records]
+    drawn = {
+        "thumb": _thumbnails(reference_image, [_thumb_box(p, pixel_size_nm) for p in records]),
+        "trace": _trace_points(data["traces"], pids, t, xlim),
+        "curves": list(_curve_panels(data["curves"], pids, fields, on_s).values()),
+    }
+    cards = [_card(p, data, {k: v[i] for k, v in drawn.items()}) for i, p in enumerate(records)]
     counts = pd.Series([c["status"] for c in cards]).value_counts().to_dict() if cards else {}
     return render_fragment(
         "gallery.html.j2",
@@ -337,16 +412,30 @@ def _thumb_box(p: dict, pixel_size_nm: float) -> tuple[float, float, int]:
     return x, y, int(max(6, np.ceil(1.2 * _side_px(p, pixel_size_nm))))
 
 
-def _card(p: dict, data: dict, t, xlim, fields, on_s, thumb: str) -> dict:
-    """The template values of one particle's card (``p``: its particles.csv record; ``thumb``: its PNG)."""
+def _trace_points(traces, pids: Sequence, t: np.ndarray, xlim: tuple[float, float]) -> list[str]:
+    """The trace sparkline's ``points`` of every particle ("" without a trace): its PL binned, its own
+    range, the movie's time axis (``traces.get(pid)``: frames and PL)."""
+    binned = []
+    for i, pid in enumerate(pids):
+        tr = traces.get(pid)
+        if tr is not None:
+            frames, y = tr
+            ok = frames < t.size
+            binned.append((i, *_decimate(t[frames[ok]], y[ok], MAX_TRACE_POINTS)))
+    ylims = _limits_many([[yy] for _, _, yy in binned])
+    lines = [  # (index, t, y, xlim, ylim, color, dash)
+        (i, tt, yy, xlim, ylim, "", "") for (i, tt, yy), ylim in zip(binned, ylims, strict=True)
+    ]
+    out = [""] * len(pids)
+    for i, pts, _, _ in _draw_lines(lines, len(t) + 1, TRACE_W, TRACE_H):  # binned already
+        out[i] = pts
+    return out
+
+
+def _card(p: dict, data: dict, drawn: dict) -> dict:
+    """The template values of one particle's card (``p``: its particles.csv record; ``drawn``: its
+    thumbnail, trace and curve panels)."""
     pid = p["particle_id"]
-    trace_pts = ""
-    tr = data["traces"].get(pid)
-    if tr is not None:
-        frames, y = tr
-        ok = frames < t.size
-        tt, yy = _decimate(t[frames[ok]], y[ok], MAX_TRACE_POINTS)
-        trace_pts = _points(tt, yy, xlim, _limits(yy), TRACE_W, TRACE_H)
     rows = data["kinetics"].get(pid, [])
     status, reason = particle_status(_text(p.get("excluded")), rows)
     size = float(p.get("size_nm", np.nan))
@@ -370,9 +459,9 @@ def _card(p: dict, data: dict, t, xlim, fields, on_s, thumb: str) -> dict:
         "status": status,
         "status_class": status.replace(" ", "-"),
         "reason": reason,
-        "thumb": thumb,
-        "trace": trace_pts,
-        "curves": _curve_svgs(data["curves"], pid, fields, on_s),
+        "thumb": drawn["thumb"],
+        "trace": drawn["trace"],
+        "curves": drawn["curves"],
         "per_field": per_field,
         "flags": flags,
     }
