@@ -378,24 +378,30 @@ def _lm_loop(x, base, fjac, jac, ipvt, data, par, max_nfev, tols):  # pragma: no
                 break
 
 
+_TRTRI = scipy.linalg.get_lapack_funcs("trtri", (np.zeros((1, 1)),))  # what leastsq looks up for float64
+
+
+@numba.njit(cache=True, nogil=True)
+def _upper_r(fjac, n, m):  # pragma: no cover (numba)
+    """``np.triu(np.transpose(fjac.reshape(n, m))[:n, :])``: the ``r`` of lmder's QR factorization."""
+    r = np.zeros((n, n))
+    for j in range(n):
+        for i in range(j + 1):
+            r[i, j] = fjac[i + m * j]
+    return r
+
+
 def _covariance(fjac: np.ndarray, ipvt: np.ndarray, n: int, m: int) -> np.ndarray | None:
     """``scipy.optimize.leastsq``'s ``cov_x`` from ``lmder``'s ``fjac`` and ``ipvt`` (None when ``r``
     is singular)."""
-    r = np.triu(np.transpose(fjac[: n * m].reshape(n, m))[:n, :])
-    inv_triu = scipy.linalg.get_lapack_funcs("trtri", (r,))
     try:
-        inv_r, trtri_info = inv_triu(r)
+        inv_r, trtri_info = _TRTRI(_upper_r(fjac, n, m))
         if trtri_info != 0:
             raise np.linalg.LinAlgError(f"trtri returned info {trtri_info}")
         inv_r[ipvt] = inv_r.copy()
         return inv_r @ inv_r.T
     except (np.linalg.LinAlgError, ValueError):
         return None
-
-
-# --------------------------------------------------------------------------
-# the solver and lmfit's bookkeeping
-# --------------------------------------------------------------------------
 
 
 def _internal(p0, lo, hi) -> np.ndarray:
@@ -415,19 +421,34 @@ def _internal(p0, lo, hi) -> np.ndarray:
     return q
 
 
-def _scale_gradient(q, lo, hi) -> list[float]:
-    """d external / d internal of every parameter (lmfit's ``Parameter.scale_gradient``)."""
-    g = []
-    for x, a, b in zip(q.tolist(), lo.tolist(), hi.tolist(), strict=True):
+@numba.njit(cache=True, nogil=True)
+def _scale_gradient(q, lo, hi, g):  # pragma: no cover (numba)
+    """d external / d internal of every parameter into ``g`` (lmfit's ``Parameter.scale_gradient``)."""
+    for k in range(q.size):
+        x, a, b = q[k], lo[k], hi[k]
         if a == -math.inf and b == math.inf:
-            g.append(1.0)
+            g[k] = 1.0
         elif b == math.inf:
-            g.append(x / math.sqrt(x * x + 1))
+            g[k] = x / math.sqrt(x * x + 1)
         elif a == -math.inf:
-            g.append(-x / math.sqrt(x * x + 1))
+            g[k] = -x / math.sqrt(x * x + 1)
         else:
-            g.append(math.cos(x) * (b - a) / 2.0)
-    return g
+            g[k] = math.cos(x) * (b - a) / 2.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _at_solution(best, data, par, r, r1, v, g):  # pragma: no cover (numba)
+    """At the internal parameters ``best``: the weighted residuals ``r`` (False if not finite), the
+    unweighted ``r1``, the parameters ``v`` and the gradient ``g`` of the bound transformation."""
+    finite = _residuals(best, data, par, r)
+    unweighted = data.copy()
+    unweighted[2, :] = 1.0
+    _residuals(best, unweighted, par, r1)
+    n = best.size
+    lo, hi = par[2 : 2 + n], par[2 + n : 2 + 2 * n]
+    _external(best, lo, hi, v)
+    _scale_gradient(best, lo, hi, g)
+    return finite
 
 
 _MESSAGES = {
@@ -512,16 +533,10 @@ def _result(kind, best, cov, ier, data, par, scale_covar) -> LsqFit:
     names = PARAM_NAMES[kind]
     y = data[1]
     r = np.empty(y.size + (2 if kind == POOLED else 0))
-    if not _residuals(best, data, par, r):
+    r1, v, g = np.empty_like(r), np.empty(n), np.empty(n)
+    if not _at_solution(best, data, par, r, r1, v, g):
         raise _NonFinite("non-finite residual")
-    unweighted = data.copy()
-    unweighted[2] = 1.0
-    r1 = np.empty_like(r)
-    _residuals(best, unweighted, par, r1)
-    v = np.empty(n)
     lo, hi = par[2 : 2 + n], par[2 + n : 2 + 2 * n]
-    _external(best, lo, hi, v)
-    g = _scale_gradient(best, lo, hi)
     ndata = r.size
     chisqr = float(np.sum(r**2))
     redchi = chisqr / max(1, ndata - n)
@@ -532,8 +547,7 @@ def _result(kind, best, cov, ier, data, par, scale_covar) -> LsqFit:
     covar = None
     errorbars = cov is not None
     if errorbars:
-        ga = np.asarray(g)
-        covar = cov * (ga[:, None] * ga[None, :])
+        covar = cov * (g[:, None] * g[None, :])
         if scale_covar:
             covar = covar * redchi
         for k, name in enumerate(names):

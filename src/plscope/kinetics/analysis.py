@@ -52,10 +52,13 @@ from ..columns import KINETICS_COLUMNS, SE_CYCLE_COLUMNS
 from ..config.settings import KineticsSettings  # declared once, with ranges, in plscope.config
 from ._checks import KineticsInputError, as_1d_float, check_cycles, check_exposure, check_time
 from .cycles import (
+    _SE_COLUMNS,
     BleachModel,
     SuperposedCycles,
     _bleach_model,
+    _cycle_times,
     _pre_on_plateaus,
+    _se_table,
     _sorted_cycles,
     _stats,
     _superpose_windows,
@@ -548,11 +551,11 @@ def _level_rows(c: pd.DataFrame) -> list[tuple[Any, np.ndarray]]:
     return [(k, np.flatnonzero((col == k).to_numpy(dtype=bool))) for k in keys]
 
 
-def _level_plan(c: pd.DataFrame, plateau_s: float, record_start_s: float) -> tuple[_Level, ...]:
+def _level_plan(c: pd.DataFrame, fast: bool, plateau_s: float, record_start_s: float) -> tuple[_Level, ...]:
     """The levels of the checked cycle table ``c`` (sorted by ``on_start_s``) with their cycles and
-    windows, as the per-level tables ``c[c['level'] == level]`` give them."""
+    windows, as the per-level tables ``c[c['level'] == level]`` give them (``fast``: the table's
+    columns are numeric, :func:`~plscope.kinetics.cycles._sorted_cycles`)."""
     field = c["field_kV_per_cm"].to_numpy(dtype=float)
-    fast = _sorted_cycles(c) is not None
     if fast:
         times = [c[k].to_numpy(dtype=float) for k in ("on_start_s", "on_end_s", "off_end_s")]
         cycle_ids = c["cycle"].to_numpy()
@@ -790,10 +793,14 @@ def analyze_particle(
     """
     s = KineticsSettings.from_any(settings, error=KineticsInputError)
     t, y, c, exposure_s, particle_flags = _checked_inputs(time_s, intensity, cycles, exposure_s)
-    y_norm, bleach, bleach_pct = _correct_bleaching(t, y, c, exposure_s, s, particle_flags, particle_id)
-    se_table = _se_table(t, y_norm, c, exposure_s, s)
+    sorted_c = _sorted_cycles(c)  # the cycles' arrays, read once (None: a table for the pandas path)
+    y_norm, bleach, bleach_pct = _correct_bleaching(
+        t, y, c, sorted_c, exposure_s, s, particle_flags, particle_id
+    )
+    record_start_s = float(t[0]) - exposure_s / 2 if t.size else -np.inf
+    se_table = _cycle_se_table(t, y_norm, c, sorted_c, exposure_s, s.plateau_s, record_start_s)
     no_data = "no_data" in particle_flags
-    levels = _level_plan(c, s.plateau_s, float(t[0]) - exposure_s / 2 if t.size else -np.inf)
+    levels = _level_plan(c, sorted_c is not None, s.plateau_s, record_start_s)
     frame_interval_s = float(np.median(np.diff(t))) if t.size > 1 else float("nan")
     sups, sup_flags, free_fits = (
         ({}, {}, {}) if no_data else _superpose_and_fit(t, y_norm, levels, exposure_s, s, frame_interval_s)
@@ -861,12 +868,16 @@ def _checked_inputs(time_s, intensity, cycles, exposure_s):
 _BLEACH_REJECT_K = inspect.signature(bleach_curve).parameters["reject_k"].default
 
 
-def _correct_bleaching(t, y, c, exposure_s, s: KineticsSettings, particle_flags: list[str], particle_id):
-    """``(y_norm, bleach model or None, loss %/min)``; appends 'bleach_uncorrected' when it fails."""
+def _correct_bleaching(
+    t, y, c, sorted_c, exposure_s, s: KineticsSettings, particle_flags: list[str], particle_id
+):
+    """``(y_norm, bleach model or None, loss %/min)``; appends 'bleach_uncorrected' when it fails
+    (``sorted_c``: :func:`~plscope.kinetics.cycles._sorted_cycles` of the checked cycles ``c``)."""
     if not (s.correct_bleaching and "no_data" not in particle_flags and len(c)):
         return y, None, float("nan")
     # the inputs are checked (bleach_curve would check them again): its model of them
-    bleach = _bleach_model(t, y, c, exposure_s, s.bleach_plateau_fraction, _BLEACH_REJECT_K)
+    times = _cycle_times(c) if sorted_c is None else sorted_c[1:]
+    bleach = _bleach_model(t, y, times, exposure_s, s.bleach_plateau_fraction, _BLEACH_REJECT_K)
     if bleach.success:
         return bleach.correct(t, y), bleach, bleach.loss_percent_per_min
     particle_flags.append("bleach_uncorrected")
@@ -874,11 +885,18 @@ def _correct_bleaching(t, y, c, exposure_s, s: KineticsSettings, particle_flags:
     return y, bleach, float("nan")
 
 
-def _se_table(t, y_norm, c, exposure_s: float, s: KineticsSettings) -> pd.DataFrame | None:
-    """Switching efficiency of every cycle (None without cycles or frames)."""
+def _cycle_se_table(t, y_norm, c, sorted_c, exposure_s: float, plateau_s: float, record_start_s: float):
+    """Switching efficiency of every cycle (:func:`~plscope.kinetics.cycles.switching_efficiency_per_cycle`
+    of the checked inputs; ``sorted_c``: :func:`~plscope.kinetics.cycles._sorted_cycles` of ``c``); None
+    without cycles or frames."""
     if not (len(c) and t.size):
         return None
-    return switching_efficiency_per_cycle(t, y_norm, c, exposure_s=exposure_s, plateau_s=s.plateau_s)
+    if sorted_c is None:
+        return switching_efficiency_per_cycle(t, y_norm, c, exposure_s=exposure_s, plateau_s=plateau_s)
+    order, on_start, on_end, off_end = sorted_c
+    cols = {k: c[k].to_numpy()[order] for k in _SE_COLUMNS}
+    win = _window_arrays(on_start, on_end, off_end, plateau_s, record_start_s)
+    return _se_table(t, np.asarray(y_norm, dtype=float), cols, win, exposure_s)
 
 
 def _superpose_and_fit(

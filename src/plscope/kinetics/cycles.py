@@ -262,22 +262,26 @@ class BleachModel:
         return d
 
 
-def _plateau_points(t, y, windows: pd.DataFrame, plateau_fraction, exposure_s, lead_in_start):
-    """(mid time, robust level, n frames) of every field-OFF plateau."""
+def _plateau_points(t, y, times: tuple, plateau_fraction, exposure_s, lead_in_start):
+    """(mid time, robust level, n frames) of every field-OFF plateau (``times``: the cycles'
+    ``on_start_s, on_end_s, off_end_s`` sorted by ``on_start_s``)."""
+    on_start, on_end, off_end = times
     pts = []
-    if len(windows):
-        first_on = float(windows["on_start_s"].iloc[0])
-        m = frames_in_window(t, lead_in_start, first_on, exposure_s=exposure_s) & np.isfinite(y)
+    if on_start.size:
+        m = frames_in_window(t, lead_in_start, float(on_start[0]), exposure_s=exposure_s) & np.isfinite(y)
         if np.count_nonzero(m) >= 2:
             pts.append((float(np.mean(t[m])), robust_mean(y[m]), int(np.count_nonzero(m))))
-    # plain columns: itertuples on the wide window table (string columns) cost ~10 ms per call
-    for a, b in zip(windows["on_end_s"].to_numpy(float), windows["off_end_s"].to_numpy(float), strict=True):
-        a, b = float(a), float(b)
+    for a, b in zip(on_end.tolist(), off_end.tolist(), strict=True):
         start = b - plateau_fraction * (b - a)
         m = frames_in_window(t, start, b, exposure_s=exposure_s) & np.isfinite(y)
         if np.count_nonzero(m) >= 2:
             pts.append((float(np.mean(t[m])), robust_mean(y[m]), int(np.count_nonzero(m))))
     return np.array(pts, dtype=float).reshape(-1, 3)
+
+
+def _cycle_times(c: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``on_start_s, on_end_s, off_end_s`` of a checked cycle table (:func:`check_cycles`), as floats."""
+    return tuple(c[k].to_numpy(dtype=float) for k in _TIME_COLUMNS)  # type: ignore[return-value]
 
 
 def _weighted_loglinear(tp, logy, w, t0):
@@ -363,15 +367,16 @@ def bleach_curve(
     exposure_s = check_exposure(exposure_s)
     if not 0 < plateau_fraction <= 1:
         raise KineticsInputError(f"plateau_fraction: expected 0 < f <= 1, got {plateau_fraction!r}")
-    return _bleach_model(t, y, check_cycles(cycles), exposure_s, plateau_fraction, reject_k)
+    times = _cycle_times(check_cycles(cycles))
+    return _bleach_model(t, y, times, exposure_s, plateau_fraction, reject_k)
 
 
-def _bleach_model(t, y, c: pd.DataFrame, exposure_s: float, plateau_fraction: float, reject_k: float):
-    """:func:`bleach_curve` of checked inputs (``c``: the cycle table as :func:`check_cycles` returns
-    it)."""
+def _bleach_model(t, y, times: tuple, exposure_s: float, plateau_fraction: float, reject_k: float):
+    """:func:`bleach_curve` of checked inputs (``times``: :func:`_cycle_times` of the checked cycle
+    table)."""
     t0 = float(t[0]) if t.size else 0.0
     lead_in_start = t0 - exposure_s / 2 if t.size else -np.inf
-    pts = _plateau_points(t, y, c, plateau_fraction, exposure_s, lead_in_start)
+    pts = _plateau_points(t, y, times, plateau_fraction, exposure_s, lead_in_start)
     flags = []
     pos = pts[:, 1] > 0
     if not np.all(pos):
@@ -438,7 +443,16 @@ def switching_efficiency_per_cycle(
     y = as_1d_float("intensity", intensity, length=t.size)
     exposure_s = check_exposure(exposure_s)
     start = float(t[0]) - exposure_s / 2 if t.size else -np.inf
-    cols, win = _windows_of(cycles, plateau_s, start, ("cycle", "level", "field_kV_per_cm"))
+    cols, win = _windows_of(cycles, plateau_s, start, _SE_COLUMNS)
+    return _se_table(t, y, cols, win, exposure_s)
+
+
+_SE_COLUMNS = ("cycle", "level", "field_kV_per_cm")
+
+
+def _se_table(t, y, cols: dict, win: dict, exposure_s: float) -> pd.DataFrame:
+    """:func:`switching_efficiency_per_cycle` of checked arrays, the cycles' :data:`_SE_COLUMNS`
+    and windows (sorted by ``on_start_s``)."""
     b = _plateau_levels(t, y, win["bright_start_s"], win["bright_end_s"], exposure_s)
     q = _plateau_levels(t, y, win["quenched_start_s"], win["quenched_end_s"], exposure_s)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -67,6 +67,7 @@ import numpy as np
 
 from . import _lsq
 from ._checks import KineticsInputError
+from .cycles import _median
 
 __all__ = [
     "BAD_FIT_FLAGS",
@@ -243,7 +244,7 @@ def biexponential(t, i0=0.0, amplitude=1.0, frac=0.5, tau1=1.0, dtau=1.0, exposu
 def default_tau_bounds_s(t_s: np.ndarray) -> tuple[float, float]:
     """Search range for time constants: 0.3 sample interval to 5 x the window."""
     t = np.sort(np.asarray(t_s, dtype=float))
-    dt = float(np.median(np.diff(t))) if t.size > 1 else 0.2
+    dt = _median(np.diff(t)) if t.size > 1 else 0.2
     span = float(t[-1] - min(t[0], 0.0)) if t.size else 1.0
     lo = max(0.3 * dt, 1e-6)
     hi = max(5.0 * span, 10.0 * lo)
@@ -254,7 +255,7 @@ def _initial_estimates(t: np.ndarray, y: np.ndarray, tau_bounds_s: tuple[float, 
     """Offset, step and area-based mean time constant from the data alone."""
     n = t.size
     ntail = max(3, n // 6)
-    i0 = float(np.median(y[-ntail:]))
+    i0 = _median(y[-ntail:])
     nhead = max(2, min(4, n // 10))
     t_head = float(np.mean(t[:nhead]))
     y_head = float(np.mean(y[:nhead]))
@@ -415,7 +416,15 @@ class DecayFit:
         return d
 
     def _with(self, **changes) -> DecayFit:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` (what ``dataclasses.replace`` makes; this class has no
+        ``__post_init__``, so the copy of its fields is the same object, made faster)."""
+        unknown = set(changes) - self.__dataclass_fields__.keys()
+        if unknown:
+            raise TypeError(f"DecayFit has no field(s) {sorted(unknown)}")
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
 
 
 def _too_few_points(n_points: int, model: str, minimum: int, exposure_s: float, extra) -> DecayFit:
