@@ -10,8 +10,9 @@ by MINPACK's Levenberg-Marquardt (the ``lmder`` call of
 ``scipy.optimize.least_squares(method="lm")``, analytic Jacobian; model and
 Jacobian assembled by the compiled kernel of
 :mod:`plscope.tracking._size_kernels`), pixels weighted by
-``1 / sqrt(variance)`` where the variance model ``s0 + a * signal`` (read/background noise plus shot noise)
-is fitted to the residuals of a first pass. Neighbouring particles outside
+``1 / sqrt(variance)`` where the variance model ``s0 + a * signal``
+(read/background noise plus shot noise) is fitted to the residuals of a
+first pass. Neighbouring particles outside
 the group are masked out. The PSF sigma is fixed: given by the caller, or
 estimated beforehand by fitting it free on the particles where it is well
 determined (side >~ 3 sigma) and taking the median.
@@ -563,8 +564,8 @@ def _fit_group(
     """Weighted least-squares fit of one group.
 
     Levenberg-Marquardt (MINPACK, as ``least_squares(method="lm")``, see
-    :func:`_solve_log`) on log-transformed side, total and sigma, which keeps them positive without
-    bounds. (The bounded "trf" method takes an SVD of the Jacobian at every
+    :func:`_solve_log`) on log-transformed side, total and sigma, which
+    keeps them positive without bounds. (The bounded "trf" method takes an SVD of the Jacobian at every
     step, which multi-threaded OpenBLAS made 20x slower on a loaded 2-core
     machine; MINPACK does not call BLAS.)
     """
