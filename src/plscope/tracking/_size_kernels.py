@@ -4,15 +4,15 @@ The group model of the size fits (plane background plus ``k`` blurred
 squares, see :class:`plscope.tracking.size._GroupModel`) is separable: each
 square is the outer product of two 1-D pixel-integrated box profiles. The
 profiles need ``exp`` and ``erf`` of the distance of every pixel boundary to
-every square edge; those stay in numpy (:func:`edge_terms`, one vectorized
-call for all squares and both axes of a group, each boundary once), so they
-are the very values numpy gave before. What
-was a few dozen small numpy calls per square and per evaluation -- the
-profiles and their derivatives from the edge terms, the outer products on the
-fitted pixels, the model and the Jacobian columns -- is one compiled loop
-(:func:`assemble`) that does the same arithmetic in the same order, so the
-model and Jacobian are bit for bit those of the numpy expressions
-(no fast-math: no reassociation, no fused multiply-add).
+every square edge; those two stay numpy's ``exp`` and scipy's ``erf`` (one
+call each for all squares and both axes of a group, each boundary once,
+:func:`edge_terms`), so they are the very values numpy gave before (a
+compiled ``exp`` may differ in the last bit). Everything else -- their
+arguments (:func:`edge_arguments`), the profiles and their derivatives, the
+outer products on the fitted pixels, the model and the Jacobian columns -- is
+compiled and does the arithmetic of the numpy expressions in the same order,
+so the model and Jacobian are bit for bit theirs (no fast-math: no
+reassociation, no fused multiply-add).
 """
 
 from __future__ import annotations
@@ -37,13 +37,9 @@ def pixel_edges(pix: np.ndarray) -> np.ndarray:
     return np.append(pix - 0.5, pix[-1] + 0.5)
 
 
-def edge_terms(
-    edges_x: np.ndarray,
-    edges_y: np.ndarray,
-    squares: np.ndarray,
-    sigma: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Antiderivative ``G``, ``Phi`` and ``phi`` terms of the blurred box profiles of ``k`` squares.
+@numba.njit(cache=True, nogil=True)
+def edge_arguments(edges_x, edges_y, squares, sigma):  # pragma: no cover - compiled
+    """Distances ``u`` of the pixel boundaries to the edges of ``k`` squares and the arguments of exp, erf.
 
     Parameters
     ----------
@@ -56,58 +52,87 @@ def edge_terms(
 
     Returns
     -------
-    g, cdf, phi : ndarray, shape (k, 2, nx + ny + 2)
-        ``G(u) = u Phi(u/sigma) + sigma phi(u/sigma)``, ``Phi(u/sigma)`` and
-        ``phi(u/sigma)`` for ``u`` = pixel boundary minus the square's lower
-        (``[:, 0]``) and upper (``[:, 1]``) edge; the x boundaries first, then
-        the y ones. Elementwise the expressions of ``size._profile_and_derivs``.
+    u, t, w : ndarray, shape (k, 2, nx + ny + 2)
+        ``u`` = pixel boundary minus the square's lower (``[:, 0]``) and upper
+        (``[:, 1]``) edge, the x boundaries first, then the y ones;
+        ``t = -0.5 z z`` and ``w = z / sqrt(2)`` with ``z = u / sigma``: numpy's
+        ``exp(t)`` and scipy's ``erf(w)`` then give the terms of
+        ``size._profile_and_derivs`` (the same expressions, elementwise).
     """
-    half = 0.5 * squares[:, 2]
-    ex = np.stack([squares[:, 0] - half, squares[:, 0] + half], axis=1)
-    ey = np.stack([squares[:, 1] - half, squares[:, 1] + half], axis=1)
-    u = np.concatenate([edges_x - ex[:, :, None], edges_y - ey[:, :, None]], axis=2)
-    z = u / sigma
-    phi = np.exp(-0.5 * z * z) * _INV_SQRT2PI
-    cdf = 0.5 * (1.0 + erf(z / _SQRT2))
-    g = u * cdf + sigma * phi
-    return g, cdf, phi
+    k = squares.shape[0]
+    nxe = edges_x.size
+    n = nxe + edges_y.size
+    u = np.empty((k, 2, n))
+    t = np.empty((k, 2, n))
+    w = np.empty((k, 2, n))
+    for i in range(k):
+        half = 0.5 * squares[i, 2]
+        for e in range(2):
+            cx = squares[i, 0] - half if e == 0 else squares[i, 0] + half
+            cy = squares[i, 1] - half if e == 0 else squares[i, 1] + half
+            for j in range(n):
+                uu = edges_x[j] - cx if j < nxe else edges_y[j - nxe] - cy
+                z = uu / sigma
+                u[i, e, j] = uu
+                t[i, e, j] = -0.5 * z * z
+                w[i, e, j] = z / _SQRT2
+    return u, t, w
+
+
+def edge_terms(
+    edges_x: np.ndarray, edges_y: np.ndarray, squares: np.ndarray, sigma: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(u, exp(-z**2 / 2), erf(z / sqrt 2))`` of :func:`edge_arguments` (numpy's exp, scipy's erf)."""
+    u, t, w = edge_arguments(edges_x, edges_y, squares, float(sigma))
+    return u, np.exp(t), erf(w)
 
 
 @numba.njit(cache=True, nogil=True)
-def _profiles(g, cdf, phi, i, off, n):  # pragma: no cover - compiled
+def _profiles(u, ex, ef, sigma, i, off, n):  # pragma: no cover - compiled
     """Profile, d/dcentre, d/dside and d/dsigma of square ``i`` on ``n`` pixels, shape (4, n).
 
-    The pixels' boundaries are ``off .. off + n`` of the last axis of the edge terms.
+    From the :func:`edge_terms` ``u, exp, erf`` of the pixels' boundaries
+    ``off .. off + n``: ``phi = exp * 1/sqrt(2 pi)``, ``Phi = 0.5 (1 + erf)``
+    and ``G = u Phi + sigma phi``; then the differences of
+    ``size._profile_and_derivs``.
     """
     out = np.empty((4, n))
+    g = np.empty((2, n + 1))
+    cdf = np.empty((2, n + 1))
+    phi = np.empty((2, n + 1))
+    for e in range(2):
+        for j in range(n + 1):
+            ph = ex[i, e, off + j] * _INV_SQRT2PI
+            c = 0.5 * (1.0 + ef[i, e, off + j])
+            phi[e, j] = ph
+            cdf[e, j] = c
+            g[e, j] = u[i, e, off + j] * c + sigma * ph
     for j in range(n):
-        lo = off + j
-        hi = lo + 1
-        out[0, j] = (g[i, 0, hi] - g[i, 0, lo]) - (g[i, 1, hi] - g[i, 1, lo])
-        fa = cdf[i, 0, hi] - cdf[i, 0, lo]
-        fb = cdf[i, 1, hi] - cdf[i, 1, lo]
+        out[0, j] = (g[0, j + 1] - g[0, j]) - (g[1, j + 1] - g[1, j])
+        fa = cdf[0, j + 1] - cdf[0, j]
+        fb = cdf[1, j + 1] - cdf[1, j]
         out[1, j] = fb - fa
         out[2, j] = 0.5 * (fa + fb)
-        out[3, j] = (phi[i, 0, hi] - phi[i, 0, lo]) - (phi[i, 1, hi] - phi[i, 1, lo])
+        out[3, j] = (phi[0, j + 1] - phi[0, j]) - (phi[1, j + 1] - phi[1, j])
     return out
 
 
 @numba.njit(cache=True, nogil=True)
 def assemble(
-    terms, nx, iy, ix, p, n_bg, dxx, dyy, free_sigma, want_jac, mdl, signal, jac
+    terms, sigma, nx, iy, ix, p, n_bg, dxx, dyy, free_sigma, want_jac, mdl, signal, jac
 ):  # pragma: no cover
     """Model, particle signal and Jacobian of a group on its fitted pixels (filled in place).
 
-    ``terms``: the ``(g, cdf, phi)`` of :func:`edge_terms` (``nx + 1`` x
-    boundaries, then the y ones); ``iy, ix``: row and column (in the region of
+    ``terms``: the ``(u, exp, erf)`` of :func:`edge_terms` (``nx + 1`` x
+    boundaries, then the y ones) at PSF ``sigma``; ``iy, ix``: row and column (in the region of
     interest) of each fitted pixel; ``p``: background (1 or 3 values), then ``x0, y0, side,
     total`` per square (and sigma when ``free_sigma``); ``dxx, dyy``: pixel
     offsets from the region's centre (plane background when ``n_bg == 3``).
     ``jac`` (pixels x parameters) is written only when ``want_jac``.
     """
-    g, cdf, phi = terms
-    k = g.shape[0]
-    ny = g.shape[2] - nx - 2
+    u, ex, ef = terms
+    k = u.shape[0]
+    ny = u.shape[2] - nx - 2
     npx = iy.size
     for r in range(npx):
         signal[r] = 0.0
@@ -123,8 +148,8 @@ def assemble(
         j0 = n_bg + 4 * i
         side = p[j0 + 2]
         total = p[j0 + 3]
-        px = _profiles(g, cdf, phi, i, 0, nx)
-        py = _profiles(g, cdf, phi, i, nx + 1, ny)
+        px = _profiles(u, ex, ef, sigma, i, 0, nx)
+        py = _profiles(u, ex, ef, sigma, i, nx + 1, ny)
         amp = total / (side * side)
         for r in range(npx):
             a = iy[r]

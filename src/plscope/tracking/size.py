@@ -159,7 +159,20 @@ class _GroupModel:
         J = np.empty((n, self.n_params)) if jac else np.empty((0, 0))
         free = self.fixed_sigma is None
         assemble(
-            terms, self.x.size, self.iy, self.ix, p, self.n_bg, self.dxx, self.dyy, free, jac, mdl, signal, J
+            terms,
+            float(sigma),
+            self.x.size,
+            self.iy,
+            self.ix,
+            p,
+            self.n_bg,
+            self.dxx,
+            self.dyy,
+            free,
+            jac,
+            mdl,
+            signal,
+            J,
         )
         return mdl, signal, (J if jac else None)
 
@@ -597,7 +610,9 @@ def _fit_group(
     sides = p[side_idx]
     # a side collapsed to ~0 is a point source (diffraction-limited particle), not a failure: its
     # side column vanishes, so the covariance of the other parameters is taken without it
-    keep = np.setdiff1d(np.arange(n_par), side_idx[sides < _POINT_SIDE_PX])
+    kept = np.ones(n_par, bool)
+    kept[side_idx[sides < _POINT_SIDE_PX]] = False
+    keep = np.flatnonzero(kept)
     cov = np.full((n_par, n_par), np.nan)
     if np.all(np.isfinite(Jw)):
         cov[np.ix_(keep, keep)] = _covariance(Jw[:, keep], chi2_red)
