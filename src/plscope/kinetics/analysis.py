@@ -748,6 +748,7 @@ def analyze_particle(
     size_nm: float | None = None,
     size_err_nm: float | None = None,
     shape_priors: Mapping[str, ShapePrior] | None = None,
+    report: bool = True,
 ) -> ParticleKinetics:
     """Switching efficiency and polarization/recovery times of one particle.
 
@@ -778,6 +779,12 @@ def analyze_particle(
         ``phase -> ShapePrior``: report pooled fits for these phases (see
         :func:`~plscope.kinetics.population.analyze_population`, which
         estimates them from all particles).
+    report : bool, optional
+        False: the reported fits, the table and the curves are left empty, for a caller that
+        makes them with :func:`refit_particle` (with the population's shape priors, or none for
+        the free fits: the same result as ``report=True``); the superposition, the free fits and
+        ``se_cycles`` are made as always. A population's first pass does not build tables it
+        replaces.
 
     Returns
     -------
@@ -823,14 +830,19 @@ def analyze_particle(
         raw_intensity=np.asarray(y, dtype=float),
         levels=levels,
     )
-    return _particle_result(ctx, sups, bleach, shape_priors)
+    return _particle_result(ctx, sups, bleach, shape_priors, report=report)
 
 
-def _particle_result(ctx: _Context, sups: dict, bleach: BleachModel | None, shape_priors) -> ParticleKinetics:
-    """Reported fits, table and curves of a particle from its superposed cycles and free fits."""
+def _particle_result(
+    ctx: _Context, sups: dict, bleach: BleachModel | None, shape_priors, *, report: bool = True
+) -> ParticleKinetics:
+    """Reported fits, table and curves of a particle from its superposed cycles and free fits
+    (``report=False``: left empty, see :func:`analyze_particle`)."""
     priors = {k: v for k, v in (shape_priors or {}).items() if v is not None}
-    fits = _report_fits(sups, ctx.free_fits, ctx.settings, ctx.exposure_s, priors, ctx.particle_id)
-    table, curves = _assemble(ctx, sups, fits, ctx.phase_flags)
+    fits, table, curves = {}, pd.DataFrame(columns=list(KINETICS_COLUMNS)), {}
+    if report:
+        fits = _report_fits(sups, ctx.free_fits, ctx.settings, ctx.exposure_s, priors, ctx.particle_id)
+        table, curves = _assemble(ctx, sups, fits, ctx.phase_flags)
     return ParticleKinetics(
         table=table,
         curves=curves,
