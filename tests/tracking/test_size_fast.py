@@ -165,3 +165,14 @@ def test_member_images_equal_box_profile_outer_products_bit_for_bit():
             ref = np.outer(box_profile(model.y, y0, side, 1.37), box_profile(model.x, x0, side, 1.37))
             assert member[:2] == (x0, y0)
             np.testing.assert_array_equal(member[2], ref * (total / (side * side)))
+
+
+def test_group_model_with_a_zero_side_gives_numpys_inf_and_nan():
+    model, p = random_group(np.random.default_rng(29), 2, True, "plane")
+    p[model.n_bg + 2] = 0.0
+    with np.errstate(all="ignore"):
+        ref = reference_evaluate(model, p)
+        got = model.evaluate(p, jac=True)
+    for a, b in zip(got, ref):
+        np.testing.assert_array_equal(a, b)
+    assert not np.all(np.isfinite(got[2]))

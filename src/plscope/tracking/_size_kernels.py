@@ -12,7 +12,8 @@ arguments (:func:`edge_arguments`), the profiles and their derivatives, the
 outer products on the fitted pixels, the model and the Jacobian columns -- is
 compiled and does the arithmetic of the numpy expressions in the same order,
 so the model and Jacobian are bit for bit theirs (no fast-math: no
-reassociation, no fused multiply-add).
+reassociation, no fused multiply-add; numpy's error model: a division by
+zero gives inf or NaN as in numpy, it does not raise).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def pixel_edges(pix: np.ndarray) -> np.ndarray:
     return np.append(pix - 0.5, pix[-1] + 0.5)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def edge_arguments(edges_x, edges_y, squares, sigma):  # pragma: no cover - compiled
     """Distances ``u`` of the pixel boundaries to the edges of ``k`` squares and the arguments of exp, erf.
 
@@ -87,7 +88,7 @@ def edge_terms(
     return u, np.exp(t), erf(w)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _profiles(u, ex, ef, sigma, i, off, n):  # pragma: no cover - compiled
     """Profile, d/dcentre, d/dside and d/dsigma of square ``i`` on ``n`` pixels, shape (4, n).
 
@@ -117,7 +118,7 @@ def _profiles(u, ex, ef, sigma, i, off, n):  # pragma: no cover - compiled
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def assemble(
     terms, sigma, nx, iy, ix, p, n_bg, dxx, dyy, free_sigma, want_jac, mdl, signal, jac
 ):  # pragma: no cover
@@ -168,7 +169,7 @@ def assemble(
         mdl[r] = bg + signal[r]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def scale_jacobian(jac, col_scale, row_weight):  # pragma: no cover - compiled
     """``jac[r, c] = (jac[r, c] * col_scale[c]) * row_weight[r]`` in place.
 
