@@ -87,6 +87,21 @@ def _fit_one(item: tuple | None, *, hyper: ShapeHyper | None) -> tuple[TraceGeom
     return None if g is None else (g, fit_trace(g, start=start, hyper=hyper))
 
 
+def _refit_all(first: dict, results: dict, hyper: ShapeHyper, mapper: Mapper = map) -> dict:
+    """:func:`_fit_all` of the particles ``results`` with the prior ``hyper``, on their geometries of
+    the first pass ``first`` (the same arrays: :func:`trace_geometry` is not repeated)."""
+    items = [
+        None if (gf := first.get(pid)) is None else (gf[0], _start_values(pk)) for pid, pk in results.items()
+    ]
+    fits = map_particles(mapper, functools.partial(_fit_geometry, hyper=hyper), items)
+    return dict(zip(results, fits, strict=True))
+
+
+def _fit_geometry(item: tuple | None, *, hyper: ShapeHyper) -> tuple[TraceGeometry, TraceFit | None] | None:
+    """Whole-trace fit of one particle's geometry ``(g, start)`` (None: no trace to fit)."""
+    return None if item is None else (item[0], fit_trace(item[0], start=item[1], hyper=hyper))
+
+
 def refine_population(results: dict, informative: dict, *, mapper: Mapper = map) -> tuple[dict, ShapeHyper]:
     """Whole-trace fits of every particle, the shape pooled hierarchically.
 
@@ -132,7 +147,7 @@ def _refine(results: dict, informative: dict, mapper: Mapper) -> tuple[dict, Sha
         )
         second = {p: (first[p][0], f) for p, f in zip(joint, fits, strict=True)}
     rest = {pid: pk for pid, pk in results.items() if pid not in second}
-    second.update(_fit_all(rest, hyper, mapper))
+    second.update(_refit_all(first, rest, hyper, mapper))
     fitted = [pid for pid in results if (gf := second.get(pid)) is not None and gf[1] is not None]
     tables = dict(zip(fitted, _apply_all([(results[p], *second[p][::-1]) for p in fitted]), strict=True))
     out = {}

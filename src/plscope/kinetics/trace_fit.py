@@ -121,17 +121,19 @@ def trace_geometry(
 
     ``fit_bleaching=False`` fixes the bleaching rate at 0 (no correction).
     """
-    c = cycles.sort_values("on_start_s")
-    level_ids = c["level"].tolist()
+    order = _sort_order(cycles["on_start_s"].to_numpy())  # as cycles.sort_values("on_start_s")
+    level_ids = cycles["level"].to_numpy()[order].tolist()
     levels = list(dict.fromkeys(level_ids))
     lev_idx = np.array([levels.index(v) for v in level_ids], dtype=np.int64)
     finite = np.isfinite(y) & np.isfinite(t)
-    if np.count_nonzero(finite) < 20 or len(c) == 0:
+    if np.count_nonzero(finite) < 20 or len(order) == 0:
         return None
-    on_start, on_end, off_end = (c[k].to_numpy(float) for k in ("on_start_s", "on_end_s", "off_end_s"))
+    on_start, on_end, off_end = (
+        cycles[k].to_numpy(float)[order] for k in ("on_start_s", "on_end_s", "off_end_s")
+    )
     # segments: the lead-in (OFF), then ON and OFF of every cycle; OFF carries the preceding ON's level
     starts_a = np.r_[float(np.min(t[finite])) - exposure_s, np.column_stack([on_start, on_end]).ravel()]
-    seg_on = np.r_[False, np.tile([True, False], len(c))]
+    seg_on = np.r_[False, np.tile([True, False], len(order))]
     seg_level = np.r_[lev_idx[0], np.repeat(lev_idx, 2)]
     lo, hi = t - exposure_s / 2, t + exposure_s / 2
     seg = np.searchsorted(starts_a, lo + 1e-9, side="right") - 1
@@ -157,6 +159,14 @@ def trace_geometry(
         noise=noise,
         fit_bleaching=bool(fit_bleaching),
     )
+
+
+def _sort_order(values: np.ndarray) -> np.ndarray:
+    """The order in which ``DataFrame.sort_values`` puts ``values`` (pandas' ``nargsort``: quicksort of
+    the values that are not NaN, then the NaN in their order), without copying the frame."""
+    nan = pd.isna(values)
+    idx = np.arange(values.size)
+    return np.concatenate([idx[~nan][values[~nan].argsort(kind="quicksort")], idx[nan]])
 
 
 def _unpack(x: np.ndarray, n_levels: int):
