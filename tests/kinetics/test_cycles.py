@@ -170,3 +170,25 @@ def test_switching_efficiency_per_cycle_within_001():
     ]
     assert se.switching_efficiency.mean() == pytest.approx(0.35, abs=0.01)
     assert np.all(np.abs(se.switching_efficiency - 0.35) < 0.02)
+
+
+def test_compiled_plateau_levels_are_robust_means_bit_for_bit():
+    """The plateaus' robust means (compiled, numpy's pairwise sums) equal robust_mean's exactly: short and
+    long windows (one block of 8-sums, several, and the pairwise split above 128 values), NaN frames,
+    blinks, ties and zero spread."""
+    from plscope.kinetics.cycles import _robust_means, robust_mean
+
+    rng = np.random.default_rng(16)
+    for trial in range(400):
+        n = int(rng.integers(0, 300)) if trial % 10 else int(rng.integers(300, 3000))
+        y = rng.normal(1.0, rng.uniform(1e-4, 1.0), n) * rng.uniform(0.1, 1e4)
+        if trial % 3 == 0 and n:
+            y[rng.integers(0, n, size=max(1, n // 10))] = np.nan
+        if trial % 5 == 0 and n:
+            y[rng.integers(0, n, size=max(1, n // 8))] *= rng.uniform(0.2, 0.7)
+        if trial % 7 == 0 and n > 3:
+            y[: n // 2] = y[0]
+        lo, hi = np.array([0, n // 3, 0, n // 2]), np.array([n, n, n // 2, n // 2])
+        got = _robust_means(y, lo, hi, 3.0)
+        for k in range(lo.size):
+            np.testing.assert_array_equal(got[k], robust_mean(y[lo[k] : hi[k]]))

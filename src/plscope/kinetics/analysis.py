@@ -805,12 +805,14 @@ def analyze_particle(
         t, y, c, sorted_c, exposure_s, s, particle_flags, particle_id
     )
     record_start_s = float(t[0]) - exposure_s / 2 if t.size else -np.inf
-    se_table = _cycle_se_table(t, y_norm, c, sorted_c, exposure_s, s.plateau_s, record_start_s)
+    se_table, plateaus = _cycle_se_table(t, y_norm, c, sorted_c, exposure_s, s.plateau_s, record_start_s)
     no_data = "no_data" in particle_flags
     levels = _level_plan(c, sorted_c is not None, s.plateau_s, record_start_s)
     frame_interval_s = float(np.median(np.diff(t))) if t.size > 1 else float("nan")
     sups, sup_flags, free_fits = (
-        ({}, {}, {}) if no_data else _superpose_and_fit(t, y_norm, levels, exposure_s, s, frame_interval_s)
+        ({}, {}, {})
+        if no_data
+        else _superpose_and_fit(t, y_norm, levels, exposure_s, s, frame_interval_s, plateaus)
     )
     ctx = _Context(
         particle_id=particle_id,
@@ -899,30 +901,43 @@ def _correct_bleaching(
 
 def _cycle_se_table(t, y_norm, c, sorted_c, exposure_s: float, plateau_s: float, record_start_s: float):
     """Switching efficiency of every cycle (:func:`~plscope.kinetics.cycles.switching_efficiency_per_cycle`
-    of the checked inputs; ``sorted_c``: :func:`~plscope.kinetics.cycles._sorted_cycles` of ``c``); None
-    without cycles or frames."""
+    of the checked inputs; ``sorted_c``: :func:`~plscope.kinetics.cycles._sorted_cycles` of ``c``), None
+    without cycles or frames; and ``(start_s, end_s) -> level`` of its pre-ON plateaus (a level's
+    superposition divides by the same plateaus where its windows are the same)."""
     if not (len(c) and t.size):
-        return None
+        return None, {}
     if sorted_c is None:
-        return switching_efficiency_per_cycle(t, y_norm, c, exposure_s=exposure_s, plateau_s=plateau_s)
+        table = switching_efficiency_per_cycle(t, y_norm, c, exposure_s=exposure_s, plateau_s=plateau_s)
+        return table, {}
     order, on_start, on_end, off_end = sorted_c
     cols = {k: c[k].to_numpy()[order] for k in _SE_COLUMNS}
     win = _window_arrays(on_start, on_end, off_end, plateau_s, record_start_s)
-    return _se_table(t, np.asarray(y_norm, dtype=float), cols, win, exposure_s)
+    table = _se_table(t, np.asarray(y_norm, dtype=float), cols, win, exposure_s)
+    windows = zip(win["bright_start_s"].tolist(), win["bright_end_s"].tolist(), strict=True)
+    return table, dict(zip(windows, table["bright"].tolist(), strict=True))
+
+
+def _level_plateaus(t, y, windows: dict, exposure_s: float, known: dict) -> np.ndarray:
+    """The pre-ON plateaus of a level's cycles: those of the same windows in ``known`` (the same
+    robust means of the same frames), the others computed."""
+    keys = list(zip(windows["bright_start_s"].tolist(), windows["bright_end_s"].tolist(), strict=True))
+    if all(k in known for k in keys):
+        return np.array([known[k] for k in keys], dtype=float)
+    return _pre_on_plateaus(t, y, windows, exposure_s)
 
 
 def _superpose_and_fit(
-    t, y_norm, levels: tuple[_Level, ...], exposure_s, s: KineticsSettings, frame_interval_s: float
+    t, y_norm, levels: tuple[_Level, ...], exposure_s, s: KineticsSettings, frame_interval_s: float, plateaus
 ) -> tuple[dict, dict, dict]:
     """Superposed cycles, their flags and the free fits per ``(level, phase)`` of every level with
-    enough cycles."""
+    enough cycles (``plateaus``: known pre-ON plateaus, :func:`_cycle_se_table`)."""
     sups, sup_flags, free_fits = {}, {}, {}
     y = np.asarray(y_norm, dtype=float)
     blinks = (s.outlier_k, s.outlier_floor, s.spoil_fraction)
     for lv in levels:
         if lv.n_cycles < s.min_cycles:
             continue
-        plateau = _pre_on_plateaus(t, y, lv.windows, exposure_s)  # both phases divide by it
+        plateau = _level_plateaus(t, y, lv.windows, exposure_s, plateaus)  # both phases divide by it
         for phase in ("pol", "rec"):
             sup = _superpose_windows(
                 t,

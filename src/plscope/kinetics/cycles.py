@@ -37,6 +37,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -470,10 +471,108 @@ def _se_table(t, y, cols: dict, win: dict, exposure_s: float) -> pd.DataFrame:
 
 
 def _plateau_levels(t, y, start_s, end_s, exposure_s: float) -> np.ndarray:
-    """Robust mean of the finite frames of every window (NaN where none)."""
+    """Robust mean of the finite frames of every window (NaN where none): :func:`robust_mean` of each,
+    compiled (:func:`_robust_means`)."""
     lo, hi = _frame_ranges(t, start_s, end_s, exposure_s)
-    finite = np.isfinite(y)
-    return np.array([robust_mean(y[a:b][finite[a:b]]) for a, b in zip(lo, hi, strict=True)], dtype=float)
+    return _robust_means(np.asarray(y, dtype=float), lo, hi, 3.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_sum(a, lo, n):  # pragma: no cover (numba)
+    """numpy's float64 sum of up to 128 values ``a[lo : lo + n]``: eight partial sums (fewer than 8
+    values: one)."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - (n % 8):
+        j = lo + i
+        r0 += a[j]
+        r1 += a[j + 1]
+        r2 += a[j + 2]
+        r3 += a[j + 3]
+        r4 += a[j + 4]
+        r5 += a[j + 5]
+        r6 += a[j + 6]
+        r7 += a[j + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@numba.njit(cache=True, nogil=True)
+def _pairwise_sum(a, lo, n):  # pragma: no cover (numba)
+    """``np.add.reduce(a[lo : lo + n])`` as numpy sums float64: blocks of up to 128 values
+    (:func:`_block_sum`) added pairwise, each half a multiple of 8 values (the same additions in the
+    same order; numpy's recursion written with a stack, as numba cannot cache recursive functions)."""
+    if n <= 128:
+        return _block_sum(a, lo, n)
+    seg = np.empty((256, 3), dtype=np.int64)  # (lo, n, 0: sum it / 1: add the last two sums)
+    vals = np.empty(256)
+    top, nv = 0, 0
+    seg[0, 0], seg[0, 1], seg[0, 2] = lo, n, 0
+    while top >= 0:
+        s_lo, s_n, kind = seg[top, 0], seg[top, 1], seg[top, 2]
+        top -= 1
+        if kind == 1:
+            vals[nv - 2] = vals[nv - 2] + vals[nv - 1]
+            nv -= 1
+        elif s_n <= 128:
+            vals[nv] = _block_sum(a, s_lo, s_n)
+            nv += 1
+        else:
+            n2 = s_n // 2
+            n2 -= n2 % 8
+            seg[top + 1, 0], seg[top + 1, 1], seg[top + 1, 2] = 0, 0, 1
+            seg[top + 2, 0], seg[top + 2, 1], seg[top + 2, 2] = s_lo + n2, s_n - n2, 0
+            seg[top + 3, 0], seg[top + 3, 1], seg[top + 3, 2] = s_lo, n2, 0
+            top += 3
+    return vals[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def _sorted_median(v):  # pragma: no cover (numba)
+    """:func:`_median` of finite values."""
+    srt = np.sort(v)
+    n = srt.size
+    return 0.5 * (srt[(n - 1) // 2] + srt[n // 2])
+
+
+@numba.njit(cache=True, nogil=True)
+def _robust_means(y, lo, hi, clip):  # pragma: no cover (numba)
+    """:func:`robust_mean` of the finite values of every ``y[lo[k] : hi[k]]`` (the same operations:
+    medians by sort, numpy's pairwise sums)."""
+    out = np.empty(lo.size)
+    for k in range(lo.size):
+        v = np.empty(max(hi[k] - lo[k], 0))
+        n = 0
+        for i in range(lo[k], hi[k]):
+            if math.isfinite(y[i]):
+                v[n] = y[i]
+                n += 1
+        v = v[:n]
+        if n == 0:
+            out[k] = math.nan
+            continue
+        if n < 3:
+            out[k] = _pairwise_sum(v, 0, n) / n
+            continue
+        med = _sorted_median(v)
+        dev = np.abs(v - med)
+        mad = _MAD_TO_SIGMA * _sorted_median(dev)
+        if mad == 0.0:
+            out[k] = med
+            continue
+        kept = v[dev <= clip * mad]
+        out[k] = _pairwise_sum(kept, 0, kept.size) / kept.size
+    return out
 
 
 # --------------------------------------------------------------------------
