@@ -297,6 +297,14 @@ def _merge_closest(
     return list(by_root.values())
 
 
+def _any_label(img: np.ndarray, labels: list[int]) -> np.ndarray:
+    """``np.isin(img, labels)`` for the few labels of a group (one comparison per label)."""
+    out = img == labels[0]
+    for lbl in labels[1:]:
+        out |= img == lbl
+    return out
+
+
 def _group_box(
     objects: list, lbls: list[int], shape: tuple[int, int], centre: tuple[float, float], halo_px: int
 ) -> tuple[int, int, int, int]:
@@ -350,7 +358,7 @@ def _groups(
         rows = slice(max(r0 - pad_px, 0), min(r1 + pad_px, rows_n))
         cols = slice(max(c0 - pad_px, 0), min(c1 + pad_px, cols_n))
         g = grown[rows, cols]
-        fit_mask = ((g == 0) | np.isin(g, lbls)) & finite[rows, cols]
+        fit_mask = ((g == 0) | _any_label(g, lbls)) & finite[rows, cols]
         out.append(_Group(members=members, labels=lbls, rows=rows, cols=cols, fit_mask=fit_mask))
     return out
 
@@ -695,7 +703,7 @@ def _shape_from_moments(
     roi = image[group.rows, group.cols]
     g = grown[group.rows, group.cols]
     bg = _moment_background(roi, g, group, fit, xx, yy)
-    halos = np.isin(g, group.labels)
+    halos = _any_label(g, group.labels)
     members = _member_images(model, p, sigma_px)
     out = []
     for j, m in enumerate(members):
