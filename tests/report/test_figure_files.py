@@ -120,3 +120,65 @@ def test_no_layout_engine_comes_back_from_the_settings():
         with mpl.rc_context({key: True}):
             _fixed_layout(fig)
         assert isinstance(fig.get_layout_engine(), PlaceHolderLayoutEngine)
+
+
+def _plain_png(fig) -> bytes:
+    """The PNG as savefig makes it with the steady layout (its dry draw drawing every artist)."""
+    import io
+
+    from plscope.report.html import _steady_layout
+
+    _steady_layout(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return buf.getvalue()
+
+
+def test_the_png_dry_draw_reduced_to_the_layout_gives_the_same_bytes(monkeypatch):
+    """_png_bytes keeps only the layout of savefig's dry draw (the texts of a reference image with
+    many labels, a grid of small panels, a figure without a layout engine): the same PNG bytes, the
+    figure left without the override, and the layout run once."""
+    from matplotlib.figure import Figure
+
+    from plscope.report.html import _SteadyLayout
+
+    rng = np.random.default_rng(2)
+    parts = pd.DataFrame(
+        {"particle_id": range(80), "x_px": rng.uniform(0, 64, 80), "y_px": rng.uniform(0, 64, 80)}
+    )
+    parts["size_nm"] = rng.uniform(300, 900, 80)
+    image = rng.normal(100, 5, (64, 64))
+
+    def bare():
+        fig = Figure(figsize=(3, 2))
+        fig.add_subplot().plot([0, 1, 3], [2, 0, 1])
+        return fig
+
+    builds = [
+        lambda: figures.reference_image(image, parts, pixel_size_nm=100.0),
+        lambda: figures.tau_vs_field(_kinetics(), particle_id=2),
+        bare,
+    ]
+    layouts = []
+    execute = _SteadyLayout.execute
+    monkeypatch.setattr(_SteadyLayout, "execute", lambda self, fig: layouts.append(1) or execute(self, fig))
+    for build in builds:
+        fig = build()
+        got = _png_bytes(fig)
+        assert "draw" not in vars(fig)
+        assert got == _plain_png(build())
+    assert len(layouts) == 4  # once per laid-out figure and save
+
+
+def test_the_png_draws_each_axes_once(monkeypatch):
+    """savefig alone draws every axes twice (the dry draw, then the PNG); _png_bytes once."""
+    from matplotlib.axes import Axes
+
+    calls = []
+    draw = Axes.draw
+    monkeypatch.setattr(Axes, "draw", lambda self, renderer: calls.append(1) or draw(self, renderer))
+    _plain_png(figures.tau_vs_field(_kinetics(), particle_id=2))
+    plain, calls[:] = len(calls), []
+    fig = figures.tau_vs_field(_kinetics(), particle_id=2)
+    _png_bytes(fig)
+    assert plain == 2 * len(fig.axes) and len(calls) == len(fig.axes)

