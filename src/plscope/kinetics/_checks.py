@@ -54,11 +54,32 @@ def check_cycles(cycles: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in CYCLE_COLUMNS if c not in cycles.columns]
     if missing:
         raise KineticsInputError(f"cycles: missing column(s) {missing}; expected {list(CYCLE_COLUMNS)}")
-    out = cycles.sort_values("on_start_s", kind="stable").reset_index(drop=True)
-    bad = ~((out["on_start_s"] <= out["on_end_s"]) & (out["on_end_s"] <= out["off_end_s"]))
+    times = _sorted_times(cycles)
+    if times is not None:  # already sorted with a plain index: the same table, as a copy
+        out = cycles.copy()
+        bad = ~((times[0] <= times[1]) & (times[1] <= times[2]))
+    else:
+        out = cycles.sort_values("on_start_s", kind="stable").reset_index(drop=True)
+        bad = ~((out["on_start_s"] <= out["on_end_s"]) & (out["on_end_s"] <= out["off_end_s"]))
     if bool(bad.any()):
         raise KineticsInputError(
             "cycles: each row needs on_start_s <= on_end_s <= off_end_s; "
             f"violated in cycle(s) {out.loc[bad, 'cycle'].tolist()}"
         )
     return out
+
+
+def _sorted_times(cycles: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``on_start_s, on_end_s, off_end_s`` when the table is already what :func:`check_cycles` makes
+    of it (numeric numpy columns, ``on_start_s`` non-decreasing, index ``0 .. n-1``; a table of every
+    particle's analysis), else None (sorted by pandas)."""
+    idx = cycles.index
+    if not (isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1):
+        return None
+    cols = [cycles[k] for k in ("on_start_s", "on_end_s", "off_end_s")]
+    if not all(isinstance(c.dtype, np.dtype) and c.dtype.kind in "iuf" for c in cols):
+        return None
+    on_start, on_end, off_end = (c.to_numpy() for c in cols)
+    if not np.all(on_start[1:] >= on_start[:-1]):  # NaN: not sorted
+        return None
+    return on_start, on_end, off_end
