@@ -108,3 +108,29 @@ def test_the_kinetics_and_the_centroid_shift_from_the_store_equal_the_tables(sma
 def test_the_scratch_file_is_not_left_in_the_results(small_output):
     assert not (small_output / SCRATCH_TRACES).exists()
     assert (small_output / "traces.parquet").is_file()
+
+
+@pytest.mark.parametrize("group_rows", [500, 10**7])  # several row groups, or one
+def test_the_stored_table_is_written_as_the_table_is(tmp_path, monkeypatch, group_rows):
+    """traces.parquet and traces.csv.gz written from the scratch file: the bytes of the table's."""
+    import plscope._csv as csv_mod
+    import plscope.results as results
+    from plscope._csv import write_csv, write_csv_blocks
+
+    table = _traces(n_frames=300, n_particles=7)
+    store = ParticleTraces.build(table, ("intensity", "x_px", "y_px"), tmp_path / "scratch")
+    assert store is not None and store.n_rows == len(table)
+    pd.testing.assert_frame_equal(store.table(), table, check_exact=True)
+    monkeypatch.setattr(results, "PARQUET_ROW_GROUP_ROWS", group_rows)
+    write_parquet(table, tmp_path / "a.parquet")
+    results.write_parquet_rows(store, tmp_path / "b.parquet")
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    monkeypatch.setattr(csv_mod, "CHUNK_ROWS", 400)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for level in (None, 1):  # the same name: gzip's header holds it
+        write_csv(table, tmp_path / "a" / "t.csv", gzip_level=level)
+        write_csv_blocks(store.row_blocks(400), tmp_path / "b" / "t.csv", gzip_level=level)
+        assert (tmp_path / "a" / "t.csv").read_bytes() == (tmp_path / "b" / "t.csv").read_bytes()
+    rows = store.rows(1234, 1500, ("particle_id", "y_px"))  # any range of rows, across frames
+    pd.testing.assert_frame_equal(rows, table.iloc[1234:1500][["particle_id", "y_px"]].reset_index(drop=True))

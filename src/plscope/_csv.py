@@ -35,7 +35,7 @@ import csv
 import gzip
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -113,7 +113,7 @@ def _format_objects(values: np.ndarray) -> list:
     return out.tolist()
 
 
-def _chunks(table: pd.DataFrame) -> Iterator[bytes] | None:
+def _chunks(table: pd.DataFrame, *, header: bool = True) -> Iterator[bytes] | None:
     """The CSV bytes of ``table`` in blocks of rows (header first), or None if pandas must write it."""
     if not table.shape[1] or not all(isinstance(c, str) for c in table.columns):
         return None
@@ -127,7 +127,7 @@ def _chunks(table: pd.DataFrame) -> Iterator[bytes] | None:
     arrays = [c.to_numpy(dtype=object) if _text_column(c.dtype) else c.to_numpy() for c in columns]
     # numbers need no quoting; text (and a row of one empty field, written '""') goes through csv
     plain = table.shape[1] > 1 and all(_fast_column(a.dtype) for a in arrays)
-    return _generate(list(table.columns), arrays, plain, CHUNK_ROWS)
+    return _generate(list(table.columns), arrays, plain, CHUNK_ROWS, header=header)
 
 
 def _join_plain(cols: list[pa.StringArray]) -> bytes:
@@ -139,11 +139,14 @@ def _join_plain(cols: list[pa.StringArray]) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _generate(names: list[str], arrays: list[np.ndarray], plain: bool, chunk_rows: int) -> Iterator[bytes]:
+def _generate(
+    names: list[str], arrays: list[np.ndarray], plain: bool, chunk_rows: int, *, header: bool = True
+) -> Iterator[bytes]:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(names)
-    yield buf.getvalue().encode("utf-8")
+    if header:
+        writer.writerow(names)
+        yield buf.getvalue().encode("utf-8")
     n = arrays[0].size if arrays else 0
     for start in range(0, n, chunk_rows):
         block = [a[start : start + chunk_rows] for a in arrays]
@@ -183,7 +186,35 @@ def write_csv(table: pd.DataFrame, path: str | os.PathLike, *, gzip_level: int |
         of rows runs in a second thread while the next is formatted (both
         release the GIL).
     """
-    chunks = _chunks(table)
+    _write_chunks(_chunks(table), table, path, gzip_level)
+
+
+def write_csv_blocks(
+    blocks: Iterable[pd.DataFrame], path: str | os.PathLike, *, gzip_level: int | None = None
+) -> None:
+    """:func:`write_csv` of the table whose rows are ``blocks`` (:data:`CHUNK_ROWS` rows each, the last
+    one fewer), one block in memory at a time: the same bytes (the same blocks of text are compressed)."""
+    blocks = iter(blocks)
+    first = next(blocks)
+    head = _chunks(first)
+    if head is None:  # pandas writes it: the whole table
+        table = pd.concat([first, *blocks], ignore_index=True)
+        _write_chunks(None, table, path, gzip_level)
+        return
+
+    def chunks() -> Iterator[bytes]:
+        yield from head
+        for block in blocks:
+            rows = _chunks(block, header=False)
+            assert rows is not None  # the first block's columns and dtypes
+            yield from rows
+
+    _write_chunks(chunks(), first, path, gzip_level)
+
+
+def _write_chunks(
+    chunks: Iterator[bytes] | None, table: pd.DataFrame, path: str | os.PathLike, gzip_level: int | None
+) -> None:
     if chunks is None:
         compression = (
             None if gzip_level is None else {"method": "gzip", "mtime": 0, "compresslevel": gzip_level}

@@ -53,6 +53,13 @@ def _regular_grid(frame: np.ndarray, pid: np.ndarray) -> tuple[np.ndarray, np.nd
     return frames.copy(), ids.copy()
 
 
+def _columns(table: Any, names: Sequence[str]) -> pd.DataFrame:
+    """The columns ``names`` that ``table`` has (views of a DataFrame's; read from a stored table)."""
+    have = set(table.columns)
+    names = [c for c in names if c in have]
+    return table[names] if isinstance(table, pd.DataFrame) else table.read(names)
+
+
 class ParticleTraces:
     """Columns of a regular traces table, particle-major in a scratch file (see the module docstring).
 
@@ -68,7 +75,16 @@ class ParticleTraces:
         The columns stored (besides ``frame`` and ``particle_id``).
     """
 
-    def __init__(self, path: Path, frames: np.ndarray, ids: np.ndarray, dtypes: dict[str, np.dtype]):
+    def __init__(
+        self,
+        path: Path,
+        frames: np.ndarray,
+        ids: np.ndarray,
+        dtypes: dict[str, np.dtype],
+        *,
+        names: Sequence[str] | None = None,
+        per_frame: dict[str, np.ndarray] | None = None,
+    ):
         self.path = path
         self.frames = frames
         self.particle_ids = ids
@@ -78,7 +94,103 @@ class ParticleTraces:
         for name, dtype in dtypes.items():
             self._offsets[name] = offset
             offset += ids.size * frames.size * dtype.itemsize
+        self.size_bytes = offset
         self._row = {int(p): k for k, p in enumerate(ids.tolist())}
+        #: columns with one value a frame (the same for every particle), held here
+        self.per_frame = dict(per_frame or {})
+        #: the table's columns in order (``frame, particle_id``, stored and per-frame ones)
+        self.names = list(names) if names is not None else ["frame", "particle_id", *dtypes]
+        #: the table's ``attrs`` (the extraction's per-particle aperture facts)
+        self.attrs: dict[str, Any] = {}
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        frames: np.ndarray,
+        ids: np.ndarray,
+        dtypes: dict[str, np.dtype],
+        *,
+        names: Sequence[str],
+        per_frame: Sequence[str] = (),
+    ) -> ParticleTraces:
+        """An empty store of ``dtypes`` columns (filled by :meth:`write_frames`) and ``per_frame`` ones
+        (filled in :attr:`per_frame`), for the table of columns ``names``."""
+        frames = np.asarray(frames, np.int64)
+        store = cls(
+            Path(path),
+            frames,
+            np.asarray(ids, np.int64),
+            {k: np.dtype(v) for k, v in dtypes.items()},
+            names=names,
+            per_frame={name: np.full(frames.size, np.nan) for name in per_frame},
+        )
+        with open(store.path, "wb") as f:
+            f.truncate(store.size_bytes)
+        return store
+
+    def write_frames(self, column: str, start: int, values: np.ndarray) -> None:
+        """The values ``(t, n_particles)`` of the frames at positions ``start .. start + t``
+        (thread-safe: each particle's run of frames written in place)."""
+        dtype = self._dtypes[column]
+        per_particle = np.ascontiguousarray(np.asarray(values, dtype=dtype).T)
+        t = per_particle.shape[1]
+        step = self.frames.size * dtype.itemsize
+        base = self._offsets[column] + start * dtype.itemsize
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            for k in range(per_particle.shape[0]):
+                if os.pwrite(fd, per_particle[k].data, base + k * step) != t * dtype.itemsize:
+                    raise OSError(f"{self.path}: short write of the traces' scratch file")
+        finally:
+            os.close(fd)
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of the table (frames x particles)."""
+        return int(self.frames.size * self.particle_ids.size)
+
+    def rows(self, start: int, stop: int, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The table's rows ``start:stop`` (frame-major, the particles in id order in each frame)."""
+        n = self.n_particles
+        f0, f1 = start // n, -(-stop // n)
+        cut = slice(start - f0 * n, stop - f0 * n)
+        data: dict[str, np.ndarray] = {}
+        for name in columns if columns is not None else self.names:
+            if name == "frame":
+                data[name] = np.repeat(self.frames[f0:f1], n)[cut]
+            elif name == "particle_id":
+                data[name] = np.tile(self.particle_ids, f1 - f0)[cut]
+            elif name in self.per_frame:
+                data[name] = np.repeat(self.per_frame[name][f0:f1], n)[cut]
+            else:
+                data[name] = self._frame_window(name, f0, f1).ravel()[cut]
+        return pd.DataFrame(data)
+
+    def _frame_window(self, column: str, f0: int, f1: int) -> np.ndarray:
+        """``(f1 - f0, n_particles)``: the values of the frames at positions ``f0:f1``."""
+        dtype = self._dtypes[column]
+        t = f1 - f0
+        out = np.empty((self.n_particles, t), dtype)
+        step = self.frames.size * dtype.itemsize
+        base = self._offsets[column] + f0 * dtype.itemsize
+        with open(self.path, "rb", buffering=0) as f:
+            for k in range(self.n_particles):
+                f.seek(base + k * step)
+                if f.readinto(out[k].data) != t * dtype.itemsize:
+                    raise OSError(f"{self.path}: scratch file of the traces is shorter than written")
+        return out.T
+
+    def row_blocks(self, n_rows: int) -> Iterator[pd.DataFrame]:
+        """The whole table, ``n_rows`` rows at a time (the last block shorter)."""
+        for start in range(0, self.n_rows, n_rows):
+            yield self.rows(start, min(start + n_rows, self.n_rows))
+
+    def table(self) -> pd.DataFrame:
+        """The whole table (as the extraction made it, with its ``attrs``)."""
+        out = self.rows(0, self.n_rows)
+        out.attrs = dict(self.attrs)
+        return out
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -90,13 +202,11 @@ class ParticleTraces:
 
     @classmethod
     def build(cls, table: Any, columns: Sequence[str], path: str | os.PathLike) -> ParticleTraces | None:
-        """Store ``columns`` of ``table`` (a DataFrame, or anything :func:`plscope.results.table_columns`
-        reads) in ``path``; None (nothing written) when the table is not a regular grid of rows or lacks
+        """Store ``columns`` of ``table`` (a DataFrame, or a stored table: ``read(columns)``, e.g.
+        :class:`plscope.results.StoredTable`) in ``path``; None (nothing written) when the table is not a regular grid of rows or lacks
         ``frame``, ``particle_id`` or one of ``columns``."""
-        from .results import table_columns
-
         names = list(columns)
-        keys = table_columns(table, ("frame", "particle_id"))
+        keys = _columns(table, ("frame", "particle_id"))
         if list(keys.columns) != ["frame", "particle_id"]:
             return None
         grid = _regular_grid(keys["frame"].to_numpy(), keys["particle_id"].to_numpy())
@@ -109,7 +219,7 @@ class ParticleTraces:
         try:
             with open(path, "wb") as f:
                 for name in names:
-                    col = table_columns(table, (name,))
+                    col = _columns(table, (name,))
                     if name not in col.columns or col[name].dtype.kind not in "fiub":
                         break  # not stored (the file is deleted below)
                     values = col[name].to_numpy()
@@ -158,7 +268,10 @@ class ParticleTraces:
                 "particle_id": np.repeat(self.particle_ids[start:stop], n_frames),
             }
             for name in columns:
-                data[name] = self.values(name, start, stop).ravel()
+                if name in self.per_frame:
+                    data[name] = np.tile(self.per_frame[name], stop - start)
+                else:
+                    data[name] = self.values(name, start, stop).ravel()
             yield pd.DataFrame(data)
 
     def arrays(self, column: str) -> ColumnArrays:

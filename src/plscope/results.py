@@ -83,6 +83,37 @@ def write_parquet(table: pd.DataFrame, path: str | os.PathLike) -> None:
             writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
 
 
+def _particle_store(value: Any) -> bool:
+    """Whether ``value`` is a traces table filled particle-major into a scratch file
+    (:class:`plscope._particle_traces.ParticleTraces`: ``row_blocks``, ``table``, ``n_rows``)."""
+    return all(hasattr(value, name) for name in ("row_blocks", "table", "n_rows", "per_particle"))
+
+
+def write_parquet_rows(store: Any, path: str | os.PathLike) -> None:
+    """:func:`write_parquet` of a table filled particle-major into a scratch file (``store``:
+    :class:`plscope._particle_traces.ParticleTraces`), byte for byte: the same row groups of
+    :data:`PARQUET_ROW_GROUP_ROWS` rows with the same schema (and pandas metadata), each made column
+    by column from the file (no DataFrame of the group beside its Arrow table)."""
+    n = int(store.n_rows)
+    if n == 0:
+        write_parquet(store.table(), path)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # the schema (and pandas metadata) pandas gives the table: its columns' dtypes, not its length
+    schema = pa.Table.from_pandas(store.rows(0, 1), preserve_index=False).schema
+    with pq.ParquetWriter(path, schema, compression="snappy") as writer:  # as write_parquet
+        for start in range(0, n, PARQUET_ROW_GROUP_ROWS):
+            stop = min(start + PARQUET_ROW_GROUP_ROWS, n)
+            arrays = [
+                pa.array(store.rows(start, stop, [name])[name].to_numpy(), from_pandas=True)
+                for name in schema.names
+            ]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+            del arrays
+
+
 class StoredTable:
     """A table plscope wrote to a Parquet file, read back (whole, or some columns) when asked.
 
@@ -208,6 +239,9 @@ class _TableOrFile:
         if isinstance(value, StoredTable):
             value = value.read()
             obj.__dict__[self.slot] = value
+        elif _particle_store(value):  # filled into a scratch file by the extraction
+            value = value.table()
+            obj.__dict__[self.slot] = value
         return value
 
     def __set__(self, obj: Any, value: Any) -> None:
@@ -257,6 +291,8 @@ class Extraction:
         if isinstance(traces, StoredTable):  # the file it was read from: the same bytes
             if traces.path.resolve() != (folder / "traces.parquet").resolve():
                 shutil.copyfile(traces.check(), folder / "traces.parquet")
+        elif _particle_store(traces):  # one row group at a time from the scratch file
+            write_parquet_rows(traces, folder / "traces.parquet")
         else:
             write_parquet(traces, folder / "traces.parquet")  # one row group at a time
         self.cycles.to_parquet(folder / "cycles.parquet", index=False)

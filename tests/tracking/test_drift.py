@@ -187,6 +187,53 @@ def test_one_pass_equals_the_two_passes_bit_for_bit(drifting, chunks, monkeypatc
     assert stream_drift_and_traces(lazy.astype(np.float32), d["sizes"], {}, reference=d["ref"]) is None
 
 
+def test_one_pass_fills_the_table_as_chunks_come_in_or_collects_them_the_same(drifting, monkeypatch):
+    """In this process (threads, synchronous) each chunk's values are filled into the table when computed
+    (not all held until the end); elsewhere (a process pool, a cluster) they are collected: the same table."""
+    import dask
+
+    from plscope.tracking import extract_run_traces, streaming
+
+    d = drifting
+    lazy = da.from_array(d["stack"], chunks=(13, 160, 160))
+    assert streaming._scheduler_in_process()
+    with dask.config.set(scheduler="synchronous"):
+        assert streaming._scheduler_in_process()
+    with dask.config.set(scheduler="processes"):
+        assert not streaming._scheduler_in_process()
+    filled = []
+    fill = streaming._fill
+    monkeypatch.setattr(streaming, "_fill", lambda *a: filled.append(a[2]) or fill(*a))
+    in_place, drift = extract_run_traces(lazy, d["sizes"], labels=d["labels"], reference=d["ref"])
+    assert sorted(filled) == list(range(0, N_FRAMES, 13))  # every chunk filled once
+    monkeypatch.setattr(streaming, "_scheduler_in_process", lambda: False)
+    collected, drift2 = extract_run_traces(lazy, d["sizes"], labels=d["labels"], reference=d["ref"])
+    assert len(filled) == len(range(0, N_FRAMES, 13))
+    pd.testing.assert_frame_equal(in_place, collected, check_exact=True)
+    assert in_place.attrs == collected.attrs
+    pd.testing.assert_frame_equal(drift, drift2, check_exact=True)
+
+
+def test_one_pass_into_a_scratch_file_gives_the_table(drifting, tmp_path):
+    """With ``scratch`` the one pass fills the traces particle-major into a file (never holding the
+    table): read back, the same table and attrs."""
+    from plscope._particle_traces import ParticleTraces
+    from plscope.tracking import extract_run_traces
+
+    d = drifting
+    lazy = da.from_array(d["stack"], chunks=(13, 160, 160))
+    table, drift = extract_run_traces(lazy, d["sizes"], labels=d["labels"], reference=d["ref"])
+    store, drift2 = extract_run_traces(
+        lazy, d["sizes"], labels=d["labels"], reference=d["ref"], scratch=tmp_path / "scratch"
+    )
+    assert isinstance(store, ParticleTraces)
+    back = store.table()
+    pd.testing.assert_frame_equal(back, table, check_exact=True)
+    assert back.attrs == table.attrs
+    pd.testing.assert_frame_equal(drift2, drift, check_exact=True)
+    store.close()
+
+
 def _plain_drift(t_block, d_raw, t_total):
     """Per-frame drift written out: each block off its 3-block median by > 1 px replaced by it, then
     linear between block centres and extrapolated from the two outer blocks."""

@@ -40,6 +40,7 @@ free fits (BIC selection) are reported.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -526,12 +527,17 @@ def _per_particle_inputs(traces, frame_time_s: np.ndarray):
     if missing:
         raise KineticsInputError(f"traces: missing column(s) {missing}; expected {list(need)}")
     t_frames = np.asarray(frame_time_s, dtype=float)
+    shared: tuple = (None, None)  # particles with the same frames (a store's) share their times
     for pid, frames, y in _particle_rows(traces):
+        if frames is shared[0]:
+            yield pid, shared[1], y
+            continue
         if frames.size and (frames.min() < 0 or frames.max() >= t_frames.size):
             raise KineticsInputError(
                 f"traces: particle {pid} has frame indices outside 0..{t_frames.size - 1}"
             )
-        yield pid, t_frames[frames], y
+        shared = (frames, t_frames[frames])
+        yield pid, shared[1], y
 
 
 def _particle_rows(traces) -> Iterable[tuple]:
@@ -599,6 +605,7 @@ def analyze_population(
     items = [(pid, t, y, sizes.get(pid), size_errs.get(pid)) for pid, t, y in inputs]
     first = dict(zip([i[0] for i in inputs], map_particles(mapper, first_pass, items), strict=True))
     del inputs, items  # each particle's trace: its result keeps what it needs
+    first = _lean_traces(first)
     priors: dict[str, ShapePrior] = {}
     flags: list[str] = []
     if s.shape_pooling and s.model != "mono" and first:
@@ -625,6 +632,28 @@ def analyze_population(
         flags=tuple(flags),
         trace_shape=trace_shape,
     )
+
+
+def _lean_traces(results: dict) -> dict:
+    """The first-pass results keeping of each particle's trace only what the later passes read (the
+    times and the raw intensity: the whole-trace fits), the particles with the same frame times
+    sharing one array of them (the results of worker processes come back each with its own copy):
+    at 8000 frames x 200 particles 26 MB less held through the refits. The numbers are the same."""
+    out = {}
+    times: np.ndarray | None = None
+    for pid, pk in results.items():
+        ctx = pk._context
+        if ctx is None:
+            out[pid] = pk
+            continue
+        t = ctx.time_s
+        if t is not None and times is not None and t.dtype == times.dtype and t.tobytes() == times.tobytes():
+            t = times  # the same values, bit for bit: one array
+        elif t is not None:
+            times = t
+        lean = dataclasses.replace(ctx, time_s=t, norm_intensity=None)  # norm_intensity: read by no pass
+        out[pid] = dataclasses.replace(pk, _context=lean)
+    return out
 
 
 def _first_pass(item: tuple, *, cycles: pd.DataFrame, exposure_s: float, settings: KineticsSettings):

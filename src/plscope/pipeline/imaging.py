@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._csv import write_csv
+from .._csv import CHUNK_ROWS as CSV_CHUNK_ROWS
+from .._csv import write_csv, write_csv_blocks
 from .._json import jsonable
 from .._particle_traces import ParticleTraces
 from ..columns import KINETICS_SPEC_COLUMNS
@@ -176,16 +177,23 @@ def _population_response(traces: pd.DataFrame, off: np.ndarray, trim: float = 0.
         return np.where(n > 0, np.where(use, s, 0.0).sum(axis=1) / (n - 2 * k), np.nan)
 
 
-def _warn_non_finite(traces: pd.DataFrame, movie: str, warnings: list[str]) -> None:
+def _warn_non_finite(traces: pd.DataFrame | ParticleTraces, movie: str, warnings: list[str]) -> None:
     """Flag trace samples made of non-finite pixels (a NaN block in a float movie)."""
-    if "intensity" not in traces.columns or not len(traces):
+    if "intensity" not in traces.columns:
         return
-    bad = ~np.isfinite(traces["intensity"].to_numpy(float))
-    if bad.any():
-        frames = traces.loc[bad, "frame"]
+    blocks = traces.blocks(("intensity",)) if isinstance(traces, ParticleTraces) else [traces]
+    n_bad, lo, hi = 0, None, None
+    for block in blocks:
+        bad = ~np.isfinite(block["intensity"].to_numpy(float))
+        if bad.any():
+            frames = block["frame"].to_numpy()[bad]
+            n_bad += int(bad.sum())
+            lo = int(frames.min()) if lo is None else min(lo, int(frames.min()))
+            hi = int(frames.max()) if hi is None else max(hi, int(frames.max()))
+    if n_bad:
         warnings.append(
-            f"{movie}: {int(bad.sum())} trace sample(s) are not finite (NaN or infinite pixels in the movie, "
-            f"frames {int(frames.min())}-{int(frames.max())}); numbers that use those frames are unreliable"
+            f"{movie}: {n_bad} trace sample(s) are not finite (NaN or infinite pixels in the movie, "
+            f"frames {lo}-{hi}); numbers that use those frames are unreliable"
         )
 
 
@@ -197,7 +205,11 @@ def _check_lost_frames(cfg, daq, traces, frames, cycles, field_trace, exposure_s
     n_frames = len(frames)
     if mid is None or by_camera or not len(cycles) or mid.size <= n_frames:
         return frames, cycles, field_trace
-    response = _population_response(traces, _field_off(frames["mid_time_s"].to_numpy(float), cycles))
+    if isinstance(traces, ParticleTraces):  # the columns read (only when frames may be lost)
+        traces = traces.rows(0, traces.n_rows, ("frame", "particle_id", "intensity"))
+    response = _population_response(
+        without_attrs(traces), _field_off(frames["mid_time_s"].to_numpy(float), cycles)
+    )
     edges = np.concatenate([cycles["on_start_s"].to_numpy(float), cycles["on_end_s"].to_numpy(float)])
     edges = edges[(edges > mid[0]) & (edges < mid[-1])]
     lost = find_lost_frames(response, mid, edges, max_lost=mid.size - n_frames, exposure_s=exposure_s)
@@ -267,9 +279,18 @@ def _particle_warnings(particles: pd.DataFrame) -> list[str]:
 
 
 def extract_imaging(
-    cfg: ExperimentConfig, settings: AnalysisSettings | None = None, *, progress: bool = False
+    cfg: ExperimentConfig,
+    settings: AnalysisSettings | None = None,
+    *,
+    progress: bool = False,
+    scratch: str | os.PathLike | None = None,
 ) -> Extraction:
     """Read the stack and the DAQ log once: frames, cycles, particles, traces.
+
+    ``scratch``: a file the traces may be filled into particle-major
+    (:class:`~plscope._particle_traces.ParticleTraces`) rather than held as a
+    table; ``Extraction.traces`` then holds it (read as the table when first
+    used) and the quality flags read it a few particles at a time.
 
     Raises
     ------
@@ -293,12 +314,18 @@ def extract_imaging(
     # a tight aperture (1.5 sigma of PSF tail) that follows the drift halves
     # the background noise of the full-light aperture.
     traces, drift = extract_run_traces(
-        stack.data, particles, labels=labels, reference=ref, settings=settings.traces, progress=progress
+        stack.data,
+        particles,
+        labels=labels,
+        reference=ref,
+        settings=settings.traces,
+        progress=progress,
+        scratch=scratch,
     )
     release_free_memory()  # the chunk buffers and the copies made while the traces table was built
     _warn_non_finite(traces, movie.path, warnings)
     frames, cycles, field_trace = _check_lost_frames(
-        cfg, daq, without_attrs(traces), frames, cycles, field_trace, exposure_s, warnings, info
+        cfg, daq, traces, frames, cycles, field_trace, exposure_s, warnings, info
     )
     particles = _with_quality(particles, traces, frames, cycles, drift)
     particles["excluded"] = _exclusions(particles, settings)
@@ -411,15 +438,21 @@ def _with_quality(particles, traces, frames, cycles, drift) -> pd.DataFrame:
     frames) and positions in the first frame (``x_px, y_px``; ``*_ref_px`` in the reference)."""
     t_mid = frames["mid_time_s"].to_numpy()
     off = _field_off(t_mid, cycles)
-    tracks = link_particle_centroids(traces)
-    # the columns quality_flags reads, and its attrs (saturation level, masked annulus fractions)
-    quality = quality_flags(
-        _columns(traces, ("frame", "particle_id", "intensity", "peak_adu"), keep_attrs=True),
-        particles,
-        frame_time_s=t_mid,
-        tracks=tracks,
-        reference_frames=np.flatnonzero(off),
-    )
+    if isinstance(traces, ParticleTraces):  # a few particles at a time
+        tracks = link_particle_centroids(
+            traces.blocks(("intensity", "x_px", "y_px", *sorted(traces.per_frame)))
+        )
+        quality = _block_quality(traces, particles, t_mid, tracks, np.flatnonzero(off))
+    else:
+        tracks = link_particle_centroids(traces)
+        # the columns quality_flags reads, and its attrs (saturation level, masked annulus fractions)
+        quality = quality_flags(
+            _columns(traces, ("frame", "particle_id", "intensity", "peak_adu"), keep_attrs=True),
+            particles,
+            frame_time_s=t_mid,
+            tracks=tracks,
+            reference_frames=np.flatnonzero(off),
+        )
     particles = particles.merge(
         quality.drop(columns=["touches_border"], errors="ignore"),
         on="particle_id",
@@ -439,6 +472,20 @@ def _with_quality(particles, traces, frames, cycles, drift) -> pd.DataFrame:
 # --------------------------------------------------------------------------
 # analysis
 # --------------------------------------------------------------------------
+
+
+def _block_quality(traces: ParticleTraces, particles, t_mid, tracks, reference_frames) -> pd.DataFrame:
+    """:func:`quality_flags` of a stored table, a few particles at a time (the same rows in order)."""
+    parts = []
+    names = [c for c in ("intensity", "peak_adu") if c in traces.columns]
+    for block in traces.blocks(names):
+        block.attrs = dict(traces.attrs)  # saturation level, masked annulus fractions
+        parts.append(
+            quality_flags(
+                block, particles, frame_time_s=t_mid, tracks=tracks, reference_frames=reference_frames
+            )
+        )
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def _kinetics_qc(population: dict, used: pd.DataFrame, settings: AnalysisSettings) -> dict:
@@ -705,7 +752,7 @@ def run_imaging(
         AtomicOutputDir(out_dir, inputs=inputs) as tmp,  # fails early if out_dir cannot be written
         BackgroundRecords(input_files(cfg)) as records,  # input checksums, overlapping the analysis
     ):
-        ex = extract_imaging(cfg, settings, progress=progress)
+        ex = extract_imaging(cfg, settings, progress=progress, scratch=tmp / SCRATCH_TRACES)
         result = _analyze_stored(ex, settings, tmp)
         try:
             result.config = cfg
@@ -739,12 +786,20 @@ def _analyze_stored(ex: Extraction, settings: AnalysisSettings, folder: Path) ->
     beside the kinetics instead kept the table (and the CSV's buffers) on top of their first pass:
     the run's peak at 8000 frames.
     """
+    held = stored_traces(ex)
+    by_particle = held if isinstance(held, ParticleTraces) else None  # filled particle-major already
+    csv = (
+        functools.partial(write_csv_blocks, held.row_blocks(CSV_CHUNK_ROWS))
+        if by_particle is not None
+        else functools.partial(write_csv, held)
+    )
     with ThreadPoolExecutor(1, thread_name_prefix="plscope-traces-csv") as pool:
-        written = pool.submit(write_csv, ex.traces, folder / "traces.csv.gz", gzip_level=1)
+        written = pool.submit(csv, folder / "traces.csv.gz", gzip_level=1)
         ex.save(folder)
         written.result()
-    # what the kinetics, the centroid shift and the report read, particle by particle
-    by_particle = ParticleTraces.build(ex.traces, ("intensity", "x_px", "y_px"), folder / SCRATCH_TRACES)
+    if by_particle is None:  # what the kinetics, the centroid shift and the report read, particle by particle
+        by_particle = ParticleTraces.build(held, ("intensity", "x_px", "y_px"), folder / SCRATCH_TRACES)
+    del held
     ex.traces = StoredTable(folder / "traces.parquet")
     release_free_memory()  # the table, and the buffers of writing it (Arrow's pool, the thread's heap)
     try:

@@ -153,17 +153,24 @@ def _needs_linking(
 
 
 def link_particle_centroids(
-    traces: pd.DataFrame, *, search_range_px: float = 1.5, memory: int = 5, min_snr: float = 3.0
+    traces: pd.DataFrame | Iterable[pd.DataFrame],
+    *,
+    search_range_px: float = 1.5,
+    memory: int = 5,
+    min_snr: float = 3.0,
 ) -> pd.DataFrame:
     """Link each particle's per-frame centroids with trackpy; count identity breaks.
 
     Parameters
     ----------
-    traces : pandas.DataFrame
+    traces : pandas.DataFrame or iterable of DataFrame
         From :func:`~plscope.tracking.extract_traces` with ``centroids=True``
         (``frame, particle_id, intensity, x_px, y_px`` and, if present,
         ``drift_x_px, drift_y_px``, subtracted so that stage drift is not
-        mistaken for motion).
+        mistaken for motion). Or that table in blocks of whole particles, in
+        particle order, of a table whose rows are frame-major with the
+        particles in order in each frame (what the extraction makes): one
+        block in memory at a time, the same result.
     search_range_px : float
         Largest frame-to-frame displacement of a particle beyond the drift.
     memory : int
@@ -185,37 +192,33 @@ def link_particle_centroids(
         ``longest_gap_frames`` (longest run of frames without one) and
         ``jitter_px`` (robust std of the drift-corrected centroid, both axes).
     """
-    _need(traces, ("frame", "particle_id", "intensity", "x_px", "y_px"), "traces")
-    work = _drift_corrected(traces)
-    noise = work.groupby("particle_id")["intensity"].transform(lambda s: _noise(s.to_numpy(float)))
-    located = (work["intensity"] > min_snr * noise) & np.isfinite(work["x_px"]) & np.isfinite(work["y_px"])
-    feats = work[located]
-    n_frames = int(work["frame"].nunique())
-    every_id = np.unique(work["particle_id"])
-    del work, noise, located  # a copy of five columns of the whole table: not needed for the tracks
-    ids, index = np.unique(feats["particle_id"].to_numpy(), return_inverse=True)
-    n_tracks, n_places = _count_tracks(feats, index, ids.size, search_range_px=search_range_px, memory=memory)
-    # each particle's rows in their order (what groupby(index, sort=True) gives), three columns only
-    order = np.argsort(index, kind="stable")
-    bounds = np.searchsorted(index[order], np.arange(ids.size + 1))
-    frame_of, x_of, y_of = (feats[c].to_numpy()[order] for c in ("frame", "x_px", "y_px"))
-    rows = []
-    for k in range(ids.size):
-        part = slice(bounds[k], bounds[k + 1])
-        frames = np.sort(frame_of[part])
-        edges = np.concatenate([[-1], frames, [n_frames]])
-        gaps = np.diff(edges) - 1
-        jitter = float(np.hypot(robust_std(x_of[part]), robust_std(y_of[part])))
-        rows.append(
-            (
-                ids[k],
-                int(n_tracks.get(k, 0)),
-                int(n_places.get(k, 0)),
-                frames.size / max(n_frames, 1),
-                int(gaps.max()) if gaps.size else n_frames,
-                jitter,
-            )
+    whole = isinstance(traces, pd.DataFrame)
+    blocks = [traces] if whole else traces
+    every: list[np.ndarray] = []
+    measures: list[list] = []  # [particle_id, n located, first, last, longest inner gap, jitter]
+    hard: list[pd.DataFrame] = []  # located centroids of the particles trackpy must link
+    frames_seen: set[int] | np.ndarray = set()
+    for block in blocks:
+        _need(block, ("frame", "particle_id", "intensity", "x_px", "y_px"), "traces")
+        cols = _Columns(without_attrs(block))
+        frames_seen = (
+            np.unique(cols.frame) if whole else set(frames_seen) | set(np.unique(cols.frame).tolist())
         )
+        every.append(_link_block(cols, measures, hard, search_range_px, memory, min_snr, whole=whole))
+    n_frames = len(frames_seen)
+    every_id = np.unique(np.concatenate(every)) if every else np.empty(0)
+    n_tracks, n_places = _link_hard(hard, len(measures), search_range_px, memory, whole=whole)
+    rows = [
+        (
+            pid,
+            int(n_tracks.get(k, 0)),
+            int(n_places.get(k, 0)),
+            n / max(n_frames, 1),
+            max(f0, inner, n_frames - f1 - 1),
+            jit,
+        )
+        for k, (pid, n, f0, f1, inner, jit) in enumerate(measures)
+    ]
     out = pd.DataFrame(
         rows,
         columns=[
@@ -227,8 +230,7 @@ def link_particle_centroids(
             "jitter_px",
         ],
     )
-    every = pd.DataFrame({"particle_id": every_id})
-    out = every.merge(out, on="particle_id", how="left")
+    out = pd.DataFrame({"particle_id": every_id}).merge(out, on="particle_id", how="left")
     out["n_tracks"] = out["n_tracks"].fillna(0).astype(np.int64)
     out["n_positions"] = out["n_positions"].fillna(0).astype(np.int64)
     out["located_fraction"] = out["located_fraction"].fillna(0.0)
@@ -241,23 +243,90 @@ def link_particle_centroids(
     return out
 
 
-def _drift_corrected(traces: pd.DataFrame) -> pd.DataFrame:
-    """``frame, particle_id, intensity, x_px, y_px`` with the stage drift (when given) subtracted."""
-    t = without_attrs(traces)
-    x = t["x_px"].to_numpy(float)
-    y = t["y_px"].to_numpy(float)
-    if "drift_x_px" in t.columns:
-        x = x - t["drift_x_px"].to_numpy(float)
-        y = y - t["drift_y_px"].to_numpy(float)
-    return pd.DataFrame(
-        {
-            "frame": t["frame"].to_numpy(np.int64),
-            "particle_id": t["particle_id"].to_numpy(),
-            "intensity": t["intensity"].to_numpy(float),
-            "x_px": x,
-            "y_px": y,
-        }
-    )
+def _link_block(
+    cols: _Columns,
+    measures: list[list],
+    hard: list[pd.DataFrame],
+    search_range_px: float,
+    memory: int,
+    min_snr: float,
+    *,
+    whole: bool,
+) -> np.ndarray:
+    """The particles of a table (or block), :data:`_BLOCK_PARTICLES` at a time: their measures (appended
+    to ``measures``, ``k`` the position there) and the located centroids of those trackpy must link
+    (``hard``: ``frame, x_px, y_px, k`` and ``row``, their rows of the table); returns their ids."""
+    # each particle's rows in the table's order, a few particles at a time: no copy of the table
+    order = np.argsort(cols.pid, kind="stable")
+    ids, first = np.unique(cols.pid[order], return_index=True)
+    bounds = np.append(first, order.size)
+    for j0 in range(0, ids.size, _BLOCK_PARTICLES):
+        j1 = min(j0 + _BLOCK_PARTICLES, ids.size)
+        rows = order[bounds[j0] : bounds[j1]]
+        feats, index, located = _located(cols, rows, bounds[j0 : j1 + 1] - bounds[j0], min_snr=min_snr)
+        is_hard = _needs_linking(feats, index, len(located), search_range_px=search_range_px, memory=memory)
+        for i, (j, part) in enumerate(located):
+            f = feats.iloc[part]
+            frames = np.sort(f["frame"].to_numpy())
+            inner = int(np.diff(frames).max()) - 1 if frames.size > 1 else 0
+            x, y = f["x_px"].to_numpy(), f["y_px"].to_numpy()
+            jitter = float(np.hypot(robust_std(x), robust_std(y)))
+            measures.append([ids[j0 + j], frames.size, int(frames[0]), int(frames[-1]), inner, jitter])
+            if is_hard[i]:
+                rows_of = rows[f.index.to_numpy()] if whole else np.zeros(len(f), np.int64)
+                hard.append(f.assign(k=len(measures) - 1, row=rows_of).reset_index(drop=True))
+    return ids
+
+
+#: particles whose rows :func:`link_particle_centroids` gathers at a time
+_BLOCK_PARTICLES = 16
+
+
+class _Columns:
+    """The columns of a traces table :func:`link_particle_centroids` reads (views where they can be)."""
+
+    def __init__(self, t: pd.DataFrame) -> None:
+        self.pid = t["particle_id"].to_numpy()
+        self.frame = t["frame"].to_numpy(np.int64)
+        self.intensity = t["intensity"].to_numpy(float)
+        self.x = t["x_px"].to_numpy(float)
+        self.y = t["y_px"].to_numpy(float)
+        has_drift = "drift_x_px" in t.columns
+        self.dx = t["drift_x_px"].to_numpy(float) if has_drift else None
+        self.dy = t["drift_y_px"].to_numpy(float) if has_drift else None
+
+    def positions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Drift-corrected ``x_px, y_px`` of ``rows`` (stage drift, when given, subtracted)."""
+        x, y = self.x[rows], self.y[rows]
+        if self.dx is not None and self.dy is not None:
+            x, y = x - self.dx[rows], y - self.dy[rows]
+        return x, y
+
+
+def _located(
+    cols: _Columns, rows: np.ndarray, bounds: np.ndarray, *, min_snr: float
+) -> tuple[pd.DataFrame, np.ndarray, list[tuple[int, slice]]]:
+    """The located centroids of a block of particles (``rows``: theirs, each particle's
+    ``bounds[j]:bounds[j + 1]``, in the table's order).
+
+    Returns ``(feats, index, located)``: ``frame, x_px, y_px`` of the located rows (the index: their
+    positions in ``rows``), each one's particle among the located ones, and per located particle its
+    position ``j`` in the block and its rows of ``feats`` (a slice).
+    """
+    intensity = cols.intensity[rows]
+    x, y = cols.positions(rows)
+    keep = np.zeros(rows.size, bool)
+    for j in range(bounds.size - 1):
+        part = slice(bounds[j], bounds[j + 1])
+        noise = _noise(intensity[part])  # frame-to-frame noise of the particle's trace
+        keep[part] = (intensity[part] > min_snr * noise) & np.isfinite(x[part]) & np.isfinite(y[part])
+    at = np.flatnonzero(keep)
+    owner = np.searchsorted(bounds, at, side="right") - 1  # block position of each located row
+    feats = pd.DataFrame({"frame": cols.frame[rows[at]], "x_px": x[at], "y_px": y[at]}, index=at)
+    js, index = np.unique(owner, return_inverse=True)
+    edges = np.searchsorted(owner, np.append(js, bounds.size))
+    located = [(int(j), slice(edges[i], edges[i + 1])) for i, j in enumerate(js)]
+    return feats, index, located
 
 
 def _n_positions(pieces: pd.DataFrame, *, search_range_px: float, min_frames: int) -> int:
@@ -275,27 +344,30 @@ def _n_positions(pieces: pd.DataFrame, *, search_range_px: float, min_frames: in
     return max(len(places), 1)
 
 
-def _count_tracks(
-    feats: pd.DataFrame, index: np.ndarray, n_ids: int, *, search_range_px: float, memory: int
+def _link_hard(
+    hard: list[pd.DataFrame], n_ids: int, search_range_px: float, memory: int, *, whole: bool
 ) -> tuple[pd.Series, pd.Series]:
-    """Trajectories and distinct places of each particle's located centroids (``index``: its particle)."""
+    """Trajectories and distinct places of each located particle (``k``: its position among them);
+    one for every particle but those in ``hard``, linked by trackpy."""
     n_tracks = pd.Series(1, index=np.arange(n_ids), dtype=np.int64)
     n_places = n_tracks.copy()
-    hard = _needs_linking(feats, index, n_ids, search_range_px=search_range_px, memory=memory)
-    if hard.any():
+    if hard:
         # one linking call for the particles whose centroids jump or vanish for long: each on
-        # its own far-away island (the others form one trajectory each, see _needs_linking)
-        sub = hard[index]
-        f_hard, k_hard = feats[sub], index[sub]
-        span = float(np.nanmax(np.abs(f_hard[["x_px", "y_px"]].to_numpy())))
+        # its own far-away island (the others form one trajectory each, see _needs_linking);
+        # their rows in the table's order (blocks: frame-major, particles in order)
+        f = pd.concat(hard, ignore_index=True)
+        k = f["k"].to_numpy(np.int64)
+        at = (
+            np.argsort(f["row"].to_numpy(), kind="stable")
+            if whole
+            else np.lexsort((k, f["frame"].to_numpy()))
+        )
+        f, k_hard = f.iloc[at], k[at]
+        x, y = f["x_px"].to_numpy(), f["y_px"].to_numpy()
+        span = float(np.nanmax(np.abs(np.stack([x, y], axis=1))))
         island = 4.0 * (span + 10.0 * search_range_px + 10.0)
         shifted = pd.DataFrame(
-            {
-                "frame": f_hard["frame"].to_numpy(),
-                "x_px": f_hard["x_px"].to_numpy() + island * k_hard,
-                "y_px": f_hard["y_px"].to_numpy(),
-                "k": k_hard,
-            }
+            {"frame": f["frame"].to_numpy(), "x_px": x + island * k_hard, "y_px": y, "k": k_hard}
         )
         linked = link_features(shifted, search_range_px=search_range_px, memory=memory)
         n_tracks.update(linked.groupby("k")["track_id"].nunique())
@@ -303,9 +375,9 @@ def _count_tracks(
         pieces = linked.groupby(["k", "track_id"]).agg(
             n=("frame", "size"), x=("x_px", "median"), y=("y_px", "median")
         )
-        for k, p in pieces.groupby(level="k"):
+        for kk, p in pieces.groupby(level="k"):
             p = p.sort_values("n", ascending=False, kind="stable")
-            n_places[k] = _n_positions(p, search_range_px=search_range_px, min_frames=memory + 1)
+            n_places[kk] = _n_positions(p, search_range_px=search_range_px, min_frames=memory + 1)
     return n_tracks, n_places
 
 

@@ -13,6 +13,7 @@ traces ``plscope run`` computes.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ def extract_run_traces(
     reference: np.ndarray | None = None,
     settings: TraceSettings | None = None,
     progress: bool = False,
+    scratch: str | os.PathLike | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Traces of every particle as ``plscope run`` extracts them.
 
@@ -53,6 +55,10 @@ def extract_run_traces(
         ``"none"``: fixed apertures.
     progress : bool
         Show a progress bar.
+    scratch : path-like, optional
+        Where the traces may be filled particle-major instead of held
+        (:func:`~plscope.tracking.streaming.stream_drift_and_traces`): then
+        ``traces`` is that file's :class:`~plscope._particle_traces.ParticleTraces`.
 
     Returns
     -------
@@ -72,7 +78,9 @@ def extract_run_traces(
             "drift_margin_px": tr.drift_margin_px,
             "psf_margin_sigma": tr.psf_margin_sigma,
         }
-        streamed = stream_drift_and_traces(stack, particles, options, reference=reference, progress=progress)
+        streamed = stream_drift_and_traces(
+            stack, particles, options, reference=reference, progress=progress, scratch=scratch
+        )
         if streamed is not None:
             return streamed
     drift = estimate_drift(stack, reference=reference) if tr.drift == "follow" else None

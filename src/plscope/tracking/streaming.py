@@ -20,6 +20,7 @@ the caller makes the two passes.
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -37,7 +38,15 @@ from .drift import (
     needed_blocks,
     settled_drift,
 )
-from .traces import TRACE_KEY_PREFIX, _check_trace_inputs, _Kernel, trace_kernel, trace_table
+from .traces import (
+    TRACE_KEY_PREFIX,
+    _check_trace_inputs,
+    _Kernel,
+    _TraceTableFiller,
+    trace_kernel,
+    trace_table,
+    trace_table_filler,
+)
 
 
 def _partial_sum(chunk: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -76,6 +85,7 @@ def stream_drift_and_traces(
     *,
     reference: np.ndarray | None = None,
     progress: bool = False,
+    scratch: str | os.PathLike | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """``(traces, drift)`` of ``estimate_drift`` then ``extract_traces(drift=...)``, in one pass.
 
@@ -92,6 +102,11 @@ def stream_drift_and_traces(
         The image the drift and the positions refer to (default: the stack's reference image).
     progress : bool
         Show a progress bar (per chunk).
+    scratch : path-like, optional
+        Where the graph runs in this process: fill the traces into this file
+        particle-major and return its :class:`~plscope._particle_traces.ParticleTraces`
+        (with the table's ``attrs``) instead of the table: the table is never
+        held (its 115 MB at 8000 frames x 200 particles).
 
     Returns
     -------
@@ -118,13 +133,31 @@ def stream_drift_and_traces(
         from ..errors import PlscopeError
 
         raise PlscopeError(f"reference: shape {ref.shape} does not match the frames {(rows, cols)}")
-    graph, out_key, name = _graph(stack, kernel, _BlockRegistration(ref), starts, stops)
     from dask.delayed import Delayed
 
+    # in this process (threads, or synchronous): each chunk's values go into the table when computed
+    filler = trace_table_filler(kernel, t_total, scratch) if _scheduler_in_process() else None
+    graph, out_key, name = _graph(stack, kernel, _BlockRegistration(ref), starts, stops, filler)
     with dask_progress("traces", enabled=progress, unit="chunk", key_prefix=name):
         (vals, d_block) = Delayed(out_key, graph).compute()
     drift = drift_table(starts, stops, d_block, t_total, block)
-    return trace_table(vals, kernel, stack), drift
+    return trace_table(vals if filler is None else filler, kernel, stack), drift
+
+
+def _scheduler_in_process() -> bool:
+    """Whether a graph computed here now runs in this process (Dask's threads or its synchronous
+    scheduler: not a process pool, nor the cluster of a default ``distributed`` client)."""
+    import dask.local
+    import dask.threaded
+    from dask.base import get_scheduler
+
+    scheduler = get_scheduler() or dask.threaded.get  # a delayed's default: threads
+    return scheduler in (dask.threaded.get, dask.local.get_sync)
+
+
+def _fill(filler: _TraceTableFiller, values: np.ndarray, start: int) -> None:
+    """One chunk's values into the table (the chunk's values are then freed by the scheduler)."""
+    filler.fill(start, values)
 
 
 def _collect(values: list[np.ndarray], regs: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
@@ -133,9 +166,17 @@ def _collect(values: list[np.ndarray], regs: list[np.ndarray]) -> tuple[list[np.
     return list(values), np.concatenate(regs, axis=0)
 
 
-def _graph(stack: Any, kernel: _Kernel, reg: _BlockRegistration, starts: np.ndarray, stops: np.ndarray):
+def _graph(
+    stack: Any,
+    kernel: _Kernel,
+    reg: _BlockRegistration,
+    starts: np.ndarray,
+    stops: np.ndarray,
+    filler: _TraceTableFiller | None = None,
+):
     """``(graph, output key, name of the trace tasks)`` of the pass (a plain task graph on the
-    stack's: built in milliseconds, where dask.delayed calls cost ~1 ms each)."""
+    stack's: built in milliseconds, where dask.delayed calls cost ~1 ms each). With ``filler``,
+    each chunk's values are filled into it by a task of their own (and not collected)."""
     from dask.highlevelgraph import HighLevelGraph
 
     arr = stack.rechunk({1: -1, 2: -1}) if (len(stack.chunks[1]) > 1 or len(stack.chunks[2]) > 1) else stack
@@ -162,6 +203,13 @@ def _graph(stack: Any, kernel: _Kernel, reg: _BlockRegistration, starts: np.ndar
         a, z = int(bounds[i]), int(bounds[i + 1])
         need = needed_blocks(t_block, a, z - 1)
         dsk[values[i]] = (_chunk_traces, k_tr, part, a, t_block, need, *[regs[b] for b in need])
+    if filler is not None:
+        k_fill = f"plscope-trace-table-{token}"
+        dsk[k_fill] = filler
+        filled = [(f"plscope-trace-fill-{token}", i) for i in range(len(parts))]
+        for i, key in enumerate(filled):
+            dsk[key] = (_fill, k_fill, values[i], int(bounds[i]))
+        values = filled
     out_key = f"plscope-extract-{token}"
     dsk[out_key] = (_collect, values, regs)
     return HighLevelGraph.from_collections(out_key, dsk, dependencies=[arr]), out_key, name

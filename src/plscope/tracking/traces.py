@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -1229,20 +1230,49 @@ def trace_kernel(
     )
 
 
-def trace_table(values: np.ndarray | Sequence[np.ndarray], kernel: _Kernel, stack: Any) -> pd.DataFrame:
-    """The table of :func:`extract_traces` from the kernel's per-frame values (or their chunks of frames)."""
-    weights = kernel.weights
+def trace_table(
+    values: np.ndarray | Sequence[np.ndarray] | _TraceTableFiller, kernel: _Kernel, stack: Any
+) -> pd.DataFrame:
+    """The table of :func:`extract_traces` from the kernel's per-frame values (or their chunks of frames,
+    or a :func:`trace_table_filler` filled with them)."""
     drift = kernel.drift != "none"
-    out = _trace_table(values, kernel, weights, centroids=kernel.centroids, peaks=kernel.peaks, drift=drift)
+    if isinstance(values, _TraceTableFiller):
+        out = values.table()
+        n_frames = values.t_total
+    else:
+        weights = kernel.weights
+        out = _trace_table(
+            values, kernel, weights, centroids=kernel.centroids, peaks=kernel.peaks, drift=drift
+        )
+        n_frames = values.shape[0] if isinstance(values, np.ndarray) else sum(int(v.shape[0]) for v in values)
     dtype = np.dtype(getattr(stack, "dtype", np.float64))
     out.attrs["saturation_adu"] = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else None
     logger.info(
         "extract_traces: %d frame(s) x %d particle(s)%s",
-        values.shape[0] if isinstance(values, np.ndarray) else sum(int(v.shape[0]) for v in values),
-        weights.n_particles,
+        n_frames,
+        kernel.weights.n_particles,
         "" if not drift else f", drift {kernel.drift}",
     )
     return out
+
+
+def trace_table_filler(
+    kernel: _Kernel, t_total: int, path: str | os.PathLike | None = None
+) -> _TraceTableFiller:
+    """An empty table of :func:`trace_table` for ``t_total`` frames, filled chunk by chunk
+    (``filler.fill(first_frame, values)``) and then handed to :func:`trace_table`; with ``path``,
+    filled into that file particle-major (:class:`~plscope._particle_traces.ParticleTraces`, which
+    :func:`trace_table` then returns)."""
+    drift = kernel.drift != "none"
+    return _TraceTableFiller(
+        kernel,
+        kernel.weights,
+        t_total,
+        centroids=kernel.centroids,
+        peaks=kernel.peaks,
+        drift=drift,
+        path=path,
+    )
 
 
 def _check_trace_inputs(stack: Any, particles: pd.DataFrame) -> pd.DataFrame:
@@ -1323,45 +1353,116 @@ def _trace_table(
 
     ``values``: the kernel's per-frame values, one array or its consecutive
     chunks of frames (not joined first: at 8000 frames x 200 particles the
-    join is 64 MB more). Each column is written once, straight into the
-    table's own blocks (one int64 block for ``frame, particle_id``, one
-    float64 block for the rest): no raveled column copies and no copy into
-    blocks (each set of copies was the table's 115 MB again).
+    join is 64 MB more); see :class:`_TraceTableFiller`.
     """
     parts = [values] if isinstance(values, np.ndarray) else list(values)
-    n = len(weights.particle_id)
     t_total = sum(int(p.shape[0]) for p in parts)
-    floats = [("intensity", 0), ("background", n)]  # (name, first column of values)
-    if centroids:
-        floats += [("x_px", kernel.col_cx), ("y_px", kernel.col_cx + n)]
-    if peaks:
-        floats.append(("peak_adu", kernel.col_peak))
-    drift_names = ["drift_x_px", "drift_y_px"] if drift else []
-    block = np.empty((len(floats) + len(drift_names), t_total * n))
+    filler = _TraceTableFiller(kernel, weights, t_total, centroids=centroids, peaks=peaks, drift=drift)
     start = 0
     for part in parts:
-        t = int(part.shape[0])
-        rows = block[:, start * n : (start + t) * n]
-        for row, (_, col) in zip(rows, floats, strict=False):
+        filler.fill(start, part)
+        start += int(part.shape[0])
+    return filler.table()
+
+
+class _TraceTableFiller:
+    """The traces table's columns, filled chunk by chunk of frames (in any order) as the kernel's
+    values come in, then made the table (:meth:`table`).
+
+    Each column is written once, straight into the table's own blocks (one
+    int64 block for ``frame, particle_id``, one float64 block for the rest):
+    no raveled column copies and no copy into blocks (each set of copies was
+    the table's 115 MB again at 8000 frames x 200 particles). Filling each
+    chunk's values as it is computed (the one pass, :mod:`.streaming`) means
+    they are not all held until the table is made (90 MB more at 8000 frames).
+    """
+
+    def __init__(
+        self,
+        kernel: _Kernel,
+        weights: TraceWeights,
+        t_total: int,
+        *,
+        centroids: bool,
+        peaks: bool,
+        drift: bool,
+        path: str | os.PathLike | None = None,
+    ) -> None:
+        n = len(weights.particle_id)
+        floats = [("intensity", 0), ("background", n)]  # (name, first column of values)
+        if centroids:
+            floats += [("x_px", kernel.col_cx), ("y_px", kernel.col_cx + n)]
+        if peaks:
+            floats.append(("peak_adu", kernel.col_peak))
+        self.floats = floats
+        self.drift_names = ["drift_x_px", "drift_y_px"] if drift else []
+        self.col_drift = kernel.col_drift
+        self.weights = weights
+        self.n = n
+        self.t_total = int(t_total)
+        self.store = None
+        if path is None:
+            self.block = np.empty((len(floats) + len(self.drift_names), self.t_total * n))
+        else:  # particle-major in a file: the table is never held (plscope._particle_traces)
+            from .._particle_traces import ParticleTraces
+
+            names = [name for name, _ in floats]
+            self.store = ParticleTraces.create(
+                path,
+                np.arange(self.t_total),
+                np.asarray(weights.particle_id, np.int64),
+                dict.fromkeys(names, np.dtype(np.float64)),
+                names=["frame", "particle_id", *names, *self.drift_names],
+                per_frame=self.drift_names,
+            )
+
+    def fill(self, start: int, part: np.ndarray) -> None:
+        """The rows of the frames ``start .. start + len(part)`` from the kernel's values ``part``."""
+        n, t = self.n, int(part.shape[0])
+        if self.store is not None:
+            for name, col in self.floats:
+                self.store.write_frames(name, start, part[:, col : col + n])
+            for k, name in enumerate(self.drift_names):
+                self.store.per_frame[name][start : start + t] = part[:, self.col_drift + k]
+            return
+        rows = self.block[:, start * n : (start + t) * n]
+        for row, (_, col) in zip(rows, self.floats, strict=False):
             row.reshape(t, n)[...] = part[:, col : col + n]
-        for k in range(len(drift_names)):  # one value a frame, repeated for every particle
-            rows[len(floats) + k].reshape(t, n)[...] = part[:, kernel.col_drift + k, None]
-        start += t
-    keys = np.empty((2, t_total * n), np.int64)
-    keys[0].reshape(t_total, n)[...] = np.arange(t_total, dtype=np.int64)[:, None]
-    keys[1].reshape(t_total, n)[...] = np.asarray(weights.particle_id, np.int64)[None, :]
-    out = pd.concat(
-        [
-            pd.DataFrame(keys.T, columns=["frame", "particle_id"], copy=False),
-            pd.DataFrame(block.T, columns=[name for name, _ in floats] + drift_names, copy=False),
-        ],
-        axis=1,
-    )
+        for k in range(len(self.drift_names)):  # one value a frame, repeated for every particle
+            rows[len(self.floats) + k].reshape(t, n)[...] = part[:, self.col_drift + k, None]
+
+    def table(self) -> pd.DataFrame:
+        """The table (its float columns are the filled block, not copied); or, filled into a file,
+        the :class:`~plscope._particle_traces.ParticleTraces` of it (with the table's ``attrs``)."""
+        n, t_total, weights = self.n, self.t_total, self.weights
+        if self.store is not None:
+            self.store.attrs.update(_weight_attrs(weights))
+            return self.store  # type: ignore[return-value]
+        keys = np.empty((2, t_total * n), np.int64)
+        keys[0].reshape(t_total, n)[...] = np.arange(t_total, dtype=np.int64)[:, None]
+        keys[1].reshape(t_total, n)[...] = np.asarray(weights.particle_id, np.int64)[None, :]
+        out = pd.concat(
+            [
+                pd.DataFrame(keys.T, columns=["frame", "particle_id"], copy=False),
+                pd.DataFrame(
+                    self.block.T, columns=[name for name, _ in self.floats] + self.drift_names, copy=False
+                ),
+            ],
+            axis=1,
+        )
+        self.block = np.empty((0, 0))  # the table holds it now
+        out.attrs.update(_weight_attrs(weights))
+        return out
+
+
+def _weight_attrs(weights: TraceWeights) -> dict[str, dict]:
+    """The traces table's per-particle ``attrs`` (aperture and annulus pixels, radius, masked fraction)."""
     ids = weights.particle_id.tolist()
-    out.attrs["n_aperture_px"] = dict(zip(ids, weights.n_aperture_px.tolist()))
-    out.attrs["n_annulus_px"] = dict(zip(ids, weights.n_annulus_px.tolist()))
-    out.attrs["radius_px"] = dict(zip(ids, weights.radius_px.tolist()))
     masked_fraction = weights.annulus_masked_fraction
     assert masked_fraction is not None  # trace_weights always computes it
-    out.attrs["annulus_masked_fraction"] = dict(zip(ids, masked_fraction.tolist()))
-    return out
+    return {
+        "n_aperture_px": dict(zip(ids, weights.n_aperture_px.tolist())),
+        "n_annulus_px": dict(zip(ids, weights.n_annulus_px.tolist())),
+        "radius_px": dict(zip(ids, weights.radius_px.tolist())),
+        "annulus_masked_fraction": dict(zip(ids, masked_fraction.tolist())),
+    }
