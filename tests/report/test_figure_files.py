@@ -110,12 +110,14 @@ def test_svg_and_pdf_drawn_once_without_a_layout_engine_are_the_bytes_of_the_pla
 def test_no_layout_engine_comes_back_from_the_settings():
     """Where the settings give new figures an engine, the laid-out figure keeps the placeholder."""
     import matplotlib as mpl
+    from matplotlib.figure import Figure
     from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
     from plscope.report.html import _fixed_layout
 
     for key in ("figure.autolayout", "figure.constrained_layout.use"):
-        fig = figures.tau_vs_field(_kinetics(), particle_id=2)
+        fig = Figure(figsize=(2, 2), layout="constrained")
+        fig.add_subplot().plot([0, 1], [1, 0])
         _png_bytes(fig)
         with mpl.rc_context({key: True}):
             _fixed_layout(fig)
