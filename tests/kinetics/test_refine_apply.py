@@ -16,7 +16,7 @@ import pytest
 
 from plscope.kinetics import analyze_particle
 from plscope.kinetics.refine import _apply_all, _apply_rows, _determined, _table_like
-from plscope.kinetics.trace_fit import fit_trace, trace_geometry
+from plscope.kinetics.trace_fit import _sort_order, fit_trace, trace_geometry
 
 from .synth import simulate_trace
 
@@ -80,3 +80,14 @@ def test_level_rows_are_the_per_level_table(fitted):
             and (per["se"].abs() > 3 * per["se_err"]).all()
         )
         assert _determined(tf) is want
+
+
+def test_cycle_order_is_sort_values_order():
+    # trace_geometry orders the cycles without sorting the table: the same order, NaN last, ties kept as
+    # pandas' quicksort keeps them
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 20, 200).astype(float)
+    values[rng.integers(0, 200, 15)] = np.nan
+    table = pd.DataFrame({"on_start_s": values, "row": np.arange(200)})
+    want = table.sort_values("on_start_s")["row"].to_numpy()
+    np.testing.assert_array_equal(_sort_order(values), want)
