@@ -199,10 +199,22 @@ def _graph(
     for b, reg_key in enumerate(regs):
         dsk[reg_key] = (_register_sum, k_reg, int(stops[b] - starts[b]), *pieces[b])
     values = [(name, i) for i in range(len(parts))]
+    needs = [needed_blocks(t_block, int(bounds[i]), int(bounds[i + 1]) - 1) for i in range(len(parts))]
     for i, part in enumerate(parts):
-        a, z = int(bounds[i]), int(bounds[i + 1])
-        need = needed_blocks(t_block, a, z - 1)
-        dsk[values[i]] = (_chunk_traces, k_tr, part, a, t_block, need, *[regs[b] for b in need])
+        dsk[values[i]] = (
+            _chunk_traces,
+            k_tr,
+            part,
+            int(bounds[i]),
+            t_block,
+            needs[i],
+            *[regs[b] for b in needs[i]],
+        )
+    reads = _gated_reads(arr, parts, bounds, starts, stops, needs, values, token)
+    if reads is not None:  # each chunk read only when the traces of an earlier one are done
+        dsk.update(reads)
+        renamed = {part: (f"plscope-chunk-{token}", i) for i, part in enumerate(parts)}
+        dsk = {k: _renamed(v, renamed) for k, v in dsk.items()}
     if filler is not None:
         k_fill = f"plscope-trace-table-{token}"
         dsk[k_fill] = filler
@@ -212,7 +224,70 @@ def _graph(
         values = filled
     out_key = f"plscope-extract-{token}"
     dsk[out_key] = (_collect, values, regs)
-    return HighLevelGraph.from_collections(out_key, dsk, dependencies=[arr]), out_key, name
+    deps = [arr] if reads is None else []  # gated: the stack's chunks are computed by the reads
+    return HighLevelGraph.from_collections(out_key, dsk, dependencies=deps), out_key, name
+
+
+#: chunks a read may run ahead of the traces it waits for (beyond the chunks those traces need)
+READ_AHEAD_CHUNKS = 2
+
+
+class _ChunkRead:
+    """One chunk of the stack, computed (its own small graph, synchronously) when called."""
+
+    def __init__(self, graph: dict, key: Any) -> None:
+        self.graph, self.key = graph, key
+
+    def __call__(self, *after: Any) -> np.ndarray:
+        from dask.local import get_sync
+
+        return get_sync(self.graph, self.key)
+
+
+def _gated_reads(arr, parts, bounds, starts, stops, needs, values, token) -> dict | None:
+    """Read tasks of the chunks, each after the traces of the last chunk whose traces need only
+    chunks before it (less :data:`READ_AHEAD_CHUNKS`): the chunks held at once are bounded by the
+    blocks' reach, not by how far reading (fast) runs ahead of the traces (slow), which grew with
+    the movie (25 chunks of 8 MB held at 8000 frames). None where a chunk's graph is not its own."""
+    from dask.optimization import cull
+
+    graph = dict(arr.__dask_graph__())
+    subs = [cull(graph, [part])[0] for part in parts]
+    seen: set[Any] = set()
+    for sub in subs:  # shared keys: only plain data (the array object), never a computation
+        for key, value in sub.items():
+            if key in seen and _is_computation(value):
+                return None
+            seen.add(key)
+    # the last chunk whose traces (via the blocks they need) each chunk's traces wait for
+    last_chunk = np.searchsorted(bounds, stops, side="left") - 1
+    reach = np.array(
+        [max([i, *(int(last_chunk[b]) for b in need)]) for i, need in enumerate(needs)], dtype=np.int64
+    )
+    reach = np.maximum.accumulate(reach) if reach.size else reach
+    out: dict[Any, Any] = {}
+    for i, part in enumerate(parts):
+        j = int(np.searchsorted(reach, i - 1 - READ_AHEAD_CHUNKS, side="right")) - 1
+        gate = [values[j]] if j >= 0 else []
+        out[(f"plscope-chunk-{token}", i)] = (_ChunkRead(subs[i], part), *gate)
+    return out
+
+
+def _renamed(task: Any, names: dict) -> Any:
+    """A tuple task with the stack's chunk keys among its arguments replaced by ``names``."""
+    if isinstance(task, tuple) and task and callable(task[0]):
+        return (task[0], *[names.get(a, a) if _is_key(a) else a for a in task[1:]])
+    return task
+
+
+def _is_computation(value: Any) -> bool:
+    """A task of a dask graph (a tuple task, or one of dask's task objects), not plain data."""
+    is_tuple_task = isinstance(value, tuple) and bool(value) and callable(value[0])
+    return is_tuple_task or type(value).__module__.startswith("dask")
+
+
+def _is_key(value: Any) -> bool:
+    return isinstance(value, tuple) and len(value) >= 2 and isinstance(value[0], str)
 
 
 def _flat_keys(keys: Any) -> list[Any]:
