@@ -375,13 +375,14 @@ def gallery_html(
         for r in kinetics.sort_values(["particle_id", "field_kV_per_cm"]).to_dict("records"):
             kin_rows.setdefault(r["particle_id"], []).append(r)
     arrays = traces if hasattr(traces, "per_particle") else _TraceArrays(traces)  # a store: get(pid) already
-    data = {"traces": arrays, "kinetics": kin_rows, "curves": _curve_arrays(curves)}
+    curve_arrays = _curve_arrays(curves)
+    data = {"traces": arrays, "kinetics": kin_rows, "curves": curve_arrays}
     records = particles.drop_duplicates("particle_id").sort_values("particle_id").to_dict("records")
     pids = [p["particle_id"] for p in records]
     drawn = {
         "thumb": _thumbnails(reference_image, [_thumb_box(p, pixel_size_nm) for p in records]),
         "trace": _trace_points(data["traces"], pids, t, xlim),
-        "curves": list(_curve_panels(data["curves"], pids, fields, on_s).values()),
+        "curves": list(_curve_panels(curve_arrays, pids, fields, on_s).values()),
     }
     cards = [_card(p, data, {k: v[i] for k, v in drawn.items()}) for i, p in enumerate(records)]
     counts = pd.Series([c["status"] for c in cards]).value_counts().to_dict() if cards else {}
