@@ -192,3 +192,27 @@ def test_compiled_plateau_levels_are_robust_means_bit_for_bit():
         got = _robust_means(y, lo, hi, 3.0)
         for k in range(lo.size):
             np.testing.assert_array_equal(got[k], robust_mean(y[lo[k] : hi[k]]))
+
+
+def test_compiled_interpolation_is_numpys_bit_for_bit():
+    """A cycle's samples on the grid (compiled) equal np.interp at the points inside the samples and
+    not across a gap, NaN elsewhere: grids offset from the samples and on them, gaps, ties in y,
+    tiny and huge values."""
+    from plscope.kinetics.cycles import _interp_cycle
+
+    rng = np.random.default_rng(17)
+    for trial in range(600):
+        n, dt = int(rng.integers(2, 80)), 0.1
+        tc = np.sort(rng.choice(np.arange(200), n, replace=False)) * dt + rng.uniform(0.0, 0.05) + 0.041
+        yc = rng.normal(1.0, 0.1, n) * rng.choice([1.0, 1e-300, 1e300])
+        if trial % 13 == 0:
+            yc[rng.integers(0, n)] = yc[0]
+        t0 = tc[0] + rng.uniform(-0.3, 0.05)
+        grid = tc.copy() if trial % 4 == 0 else t0 + dt * np.arange(int((tc[-1] - t0) / dt + 3))
+        max_gap = 1.5 * dt if trial % 5 else np.inf
+        expect = np.full(grid.shape, np.nan)
+        inside = (grid >= tc[0] - 1e-12) & (grid <= tc[-1] + 1e-12)
+        idx = np.clip(np.searchsorted(tc, grid, side="right"), 1, n - 1)
+        ok = inside & (tc[idx] - tc[idx - 1] <= max_gap)
+        expect[ok] = np.interp(grid[ok], tc, yc)
+        np.testing.assert_array_equal(_interp_cycle(tc, yc, grid, max_gap), expect)

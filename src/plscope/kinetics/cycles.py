@@ -656,12 +656,38 @@ def _interp_cycle(tc, yc, grid, max_gap_s):
     if tc.size == 1:
         out[np.isclose(grid, tc[0], rtol=0, atol=1e-9)] = yc[0]
         return out
-    inside = (grid >= tc[0] - 1e-12) & (grid <= tc[-1] + 1e-12)
-    idx = np.clip(np.searchsorted(tc, grid, side="right"), 1, tc.size - 1)
-    gap = tc[idx] - tc[idx - 1]
-    ok = inside & (gap <= max_gap_s)
-    out[ok] = np.interp(grid[ok], tc, yc)
+    _interp_into(tc, yc, grid, float(max_gap_s), out)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _interp_into(tc, yc, grid, max_gap_s, out):  # pragma: no cover (numba)
+    """:func:`_interp_cycle` of two or more samples into ``out``: at the grid points inside
+    ``tc[0] .. tc[-1]`` (1e-12 s of slack) whose samples are at most ``max_gap_s`` apart, ``np.interp``
+    as numpy computes it (the slope of the interval, then ``slope (x - x_j) + y_j``, the other end
+    if that is NaN); NaN elsewhere."""
+    n = tc.size
+    lo_t, hi_t = tc[0] - 1e-12, tc[n - 1] + 1e-12
+    for i in range(grid.size):
+        x = grid[i]
+        out[i] = math.nan
+        k = np.searchsorted(tc, x, side="right")
+        c = min(max(k, 1), n - 1)
+        if not (x >= lo_t and x <= hi_t and tc[c] - tc[c - 1] <= max_gap_s):
+            continue
+        j = k - 1
+        if j == -1:
+            out[i] = yc[0]
+        elif j >= n - 1 or tc[j] == x:
+            out[i] = yc[j]
+        else:
+            slope = (yc[j + 1] - yc[j]) / (tc[j + 1] - tc[j])
+            v = slope * (x - tc[j]) + yc[j]
+            if math.isnan(v):
+                v = slope * (x - tc[j + 1]) + yc[j + 1]
+                if math.isnan(v) and yc[j] == yc[j + 1]:
+                    v = yc[j]
+            out[i] = v
 
 
 def _stats(curves):
