@@ -478,7 +478,10 @@ class RunResult:
         n_cycles, fit`` (one row per grid point; the per-cycle curves are left
         out). ``t_s`` is the time since the switching edge, ``mean``/``sem``
         the PL normalized to the pre-switch level, ``fit`` the fitted curve
-        (NaN where no fit was usable). The report's gallery draws from it.
+        (NaN where no fit was usable), and, when the curves carry it,
+        ``fit_source``: which fit ``fit`` draws ('trace_fit': the whole-trace
+        fit the row reports; 'curve_fit': the fit of the averaged curve; ''
+        none). The report's gallery draws from it.
         """
         cols = ["t_s", "mean", "sem", "n_cycles", "fit"]
         keys: list[tuple[Any, float, str, int]] = []
@@ -493,6 +496,9 @@ class RunResult:
             return pd.DataFrame(columns=["particle_id", "field_kV_per_cm", "phase", *cols])
         n = [k[3] for k in keys]  # one concat of the values, not one frame per curve (0.5 s a run)
         values = _concat_columns(parts, cols)
+        src = [_fit_source(p) for p in parts]
+        if any(v is not None for v in src):  # one label per curve: repeated, not concatenated
+            values["fit_source"] = np.repeat(np.array([v or "" for v in src], dtype=object), n)
         head = pd.DataFrame(
             {
                 "particle_id": np.repeat([k[0] for k in keys], n),
@@ -509,6 +515,16 @@ class RunResult:
 
 lazy_table(Extraction, "traces")
 lazy_table(RunResult, "traces")
+
+
+def _fit_source(curve: pd.DataFrame) -> str | None:
+    """Which fit a curve's ``fit`` draws: its ``attrs['fit_source']`` (kinetics curves) or its
+    ``fit_source`` column (a table read back); None when it says neither."""
+    if "fit_source" in curve.attrs:
+        return str(curve.attrs["fit_source"])
+    if "fit_source" in curve.columns and len(curve):
+        return str(curve["fit_source"].iat[0])
+    return None
 
 
 def _concat_columns(parts: list[pd.DataFrame], cols: list[str]) -> pd.DataFrame:

@@ -89,7 +89,7 @@ CURVE_COLUMNS = ("t_s", "mean", "sem", "n_cycles", "fit")
 """Leading columns of each frame in :attr:`ParticleKinetics.curves`; per-cycle
 curves follow as ``cycle_<id>``."""
 
-CURVE_TABLE_COLUMNS = ("particle_id", "level", "field_kV_per_cm", "phase", *CURVE_COLUMNS)
+CURVE_TABLE_COLUMNS = ("particle_id", "level", "field_kV_per_cm", "phase", *CURVE_COLUMNS, "fit_source")
 """Columns of :meth:`ParticleKinetics.curve_table` (long format, one row per grid point)."""
 
 """Columns of :attr:`ParticleKinetics.se_cycles` (one row per cycle; ``used``: in the
@@ -151,6 +151,9 @@ class ParticleKinetics:
         ``fit`` (fitted model, NaN without a fit), then ``cycle_<id>``: each
         cycle's normalized curve (NaN where masked as a blink; spoiled cycles
         included). The key's field equals the row's ``field_kV_per_cm``.
+        ``attrs['fit_source']`` says which fit ``fit`` draws: 'curve_fit' the
+        fit of this curve, 'trace_fit' the whole-trace fit the row reports
+        (:mod:`.model_curves`), '' none.
     fits : dict
         ``(level, phase) -> DecayFit`` reported (keyed by level, which stays
         unique when a run returns to a field it already used; ``curves`` is
@@ -240,6 +243,7 @@ class ParticleKinetics:
             f.insert(0, "field_kV_per_cm", field_kV_per_cm)
             f.insert(0, "level", level.iloc[0] if len(level) else None)
             f.insert(0, "particle_id", pid)
+            f["fit_source"] = df.attrs.get("fit_source", "")
             frames.append(f)
         if not frames:
             return pd.DataFrame(columns=list(CURVE_TABLE_COLUMNS))
@@ -640,7 +644,9 @@ def _report_curve(sup: SuperposedCycles, fit: DecayFit | None) -> pd.DataFrame:
         "fit": fit.curve(sup.time_s) if fit is not None else np.full(sup.time_s.size, np.nan),
     }
     cols.update({f"cycle_{cid}": sup.curves[i] for i, cid in enumerate(sup.cycle)})
-    return pd.DataFrame(cols)
+    df = pd.DataFrame(cols)
+    df.attrs["fit_source"] = "curve_fit" if fit is not None else ""  # 'trace_fit': .model_curves
+    return df
 
 
 def _se_by_cycle(se_table: pd.DataFrame | None) -> dict | None:

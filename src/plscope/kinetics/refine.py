@@ -6,9 +6,11 @@ prior, then the hierarchical prior of the population,
 :func:`~plscope.kinetics.trace_fit.population_shape`) and rewrites the
 kinetics rows: time constants and their errors (``*_err_method =
 'trace_fit'``), the settled switching efficiency, the settled fractions and
-``not_settled``, ``fit_ok`` and the mobility. Rows without enough cycles keep
-their reason; a particle whose trace cannot be fitted keeps its curve fits
-(flag 'trace_fit_failed').
+``not_settled``, ``fit_ok`` and the mobility; the report curves of those
+rows draw the whole-trace fit (``fit_source = 'trace_fit'``,
+:func:`~plscope.kinetics.model_curves.refit_curves`). Rows without enough
+cycles keep their reason and curve fits; a particle whose trace cannot be
+fitted keeps its curve fits (flag 'trace_fit_failed').
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ._parallel import Mapper, chunked, map_particles
 from .analysis import SETTLED_FRACTION, ParticleKinetics, exclusion_reason
 from .fits import BAD_FIT_FLAGS
 from .mobility import drift_velocity_nm_per_s, mobility_cm2_per_Vs
+from .model_curves import refit_curves
 from .trace_fit import (
     ShapeHyper,
     TraceFit,
@@ -157,7 +160,8 @@ def _refine(results: dict, informative: dict, mapper: Mapper) -> tuple[dict, Sha
             table["flags"] = [_join(f, "trace_fit_failed") for f in table["flags"]]
             out[pid] = dataclasses.replace(pk, table=table)
             continue
-        out[pid] = dataclasses.replace(pk, table=tables[pid])
+        g, tf = second[pid]
+        out[pid] = dataclasses.replace(pk, table=tables[pid], curves=refit_curves(pk, tf, g, tables[pid]))
     return out, hyper
 
 
