@@ -15,6 +15,10 @@ They take the same decisions on the same numbers; the sums and products are
 not the same machine code (BLAS dot products, the SVD's driver), so the path
 agrees to rounding, and where a termination test is met within rounding the
 end point may differ by one step below the tolerances.
+
+numba's on-disk cache of :func:`.trace_fit._trf_solve` holds these functions compiled into it and is
+keyed by ``trace_fit.py`` alone: after editing this module, touch ``trace_fit.py`` (or remove the
+``__pycache__`` index files) so that the solve is compiled again.
 """
 
 from __future__ import annotations
