@@ -25,6 +25,7 @@ import scipy.optimize  # noqa: F401
 import plscope.kinetics.population as _population
 import plscope.kinetics.refine  # noqa: F401
 from plscope.kinetics import _lsq
+from plscope.kinetics import cycles as _cycles
 from plscope.kinetics import trace_fit as _trace_fit
 
 
@@ -32,7 +33,8 @@ def warm_up() -> None:
     """Run every compiled kernel of the per-particle kinetics once on a tiny problem (a few ms
     once compiled), through the functions that call them, so with the types they are called with:
     the MINPACK curve fits (:func:`plscope.kinetics._lsq.leastsq`), the whole-trace fit's rows,
-    streamed Gram matrix and compiled trust-region solve, and the pooled shape's profile chi-square."""
+    streamed Gram matrix and compiled trust-region solve, the pooled shape's profile chi-square, and
+    the first pass's plateau means and cycle interpolation."""
     t = np.arange(40) * 0.25
     y = 1.0 - 0.4 * np.exp(-t / 1.5) + 0.01 * np.sin(7.0 * t)
     _lsq.leastsq(
@@ -56,6 +58,9 @@ def warm_up() -> None:
         t=t[None, :], y=y[None, :], w=np.ones((1, t.size)), tau0=np.array([1.5]), exposure=np.array([0.2])
     )
     _population._profile_chi2(curves, 0.5, 1.0)
+    # the first pass's plateau means and interpolation onto the cycles' grid
+    _cycles._plateau_levels(t, y, np.array([1.0]), np.array([3.0]), 0.2)
+    _cycles._interp_cycle(t[:10], y[:10], t[:10] + 0.01, 0.3)
 
 
 try:
