@@ -134,3 +134,32 @@ def test_the_stored_table_is_written_as_the_table_is(tmp_path, monkeypatch, grou
         assert (tmp_path / "a" / "t.csv").read_bytes() == (tmp_path / "b" / "t.csv").read_bytes()
     rows = store.rows(1234, 1500, ("particle_id", "y_px"))  # any range of rows, across frames
     pd.testing.assert_frame_equal(rows, table.iloc[1234:1500][["particle_id", "y_px"]].reset_index(drop=True))
+
+
+def test_a_store_is_filled_by_frames_with_or_without_pwrite(tmp_path, monkeypatch):
+    """The pass writes each chunk of frames into the store (``os.pwrite``; seek and write where there
+    is none, as on Windows): read back, the values written."""
+    import os
+
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(50, 4))
+    for without in (False, True):
+        if without:
+            monkeypatch.delattr(os, "pwrite")
+        store = ParticleTraces.create(
+            tmp_path / f"s{without}",
+            np.arange(50),
+            np.array([2, 5, 7, 9]),
+            {"intensity": np.dtype(np.float64)},
+            names=["frame", "particle_id", "intensity", "drift_x_px"],
+            per_frame=["drift_x_px"],
+        )
+        for start in (30, 0, 13):  # chunks in any order
+            stop = {30: 50, 0: 13, 13: 30}[start]
+            store.write_frames("intensity", start, values[start:stop])
+            store.per_frame["drift_x_px"][start:stop] = start
+        table = store.table()
+        np.testing.assert_array_equal(table["intensity"].to_numpy().reshape(50, 4), values)
+        assert list(table.columns) == ["frame", "particle_id", "intensity", "drift_x_px"]
+        np.testing.assert_array_equal(store.get(7, "intensity"), values[:, 2])
+        store.close()

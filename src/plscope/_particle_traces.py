@@ -21,6 +21,7 @@ returns None and the caller works from the table as before.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["ParticleTraces"]
+
+#: where there is no ``os.pwrite``, the pass's threads write the scratch file one at a time
+_WRITE_LOCK = threading.Lock()
 
 
 def _regular_grid(frame: np.ndarray, pid: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -137,6 +141,12 @@ class ParticleTraces:
         t = per_particle.shape[1]
         step = self.frames.size * dtype.itemsize
         base = self._offsets[column] + start * dtype.itemsize
+        if not hasattr(os, "pwrite"):  # Windows: one writer at a time
+            with _WRITE_LOCK, open(self.path, "r+b") as f:
+                for k in range(per_particle.shape[0]):
+                    f.seek(base + k * step)
+                    f.write(per_particle[k].data)
+            return
         fd = os.open(self.path, os.O_WRONLY)
         try:
             for k in range(per_particle.shape[0]):

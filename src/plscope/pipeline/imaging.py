@@ -785,11 +785,14 @@ def _analyze_stored(ex: Extraction, settings: AnalysisSettings, folder: Path) ->
     frames x 200 particles) is not held through the kinetics and the report. Writing the CSV
     beside the kinetics instead kept the table (and the CSV's buffers) on top of their first pass:
     the run's peak at 8000 frames.
+    With the traces filled particle-major into the folder's scratch file by the one pass
+    (:class:`~plscope._particle_traces.ParticleTraces`), both files are written from it, a
+    block of rows at a time, and the steps read each particle's trace from it.
     """
     held = stored_traces(ex)
     by_particle = held if isinstance(held, ParticleTraces) else None  # filled particle-major already
     csv = (
-        functools.partial(write_csv_blocks, held.row_blocks(CSV_CHUNK_ROWS))
+        functools.partial(write_csv_blocks, by_particle.row_blocks(CSV_CHUNK_ROWS))
         if by_particle is not None
         else functools.partial(write_csv, held)
     )
