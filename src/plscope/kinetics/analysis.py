@@ -847,7 +847,9 @@ def _particle_result(
     """Reported fits, table and curves of a particle from its superposed cycles and free fits
     (``report=False``: left empty, see :func:`analyze_particle`)."""
     priors = {k: v for k, v in (shape_priors or {}).items() if v is not None}
-    fits, table, curves = {}, pd.DataFrame(columns=list(KINETICS_COLUMNS)), {}
+    fits: dict = {}
+    curves: dict = {}
+    table = pd.DataFrame(columns=list(KINETICS_COLUMNS))
     if report:
         fits = _report_fits(sups, ctx.free_fits, ctx.settings, ctx.exposure_s, priors, ctx.particle_id)
         table, curves = _assemble(ctx, sups, fits, ctx.phase_flags)
