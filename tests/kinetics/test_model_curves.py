@@ -128,3 +128,27 @@ def test_rows_with_first_pass_verdicts_keep_their_curve_fit(sim):
             assert same == (source == "curve_fit")
     table = pk.curve_table()
     assert set(table["fit_source"]) == {"curve_fit", "trace_fit"}
+
+
+def test_saved_curves_name_the_fit_of_their_row(small_output):
+    """``curves.parquet`` of ``plscope run``: ``fit_source`` is 'trace_fit' exactly where the row's time
+    constants come from the whole-trace fit (the session's small run; no new simulation)."""
+    import pandas as pd
+
+    curves = pd.read_parquet(small_output / "curves.parquet")
+    kin = pd.read_csv(small_output / "kinetics.csv")
+    assert "fit_source" in curves.columns
+    keys = curves.drop_duplicates(["particle_id", "field_kV_per_cm", "phase"])
+    method = kin.set_index(["particle_id", "field_kV_per_cm"])
+    n_trace = 0
+    for pid, field, phase, source, fit_present in zip(
+        keys["particle_id"], keys["field_kV_per_cm"], keys["phase"], keys["fit_source"],
+        [np.isfinite(g["fit"]).any() for _, g in curves.groupby(["particle_id", "field_kV_per_cm", "phase"], sort=False)],
+        strict=True,
+    ):  # fmt: skip
+        row = method.loc[(pid, field)]
+        row = row.iloc[-1] if isinstance(row, pd.DataFrame) else row
+        took = row[f"tau_{phase}_err_method"] == "trace_fit"
+        assert source == ("trace_fit" if took else ("curve_fit" if fit_present else ""))
+        n_trace += took
+    assert n_trace > 0
