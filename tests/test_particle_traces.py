@@ -163,3 +163,27 @@ def test_a_store_is_filled_by_frames_with_or_without_pwrite(tmp_path, monkeypatc
         assert list(table.columns) == ["frame", "particle_id", "intensity", "drift_x_px"]
         np.testing.assert_array_equal(store.get(7, "intensity"), values[:, 2])
         store.close()
+
+
+def test_quality_flags_of_a_store_are_logged_once_for_the_run(small_analysis, tmp_path, monkeypatch, caplog):
+    """The stored traces are flagged a block of particles at a time; -v shows one line for the run
+    (each block had logged its own 'quality_flags: k of 16 particle(s) pass'), with the same flags."""
+    import logging
+
+    from plscope.pipeline import imaging
+
+    ex = small_analysis.extraction
+    store = ParticleTraces.build(ex.traces, ("intensity", "peak_adu", "x_px", "y_px"), tmp_path / "scratch")
+    assert store is not None
+    store.attrs = dict(ex.traces.attrs)
+    blocks = ParticleTraces.blocks
+    monkeypatch.setattr(ParticleTraces, "blocks", lambda self, cols, n_particles=2: blocks(self, cols, 2))
+    from plscope.tracking.quality import QUALITY_COLUMNS
+
+    added = {*QUALITY_COLUMNS, "x_ref_px", "y_ref_px", "snr_quality"} - {"particle_id"}
+    particles = ex.particles.drop(columns=[c for c in ex.particles if c in added])
+    with caplog.at_level(logging.INFO, logger="plscope"):
+        flagged = imaging._with_quality(particles, store, ex.frames, ex.cycles, ex.drift)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("quality_flags:")]
+    n = ex.particles["particle_id"].nunique()
+    assert lines == [f"quality_flags: {int(flagged['ok'].sum())} of {n} particle(s) pass"]

@@ -453,6 +453,8 @@ def _with_quality(particles, traces, frames, cycles, drift) -> pd.DataFrame:
             tracks=tracks,
             reference_frames=np.flatnonzero(off),
         )
+    # one line for the run (the stored traces are flagged a block of particles at a time)
+    logger.info("quality_flags: %d of %d particle(s) pass", int(quality["ok"].sum()), len(quality))
     particles = particles.merge(
         quality.drop(columns=["touches_border"], errors="ignore"),
         on="particle_id",

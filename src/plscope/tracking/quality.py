@@ -258,7 +258,7 @@ def quality_flags(
     ]
     out["ok"] = out["reason"] == ""
     out = out[list(QUALITY_COLUMNS)]
-    logger.info("quality_flags: %d of %d particle(s) pass", int(out["ok"].sum()), len(out))
+    logger.debug("quality_flags: %d of %d particle(s) pass", int(out["ok"].sum()), len(out))
     return out
 
 
