@@ -673,7 +673,7 @@ def _render(
                     title=f"particle {rep}, {top:.0f} kV/cm",
                 ),
                 "Every cycle of the particle normalized to its pre-switch level and superposed, with the average "
-                "(blink-spoiled cycles are drawn but left out of the average).",
+                f"and the {_model_words(s)} (dashed; blink-spoiled cycles are drawn but left out of the average).",
                 "fig-superposition",
                 "1c",
             )
