@@ -157,9 +157,16 @@ def stage_kinetics(a: dict, clock: dict) -> dict:
     from plscope.results import Extraction
 
     ex = Extraction.load(a["out"])
+    settings = None
+    if a.get("kinetics_workers"):  # e.g. 1: serial, all the CPU in this process (bench_kinetics)
+        from plscope.config.settings import AnalysisSettings
+
+        settings = AnalysisSettings.from_dict({"kinetics": {"workers": int(a["kinetics_workers"])}})
     _start(clock)
-    result = analyze_extraction(ex)
-    return {"seconds": time.perf_counter() - clock["t0"], "n_rows": int(len(result.kinetics))}
+    c0 = _cpu_s()
+    result = analyze_extraction(ex, settings) if settings is not None else analyze_extraction(ex)
+    seconds = time.perf_counter() - clock["t0"]
+    return {"seconds": seconds, "cpu_s": _cpu_s() - c0, "n_rows": int(len(result.kinetics))}
 
 
 def stage_report(a: dict, clock: dict) -> dict:
