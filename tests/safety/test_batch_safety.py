@@ -287,10 +287,34 @@ def test_interrupted_batch_is_written_as_interrupted_listing_the_runs_not_reache
     with pytest.raises(KeyboardInterrupt):
         batch_mod.run_batch(root, out, workers=1, progress=False, on_outcome=stop_after_first)
     with open(out / "batch.csv", newline="") as fh:
-        statuses = sorted(r["status"] for r in csv.DictReader(fh))
-    assert statuses == ["not reached", "not reached", "ok"]
+        rows = {r["run"]: r["status"] for r in csv.DictReader(fh)}
+    # the first run is ok; a run the worker finished while the cluster closed is ok too (its result is
+    # committed: "finished after the batch was interrupted"), the others are not reached
+    visible = {p.parent.name for p in out.glob("*/summary.json")}
+    assert set(rows) == {"r0", "r1", "r2"} and 1 <= len(visible) <= 2
+    assert {run for run, status in rows.items() if status == "ok"} == visible
+    assert {run for run, status in rows.items() if status != "ok"} == {"r0", "r1", "r2"} - visible
     page = (out / "index.html").read_text()
-    assert "INTERRUPTED" in page and "2 run(s) not reached" in page
+    assert "INTERRUPTED" in page and f"{3 - len(visible)} run(s) not reached" in page
     # runs cut short hold no visible result (a killed worker's staging is removed by the next batch)
-    assert len(list(out.glob("*/summary.json"))) == 1
+    assert all(status == "not reached" for run, status in rows.items() if run not in visible)
     assert MARKER in os.listdir(out)
+
+
+def test_a_run_finished_after_the_interruption_is_listed_with_its_result(small_output, tmp_path):
+    """The index accounts for what the batch leaves on disk: a result committed after the batch
+    started is 'ok' with its numbers; an earlier batch's result, or none, is 'not reached'."""
+    import json
+
+    out = tmp_path / "r1"
+    shutil.copytree(small_output, out)
+    begun = dt.datetime.fromisoformat(json.loads((out / "provenance.json").read_text())["started_utc"])
+    late = batch_mod.unfinished_outcome(tmp_path / "run", "r1", out, begun + dt.timedelta(microseconds=999))
+    assert late.status == "ok" and late.reason == "finished after the batch was interrupted"
+    assert late.numbers and late.numbers == batch_mod._saved_numbers(out / "summary.json", "run")
+    earlier = batch_mod.unfinished_outcome(tmp_path / "run", "r1", out, begun + dt.timedelta(seconds=1))
+    assert earlier.status == "not reached" and not earlier.numbers
+    (out / "summary.json").unlink()
+    assert batch_mod.unfinished_outcome(tmp_path / "run", "r1", out, begun).status == "not reached"
+    empty = batch_mod.unfinished_outcome(tmp_path / "run", "r2", tmp_path / "nothing", begun)
+    assert empty.status == "not reached" and empty.reason == "batch interrupted before this run finished"

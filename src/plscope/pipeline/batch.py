@@ -691,22 +691,40 @@ def _run_batch_locked(
                     f.cancel()
     finally:
         if cluster_started:  # a batch that could not start keeps the previous index
-            done = {o.run for o in outcomes}
+            done = {o.run for o in outcomes}  # the cluster is closed here: no run commits any more
             for r in runs:
                 if run_name[r] not in done:
-                    outcomes.append(
-                        RunOutcome(
-                            run=run_name[r],
-                            run_dir=str(r),
-                            out_dir=str(out / run_name[r]),
-                            status="not reached",
-                            reason="batch interrupted before this run finished",
-                        )
-                    )
+                    outcomes.append(unfinished_outcome(r, run_name[r], out / run_name[r], started))
             order = {n: i for i, n in enumerate(names)}
             outcomes.sort(key=lambda o: order.get(o.run, 0))
             write_index(outcomes, out, started=started, root=root, interrupted=not complete)
     return BatchResult(outcomes=outcomes, out_dir=out)
+
+
+def unfinished_outcome(run_dir: Path, name: str, out_dir: Path, since: _dt.datetime) -> RunOutcome:
+    """The outcome of a run whose result the batch did not receive before it was interrupted.
+
+    A worker may run its task to the end while the cluster closes: when ``out_dir`` holds a
+    committed result whose provenance says it was started at or after ``since`` (the batch's start;
+    provenance keeps whole seconds), the run finished after the interruption and is ``ok`` with the
+    numbers it wrote, so that the index lists every result it leaves visible. Otherwise (nothing
+    there, or an earlier batch's result) it is ``not reached``.
+    """
+    from .detector import SUMMARY_FILE as DETECTOR_SUMMARY
+
+    summary = next((out_dir / f for f in ("summary.json", DETECTOR_SUMMARY) if (out_dir / f).is_file()), None)
+    try:
+        prov = json.loads((out_dir / "provenance.json").read_text(encoding="utf-8"))
+        begun = _dt.datetime.fromisoformat(prov["started_utc"])
+        late = summary is not None and begun >= since.replace(microsecond=0)
+        numbers = _saved_numbers(summary, Path(run_dir).name) if late and summary is not None else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        late = False
+    if late:
+        reason = "finished after the batch was interrupted"
+        return RunOutcome(name, str(run_dir), str(out_dir), "ok", reason=reason, numbers=numbers)
+    reason = "batch interrupted before this run finished"
+    return RunOutcome(name, str(run_dir), str(out_dir), "not reached", reason=reason)
 
 
 def frame_progress_update(bars: dict[str, Any], run: str, done: int, total: int, *, bar_class: Any) -> None:
