@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _traces_tables import traces_like
 from plscope._particle_traces import ParticleTraces
 from plscope.kinetics import analyze_population
 from plscope.pipeline.imaging import SCRATCH_TRACES
@@ -19,21 +20,10 @@ from plscope.tracking import centroid_shift
 
 
 def _traces(n_frames: int = 200, n_particles: int = 7, seed: int = 0) -> pd.DataFrame:
-    """Frame-major rows (every particle in every frame), floats with NaN, -0.0 and inf."""
-    rng = np.random.default_rng(seed)
-    n = n_frames * n_particles
-    intensity = rng.normal(1000.0, 30.0, n)
-    intensity[rng.random(n) < 0.01] = np.nan
-    intensity[:3] = [-0.0, np.inf, 1e-7]
-    return pd.DataFrame(
-        {
-            "frame": np.repeat(np.arange(5, 5 + n_frames, dtype=np.int64), n_particles),
-            "particle_id": np.tile(np.arange(3, 3 + 2 * n_particles, 2, dtype=np.int64), n_frames),
-            "intensity": intensity,
-            "x_px": rng.uniform(0, 512, n),
-            "y_px": rng.uniform(0, 512, n).astype(np.float32),
-        }
-    )
+    """Frame-major rows from frame 5, particle ids 3, 5, 7, ..., floats with NaN, -0.0 and inf."""
+    table, rng = traces_like(n_frames, n_particles, seed=seed, first_frame=5, id_step=2)
+    table["y_px"] = rng.uniform(0, 512, len(table)).astype(np.float32)
+    return table
 
 
 @pytest.mark.parametrize("source", ["frame", "parquet"])

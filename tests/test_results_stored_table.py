@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _traces_tables import traces_like
 from plscope.results import (
     Extraction,
     RunResult,
@@ -25,21 +26,10 @@ from plscope.results import (
 
 def _traces(n_frames: int = 300, n_particles: int = 7, seed: int = 0) -> pd.DataFrame:
     """A traces-like table: frame-major rows, int64 keys, floats with NaN, -0.0, inf and repeats."""
-    rng = np.random.default_rng(seed)
-    n = n_frames * n_particles
-    intensity = rng.normal(1000.0, 30.0, n)
-    intensity[rng.random(n) < 0.01] = np.nan
-    intensity[:3] = [-0.0, np.inf, 1e-7]
-    return pd.DataFrame(
-        {
-            "frame": np.repeat(np.arange(n_frames, dtype=np.int64), n_particles),
-            "particle_id": np.tile(np.arange(3, 3 + n_particles, dtype=np.int64), n_frames),
-            "intensity": intensity,
-            "background": rng.normal(100.0, 2.0, n),
-            "x_px": rng.uniform(0, 512, n),
-            "drift_x_px": np.repeat(rng.normal(0.0, 0.1, n_frames), n_particles),
-        }
-    )
+    table, rng = traces_like(n_frames, n_particles, seed=seed)
+    table.insert(3, "background", rng.normal(100.0, 2.0, len(table)))
+    table["drift_x_px"] = np.repeat(rng.normal(0.0, 0.1, n_frames), n_particles)
+    return table
 
 
 @pytest.fixture
